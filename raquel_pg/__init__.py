@@ -1,0 +1,27 @@
+"""raquel_pg: a PostgreSQL-native job queue with raquel's API.
+
+The queue's rules live in PL/pgSQL functions installed by versioned
+migrations; :class:`Raquel` (sync) and :class:`AsyncRaquel` (asyncio) are thin
+clients over them, and workers wake on LISTEN/NOTIFY.
+"""
+
+from .client import Job, Raquel
+from .client_async import AsyncJob, AsyncRaquel
+from .errors import InvalidArgument, MigrationError, RaquelError
+from .model import JobRecord, QueueStats
+from .worker import Worker
+from .worker_async import AsyncWorker
+
+__all__ = [
+    "AsyncJob",
+    "AsyncRaquel",
+    "AsyncWorker",
+    "InvalidArgument",
+    "Job",
+    "JobRecord",
+    "MigrationError",
+    "QueueStats",
+    "Raquel",
+    "RaquelError",
+    "Worker",
+]

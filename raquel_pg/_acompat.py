@@ -1,0 +1,96 @@
+"""The few primitives whose sync and async forms differ (after psycopg_pool's ``_acompat``).
+
+The async modules (``*_async.py``) use the ``A``/``a``-prefixed names; the
+sync modules generated from them by ``tools/async_to_sync.py`` use the plain
+names. Everything else is shared code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+# --- async ---------------------------------------------------------------
+
+
+class AEvent(asyncio.Event):
+    """``asyncio.Event`` with a timed wait."""
+
+    async def wait_timeout(self, timeout: float | None) -> bool:
+        """Waits until set or ``timeout`` seconds pass; returns whether it is set."""
+        try:
+            await asyncio.wait_for(self.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        return self.is_set()
+
+
+def aspawn(function: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> asyncio.Task[Any]:
+    """Runs ``function(*args)`` as a task of the running loop."""
+    return asyncio.create_task(function(*args), name=name)
+
+
+async def ajoin(tasks: Iterable[asyncio.Task[Any]], timeout: float | None) -> int:
+    """Waits up to ``timeout`` seconds for ``tasks`` to end; returns how many still run."""
+    pending = [t for t in tasks if not t.done()]
+    if not pending:
+        return 0
+    _, still = await asyncio.wait(pending, timeout=timeout)
+    return len(still)
+
+
+def acancel(tasks: Iterable[asyncio.Task[Any]]) -> bool:
+    """Cancels ``tasks``; returns True (tasks can be cancelled, unlike threads)."""
+    for task in tasks:
+        task.cancel()
+    return True
+
+
+def acurrent() -> asyncio.Task[Any] | None:
+    """The running task."""
+    return asyncio.current_task()
+
+
+asleep = asyncio.sleep
+
+# --- sync ----------------------------------------------------------------
+
+
+class Event(threading.Event):
+    """``threading.Event`` with the same timed wait as :class:`AEvent`."""
+
+    def wait_timeout(self, timeout: float | None) -> bool:
+        return self.wait(timeout)
+
+
+def spawn(function: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
+    """Runs ``function(*args)`` in a daemon thread."""
+    thread = threading.Thread(target=function, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def join(threads: Iterable[threading.Thread], timeout: float | None) -> int:
+    """Waits up to ``timeout`` seconds for ``threads`` to end; returns how many still run."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    alive = 0
+    for thread in list(threads):
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        alive += thread.is_alive()
+    return alive
+
+
+def cancel(threads: Iterable[threading.Thread]) -> bool:
+    """Threads cannot be cancelled: returns False and leaves them running."""
+    return False
+
+
+def current() -> threading.Thread:
+    """The running thread."""
+    return threading.current_thread()
+
+
+sleep = time.sleep

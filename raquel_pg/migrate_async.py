@@ -1,0 +1,85 @@
+"""Applies raquel_pg's migrations to a database.
+
+Each pending migration runs in its own transaction holding an advisory lock,
+so concurrent deploys serialize and never apply one twice; a migration whose
+file changed after it was applied is refused by name (see ``schema.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from .errors import MigrationError
+from .schema import (
+    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, check_applied,
+    load_migrations, pending,
+)
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """A migration and when it was applied (None: pending)."""
+
+    migration: Migration
+    applied_at: datetime | None
+
+
+async def applied(conn: AsyncConnection[Any]) -> dict[int, tuple[str, str, datetime]]:
+    """The migrations recorded in the database: version -> (name, checksum, applied_at)."""
+    cursor = await conn.execute("SELECT to_regclass('raquel_migrations') IS NOT NULL")
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return {}
+    cursor = await conn.execute("SELECT version, name, checksum, applied_at FROM raquel_migrations")
+    return {r[0]: (r[1], r[2], r[3]) for r in await cursor.fetchall()}
+
+
+async def pending_migrations(conn: AsyncConnection[Any]) -> list[Migration]:
+    """The migrations this database still needs, after checking the applied ones."""
+    migrations = load_migrations()
+    done = {v: (name, checksum) for v, (name, checksum, _) in (await applied(conn)).items()}
+    check_applied(migrations, done)
+    return pending(migrations, done)
+
+
+async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
+    """Every known migration with its applied time (None when pending)."""
+    done = await applied(conn)
+    check_applied(load_migrations(), {v: (n, c) for v, (n, c, _) in done.items()})
+    return [MigrationState(m, done[m.version][2] if m.version in done else None)
+            for m in load_migrations()]
+
+
+async def migrate(conn: AsyncConnection[Any]) -> list[Migration]:
+    """Applies the pending migrations in order and returns those this call applied.
+
+    Running it on an up-to-date database is a no-op. Raises
+    :class:`~raquel_pg.MigrationError` when an applied migration's file changed
+    or the database is newer than this raquel_pg; a failing migration is
+    rolled back whole and its error propagates.
+    """
+    cursor = await conn.execute("SELECT current_schema()")
+    row = await cursor.fetchone()
+    if row is None or row[0] is None:
+        raise MigrationError("no schema to install into: no schema of the search_path exists")
+    async with conn.transaction():
+        await conn.execute(LOCK_SQL)
+        await conn.execute(SEARCH_PATH_SQL)
+        await conn.execute(BOOKKEEPING_SQL)
+    applied_now: list[Migration] = []
+    for migration in await pending_migrations(conn):
+        async with conn.transaction():
+            await conn.execute(LOCK_SQL)
+            cursor = await conn.execute(
+                "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
+            if await cursor.fetchone() is not None:
+                continue  # a concurrent deploy applied it while we waited for the lock
+            await conn.execute(SEARCH_PATH_SQL)
+            await conn.execute(migration.sql.encode(), prepare=False)
+            await conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
+        applied_now.append(migration)
+    return applied_now

@@ -1,0 +1,76 @@
+"""The data the clients return: job records and queue statistics (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from . import params
+
+#: Columns read back for a job, in the order of :class:`JobRecord`'s fields.
+JOB_COLUMNS = (
+    "id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
+    "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
+    "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
+)
+
+
+@dataclass
+class JobRecord:
+    """One row of ``raquel_jobs``, as raquel shows it.
+
+    Timestamps are aware UTC datetimes; durations (``max_age``, retry delays)
+    are ms, as stored. ``payload`` is the decoded payload (JSON when the text
+    is JSON, else the text); ``raw_payload`` is the stored text.
+    ``attempts`` counts finished attempts: 0 while the first attempt runs.
+    """
+
+    id: UUID
+    queue: str
+    raw_payload: str | None
+    status: str
+    max_age: int | None
+    max_retry_count: int | None
+    min_retry_delay: int
+    max_retry_delay: int
+    backoff_base: int
+    enqueued_at: datetime
+    scheduled_at: datetime
+    attempts: int
+    error: str | None
+    error_trace: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    claim_id: UUID | None
+    payload: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.payload = params.decode_payload(self.raw_payload)
+
+    @staticmethod
+    def fields_from_row(row: tuple[Any, ...]) -> dict[str, Any]:
+        """Constructor arguments from a row of :data:`JOB_COLUMNS`."""
+        values = dict(zip(JOB_COLUMNS, row))
+        values["raw_payload"] = values.pop("payload")
+        for name in ("enqueued_at", "scheduled_at", "claimed_at", "finished_at", "lease_expires_at"):
+            values[name] = params.to_datetime(values[name])
+        return values
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Job counts of one queue by status (raquel's ``QueueStats``)."""
+
+    name: str
+    total: int = 0
+    queued: int = 0
+    claimed: int = 0
+    success: int = 0
+    failed: int = 0
+    expired: int = 0
+    exhausted: int = 0
+    cancelled: int = 0

@@ -1,0 +1,140 @@
+"""The migration files and the SQL that applies them (no I/O on the database).
+
+Migrations are ``NNNN_snake_name.sql`` files, numbered from 0001 without gaps,
+shipped inside the package (``raquel_pg/migrations`` in the wheel; the
+repository's top-level ``migrations/`` in a source checkout). The runner
+(``migrate``) and the ``--sql`` script both use the statements defined here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+
+from .errors import MigrationError
+
+_FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+#: Advisory lock held by every migration transaction ("raquel" in ASCII).
+LOCK_KEY = 125762840913260
+LOCK_SQL = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+
+#: Pins the migration's objects to the schema being installed into (the first
+#: existing schema of the caller's search_path); functions capture it with
+#: ``SET search_path FROM CURRENT``. pg_temp last, so temp objects never shadow.
+SEARCH_PATH_SQL = (
+    "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
+)
+
+BOOKKEEPING_SQL = """\
+CREATE TABLE IF NOT EXISTS raquel_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+RECORD_SQL = "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file: its number, name, SQL text and SHA-256 checksum."""
+
+    version: int
+    name: str
+    sql: str = field(repr=False)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
+
+
+def _directory() -> Traversable:
+    packaged = resources.files(__package__).joinpath("migrations")
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "migrations"
+    if checkout.is_dir():
+        return checkout
+    raise MigrationError("raquel_pg's migration files are missing from this installation")
+
+
+def load_migrations(directory: Traversable | None = None) -> list[Migration]:
+    """All migrations in order. Raises :class:`MigrationError` on a gap, a duplicate or a bad name."""
+    directory = directory or _directory()
+    found: dict[int, Migration] = {}
+    for entry in directory.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = _FILENAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"migration file {entry.name!r} is not named NNNN_snake_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migrations are numbered {version:04d}: {found[version].filename}, {entry.name}")
+        found[version] = Migration(version, match.group(2), entry.read_text(encoding="utf-8"))
+    ordered = [found[v] for v in sorted(found)]
+    for expected, migration in enumerate(ordered, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration {expected:04d} is missing (next is {migration.filename})")
+    return ordered
+
+
+def check_applied(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> None:
+    """Refuses a database whose applied migrations differ from the files.
+
+    ``applied`` maps version to (name, checksum) as recorded in
+    ``raquel_migrations``. Raises :class:`MigrationError` naming a migration
+    whose file changed after it was applied, or one the database has and this
+    installation does not know.
+    """
+    known = {m.version: m for m in migrations}
+    for version, (name, checksum) in sorted(applied.items()):
+        migration = known.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"the database has migration {version:04d}_{name} which this raquel_pg does not "
+                "know: upgrade raquel_pg")
+        if migration.checksum != checksum:
+            raise MigrationError(
+                f"migration {migration.filename} was changed after it was applied "
+                f"(checksum {checksum[:12]}… in the database, {migration.checksum[:12]}… on disk); "
+                "released migrations are immutable: restore the file and add a new migration")
+
+
+def pending(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
+    """The migrations not yet applied, in order."""
+    return [m for m in migrations if m.version not in applied]
+
+
+def script(migrations: list[Migration]) -> str:
+    """A psql script applying ``migrations``, each in its own transaction under the lock.
+
+    The same statements the runner executes; a migration recorded meanwhile by
+    a concurrent deploy makes its transaction fail on the primary key instead
+    of applying twice.
+    """
+    parts = [
+        "-- raquel_pg migrations, generated by `raquel-pg migrate --sql`",
+        "\\set ON_ERROR_STOP on",
+        f"BEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{BOOKKEEPING_SQL};\nCOMMIT;",
+    ]
+    for m in migrations:
+        record = RECORD_SQL.replace("%s", "{}").format(m.version, _literal(m.name), _literal(m.checksum))
+        parts.append(
+            f"-- {m.filename}\nBEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{m.sql.rstrip()}\n{record};\nCOMMIT;"
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,192 @@
+"""AsyncWorker: runs a handler on the jobs of some queues, woken by NOTIFY.
+
+The async worker is the hand-written source; the sync worker (threads instead
+of tasks) is generated from it by ``tools/async_to_sync.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+
+from . import params
+from ._acompat import AEvent, acancel, ajoin, aspawn
+from .errors import InvalidArgument
+from .queries import QUERIES
+
+if TYPE_CHECKING:
+    from .client_async import AsyncJob, AsyncRaquel
+
+if True:  # ASYNC
+    AsyncHandler = Callable[["AsyncJob"], Awaitable[Any]]
+else:
+    Handler = Callable[["Job"], Any]
+
+logger = logging.getLogger("raquel_pg.worker")
+
+#: Longest wait between reconnection attempts of the notification connection.
+MAX_RECONNECT_DELAY = 30.0
+
+
+class AsyncWorker:
+    """Runs ``handler(job)`` on the jobs of ``queues`` (all queues when empty).
+
+    How it waits: a dedicated connection LISTENs on the ``raquel_jobs``
+    channel; a notification for one of its queues wakes the worker at once.
+    When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
+    it knows of from ``raquel_next_due``, and at least every
+    ``poll_interval`` seconds, which keeps it working while the notification
+    connection is down (it reconnects with exponential backoff).
+
+    Up to ``concurrency`` jobs run at once (tasks on one event loop; threads in
+    the sync :class:`Worker`); it never claims more jobs than it has free
+    slots, so no claimed job sits waiting while its lease runs.
+    Each job runs as in ``dequeue()``: success on return, failure with
+    backoff on an exception, or the outcome the handler set.
+
+    :meth:`stop` ends :meth:`run`: no more claims, and running jobs get
+    ``grace_period`` seconds to finish. Async jobs still running then are
+    cancelled and handed back untouched; sync threads cannot be interrupted,
+    so they finish on their own (or, if the process exits, their jobs are
+    rescued when their leases run out). A stopped worker stays stopped.
+    """
+
+    def __init__(
+        self,
+        rq: AsyncRaquel,
+        handler: AsyncHandler,
+        queues: tuple[str, ...],
+        *,
+        claim_as: str | None = None,
+        concurrency: int = 1,
+        poll_interval: float | timedelta = 2.0,
+        grace_period: float | timedelta = 30.0,
+    ) -> None:
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        self.rq = rq
+        self.handler = handler
+        self.queues = params.queue_list(queues)
+        self.claim_as = claim_as or f"{socket.gethostname()}:{os.getpid()}"
+        self.concurrency = concurrency
+        self.poll_interval = params.seconds(poll_interval, "poll_interval")
+        self.grace_period = params.seconds(grace_period, "grace_period")
+        #: True while the notification connection is LISTENing.
+        self.listening = False
+        self._wanted = None if self.queues is None else set(self.queues)
+        self._stopping = AEvent()
+        self._wake = AEvent()
+        self._active: dict[UUID, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, job: AsyncJob) -> Any:
+        """The worker still calls like its handler."""
+        return self.handler(job)
+
+    def stop(self) -> None:
+        """Asks :meth:`run` to stop claiming and return once running jobs are done."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Processes jobs until :meth:`stop` is called (or the task is cancelled)."""
+        listener = aspawn(self._listen, name="raquel-listener")
+        try:
+            await self._claim_loop()
+        finally:
+            self._stopping.set()
+            await self._shutdown(listener)
+
+    @property
+    def running(self) -> int:
+        """How many jobs are running now."""
+        return len(self._active)
+
+    async def _claim_loop(self) -> None:
+        error_delay = 0.1
+        while not self._stopping.is_set():
+            # Clear before claiming: a notification that arrives from here on
+            # is for a job this claim may miss, so it must wake the wait below.
+            self._wake.clear()
+            timeout = self.poll_interval
+            free = self.concurrency - len(self._active)
+            if free > 0:
+                try:
+                    jobs = await self.rq._claim(self.queues, self.claim_as, free)
+                    if len(jobs) < free:
+                        due = await self.rq._next_due(self.queues)
+                        if due is not None:
+                            due_in = (due - params.now_ms()) / 1000
+                            timeout = min(timeout, due_in if due_in > 0 else 0.05)
+                    error_delay = 0.1
+                except psycopg.OperationalError as error:
+                    logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
+                    jobs, timeout = [], error_delay
+                    error_delay = min(error_delay * 2, MAX_RECONNECT_DELAY)
+                for job in jobs:
+                    self._start(job)
+                if jobs and len(jobs) == free:
+                    continue
+            await self._wake.wait_timeout(timeout)
+
+    def _start(self, job: AsyncJob) -> None:
+        with self._lock:
+            self._active[job.id] = None
+            self._active[job.id] = aspawn(self._execute, job, name=f"raquel-job-{job.id}")
+
+    async def _execute(self, job: AsyncJob) -> None:
+        try:
+            async with self.rq._process(job):
+                await self.handler(job)
+        except Exception:
+            logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
+                             "when its lease runs out", job.id, job.queue)
+        finally:
+            with self._lock:
+                self._active.pop(job.id, None)
+            self._wake.set()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                async with await self.rq._listen_connection() as conn:
+                    await conn.execute(QUERIES["listen"])
+                    self.listening = True
+                    delay = 0.1
+                    self._wake.set()  # catch up with what came while not listening
+                    while not self._stopping.is_set():
+                        async for notify in conn.notifies(timeout=0.5):
+                            if self._wanted is None or notify.payload in self._wanted:
+                                self._wake.set()
+            except psycopg.OperationalError as error:
+                logger.warning("notification connection lost (%s); polling every %.1fs, "
+                               "reconnecting in %.1fs", error, self.poll_interval, delay)
+            finally:
+                self.listening = False
+            await self._stopping.wait_timeout(delay)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    async def _shutdown(self, listener: Any) -> None:
+        acancel([listener])
+        await ajoin([listener], None)
+        with self._lock:
+            handles = [h for h in self._active.values() if h is not None]
+        still = await ajoin(handles, self.grace_period)
+        if not still:
+            return
+        if acancel(handles):
+            await ajoin(handles, None)
+            logger.warning("%d jobs cancelled after the %.1fs grace period and handed back",
+                           still, self.grace_period)
+        else:
+            logger.warning("%d jobs still running after the %.1fs grace period; they finish on "
+                           "their own or are rescued when their leases run out", still, self.grace_period)

@@ -1,0 +1,103 @@
+"""Test fixtures: a real PostgreSQL, found or started without any setup.
+
+Server, in order: ``RAQUEL_PG_TEST_DSN`` if set; a testcontainers PostgreSQL
+if a Docker engine answers; else an embedded PostgreSQL in a temp dir. The
+session gets a fresh database on that server with all migrations applied;
+each test starts with an empty jobs table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from raquel_pg import AsyncRaquel, Raquel
+from raquel_pg.migrate import migrate
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # installed with testcontainers
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """A DSN for an administrative database on the test server."""
+    if os.environ.get("RAQUEL_PG_TEST_DSN"):
+        yield os.environ["RAQUEL_PG_TEST_DSN"]
+    elif _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:17", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        from raquel_pg import embedded
+
+        with tempfile.TemporaryDirectory(prefix="raquel_pg_test_") as tmp:
+            yield embedded.start(Path(tmp) / "pgdata", temporary=True)
+
+
+@pytest.fixture(scope="session")
+def make_database(server_dsn: str) -> Iterator[object]:
+    """A factory of fresh, empty databases on the test server (dropped at the end)."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"raquel_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"'.encode())
+        created.append(name)
+        return make_conninfo(server_dsn, dbname=name)
+
+    yield create
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@pytest.fixture(scope="session")
+def migrated_dsn(make_database: object) -> str:
+    """The session's database, migrated."""
+    dsn: str = make_database()  # type: ignore[operator]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+    return dsn
+
+
+@pytest.fixture
+def dsn(migrated_dsn: str) -> str:
+    """The migrated database with an empty jobs table."""
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE raquel_jobs")
+    return migrated_dsn
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection, for calling the SQL functions and checking rows."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def rq(dsn: str) -> Iterator[Raquel]:
+    with Raquel(dsn, lease=2000) as client:
+        yield client
+
+
+@pytest.fixture
+async def arq(dsn: str) -> AsyncIterator[AsyncRaquel]:
+    async with AsyncRaquel(dsn, lease=2000) as client:
+        yield client

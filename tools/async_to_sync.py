@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Generates raquel_pg's sync modules from the hand-written async ones.
+
+    python tools/async_to_sync.py          # rewrite client.py, worker.py, migrate.py
+    python tools/async_to_sync.py --check  # exit 1 if any of them is out of date
+
+The async source is the single source of truth (as in psycopg): this script
+drops ``await``, turns ``async def/with/for`` into their plain forms, renames
+async names to their sync twins (table below), and keeps the ``else:`` branch
+of every ``if True:  # ASYNC`` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "raquel_pg"
+MODULES = {"client_async.py": "client.py", "worker_async.py": "worker.py", "migrate_async.py": "migrate.py"}
+
+RENAMES = {
+    "AsyncRaquel": "Raquel",
+    "AsyncJob": "Job",
+    "AsyncWorker": "Worker",
+    "AsyncHandler": "Handler",
+    "AsyncLeaseKeeper": "LeaseKeeper",
+    "AsyncConnectionPool": "ConnectionPool",
+    "AsyncConnection": "Connection",
+    "AsyncIterator": "Iterator",
+    "asynccontextmanager": "contextmanager",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "AEvent": "Event",
+    "aspawn": "spawn",
+    "ajoin": "join",
+    "acancel": "cancel",
+    "asleep": "sleep",
+    "client_async": "client",
+    "worker_async": "worker",
+    "migrate_async": "migrate",
+}
+
+BANNER = (
+    "# WARNING: this file is generated from {source} by tools/async_to_sync.py.\n"
+    "# DO NOT EDIT: change {source} and run `python tools/async_to_sync.py`.\n\n"
+)
+
+_NAMES = re.compile(r"\b(" + "|".join(sorted(RENAMES, key=len, reverse=True)) + r")\b")
+_ASYNC_BLOCK = re.compile(r"^(?P<indent>[ ]*)if True:  # ASYNC\n")
+
+
+def _resolve_async_blocks(lines: list[str]) -> list[str]:
+    """Replaces each ``if True:  # ASYNC`` / ``else:`` block by its else branch, dedented."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _ASYNC_BLOCK.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = match.group("indent")
+        body_indent = indent + "    "
+        i += 1
+        while i < len(lines) and (lines[i].startswith(body_indent) or not lines[i].strip()):
+            i += 1  # the async branch
+        if i >= len(lines) or lines[i] != f"{indent}else:\n":
+            raise SystemExit(f"'if True:  # ASYNC' needs an 'else:' at the same indent (line {i + 1})")
+        i += 1
+        while i < len(lines) and (lines[i].startswith(body_indent) or not lines[i].strip()):
+            out.append(lines[i][4:] if lines[i].strip() else lines[i])
+            i += 1
+    return out
+
+
+def convert(source: str, source_name: str) -> str:
+    """The sync module for the async module text ``source``."""
+    lines = _resolve_async_blocks(source.splitlines(keepends=True))
+    text = "".join(lines)
+    text = re.sub(r"\bawait ", "", text)
+    text = re.sub(r"\basync (def|with|for)\b", r"\1", text)
+    text = _NAMES.sub(lambda m: RENAMES[m.group(1)], text)
+    text = text.replace("async with", "with")
+    return BANNER.format(source=source_name) + text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a generated file is out of date")
+    args = parser.parse_args()
+    stale = []
+    for source_name, target_name in MODULES.items():
+        expected = convert((PACKAGE / source_name).read_text(), source_name)
+        target = PACKAGE / target_name
+        if target.exists() and target.read_text() == expected:
+            continue
+        if args.check:
+            stale.append(target_name)
+        else:
+            target.write_text(expected)
+            print(f"wrote raquel_pg/{target_name}")
+    if stale:
+        print(f"out of date (run python tools/async_to_sync.py): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
