@@ -17,8 +17,15 @@ import re
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "raquel_pg"
-MODULES = {"client_async.py": "client.py", "worker_async.py": "worker.py", "migrate_async.py": "migrate.py"}
+ROOT = Path(__file__).resolve().parent.parent
+#: async source -> generated sync module, relative to the repository root.
+MODULES = {
+    "raquel_pg/client_async.py": "raquel_pg/client.py",
+    "raquel_pg/worker_async.py": "raquel_pg/worker.py",
+    "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
+    "tests/test_client_async.py": "tests/test_client.py",
+    "tests/test_worker_async.py": "tests/test_worker.py",
+}
 
 RENAMES = {
     "AsyncRaquel": "Raquel",
@@ -40,6 +47,7 @@ RENAMES = {
     "client_async": "client",
     "worker_async": "worker",
     "migrate_async": "migrate",
+    "arq": "rq",  # the tests' client fixtures
 }
 
 BANNER = (
@@ -92,15 +100,15 @@ def main() -> int:
     args = parser.parse_args()
     stale = []
     for source_name, target_name in MODULES.items():
-        expected = convert((PACKAGE / source_name).read_text(), source_name)
-        target = PACKAGE / target_name
+        expected = convert((ROOT / source_name).read_text(), Path(source_name).name)
+        target = ROOT / target_name
         if target.exists() and target.read_text() == expected:
             continue
         if args.check:
             stale.append(target_name)
         else:
             target.write_text(expected)
-            print(f"wrote raquel_pg/{target_name}")
+            print(f"wrote {target_name}")
     if stale:
         print(f"out of date (run python tools/async_to_sync.py): {', '.join(stale)}", file=sys.stderr)
         return 1
