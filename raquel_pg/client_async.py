@@ -185,6 +185,9 @@ class AsyncRaquel:
             )
             self._owns_pool = True
         else:
+            if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
+                raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
+                                             "(workers open their own LISTEN connection from them)")
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
@@ -213,6 +216,7 @@ class AsyncRaquel:
 
     async def _listen_connection(self) -> AsyncConnection[Any]:
         """A new autocommit connection outside the pool, for LISTEN."""
+        assert isinstance(self._pool.conninfo, str) and not callable(self._pool.kwargs)
         kwargs = dict(self._pool.kwargs or {})
         kwargs["autocommit"] = True
         return await AsyncConnection.connect(self._pool.conninfo, **kwargs)

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -28,6 +28,7 @@ from .queries import QUERIES
 if TYPE_CHECKING:
     from .client import Job, Raquel
 
+#: What ``subscribe()`` decorates: a function taking the job.
 Handler = Callable[["Job"], Any]
 
 logger = logging.getLogger("raquel_pg.worker")

@@ -25,10 +25,8 @@ from .queries import QUERIES
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
 
-if True:  # ASYNC
-    AsyncHandler = Callable[["AsyncJob"], Awaitable[Any]]
-else:
-    Handler = Callable[["Job"], Any]
+#: What ``subscribe()`` decorates: a coroutine function taking the job.
+AsyncHandler = Callable[["AsyncJob"], Awaitable[Any]]
 
 logger = logging.getLogger("raquel_pg.worker")
 

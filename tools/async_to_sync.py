@@ -6,7 +6,7 @@
 
 The async source is the single source of truth (as in psycopg): this script
 drops ``await``, turns ``async def/with/for`` into their plain forms, renames
-async names to their sync twins (table below), and keeps the ``else:`` branch
+async names to their sync twins (tables below), and keeps the ``else:`` branch
 of every ``if True:  # ASYNC`` block.
 """
 
@@ -50,6 +50,13 @@ RENAMES = {
     "arq": "rq",  # the tests' client fixtures
 }
 
+#: Whole phrases whose sync form is not a rename (awaitables become plain values).
+PHRASES = {
+    "from collections.abc import Awaitable, Callable": "from collections.abc import Callable",
+    "Awaitable[Any]": "Any",
+    "a coroutine function taking the job": "a function taking the job",
+}
+
 BANNER = (
     "# WARNING: this file is generated from {source} by tools/async_to_sync.py.\n"
     "# DO NOT EDIT: change {source} and run `python tools/async_to_sync.py`.\n\n"
@@ -89,6 +96,8 @@ def convert(source: str, source_name: str) -> str:
     text = "".join(lines)
     text = re.sub(r"\bawait ", "", text)
     text = re.sub(r"\basync (def|with|for)\b", r"\1", text)
+    for phrase, replacement in PHRASES.items():
+        text = text.replace(phrase, replacement)
     text = _NAMES.sub(lambda m: RENAMES[m.group(1)], text)
     text = text.replace("async with", "with")
     return BANNER.format(source=source_name) + text
