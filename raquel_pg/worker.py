@@ -98,13 +98,19 @@ class Worker:
         self._wake.set()
 
     def run(self) -> None:
-        """Processes jobs until :meth:`stop` is called (or the task is cancelled)."""
+        """Processes jobs until :meth:`stop` is called.
+
+        Cancelling the task that runs it (async) cancels the running jobs at
+        once: each is handed back untouched (``raquel_release``), not failed.
+        """
         listener = spawn(self._listen, name="raquel-listener")
+        grace_period = 0.0
         try:
             self._claim_loop()
+            grace_period = self.grace_period
         finally:
             self._stopping.set()
-            self._shutdown(listener)
+            self._shutdown(listener, grace_period)
 
     @property
     def running(self) -> int:
@@ -176,18 +182,18 @@ class Worker:
             self._stopping.wait_timeout(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
-    def _shutdown(self, listener: Any) -> None:
+    def _shutdown(self, listener: Any, grace_period: float) -> None:
         cancel([listener])
         join([listener], None)
         with self._lock:
             handles = [h for h in self._active.values() if h is not None]
-        still = join(handles, self.grace_period)
+        still = join(handles, grace_period)
         if not still:
             return
         if cancel(handles):
             join(handles, None)
             logger.warning("%d jobs cancelled after the %.1fs grace period and handed back",
-                           still, self.grace_period)
+                           still, grace_period)
         else:
             logger.warning("%d jobs still running after the %.1fs grace period; they finish on "
-                           "their own or are rescued when their leases run out", still, self.grace_period)
+                           "their own or are rescued when their leases run out", still, grace_period)
