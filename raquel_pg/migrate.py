@@ -41,9 +41,12 @@ def applied(conn: Connection[Any]) -> dict[int, tuple[str, str, datetime]]:
     return {r[0]: (r[1], r[2], r[3]) for r in cursor.fetchall()}
 
 
-def pending_migrations(conn: Connection[Any]) -> list[Migration]:
-    """The migrations this database still needs, after checking the applied ones."""
-    migrations = load_migrations()
+def pending_migrations(
+    conn: Connection[Any], migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """The migrations this database still needs (of ``migrations``, default: the package's),
+    after checking the applied ones."""
+    migrations = load_migrations() if migrations is None else migrations
     done = {v: (name, checksum) for v, (name, checksum, _) in (applied(conn)).items()}
     check_applied(migrations, done)
     return pending(migrations, done)
@@ -57,9 +60,10 @@ def status(conn: Connection[Any]) -> list[MigrationState]:
             for m in load_migrations()]
 
 
-def migrate(conn: Connection[Any]) -> list[Migration]:
+def migrate(conn: Connection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
     """Applies the pending migrations in order and returns those this call applied.
 
+    ``migrations`` defaults to the package's own (:func:`~raquel_pg.schema.load_migrations`).
     Running it on an up-to-date database is a no-op. Raises
     :class:`~raquel_pg.MigrationError` when an applied migration's file changed
     or the database is newer than this raquel_pg; a failing migration is
@@ -74,7 +78,7 @@ def migrate(conn: Connection[Any]) -> list[Migration]:
         conn.execute(SEARCH_PATH_SQL)
         conn.execute(BOOKKEEPING_SQL)
     applied_now: list[Migration] = []
-    for migration in pending_migrations(conn):
+    for migration in pending_migrations(conn, migrations):
         with conn.transaction():
             conn.execute(LOCK_SQL)
             cursor = conn.execute(

@@ -38,9 +38,12 @@ async def applied(conn: AsyncConnection[Any]) -> dict[int, tuple[str, str, datet
     return {r[0]: (r[1], r[2], r[3]) for r in await cursor.fetchall()}
 
 
-async def pending_migrations(conn: AsyncConnection[Any]) -> list[Migration]:
-    """The migrations this database still needs, after checking the applied ones."""
-    migrations = load_migrations()
+async def pending_migrations(
+    conn: AsyncConnection[Any], migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """The migrations this database still needs (of ``migrations``, default: the package's),
+    after checking the applied ones."""
+    migrations = load_migrations() if migrations is None else migrations
     done = {v: (name, checksum) for v, (name, checksum, _) in (await applied(conn)).items()}
     check_applied(migrations, done)
     return pending(migrations, done)
@@ -54,9 +57,10 @@ async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
             for m in load_migrations()]
 
 
-async def migrate(conn: AsyncConnection[Any]) -> list[Migration]:
+async def migrate(conn: AsyncConnection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
     """Applies the pending migrations in order and returns those this call applied.
 
+    ``migrations`` defaults to the package's own (:func:`~raquel_pg.schema.load_migrations`).
     Running it on an up-to-date database is a no-op. Raises
     :class:`~raquel_pg.MigrationError` when an applied migration's file changed
     or the database is newer than this raquel_pg; a failing migration is
@@ -71,7 +75,7 @@ async def migrate(conn: AsyncConnection[Any]) -> list[Migration]:
         await conn.execute(SEARCH_PATH_SQL)
         await conn.execute(BOOKKEEPING_SQL)
     applied_now: list[Migration] = []
-    for migration in await pending_migrations(conn):
+    for migration in await pending_migrations(conn, migrations):
         async with conn.transaction():
             await conn.execute(LOCK_SQL)
             cursor = await conn.execute(

@@ -1,0 +1,111 @@
+"""The migration runner: ordered, idempotent, locked, checksummed, and its psql script."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from raquel_pg import MigrationError, embedded
+from raquel_pg.migrate import migrate, pending_migrations, status
+from raquel_pg.schema import Migration, load_migrations, script
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture
+def fresh(make_database: Any) -> Any:
+    """An autocommit connection to a new, empty database."""
+    with psycopg.connect(make_database(), autocommit=True) as conn:
+        yield conn
+
+
+def recorded(conn: Conn) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT version, name, checksum FROM raquel_migrations ORDER BY version").fetchall()
+
+
+def functions(conn: Conn) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc) FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1, 2").fetchall()
+
+
+def test_migrate_applies_every_migration_once_and_records_it(fresh: Conn) -> None:
+    applied = migrate(fresh)
+    assert [m.version for m in applied] == [m.version for m in load_migrations()]
+    assert recorded(fresh) == [(m.version, m.name, m.checksum) for m in load_migrations()]
+    assert migrate(fresh) == []
+    assert all(state.applied_at is not None for state in status(fresh))
+
+
+def test_status_lists_pending_migrations(fresh: Conn) -> None:
+    assert [s.applied_at for s in status(fresh)] == [None] * len(load_migrations())
+
+
+def test_a_changed_migration_file_is_refused_by_name(fresh: Conn) -> None:
+    migrate(fresh)
+    fresh.execute("UPDATE raquel_migrations SET checksum = 'edited' WHERE version = 1")
+    with pytest.raises(MigrationError, match="0001_core.sql was changed after it was applied"):
+        migrate(fresh)
+
+
+def test_a_database_newer_than_the_package_is_refused(fresh: Conn) -> None:
+    migrate(fresh)
+    fresh.execute("INSERT INTO raquel_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
+    with pytest.raises(MigrationError, match="0999_future which this raquel_pg does not know"):
+        pending_migrations(fresh)
+
+
+def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:
+    broken = [*load_migrations(), Migration(len(load_migrations()) + 1, "broken",
+                                            "CREATE TABLE half_done (x int);\nSELECT 1/0;\n")]
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        migrate(fresh, broken)
+    assert fresh.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
+
+
+def test_concurrent_deploys_apply_each_migration_once(make_database: Any) -> None:
+    dsn = make_database()
+    results: list[Any] = []
+
+    def deploy() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            results.append(migrate(conn))
+
+    threads = [threading.Thread(target=deploy) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0, 0, 0, len(load_migrations())]
+
+
+def test_the_psql_script_builds_the_same_schema_as_the_runner(fresh: Conn, make_database: Any) -> None:
+    psql = embedded.bin_path("psql")
+    if psql is None:
+        pytest.skip("no psql on this machine")
+    other = make_database()
+    subprocess.run([psql, other, "-X", "-q"], input=script(load_migrations()), text=True,
+                   check=True, capture_output=True)
+    migrate(fresh)
+    with psycopg.connect(other, autocommit=True) as conn:
+        assert functions(conn) == functions(fresh)
+        assert recorded(conn) == recorded(fresh)
+        assert migrate(conn) == []
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["0001_a.sql", "0003_c.sql"], "migration 0002 is missing"),
+    (["0001_a.sql", "0001_b.sql"], "two migrations are numbered 0001"),
+    (["1_a.sql"], "is not named NNNN_snake_name.sql"),
+])
+def test_migration_files_must_be_numbered_without_gaps(tmp_path: Path, names: list[str], message: str) -> None:
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=message):
+        load_migrations(tmp_path)
