@@ -26,6 +26,7 @@ SECTIONS = ("## Operating with psql", "## Observability")
 #: Job ids the README's snippets name.
 FAILED_JOB = "7f3e2b1a-0c4d-4e5f-8a9b-1c2d3e4f5a6b"
 QUEUED_JOB = "2d9c8b7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+RUNNING_JOB = "5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -57,35 +58,34 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
         assert row is not None
         return row[0]
 
-    def claim(queue: str, worker: str, lease: int = 60_000) -> tuple[Any, Any]:
-        row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], %s, 1, %s)",
-                           (queue, worker, lease)).fetchone()
+    def claim(queue: str, worker: str, age_ms: int = 0) -> tuple[Any, Any]:
+        row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], %s, 1, 60000, %s)",
+                           (queue, worker, now - age_ms)).fetchone()
         assert row is not None
         return row[0], row[1]
 
     # Finished long ago: what purge removes.
     for i in range(3):
         enqueue("emails", f'{{"to": "old{i}@example.com"}}', age_ms=9 * DAY_MS)
-        job, claim_id = claim("emails", "web-1:4242")
+        job, claim_id = claim("emails", "web-1:4242", age_ms=8 * DAY_MS + 1000)
         conn.execute("SELECT raquel_complete(%s, %s, %s)", (job, claim_id, now - 8 * DAY_MS))
     # Failed today: one waiting for its retry, one out of retries.
     enqueue("emails", '{"to": "ada@example"}', age_ms=20 * MINUTE_MS)
-    job, claim_id = claim("emails", "web-1:4242")
+    job, claim_id = claim("emails", "web-1:4242", age_ms=11 * MINUTE_MS)
     conn.execute("SELECT raquel_fail(%s, %s, %s, %s, %s)", (
         job, claim_id, "ValueError: invalid address 'ada@example'",
         "Traceback (most recent call last):\n  ...\nValueError: invalid address 'ada@example'",
         now - 10 * MINUTE_MS))
-    conn.execute("UPDATE raquel_jobs SET id = %s, scheduled_at = %s WHERE id = %s",
-                 (FAILED_JOB, now + 50 * MINUTE_MS, job))
+    # Its next attempt is due in 50 minutes (as after a few failures with backoff).
+    conn.execute("UPDATE raquel_jobs SET scheduled_at = %s WHERE id = %s", (now + 50 * MINUTE_MS, job))
+    conn.execute("UPDATE raquel_jobs SET id = %s WHERE id = %s", (FAILED_JOB, job))
     enqueue("emails", '{"to": "bob@example.com"}', age_ms=15 * MINUTE_MS, max_retry_count=0)
-    job, claim_id = claim("emails", "web-2:1717")
+    job, claim_id = claim("emails", "web-2:1717", age_ms=6 * MINUTE_MS)
     conn.execute("SELECT raquel_fail(%s, %s, %s, NULL, %s)", (
         job, claim_id, "SMTPServerDisconnected: Connection unexpectedly closed", now - 5 * MINUTE_MS))
-    # A worker died holding a job: its lease ran out a minute ago.
+    # A worker died holding a job: claimed 2 minutes ago with a 60 s lease, never renewed.
     enqueue("emails", '{"to": "eve@example.com"}', age_ms=3 * MINUTE_MS)
-    job, _ = claim("emails", "web-3:999")
-    conn.execute("UPDATE raquel_jobs SET claimed_at = %s, lease_expires_at = %s WHERE id = %s",
-                 (now - 3 * MINUTE_MS, now - MINUTE_MS, job))
+    claim("emails", "web-3:999", age_ms=2 * MINUTE_MS)
     # Waiting: ready for 4 minutes and 30 s, and one due tomorrow.
     enqueue("emails", '{"to": "carol@example.com"}', age_ms=4 * MINUTE_MS)
     queued = enqueue("emails", '{"to": "dan@example.com"}', age_ms=30_000)
@@ -95,7 +95,8 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
     enqueue("reports", '{"report": "hourly"}', age_ms=2 * MINUTE_MS, max_age=MINUTE_MS)
     conn.execute("SELECT raquel_expire()")
     # Running now, lease fresh.
-    enqueue("reports", '{"report": "daily"}', age_ms=1000)
+    running = enqueue("reports", '{"report": "daily"}', age_ms=1000)
+    conn.execute("UPDATE raquel_jobs SET id = %s WHERE id = %s", (RUNNING_JOB, running))
     claim("reports", "batch-1:77")
 
 
