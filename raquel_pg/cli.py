@@ -126,14 +126,15 @@ def load_handler(target: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise UserError(f"handler {target!r}: cannot import {module_name}: {error}") from None
-    handler = module
+    handler: Any = module
     for part in attribute.split("."):
         if not hasattr(handler, part):
             raise UserError(f"handler {target!r}: {module_name} has no attribute {attribute!r}")
         handler = getattr(handler, part)
     if not callable(handler):
         raise UserError(f"handler {target!r} is not callable")
-    return handler  # type: ignore[return-value]
+    loaded: Callable[..., Any] = handler
+    return loaded
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -216,7 +217,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         while True:
             rows = _fetch(conn, "ops_stats")
             now = datetime.now(timezone.utc)
-            if args.json:
+            if args.json and args.watch is not None:
+                print(json.dumps(render.stats_json(rows, now)))  # JSON Lines: one document a refresh
+            elif args.json:
                 _print_json(render.stats_json(rows, now))
             else:
                 if args.watch is not None:
@@ -451,7 +454,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = command("stats", "job counts per queue by status, ready jobs, oldest ready age")
     s.add_argument("--watch", nargs="?", const=2.0, type=_positive_seconds, metavar="SECONDS",
-                   help="refresh every SECONDS (default 2) until Ctrl-C")
+                   help="refresh every SECONDS (default 2) until Ctrl-C; with --json, one JSON "
+                        "document per line")
     json_flag(s)
 
     j = command("jobs", "list jobs, newest enqueued first")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -167,6 +168,19 @@ def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
     assert "emails" in out
 
 
+def test_stats_watch_json_prints_one_document_per_line(dsn: str, conn: Conn) -> None:
+    enqueue(conn, "emails")
+    process = subprocess.Popen([entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert len(documents) >= 2
+    assert all(d["queues"]["emails"]["queued"] == 1 for d in documents)
+
+
 # --- jobs, show ----------------------------------------------------------------------------
 
 
@@ -300,6 +314,26 @@ def test_purge_status_narrows_what_is_deleted(cli: Run, conn: Conn) -> None:
     assert (status_of(conn, success), status_of(conn, cancelled)) == ("success", None)
 
 
+def test_purge_shows_a_progress_bar_on_a_terminal(dsn: str, conn: Conn) -> None:
+    now = conn.execute("SELECT raquel_now_ms()").fetchone()[0]  # type: ignore[index]
+    for _ in range(3):
+        enqueue(conn, "q")
+        finish(conn, "q", now=now - 2 * DAY_MS)
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [entry_point(), "--dsn", dsn, "purge", "--older-than", "1d", "--batch-size", "2"],
+            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60, env=clean_env())
+        os.close(follower)
+        bar = os.read(leader, 4096).decode()
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert "\r[####################..........] 2/3" in bar
+    assert "\r[##############################] 3/3" in bar
+    assert result.stdout.startswith("purged 3 jobs")
+
+
 def test_purge_with_a_bad_duration_is_a_one_line_error(cli: Run) -> None:
     line = one_line_error(cli("purge", "--older-than", "a week"))
     assert line.startswith("raquel-pg purge: --older-than: 'a week' is not a duration")
@@ -322,6 +356,13 @@ def test_psql_runs_on_the_configured_database(cli: Run, conn: Conn) -> None:
     enqueue(conn)
     result = cli("psql", "--", "-Atc", "SELECT count(*) FROM raquel_jobs")
     assert (result.returncode, result.stdout) == (0, "1\n")
+
+
+def test_psql_falls_back_to_the_embedded_wheels_psql(dsn: str) -> None:
+    env = {**clean_env(), "PATH": "/nonexistent"}  # no system psql on the PATH
+    result = subprocess.run([entry_point(), "--dsn", dsn, "psql", "--", "-Atc", "SELECT 42"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
 
 
 def test_python_dash_m_runs_the_same_command(dsn: str) -> None:
