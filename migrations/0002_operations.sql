@@ -28,8 +28,9 @@ AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
 -- died or hangs; the next claim on the queue rescues them); and
 -- oldest_ready_age_ms, how long the oldest ready job has been claimable
 -- (now - its scheduled_at; NULL when none is ready). A queue whose ready
--- age keeps growing has no worker keeping up. Reads only; one pass over the
--- table.
+-- age keeps growing has no worker keeping up. Reads only. The status counts
+-- take one pass over the table grouped by (queue, status); the rest reads
+-- only the partial indexes of waiting and claimed jobs.
 CREATE FUNCTION raquel_stats(now bigint DEFAULT NULL)
 RETURNS TABLE (
     queue               text,
@@ -46,27 +47,44 @@ RETURNS TABLE (
     lease_expired       bigint,
     oldest_ready_age_ms bigint
 )
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
-    WITH clock AS (SELECT coalesce(raquel_stats.now, raquel_now_ms()) AS now_ms)
-    SELECT j.queue,
-           count(*),
-           count(*) FILTER (WHERE j.status = 'queued'),
-           count(*) FILTER (WHERE j.status = 'claimed'),
-           count(*) FILTER (WHERE j.status = 'success'),
-           count(*) FILTER (WHERE j.status = 'failed'),
-           count(*) FILTER (WHERE j.status = 'cancelled'),
-           count(*) FILTER (WHERE j.status = 'expired'),
-           count(*) FILTER (WHERE j.status = 'exhausted'),
-           count(*) FILTER (WHERE j.status IN ('queued', 'failed') AND j.scheduled_at <= c.now_ms),
-           count(*) FILTER (WHERE j.status IN ('queued', 'failed') AND j.scheduled_at > c.now_ms),
-           count(*) FILTER (WHERE j.status = 'claimed' AND j.lease_expires_at <= c.now_ms),
-           c.now_ms - min(j.scheduled_at) FILTER (
-               WHERE j.status IN ('queued', 'failed') AND j.scheduled_at <= c.now_ms)
-    FROM raquel_jobs j CROSS JOIN clock c
-    GROUP BY j.queue, c.now_ms
-    ORDER BY j.queue
+DECLARE
+    v_now bigint := coalesce(raquel_stats.now, raquel_now_ms());
+BEGIN
+    RETURN QUERY
+    WITH by_status AS (
+        SELECT j.queue, j.status, count(*) AS n FROM raquel_jobs j GROUP BY j.queue, j.status
+    ), counts AS (
+        SELECT b.queue,
+               sum(b.n)::bigint AS total,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'queued'), 0)::bigint AS queued,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'claimed'), 0)::bigint AS claimed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'success'), 0)::bigint AS success,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'failed'), 0)::bigint AS failed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'cancelled'), 0)::bigint AS cancelled,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'expired'), 0)::bigint AS expired,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'exhausted'), 0)::bigint AS exhausted
+        FROM by_status b GROUP BY b.queue
+    ), waiting AS (
+        SELECT j.queue,
+               count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
+               count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
+               v_now - min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+        FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
+    ), lost AS (
+        SELECT j.queue, count(*) AS lease_expired FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now GROUP BY j.queue
+    )
+    SELECT c.queue, c.total, c.queued, c.claimed, c.success, c.failed, c.cancelled, c.expired,
+           c.exhausted, coalesce(w.ready, 0), coalesce(w.scheduled, 0), coalesce(l.lease_expired, 0),
+           w.oldest_ready_age_ms
+    FROM counts c
+    LEFT JOIN waiting w ON w.queue = c.queue
+    LEFT JOIN lost l ON l.queue = c.queue
+    ORDER BY c.queue;
+END;
 $$;
 
 -- raquel_stats() for psql, with the oldest ready age as an interval.

@@ -205,7 +205,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                             max_retry_count=args.max_retry_count)
         if args.json:
             job = rq.get(job_id)
-            assert job is not None
+            if job is None:
+                raise RaquelError(f"job {job_id} was enqueued and then deleted before it could be shown")
             _print_json(render.job_json(job))
         else:
             print(job_id)
