@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import psycopg
@@ -403,6 +403,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and a pointer to --help), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -414,7 +421,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="raquel-pg", description="raquel_pg: a PostgreSQL-native job queue")
+    root = _Parser(prog="raquel-pg", description="raquel_pg: a PostgreSQL-native job queue")
     root.add_argument("--dsn", help="PostgreSQL connection string (default: $RAQUEL_PG_DSN, "
                                     "$DATABASE_URL, else an embedded server)")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -347,6 +347,12 @@ def test_a_bad_dsn_is_a_one_line_error(cli: Run) -> None:
     assert line.startswith("raquel-pg stats: connection failed")
 
 
+def test_a_usage_mistake_is_a_one_line_error(cli: Run) -> None:
+    line = one_line_error(cli("jobs", "--limit", "many"))
+    assert line == ("raquel-pg jobs: argument --limit/-n: invalid int value: 'many' "
+                    "(see raquel-pg jobs --help)")
+
+
 def test_an_unmigrated_database_gets_a_hint(cli: Run, make_database: Any) -> None:
     line = one_line_error(cli("stats", dsn_=make_database()))
     assert line.endswith("(is the database migrated? run: raquel-pg migrate)")
