@@ -343,7 +343,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
             if bar:
                 sys.stderr.write("\r" + render.progress_bar(purged, max(total, purged)))
                 sys.stderr.flush()
-            if deleted < args.batch_size:
+            if deleted == 0:  # not "< batch_size": a batch skips rows another session has locked
                 break
     if bar:
         sys.stderr.write("\n")
