@@ -100,7 +100,8 @@ SELECT raquel_now_ms()
 
 -- name: ops_purgeable
 SELECT count(*) FROM raquel_jobs
-WHERE status = ANY (%(statuses)s::text[])
+WHERE status IN ('success', 'cancelled', 'expired', 'exhausted')  -- lets it use raquel_jobs_finished_idx
+  AND status = ANY (%(statuses)s::text[])
   AND finished_at < %(now)s::bigint - floor(extract(epoch FROM %(older_than)s::interval) * 1000)::bigint
 
 -- name: ops_purge
