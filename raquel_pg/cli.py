@@ -29,7 +29,7 @@ from uuid import UUID
 import psycopg
 
 from . import embedded, migrate as migrations, params, render
-from .durations import parse_duration, parse_time
+from .durations import parse_duration, parse_iso, parse_time
 from .errors import RaquelError, translate
 from .model import JobRecord
 from .queries import QUERIES
@@ -197,7 +197,7 @@ def _stop_on_signals(stop: Callable[[], None], log: logging.Logger) -> None:
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from .client import Raquel
 
-    at = parse_time(args.at, "--at") if args.at else None
+    at = parse_iso(args.at, "--at") if args.at else None
     delay = parse_duration(args.delay, "--delay") if args.delay else None
     max_age = parse_duration(args.max_age, "--max-age") if args.max_age else None
     with Raquel(resolve_dsn(args.dsn), pool_size=1) as rq:

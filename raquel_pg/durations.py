@@ -3,7 +3,7 @@
 A duration is one or more ``<number><unit>`` parts, units ``ms``, ``s``,
 ``m``, ``h``, ``d``, ``w``: ``7d``, ``90s``, ``1h30m``, ``500ms``, ``1.5h``. A
 time is ISO 8601 (``2026-11-23T12:00:00Z``; naive means UTC) or a duration
-meaning that long ago (``--since 1h``).
+meaning that long ago where that makes sense (``--since 1h``).
 """
 
 from __future__ import annotations
@@ -39,22 +39,32 @@ def parse_duration(text: str, argument: str = "duration") -> timedelta:
     return total
 
 
+def parse_iso(text: str, argument: str) -> datetime:
+    """An aware datetime from ISO 8601 (naive = UTC). Raises :class:`InvalidArgument` naming ``argument``."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgument(
+            argument, f"{argument}: {text!r} is not an ISO 8601 time (2026-11-23T12:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def parse_time(text: str, argument: str, *, now: datetime | None = None) -> datetime:
-    """An aware UTC datetime from ISO 8601 (naive = UTC), or from a duration meaning that long before ``now``.
+    """An aware datetime from ISO 8601 (naive = UTC), or from a duration meaning that long before ``now``.
 
     Raises :class:`InvalidArgument` naming ``argument`` when it is neither.
     """
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            ago = parse_duration(text, argument)
-        except InvalidArgument:
-            raise InvalidArgument(
-                argument, f"{argument}: {text!r} is neither an ISO 8601 time "
-                          "(2026-11-23T12:00:00Z) nor a duration (1h, 7d)") from None
-        return (now or datetime.now(timezone.utc)) - ago
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_iso(text, argument)
+    except InvalidArgument:
+        pass
+    try:
+        ago = parse_duration(text, argument)
+    except InvalidArgument:
+        raise InvalidArgument(
+            argument, f"{argument}: {text!r} is neither an ISO 8601 time "
+                      "(2026-11-23T12:00:00Z) nor a duration (1h, 7d)") from None
+    return (now or datetime.now(timezone.utc)) - ago
 
 
 def format_ms(ms: int | None) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from raquel_pg import InvalidArgument
-from raquel_pg.durations import format_ms, parse_duration, parse_time
+from raquel_pg.durations import format_ms, parse_duration, parse_iso, parse_time
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -50,3 +50,8 @@ def test_parse_time_refuses_garbage() -> None:
 ])
 def test_format_ms(ms: int | None, text: str) -> None:
     assert format_ms(ms) == text
+
+
+def test_parse_iso_refuses_a_duration() -> None:
+    with pytest.raises(InvalidArgument, match="--at: '1h' is not an ISO 8601 time"):
+        parse_iso("1h", "--at")
