@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Callable
 from contextlib import contextmanager
@@ -47,12 +48,14 @@ class Job(JobRecord):
 
     _rq: Raquel
     _settled: bool
+    _claimed_monotonic: float
 
     @classmethod
     def _bind(cls, rq: Raquel, row: tuple[Any, ...]) -> Job:
         job = cls(**JobRecord.fields_from_row(row))
         job._rq = rq
         job._settled = False
+        job._claimed_monotonic = time.monotonic()
         return job
 
     def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
@@ -90,11 +93,18 @@ class Job(JobRecord):
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
                 "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
             return False
+        attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
+        logger.info(
+            "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
+            outcome, status, duration_ms, f": {self.error}" if outcome == "fail" else "",
+            extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
+                   "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
         return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -44,12 +45,14 @@ class AsyncJob(JobRecord):
 
     _rq: AsyncRaquel
     _settled: bool
+    _claimed_monotonic: float
 
     @classmethod
     def _bind(cls, rq: AsyncRaquel, row: tuple[Any, ...]) -> AsyncJob:
         job = cls(**JobRecord.fields_from_row(row))
         job._rq = rq
         job._settled = False
+        job._claimed_monotonic = time.monotonic()
         return job
 
     async def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
@@ -87,11 +90,18 @@ class AsyncJob(JobRecord):
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
                 "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
             return False
+        attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
+        logger.info(
+            "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
+            outcome, status, duration_ms, f": {self.error}" if outcome == "fail" else "",
+            extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
+                   "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
         return True
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,5 +55,32 @@ def bin_path(program: str) -> str | None:
         module = _module()
     except RaquelError:
         return None
-    candidate = Path(module.POSTGRES_BIN_PATH) / program
+    candidate = Path(module.postgres_server.POSTGRES_BIN_PATH) / program
     return str(candidate) if os.access(candidate, os.X_OK) else None
+
+
+def running_dsn(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
+    """The DSN of the embedded server whose data is in ``data_dir`` if it is running, else None."""
+    info = _module().utils.PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
+    if info is None or not info.is_running():
+        return None
+    dsn: str = info.get_uri()
+    return dsn
+
+
+def stop(data_dir: Path = DEFAULT_DATA_DIR, timeout: float = 60.0) -> bool:
+    """Stops the embedded server of ``data_dir`` (fast shutdown: sessions are ended, data kept).
+
+    Returns False when it was not running; raises :class:`RaquelError` when it
+    is still running after ``timeout`` seconds.
+    """
+    info = _module().utils.PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
+    if info is None or not info.is_running():
+        return False
+    os.kill(info.pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    deadline = time.monotonic() + timeout
+    while info.process.is_running() and info.process.status() != "zombie":
+        if time.monotonic() > deadline:
+            raise RaquelError(f"the embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f}s")
+        time.sleep(0.1)
+    return True

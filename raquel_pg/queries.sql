@@ -70,3 +70,40 @@ GROUP BY queue ORDER BY queue
 
 -- name: listen
 LISTEN raquel_jobs
+
+-- Operations (the raquel-pg CLI): calls to the functions of 0002_operations.
+
+-- name: ops_stats
+SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
+       scheduled, lease_expired, oldest_ready_age_ms
+FROM raquel_stats()
+
+-- name: ops_jobs
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       claimed_at, finished_at, lease_expires_at, claim_id
+FROM raquel_jobs
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
+ORDER BY enqueued_at DESC, id
+LIMIT %(limit)s::integer
+
+-- name: ops_retry
+SELECT raquel_retry(%(job_id)s::uuid)
+
+-- name: ops_retry_jobs
+SELECT raquel_retry_jobs(queue => %(queue)s::text, statuses => %(statuses)s::text[],
+                         since => %(since)s::timestamptz)
+
+-- name: ops_now
+SELECT raquel_now_ms()
+
+-- name: ops_purgeable
+SELECT count(*) FROM raquel_jobs
+WHERE status IN ('success', 'cancelled', 'expired', 'exhausted')  -- lets it use raquel_jobs_finished_idx
+  AND status = ANY (%(statuses)s::text[])
+  AND finished_at < %(now)s::bigint - floor(extract(epoch FROM %(older_than)s::interval) * 1000)::bigint
+
+-- name: ops_purge
+SELECT raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
+                    %(now)s::bigint)
