@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates raquel_pg's sync modules from the hand-written async ones.
 
-    python tools/async_to_sync.py          # rewrite client.py, worker.py, migrate.py
+    python tools/async_to_sync.py          # rewrite client.py, worker.py, migrate.py, scheduler.py
     python tools/async_to_sync.py --check  # exit 1 if any of them is out of date
 
 The async source is the single source of truth (as in psycopg): this script
@@ -18,7 +18,12 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "raquel_pg"
-MODULES = {"client_async.py": "client.py", "worker_async.py": "worker.py", "migrate_async.py": "migrate.py"}
+MODULES = {
+    "client_async.py": "client.py",
+    "worker_async.py": "worker.py",
+    "migrate_async.py": "migrate.py",
+    "scheduler_async.py": "scheduler.py",
+}
 
 RENAMES = {
     "AsyncRaquel": "Raquel",
@@ -26,6 +31,7 @@ RENAMES = {
     "AsyncWorker": "Worker",
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
+    "AsyncScheduler": "Scheduler",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -40,6 +46,7 @@ RENAMES = {
     "client_async": "client",
     "worker_async": "worker",
     "migrate_async": "migrate",
+    "scheduler_async": "scheduler",
 }
 
 BANNER = (
