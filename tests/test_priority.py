@@ -1,0 +1,128 @@
+"""Priorities (migration 0003): higher first, FIFO by scheduled_at within a priority."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import pytest
+
+from raquel_pg import InvalidArgument, Raquel
+
+T = 1_700_000_000_000  # a fixed "now" (ms) for the SQL functions
+
+
+def claim_payloads(
+    conn: psycopg.Connection[Any], queues: list[str] | None, batch: int, now: int | None = T
+) -> list[str]:
+    rows = conn.execute(
+        "SELECT payload FROM raquel_claim(%s, 'w', %s, 60000, %s)", (queues, batch, now)).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_existing_enqueue_calls_still_work(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""SELECT raquel_enqueue('emails', '{"to": "a@b.c"}')""")
+    conn.execute("SELECT raquel_enqueue(queue => 'q', payload => 'x', delay => 5000)")
+    rows = conn.execute("SELECT queue, priority FROM raquel_jobs ORDER BY queue").fetchall()
+    assert rows == [("emails", 0), ("q", 0)]
+
+
+@pytest.mark.parametrize("queues", [None, ["q"], ["q", "other"]], ids=["all", "one", "several"])
+def test_claim_takes_highest_priority_then_oldest(conn: psycopg.Connection[Any], queues: list[str] | None) -> None:
+    for payload, priority, at in [("low-old", -1, T - 5000), ("mid-new", 0, T - 1000), ("mid-old", 0, T - 3000),
+                                  ("high-new", 10, T - 10), ("high-old", 10, T - 20), ("high-future", 10, T + 1)]:
+        conn.execute("SELECT raquel_enqueue('q', %s, at => %s, priority => %s, now => %s)",
+                     (payload, at, priority, T - 6000))
+    assert claim_payloads(conn, queues, 10) == ["high-old", "high-new", "mid-old", "mid-new", "low-old"]
+
+
+def test_client_enqueue_sets_priority(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
+    low = rq.enqueue("q", "low", priority=-5)
+    high = rq.enqueue("q", "high", priority=5)
+    rows = dict(conn.execute("SELECT id, priority FROM raquel_jobs").fetchall())
+    assert rows == {low: -5, high: 5}
+    with rq.dequeue("q") as job:
+        assert job is not None and job.id == high
+
+
+def test_priority_must_be_an_int(rq: Raquel) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        rq.enqueue("q", "x", priority="high")  # type: ignore[arg-type]
+    assert error.value.argument == "priority"
+
+
+def test_set_priority_reorders_waiting_jobs(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
+    first = rq.enqueue("q", "first")
+    second = rq.enqueue("q", "second")
+    assert conn.execute("SELECT raquel_set_priority(%s, 3)", (second,)).fetchone() == (True,)
+    assert rq.set_priority(first, 1) is True
+    assert claim_payloads(conn, ["q"], 2, now=None) == ["second", "first"]
+
+
+def test_set_priority_leaves_finished_jobs_alone(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
+    job_id = rq.enqueue("q", "x")
+    with rq.dequeue("q"):
+        pass
+    assert rq.set_priority(job_id, 9) is False
+    assert conn.execute("SELECT status, priority FROM raquel_jobs").fetchone() == ("success", 0)
+
+
+def test_next_due_finds_the_earliest_job_across_priorities(conn: psycopg.Connection[Any]) -> None:
+    for priority, at in [(5, T + 3000), (0, T + 1000), (-2, T + 2000), (7, T + 500)]:
+        conn.execute("SELECT raquel_enqueue('q', 'x', at => %s, priority => %s)", (at, priority))
+    conn.execute("SELECT raquel_enqueue('other', 'x', at => %s, priority => 9)", (T + 100,))
+    due = conn.execute(
+        "SELECT raquel_next_due(NULL), raquel_next_due(ARRAY['q']), raquel_next_due(ARRAY['none'])").fetchone()
+    assert due == (T + 100, T + 500, None)
+
+
+# The claim's inner SELECT for each queue filter, exactly as raquel_claim runs
+# it (0003_priority.sql), with its variables as parameters, and the indexes
+# its plan may use. For several queues the planner picks by the data: the
+# per-queue index when the queues are rare, else the all-queues index read in
+# claim order with a filter on the queue; both are partial and ordered.
+CLAIM_PLANS = {
+    "all-queues": ("""SELECT j.id FROM raquel_jobs j
+            WHERE j.status IN ('queued', 'failed') AND j.scheduled_at <= %(now)s::bigint
+              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > %(now)s::bigint)
+            ORDER BY j.priority DESC, j.scheduled_at
+            LIMIT %(batch)s::integer
+            FOR UPDATE SKIP LOCKED""", None, ("raquel_jobs_ready_priority_idx",)),
+    "one-queue": ("""SELECT j.id FROM raquel_jobs j
+            WHERE j.queue = (%(queues)s::text[])[1]
+              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= %(now)s::bigint
+              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > %(now)s::bigint)
+            ORDER BY j.priority DESC, j.scheduled_at
+            LIMIT %(batch)s::integer
+            FOR UPDATE SKIP LOCKED""", ["q3"], ("raquel_jobs_ready_queue_priority_idx",)),
+    "several-queues": ("""SELECT j.id FROM raquel_jobs j
+            WHERE j.queue = ANY (%(queues)s::text[])
+              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= %(now)s::bigint
+              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > %(now)s::bigint)
+            ORDER BY j.priority DESC, j.scheduled_at
+            LIMIT %(batch)s::integer
+            FOR UPDATE SKIP LOCKED""", ["q3", "q7"],
+                       ("raquel_jobs_ready_queue_priority_idx", "raquel_jobs_ready_priority_idx")),
+}
+
+
+@pytest.mark.parametrize("shape", list(CLAIM_PLANS))
+def test_claim_uses_a_priority_index(conn: psycopg.Connection[Any], shape: str) -> None:
+    # 20,000 finished jobs and 4,000 waiting ones over 5 priorities, most in
+    # queue 'bulk' and 2% each in queues q3 and q7.
+    conn.execute("""
+        INSERT INTO raquel_jobs (queue, payload, status, priority, enqueued_at, scheduled_at, finished_at)
+        SELECT CASE WHEN i %% 100 < 2 THEN 'q3' WHEN i %% 100 < 4 THEN 'q7' ELSE 'bulk' END, 'x',
+               CASE WHEN i %% 6 = 0 THEN 'queued' ELSE 'success' END,
+               i %% 5 - 2, %(t)s - i, %(t)s - i, CASE WHEN i %% 6 = 0 THEN NULL ELSE %(t)s END
+        FROM generate_series(1, 24000) AS i""", {"t": T})
+    conn.execute("ANALYZE raquel_jobs")
+    sql, queues, indexes = CLAIM_PLANS[shape]
+    plan = "\n".join(row[0] for row in conn.execute(
+        "EXPLAIN " + sql, {"now": T, "batch": 10, "queues": queues}).fetchall())  # type: ignore[operator]
+    used = re.findall(r"Index Scan using (\w+)", plan)
+    assert used and set(used) <= set(indexes), plan
+    assert "Seq Scan" not in plan, plan
+    if len(indexes) == 1:  # read in claim order: no sort
+        assert "Sort" not in plan, plan
