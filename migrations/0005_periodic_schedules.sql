@@ -161,6 +161,16 @@ BEGIN
             'each tick must be <= now and each next_run_at after now');
     END IF;
 
+    -- Lock the rows first, in name order, so that schedulers firing
+    -- overlapping sets cannot deadlock. A row another scheduler holds is
+    -- waited for (it holds it for one statement), not skipped: skipping
+    -- would let a scheduler that read a stale tick delay the firing of the
+    -- current one past its time, and the missed-tick rule would drop ticks.
+    PERFORM FROM raquel_schedules s
+    WHERE s.name = ANY (raquel_fire_schedules.names)
+    ORDER BY s.name
+    FOR UPDATE;
+
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET

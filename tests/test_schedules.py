@@ -149,6 +149,8 @@ def test_concurrent_schedulers_fire_each_tick_once(
     clients = [Raquel(no_schedules, pool_size=1) for _ in range(8)]
     clients[0].schedule("one", "q", every=1000, first_run_at=T)
     clients[0].schedule("cron", "c", cron="* * * * * */5", first_run_at=T)  # every 5 s (croniter: seconds last)
+    for i in range(5):  # more schedules due together, fired in overlapping sets
+        clients[0].schedule(f"m{i}", f"m{i}", every=300 + 100 * i, first_run_at=T)
     barrier = threading.Barrier(len(clients))
     errors: list[BaseException] = []
 
@@ -170,6 +172,9 @@ def test_concurrent_schedulers_fire_each_tick_once(
     assert not errors, errors
     assert fired(conn, "q") == [T + i * 1000 for i in range(21)]
     assert fired(conn, "c") == [T + i * 5000 for i in range(5)]
+    for i in range(5):
+        every = 300 + 100 * i
+        assert fired(conn, f"m{i}") == list(range(T, T + 20_001, every))
 
 
 WALKER = """
