@@ -68,6 +68,16 @@ def test_set_priority_leaves_finished_jobs_alone(rq: Raquel, conn: psycopg.Conne
     assert conn.execute("SELECT status, priority FROM raquel_jobs").fetchone() == ("success", 0)
 
 
+def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
+    job_id = rq.enqueue("reports", "monthly", priority=10)
+    rq.enqueue("reports", "reindex", priority=-5)
+    assert rq.set_priority(job_id, 20) is True
+    conn.execute("SELECT raquel_enqueue('reports', 'monthly', priority => 10);")
+    conn.execute("SELECT raquel_set_priority(id, 20) FROM raquel_jobs WHERE payload = 'monthly' AND status = 'queued';")
+    assert conn.execute("SELECT payload, priority FROM raquel_jobs ORDER BY priority").fetchall() == [
+        ("reindex", -5), ("monthly", 20), ("monthly", 20)]
+
+
 def test_next_due_finds_the_earliest_job_across_priorities(conn: psycopg.Connection[Any]) -> None:
     for priority, at in [(5, T + 3000), (0, T + 1000), (-2, T + 2000), (7, T + 500)]:
         conn.execute("SELECT raquel_enqueue('q', 'x', at => %s, priority => %s)", (at, priority))

@@ -85,6 +85,29 @@ def test_cron_schedule_set_from_sql_gets_its_first_tick_from_a_scheduler(
     assert state(conn, "nightly-report") == (ms(datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)), None)
 
 
+def test_readme_sql(conn: psycopg.Connection[Any], no_schedules: str) -> None:
+    conn.execute("""SELECT raquel_set_schedule('nightly-report', 'reports', '{"kind": "daily"}', cron => '0 3 * * *');""")
+    conn.execute("SELECT raquel_set_schedule('cleanup', 'maintenance', every => 3600000, priority => -1);")
+    listed = conn.execute(
+        "SELECT name, to_timestamp(next_run_at / 1000.0) AS next_run FROM raquel_schedules ORDER BY next_run_at;"
+    ).fetchall()
+    assert [name for name, _ in listed] == ["cleanup", "nightly-report"]
+    assert conn.execute("SELECT raquel_drop_schedule('cleanup');").fetchone() == (True,)
+
+
+def test_readme_python(rq: Raquel, no_schedules: str) -> None:
+    rq.schedule("nightly-report", "reports", {"kind": "daily"}, cron="0 3 * * *")
+    rq.schedule("cleanup", "maintenance", every=timedelta(hours=1), priority=-1)
+
+    scheduler = rq.scheduler()  # AsyncRaquel.scheduler() for asyncio
+    thread = threading.Thread(target=scheduler.run, daemon=True)  # beside your workers
+    thread.start()
+    scheduler.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert [(s.name, s.priority) for s in rq.schedules()] == [("cleanup", -1), ("nightly-report", 0)]
+
+
 def test_redeclaring_keeps_the_state_and_changing_the_timing_restarts(
     rq: Raquel, conn: psycopg.Connection[Any], no_schedules: str
 ) -> None:

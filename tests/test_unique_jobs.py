@@ -132,6 +132,18 @@ def test_client_replace(rq: Raquel) -> None:
     assert record is not None and record.payload == {"n": 2}
 
 
+def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
+    first = rq.enqueue("sync", {"user": 42, "v": 1}, unique_key="sync:42")
+    assert rq.enqueue("sync", {"user": 42, "v": 2}, unique_key="sync:42") == first  # kept
+    rq.enqueue("sync", {"user": 42, "v": 3}, unique_key="sync:42", unique_mode="replace")  # now v=3
+    record = rq.get(first)
+    assert record is not None and record.payload == {"user": 42, "v": 3}
+    conn.execute("TRUNCATE raquel_jobs")
+    conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 1}', unique_key => 'sync:42');""")
+    conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 3}', unique_key => 'sync:42', unique_mode => 'replace');""")
+    assert conn.execute("SELECT payload FROM raquel_jobs").fetchall() == [('{"user": 42, "v": 3}',)]
+
+
 @pytest.mark.asyncio(loop_scope="session")  # the loop of the session-scoped arq fixture
 async def test_async_client_keep(arq: AsyncRaquel) -> None:
     first = await arq.enqueue("q", "a", unique_key="k")
