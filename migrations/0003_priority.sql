@@ -186,54 +186,61 @@ $$;
 -- The ready indexes are now ordered by priority first, so the earliest
 -- scheduled_at is found per priority: a loose index scan (a recursive CTE
 -- that jumps from one distinct priority to the next) reads one index entry
--- per distinct priority instead of every waiting job.
+-- per distinct priority instead of every waiting job. PL/pgSQL with one
+-- static statement per queue-filter shape, as in raquel_claim, each kept as
+-- a generic cached plan: planning this statement costs more than running it
+-- (a SQL function, or custom plans, would plan it again at every call).
 CREATE OR REPLACE FUNCTION raquel_next_due(queues text[] DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
 AS $$
-    WITH RECURSIVE
-    -- The distinct priorities of waiting jobs, highest first, each found by
-    -- one index probe below the previous one: across all queues...
-    all_levels(priority) AS (
-        SELECT (SELECT j.priority FROM raquel_jobs j
-                WHERE j.status IN ('queued', 'failed')
-                ORDER BY j.priority DESC LIMIT 1)
-        WHERE raquel_next_due.queues IS NULL
-        UNION ALL
-        SELECT (SELECT j.priority FROM raquel_jobs j
-                WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
-                ORDER BY j.priority DESC LIMIT 1)
-        FROM all_levels l WHERE l.priority IS NOT NULL
-    ),
-    -- ... and per queue asked for.
-    queue_levels(queue, priority) AS (
-        SELECT q.name, (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+BEGIN
+    IF raquel_next_due.queues IS NULL THEN
+        RETURN (
+            WITH RECURSIVE levels(priority) AS (
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed')
                         ORDER BY j.priority DESC LIMIT 1)
-        FROM unnest(raquel_next_due.queues) AS q(name)
-        UNION ALL
-        SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
-                         WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
-                           AND j.priority < l.priority
-                         ORDER BY j.priority DESC LIMIT 1)
-        FROM queue_levels l WHERE l.priority IS NOT NULL
-    )
-    SELECT min(t) FROM (
-        SELECT (SELECT j.scheduled_at FROM raquel_jobs j
-                WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
-                ORDER BY j.scheduled_at LIMIT 1) AS t
-        FROM all_levels l WHERE l.priority IS NOT NULL
-        UNION ALL
-        SELECT (SELECT j.scheduled_at FROM raquel_jobs j
-                WHERE j.queue = l.queue AND j.status IN ('queued', 'failed') AND j.priority = l.priority
-                ORDER BY j.scheduled_at LIMIT 1)
-        FROM queue_levels l WHERE l.priority IS NOT NULL
-        UNION ALL
-        SELECT min(j.lease_expires_at) FROM raquel_jobs j
-        WHERE j.status = 'claimed'
-          AND (raquel_next_due.queues IS NULL OR j.queue = ANY (raquel_next_due.queues))
-    ) AS due
+                UNION ALL
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
+                        ORDER BY j.priority DESC LIMIT 1)
+                FROM levels l WHERE l.priority IS NOT NULL
+            )
+            SELECT min(t) FROM (
+                SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                        ORDER BY j.scheduled_at LIMIT 1) AS t
+                FROM levels l WHERE l.priority IS NOT NULL
+                UNION ALL
+                SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
+            ) AS due);
+    END IF;
+    RETURN (
+        WITH RECURSIVE levels(queue, priority) AS (
+            SELECT q.name, (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                            ORDER BY j.priority DESC LIMIT 1)
+            FROM unnest(raquel_next_due.queues) AS q(name)
+            UNION ALL
+            SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
+                               AND j.priority < l.priority
+                             ORDER BY j.priority DESC LIMIT 1)
+            FROM levels l WHERE l.priority IS NOT NULL
+        )
+        SELECT min(t) FROM (
+            SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                    WHERE j.queue = l.queue AND j.status IN ('queued', 'failed') AND j.priority = l.priority
+                    ORDER BY j.scheduled_at LIMIT 1) AS t
+            FROM levels l WHERE l.priority IS NOT NULL
+            UNION ALL
+            SELECT min(j.lease_expires_at) FROM raquel_jobs j
+            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
+        ) AS due);
+END;
 $$;
 
 -- Guarantees: sets the priority of an unfinished job (queued, failed or
