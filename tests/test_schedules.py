@@ -221,7 +221,7 @@ def test_scheduler_processes_fire_each_tick_once(no_schedules: str, conn: psycop
 
 
 @pytest.mark.slow
-def test_scheduler_loops_fire_every_tick_once_on_the_real_clock(
+def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(
     no_schedules: str, conn: psycopg.Connection[Any]
 ) -> None:
     """4 Scheduler loops (threads, own clients) for about 2 s on a 100 ms interval."""
