@@ -103,6 +103,21 @@ $$;
 -- Before claiming, it expires jobs past max_age and rescues jobs whose lease
 -- ran out, in the same queues, so no sweeper process is needed.
 -- Order: highest priority first, then oldest scheduled_at first.
+--
+-- How: priority level by level, highest first. One index probe finds the
+-- highest priority among waiting jobs; a range scan of that level
+-- (priority = level AND scheduled_at <= now, in scheduled_at order) claims
+-- from it and stops at its first not-yet-due job; the next lower level is
+-- probed only while the batch is not full. A single scan ordered by
+-- (priority DESC, scheduled_at) would instead step over every not-yet-due job
+-- of the levels above the first ready one (before PostgreSQL 18's skip scan),
+-- that is over all of them when nothing is ready: the idle worker's claim.
+-- One set of static statements per queue-filter shape, so that each keeps its
+-- own cached plan on the index that matches it:
+-- raquel_jobs_ready_priority_idx for all queues,
+-- raquel_jobs_ready_queue_priority_idx for one or several queues.
+-- The plans are generic (plan_cache_mode): with several statements per call,
+-- planning them again at every call would cost more than running them.
 CREATE OR REPLACE FUNCTION raquel_claim(
     queues   text[]  DEFAULT NULL,
     claim_as text    DEFAULT NULL,
@@ -112,9 +127,13 @@ CREATE OR REPLACE FUNCTION raquel_claim(
 ) RETURNS SETOF raquel_jobs
 LANGUAGE plpgsql VOLATILE ROWS 1
 SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_claim.now, raquel_now_ms());
+    v_now   bigint := coalesce(raquel_claim.now, raquel_now_ms());
+    v_left  integer := raquel_claim.batch;
+    v_level integer;
+    v_count integer;
 BEGIN
     IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
         PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
@@ -126,57 +145,92 @@ BEGIN
     PERFORM raquel_expire(raquel_claim.queues, v_now);
     PERFORM raquel_rescue(raquel_claim.queues, v_now);
 
-    -- Three static statements rather than one with an OR, so that each gets
-    -- its own cached plan on the index that matches it:
-    -- raquel_jobs_ready_priority_idx for all queues,
-    -- raquel_jobs_ready_queue_priority_idx for one or several queues.
     IF raquel_claim.queues IS NULL THEN
-        RETURN QUERY
-        WITH picked AS (
-            SELECT j.id FROM raquel_jobs j
-            WHERE j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
-              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-            ORDER BY j.priority DESC, j.scheduled_at
-            LIMIT raquel_claim.batch
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE raquel_jobs j SET
-            status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-            lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
-        FROM picked WHERE j.id = picked.id
-        RETURNING j.*;
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
-        RETURN QUERY
-        WITH picked AS (
-            SELECT j.id FROM raquel_jobs j
-            WHERE j.queue = raquel_claim.queues[1]
-              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
-              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-            ORDER BY j.priority DESC, j.scheduled_at
-            LIMIT raquel_claim.batch
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE raquel_jobs j SET
-            status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-            lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
-        FROM picked WHERE j.id = picked.id
-        RETURNING j.*;
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                          AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
     ELSE
-        RETURN QUERY
-        WITH picked AS (
-            SELECT j.id FROM raquel_jobs j
-            WHERE j.queue = ANY (raquel_claim.queues)
-              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
-              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-            ORDER BY j.priority DESC, j.scheduled_at
-            LIMIT raquel_claim.batch
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE raquel_jobs j SET
-            status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-            lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
-        FROM picked WHERE j.id = picked.id
-        RETURNING j.*;
+        -- One probe per queue: the highest level among them.
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                              AND j.priority < v_level
+                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+        END LOOP;
     END IF;
 END;
 $$;
