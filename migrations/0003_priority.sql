@@ -116,8 +116,6 @@ $$;
 -- own cached plan on the index that matches it:
 -- raquel_jobs_ready_priority_idx for all queues,
 -- raquel_jobs_ready_queue_priority_idx for one or several queues.
--- The plans are generic (plan_cache_mode): with several statements per call,
--- planning them again at every call would cost more than running them.
 CREATE OR REPLACE FUNCTION raquel_claim(
     queues   text[]  DEFAULT NULL,
     claim_as text    DEFAULT NULL,
@@ -127,7 +125,6 @@ CREATE OR REPLACE FUNCTION raquel_claim(
 ) RETURNS SETOF raquel_jobs
 LANGUAGE plpgsql VOLATILE ROWS 1
 SET search_path FROM CURRENT
-SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_now   bigint := coalesce(raquel_claim.now, raquel_now_ms());
