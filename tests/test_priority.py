@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, LiteralString
 
 import psycopg
@@ -140,3 +141,29 @@ def test_claim_uses_a_priority_index(conn: psycopg.Connection[Any], shape: str) 
     assert "Seq Scan" not in plan, plan
     if len(indexes) == 1:  # read in claim order: no sort
         assert "Sort" not in plan, plan
+
+
+def test_concurrent_claims_take_each_job_once(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """8 threads, each on its own connection, claim batches of 3 across 4 priority levels until none is left."""
+    conn.execute("""INSERT INTO raquel_jobs (queue, payload, priority, scheduled_at)
+                    SELECT 'q', i::text, i %% 4, %s + i FROM generate_series(1, 400) AS i""", (T,))
+    claimed: list[list[tuple[str, int]]] = [[] for _ in range(8)]
+    barrier = threading.Barrier(8)
+
+    def claim_all(i: int) -> None:
+        with psycopg.connect(dsn, autocommit=True) as own:
+            barrier.wait()
+            while rows := own.execute("SELECT payload, priority FROM raquel_claim(ARRAY['q'], 'w', 3, 60000, %s)",
+                                      (T + 1000,)).fetchall():
+                claimed[i].extend(rows)
+
+    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    payloads = [p for per_thread in claimed for p, _ in per_thread]
+    assert sorted(payloads, key=int) == [str(i) for i in range(1, 401)]
+    for per_thread in claimed:  # each claimer saw priorities only go down
+        priorities = [priority for _, priority in per_thread]
+        assert priorities == sorted(priorities, reverse=True)
