@@ -339,10 +339,12 @@ class AsyncRaquel:
         return decorate
 
     async def set_priority(self, job_id: UUID | str, priority: int) -> bool:
-        """Sets the priority of an unfinished job; False (nothing changed) if it is missing or finished."""
-        if params.count(priority, "priority") is None:
-            raise InvalidArgument("priority", "priority: expected an int, got None")
-        rows = await self._fetch("set_priority", {"job_id": job_id, "priority": priority})
+        """Sets the priority of an unfinished job (queued, failed or claimed).
+
+        Returns False, changing nothing, when the job is missing or finished.
+        Raises :class:`~raquel_pg.InvalidArgument` when ``priority`` is not an int.
+        """
+        rows = await self._fetch("set_priority", {"job_id": job_id, "priority": params.count(priority, "priority")})
         changed: bool = rows[0][0]
         return changed
 

@@ -167,3 +167,11 @@ def test_concurrent_claims_take_each_job_once(dsn: str, conn: psycopg.Connection
     for per_thread in claimed:  # each claimer saw priorities only go down
         priorities = [priority for _, priority in per_thread]
         assert priorities == sorted(priorities, reverse=True)
+
+
+def test_set_priority_needs_an_int(rq: Raquel) -> None:
+    job_id = rq.enqueue("q", "x")
+    for bad in (None, "high"):
+        with pytest.raises(InvalidArgument) as error:
+            rq.set_priority(job_id, bad)  # type: ignore[arg-type]
+        assert error.value.argument == "priority"

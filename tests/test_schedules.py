@@ -28,9 +28,10 @@ def fired(conn: psycopg.Connection[Any], queue: str = "q") -> list[int]:
 
 
 def state(conn: psycopg.Connection[Any], name: str) -> tuple[Any, ...]:
+    """(next_run_at, last_run_at) of the schedule ``name``."""
     row = conn.execute("SELECT next_run_at, last_run_at FROM raquel_schedules WHERE name = %s", (name,)).fetchone()
     assert row is not None
-    return row
+    return tuple(row)
 
 
 def test_interval_schedule_fires_once_per_tick(rq: Raquel, conn: psycopg.Connection[Any], no_schedules: str) -> None:
