@@ -113,9 +113,10 @@ $$;
 -- of the levels above the first ready one (before PostgreSQL 18's skip scan),
 -- that is over all of them when nothing is ready: the idle worker's claim.
 -- One set of static statements per queue-filter shape, so that each keeps its
--- own cached plan on the index that matches it:
+-- own prepared plan on the index that matches it:
 -- raquel_jobs_ready_priority_idx for all queues,
--- raquel_jobs_ready_queue_priority_idx for one or several queues.
+-- raquel_jobs_ready_queue_priority_idx for one queue, and for several queues
+-- whichever of the two the data favours.
 CREATE OR REPLACE FUNCTION raquel_claim(
     queues   text[]  DEFAULT NULL,
     claim_as text    DEFAULT NULL,
