@@ -15,19 +15,21 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from . import params
+from . import params, periodic
 from ._acompat import AEvent, ajoin, aspawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate_async import migrate
 from .model import JobRecord, QueueStats
+from .periodic import Schedule
 from .queries import QUERIES
+from .scheduler_async import AsyncScheduler
 from .worker_async import AsyncHandler, AsyncWorker
 
 logger = logging.getLogger("raquel_pg")
@@ -231,11 +233,20 @@ class AsyncRaquel:
         kwargs["autocommit"] = True
         return await AsyncConnection.connect(self._pool.conninfo, **kwargs)
 
-    async def _fetch(self, query: str, args: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Runs one query of ``queries.sql``; SQL argument errors become InvalidArgument."""
+    async def _fetch(
+        self, query: str, args: dict[str, Any] | None = None, conn: AsyncConnection[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Runs one query of ``queries.sql``; SQL argument errors become InvalidArgument.
+
+        On ``conn`` when given (the caller's connection, in whatever
+        transaction it is in, never committed here), else on a pooled one.
+        """
         try:
-            async with self.connection() as conn:
+            if conn is not None:
                 cursor = await conn.execute(QUERIES[query], args)
+                return await cursor.fetchall() if cursor.description else []
+            async with self.connection() as pooled:
+                cursor = await pooled.execute(QUERIES[query], args)
                 return await cursor.fetchall() if cursor.description else []
         except psycopg.errors.InvalidParameterValue as error:
             raise translate(error) from None
@@ -256,6 +267,11 @@ class AsyncRaquel:
         min_retry_delay: timedelta | int | None = None,
         max_retry_delay: timedelta | int | None = None,
         backoff_base: timedelta | int | None = None,
+        *,
+        priority: int | None = None,
+        unique_key: str | None = None,
+        unique_mode: Literal["keep", "replace"] | None = None,
+        conn: AsyncConnection[Any] | None = None,
     ) -> UUID:
         """Adds a job and returns its id.
 
@@ -266,14 +282,32 @@ class AsyncRaquel:
         ``max_retry_count`` caps the retries after the first attempt; the retry
         delay is ``backoff_base * 2^(attempt-1)`` clamped to
         [``min_retry_delay``, ``max_retry_delay``] (defaults 1 s, 1 s, 12 h).
+
+        ``priority``: higher runs first (default 0, negative allowed); FIFO by
+        schedule within one priority.
+
+        ``unique_key``: while an unfinished job (queued, failed or claimed)
+        holds this key, no second one is created: with ``unique_mode='keep'``
+        (the default) the existing job's id is returned unchanged; with
+        ``'replace'`` a waiting (queued or failed) job is rewritten with these
+        arguments as if enqueued now (same id, attempts reset), and a running
+        (claimed) one is returned unchanged. The key is free again once the job
+        finishes.
+
+        ``conn``: run on this psycopg connection, inside the caller's
+        transaction, without committing it: the job exists, and workers are
+        notified, only if that transaction commits. An error raised by the
+        database (InvalidArgument included) aborts that transaction, as any
+        failed statement does.
+
         Raises :class:`~raquel_pg.InvalidArgument` (a ValueError naming the
         argument) for bad input, having written nothing.
         """
         args = params.enqueue_args(
             queue, payload, at, delay, max_age, max_retry_count,
-            min_retry_delay, max_retry_delay, backoff_base,
+            min_retry_delay, max_retry_delay, backoff_base, priority, unique_key, unique_mode,
         )
-        rows = await self._fetch("enqueue", args)
+        rows = await self._fetch("enqueue", args, conn)
         job_id: UUID = rows[0][0]
         return job_id
 
@@ -318,6 +352,16 @@ class AsyncRaquel:
 
         return decorate
 
+    async def set_priority(self, job_id: UUID | str, priority: int) -> bool:
+        """Sets the priority of an unfinished job (queued, failed or claimed).
+
+        Returns False, changing nothing, when the job is missing or finished.
+        Raises :class:`~raquel_pg.InvalidArgument` when ``priority`` is not an int.
+        """
+        rows = await self._fetch("set_priority", {"job_id": job_id, "priority": params.count(priority, "priority")})
+        changed: bool = rows[0][0]
+        return changed
+
     async def get(self, job_id: UUID | str) -> JobRecord | None:
         """The job with this id, or None."""
         rows = await self._fetch("get", {"job_id": job_id})
@@ -342,6 +386,80 @@ class AsyncRaquel:
         """Job counts by status for each queue (or one queue)."""
         rows = await self._fetch("stats", {"queue": None if queue is None else params.queue_name(queue)})
         return {row[0]: QueueStats(*row) for row in rows}
+
+    # --- periodic jobs ---------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        queue: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every: timedelta | int | None = None,
+        first_run_at: datetime | int | None = None,
+        priority: int | None = None,
+        max_age: timedelta | int | None = None,
+        max_retry_count: int | None = None,
+    ) -> datetime | None:
+        """Declares (creates or updates) the periodic job ``name`` and returns its next run.
+
+        Give exactly one of ``cron`` (a cron expression, evaluated in UTC) and
+        ``every`` (timedelta or ms). Each tick enqueues one job on ``queue``
+        with ``payload``, ``priority``, ``max_age`` and ``max_retry_count``.
+        ``first_run_at`` defaults to the next cron tick, or now + ``every``.
+        Declaring an existing schedule again with the same timing keeps its
+        next run (safe to call at every start-up); changing ``cron``/``every``
+        restarts it from ``first_run_at``. Jobs are enqueued by
+        :meth:`run_schedules`, which :meth:`scheduler` calls in a loop.
+        Raises :class:`~raquel_pg.InvalidArgument` for bad input.
+        """
+        args = periodic.schedule_args(
+            name, queue, payload, cron, every, first_run_at, priority, max_age, max_retry_count)
+        rows = await self._fetch("set_schedule", args)
+        return params.to_datetime(rows[0][0])
+
+    async def unschedule(self, name: str) -> bool:
+        """Deletes the schedule ``name`` (its enqueued jobs stay); False if there was none."""
+        rows = await self._fetch("drop_schedule", {"name": params.queue_name(name, "name")})
+        dropped: bool = rows[0][0]
+        return dropped
+
+    async def schedules(self) -> list[Schedule]:
+        """All schedules, by name."""
+        return [Schedule.from_row(row) for row in await self._fetch("schedules")]
+
+    async def run_schedules(self, now: datetime | int | None = None) -> list[UUID]:
+        """Enqueues one job for each due schedule, moves it to its next tick, and returns the job ids.
+
+        Safe to call from any number of processes at once: a tick is fired by
+        exactly one call (a compare-and-set on the schedule's next_run_at, in
+        the statement that enqueues). Missed ticks (nobody ran schedules for a
+        while) give one job, for the oldest missed tick; the schedule then
+        moves to its first tick after now. ``now`` (default: the database
+        clock) is for tests and replays.
+        """
+        rows = await self._fetch("due_schedules", {"now": params.timestamp_ms(now, "now")})
+        due = [row[1:] for row in rows if row[1] is not None]
+        if not due:
+            return []
+        args, invalid = periodic.plan_ticks(due, rows[0][0])
+        for name in invalid:
+            logger.warning("schedule %s: its cron expression is invalid; fix it with "
+                           "raquel_set_schedule() or drop it", name)
+        if not args["names"]:
+            return []
+        return [row[0] for row in await self._fetch("fire_schedules", args)]
+
+    def scheduler(self, *, poll_interval: float | timedelta = 10.0) -> AsyncScheduler:
+        """An :class:`AsyncScheduler` calling :meth:`run_schedules` on every tick until stopped."""
+        return AsyncScheduler(self, poll_interval=poll_interval)
+
+    async def _next_schedule_in(self) -> int | None:
+        """Milliseconds until the next tick of any schedule (<= 0: due), None without schedules."""
+        rows = await self._fetch("next_schedule_in")
+        due_in: int | None = rows[0][0]
+        return due_in
 
     # --- used by dequeue() and the worker ---------------------------------
 

@@ -118,6 +118,9 @@ def enqueue_args(
     min_retry_delay: timedelta | int | None,
     max_retry_delay: timedelta | int | None,
     backoff_base: timedelta | int | None,
+    priority: int | None = None,
+    unique_key: str | None = None,
+    unique_mode: str | None = None,
 ) -> dict[str, Any]:
     """The arguments of ``raquel_enqueue`` for one job, converted; None keeps a default."""
     return {
@@ -130,7 +133,21 @@ def enqueue_args(
         "min_retry_delay": duration_ms(min_retry_delay, "min_retry_delay"),
         "max_retry_delay": duration_ms(max_retry_delay, "max_retry_delay"),
         "backoff_base": duration_ms(backoff_base, "backoff_base"),
+        "priority": count(priority, "priority"),
+        "unique_key": optional_text(unique_key, "unique_key"),
+        "unique_mode": optional_text(unique_mode, "unique_mode"),
     }
+
+
+def optional_text(value: str | None, argument: str) -> str | None:
+    """A str argument or None. Raises :class:`InvalidArgument` for another type or a NUL character."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(argument, f"{argument}: expected a str, got {value!r}")
+    if "\x00" in value:
+        raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
+    return value
 
 
 def queue_list(queues: tuple[str, ...]) -> list[str] | None:

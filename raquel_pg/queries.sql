@@ -7,7 +7,12 @@ SELECT raquel_enqueue(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
-    max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint)
+    max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint,
+    priority => %(priority)s::integer, unique_key => %(unique_key)s::text,
+    unique_mode => %(unique_mode)s::text)
+
+-- name: set_priority
+SELECT raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
@@ -107,3 +112,31 @@ WHERE status IN ('success', 'cancelled', 'expired', 'exhausted')  -- lets it use
 -- name: ops_purge
 SELECT raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
                     %(now)s::bigint)
+
+-- name: set_schedule
+SELECT raquel_set_schedule(
+    name => %(name)s::text, queue => %(queue)s::text, payload => %(payload)s::text,
+    cron => %(cron)s::text, every => %(every)s::bigint, first_run_at => %(first_run_at)s::bigint,
+    priority => %(priority)s::integer, max_age => %(max_age)s::bigint,
+    max_retry_count => %(max_retry_count)s::integer)
+
+-- name: drop_schedule
+SELECT raquel_drop_schedule(%(name)s::text)
+
+-- name: schedules
+SELECT name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at,
+       last_run_at, last_job_id
+FROM raquel_schedules ORDER BY name
+
+-- name: due_schedules
+SELECT due.now, s.name, s.cron, s.next_run_at
+FROM (SELECT coalesce(%(now)s::bigint, raquel_now_ms()) AS now) AS due
+LEFT JOIN raquel_schedules s ON s.next_run_at IS NULL OR s.next_run_at <= due.now
+ORDER BY s.name
+
+-- name: fire_schedules
+SELECT job_id FROM raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
+                                         %(next_run_ats)s::bigint[], now => %(now)s::bigint)
+
+-- name: next_schedule_in
+SELECT min(next_run_at) - raquel_now_ms() FROM raquel_schedules

@@ -101,3 +101,11 @@ def rq(dsn: str) -> Iterator[Raquel]:
 async def arq(dsn: str) -> AsyncIterator[AsyncRaquel]:
     async with AsyncRaquel(dsn, lease=2000) as client:
         yield client
+
+
+@pytest.fixture
+def no_schedules(dsn: str) -> str:
+    """The migrated database with empty jobs and schedules tables (issue 7's periodic jobs)."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("TRUNCATE raquel_schedules")
+    return dsn

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates raquel_pg's sync modules from the hand-written async ones.
 
-    python tools/async_to_sync.py          # rewrite client.py, worker.py, migrate.py
+    python tools/async_to_sync.py          # rewrite client.py, worker.py, migrate.py, scheduler.py
     python tools/async_to_sync.py --check  # exit 1 if any of them is out of date
 
 The async source is the single source of truth (as in psycopg): this script
@@ -23,6 +23,7 @@ MODULES = {
     "raquel_pg/client_async.py": "raquel_pg/client.py",
     "raquel_pg/worker_async.py": "raquel_pg/worker.py",
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
+    "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
 }
@@ -33,6 +34,7 @@ RENAMES = {
     "AsyncWorker": "Worker",
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
+    "AsyncScheduler": "Scheduler",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -47,6 +49,7 @@ RENAMES = {
     "client_async": "client",
     "worker_async": "worker",
     "migrate_async": "migrate",
+    "scheduler_async": "scheduler",
     "arq": "rq",  # the tests' client fixtures
 }
 
