@@ -70,3 +70,13 @@ GROUP BY queue ORDER BY queue
 
 -- name: listen
 LISTEN raquel_jobs
+
+-- name: grant_roles
+SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker)s::text,
+                                  %(operator)s::text)
+
+-- name: claim_outcome
+SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
+
+-- name: current_schema
+SELECT current_schema()

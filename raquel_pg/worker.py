@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from uuid import UUID
 import psycopg
 
 from . import params
-from ._acompat import Event, cancel, join, spawn
+from ._acompat import Event, cancel, join, on_signals, spawn
 from .errors import InvalidArgument
 from .queries import QUERIES
 
@@ -34,6 +36,9 @@ logger = logging.getLogger("raquel_pg.worker")
 
 #: Longest wait between reconnection attempts of the notification connection.
 MAX_RECONNECT_DELAY = 30.0
+
+#: The signals ``run(handle_signals=True)`` turns into :meth:`~Worker.stop`.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Worker:
@@ -52,11 +57,15 @@ class Worker:
     Each job runs as in ``dequeue()``: success on return, failure with
     backoff on an exception, or the outcome the handler set.
 
-    :meth:`stop` ends :meth:`run`: no more claims, and running jobs get
-    ``grace_period`` seconds to finish. Async jobs still running then are
-    cancelled and handed back untouched; sync threads cannot be interrupted,
-    so they finish on their own (or, if the process exits, their jobs are
-    rescued when their leases run out). A stopped worker stays stopped.
+    :meth:`stop` ends :meth:`run`: no more claims, jobs claimed but not yet
+    started are handed back at once (``queued``, no attempt counted), and
+    running jobs get ``grace_period`` seconds to finish. Async jobs still
+    running then are cancelled and handed back untouched; sync threads cannot
+    be interrupted, so :meth:`run` returns and leaves them to finish on their
+    own (or, if the process exits, their jobs are rescued when their leases
+    run out). :meth:`abort` is :meth:`stop` without the grace period.
+    With ``run(handle_signals=True)``, SIGTERM and SIGINT call :meth:`stop`
+    and a second one calls :meth:`abort`. A stopped worker stays stopped.
     """
 
     def __init__(
@@ -83,6 +92,7 @@ class Worker:
         self.listening = False
         self._wanted = None if self.queues is None else set(self.queues)
         self._stopping = Event()
+        self._aborting = Event()
         self._wake = Event()
         self._active: dict[UUID, Any] = {}
         self._lock = threading.Lock()
@@ -92,18 +102,50 @@ class Worker:
         return self.handler(job)
 
     def stop(self) -> None:
-        """Asks :meth:`run` to stop claiming and return once running jobs are done."""
+        """Asks :meth:`run` to stop claiming and return once running jobs are done.
+
+        Running jobs get ``grace_period`` seconds (see the class docstring).
+        """
         self._stopping.set()
         self._wake.set()
 
-    def run(self) -> None:
-        """Processes jobs until :meth:`stop` is called (or the task is cancelled)."""
+    def abort(self) -> None:
+        """Asks :meth:`run` to return at once, without the grace period.
+
+        Async jobs are cancelled and handed back; sync threads are left
+        running, and their jobs are rescued by lease if the process exits.
+        """
+        self._aborting.set()
+        self.stop()
+
+    def run(self, *, handle_signals: bool = False) -> None:
+        """Processes jobs until :meth:`stop` is called (or the task is cancelled).
+
+        ``handle_signals``: while running, the first SIGTERM or SIGINT calls
+        :meth:`stop` and the next one :meth:`abort`; the previous handlers are
+        restored on return. The sync worker can do this only in the main
+        thread (ValueError otherwise).
+        """
+        restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         listener = spawn(self._listen, name="raquel-listener")
         try:
             self._claim_loop()
         finally:
             self._stopping.set()
-            self._shutdown(listener)
+            try:
+                self._shutdown(listener)
+            finally:
+                if restore is not None:
+                    restore()
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            logger.warning("second stop signal: stopping now, without the grace period")
+            self.abort()
+        else:
+            logger.warning("stop signal: no more claims; running jobs have %.1fs to finish "
+                           "(signal again to stop now)", self.grace_period)
+            self.stop()
 
     @property
     def running(self) -> int:
@@ -131,11 +173,23 @@ class Worker:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
                     jobs, timeout = [], error_delay
                     error_delay = min(error_delay * 2, MAX_RECONNECT_DELAY)
+                if self._stopping.is_set():
+                    self._hand_back(jobs)
+                    break
                 for job in jobs:
                     self._start(job)
                 if jobs and len(jobs) == free:
                     continue
             self._wake.wait_timeout(timeout)
+
+    def _hand_back(self, jobs: list[Job]) -> None:
+        """Releases jobs claimed but not started (stop came during the claim)."""
+        for job in jobs:
+            try:
+                job._settle("release")
+            except psycopg.Error as error:
+                logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
+                               "its lease runs out", job.id, job.queue, error)
 
     def _start(self, job: Job) -> None:
         with self._lock:
@@ -180,13 +234,17 @@ class Worker:
         join([listener], None)
         with self._lock:
             handles = [h for h in self._active.values() if h is not None]
-        still = join(handles, self.grace_period)
+        # Wait in short steps so that abort() (a second signal) cuts the grace short.
+        deadline = time.monotonic() + self.grace_period
+        still = join(handles, 0)
+        while still and not self._aborting.is_set() and time.monotonic() < deadline:
+            still = join(handles, min(0.1, max(0.0, deadline - time.monotonic())))
         if not still:
             return
+        why = "on abort" if self._aborting.is_set() else f"after the {self.grace_period:.1f}s grace period"
         if cancel(handles):
             join(handles, None)
-            logger.warning("%d jobs cancelled after the %.1fs grace period and handed back",
-                           still, self.grace_period)
+            logger.warning("%d jobs cancelled %s and handed back", still, why)
         else:
-            logger.warning("%d jobs still running after the %.1fs grace period; they finish on "
-                           "their own or are rescued when their leases run out", still, self.grace_period)
+            logger.warning("%d jobs still running %s; they finish on their own or are rescued "
+                           "when their leases run out", still, why)
