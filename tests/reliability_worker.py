@@ -2,7 +2,7 @@
 
     python tests/reliability_worker.py DSN QUEUE [--async] [--lease MS] [--concurrency N]
                                                [--grace S] [--sleep S] [--pool N]
-    python tests/reliability_worker.py DSN QUEUE --produce N [--batch B]
+    python tests/reliability_worker.py DSN QUEUE --produce N [--batch B] [--pace S]
 
 Runs a worker with ``handle_signals=True`` until it is stopped. The handler
 records each execution in ``raquel_test_runs`` (one row per run, committed
@@ -89,6 +89,7 @@ def produce(args: argparse.Namespace) -> None:
                         conn.execute(statement, values)
                 enqueued += min(args.batch, args.produce - start)
         for _ in range(args.produce if args.batch <= 1 else 0):
+            time.sleep(args.pace)
             try:
                 rq.enqueue(args.queue)
                 enqueued += 1
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=4, help="connections per process")
     parser.add_argument("--produce", type=int, default=0)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--pace", type=float, default=0.0, help="seconds between two enqueues")
     args = parser.parse_args()
     if args.produce:
         produce(args)
