@@ -8,7 +8,7 @@ passwords and logins is the operator's business, not the queue's.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -18,8 +18,8 @@ from .queries import QUERIES
 
 def roles_sql() -> LiteralString:
     """The text of ``roles.sql``: defines ``pg_temp.raquel_grant_roles`` for the session."""
-    text = resources.files(__package__).joinpath("roles.sql").read_text(encoding="utf-8")
-    return cast(LiteralString, text)
+    text: LiteralString = resources.files(__package__).joinpath("roles.sql").read_text(encoding="utf-8")
+    return text
 
 
 def grant_roles(

@@ -7,9 +7,7 @@ lease; every handler execution is a row in raquel_test_runs.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 from typing import Any
 
