@@ -37,7 +37,8 @@ def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
     """A point in time as ms since the Unix epoch.
 
     ``datetime``: a naive one is taken as UTC (as raquel does); ``int``: already
-    ms since epoch. Raises :class:`InvalidArgument` for anything else.
+    ms since epoch. Raises :class:`InvalidArgument` for anything else and for
+    an int outside bigint's range (the SQL function checks the finer bounds).
     """
     if value is None:
         return None
@@ -52,7 +53,10 @@ def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
 
 
 def duration_ms(value: timedelta | int | None, argument: str) -> int | None:
-    """A duration in ms: a ``timedelta`` or an ``int`` of ms. Raises :class:`InvalidArgument` otherwise."""
+    """A duration in ms: a ``timedelta`` or an ``int`` of ms within bigint's range.
+
+    Raises :class:`InvalidArgument` otherwise.
+    """
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -63,7 +67,7 @@ def duration_ms(value: timedelta | int | None, argument: str) -> int | None:
 
 
 def count(value: int | None, argument: str) -> int | None:
-    """An integer count, or None. Raises :class:`InvalidArgument` for a non-integer."""
+    """An integer count within SQL integer's range, or None. Raises :class:`InvalidArgument` otherwise."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
