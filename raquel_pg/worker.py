@@ -221,7 +221,7 @@ class Worker:
                         for notify in conn.notifies(timeout=0.5):
                             if self._wanted is None or notify.payload in self._wanted:
                                 self._wake.set()
-            except psycopg.OperationalError as error:
+            except psycopg.Error as error:  # any failure: reconnect, never let the listener die
                 logger.warning("notification connection lost (%s); polling every %.1fs, "
                                "reconnecting in %.1fs", error, self.poll_interval, delay)
             finally:
