@@ -41,11 +41,11 @@ def test_job_of_a_killed_worker_is_rescued_and_succeeds_once(runs: Conn, spawn_w
     job_id = enqueue_sleeping(runs, 3600)
     doomed = spawn_worker("q", "--lease", str(LEASE_MS))
     wait_for(runs, "SELECT count(*) FROM raquel_test_runs", 1)
+    runs.execute("UPDATE raquel_jobs SET payload = '{\"sleep\": 0}'")  # the rerun is quick
+    spawn_worker("q", "--lease", str(LEASE_MS))  # the rescuer, idle and listening before the kill
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     killed_at = time.monotonic()
-    runs.execute("UPDATE raquel_jobs SET payload = '{\"sleep\": 0}'")  # the rerun is quick
-    spawn_worker("q", "--lease", str(LEASE_MS))
 
     done_at = wait_for(runs, "SELECT status FROM raquel_jobs", "success")
 
