@@ -312,7 +312,10 @@ class AsyncRaquel:
         delay is ``backoff_base * 2^(attempt-1)`` clamped to
         [``min_retry_delay``, ``max_retry_delay``] (defaults 1 s, 1 s, 12 h).
         Raises :class:`~raquel_pg.InvalidArgument` (a ValueError naming the
-        argument) for bad input, having written nothing.
+        argument) for bad input, having written nothing. A lost connection
+        raises ``psycopg.OperationalError`` and is not retried (a retry after
+        a reply was lost would enqueue the job twice): the job may or may not
+        be stored, and the caller decides.
         """
         args = params.enqueue_args(
             queue, payload, at, delay, max_age, max_retry_count,
