@@ -73,24 +73,28 @@ def test_stale_worker_moves_on_to_the_next_job(rq: Raquel, conn: Conn) -> None:
 # --- outcomes across dropped connections -------------------------------------
 
 
-def test_outcome_is_retried_after_the_connection_drops(rq: Raquel, conn: Conn) -> None:
+def test_outcome_is_retried_after_the_connection_drops(
+        rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
     rq.enqueue("q")
-    with rq.dequeue("q") as job:
+    with caplog.at_level(logging.WARNING, logger="raquel_pg"), rq.dequeue("q") as job:
         assert job is not None
         drop_other_connections(conn)
 
+    assert "complete failed" in caplog.text  # the first attempt met the dropped connection
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 1)
 
 
-def test_outcome_whose_reply_was_lost_counts_as_recorded(rq: Raquel, conn: Conn) -> None:
+def test_outcome_whose_reply_was_lost_counts_as_recorded(
+        rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
     rq.enqueue("q")
-    with rq.dequeue("q") as job:
+    with caplog.at_level(logging.INFO, logger="raquel_pg"), rq.dequeue("q") as job:
         assert job is not None
         # What a lost reply leaves behind: the call committed, the client never heard.
         conn.execute("SELECT raquel_complete(%s, %s)", (job.id, job.claim_id))
         drop_other_connections(conn)
         recorded = job._settle("complete")
 
+    assert "recorded by an attempt whose reply was lost" in caplog.text
     assert recorded is True and job.status == "success"
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 1)
 
