@@ -161,14 +161,10 @@ class Worker:
             timeout = self.poll_interval
             free = self.concurrency - len(self._active)
             if free > 0:
+                claimed = False
                 try:
                     jobs = self.rq._claim(self.queues, self.claim_as, free)
-                    if len(jobs) < free:
-                        due = self.rq._next_due(self.queues)
-                        if due is not None:
-                            due_in = (due - params.now_ms()) / 1000
-                            timeout = min(timeout, due_in if due_in > 0 else 0.05)
-                    error_delay = 0.1
+                    claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
                     jobs, timeout = [], error_delay
@@ -176,11 +172,28 @@ class Worker:
                 if self._stopping.is_set():
                     self._hand_back(jobs)
                     break
+                # Start what was claimed before anything else can fail: a
+                # claimed job that is never started would sit with its lease
+                # renewed and never run.
                 for job in jobs:
                     self._start(job)
                 if jobs and len(jobs) == free:
                     continue
+                if claimed:
+                    timeout = self._until_due(timeout)
             self._wake.wait_timeout(timeout)
+
+    def _until_due(self, timeout: float) -> float:
+        """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""
+        try:
+            due = self.rq._next_due(self.queues)
+        except psycopg.OperationalError as error:
+            logger.warning("could not read when the next job is due (%s)", error)
+            return timeout
+        if due is None:
+            return timeout
+        due_in = (due - params.now_ms()) / 1000
+        return min(timeout, due_in if due_in > 0 else 0.05)
 
     def _hand_back(self, jobs: list[Job]) -> None:
         """Releases jobs claimed but not started (stop came during the claim)."""

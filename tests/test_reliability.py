@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import psycopg
@@ -192,3 +193,25 @@ def test_jobs_claimed_while_stopping_are_handed_back_unstarted(
     assert ran == []
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued' AND attempts = 0"
                         ).fetchone()[0] == 3
+
+
+def test_claimed_jobs_start_even_when_the_next_call_fails(
+        rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the restart test: the claim succeeded, the server went down
+    # before the worker's next call, and the claimed job was dropped, its
+    # lease renewed for ever and its handler never run.
+    def handler(job: Job) -> None:
+        worker.stop()
+
+    def server_gone(*args: Any) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    worker = rq.subscribe("q", concurrency=2)(handler)
+    rq.enqueue("q")
+    monkeypatch.setattr(rq, "_next_due", server_gone)
+    safety = threading.Timer(5, worker.stop)  # with the bug, nothing else would stop it
+    safety.start()
+    worker.run()
+    safety.cancel()
+
+    assert conn.execute("SELECT status FROM raquel_jobs").fetchone()[0] == "success"
