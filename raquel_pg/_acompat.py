@@ -8,6 +8,7 @@ names. Everything else is shared code.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -56,6 +57,20 @@ def acurrent() -> asyncio.Task[Any] | None:
 
 asleep = asyncio.sleep
 
+
+def aon_signals(signals: Iterable[signal.Signals], callback: Callable[[], None]) -> Callable[[], None]:
+    """Calls ``callback()`` in the running loop on each of ``signals``; returns the undo."""
+    loop = asyncio.get_running_loop()
+    signals = list(signals)
+    for signum in signals:
+        loop.add_signal_handler(signum, callback)
+
+    def restore() -> None:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+    return restore
+
 # --- sync ----------------------------------------------------------------
 
 
@@ -94,3 +109,18 @@ def current() -> threading.Thread:
 
 
 sleep = time.sleep
+
+
+def on_signals(signals: Iterable[signal.Signals], callback: Callable[[], None]) -> Callable[[], None]:
+    """Calls ``callback()`` on each of ``signals``; returns the undo (main thread only).
+
+    Raises ValueError when called outside the main thread (Python handles
+    signals only there).
+    """
+    previous = {signum: signal.signal(signum, lambda _signum, _frame: callback()) for signum in signals}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from . import params, periodic
-from ._acompat import AEvent, ajoin, aspawn
+from ._acompat import AEvent, ajoin, asleep, aspawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate_async import migrate
 from .model import JobRecord, QueueStats
@@ -34,27 +34,45 @@ from .worker_async import AsyncHandler, AsyncWorker
 
 logger = logging.getLogger("raquel_pg")
 
+#: What each outcome call leaves in the row (status), to recognise a call
+#: that committed although its reply was lost.
+OUTCOME_STATUSES = {
+    "complete": (params.SUCCESS,),
+    "fail": (params.FAILED, params.EXHAUSTED),
+    "reschedule": (params.QUEUED,),
+    "reject": (params.QUEUED,),
+    "release": (params.QUEUED,),
+    "cancel": (params.CANCELLED,),
+}
+
+#: Longest wait between two attempts of an outcome call.
+MAX_OUTCOME_RETRY_DELAY = 1.0
+
 
 class AsyncJob(JobRecord):
     """A job claimed through :class:`AsyncRaquel`, with the raquel outcome methods.
 
-    Each outcome method records its outcome at once (one fenced SQL call) and
-    returns True, or False when this worker's claim is no longer current (the
-    job's lease ran out and it was rescued): then nothing is written and a
-    warning is logged. A job takes one outcome; inside ``dequeue()`` an
+    Each outcome method records its outcome at once (one fenced SQL call,
+    retried on a connection error while the lease lasts) and returns True, or
+    False when this worker's claim is no longer current (the job's lease ran
+    out and it was rescued): then nothing is written and a warning is logged. A job takes one outcome; inside ``dequeue()`` an
     outcome set by hand replaces the automatic success/failure.
     """
 
     _rq: AsyncRaquel
     _settled: bool
     _claimed_monotonic: float
+    #: time.monotonic() by which the lease runs out at the latest, as far as
+    #: this process knows (measured from before the claim or renewal was sent).
+    _lease_deadline: float
 
     @classmethod
-    def _bind(cls, rq: AsyncRaquel, row: tuple[Any, ...]) -> AsyncJob:
+    def _bind(cls, rq: AsyncRaquel, row: tuple[Any, ...], sent_at: float) -> AsyncJob:
         job = cls(**JobRecord.fields_from_row(row))
         job._rq = rq
         job._settled = False
         job._claimed_monotonic = time.monotonic()
+        job._lease_deadline = sent_at + rq.lease_ms / 1000
         return job
 
     async def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
@@ -85,8 +103,7 @@ class AsyncJob(JobRecord):
             raise RaquelError(f"job {self.id} already has an outcome ({self.status})")
         self._settled = True
         self._rq._leases.discard(self)
-        rows = await self._rq._fetch(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
-        status: str | None = rows[0][0]
+        status = await self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
         if status is None:
             logger.warning(
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
@@ -105,6 +122,44 @@ class AsyncJob(JobRecord):
             extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
                    "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
         return True
+
+    async def _record(self, outcome: str, args: dict[str, Any]) -> str | None:
+        """Runs the outcome call; returns the new status, or None when the claim is not current.
+
+        A connection error (the server restarting, a stale pool connection)
+        is retried with backoff for as long as the lease surely lasts, which
+        is safe because the call is fenced: once one attempt has committed,
+        the others change nothing. An attempt may commit and still lose its
+        reply; the retry then gets NULL, so after a retry a NULL is checked
+        against the row (``raquel_claim_outcome``): if the job's last claim is
+        still ours and ended in the status this outcome sets (for ``fail``,
+        with our error), the lost attempt recorded it and the status is
+        returned. When the lease may have run out, the error is raised: the
+        job is then rescued and run again (at-least-once).
+        """
+        delay = 0.05
+        retried = False
+        while True:
+            try:
+                rows = await self._rq._fetch(outcome, args)
+                break
+            except psycopg.OperationalError as error:
+                if time.monotonic() + delay >= self._lease_deadline:
+                    raise
+                logger.warning("job %s (queue %s): %s failed (%s); retrying in %.2fs while the lease "
+                               "lasts", self.id, self.queue, outcome, error, delay)
+                await asleep(delay)
+                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
+                retried = True
+        status: str | None = rows[0][0]
+        if status is None and retried:
+            ended = await self._rq._fetch("claim_outcome", {"job_id": self.id, "claim_id": self.claim_id})
+            if ended and ended[0][0] in OUTCOME_STATUSES[outcome] and (
+                    outcome != "fail" or ended[0][1] == args["error"]):
+                logger.info("job %s (queue %s): %s had been recorded by an attempt whose reply was "
+                            "lost", self.id, self.queue, outcome)
+                status = ended[0][0]
+        return status
 
 
 class AsyncLeaseKeeper:
@@ -137,6 +192,7 @@ class AsyncLeaseKeeper:
             held = list(self._held.values())
             if not held:
                 continue
+            sent_at = time.monotonic()
             try:
                 rows = await self._rq._fetch("renew_leases", {
                     "job_ids": [j.id for j in held],
@@ -148,7 +204,9 @@ class AsyncLeaseKeeper:
                 continue
             renewed = {row[0] for row in rows}
             for job in held:
-                if job.id not in renewed and self._held.get(job.id) is job:
+                if job.id in renewed:
+                    job._lease_deadline = sent_at + self._rq.lease_ms / 1000
+                elif self._held.get(job.id) is job:
                     del self._held[job.id]
                     logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
 
@@ -301,7 +359,10 @@ class AsyncRaquel:
         failed statement does.
 
         Raises :class:`~raquel_pg.InvalidArgument` (a ValueError naming the
-        argument) for bad input, having written nothing.
+        argument) for bad input, having written nothing. A lost connection
+        raises ``psycopg.OperationalError`` and is not retried (a retry after
+        a reply was lost would enqueue the job twice): the job may or may not
+        be stored, and the caller decides.
         """
         args = params.enqueue_args(
             queue, payload, at, delay, max_age, max_retry_count,
@@ -464,10 +525,11 @@ class AsyncRaquel:
     # --- used by dequeue() and the worker ---------------------------------
 
     async def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int) -> list[AsyncJob]:
+        sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
         })
-        jobs = [AsyncJob._bind(self, row) for row in rows]
+        jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         for job in jobs:
             self._leases.add(job)
         return jobs

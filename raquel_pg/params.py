@@ -25,6 +25,10 @@ STATUSES = (QUEUED, CLAIMED, SUCCESS, FAILED, CANCELLED, EXPIRED, EXHAUSTED)
 
 DEFAULT_QUEUE = "default"
 
+#: Range of SQL bigint (times and durations in ms) and integer (counts).
+BIGINT_RANGE = range(-(2**63), 2**63)
+INTEGER_RANGE = range(-(2**31), 2**31)
+
 #: NOTIFY channel the jobs table's triggers send on, with the queue as payload.
 CHANNEL = "raquel_jobs"
 
@@ -33,7 +37,8 @@ def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
     """A point in time as ms since the Unix epoch.
 
     ``datetime``: a naive one is taken as UTC (as raquel does); ``int``: already
-    ms since epoch. Raises :class:`InvalidArgument` for anything else.
+    ms since epoch. Raises :class:`InvalidArgument` for anything else and for
+    an int outside bigint's range (the SQL function checks the finer bounds).
     """
     if value is None:
         return None
@@ -43,26 +48,39 @@ def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
         delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
         return delta // timedelta(milliseconds=1)
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _in_range(value, BIGINT_RANGE, argument)
     raise InvalidArgument(argument, f"{argument}: expected a datetime or ms since epoch (int), got {value!r}")
 
 
 def duration_ms(value: timedelta | int | None, argument: str) -> int | None:
-    """A duration in ms: a ``timedelta`` or an ``int`` of ms. Raises :class:`InvalidArgument` otherwise."""
+    """A duration in ms: a ``timedelta`` or an ``int`` of ms within bigint's range.
+
+    Raises :class:`InvalidArgument` otherwise.
+    """
     if value is None:
         return None
     if isinstance(value, timedelta):
         return value // timedelta(milliseconds=1)
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _in_range(value, BIGINT_RANGE, argument)
     raise InvalidArgument(argument, f"{argument}: expected a timedelta or ms (int), got {value!r}")
 
 
 def count(value: int | None, argument: str) -> int | None:
-    """An integer count, or None. Raises :class:`InvalidArgument` for a non-integer."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
+    """An integer count within SQL integer's range, or None. Raises :class:`InvalidArgument` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, INTEGER_RANGE, argument)
     raise InvalidArgument(argument, f"{argument}: expected an int, got {value!r}")
+
+
+def _in_range(value: int, allowed: range, argument: str) -> int:
+    """``value`` if its SQL type can hold it; else :class:`InvalidArgument`."""
+    if value not in allowed:
+        raise InvalidArgument(
+            argument, f"{argument}: {value} does not fit in [{allowed.start}, {allowed.stop - 1}]")
+    return value
 
 
 def encode_payload(payload: Any) -> str | None:

@@ -140,3 +140,13 @@ SELECT job_id FROM raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
 
 -- name: next_schedule_in
 SELECT min(next_run_at) - raquel_now_ms() FROM raquel_schedules
+
+-- name: grant_roles
+SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker)s::text,
+                                  %(operator)s::text)
+
+-- name: claim_outcome
+SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
+
+-- name: current_schema
+SELECT current_schema()

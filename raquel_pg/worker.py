@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from uuid import UUID
 import psycopg
 
 from . import params
-from ._acompat import Event, cancel, join, spawn
+from ._acompat import Event, cancel, join, on_signals, spawn
 from .errors import InvalidArgument
 from .queries import QUERIES
 
@@ -35,6 +37,9 @@ logger = logging.getLogger("raquel_pg.worker")
 
 #: Longest wait between reconnection attempts of the notification connection.
 MAX_RECONNECT_DELAY = 30.0
+
+#: The signals ``run(handle_signals=True)`` turns into :meth:`~Worker.stop`.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Worker:
@@ -53,11 +58,15 @@ class Worker:
     Each job runs as in ``dequeue()``: success on return, failure with
     backoff on an exception, or the outcome the handler set.
 
-    :meth:`stop` ends :meth:`run`: no more claims, and running jobs get
-    ``grace_period`` seconds to finish. Async jobs still running then are
-    cancelled and handed back untouched; sync threads cannot be interrupted,
-    so they finish on their own (or, if the process exits, their jobs are
-    rescued when their leases run out). A stopped worker stays stopped.
+    :meth:`stop` ends :meth:`run`: no more claims, jobs claimed but not yet
+    started are handed back at once (``queued``, no attempt counted), and
+    running jobs get ``grace_period`` seconds to finish. Async jobs still
+    running then are cancelled and handed back untouched; sync threads cannot
+    be interrupted, so :meth:`run` returns and leaves them to finish on their
+    own (or, if the process exits, their jobs are rescued when their leases
+    run out). :meth:`abort` is :meth:`stop` without the grace period.
+    With ``run(handle_signals=True)``, SIGTERM and SIGINT call :meth:`stop`
+    and a second one calls :meth:`abort`. A stopped worker stays stopped.
     """
 
     def __init__(
@@ -84,6 +93,7 @@ class Worker:
         self.listening = False
         self._wanted = None if self.queues is None else set(self.queues)
         self._stopping = Event()
+        self._aborting = Event()
         self._wake = Event()
         self._active: dict[UUID, Any] = {}
         self._lock = threading.Lock()
@@ -93,16 +103,34 @@ class Worker:
         return self.handler(job)
 
     def stop(self) -> None:
-        """Asks :meth:`run` to stop claiming and return once running jobs are done."""
+        """Asks :meth:`run` to stop claiming and return once running jobs are done.
+
+        Running jobs get ``grace_period`` seconds (see the class docstring).
+        """
         self._stopping.set()
         self._wake.set()
 
-    def run(self) -> None:
+    def abort(self) -> None:
+        """Asks :meth:`run` to return at once, without the grace period.
+
+        Async jobs are cancelled and handed back; sync threads are left
+        running, and their jobs are rescued by lease if the process exits.
+        """
+        self._aborting.set()
+        self.stop()
+
+    def run(self, *, handle_signals: bool = False) -> None:
         """Processes jobs until :meth:`stop` is called.
 
         Cancelling the task that runs it (async) cancels the running jobs at
         once: each is handed back untouched (``raquel_release``), not failed.
+
+        ``handle_signals``: while running, the first SIGTERM or SIGINT calls
+        :meth:`stop` and the next one :meth:`abort`; the previous handlers are
+        restored on return. The sync worker can do this only in the main
+        thread (ValueError otherwise).
         """
+        restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         listener = spawn(self._listen, name="raquel-listener")
         grace_period = 0.0
         try:
@@ -110,7 +138,20 @@ class Worker:
             grace_period = self.grace_period
         finally:
             self._stopping.set()
-            self._shutdown(listener, grace_period)
+            try:
+                self._shutdown(listener, grace_period)
+            finally:
+                if restore is not None:
+                    restore()
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            logger.warning("second stop signal: stopping now, without the grace period")
+            self.abort()
+        else:
+            logger.warning("stop signal: no more claims; running jobs have %.1fs to finish "
+                           "(signal again to stop now)", self.grace_period)
+            self.stop()
 
     @property
     def running(self) -> int:
@@ -126,23 +167,48 @@ class Worker:
             timeout = self.poll_interval
             free = self.concurrency - len(self._active)
             if free > 0:
+                claimed = False
                 try:
                     jobs = self.rq._claim(self.queues, self.claim_as, free)
-                    if len(jobs) < free:
-                        due = self.rq._next_due(self.queues)
-                        if due is not None:
-                            due_in = (due - params.now_ms()) / 1000
-                            timeout = min(timeout, due_in if due_in > 0 else 0.05)
-                    error_delay = 0.1
+                    claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
                     jobs, timeout = [], error_delay
                     error_delay = min(error_delay * 2, MAX_RECONNECT_DELAY)
+                if self._stopping.is_set():
+                    self._hand_back(jobs)
+                    break
+                # Start what was claimed before anything else can fail: a
+                # claimed job that is never started would sit with its lease
+                # renewed and never run.
                 for job in jobs:
                     self._start(job)
                 if jobs and len(jobs) == free:
                     continue
+                if claimed:
+                    timeout = self._until_due(timeout)
             self._wake.wait_timeout(timeout)
+
+    def _until_due(self, timeout: float) -> float:
+        """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""
+        try:
+            due = self.rq._next_due(self.queues)
+        except psycopg.OperationalError as error:
+            logger.warning("could not read when the next job is due (%s)", error)
+            return timeout
+        if due is None:
+            return timeout
+        due_in = (due - params.now_ms()) / 1000
+        return min(timeout, due_in if due_in > 0 else 0.05)
+
+    def _hand_back(self, jobs: list[Job]) -> None:
+        """Releases jobs claimed but not started (stop came during the claim)."""
+        for job in jobs:
+            try:
+                job._settle("release")
+            except psycopg.Error as error:
+                logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
+                               "its lease runs out", job.id, job.queue, error)
 
     def _start(self, job: Job) -> None:
         with self._lock:
@@ -174,7 +240,7 @@ class Worker:
                         for notify in conn.notifies(timeout=0.5):
                             if self._wanted is None or notify.payload in self._wanted:
                                 self._wake.set()
-            except psycopg.OperationalError as error:
+            except psycopg.Error as error:  # any failure: reconnect, never let the listener die
                 logger.warning("notification connection lost (%s); polling every %.1fs, "
                                "reconnecting in %.1fs", error, self.poll_interval, delay)
             finally:
@@ -187,13 +253,17 @@ class Worker:
         join([listener], None)
         with self._lock:
             handles = [h for h in self._active.values() if h is not None]
-        still = join(handles, grace_period)
+        # Wait in short steps so that abort() (a second signal) cuts the grace short.
+        deadline = time.monotonic() + grace_period
+        still = join(handles, 0)
+        while still and not self._aborting.is_set() and time.monotonic() < deadline:
+            still = join(handles, min(0.1, max(0.0, deadline - time.monotonic())))
         if not still:
             return
+        why = "on abort" if self._aborting.is_set() else f"after the {grace_period:.1f}s grace period"
         if cancel(handles):
             join(handles, None)
-            logger.warning("%d jobs cancelled after the %.1fs grace period and handed back",
-                           still, grace_period)
+            logger.warning("%d jobs cancelled %s and handed back", still, why)
         else:
-            logger.warning("%d jobs still running after the %.1fs grace period; they finish on "
-                           "their own or are rescued when their leases run out", still, grace_period)
+            logger.warning("%d jobs still running %s; they finish on their own or are rescued "
+                           "when their leases run out", still, why)

@@ -109,3 +109,49 @@ def no_schedules(dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("TRUNCATE raquel_schedules")
     return dsn
+
+
+# --- reliability tests (issue 4) ---------------------------------------------
+
+#: The reliability tests' worker process (tests/reliability_worker.py).
+WORKER_SCRIPT = Path(__file__).with_name("reliability_worker.py")
+
+
+@pytest.fixture
+def runs(conn: psycopg.Connection[tuple[object, ...]]) -> psycopg.Connection[tuple[object, ...]]:
+    """``conn``, with an empty ``raquel_test_runs`` table: one row per handler execution."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS raquel_test_runs ("
+        " job_id uuid NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+    )
+    conn.execute("TRUNCATE raquel_test_runs")
+    return conn
+
+
+@pytest.fixture
+def spawn_worker(dsn: str) -> Iterator[object]:
+    """Starts tests/reliability_worker.py processes on ``dsn``; kills leftovers at the end.
+
+    ``spawn_worker(queue, *options)`` returns the Popen once the worker listens.
+    """
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(queue: str, *options: str, target: str | None = None) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, str(WORKER_SCRIPT), target or dsn, queue, *options],
+            stdout=subprocess.PIPE, text=True,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == "ready", f"worker did not start: {line!r}"
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

@@ -46,6 +46,7 @@ RENAMES = {
     "ajoin": "join",
     "acancel": "cancel",
     "asleep": "sleep",
+    "aon_signals": "on_signals",
     "client_async": "client",
     "worker_async": "worker",
     "migrate_async": "migrate",

@@ -1,0 +1,63 @@
+-- raquel_pg least-privilege roles: run by the operator (the owner of the
+-- raquel objects or a superuser), never by a migration. It defines, for this
+-- session only, pg_temp.raquel_grant_roles(schema_name, enqueuer_role,
+-- worker_role, operator_role),
+-- which grants to EXISTING roles (create them first; pass NULL to skip one):
+--
+--   enqueuer  may call raquel_enqueue, and nothing else: it cannot read,
+--             change or delete any job, not even its own.
+--   worker    may enqueue, claim, renew leases, record outcomes (fenced by
+--             claim_id) and read raquel_jobs (get/count/stats); it changes
+--             jobs only through the functions.
+--   operator  may call every raquel_* function and read, insert, update and
+--             delete raquel_jobs directly (psql repairs), and read
+--             raquel_migrations. It cannot alter the schema.
+--
+-- The queue's functions are SECURITY DEFINER (migration 0006), so the enqueuer
+-- and worker need no privilege on the table itself. Role and schema names are
+-- quoted with format('%I'), never concatenated.
+--
+-- From psql (one session; -f then -c):
+--   psql "$DSN" -f raquel_pg/roles.sql \
+--        -c "SELECT pg_temp.raquel_grant_roles('public', 'app_enqueue', 'app_worker', 'app_operator')"
+-- From Python: raquel_pg.roles.grant_roles(conn, enqueuer=..., worker=..., operator=...).
+CREATE OR REPLACE FUNCTION pg_temp.raquel_grant_roles(
+    schema_name text, enqueuer_role text DEFAULT NULL, worker_role text DEFAULT NULL,
+    operator_role text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(format('%I.raquel_jobs', schema_name)) IS NULL THEN
+        RAISE EXCEPTION 'raquel_grant_roles: no raquel_jobs table in schema %: run the migrations first',
+            schema_name USING ERRCODE = 'invalid_parameter_value', COLUMN = 'schema_name';
+    END IF;
+    IF enqueuer_role IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, enqueuer_role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.raquel_enqueue TO %I', schema_name, enqueuer_role);
+    END IF;
+    IF worker_role IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
+        EXECUTE format('GRANT SELECT ON %I.raquel_jobs TO %I', schema_name, worker_role);
+        EXECUTE format(
+            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_claim, %1$I.raquel_next_due, '
+            '%1$I.raquel_renew_leases, %1$I.raquel_complete, %1$I.raquel_fail, %1$I.raquel_reschedule, '
+            '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome '
+            'TO %2$I', schema_name, worker_role);
+    END IF;
+    IF operator_role IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, operator_role);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I.raquel_jobs TO %I', schema_name, operator_role);
+        EXECUTE format('GRANT SELECT ON %I.raquel_migrations TO %I', schema_name, operator_role);
+        -- One GRANT naming every raquel_* function of the schema (regprocedure
+        -- text is quoted and schema-qualified under this search_path).
+        EXECUTE (
+            SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I',
+                          string_agg(p.oid::regprocedure::text, ', '), operator_role)
+            FROM pg_proc p
+            WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = schema_name)
+              AND p.prokind = 'f' AND p.proname LIKE 'raquel\_%' AND p.prorettype <> 'trigger'::regtype);
+    END IF;
+END;
+$$;
