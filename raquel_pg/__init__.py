@@ -9,12 +9,16 @@ from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
 from .errors import InvalidArgument, MigrationError, RaquelError
 from .model import JobRecord, QueueStats
+from .periodic import Schedule
+from .scheduler import Scheduler
+from .scheduler_async import AsyncScheduler
 from .worker import Worker
 from .worker_async import AsyncWorker
 
 __all__ = [
     "AsyncJob",
     "AsyncRaquel",
+    "AsyncScheduler",
     "AsyncWorker",
     "InvalidArgument",
     "Job",
@@ -23,5 +27,7 @@ __all__ = [
     "QueueStats",
     "Raquel",
     "RaquelError",
+    "Schedule",
+    "Scheduler",
     "Worker",
 ]

@@ -14,6 +14,7 @@ JOB_COLUMNS = (
     "id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
     "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
     "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
+    "priority", "unique_key",
 )
 
 
@@ -25,6 +26,8 @@ class JobRecord:
     are ms, as stored. ``payload`` is the decoded payload (JSON when the text
     is JSON, else the text); ``raw_payload`` is the stored text.
     ``attempts`` counts finished attempts: 0 while the first attempt runs.
+    ``priority``: higher runs first; ``unique_key``: the key given at enqueue
+    (it stays on the row after the job finishes), else None.
     """
 
     id: UUID
@@ -46,6 +49,8 @@ class JobRecord:
     finished_at: datetime | None
     lease_expires_at: datetime | None
     claim_id: UUID | None
+    priority: int
+    unique_key: str | None
     payload: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

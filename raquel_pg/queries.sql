@@ -17,7 +17,7 @@ SELECT raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                   batch => %(batch)s::integer, lease => %(lease)s::bigint)
 
@@ -49,7 +49,7 @@ SELECT raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
 -- name: get
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel_jobs WHERE id = %(job_id)s::uuid
 
 -- name: queues
@@ -86,7 +86,7 @@ FROM raquel_stats()
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))

@@ -255,6 +255,19 @@ def test_get_returns_the_job_or_none(rq: Raquel) -> None:
     assert rq.get(UUID(int=0)) is None
 
 
+def test_get_shows_priority_and_unique_key(rq: Raquel) -> None:
+    plain = rq.get(rq.enqueue("q", 1))
+    keyed = rq.get(rq.enqueue("q", 2, priority=5, unique_key="report:7"))
+    assert plain is not None and (plain.priority, plain.unique_key) == (0, None)
+    assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
+
+
+def test_a_claimed_job_shows_its_priority(rq: Raquel) -> None:
+    rq.enqueue("q", 1, priority=3)
+    with rq.dequeue("q") as job:
+        assert job is not None and job.priority == 3
+
+
 def test_queues_count_and_stats(rq: Raquel) -> None:
     for queue in ("default", "default", "tasks"):
         rq.enqueue(queue)

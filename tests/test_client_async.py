@@ -252,6 +252,19 @@ async def test_get_returns_the_job_or_none(arq: AsyncRaquel) -> None:
     assert await arq.get(UUID(int=0)) is None
 
 
+async def test_get_shows_priority_and_unique_key(arq: AsyncRaquel) -> None:
+    plain = await arq.get(await arq.enqueue("q", 1))
+    keyed = await arq.get(await arq.enqueue("q", 2, priority=5, unique_key="report:7"))
+    assert plain is not None and (plain.priority, plain.unique_key) == (0, None)
+    assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
+
+
+async def test_a_claimed_job_shows_its_priority(arq: AsyncRaquel) -> None:
+    await arq.enqueue("q", 1, priority=3)
+    async with arq.dequeue("q") as job:
+        assert job is not None and job.priority == 3
+
+
 async def test_queues_count_and_stats(arq: AsyncRaquel) -> None:
     for queue in ("default", "default", "tasks"):
         await arq.enqueue(queue)
