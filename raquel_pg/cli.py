@@ -17,7 +17,6 @@ import importlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from uuid import UUID
 
 import psycopg
 
-from . import embedded, migrate as migrations, params, render
+from . import embedded, migrate as migrations, params, render, roles
 from .durations import parse_duration, parse_iso, parse_time
 from .errors import RaquelError, translate
 from .model import JobRecord
@@ -150,10 +149,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     with Raquel(dsn) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
-        _stop_on_signals(worker.stop, log)
         log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
-        worker.run()
+        worker.run(handle_signals=True)
     log.info("worker stopped")
     return 0
 
@@ -164,34 +162,11 @@ async def _run_async_worker(dsn: str, handler: Callable[..., Any], queues: tuple
 
     async with AsyncRaquel(dsn) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, _stopper(worker.stop, log, signum, loop))
         log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
-        await worker.run()
+        await worker.run(handle_signals=True)
     log.info("worker stopped")
     return 0
-
-
-def _stopper(stop: Callable[[], None], log: logging.Logger, signum: int,
-             loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-    def on_signal() -> None:
-        log.info("%s received: finishing running jobs, claiming no more", signal.Signals(signum).name)
-        loop.remove_signal_handler(signum)  # a second signal acts as usual
-        stop()
-    return on_signal
-
-
-def _stop_on_signals(stop: Callable[[], None], log: logging.Logger) -> None:
-    """SIGTERM and SIGINT call ``stop`` once; a second signal acts as usual (ends the process)."""
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s received: finishing running jobs, claiming no more", signal.Signals(signum).name)
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-        stop()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -356,6 +331,24 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grant(args: argparse.Namespace) -> int:
+    given = {"enqueuer": args.enqueuer, "worker": args.worker, "operator": args.operator}
+    if not any(given.values()):
+        raise UserError("give at least one of --enqueuer, --worker, --operator (existing roles)")
+    if args.sql:
+        sys.stdout.write(roles.grant_script(**given, schema=args.schema))
+        return 0
+    with _connect(args) as conn:
+        schema = roles.grant_roles(conn, **given, schema=args.schema)
+    if args.json:
+        _print_json({"schema": schema, **given})
+    else:
+        for kind, role in given.items():
+            if role:
+                print(f"granted {kind} privileges on schema {schema} to {role}")
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else embedded.DEFAULT_DATA_DIR
     if args.action == "start":
@@ -398,6 +391,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "retry": cmd_retry,
     "cancel": cmd_cancel,
     "purge": cmd_purge,
+    "grant": cmd_grant,
     "server": cmd_server,
     "psql": cmd_psql,
 }
@@ -441,7 +435,8 @@ def parser() -> argparse.ArgumentParser:
 
     command("demo", "run the demo: migrate, enqueue from SQL and Python, work, print stats")
 
-    w = command("worker", "run a handler on jobs until SIGTERM/SIGINT (then finish running jobs)")
+    w = command("worker", "run a handler on jobs until SIGTERM/SIGINT (then finish running jobs; "
+                          "a second signal stops at once)")
     w.add_argument("handler", help="package.module:function taking a job")
     w.add_argument("--queue", "-q", action="append", help="queue to work (repeatable; default: all)")
     w.add_argument("--concurrency", "-c", type=int, default=1, help="jobs run at once (default 1)")
@@ -495,6 +490,17 @@ def parser() -> argparse.ArgumentParser:
                    help="repeatable (default: all of them)")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default 1000)")
     json_flag(p)
+
+    g = command("grant", "grant existing roles least privileges: enqueue only, work, or operate "
+                         "(run as the owner of the raquel objects)")
+    g.add_argument("--enqueuer", metavar="ROLE", help="may only call raquel_enqueue")
+    g.add_argument("--worker", metavar="ROLE", help="may enqueue, claim, record outcomes, fire schedules")
+    g.add_argument("--operator", metavar="ROLE",
+                   help="may call every raquel_* function, read the views, repair jobs and schedules")
+    g.add_argument("--schema", help="schema of the raquel objects (default: the connection's current schema)")
+    g.add_argument("--sql", action="store_true",
+                   help="print the psql script instead of running it (needs no database)")
+    json_flag(g)
 
     sv = command("server", "the embedded development PostgreSQL")
     sv.add_argument("action", choices=["start", "stop", "status"])

@@ -145,6 +145,12 @@ SELECT min(next_run_at) - raquel_now_ms() FROM raquel_schedules
 SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker)s::text,
                                   %(operator)s::text)
 
+-- `raquel-pg grant --sql`: the same call for a psql script, composed with
+-- psycopg.sql (each {name} becomes a quoted literal; a NULL schema means the
+-- session's current schema).
+-- name: grant_roles_script
+SELECT pg_temp.raquel_grant_roles(coalesce({schema}, current_schema()), {enqueuer}, {worker}, {operator})
+
 -- name: claim_outcome
 SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
 

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg import sql
 
 from .errors import translate
 from .queries import QUERIES
@@ -22,6 +23,24 @@ def roles_sql() -> LiteralString:
     return text
 
 
+def grant_script(
+    *,
+    enqueuer: str | None = None,
+    worker: str | None = None,
+    operator: str | None = None,
+    schema: str | None = None,
+) -> str:
+    """A psql script doing what :func:`grant_roles` does: ``roles.sql`` and the call.
+
+    Names are quoted as SQL literals; ``schema`` None means the current schema
+    of the session that runs the script. Needs no connection.
+    """
+    call = sql.SQL(QUERIES["grant_roles_script"]).format(
+        schema=sql.Literal(schema), enqueuer=sql.Literal(enqueuer), worker=sql.Literal(worker),
+        operator=sql.Literal(operator))
+    return f"{roles_sql()}\n{call.as_string(None)};\n"
+
+
 def grant_roles(
     conn: psycopg.Connection[Any],
     *,
@@ -29,8 +48,8 @@ def grant_roles(
     worker: str | None = None,
     operator: str | None = None,
     schema: str | None = None,
-) -> None:
-    """Grants each given role its privileges on the raquel objects in ``schema``.
+) -> str | None:
+    """Grants each given role its privileges on the raquel objects in ``schema``; returns the schema.
 
     ``schema`` defaults to the connection's current schema (where the
     migrations installed raquel_jobs). ``conn`` must belong to the objects'
@@ -49,3 +68,4 @@ def grant_roles(
             })
     except psycopg.errors.InvalidParameterValue as error:
         raise translate(error) from None
+    return schema

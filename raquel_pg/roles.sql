@@ -5,22 +5,29 @@
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
 --   enqueuer  may call raquel_enqueue, and nothing else: it cannot read,
---             change or delete any job, not even its own.
+--             change or delete any job, not even its own, nor read the
+--             views or the schedules.
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
---             claim_id) and read raquel_jobs (get/count/stats); it changes
---             jobs only through the functions.
---   operator  may call every raquel_* function and read, insert, update and
---             delete raquel_jobs directly (psql repairs), and read
+--             claim_id), learn when the next job is due, read raquel_jobs
+--             (get/count/stats), and run a scheduler: read raquel_schedules
+--             and fire due schedules (raquel_fire_schedules). It changes
+--             jobs and schedules only through those functions; it cannot
+--             retry, purge, reprioritize jobs or declare schedules.
+--   operator  may call every raquel_* function (retry, purge, stats,
+--             set_priority, set/drop schedules, rescue, expire ...), read the
+--             raquel_* views, read, insert, update and delete raquel_jobs and
+--             raquel_schedules directly (psql repairs), and read
 --             raquel_migrations. It cannot alter the schema.
 --
--- The queue's functions are SECURITY DEFINER (migration 0006), so the enqueuer
--- and worker need no privilege on the table itself. Role and schema names are
--- quoted with format('%I'), never concatenated.
+-- The queue's functions are SECURITY DEFINER (migrations 0006 and 0007), so
+-- the enqueuer and worker need no privilege on the tables they change. Role
+-- and schema names are quoted with format('%I'), never concatenated.
 --
 -- From psql (one session; -f then -c):
 --   psql "$DSN" -f raquel_pg/roles.sql \
 --        -c "SELECT pg_temp.raquel_grant_roles('public', 'app_enqueue', 'app_worker', 'app_operator')"
--- From Python: raquel_pg.roles.grant_roles(conn, enqueuer=..., worker=..., operator=...).
+-- From Python: raquel_pg.roles.grant_roles(conn, enqueuer=..., worker=..., operator=...);
+-- from the shell: raquel-pg grant --enqueuer ... --worker ... --operator ...
 CREATE OR REPLACE FUNCTION pg_temp.raquel_grant_roles(
     schema_name text, enqueuer_role text DEFAULT NULL, worker_role text DEFAULT NULL,
     operator_role text DEFAULT NULL
@@ -39,17 +46,27 @@ BEGIN
     END IF;
     IF worker_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
-        EXECUTE format('GRANT SELECT ON %I.raquel_jobs TO %I', schema_name, worker_role);
+        EXECUTE format('GRANT SELECT ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
+                       schema_name, worker_role);
         EXECUTE format(
             'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_claim, %1$I.raquel_next_due, '
             '%1$I.raquel_renew_leases, %1$I.raquel_complete, %1$I.raquel_fail, %1$I.raquel_reschedule, '
-            '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome '
+            '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome, '
+            '%1$I.raquel_fire_schedules '
             'TO %2$I', schema_name, worker_role);
     END IF;
     IF operator_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, operator_role);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I.raquel_jobs TO %I', schema_name, operator_role);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
+                       schema_name, operator_role);
         EXECUTE format('GRANT SELECT ON %I.raquel_migrations TO %I', schema_name, operator_role);
+        -- Every raquel_* view of the schema (raquel_queue_stats,
+        -- raquel_problem_jobs, raquel_expired_leases, and any later one).
+        EXECUTE (
+            SELECT format('GRANT SELECT ON %s TO %I', string_agg(c.oid::regclass::text, ', '), operator_role)
+            FROM pg_class c
+            WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = schema_name)
+              AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%');
         -- One GRANT naming every raquel_* function of the schema (regprocedure
         -- text is quoted and schema-qualified under this search_path).
         EXECUTE (

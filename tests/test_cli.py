@@ -19,6 +19,8 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -440,6 +442,94 @@ def test_async_worker_runs_a_coroutine_handler(dsn: str, conn: Conn, tmp_path: P
 def test_worker_with_an_unknown_handler_is_a_one_line_error(cli: Run) -> None:
     line = one_line_error(cli("worker", "no_such_module:handle"))
     assert line.startswith("raquel-pg worker: handler 'no_such_module:handle': cannot import")
+
+
+def test_worker_second_sigterm_stops_at_once(dsn: str, conn: Conn, tmp_path: Path) -> None:
+    job_id = enqueue(conn, "slow", "30")
+    worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "slow", "--grace-period", "60")
+    wait_for(lambda: status_of(conn, job_id) == "claimed")
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    _, log = worker.communicate(timeout=30)
+    assert worker.returncode == 0, log
+    assert time.monotonic() - started < 10  # not the 30 s job, not the 60 s grace period
+    assert "stop signal: no more claims" in log and "second stop signal" in log
+    assert status_of(conn, job_id) == "claimed"  # a sync thread: rescued when its lease runs out
+
+
+# --- grant ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def new_roles(conn: Conn) -> Any:
+    """Fresh roles enqueuer, worker, operator (the first with a quote in its name); dropped at the end."""
+    suffix = os.urandom(4).hex()
+    names = {"enqueuer": f"raquel_cli_o'enq_{suffix}", "worker": f"raquel_cli_work_{suffix}",
+             "operator": f"raquel_cli_op_{suffix}"}
+    for name in names.values():
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+    yield names
+    for name in names.values():
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def as_role(dsn: str, role: str) -> str:
+    return make_conninfo(dsn, options=f"-c role={role.replace(chr(39), chr(92) + chr(39))}")
+
+
+def test_grant_gives_each_role_its_privileges(cli: Run, dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
+    result = cli("grant", "--enqueuer", new_roles["enqueuer"], "--worker", new_roles["worker"],
+                 "--operator", new_roles["operator"])
+    assert result.returncode == 0, result.stderr
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    assert result.stdout.splitlines() == [
+        f"granted {kind} privileges on schema {schema} to {role}" for kind, role in new_roles.items()]
+
+    enqueuer, operator = as_role(dsn, new_roles["enqueuer"]), as_role(dsn, new_roles["operator"])
+    assert cli("enqueue", "q", dsn_=enqueuer).returncode == 0
+    assert "permission denied" in one_line_error(cli("stats", dsn_=enqueuer))
+    assert "permission denied" in one_line_error(cli("purge", "--older-than", "1d", dsn_=enqueuer))
+    stats = cli("stats", "--json", dsn_=operator)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["queues"]["q"]["queued"] == 1
+    assert cli("purge", "--older-than", "1d", dsn_=operator).returncode == 0
+
+
+def test_grant_json_names_the_schema_and_roles(cli: Run, conn: Conn, new_roles: dict[str, str]) -> None:
+    result = cli("grant", "--worker", new_roles["worker"], "--json")
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    assert json.loads(result.stdout) == {"schema": schema, "enqueuer": None, "worker": new_roles["worker"],
+                                         "operator": None}
+
+
+def test_grant_sql_prints_a_psql_script_without_a_database(
+        dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
+    from raquel_pg import embedded
+
+    result = subprocess.run([entry_point(), "grant", "--sql", "--enqueuer", new_roles["enqueuer"]],
+                            capture_output=True, text=True, timeout=60, env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no embedded server was started: the script needs no database
+    psql = embedded.bin_path("psql")
+    if psql is None:
+        pytest.skip("no psql")
+    subprocess.run([psql, dsn, "-v", "ON_ERROR_STOP=1", "-q"], input=result.stdout, text=True,
+                   check=True, capture_output=True)
+    with psycopg.connect(as_role(dsn, new_roles["enqueuer"]), autocommit=True) as enqueuer:
+        enqueuer.execute("SELECT raquel_enqueue('q')")
+    assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 1
+
+
+def test_grant_without_a_role_is_a_one_line_error(cli: Run) -> None:
+    assert "give at least one of --enqueuer" in one_line_error(cli("grant"))
+
+
+def test_grant_to_an_unknown_role_is_a_one_line_error(cli: Run) -> None:
+    line = one_line_error(cli("grant", "--worker", "raquel_no_such_role"))
+    assert 'role "raquel_no_such_role" does not exist' in line
 
 
 # --- server ---------------------------------------------------------------------------------------

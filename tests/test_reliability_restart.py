@@ -4,7 +4,8 @@ The test starts its own embedded PostgreSQL in a temp dir (whatever
 RAQUEL_PG_TEST_DSN says), so that it can stop and start it: ``pg_ctl stop -m
 fast`` (every connection is cut), a pause, then ``pg_ctl start`` on the same
 socket. CI size: 3,000 jobs and one restart; RAQUEL_PG_STRESS=1: 30,000 jobs
-and three restarts.
+and three restarts. After each restart it measures how long the workers take
+to recover: until both LISTEN again, and until a job succeeds again.
 """
 
 from __future__ import annotations
@@ -65,9 +66,25 @@ def listeners(conn: Conn) -> int:
                         ).fetchone()[0]
 
 
+def recovery(dsn: str, workers: int, timeout: float = 60.0) -> tuple[float, float]:
+    """Seconds from now (the server just started) until ``workers`` LISTEN again, and until a job
+    finishes ``success`` after now."""
+    started, since_ms = time.monotonic(), time.time() * 1000
+    listening = working = None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while listening is None or working is None:
+            assert time.monotonic() < started + timeout, "the workers did not recover"
+            if listening is None and listeners(conn) >= workers:
+                listening = time.monotonic() - started
+            if working is None and conn.execute(
+                    "SELECT EXISTS (SELECT FROM raquel_jobs WHERE status = 'success' AND finished_at > %s)",
+                    (since_ms,)).fetchone()[0]:
+                working = time.monotonic() - started
+            time.sleep(0.02)
+    return listening, working
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("RAQUEL_PG_RESTART_TEST"),
-                    reason="times out since the issue 4/6/7 merge; open on issue 4 (RAQUEL_PG_RESTART_TEST=1 runs it)")
 def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: Any) -> None:
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         migrate(conn)
@@ -79,9 +96,11 @@ def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: 
     producers = [spawn_worker("q", "--produce", str(JOBS_PER_PRODUCER), "--pace", "0.003", target=server.dsn)
                  for _ in range(2)]
 
+    recovered = []
     for _ in range(RESTARTS):
         time.sleep(1.5)
         server.restart(DOWN_SECONDS)
+        recovered.append(recovery(server.dsn, len(workers)))
 
     produced = errors = 0
     for producer in producers:
@@ -107,7 +126,9 @@ def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: 
         assert worker.wait(30) == 0
 
     print(f"{RESTARTS} restart(s), {DOWN_SECONDS} s down: {produced} enqueued, {errors} enqueue errors, "
-          f"{jobs} jobs stored, all success; {ran[1]} handler runs, {retried} jobs took more than one attempt")
+          f"{jobs} jobs stored, all success; {ran[1]} handler runs, {retried} jobs took more than one attempt; "
+          "after each start, both workers LISTEN again / a job succeeds again after "
+          + ", ".join(f"{listening:.2f} s / {working:.2f} s" for listening, working in recovered))
     # Every enqueue that returned an id stored its job; a call that raised may or may not have.
     assert produced <= jobs <= produced + errors
     assert ran[0] == jobs  # every stored job ran, and ended 'success' (checked above)
