@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Callable
+from collections.abc import Iterator, Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -374,6 +374,45 @@ class Raquel:
         rows = self._fetch("enqueue", args, conn)
         job_id: UUID = rows[0][0]
         return job_id
+
+    def enqueue_many(
+        self,
+        queue: str,
+        payloads: Iterable[Any],
+        *,
+        at: datetime | int | None = None,
+        delay: timedelta | int | None = None,
+        max_age: timedelta | int | None = None,
+        max_retry_count: int | None = None,
+        min_retry_delay: timedelta | int | None = None,
+        max_retry_delay: timedelta | int | None = None,
+        backoff_base: timedelta | int | None = None,
+        priority: int | None = None,
+        unique_keys: Iterable[str | None] | None = None,
+        unique_mode: Literal["keep", "replace"] | None = None,
+        conn: Connection[Any] | None = None,
+    ) -> list[UUID]:
+        """Adds one job per payload in one statement and returns their ids, in order.
+
+        Every option means what it means for :meth:`enqueue` and applies to
+        every job. ``unique_keys`` (one key or None per payload, as many as
+        payloads) makes each keyed job behave as :meth:`enqueue` with that
+        ``unique_key`` and ``unique_mode``, as if the jobs were enqueued one
+        after the other: a key repeated within the call makes one job (with
+        ``'keep'`` from its first payload, with ``'replace'`` ending with its
+        last payload) whose id every payload with that key gets back.
+
+        ``conn`` is used as in :meth:`enqueue`. Raises
+        :class:`~raquel_pg.InvalidArgument` for bad input, having written
+        nothing (a refused call inserts no job at all); a lost connection
+        raises ``psycopg.OperationalError``, not retried, as for enqueue.
+        """
+        args = params.enqueue_many_args(
+            queue, payloads, at, delay, max_age, max_retry_count, min_retry_delay,
+            max_retry_delay, backoff_base, priority, unique_keys, unique_mode,
+        )
+        rows = self._fetch("enqueue_many", args, conn)
+        return [row[0] for row in rows]
 
     @contextmanager
     def dequeue(self, *queues: str, claim_as: str | None = None) -> Iterator[Job | None]:

@@ -4,7 +4,7 @@
 -- worker_role, operator_role),
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
---   enqueuer  may call raquel_enqueue, and nothing else: it cannot read,
+--   enqueuer  may call raquel_enqueue and raquel_enqueue_many, and nothing else: it cannot read,
 --             change or delete any job, not even its own.
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id) and read raquel_jobs (get/count/stats); it changes
@@ -35,14 +35,16 @@ BEGIN
     END IF;
     IF enqueuer_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, enqueuer_role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.raquel_enqueue TO %I', schema_name, enqueuer_role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many TO %2$I',
+                       schema_name, enqueuer_role);
     END IF;
     IF worker_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
         EXECUTE format('GRANT SELECT ON %I.raquel_jobs TO %I', schema_name, worker_role);
         EXECUTE format(
-            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_claim, %1$I.raquel_next_due, '
-            '%1$I.raquel_renew_leases, %1$I.raquel_complete, %1$I.raquel_fail, %1$I.raquel_reschedule, '
+            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many, %1$I.raquel_claim, '
+            '%1$I.raquel_next_due, %1$I.raquel_renew_leases, %1$I.raquel_complete, '
+            '%1$I.raquel_complete_many, %1$I.raquel_fail, %1$I.raquel_reschedule, '
             '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome '
             'TO %2$I', schema_name, worker_role);
     END IF;
