@@ -6,6 +6,130 @@
 -- 2. raquel_complete_many records many successes in one statement, fenced by
 --    claim_id exactly as raquel_complete is, so that a worker can batch its
 --    successes (opt-in in the Python worker, see README "Fast paths").
+-- 3. NOTIFY only when a worker waits. A transaction that has sent NOTIFY
+--    takes a cluster-wide lock at commit, which serialises the commits of
+--    concurrent producers (no group commit). Idle workers now register in
+--    raquel_waiters (raquel_wait_begin) and the triggers notify a ready queue
+--    only when a live registration wants it, so busy workers get no
+--    notifications and producers with no idle worker send none. A plain
+--    LISTEN raquel_jobs hears nothing unless a waiter is registered.
+
+-- Idle workers, each waiting for jobs of some queues (NULL: every queue)
+-- until expires_at (ms). UNLOGGED: a registration is worth nothing after a
+-- crash (workers register again at their next wait) and writing it must not
+-- wait for a WAL flush.
+CREATE UNLOGGED TABLE raquel_waiters (
+    worker     uuid   PRIMARY KEY,
+    queues     text[],
+    expires_at bigint NOT NULL
+);
+
+COMMENT ON TABLE raquel_waiters IS
+    'raquel_pg idle workers waiting on LISTEN raquel_jobs; see raquel_wait_begin.';
+
+-- Guarantees: for each queue of queues, sends NOTIFY raquel_jobs (payload:
+-- the queue) when a live waiter (expires_at > now) wants it, or whenever the
+-- transaction is not READ COMMITTED (see below); sends nothing otherwise.
+-- Takes the shared raquel wake-up lock (an advisory lock held to the end of
+-- the transaction) before reading raquel_waiters: producers only share it,
+-- so they never wait for each other; raquel_wait_begin tries it exclusively.
+-- Once a producer holds it, any registration committed before is seen: in
+-- READ COMMITTED each statement takes a new snapshot after the lock. In
+-- REPEATABLE READ or SERIALIZABLE the snapshot may predate the lock, so such
+-- a transaction always notifies (the behaviour before 0007).
+-- Called by the jobs table's triggers; SECURITY DEFINER so that a role
+-- inserting rows directly (operator) need not read raquel_waiters. Anyone may
+-- call it: it can only send what pg_notify can.
+CREATE FUNCTION raquel_notify_ready(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM pg_notify('raquel_jobs', q.name) FROM unnest(raquel_notify_ready.queues) AS q(name);
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+    PERFORM pg_notify('raquel_jobs', q.name)
+    FROM unnest(raquel_notify_ready.queues) AS q(name)
+    WHERE EXISTS (SELECT FROM raquel_waiters w
+                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR q.name = ANY (w.queues)));
+END;
+$$;
+
+-- The triggers of 0001, same firing rules, now through raquel_notify_ready.
+CREATE OR REPLACE FUNCTION raquel_tg_jobs__notify_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+    v_queues text[];
+BEGIN
+    SELECT array_agg(DISTINCT n.queue) INTO v_queues FROM raquel_new_jobs n
+    WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now;
+    IF v_queues IS NOT NULL THEN
+        PERFORM raquel_notify_ready(v_queues);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION raquel_tg_jobs__notify_update() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NEW.scheduled_at <= raquel_now_ms() THEN
+        PERFORM raquel_notify_ready(ARRAY[NEW.queue]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- Guarantees: registers (or refreshes) worker as waiting for jobs of queues
+-- (NULL: every queue) for ttl_ms from now, then returns whether no producer
+-- transaction that could have missed the registration is still open: true
+-- when it got the raquel wake-up lock exclusively (held until this call's
+-- transaction ends, a few microseconds in autocommit). After true, a claim
+-- made after this call's commit sees every job whose NOTIFY was skipped, and
+-- every later ready job of these queues sends a NOTIFY while the
+-- registration lives. After false (a producer is in flight), claim again
+-- shortly rather than wait long. Call it in its own (autocommit)
+-- transaction: holding the lock longer would block producers.
+-- Raises invalid_parameter_value for a NULL worker or a ttl_ms not > 0.
+CREATE FUNCTION raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF raquel_wait_begin.worker IS NULL THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'worker', 'must not be NULL');
+    END IF;
+    IF raquel_wait_begin.ttl_ms IS NULL OR raquel_wait_begin.ttl_ms <= 0
+       OR raquel_wait_begin.ttl_ms > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'ttl_ms',
+            format('must be > 0 and at most 4611686018427387903 ms, got %s', raquel_wait_begin.ttl_ms));
+    END IF;
+    INSERT INTO raquel_waiters AS w (worker, queues, expires_at)
+    VALUES (raquel_wait_begin.worker, raquel_wait_begin.queues, raquel_now_ms() + raquel_wait_begin.ttl_ms)
+    ON CONFLICT (worker) DO UPDATE SET queues = excluded.queues, expires_at = excluded.expires_at;
+    RETURN pg_try_advisory_xact_lock(7021557117354893312);  -- the raquel wake-up lock
+END;
+$$;
+
+-- Guarantees: worker is no longer registered as waiting (no-op when it was
+-- not); returns whether it was.
+CREATE FUNCTION raquel_wait_end(worker uuid) RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+    WITH gone AS (DELETE FROM raquel_waiters w WHERE w.worker = raquel_wait_end.worker RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
 
 -- Guarantees: inserts one queued job per element of payloads (a NULL element
 -- is a NULL payload) with the options given, all applying to every job, and
@@ -203,7 +327,7 @@ BEGIN
             -- a job moved earlier, and a rewritten job may have changed queue.
             IF v_touched > 0
                AND coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0) <= v_now THEN
-                PERFORM pg_notify('raquel_jobs', raquel_enqueue_many.queue);
+                PERFORM raquel_notify_ready(ARRAY[raquel_enqueue_many.queue]);
             END IF;
         ELSE
             WITH rep AS (
@@ -303,6 +427,12 @@ BEGIN
 END;
 $$;
 
+-- As in 0006: the new functions that touch the queue's tables run with their
+-- owner's rights and only roles granted by raquel_pg/roles.sql may call them
+-- (raquel_notify_ready stays callable by all, see above).
 ALTER FUNCTION raquel_enqueue_many SECURITY DEFINER;
 ALTER FUNCTION raquel_complete_many SECURITY DEFINER;
-REVOKE EXECUTE ON FUNCTION raquel_enqueue_many, raquel_complete_many FROM PUBLIC;
+ALTER FUNCTION raquel_wait_begin SECURITY DEFINER;
+ALTER FUNCTION raquel_wait_end SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_many, raquel_complete_many, raquel_wait_begin, raquel_wait_end
+FROM PUBLIC;

@@ -581,6 +581,14 @@ class Raquel:
             self._leases.add(job)
         return jobs
 
+    def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
+        rows = self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
+        confirmed: bool = rows[0][0]
+        return confirmed
+
+    def _wait_end(self, worker: UUID) -> None:
+        self._fetch("wait_end", {"worker": worker})
+
     def _next_due(self, queues: list[str] | None) -> int | None:
         rows = self._fetch("next_due", {"queues": queues})
         due: int | None = rows[0][0]

@@ -578,6 +578,14 @@ class AsyncRaquel:
             self._leases.add(job)
         return jobs
 
+    async def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
+        rows = await self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
+        confirmed: bool = rows[0][0]
+        return confirmed
+
+    async def _wait_end(self, worker: UUID) -> None:
+        await self._fetch("wait_end", {"worker": worker})
+
     async def _next_due(self, queues: list[str] | None) -> int | None:
         rows = await self._fetch("next_due", {"queues": queues})
         due: int | None = rows[0][0]

@@ -25,6 +25,12 @@ SELECT raquel_enqueue_many(
 -- name: complete_many
 SELECT job_id, recorded FROM raquel_complete_many(%(job_ids)s::uuid[], %(claim_ids)s::uuid[])
 
+-- name: wait_begin
+SELECT raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
+
+-- name: wait_end
+SELECT raquel_wait_end(%(worker)s::uuid)
+
 -- name: set_priority
 SELECT raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 

@@ -44,7 +44,8 @@ BEGIN
         EXECUTE format(
             'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many, %1$I.raquel_claim, '
             '%1$I.raquel_next_due, %1$I.raquel_renew_leases, %1$I.raquel_complete, '
-            '%1$I.raquel_complete_many, %1$I.raquel_fail, %1$I.raquel_reschedule, '
+            '%1$I.raquel_complete_many, %1$I.raquel_wait_begin, %1$I.raquel_wait_end, '
+            '%1$I.raquel_fail, %1$I.raquel_reschedule, '
             '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome '
             'TO %2$I', schema_name, worker_role);
     END IF;

@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ MAX_RECONNECT_DELAY = 30.0
 #: The signals ``run(handle_signals=True)`` turns into :meth:`~Worker.stop`.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+
+#: First wait before claiming again when raquel_wait_begin found a producer
+#: in flight; it doubles at each new refusal, up to poll_interval.
+RACE_DELAY = 0.005
 
 #: Batched outcomes: a flush as soon as this many successes wait ...
 OUTCOME_BATCH_SIZE = 100
@@ -126,6 +131,10 @@ class Worker:
 
     How it waits: a dedicated connection LISTENs on the ``raquel_jobs``
     channel; a notification for one of its queues wakes the worker at once.
+    Jobs are notified only to registered waiters (``raquel_wait_begin``,
+    migration 0007): the worker registers when a claim finds its queues
+    drained (then claims once more, so no job slips between the two) and
+    unregisters when a claim fills all its free slots and when it stops.
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every
     ``poll_interval`` seconds, which keeps it working while the notification
@@ -177,6 +186,15 @@ class Worker:
             raise InvalidArgument("batch_outcomes", f"batch_outcomes: expected a bool, got {batch_outcomes!r}")
         self.batch_outcomes = batch_outcomes
         self._batcher: OutcomeBatcher | None = None
+        # The waiter registration (raquel_wait_begin): NOTIFYs reach this
+        # worker only while it is registered, i.e. while it has found its
+        # queues drained. It lives ttl seconds and is refreshed once half
+        # of that is gone (the worker wakes at least every poll_interval).
+        self._waiter_id = uuid.uuid4()
+        self._waiter_ttl = max(30.0, 3 * self.poll_interval)
+        self._registered_until = 0.0  # time.monotonic(); 0: not confirmed
+        self._registered = False
+        self._race_delay = RACE_DELAY
         #: True while the notification connection is LISTENing.
         self.listening = False
         self._wanted = None if self.queues is None else set(self.queues)
@@ -231,6 +249,7 @@ class Worker:
             try:
                 self._shutdown(listener, grace_period)
             finally:
+                self._unregister()
                 if self._batcher is not None:
                     self._batcher.close()
                 if restore is not None:
@@ -276,10 +295,54 @@ class Worker:
                 for job in jobs:
                     self._start(job)
                 if jobs and len(jobs) == free:
+                    self._unregister()  # backlog: claim again, no notifications needed
                     continue
                 if claimed:
-                    timeout = self._until_due(timeout)
+                    wait = self._register()
+                    if wait == 0.0:
+                        continue  # just registered: one more claim sees what was not notified
+                    timeout = self._until_due(timeout) if wait is None else min(wait, timeout)
             self._wake.wait_timeout(timeout)
+
+    def _register(self) -> float | None:
+        """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.
+
+        Returns None when the registration stands (wait for a notification),
+        0.0 when it was just made or refreshed with no producer in flight
+        (claim once more, then wait), or a short, backing-off delay before
+        the next claim when a producer was in flight (its job may not have
+        been notified). A connection error gives None: the worker then waits
+        at most poll_interval, as when the notification connection is down.
+        """
+        if self._registered_until - time.monotonic() > self._waiter_ttl / 2:
+            return None
+        sent_at = time.monotonic()
+        try:
+            self._registered = True
+            confirmed = self.rq._wait_begin(self._waiter_id, self.queues, int(self._waiter_ttl * 1000))
+        except psycopg.OperationalError as error:
+            logger.warning("could not register as waiting (%s)", error)
+            self._registered_until = 0.0
+            return None
+        if not confirmed:
+            self._registered_until = 0.0
+            delay = self._race_delay
+            self._race_delay = min(self._race_delay * 2, self.poll_interval)
+            return delay
+        self._race_delay = RACE_DELAY
+        self._registered_until = sent_at + self._waiter_ttl
+        return 0.0
+
+    def _unregister(self) -> None:
+        """Removes this worker's waiter registration, if it made one (``raquel_wait_end``)."""
+        if not self._registered:
+            return
+        self._registered, self._registered_until = False, 0.0
+        try:
+            self.rq._wait_end(self._waiter_id)
+        except psycopg.Error as error:
+            logger.warning("could not unregister as waiting (%s); the registration lapses in %.0fs",
+                           error, self._waiter_ttl)
 
     def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""

@@ -130,6 +130,7 @@ def test_enqueue_many_frees_a_key_once_its_job_finished(conn: Conn) -> None:
 def test_enqueue_many_notifies_once_per_statement(conn: Conn, dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute("LISTEN raquel_jobs")
+        listener.execute("SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
         enqueue_many(conn, ["a", "b", "c"])
         heard = [n.payload for n in listener.notifies(timeout=0.5)]
     assert heard == ["q"]
