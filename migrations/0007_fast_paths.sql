@@ -6,7 +6,9 @@
 -- 2. raquel_complete_many records many successes in one statement, fenced by
 --    claim_id exactly as raquel_complete is, so that a worker can batch its
 --    successes (opt-in in the Python worker, see README "Fast paths").
--- 3. NOTIFY only when a worker waits. A transaction that has sent NOTIFY
+-- 3. raquel_expire (called by every claim) skips its UPDATE when a probe
+--    finds nothing to expire.
+-- 4. NOTIFY only when a worker waits. A transaction that has sent NOTIFY
 --    takes a cluster-wide lock at commit, which serialises the commits of
 --    concurrent producers (no group commit). Idle workers now register in
 --    raquel_waiters (raquel_wait_begin) and the triggers notify a ready queue
@@ -424,6 +426,44 @@ BEGIN
            AND p.ord = min(p.ord) OVER (PARTITION BY p.job_id, p.claim_id)
     FROM pairs p LEFT JOIN done ON done.id = p.job_id AND done.claim_id = p.claim_id
     ORDER BY p.ord;
+END;
+$$;
+
+-- Guarantees: as in 0001 (every waiting job past its max_age becomes
+-- 'expired', finished_at = now; returns how many; locked rows skipped).
+-- New: a plain probe first, so that a call with nothing to expire (nearly
+-- every claim calls it) does not plan the UPDATE ... FROM join: with 1M
+-- finished jobs in the table, planning that statement measured 4.1 ms
+-- (EXPLAIN SUMMARY, PostgreSQL 18) against 0.2 ms for the probe alone.
+-- SECURITY DEFINER restated: CREATE OR REPLACE resets it (0006 set it).
+CREATE OR REPLACE FUNCTION raquel_expire(queues text[] DEFAULT NULL, now bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now   bigint := coalesce(raquel_expire.now, raquel_now_ms());
+    v_count integer;
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+    ) THEN
+        RETURN 0;
+    END IF;
+    WITH due AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET status = 'expired', finished_at = v_now
+    FROM due WHERE j.id = due.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
 END;
 $$;
 
