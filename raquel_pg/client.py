@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Callable
+from collections.abc import Iterator, Callable, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -33,7 +33,7 @@ from .model import JobRecord, QueueStats
 from .periodic import Schedule
 from .queries import QUERIES
 from .scheduler import Scheduler
-from .worker import Handler, Worker
+from .worker import Handler, OutcomeBatcher, Worker
 
 logger = logging.getLogger("raquel_pg")
 
@@ -112,6 +112,11 @@ class Job(JobRecord):
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
                 "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
             return False
+        self._recorded(outcome, status, args)
+        return True
+
+    def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
+        """Updates this object to the outcome the database recorded, and logs it."""
         attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
@@ -124,7 +129,6 @@ class Job(JobRecord):
             outcome, status, duration_ms, f": {self.error}" if outcome == "fail" else "",
             extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
                    "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
-        return True
 
     def _record(self, outcome: str, args: dict[str, Any]) -> str | None:
         """Runs the outcome call; returns the new status, or None when the claim is not current.
@@ -375,6 +379,45 @@ class Raquel:
         job_id: UUID = rows[0][0]
         return job_id
 
+    def enqueue_many(
+        self,
+        queue: str,
+        payloads: Iterable[Any],
+        *,
+        at: datetime | int | None = None,
+        delay: timedelta | int | None = None,
+        max_age: timedelta | int | None = None,
+        max_retry_count: int | None = None,
+        min_retry_delay: timedelta | int | None = None,
+        max_retry_delay: timedelta | int | None = None,
+        backoff_base: timedelta | int | None = None,
+        priority: int | None = None,
+        unique_keys: Iterable[str | None] | None = None,
+        unique_mode: Literal["keep", "replace"] | None = None,
+        conn: Connection[Any] | None = None,
+    ) -> list[UUID]:
+        """Adds one job per payload in one statement and returns their ids, in order.
+
+        Every option means what it means for :meth:`enqueue` and applies to
+        every job. ``unique_keys`` (one key or None per payload, as many as
+        payloads) makes each keyed job behave as :meth:`enqueue` with that
+        ``unique_key`` and ``unique_mode``, as if the jobs were enqueued one
+        after the other: a key repeated within the call makes one job (with
+        ``'keep'`` from its first payload, with ``'replace'`` ending with its
+        last payload) whose id every payload with that key gets back.
+
+        ``conn`` is used as in :meth:`enqueue`. Raises
+        :class:`~raquel_pg.InvalidArgument` for bad input, having written
+        nothing (a refused call inserts no job at all); a lost connection
+        raises ``psycopg.OperationalError``, not retried, as for enqueue.
+        """
+        args = params.enqueue_many_args(
+            queue, payloads, at, delay, max_age, max_retry_count, min_retry_delay,
+            max_retry_delay, backoff_base, priority, unique_keys, unique_mode,
+        )
+        rows = self._fetch("enqueue_many", args, conn)
+        return [row[0] for row in rows]
+
     @contextmanager
     def dequeue(self, *queues: str, claim_as: str | None = None) -> Iterator[Job | None]:
         """Claims the next ready job of ``queues`` (default: all) and yields it, or None.
@@ -401,6 +444,7 @@ class Raquel:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
+        batch_outcomes: bool = False,
     ) -> Callable[[Handler], Worker]:
         """Decorator: makes ``handler(job)`` a worker of ``queues`` (default: all).
 
@@ -411,7 +455,7 @@ class Raquel:
         def decorate(handler: Handler) -> Worker:
             return Worker(
                 self, handler, queues, claim_as=claim_as, concurrency=concurrency,
-                poll_interval=poll_interval, grace_period=grace_period,
+                poll_interval=poll_interval, grace_period=grace_period, batch_outcomes=batch_outcomes,
             )
 
         return decorate
@@ -537,14 +581,61 @@ class Raquel:
             self._leases.add(job)
         return jobs
 
+    def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
+        rows = self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
+        confirmed: bool = rows[0][0]
+        return confirmed
+
+    def _wait_end(self, worker: UUID) -> None:
+        self._fetch("wait_end", {"worker": worker})
+
     def _next_due(self, queues: list[str] | None) -> int | None:
         rows = self._fetch("next_due", {"queues": queues})
         due: int | None = rows[0][0]
         return due
 
+    def _complete_many(self, jobs: list[Job]) -> list[bool]:
+        """Records the success of ``jobs`` in one fenced call; per job, whether it was recorded.
+
+        Retried on a connection error while every job's lease surely lasts
+        (then the error is raised). After a retry, a job reported as not
+        recorded is checked against its row (``raquel_claim_outcome``): an
+        attempt whose reply was lost may have recorded it.
+        """
+        args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        deadline = min(j._lease_deadline for j in jobs)
+        delay = 0.05
+        retried = False
+        while True:
+            try:
+                rows = self._fetch("complete_many", args)
+                break
+            except psycopg.OperationalError as error:
+                if time.monotonic() + delay >= deadline:
+                    raise
+                logger.warning("recording %d successes failed (%s); retrying in %.2fs while the leases "
+                               "last", len(jobs), error, delay)
+                sleep(delay)
+                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
+                retried = True
+        recorded: list[bool] = [row[1] for row in rows]
+        if retried:
+            for i, job in enumerate(jobs):
+                if not recorded[i]:
+                    ended = self._fetch("claim_outcome", {"job_id": job.id, "claim_id": job.claim_id})
+                    recorded[i] = bool(ended) and ended[0][0] == params.SUCCESS
+        return recorded
+
     @contextmanager
-    def _process(self, job: Job) -> Iterator[Job]:
-        """Records the outcome of running ``job`` inside the block (see :meth:`dequeue`)."""
+    def _process(
+        self, job: Job, batcher: OutcomeBatcher | None = None
+    ) -> Iterator[Job]:
+        """Records the outcome of running ``job`` inside the block (see :meth:`dequeue`).
+
+        With ``batcher``, a success is handed to it (recorded at its next
+        flush, the lease renewed until then) instead of being recorded at once.
+        """
+        batched = False
         try:
             yield job
         except Exception as error:
@@ -558,6 +649,10 @@ class Raquel:
             raise
         else:
             if not job._settled:
-                job._settle("complete")
+                if batcher is not None:
+                    batched = batcher.add(job)
+                if not batched:
+                    job._settle("complete")
         finally:
-            self._leases.discard(job)
+            if not batched:
+                self._leases.discard(job)

@@ -9,6 +9,7 @@ same rules; this module only refuses what cannot be converted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -155,6 +156,43 @@ def enqueue_args(
         "unique_key": optional_text(unique_key, "unique_key"),
         "unique_mode": optional_text(unique_mode, "unique_mode"),
     }
+
+
+def enqueue_many_args(
+    queue: str,
+    payloads: Iterable[Any],
+    at: datetime | int | None,
+    delay: timedelta | int | None,
+    max_age: timedelta | int | None,
+    max_retry_count: int | None,
+    min_retry_delay: timedelta | int | None,
+    max_retry_delay: timedelta | int | None,
+    backoff_base: timedelta | int | None,
+    priority: int | None,
+    unique_keys: Iterable[str | None] | None,
+    unique_mode: str | None,
+) -> dict[str, Any]:
+    """The arguments of ``raquel_enqueue_many``, converted; None keeps a default.
+
+    Raises :class:`InvalidArgument` naming ``payloads`` or ``unique_keys`` when
+    one is a str (a str is iterable, but surely not meant as one job per
+    character) or not iterable, or an element cannot be sent.
+    """
+    args = enqueue_args(
+        queue, None, at, delay, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+        backoff_base, priority, None, unique_mode,
+    )
+    del args["payload"], args["unique_key"]
+    if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Iterable):
+        raise InvalidArgument("payloads", f"payloads: expected an iterable of payloads, got {payloads!r}")
+    args["payloads"] = [encode_payload(p) for p in payloads]
+    if unique_keys is None:
+        args["unique_keys"] = None
+    elif isinstance(unique_keys, (str, bytes)) or not isinstance(unique_keys, Iterable):
+        raise InvalidArgument("unique_keys", f"unique_keys: expected an iterable of str or None, got {unique_keys!r}")
+    else:
+        args["unique_keys"] = [optional_text(k, "unique_keys") for k in unique_keys]
+    return args
 
 
 def optional_text(value: str | None, argument: str) -> str | None:

@@ -4,9 +4,9 @@
 -- worker_role, operator_role),
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
---   enqueuer  may call raquel_enqueue, and nothing else: it cannot read,
---             change or delete any job, not even its own, nor read the
---             views or the schedules.
+--   enqueuer  may call raquel_enqueue and raquel_enqueue_many, and nothing
+--             else: it cannot read, change or delete any job, not even its
+--             own, nor read the views or the schedules.
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats), and run a scheduler: read raquel_schedules
@@ -19,7 +19,7 @@
 --             raquel_schedules directly (psql repairs), and read
 --             raquel_migrations. It cannot alter the schema.
 --
--- The queue's functions are SECURITY DEFINER (migrations 0006 and 0007), so
+-- The queue's functions are SECURITY DEFINER (migrations 0006, 0007 and 0008), so
 -- the enqueuer and worker need no privilege on the tables they change. Role
 -- and schema names are quoted with format('%I'), never concatenated.
 --
@@ -42,17 +42,19 @@ BEGIN
     END IF;
     IF enqueuer_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, enqueuer_role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.raquel_enqueue TO %I', schema_name, enqueuer_role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many TO %2$I',
+                       schema_name, enqueuer_role);
     END IF;
     IF worker_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
         EXECUTE format('GRANT SELECT ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
                        schema_name, worker_role);
         EXECUTE format(
-            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_claim, %1$I.raquel_next_due, '
-            '%1$I.raquel_renew_leases, %1$I.raquel_complete, %1$I.raquel_fail, %1$I.raquel_reschedule, '
-            '%1$I.raquel_reject, %1$I.raquel_release, %1$I.raquel_cancel, %1$I.raquel_claim_outcome, '
-            '%1$I.raquel_fire_schedules '
+            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many, %1$I.raquel_claim, '
+            '%1$I.raquel_next_due, %1$I.raquel_renew_leases, %1$I.raquel_complete, '
+            '%1$I.raquel_complete_many, %1$I.raquel_wait_begin, %1$I.raquel_wait_end, '
+            '%1$I.raquel_fail, %1$I.raquel_reschedule, %1$I.raquel_reject, %1$I.raquel_release, '
+            '%1$I.raquel_cancel, %1$I.raquel_claim_outcome, %1$I.raquel_fire_schedules '
             'TO %2$I', schema_name, worker_role);
     END IF;
     IF operator_role IS NOT NULL THEN

@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,11 +40,98 @@ MAX_RECONNECT_DELAY = 30.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+#: First wait before claiming again when raquel_wait_begin found a producer
+#: in flight; it doubles at each new refusal, up to poll_interval.
+RACE_DELAY = 0.005
+
+#: Batched outcomes: a flush as soon as this many successes wait ...
+OUTCOME_BATCH_SIZE = 100
+#: ... else this many seconds after the first of them came.
+OUTCOME_FLUSH_INTERVAL = 0.005
+
+
+class AsyncOutcomeBatcher:
+    """Records a worker's successes in batches, one ``raquel_complete_many`` call each.
+
+    A success waits for the flush at most ``OUTCOME_FLUSH_INTERVAL`` seconds
+    (sooner once ``OUTCOME_BATCH_SIZE`` wait), plus the call's own time, and
+    its job's lease is renewed until the flush has recorded it, so another
+    worker cannot rescue it meanwhile; if the lease is lost all the same, the
+    fenced call records nothing for that job (logged). A flush that fails
+    (after retries while the leases last) leaves those jobs to be rescued and
+    run again: at-least-once, as after a crash before the flush.
+    After :meth:`close` (which flushes), :meth:`add` declines.
+    """
+
+    def __init__(self, rq: AsyncRaquel) -> None:
+        self._rq = rq
+        self._buffer: list[AsyncJob] = []
+        self._lock = threading.Lock()
+        self._added = AEvent()
+        self._full = AEvent()
+        self._closed = False
+        self._task = aspawn(self._run, name="raquel-outcome-batcher")
+
+    async def add(self, job: AsyncJob) -> bool:
+        """Buffers the success of ``job``; False (nothing done) once closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            job._settled = True
+            self._buffer.append(job)
+            full = len(self._buffer) >= OUTCOME_BATCH_SIZE
+        self._added.set()
+        if full:
+            self._full.set()
+        return True
+
+    async def _run(self) -> None:
+        while not self._closed:
+            await self._added.wait_timeout(None)
+            await self._full.wait_timeout(OUTCOME_FLUSH_INTERVAL)
+            self._added.clear()
+            self._full.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Records every buffered success now (one call)."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            recorded = await self._rq._complete_many(batch)
+        except psycopg.Error as error:
+            logger.warning("%d successes not recorded (%s); those jobs run again once their leases "
+                           "run out", len(batch), error)
+            recorded = [False] * len(batch)
+        for job, done in zip(batch, recorded):
+            self._rq._leases.discard(job)
+            if done:
+                job._recorded("complete", params.SUCCESS, {})
+            else:
+                logger.warning("job %s (queue %s): complete not recorded, this worker's claim is no "
+                               "longer current (or the call failed)", job.id, job.queue)
+
+    async def close(self) -> None:
+        """Stops the flushing task, then flushes what is left."""
+        with self._lock:
+            self._closed = True
+        self._added.set()
+        self._full.set()
+        await ajoin([self._task], None)
+        await self.flush()
+
+
 class AsyncWorker:
     """Runs ``handler(job)`` on the jobs of ``queues`` (all queues when empty).
 
     How it waits: a dedicated connection LISTENs on the ``raquel_jobs``
     channel; a notification for one of its queues wakes the worker at once.
+    Jobs are notified only to registered waiters (``raquel_wait_begin``,
+    migration 0008): the worker registers when a claim finds its queues
+    drained (then claims once more, so no job slips between the two) and
+    unregisters when a claim fills all its free slots and when it stops.
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every
     ``poll_interval`` seconds, which keeps it working while the notification
@@ -53,7 +141,11 @@ class AsyncWorker:
     the sync :class:`Worker`); it never claims more jobs than it has free
     slots, so no claimed job sits waiting while its lease runs.
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set.
+    backoff on an exception, or the outcome the handler set. Each outcome is
+    recorded at once, unless ``batch_outcomes=True``: then successes are
+    recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
+    leases renewed until recorded, flushed on stop), and a crash before a
+    flush runs those jobs again (at-least-once); other outcomes stay immediate.
 
     :meth:`stop` ends :meth:`run`: no more claims, jobs claimed but not yet
     started are handed back at once (``queued``, no attempt counted), and
@@ -76,6 +168,7 @@ class AsyncWorker:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
+        batch_outcomes: bool = False,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
@@ -86,6 +179,19 @@ class AsyncWorker:
         self.concurrency = concurrency
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self.grace_period = params.seconds(grace_period, "grace_period")
+        if not isinstance(batch_outcomes, bool):
+            raise InvalidArgument("batch_outcomes", f"batch_outcomes: expected a bool, got {batch_outcomes!r}")
+        self.batch_outcomes = batch_outcomes
+        self._batcher: AsyncOutcomeBatcher | None = None
+        # The waiter registration (raquel_wait_begin): NOTIFYs reach this
+        # worker only while it is registered, i.e. while it has found its
+        # queues drained. It lives ttl seconds and is refreshed once half
+        # of that is gone (the worker wakes at least every poll_interval).
+        self._waiter_id = uuid.uuid4()
+        self._waiter_ttl = max(30.0, 3 * self.poll_interval)
+        self._registered_until = 0.0  # time.monotonic(); 0: not confirmed
+        self._registered = False
+        self._race_delay = RACE_DELAY
         #: True while the notification connection is LISTENing.
         self.listening = False
         self._wanted = None if self.queues is None else set(self.queues)
@@ -129,6 +235,8 @@ class AsyncWorker:
         """
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         listener = aspawn(self._listen, name="raquel-listener")
+        if self.batch_outcomes:
+            self._batcher = AsyncOutcomeBatcher(self.rq)
         grace_period = 0.0
         try:
             await self._claim_loop()
@@ -138,6 +246,9 @@ class AsyncWorker:
             try:
                 await self._shutdown(listener, grace_period)
             finally:
+                await self._unregister()
+                if self._batcher is not None:
+                    await self._batcher.close()
                 if restore is not None:
                     restore()
 
@@ -181,10 +292,54 @@ class AsyncWorker:
                 for job in jobs:
                     self._start(job)
                 if jobs and len(jobs) == free:
+                    await self._unregister()  # backlog: claim again, no notifications needed
                     continue
                 if claimed:
-                    timeout = await self._until_due(timeout)
+                    wait = await self._register()
+                    if wait == 0.0:
+                        continue  # just registered: one more claim sees what was not notified
+                    timeout = await self._until_due(timeout) if wait is None else min(wait, timeout)
             await self._wake.wait_timeout(timeout)
+
+    async def _register(self) -> float | None:
+        """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.
+
+        Returns None when the registration stands (wait for a notification),
+        0.0 when it was just made or refreshed with no producer in flight
+        (claim once more, then wait), or a short, backing-off delay before
+        the next claim when a producer was in flight (its job may not have
+        been notified). A connection error gives None: the worker then waits
+        at most poll_interval, as when the notification connection is down.
+        """
+        if self._registered_until - time.monotonic() > self._waiter_ttl / 2:
+            return None
+        sent_at = time.monotonic()
+        try:
+            self._registered = True
+            confirmed = await self.rq._wait_begin(self._waiter_id, self.queues, int(self._waiter_ttl * 1000))
+        except psycopg.OperationalError as error:
+            logger.warning("could not register as waiting (%s)", error)
+            self._registered_until = 0.0
+            return None
+        if not confirmed:
+            self._registered_until = 0.0
+            delay = self._race_delay
+            self._race_delay = min(self._race_delay * 2, self.poll_interval)
+            return delay
+        self._race_delay = RACE_DELAY
+        self._registered_until = sent_at + self._waiter_ttl
+        return 0.0
+
+    async def _unregister(self) -> None:
+        """Removes this worker's waiter registration, if it made one (``raquel_wait_end``)."""
+        if not self._registered:
+            return
+        self._registered, self._registered_until = False, 0.0
+        try:
+            await self.rq._wait_end(self._waiter_id)
+        except psycopg.Error as error:
+            logger.warning("could not unregister as waiting (%s); the registration lapses in %.0fs",
+                           error, self._waiter_ttl)
 
     async def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""
@@ -214,7 +369,7 @@ class AsyncWorker:
 
     async def _execute(self, job: AsyncJob) -> None:
         try:
-            async with self.rq._process(job):
+            async with self.rq._process(job, self._batcher):
                 await self.handler(job)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "

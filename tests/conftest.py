@@ -78,9 +78,9 @@ def migrated_dsn(make_database: object) -> str:
 
 @pytest.fixture
 def dsn(migrated_dsn: str) -> str:
-    """The migrated database with an empty jobs table."""
+    """The migrated database with an empty jobs table and no registered waiter."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE raquel_jobs")
+        conn.execute("TRUNCATE raquel_jobs, raquel_waiters")
     return migrated_dsn
 
 

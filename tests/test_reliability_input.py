@@ -122,6 +122,7 @@ def test_notify_limit_never_fails_an_enqueue(dsn: str, conn: Conn) -> None:
     longest_queue = "\U0001f642" * 250  # 1000 bytes, the most a queue name may have
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute("LISTEN raquel_jobs")
+        listener.execute("SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")  # 0008: a waiter
         conn.execute("SELECT raquel_enqueue(%s, repeat('y', 9000))", (longest_queue,))
         notices = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
 

@@ -44,7 +44,7 @@ def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Co
     # One row per raquel_* function (not the triggers): does its body name a
     # raquel table, is it SECURITY DEFINER, may PUBLIC execute it.
     rows = conn.execute(
-        "SELECT p.proname, p.prosrc ~ '\\mraquel_(jobs|schedules|migrations)\\M', p.prosecdef,"
+        "SELECT p.proname, p.prosrc ~ '\\mraquel_(jobs|schedules|migrations|waiters)\\M', p.prosecdef,"
         "       has_function_privilege('public', p.oid, 'EXECUTE')"
         " FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = current_schema()::regnamespace"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from typing import Any
 from uuid import UUID
 
@@ -341,9 +344,97 @@ def notifications(listener: Conn) -> list[str]:
 
 @pytest.fixture
 def listener(dsn: str) -> Any:
+    """A connection LISTENing, registered as a waiter for every queue (0008: else nothing is sent)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("LISTEN raquel_jobs")
+        conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
+        yield conn
+
+
+@pytest.fixture
+def bare_listener(dsn: str) -> Any:
+    """A connection LISTENing, with no waiter registered."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("LISTEN raquel_jobs")
         yield conn
+
+
+def test_without_a_waiter_an_enqueue_notifies_nobody(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_enqueue('emails')")
+    assert notifications(bare_listener) == []
+
+
+def test_an_expired_waiter_is_not_notified(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 1)")
+    time.sleep(0.01)
+    one(conn, "SELECT raquel_enqueue('emails')")
+    assert notifications(bare_listener) == []
+
+
+def test_a_waiter_is_notified_only_for_its_queues(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a', 'b'], 600000)")
+    for queue in ("a", "c", "b", "a"):
+        one(conn, "SELECT raquel_enqueue(%s)", queue)
+    assert notifications(bare_listener) == ["a", "b", "a"]
+
+
+def test_a_statement_notifies_once_per_wanted_queue(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")  # two waiters, one NOTIFY
+    conn.execute("INSERT INTO raquel_jobs (queue) SELECT q FROM unnest(ARRAY['a', 'b', 'a', 'b']) AS q")
+    assert sorted(notifications(bare_listener)) == ["a", "b"]
+
+
+def test_wait_end_stops_the_notifications(conn: Conn, bare_listener: Conn) -> None:
+    worker = uuid.uuid4()
+    one(conn, "SELECT raquel_wait_begin(%s, NULL, 600000)", worker)
+    assert one(conn, "SELECT raquel_wait_end(%s)", worker) is True
+    one(conn, "SELECT raquel_enqueue('q')")
+    assert notifications(bare_listener) == []
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
+
+
+def test_wait_begin_refreshes_one_row_per_worker(conn: Conn) -> None:
+    worker = uuid.uuid4()
+    one(conn, "SELECT raquel_wait_begin(%s, ARRAY['a'], 1000)", worker)
+    one(conn, "SELECT raquel_wait_begin(%s, ARRAY['b'], 600000)", worker)
+    assert conn.execute("SELECT queues, expires_at - raquel_now_ms() > 500000 FROM raquel_waiters").fetchall() == [
+        (["b"], True)]
+
+
+def test_wait_begin_refuses_a_ttl_not_above_zero(conn: Conn) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 0)")
+    assert caught.value.diag.column_name == "ttl_ms"
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
+
+
+def test_wait_begin_is_false_while_a_producer_that_skipped_notify_is_open(dsn: str, conn: Conn) -> None:
+    # The producer inserts a ready job before the waiter registers, so it
+    # sends no NOTIFY; while its transaction is open, the waiter's claim
+    # could not see the job: wait_begin must say so.
+    with psycopg.connect(dsn) as producer:
+        producer.execute("SELECT raquel_enqueue('q')")
+        assert one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)") is False
+        producer.commit()
+    assert one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)") is True
+
+
+def test_a_producer_after_a_registration_notifies(dsn: str, conn: Conn, bare_listener: Conn) -> None:
+    with psycopg.connect(dsn) as producer:
+        producer.execute("SELECT 1")  # the producer's transaction (and snapshot) starts first
+        assert one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)") is True
+        producer.execute("SELECT raquel_enqueue('q')")
+        producer.commit()
+    assert notifications(bare_listener) == ["q"]
+
+
+def test_a_repeatable_read_producer_always_notifies(dsn: str, conn: Conn, bare_listener: Conn) -> None:
+    with psycopg.connect(dsn) as producer:
+        producer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        producer.execute("SELECT raquel_enqueue('q')")
+        producer.commit()
+    assert notifications(bare_listener) == ["q"]
 
 
 def test_enqueue_notifies_the_queue_name(conn: Conn, listener: Conn) -> None:

@@ -25,6 +25,7 @@ def listener(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection LISTENing on the workers' channel."""
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("LISTEN raquel_jobs")
+        connection.execute("SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")  # 0008: a waiter
         yield connection
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from raquel_pg import Job, Raquel
+from raquel_pg import Job, Raquel, worker
 from raquel_pg._acompat import join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
@@ -138,3 +138,127 @@ def test_stop_lets_running_jobs_finish(rq: Raquel, conn: Conn) -> None:
     handler.stop()
     assert join([run], 10) == 0
     assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+# --- issue 5: batched claims and outcomes ---------------------------------------
+
+
+def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(rq: Raquel, conn: Conn) -> None:
+    release = [False]
+
+    @rq.subscribe("q", concurrency=3)
+    def handler(job: Job) -> None:
+        while not release[0]:
+            sleep(0.01)
+
+    rq.enqueue_many("q", list(range(10)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: handler.running == 3)
+    sleep(0.3)  # time for a wrongful second claim
+    claims = conn.execute("SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed'"
+                          " GROUP BY claimed_at").fetchall()
+    release[0] = True
+    handler.stop()
+    join([run], 10)
+    assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
+
+
+def test_batched_outcomes_record_successes_in_one_call(rq: Raquel, conn: Conn) -> None:
+    @rq.subscribe("q", concurrency=10, batch_outcomes=True)
+    def handler(job: Job) -> None:
+        pass
+
+    rq.enqueue_many("q", list(range(10)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: conn.execute(
+        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (10,))
+    handler.stop()
+    join([run], 10)
+    # Each raquel_complete_many call stamps its jobs with one finished_at.
+    calls = conn.execute("SELECT count(DISTINCT finished_at) FROM raquel_jobs").fetchone()[0]
+    assert calls < 10
+
+
+def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @rq.subscribe("q", batch_outcomes=True)
+    def handler(job: Job) -> None:
+        done.append(True)
+
+    job_id = rq.enqueue("q")
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    join([run], 10)
+    assert status == ("claimed",)
+    assert conn.execute("SELECT status, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "success", 1)
+
+
+def test_a_buffered_success_keeps_its_lease_renewed(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @rq.subscribe("q", batch_outcomes=True)
+    def handler(job: Job) -> None:
+        done.append(True)
+
+    job_id = rq.enqueue("q")
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: bool(done))
+    first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
+    sleep(3.0)  # longer than the 2 s lease
+    row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    join([run], 10)
+    assert row[0] == "claimed" and row[1] > first + 1000
+    assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+def test_a_buffered_success_is_fenced_by_its_claim(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @rq.subscribe("q", batch_outcomes=True)
+    def handler(job: Job) -> None:
+        done.append(True)
+
+    job_id = rq.enqueue("q")
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: bool(done))
+    # As if the lease had run out and another worker had claimed the job.
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
+                 (job_id,))
+    handler.stop()
+    join([run], 10)
+    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s",
+                        (job_id,)).fetchone() == ("claimed", "other", 0)
+
+
+def test_batched_outcomes_still_record_a_failure_at_once(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @rq.subscribe("q", batch_outcomes=True)
+    def handler(job: Job) -> None:
+        done.append(True)
+        raise ValueError("nope")
+
+    job_id = rq.enqueue("q")
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    join([run], 10)
+    assert status == ("failed",)

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from raquel_pg import AsyncJob, AsyncRaquel
+from raquel_pg import AsyncJob, AsyncRaquel, worker_async
 from raquel_pg._acompat import ajoin, asleep, aspawn
 
 Conn = psycopg.Connection[Any]
@@ -135,3 +135,127 @@ async def test_stop_lets_running_jobs_finish(arq: AsyncRaquel, conn: Conn) -> No
     handler.stop()
     assert await ajoin([run], 10) == 0
     assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+# --- issue 5: batched claims and outcomes ---------------------------------------
+
+
+async def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(arq: AsyncRaquel, conn: Conn) -> None:
+    release = [False]
+
+    @arq.subscribe("q", concurrency=3)
+    async def handler(job: AsyncJob) -> None:
+        while not release[0]:
+            await asleep(0.01)
+
+    await arq.enqueue_many("q", list(range(10)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: handler.running == 3)
+    await asleep(0.3)  # time for a wrongful second claim
+    claims = conn.execute("SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed'"
+                          " GROUP BY claimed_at").fetchall()
+    release[0] = True
+    handler.stop()
+    await ajoin([run], 10)
+    assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
+
+
+async def test_batched_outcomes_record_successes_in_one_call(arq: AsyncRaquel, conn: Conn) -> None:
+    @arq.subscribe("q", concurrency=10, batch_outcomes=True)
+    async def handler(job: AsyncJob) -> None:
+        pass
+
+    await arq.enqueue_many("q", list(range(10)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: conn.execute(
+        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (10,))
+    handler.stop()
+    await ajoin([run], 10)
+    # Each raquel_complete_many call stamps its jobs with one finished_at.
+    calls = conn.execute("SELECT count(DISTINCT finished_at) FROM raquel_jobs").fetchone()[0]
+    assert calls < 10
+
+
+async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @arq.subscribe("q", batch_outcomes=True)
+    async def handler(job: AsyncJob) -> None:
+        done.append(True)
+
+    job_id = await arq.enqueue("q")
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    await ajoin([run], 10)
+    assert status == ("claimed",)
+    assert conn.execute("SELECT status, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "success", 1)
+
+
+async def test_a_buffered_success_keeps_its_lease_renewed(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @arq.subscribe("q", batch_outcomes=True)
+    async def handler(job: AsyncJob) -> None:
+        done.append(True)
+
+    job_id = await arq.enqueue("q")
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: bool(done))
+    first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
+    await asleep(3.0)  # longer than the 2 s lease
+    row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    await ajoin([run], 10)
+    assert row[0] == "claimed" and row[1] > first + 1000
+    assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+async def test_a_buffered_success_is_fenced_by_its_claim(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @arq.subscribe("q", batch_outcomes=True)
+    async def handler(job: AsyncJob) -> None:
+        done.append(True)
+
+    job_id = await arq.enqueue("q")
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: bool(done))
+    # As if the lease had run out and another worker had claimed the job.
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
+                 (job_id,))
+    handler.stop()
+    await ajoin([run], 10)
+    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s",
+                        (job_id,)).fetchone() == ("claimed", "other", 0)
+
+
+async def test_batched_outcomes_still_record_a_failure_at_once(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    done: list[bool] = []
+
+    @arq.subscribe("q", batch_outcomes=True)
+    async def handler(job: AsyncJob) -> None:
+        done.append(True)
+        raise ValueError("nope")
+
+    job_id = await arq.enqueue("q")
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    await ajoin([run], 10)
+    assert status == ("failed",)

@@ -34,6 +34,7 @@ RENAMES = {
     "AsyncWorker": "Worker",
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
+    "AsyncOutcomeBatcher": "OutcomeBatcher",
     "AsyncScheduler": "Scheduler",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
