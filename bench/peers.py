@@ -1,0 +1,166 @@
+"""Scenario 5: the same no-op jobs on pgqueuer, procrastinate and plain SQL.
+
+Every system drains pre-enqueued jobs on the same server, each in a
+database of its own, and is measured as raquel_pg is (see measure.py): jobs
+finished / (last durable success - first claim), from its own tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from . import capabilities, workers
+from .measure import NA, Section, Sizes, Span, pgbench, ratio, read_span, wait_until
+from .scenarios import CONCURRENCY, drain
+from .server import Server
+
+PGQUEUER_SPAN = """
+SELECT count(*) FILTER (WHERE status = 'successful'),
+       extract(epoch FROM min(created) FILTER (WHERE status = 'picked')),
+       extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))
+FROM pgqueuer_log"""
+
+PROCRASTINATE_SPAN = """
+SELECT count(*) FILTER (WHERE type = 'succeeded'),
+       extract(epoch FROM min(at) FILTER (WHERE type = 'started')),
+       extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded'))
+FROM procrastinate_events"""
+
+PURE_SPAN = """
+SELECT count(*), extract(epoch FROM min(claimed_at)), extract(epoch FROM max(finished_at))
+FROM sql_jobs WHERE status = 'done'"""
+
+
+def installed(module: str) -> bool:
+    """True when ``module`` can be imported."""
+    return importlib.util.find_spec(module) is not None
+
+
+async def _pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> None:
+    """Installs pgqueuer, enqueues ``jobs`` no-op jobs, drains them with ``managers`` QueueManagers."""
+    from pgqueuer import Job, QueueManager
+    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.domain.types import QueueExecutionMode
+    from pgqueuer.queries import Queries
+
+    async def connect() -> Any:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+
+    setup = Queries(PsycopgDriver(await connect()))
+    await setup.install()
+    await setup.enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
+    queue_managers = []
+    for _ in range(managers):
+        qm = QueueManager(Queries(PsycopgDriver(await connect())))
+
+        @qm.entrypoint("noop")
+        async def noop(job: Job) -> None:
+            return None
+
+        queue_managers.append(qm)
+    await asyncio.gather(*(qm.run(batch_size=batch_size, mode=QueueExecutionMode.drain)
+                           for qm in queue_managers))
+
+
+def run_pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> Span:
+    """A pgqueuer drain, measured from its log table."""
+    asyncio.run(_pgqueuer(dsn, jobs, managers, batch_size))
+    wait_until(dsn, "SELECT count(*) FROM pgqueuer", [], lambda left: left == 0, timeout=60)
+    return read_span(dsn, PGQUEUER_SPAN)
+
+
+async def _procrastinate(dsn: str, jobs: int, concurrency: int) -> None:
+    """Installs procrastinate, defers ``jobs`` no-op jobs, drains them with one worker."""
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=dsn, min_size=1, max_size=concurrency + 2))
+
+    @app.task(name="noop", queue="bench")
+    async def noop() -> None:
+        return None
+
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        await noop.batch_defer_async(*([{}] * jobs))
+        await app.run_worker_async(queues=["bench"], concurrency=concurrency, wait=False,
+                                   install_signal_handlers=False)
+
+
+def run_procrastinate(dsn: str, jobs: int, concurrency: int) -> Span:
+    """A procrastinate drain, measured from its events table."""
+    asyncio.run(_procrastinate(dsn, jobs, concurrency))
+    return read_span(dsn, PROCRASTINATE_SPAN)
+
+
+def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int) -> Span:
+    """The pure-SQL pipeline: ``jobs`` rows inserted, then claimed and completed by pgbench."""
+    program = server.pgbench()
+    assert program is not None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((workers.ROOT / "bench" / "sql" / "pure_schema.sql").read_bytes())
+        conn.execute("INSERT INTO sql_jobs (queue, payload) SELECT 'bench', 'x' FROM generate_series(1, %s)",
+                     [jobs])
+        conn.execute("VACUUM ANALYZE sql_jobs")
+    pgbench(program, dsn, script, clients=CONCURRENCY, transactions=max(1, jobs // (CONCURRENCY * batch)))
+    return read_span(dsn, PURE_SPAN)
+
+
+def systems(server: Server, sizes: Sizes) -> list[tuple[str, str, Callable[[str], Span] | None]]:
+    """(system, settings, run or None when unavailable) of scenario 5, raquel_pg first."""
+    jobs = sizes.peer_jobs
+    batched = capabilities.has_batch_outcomes()
+    has_pgbench = server.pgbench() is not None
+    raquel_settings = f"AsyncWorker, concurrency={CONCURRENCY}, pool_size={CONCURRENCY}"
+    return [
+        ("raquel_pg", raquel_settings + ", outcomes each at once",
+         lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(d, q, CONCURRENCY))),
+        ("raquel_pg", raquel_settings + ", batch_outcomes=True",
+         (lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(d, q, CONCURRENCY, True)))
+         if batched else None),
+        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}, drain mode",
+         (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if installed("pgqueuer") else None),
+        ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)",
+         (lambda dsn: run_pgqueuer(dsn, jobs, 5, 10)) if installed("pgqueuer") else None),
+        ("procrastinate", f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
+         (lambda dsn: run_procrastinate(dsn, jobs, CONCURRENCY)) if installed("procrastinate") else None),
+        ("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients",
+         (lambda dsn: run_pure_sql(server, dsn, jobs, "pure_claim_complete_1.sql", 1)) if has_pgbench else None),
+        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients",
+         (lambda dsn: run_pure_sql(server, dsn, 10 * jobs, "pure_claim_complete_100.sql", 100))
+         if has_pgbench else None),
+    ]
+
+
+def scenario_peers(server: Server, sizes: Sizes, only: Callable[[str], bool] = lambda name: True) -> Section:
+    """Scenario 5: raquel_pg, pgqueuer, procrastinate and pure SQL, same jobs, same server."""
+    section = Section(
+        "5. Peers", f"{sizes.peer_jobs:,} pre-enqueued no-op jobs per system ({10 * sizes.peer_jobs:,} for "
+        "pure SQL in batches of 100), each system in a fresh database of the same server, "
+        f"{CONCURRENCY} jobs in flight. jobs/s = jobs / (last durable success - first claim), from "
+        "each system's own timestamps (raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log "
+        "'picked'/'successful'; procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: "
+        "its claimed_at/finished_at). Ratio = raquel_pg's rate / this system's rate (> 1: raquel_pg "
+        "is faster).",
+        ["system", "settings", "jobs", "jobs/s", "raquel_pg (each at once) ÷ this",
+         "raquel_pg (batched) ÷ this"])
+    results: list[tuple[str, str, Span | None]] = []
+    for name, settings, run in systems(server, sizes):
+        if run is None or not only(name):
+            results.append((name, settings, None))
+            continue
+        with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
+            results.append((name, settings, run(dsn)))
+    plain, batched = (span.rate if span else None for _, _, span in results[:2])
+    for name, settings, span in results:
+        rate = span.rate if span else None
+        section.add(name, settings, span.jobs if span else "", rate if rate else NA,
+                    ratio(plain, rate), ratio(batched, rate))
+        section.figures[f"{name} {settings}"] = rate
+    return section
+
