@@ -10,6 +10,7 @@ Both print ``ready`` once their worker LISTENs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
@@ -64,6 +65,7 @@ def run_wake_sync(dsn: str, queue: str) -> None:
 
 def main(argv: list[str]) -> None:
     """Dispatches on the mode (see the module docstring)."""
+    logging.basicConfig(level=logging.ERROR)  # not the stop signal's warning
     mode, dsn, queue, option = argv[:4]
     if mode == "e2e":
         asyncio.run(run_e2e(dsn, queue, int(option), argv[4:] == ["batch"]))
