@@ -92,30 +92,61 @@ def percentiles(samples: Sequence[float]) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class Span:
-    """Jobs finished, and the first claim and last durable success (epoch seconds)."""
+    """A drain: when its first job was claimed, and when each job durably succeeded (epoch s, sorted)."""
 
-    jobs: int
     first_claim: float | None
-    last_success: float | None
+    successes: list[float]
+
+    @property
+    def jobs(self) -> int:
+        """Jobs that succeeded."""
+        return len(self.successes)
 
     @property
     def rate(self) -> float | None:
-        """Jobs per second over the span, or None when it is empty."""
-        if not self.jobs or self.first_claim is None or self.last_success is None:
+        """jobs / (last success - first claim): the headline figure; None when empty."""
+        if not self.successes or self.first_claim is None:
             return None
-        return self.jobs / max(self.last_success - self.first_claim, 1e-3)
+        return self.jobs / max(self.successes[-1] - self.first_claim, 1e-3)
+
+    @property
+    def steady_rate(self) -> float | None:
+        """jobs/s between the 5th and the 95th percentile of the successes.
+
+        Leaves out start-up and the tail (a system's first batch, its last
+        flush), which weigh on short runs; None for fewer than 40 jobs.
+        """
+        cut = self.jobs // 20
+        if self.jobs < 40:
+            return None
+        first, last = self.successes[cut], self.successes[self.jobs - cut - 1]
+        return (self.jobs - 2 * cut - 1) / max(last - first, 1e-3)
 
 
 def read_span(dsn: str, query: str, args: Sequence[object] = ()) -> Span:
-    """A Span from a query returning (count, first claim epoch, last success epoch)."""
+    """A Span from a query returning (success epoch, first claim epoch) per succeeded job."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(query.encode(), args).fetchone()
-    assert row is not None
-    return Span(int(row[0]), _float(row[1]), _float(row[2]))
+        rows = conn.execute(query.encode(), args).fetchall()
+    first = _float(rows[0][1]) if rows else None
+    return Span(first, sorted(float(row[0]) for row in rows))
 
 
 def _float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def rate_cell(span: Span | None) -> tuple[str, str]:
+    """(jobs/s, steady jobs/s) cells of a span."""
+    if span is None or span.rate is None:
+        return NA, ""
+    return fmt(span.rate), fmt(span.steady_rate)
+
+
+def ratios(reference: Span | None, span: Span | None) -> str:
+    """'headline ratio (steady ratio)' of reference / span."""
+    if reference is None or span is None:
+        return "n/a"
+    return f"{ratio(reference.rate, span.rate)} ({ratio(reference.steady_rate, span.steady_rate)})"
 
 
 def wait_until(dsn: str, query: str, args: Sequence[object], done: Callable[[int], bool],

@@ -17,7 +17,8 @@ from raquel_pg import Raquel
 from raquel_pg.queries import QUERIES
 
 from . import capabilities, workers
-from .measure import NA, Section, Sizes, Span, pgbench, percentiles, ratio, read_span, wait_until
+from .measure import (NA, Section, Sizes, Span, pgbench, percentiles, rate_cell, ratio, ratios, read_span,
+                      wait_until)
 from .server import Server
 
 #: Jobs in flight per worker in the end-to-end, history and peer scenarios.
@@ -26,7 +27,7 @@ CONCURRENCY = 10
 PROCESSES = 2
 
 RAQUEL_SPAN = """
-SELECT count(*), extract(epoch FROM raquel_ts(min(claimed_at))), extract(epoch FROM raquel_ts(max(finished_at)))
+SELECT extract(epoch FROM raquel_ts(finished_at)), extract(epoch FROM raquel_ts(min(claimed_at) OVER ()))
 FROM raquel_jobs WHERE queue = %s AND status = 'success'"""
 
 #: Jobs of a queue not yet durably finished (both halves use a partial index).
@@ -183,21 +184,21 @@ def scenario_e2e(server: Server, sizes: Sizes) -> Section:
     section = Section(
         "2. End to end", f"{sizes.e2e_jobs:,} no-op jobs enqueued first, then drained by the workers. "
         "jobs/s = jobs / (last `finished_at` - first `claimed_at`) of those jobs, read from the table "
-        "(ms resolution): from the first claim to the last durable success.",
-        ["workers", "outcomes", "jobs", "jobs/s", "ratio to AsyncWorker"])
-    rates: list[tuple[str, str, int, float | None]] = []
+        "(ms resolution): from the first claim to the last durable success. Steady jobs/s: the same "
+        "between the 5th and 95th percentile of the successes (no start-up, no tail).",
+        ["workers", "outcomes", "jobs", "jobs/s", "steady jobs/s", "ratio to AsyncWorker, headline (steady)"])
+    spans: list[tuple[str, str, Span | None]] = []
     for name, outcomes, runner in e2e_runners():
         if runner is None:
-            rates.append((name, outcomes, 0, None))
+            spans.append((name, outcomes, None))
             continue
         with server.database("e2e") as dsn:
-            span = drain(dsn, "bench_e2e", sizes.e2e_jobs, runner)
-        rates.append((name, outcomes, span.jobs, span.rate))
-    reference = next(rate for name, outcomes, _, rate in rates
+            spans.append((name, outcomes, drain(dsn, "bench_e2e", sizes.e2e_jobs, runner)))
+    reference = next(span for name, outcomes, span in spans
                      if name.startswith("AsyncWorker") and outcomes == "each at once")
-    for name, outcomes, jobs, rate in rates:
-        section.add(name, outcomes, jobs if rate else "", rate if rate else NA, ratio(rate, reference))
-        section.figures[f"e2e {name} {outcomes}"] = rate
+    for name, outcomes, span in spans:
+        section.add(name, outcomes, span.jobs if span else "", *rate_cell(span), ratios(span, reference))
+        section.figures[f"e2e {name} {outcomes}"] = span.rate if span else None
     return section
 
 
