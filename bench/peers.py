@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from . import capabilities, workers
-from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span, wait_until
+from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span
 from .scenarios import CONCURRENCY, drain
 from .server import Server
 
@@ -40,10 +40,15 @@ def installed(module: str) -> bool:
 
 
 async def _pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> None:
-    """Installs pgqueuer, enqueues ``jobs`` no-op jobs, drains them with ``managers`` QueueManagers."""
+    """Installs pgqueuer, enqueues ``jobs`` no-op jobs, drains them with ``managers`` QueueManagers.
+
+    The managers run in pgqueuer's continuous mode and are shut down (as
+    pgqueuer's own benchmark does) once its queue table is empty: a job's row
+    is deleted when its outcome is logged, so every job is then durably done
+    and the managers' exit is no part of the figures.
+    """
     from pgqueuer import Job, QueueManager
     from pgqueuer.db import PsycopgDriver
-    from pgqueuer.domain.types import QueueExecutionMode
     from pgqueuer.queries import Queries
 
     async def connect() -> Any:
@@ -61,14 +66,23 @@ async def _pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> None
             return None
 
         queue_managers.append(qm)
-    await asyncio.gather(*(qm.run(batch_size=batch_size, mode=QueueExecutionMode.drain)
-                           for qm in queue_managers))
+
+    runs = [asyncio.create_task(qm.run(batch_size=batch_size)) for qm in queue_managers]
+    async with await connect() as conn:
+        while (await (await conn.execute("SELECT count(*) FROM pgqueuer")).fetchall())[0][0]:
+            await asyncio.sleep(0.05)
+    for qm in queue_managers:
+        qm.shutdown.set()
+    # Its shutdown waits out internal timeouts (seconds); the jobs are done, so cut it short.
+    _, pending = await asyncio.wait(runs, timeout=1.0)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
 
 
 def run_pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> Span:
     """A pgqueuer drain, measured from its log table."""
     asyncio.run(_pgqueuer(dsn, jobs, managers, batch_size))
-    wait_until(dsn, "SELECT count(*) FROM pgqueuer", [], lambda left: left == 0, timeout=60)
     return read_span(dsn, PGQUEUER_SPAN)
 
 
@@ -121,7 +135,7 @@ def systems(server: Server, sizes: Sizes) -> list[tuple[str, str, Callable[[str]
         ("raquel_pg", raquel_settings + ", batch_outcomes=True",
          (lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(d, q, CONCURRENCY, True)))
          if batched else None),
-        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}, drain mode",
+        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}",
          (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if installed("pgqueuer") else None),
         ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)",
          (lambda dsn: run_pgqueuer(dsn, jobs, 5, 10)) if installed("pgqueuer") else None),
