@@ -94,8 +94,9 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
     section = Section(
         "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
         f"{sizes.enqueue_calls:,} calls each), with the NOTIFY trigger on, off (`ALTER TABLE raquel_jobs "
-        "DISABLE TRIGGER USER` in that run's own database), and on with one idle worker LISTENing "
-        "(subscribed to another queue); `enqueue_many()` of "
+        "DISABLE TRIGGER USER` in that run's own database), and on while a worker (its own process) "
+        "waits for another queue, or runs this queue's jobs as they come (it then shares the CPU "
+        "with the producers); `enqueue_many()` of "
         f"{sizes.enqueue_many:,} jobs (median of 3 calls); `SELECT raquel_enqueue('bench_pgbench', 'x')` "
         f"by pgbench (-M prepared, {sizes.pgbench_seconds} s per run); a plain INSERT into the pure-SQL "
         "table by pgbench as a reference. jobs/s = jobs / wall-clock time of the calls.",
@@ -114,13 +115,16 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
         for producers in (1, 4):
             section.add("enqueue()", producers, "off", off[producers], "1.00x")
             section.figures[f"enqueue_off_{producers}"] = off[producers]
-        idle = workers.spawn("wake", dsn, "bench_idle", "async")
-        try:
-            for producers in (1, 4):
-                rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-                section.add("enqueue(), one idle worker", producers, "on", rate, ratio(rate, off[producers]))
-        finally:
-            workers.stop(idle)
+        for label, args in (("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
+                            ("one worker running this queue's jobs",
+                             ("e2e", dsn, "bench_enqueue", str(CONCURRENCY)))):
+            worker = workers.spawn(*args)
+            try:
+                for producers in (1, 4):
+                    rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
+                    section.add(f"enqueue(), {label}", producers, "on", rate, ratio(rate, off[producers]))
+            finally:
+                workers.stop(worker)
         many = enqueue_many_rate(dsn, sizes.enqueue_many)
         section.add(f"enqueue_many() of {sizes.enqueue_many:,}", 1, "on", many if many else NA, "")
         section.figures["enqueue_many"] = many
