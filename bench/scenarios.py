@@ -58,10 +58,11 @@ def drain(dsn: str, queue: str, jobs: int, runner: WorkerRunner) -> Span:
 def timed_enqueues(dsn: str, producers: int, calls: int, queue: str = "bench_enqueue") -> float:
     """jobs/s of ``producers`` threads each making ``calls`` single ``enqueue()`` calls."""
     with Raquel(dsn, pool_size=producers) as rq:
-        rq.enqueue("bench_warmup", "x")  # opens the pool
         barrier = threading.Barrier(producers + 1)
 
         def produce() -> None:
+            for _ in range(10):  # warm-up: the pool grows to one connection per producer
+                rq.enqueue("bench_warmup", "x")
             barrier.wait()
             for _ in range(calls):
                 rq.enqueue(queue, "x")
