@@ -77,6 +77,22 @@ def timed_enqueues(dsn: str, producers: int, calls: int, queue: str = "bench_enq
         return producers * calls / (time.perf_counter() - started)
 
 
+def on_off_rates(on_dsn: str, off_dsn: str, calls: int, repeats: int = 3
+                 ) -> tuple[dict[int, float], dict[int, float]]:
+    """Median enqueue rates by producers (1, 4) with the trigger on and off, runs interleaved.
+
+    On and off alternate, ``repeats`` times each, so that the machine's noise
+    falls on both alike.
+    """
+    runs: dict[tuple[str, int], list[float]] = {}
+    for _ in range(repeats):
+        for producers in (1, 4):
+            for trigger, dsn in (("on", on_dsn), ("off", off_dsn)):
+                runs.setdefault((trigger, producers), []).append(timed_enqueues(dsn, producers, calls))
+    return ({p: statistics.median(runs["on", p]) for p in (1, 4)},
+            {p: statistics.median(runs["off", p]) for p in (1, 4)})
+
+
 def enqueue_many_rate(dsn: str, jobs: int) -> float | None:
     """Median jobs/s of three ``enqueue_many`` calls of ``jobs`` jobs, None without the API."""
     if not capabilities.has_enqueue_many():
@@ -94,28 +110,24 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
     """Scenario 1: single enqueue() calls (NOTIFY on/off), enqueue_many, pgbench."""
     section = Section(
         "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
-        f"{sizes.enqueue_calls:,} calls each), with the NOTIFY trigger on, off (`ALTER TABLE raquel_jobs "
-        "DISABLE TRIGGER USER` in that run's own database), and on while a worker (its own process) "
+        f"{sizes.enqueue_calls:,} calls each), with the NOTIFY trigger on and off (`ALTER TABLE raquel_jobs "
+        "DISABLE TRIGGER USER` in a database of its own; on and off runs interleaved, median of 3 "
+        "each), and on (one run each) while a worker (its own process) "
         "waits for another queue, or runs this queue's jobs as they come (it then shares the CPU "
         "with the producers); `enqueue_many()` of "
         f"{sizes.enqueue_many:,} jobs (median of 3 calls); `SELECT raquel_enqueue('bench_pgbench', 'x')` "
         f"by pgbench (-M prepared, {sizes.pgbench_seconds} s per run); a plain INSERT into the pure-SQL "
         "table by pgbench as a reference. jobs/s = jobs / wall-clock time of the calls.",
         ["how", "producers", "NOTIFY trigger", "jobs/s", "ratio to trigger off"])
-    off: dict[int, float] = {}
-    with server.database("enqueue_off") as dsn:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+    with server.database("enqueue_off") as off_dsn, server.database("enqueue_on") as dsn:
+        with psycopg.connect(off_dsn, autocommit=True) as conn:
             conn.execute("ALTER TABLE raquel_jobs DISABLE TRIGGER USER")
-        for producers in (1, 4):
-            off[producers] = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-    with server.database("enqueue_on") as dsn:
-        for producers in (1, 4):
-            rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-            section.add("enqueue()", producers, "on", rate, ratio(rate, off[producers]))
-            section.figures[f"enqueue_on_{producers}"] = rate
-        for producers in (1, 4):
-            section.add("enqueue()", producers, "off", off[producers], "1.00x")
-            section.figures[f"enqueue_off_{producers}"] = off[producers]
+        on, off = on_off_rates(dsn, off_dsn, sizes.enqueue_calls)
+        for trigger, rates in (("on", on), ("off", off)):
+            for producers in (1, 4):
+                rate = rates[producers]
+                section.add("enqueue()", producers, trigger, rate, ratio(rate, off[producers]))
+                section.figures[f"enqueue_{trigger}_{producers}"] = rates[producers]
         for label, args in (("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
                             ("one worker running this queue's jobs",
                              ("e2e", dsn, "bench_enqueue", str(CONCURRENCY)))):
