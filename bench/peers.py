@@ -149,7 +149,7 @@ def systems(server: Server, sizes: Sizes) -> list[tuple[str, str, Callable[[str]
     ]
 
 
-def scenario_peers(server: Server, sizes: Sizes, only: Callable[[str], bool] = lambda name: True) -> Section:
+def scenario_peers(server: Server, sizes: Sizes) -> Section:
     """Scenario 5: raquel_pg, pgqueuer, procrastinate and pure SQL, same jobs, same server."""
     section = Section(
         "5. Peers", f"{sizes.peer_jobs:,} pre-enqueued no-op jobs per system ({10 * sizes.peer_jobs:,} for "
@@ -164,7 +164,7 @@ def scenario_peers(server: Server, sizes: Sizes, only: Callable[[str], bool] = l
          "raquel_pg (batched) ÷ this"])
     results: list[tuple[str, str, Span | None]] = []
     for name, settings, run in systems(server, sizes):
-        if run is None or not only(name):
+        if run is None:
             results.append((name, settings, None))
             continue
         with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
