@@ -174,4 +174,16 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
         section.add(name, settings, span.jobs if span else "", *rate_cell(span),
                     ratios(plain, span), ratios(batched, span))
         section.figures[f"{name} {settings}"] = span.rate if span else None
+    section.figures.update(best_rates(results))
     return section
+
+
+def best_rates(results: list[tuple[str, str, Span | None]]) -> dict[str, float | None]:
+    """The best headline rate of each system (key: 'best <system>'), for the targets' check."""
+    best: dict[str, float | None] = {}
+    for name, settings, span in results:
+        key = "best pure SQL batch-100" if "batches of 100" in settings else f"best {name}"
+        rate = span.rate if span else None
+        if rate is not None or key not in best:
+            best[key] = max(rate, best.get(key) or 0.0) if rate is not None else None
+    return best

@@ -4,12 +4,52 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .measure import Section, Sizes
+from .measure import Section, Sizes, fmt
 
 TARGETS = """Targets (issue 5, on the 2-core machine, same run): end-to-end jobs/s >= 2x pgqueuer,
 >= 5x procrastinate, >= 50% of the pure-SQL batch-100 limit; `enqueue_many` >= 100,000 jobs/s;
 single enqueue with the NOTIFY trigger on >= 80% of the rate with it off; wake-up p50 < 5 ms,
 p99 < 25 ms; with 1M finished jobs, claim latency and jobs/s within 10% of the empty table."""
+
+
+def _at_least(value: float | None, bound: float) -> str:
+    return "n/a" if value is None else ("met" if value >= bound else "NOT met")
+
+
+def _at_most(value: float | None, bound: float) -> str:
+    return "n/a" if value is None else ("met" if value <= bound else "NOT met")
+
+
+def _quotient(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
+def targets(figures: dict[str, float | None], sizes: Sizes) -> list[list[str]]:
+    """Rows (target, measured, verdict) checking issue 5's targets against this run's figures."""
+    raquel = figures.get("best raquel_pg")
+    rows: list[list[str]] = []
+    for peer, bound in (("pgqueuer", 2.0), ("procrastinate", 5.0), ("pure SQL batch-100", 0.5)):
+        value = _quotient(raquel, figures.get(f"best {peer}"))
+        rows.append([f"e2e: best raquel_pg ÷ best {peer} >= {bound:.2f}x",
+                     "n/a" if value is None else f"{value:.2f}x", _at_least(value, bound)])
+    many = figures.get("enqueue_many")
+    rows.append(["enqueue_many >= 100,000 jobs/s", fmt(many), _at_least(many, 100_000)])
+    for producers in (1, 4):
+        value = _quotient(figures.get(f"enqueue_on_{producers}"), figures.get(f"enqueue_off_{producers}"))
+        rows.append([f"enqueue(), {producers} producer(s): NOTIFY on ÷ off >= 0.80x",
+                     "n/a" if value is None else f"{value:.2f}x", _at_least(value, 0.8)])
+    for kind in ("async", "sync"):
+        p50, p99 = figures.get(f"wake_{kind}_p50"), figures.get(f"wake_{kind}_p99")
+        verdict = "n/a" if p50 is None or p99 is None else ("met" if p50 < 5 and p99 < 25 else "NOT met")
+        rows.append([f"wake-up ({kind} worker): p50 < 5 ms, p99 < 25 ms", f"{fmt(p50)} / {fmt(p99)} ms", verdict])
+    largest = max(sizes.history)
+    claim = _quotient(figures.get(f"history_{largest}_claim_p50"), figures.get("history_0_claim_p50"))
+    rows.append([f"{largest:,} finished jobs: claim p50 <= 1.10x empty",
+                 "n/a" if claim is None else f"{claim:.2f}x", _at_most(claim, 1.1)])
+    rate = _quotient(figures.get(f"history_{largest}_rate"), figures.get("history_0_rate"))
+    rows.append([f"{largest:,} finished jobs: e2e jobs/s >= 0.90x empty",
+                 "n/a" if rate is None else f"{rate:.2f}x", _at_least(rate, 0.9)])
+    return rows
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -33,6 +73,9 @@ def render(sizes: Sizes, environment: dict[str, str], sections: list[Section], s
         markdown_table(["", ""], [[key, value] for key, value in environment.items()]),
         TARGETS.replace("\n", " "),
     ]
+    figures = {name: value for section in sections for name, value in section.figures.items()}
+    parts += ["## Targets, checked against this run",
+              markdown_table(["target", "measured", "verdict"], targets(figures, sizes))]
     for section in sections:
         parts += [f"## {section.title}", section.method, markdown_table(section.headers, section.rows)]
         parts += section.notes
