@@ -1,0 +1,79 @@
+"""A raquel_pg worker in a process of its own, started by the benchmark.
+
+``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch]``: an
+AsyncWorker with no-op jobs until SIGTERM.
+``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
+slot that prints ``<payload> <time.time() at handler start>`` per job.
+Both print ``ready`` once their worker LISTENs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from raquel_pg import AsyncJob, AsyncRaquel, Job, Raquel
+
+from .capabilities import subscribe_options
+
+
+def _announce_when_listening(worker: Any) -> None:
+    """Prints 'ready' once ``worker`` LISTENs (polled from a thread)."""
+    def watch() -> None:
+        while not worker.listening:
+            time.sleep(0.005)
+        print("ready", flush=True)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool) -> None:
+    """Runs no-op jobs of ``queue`` until SIGTERM."""
+    async with AsyncRaquel(dsn, pool_size=concurrency) as rq:
+        @rq.subscribe(queue, concurrency=concurrency, **subscribe_options(batched))
+        async def noop(job: AsyncJob) -> None:
+            return None
+
+        _announce_when_listening(noop)
+        await noop.run(handle_signals=True)
+
+
+async def run_wake_async(dsn: str, queue: str) -> None:
+    """Reports each job's handler start time, async worker, until SIGTERM."""
+    async with AsyncRaquel(dsn) as rq:
+        @rq.subscribe(queue)
+        async def report(job: AsyncJob) -> None:
+            print(job.raw_payload, time.time(), flush=True)
+
+        _announce_when_listening(report)
+        await report.run(handle_signals=True)
+
+
+def run_wake_sync(dsn: str, queue: str) -> None:
+    """Reports each job's handler start time, sync worker, until SIGTERM."""
+    with Raquel(dsn) as rq:
+        @rq.subscribe(queue)
+        def report(job: Job) -> None:
+            print(job.raw_payload, time.time(), flush=True)
+
+        _announce_when_listening(report)
+        report.run(handle_signals=True)
+
+
+def main(argv: list[str]) -> None:
+    """Dispatches on the mode (see the module docstring)."""
+    logging.basicConfig(level=logging.ERROR)  # not the stop signal's warning
+    mode, dsn, queue, option = argv[:4]
+    if mode == "e2e":
+        asyncio.run(run_e2e(dsn, queue, int(option), argv[4:] == ["batch"]))
+    elif option == "async":
+        asyncio.run(run_wake_async(dsn, queue))
+    else:
+        run_wake_sync(dsn, queue)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

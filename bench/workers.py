@@ -1,0 +1,105 @@
+"""Running raquel_pg workers for a benchmark: threads, an event loop, processes.
+
+Each runner is a context manager: the workers run inside the block and are
+stopped (gracefully) when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, Job, Raquel
+
+from .capabilities import subscribe_options
+
+#: The repository root, from which ``python -m bench.worker_proc`` runs.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def noop(job: Job) -> None:
+    """The sync no-op handler."""
+
+
+async def anoop(job: AsyncJob) -> None:
+    """The async no-op handler."""
+
+
+@contextmanager
+def sync_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -> Iterator[None]:
+    """One sync ``Worker`` (``concurrency`` threads) on a thread of this process."""
+    with Raquel(dsn, pool_size=concurrency) as rq:
+        worker = rq.subscribe(queue, concurrency=concurrency, **subscribe_options(batched))(noop)
+        thread = threading.Thread(target=worker.run, name="bench-sync-worker")
+        thread.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            thread.join()
+
+
+@contextmanager
+def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -> Iterator[None]:
+    """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process."""
+    started = threading.Event()
+    handle: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with AsyncRaquel(dsn, pool_size=concurrency) as rq:
+            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency,
+                                               **subscribe_options(batched))(anoop)
+            handle.update(loop=asyncio.get_running_loop(), worker=worker)
+            started.set()
+            await worker.run()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="bench-async-worker")
+    thread.start()
+    started.wait()
+    try:
+        yield
+    finally:
+        handle["loop"].call_soon_threadsafe(handle["worker"].stop)
+        thread.join()
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Starts ``python -m bench.worker_proc *args`` and waits for its 'ready' line."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.worker_proc", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        process.kill()
+        raise RuntimeError(f"benchmark worker did not start: {line!r}")
+    return process
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (the worker's graceful stop), then waits; kills it after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def worker_processes(dsn: str, queue: str, concurrency: int, processes: int,
+                     batched: bool = False) -> Iterator[None]:
+    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks."""
+    extra = ["batch"] if batched else []
+    started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for process in started:
+            stop(process)
