@@ -6,8 +6,9 @@
 -- 2. raquel_complete_many records many successes in one statement, fenced by
 --    claim_id exactly as raquel_complete is, so that a worker can batch its
 --    successes (opt-in in the Python worker, see README "Fast paths").
--- 3. raquel_expire (called by every claim) skips its UPDATE when a probe
---    finds nothing to expire.
+-- 3. raquel_claim calls raquel_expire and raquel_rescue only when a probe
+--    finds something due, and raquel_expire skips its UPDATE when its own
+--    probe finds nothing to expire.
 -- 4. NOTIFY only when a worker waits. A transaction that has sent NOTIFY
 --    takes a cluster-wide lock at commit, which serialises the commits of
 --    concurrent producers (no group commit). Idle workers now register in
@@ -65,14 +66,27 @@ END;
 $$;
 
 -- The triggers of 0001, same firing rules, now through raquel_notify_ready.
+-- The insert trigger first asks, under the same lock and rules as
+-- raquel_notify_ready, whether anyone waits at all, and returns at once when
+-- nobody does (the usual case under load): no scan of the inserted rows and
+-- no nested call, which measured 1.2-1.3x the single-row enqueue rate of
+-- calling raquel_notify_ready unconditionally (pgbench, PostgreSQL 15).
+-- SECURITY DEFINER, as raquel_notify_ready, so that an operator inserting
+-- by hand need not read raquel_waiters.
 CREATE OR REPLACE FUNCTION raquel_tg_jobs__notify_insert() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_now bigint := raquel_now_ms();
     v_queues text[];
 BEGIN
+    IF current_setting('transaction_isolation') = 'read committed' THEN
+        PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+        IF NOT EXISTS (SELECT FROM raquel_waiters w WHERE w.expires_at > v_now) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
     SELECT array_agg(DISTINCT n.queue) INTO v_queues FROM raquel_new_jobs n
     WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now;
     IF v_queues IS NOT NULL THEN
@@ -467,6 +481,138 @@ BEGIN
     FROM due WHERE j.id = due.id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
+END;
+$$;
+
+-- Guarantees: as in 0003 (claim up to "batch" ready jobs, highest priority
+-- first, each to this call alone, after expiring and rescuing what is due in
+-- these queues). New: rescue and expire are called only when one index probe
+-- each (the oldest lease of a claimed job, the earliest max_age deadline of a
+-- waiting one) finds something due, so a claim with nothing to expire or
+-- rescue (nearly all of them) makes no nested function calls: a claim of 10
+-- jobs measured 1.13 ms against 1.32 ms before (PostgreSQL 15, alternating
+-- calls on one connection, claim and complete).
+-- SECURITY DEFINER restated: CREATE OR REPLACE resets it (0006 set it).
+CREATE OR REPLACE FUNCTION raquel_claim(
+    queues   text[]  DEFAULT NULL,
+    claim_as text    DEFAULT NULL,
+    batch    integer DEFAULT 1,
+    lease    bigint  DEFAULT 60000,
+    now      bigint  DEFAULT NULL
+) RETURNS SETOF raquel_jobs
+LANGUAGE plpgsql VOLATILE ROWS 1 SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now   bigint := coalesce(raquel_claim.now, raquel_now_ms());
+    v_left  integer := raquel_claim.batch;
+    v_level integer;
+    v_count integer;
+BEGIN
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    END IF;
+    IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+
+    -- One index probe each (the first entry of raquel_jobs_lease_idx and of
+    -- raquel_jobs_expiry_idx); the nested calls only when something is due.
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
+        PERFORM raquel_rescue(raquel_claim.queues, v_now);
+    END IF;
+    IF (SELECT min(j.enqueued_at + j.max_age) FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL) <= v_now THEN
+        PERFORM raquel_expire(raquel_claim.queues, v_now);
+    END IF;
+
+    IF raquel_claim.queues IS NULL THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF cardinality(raquel_claim.queues) = 1 THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                          AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSE
+        -- One probe per queue: the highest level among them.
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS (
+                SELECT j.id FROM raquel_jobs j
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = gen_random_uuid()
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                              AND j.priority < v_level
+                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+        END LOOP;
+    END IF;
 END;
 $$;
 
