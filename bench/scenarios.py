@@ -9,14 +9,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 
 import psycopg
 
 from raquel_pg import Raquel
 from raquel_pg.queries import QUERIES
 
-from . import capabilities, workers
+from . import workers
 from .measure import (NA, Section, Sizes, Span, pgbench, percentiles, rate_cell, ratio, ratios, read_span,
                       wait_until)
 from .server import Server
@@ -77,57 +77,110 @@ def timed_enqueues(dsn: str, producers: int, calls: int, queue: str = "bench_enq
         return producers * calls / (time.perf_counter() - started)
 
 
-def on_off_rates(on_dsn: str, off_dsn: str, calls: int, repeats: int = 3
-                 ) -> tuple[dict[int, float], dict[int, float]]:
-    """Median enqueue rates by producers (1, 4) with the trigger on and off, runs interleaved.
+#: The NOTIFY paths scenario 1 compares, each in a database of its own: (key, label).
+NOTIFY_MODES = (
+    ("off", "trigger off"),
+    ("always", "always NOTIFY (0001's trigger)"),
+    ("nowaiter", "0008, no waiter"),
+    ("waiter", "0008, one idle waiter registered"),
+)
 
-    On and off alternate, ``repeats`` times each, so that the machine's noise
-    falls on both alike.
+
+def original_insert_trigger() -> bytes:
+    """0001's ``raquel_tg_jobs__notify_insert`` (a NOTIFY per ready queue at every insert), as a
+    ``CREATE OR REPLACE``, read from migrations/0001_core.sql."""
+    text = (workers.ROOT / "migrations" / "0001_core.sql").read_text()
+    start = text.index("CREATE FUNCTION raquel_tg_jobs__notify_insert()")
+    end = text.index("$$;", text.index("AS $$", start)) + len("$$;")
+    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).encode()
+
+
+def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
+    """Puts a fresh database in a NOTIFY mode of :data:`NOTIFY_MODES`.
+
+    off: the jobs table's triggers disabled; always: 0001's insert trigger
+    function put back (the database is dropped after the scenario); nowaiter:
+    0008 as migrated; waiter: 0008 with ``raquel_wait_begin`` registering a
+    waiter for ``queue`` for an hour (nobody LISTENs: the producers' cost of
+    notifying is what is measured).
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if mode == "off":
+            conn.execute("ALTER TABLE raquel_jobs DISABLE TRIGGER USER")
+        elif mode == "always":
+            conn.execute(original_insert_trigger())
+        elif mode == "waiter":
+            conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY[%s], 3600000)", [queue])
+
+
+def notify_mode_rates(dsns: dict[str, str], calls: int, repeats: int = 3) -> dict[tuple[str, int], float]:
+    """Median enqueue rate by (NOTIFY mode, producers 1 and 4), runs interleaved.
+
+    The modes alternate, ``repeats`` rounds of each, so that the machine's
+    noise falls on all alike.
     """
     runs: dict[tuple[str, int], list[float]] = {}
     for _ in range(repeats):
         for producers in (1, 4):
-            for trigger, dsn in (("on", on_dsn), ("off", off_dsn)):
-                runs.setdefault((trigger, producers), []).append(timed_enqueues(dsn, producers, calls))
-    return ({p: statistics.median(runs["on", p]) for p in (1, 4)},
-            {p: statistics.median(runs["off", p]) for p in (1, 4)})
+            for mode, dsn in dsns.items():
+                runs.setdefault((mode, producers), []).append(timed_enqueues(dsn, producers, calls))
+    return {key: statistics.median(rates) for key, rates in runs.items()}
 
 
-def enqueue_many_rate(dsn: str, jobs: int) -> float | None:
-    """Median jobs/s of three ``enqueue_many`` calls of ``jobs`` jobs, None without the API."""
-    if not capabilities.has_enqueue_many():
-        return None
+def median_rate(jobs: int, call: Callable[[], object], repeats: int = 3) -> float:
+    """Median jobs/s of ``repeats`` calls of ``call``, each enqueuing ``jobs`` jobs."""
     rates = []
-    with Raquel(dsn) as rq:
-        for _ in range(3):
-            started = time.perf_counter()
-            rq.enqueue_many("bench_many", ["x"] * jobs)  # type: ignore[attr-defined]
-            rates.append(jobs / (time.perf_counter() - started))
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        rates.append(jobs / (time.perf_counter() - started))
     return statistics.median(rates)
 
 
+def enqueue_many_rates(dsn: str, jobs: int) -> list[tuple[str, float]]:
+    """(how, median jobs/s of 3 calls) of ``jobs`` jobs: ``Raquel.enqueue_many``, and
+    ``raquel_enqueue_many`` called from SQL with the payloads as a text and as a binary parameter."""
+    payloads = ["x"] * jobs
+    rates = []
+    with Raquel(dsn) as rq:
+        rates.append((f"enqueue_many() of {jobs:,}", median_rate(jobs, lambda: rq.enqueue_many("bench_many", payloads))))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for how, binary, statement in (
+                ("text", False, "SELECT raquel_enqueue_many('bench_many', %s::text[])"),
+                ("binary", True, "SELECT raquel_enqueue_many('bench_many', %b::text[])")):
+            def call(binary: bool = binary, statement: str = statement) -> object:
+                return conn.cursor(binary=binary).execute(statement.encode(), [payloads]).fetchall()
+            rates.append((f"SELECT raquel_enqueue_many(...) of {jobs:,}, {how} parameter", median_rate(jobs, call)))
+    return rates
+
+
 def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
-    """Scenario 1: single enqueue() calls (NOTIFY on/off), enqueue_many, pgbench."""
+    """Scenario 1: single enqueue() calls per NOTIFY path, enqueue_many, pgbench."""
     section = Section(
         "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
-        f"{sizes.enqueue_calls:,} calls each), with the NOTIFY trigger on and off (`ALTER TABLE raquel_jobs "
-        "DISABLE TRIGGER USER` in a database of its own; on and off runs interleaved, median of 3 "
-        "each), and on (one run each) while a worker (its own process) "
-        "waits for another queue, or runs this queue's jobs as they come (it then shares the CPU "
-        "with the producers); `enqueue_many()` of "
-        f"{sizes.enqueue_many:,} jobs (median of 3 calls); `SELECT raquel_enqueue('bench_pgbench', 'x')` "
+        f"{sizes.enqueue_calls:,} calls each), each NOTIFY path in a database of its own: trigger off "
+        "(`ALTER TABLE raquel_jobs DISABLE TRIGGER USER`), always NOTIFY (0001's insert trigger put "
+        "back), 0008 with no waiter, 0008 with one waiter registered for the queue (`raquel_wait_begin`, "
+        "nobody LISTENing); the paths' runs interleaved, median of 3 each. Then on 0008 (one run each) "
+        "while a worker (its own process) waits for another queue, or runs this queue's jobs as they "
+        "come (it then shares the CPU with the producers). `enqueue_many()` and SQL "
+        f"`raquel_enqueue_many` of {sizes.enqueue_many:,} jobs (median of 3 calls); "
+        "`SELECT raquel_enqueue('bench_pgbench', 'x')` "
         f"by pgbench (-M prepared, {sizes.pgbench_seconds} s per run); a plain INSERT into the pure-SQL "
         "table by pgbench as a reference. jobs/s = jobs / wall-clock time of the calls.",
-        ["how", "producers", "NOTIFY trigger", "jobs/s", "ratio to trigger off"])
-    with server.database("enqueue_off") as off_dsn, server.database("enqueue_on") as dsn:
-        with psycopg.connect(off_dsn, autocommit=True) as conn:
-            conn.execute("ALTER TABLE raquel_jobs DISABLE TRIGGER USER")
-        on, off = on_off_rates(dsn, off_dsn, sizes.enqueue_calls)
-        for trigger, rates in (("on", on), ("off", off)):
-            for producers in (1, 4):
-                rate = rates[producers]
-                section.add("enqueue()", producers, trigger, rate, ratio(rate, off[producers]))
-                section.figures[f"enqueue_{trigger}_{producers}"] = rates[producers]
+        ["how", "producers", "NOTIFY", "jobs/s", "ratio to trigger off"])
+    with ExitStack() as stack:
+        dsns = {mode: stack.enter_context(server.database(f"enqueue_{mode}")) for mode, _ in NOTIFY_MODES}
+        for mode, dsn in dsns.items():
+            set_notify_mode(dsn, mode)
+        rates = notify_mode_rates(dsns, sizes.enqueue_calls)
+        for producers in (1, 4):
+            off = rates["off", producers]
+            for mode, label in NOTIFY_MODES:
+                rate = rates[mode, producers]
+                section.add("enqueue()", producers, label, rate, ratio(rate, off))
+                section.figures[f"enqueue_{mode}_{producers}"] = rate
+        dsn = dsns["nowaiter"]
         for label, args in (("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
                             ("one worker running this queue's jobs",
                              ("e2e", dsn, "bench_enqueue", str(CONCURRENCY)))):
@@ -135,15 +188,16 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
             try:
                 for producers in (1, 4):
                     rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-                    section.add(f"enqueue(), {label}", producers, "on", rate, ratio(rate, off[producers]))
+                    section.add(f"enqueue(), {label}", producers, "0008", rate,
+                                ratio(rate, rates["off", producers]))
             finally:
                 workers.stop(worker)
-        many = enqueue_many_rate(dsn, sizes.enqueue_many)
-        section.add(f"enqueue_many() of {sizes.enqueue_many:,}", 1, "on", many if many else NA, "")
-        section.figures["enqueue_many"] = many
+        for how, rate in enqueue_many_rates(dsn, sizes.enqueue_many):
+            section.add(how, 1, "0008", rate, "")
+            section.figures.setdefault("enqueue_many", rate)  # the first: Raquel.enqueue_many
         started = time.perf_counter()
         enqueue_sql(dsn, "bench_sql", sizes.enqueue_many)
-        section.add(f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})", 1, "on",
+        section.add(f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})", 1, "0008",
                     sizes.enqueue_many / (time.perf_counter() - started), "")
     _pgbench_enqueue(server, sizes, section)
     return section
@@ -154,11 +208,11 @@ def _pgbench_enqueue(server: Server, sizes: Sizes, section: Section) -> None:
     program = server.pgbench()
     for producers in (1, 4):
         if program is None:
-            section.add("pgbench: SELECT raquel_enqueue(...)", producers, "on", NA, "")
+            section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0008", NA, "")
             continue
         with server.database("enqueue_pgbench") as dsn:
             rate = pgbench(program, dsn, "raquel_enqueue.sql", clients=producers, seconds=sizes.pgbench_seconds)
-        section.add("pgbench: SELECT raquel_enqueue(...)", producers, "on", rate, "")
+        section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0008", rate, "")
         section.figures[f"pgbench_enqueue_{producers}"] = rate
     if program is not None:
         with server.database("enqueue_pure", migrated=False) as dsn:
@@ -178,9 +232,17 @@ def _fixed(make: Callable[[str, str, bool], AbstractContextManager[None]], batch
     return runner
 
 
-def e2e_runners() -> list[tuple[str, str, WorkerRunner | None]]:
-    """(worker kind, outcomes, runner or None when unavailable) of scenario 2."""
-    batched = capabilities.has_batch_outcomes()
+#: Jobs in flight of the one raquel_pg run compared with the pure-SQL batch-100 limit.
+WIDE = 100
+
+
+def wide_worker(dsn: str, queue: str) -> AbstractContextManager[None]:
+    """The AsyncWorker of :data:`WIDE` tasks, ``batch_outcomes=True``, on a pool of :data:`CONCURRENCY`."""
+    return workers.async_worker(dsn, queue, WIDE, True, pool_size=CONCURRENCY)
+
+
+def e2e_runners() -> list[tuple[str, str, WorkerRunner]]:
+    """(worker kind, outcomes, runner) of scenario 2."""
     kinds: list[tuple[str, Callable[[str, str, bool], AbstractContextManager[None]]]] = [
         (f"sync Worker, {CONCURRENCY} threads",
          lambda dsn, q, batched: workers.sync_worker(dsn, q, CONCURRENCY, batched)),
@@ -189,10 +251,12 @@ def e2e_runners() -> list[tuple[str, str, WorkerRunner | None]]:
         (f"{PROCESSES} processes x AsyncWorker, {CONCURRENCY} tasks each",
          lambda dsn, q, batched: workers.worker_processes(dsn, q, CONCURRENCY, PROCESSES, batched)),
     ]
-    runners: list[tuple[str, str, WorkerRunner | None]] = []
+    runners: list[tuple[str, str, WorkerRunner]] = []
     for name, make in kinds:
         runners.append((name, "each at once", _fixed(make, False)))
-        runners.append((name, "batched", _fixed(make, True) if batched else None))
+        runners.append((name, "batch_outcomes=True", _fixed(make, True)))
+    runners.append((f"AsyncWorker, {WIDE} tasks, pool_size={CONCURRENCY} ({WIDE} in flight, "
+                    "as pure SQL's claims of 100)", "batch_outcomes=True", wide_worker))
     return runners
 
 
@@ -204,18 +268,15 @@ def scenario_e2e(server: Server, sizes: Sizes) -> Section:
         "(ms resolution): from the first claim to the last durable success. Steady jobs/s: the same "
         "between the 5th and 95th percentile of the successes (no start-up, no tail).",
         ["workers", "outcomes", "jobs", "jobs/s", "steady jobs/s", "ratio to AsyncWorker, headline (steady)"])
-    spans: list[tuple[str, str, Span | None]] = []
+    spans: list[tuple[str, str, Span]] = []
     for name, outcomes, runner in e2e_runners():
-        if runner is None:
-            spans.append((name, outcomes, None))
-            continue
         with server.database("e2e") as dsn:
             spans.append((name, outcomes, drain(dsn, "bench_e2e", sizes.e2e_jobs, runner)))
     reference = next(span for name, outcomes, span in spans
                      if name.startswith("AsyncWorker") and outcomes == "each at once")
     for name, outcomes, span in spans:
-        section.add(name, outcomes, span.jobs if span else "", *rate_cell(span), ratios(span, reference))
-        section.figures[f"e2e {name} {outcomes}"] = span.rate if span else None
+        section.add(name, outcomes, span.jobs, *rate_cell(span), ratios(span, reference))
+        section.figures[f"e2e {name} {outcomes}"] = span.rate
     return section
 
 

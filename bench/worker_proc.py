@@ -18,8 +18,6 @@ from typing import Any
 
 from raquel_pg import AsyncJob, AsyncRaquel, Job, Raquel
 
-from .capabilities import subscribe_options
-
 
 def _announce_when_listening(worker: Any) -> None:
     """Prints 'ready' once ``worker`` LISTENs (polled from a thread)."""
@@ -33,7 +31,7 @@ def _announce_when_listening(worker: Any) -> None:
 async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool) -> None:
     """Runs no-op jobs of ``queue`` until SIGTERM."""
     async with AsyncRaquel(dsn, pool_size=concurrency) as rq:
-        @rq.subscribe(queue, concurrency=concurrency, **subscribe_options(batched))
+        @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched)
         async def noop(job: AsyncJob) -> None:
             return None
 

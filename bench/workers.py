@@ -18,8 +18,6 @@ from typing import Any
 
 from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, Job, Raquel
 
-from .capabilities import subscribe_options
-
 #: The repository root, from which ``python -m bench.worker_proc`` runs.
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +34,7 @@ async def anoop(job: AsyncJob) -> None:
 def sync_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -> Iterator[None]:
     """One sync ``Worker`` (``concurrency`` threads) on a thread of this process."""
     with Raquel(dsn, pool_size=concurrency) as rq:
-        worker = rq.subscribe(queue, concurrency=concurrency, **subscribe_options(batched))(noop)
+        worker = rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched)(noop)
         thread = threading.Thread(target=worker.run, name="bench-sync-worker")
         thread.start()
         try:
@@ -47,15 +45,18 @@ def sync_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -
 
 
 @contextmanager
-def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -> Iterator[None]:
-    """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process."""
+def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
+                 pool_size: int | None = None) -> Iterator[None]:
+    """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process.
+
+    Its client's pool has ``pool_size`` connections (default: ``concurrency``).
+    """
     started = threading.Event()
     handle: dict[str, Any] = {}
 
     async def main() -> None:
-        async with AsyncRaquel(dsn, pool_size=concurrency) as rq:
-            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency,
-                                               **subscribe_options(batched))(anoop)
+        async with AsyncRaquel(dsn, pool_size=pool_size or concurrency) as rq:
+            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched)(anoop)
             handle.update(loop=asyncio.get_running_loop(), worker=worker)
             started.set()
             await worker.run()

@@ -29,8 +29,10 @@ def test_every_scenario_runs_and_writes_results(
     assert "FAILED" not in text
     assert "synchronous_commit" in text and "PostgreSQL" in text
     figures = {name: value for section in sections for name, value in section.figures.items()}
-    for name in ("enqueue_on_1", "enqueue_off_4", "e2e AsyncWorker, 10 tasks each at once",
-                 "wake_async_p50", "wake_sync_p99", "history_0_claim_p50"):
+    for name in ("enqueue_off_1", "enqueue_always_4", "enqueue_nowaiter_1", "enqueue_waiter_4", "enqueue_many",
+                 "e2e AsyncWorker, 10 tasks each at once", "e2e AsyncWorker, 10 tasks batch_outcomes=True",
+                 "wake_async_p50", "wake_sync_p99", "history_0_claim_p50", "best raquel_pg",
+                 "best raquel_pg, any concurrency"):
         assert figures[name] is not None and figures[name] > 0, name
     raquel = [value for name, value in figures.items() if name.startswith("raquel_pg AsyncWorker")]
-    assert raquel[0] is not None and raquel[0] > 0
+    assert len(raquel) == 3 and all(value is not None and value > 0 for value in raquel), raquel
