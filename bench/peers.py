@@ -16,7 +16,7 @@ import psycopg
 
 from . import workers
 from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span
-from .scenarios import CONCURRENCY, WIDE, drain, wide_worker
+from .scenarios import CONCURRENCY, WIDE, drain
 from .server import Server
 
 PGQUEUER_SPAN = """
@@ -123,32 +123,41 @@ def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int) -
     return read_span(dsn, PURE_SPAN)
 
 
-#: How the raquel_pg run with as many jobs in flight as pure SQL's claims of 100 starts its settings.
-WIDE_SETTINGS = f"AsyncWorker, concurrency={WIDE}"
+#: Jobs in flight of pgqueuer's own benchmark defaults: 5 QueueManagers x batch_size=10.
+PGQUEUER_WIDE = 50
+
+#: One system's run: (system, settings, jobs in flight, run or None when unavailable).
+System = tuple[str, str, int, Callable[[str], Span] | None]
 
 
-def systems(server: Server, sizes: Sizes) -> list[tuple[str, str, Callable[[str], Span] | None]]:
-    """(system, settings, run or None when unavailable) of scenario 5, raquel_pg first."""
+def systems(server: Server, sizes: Sizes) -> list[System]:
+    """The runs of scenario 5, raquel_pg first. Each peer is compared with raquel_pg at its in-flight count."""
     jobs = sizes.peer_jobs
     has_pgbench = server.pgbench() is not None
-    raquel_settings = f"AsyncWorker, concurrency={CONCURRENCY}, pool_size={CONCURRENCY}"
+    has_pgqueuer, has_procrastinate = installed("pgqueuer"), installed("procrastinate")
+
+    def raquel(concurrency: int, batched: bool) -> Callable[[str], Span]:
+        return lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(
+            d, q, concurrency, batched, pool_size=CONCURRENCY))
+
+    pool = f"pool_size={CONCURRENCY}"
     return [
-        ("raquel_pg", raquel_settings + ", outcomes each at once",
-         lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(d, q, CONCURRENCY))),
-        ("raquel_pg", raquel_settings + ", batch_outcomes=True",
-         lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(d, q, CONCURRENCY, True))),
-        ("raquel_pg", f"{WIDE_SETTINGS}, pool_size={CONCURRENCY}, batch_outcomes=True "
-         "(for the pure-SQL batch-100 limit only)",
-         lambda dsn: drain(dsn, "bench", jobs, wide_worker)),
-        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}",
-         (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if installed("pgqueuer") else None),
-        ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)",
-         (lambda dsn: run_pgqueuer(dsn, jobs, 5, 10)) if installed("pgqueuer") else None),
+        ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, outcomes each at once", CONCURRENCY,
+         raquel(CONCURRENCY, False)),
+        ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, batch_outcomes=True", CONCURRENCY,
+         raquel(CONCURRENCY, True)),
+        ("raquel_pg", f"AsyncWorker, concurrency={PGQUEUER_WIDE}, {pool}, batch_outcomes=True", PGQUEUER_WIDE,
+         raquel(PGQUEUER_WIDE, True)),
+        ("raquel_pg", f"AsyncWorker, concurrency={WIDE}, {pool}, batch_outcomes=True", WIDE, raquel(WIDE, True)),
+        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}", CONCURRENCY,
+         (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if has_pgqueuer else None),
+        ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)", PGQUEUER_WIDE,
+         (lambda dsn: run_pgqueuer(dsn, jobs, 5, 10)) if has_pgqueuer else None),
         ("procrastinate", f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
-         (lambda dsn: run_procrastinate(dsn, jobs, CONCURRENCY)) if installed("procrastinate") else None),
-        ("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients",
+         CONCURRENCY, (lambda dsn: run_procrastinate(dsn, jobs, CONCURRENCY)) if has_procrastinate else None),
+        ("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients", CONCURRENCY,
          (lambda dsn: run_pure_sql(server, dsn, jobs, "pure_claim_complete_1.sql", 1)) if has_pgbench else None),
-        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients",
+        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", WIDE,
          (lambda dsn: run_pure_sql(server, dsn, 10 * jobs, "pure_claim_complete_100.sql", 100))
          if has_pgbench else None),
     ]
@@ -158,51 +167,44 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
     """Scenario 5: raquel_pg, pgqueuer, procrastinate and pure SQL, same jobs, same server."""
     section = Section(
         "5. Peers", f"{sizes.peer_jobs:,} pre-enqueued no-op jobs per system ({10 * sizes.peer_jobs:,} for "
-        "pure SQL in batches of 100), each system in a fresh database of the same server, "
-        f"{CONCURRENCY} jobs in flight (plus one raquel_pg run with {WIDE}, to compare with pure SQL's "
-        "claims of 100). jobs/s = jobs / (last durable success - first claim), from "
-        "each system's own timestamps (raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log "
-        "'picked'/'successful'; procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: "
-        "its claimed_at/finished_at). Steady jobs/s: the same between the 5th and 95th percentile "
-        "of the successes. Ratio = raquel_pg's rate / this system's rate, headline (steady); > 1: "
-        "raquel_pg is faster.",
-        ["system", "settings", "jobs", "jobs/s", "steady jobs/s", "raquel_pg (each at once) ÷ this",
-         "raquel_pg (batched) ÷ this", f"raquel_pg ({WIDE} in flight, batched) ÷ this"])
-    results: list[tuple[str, str, Span | None]] = []
-    for name, settings, run in systems(server, sizes):
-        if run is None:
-            results.append((name, settings, None))
-            continue
-        with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
-            results.append((name, settings, run(dsn)))
-    plain, batched, wide = (span for _, _, span in results[:3])
-    for name, settings, span in results:
-        section.add(name, settings, span.jobs if span else "", *rate_cell(span),
-                    ratios(plain, span), ratios(batched, span), ratios(wide, span))
+        "pure SQL in batches of 100), each system in a fresh database of the same server. Each peer is "
+        "compared with raquel_pg's best run with as many jobs in flight: 10 (pgqueuer's single "
+        f"QueueManager, procrastinate, pure SQL one job per claim), {PGQUEUER_WIDE} (pgqueuer's own "
+        f"benchmark defaults, 5 QueueManagers x 10) and {WIDE} (pure SQL's claims of 100). "
+        "jobs/s = jobs / (last durable success - first claim), from each system's own timestamps "
+        "(raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log 'picked'/'successful'; "
+        "procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: its claimed_at/finished_at). "
+        "Steady jobs/s: the same between the 5th and 95th percentile of the successes. Ratio = "
+        "raquel_pg's rate / this system's rate, headline (steady); > 1: raquel_pg is faster.",
+        ["system", "settings", "in flight", "jobs", "jobs/s", "steady jobs/s",
+         "best raquel_pg at this in-flight count ÷ this"])
+    results: list[tuple[str, str, int, Span | None]] = []
+    for name, settings, in_flight, run in systems(server, sizes):
+        span = None
+        if run is not None:
+            with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
+                span = run(dsn)
+        results.append((name, settings, in_flight, span))
+    best = best_raquel(results)
+    for name, settings, in_flight, span in results:
+        section.add(name, settings, in_flight, span.jobs if span else "", *rate_cell(span),
+                    "" if name == "raquel_pg" else ratios(best.get(in_flight), span))
         section.figures[f"{name} {settings}"] = span.rate if span else None
-    section.figures.update(best_rates(results))
+        if name != "raquel_pg":
+            key = "pure SQL batch-100" if "batches of 100" in settings else name
+            section.figures[f"{key} @{in_flight}"] = span.rate if span else None
+    for in_flight, span in best.items():
+        section.figures[f"raquel_pg @{in_flight}"] = span.rate if span else None
     return section
 
 
-def best_rates(results: list[tuple[str, str, Span | None]]) -> dict[str, float | None]:
-    """The best headline rate of each system (key: 'best <system>'), for the targets' check.
-
-    raquel_pg's run with :data:`WIDE` jobs in flight counts only under
-    'best raquel_pg, any concurrency' (compared with pure SQL's batches of
-    100), not under 'best raquel_pg' (compared with the peers at
-    ``CONCURRENCY`` jobs in flight).
-    """
-    best: dict[str, float | None] = {}
-    for name, settings, span in results:
-        if "batches of 100" in settings:
-            key = "best pure SQL batch-100"
-        elif settings.startswith(WIDE_SETTINGS):
-            key = "best raquel_pg, any concurrency"
-        else:
-            key = f"best {name}"
-        rate = span.rate if span else None
-        if rate is not None or key not in best:
-            best[key] = max(rate, best.get(key) or 0.0) if rate is not None else None
-    best["best raquel_pg, any concurrency"] = max(
-        (rate for key, rate in best.items() if key.startswith("best raquel_pg") and rate is not None), default=None)
+def best_raquel(results: list[tuple[str, str, int, Span | None]]) -> dict[int, Span | None]:
+    """raquel_pg's fastest run (headline rate) for each in-flight count."""
+    best: dict[int, Span | None] = {}
+    for name, _, in_flight, span in results:
+        if name != "raquel_pg":
+            continue
+        current = best.get(in_flight)
+        if current is None or (span is not None and (span.rate or 0.0) > (current.rate or 0.0)):
+            best[in_flight] = span
     return best
