@@ -136,6 +136,45 @@ def test_enqueue_many_notifies_once_per_statement(conn: Conn, dsn: str) -> None:
     assert heard == ["q"]
 
 
+# --- raquel_claim: expiry and rescue off the hot path -------------------------------
+
+
+def claim(conn: Conn, batch: int, now: int) -> list[str]:
+    rows = conn.execute("SELECT payload FROM raquel_claim(ARRAY['q'], 'w', %s, 60000, %s)",
+                        [batch, now]).fetchall()
+    return [row[0] for row in rows]
+
+
+def status_of(conn: Conn, payload: str) -> str:
+    row = conn.execute("SELECT status FROM raquel_jobs WHERE payload = %s", [payload]).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_short_claim_expires_the_jobs_past_max_age(conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('q', 'old', max_age => 10, now => %s)", [T])
+    assert claim(conn, 5, T + 1000) == []
+    assert status_of(conn, "old") == "expired"
+
+
+def test_a_full_claim_expires_at_most_once_a_second_and_never_hands_out_an_expired_job(
+        conn: Conn) -> None:
+    assert claim(conn, 1, T) == []  # this connection expired at T
+    conn.execute("SELECT raquel_enqueue('q', 'old', max_age => 10, now => %s)", [T])
+    conn.execute("SELECT raquel_enqueue_many('q', ARRAY['a', 'b'], now => %s)", [T + 1])
+    assert claim(conn, 1, T + 500) == ["a"]
+    assert status_of(conn, "old") == "queued"  # past max_age, not marked yet, not claimed
+    assert claim(conn, 1, T + 1000) == ["b"]
+    assert status_of(conn, "old") == "expired"
+
+
+def test_a_claim_rescues_a_job_whose_lease_ran_out(conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('q', 'lost', now => %s)", [T])
+    conn.execute("SELECT raquel_claim(ARRAY['q'], 'w', 1, 100, %s)", [T])
+    assert claim(conn, 1, T + 200) == ["lost"]
+    assert conn.execute("SELECT attempts FROM raquel_jobs").fetchone() == (1,)
+
+
 # --- raquel_complete_many ---------------------------------------------------------
 
 
