@@ -531,10 +531,13 @@ BEGIN
         PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
     END IF;
 
-    -- Rescue only when a range probe of raquel_jobs_lease_idx finds a lease
-    -- run out (status is read from the row, so this is a plain index scan,
-    -- which marks the entries of finished claims dead as it passes them).
-    IF EXISTS (SELECT FROM raquel_jobs j WHERE j.lease_expires_at <= v_now AND j.status = 'claimed') THEN
+    -- Rescue only when the oldest lease has run out: min() over
+    -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
+    -- statistics say (an EXISTS probe let it pick a sequential scan on a
+    -- table never analyzed). status is read from the row, so this is a plain
+    -- index scan, which marks the entries of finished claims dead as it
+    -- passes them.
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
         PERFORM raquel_rescue(raquel_claim.queues, v_now);
     END IF;
 
