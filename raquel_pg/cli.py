@@ -190,25 +190,28 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
-        while True:
-            rows = _fetch(conn, "ops_stats")
-            now = datetime.now(timezone.utc)
-            if args.json and args.watch is not None:
-                print(json.dumps(render.stats_json(rows, now)))  # JSON Lines: one document a refresh
-            elif args.json:
-                _print_json(render.stats_json(rows, now))
-            else:
-                if args.watch is not None:
-                    sys.stdout.write("\x1b[H\x1b[2J")  # cursor home, clear screen
-                    print(f"raquel-pg stats, every {args.watch:g}s (Ctrl-C to quit)  {render.iso(now)}\n")
-                print(render.stats_table(rows))
-            sys.stdout.flush()
-            if args.watch is None:
-                return 0
-            try:
+        try:
+            while True:
+                rows = _fetch(conn, "ops_stats")
+                now = datetime.now(timezone.utc)
+                if args.json and args.watch is not None:
+                    print(json.dumps(render.stats_json(rows, now)))  # JSON Lines: one document a refresh
+                elif args.json:
+                    _print_json(render.stats_json(rows, now))
+                else:
+                    if args.watch is not None:
+                        sys.stdout.write("\x1b[H\x1b[2J")  # cursor home, clear screen
+                        print(f"raquel-pg stats, every {args.watch:g}s (Ctrl-C to quit)  {render.iso(now)}\n")
+                    print(render.stats_table(rows))
+                sys.stdout.flush()
+                if args.watch is None:
+                    return 0
                 time.sleep(args.watch)
-            except KeyboardInterrupt:
-                return 0
+        except KeyboardInterrupt:
+            # Ctrl-C ends --watch, whether it comes during the sleep or the query.
+            if args.watch is None:
+                raise
+            return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
