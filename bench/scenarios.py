@@ -8,8 +8,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 
 import psycopg
 
@@ -84,8 +84,9 @@ def timed_enqueues(dsn: str, producers: int, calls: int, queue: str = "bench_enq
 NOTIFY_MODES = (
     ("off", "trigger off"),
     ("always", "always NOTIFY (0001's trigger)"),
-    ("nowaiter", "0008, no waiter"),
-    ("waiter", "0008, one idle waiter registered"),
+    ("nowaiter", "0009, no waiter"),
+    ("waiter", "0009, one waiter registered (woken once)"),
+    ("rewaiter", "0009, one idle waiter registering again at each wake-up"),
 )
 
 
@@ -103,9 +104,9 @@ def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
 
     off: the jobs table's triggers disabled; always: 0001's insert trigger
     function put back (the database is dropped after the scenario); nowaiter:
-    0008 as migrated; waiter: 0008 with ``raquel_wait_begin`` registering a
-    waiter for ``queue`` for an hour (nobody LISTENs: the producers' cost of
-    notifying is what is measured).
+    as migrated; waiter: ``raquel_wait_begin`` registers a waiter for
+    ``queue`` for an hour, which the first job's NOTIFY consumes (0009);
+    rewaiter: see :func:`rewaiting` (run it around the timed calls).
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
         if mode == "off":
@@ -114,6 +115,34 @@ def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
             conn.execute(original_insert_trigger())
         elif mode == "waiter":
             conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY[%s], 3600000)", [queue])
+
+
+@contextmanager
+def rewaiting(dsn: str, queue: str = "bench_enqueue") -> Iterator[None]:
+    """An idle waiter for ``queue`` that registers again at once after each NOTIFY (claiming
+    nothing): the most a waiter can cost producers, every job notifies it while it lasts."""
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def wait() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("LISTEN raquel_jobs")
+            register = ("SELECT raquel_wait_begin('00000000-0000-0000-0000-000000000001', ARRAY[%s], 3600000)",
+                        [queue])
+            conn.execute(*register)
+            ready.set()
+            while not stop.is_set():
+                if any(True for _ in conn.notifies(timeout=0.1)):
+                    conn.execute(*register)
+
+    thread = threading.Thread(target=wait, name="bench-rewaiter")
+    thread.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def notify_mode_rates(dsns: dict[str, str], calls: int, repeats: int = 3) -> dict[tuple[str, int], float]:
@@ -126,7 +155,8 @@ def notify_mode_rates(dsns: dict[str, str], calls: int, repeats: int = 3) -> dic
     for _ in range(repeats):
         for producers in (1, 4):
             for mode, dsn in dsns.items():
-                runs.setdefault((mode, producers), []).append(timed_enqueues(dsn, producers, calls))
+                with rewaiting(dsn) if mode == "rewaiter" else nullcontext():
+                    runs.setdefault((mode, producers), []).append(timed_enqueues(dsn, producers, calls))
     return {key: statistics.median(rates) for key, rates in runs.items()}
 
 
@@ -163,8 +193,11 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
         "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
         f"{sizes.enqueue_calls:,} calls each), each NOTIFY path in a database of its own: trigger off "
         "(`ALTER TABLE raquel_jobs DISABLE TRIGGER USER`), always NOTIFY (0001's insert trigger put "
-        "back), 0008 with no waiter, 0008 with one waiter registered for the queue (`raquel_wait_begin`, "
-        "nobody LISTENing); the paths' runs interleaved, median of 3 each. Then on 0008 (one run each) "
+        "back), 0009 with no waiter, 0009 with one waiter registered for the queue (`raquel_wait_begin`, "
+        "nobody LISTENing: the first job's NOTIFY consumes the registration, as it does a worker's), "
+        "0009 with an idle waiter that LISTENs and registers again at once after each NOTIFY, claiming "
+        "nothing (the worst case: a waiter that is never busy, so jobs keep notifying it); "
+        "the paths' runs interleaved, median of 3 each. Then on 0009 (one run each) "
         "while a worker (its own process) waits for another queue, or runs this queue's jobs as they "
         "come (it then shares the CPU with the producers). `enqueue_many()` and SQL "
         f"`raquel_enqueue_many` of {sizes.enqueue_many:,} jobs (median of 3 calls); "
@@ -191,16 +224,16 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
             try:
                 for producers in (1, 4):
                     rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-                    section.add(f"enqueue(), {label}", producers, "0008", rate,
+                    section.add(f"enqueue(), {label}", producers, "0009", rate,
                                 ratio(rate, rates["off", producers]))
             finally:
                 workers.stop(worker)
         for how, rate in enqueue_many_rates(dsn, sizes.enqueue_many):
-            section.add(how, 1, "0008", rate, "")
+            section.add(how, 1, "0009", rate, "")
             section.figures.setdefault("enqueue_many", rate)  # the first: Raquel.enqueue_many
         started = time.perf_counter()
         enqueue_sql(dsn, "bench_sql", sizes.enqueue_many)
-        section.add(f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})", 1, "0008",
+        section.add(f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})", 1, "0009",
                     sizes.enqueue_many / (time.perf_counter() - started), "")
     _pgbench_enqueue(server, sizes, section)
     return section
@@ -211,11 +244,11 @@ def _pgbench_enqueue(server: Server, sizes: Sizes, section: Section) -> None:
     program = server.pgbench()
     for producers in (1, 4):
         if program is None:
-            section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0008", NA, "")
+            section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0009", NA, "")
             continue
         with server.database("enqueue_pgbench") as dsn:
             rate = pgbench(program, dsn, "raquel_enqueue.sql", clients=producers, seconds=sizes.pgbench_seconds)
-        section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0008", rate, "")
+        section.add("pgbench: SELECT raquel_enqueue(...)", producers, "0009", rate, "")
         section.figures[f"pgbench_enqueue_{producers}"] = rate
     if program is not None:
         with server.database("enqueue_pure", migrated=False) as dsn:

@@ -135,6 +135,9 @@ class Worker:
     migration 0008): the worker registers when a claim finds its queues
     drained (then claims once more, so no job slips between the two) and
     unregisters when a claim fills all its free slots and when it stops.
+    A registration wakes the worker once (0009): the notifying producer
+    consumes it, and the worker registers again when it next finds its
+    queues drained.
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every
     ``poll_interval`` seconds, which keeps it working while the notification
@@ -190,10 +193,14 @@ class Worker:
         # worker only while it is registered, i.e. while it has found its
         # queues drained. It lives ttl seconds and is refreshed once half
         # of that is gone (the worker wakes at least every poll_interval).
+        # The first NOTIFY it causes consumes it (0009): the listener then
+        # counts a wake-up and forgets it, so the worker registers again
+        # before its next wait.
         self._waiter_id = uuid.uuid4()
         self._waiter_ttl = max(30.0, 3 * self.poll_interval)
         self._registered_until = 0.0  # time.monotonic(); 0: not confirmed
         self._registered = False
+        self._wakeups = 0  # notifications heard (and listener reconnections)
         self._race_delay = RACE_DELAY
         #: True while the notification connection is LISTENing.
         self.listening = False
@@ -316,7 +323,7 @@ class Worker:
         """
         if self._registered_until - time.monotonic() > self._waiter_ttl / 2:
             return None
-        sent_at = time.monotonic()
+        sent_at, wakeups = time.monotonic(), self._wakeups
         try:
             self._registered = True
             confirmed = self.rq._wait_begin(self._waiter_id, self.queues, int(self._waiter_ttl * 1000))
@@ -330,7 +337,10 @@ class Worker:
             self._race_delay = min(self._race_delay * 2, self.poll_interval)
             return delay
         self._race_delay = RACE_DELAY
-        self._registered_until = sent_at + self._waiter_ttl
+        # A notification heard meanwhile may have consumed this very
+        # registration: then it does not stand, and the next wait registers again.
+        with self._lock:
+            self._registered_until = sent_at + self._waiter_ttl if wakeups == self._wakeups else 0.0
         return 0.0
 
     def _unregister(self) -> None:
@@ -390,11 +400,14 @@ class Worker:
                     conn.execute(QUERIES["listen"])
                     self.listening = True
                     delay = 0.1
-                    self._wake.set()  # catch up with what came while not listening
+                    # Catch up with what came while not listening; a
+                    # notification missed meanwhile may have consumed the
+                    # registration, so it is made again.
+                    self._heard()
                     while not self._stopping.is_set():
                         for notify in conn.notifies(timeout=0.5):
                             if self._wanted is None or notify.payload in self._wanted:
-                                self._wake.set()
+                                self._heard()
             except psycopg.Error as error:  # any failure: reconnect, never let the listener die
                 logger.warning("notification connection lost (%s); polling every %.1fs, "
                                "reconnecting in %.1fs", error, self.poll_interval, delay)
@@ -402,6 +415,13 @@ class Worker:
                 self.listening = False
             self._stopping.wait_timeout(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    def _heard(self) -> None:
+        """A wake-up for our queues: wake the claim loop; the registration is spent."""
+        with self._lock:
+            self._wakeups += 1
+            self._registered_until = 0.0
+        self._wake.set()
 
     def _shutdown(self, listener: Any, grace_period: float) -> None:
         cancel([listener])

@@ -344,7 +344,10 @@ def notifications(listener: Conn) -> list[str]:
 
 @pytest.fixture
 def listener(dsn: str) -> Any:
-    """A connection LISTENing, registered as a waiter for every queue (0008: else nothing is sent)."""
+    """A connection LISTENing, registered as a waiter for every queue (0008: else nothing is sent).
+
+    The registration is consumed by the first NOTIFY it causes (0009).
+    """
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("LISTEN raquel_jobs")
         conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
@@ -372,10 +375,70 @@ def test_an_expired_waiter_is_not_notified(conn: Conn, bare_listener: Conn) -> N
 
 
 def test_a_waiter_is_notified_only_for_its_queues(conn: Conn, bare_listener: Conn) -> None:
-    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a', 'b'], 600000)")
+    worker, heard = uuid.uuid4(), []
     for queue in ("a", "c", "b", "a"):
+        one(conn, "SELECT raquel_wait_begin(%s, ARRAY['a', 'b'], 600000)", worker)
         one(conn, "SELECT raquel_enqueue(%s)", queue)
-    assert notifications(bare_listener) == ["a", "b", "a"]
+        heard += notifications(bare_listener)
+    assert heard == ["a", "b", "a"]
+
+
+def test_a_registration_wakes_its_waiter_once(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
+    one(conn, "SELECT raquel_enqueue('q')")
+    one(conn, "SELECT raquel_enqueue('q')")  # the waiter is awake: nobody to notify
+    assert notifications(bare_listener) == ["q"]
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
+
+
+def test_a_job_for_another_queue_leaves_the_registration(conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")
+    one(conn, "SELECT raquel_enqueue('b')")
+    one(conn, "SELECT raquel_enqueue('a')")
+    assert notifications(bare_listener) == ["a"]
+
+
+def test_a_producer_finding_the_registration_being_consumed_notifies_without_waiting(
+    dsn: str, conn: Conn, bare_listener: Conn
+) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
+    conn.execute("SET lock_timeout = '2s'")  # a wait would fail the test instead of hanging it
+    with psycopg.connect(dsn) as first:  # consumes the registration, then stays open
+        first.execute("SELECT raquel_enqueue('q')")
+        one(conn, "SELECT raquel_enqueue('q')")
+        assert notifications(bare_listener) == ["q"]  # the second producer's own NOTIFY
+        first.commit()
+    assert notifications(bare_listener) == ["q"]
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
+
+
+def test_a_rolled_back_producer_leaves_the_registration(dsn: str, conn: Conn, bare_listener: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
+    with psycopg.connect(dsn) as producer:
+        producer.execute("SELECT raquel_enqueue('q')")
+        producer.rollback()
+    one(conn, "SELECT raquel_enqueue('q')")
+    assert notifications(bare_listener) == ["q"]
+
+
+def test_wait_begin_and_wait_end_never_wait_for_a_producer(dsn: str, conn: Conn) -> None:
+    worker = uuid.uuid4()
+    one(conn, "SELECT raquel_wait_begin(%s, NULL, 600000)", worker)
+    conn.execute("SET lock_timeout = '2s'")
+    with psycopg.connect(dsn) as producer:
+        producer.execute("SELECT raquel_enqueue('q')")  # holds the registration's row
+        assert one(conn, "SELECT raquel_wait_begin(%s, NULL, 600000)", worker) is False  # producer open
+        assert one(conn, "SELECT raquel_wait_end(%s)", worker) is True  # the new row; the locked one left
+        assert one(conn, "SELECT raquel_wait_begin(%s, NULL, 600000)", worker) is False
+        producer.commit()
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,)
+
+
+def test_wait_begin_clears_expired_registrations(conn: Conn) -> None:
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['old'], 1)")
+    time.sleep(0.01)
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['new'], 600000)")
+    assert conn.execute("SELECT queues FROM raquel_waiters").fetchall() == [(["new"],)]
 
 
 def test_a_statement_notifies_once_per_wanted_queue(conn: Conn, bare_listener: Conn) -> None:
@@ -454,15 +517,16 @@ def test_a_10000_row_insert_sends_one_notification_per_queue(conn: Conn, listene
     assert sorted(notifications(listener)) == ["even", "odd"]
 
 
-def test_reject_and_immediate_reschedule_notify(conn: Conn, listener: Conn) -> None:
+def test_reject_and_immediate_reschedule_notify(conn: Conn, bare_listener: Conn) -> None:
     job_id = one(conn, "SELECT raquel_enqueue('q')")
     [c] = claim(conn, ["q"], now=None)
-    notifications(listener)
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
     one(conn, "SELECT raquel_reject(%s, %s)", job_id, c["claim_id"])
-    assert notifications(listener) == ["q"]
+    assert notifications(bare_listener) == ["q"]
     [c] = claim(conn, ["q"], now=None)
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), NULL, 600000)")
     one(conn, "SELECT raquel_reschedule(%s, %s, delay => 0)", job_id, c["claim_id"])
-    assert notifications(listener) == ["q"]
+    assert notifications(bare_listener) == ["q"]
 
 
 def test_claims_and_completions_send_no_notification(conn: Conn, listener: Conn) -> None:

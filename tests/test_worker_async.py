@@ -47,6 +47,33 @@ async def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
     assert delay_ms < 1000
 
 
+async def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    # Each NOTIFY consumes the worker's registration (0009): it must register
+    # again after each job, or the next job would wait for the 60 s poll.
+    # Two slots: each claim comes back short, so the worker never unregisters.
+    started: list[float] = []
+
+    @arq.subscribe("emails", poll_interval=60, concurrency=2)
+    async def handler(job: AsyncJob) -> None:
+        started.append(time.monotonic())
+
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: handler.listening)
+    delays = []
+    with psycopg.connect(dsn, autocommit=True) as other:
+        for n in range(1, 4):
+            await wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+            other.execute("SELECT raquel_enqueue('emails', 'hi')")
+            committed = time.monotonic()
+            await wait_until(lambda: len(started) == n, timeout=5)
+            delays.append(started[-1] - committed)
+    handler.stop()
+    await ajoin([run], 10)
+    assert max(delays) < 1.0
+
+
 async def test_a_worker_runs_a_delayed_job_when_it_is_due(arq: AsyncRaquel, conn: Conn) -> None:
     done: list[float] = []
 
