@@ -22,7 +22,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
-from psycopg import Connection
+from psycopg import Connection, pq
 from psycopg_pool import ConnectionPool
 
 from . import params, periodic
@@ -123,6 +123,8 @@ class Job(JobRecord):
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        if not logger.isEnabledFor(logging.INFO):
+            return
         duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
         logger.info(
             "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
@@ -167,6 +169,11 @@ class Job(JobRecord):
                             "lost", self.id, self.queue, outcome)
                 status = ended[0][0]
         return status
+
+
+def _has_rows(cursor: Any) -> bool:
+    """Whether the statement returned a result set (``cursor.description``, without building it)."""
+    return cursor.pgresult is not None and cursor.pgresult.status == pq.ExecStatus.TUPLES_OK
 
 
 class LeaseKeeper:
@@ -309,10 +316,10 @@ class Raquel:
         try:
             if conn is not None:
                 cursor = conn.execute(QUERIES[query], args)
-                return cursor.fetchall() if cursor.description else []
+                return cursor.fetchall() if _has_rows(cursor) else []
             with self.connection() as pooled:
                 cursor = pooled.execute(QUERIES[query], args)
-                return cursor.fetchall() if cursor.description else []
+                return cursor.fetchall() if _has_rows(cursor) else []
         except psycopg.errors.InvalidParameterValue as error:
             raise translate(error) from None
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, pq
 from psycopg_pool import AsyncConnectionPool
 
 from . import params, periodic
@@ -120,6 +120,8 @@ class AsyncJob(JobRecord):
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        if not logger.isEnabledFor(logging.INFO):
+            return
         duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
         logger.info(
             "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
@@ -164,6 +166,11 @@ class AsyncJob(JobRecord):
                             "lost", self.id, self.queue, outcome)
                 status = ended[0][0]
         return status
+
+
+def _has_rows(cursor: Any) -> bool:
+    """Whether the statement returned a result set (``cursor.description``, without building it)."""
+    return cursor.pgresult is not None and cursor.pgresult.status == pq.ExecStatus.TUPLES_OK
 
 
 class AsyncLeaseKeeper:
@@ -306,10 +313,10 @@ class AsyncRaquel:
         try:
             if conn is not None:
                 cursor = await conn.execute(QUERIES[query], args)
-                return await cursor.fetchall() if cursor.description else []
+                return await cursor.fetchall() if _has_rows(cursor) else []
             async with self.connection() as pooled:
                 cursor = await pooled.execute(QUERIES[query], args)
-                return await cursor.fetchall() if cursor.description else []
+                return await cursor.fetchall() if _has_rows(cursor) else []
         except psycopg.errors.InvalidParameterValue as error:
             raise translate(error) from None
 

@@ -232,11 +232,15 @@ def seconds(value: float | timedelta, argument: str) -> float:
     return result
 
 
+#: The Unix epoch, as an aware UTC datetime.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def to_datetime(ms: int | None) -> datetime | None:
     """ms since epoch to an aware UTC datetime."""
     if ms is None:
         return None
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def now_ms() -> int:
