@@ -171,9 +171,9 @@ class Job(JobRecord):
         return status
 
 
-def _has_rows(cursor: Any) -> bool:
-    """Whether the statement returned a result set (``cursor.description``, without building it)."""
-    return cursor.pgresult is not None and cursor.pgresult.status == pq.ExecStatus.TUPLES_OK
+def _has_rows(result: pq.abc.PGresult | None) -> bool:
+    """Whether a statement returned a result set (``cursor.description``, without building it)."""
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 class LeaseKeeper:
@@ -316,10 +316,10 @@ class Raquel:
         try:
             if conn is not None:
                 cursor = conn.execute(QUERIES[query], args)
-                return cursor.fetchall() if _has_rows(cursor) else []
+                return cursor.fetchall() if _has_rows(cursor.pgresult) else []
             with self.connection() as pooled:
                 cursor = pooled.execute(QUERIES[query], args)
-                return cursor.fetchall() if _has_rows(cursor) else []
+                return cursor.fetchall() if _has_rows(cursor.pgresult) else []
         except psycopg.errors.InvalidParameterValue as error:
             raise translate(error) from None
 

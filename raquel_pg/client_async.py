@@ -168,9 +168,9 @@ class AsyncJob(JobRecord):
         return status
 
 
-def _has_rows(cursor: Any) -> bool:
-    """Whether the statement returned a result set (``cursor.description``, without building it)."""
-    return cursor.pgresult is not None and cursor.pgresult.status == pq.ExecStatus.TUPLES_OK
+def _has_rows(result: pq.abc.PGresult | None) -> bool:
+    """Whether a statement returned a result set (``cursor.description``, without building it)."""
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 class AsyncLeaseKeeper:
@@ -313,10 +313,10 @@ class AsyncRaquel:
         try:
             if conn is not None:
                 cursor = await conn.execute(QUERIES[query], args)
-                return await cursor.fetchall() if _has_rows(cursor) else []
+                return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
             async with self.connection() as pooled:
                 cursor = await pooled.execute(QUERIES[query], args)
-                return await cursor.fetchall() if _has_rows(cursor) else []
+                return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
         except psycopg.errors.InvalidParameterValue as error:
             raise translate(error) from None
 
