@@ -21,10 +21,16 @@ class AEvent(asyncio.Event):
     """``asyncio.Event`` with a timed wait."""
 
     async def wait_timeout(self, timeout: float | None) -> bool:
-        """Waits until set or ``timeout`` seconds pass; returns whether it is set."""
+        """Waits until set or ``timeout`` seconds pass; returns whether it is set.
+
+        ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11,
+        wait_for loses a cancellation of the waiting task that arrives as the
+        event is set (the worker's ``run()`` then went on after being cancelled).
+        """
         try:
-            await asyncio.wait_for(self.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await self.wait()
+        except TimeoutError:
             pass
         return self.is_set()
 

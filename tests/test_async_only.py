@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from raquel_pg import AsyncJob, AsyncRaquel
+from raquel_pg._acompat import AEvent
 
 Conn = psycopg.Connection[Any]
 
@@ -87,3 +89,25 @@ async def test_concurrency_beyond_the_pool_size_never_exceeds_the_pool(dsn: str,
         handler.stop()
         await run
     assert peak[0] == 8
+
+
+async def test_a_cancellation_arriving_as_the_wake_event_is_set_is_not_lost() -> None:
+    # The worker waits on AEvent.wait_timeout; with asyncio.wait_for (Python
+    # 3.11) a cancel that came after the event's inner waiter had finished but
+    # before the waiting task resumed was swallowed, and a cancelled run()
+    # went on claiming (seen once in CI). Whatever the moment, a task still
+    # running when cancelled must end cancelled.
+    for loop_turns in range(4):
+        event = AEvent()
+        waiting = asyncio.create_task(event.wait_timeout(10))
+        await asyncio.sleep(0)  # the task is waiting
+        event.set()
+        for _ in range(loop_turns):
+            await asyncio.sleep(0)
+        still_running = not waiting.done()
+        waiting.cancel()
+        if still_running:
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        else:
+            assert waiting.result() is True
