@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from raquel_pg import Job, Raquel, worker
+from raquel_pg import Job, Raquel, Worker, worker
 from raquel_pg._acompat import join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
@@ -206,18 +206,31 @@ def test_batched_outcomes_record_successes_in_one_call(rq: Raquel, conn: Conn) -
     assert calls < 10
 
 
-def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def buffering_worker(
+    rq: Raquel, monkeypatch: Any, *, fails: bool = False
+) -> tuple[Worker, Any, Any, list[bool]]:
+    """A batch_outcomes worker on queue 'q' whose flush waits 60 s, started on one new job.
+
+    Returns the worker, its run handle, the job's id and the list its handler
+    appends to (it raises after appending when ``fails``).
+    """
     monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @rq.subscribe("q", batch_outcomes=True)
     def handler(job: Job) -> None:
         done.append(True)
+        if fails:
+            raise ValueError("nope")
 
     job_id = rq.enqueue("q")
-    run = spawn(handler.run, name="worker")
+    return handler, spawn(handler.run, name="worker"), job_id, done
+
+
+def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()
@@ -230,15 +243,7 @@ def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
 def test_a_buffered_success_keeps_its_lease_renewed(
     rq: Raquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @rq.subscribe("q", batch_outcomes=True)
-    def handler(job: Job) -> None:
-        done.append(True)
-
-    job_id = rq.enqueue("q")
-    run = spawn(handler.run, name="worker")
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
     sleep(3.0)  # longer than the 2 s lease
@@ -252,15 +257,7 @@ def test_a_buffered_success_keeps_its_lease_renewed(
 def test_a_buffered_success_is_fenced_by_its_claim(
     rq: Raquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @rq.subscribe("q", batch_outcomes=True)
-    def handler(job: Job) -> None:
-        done.append(True)
-
-    job_id = rq.enqueue("q")
-    run = spawn(handler.run, name="worker")
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
     conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
@@ -274,16 +271,7 @@ def test_a_buffered_success_is_fenced_by_its_claim(
 def test_batched_outcomes_still_record_a_failure_at_once(
     rq: Raquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @rq.subscribe("q", batch_outcomes=True)
-    def handler(job: Job) -> None:
-        done.append(True)
-        raise ValueError("nope")
-
-    job_id = rq.enqueue("q")
-    run = spawn(handler.run, name="worker")
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch, fails=True)
     wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()

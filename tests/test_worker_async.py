@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from raquel_pg import AsyncJob, AsyncRaquel, worker_async
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, worker_async
 from raquel_pg._acompat import ajoin, asleep, aspawn
 
 Conn = psycopg.Connection[Any]
@@ -203,18 +203,31 @@ async def test_batched_outcomes_record_successes_in_one_call(arq: AsyncRaquel, c
     assert calls < 10
 
 
-async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
+async def buffering_worker(
+    arq: AsyncRaquel, monkeypatch: Any, *, fails: bool = False
+) -> tuple[AsyncWorker, Any, Any, list[bool]]:
+    """A batch_outcomes worker on queue 'q' whose flush waits 60 s, started on one new job.
+
+    Returns the worker, its run handle, the job's id and the list its handler
+    appends to (it raises after appending when ``fails``).
+    """
     monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @arq.subscribe("q", batch_outcomes=True)
     async def handler(job: AsyncJob) -> None:
         done.append(True)
+        if fails:
+            raise ValueError("nope")
 
     job_id = await arq.enqueue("q")
-    run = aspawn(handler.run, name="worker")
+    return handler, aspawn(handler.run, name="worker"), job_id, done
+
+
+async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()
@@ -227,15 +240,7 @@ async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
 async def test_a_buffered_success_keeps_its_lease_renewed(
     arq: AsyncRaquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @arq.subscribe("q", batch_outcomes=True)
-    async def handler(job: AsyncJob) -> None:
-        done.append(True)
-
-    job_id = await arq.enqueue("q")
-    run = aspawn(handler.run, name="worker")
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
     await asleep(3.0)  # longer than the 2 s lease
@@ -249,15 +254,7 @@ async def test_a_buffered_success_keeps_its_lease_renewed(
 async def test_a_buffered_success_is_fenced_by_its_claim(
     arq: AsyncRaquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @arq.subscribe("q", batch_outcomes=True)
-    async def handler(job: AsyncJob) -> None:
-        done.append(True)
-
-    job_id = await arq.enqueue("q")
-    run = aspawn(handler.run, name="worker")
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
     conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
@@ -271,16 +268,7 @@ async def test_a_buffered_success_is_fenced_by_its_claim(
 async def test_batched_outcomes_still_record_a_failure_at_once(
     arq: AsyncRaquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
-    done: list[bool] = []
-
-    @arq.subscribe("q", batch_outcomes=True)
-    async def handler(job: AsyncJob) -> None:
-        done.append(True)
-        raise ValueError("nope")
-
-    job_id = await arq.enqueue("q")
-    run = aspawn(handler.run, name="worker")
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, fails=True)
     await wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()
