@@ -80,9 +80,10 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_now bigint := raquel_now_ms();
+    v_read_committed boolean := current_setting('transaction_isolation') = 'read committed';
     v_queues text[];
 BEGIN
-    IF current_setting('transaction_isolation') = 'read committed' THEN
+    IF v_read_committed THEN
         PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
         IF NOT EXISTS (SELECT FROM raquel_waiters w WHERE w.expires_at > v_now) THEN
             RETURN NULL;
@@ -91,7 +92,7 @@ BEGIN
     SELECT array_agg(r.queue) INTO v_queues
     FROM (SELECT DISTINCT n.queue FROM raquel_new_jobs n
           WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now) AS r
-    WHERE current_setting('transaction_isolation') <> 'read committed'
+    WHERE NOT v_read_committed
        OR EXISTS (SELECT FROM raquel_waiters w
                   WHERE w.expires_at > v_now AND (w.queues IS NULL OR r.queue = ANY (w.queues)));
     IF v_queues IS NOT NULL THEN
