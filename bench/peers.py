@@ -126,6 +126,9 @@ def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int) -
 #: Jobs in flight of pgqueuer's own benchmark defaults: 5 QueueManagers x batch_size=10.
 PGQUEUER_WIDE = 50
 
+#: How raquel_pg's runs with the opt-in asynchronous claim commit are labelled.
+NON_DURABLE = "durable_claims=False"
+
 #: One system's run: (system, settings, jobs in flight, run or None when unavailable).
 System = tuple[str, str, int, Callable[[str], Span] | None]
 
@@ -136,19 +139,20 @@ def systems(server: Server, sizes: Sizes) -> list[System]:
     has_pgbench = server.pgbench() is not None
     has_pgqueuer, has_procrastinate = installed("pgqueuer"), installed("procrastinate")
 
-    def raquel(concurrency: int, batched: bool) -> Callable[[str], Span]:
+    def raquel(concurrency: int, batched: bool, durable: bool = True) -> Callable[[str], Span]:
         return lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(
-            d, q, concurrency, batched, pool_size=CONCURRENCY))
+            d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable))
 
     pool = f"pool_size={CONCURRENCY}"
-    return [
+    runs: list[System] = [
         ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, outcomes each at once", CONCURRENCY,
          raquel(CONCURRENCY, False)),
-        ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, batch_outcomes=True", CONCURRENCY,
-         raquel(CONCURRENCY, True)),
-        ("raquel_pg", f"AsyncWorker, concurrency={PGQUEUER_WIDE}, {pool}, batch_outcomes=True", PGQUEUER_WIDE,
-         raquel(PGQUEUER_WIDE, True)),
-        ("raquel_pg", f"AsyncWorker, concurrency={WIDE}, {pool}, batch_outcomes=True", WIDE, raquel(WIDE, True)),
+    ]
+    for in_flight in (CONCURRENCY, PGQUEUER_WIDE, WIDE):
+        settings = f"AsyncWorker, concurrency={in_flight}, {pool}, batch_outcomes=True"
+        runs.append(("raquel_pg", settings, in_flight, raquel(in_flight, True)))
+        runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", in_flight, raquel(in_flight, True, False)))
+    return runs + [
         ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}", CONCURRENCY,
          (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if has_pgqueuer else None),
         ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)", PGQUEUER_WIDE,
@@ -174,10 +178,13 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
         "jobs/s = jobs / (last durable success - first claim), from each system's own timestamps "
         "(raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log 'picked'/'successful'; "
         "procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: its claimed_at/finished_at). "
-        "Steady jobs/s: the same between the 5th and 95th percentile of the successes. Ratio = "
-        "raquel_pg's rate / this system's rate, headline (steady); > 1: raquel_pg is faster.",
+        "Steady jobs/s: the same between the 5th and 95th percentile of the successes. Ratios = "
+        "raquel_pg's rate / this system's rate, headline (steady); > 1: raquel_pg is faster. The first "
+        "ratio takes raquel_pg's best run with durable claims (the default); the second its best run "
+        f"with {NON_DURABLE} (opt-in: claims commit without waiting for their WAL flush, so a crash of "
+        "the server can undo the last claims and run those jobs again; see README).",
         ["system", "settings", "in flight", "jobs", "jobs/s", "steady jobs/s",
-         "best raquel_pg at this in-flight count ÷ this"])
+         "best raquel_pg ÷ this (durable claims)", f"best raquel_pg ÷ this ({NON_DURABLE})"])
     results: list[tuple[str, str, int, Span | None]] = []
     for name, settings, in_flight, run in systems(server, sizes):
         span = None
@@ -185,24 +192,29 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
             with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
                 span = run(dsn)
         results.append((name, settings, in_flight, span))
-    best = best_raquel(results)
+    durable = best_raquel(results, non_durable=False)
+    non_durable = best_raquel(results, non_durable=True)
     for name, settings, in_flight, span in results:
+        peer = name != "raquel_pg"
         section.add(name, settings, in_flight, span.jobs if span else "", *rate_cell(span),
-                    "" if name == "raquel_pg" else ratios(best.get(in_flight), span))
+                    ratios(durable.get(in_flight), span) if peer else "",
+                    ratios(non_durable.get(in_flight), span) if peer else "")
         section.figures[f"{name} {settings}"] = span.rate if span else None
-        if name != "raquel_pg":
+        if peer:
             key = "pure SQL batch-100" if "batches of 100" in settings else name
             section.figures[f"{key} @{in_flight}"] = span.rate if span else None
-    for in_flight, span in best.items():
-        section.figures[f"raquel_pg @{in_flight}"] = span.rate if span else None
+    for label, best in (("raquel_pg", durable), (f"raquel_pg {NON_DURABLE}", non_durable)):
+        for in_flight, span in best.items():
+            section.figures[f"{label} @{in_flight}"] = span.rate if span else None
     return section
 
 
-def best_raquel(results: list[tuple[str, str, int, Span | None]]) -> dict[int, Span | None]:
-    """raquel_pg's fastest run (headline rate) for each in-flight count."""
+def best_raquel(results: list[tuple[str, str, int, Span | None]], *, non_durable: bool) -> dict[int, Span | None]:
+    """raquel_pg's fastest run (headline rate) per in-flight count, among its runs with durable
+    claims, or among those with ``durable_claims=False``."""
     best: dict[int, Span | None] = {}
-    for name, _, in_flight, span in results:
-        if name != "raquel_pg":
+    for name, settings, in_flight, span in results:
+        if name != "raquel_pg" or (NON_DURABLE in settings) != non_durable:
             continue
         current = best.get(in_flight)
         if current is None or (span is not None and (span.rate or 0.0) > (current.rate or 0.0)):

@@ -370,7 +370,7 @@ def claim_latencies(dsn: str, samples: int) -> list[float]:
     """Round-trip times (ms) of ``samples`` claims of one job (the client's claim statement)."""
     enqueue_sql(dsn, "bench_claim", samples)
     latencies = []
-    args = {"queues": ["bench_claim"], "claim_as": "bench", "batch": 1, "lease": 60000}
+    args = {"queues": ["bench_claim"], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True}
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
         for _ in range(samples):
             started = time.perf_counter()

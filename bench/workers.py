@@ -46,7 +46,7 @@ def sync_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -
 
 @contextmanager
 def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
-                 pool_size: int | None = None) -> Iterator[None]:
+                 pool_size: int | None = None, durable_claims: bool = True) -> Iterator[None]:
     """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process.
 
     Its client's pool has ``pool_size`` connections (default: ``concurrency``).
@@ -56,7 +56,8 @@ def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
 
     async def main() -> None:
         async with AsyncRaquel(dsn, pool_size=pool_size or concurrency) as rq:
-            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched)(anoop)
+            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched,
+                                               durable_claims=durable_claims)(anoop)
             handle.update(loop=asyncio.get_running_loop(), worker=worker)
             started.set()
             await worker.run()

@@ -452,6 +452,7 @@ class Raquel:
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
+        durable_claims: bool = True,
     ) -> Callable[[Handler], Worker]:
         """Decorator: makes ``handler(job)`` a worker of ``queues`` (default: all).
 
@@ -463,6 +464,7 @@ class Raquel:
             return Worker(
                 self, handler, queues, claim_as=claim_as, concurrency=concurrency,
                 poll_interval=poll_interval, grace_period=grace_period, batch_outcomes=batch_outcomes,
+                durable_claims=durable_claims,
             )
 
         return decorate
@@ -578,10 +580,12 @@ class Raquel:
 
     # --- used by dequeue() and the worker ---------------------------------
 
-    def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int) -> list[Job]:
+    def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int,
+                     durable: bool = True) -> list[Job]:
         sent_at = time.monotonic()
         rows = self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
+            "durable": durable,
         })
         jobs = [Job._bind(self, row, sent_at) for row in rows]
         for job in jobs:

@@ -449,6 +449,7 @@ class AsyncRaquel:
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
+        durable_claims: bool = True,
     ) -> Callable[[AsyncHandler], AsyncWorker]:
         """Decorator: makes ``handler(job)`` a worker of ``queues`` (default: all).
 
@@ -460,6 +461,7 @@ class AsyncRaquel:
             return AsyncWorker(
                 self, handler, queues, claim_as=claim_as, concurrency=concurrency,
                 poll_interval=poll_interval, grace_period=grace_period, batch_outcomes=batch_outcomes,
+                durable_claims=durable_claims,
             )
 
         return decorate
@@ -575,10 +577,12 @@ class AsyncRaquel:
 
     # --- used by dequeue() and the worker ---------------------------------
 
-    async def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int) -> list[AsyncJob]:
+    async def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int,
+                     durable: bool = True) -> list[AsyncJob]:
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
+            "durable": durable,
         })
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         for job in jobs:

@@ -149,6 +149,10 @@ class AsyncWorker:
     recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
     flush runs those jobs again (at-least-once); other outcomes stay immediate.
+    Claims are durable (their commit waits for the WAL flush) unless
+    ``durable_claims=False`` (``raquel_claim(durable => false)``, migration
+    0010): then a crash of the PostgreSQL server can undo the claims of its
+    last moments, and those jobs run again; a worker crash changes nothing.
 
     :meth:`stop` ends :meth:`run`: no more claims, jobs claimed but not yet
     started are handed back at once (``queued``, no attempt counted), and
@@ -172,6 +176,7 @@ class AsyncWorker:
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
+        durable_claims: bool = True,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
@@ -185,6 +190,9 @@ class AsyncWorker:
         if not isinstance(batch_outcomes, bool):
             raise InvalidArgument("batch_outcomes", f"batch_outcomes: expected a bool, got {batch_outcomes!r}")
         self.batch_outcomes = batch_outcomes
+        if not isinstance(durable_claims, bool):
+            raise InvalidArgument("durable_claims", f"durable_claims: expected a bool, got {durable_claims!r}")
+        self.durable_claims = durable_claims
         self._batcher: AsyncOutcomeBatcher | None = None
         # The waiter registration (raquel_wait_begin): NOTIFYs reach this
         # worker only while it is registered, i.e. while it has found its
@@ -284,7 +292,7 @@ class AsyncWorker:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = await self.rq._claim(self.queues, self.claim_as, free)
+                    jobs = await self.rq._claim(self.queues, self.claim_as, free, self.durable_claims)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)

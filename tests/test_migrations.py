@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from raquel_pg import MigrationError, embedded
 from raquel_pg.migrate import migrate, pending_migrations, status
+from raquel_pg.roles import grant_roles
 from raquel_pg.schema import Migration, load_migrations, script
 
 Conn = psycopg.Connection[Any]
@@ -58,6 +60,25 @@ def test_a_database_newer_than_the_package_is_refused(fresh: Conn) -> None:
     fresh.execute("INSERT INTO raquel_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
     with pytest.raises(MigrationError, match="0999_future which this raquel_pg does not know"):
         pending_migrations(fresh)
+
+
+def test_0010_carries_the_claim_grants_over_to_its_new_signature(fresh: Conn) -> None:
+    # raquel_claim gains a parameter in 0010: a role granted EXECUTE on the old
+    # signature (roles.sql, run before the upgrade) may call the new one.
+    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
+    migrate(fresh, [m for m in load_migrations() if m.version < 10])
+    fresh.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    try:
+        grant_roles(fresh, worker=role)
+        migrate(fresh)
+        new = "raquel_claim(text[], text, integer, bigint, bigint, boolean)"
+        assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'),"
+                             " has_function_privilege('public', %s, 'EXECUTE')",
+                             (role, new, new)).fetchone() == (True, False)
+        assert fresh.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'").fetchone() == (1,)
+    finally:
+        fresh.execute(f'DROP OWNED BY "{role}"'.encode())
+        fresh.execute(f'DROP ROLE "{role}"'.encode())
 
 
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:

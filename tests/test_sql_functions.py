@@ -177,6 +177,40 @@ def test_claim_refuses_a_bad_batch_or_lease(conn: Conn) -> None:
         claim(conn, lease=0)
 
 
+def test_a_claim_with_durable_false_commits_its_transaction_asynchronously(conn: Conn) -> None:
+    before = one(conn, "SHOW synchronous_commit")
+    job_id = enqueue(conn)
+    with conn.transaction():
+        conn.execute("SELECT * FROM raquel_claim(now => %s, durable => false)", (T0,))
+        assert one(conn, "SHOW synchronous_commit") == "off"
+    assert one(conn, "SHOW synchronous_commit") == before  # for that transaction only
+    assert job(conn, job_id)["status"] == "claimed"
+
+
+def test_a_durable_claim_leaves_synchronous_commit_as_it_was(conn: Conn) -> None:
+    before = one(conn, "SHOW synchronous_commit")
+    enqueue(conn)
+    with conn.transaction():
+        conn.execute("SELECT * FROM raquel_claim(now => %s)", (T0,))
+        assert one(conn, "SHOW synchronous_commit") == before
+
+
+def test_claim_refuses_durable_false_in_a_transaction_that_has_written(conn: Conn) -> None:
+    # The enqueue before it would lose its durability with the claim's.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match='"durable".*transaction of its own'):
+        with conn.transaction():
+            enqueue(conn)
+            conn.execute("SELECT * FROM raquel_claim(now => %s, durable => false)", (T0,))
+    assert one(conn, "SELECT count(*) FROM raquel_jobs") == 0
+
+
+def test_claim_refuses_a_null_durable(conn: Conn) -> None:
+    enqueue(conn)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match='"durable"'):
+        conn.execute("SELECT * FROM raquel_claim(now => %s, durable => NULL)", (T0,))
+    assert one(conn, "SELECT status FROM raquel_jobs") == "queued"
+
+
 # --- outcomes -----------------------------------------------------------------
 
 
