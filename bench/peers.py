@@ -16,7 +16,7 @@ import psycopg
 
 from . import workers
 from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span
-from .scenarios import CONCURRENCY, WIDE, drain
+from .scenarios import CONCURRENCY, drain
 from .server import Server
 
 PGQUEUER_SPAN = """
@@ -126,6 +126,10 @@ def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int) -
 #: Jobs in flight of pgqueuer's own benchmark defaults: 5 QueueManagers x batch_size=10.
 PGQUEUER_WIDE = 50
 
+#: Jobs in flight of pure SQL in batches of 100: each of its CONCURRENCY clients holds up to 100
+#: claimed jobs between its claim and its outcome transaction.
+PURE_WIDE = CONCURRENCY * 100
+
 #: How raquel_pg's runs with the opt-in asynchronous claim commit are labelled.
 NON_DURABLE = "durable_claims=False"
 
@@ -148,7 +152,7 @@ def systems(server: Server, sizes: Sizes) -> list[System]:
         ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, outcomes each at once", CONCURRENCY,
          raquel(CONCURRENCY, False)),
     ]
-    for in_flight in (CONCURRENCY, PGQUEUER_WIDE, WIDE):
+    for in_flight in (CONCURRENCY, PGQUEUER_WIDE, PURE_WIDE):
         settings = f"AsyncWorker, concurrency={in_flight}, {pool}, batch_outcomes=True"
         runs.append(("raquel_pg", settings, in_flight, raquel(in_flight, True)))
         runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", in_flight, raquel(in_flight, True, False)))
@@ -161,7 +165,7 @@ def systems(server: Server, sizes: Sizes) -> list[System]:
          CONCURRENCY, (lambda dsn: run_procrastinate(dsn, jobs, CONCURRENCY)) if has_procrastinate else None),
         ("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients", CONCURRENCY,
          (lambda dsn: run_pure_sql(server, dsn, jobs, "pure_claim_complete_1.sql", 1)) if has_pgbench else None),
-        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", WIDE,
+        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", PURE_WIDE,
          (lambda dsn: run_pure_sql(server, dsn, 10 * jobs, "pure_claim_complete_100.sql", 100))
          if has_pgbench else None),
     ]
@@ -174,7 +178,8 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
         "pure SQL in batches of 100), each system in a fresh database of the same server. Each peer is "
         "compared with raquel_pg's best run with as many jobs in flight: 10 (pgqueuer's single "
         f"QueueManager, procrastinate, pure SQL one job per claim), {PGQUEUER_WIDE} (pgqueuer's own "
-        f"benchmark defaults, 5 QueueManagers x 10) and {WIDE} (pure SQL's claims of 100). "
+        f"benchmark defaults, 5 QueueManagers x 10) and {PURE_WIDE:,} (pure SQL's {CONCURRENCY} clients, "
+        "each holding up to 100 claimed jobs). "
         "jobs/s = jobs / (last durable success - first claim), from each system's own timestamps "
         "(raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log 'picked'/'successful'; "
         "procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: its claimed_at/finished_at). "

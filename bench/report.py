@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .measure import Section, Sizes, fmt
-from .peers import NON_DURABLE, PGQUEUER_WIDE
-from .scenarios import CONCURRENCY, WIDE
+from .peers import NON_DURABLE, PGQUEUER_WIDE, PURE_WIDE
+from .scenarios import CONCURRENCY
 
 TARGETS = """Targets (issue 5, on the 2-core machine, same run): end-to-end jobs/s >= 2x pgqueuer,
 >= 5x procrastinate, >= 50% of the pure-SQL batch-100 limit (each compared at the same number of
@@ -32,7 +32,7 @@ def targets(figures: dict[str, float | None], sizes: Sizes) -> list[list[str]]:
     """Rows (target, measured, verdict) checking issue 5's targets against this run's figures."""
     rows: list[list[str]] = []
     for peer, in_flight, bound in (("pgqueuer", CONCURRENCY, 2.0), ("pgqueuer", PGQUEUER_WIDE, 2.0),
-                                   ("procrastinate", CONCURRENCY, 5.0), ("pure SQL batch-100", WIDE, 0.5)):
+                                   ("procrastinate", CONCURRENCY, 5.0), ("pure SQL batch-100", PURE_WIDE, 0.5)):
         for label, claims in (("raquel_pg", "durable claims"), (f"raquel_pg {NON_DURABLE}", NON_DURABLE)):
             value = _quotient(figures.get(f"{label} @{in_flight}"), figures.get(f"{peer} @{in_flight}"))
             rows.append([f"e2e, {in_flight} jobs in flight ({claims}): raquel_pg ÷ {peer} >= {bound:.2f}x",
