@@ -580,8 +580,9 @@ class Raquel:
 
     # --- used by dequeue() and the worker ---------------------------------
 
-    def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int,
-                     durable: bool = True) -> list[Job]:
+    def _claim(
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+    ) -> list[Job]:
         sent_at = time.monotonic()
         rows = self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,

@@ -577,8 +577,9 @@ class AsyncRaquel:
 
     # --- used by dequeue() and the worker ---------------------------------
 
-    async def _claim(self, queues: list[str] | None, claim_as: str | None, batch: int,
-                     durable: bool = True) -> list[AsyncJob]:
+    async def _claim(
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+    ) -> list[AsyncJob]:
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
