@@ -83,7 +83,7 @@ def _job_id(text: str) -> UUID:
 
 def _get(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID) -> JobRecord | None:
     rows = _fetch(conn, "get", {"job_id": job_id})
-    return JobRecord(**JobRecord.fields_from_row(rows[0])) if rows else None
+    return JobRecord.from_row(rows[0]) if rows else None
 
 
 # --- commands ----------------------------------------------------------------
@@ -220,7 +220,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
         rows = _fetch(conn, "ops_jobs", {
             "queue": args.queue, "statuses": args.status or None, "limit": args.limit})
-    jobs = [JobRecord(**JobRecord.fields_from_row(row)) for row in rows]
+    jobs = [JobRecord.from_row(row) for row in rows]
     if args.json:
         _print_json([render.job_json(job) for job in jobs])
     else:

@@ -71,7 +71,7 @@ class Job(JobRecord):
 
     @classmethod
     def _bind(cls, rq: Raquel, row: tuple[Any, ...], sent_at: float) -> Job:
-        job = cls(**JobRecord.fields_from_row(row))
+        job = cls.from_row(row)
         job._rq = rq
         job._settled = False
         job._claimed_monotonic = time.monotonic()
@@ -482,7 +482,7 @@ class Raquel:
     def get(self, job_id: UUID | str) -> JobRecord | None:
         """The job with this id, or None."""
         rows = self._fetch("get", {"job_id": job_id})
-        return JobRecord(**JobRecord.fields_from_row(rows[0])) if rows else None
+        return JobRecord.from_row(rows[0]) if rows else None
 
     def queues(self) -> list[str]:
         """Names of all queues that have jobs, sorted."""

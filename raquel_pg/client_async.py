@@ -68,7 +68,7 @@ class AsyncJob(JobRecord):
 
     @classmethod
     def _bind(cls, rq: AsyncRaquel, row: tuple[Any, ...], sent_at: float) -> AsyncJob:
-        job = cls(**JobRecord.fields_from_row(row))
+        job = cls.from_row(row)
         job._rq = rq
         job._settled = False
         job._claimed_monotonic = time.monotonic()
@@ -479,7 +479,7 @@ class AsyncRaquel:
     async def get(self, job_id: UUID | str) -> JobRecord | None:
         """The job with this id, or None."""
         rows = await self._fetch("get", {"job_id": job_id})
-        return JobRecord(**JobRecord.fields_from_row(rows[0])) if rows else None
+        return JobRecord.from_row(rows[0]) if rows else None
 
     async def queues(self) -> list[str]:
         """Names of all queues that have jobs, sorted."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from . import params
@@ -16,6 +16,8 @@ JOB_COLUMNS = (
     "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
     "priority", "unique_key",
 )
+#: Positions of the ms timestamps in :data:`JOB_COLUMNS`.
+_TIMESTAMPS = tuple(i for i, name in enumerate(JOB_COLUMNS) if name.endswith("_at"))
 
 
 @dataclass
@@ -56,14 +58,17 @@ class JobRecord:
     def __post_init__(self) -> None:
         self.payload = params.decode_payload(self.raw_payload)
 
-    @staticmethod
-    def fields_from_row(row: tuple[Any, ...]) -> dict[str, Any]:
-        """Constructor arguments from a row of :data:`JOB_COLUMNS`."""
-        values = dict(zip(JOB_COLUMNS, row))
-        values["raw_payload"] = values.pop("payload")
-        for name in ("enqueued_at", "scheduled_at", "claimed_at", "finished_at", "lease_expires_at"):
-            values[name] = params.to_datetime(values[name])
-        return values
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Self:
+        """The record (of this class) of a row of :data:`JOB_COLUMNS`, ms timestamps made datetimes.
+
+        Built positionally (the fields follow the columns): half the cost of
+        building keyword arguments, paid once per claimed job.
+        """
+        values = list(row)
+        for index in _TIMESTAMPS:
+            values[index] = params.to_datetime(values[index])
+        return cls(*values)
 
 
 @dataclass(frozen=True)
