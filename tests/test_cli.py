@@ -384,8 +384,10 @@ def test_python_dash_m_runs_the_same_command(dsn: str) -> None:
 
 HANDLERS = '''
 import asyncio, time
+from pathlib import Path
 
 def handle(job):
+    Path(f"started-{job.id}").touch()  # the tests wait for the handler, not just the claim
     if job.payload == "boom":
         raise RuntimeError("boom")
     time.sleep(float(job.payload or 0))
@@ -423,7 +425,7 @@ def test_worker_runs_the_handler_and_logs_each_outcome(dsn: str, conn: Conn, tmp
 def test_worker_on_sigterm_lets_the_running_job_finish(dsn: str, conn: Conn, tmp_path: Path) -> None:
     job_id = enqueue(conn, "slow", "1.5")
     worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "slow")
-    wait_for(lambda: status_of(conn, job_id) == "claimed")
+    wait_for(lambda: (tmp_path / f"started-{job_id}").exists())  # running, not only claimed
     worker.send_signal(signal.SIGTERM)
     _, log = worker.communicate(timeout=30)
     assert worker.returncode == 0, log
@@ -447,7 +449,7 @@ def test_worker_with_an_unknown_handler_is_a_one_line_error(cli: Run) -> None:
 def test_worker_second_sigterm_stops_at_once(dsn: str, conn: Conn, tmp_path: Path) -> None:
     job_id = enqueue(conn, "slow", "30")
     worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "slow", "--grace-period", "60")
-    wait_for(lambda: status_of(conn, job_id) == "claimed")
+    wait_for(lambda: (tmp_path / f"started-{job_id}").exists())  # running, not only claimed
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     started = time.monotonic()
