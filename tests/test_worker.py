@@ -192,17 +192,22 @@ def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(rq: Raquel,
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+def drain(rq: Raquel, conn: Conn, handler: Worker, jobs: int) -> None:
+    """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
+    rq.enqueue_many("q", list(range(jobs)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: conn.execute(
+        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,))
+    handler.stop()
+    join([run], 10)
+
+
 def test_batched_outcomes_record_successes_in_one_call(rq: Raquel, conn: Conn) -> None:
     @rq.subscribe("q", concurrency=10, batch_outcomes=True)
     def handler(job: Job) -> None:
         pass
 
-    rq.enqueue_many("q", list(range(10)))
-    run = spawn(handler.run, name="worker")
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (10,))
-    handler.stop()
-    join([run], 10)
+    drain(rq, conn, handler, 10)
     # Each raquel_complete_many call stamps its jobs with one finished_at.
     calls = conn.execute("SELECT count(DISTINCT finished_at) FROM raquel_jobs").fetchone()[0]
     assert calls < 10
@@ -230,12 +235,7 @@ def test_claims_are_durable_by_default(rq: Raquel, conn: Conn, claim_commits: An
     def handler(job: Job) -> None:
         pass
 
-    rq.enqueue_many("q", list(range(4)))
-    run = spawn(handler.run, name="worker")
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (4,))
-    handler.stop()
-    join([run], 10)
+    drain(rq, conn, handler, 4)
     assert claim_commits() == {conn.execute("SHOW synchronous_commit").fetchone()[0]}
 
 
@@ -246,12 +246,7 @@ def test_durable_claims_false_commits_each_claim_asynchronously(
     def handler(job: Job) -> None:
         pass
 
-    rq.enqueue_many("q", list(range(4)))
-    run = spawn(handler.run, name="worker")
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (4,))
-    handler.stop()
-    join([run], 10)
+    drain(rq, conn, handler, 4)
     assert claim_commits() == {"off"}
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1"
                         ).fetchone() == (4,)

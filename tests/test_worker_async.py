@@ -189,17 +189,22 @@ async def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(arq: 
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+async def drain(arq: AsyncRaquel, conn: Conn, handler: AsyncWorker, jobs: int) -> None:
+    """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
+    await arq.enqueue_many("q", list(range(jobs)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: conn.execute(
+        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,))
+    handler.stop()
+    await ajoin([run], 10)
+
+
 async def test_batched_outcomes_record_successes_in_one_call(arq: AsyncRaquel, conn: Conn) -> None:
     @arq.subscribe("q", concurrency=10, batch_outcomes=True)
     async def handler(job: AsyncJob) -> None:
         pass
 
-    await arq.enqueue_many("q", list(range(10)))
-    run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (10,))
-    handler.stop()
-    await ajoin([run], 10)
+    await drain(arq, conn, handler, 10)
     # Each raquel_complete_many call stamps its jobs with one finished_at.
     calls = conn.execute("SELECT count(DISTINCT finished_at) FROM raquel_jobs").fetchone()[0]
     assert calls < 10
@@ -227,12 +232,7 @@ async def test_claims_are_durable_by_default(arq: AsyncRaquel, conn: Conn, claim
     async def handler(job: AsyncJob) -> None:
         pass
 
-    await arq.enqueue_many("q", list(range(4)))
-    run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (4,))
-    handler.stop()
-    await ajoin([run], 10)
+    await drain(arq, conn, handler, 4)
     assert claim_commits() == {conn.execute("SHOW synchronous_commit").fetchone()[0]}
 
 
@@ -243,12 +243,7 @@ async def test_durable_claims_false_commits_each_claim_asynchronously(
     async def handler(job: AsyncJob) -> None:
         pass
 
-    await arq.enqueue_many("q", list(range(4)))
-    run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (4,))
-    handler.stop()
-    await ajoin([run], 10)
+    await drain(arq, conn, handler, 4)
     assert claim_commits() == {"off"}
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1"
                         ).fetchone() == (4,)
