@@ -8,6 +8,7 @@ same rules; this module only refuses what cannot be converted.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -245,8 +246,14 @@ def seconds(value: float | timedelta, argument: str) -> float:
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
 def to_datetime(ms: int | None) -> datetime | None:
-    """ms since epoch to an aware UTC datetime."""
+    """ms since epoch to an aware UTC datetime.
+
+    Cached: the jobs of one claim share their claimed_at and lease_expires_at
+    (and, when enqueued together, enqueued_at and scheduled_at), and a cache
+    hit costs a tenth of building the datetime (datetimes are immutable).
+    """
     if ms is None:
         return None
     return EPOCH + timedelta(milliseconds=ms)
