@@ -16,7 +16,7 @@ import psycopg
 
 from . import workers
 from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span
-from .scenarios import CONCURRENCY, drain
+from .scenarios import CONCURRENCY, PROCESSES, drain
 from .server import Server
 
 PGQUEUER_SPAN = """
@@ -143,8 +143,12 @@ def systems(server: Server, sizes: Sizes) -> list[System]:
     has_pgbench = server.pgbench() is not None
     has_pgqueuer, has_procrastinate = installed("pgqueuer"), installed("procrastinate")
 
-    def raquel(concurrency: int, batched: bool, durable: bool = True) -> Callable[[str], Span]:
-        return lambda dsn: drain(dsn, "bench", jobs, lambda d, q: workers.async_worker(
+    def raquel(concurrency: int, batched: bool, durable: bool = True, processes: int = 1,
+               count: int = jobs) -> Callable[[str], Span]:
+        if processes > 1:
+            return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.worker_processes(
+                d, q, concurrency // processes, processes, batched, durable_claims=durable))
+        return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.async_worker(
             d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable))
 
     pool = f"pool_size={CONCURRENCY}"
@@ -152,10 +156,21 @@ def systems(server: Server, sizes: Sizes) -> list[System]:
         ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, outcomes each at once", CONCURRENCY,
          raquel(CONCURRENCY, False)),
     ]
-    for in_flight in (CONCURRENCY, PGQUEUER_WIDE, PURE_WIDE):
+    for in_flight in (CONCURRENCY, PGQUEUER_WIDE):
         settings = f"AsyncWorker, concurrency={in_flight}, {pool}, batch_outcomes=True"
         runs.append(("raquel_pg", settings, in_flight, raquel(in_flight, True)))
         runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", in_flight, raquel(in_flight, True, False)))
+    # Against pure SQL in batches of 100: as many jobs as it drains, and also
+    # two worker processes (pgbench runs two threads of its own).
+    wide = 10 * jobs
+    for processes in (1, PROCESSES):
+        settings = (f"AsyncWorker, concurrency={PURE_WIDE}, {pool}" if processes == 1 else
+                    f"{processes} processes x AsyncWorker, concurrency={PURE_WIDE // processes}, "
+                    f"{pool} each")
+        settings += ", batch_outcomes=True"
+        runs.append(("raquel_pg", settings, PURE_WIDE, raquel(PURE_WIDE, True, True, processes, wide)))
+        runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", PURE_WIDE,
+                     raquel(PURE_WIDE, True, False, processes, wide)))
     return runs + [
         ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}", CONCURRENCY,
          (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if has_pgqueuer else None),
@@ -175,7 +190,9 @@ def scenario_peers(server: Server, sizes: Sizes) -> Section:
     """Scenario 5: raquel_pg, pgqueuer, procrastinate and pure SQL, same jobs, same server."""
     section = Section(
         "5. Peers", f"{sizes.peer_jobs:,} pre-enqueued no-op jobs per system ({10 * sizes.peer_jobs:,} for "
-        "pure SQL in batches of 100), each system in a fresh database of the same server. Each peer is "
+        f"pure SQL in batches of 100 and for raquel_pg's runs with {PURE_WIDE:,} in flight, one of them "
+        f"with {PROCESSES} worker processes, as pgbench runs {PROCESSES} threads), each system in a fresh "
+        "database of the same server. Each peer is "
         "compared with raquel_pg's best run with as many jobs in flight: 10 (pgqueuer's single "
         f"QueueManager, procrastinate, pure SQL one job per claim), {PGQUEUER_WIDE} (pgqueuer's own "
         f"benchmark defaults, 5 QueueManagers x 10) and {PURE_WIDE:,} (pure SQL's {CONCURRENCY} clients, "

@@ -1,7 +1,8 @@
 """A raquel_pg worker in a process of its own, started by the benchmark.
 
-``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch]``: an
-AsyncWorker with no-op jobs until SIGTERM.
+``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch] [nondurable]``:
+an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
+``nondurable``: durable_claims=False), its pool at most 10 connections.
 ``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
 slot that prints ``<payload> <time.time() at handler start>`` per job.
 Both print ``ready`` once their worker LISTENs.
@@ -28,10 +29,10 @@ def _announce_when_listening(worker: Any) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool) -> None:
+async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool) -> None:
     """Runs no-op jobs of ``queue`` until SIGTERM."""
-    async with AsyncRaquel(dsn, pool_size=concurrency) as rq:
-        @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched)
+    async with AsyncRaquel(dsn, pool_size=min(concurrency, 10)) as rq:
+        @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims)
         async def noop(job: AsyncJob) -> None:
             return None
 
@@ -66,7 +67,8 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.ERROR)  # not the stop signal's warning
     mode, dsn, queue, option = argv[:4]
     if mode == "e2e":
-        asyncio.run(run_e2e(dsn, queue, int(option), argv[4:] == ["batch"]))
+        flags = argv[4:]
+        asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags))
     elif option == "async":
         asyncio.run(run_wake_async(dsn, queue))
     else:

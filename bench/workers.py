@@ -96,9 +96,10 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 @contextmanager
 def worker_processes(dsn: str, queue: str, concurrency: int, processes: int,
-                     batched: bool = False) -> Iterator[None]:
-    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks."""
-    extra = ["batch"] if batched else []
+                     batched: bool = False, durable_claims: bool = True) -> Iterator[None]:
+    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks
+    (and a pool of at most 10 connections)."""
+    extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"])
     started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
     try:
         yield
