@@ -37,7 +37,7 @@ def test_no_function_runs_dynamic_sql(conn: Conn) -> None:
 
 
 #: Functions that touch no raquel table: callable by everyone, with the caller's rights.
-PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid"}
+PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid", "raquel_new_ids"}
 
 
 def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Conn) -> None:
