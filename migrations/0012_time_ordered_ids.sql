@@ -4,16 +4,16 @@
 -- 1. Job ids follow the UUIDv7 layout (RFC 9562): the first 48 bits are the
 --    time of the insert in ms, so a new job's primary-key entry lands beside
 --    the newest ones, in the few index pages already in memory, instead of
---    at a random place of an index that grows with the history. With
---    gen_random_uuid() ids, enqueue_many of 10,000 jobs into a table holding
---    1,000,000 finished ones ran at 57,000 jobs/s, against 136,000 with
---    these ids (PostgreSQL 18, empty table: 76,000 against 118,000; see
---    README "Performance"). Each random new entry also dirtied a page of its
---    own, and after a checkpoint wrote it whole to the WAL.
+--    at a random place of an index that grows with the history. Each random
+--    entry also dirtied a page of its own (written whole to the WAL after a
+--    checkpoint), and so did each claim and outcome, whose new row version
+--    gets an index entry beside the job's. enqueue_many of 10,000 jobs beside
+--    1,000,000 finished ones: 83,140 jobs/s before, 142,693 after
+--    (PostgreSQL 18; README "Fast paths" has the other figures).
 -- 2. Drawn in bulk: gen_random_uuid() reads the operating system's random
---    source once per id, 4 us per call on a server built without OpenSSL
---    (the embedded one) and 1.7 us with it. raquel_new_ids draws once per
---    call and numbers the ids of a batch from there.
+--    source once per id, 4.1 us per call on a server built without
+--    OpenSSL (the embedded one) and 1.7 us with it. raquel_new_ids draws
+--    once per call and numbers the ids of a batch from there.
 -- 3. raquel_claim draws one claim_id per call, shared by the jobs it claims
 --    together, instead of one per job. A claim_id still fences exactly as
 --    before: every outcome function matches the pair (job id, claim_id), and
