@@ -375,8 +375,10 @@ def claim_latencies(dsn: str, samples: int) -> list[float]:
             started = time.perf_counter()
             conn.execute(QUERIES["claim"], args).fetchall()
             latencies.append((time.perf_counter() - started) * 1000)
-        conn.execute("UPDATE raquel_jobs SET status = 'success', finished_at = raquel_now_ms() "
-                     "WHERE queue = 'bench_claim'")
+        # As raquel_complete leaves them: a finished job keeps no lease (a
+        # lease left set would put it in the lease index the claims probe).
+        conn.execute("UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
+                     "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = 'bench_claim'")
     return latencies
 
 

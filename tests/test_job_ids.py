@@ -1,4 +1,4 @@
-"""Migration 0012: time-ordered job ids drawn in bulk, and one claim_id per claim."""
+"""Migrations 0012 and 0013: time-ordered job ids (in bulk, and one at a time), one claim_id per claim."""
 
 from __future__ import annotations
 
@@ -42,6 +42,24 @@ def test_new_ids_of_no_count_is_an_empty_array(conn: Conn, n: int | None) -> Non
 def test_calls_draw_different_random_bits(conn: Conn) -> None:
     first = [conn.execute("SELECT raquel_new_ids(1)").fetchone()[0][0] for _ in range(200)]
     assert len({i.int & ((1 << 80) - 1) for i in first}) == 200  # everything but the time differs
+
+
+def test_new_id_is_a_version_7_uuid_carrying_the_current_time(conn: Conn) -> None:
+    before = server_ms(conn)
+    ids = [row[0] for row in conn.execute("SELECT raquel_new_id() FROM generate_series(1, 1000)")]
+    after = server_ms(conn)
+    assert len(set(ids)) == 1000
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {uuid.RFC_4122}
+    assert all(before <= unix_ms(i) <= after for i in ids)
+
+
+def test_new_id_is_inlined_into_the_statement_that_calls_it(conn: Conn) -> None:
+    # No function call left in the plan: neither raquel_new_id nor the
+    # raquel_now_ms it reads the clock with.
+    plan = conn.execute("EXPLAIN VERBOSE SELECT raquel_new_id()").fetchall()
+    output = " ".join(line for line, in plan)
+    assert "gen_random_uuid()" in output and "clock_timestamp()" in output
+    assert "raquel_" not in output
 
 
 def test_every_way_of_adding_jobs_gives_time_ordered_ids(rq: Raquel, conn: Conn, no_schedules: str) -> None:

@@ -20,12 +20,31 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 PACKAGE = Path(__file__).resolve().parent.parent / "raquel_pg"
 
 
-def test_every_function_has_a_fixed_search_path(conn: Conn) -> None:
+def test_every_function_has_a_fixed_search_path_or_a_body_bound_when_created(conn: Conn) -> None:
+    # A SQL-standard body (RETURN ..., 0013) is parsed at CREATE FUNCTION and
+    # stores the objects it names: no search_path is consulted when it runs.
     unpinned = conn.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = current_schema()::regnamespace"
+        "   AND p.prosqlbody IS NULL"
         "   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')").fetchall()
     assert unpinned == []
+
+
+def test_the_inlined_helpers_ignore_a_callers_search_path(conn: Conn) -> None:
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    evil = f"evil_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE SCHEMA "{evil}"'.encode())
+    try:
+        conn.execute(f'CREATE FUNCTION "{evil}".raquel_now_ms() RETURNS bigint LANGUAGE sql'
+                     f" AS 'SELECT 0::bigint'".encode())
+        conn.execute(f'SET search_path = "{evil}", "{schema}"'.encode())
+        job = conn.execute(f'INSERT INTO "{schema}".raquel_jobs (queue) VALUES (\'q\') RETURNING id'.encode()
+                           ).fetchone()[0]
+        assert job.int >> 80 > 0  # the id's clock is the real one
+    finally:
+        conn.execute("RESET search_path")
+        conn.execute(f'DROP SCHEMA "{evil}" CASCADE'.encode())
 
 
 def test_no_function_runs_dynamic_sql(conn: Conn) -> None:
@@ -37,7 +56,8 @@ def test_no_function_runs_dynamic_sql(conn: Conn) -> None:
 
 
 #: Functions that touch no raquel table: callable by everyone, with the caller's rights.
-PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid", "raquel_new_ids"}
+PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid", "raquel_new_ids",
+                "raquel_new_id"}
 
 
 def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Conn) -> None:

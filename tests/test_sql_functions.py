@@ -581,14 +581,6 @@ def test_a_rolled_back_enqueue_notifies_nobody(dsn: str, listener: Conn) -> None
 # --- hygiene ----------------------------------------------------------------
 
 
-def test_every_raquel_function_has_a_fixed_search_path(conn: Conn) -> None:
-    unpinned = conn.execute(
-        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE p.proname LIKE 'raquel%%' AND n.nspname = current_schema() "
-        "AND NOT coalesce(p.proconfig::text LIKE '%%search_path=%%', false)").fetchall()
-    assert unpinned == []
-
-
 def test_status_is_kept_to_the_seven_raquel_statuses(conn: Conn) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO raquel_jobs (queue, status) VALUES ('q', 'running')")
