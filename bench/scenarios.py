@@ -17,7 +17,7 @@ from raquel_pg import Raquel
 from raquel_pg.queries import QUERIES
 
 from . import workers
-from .measure import (NA, Section, Sizes, Span, pgbench, percentiles, rate_cell, ratio, ratios, read_span,
+from .measure import (NA, Section, Sizes, Span, fmt, pgbench, percentiles, rate_cell, ratio, ratios, read_span,
                       wait_until)
 from .server import Server
 
@@ -365,11 +365,11 @@ SELECT 'bench_history', 'x', 'success', 1, t, t, 'bench', t, t
 FROM (SELECT raquel_now_ms() - 86400000 + g AS t FROM generate_series(1, %s) AS g) AS s"""
 
 
-def claim_latencies(dsn: str, samples: int) -> list[float]:
+def claim_latencies(dsn: str, samples: int, queue: str = "bench_claim") -> list[float]:
     """Round-trip times (ms) of ``samples`` claims of one job (the client's claim statement)."""
-    enqueue_sql(dsn, "bench_claim", samples)
+    enqueue_sql(dsn, queue, samples)
     latencies = []
-    args = {"queues": ["bench_claim"], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True}
+    args = {"queues": [queue], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True}
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
         for _ in range(samples):
             started = time.perf_counter()
@@ -378,34 +378,56 @@ def claim_latencies(dsn: str, samples: int) -> list[float]:
         # As raquel_complete leaves them: a finished job keeps no lease (a
         # lease left set would put it in the lease index the claims probe).
         conn.execute("UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
-                     "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = 'bench_claim'")
+                     "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = %s", [queue])
     return latencies
 
 
-def scenario_history(server: Server, sizes: Sizes) -> Section:
-    """Scenario 4: claim latency and end-to-end jobs/s with finished jobs in the table."""
+def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
+    """Scenario 4: claim latency and end-to-end jobs/s with finished jobs in the table.
+
+    One database per size, all filled first and then checkpointed, so that no
+    size's run pays for writing out the bulk load; then ``rounds`` rounds in
+    which each size is measured once, in rotating order; medians of the rounds.
+    """
     section = Section(
         "4. History", "Finished (`success`) jobs bulk-inserted into the table (INSERT ... SELECT "
-        f"generate_series, then VACUUM ANALYZE), then {sizes.claim_samples:,} claims of one job "
-        "(`raquel_claim` via the client's statement, round trip timed in Python) and an end-to-end "
-        f"run of {sizes.e2e_jobs:,} jobs (AsyncWorker, {CONCURRENCY} tasks, measured as in scenario 2).",
+        "generate_series, then VACUUM ANALYZE), one database per size, then a CHECKPOINT so that no "
+        f"run writes out the bulk load. Then {rounds} rounds, each size measured once per round in "
+        f"rotating order: {sizes.claim_samples:,} claims of one job (`raquel_claim` via the client's "
+        "statement, round trip timed in Python) and an end-to-end run of "
+        f"{sizes.e2e_jobs:,} jobs (AsyncWorker, {CONCURRENCY} tasks, outcomes each at once, measured as in "
+        "scenario 2), each round in queues of its own. Figures: medians over the rounds.",
         ["finished jobs in the table", "claim p50 ms", "claim p95 ms", "claim mean ms", "e2e jobs/s",
-         "claim p50 vs empty", "jobs/s vs empty"])
-    empty_claim = empty_rate = None
-    for finished in sizes.history:
-        with server.database("history") as dsn:
+         "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty"])
+    with ExitStack() as stack:
+        dsns = {}
+        for finished in sizes.history:
+            dsns[finished] = dsn = stack.enter_context(server.database("history"))
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(HISTORY_INSERT.encode(), [finished])
                 conn.execute("VACUUM ANALYZE raquel_jobs")
-            claims = claim_latencies(dsn, sizes.claim_samples)
-            span = drain(dsn, "bench_e2e", sizes.e2e_jobs,
-                         lambda d, q: workers.async_worker(d, q, CONCURRENCY))
-        p50, p95, _ = percentiles(claims)
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        claims: dict[int, list[tuple[float, float, float]]] = {n: [] for n in dsns}
+        rates: dict[int, list[float | None]] = {n: [] for n in dsns}
+        for round_ in range(rounds):
+            order = list(dsns)[round_ % len(dsns):] + list(dsns)[:round_ % len(dsns)]
+            for finished in order:
+                latencies = claim_latencies(dsns[finished], sizes.claim_samples, f"bench_claim_{round_}")
+                p50, p95, _ = percentiles(latencies)
+                claims[finished].append((p50, p95, statistics.fmean(latencies)))
+                span = drain(dsns[finished], f"bench_e2e_{round_}", sizes.e2e_jobs,
+                             lambda d, q: workers.async_worker(d, q, CONCURRENCY))
+                rates[finished].append(span.rate)
+    empty_claim = empty_rate = None
+    for finished in sizes.history:
+        p50, p95, mean = (statistics.median(c[i] for c in claims[finished]) for i in range(3))
+        measured = [r for r in rates[finished] if r is not None]
+        rate = statistics.median(measured) if measured else None
         if finished == 0:
-            empty_claim, empty_rate = p50, span.rate
-        section.add(finished, p50, p95, statistics.fmean(claims), span.rate,
-                    ratio(p50, empty_claim), ratio(span.rate, empty_rate))
+            empty_claim, empty_rate = p50, rate
+        section.add(finished, p50, p95, mean, rate, " / ".join(fmt(r) for r in rates[finished]),
+                    ratio(p50, empty_claim), ratio(rate, empty_rate))
         section.figures[f"history_{finished}_claim_p50"] = p50
-        section.figures[f"history_{finished}_rate"] = span.rate
+        section.figures[f"history_{finished}_rate"] = rate
     return section
-

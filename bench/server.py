@@ -107,4 +107,8 @@ def server() -> Iterator[Server]:
         yield Server(dsn, embedded_server=False)
         return
     with tempfile.TemporaryDirectory(prefix="raquel_pg_bench_") as tmp:
-        yield Server(embedded.start(Path(tmp) / "pgdata", temporary=True), embedded_server=True)
+        data_dir = Path(tmp) / "pgdata"
+        try:
+            yield Server(embedded.start(data_dir, temporary=True), embedded_server=True)
+        finally:
+            embedded.stop(data_dir)  # before its data directory goes

@@ -46,7 +46,11 @@ def server_dsn() -> Iterator[str]:
         from raquel_pg import embedded
 
         with tempfile.TemporaryDirectory(prefix="raquel_pg_test_") as tmp:
-            yield embedded.start(Path(tmp) / "pgdata", temporary=True)
+            data_dir = Path(tmp) / "pgdata"
+            try:
+                yield embedded.start(data_dir, temporary=True)
+            finally:
+                embedded.stop(data_dir)  # before its data directory goes
 
 
 @pytest.fixture(scope="session")
