@@ -124,3 +124,27 @@ def test_a_large_claim_reaches_its_jobs_by_primary_key(all_queued: psycopg.Conne
     plans = nested_plans(all_queued, "SELECT count(*) FROM raquel_claim(ARRAY['batch'], 'w', 1000)")
     assert "Update on raquel_jobs" in plans
     assert "Seq Scan on raquel_jobs" not in plans
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT raquel_expire(ARRAY['big'])",
+    "SELECT count(*) FROM raquel_claim(ARRAY['none'], 'w', 5, 60000)",  # short: expires too
+    "SELECT raquel_rescue(ARRAY['big'])",
+    "SELECT raquel_next_due(ARRAY['big'])",
+])
+def test_the_claim_and_its_sweeps_start_no_parallel_workers(skewed: psycopg.Connection[Any],
+                                                             statement: str) -> None:
+    # The expiry probe's empty partial index gets a guess of a third of the
+    # table; beside a backlog that priced it into a Gather whose two workers
+    # took 7-30 ms to start, for a probe of 0.007 ms (0014). Parallel plans
+    # are made as cheap as they can be here, so only the functions' own
+    # setting keeps them out.
+    skewed.execute("SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
+                   "SET min_parallel_table_scan_size = 0; SET min_parallel_index_scan_size = 0")
+    try:
+        plans = nested_plans(skewed, statement)
+    finally:
+        skewed.execute("RESET parallel_setup_cost; RESET parallel_tuple_cost; "
+                       "RESET min_parallel_table_scan_size; RESET min_parallel_index_scan_size")
+    assert "raquel_jobs" in plans
+    assert "Gather" not in plans and "Parallel" not in plans
