@@ -69,7 +69,8 @@ async def _pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> None
 
     runs = [asyncio.create_task(qm.run(batch_size=batch_size)) for qm in queue_managers]
     async with await connect() as conn:
-        while (await (await conn.execute("SELECT count(*) FROM pgqueuer")).fetchall())[0][0]:
+        # Stops at the first job left (as raquel_pg's poll, scenarios.RAQUEL_LEFT).
+        while (await (await conn.execute("SELECT EXISTS (SELECT FROM pgqueuer)")).fetchall())[0][0]:
             await asyncio.sleep(0.05)
     for qm in queue_managers:
         qm.shutdown.set()

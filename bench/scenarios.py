@@ -30,13 +30,17 @@ RAQUEL_SPAN = """
 SELECT extract(epoch FROM raquel_ts(finished_at)), extract(epoch FROM raquel_ts(min(claimed_at) OVER ()))
 FROM raquel_jobs WHERE queue = %s AND status = 'success'"""
 
-#: Jobs of a queue not yet durably finished. Both halves use a partial index
-#: (a claimed job always has a lease, by raquel_jobs_claim_check): polled every
-#: 50 ms, a sequential scan of a 1M-row history would take a core from the run.
+#: Whether a queue has a job not yet durably finished (1) or not (0), polled
+#: every 50 ms while workers drain it. Each half stops at its first match in a
+#: partial index (a claimed job always has a lease, by raquel_jobs_claim_check):
+#: counting them instead read every waiting job's entry at each poll (11.9 ms
+#: per poll beside 200,000 waiting jobs, against 0.38 ms), CPU taken from the
+#: run it measured: 2 processes x 500 tasks drained 200,000 jobs at 24,783
+#: jobs/s polled by count, 29,133 by this (medians of 3, alternating).
 RAQUEL_LEFT = """
-SELECT (SELECT count(*) FROM raquel_jobs WHERE queue = %s AND status IN ('queued', 'failed'))
-     + (SELECT count(*) FROM raquel_jobs WHERE queue = %s AND status = 'claimed'
-                                         AND lease_expires_at IS NOT NULL)"""
+SELECT (EXISTS (SELECT FROM raquel_jobs WHERE queue = %s AND status IN ('queued', 'failed'))
+        OR EXISTS (SELECT FROM raquel_jobs WHERE queue = %s AND status = 'claimed'
+                                             AND lease_expires_at IS NOT NULL))::int"""
 
 WorkerRunner = Callable[[str, str], AbstractContextManager[None]]
 
