@@ -311,7 +311,8 @@ class AsyncRaquel:
         On ``conn`` when given (the caller's connection, in whatever
         transaction it is in, never committed here), else on a pooled one.
         ``binary``: rows come in PostgreSQL's binary format, cheaper to load
-        when there are many (enqueue_many's 10,000 ids: 1.07-1.17x the call's rate).
+        when there are many (enqueue_many's 10,000 ids: 1.07-1.17x the call's
+        rate; a claim of 500 jobs: 0.77 against 1.22 us per job to fetch).
         """
         try:
             if conn is not None:
@@ -587,7 +588,7 @@ class AsyncRaquel:
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
             "durable": durable,
-        })
+        }, binary=True)
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         for job in jobs:
             self._leases.add(job)

@@ -213,6 +213,14 @@ def test_complete_many_records_a_finished_job_once(conn: Conn) -> None:
     assert conn.execute("SELECT attempts FROM raquel_jobs").fetchone()[0] == 1
 
 
+def test_complete_many_says_true_on_the_first_row_of_each_repeated_pair(conn: Conn) -> None:
+    (a, claim_a), (b, claim_b) = claimed(conn, 2)
+    stale = (b, uuid.uuid4())
+    rows = [stale, (a, claim_a), (b, claim_b), (a, claim_a), stale, (b, claim_b)]
+    assert complete_many(conn, rows) == [False, True, True, False, False, False]
+    assert conn.execute("SELECT array_agg(DISTINCT attempts) FROM raquel_jobs").fetchone()[0] == [1]
+
+
 def test_complete_many_refuses_arrays_of_different_lengths(conn: Conn) -> None:
     [pair] = claimed(conn, 1)
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
