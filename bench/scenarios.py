@@ -164,31 +164,35 @@ def notify_mode_rates(dsns: dict[str, str], calls: int, repeats: int = 3) -> dic
     return {key: statistics.median(rates) for key, rates in runs.items()}
 
 
-def median_rate(jobs: int, call: Callable[[], object], repeats: int = 3) -> float:
-    """Median jobs/s of ``repeats`` calls of ``call``, each enqueuing ``jobs`` jobs."""
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        rates.append(jobs / (time.perf_counter() - started))
-    return statistics.median(rates)
+def enqueue_many_rates(dsn: str, jobs: int, rounds: int = 5) -> list[tuple[str, float]]:
+    """(how, median jobs/s) of ``jobs`` jobs per call: ``Raquel.enqueue_many``, and
+    ``raquel_enqueue_many`` called from SQL with the payloads as a text and as a binary parameter.
 
-
-def enqueue_many_rates(dsn: str, jobs: int) -> list[tuple[str, float]]:
-    """(how, median jobs/s of 3 calls) of ``jobs`` jobs: ``Raquel.enqueue_many``, and
-    ``raquel_enqueue_many`` called from SQL with the payloads as a text and as a binary parameter."""
+    Each way is called once untimed (its connection's first call compiles the
+    function and prepares the statement), then once per round, in rotating
+    order, so that none is measured on a colder server or a smaller table.
+    """
     payloads = ["x"] * jobs
-    rates = []
-    with Raquel(dsn) as rq:
-        rates.append((f"enqueue_many() of {jobs:,}", median_rate(jobs, lambda: rq.enqueue_many("bench_many", payloads))))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for how, binary, statement in (
-                ("text", False, "SELECT raquel_enqueue_many('bench_many', %s::text[])"),
-                ("binary", True, "SELECT raquel_enqueue_many('bench_many', %b::text[])")):
-            def call(binary: bool = binary, statement: str = statement) -> object:
-                return conn.cursor(binary=binary).execute(statement.encode(), [payloads]).fetchall()
-            rates.append((f"SELECT raquel_enqueue_many(...) of {jobs:,}, {how} parameter", median_rate(jobs, call)))
-    return rates
+    with Raquel(dsn) as rq, psycopg.connect(dsn, autocommit=True) as conn:
+        def sql(binary: bool, statement: str) -> Callable[[], object]:
+            return lambda: conn.cursor(binary=binary).execute(statement.encode(), [payloads]).fetchall()
+        calls: dict[str, Callable[[], object]] = {
+            f"enqueue_many() of {jobs:,}": lambda: rq.enqueue_many("bench_many", payloads),
+            f"SELECT raquel_enqueue_many(...) of {jobs:,}, text parameter":
+                sql(False, "SELECT raquel_enqueue_many('bench_many', %s::text[])"),
+            f"SELECT raquel_enqueue_many(...) of {jobs:,}, binary parameter":
+                sql(True, "SELECT raquel_enqueue_many('bench_many', %b::text[])"),
+        }
+        for call in calls.values():
+            call()
+        rates: dict[str, list[float]] = {how: [] for how in calls}
+        for round_ in range(rounds):
+            order = list(calls)[round_ % len(calls):] + list(calls)[:round_ % len(calls)]
+            for how in order:
+                started = time.perf_counter()
+                calls[how]()
+                rates[how].append(jobs / (time.perf_counter() - started))
+    return [(how, statistics.median(measured)) for how, measured in rates.items()]
 
 
 def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
@@ -204,7 +208,8 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
         "the paths' runs interleaved, median of 3 each. Then on 0009 (one run each) "
         "while a worker (its own process) waits for another queue, or runs this queue's jobs as they "
         "come (it then shares the CPU with the producers). `enqueue_many()` and SQL "
-        f"`raquel_enqueue_many` of {sizes.enqueue_many:,} jobs (median of 3 calls); "
+        f"`raquel_enqueue_many` of {sizes.enqueue_many:,} jobs (each way called once untimed, then 5 "
+        "rounds in rotating order; median); "
         "`SELECT raquel_enqueue('bench_pgbench', 'x')` "
         f"by pgbench (-M prepared, {sizes.pgbench_seconds} s per run); a plain INSERT into the pure-SQL "
         "table by pgbench as a reference. jobs/s = jobs / wall-clock time of the calls.",

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .errors import InvalidArgument
+from .textarray import TextArray
 
 QUEUED = "queued"
 CLAIMED = "claimed"
@@ -195,7 +196,7 @@ def enqueue_many_args(
     del args["payload"], args["unique_key"]
     if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Iterable):
         raise InvalidArgument("payloads", f"payloads: expected an iterable of payloads, got {payloads!r}")
-    args["payloads"] = [encode_payload(p) for p in payloads]
+    args["payloads"] = TextArray(encode_payload(p) for p in payloads)
     if unique_keys is None:
         args["unique_keys"] = None
     elif isinstance(unique_keys, (str, bytes)) or not isinstance(unique_keys, Iterable):

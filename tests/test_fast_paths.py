@@ -239,6 +239,18 @@ def test_client_enqueue_many_stores_payloads_as_enqueue_does(rq: Raquel, conn: C
     assert conn.execute("SELECT DISTINCT priority FROM raquel_jobs").fetchall() == [(2,)]
 
 
+@pytest.mark.parametrize("payloads", [
+    ["", "é€😀", 'a "quoted" {brace}, comma', "back\\slash\ttab\nnewline", "NULL", "x" * 100_000],
+    [None, "", None],
+    [],
+])
+def test_client_enqueue_many_stores_every_text_exactly(rq: Raquel, conn: Conn, payloads: list[str | None]) -> None:
+    # The payloads travel as a binary text[] built by raquel_pg.textarray.
+    ids = rq.enqueue_many("q", payloads)
+    stored = dict(conn.execute("SELECT id, payload FROM raquel_jobs").fetchall())
+    assert [stored[i] for i in ids] == payloads
+
+
 def test_client_enqueue_many_with_keys_returns_one_id_per_key(rq: Raquel) -> None:
     ids = rq.enqueue_many("q", ["a", "b", "c"], unique_keys=["k", None, "k"])
     assert ids[0] == ids[2] != ids[1]
