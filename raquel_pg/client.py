@@ -427,7 +427,8 @@ class Raquel:
             max_retry_delay, backoff_base, priority, unique_keys, unique_mode,
         )
         rows = self._fetch("enqueue_many", args, conn, binary=True)
-        return [row[0] for row in rows]
+        job_ids: list[UUID] = rows[0][0]
+        return job_ids
 
     @contextmanager
     def dequeue(self, *queues: str, claim_as: str | None = None) -> Iterator[Job | None]:

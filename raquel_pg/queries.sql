@@ -13,14 +13,16 @@ SELECT raquel_enqueue(
 
 -- name: enqueue_many
 -- Payloads travel as a binary text[] (%(payloads)b): measured faster than the
--- text form of a 10,000-element array.
-SELECT raquel_enqueue_many(
+-- text form of a 10,000-element array. The ids come back as one uuid[] (the
+-- function's rows in their order), not a row each: 0.76 against 1.07 us of
+-- client CPU per job for 10,000.
+SELECT ARRAY(SELECT raquel_enqueue_many(
     queue => %(queue)s::text, payloads => %(payloads)b::text[], at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
     max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint,
     priority => %(priority)s::integer, unique_keys => %(unique_keys)s::text[],
-    unique_mode => %(unique_mode)s::text)
+    unique_mode => %(unique_mode)s::text))
 
 -- name: complete_many
 -- The id arrays travel binary (b placeholders): dumping 1,000 pairs measured 0.4 ms

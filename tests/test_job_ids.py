@@ -1,4 +1,4 @@
-"""Migrations 0012 and 0013: time-ordered job ids (in bulk, and one at a time), one claim_id per claim."""
+"""Migrations 0012, 0013 and 0016: time-ordered job ids (in bulk, and one at a time), one claim_id per claim."""
 
 from __future__ import annotations
 
