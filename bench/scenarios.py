@@ -374,20 +374,27 @@ SELECT 'bench_history', 'x', 'success', 1, t, t, 'bench', t, t
 FROM (SELECT raquel_now_ms() - 86400000 + g AS t FROM generate_series(1, %s) AS g) AS s"""
 
 
-def claim_latencies(dsn: str, samples: int, queue: str = "bench_claim") -> list[float]:
-    """Round-trip times (ms) of ``samples`` claims of one job (the client's claim statement)."""
-    enqueue_sql(dsn, queue, samples)
-    latencies = []
+def claim_latencies(dsns: dict[int, str], samples: int, queue: str = "bench_claim") -> dict[int, list[float]]:
+    """Round-trip times (ms) of ``samples`` claims of one job (the client's claim statement) in
+    each database, the databases taking turns claim by claim, so that the machine's noise of
+    any moment falls on all of them alike."""
+    for dsn in dsns.values():
+        enqueue_sql(dsn, queue, samples)
+    latencies: dict[int, list[float]] = {key: [] for key in dsns}
     args = {"queues": [queue], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True}
-    with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn:
+    with ExitStack() as stack:
+        conns = {key: stack.enter_context(psycopg.connect(dsn, autocommit=True, prepare_threshold=0))
+                 for key, dsn in dsns.items()}
         for _ in range(samples):
-            started = time.perf_counter()
-            conn.execute(QUERIES["claim"], args).fetchall()
-            latencies.append((time.perf_counter() - started) * 1000)
+            for key, conn in conns.items():
+                started = time.perf_counter()
+                conn.execute(QUERIES["claim"], args).fetchall()
+                latencies[key].append((time.perf_counter() - started) * 1000)
         # As raquel_complete leaves them: a finished job keeps no lease (a
         # lease left set would put it in the lease index the claims probe).
-        conn.execute("UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
-                     "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = %s", [queue])
+        for conn in conns.values():
+            conn.execute("UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
+                         "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = %s", [queue])
     return latencies
 
 
@@ -395,17 +402,19 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
     """Scenario 4: claim latency and end-to-end jobs/s with finished jobs in the table.
 
     One database per size, all filled first and then checkpointed, so that no
-    size's run pays for writing out the bulk load; then ``rounds`` rounds in
-    which each size is measured once, in rotating order; medians of the rounds.
+    size's run pays for writing out the bulk load; then ``rounds`` rounds, each
+    with its claims taking turns between the sizes claim by claim and then one
+    end-to-end run per size in rotating order; medians of the rounds.
     """
     section = Section(
         "4. History", "Finished (`success`) jobs bulk-inserted into the table (INSERT ... SELECT "
         "generate_series, then VACUUM ANALYZE), one database per size, then a CHECKPOINT so that no "
-        f"run writes out the bulk load. Then {rounds} rounds, each size measured once per round in "
-        f"rotating order: {sizes.claim_samples:,} claims of one job (`raquel_claim` via the client's "
-        "statement, round trip timed in Python) and an end-to-end run of "
-        f"{sizes.e2e_jobs:,} jobs (AsyncWorker, {CONCURRENCY} tasks, outcomes each at once, measured as in "
-        "scenario 2), each round in queues of its own. Figures: medians over the rounds.",
+        f"run writes out the bulk load. Then {rounds} rounds, each in queues of its own: "
+        f"{sizes.claim_samples:,} claims of one job per size (`raquel_claim` via the client's "
+        "statement, round trip timed in Python), the sizes taking turns claim by claim (one connection "
+        "each) so that the machine's noise falls on all alike; then an end-to-end run of "
+        f"{sizes.e2e_jobs:,} jobs per size in rotating order (AsyncWorker, {CONCURRENCY} tasks, outcomes "
+        "each at once, measured as in scenario 2). Figures: medians over the rounds.",
         ["finished jobs in the table", "claim p50 ms", "claim p95 ms", "claim mean ms", "e2e jobs/s",
          "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty"])
     with ExitStack() as stack:
@@ -421,10 +430,12 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         rates: dict[int, list[float | None]] = {n: [] for n in dsns}
         for round_ in range(rounds):
             order = list(dsns)[round_ % len(dsns):] + list(dsns)[:round_ % len(dsns)]
+            latencies = claim_latencies({n: dsns[n] for n in order}, sizes.claim_samples,
+                                        f"bench_claim_{round_}")
             for finished in order:
-                latencies = claim_latencies(dsns[finished], sizes.claim_samples, f"bench_claim_{round_}")
-                p50, p95, _ = percentiles(latencies)
-                claims[finished].append((p50, p95, statistics.fmean(latencies)))
+                p50, p95, _ = percentiles(latencies[finished])
+                claims[finished].append((p50, p95, statistics.fmean(latencies[finished])))
+            for finished in order:
                 span = drain(dsns[finished], f"bench_e2e_{round_}", sizes.e2e_jobs,
                              lambda d, q: workers.async_worker(d, q, CONCURRENCY))
                 rates[finished].append(span.rate)
