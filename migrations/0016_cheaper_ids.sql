@@ -1,18 +1,17 @@
 -- 0016_cheaper_ids: raquel_new_ids and raquel_enqueue_many do less per job.
 --
 -- Measured by instruction counts (valgrind callgrind, PostgreSQL 18 in
--- single-user mode, enqueue_many of 10,000 jobs, the difference of 1 and 3
--- calls): see the figures below each change. Wall-clock rates on the shared
--- machine vary by +-20% from one call to the next; instruction counts repeat.
+-- single-user mode, the difference of 1 and 3 calls of 10,000 ids or jobs).
+-- Wall-clock rates on the shared machine vary by +-20% from one call to the
+-- next; instruction counts repeat.
 --
 -- 1. raquel_new_ids builds each id from two parts: the first 16 hex digits
 --    (time, version, 12 random bits) are the same for every id of a call and
---    are now formatted once, not once per id (lpad and to_hex of the first
---    half per id were a quarter of the function's work).
+--    are now formatted once, not once per id: 6.1k -> 4.7k instructions per id.
 -- 2. raquel_enqueue_many without unique_keys keeps its ids in a variable,
 --    inserts from unnest(ids, payloads), and answers with the id array: no
 --    materialized CTE of (id, payload, position), no second pass over it, no
---    sort by position.
+--    sort by position. With 1.: 44.2k -> 40.4k instructions per job.
 --
 -- Same signatures, guarantees, grants and settings (SECURITY DEFINER since
 -- 0006/0008, restated as CREATE OR REPLACE resets it).

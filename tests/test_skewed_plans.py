@@ -120,10 +120,14 @@ def test_a_batch_of_outcomes_reaches_its_jobs_by_primary_key(all_queued: psycopg
     assert "Seq Scan on raquel_jobs" not in plans
 
 
-def test_a_large_claim_reaches_its_jobs_by_primary_key(all_queued: psycopg.Connection[Any]) -> None:
+def test_a_large_claim_updates_the_rows_it_locked_by_their_ctid(all_queued: psycopg.Connection[Any]) -> None:
+    # 0011: not a hash join over a sequential scan; 0017: not one primary-key
+    # descent per job either, but a TID scan of the rows the CTE locked.
     plans = nested_plans(all_queued, "SELECT count(*) FROM raquel_claim(ARRAY['batch'], 'w', 1000)")
     assert "Update on raquel_jobs" in plans
+    assert "Tid Scan on raquel_jobs" in plans
     assert "Seq Scan on raquel_jobs" not in plans
+    assert "raquel_jobs_pkey" not in plans
 
 
 @pytest.mark.parametrize("statement", [
