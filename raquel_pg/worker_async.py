@@ -6,6 +6,7 @@ of tasks) is generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from uuid import UUID
 import psycopg
 
 from . import params
-from ._acompat import AEvent, acancel, ajoin, aon_signals, aspawn
+from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
 from .queries import QUERIES
 
@@ -142,7 +144,11 @@ class AsyncWorker:
 
     Up to ``concurrency`` jobs run at once (tasks on one event loop; threads in
     the sync :class:`Worker`); it never claims more jobs than it has free
-    slots, so no claimed job sits waiting while its lease runs.
+    slots, so no claimed job sits waiting while its lease runs. Jobs run on
+    runners (:meth:`_run_jobs`): up to ``concurrency`` of them, started as
+    jobs need them and then kept, each running jobs one after another; a job
+    starts in a context of its own, as in a new task (a runner whose job set a
+    context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
     backoff on an exception, or the outcome the handler set. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
@@ -213,7 +219,14 @@ class AsyncWorker:
         self._stopping = AEvent()
         self._aborting = AEvent()
         self._wake = AEvent()
-        self._active: dict[UUID, Any] = {}
+        # Jobs claimed and not finished (started or not), by id.
+        self._active: set[UUID] = set()
+        # The runners: claimed jobs not yet started, the wake-up events of the
+        # runners waiting for one, and the runner called and not yet there.
+        self._runners: list[Any] = []
+        self._ready: deque[AsyncJob] = deque()
+        self._idle: list[AEvent] = []
+        self._called: AEvent | None = None
         self._lock = threading.Lock()
 
     def __call__(self, job: AsyncJob) -> Any:
@@ -304,8 +317,7 @@ class AsyncWorker:
                 # Start what was claimed before anything else can fail: a
                 # claimed job that is never started would sit with its lease
                 # renewed and never run.
-                for job in jobs:
-                    self._start(job)
+                self._start(jobs)
                 if jobs and len(jobs) == free:
                     await self._unregister()  # backlog: claim again, no notifications needed
                     continue
@@ -380,10 +392,71 @@ class AsyncWorker:
                 logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
                                "its lease runs out", job.id, job.queue, error)
 
-    def _start(self, job: AsyncJob) -> None:
+    def _start(self, jobs: list[AsyncJob]) -> None:
+        """Hands claimed jobs to the runners."""
+        if not jobs:
+            return
         with self._lock:
-            self._active[job.id] = None
-            self._active[job.id] = aspawn(self._execute, job, name=f"raquel-job-{job.id}")
+            self._active.update(job.id for job in jobs)
+            self._ready.extend(jobs)
+            self._call_runner()
+
+    def _call_runner(self) -> None:
+        """Sees that a runner comes for the next ready job (called with the lock held).
+
+        One runner on its way is enough: the one that comes takes a job and
+        calls the next before running it, so a job that blocks its runner does
+        not hold back the others, and jobs that never wait run one after the
+        other on one runner, with no switch of task (or thread) in between.
+        """
+        if not self._ready or self._called is not None:
+            return
+        if self._idle:
+            self._called = self._idle.pop()
+            self._called.set()
+        elif len(self._runners) < self.concurrency:
+            self._called = AEvent()
+            self._runners.append(aspawn(self._run_jobs, self._called, name="raquel-runner"))
+
+    async def _run_jobs(self, wake: AEvent) -> None:
+        """A runner: runs ready jobs one after another, waits on ``wake`` when there are none.
+
+        It returns when the worker stops and no job is ready, and retires after
+        a job that changed its context (contextvars), so that every job starts
+        in the context a task of its own would have; a job interrupted by a
+        BaseException (cancellation) ends its runner too. A job taken after the
+        worker began to stop is handed back instead of run.
+        """
+        fresh = contextvars.copy_context()
+        try:
+            while True:
+                with self._lock:
+                    if self._called is wake:
+                        self._called = None
+                    job = self._ready.popleft() if self._ready else None
+                    if job is None:
+                        if self._stopping.is_set():
+                            return
+                        wake.clear()
+                        self._idle.append(wake)
+                    else:
+                        self._call_runner()
+                if job is None:
+                    await wake.wait_timeout(None)
+                    continue
+                if self._stopping.is_set():
+                    await self._hand_back([job])
+                    self._finished(job)
+                    continue
+                await self._execute(job)
+                if contextvars.copy_context() != fresh:
+                    return
+        finally:
+            with self._lock:
+                self._runners.remove(acurrent())
+                if self._called is wake:
+                    self._called = None
+                self._call_runner()
 
     async def _execute(self, job: AsyncJob) -> None:
         try:
@@ -393,9 +466,13 @@ class AsyncWorker:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
         finally:
-            with self._lock:
-                self._active.pop(job.id, None)
-            self._wake.set()
+            self._finished(job)
+
+    def _finished(self, job: AsyncJob) -> None:
+        """Frees the job's slot and wakes the claim loop."""
+        with self._lock:
+            self._active.discard(job.id)
+        self._wake.set()
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -432,18 +509,29 @@ class AsyncWorker:
         acancel([listener])
         await ajoin([listener], None)
         with self._lock:
-            handles = [h for h in self._active.values() if h is not None]
+            for wake in self._idle:
+                wake.set()  # a runner woken with the worker stopping returns
+            self._idle.clear()
+            runners = list(self._runners)
         # Wait in short steps so that abort() (a second signal) cuts the grace short.
         deadline = time.monotonic() + grace_period
-        still = await ajoin(handles, 0)
+        still = await ajoin(runners, 0)
         while still and not self._aborting.is_set() and time.monotonic() < deadline:
-            still = await ajoin(handles, min(0.1, max(0.0, deadline - time.monotonic())))
-        if not still:
-            return
-        why = "on abort" if self._aborting.is_set() else f"after the {grace_period:.1f}s grace period"
-        if acancel(handles):
-            await ajoin(handles, None)
-            logger.warning("%d jobs cancelled %s and handed back", still, why)
-        else:
-            logger.warning("%d jobs still running %s; they finish on their own or are rescued "
-                           "when their leases run out", still, why)
+            still = await ajoin(runners, min(0.1, max(0.0, deadline - time.monotonic())))
+        if still:
+            with self._lock:
+                running = len(self._active) - len(self._ready)
+            why = "on abort" if self._aborting.is_set() else f"after the {grace_period:.1f}s grace period"
+            if acancel(runners):
+                await ajoin(runners, None)
+                if running:
+                    logger.warning("%d jobs cancelled %s and handed back", running, why)
+            elif running:
+                logger.warning("%d jobs still running %s; they finish on their own or are rescued "
+                               "when their leases run out", running, why)
+        with self._lock:
+            left = list(self._ready)
+            self._ready.clear()
+        await self._hand_back(left)
+        for job in left:
+            self._finished(job)

@@ -46,6 +46,7 @@ RENAMES = {
     "aspawn": "spawn",
     "ajoin": "join",
     "acancel": "cancel",
+    "acurrent": "current",
     "asleep": "sleep",
     "aon_signals": "on_signals",
     "client_async": "client",
