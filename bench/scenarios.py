@@ -199,13 +199,14 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
     """Scenario 1: single enqueue() calls per NOTIFY path, enqueue_many, pgbench."""
     section = Section(
         "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
-        f"{sizes.enqueue_calls:,} calls each), each NOTIFY path in a database of its own: trigger off "
+        f"{sizes.enqueue_calls:,} calls each; for the NOTIFY paths, 9 runs of {sizes.enqueue_calls // 3:,}), "
+        "each NOTIFY path in a database of its own: trigger off "
         "(`ALTER TABLE raquel_jobs DISABLE TRIGGER USER`), always NOTIFY (0001's insert trigger put "
         "back), 0009 with no waiter, 0009 with one waiter registered for the queue (`raquel_wait_begin`, "
         "nobody LISTENing: the first job's NOTIFY consumes the registration, as it does a worker's), "
         "0009 with an idle waiter that LISTENs and registers again at once after each NOTIFY, claiming "
         "nothing (the worst case: a waiter that is never busy, so jobs keep notifying it); "
-        "the paths' runs interleaved, median of 3 each. Then on 0009 (one run each) "
+        "the paths' runs interleaved, median of 9 each. Then on 0009 (one run each) "
         "while a worker (its own process) waits for another queue, or runs this queue's jobs as they "
         "come (it then shares the CPU with the producers). `enqueue_many()` and SQL "
         f"`raquel_enqueue_many` of {sizes.enqueue_many:,} jobs (each way called once untimed, then 5 "
@@ -218,7 +219,9 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
         dsns = {mode: stack.enter_context(server.database(f"enqueue_{mode}")) for mode, _ in NOTIFY_MODES}
         for mode, dsn in dsns.items():
             set_notify_mode(dsn, mode)
-        rates = notify_mode_rates(dsns, sizes.enqueue_calls)
+        # Many short runs rather than a few long ones: a single producer's
+        # rate follows the disk's fsync latency, which drifts by the minute.
+        rates = notify_mode_rates(dsns, sizes.enqueue_calls // 3, repeats=9)
         for producers in (1, 4):
             off = rates["off", producers]
             for mode, label in NOTIFY_MODES:
@@ -374,6 +377,22 @@ SELECT 'bench_history', 'x', 'success', 1, t, t, 'bench', t, t
 FROM (SELECT raquel_now_ms() - 86400000 + g AS t FROM generate_series(1, %s) AS g) AS s"""
 
 
+#: Each size's end-to-end run of a history round is drained in this many
+#: slices, the sizes taking turns slice by slice.
+HISTORY_SLICES = 4
+
+
+def sliced_rate(spans: list[Span]) -> float | None:
+    """jobs/s of drains taken together: all their jobs over the sum of their spans; None if one is empty."""
+    durations = []
+    for span in spans:
+        rate = span.rate
+        if rate is None:
+            return None
+        durations.append(span.jobs / rate)
+    return sum(span.jobs for span in spans) / sum(durations)
+
+
 def claim_latencies(dsns: dict[int, str], samples: int, queue: str = "bench_claim") -> dict[int, list[float]]:
     """Round-trip times (ms) of ``samples`` claims of one job (the client's claim statement) in
     each database, the databases taking turns claim by claim, so that the machine's noise of
@@ -404,8 +423,8 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
     One database per size, all filled first and then checkpointed, so that no
     size's run pays for writing out the bulk load; then ``rounds`` rounds, each
     starting from vacuumed tables, with its claims taking turns between the
-    sizes claim by claim and then one end-to-end run per size in rotating
-    order; medians of the rounds.
+    sizes claim by claim and then its end-to-end runs taking turns slice by
+    slice (:data:`HISTORY_SLICES`); medians of the rounds.
     """
     section = Section(
         "4. History", "Finished (`success`) jobs bulk-inserted into the table (INSERT ... SELECT "
@@ -416,8 +435,9 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         f"{sizes.claim_samples:,} claims of one job per size (`raquel_claim` via the client's "
         "statement, round trip timed in Python), the sizes taking turns claim by claim (one connection "
         "each) so that the machine's noise falls on all alike; then an end-to-end run of "
-        f"{sizes.e2e_jobs:,} jobs per size in rotating order (AsyncWorker, {CONCURRENCY} tasks, outcomes "
-        "each at once, measured as in scenario 2). Figures: medians over the rounds.",
+        f"{sizes.e2e_jobs:,} jobs per size (AsyncWorker, {CONCURRENCY} tasks, outcomes each at once, "
+        f"measured as in scenario 2) drained in {HISTORY_SLICES} slices, the sizes taking turns slice by "
+        "slice; a round's jobs/s = its jobs / the sum of its slices' spans. Figures: medians over the rounds.",
         ["finished jobs in the table", "claim p50 ms", "claim p95 ms", "claim mean ms", "e2e jobs/s",
          "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty"])
     with ExitStack() as stack:
@@ -445,10 +465,14 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
             for finished in order:
                 p50, p95, _ = percentiles(latencies[finished])
                 claims[finished].append((p50, p95, statistics.fmean(latencies[finished])))
+            spans: dict[int, list[Span]] = {n: [] for n in order}
+            for slice_ in range(HISTORY_SLICES):
+                for finished in order:
+                    spans[finished].append(drain(
+                        dsns[finished], f"bench_e2e_{round_}_{slice_}", sizes.e2e_jobs // HISTORY_SLICES,
+                        lambda d, q: workers.async_worker(d, q, CONCURRENCY)))
             for finished in order:
-                span = drain(dsns[finished], f"bench_e2e_{round_}", sizes.e2e_jobs,
-                             lambda d, q: workers.async_worker(d, q, CONCURRENCY))
-                rates[finished].append(span.rate)
+                rates[finished].append(sliced_rate(spans[finished]))
     empty_claim = empty_rate = None
     for finished in sizes.history:
         p50, p95, mean = (statistics.median(c[i] for c in claims[finished]) for i in range(3))

@@ -417,7 +417,8 @@ class Worker:
         if self._idle:
             self._called = self._idle.pop()
             self._called.set()
-        elif len(self._runners) < self.concurrency:
+        elif len(self._runners) < self.concurrency and not self._stopping.is_set():
+            # (Stopping: no new runner; _shutdown hands back what none took.)
             self._called = Event()
             self._runners.append(spawn(self._run_jobs, self._called, name="raquel-runner"))
 

@@ -414,7 +414,8 @@ class AsyncWorker:
         if self._idle:
             self._called = self._idle.pop()
             self._called.set()
-        elif len(self._runners) < self.concurrency:
+        elif len(self._runners) < self.concurrency and not self._stopping.is_set():
+            # (Stopping: no new runner; _shutdown hands back what none took.)
             self._called = AEvent()
             self._runners.append(aspawn(self._run_jobs, self._called, name="raquel-runner"))
 
