@@ -437,9 +437,11 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         "each) so that the machine's noise falls on all alike; then an end-to-end run of "
         f"{sizes.e2e_jobs:,} jobs per size (AsyncWorker, {CONCURRENCY} tasks, outcomes each at once, "
         f"measured as in scenario 2) drained in {HISTORY_SLICES} slices, the sizes taking turns slice by "
-        "slice; a round's jobs/s = its jobs / the sum of its slices' spans. Figures: medians over the rounds.",
+        "slice; a round's jobs/s = its jobs / the sum of its slices' spans. Figures: medians over the rounds; "
+        "the ratios to the empty table are taken per round (its sizes were measured side by side) and "
+        "their median is given.",
         ["finished jobs in the table", "claim p50 ms", "claim p95 ms", "claim mean ms", "e2e jobs/s",
-         "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty"])
+         "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty", "jobs/s vs empty per round"])
     with ExitStack() as stack:
         dsns = {}
         for finished in sizes.history:
@@ -473,15 +475,20 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
                         lambda d, q: workers.async_worker(d, q, CONCURRENCY)))
             for finished in order:
                 rates[finished].append(sliced_rate(spans[finished]))
-    empty_claim = empty_rate = None
     for finished in sizes.history:
         p50, p95, mean = (statistics.median(c[i] for c in claims[finished]) for i in range(3))
         measured = [r for r in rates[finished] if r is not None]
         rate = statistics.median(measured) if measured else None
-        if finished == 0:
-            empty_claim, empty_rate = p50, rate
+        # Each round measured every size side by side (interleaved): its
+        # ratios to the empty table are paired, and their median is the figure.
+        claim_ratios = [mine[0] / empty[0] for mine, empty in zip(claims[finished], claims[0])]
+        rate_ratios = [mine / empty for mine, empty in zip(rates[finished], rates[0])
+                       if mine is not None and empty is not None]
+        claim_ratio = statistics.median(claim_ratios)
+        rate_ratio = statistics.median(rate_ratios) if rate_ratios else None
         section.add(finished, p50, p95, mean, rate, " / ".join(fmt(r) for r in rates[finished]),
-                    ratio(p50, empty_claim), ratio(rate, empty_rate))
-        section.figures[f"history_{finished}_claim_p50"] = p50
-        section.figures[f"history_{finished}_rate"] = rate
+                    f"{claim_ratio:.2f}x", "n/a" if rate_ratio is None else f"{rate_ratio:.2f}x",
+                    " / ".join(f"{r:.2f}x" for r in rate_ratios))
+        section.figures[f"history_{finished}_claim_ratio"] = claim_ratio
+        section.figures[f"history_{finished}_rate_ratio"] = rate_ratio
     return section

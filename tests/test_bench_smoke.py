@@ -31,7 +31,7 @@ def test_every_scenario_runs_and_writes_results(
     figures = {name: value for section in sections for name, value in section.figures.items()}
     for name in ("enqueue_off_1", "enqueue_always_4", "enqueue_nowaiter_1", "enqueue_waiter_4", "enqueue_many",
                  "e2e AsyncWorker, 10 tasks each at once", "e2e AsyncWorker, 10 tasks batch_outcomes=True",
-                 "wake_async_p50", "wake_sync_p99", "history_0_claim_p50", "raquel_pg @10", "raquel_pg @50",
+                 "wake_async_p50", "wake_sync_p99", "history_2000_claim_ratio", "history_2000_rate_ratio", "raquel_pg @10", "raquel_pg @50",
                  "raquel_pg @1000", "raquel_pg durable_claims=False @10", "raquel_pg durable_claims=False @1000"):
         assert figures[name] is not None and figures[name] > 0, name
     raquel = [value for name, value in figures.items() if name.startswith("raquel_pg AsyncWorker")]
