@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,9 +105,5 @@ def server() -> Iterator[Server]:
     if dsn:
         yield Server(dsn, embedded_server=False)
         return
-    with tempfile.TemporaryDirectory(prefix="raquel_pg_bench_") as tmp:
-        data_dir = Path(tmp) / "pgdata"
-        try:
-            yield Server(embedded.start(data_dir, temporary=True), embedded_server=True)
-        finally:
-            embedded.stop(data_dir)  # before its data directory goes
+    with embedded.temporary("raquel_pg_bench_") as embedded_dsn:
+        yield Server(embedded_dsn, embedded_server=True)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +87,19 @@ def stop(data_dir: Path = DEFAULT_DATA_DIR, timeout: float = 60.0) -> bool:
             raise RaquelError(f"the embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f}s")
         time.sleep(0.1)
     return True
+
+
+@contextmanager
+def temporary(prefix: str) -> Iterator[str]:
+    """An embedded server with its data in a new temporary directory; yields its DSN.
+
+    For the tests and the benchmark. When the block ends the server is stopped,
+    then the directory deleted (a server left running would notice only later
+    that its files are gone).
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data_dir = Path(tmp) / "pgdata"
+        try:
+            yield start(data_dir, temporary=True)
+        finally:
+            stop(data_dir)

@@ -9,7 +9,6 @@ each test starts with an empty jobs table.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -45,12 +44,8 @@ def server_dsn() -> Iterator[str]:
     else:
         from raquel_pg import embedded
 
-        with tempfile.TemporaryDirectory(prefix="raquel_pg_test_") as tmp:
-            data_dir = Path(tmp) / "pgdata"
-            try:
-                yield embedded.start(data_dir, temporary=True)
-            finally:
-                embedded.stop(data_dir)  # before its data directory goes
+        with embedded.temporary("raquel_pg_test_") as dsn:
+            yield dsn
 
 
 @pytest.fixture(scope="session")
