@@ -387,13 +387,15 @@ class Worker:
         return min(timeout, due_in if due_in > 0 else 0.05)
 
     def _hand_back(self, jobs: list[Job]) -> None:
-        """Releases jobs claimed but not started (stop came during the claim)."""
+        """Releases jobs claimed but not started (the worker is stopping) and frees their slots."""
         for job in jobs:
             try:
                 job._settle("release")
             except psycopg.Error as error:
                 logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
                                "its lease runs out", job.id, job.queue, error)
+            finally:
+                self._finished(job)
 
     def _start(self, jobs: list[Job]) -> None:
         """Hands claimed jobs to the runners."""
@@ -450,7 +452,6 @@ class Worker:
                     continue
                 if self._stopping.is_set():
                     self._hand_back([job])
-                    self._finished(job)
                     continue
                 self._execute(job)
                 if contextvars.copy_context() != fresh:
@@ -537,5 +538,3 @@ class Worker:
             left = list(self._ready)
             self._ready.clear()
         self._hand_back(left)
-        for job in left:
-            self._finished(job)

@@ -384,13 +384,15 @@ class AsyncWorker:
         return min(timeout, due_in if due_in > 0 else 0.05)
 
     async def _hand_back(self, jobs: list[AsyncJob]) -> None:
-        """Releases jobs claimed but not started (stop came during the claim)."""
+        """Releases jobs claimed but not started (the worker is stopping) and frees their slots."""
         for job in jobs:
             try:
                 await job._settle("release")
             except psycopg.Error as error:
                 logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
                                "its lease runs out", job.id, job.queue, error)
+            finally:
+                self._finished(job)
 
     def _start(self, jobs: list[AsyncJob]) -> None:
         """Hands claimed jobs to the runners."""
@@ -447,7 +449,6 @@ class AsyncWorker:
                     continue
                 if self._stopping.is_set():
                     await self._hand_back([job])
-                    self._finished(job)
                     continue
                 await self._execute(job)
                 if contextvars.copy_context() != fresh:
@@ -534,5 +535,3 @@ class AsyncWorker:
             left = list(self._ready)
             self._ready.clear()
         await self._hand_back(left)
-        for job in left:
-            self._finished(job)
