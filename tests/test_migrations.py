@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +64,23 @@ def test_a_database_newer_than_the_package_is_refused(fresh: Conn) -> None:
         pending_migrations(fresh)
 
 
+@contextmanager
+def scratch_role(conn: Conn, kind: str) -> Iterator[str]:
+    """A new NOLOGIN role, dropped with its grants when the block ends."""
+    role = f"raquel_test_{kind}_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    try:
+        yield role
+    finally:
+        conn.execute(f'DROP OWNED BY "{role}"'.encode())
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+
+
 def test_0010_carries_the_claim_grants_over_to_its_new_signature(fresh: Conn) -> None:
     # raquel_claim gains a parameter in 0010: a role granted EXECUTE on the old
     # signature (roles.sql, run before the upgrade) may call the new one.
-    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
     migrate(fresh, [m for m in load_migrations() if m.version < 10])
-    fresh.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
-    try:
+    with scratch_role(fresh, "worker") as role:
         grant_roles(fresh, worker=role)
         migrate(fresh)
         new = "raquel_claim(text[], text, integer, bigint, bigint, boolean)"
@@ -76,9 +88,24 @@ def test_0010_carries_the_claim_grants_over_to_its_new_signature(fresh: Conn) ->
                              " has_function_privilege('public', %s, 'EXECUTE')",
                              (role, new, new)).fetchone() == (True, False)
         assert fresh.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'").fetchone() == (1,)
-    finally:
-        fresh.execute(f'DROP OWNED BY "{role}"'.encode())
-        fresh.execute(f'DROP ROLE "{role}"'.encode())
+
+
+def test_0018_keeps_the_jobs_and_the_view_grants_of_the_schema_it_upgrades(fresh: Conn) -> None:
+    # 0018 changes seven columns' types and recreates the two views that read them.
+    migrate(fresh, [m for m in load_migrations() if m.version < 18])
+    with scratch_role(fresh, "operator") as role:
+        grant_roles(fresh, operator=role)
+        job = fresh.execute("SELECT raquel_enqueue('q', 'x', max_age => 5000, max_retry_count => 2)").fetchone()
+        migrate(fresh)
+        assert fresh.execute("SELECT has_table_privilege(%s, 'raquel_problem_jobs', 'SELECT'),"
+                             " has_table_privilege(%s, 'raquel_expired_leases', 'SELECT')",
+                             (role, role)).fetchone() == (True, True)
+        assert fresh.execute("SELECT id, queue, payload, status, max_age, max_retry_count FROM raquel_jobs"
+                             ).fetchall() == [(job[0], "q", "x", "queued", 5000, 2)]
+        claimed = fresh.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
+        assert claimed is not None and claimed[0] == job[0]
+        assert fresh.execute("SELECT raquel_fail(%s, %s, 'boom')", claimed).fetchone() == ("failed",)
+        assert fresh.execute("SELECT id, status FROM raquel_problem_jobs").fetchall() == [(job[0], "failed")]
 
 
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:

@@ -581,6 +581,34 @@ def test_a_rolled_back_enqueue_notifies_nobody(dsn: str, listener: Conn) -> None
 # --- hygiene ----------------------------------------------------------------
 
 
-def test_status_is_kept_to_the_seven_raquel_statuses(conn: Conn) -> None:
-    with pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute("INSERT INTO raquel_jobs (queue, status) VALUES ('q', 'running')")
+@pytest.mark.parametrize(("columns", "values", "rule"), [
+    ("queue, status", "'q', 'running'", "raquel_status_check"),
+    ("queue", "''", "raquel_name_check"),
+    ("queue", "repeat('q', 1001)", "raquel_name_check"),
+    ("queue, unique_key", "'q', ''", "raquel_name_check"),
+    ("queue, min_retry_delay", "'q', -1", "raquel_delay_check"),
+    ("queue, backoff_base", "'q', -1", "raquel_delay_check"),
+    ("queue, max_age", "'q', 0", "raquel_max_age_check"),
+    ("queue, max_retry_count", "'q', -1", "raquel_retry_count_check"),
+    ("queue, max_retry_delay", "'q', 999", "raquel_jobs_delays_check"),  # below the default min_retry_delay
+    ("queue, status", "'q', 'claimed'", "raquel_jobs_claim_check"),  # claimed without a lease
+])
+def test_a_hand_written_insert_that_breaks_a_rule_is_refused_naming_it(
+        conn: Conn, columns: str, values: str, rule: str) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        conn.execute(f"INSERT INTO raquel_jobs ({columns}) VALUES ({values})".encode())
+    assert refused.value.diag.constraint_name == rule
+
+
+def test_a_hand_written_update_that_breaks_a_rule_is_refused(conn: Conn) -> None:
+    job_id = one(conn, "SELECT raquel_enqueue('q')")
+    with pytest.raises(psycopg.errors.CheckViolation, match="raquel_status_check"):
+        conn.execute("UPDATE raquel_jobs SET status = 'running' WHERE id = %s", [job_id])
+
+
+def test_only_the_rules_that_span_columns_are_table_constraints(conn: Conn) -> None:
+    # PostgreSQL plans a table's CHECK constraints again at the start of every
+    # statement that writes to it; a domain's are kept for the session (0018).
+    checks = conn.execute("SELECT conname FROM pg_constraint"
+                          " WHERE conrelid = 'raquel_jobs'::regclass AND contype = 'c' ORDER BY 1").fetchall()
+    assert checks == [("raquel_jobs_claim_check",), ("raquel_jobs_delays_check",)]
