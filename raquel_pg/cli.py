@@ -136,10 +136,27 @@ def load_handler(target: str) -> Callable[..., Any]:
     return loaded
 
 
+def _optional(extra: str, *modules: str) -> None:
+    """Raises UserError naming the extra to install when one of ``modules`` cannot be imported."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError(f"{module} is not installed: this command needs the {extra} extra "
+                            f"(pip install 'raquel-pg[{extra}]')") from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = load_handler(args.handler)
+    if args.metrics_port is not None:
+        _optional("metrics", "prometheus_client")
+        from .metrics import serve_worker_metrics
+
+        serve_worker_metrics(args.metrics_port, args.metrics_host)
+        logging.getLogger("raquel_pg.cli").info(
+            "worker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
     dsn = resolve_dsn(args.dsn)
     queues = tuple(args.queue or ())
     log = logging.getLogger("raquel_pg.cli")
@@ -372,6 +389,35 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0 if dsn_or_none else 1
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    _optional("dashboard", "starlette", "uvicorn", "jinja2", "multipart", "prometheus_client")
+    from .dashboard import serve
+
+    token = args.token or os.environ.get("RAQUEL_PG_DASHBOARD_TOKEN") or None
+    dsn = resolve_dsn(args.dsn)
+    print(f"raquel-pg dashboard on http://{args.host}:{args.port}/"
+          f"{' (read-only)' if args.read_only else ''}", file=sys.stderr)
+    serve(dsn, host=args.host, port=args.port, read_only=args.read_only, token=token,
+          log_level=args.log_level)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    _optional("metrics", "prometheus_client")
+    from prometheus_client import start_http_server
+
+    from .metrics import queue_registry
+
+    dsn = resolve_dsn(args.dsn)
+    _server, thread = start_http_server(args.port, addr=args.host, registry=queue_registry(dsn))
+    print(f"raquel-pg metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     program = embedded.bin_path("psql")
     if program is None:
@@ -397,6 +443,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "grant": cmd_grant,
     "server": cmd_server,
     "psql": cmd_psql,
+    "dashboard": cmd_dashboard,
+    "metrics": cmd_metrics,
 }
 
 
@@ -448,6 +496,9 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--grace-period", type=float, default=30.0,
                    help="seconds running jobs get to finish after SIGTERM (default 30)")
     w.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    w.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve this worker's Prometheus metrics on PORT (the metrics extra)")
+    w.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
 
     e = command("enqueue", "add a job; prints its id")
     e.add_argument("queue")
@@ -509,6 +560,20 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("action", choices=["start", "stop", "status"])
     sv.add_argument("--data-dir", help=f"its data directory (default {embedded.DEFAULT_DATA_DIR})")
     json_flag(sv)
+
+    d = command("dashboard", "serve the web dashboard: queues, throughput, jobs, retry/cancel/purge "
+                             "(the dashboard extra)")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs --token)")
+    d.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    d.add_argument("--read-only", action="store_true", help="no actions: retry, cancel and purge are "
+                                                            "hidden and refused")
+    d.add_argument("--token", help="every request must carry it (default $RAQUEL_PG_DASHBOARD_TOKEN)")
+    d.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    mt = command("metrics", "serve the queues' Prometheus metrics (the metrics extra)")
+    mt.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    mt.add_argument("--port", type=int, default=9187, help="port (default 9187)")
 
     q = command("psql", "open psql on the configured database (arguments after -- go to psql)")
     q.add_argument("psql_args", nargs=argparse.REMAINDER)

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg_pool import ConnectionPool
 
-from . import params, periodic
+from . import instrument, params, periodic
 from ._acompat import Event, join, sleep, spawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate import migrate
@@ -123,6 +123,9 @@ class Job(JobRecord):
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        observer = instrument.observer
+        if observer is not None:
+            observer.job_finished(self.queue, outcome, status, time.monotonic() - self._claimed_monotonic)
         if not logger.isEnabledFor(logging.INFO):
             return
         duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
@@ -596,6 +599,9 @@ class Raquel:
         jobs = [Job._bind(self, row, sent_at) for row in rows]
         for job in jobs:
             self._leases.add(job)
+        observer = instrument.observer
+        if observer is not None:
+            observer.claimed(len(jobs))
         return jobs
 
     def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:

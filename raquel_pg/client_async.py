@@ -22,7 +22,7 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg_pool import AsyncConnectionPool
 
-from . import params, periodic
+from . import instrument, params, periodic
 from ._acompat import AEvent, ajoin, asleep, aspawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate_async import migrate
@@ -120,6 +120,9 @@ class AsyncJob(JobRecord):
             self.attempts += 1
         if outcome == "fail":
             self.error, self.error_trace = args["error"], args["error_trace"]
+        observer = instrument.observer
+        if observer is not None:
+            observer.job_finished(self.queue, outcome, status, time.monotonic() - self._claimed_monotonic)
         if not logger.isEnabledFor(logging.INFO):
             return
         duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
@@ -593,6 +596,9 @@ class AsyncRaquel:
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         for job in jobs:
             self._leases.add(job)
+        observer = instrument.observer
+        if observer is not None:
+            observer.claimed(len(jobs))
         return jobs
 
     async def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:

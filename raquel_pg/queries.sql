@@ -180,3 +180,37 @@ SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::u
 
 -- name: current_schema
 SELECT current_schema()
+
+-- The dashboard and the metrics exporter (0023_dashboard). The dashboard's
+-- connections plan every statement with its values (prepare_threshold None),
+-- so a filter given as NULL drops out of the plan.
+
+-- name: dash_overview
+SELECT queue, queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms
+FROM raquel_queue_overview()
+
+-- name: dash_throughput
+SELECT minute, queue, status, jobs FROM raquel_throughput(%(since)s::bigint)
+
+-- name: dash_now
+SELECT raquel_now_ms()
+
+-- Jobs newest first (ids are time-ordered, 0012), a page at a time: the next
+-- page starts below the last id shown (keyset). Text in the error walks
+-- raquel_jobs_error_idx (only jobs with an error).
+-- name: dash_jobs
+SELECT id, queue, status, attempts, error, enqueued_at, scheduled_at, finished_at, priority
+FROM raquel_jobs
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(error)s::text IS NULL OR (error IS NOT NULL AND strpos(lower(error), lower(%(error)s::text)) > 0))
+  AND (%(before)s::uuid IS NULL OR id < %(before)s::uuid)
+ORDER BY id DESC
+LIMIT %(limit)s::integer
+
+-- What the connected role may do, function by function (NULL: no such function).
+-- name: dash_privileges
+SELECT has_function_privilege(to_regprocedure('raquel_retry(uuid, bigint)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
+       current_user

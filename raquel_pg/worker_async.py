@@ -22,7 +22,7 @@ from uuid import UUID
 
 import psycopg
 
-from . import params
+from . import instrument, params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
 from .queries import QUERIES
@@ -490,9 +490,13 @@ class AsyncWorker:
                     self._heard()
                     while not self._stopping.is_set():
                         async for notify in conn.notifies(timeout=0.5):
+                            if instrument.observer is not None:
+                                instrument.observer.notified()
                             if self._wanted is None or notify.payload in self._wanted:
                                 self._heard()
             except psycopg.Error as error:  # any failure: reconnect, never let the listener die
+                if instrument.observer is not None:
+                    instrument.observer.reconnecting()
                 logger.warning("notification connection lost (%s); polling every %.1fs, "
                                "reconnecting in %.1fs", error, self.poll_interval, delay)
             finally:

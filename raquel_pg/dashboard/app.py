@@ -1,0 +1,239 @@
+"""The dashboard's web app (Starlette): server-rendered pages, a live queues table, a chart, actions.
+
+Pages: ``/`` (queues, live; throughput chart; purge), ``/jobs`` (filtered,
+keyset-paged list), ``/jobs/{id}`` (everything about one job; retry,
+cancel). ``/api/throughput`` feeds the chart, ``/fragments/queues`` the live
+table, ``/metrics`` Prometheus. Actions are POSTs with the CSRF token,
+refused (403) in read-only mode or when the connected role may not call the
+engine function behind them; the page hides what is refused. See
+docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from .. import params
+from ..durations import parse_duration
+from ..errors import InvalidArgument
+from ..metrics import queue_registry
+from .data import NO_PRIVILEGES, WINDOWS, Privileges, Store
+from .security import Csrf, TokenGuard
+
+HERE = Path(__file__).parent
+#: Jobs per page of the jobs list.
+PAGE_SIZE = 50
+#: Statuses purge may delete.
+PURGEABLE = ("success", "cancelled", "expired", "exhausted")
+
+
+def _age(ms: int | None) -> str:
+    """``93_000`` -> ``"1m 33s"``; None -> ``"–"``."""
+    if ms is None:
+        return "–"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours < 48 else f"{hours // 24}d {hours % 24}h"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if moment else "–"
+
+
+def _between(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "–"
+    return _age(int((end - start) / timedelta(milliseconds=1)))
+
+
+class Dashboard:
+    """The app's state: its store, its guards and whether it may act."""
+
+    def __init__(self, dsn: str, *, read_only: bool = False) -> None:
+        self.store = Store(dsn)
+        self.dsn = dsn
+        self.read_only = read_only
+        self.csrf = Csrf()
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters.update(age=_age, when=_when)
+        self.templates.env.globals.update(between=_between, statuses=params.STATUSES,
+                                          purgeable=PURGEABLE)
+        self.metrics = queue_registry(dsn)
+
+    async def allowed(self) -> Privileges:
+        """What this dashboard may do: nothing in read-only mode, else what the role may call."""
+        return NO_PRIVILEGES if self.read_only else await self.store.privileges()
+
+    def page(self, request: Request, template: str, allowed: Privileges, **context: Any) -> Response:
+        return self.templates.TemplateResponse(request, template, {
+            "csrf": self.csrf.token, "allowed": allowed, "read_only": self.read_only,
+            "notice": request.query_params.get("notice"), **context})
+
+    # --- pages ---------------------------------------------------------------
+
+    async def queues_page(self, request: Request) -> Response:
+        allowed = await self.allowed()
+        return self.page(request, "queues.html", allowed, queues=await self.store.queues(),
+                         window=_window(request))
+
+    async def queues_fragment(self, request: Request) -> Response:
+        return self.page(request, "_queues_table.html", NO_PRIVILEGES, queues=await self.store.queues())
+
+    async def throughput(self, request: Request) -> Response:
+        queue = request.query_params.get("queue") or None
+        return JSONResponse(await self.store.throughput(_window(request), queue))
+
+    async def jobs_page(self, request: Request) -> Response:
+        q = request.query_params
+        queue = q.get("queue") or None
+        status = q.get("status") or None
+        error = q.get("error") or None
+        if status is not None and status not in params.STATUSES:
+            raise HTTPException(400, f"status: must be one of {', '.join(params.STATUSES)}")
+        before = _uuid(q.get("before")) if q.get("before") else None
+        jobs = await self.store.jobs(queue=queue, status=status, error=error, before=before,
+                                     limit=PAGE_SIZE + 1)
+        more = len(jobs) > PAGE_SIZE
+        jobs = jobs[:PAGE_SIZE]
+        filters = {k: v for k, v in (("queue", queue), ("status", status), ("error", error)) if v}
+        older = f"/jobs?{urlencode({**filters, 'before': jobs[-1].id})}" if more else None
+        return self.page(request, "jobs.html", await self.allowed(), jobs=jobs, filters=filters,
+                         older=older, first=f"/jobs?{urlencode(filters)}" if before else None)
+
+    async def job_page(self, request: Request) -> Response:
+        job = await self.store.job(_uuid(request.path_params["job_id"]))
+        if job is None:
+            raise HTTPException(404, f"no job {request.path_params['job_id']}")
+        return self.page(request, "job.html", await self.allowed(), job=job,
+                         result=getattr(job, "result", None), has_result=hasattr(job, "result"))
+
+    async def metrics_page(self, request: Request) -> Response:
+        body = await run_in_threadpool(generate_latest, self.metrics)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    # --- actions -------------------------------------------------------------
+
+    async def _form(self, request: Request, privilege: str) -> dict[str, str]:
+        """The action's form, once the CSRF check and the privilege pass (else 403)."""
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        why = self.csrf.check(request, values.get("csrf"))
+        if why is not None:
+            raise HTTPException(403, why)
+        if self.read_only:
+            raise HTTPException(403, "this dashboard is read-only (--read-only)")
+        allowed = await self.store.privileges()
+        if not getattr(allowed, privilege):
+            raise HTTPException(403, f"the role {allowed.role} may not {privilege} jobs")
+        return values
+
+    async def retry(self, request: Request) -> Response:
+        await self._form(request, "retry")
+        job_id = _uuid(request.path_params["job_id"])
+        done = await self.store.retry(job_id)
+        return _back(f"/jobs/{job_id}", "retried: queued to run now" if done else
+                     "not retried: only failed, exhausted, expired or cancelled jobs can be")
+
+    async def cancel(self, request: Request) -> Response:
+        await self._form(request, "cancel")
+        job_id = _uuid(request.path_params["job_id"])
+        done = await self.store.cancel(job_id)
+        return _back(f"/jobs/{job_id}", "cancelled" if done else
+                     "not cancelled: only waiting (queued or failed) jobs can be")
+
+    async def purge(self, request: Request) -> Response:
+        form = await self._form(request, "purge")
+        older_than = parse_duration(form.get("older_than", ""), "older_than")
+        status = form.get("status") or ""
+        statuses = [status] if status else list(PURGEABLE)
+        if not set(statuses) <= set(PURGEABLE):
+            raise InvalidArgument("status", f"status: must be one of {', '.join(PURGEABLE)}")
+        purged, finished = await self.store.purge(older_than, statuses)
+        more = "" if finished else " (more remain: purge again)"
+        return _back("/", f"purged {purged} {'/'.join(statuses)} jobs finished over "
+                          f"{form.get('older_than')} ago{more}")
+
+
+def _window(request: Request) -> str:
+    window = request.query_params.get("window", "hour")
+    if window not in WINDOWS:
+        raise HTTPException(400, f"window: must be one of {', '.join(WINDOWS)}")
+    return window
+
+
+def _uuid(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise HTTPException(400, f"{text!r} is not a job id (a UUID)") from None
+
+
+def _back(path: str, notice: str) -> Response:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", 303)
+
+
+async def _bad_request(request: Request, error: Exception) -> Response:
+    return PlainTextResponse(f"400: {error}\n", 400)
+
+
+async def _unavailable(request: Request, error: Exception) -> Response:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PlainTextResponse(f"503: the database did not answer: {first}\n", 503)
+
+
+def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -> Starlette:
+    """The dashboard of the queue in ``dsn``, as an ASGI app (serve it with uvicorn).
+
+    ``read_only``: no actions at all. ``token``: every request must carry it
+    (see :mod:`.security`). The connection pool opens when the app starts.
+    """
+    board = Dashboard(dsn, read_only=read_only)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await board.store.open()
+        try:
+            yield
+        finally:
+            await board.store.close()
+
+    routes = [
+        Route("/", board.queues_page),
+        Route("/fragments/queues", board.queues_fragment),
+        Route("/api/throughput", board.throughput),
+        Route("/jobs", board.jobs_page),
+        Route("/jobs/{job_id}", board.job_page),
+        Route("/jobs/{job_id}/retry", board.retry, methods=["POST"]),
+        Route("/jobs/{job_id}/cancel", board.cancel, methods=["POST"]),
+        Route("/purge", board.purge, methods=["POST"]),
+        Route("/metrics", board.metrics_page),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        InvalidArgument: _bad_request, psycopg.OperationalError: _unavailable})
+    app.state.dashboard = board
+    if token:
+        app.add_middleware(TokenGuard, token=token)
+    return app
