@@ -394,10 +394,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import serve
 
     token = args.token or os.environ.get("RAQUEL_PG_DASHBOARD_TOKEN") or None
-    dsn = resolve_dsn(args.dsn)
-    print(f"raquel-pg dashboard on http://{args.host}:{args.port}/"
-          f"{' (read-only)' if args.read_only else ''}", file=sys.stderr)
-    serve(dsn, host=args.host, port=args.port, read_only=args.read_only, token=token,
+    serve(resolve_dsn(args.dsn), host=args.host, port=args.port, read_only=args.read_only, token=token,
           log_level=args.log_level)
     return 0
 
