@@ -45,10 +45,12 @@ PURGEABLE = ("success", "cancelled", "expired", "exhausted")
 
 
 def _age(ms: int | None) -> str:
-    """``93_000`` -> ``"1m 33s"``; None -> ``"–"``."""
+    """``93_000`` -> ``"1m 33s"``, ``5`` -> ``"5 ms"``; None -> ``"–"``."""
     if ms is None:
         return "–"
     seconds = ms / 1000
+    if ms < 1000:
+        return f"{ms} ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)

@@ -44,7 +44,7 @@
           options: {
             animation: false, maintainAspectRatio: false, responsive: true,
             scales: {x: {stacked: true, ticks: {maxTicksLimit: 13}, title: {display: true, text: "UTC"}},
-                     y: {stacked: true, beginAtZero: true, title: {display: true, text: "jobs per " + (data.bucket_seconds / 60) + " min"}}},
+                     y: {stacked: true, beginAtZero: true, ticks: {precision: 0}, title: {display: true, text: "jobs per " + (data.bucket_seconds / 60) + " min"}}},
             plugins: {legend: {position: "bottom"}}
           }
         });
