@@ -114,7 +114,8 @@ class Dashboard:
         error = q.get("error") or None
         if status is not None and status not in params.STATUSES:
             raise HTTPException(400, f"status: must be one of {', '.join(params.STATUSES)}")
-        before = _uuid(q.get("before")) if q.get("before") else None
+        before_text = q.get("before")
+        before = _uuid(before_text) if before_text else None
         jobs = await self.store.jobs(queue=queue, status=status, error=error, before=before,
                                      limit=PAGE_SIZE + 1)
         more = len(jobs) > PAGE_SIZE
