@@ -259,6 +259,17 @@ def test_a_role_without_write_privileges_sees_no_action_and_is_refused(viewer: s
     assert status_of(conn, job_id) == "exhausted"
 
 
+def test_a_role_that_may_not_read_the_queue_gets_a_403_saying_what_to_grant(conn: Conn, dsn: str) -> None:
+    role = f"raquel_test_nobody_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    try:
+        with running_dashboard(make_conninfo(dsn, options=f"-c role={role}")) as base:
+            answer = request(base, "GET", "/")
+        assert answer.status == 403 and "EXECUTE on raquel_queue_overview" in answer.text
+    finally:
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+
+
 # --- access token ---------------------------------------------------------------
 
 

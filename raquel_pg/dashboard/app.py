@@ -206,6 +206,14 @@ async def _unavailable(request: Request, error: Exception) -> Response:
     return PlainTextResponse(f"503: the database did not answer: {first}\n", 503)
 
 
+async def _forbidden(request: Request, error: Exception) -> Response:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PlainTextResponse(
+        f"403: the dashboard's database role may not read this: {first}\n(a read-only dashboard role "
+        "needs SELECT on raquel_jobs and EXECUTE on raquel_queue_overview and raquel_throughput: "
+        "see docs/dashboard.md, Roles)\n", 403)
+
+
 def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -> Starlette:
     """The dashboard of the queue in ``dsn``, as an ASGI app (serve it with uvicorn).
 
@@ -235,7 +243,8 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        InvalidArgument: _bad_request, psycopg.OperationalError: _unavailable})
+        InvalidArgument: _bad_request, psycopg.OperationalError: _unavailable,
+        psycopg.errors.InsufficientPrivilege: _forbidden})
     app.state.dashboard = board
     if token:
         app.add_middleware(TokenGuard, token=token)
