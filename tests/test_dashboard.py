@@ -5,6 +5,7 @@ The same pages in a real browser: tests/test_dashboard_browser.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -297,3 +298,15 @@ def test_the_cli_says_so_in_one_line(dsn: str) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--token: required when the dashboard listens on 0.0.0.0" in result.stderr
+
+
+def test_without_the_extra_the_cli_names_the_extra_to_install(dsn: str, tmp_path: Any) -> None:
+    # A starlette that cannot be imported stands for a missing extra.
+    (tmp_path / "starlette").mkdir()
+    (tmp_path / "starlette" / "__init__.py").write_text("raise ImportError('no starlette here')\n")
+    result = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "starlette is not installed: this command needs the dashboard extra " \
+           "(pip install 'raquel-pg[dashboard]')" in result.stderr
