@@ -406,13 +406,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from .metrics import queue_registry
 
     dsn = resolve_dsn(args.dsn)
-    _server, thread = start_http_server(args.port, addr=args.host, registry=queue_registry(dsn))
-    print(f"raquel-pg metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr)
+    start_http_server(args.port, addr=args.host, registry=queue_registry(dsn))  # a daemon thread
+    print(f"raquel-pg metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
     try:
-        thread.join()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         return 0
-    return 0
 
 
 def cmd_psql(args: argparse.Namespace) -> int:

@@ -192,21 +192,54 @@ FROM raquel_queue_overview()
 -- name: dash_throughput
 SELECT minute, queue, status, jobs FROM raquel_throughput(%(since)s::bigint)
 
+-- The chart's buckets (bucket: ms, a multiple of a minute), one queue or all.
+-- name: dash_throughput_buckets
+SELECT minute - minute %% %(bucket)s::bigint AS bucket, status, sum(jobs)::bigint
+FROM raquel_throughput(%(since)s::bigint)
+WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
+GROUP BY 1, 2
+
 -- name: dash_now
 SELECT raquel_now_ms()
 
 -- Jobs newest first (ids are time-ordered, 0012), a page at a time: the next
--- page starts below the last id shown (keyset). Text in the error walks
--- raquel_jobs_error_idx (only jobs with an error).
+-- page starts below the last id shown (keyset).
 -- name: dash_jobs
 SELECT id, queue, status, attempts, error, enqueued_at, scheduled_at, finished_at, priority
 FROM raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
-  AND (%(error)s::text IS NULL OR (error IS NOT NULL AND strpos(lower(error), lower(%(error)s::text)) > 0))
   AND (%(before)s::uuid IS NULL OR id < %(before)s::uuid)
 ORDER BY id DESC
 LIMIT %(limit)s::integer
+
+-- Text in the error, newest first: reads at most %(scan)s jobs that have an
+-- error (raquel_jobs_error_idx, 0023), below %(before)s, and keeps those that
+-- match. Every row also says how far the read went (scanned_to: the oldest id
+-- read; scanned: how many), so the next search resumes there; with no match
+-- there is one row of NULLs but those two.
+-- name: dash_jobs_error
+WITH scanned AS MATERIALIZED (
+    SELECT j.id, j.queue, j.status, j.attempts, j.error, j.enqueued_at, j.scheduled_at, j.finished_at,
+           j.priority
+    FROM raquel_jobs j
+    WHERE j.error IS NOT NULL AND (%(before)s::uuid IS NULL OR j.id < %(before)s::uuid)
+    ORDER BY j.id DESC
+    LIMIT %(scan)s::integer
+), matched AS (
+    SELECT s.* FROM scanned s
+    WHERE (%(queue)s::text IS NULL OR s.queue = %(queue)s::text)
+      AND (%(status)s::text IS NULL OR s.status = %(status)s::text)
+      AND strpos(lower(s.error), lower(%(error)s::text)) > 0
+    ORDER BY s.id DESC
+    LIMIT %(limit)s::integer
+)
+SELECT m.id, m.queue, m.status, m.attempts, m.error, m.enqueued_at, m.scheduled_at, m.finished_at,
+       m.priority, r.scanned_to, r.scanned
+FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
+             (SELECT count(*) FROM scanned s) AS scanned) r
+LEFT JOIN matched m ON true
+ORDER BY m.id DESC
 
 -- What the connected role may do, function by function (NULL: no such function).
 -- name: dash_privileges

@@ -159,6 +159,27 @@ def test_jobs_list_filters_by_queue_status_and_error_text(board: str, conn: Conn
     assert str(other) not in page and str(good) not in page and str(elsewhere) not in page
 
 
+def test_error_search_reads_a_bounded_slice_per_page_and_resumes_below_it(
+        board: str, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    from raquel_pg.dashboard import data
+
+    monkeypatch.setattr(data, "ERROR_SCAN", 3)  # the server runs in this process
+    now = now_ms(conn)
+    matching = [finished(conn, "emails", "fail", now + i, error=f"Boom {i}") for i in range(7)]
+    finished(conn, "emails", "fail", now + 3, error="ValueError: quiet")
+    seen: list[str] = []
+    path: str | None = "/jobs?error=boom"
+    pages = 0
+    while path is not None:
+        page = request(board, "GET", path).text
+        pages += 1
+        assert 'id="searched">Searched 3 jobs' in page or 'id="searched">Searched 2 jobs' in page
+        seen += [part.split('"')[0] for part in page.split('<a href="/jobs/')[1:]]
+        path = page.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&") \
+            if 'id="older"' in page else None
+    assert seen == [str(j) for j in sorted(matching, reverse=True)] and pages == 3
+
+
 def test_jobs_list_pages_by_keyset_through_every_job_once(board: str, conn: Conn) -> None:
     conn.execute("SELECT raquel_enqueue_many('bulk', array_fill('x'::text, ARRAY[120]))")
     ids = [str(r[0]) for r in conn.execute("SELECT id FROM raquel_jobs ORDER BY id DESC")]

@@ -34,6 +34,7 @@ from .. import params
 from ..durations import parse_duration
 from ..errors import InvalidArgument
 from ..metrics import queue_registry
+from . import data
 from .data import NO_PRIVILEGES, WINDOWS, Privileges, Store
 from .security import Csrf, TokenGuard
 
@@ -116,14 +117,21 @@ class Dashboard:
             raise HTTPException(400, f"status: must be one of {', '.join(params.STATUSES)}")
         before_text = q.get("before")
         before = _uuid(before_text) if before_text else None
-        jobs = await self.store.jobs(queue=queue, status=status, error=error, before=before,
-                                     limit=PAGE_SIZE + 1)
-        more = len(jobs) > PAGE_SIZE
-        jobs = jobs[:PAGE_SIZE]
         filters = {k: v for k, v in (("queue", queue), ("status", status), ("error", error)) if v}
-        older = f"/jobs?{urlencode({**filters, 'before': jobs[-1].id})}" if more else None
+        searched: int | None = None
+        if error is None:
+            jobs = await self.store.jobs(queue=queue, status=status, before=before, limit=PAGE_SIZE + 1)
+            resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else None
+        else:
+            found = await self.store.search_errors(error, queue=queue, status=status, before=before,
+                                                   limit=PAGE_SIZE + 1)
+            jobs, searched = found.jobs, found.scanned
+            resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else found.resume
+        jobs = jobs[:PAGE_SIZE]
+        older = f"/jobs?{urlencode({**filters, 'before': resume})}" if resume else None
         return self.page(request, "jobs.html", await self.allowed(), jobs=jobs, filters=filters,
-                         older=older, first=f"/jobs?{urlencode(filters)}" if before else None)
+                         older=older, searched=searched, page_size=PAGE_SIZE, error_scan=data.ERROR_SCAN,
+                         first=f"/jobs?{urlencode(filters)}" if before else None)
 
     async def job_page(self, request: Request) -> Response:
         job = await self.store.job(_uuid(request.path_params["job_id"]))

@@ -28,6 +28,8 @@ from ..queries import QUERIES
 FAILURES = ("exhausted", "expired")
 #: The chart's windows: (length, bucket) in ms.
 WINDOWS = {"hour": (3_600_000, 60_000), "day": (86_400_000, 900_000)}
+#: Jobs with an error one page of the error search reads at most.
+ERROR_SCAN = 5000
 #: How long one purge request may go on deleting batches.
 PURGE_BUDGET = 5.0
 
@@ -77,6 +79,22 @@ class JobSummary:
     scheduled_at: datetime | None
     finished_at: datetime | None
     priority: int
+
+
+def _summary(row: tuple[Any, ...]) -> JobSummary:
+    return JobSummary(row[0], row[1], row[2], row[3], row[4], params.to_datetime(row[5]),
+                      params.to_datetime(row[6]), params.to_datetime(row[7]), row[8])
+
+
+@dataclass
+class ErrorSearch:
+    """A page of the error search: the matches, how many jobs with an error were read, and
+    ``resume``: the id to search below next when the read stopped at its limit (else None:
+    every older job with an error was read)."""
+
+    jobs: list[JobSummary]
+    scanned: int
+    resume: UUID | None
 
 
 @dataclass(frozen=True)
@@ -148,10 +166,9 @@ class Store:
         first = (now - length) // bucket * bucket + bucket
         count = (now - first) // bucket + 1
         series = {name: [0] * count for name in ("success", "failure", "cancelled")}
-        for minute, row_queue, status, jobs in await self.fetch("dash_throughput", {"since": first}):
-            if queue is not None and row_queue != queue:
-                continue
-            index = (minute - first) // bucket
+        rows = await self.fetch("dash_throughput_buckets", {"since": first, "bucket": bucket, "queue": queue})
+        for start, status, jobs in rows:
+            index = (start - first) // bucket
             if 0 <= index < count:
                 name = "success" if status == "success" else "cancelled" if status == "cancelled" else "failure"
                 series[name][index] += jobs
@@ -159,13 +176,26 @@ class Store:
                   for i in range(count)]
         return {"window": window, "bucket_seconds": bucket // 1000, "labels": labels, **series}
 
-    async def jobs(self, *, queue: str | None, status: str | None, error: str | None,
+    async def jobs(self, *, queue: str | None, status: str | None,
                    before: UUID | None, limit: int) -> list[JobSummary]:
         """A page of jobs, newest first, below ``before`` (an id) when given."""
-        rows = await self.fetch("dash_jobs", {"queue": queue, "status": status, "error": error,
-                                              "before": before, "limit": limit})
-        return [JobSummary(r[0], r[1], r[2], r[3], r[4], params.to_datetime(r[5]),
-                           params.to_datetime(r[6]), params.to_datetime(r[7]), r[8]) for r in rows]
+        rows = await self.fetch("dash_jobs", {"queue": queue, "status": status, "before": before,
+                                              "limit": limit})
+        return [_summary(r) for r in rows]
+
+    async def search_errors(self, text: str, *, queue: str | None, status: str | None,
+                            before: UUID | None, limit: int) -> ErrorSearch:
+        """Up to ``limit`` jobs whose error contains ``text`` (any case), newest first, below ``before``.
+
+        Reads at most :data:`ERROR_SCAN` jobs that have an error, so that a
+        page answers in bounded time however many there are: see ErrorSearch.
+        """
+        rows = await self.fetch("dash_jobs_error", {
+            "error": text, "queue": queue, "status": status, "before": before, "limit": limit,
+            "scan": ERROR_SCAN})
+        scanned_to, scanned = rows[0][9], rows[0][10]
+        jobs = [_summary(r) for r in rows if r[0] is not None]
+        return ErrorSearch(jobs, scanned, scanned_to if scanned == ERROR_SCAN else None)
 
     async def job(self, job_id: UUID) -> JobRecord | None:
         rows = await self.fetch("get", {"job_id": job_id})
