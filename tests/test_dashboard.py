@@ -281,6 +281,26 @@ def test_a_role_without_write_privileges_sees_no_action_and_is_refused(viewer: s
     assert status_of(conn, job_id) == "exhausted"
 
 
+def test_the_operator_role_from_grant_may_do_everything(conn: Conn, dsn: str) -> None:
+    from raquel_pg.roles import grant_roles
+
+    role = f"raquel_test_operator_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    try:
+        grant_roles(conn, operator=role)
+        job_id = finished(conn, "emails", "fail", now_ms(conn))
+        with running_dashboard(make_conninfo(dsn, options=f"-c role={role}")) as base:
+            home = request(base, "GET", "/")
+            assert f"role {role}" in home.text and 'id="purge"' in home.text
+            page = request(base, "GET", f"/jobs/{job_id}").text
+            assert 'id="retry"' in page
+            assert request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)}).status == 303
+        assert status_of(conn, job_id) == "queued"
+    finally:
+        conn.execute(f'DROP OWNED BY "{role}"'.encode())
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+
+
 def test_a_role_that_may_not_read_the_queue_gets_a_403_saying_what_to_grant(conn: Conn, dsn: str) -> None:
     role = f"raquel_test_nobody_{uuid.uuid4().hex[:8]}"
     conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
