@@ -1,0 +1,300 @@
+"""raquel_pg's migrations applied from a real Alembic revision and a real Django migration (issue 24).
+
+Each test runs the tool itself on a fresh database: Alembic through
+``alembic.command.upgrade`` with a throwaway script directory, Django through
+``call_command`` with an app whose migration holds ``ApplyRaquelMigrations``.
+Both must leave the database as ``raquel-pg migrate`` would, recorded so that
+the runner and ``raquel-pg migrate --status`` agree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from raquel_pg import MigrationError, Raquel, embedded
+from raquel_pg.cli import main
+from raquel_pg.migrate import migrate, status
+from raquel_pg.schema import load_migrations
+
+Conn = psycopg.Connection[Any]
+
+ALEMBIC_ENV = '''
+from alembic import context
+from sqlalchemy import create_engine
+import psycopg
+
+config = context.config
+dsn = config.attributes["dsn"]
+if context.is_offline_mode():
+    context.configure(url="postgresql+psycopg://", literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    with engine.connect() as connection:
+        context.configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+'''
+
+ALEMBIC_REVISION = '''
+"""The application's revision that brings raquel_pg's schema along."""
+import sqlalchemy as sa
+from alembic import op
+
+from raquel_pg.integrations.alembic import upgrade as raquel_pg_upgrade
+
+revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("accounts", sa.Column("id", sa.Integer, primary_key=True))
+    raquel_pg_upgrade(op)
+    op.execute("CREATE TABLE search_path_after AS SELECT current_setting('search_path') AS value")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+FAILING_REVISION = '''
+from alembic import op
+
+revision = "a2"
+down_revision = "a1"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def every_migration(conn: Conn) -> list[tuple[Any, ...]]:
+    return [(m.version, m.name, m.checksum) for m in load_migrations()]
+
+
+def recorded(conn: Conn) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT version, name, checksum FROM raquel_migrations ORDER BY version").fetchall()
+
+
+def works(dsn: str) -> None:
+    """A job goes through raquel_pg on this database."""
+    with Raquel(dsn, pool_size=1) as rq:
+        rq.enqueue("q", "hello")
+        with rq.dequeue("q") as job:
+            assert job is not None and job.payload == "hello"
+
+
+# --- Alembic -------------------------------------------------------------------
+
+
+@pytest.fixture
+def alembic_config(tmp_path: Path, make_database: Any) -> Any:
+    """An Alembic config with a throwaway script directory (one revision calling upgrade(op)) and a fresh database."""
+    from alembic.config import Config
+
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "env.py").write_text(ALEMBIC_ENV)
+    (tmp_path / "versions" / "a1_raquel_pg.py").write_text(ALEMBIC_REVISION)
+    config = Config()
+    config.set_main_option("script_location", str(tmp_path))
+    config.attributes["dsn"] = make_database()
+    return config
+
+
+def test_an_alembic_revision_applies_every_raquel_pg_migration_and_records_it(alembic_config: Any) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config, "head")
+    dsn = alembic_config.attributes["dsn"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert recorded(conn) == every_migration(conn)
+        assert all(state.applied_at is not None for state in status(conn))
+        assert migrate(conn) == []  # the runner agrees: nothing left to do
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("a1",)
+        assert conn.execute("SELECT to_regclass('accounts') IS NOT NULL").fetchone() == (True,)
+        # The revision's own statements after the call see its search_path as it was.
+        assert conn.execute("SELECT value FROM search_path_after").fetchone() == ('"$user", public',)
+    works(dsn)
+
+
+def test_an_alembic_revision_applies_only_the_pending_migrations(alembic_config: Any) -> None:
+    from alembic import command
+
+    dsn = alembic_config.attributes["dsn"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn, load_migrations()[:10])
+        first_ten = recorded(conn)
+    command.upgrade(alembic_config, "head")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn)[:10] == first_ten
+        applied_at = conn.execute("SELECT count(DISTINCT applied_at) FROM raquel_migrations "
+                                  "WHERE version > 10").fetchone()
+        assert applied_at == (1,)  # all in Alembic's one transaction
+    works(dsn)
+
+
+def test_a_failing_later_revision_rolls_raquel_pg_back_with_it(alembic_config: Any, tmp_path: Path) -> None:
+    from alembic import command
+
+    (tmp_path / "versions" / "a2_fails.py").write_text(FAILING_REVISION)
+    with pytest.raises(Exception, match="division by zero"):
+        command.upgrade(alembic_config, "head")
+    with psycopg.connect(alembic_config.attributes["dsn"], autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('raquel_migrations'), to_regclass('raquel_jobs'),"
+                            " to_regclass('accounts')").fetchone() == (None, None, None)
+
+
+def test_alembic_offline_mode_points_to_migrate_sql(alembic_config: Any) -> None:
+    from alembic import command
+
+    with pytest.raises(MigrationError, match="raquel-pg migrate --sql"):
+        command.upgrade(alembic_config, "head", sql=True)
+
+
+# --- Django --------------------------------------------------------------------
+
+DJANGO_MIGRATION = '''
+from django.db import migrations, models
+
+from raquel_pg.integrations.django import ApplyRaquelMigrations
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel("Account", [("id", models.AutoField(primary_key=True))]),
+        ApplyRaquelMigrations(),
+    ]
+'''
+
+
+@pytest.fixture(scope="module")
+def django_app(tmp_path_factory: pytest.TempPathFactory, server_dsn: str) -> Iterator[None]:
+    """Django configured once for this process, with an app ``raquel_djapp`` whose migration applies raquel_pg's."""
+    import django
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("django")
+    (root / "raquel_djapp" / "migrations").mkdir(parents=True)
+    (root / "raquel_djapp" / "__init__.py").write_text("")
+    (root / "raquel_djapp" / "migrations" / "__init__.py").write_text("")
+    (root / "raquel_djapp" / "migrations" / "0001_initial.py").write_text(DJANGO_MIGRATION)
+    sys.path.insert(0, str(root))
+    params = conninfo_to_dict(server_dsn)
+    settings.configure(
+        INSTALLED_APPS=["raquel_djapp"],
+        DATABASES={"default": {
+            "ENGINE": "django.db.backends.postgresql", "NAME": params.get("dbname", "postgres"),
+            "USER": params.get("user", ""), "PASSWORD": params.get("password", ""),
+            "HOST": params.get("host", ""), "PORT": params.get("port", ""),
+        }},
+        USE_TZ=True,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+    yield
+    sys.path.remove(str(root))
+
+
+@pytest.fixture
+def django_db(django_app: None, make_database: Any) -> str:
+    """A fresh database, made Django's default (its DSN returned)."""
+    from django.db import connections
+
+    dsn: str = make_database()
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = conninfo_to_dict(dsn)["dbname"]
+    return dsn
+
+
+def test_a_django_migration_applies_every_raquel_pg_migration_and_records_it(django_db: str) -> None:
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", "raquel_djapp", verbosity=0)
+    connections.close_all()
+    with psycopg.connect(django_db, autocommit=True) as conn:
+        assert recorded(conn) == every_migration(conn)
+        assert migrate(conn) == []
+        assert conn.execute("SELECT app, name FROM django_migrations").fetchall() == [
+            ("raquel_djapp", "0001_initial")]
+        assert conn.execute("SELECT to_regclass('raquel_djapp_account') IS NOT NULL").fetchone() == (True,)
+    works(django_db)
+
+
+def test_django_sqlmigrate_prints_the_pending_sql_and_runs_nothing(django_db: str) -> None:
+    from django.core.management import call_command
+    from django.db import connections
+
+    with psycopg.connect(django_db, autocommit=True) as conn:
+        migrate(conn, load_migrations()[:17])
+    out = StringIO()
+    call_command("sqlmigrate", "raquel_djapp", "0001", stdout=out)
+    connections.close_all()
+    text = out.getvalue()
+    last = load_migrations()[-1]
+    assert f"INSERT INTO raquel_migrations (version, name, checksum) VALUES ({last.version}, " in text
+    assert "VALUES (17, " not in text  # applied already: not printed
+    with psycopg.connect(django_db, autocommit=True) as conn:
+        assert len(recorded(conn)) == 17
+
+
+# --- raquel-pg migrate --sql ---------------------------------------------------
+
+
+def test_migrate_sql_prints_the_pending_migrations_with_their_records(
+        make_database: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    psql = embedded.bin_path("psql")
+    if psql is None:
+        pytest.skip("no psql on this machine")
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn, load_migrations()[:10])
+    assert main(["--dsn", dsn, "migrate", "--sql"]) == 0
+    script = capsys.readouterr().out
+    pending = load_migrations()[10:]
+    assert [line for line in script.splitlines() if line.startswith("-- 00") and line.endswith(".sql")] == [
+        f"-- {m.filename}" for m in pending]
+    assert script.count("INSERT INTO raquel_migrations") == len(pending)
+    subprocess.run([psql, dsn, "-X", "-q"], input=script, text=True, check=True, capture_output=True)
+    assert main(["--dsn", dsn, "migrate", "--status"]) == 0
+    assert "pending" not in capsys.readouterr().out
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert migrate(conn) == []
+
+
+def test_the_integrations_refuse_a_changed_migration(alembic_config: Any) -> None:
+    from alembic import command
+
+    dsn = alembic_config.attributes["dsn"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn, load_migrations()[:2])
+        conn.execute("UPDATE raquel_migrations SET checksum = 'x' WHERE version = 2")
+    with pytest.raises(MigrationError, match="0002_operations.sql was changed after it was applied"):
+        command.upgrade(alembic_config, "head")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert len(recorded(conn)) == 2
+
+
