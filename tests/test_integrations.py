@@ -70,6 +70,32 @@ def downgrade() -> None:
     pass
 '''
 
+#: Alembic's "async" template (alembic init -t async): the engine is an AsyncEngine.
+ALEMBIC_ASYNC_ENV = '''
+import asyncio
+
+from alembic import context
+from sqlalchemy.ext.asyncio import create_async_engine
+
+config = context.config
+
+
+def run_migrations(connection):
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def main():
+    engine = create_async_engine(config.attributes["url"])
+    async with engine.connect() as connection:
+        await connection.run_sync(run_migrations)
+    await engine.dispose()
+
+
+asyncio.run(main())
+'''
+
 FAILING_REVISION = '''
 from alembic import op
 
@@ -134,6 +160,30 @@ def test_an_alembic_revision_applies_every_raquel_pg_migration_and_records_it(al
         assert conn.execute("SELECT to_regclass('accounts') IS NOT NULL").fetchone() == (True,)
         # The revision's own statements after the call see its search_path as it was.
         assert conn.execute("SELECT value FROM search_path_after").fetchone() == ('"$user", public',)
+    works(dsn)
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg_async"])
+def test_an_alembic_revision_under_the_async_template_applies_them_too(
+        alembic_config: Any, tmp_path: Path, driver: str) -> None:
+    pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio extension needs greenlet")
+    if driver == "asyncpg":
+        pytest.importorskip("asyncpg")
+    from alembic import command
+    from sqlalchemy import URL
+
+    dsn = alembic_config.attributes["dsn"]
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host", ""))
+    alembic_config.attributes["url"] = URL.create(
+        f"postgresql+{driver}", username=params.get("user"), password=params.get("password"),
+        host=None if host.startswith("/") else host or None, port=int(params.get("port") or 5432),
+        database=params.get("dbname"), query={"host": host} if host.startswith("/") else {})
+    (tmp_path / "env.py").write_text(ALEMBIC_ASYNC_ENV)
+    command.upgrade(alembic_config, "head")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert recorded(conn) == every_migration(conn)
+        assert migrate(conn) == []
     works(dsn)
 
 

@@ -9,7 +9,9 @@
 Each time the revision runs (and again in a later revision when raquel_pg is
 upgraded: call it from a new revision), the pending raquel_pg migrations are
 applied on Alembic's connection inside Alembic's transaction and recorded in
-``raquel_migrations`` (see :mod:`raquel_pg.integrations.inline`). Offline
+``raquel_migrations`` (see :mod:`raquel_pg.integrations.inline`). Sync
+engines (``postgresql+psycopg``, ``postgresql+psycopg2``) and Alembic's async
+template (``postgresql+asyncpg``, ``postgresql+psycopg_async``) both work. Offline
 mode (``alembic upgrade --sql``) cannot know which migrations the target
 database lacks: use ``raquel-pg migrate --sql`` against it instead.
 """
@@ -51,6 +53,16 @@ def upgrade(op: Operations) -> list[Migration]:
         return bind.exec_driver_sql(statement).fetchall()
 
     def execute(statement: str) -> None:
-        bind.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        if bind.dialect.driver == "asyncpg":
+            # SQLAlchemy's asyncpg adapter prepares every statement, and a
+            # prepared statement holds one command: run the script on the
+            # driver's connection itself (same session, same transaction).
+            from sqlalchemy.util import await_only
+
+            driver_connection = bind.connection.driver_connection
+            assert driver_connection is not None  # an open connection in a transaction
+            await_only(driver_connection.execute(statement))
+        else:
+            bind.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
     return apply_pending(query, execute)
