@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -23,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from raquel_pg import MigrationError, Raquel, embedded
 from raquel_pg.cli import main
 from raquel_pg.migrate import migrate, status
-from raquel_pg.schema import load_migrations
+from raquel_pg.schema import LOCK_SQL, load_migrations
 
 Conn = psycopg.Connection[Any]
 
@@ -202,6 +204,37 @@ def test_an_alembic_revision_applies_only_the_pending_migrations(alembic_config:
                                   "WHERE version > 10").fetchone()
         assert applied_at == (1,)  # all in Alembic's one transaction
     works(dsn)
+
+
+def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration_lock(
+        alembic_config: Any) -> None:
+    from alembic import command
+
+    dsn = alembic_config.attributes["dsn"]
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            command.upgrade(alembic_config, "head")
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as watcher:
+        holder.execute(LOCK_SQL)  # a deploy in progress, transaction open
+        thread = threading.Thread(target=upgrade)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone() != (1,):
+            assert time.monotonic() < deadline, "the revision never waited for the lock"
+            time.sleep(0.02)
+        assert watcher.execute("SELECT to_regclass('raquel_jobs')").fetchone() == (None,)
+        holder.commit()
+        thread.join(timeout=60)
+    assert not thread.is_alive() and errors == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert recorded(conn) == every_migration(conn)
 
 
 def test_a_failing_later_revision_rolls_raquel_pg_back_with_it(alembic_config: Any, tmp_path: Path) -> None:
