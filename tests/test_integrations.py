@@ -237,6 +237,29 @@ def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration
         assert recorded(conn) == every_migration(conn)
 
 
+def test_the_documented_include_name_keeps_raquel_pg_out_of_autogenerate(alembic_config: Any) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData, create_engine
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        return not (type_ == "table" and name is not None and name.startswith("raquel_"))
+
+    command.upgrade(alembic_config, "head")
+    dsn = alembic_config.attributes["dsn"]
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    with engine.connect() as connection:
+        application = MetaData()
+        application.reflect(connection, only=["accounts", "search_path_after"])
+        unfiltered = compare_metadata(MigrationContext.configure(connection), application)
+        filtered = compare_metadata(
+            MigrationContext.configure(connection, opts={"include_name": include_name}), application)
+    engine.dispose()
+    assert any(diff[0] == "remove_table" and diff[1].name == "raquel_jobs" for diff in unfiltered)
+    assert filtered == []
+
+
 def test_a_failing_later_revision_rolls_raquel_pg_back_with_it(alembic_config: Any, tmp_path: Path) -> None:
     from alembic import command
 
