@@ -25,12 +25,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from .errors import InvalidArgument
 from .queries import QUERIES
 from .raquel_tables import (
-    SOURCE_SQL, ImportRefused, ImportReport, RollBack, source_table, source_view,
+    ImportRefused, ImportReport, RollBack, lock_statement, source_table, source_view,
 )
 
 
@@ -50,11 +50,11 @@ def import_raquel(conn: Connection[Any], table: str = "jobs", *, dry_run: bool =
     try:
         with conn.transaction():
             try:
-                cursor = conn.execute(SOURCE_SQL, (table,))
+                cursor = conn.execute(QUERIES["import_raquel_table"], {"table": table})
             except psycopg.errors.InvalidName as error:
                 raise InvalidArgument("table", f"table: {table!r} is not a table name ({error})") from None
             source, columns = source_table(table, cursor.fetchall())
-            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(source))
+            conn.execute(lock_statement(source))
             conn.execute(source_view(source, columns))
             conn.execute(QUERIES["import_raquel_checked"])
             source_rows = _count(conn, "import_raquel_count")

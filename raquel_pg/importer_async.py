@@ -22,12 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 
 from .errors import InvalidArgument
 from .queries import QUERIES
 from .raquel_tables import (
-    SOURCE_SQL, ImportRefused, ImportReport, RollBack, source_table, source_view,
+    ImportRefused, ImportReport, RollBack, lock_statement, source_table, source_view,
 )
 
 
@@ -47,11 +47,11 @@ async def import_raquel(conn: AsyncConnection[Any], table: str = "jobs", *, dry_
     try:
         async with conn.transaction():
             try:
-                cursor = await conn.execute(SOURCE_SQL, (table,))
+                cursor = await conn.execute(QUERIES["import_raquel_table"], {"table": table})
             except psycopg.errors.InvalidName as error:
                 raise InvalidArgument("table", f"table: {table!r} is not a table name ({error})") from None
             source, columns = source_table(table, await cursor.fetchall())
-            await conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(source))
+            await conn.execute(lock_statement(source))
             await conn.execute(source_view(source, columns))
             await conn.execute(QUERIES["import_raquel_checked"])
             source_rows = await _count(conn, "import_raquel_count")

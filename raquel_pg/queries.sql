@@ -182,12 +182,24 @@ SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::u
 SELECT current_schema()
 
 -- `raquel-pg import-raquel`: copies a raquel `jobs` table into raquel_jobs
--- (raquel_pg/importer_async.py, raquel_tables.py). The first statement maps the source's
--- columns, whichever raquel release made them, to raquel 0.3's names in a
--- temporary view; each {name} is composed with psycopg.sql: {table} the
--- source table, the others a column of it (s."col"), a coalesce of old and
--- new names, or NULL. Ids: a uuid id is kept; any other id (raquel < 0.1's
--- bigserial) becomes the UUID version 3 of its text in the namespace
+-- (raquel_pg/importer_async.py, raquel_tables.py). First the source table's
+-- columns and their types, as the catalog says.
+-- name: import_raquel_table
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = to_regclass(%(table)s)
+
+-- Holds raquel's writers off until the import ends ({table} composed as below).
+-- name: import_raquel_lock
+LOCK TABLE {table} IN SHARE MODE
+
+-- Maps the source's columns, whichever raquel release made them, to raquel
+-- 0.3's names in a temporary view; each {name} is composed with psycopg.sql:
+-- {table} the source table, the others a column of it (s."col"), a coalesce
+-- of old and new names, or NULL. Ids: a uuid id is kept; any other id (raquel
+-- < 0.1's bigserial) becomes the UUID version 3 of its text in the namespace
 -- 512128fc-7855-5cbb-89c8-f34b00b8911e, i.e. Python's
 -- uuid.uuid3(UUID('512128fc-7855-5cbb-89c8-f34b00b8911e'), str(id)).
 -- name: import_raquel_source

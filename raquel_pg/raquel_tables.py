@@ -44,15 +44,6 @@ SOURCES: dict[str, tuple[tuple[str, ...], bool]] = {
     "finished_at": (("finished_at",), False),
 }
 
-#: The source table, its columns and their types, as the catalog says.
-SOURCE_SQL = (
-    "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL) "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "WHERE c.oid = to_regclass(%s)"
-)
-
-
 @dataclass(frozen=True)
 class ImportReport:
     """What an import did (or, with ``dry_run``, would do).
@@ -100,7 +91,7 @@ def legacy_id(source_id: int | str) -> UUID:
 
 
 def source_table(table: str, rows: list[tuple[object, ...]]) -> tuple[sql.Identifier, dict[str, str]]:
-    """The source table (schema-qualified) and its columns (name -> type) from SOURCE_SQL's ``rows``.
+    """The source table (schema-qualified) and its columns (name -> type) from import_raquel_table's ``rows``.
 
     Raises :class:`InvalidArgument` (``table``) when there is no such table or
     it lacks a column every raquel release has.
@@ -116,6 +107,11 @@ def source_table(table: str, rows: list[tuple[object, ...]]) -> tuple[sql.Identi
         raise InvalidArgument("table", f"table: {table!r} is not a raquel jobs table (no column "
                                        f"{', '.join(missing)})")
     return sql.Identifier(str(rows[0][0]), str(rows[0][1])), columns
+
+
+def lock_statement(source: sql.Identifier) -> sql.Composed:
+    """The import_raquel_lock statement (queries.sql) for the source table."""
+    return sql.SQL(QUERIES["import_raquel_lock"]).format(table=source)
 
 
 def source_view(source: sql.Identifier, columns: dict[str, str]) -> sql.Composed:
