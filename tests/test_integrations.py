@@ -116,7 +116,7 @@ def downgrade() -> None:
 '''
 
 
-def every_migration(conn: Conn) -> list[tuple[Any, ...]]:
+def every_migration() -> list[tuple[Any, ...]]:
     return [(m.version, m.name, m.checksum) for m in load_migrations()]
 
 
@@ -155,7 +155,7 @@ def test_an_alembic_revision_applies_every_raquel_pg_migration_and_records_it(al
     command.upgrade(alembic_config, "head")
     dsn = alembic_config.attributes["dsn"]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn) == every_migration()
         assert all(state.applied_at is not None for state in status(conn))
         assert migrate(conn) == []  # the runner agrees: nothing left to do
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("a1",)
@@ -184,7 +184,7 @@ def test_an_alembic_revision_under_the_async_template_applies_them_too(
     (tmp_path / "env.py").write_text(ALEMBIC_ASYNC_ENV)
     command.upgrade(alembic_config, "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn) == every_migration()
         assert migrate(conn) == []
     works(dsn)
 
@@ -198,7 +198,7 @@ def test_an_alembic_revision_applies_only_the_pending_migrations(alembic_config:
         first_ten = recorded(conn)
     command.upgrade(alembic_config, "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn) == every_migration()
         assert recorded(conn)[:10] == first_ten
         applied_at = conn.execute("SELECT count(DISTINCT applied_at) FROM raquel_migrations "
                                   "WHERE version > 10").fetchone()
@@ -234,7 +234,7 @@ def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration
         thread.join(timeout=60)
     assert not thread.is_alive() and errors == []
     with psycopg.connect(dsn, autocommit=True) as conn:
-        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn) == every_migration()
 
 
 def test_the_documented_include_name_keeps_raquel_pg_out_of_autogenerate(alembic_config: Any) -> None:
@@ -342,7 +342,7 @@ def test_a_django_migration_applies_every_raquel_pg_migration_and_records_it(dja
     call_command("migrate", "raquel_djapp", verbosity=0)
     connections.close_all()
     with psycopg.connect(django_db, autocommit=True) as conn:
-        assert recorded(conn) == every_migration(conn)
+        assert recorded(conn) == every_migration()
         assert migrate(conn) == []
         assert conn.execute("SELECT app, name FROM django_migrations").fetchall() == [
             ("raquel_djapp", "0001_initial")]
