@@ -367,6 +367,19 @@ def test_django_sqlmigrate_prints_the_pending_sql_and_runs_nothing(django_db: st
         assert len(recorded(conn)) == 17
 
 
+def test_the_django_operation_refuses_a_non_atomic_migration(django_db: str) -> None:
+    from django.db import connection, connections
+
+    from raquel_pg.integrations.django import ApplyRaquelMigrations
+
+    with pytest.raises(MigrationError, match="atomic"):
+        with connection.schema_editor(atomic=False) as editor:
+            ApplyRaquelMigrations().database_forwards("raquel_djapp", editor, None, None)
+    connections.close_all()
+    with psycopg.connect(django_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('raquel_migrations')").fetchone() == (None,)
+
+
 # --- raquel-pg migrate --sql ---------------------------------------------------
 
 
