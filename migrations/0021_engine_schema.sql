@@ -21,7 +21,9 @@
 --                   rows, indexes, triggers, ACLs and comments go along).
 --                   Nobody but its owner may CREATE in it (PUBLIC has USAGE
 --                   only: it lets a role name the objects, whose own
---                   privileges still decide). Every function without a
+--                   privileges still decide). PUBLIC loses USAGE on the
+--                   domains, so no role can define an operator or a
+--                   function on them anywhere. Every function without a
 --                   SQL-standard body (those are bound when created) runs
 --                   with search_path = raquel, pg_catalog, pg_temp: only
 --                   objects the owner made are ever looked up, and pg_temp
@@ -107,6 +109,15 @@ BEGIN
             EXECUTE format('ALTER ROUTINE %s SET SCHEMA raquel', r.name);
         END LOOP;
     END IF;
+    -- No other role may use the engine's domains in an object of its own
+    -- (an operator or a function on raquel_status, say): reading and
+    -- writing their columns needs no such privilege.
+    FOR r IN
+        SELECT t.oid::regtype AS name FROM pg_type t
+        WHERE t.typnamespace = v_to AND t.typtype = 'd' AND t.typname LIKE 'raquel\_%'
+    LOOP
+        EXECUTE format('REVOKE USAGE ON DOMAIN %s FROM PUBLIC', r.name);
+    END LOOP;
     -- Every function whose body is looked up when it runs gets the safe path.
     FOR r IN
         SELECT p.oid::regprocedure AS name FROM pg_proc p
