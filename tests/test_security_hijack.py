@@ -407,3 +407,50 @@ def test_enqueue_works_from_the_default_search_path_as_the_enqueuer(hostile: dic
         assert owner.execute("SELECT count(*) FROM raquel.raquel_jobs WHERE id = ANY(%s)",
                              ([i for i, in ids],)).fetchone() == (2,)
         owner.execute("TRUNCATE raquel.raquel_jobs")
+
+
+def test_an_install_upgraded_from_0018_is_no_longer_hijacked(make_database: Any) -> None:
+    # The issue's reproduction: before 0021 an enqueuer's public.=(raquel_status,
+    # raquel_status) ran as the owner at the next raquel_complete. The upgrade
+    # keeps the jobs, the roles' grants and the psql calls, and the planted
+    # operator (still there, on the moved domain) is never searched again.
+    from raquel_pg.schema import load_migrations
+
+    dsn: str = make_database()
+    enqueuer = f"hijack_old_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        migrate(conn, [m for m in load_migrations() if m.version <= 18])
+        conn.execute("CREATE TABLE public.hijack_canary (who text, what text)")
+        conn.execute(f'CREATE ROLE "{enqueuer}"'.encode())
+        grant_roles(conn, enqueuer=enqueuer)
+        kept = conn.execute("SELECT raquel_enqueue('old', 'kept')").fetchone()[0]
+    try:
+        with psycopg.connect(as_role(dsn, enqueuer), autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION public.hijack_eq(a raquel_status, b raquel_status) RETURNS boolean"
+                " LANGUAGE plpgsql AS $$" + _BODY.format(what="=(raquel_status, raquel_status)",
+                                                         result="a::text OPERATOR(pg_catalog.=) b::text") + "$$")
+            conn.execute("CREATE OPERATOR public.= (LEFTARG = raquel_status, RIGHTARG = raquel_status,"
+                         " FUNCTION = public.hijack_eq)")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            job, claim = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 1)").fetchone()
+            conn.execute("SELECT raquel_complete(%s, %s)", (job, claim))
+            assert conn.execute("SELECT who FROM public.hijack_canary").fetchall() != []  # hijacked, as filed
+            conn.execute("TRUNCATE public.hijack_canary")
+
+            migrate(conn)
+
+            assert conn.execute("SELECT status FROM raquel.raquel_jobs WHERE id = %s", (kept,)).fetchone() == (
+                "success",)
+        with psycopg.connect(as_role(dsn, enqueuer), autocommit=True) as conn:
+            job = conn.execute("SELECT raquel_enqueue('old', 'new')").fetchone()[0]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 1)").fetchone()
+            assert claimed[0] == job
+            assert conn.execute("SELECT raquel_complete(%s, %s)", claimed).fetchone() == ("success",)
+            assert conn.execute("SELECT who FROM public.hijack_canary").fetchall() == []
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{enqueuer}" CASCADE'.encode())
+            conn.execute(f'DROP ROLE "{enqueuer}"'.encode())
