@@ -454,3 +454,50 @@ def test_an_install_upgraded_from_0018_is_no_longer_hijacked(make_database: Any)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{enqueuer}" CASCADE'.encode())
             conn.execute(f'DROP ROLE "{enqueuer}"'.encode())
+
+
+#: A later migration as 0022's authors write it: unqualified names, SET search_path FROM CURRENT.
+LATER = """
+CREATE FUNCTION raquel_hello(who text DEFAULT 'world') RETURNS text
+LANGUAGE plpgsql STABLE SET search_path FROM CURRENT
+AS $$ BEGIN RETURN format('hello %s, %s jobs', raquel_hello.who, (SELECT count(*) FROM raquel_jobs)); END $$;
+REVOKE EXECUTE ON FUNCTION raquel_hello FROM PUBLIC;
+ALTER TABLE raquel_jobs ADD COLUMN note text;
+ALTER TABLE raquel_jobs ALTER COLUMN note TYPE varchar(100);
+CREATE VIEW raquel_notes AS SELECT id, note FROM raquel_jobs;
+"""
+
+
+@pytest.mark.parametrize("via", ["runner", "psql script"])
+def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any, via: str) -> None:
+    # The convention for 0022 on (docs/security.md): the runner creates the
+    # migration's objects in schema raquel, pinned to its safe path, and
+    # exposes them in the install schema; the stand-in views step aside while
+    # it changes a column they read.
+    import subprocess
+
+    from raquel_pg import embedded
+    from raquel_pg.schema import Migration, load_migrations, script
+
+    migrations = [*load_migrations(), Migration(len(load_migrations()) + 1, "later", LATER)]
+    dsn: str = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if via == "runner":
+            migrate(conn, migrations)
+        else:
+            psql = embedded.bin_path("psql")
+            if psql is None:
+                pytest.skip("no psql")
+            subprocess.run([psql, dsn, "-q"], input=script(migrations), text=True, check=True,
+                           capture_output=True)
+        assert conn.execute(
+            "SELECT pronamespace::regnamespace::text, proconfig FROM pg_proc p"
+            " WHERE proname = 'raquel_hello' AND pronamespace = 'raquel'::regnamespace").fetchone() == (
+            "raquel", ["search_path=raquel, pg_catalog, pg_temp"])
+        conn.execute("SELECT raquel_enqueue('q')")
+        assert conn.execute("SELECT raquel_hello()").fetchone() == ("hello world, 1 jobs",)
+        assert conn.execute("SELECT has_function_privilege('public', 'public.raquel_hello(text)', 'EXECUTE')"
+                            ).fetchone() == (False,)
+        assert conn.execute("SELECT count(note) FROM raquel_jobs").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM raquel_notes").fetchone() == (1,)
+        assert conn.execute("SELECT to_regclass('raquel.raquel_notes') IS NOT NULL").fetchone() == (True,)
