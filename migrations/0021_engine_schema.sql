@@ -129,7 +129,9 @@ BEGIN
 END;
 $$;
 
--- Guarantees: makes the install schema's stand-ins match schema raquel: for
+-- Guarantees: first refuses (raises) when any object of schema raquel is
+-- bound to a function or operator outside schemas raquel and pg_catalog.
+-- Then makes the install schema's stand-ins match schema raquel: for
 -- every raquel_* function of raquel (not the triggers, not these two) an SQL
 -- function of the same name, arguments, defaults, result, volatility,
 -- strictness and parallel safety, whose body is the schema-qualified call;
@@ -151,6 +153,36 @@ BEGIN
     IF v_into IS NULL THEN
         RAISE EXCEPTION 'raquel_expose: no schema %', raquel_expose.install_schema
             USING ERRCODE = 'invalid_parameter_value', COLUMN = 'install_schema';
+    END IF;
+    -- No engine object may be bound to a function or operator of another
+    -- schema (a view, default, index, constraint, trigger or SQL-standard
+    -- body binds what its names meant when it was created: one created by
+    -- a migration before 0021, in a schema others could write to, could
+    -- have bound another role's operator for good).
+    v_args := (
+        SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                 pg_describe_object(d.refclassid, d.refobjid, 0)), '; ')
+        FROM pg_depend d
+        WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+          AND CASE d.refclassid
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.refobjid)
+                  ELSE (SELECT o.oprnamespace FROM pg_operator o WHERE o.oid = d.refobjid)
+              END NOT IN ('pg_catalog'::regnamespace, 'raquel'::regnamespace)
+          AND CASE d.classid
+                  WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite w
+                                                    JOIN pg_class c ON c.oid = w.ev_class WHERE w.oid = d.objid)
+                  WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
+                                                    JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+                  WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger t
+                                                    JOIN pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
+                  WHEN 'pg_constraint'::regclass THEN (SELECT n.connamespace FROM pg_constraint n WHERE n.oid = d.objid)
+                  WHEN 'pg_class'::regclass THEN (SELECT c.relnamespace FROM pg_class c WHERE c.oid = d.objid)
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.objid)
+                  WHEN 'pg_type'::regclass THEN (SELECT t.typnamespace FROM pg_type t WHERE t.oid = d.objid)
+              END = 'raquel'::regnamespace);
+    IF v_args IS NOT NULL THEN
+        RAISE EXCEPTION 'raquel_expose: engine objects are bound to objects outside schemas raquel and pg_catalog: %',
+            v_args USING HINT = 'Another role may have planted them (docs/security.md): drop them, then recreate the engine objects.';
     END IF;
     IF v_into = 'raquel'::regnamespace THEN
         RETURN;

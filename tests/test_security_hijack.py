@@ -501,3 +501,35 @@ def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any
         assert conn.execute("SELECT count(note) FROM raquel_jobs").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM raquel_notes").fetchone() == (1,)
         assert conn.execute("SELECT to_regclass('raquel.raquel_notes') IS NOT NULL").fetchone() == (True,)
+
+
+def test_an_engine_object_bound_to_a_planted_operator_stops_the_upgrade(make_database: Any) -> None:
+    # A view created by a migration before 0021, after a role planted an
+    # operator on a domain, is bound to that operator for good: 0021 refuses
+    # to finish instead of leaving it for the owner to run.
+    from raquel_pg.schema import Migration, load_migrations
+
+    known = load_migrations()
+    bound = Migration(19, "bound", "CREATE VIEW raquel_bound AS SELECT id FROM raquel_jobs WHERE status = 'queued';")
+    dsn: str = make_database()
+    planter = f"hijack_planter_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        migrate(conn, [m for m in known if m.version <= 18])
+        conn.execute(f'CREATE ROLE "{planter}"'.encode())
+    try:
+        with psycopg.connect(as_role(dsn, planter), autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION public.hijack_eq(a raquel_status, b raquel_status) RETURNS boolean"
+                         " LANGUAGE sql AS 'SELECT a::text OPERATOR(pg_catalog.=) b::text'")
+            conn.execute("CREATE OPERATOR public.= (LEFTARG = raquel_status, RIGHTARG = raquel_status,"
+                         " FUNCTION = public.hijack_eq)")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.RaiseException, match="bound to objects outside") as raised:
+                migrate(conn, [m for m in known if m.version <= 18] + [bound] + [m for m in known if m.version > 19])
+            message = raised.value.diag.message_primary or ""
+            assert "view raquel.raquel_bound uses operator public.=(" in message, message
+            assert conn.execute("SELECT max(version) FROM raquel_migrations").fetchone() == (20,)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{planter}" CASCADE'.encode())
+            conn.execute(f'DROP ROLE "{planter}"'.encode())
