@@ -169,6 +169,7 @@ def exercise(conn: Conn, q: str) -> list[str]:
         return run("SELECT id, claim_id FROM @raquel_claim(ARRAY['hq']::text[], 'w'::text, %s::integer)", n)
 
     run("SELECT @raquel_enqueue('hq'::text, 'x'::text)")
+    run("SELECT id FROM @raquel_enqueue_job('hq'::text, 'w'::text)")
     run("SELECT @raquel_enqueue('hq'::text, 'y'::text, priority => 1::integer, unique_key => 'k'::text)")
     run("SELECT count(*) FROM @raquel_enqueue_many('hq'::text, ARRAY['a', 'b', 'c', 'd', 'e', 'f']::text[])")
     jobs = claim(8)

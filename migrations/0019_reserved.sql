@@ -1,4 +1,0 @@
--- 0019: reserved for a migration being written on another branch. This
--- placeholder only keeps the numbering gap-free on the security branch; the
--- merger replaces it with the real 0019 (it has never been released).
-SELECT 1;
