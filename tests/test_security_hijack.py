@@ -505,18 +505,17 @@ def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any
 
 
 def test_an_engine_object_bound_to_a_planted_operator_stops_the_upgrade(make_database: Any) -> None:
-    # A view created by a migration before 0021, after a role planted an
-    # operator on a domain, is bound to that operator for good: 0021 refuses
-    # to finish instead of leaving it for the owner to run.
-    from raquel_pg.schema import Migration, load_migrations
+    # A view made in the install schema before 0021 (as a migration then
+    # would), after a role planted an operator on a domain, is bound to that
+    # operator for good: 0021 refuses to finish instead of leaving it for the
+    # owner to run.
+    from raquel_pg.schema import ENGINE_SINCE, load_migrations
 
-    known = load_migrations()
-    bound = Migration(19, "bound", "CREATE VIEW raquel_bound AS SELECT id FROM raquel_jobs WHERE status = 'queued';")
     dsn: str = make_database()
     planter = f"hijack_planter_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
-        migrate(conn, [m for m in known if m.version <= 18])
+        migrate(conn, [m for m in load_migrations() if m.version < ENGINE_SINCE])
         conn.execute(f'CREATE ROLE "{planter}"'.encode())
     try:
         with psycopg.connect(as_role(dsn, planter), autocommit=True) as conn:
@@ -525,11 +524,12 @@ def test_an_engine_object_bound_to_a_planted_operator_stops_the_upgrade(make_dat
             conn.execute("CREATE OPERATOR public.= (LEFTARG = raquel_status, RIGHTARG = raquel_status,"
                          " FUNCTION = public.hijack_eq)")
         with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE VIEW raquel_bound AS SELECT id FROM raquel_jobs WHERE status = 'queued'")
             with pytest.raises(psycopg.errors.RaiseException, match="bound to objects outside") as raised:
-                migrate(conn, [m for m in known if m.version <= 18] + [bound] + [m for m in known if m.version > 19])
+                migrate(conn)
             message = raised.value.diag.message_primary or ""
             assert "view raquel.raquel_bound uses operator public.=(" in message, message
-            assert conn.execute("SELECT max(version) FROM raquel_migrations").fetchone() == (20,)
+            assert conn.execute("SELECT max(version) FROM raquel_migrations").fetchone() == (ENGINE_SINCE - 1,)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{planter}" CASCADE'.encode())
