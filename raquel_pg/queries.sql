@@ -300,26 +300,26 @@ DROP VIEW pg_temp.raquel_import_checked, pg_temp.raquel_import_source
 
 -- name: dash_overview
 SELECT queue, queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms
-FROM raquel_queue_overview()
+FROM raquel.raquel_queue_overview()
 
 -- name: dash_throughput
-SELECT minute, queue, status, jobs FROM raquel_throughput(%(since)s::bigint)
+SELECT minute, queue, status, jobs FROM raquel.raquel_throughput(%(since)s::bigint)
 
 -- The chart's buckets (bucket: ms, a multiple of a minute), one queue or all.
 -- name: dash_throughput_buckets
 SELECT minute - minute %% %(bucket)s::bigint AS bucket, status, sum(jobs)::bigint
-FROM raquel_throughput(%(since)s::bigint)
+FROM raquel.raquel_throughput(%(since)s::bigint)
 WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
 GROUP BY 1, 2
 
 -- name: dash_now
-SELECT raquel_now_ms()
+SELECT raquel.raquel_now_ms()
 
 -- Jobs newest first (ids are time-ordered, 0012), a page at a time: the next
 -- page starts below the last id shown (keyset).
 -- name: dash_jobs
 SELECT id, queue, status, attempts, error, enqueued_at, scheduled_at, finished_at, priority
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(before)s::uuid IS NULL OR id < %(before)s::uuid)
@@ -335,7 +335,7 @@ LIMIT %(limit)s::integer
 WITH scanned AS MATERIALIZED (
     SELECT j.id, j.queue, j.status, j.attempts, j.error, j.enqueued_at, j.scheduled_at, j.finished_at,
            j.priority
-    FROM raquel_jobs j
+    FROM raquel.raquel_jobs j
     WHERE j.error IS NOT NULL AND (%(before)s::uuid IS NULL OR j.id < %(before)s::uuid)
     ORDER BY j.id DESC
     LIMIT %(scan)s::integer
@@ -356,7 +356,7 @@ ORDER BY m.id DESC
 
 -- What the connected role may do, function by function (NULL: no such function).
 -- name: dash_privileges
-SELECT has_function_privilege(to_regprocedure('raquel_retry(uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
+SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
        current_user

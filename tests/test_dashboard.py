@@ -39,8 +39,8 @@ def status_of(conn: Conn, job_id: Any) -> str | None:
 @pytest.fixture(autouse=True)
 def no_kept_minutes(conn: Conn) -> None:
     """Forget the minutes raquel_throughput kept: these tests date outcomes in the past."""
-    conn.execute("TRUNCATE raquel_throughput_minutes")
-    conn.execute("UPDATE raquel_throughput_state SET kept_until = 0")
+    conn.execute("TRUNCATE raquel.raquel_throughput_minutes")
+    conn.execute("UPDATE raquel.raquel_throughput_state SET kept_until = 0")
 
 
 @pytest.fixture
@@ -54,8 +54,9 @@ def viewer(conn: Conn, dsn: str) -> Iterator[str]:
     """A DSN acting as a role that may read the queue but call none of its write functions."""
     role = f"raquel_test_viewer_{uuid.uuid4().hex[:8]}"
     conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
-    conn.execute(f'GRANT SELECT ON raquel_jobs TO "{role}"'.encode())
-    conn.execute(f'GRANT EXECUTE ON FUNCTION raquel_queue_overview, raquel_throughput TO "{role}"'.encode())
+    conn.execute(f'GRANT SELECT ON raquel.raquel_jobs TO "{role}"'.encode())
+    conn.execute(f'GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview, raquel.raquel_throughput '
+                 f'TO "{role}"'.encode())
     yield make_conninfo(dsn, options=f"-c role={role}")
     conn.execute(f'DROP OWNED BY "{role}"'.encode())
     conn.execute(f'DROP ROLE "{role}"'.encode())
@@ -307,7 +308,7 @@ def test_a_role_that_may_not_read_the_queue_gets_a_403_saying_what_to_grant(conn
     try:
         with running_dashboard(make_conninfo(dsn, options=f"-c role={role}")) as base:
             answer = request(base, "GET", "/")
-        assert answer.status == 403 and "EXECUTE on raquel_queue_overview" in answer.text
+        assert answer.status == 403 and "EXECUTE on raquel.raquel_queue_overview" in answer.text
     finally:
         conn.execute(f'DROP ROLE "{role}"'.encode())
 

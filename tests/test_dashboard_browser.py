@@ -50,8 +50,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(autouse=True)
 def no_kept_minutes(conn: Conn) -> None:
     """Forget the minutes raquel_throughput kept: these tests date outcomes in the past."""
-    conn.execute("TRUNCATE raquel_throughput_minutes")
-    conn.execute("UPDATE raquel_throughput_state SET kept_until = 0")
+    conn.execute("TRUNCATE raquel.raquel_throughput_minutes")
+    conn.execute("UPDATE raquel.raquel_throughput_state SET kept_until = 0")
 
 
 @pytest.fixture

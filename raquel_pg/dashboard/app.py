@@ -218,7 +218,8 @@ async def _forbidden(request: Request, error: Exception) -> Response:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return PlainTextResponse(
         f"403: the dashboard's database role may not read this: {first}\n(a read-only dashboard role "
-        "needs SELECT on raquel_jobs and EXECUTE on raquel_queue_overview and raquel_throughput: "
+        "needs SELECT on raquel.raquel_jobs and EXECUTE on raquel.raquel_queue_overview and "
+        "raquel.raquel_throughput: "
         "see docs/dashboard.md, Roles)\n", 403)
 
 
