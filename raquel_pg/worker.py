@@ -9,7 +9,9 @@ of tasks) is generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import logging
 import os
 import signal
@@ -28,6 +30,7 @@ import psycopg
 from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
 from .errors import InvalidArgument
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -153,7 +156,12 @@ class Worker:
     starts in a context of its own, as in a new task (a runner whose job set a
     context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set. Each outcome is
+    backoff on an exception, or the outcome the handler set. The async
+    worker awaits a coroutine function and runs a plain function in a thread
+    (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
+    run from there: it raises to fail); the sync worker refuses a coroutine
+    function (TypeError, when made) and records a job whose handler returned
+    an awaitable as failed, never as a success. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
     recorded in batches (:class:`OutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
@@ -189,6 +197,9 @@ class Worker:
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        if not callable(handler):
+            raise TypeError(f"handler: expected a callable taking the job, got {handler!r}")
+        refuse_async_handler(handler)
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
@@ -466,12 +477,16 @@ class Worker:
     def _execute(self, job: Job) -> None:
         try:
             with self.rq._process(job, self._batcher):
-                self.handler(job)
+                self._call_handler(job)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
         finally:
             self._finished(job)
+
+    def _call_handler(self, job: Job) -> None:
+        """Runs the handler on ``job``; an awaitable a sync handler returns is a failure (TypeError)."""
+        refuse_awaitable(self.handler(job), self.handler)
 
     def _finished(self, job: Job) -> None:
         """Frees the job's slot and wakes the claim loop."""

@@ -6,7 +6,9 @@ of tasks) is generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import logging
 import os
 import signal
@@ -25,6 +27,7 @@ import psycopg
 from . import params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -150,7 +153,12 @@ class AsyncWorker:
     starts in a context of its own, as in a new task (a runner whose job set a
     context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set. Each outcome is
+    backoff on an exception, or the outcome the handler set. The async
+    worker awaits a coroutine function and runs a plain function in a thread
+    (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
+    run from there: it raises to fail); the sync worker refuses a coroutine
+    function (TypeError, when made) and records a job whose handler returned
+    an awaitable as failed, never as a success. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
     recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
@@ -186,6 +194,14 @@ class AsyncWorker:
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        if not callable(handler):
+            raise TypeError(f"handler: expected a callable taking the job, got {handler!r}")
+        if True:  # ASYNC
+            # A plain function runs in a thread (what it returns is awaited if
+            # it is awaitable: a lambda returning a coroutine still works).
+            self._in_thread = not is_async_handler(handler)
+        else:
+            refuse_async_handler(handler)
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
@@ -463,12 +479,24 @@ class AsyncWorker:
     async def _execute(self, job: AsyncJob) -> None:
         try:
             async with self.rq._process(job, self._batcher):
-                await self.handler(job)
+                await self._call_handler(job)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
         finally:
             self._finished(job)
+
+    async def _call_handler(self, job: AsyncJob) -> None:
+        """Runs the handler on ``job``; an awaitable a sync handler returns is a failure (TypeError)."""
+        if True:  # ASYNC
+            if self._in_thread:
+                result = await asyncio.to_thread(self.handler, job)
+                if inspect.isawaitable(result):
+                    await result
+            else:
+                await self.handler(job)
+        else:
+            refuse_awaitable(self.handler(job), self.handler)
 
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and wakes the claim loop."""
