@@ -164,13 +164,13 @@ def load_handler(target: str) -> Callable[..., Any]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Runs the handler with the worker of its kind: async for a coroutine function, else sync."""
+    handler = load_handler(args.handler)
     if not args.queue and not args.all_queues:
         raise UserError("give the queues to work: -q QUEUE (repeatable), or --all-queues")
     if args.queue and args.all_queues:
         raise UserError("give -q QUEUE or --all-queues, not both")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = load_handler(args.handler)
     dsn = resolve_dsn(args.dsn)
     queues = tuple(args.queue or ())
     log = logging.getLogger("raquel_pg.cli")
