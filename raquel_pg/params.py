@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import threading
 import traceback
 from collections.abc import Iterable
@@ -135,12 +136,20 @@ def decode_payload(text: str | None) -> Any:
 
 
 def queue_name(queue: str, argument: str = "queue") -> str:
-    """Checks a queue name's type (and NUL, which cannot be sent); the SQL function checks the rest."""
+    """Checks a queue name's type (and NUL or a lone surrogate, which cannot be sent); the SQL function checks the rest."""
     if not isinstance(queue, str):
         raise InvalidArgument(argument, f"{argument}: expected a str, got {queue!r}")
-    if "\x00" in queue:
+    return _sendable(queue, argument)
+
+
+def _sendable(text: str, argument: str) -> str:
+    """``text``, if PostgreSQL text can hold it; else :class:`InvalidArgument` naming ``argument``."""
+    if "\x00" in text:
         raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
-    return queue
+    if not text.isascii() and not _encodes(text):
+        raise InvalidArgument(argument, f"{argument}: text holding a lone surrogate cannot be stored "
+                                        "(PostgreSQL text is UTF-8)")
+    return text
 
 
 def enqueue_args(
@@ -217,9 +226,7 @@ def optional_text(value: str | None, argument: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"{argument}: expected a str, got {value!r}")
-    if "\x00" in value:
-        raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
-    return value
+    return _sendable(value, argument)
 
 
 def queue_list(queues: tuple[str, ...]) -> list[str] | None:
@@ -249,8 +256,11 @@ def seconds(value: float | timedelta, argument: str) -> float:
     """
     if isinstance(value, timedelta):
         result = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            result = float(value)
+        except OverflowError:  # an int too large for a float
+            result = math.inf
     else:
         raise InvalidArgument(argument, f"{argument}: expected seconds (a number) or a timedelta, got {value!r}")
     if math.isnan(result) or not 0 <= result <= threading.TIMEOUT_MAX:

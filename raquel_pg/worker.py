@@ -203,7 +203,7 @@ class Worker:
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
-        self.claim_as = claim_as or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_as = params.optional_text(claim_as, "claim_as") or f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self.grace_period = params.seconds(grace_period, "grace_period")

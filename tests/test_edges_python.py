@@ -458,7 +458,7 @@ async def test_async_a_payload_nested_too_deep_is_an_invalid_argument(arq: Async
 BAD_TIMINGS = [
     ("poll_interval", float("inf")), ("poll_interval", float("nan")), ("poll_interval", -1.0),
     ("poll_interval", "2"), ("grace_period", float("inf")), ("grace_period", float("-inf")),
-    ("concurrency", 0),
+    ("poll_interval", 10**400), ("concurrency", 0), ("claim_as", "w\ud800"),
 ]
 
 
