@@ -7,6 +7,7 @@ written there).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,17 @@ def refuse_awaitable(result: Any, handler: Callable[..., Any]) -> None:
         raise TypeError(
             f"handler {_name(handler)} returned an awaitable ({type(result).__name__}), which a sync "
             "worker cannot run: the job did not run; use an async worker (AsyncRaquel) for it")
+
+
+async def run_in_thread(handler: Callable[..., Any], job: Any) -> None:
+    """Runs a plain-function handler of an async worker in a thread (``asyncio.to_thread``).
+
+    The event loop goes on meanwhile; what the handler returns is awaited if
+    it is awaitable (a lambda returning a coroutine).
+    """
+    result = await asyncio.to_thread(handler, job)
+    if inspect.isawaitable(result):
+        await result
 
 
 def _name(handler: Callable[..., Any]) -> str:

@@ -9,9 +9,7 @@ of tasks) is generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import inspect
 import logging
 import os
 import signal
@@ -30,7 +28,7 @@ import psycopg
 from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
 from .errors import InvalidArgument
-from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -477,16 +475,12 @@ class Worker:
     def _execute(self, job: Job) -> None:
         try:
             with self.rq._process(job, self._batcher):
-                self._call_handler(job)
+                refuse_awaitable(self.handler(job), self.handler)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
         finally:
             self._finished(job)
-
-    def _call_handler(self, job: Job) -> None:
-        """Runs the handler on ``job``; an awaitable a sync handler returns is a failure (TypeError)."""
-        refuse_awaitable(self.handler(job), self.handler)
 
     def _finished(self, job: Job) -> None:
         """Frees the job's slot and wakes the claim loop."""

@@ -6,9 +6,7 @@ of tasks) is generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import inspect
 import logging
 import os
 import signal
@@ -27,7 +25,7 @@ import psycopg
 from . import params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
-from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -479,24 +477,18 @@ class AsyncWorker:
     async def _execute(self, job: AsyncJob) -> None:
         try:
             async with self.rq._process(job, self._batcher):
-                await self._call_handler(job)
+                if True:  # ASYNC
+                    if self._in_thread:
+                        await run_in_thread(self.handler, job)
+                    else:
+                        await self.handler(job)
+                else:
+                    refuse_awaitable(self.handler(job), self.handler)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
         finally:
             self._finished(job)
-
-    async def _call_handler(self, job: AsyncJob) -> None:
-        """Runs the handler on ``job``; an awaitable a sync handler returns is a failure (TypeError)."""
-        if True:  # ASYNC
-            if self._in_thread:
-                result = await asyncio.to_thread(self.handler, job)
-                if inspect.isawaitable(result):
-                    await result
-            else:
-                await self.handler(job)
-        else:
-            refuse_awaitable(self.handler(job), self.handler)
 
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and wakes the claim loop."""
