@@ -652,7 +652,7 @@ class AsyncRaquel:
             logger.error("job %s (queue %s): %s; recording a failed attempt", job.id, job.queue, reason)
             try:
                 await job.fail(reason, None)
-            except psycopg.Error as error:
+            except Exception as error:  # the runnable jobs of the batch must still be returned
                 logger.warning("job %s (queue %s): could not record its failure (%s); it is rescued "
                                "when its lease runs out", job.id, job.queue, error)
 
