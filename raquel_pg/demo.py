@@ -94,10 +94,10 @@ def _work(rq: Raquel, dsn: str, created: list[UUID], started: dict[str, float],
     via, sql_job_id = _enqueue_from_sql(dsn)
     created.append(sql_job_id)
     print(f"3. enqueued from SQL via {via}: {SQL_ENQUEUE}")
-    created.append(rq.enqueue(REPORTS, {"report": "daily"}))
+    created.append(rq.enqueue(REPORTS, {"report": "daily"}).id)
     created.append(rq.enqueue(EMAILS, {"to": "bob@example.com", "flaky": True}, min_retry_delay=300,
-                              backoff_base=300))
-    created.append(rq.enqueue(REPORTS, {"report": "stale"}, delay=1000, max_age=300))
+                              backoff_base=300).id)
+    created.append(rq.enqueue(REPORTS, {"report": "stale"}, delay=1000, max_age=300).id)
     print("   enqueued from Python: a report, a flaky email (fails once), a report that expires")
 
     deadline = time.monotonic() + 30
