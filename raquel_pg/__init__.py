@@ -10,8 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
 from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError
+from .importer import import_raquel
+from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueStats
 from .periodic import Schedule
+from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
 from .worker import Worker
@@ -28,6 +31,8 @@ __all__ = [
     "AsyncRaquel",
     "AsyncScheduler",
     "AsyncWorker",
+    "ImportRefused",
+    "ImportReport",
     "InvalidArgument",
     "Job",
     "JobRecord",
@@ -39,4 +44,7 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "Worker",
+    "import_raquel",
+    "import_raquel_async",
+    "legacy_id",
 ]
