@@ -363,9 +363,11 @@ def test_batched_successes_log_no_false_lease_warning(dsn: str, conn: Conn, capl
                  .fetchone()[0] == jobs, timeout=120)
         handler.stop()
         thread.join(10)
-    rescued = conn.execute("SELECT count(*) FROM raquel_jobs WHERE attempts > 1").fetchone()[0]
-    false = [r.getMessage() for r in caplog.records if LEASE_LOST in r.getMessage()]
-    assert (rescued, false) == (0, [])
+    # On a loaded machine a 90 ms lease can truly run out (the job is then
+    # rescued and runs again: attempts > 1); a warning for any other job is false.
+    rescued = {str(row[0]) for row in conn.execute("SELECT id FROM raquel_jobs WHERE attempts > 1")}
+    warned = {r.getMessage().split()[1] for r in caplog.records if LEASE_LOST in r.getMessage()}
+    assert warned - rescued == set()
 
 
 def test_a_truly_rescued_job_still_logs_the_lease_warning(rq: Raquel, conn: Conn, caplog: Any) -> None:
