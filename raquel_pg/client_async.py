@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -75,8 +74,15 @@ class AsyncJob(JobRecord):
         job._lease_deadline = sent_at + rq.lease_ms / 1000
         return job
 
-    async def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
-        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'."""
+    async def fail(self, error: str | BaseException | None = None, error_trace: str | None = None) -> bool:
+        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'.
+
+        ``error``: a message, or an exception (as in raquel): its message is
+        stored as ``error`` and, unless ``error_trace`` is given, its traceback
+        (which names its type) as ``error_trace``. Raises
+        :class:`~raquel_pg.InvalidArgument` for another type, recording nothing.
+        """
+        error, error_trace = params.failure(error, error_trace)
         return await self._settle("fail", error=error, error_trace=error_trace)
 
     async def reschedule(
@@ -99,11 +105,29 @@ class AsyncJob(JobRecord):
         return await self._settle("cancel")
 
     async def _settle(self, outcome: str, **args: Any) -> bool:
+        """Records ``outcome``; see the class docstring.
+
+        A call the database refuses, or one that cannot be sent (a bad
+        argument), records nothing: the job is then unsettled again (its lease
+        renewed as before) and the error raised, so that ``dequeue()`` and the
+        workers record a failure saying what happened instead of leaving the
+        job claimed until its lease runs out. A connection error that outlasts
+        the lease is raised with the job left settled (it is rescued).
+        """
         if self._settled:
             raise RaquelError(f"job {self.id} already has an outcome ({self.status})")
         self._settled = True
         self._rq._leases.discard(self)
-        status = await self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
+        try:
+            status = await self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
+        except psycopg.OperationalError:
+            raise
+        except Exception as error:
+            logger.warning("job %s (queue %s): %s refused, nothing recorded: %s", self.id, self.queue,
+                           outcome, error)
+            self._settled = False
+            self._rq._leases.add(self)
+            raise
         if status is None:
             logger.warning(
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
@@ -222,7 +246,13 @@ class AsyncLeaseKeeper:
                     job._lease_deadline = sent_at + self._rq.lease_ms / 1000
                 elif self._held.get(job.id) is job:
                     del self._held[job.id]
-                    logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
+                    # A settled job's outcome is being recorded (a batched
+                    # success waiting for its flush, or one recorded while this
+                    # renewal was in flight): its renewal is refused because it
+                    # is done, and if it was rescued instead, its outcome call
+                    # says so. Only an unsettled job was surely rescued.
+                    if not job._settled:
+                        logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
 
     async def close(self) -> None:
         self._stop.set()
@@ -324,8 +354,14 @@ class AsyncRaquel:
             async with self.connection() as pooled:
                 cursor = await pooled.execute(QUERIES[query], args, binary=binary)
                 return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
-        except psycopg.errors.InvalidParameterValue as error:
+        except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
+                psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
             raise translate(error) from None
+        except UnicodeEncodeError:  # a lone surrogate: nothing was sent
+            unencodable = params.unencodable(args or {})
+            if unencodable is None:
+                raise
+            raise unencodable from None
 
     async def create_all(self) -> None:
         """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""
@@ -456,6 +492,9 @@ class AsyncRaquel:
         ``cancel``) replaces these. Cancellation, KeyboardInterrupt and
         SystemExit hand the job back untouched (no attempt counted) and
         propagate. The job's lease is renewed while the block runs.
+        A claimed row the client cannot decode (times outside datetime's
+        range, written around the raquel functions) is recorded as a failed
+        attempt saying so, and None is yielded.
         """
         jobs = await self._claim(params.queue_list(queues), claim_as, 1)
         if not jobs:
@@ -603,18 +642,40 @@ class AsyncRaquel:
     async def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
     ) -> list[AsyncJob]:
+        """Claims up to ``batch`` jobs and returns those that can run, their leases kept.
+
+        A claimed row the client cannot decode is not returned: its attempt is
+        recorded as failed with the reason (logged as an error), so that one
+        bad row costs neither the worker nor the other jobs of the batch.
+        """
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
             "durable": durable,
         }, binary=True)
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
+        runnable = []
         for job in jobs:
-            self._leases.add(job)
+            if job.out_of_range is None:
+                self._leases.add(job)
+                runnable.append(job)
         observer = instrument.observer
         if observer is not None:
             observer.claimed(len(jobs))
-        return jobs
+        if len(runnable) < len(jobs):
+            await self._set_aside([job for job in jobs if job.out_of_range is not None])
+        return runnable
+
+    async def _set_aside(self, jobs: list[AsyncJob]) -> None:
+        """Records a failed attempt for each claimed job that cannot be run as stored."""
+        for job in jobs:
+            reason = job.undecodable()
+            logger.error("job %s (queue %s): %s; recording a failed attempt", job.id, job.queue, reason)
+            try:
+                await job.fail(reason, None)
+            except Exception as error:  # the runnable jobs of the batch must still be returned
+                logger.warning("job %s (queue %s): could not record its failure (%s); it is rescued "
+                               "when its lease runs out", job.id, job.queue, error)
 
     async def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
         rows = await self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
@@ -676,7 +737,7 @@ class AsyncRaquel:
         except Exception as error:
             logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
             if not job._settled:
-                await job.fail(traceback.format_exception_only(error)[-1].strip(), traceback.format_exc())
+                await job.fail(error)
         except BaseException:
             if not job._settled:
                 logger.warning("job %s (queue %s) interrupted: handing it back", job.id, job.queue)

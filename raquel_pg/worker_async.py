@@ -25,6 +25,7 @@ import psycopg
 from . import instrument, params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -150,7 +151,12 @@ class AsyncWorker:
     starts in a context of its own, as in a new task (a runner whose job set a
     context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set. Each outcome is
+    backoff on an exception, or the outcome the handler set. The async
+    worker awaits a coroutine function and runs a plain function in a thread
+    (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
+    run from there: it raises to fail); the sync worker refuses a coroutine
+    function (TypeError, when made) and records a job whose handler returned
+    an awaitable as failed, never as a success. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
     recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
@@ -186,10 +192,18 @@ class AsyncWorker:
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        if not callable(handler):
+            raise TypeError(f"handler: expected a callable taking the job, got {handler!r}")
+        if True:  # ASYNC
+            # A plain function runs in a thread (what it returns is awaited if
+            # it is awaitable: a lambda returning a coroutine still works).
+            self._in_thread = not is_async_handler(handler)
+        else:
+            refuse_async_handler(handler)
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
-        self.claim_as = claim_as or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_as = params.optional_text(claim_as, "claim_as") or f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self.grace_period = params.seconds(grace_period, "grace_period")
@@ -463,7 +477,13 @@ class AsyncWorker:
     async def _execute(self, job: AsyncJob) -> None:
         try:
             async with self.rq._process(job, self._batcher):
-                await self.handler(job)
+                if True:  # ASYNC
+                    if self._in_thread:
+                        await run_in_thread(self.handler, job)
+                    else:
+                        await self.handler(job)
+                else:
+                    refuse_awaitable(self.handler(job), self.handler)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
