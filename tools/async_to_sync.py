@@ -24,6 +24,7 @@ MODULES = {
     "raquel_pg/worker_async.py": "raquel_pg/worker.py",
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
     "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
+    "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
 }
@@ -36,6 +37,7 @@ RENAMES = {
     "AsyncLeaseKeeper": "LeaseKeeper",
     "AsyncOutcomeBatcher": "OutcomeBatcher",
     "AsyncScheduler": "Scheduler",
+    "AsyncNotifier": "Notifier",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -53,6 +55,7 @@ RENAMES = {
     "worker_async": "worker",
     "migrate_async": "migrate",
     "scheduler_async": "scheduler",
+    "notifier_async": "notifier",
     "arq": "rq",  # the tests' client fixtures
 }
 
