@@ -27,6 +27,7 @@ MODULES = {
     "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
+    "tests/test_pooler_async.py": "tests/test_pooler.py",
 }
 
 RENAMES = {
