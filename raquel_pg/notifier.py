@@ -151,6 +151,7 @@ class Notifier:
                 self._dispatch(notify.payload)
             elif notify.payload == token:
                 return True
+        logger.debug("the probe did not come back within %.1fs", PROBE_TIMEOUT)
         if not self._warned:
             self._warned = True
             logger.warning(UNHEARD)

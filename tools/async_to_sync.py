@@ -28,6 +28,7 @@ MODULES = {
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
     "tests/test_pooler_async.py": "tests/test_pooler.py",
+    "tests/test_notifier_async.py": "tests/test_notifier.py",
 }
 
 RENAMES = {
