@@ -5,8 +5,10 @@ starts Debian's ``pgbouncer`` on a free port of 127.0.0.1 in front of the
 server of ``server_dsn`` (TCP host and port, or a Unix socket directory), with
 every database passed through (``* =``), trust authentication for the DSN's
 user and ``pool_mode = transaction``, and stops it when the block ends.
-PgBouncer refuses to run as root: as root it runs as user ``postgres``
-(``runuser``), the temporary directory handed to that user.
+PgBouncer refuses to run as root: as root it runs (``runuser``) as the
+owner of the server's Unix socket directory when it reaches the server by
+socket (the embedded server's user: only it may enter that directory), else
+as user ``postgres``; the temporary directory is handed to that user.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 #: Where Debian installs the binary (not on a non-root PATH).
 DEBIAN_BINARY = "/usr/sbin/pgbouncer"
 
-#: The user PgBouncer runs as when this process is root.
+#: The user PgBouncer runs as when this process is root and the server is reached by TCP.
 RUN_AS = "postgres"
 
 
@@ -61,9 +64,23 @@ def _free_port() -> int:
         return port
 
 
+def _host(server_dsn: str) -> str:
+    return str(conninfo_to_dict(server_dsn).get("host") or "/var/run/postgresql")
+
+
+def _account(server_dsn: str) -> pwd.struct_passwd:
+    """Whom PgBouncer runs as when this process is root (see the module docstring)."""
+    host = _host(server_dsn)
+    if host.startswith("/") and os.path.isdir(host):
+        owner = pwd.getpwuid(os.stat(host).st_uid)
+        if owner.pw_uid != 0:
+            return owner
+    return pwd.getpwnam(RUN_AS)
+
+
 def _config(directory: Path, port: int, server_dsn: str, pool_mode: str, pool_size: int) -> str:
     server = conninfo_to_dict(server_dsn)
-    host = str(server.get("host") or "/var/run/postgresql")
+    host = _host(server_dsn)
     target = f"host={host} port={server.get('port') or 5432}"
     user = str(server.get("user") or RUN_AS)
     (directory / "userlist.txt").write_text(f'"{user}" ""\n')
@@ -107,14 +124,16 @@ def running(server_dsn: str, *, pool_mode: str = "transaction", pool_size: int =
         ini.write_text(_config(directory, port, server_dsn, pool_mode, pool_size))
         command = [program, str(ini)]
         if os.geteuid() == 0:
-            account = pwd.getpwnam(RUN_AS)
+            account = _account(server_dsn)
             for path in (directory, *directory.iterdir()):
                 os.chown(path, account.pw_uid, account.pw_gid)
-            command = ["runuser", "-u", RUN_AS, "--", *command]
+            command = ["runuser", "-u", account.pw_name, "--", *command]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             _wait_accepting(port, process, directory, timeout)
-            yield through(server_dsn, port)
+            pooled = through(server_dsn, port)
+            _check(pooled, directory)
+            yield pooled
         finally:
             _stop(process, directory)
 
@@ -148,6 +167,15 @@ def _wait_accepting(port: int, process: subprocess.Popen[str], directory: Path, 
                 raise RuntimeError(f"pgbouncer did not listen on port {port} in {timeout:.0f}s: "
                                    f"{_log(directory)}") from None
             time.sleep(0.02)
+
+
+def _check(pooled: str, directory: Path) -> None:
+    """Raises RuntimeError (with PgBouncer's log) unless a query goes through to the server."""
+    try:
+        with psycopg.connect(pooled, connect_timeout=5, prepare_threshold=None) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        raise RuntimeError(f"pgbouncer does not reach the server ({error}): {_log(directory)}") from None
 
 
 def _stop(process: subprocess.Popen[str], directory: Path) -> None:

@@ -16,7 +16,9 @@ from uuid import UUID
 
 import psycopg
 
-from tests.test_cli import clean_env, entry_point, start_worker, status_of, wait_for
+from tests.test_cli import clean_env, entry_point, new_roles, start_worker, status_of, wait_for
+
+__all__ = ["new_roles"]  # the fixture, used below
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -81,3 +83,11 @@ def test_an_async_worker_takes_its_listen_dsn_from_the_environment(
     _, log = worker.communicate(timeout=30)
     assert worker.returncode == 0, log
     assert "do not reach" not in log
+
+
+def test_grant_works_through_the_pooler(pooled_dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
+    # One transaction: its pg_temp helper function is created and called on one server connection.
+    result = run("--dsn", pooled_dsn, *POOLER, "grant", "--worker", new_roles["worker"])
+    assert result.returncode == 0, result.stderr
+    assert conn.execute("SELECT has_function_privilege(%s, 'raquel_claim(text[], text, integer, bigint,"
+                        " bigint, boolean)', 'EXECUTE')", [new_roles["worker"]]).fetchone() == (True,)
