@@ -145,7 +145,7 @@ def through(dsn: str, port: int) -> str:
 
 def port_of(pooled_dsn: str) -> int:
     """The PgBouncer port of a DSN :func:`running` yielded."""
-    return int(conninfo_to_dict(pooled_dsn)["port"])
+    return int(str(conninfo_to_dict(pooled_dsn)["port"]))
 
 
 def _log(directory: Path) -> str:
