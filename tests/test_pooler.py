@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import Job, Raquel
+from raquel_pg import Job, Raquel, InvalidArgument
 from raquel_pg._acompat import join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
@@ -162,3 +162,20 @@ def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(
     with rq.dequeue("q") as job:
         assert job is None
     assert statuses(conn) == {"expired": 1}
+
+
+def test_prepared_statements_and_listen_dsn_are_checked(dsn: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        Raquel(dsn, prepared_statements="no")  # type: ignore[arg-type]
+    assert error.value.argument == "prepared_statements"
+    with pytest.raises(InvalidArgument) as error:
+        Raquel(dsn, listen_dsn=5432)  # type: ignore[arg-type]
+    assert error.value.argument == "listen_dsn"
+
+
+def test_listen_dsn_defaults_to_the_environment(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAQUEL_PG_LISTEN_DSN", "postgresql://elsewhere/db")
+    assert Raquel(dsn).listen_dsn == "postgresql://elsewhere/db"
+    assert Raquel(dsn, listen_dsn=dsn).listen_dsn == dsn
+    monkeypatch.delenv("RAQUEL_PG_LISTEN_DSN")
+    assert Raquel(dsn).listen_dsn is None

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import AsyncJob, AsyncRaquel
+from raquel_pg import AsyncJob, AsyncRaquel, InvalidArgument
 from raquel_pg._acompat import ajoin, asleep, aspawn
 
 Conn = psycopg.Connection[Any]
@@ -159,3 +159,20 @@ async def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(
     async with arq.dequeue("q") as job:
         assert job is None
     assert statuses(conn) == {"expired": 1}
+
+
+async def test_prepared_statements_and_listen_dsn_are_checked(dsn: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        AsyncRaquel(dsn, prepared_statements="no")  # type: ignore[arg-type]
+    assert error.value.argument == "prepared_statements"
+    with pytest.raises(InvalidArgument) as error:
+        AsyncRaquel(dsn, listen_dsn=5432)  # type: ignore[arg-type]
+    assert error.value.argument == "listen_dsn"
+
+
+async def test_listen_dsn_defaults_to_the_environment(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAQUEL_PG_LISTEN_DSN", "postgresql://elsewhere/db")
+    assert AsyncRaquel(dsn).listen_dsn == "postgresql://elsewhere/db"
+    assert AsyncRaquel(dsn, listen_dsn=dsn).listen_dsn == dsn
+    monkeypatch.delenv("RAQUEL_PG_LISTEN_DSN")
+    assert AsyncRaquel(dsn).listen_dsn is None
