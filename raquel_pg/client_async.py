@@ -293,7 +293,7 @@ class AsyncRaquel:
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
                 raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(workers open their own LISTEN connection from them)")
+                                             "(the LISTEN connection of its workers is opened from them)")
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
