@@ -185,15 +185,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     delay = parse_duration(args.delay, "--delay") if args.delay else None
     max_age = parse_duration(args.max_age, "--max-age") if args.max_age else None
     with Raquel(resolve_dsn(args.dsn), pool_size=1, **_client_options(args)) as rq:
-        job_id = rq.enqueue(args.queue, args.payload, at=at, delay=delay, max_age=max_age,
-                            max_retry_count=args.max_retry_count)
+        job = rq.enqueue(args.queue, args.payload, at=at, delay=delay, max_age=max_age,
+                         max_retry_count=args.max_retry_count)
         if args.json:
-            job = rq.get(job_id)
-            if job is None:
-                raise RaquelError(f"job {job_id} was enqueued and then deleted before it could be shown")
             _print_json(render.job_json(job))
         else:
-            print(job_id)
+            print(job.id)
     return 0
 
 

@@ -3,7 +3,12 @@
 -- queries.py; a query starts at its "-- name: <name>" line.
 
 -- name: enqueue
-SELECT raquel_enqueue(
+-- The job's row comes back with it (raquel's enqueue returns the Job), in
+-- the same call: raquel_enqueue_job is raquel_enqueue plus a primary-key read.
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+FROM raquel_enqueue_job(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,

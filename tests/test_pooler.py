@@ -47,7 +47,7 @@ def statuses(conn: Conn) -> dict[str, int]:
 def test_enqueue_and_enqueue_many_through_the_pooler(rq: Raquel, conn: Conn) -> None:
     # With prepared statements (the default) these failed through the
     # pooler: "prepared statement "_pg3_1" does not exist".
-    ids = [rq.enqueue("q", f"job {n}") for n in range(100)]
+    ids = [(rq.enqueue("q", f"job {n}")).id for n in range(100)]
     ids += rq.enqueue_many("q", [f"many {n}" for n in range(500)])
     assert len(set(ids)) == 600
     assert statuses(conn) == {"queued": 600}
@@ -128,7 +128,7 @@ def test_leases_are_renewed_through_the_pooler(pooled_dsn: str, dsn: str, conn: 
 
 
 def test_a_job_of_a_dead_worker_is_rescued_through_the_pooler(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q", "orphan")
+    job_id = (rq.enqueue("q", "orphan")).id
     # A worker that claimed it with a 50 ms lease and died.
     conn.execute("SELECT id FROM raquel_claim(ARRAY['q'], 'dead worker', 1, 50)")
     wait_until(lambda: conn.execute(
