@@ -122,13 +122,16 @@ def running(server_dsn: str, *, pool_mode: str = "transaction", pool_size: int =
         port = _free_port()
         ini = directory / "pgbouncer.ini"
         ini.write_text(_config(directory, port, server_dsn, pool_mode, pool_size))
-        command = [program, str(ini)]
+        # -q: nothing on stderr once running (the log file has it all); an unread
+        # stderr pipe filled up after ~400 connections and froze PgBouncer.
+        command = [program, "-q", str(ini)]
         if os.geteuid() == 0:
             account = _account(server_dsn)
             for path in (directory, *directory.iterdir()):
                 os.chown(path, account.pw_uid, account.pw_gid)
             command = ["runuser", "-u", account.pw_name, "--", *command]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with open(directory / "stderr.log", "w") as stderr:  # errors before the log file opens
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             _wait_accepting(port, process, directory, timeout)
             pooled = through(server_dsn, port)
@@ -153,11 +156,11 @@ def _log(directory: Path) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no log)"
 
 
-def _wait_accepting(port: int, process: subprocess.Popen[str], directory: Path, timeout: float) -> None:
+def _wait_accepting(port: int, process: subprocess.Popen[bytes], directory: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            stderr = process.stderr.read() if process.stderr else ""
+            stderr = (directory / "stderr.log").read_text(errors="replace")
             raise RuntimeError(f"pgbouncer exited with status {process.returncode}: {stderr}{_log(directory)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -178,7 +181,7 @@ def _check(pooled: str, directory: Path) -> None:
         raise RuntimeError(f"pgbouncer does not reach the server ({error}): {_log(directory)}") from None
 
 
-def _stop(process: subprocess.Popen[str], directory: Path) -> None:
+def _stop(process: subprocess.Popen[bytes], directory: Path) -> None:
     """SIGTERM to PgBouncer itself (its pid file; runuser does not pass it on), then waits."""
     pidfile = directory / "pgbouncer.pid"
     try:
