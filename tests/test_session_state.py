@@ -31,10 +31,13 @@ SESSION_SCOPED = re.compile(
 
 
 def definitions(conn: Conn) -> dict[str, str]:
+    """Every raquel_* function of the test database (the engine's schema and the install schema's)."""
     rows = conn.execute(
-        "SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p"
-        " WHERE p.proname LIKE 'raquel%%' AND p.pronamespace = current_schema()::regnamespace"
-        " AND p.prokind = 'f'").fetchall()
+        "SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',"
+        "       pg_get_functiondef(p.oid)"
+        " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE p.proname LIKE 'raquel%%' AND p.prokind = 'f'"
+        "   AND n.nspname NOT IN ('pg_catalog', 'information_schema')").fetchall()
     return dict(rows)
 
 
@@ -50,7 +53,7 @@ def test_every_setting_an_engine_function_makes_is_transaction_local_but_the_exp
     for name, body in definitions(conn).items():
         for call in re.findall(r"set_config\((.*?)\);", body, re.DOTALL):
             if not re.search(r",\s*true\s*\)?$", call.strip()):
-                session_settings.add((name.split("(")[0], call.split(",")[0].strip()))
+                session_settings.add((name.split("(")[0].split(".")[-1], call.split(",")[0].strip()))
     assert session_settings == {("raquel_claim", "'raquel.expired_at'")}
 
 

@@ -25,6 +25,7 @@ MODULES = {
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
     "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
     "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
+    "raquel_pg/importer_async.py": "raquel_pg/importer.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
     "tests/test_pooler_async.py": "tests/test_pooler.py",
@@ -58,6 +59,7 @@ RENAMES = {
     "migrate_async": "migrate",
     "scheduler_async": "scheduler",
     "notifier_async": "notifier",
+    "importer_async": "importer",
     "arq": "rq",  # the tests' client fixtures
 }
 
