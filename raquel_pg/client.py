@@ -12,6 +12,7 @@ client holds no queue logic: every database effect is one call to a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Callable, Iterable
@@ -29,6 +30,7 @@ from ._acompat import Event, join, sleep, spawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate import migrate
 from .model import JobRecord, QueueStats
+from .notifier import Notifier
 from .periodic import Schedule
 from .queries import QUERIES
 from .scheduler import Scheduler
@@ -269,6 +271,15 @@ class Raquel:
     BEGIN/COMMIT round trips). ``lease`` is how long a claim stays valid
     without renewal; while a job runs its lease is renewed every lease/3, so it
     bounds how long a dead worker's job waits to be rescued.
+
+    Behind a transaction pooler (PgBouncer ``pool_mode = transaction``): pass
+    ``prepared_statements=False`` (no statement is prepared, on the pool's
+    connections or on a ``conn=`` given to a call: a pooler hands each
+    transaction a different server connection) and ``listen_dsn``, a direct
+    connection to the server for the workers' one LISTEN connection (default:
+    ``$RAQUEL_PG_LISTEN_DSN``, else ``dsn``); everything else works through
+    the pooler. A worker whose notifications do not arrive says so once and
+    polls (see :class:`~raquel_pg.Worker`).
     Use as ``with Raquel(dsn) as rq:`` or call :meth:`close`.
     """
 
@@ -287,25 +298,40 @@ class Raquel:
         *,
         lease: timedelta | int = timedelta(seconds=60),
         pool_size: int = 10,
+        listen_dsn: str | None = None,
+        prepared_statements: bool = True,
     ) -> None:
         lease_ms = params.duration_ms(lease, "lease")
         if lease_ms is None or lease_ms < 30:
             raise InvalidArgument("lease", f"lease: must be at least 30 ms, got {lease!r}")
         self.lease_ms: int = lease_ms
+        if not isinstance(prepared_statements, bool):
+            raise InvalidArgument("prepared_statements",
+                                  f"prepared_statements: expected a bool, got {prepared_statements!r}")
+        self.prepared_statements = prepared_statements
+        # execute(prepare=False) on every call, the caller's own connections
+        # and pools included; None leaves it to the connection's threshold.
+        self._prepare: bool | None = None if prepared_statements else False
+        if listen_dsn is None:
+            listen_dsn = os.environ.get("RAQUEL_PG_LISTEN_DSN") or None
+        if listen_dsn is not None and not isinstance(listen_dsn, str):
+            raise InvalidArgument("listen_dsn", f"listen_dsn: expected a str, got {listen_dsn!r}")
+        self.listen_dsn = listen_dsn
         if isinstance(dsn, str):
             self._pool: ConnectionPool[Any] = ConnectionPool(
                 dsn, min_size=1, max_size=pool_size, open=False,
-                kwargs={"autocommit": True, "prepare_threshold": 0},
+                kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
                 raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(workers open their own LISTEN connection from them)")
+                                             "(the LISTEN connection of its workers is opened from them)")
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
         self._leases = LeaseKeeper(self)
+        self._notifier = Notifier(self)
 
     def __enter__(self) -> Raquel:
         return self
@@ -329,11 +355,11 @@ class Raquel:
             yield conn
 
     def _listen_connection(self) -> Connection[Any]:
-        """A new autocommit connection outside the pool, for LISTEN."""
+        """A new autocommit connection outside the pool, for LISTEN: to ``listen_dsn`` if set."""
         assert isinstance(self._pool.conninfo, str) and not callable(self._pool.kwargs)
         kwargs = dict(self._pool.kwargs or {})
-        kwargs["autocommit"] = True
-        return Connection.connect(self._pool.conninfo, **kwargs)
+        kwargs.update(autocommit=True, prepare_threshold=None)
+        return Connection.connect(self.listen_dsn or self._pool.conninfo, **kwargs)
 
     def _fetch(
         self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
@@ -349,10 +375,10 @@ class Raquel:
         """
         try:
             if conn is not None:
-                cursor = conn.execute(QUERIES[query], args, binary=binary)
+                cursor = conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
             with self.connection() as pooled:
-                cursor = pooled.execute(QUERIES[query], args, binary=binary)
+                cursor = pooled.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
         except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
                 psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
