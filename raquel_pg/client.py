@@ -559,13 +559,17 @@ class Raquel:
         the statement that enqueues). Missed ticks (nobody ran schedules for a
         while) give one job, for the oldest missed tick; the schedule then
         moves to its first tick after now. ``now`` (default: the database
-        clock) is for tests and replays.
+        clock) is for tests and replays: only a role that may update
+        raquel_jobs may pass it (migration 0020); without it the jobs are
+        fired on the database clock.
         """
-        rows = self._fetch("due_schedules", {"now": params.timestamp_ms(now, "now")})
+        now_ms = params.timestamp_ms(now, "now")
+        rows = self._fetch("due_schedules", {"now": now_ms})
         due = [row[1:] for row in rows if row[1] is not None]
         if not due:
             return []
         args, invalid = periodic.plan_ticks(due, rows[0][0])
+        args["now"] = now_ms
         for name in invalid:
             logger.warning("schedule %s: its cron expression is invalid; fix it with "
                            "raquel_set_schedule() or drop it", name)
