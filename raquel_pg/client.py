@@ -590,12 +590,14 @@ class Raquel:
     # --- used by dequeue() and the worker ---------------------------------
 
     def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
+        before: int | None = None,
     ) -> list[Job]:
+        """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given)."""
         sent_at = time.monotonic()
         rows = self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
-            "durable": durable,
+            "durable": durable, "before": before,
         }, binary=True)
         jobs = [Job._bind(self, row, sent_at) for row in rows]
         for job in jobs:

@@ -587,12 +587,14 @@ class AsyncRaquel:
     # --- used by dequeue() and the worker ---------------------------------
 
     async def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
+        before: int | None = None,
     ) -> list[AsyncJob]:
+        """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given)."""
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
-            "durable": durable,
+            "durable": durable, "before": before,
         }, binary=True)
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         for job in jobs:
