@@ -334,7 +334,7 @@ class Raquel:
 
     def enqueue(
         self,
-        queue: str = params.DEFAULT_QUEUE,
+        queue: str | None = None,
         payload: Any = None,
         at: datetime | int | None = None,
         delay: timedelta | int | None = None,
@@ -348,10 +348,14 @@ class Raquel:
         unique_key: str | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
         conn: Connection[Any] | None = None,
-    ) -> UUID:
-        """Adds a job and returns its id.
+    ) -> JobRecord:
+        """Adds a job and returns it, as stored (raquel's ``enqueue``), in one round trip.
 
-        ``payload``: a str is stored as is, None as NULL, anything else as JSON.
+        ``queue`` defaults to ``"default"``. ``payload``: a str is stored as
+        is, None as NULL, anything else as JSON; a job (a :class:`JobRecord`,
+        e.g. one returned by :meth:`get`) enqueues a copy of it: its queue,
+        payload, schedule, max_age, retry options and priority, each replaced
+        by the argument given here (not its unique_key, status or history).
         ``at`` (datetime, naive = UTC, or ms since epoch) and ``delay``
         (timedelta or ms) schedule it: at ``at`` + ``delay``, by default now.
         ``max_age`` (from enqueue) expires it if not started in time;
@@ -382,13 +386,24 @@ class Raquel:
         a reply was lost would enqueue the job twice): the job may or may not
         be stored, and the caller decides.
         """
+        if isinstance(payload, JobRecord):
+            template = payload
+            queue = queue or template.queue
+            payload = template.raw_payload
+            at = template.scheduled_at if at is None else at
+            max_age = template.max_age if max_age is None else max_age
+            max_retry_count = template.max_retry_count if max_retry_count is None else max_retry_count
+            min_retry_delay = template.min_retry_delay if min_retry_delay is None else min_retry_delay
+            max_retry_delay = template.max_retry_delay if max_retry_delay is None else max_retry_delay
+            backoff_base = template.backoff_base if backoff_base is None else backoff_base
+            priority = template.priority if priority is None else priority
         args = params.enqueue_args(
-            queue, payload, at, delay, max_age, max_retry_count,
-            min_retry_delay, max_retry_delay, backoff_base, priority, unique_key, unique_mode,
+            params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
+            max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
+            unique_mode,
         )
-        rows = self._fetch("enqueue", args, conn)
-        job_id: UUID = rows[0][0]
-        return job_id
+        rows = self._fetch("enqueue", args, conn, binary=True)
+        return JobRecord.from_row(rows[0])
 
     def enqueue_many(
         self,

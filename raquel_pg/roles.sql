@@ -4,9 +4,11 @@
 -- worker_role, operator_role),
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
---   enqueuer  may call raquel_enqueue and raquel_enqueue_many, and nothing
---             else: it cannot read, change or delete any job, not even its
---             own, nor read the views or the schedules.
+--   enqueuer  may call raquel_enqueue, raquel_enqueue_job and
+--             raquel_enqueue_many, and nothing else: it cannot read, change
+--             or delete any job, nor read the views or the schedules; it sees
+--             only the row raquel_enqueue_job answers with (the job it
+--             enqueued, or for a unique_key kept, the job holding that key).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats), and run a scheduler: read raquel_schedules
@@ -28,6 +30,21 @@
 --        -c "SELECT pg_temp.raquel_grant_roles('public', 'app_enqueue', 'app_worker', 'app_operator')"
 -- From Python: raquel_pg.roles.grant_roles(conn, enqueuer=..., worker=..., operator=...);
 -- from the shell: raquel-pg grant --enqueuer ... --worker ... --operator ...
+-- The GRANT EXECUTE statement giving role_name every function of schema_name
+-- named in function_names (regprocedure text is quoted and schema-qualified
+-- under this search_path).
+CREATE OR REPLACE FUNCTION pg_temp.raquel_grant_execute(
+    schema_name text, function_names text[], role_name text
+) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', string_agg(p.oid::regprocedure::text, ', '), role_name)
+    FROM pg_proc p
+    WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = schema_name)
+      AND p.proname = ANY (function_names)
+$$;
+
 CREATE OR REPLACE FUNCTION pg_temp.raquel_grant_roles(
     schema_name text, enqueuer_role text DEFAULT NULL, worker_role text DEFAULT NULL,
     operator_role text DEFAULT NULL
@@ -35,6 +52,14 @@ CREATE OR REPLACE FUNCTION pg_temp.raquel_grant_roles(
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- What each role may call; a name the schema does not have (yet) is skipped.
+    v_enqueuer_functions constant text[] := ARRAY['raquel_enqueue', 'raquel_enqueue_job', 'raquel_enqueue_many'];
+    v_worker_functions   constant text[] := v_enqueuer_functions || ARRAY[
+        'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
+        'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
+        'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
+        'raquel_claim_outcome', 'raquel_fire_schedules'];
 BEGIN
     IF to_regclass(format('%I.raquel_jobs', schema_name)) IS NULL THEN
         RAISE EXCEPTION 'raquel_grant_roles: no raquel_jobs table in schema %: run the migrations first',
@@ -42,20 +67,13 @@ BEGIN
     END IF;
     IF enqueuer_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, enqueuer_role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many TO %2$I',
-                       schema_name, enqueuer_role);
+        EXECUTE pg_temp.raquel_grant_execute(schema_name, v_enqueuer_functions, enqueuer_role);
     END IF;
     IF worker_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
         EXECUTE format('GRANT SELECT ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
                        schema_name, worker_role);
-        EXECUTE format(
-            'GRANT EXECUTE ON FUNCTION %1$I.raquel_enqueue, %1$I.raquel_enqueue_many, %1$I.raquel_claim, '
-            '%1$I.raquel_next_due, %1$I.raquel_renew_leases, %1$I.raquel_complete, '
-            '%1$I.raquel_complete_many, %1$I.raquel_wait_begin, %1$I.raquel_wait_end, '
-            '%1$I.raquel_fail, %1$I.raquel_reschedule, %1$I.raquel_reject, %1$I.raquel_release, '
-            '%1$I.raquel_cancel, %1$I.raquel_claim_outcome, %1$I.raquel_fire_schedules '
-            'TO %2$I', schema_name, worker_role);
+        EXECUTE pg_temp.raquel_grant_execute(schema_name, v_worker_functions, worker_role);
     END IF;
     IF operator_role IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, operator_role);

@@ -38,35 +38,52 @@ def count(conn: Conn) -> int:
 # --- enqueue ------------------------------------------------------------------
 
 
-def test_enqueue_returns_the_job_id(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("emails", {"to": "a@b.c"})
-    assert isinstance(job_id, UUID)
-    assert row(conn, job_id)["queue"] == "emails"
+def test_enqueue_returns_the_job_as_stored(rq: Raquel, conn: Conn) -> None:
+    job = rq.enqueue("emails", {"to": "a@b.c"}, delay=60_000, priority=3)
+    assert isinstance(job.id, UUID)
+    assert job == rq.get(job.id)
+    assert (job.queue, job.payload, job.status, job.priority) == ("emails", {"to": "a@b.c"}, "queued", 3)
+    assert row(conn, job.id)["scheduled_at"] == row(conn, job.id)["enqueued_at"] + 60_000
+
+
+def test_enqueue_of_a_job_enqueues_a_copy_with_the_arguments_given(rq: Raquel) -> None:
+    original = rq.enqueue("ingest", "data", max_retry_count=3, min_retry_delay=2000, priority=5)
+    copy = rq.enqueue(payload=original, max_retry_count=7)
+    assert copy.id != original.id
+    assert (copy.queue, copy.raw_payload, copy.min_retry_delay, copy.priority) == ("ingest", "data", 2000, 5)
+    assert (copy.max_retry_count, original.max_retry_count) == (7, 3)
+    assert (rq.enqueue("other", original)).queue == "other"
+
+
+def test_enqueue_with_a_kept_unique_key_returns_the_job_holding_it(rq: Raquel) -> None:
+    first = rq.enqueue("q", "first", unique_key="k")
+    again = rq.enqueue("q", "second", unique_key="k")
+    assert (again.id, again.raw_payload) == (first.id, "first")
 
 
 def test_enqueue_stores_a_str_payload_as_is_and_others_as_json(rq: Raquel, conn: Conn) -> None:
-    assert row(conn, rq.enqueue("q", "Hello, World!"))["payload"] == "Hello, World!"
-    assert row(conn, rq.enqueue("q", {"data": [1, 2]}))["payload"] == '{"data": [1, 2]}'
-    assert row(conn, rq.enqueue("q", 10_000))["payload"] == "10000"
-    assert row(conn, rq.enqueue("q"))["payload"] is None
+    assert row(conn, (rq.enqueue("q", "Hello, World!")).id)["payload"] == "Hello, World!"
+    assert row(conn, (rq.enqueue("q", {"data": [1, 2]})).id)["payload"] == '{"data": [1, 2]}'
+    assert row(conn, (rq.enqueue("q", 10_000)).id)["payload"] == "10000"
+    assert row(conn, (rq.enqueue("q")).id)["payload"] is None
 
 
 def test_enqueue_puts_jobs_in_the_default_queue(rq: Raquel, conn: Conn) -> None:
-    assert row(conn, rq.enqueue(payload="x"))["queue"] == "default"
+    assert row(conn, (rq.enqueue(payload="x")).id)["queue"] == "default"
 
 
 def test_enqueue_at_a_datetime_plus_a_timedelta(rq: Raquel, conn: Conn) -> None:
     at = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    job = row(conn, rq.enqueue("q", at=at, delay=timedelta(seconds=2)))
+    job = row(conn, (rq.enqueue("q", at=at, delay=timedelta(seconds=2))).id)
     assert job["scheduled_at"] == int(at.timestamp() * 1000) + 2000
 
 
 def test_enqueue_takes_a_naive_datetime_as_utc_and_ints_as_ms(rq: Raquel, conn: Conn) -> None:
-    naive = row(conn, rq.enqueue("q", at=datetime(2030, 1, 1)))
+    naive = row(conn, (rq.enqueue("q", at=datetime(2030, 1, 1))).id)
     assert naive["scheduled_at"] == int(datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-    job = row(conn, rq.enqueue("q", delay=1500, max_age=timedelta(minutes=1), max_retry_count=3,
+    job = row(conn, (rq.enqueue("q", delay=1500, max_age=timedelta(minutes=1), max_retry_count=3,
                                       min_retry_delay=100, max_retry_delay=timedelta(seconds=10),
-                                      backoff_base=200))
+                                      backoff_base=200)).id)
     assert job["scheduled_at"] - job["enqueued_at"] == 1500
     assert (job["max_age"], job["max_retry_count"], job["min_retry_delay"], job["max_retry_delay"],
             job["backoff_base"]) == (60_000, 3, 100, 10_000, 200)
@@ -105,7 +122,7 @@ def test_dequeue_yields_none_when_no_job_is_ready(rq: Raquel) -> None:
 
 
 def test_dequeue_yields_the_job_and_records_success(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("tasks", {"foo": "bar"})
+    job_id = (rq.enqueue("tasks", {"foo": "bar"})).id
     with rq.dequeue("tasks") as job:
         assert job is not None
         assert (job.id, job.payload, job.status, job.attempts) == (job_id, {"foo": "bar"}, rq.CLAIMED, 0)
@@ -123,13 +140,13 @@ def test_dequeue_takes_only_the_named_queues(rq: Raquel) -> None:
 
 
 def test_dequeue_records_claim_as(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue(claim_as="worker-1"):
         assert row(conn, job_id)["claimed_by"] == "worker-1"
 
 
 def test_an_exception_fails_the_job_with_message_and_traceback(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q", min_retry_delay=100)
+    job_id = (rq.enqueue("q", min_retry_delay=100)).id
     with rq.dequeue("q") as job:
         assert job is not None
         raise RuntimeError("Something went wrong")
@@ -152,7 +169,7 @@ def test_a_failed_job_is_retried_after_its_backoff(rq: Raquel) -> None:
 
 
 def test_job_fail_by_hand_replaces_success(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue("q") as job:
         assert job is not None
         assert job.fail("upstream said no") is True
@@ -161,7 +178,7 @@ def test_job_fail_by_hand_replaces_success(rq: Raquel, conn: Conn) -> None:
 
 
 def test_max_retry_count_exhausts_the_job(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q", max_retry_count=1, min_retry_delay=0, backoff_base=0)
+    job_id = (rq.enqueue("q", max_retry_count=1, min_retry_delay=0, backoff_base=0)).id
     for _ in range(2):
         with rq.dequeue("q") as job:
             assert job is not None
@@ -172,7 +189,7 @@ def test_max_retry_count_exhausts_the_job(rq: Raquel, conn: Conn) -> None:
 
 
 def test_max_age_expires_a_job_not_started_in_time(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q", max_age=50)
+    job_id = (rq.enqueue("q", max_age=50)).id
     _sleep(0.1)
     with rq.dequeue("q") as job:
         assert job is None
@@ -180,7 +197,7 @@ def test_max_age_expires_a_job_not_started_in_time(rq: Raquel, conn: Conn) -> No
 
 
 def test_reschedule_puts_the_job_back_for_later(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue("q") as job:
         assert job is not None
         job.reschedule(delay=timedelta(minutes=10))
@@ -190,7 +207,7 @@ def test_reschedule_puts_the_job_back_for_later(rq: Raquel, conn: Conn) -> None:
 
 
 def test_reject_lets_another_worker_take_the_job_at_once(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue("q", claim_as="picky") as job:
         assert job is not None
         job.reject()
@@ -201,7 +218,7 @@ def test_reject_lets_another_worker_take_the_job_at_once(rq: Raquel, conn: Conn)
 
 
 def test_cancel_inside_dequeue_cancels_the_job(rq: Raquel, conn: Conn) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue("q") as job:
         assert job is not None
         job.cancel()
@@ -220,7 +237,7 @@ def test_a_job_takes_one_outcome_only(rq: Raquel) -> None:
 def test_an_outcome_from_a_stale_claim_is_refused_and_logged(
     rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     with rq.dequeue("q", claim_as="slow") as job:
         assert job is not None
         # Its lease runs out and another worker rescues and claims it.
@@ -235,7 +252,7 @@ def test_an_outcome_from_a_stale_claim_is_refused_and_logged(
 
 def test_the_lease_is_renewed_while_a_long_job_runs(dsn: str, conn: Conn) -> None:
     with Raquel(dsn, lease=300) as client:
-        job_id = client.enqueue("q")
+        job_id = (client.enqueue("q")).id
         with client.dequeue("q") as job:
             assert job is not None
             _sleep(1.0)  # more than three leases
@@ -248,7 +265,7 @@ def test_the_lease_is_renewed_while_a_long_job_runs(dsn: str, conn: Conn) -> Non
 
 
 def test_get_returns_the_job_or_none(rq: Raquel) -> None:
-    job_id = rq.enqueue("q", {"a": 1})
+    job_id = (rq.enqueue("q", {"a": 1})).id
     job = rq.get(job_id)
     assert job is not None and (job.id, job.payload, job.raw_payload, job.status) == (
         job_id, {"a": 1}, '{"a": 1}', "queued")
@@ -256,8 +273,8 @@ def test_get_returns_the_job_or_none(rq: Raquel) -> None:
 
 
 def test_get_shows_priority_and_unique_key(rq: Raquel) -> None:
-    plain = rq.get(rq.enqueue("q", 1))
-    keyed = rq.get(rq.enqueue("q", 2, priority=5, unique_key="report:7"))
+    plain = rq.get((rq.enqueue("q", 1)).id)
+    keyed = rq.get((rq.enqueue("q", 2, priority=5, unique_key="report:7")).id)
     assert plain is not None and (plain.priority, plain.unique_key) == (0, None)
     assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
 

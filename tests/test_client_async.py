@@ -35,35 +35,52 @@ def count(conn: Conn) -> int:
 # --- enqueue ------------------------------------------------------------------
 
 
-async def test_enqueue_returns_the_job_id(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("emails", {"to": "a@b.c"})
-    assert isinstance(job_id, UUID)
-    assert row(conn, job_id)["queue"] == "emails"
+async def test_enqueue_returns_the_job_as_stored(arq: AsyncRaquel, conn: Conn) -> None:
+    job = await arq.enqueue("emails", {"to": "a@b.c"}, delay=60_000, priority=3)
+    assert isinstance(job.id, UUID)
+    assert job == await arq.get(job.id)
+    assert (job.queue, job.payload, job.status, job.priority) == ("emails", {"to": "a@b.c"}, "queued", 3)
+    assert row(conn, job.id)["scheduled_at"] == row(conn, job.id)["enqueued_at"] + 60_000
+
+
+async def test_enqueue_of_a_job_enqueues_a_copy_with_the_arguments_given(arq: AsyncRaquel) -> None:
+    original = await arq.enqueue("ingest", "data", max_retry_count=3, min_retry_delay=2000, priority=5)
+    copy = await arq.enqueue(payload=original, max_retry_count=7)
+    assert copy.id != original.id
+    assert (copy.queue, copy.raw_payload, copy.min_retry_delay, copy.priority) == ("ingest", "data", 2000, 5)
+    assert (copy.max_retry_count, original.max_retry_count) == (7, 3)
+    assert (await arq.enqueue("other", original)).queue == "other"
+
+
+async def test_enqueue_with_a_kept_unique_key_returns_the_job_holding_it(arq: AsyncRaquel) -> None:
+    first = await arq.enqueue("q", "first", unique_key="k")
+    again = await arq.enqueue("q", "second", unique_key="k")
+    assert (again.id, again.raw_payload) == (first.id, "first")
 
 
 async def test_enqueue_stores_a_str_payload_as_is_and_others_as_json(arq: AsyncRaquel, conn: Conn) -> None:
-    assert row(conn, await arq.enqueue("q", "Hello, World!"))["payload"] == "Hello, World!"
-    assert row(conn, await arq.enqueue("q", {"data": [1, 2]}))["payload"] == '{"data": [1, 2]}'
-    assert row(conn, await arq.enqueue("q", 10_000))["payload"] == "10000"
-    assert row(conn, await arq.enqueue("q"))["payload"] is None
+    assert row(conn, (await arq.enqueue("q", "Hello, World!")).id)["payload"] == "Hello, World!"
+    assert row(conn, (await arq.enqueue("q", {"data": [1, 2]})).id)["payload"] == '{"data": [1, 2]}'
+    assert row(conn, (await arq.enqueue("q", 10_000)).id)["payload"] == "10000"
+    assert row(conn, (await arq.enqueue("q")).id)["payload"] is None
 
 
 async def test_enqueue_puts_jobs_in_the_default_queue(arq: AsyncRaquel, conn: Conn) -> None:
-    assert row(conn, await arq.enqueue(payload="x"))["queue"] == "default"
+    assert row(conn, (await arq.enqueue(payload="x")).id)["queue"] == "default"
 
 
 async def test_enqueue_at_a_datetime_plus_a_timedelta(arq: AsyncRaquel, conn: Conn) -> None:
     at = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    job = row(conn, await arq.enqueue("q", at=at, delay=timedelta(seconds=2)))
+    job = row(conn, (await arq.enqueue("q", at=at, delay=timedelta(seconds=2))).id)
     assert job["scheduled_at"] == int(at.timestamp() * 1000) + 2000
 
 
 async def test_enqueue_takes_a_naive_datetime_as_utc_and_ints_as_ms(arq: AsyncRaquel, conn: Conn) -> None:
-    naive = row(conn, await arq.enqueue("q", at=datetime(2030, 1, 1)))
+    naive = row(conn, (await arq.enqueue("q", at=datetime(2030, 1, 1))).id)
     assert naive["scheduled_at"] == int(datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-    job = row(conn, await arq.enqueue("q", delay=1500, max_age=timedelta(minutes=1), max_retry_count=3,
+    job = row(conn, (await arq.enqueue("q", delay=1500, max_age=timedelta(minutes=1), max_retry_count=3,
                                       min_retry_delay=100, max_retry_delay=timedelta(seconds=10),
-                                      backoff_base=200))
+                                      backoff_base=200)).id)
     assert job["scheduled_at"] - job["enqueued_at"] == 1500
     assert (job["max_age"], job["max_retry_count"], job["min_retry_delay"], job["max_retry_delay"],
             job["backoff_base"]) == (60_000, 3, 100, 10_000, 200)
@@ -102,7 +119,7 @@ async def test_dequeue_yields_none_when_no_job_is_ready(arq: AsyncRaquel) -> Non
 
 
 async def test_dequeue_yields_the_job_and_records_success(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("tasks", {"foo": "bar"})
+    job_id = (await arq.enqueue("tasks", {"foo": "bar"})).id
     async with arq.dequeue("tasks") as job:
         assert job is not None
         assert (job.id, job.payload, job.status, job.attempts) == (job_id, {"foo": "bar"}, arq.CLAIMED, 0)
@@ -120,13 +137,13 @@ async def test_dequeue_takes_only_the_named_queues(arq: AsyncRaquel) -> None:
 
 
 async def test_dequeue_records_claim_as(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue(claim_as="worker-1"):
         assert row(conn, job_id)["claimed_by"] == "worker-1"
 
 
 async def test_an_exception_fails_the_job_with_message_and_traceback(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q", min_retry_delay=100)
+    job_id = (await arq.enqueue("q", min_retry_delay=100)).id
     async with arq.dequeue("q") as job:
         assert job is not None
         raise RuntimeError("Something went wrong")
@@ -149,7 +166,7 @@ async def test_a_failed_job_is_retried_after_its_backoff(arq: AsyncRaquel) -> No
 
 
 async def test_job_fail_by_hand_replaces_success(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue("q") as job:
         assert job is not None
         assert await job.fail("upstream said no") is True
@@ -158,7 +175,7 @@ async def test_job_fail_by_hand_replaces_success(arq: AsyncRaquel, conn: Conn) -
 
 
 async def test_max_retry_count_exhausts_the_job(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q", max_retry_count=1, min_retry_delay=0, backoff_base=0)
+    job_id = (await arq.enqueue("q", max_retry_count=1, min_retry_delay=0, backoff_base=0)).id
     for _ in range(2):
         async with arq.dequeue("q") as job:
             assert job is not None
@@ -169,7 +186,7 @@ async def test_max_retry_count_exhausts_the_job(arq: AsyncRaquel, conn: Conn) ->
 
 
 async def test_max_age_expires_a_job_not_started_in_time(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q", max_age=50)
+    job_id = (await arq.enqueue("q", max_age=50)).id
     await _sleep(0.1)
     async with arq.dequeue("q") as job:
         assert job is None
@@ -177,7 +194,7 @@ async def test_max_age_expires_a_job_not_started_in_time(arq: AsyncRaquel, conn:
 
 
 async def test_reschedule_puts_the_job_back_for_later(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue("q") as job:
         assert job is not None
         await job.reschedule(delay=timedelta(minutes=10))
@@ -187,7 +204,7 @@ async def test_reschedule_puts_the_job_back_for_later(arq: AsyncRaquel, conn: Co
 
 
 async def test_reject_lets_another_worker_take_the_job_at_once(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue("q", claim_as="picky") as job:
         assert job is not None
         await job.reject()
@@ -198,7 +215,7 @@ async def test_reject_lets_another_worker_take_the_job_at_once(arq: AsyncRaquel,
 
 
 async def test_cancel_inside_dequeue_cancels_the_job(arq: AsyncRaquel, conn: Conn) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue("q") as job:
         assert job is not None
         await job.cancel()
@@ -217,7 +234,7 @@ async def test_a_job_takes_one_outcome_only(arq: AsyncRaquel) -> None:
 async def test_an_outcome_from_a_stale_claim_is_refused_and_logged(
     arq: AsyncRaquel, conn: Conn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     async with arq.dequeue("q", claim_as="slow") as job:
         assert job is not None
         # Its lease runs out and another worker rescues and claims it.
@@ -232,7 +249,7 @@ async def test_an_outcome_from_a_stale_claim_is_refused_and_logged(
 
 async def test_the_lease_is_renewed_while_a_long_job_runs(dsn: str, conn: Conn) -> None:
     async with AsyncRaquel(dsn, lease=300) as client:
-        job_id = await client.enqueue("q")
+        job_id = (await client.enqueue("q")).id
         async with client.dequeue("q") as job:
             assert job is not None
             await _sleep(1.0)  # more than three leases
@@ -245,7 +262,7 @@ async def test_the_lease_is_renewed_while_a_long_job_runs(dsn: str, conn: Conn) 
 
 
 async def test_get_returns_the_job_or_none(arq: AsyncRaquel) -> None:
-    job_id = await arq.enqueue("q", {"a": 1})
+    job_id = (await arq.enqueue("q", {"a": 1})).id
     job = await arq.get(job_id)
     assert job is not None and (job.id, job.payload, job.raw_payload, job.status) == (
         job_id, {"a": 1}, '{"a": 1}', "queued")
@@ -253,8 +270,8 @@ async def test_get_returns_the_job_or_none(arq: AsyncRaquel) -> None:
 
 
 async def test_get_shows_priority_and_unique_key(arq: AsyncRaquel) -> None:
-    plain = await arq.get(await arq.enqueue("q", 1))
-    keyed = await arq.get(await arq.enqueue("q", 2, priority=5, unique_key="report:7"))
+    plain = await arq.get((await arq.enqueue("q", 1)).id)
+    keyed = await arq.get((await arq.enqueue("q", 2, priority=5, unique_key="report:7")).id)
     assert plain is not None and (plain.priority, plain.unique_key) == (0, None)
     assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
 

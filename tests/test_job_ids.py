@@ -64,7 +64,7 @@ def test_new_id_is_inlined_into_the_statement_that_calls_it(conn: Conn) -> None:
 
 def test_every_way_of_adding_jobs_gives_time_ordered_ids(rq: Raquel, conn: Conn, no_schedules: str) -> None:
     before = server_ms(conn)
-    made = [rq.enqueue("q"), *rq.enqueue_many("q", ["a", "b"]),
+    made = [rq.enqueue("q").id, *rq.enqueue_many("q", ["a", "b"]),
             *rq.enqueue_many("q", ["c", "d"], unique_keys=["k", None])]
     made.append(conn.execute("INSERT INTO raquel_jobs (queue) VALUES ('q') RETURNING id").fetchone()[0])
     rq.schedule("tick", "q", every=1000, first_run_at=before)

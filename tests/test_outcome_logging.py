@@ -16,7 +16,7 @@ def outcome_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
 def test_success_is_logged_with_id_queue_attempt_and_duration(
         rq: Raquel, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="raquel_pg")
-    job_id = rq.enqueue("logs", "x")
+    job_id = rq.enqueue("logs", "x").id
     with rq.dequeue("logs"):
         pass
     [record] = outcome_records(caplog)

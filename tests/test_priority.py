@@ -41,8 +41,8 @@ def test_claim_takes_highest_priority_then_oldest(conn: psycopg.Connection[Any],
 
 
 def test_client_enqueue_sets_priority(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    low = rq.enqueue("q", "low", priority=-5)
-    high = rq.enqueue("q", "high", priority=5)
+    low = rq.enqueue("q", "low", priority=-5).id
+    high = rq.enqueue("q", "high", priority=5).id
     rows = dict(conn.execute("SELECT id, priority FROM raquel_jobs").fetchall())
     assert rows == {low: -5, high: 5}
     with rq.dequeue("q") as job:
@@ -56,15 +56,15 @@ def test_priority_must_be_an_int(rq: Raquel) -> None:
 
 
 def test_set_priority_reorders_waiting_jobs(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    first = rq.enqueue("q", "first")
-    second = rq.enqueue("q", "second")
+    first = rq.enqueue("q", "first").id
+    second = rq.enqueue("q", "second").id
     assert conn.execute("SELECT raquel_set_priority(%s, 3)", (second,)).fetchone() == (True,)
     assert rq.set_priority(first, 1) is True
     assert claim_payloads(conn, ["q"], 2, now=None) == ["second", "first"]
 
 
 def test_set_priority_leaves_finished_jobs_alone(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    job_id = rq.enqueue("q", "x")
+    job_id = rq.enqueue("q", "x").id
     with rq.dequeue("q"):
         pass
     assert rq.set_priority(job_id, 9) is False
@@ -72,7 +72,7 @@ def test_set_priority_leaves_finished_jobs_alone(rq: Raquel, conn: psycopg.Conne
 
 
 def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    job_id = rq.enqueue("reports", "monthly", priority=10)
+    job_id = rq.enqueue("reports", "monthly", priority=10).id
     rq.enqueue("reports", "reindex", priority=-5)
     assert rq.set_priority(job_id, 20) is True
     conn.execute("SELECT raquel_enqueue('reports', 'monthly', priority => 10);")
@@ -170,7 +170,7 @@ def test_concurrent_claims_take_each_job_once(dsn: str, conn: psycopg.Connection
 
 
 def test_set_priority_needs_an_int(rq: Raquel) -> None:
-    job_id = rq.enqueue("q", "x")
+    job_id = rq.enqueue("q", "x").id
     for bad in (None, "high"):
         with pytest.raises(InvalidArgument) as error:
             rq.set_priority(job_id, bad)  # type: ignore[arg-type]

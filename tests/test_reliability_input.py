@@ -99,7 +99,7 @@ def test_python_enqueue_stores_exactly_or_refuses_naming_the_argument(
 
     before = job_count(conn)
     try:
-        job_id = rq.enqueue(**args)
+        job_id = rq.enqueue(**args).id
     except InvalidArgument as error:
         assert error.argument in ENQUEUE_ARGUMENTS
         assert error.argument in str(error)
@@ -111,7 +111,7 @@ def test_python_enqueue_stores_exactly_or_refuses_naming_the_argument(
 
 def test_fifty_megabyte_payload_round_trips(rq: Raquel, conn: Conn) -> None:
     payload = json.dumps({"blob": "x" * (50 * 1024 * 1024)})
-    job_id = rq.enqueue("q", payload)
+    job_id = rq.enqueue("q", payload).id
 
     stored = conn.execute("SELECT octet_length(payload), md5(payload) FROM raquel_jobs WHERE id = %s",
                           (job_id,)).fetchone()

@@ -44,7 +44,7 @@ def test_job_appears_only_when_the_transaction_commits(
 ) -> None:
     with psycopg.connect(dsn) as tx:  # not autocommit: a transaction starts with the first statement
         tx.execute("INSERT INTO orders VALUES (1, 'a@b.c')")
-        job_id = rq.enqueue("emails", {"order": 1}, conn=tx)
+        job_id = rq.enqueue("emails", {"order": 1}, conn=tx).id
         assert counts(conn) == (0, 0)  # not visible outside the transaction yet
         assert heard(listener) == []
         tx.commit()

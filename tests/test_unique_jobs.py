@@ -117,24 +117,24 @@ def test_replace_leaves_a_running_job_alone(conn: psycopg.Connection[Any]) -> No
 
 
 def test_keys_are_independent(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    a = rq.enqueue("q", "a", unique_key="user:1")
-    b = rq.enqueue("q", "b", unique_key="user:2")
-    plain = rq.enqueue("q", "c")
+    a = rq.enqueue("q", "a", unique_key="user:1").id
+    b = rq.enqueue("q", "b", unique_key="user:2").id
+    plain = rq.enqueue("q", "c").id
     assert len({a, b, plain}) == 3
-    assert rq.enqueue("other-queue", "d", unique_key="user:1") == a  # keys are global, not per queue
+    assert rq.enqueue("other-queue", "d", unique_key="user:1").id == a  # keys are global, not per queue
     assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone() == (3,)
 
 
 def test_client_replace(rq: Raquel) -> None:
-    first = rq.enqueue("q", {"n": 1}, unique_key="k")
-    assert rq.enqueue("q", {"n": 2}, unique_key="k", unique_mode="replace") == first
+    first = rq.enqueue("q", {"n": 1}, unique_key="k").id
+    assert rq.enqueue("q", {"n": 2}, unique_key="k", unique_mode="replace").id == first
     record = rq.get(first)
     assert record is not None and record.payload == {"n": 2}
 
 
 def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
-    first = rq.enqueue("sync", {"user": 42, "v": 1}, unique_key="sync:42")
-    assert rq.enqueue("sync", {"user": 42, "v": 2}, unique_key="sync:42") == first  # kept
+    first = rq.enqueue("sync", {"user": 42, "v": 1}, unique_key="sync:42").id
+    assert rq.enqueue("sync", {"user": 42, "v": 2}, unique_key="sync:42").id == first  # kept
     rq.enqueue("sync", {"user": 42, "v": 3}, unique_key="sync:42", unique_mode="replace")  # now v=3
     record = rq.get(first)
     assert record is not None and record.payload == {"user": 42, "v": 3}
@@ -145,8 +145,8 @@ def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
 
 
 async def test_async_client_keep(arq: AsyncRaquel) -> None:
-    first = await arq.enqueue("q", "a", unique_key="k")
-    assert await arq.enqueue("q", "b", unique_key="k") == first
+    first = (await arq.enqueue("q", "a", unique_key="k")).id
+    assert (await arq.enqueue("q", "b", unique_key="k")).id == first
     assert await arq.count("q") == 1
 
 

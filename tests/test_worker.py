@@ -99,8 +99,8 @@ def test_a_worker_runs_a_delayed_job_when_it_is_due(rq: Raquel, conn: Conn) -> N
 
 
 def test_the_worker_records_outcomes_like_dequeue(rq: Raquel, conn: Conn) -> None:
-    ok = rq.enqueue("q", "ok")
-    bad = rq.enqueue("q", "bad")
+    ok = (rq.enqueue("q", "ok")).id
+    bad = (rq.enqueue("q", "bad")).id
 
     @rq.subscribe("q")
     def handler(job: Job) -> None:
@@ -201,7 +201,7 @@ def test_stop_lets_running_jobs_finish(rq: Raquel, conn: Conn) -> None:
         started.append(True)
         sleep(0.3)
 
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     run = spawn(handler.run, name="worker")
     wait_until(lambda: bool(started))
     handler.stop()
@@ -314,7 +314,7 @@ def buffering_worker(
         if fails:
             raise ValueError("nope")
 
-    job_id = rq.enqueue("q")
+    job_id = (rq.enqueue("q")).id
     return handler, spawn(handler.run, name="worker"), job_id, done
 
 

@@ -96,8 +96,8 @@ async def test_a_worker_runs_a_delayed_job_when_it_is_due(arq: AsyncRaquel, conn
 
 
 async def test_the_worker_records_outcomes_like_dequeue(arq: AsyncRaquel, conn: Conn) -> None:
-    ok = await arq.enqueue("q", "ok")
-    bad = await arq.enqueue("q", "bad")
+    ok = (await arq.enqueue("q", "ok")).id
+    bad = (await arq.enqueue("q", "bad")).id
 
     @arq.subscribe("q")
     async def handler(job: AsyncJob) -> None:
@@ -198,7 +198,7 @@ async def test_stop_lets_running_jobs_finish(arq: AsyncRaquel, conn: Conn) -> No
         started.append(True)
         await asleep(0.3)
 
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     run = aspawn(handler.run, name="worker")
     await wait_until(lambda: bool(started))
     handler.stop()
@@ -311,7 +311,7 @@ async def buffering_worker(
         if fails:
             raise ValueError("nope")
 
-    job_id = await arq.enqueue("q")
+    job_id = (await arq.enqueue("q")).id
     return handler, aspawn(handler.run, name="worker"), job_id, done
 
 
