@@ -42,7 +42,7 @@ TIMES = [name for name in JOB_COLUMNS if name.endswith("_at")]
 
 
 def reset(conn: Conn) -> None:
-    conn.execute("TRUNCATE raquel_jobs, raquel_schedules")
+    conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_schedules")
 
 
 def snapshot(conn: Conn) -> list[tuple[Any, ...]]:

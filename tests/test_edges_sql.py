@@ -199,7 +199,7 @@ def test_an_interval_schedules_next_tick_is_capped_at_the_ranges_end(
 def test_stats_never_overflow_whatever_the_rows_hold(conn: Conn, rq: Raquel) -> None:
     # A row written before 0020 (or by hand): the smallest bigint as its time.
     conn.execute("SELECT raquel_enqueue('q')")
-    conn.execute(f"UPDATE raquel_jobs SET scheduled_at = {BIGINT_MIN}")
+    conn.execute(f"UPDATE raquel.raquel_jobs SET scheduled_at = {BIGINT_MIN}")
 
     now, age = conn.execute("SELECT raquel_now_ms(), oldest_ready_age_ms FROM raquel_stats()").fetchone()
     assert abs(age - (now - MIN)) < 60_000  # the age of a job due at the range's start
@@ -261,7 +261,7 @@ def test_every_function_taking_now_refuses_it_from_a_role_that_may_not_update_th
     functions = conn.execute(
         "SELECT p.proname, p.pronargs - p.pronargdefaults FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND 'now' = ANY (p.proargnames)"
-        "   AND p.pronamespace = current_schema()::regnamespace").fetchall()
+        "   AND p.pronamespace = 'raquel'::regnamespace").fetchall()  # the engine (0021)
     assert {name for name, _ in functions} == TAKES_NOW
     job, claim = claimed_job(conn)
     before = job_rows(conn)
