@@ -2,7 +2,9 @@
 
 The database comes from ``--dsn``, else ``RAQUEL_PG_DSN``, else
 ``DATABASE_URL``; with none, an embedded PostgreSQL is started with its data in
-``./.raquel_pg/pgdata`` (the ``raquel-pg[embedded]`` extra). A user mistake
+``./.raquel_pg/pgdata`` (the ``raquel-pg[embedded]`` extra). Behind a
+transaction pooler, ``--no-prepared-statements`` and (for workers)
+``--listen-dsn`` (else ``RAQUEL_PG_LISTEN_DSN``): see docs/deploying.md. A user mistake
 (bad DSN, unknown job id, bad duration) prints one line on stderr and exits
 with status 2, never a traceback; a command that could not do what was asked
 (a job not retried or not cancelled) exits with status 1. Every read command
@@ -67,7 +69,14 @@ def resolve_dsn(dsn: str | None, *, announce: bool = True) -> str:
 
 
 def _connect(args: argparse.Namespace) -> psycopg.Connection[tuple[Any, ...]]:
+    if args.no_prepared_statements:
+        return psycopg.connect(resolve_dsn(args.dsn), autocommit=True, prepare_threshold=None)
     return psycopg.connect(resolve_dsn(args.dsn), autocommit=True)
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Raquel/AsyncRaquel keyword arguments the command line sets."""
+    return {"listen_dsn": args.listen_dsn, "prepared_statements": not args.no_prepared_statements}
 
 
 def _fetch(conn: psycopg.Connection[tuple[Any, ...]], query: str,
@@ -223,7 +232,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return asyncio.run(_run_async_worker(dsn, handler, queues, args, log))
     from .client import Raquel
 
-    with Raquel(dsn) as rq:
+    with Raquel(dsn, **_client_options(args)) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
         log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
@@ -236,7 +245,7 @@ async def _run_async_worker(dsn: str, handler: Callable[..., Any], queues: tuple
                             args: argparse.Namespace, log: logging.Logger) -> int:
     from .client_async import AsyncRaquel
 
-    async with AsyncRaquel(dsn) as rq:
+    async with AsyncRaquel(dsn, **_client_options(args)) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
         log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
@@ -251,7 +260,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     at = parse_iso(args.at, "--at") if args.at else None
     delay = parse_duration(args.delay, "--delay") if args.delay else None
     max_age = parse_duration(args.max_age, "--max-age") if args.max_age else None
-    with Raquel(resolve_dsn(args.dsn), pool_size=1) as rq:
+    with Raquel(resolve_dsn(args.dsn), pool_size=1, **_client_options(args)) as rq:
         job = rq.enqueue(args.queue, args.payload, at=at, delay=delay, max_age=max_age,
                          max_retry_count=args.max_retry_count)
         if args.json:
@@ -533,11 +542,20 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"raquel-pg {__version__}")
     root.add_argument("--dsn", help="PostgreSQL connection string (default: $RAQUEL_PG_DSN, "
                                     "$DATABASE_URL, else an embedded server)")
+    root.add_argument("--listen-dsn", help="connection string of the workers' LISTEN connection, "
+                                           "direct to the server when --dsn goes through a transaction "
+                                           "pooler (default: $RAQUEL_PG_LISTEN_DSN, else --dsn)")
+    root.add_argument("--no-prepared-statements", action="store_true",
+                      help="prepare no statement (needed behind a transaction pooler such as PgBouncer "
+                           "in pool_mode = transaction)")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--listen-dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--no-prepared-statements", action="store_true", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
         return p
 
     def json_flag(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ client holds no queue logic: every database effect is one call to a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Callable, Iterable
@@ -29,6 +30,7 @@ from ._acompat import Event, join, sleep, spawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate import migrate
 from .model import JobRecord, QueueStats
+from .notifier import Notifier
 from .periodic import Schedule
 from .queries import QUERIES
 from .scheduler import Scheduler
@@ -272,6 +274,15 @@ class Raquel:
     BEGIN/COMMIT round trips). ``lease`` is how long a claim stays valid
     without renewal; while a job runs its lease is renewed every lease/3, so it
     bounds how long a dead worker's job waits to be rescued.
+
+    Behind a transaction pooler (PgBouncer ``pool_mode = transaction``): pass
+    ``prepared_statements=False`` (no statement is prepared, on the pool's
+    connections or on a ``conn=`` given to a call: a pooler hands each
+    transaction a different server connection) and ``listen_dsn``, a direct
+    connection to the server for the workers' one LISTEN connection (default:
+    ``$RAQUEL_PG_LISTEN_DSN``, else ``dsn``); everything else works through
+    the pooler. A worker whose notifications do not arrive says so once and
+    polls (see :class:`~raquel_pg.Worker`).
     Use as ``with Raquel(dsn) as rq:`` or call :meth:`close`.
     """
 
@@ -290,25 +301,40 @@ class Raquel:
         *,
         lease: timedelta | int = timedelta(seconds=60),
         pool_size: int = 10,
+        listen_dsn: str | None = None,
+        prepared_statements: bool = True,
     ) -> None:
         lease_ms = params.duration_ms(lease, "lease")
         if lease_ms is None or lease_ms < 30:
             raise InvalidArgument("lease", f"lease: must be at least 30 ms, got {lease!r}")
         self.lease_ms: int = lease_ms
+        if not isinstance(prepared_statements, bool):
+            raise InvalidArgument("prepared_statements",
+                                  f"prepared_statements: expected a bool, got {prepared_statements!r}")
+        self.prepared_statements = prepared_statements
+        # execute(prepare=False) on every call, the caller's own connections
+        # and pools included; None leaves it to the connection's threshold.
+        self._prepare: bool | None = None if prepared_statements else False
+        if listen_dsn is None:
+            listen_dsn = os.environ.get("RAQUEL_PG_LISTEN_DSN") or None
+        if listen_dsn is not None and not isinstance(listen_dsn, str):
+            raise InvalidArgument("listen_dsn", f"listen_dsn: expected a str, got {listen_dsn!r}")
+        self.listen_dsn = listen_dsn
         if isinstance(dsn, str):
             self._pool: ConnectionPool[Any] = ConnectionPool(
                 dsn, min_size=1, max_size=pool_size, open=False,
-                kwargs={"autocommit": True, "prepare_threshold": 0},
+                kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
                 raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(workers open their own LISTEN connection from them)")
+                                             "(the LISTEN connection of its workers is opened from them)")
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
         self._leases = LeaseKeeper(self)
+        self._notifier = Notifier(self)
 
     def __enter__(self) -> Raquel:
         return self
@@ -332,11 +358,11 @@ class Raquel:
             yield conn
 
     def _listen_connection(self) -> Connection[Any]:
-        """A new autocommit connection outside the pool, for LISTEN."""
+        """A new autocommit connection outside the pool, for LISTEN: to ``listen_dsn`` if set."""
         assert isinstance(self._pool.conninfo, str) and not callable(self._pool.kwargs)
         kwargs = dict(self._pool.kwargs or {})
-        kwargs["autocommit"] = True
-        return Connection.connect(self._pool.conninfo, **kwargs)
+        kwargs.update(autocommit=True, prepare_threshold=None)
+        return Connection.connect(self.listen_dsn or self._pool.conninfo, **kwargs)
 
     def _fetch(
         self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
@@ -352,10 +378,10 @@ class Raquel:
         """
         try:
             if conn is not None:
-                cursor = conn.execute(QUERIES[query], args, binary=binary)
+                cursor = conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
             with self.connection() as pooled:
-                cursor = pooled.execute(QUERIES[query], args, binary=binary)
+                cursor = pooled.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
         except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
                 psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
@@ -616,13 +642,17 @@ class Raquel:
         the statement that enqueues). Missed ticks (nobody ran schedules for a
         while) give one job, for the oldest missed tick; the schedule then
         moves to its first tick after now. ``now`` (default: the database
-        clock) is for tests and replays.
+        clock) is for tests and replays: only a role that may update
+        raquel_jobs may pass it (migration 0020); without it the jobs are
+        fired on the database clock.
         """
-        rows = self._fetch("due_schedules", {"now": params.timestamp_ms(now, "now")})
+        now_ms = params.timestamp_ms(now, "now")
+        rows = self._fetch("due_schedules", {"now": now_ms})
         due = [row[1:] for row in rows if row[1] is not None]
         if not due:
             return []
         args, invalid = periodic.plan_ticks(due, rows[0][0])
+        args["now"] = now_ms
         for name in invalid:
             logger.warning("schedule %s: its cron expression is invalid; fix it with "
                            "raquel_set_schedule() or drop it", name)
@@ -643,9 +673,11 @@ class Raquel:
     # --- used by dequeue() and the worker ---------------------------------
 
     def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
+        before: int | None = None,
     ) -> list[Job]:
-        """Claims up to ``batch`` jobs and returns those that can run, their leases kept.
+        """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
+        returns those that can run, their leases kept.
 
         A claimed row the client cannot decode is not returned: its attempt is
         recorded as failed with the reason (logged as an error), so that one
@@ -654,7 +686,7 @@ class Raquel:
         sent_at = time.monotonic()
         rows = self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
-            "durable": durable,
+            "durable": durable, "before": before,
         }, binary=True)
         jobs = [Job._bind(self, row, sent_at) for row in rows]
         runnable = []

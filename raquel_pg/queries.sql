@@ -51,7 +51,8 @@ SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, ma
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
-                  batch => %(batch)s::integer, lease => %(lease)s::bigint, durable => %(durable)s::boolean)
+                         batch => %(batch)s::integer, lease => %(lease)s::bigint,
+                         durable => %(durable)s::boolean, before => %(before)s::bigint)
 
 -- name: next_due
 SELECT raquel.raquel_next_due(%(queues)s::text[])
@@ -105,8 +106,19 @@ FROM raquel.raquel_jobs
 WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
 GROUP BY queue ORDER BY queue
 
+-- name: listen_probe
+-- The notifier's own channel: the probe (below) proves that notifications
+-- sent through the main DSN reach the LISTEN connection. Issued before
+-- "listen", so that pg_stat_activity shows LISTEN raquel_jobs.
+LISTEN raquel_probe
+
 -- name: listen
 LISTEN raquel_jobs
+
+-- name: probe
+-- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =
+-- transaction) never delivers it to a LISTEN made through the pooler.
+SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- Operations (the raquel-pg CLI): calls to the functions of 0002_operations.
 
