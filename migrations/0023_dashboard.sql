@@ -46,7 +46,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_queue_overview.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_queue_overview.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_queue_overview', raquel_queue_overview.now) END;
 BEGIN
     RETURN QUERY
     WITH waiting AS (
@@ -105,7 +106,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now    bigint := coalesce(raquel_throughput.now, raquel_now_ms());
+    v_now    bigint := CASE WHEN raquel_throughput.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_throughput', raquel_throughput.now) END;
     v_since  bigint := raquel_throughput.since - raquel_throughput.since % 60000;
     -- Minutes that ended a minute ago or more: no outcome is still on its way into them.
     v_closed bigint := v_now - v_now % 60000 - 60000;
@@ -150,3 +152,9 @@ END;
 $$;
 
 REVOKE EXECUTE ON FUNCTION raquel_queue_overview, raquel_throughput FROM PUBLIC;
+COMMENT ON FUNCTION raquel_queue_overview(bigint) IS
+    'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, '
+    'oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel_throughput(bigint, bigint) IS
+    'Jobs finished per minute, queue and final status since "since" (within two days); closed minutes '
+    'are counted once and kept. "now" only from roles that may update raquel_jobs.';
