@@ -7,11 +7,13 @@ clients over them, and workers wake on LISTEN/NOTIFY.
 
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
-from .errors import InvalidArgument, MigrationError, RaquelError
+from .errors import InvalidArgument, MigrationError, RaquelError, StopSubscription
 from .model import JobRecord, QueueStats
 from .periodic import Schedule
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
+from .subscriptions import Subscription
+from .subscriptions_async import AsyncSubscription
 from .worker import Worker
 from .worker_async import AsyncWorker
 
@@ -19,6 +21,7 @@ __all__ = [
     "AsyncJob",
     "AsyncRaquel",
     "AsyncScheduler",
+    "AsyncSubscription",
     "AsyncWorker",
     "InvalidArgument",
     "Job",
@@ -29,5 +32,7 @@ __all__ = [
     "RaquelError",
     "Schedule",
     "Scheduler",
+    "StopSubscription",
+    "Subscription",
     "Worker",
 ]

@@ -11,7 +11,10 @@
 --             enqueued, or for a unique_key kept, the job holding that key).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
---             (get/count/stats), and run a scheduler: read raquel_schedules
+--             (get/count/stats/jobs), settle a job by id and attempt number
+--             (raquel_attempt_claim), put a claimed job back
+--             (raquel_unclaim), expire jobs past their max_age
+--             (raquel_expire), and run a scheduler: read raquel_schedules
 --             and fire due schedules (raquel_fire_schedules). It changes
 --             jobs and schedules only through those functions; it cannot
 --             retry, purge, reprioritize jobs or declare schedules.
@@ -59,7 +62,8 @@ DECLARE
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
-        'raquel_claim_outcome', 'raquel_fire_schedules'];
+        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_expire', 'raquel_attempt_claim',
+        'raquel_unclaim'];
 BEGIN
     IF to_regclass(format('%I.raquel_jobs', schema_name)) IS NULL THEN
         RAISE EXCEPTION 'raquel_grant_roles: no raquel_jobs table in schema %: run the migrations first',

@@ -24,8 +24,12 @@ MODULES = {
     "raquel_pg/worker_async.py": "raquel_pg/worker.py",
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
     "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
+    "raquel_pg/leases_async.py": "raquel_pg/leases.py",
+    "raquel_pg/raquel_calls_async.py": "raquel_pg/raquel_calls.py",
+    "raquel_pg/subscriptions_async.py": "raquel_pg/subscriptions.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
+    "tests/test_raquel_compat_async.py": "tests/test_raquel_compat.py",
 }
 
 RENAMES = {
@@ -36,6 +40,9 @@ RENAMES = {
     "AsyncLeaseKeeper": "LeaseKeeper",
     "AsyncOutcomeBatcher": "OutcomeBatcher",
     "AsyncScheduler": "Scheduler",
+    "AsyncSubscriptions": "Subscriptions",
+    "AsyncSubscription": "Subscription",
+    "AsyncRaquelCalls": "RaquelCalls",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -53,6 +60,9 @@ RENAMES = {
     "worker_async": "worker",
     "migrate_async": "migrate",
     "scheduler_async": "scheduler",
+    "leases_async": "leases",
+    "raquel_calls_async": "raquel_calls",
+    "subscriptions_async": "subscriptions",
     "arq": "rq",  # the tests' client fixtures
 }
 
