@@ -459,9 +459,9 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions):
         return [row[0] for row in await self._fetch("queues")]
 
     async def count(
-        self, queue: str | None = None, status: str | list[str] | tuple[str, ...] | None = None
+        self, queue: str | None = None, status: str | Iterable[str] | None = None
     ) -> int:
-        """Number of jobs, optionally of one queue and of one or several statuses."""
+        """Number of jobs, optionally of one queue and of one status or several (any iterable)."""
         rows = await self._fetch("count", {
             "queue": None if queue is None else params.queue_name(queue),
             "statuses": params.status_list(status),
