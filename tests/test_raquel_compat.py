@@ -33,17 +33,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from raquel_pg import Job, Raquel, InvalidArgument, StopSubscription
 from raquel_pg._acompat import join, sleep, spawn
+from raquel_pg.roles import grant_roles
 
 Conn = psycopg.Connection[Any]
 
@@ -792,6 +793,32 @@ def test_stop_subscription_in_dequeue_records_success_and_propagates(rq: Raquel,
 
 def test_run_subscriptions_without_any_returns(rq: Raquel) -> None:
     rq.run_subscriptions()
+
+
+@pytest.fixture
+def worker_role(conn: Conn) -> Iterator[str]:
+    """A fresh role granted raquel_pg's worker privileges (raquel_pg/roles.sql); dropped at the end."""
+    name = f"raquel_test_worker_{uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{name}" NOLOGIN'.encode())
+    grant_roles(conn, worker=name)
+    yield name
+    conn.execute(f'DROP OWNED BY "{name}"'.encode())
+    conn.execute(f'DROP ROLE "{name}"'.encode())
+
+
+def test_the_worker_role_may_use_raquels_calls(dsn: str, conn: Conn, worker_role: str) -> None:
+    """claim, settle by id, unclaim, cancel and jobs run with the worker's grants; expire is the operator's."""
+    with Raquel(make_conninfo(dsn, options=f"-c role={worker_role}")) as worker:
+        first, second, waiting = [worker.enqueue("w", n) for n in range(3)]
+        for _ in range(2):
+            assert worker.claim("w") is not None
+        assert worker.resolve(first.id, 1) is True
+        assert worker.unclaim(second.id) is True
+        assert worker.cancel(waiting.id) is True
+        assert [j.payload for j in worker.jobs("w")] == [2, 1, 0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            worker.expire()
+    assert [row(conn, j.id)["status"] for j in (first, second, waiting)] == ["success", "queued", "cancelled"]
 
 
 # --- raquel_pg: what the constructor takes -----------------------------------------

@@ -30,17 +30,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from raquel_pg import AsyncJob, AsyncRaquel, InvalidArgument, StopSubscription
 from raquel_pg._acompat import ajoin, asleep, aspawn
+from raquel_pg.roles import grant_roles
 
 Conn = psycopg.Connection[Any]
 
@@ -789,6 +790,32 @@ async def test_stop_subscription_in_dequeue_records_success_and_propagates(arq: 
 
 async def test_run_subscriptions_without_any_returns(arq: AsyncRaquel) -> None:
     await arq.run_subscriptions()
+
+
+@pytest.fixture
+def worker_role(conn: Conn) -> Iterator[str]:
+    """A fresh role granted raquel_pg's worker privileges (raquel_pg/roles.sql); dropped at the end."""
+    name = f"raquel_test_worker_{uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{name}" NOLOGIN'.encode())
+    grant_roles(conn, worker=name)
+    yield name
+    conn.execute(f'DROP OWNED BY "{name}"'.encode())
+    conn.execute(f'DROP ROLE "{name}"'.encode())
+
+
+async def test_the_worker_role_may_use_raquels_calls(dsn: str, conn: Conn, worker_role: str) -> None:
+    """claim, settle by id, unclaim, cancel and jobs run with the worker's grants; expire is the operator's."""
+    async with AsyncRaquel(make_conninfo(dsn, options=f"-c role={worker_role}")) as worker:
+        first, second, waiting = [await worker.enqueue("w", n) for n in range(3)]
+        for _ in range(2):
+            assert await worker.claim("w") is not None
+        assert await worker.resolve(first.id, 1) is True
+        assert await worker.unclaim(second.id) is True
+        assert await worker.cancel(waiting.id) is True
+        assert [j.payload for j in await worker.jobs("w")] == [2, 1, 0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await worker.expire()
+    assert [row(conn, j.id)["status"] for j in (first, second, waiting)] == ["success", "queued", "cancelled"]
 
 
 # --- raquel_pg: what the constructor takes -----------------------------------------
