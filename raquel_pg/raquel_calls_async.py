@@ -61,9 +61,9 @@ class AsyncRaquelCalls:
         :meth:`reject`, :meth:`unclaim`, with attempt number
         ``job.attempts + 1``). Until then its lease is renewed by this client;
         a job never settled keeps its claim while the client is open, and
-        once :meth:`close` stops the renewals its lease runs out and the job
-        is rescued (queued again, or failed if it had been rescued too often),
-        so a forgotten job runs again (at-least-once).
+        once :meth:`close` stops the renewals its lease runs out and the next
+        claim rescues it (an attempt counted: 'failed' and claimable at once,
+        or 'exhausted'), so a forgotten job runs again (at-least-once).
 
         ``reclaim_after`` (raquel: the time after which another worker may
         take a claim over) is the lease of this claim, in ms or a timedelta:
