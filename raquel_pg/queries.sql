@@ -219,3 +219,108 @@ SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::u
 
 -- name: current_schema
 SELECT current_schema()
+
+-- `raquel-pg import-raquel`: copies a raquel `jobs` table into raquel_jobs
+-- (raquel_pg/importer_async.py, raquel_tables.py). First the source table's
+-- columns and their types, as the catalog says.
+-- name: import_raquel_table
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = to_regclass(%(table)s)
+
+-- Holds raquel's writers off until the import ends ({table} composed as below).
+-- name: import_raquel_lock
+LOCK TABLE {table} IN SHARE MODE
+
+-- Maps the source's columns, whichever raquel release made them, to raquel
+-- 0.3's names in a temporary view; each {name} is composed with psycopg.sql:
+-- {table} the source table, the others a column of it (s."col"), a coalesce
+-- of old and new names, or NULL. Ids: a uuid id is kept; any other id (raquel
+-- < 0.1's bigserial) becomes the UUID version 3 of its text in the namespace
+-- 512128fc-7855-5cbb-89c8-f34b00b8911e, i.e. Python's
+-- uuid.uuid3(UUID('512128fc-7855-5cbb-89c8-f34b00b8911e'), str(id)).
+-- name: import_raquel_source
+CREATE TEMPORARY VIEW raquel_import_source AS
+SELECT CASE WHEN {id_is_uuid} THEN s.{id}::text::uuid
+            ELSE encode(set_byte(set_byte(k.h, 6, (get_byte(k.h, 6) & 15) | 48),
+                                 8, (get_byte(k.h, 8) & 63) | 128), 'hex')::uuid END AS id,
+       s.{id}::text AS source_id,
+       {queue}::text AS queue, {payload}::text AS payload, {status}::text AS status,
+       {max_age}::bigint AS max_age, {max_retry_count}::integer AS max_retry_count,
+       {min_retry_delay}::bigint AS min_retry_delay, {max_retry_delay}::bigint AS max_retry_delay,
+       {backoff_base}::bigint AS backoff_base, {enqueued_at}::bigint AS enqueued_at,
+       {scheduled_at}::bigint AS scheduled_at, {attempts}::integer AS attempts,
+       {error}::text AS error, {error_trace}::text AS error_trace,
+       {claimed_by}::text AS claimed_by, {claimed_at}::bigint AS claimed_at,
+       {finished_at}::bigint AS finished_at
+FROM {table} AS s
+CROSS JOIN LATERAL (
+    SELECT decode(md5('\x512128fc78555cbb89c8f34b00b8911e'::bytea || convert_to(s.{id}::text, 'UTF8')),
+                  'hex') AS h) AS k
+
+-- Each source row with the rules of raquel_jobs it breaks ('' when none),
+-- its options defaulted as raquel's NULLs mean, and a claimed row (raquel's
+-- 'claimed', raquel < 0.1's 'locked') made claimable again as raquel's
+-- unclaim() does: status 'queued', claimed_by and claimed_at cleared.
+-- name: import_raquel_checked
+CREATE TEMPORARY VIEW raquel_import_checked AS
+SELECT s.id, s.source_id, s.queue, s.payload,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN 'queued' ELSE s.status END AS status,
+       s.max_age, s.max_retry_count,
+       coalesce(s.min_retry_delay, 1000) AS min_retry_delay,
+       coalesce(s.max_retry_delay, 43200000) AS max_retry_delay,
+       coalesce(s.backoff_base, 1000) AS backoff_base,
+       s.enqueued_at, s.scheduled_at, s.attempts, s.error, s.error_trace,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.claimed_by END AS claimed_by,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.claimed_at END AS claimed_at,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.finished_at END AS finished_at,
+       concat_ws('; ',
+           CASE WHEN s.status IS NULL OR s.status NOT IN ('queued', 'claimed', 'locked', 'success',
+                    'failed', 'cancelled', 'expired', 'exhausted')
+                THEN format('unknown status %L', s.status) END,
+           CASE WHEN s.queue IS NULL OR s.queue = '' THEN 'empty queue name' END,
+           CASE WHEN octet_length(s.queue) > 1000
+                THEN format('queue name of %s bytes (at most 1000)', octet_length(s.queue)) END,
+           CASE WHEN s.max_age <= 0 THEN format('max_age %s ms (must be > 0)', s.max_age) END,
+           CASE WHEN s.max_retry_count < 0
+                THEN format('max_retry_count %s (must be >= 0)', s.max_retry_count) END,
+           CASE WHEN s.min_retry_delay < 0
+                THEN format('min_retry_delay %s ms (must be >= 0)', s.min_retry_delay) END,
+           CASE WHEN s.backoff_base < 0 THEN format('backoff_base %s ms (must be >= 0)', s.backoff_base) END,
+           CASE WHEN coalesce(s.max_retry_delay, 43200000) < coalesce(s.min_retry_delay, 1000)
+                THEN format('max_retry_delay %s ms below min_retry_delay %s ms',
+                            coalesce(s.max_retry_delay, 43200000), coalesce(s.min_retry_delay, 1000)) END,
+           CASE WHEN s.attempts IS NULL OR s.attempts < 0
+                THEN format('attempts %s (must be >= 0)', coalesce(s.attempts::text, 'NULL')) END,
+           CASE WHEN s.enqueued_at IS NULL THEN 'no enqueued_at' END,
+           CASE WHEN s.scheduled_at IS NULL THEN 'no scheduled_at' END) AS problem
+FROM pg_temp.raquel_import_source s
+
+-- name: import_raquel_problems
+SELECT source_id, problem FROM pg_temp.raquel_import_checked WHERE problem <> '' ORDER BY source_id
+
+-- name: import_raquel_count
+SELECT count(*) FROM pg_temp.raquel_import_source
+
+-- The rows that keep every rule, copied once: an id raquel_jobs already has
+-- (a previous import's) is left as it is. Returns how many rows it copied.
+-- name: import_raquel_copy
+WITH copied AS (
+    INSERT INTO raquel_jobs (
+        id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+        claimed_at, finished_at)
+    SELECT c.id, c.queue, c.payload, c.status, c.max_age, c.max_retry_count, c.min_retry_delay,
+           c.max_retry_delay, c.backoff_base, c.enqueued_at, c.scheduled_at, c.attempts, c.error,
+           c.error_trace, c.claimed_by, c.claimed_at, c.finished_at
+    FROM pg_temp.raquel_import_checked c
+    WHERE c.problem = ''
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM copied
+
+-- name: import_raquel_done
+DROP VIEW pg_temp.raquel_import_checked, pg_temp.raquel_import_source

@@ -129,11 +129,16 @@ def script(migrations: list[Migration]) -> str:
         f"BEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{BOOKKEEPING_SQL};\nCOMMIT;",
     ]
     for m in migrations:
-        record = RECORD_SQL.replace("%s", "{}").format(m.version, _literal(m.name), _literal(m.checksum))
         parts.append(
-            f"-- {m.filename}\nBEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{m.sql.rstrip()}\n{record};\nCOMMIT;"
+            f"-- {m.filename}\nBEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{m.sql.rstrip()}\n{record_sql(m)};\nCOMMIT;"
         )
     return "\n\n".join(parts) + "\n"
+
+
+def record_sql(migration: Migration) -> str:
+    """RECORD_SQL for ``migration`` with its values inlined (the package's own names and checksums)."""
+    return RECORD_SQL.replace("%s", "{}").format(
+        migration.version, _literal(migration.name), _literal(migration.checksum))
 
 
 def _literal(text: str) -> str:

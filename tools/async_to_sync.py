@@ -27,6 +27,7 @@ MODULES = {
     "raquel_pg/leases_async.py": "raquel_pg/leases.py",
     "raquel_pg/raquel_calls_async.py": "raquel_pg/raquel_calls.py",
     "raquel_pg/subscriptions_async.py": "raquel_pg/subscriptions.py",
+    "raquel_pg/importer_async.py": "raquel_pg/importer.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
     "tests/test_raquel_compat_async.py": "tests/test_raquel_compat.py",
@@ -63,6 +64,7 @@ RENAMES = {
     "leases_async": "leases",
     "raquel_calls_async": "raquel_calls",
     "subscriptions_async": "subscriptions",
+    "importer_async": "importer",
     "arq": "rq",  # the tests' client fixtures
 }
 
