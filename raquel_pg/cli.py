@@ -553,7 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable) as error:
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName) as error:  # schema raquel (0021) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
     except (RaquelError, psycopg.Error, ValueError) as error:
         _fail(args, _first_line(error))

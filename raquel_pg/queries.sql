@@ -1,6 +1,9 @@
 -- Runtime queries of the raquel_pg clients. Each is a call to a raquel_*
 -- function (which holds the queue's rules) or a plain read. Loaded once by
 -- queries.py; a query starts at its "-- name: <name>" line.
+-- Every name is qualified with the engine's schema, raquel (migration 0021,
+-- docs/security.md): the client never goes through the install schema's
+-- stand-ins, and no object in the caller's search_path can stand in for ours.
 
 -- name: enqueue
 -- The job's row comes back with it (raquel's enqueue returns the Job), in
@@ -8,7 +11,7 @@
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_enqueue_job(
+FROM raquel.raquel_enqueue_job(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
@@ -21,7 +24,7 @@ FROM raquel_enqueue_job(
 -- text form of a 10,000-element array. The ids come back as one uuid[] (the
 -- function's rows in their order), not a row each: 0.76 against 1.07 us of
 -- client CPU per job for 10,000.
-SELECT ARRAY(SELECT raquel_enqueue_many(
+SELECT ARRAY(SELECT raquel.raquel_enqueue_many(
     queue => %(queue)s::text, payloads => %(payloads)b::text[], at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
@@ -32,61 +35,61 @@ SELECT ARRAY(SELECT raquel_enqueue_many(
 -- name: complete_many
 -- The id arrays travel binary (b placeholders): dumping 1,000 pairs measured 0.4 ms
 -- against 2.6 ms in the text form.
-SELECT job_id, recorded FROM raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[])
+SELECT job_id, recorded FROM raquel.raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[])
 
 -- name: wait_begin
-SELECT raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
+SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
 
 -- name: wait_end
-SELECT raquel_wait_end(%(worker)s::uuid)
+SELECT raquel.raquel_wait_end(%(worker)s::uuid)
 
 -- name: set_priority
-SELECT raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
+SELECT raquel.raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
+FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                   batch => %(batch)s::integer, lease => %(lease)s::bigint, durable => %(durable)s::boolean)
 
 -- name: next_due
-SELECT raquel_next_due(%(queues)s::text[])
+SELECT raquel.raquel_next_due(%(queues)s::text[])
 
 -- name: renew_leases
-SELECT raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(lease)s::bigint)
+SELECT raquel.raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(lease)s::bigint)
 
 -- name: complete
-SELECT raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: fail
-SELECT raquel_fail(%(job_id)s::uuid, %(claim_id)s::uuid, %(error)s::text, %(error_trace)s::text)
+SELECT raquel.raquel_fail(%(job_id)s::uuid, %(claim_id)s::uuid, %(error)s::text, %(error_trace)s::text)
 
 -- name: reschedule
-SELECT raquel_reschedule(%(job_id)s::uuid, %(claim_id)s::uuid, at => %(at)s::bigint,
+SELECT raquel.raquel_reschedule(%(job_id)s::uuid, %(claim_id)s::uuid, at => %(at)s::bigint,
                          delay => %(delay)s::bigint)
 
 -- name: reject
-SELECT raquel_reject(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_reject(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: release
-SELECT raquel_release(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_release(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: cancel
-SELECT raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: get
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_jobs WHERE id = %(job_id)s::uuid
+FROM raquel.raquel_jobs WHERE id = %(job_id)s::uuid
 
 -- name: jobs
 -- raquel's jobs(*queues): every job, latest scheduled first.
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
 ORDER BY scheduled_at DESC, id DESC
 
@@ -95,31 +98,31 @@ ORDER BY scheduled_at DESC, id DESC
 -- of that attempt (NULL, so no row, when it is not the running one).
 
 -- name: resolve_attempt
-SELECT raquel_complete(%(job_id)s::uuid, raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
+SELECT raquel.raquel_complete(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
                        now => %(now)s::bigint)
 
 -- name: fail_attempt
-SELECT raquel_fail(%(job_id)s::uuid, raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
+SELECT raquel.raquel_fail(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
                    %(error)s::text, %(error_trace)s::text, now => %(now)s::bigint)
 
 -- name: reject_attempt
-SELECT raquel_reject(%(job_id)s::uuid, raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer))
+SELECT raquel.raquel_reject(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer))
 
 -- name: unclaim
-SELECT raquel_unclaim(%(job_id)s::uuid)
+SELECT raquel.raquel_unclaim(%(job_id)s::uuid)
 
 -- name: cancel_waiting
 -- raquel's cancel(job_id): a queued or failed job only (no claim_id given).
-SELECT raquel_cancel(%(job_id)s::uuid)
+SELECT raquel.raquel_cancel(%(job_id)s::uuid)
 
 -- name: expire
-SELECT raquel_expire(%(queues)s::text[])
+SELECT raquel.raquel_expire(%(queues)s::text[])
 
 -- name: queues
-SELECT DISTINCT queue FROM raquel_jobs ORDER BY queue
+SELECT DISTINCT queue FROM raquel.raquel_jobs ORDER BY queue
 
 -- name: count
-SELECT count(*) FROM raquel_jobs
+SELECT count(*) FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
 
@@ -132,7 +135,7 @@ SELECT queue, count(*),
        count(*) FILTER (WHERE status = 'expired'),
        count(*) FILTER (WHERE status = 'exhausted'),
        count(*) FILTER (WHERE status = 'cancelled')
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
 GROUP BY queue ORDER BY queue
 
@@ -144,65 +147,65 @@ LISTEN raquel_jobs
 -- name: ops_stats
 SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
        scheduled, lease_expired, oldest_ready_age_ms
-FROM raquel_stats()
+FROM raquel.raquel_stats()
 
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
 ORDER BY enqueued_at DESC, id
 LIMIT %(limit)s::integer
 
 -- name: ops_retry
-SELECT raquel_retry(%(job_id)s::uuid)
+SELECT raquel.raquel_retry(%(job_id)s::uuid)
 
 -- name: ops_retry_jobs
-SELECT raquel_retry_jobs(queue => %(queue)s::text, statuses => %(statuses)s::text[],
+SELECT raquel.raquel_retry_jobs(queue => %(queue)s::text, statuses => %(statuses)s::text[],
                          since => %(since)s::timestamptz)
 
 -- name: ops_now
-SELECT raquel_now_ms()
+SELECT raquel.raquel_now_ms()
 
 -- name: ops_purgeable
-SELECT count(*) FROM raquel_jobs
+SELECT count(*) FROM raquel.raquel_jobs
 WHERE status IN ('success', 'cancelled', 'expired', 'exhausted')  -- lets it use raquel_jobs_finished_idx
   AND status = ANY (%(statuses)s::text[])
   AND finished_at < %(now)s::bigint - floor(extract(epoch FROM %(older_than)s::interval) * 1000)::bigint
 
 -- name: ops_purge
-SELECT raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
+SELECT raquel.raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
                     %(now)s::bigint)
 
 -- name: set_schedule
-SELECT raquel_set_schedule(
+SELECT raquel.raquel_set_schedule(
     name => %(name)s::text, queue => %(queue)s::text, payload => %(payload)s::text,
     cron => %(cron)s::text, every => %(every)s::bigint, first_run_at => %(first_run_at)s::bigint,
     priority => %(priority)s::integer, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer)
 
 -- name: drop_schedule
-SELECT raquel_drop_schedule(%(name)s::text)
+SELECT raquel.raquel_drop_schedule(%(name)s::text)
 
 -- name: schedules
 SELECT name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at,
        last_run_at, last_job_id
-FROM raquel_schedules ORDER BY name
+FROM raquel.raquel_schedules ORDER BY name
 
 -- name: due_schedules
 SELECT due.now, s.name, s.cron, s.next_run_at
-FROM (SELECT coalesce(%(now)s::bigint, raquel_now_ms()) AS now) AS due
-LEFT JOIN raquel_schedules s ON s.next_run_at IS NULL OR s.next_run_at <= due.now
+FROM (SELECT coalesce(%(now)s::bigint, raquel.raquel_now_ms()) AS now) AS due
+LEFT JOIN raquel.raquel_schedules s ON s.next_run_at IS NULL OR s.next_run_at <= due.now
 ORDER BY s.name
 
 -- name: fire_schedules
-SELECT job_id FROM raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
+SELECT job_id FROM raquel.raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
                                          %(next_run_ats)s::bigint[], now => %(now)s::bigint)
 
 -- name: next_schedule_in
-SELECT min(next_run_at) - raquel_now_ms() FROM raquel_schedules
+SELECT min(next_run_at) - raquel.raquel_now_ms() FROM raquel.raquel_schedules
 
 -- name: grant_roles
 SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker)s::text,
@@ -215,7 +218,7 @@ SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker
 SELECT pg_temp.raquel_grant_roles(coalesce({schema}, current_schema()), {enqueuer}, {worker}, {operator})
 
 -- name: claim_outcome
-SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT status, error FROM raquel.raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: current_schema
 SELECT current_schema()

@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import MigrationError
 from ..schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, SEARCH_PATH_SQL, Migration, check_applied, load_migrations, pending,
-    record_sql,
+    BOOKKEEPING_SQL, LOCK_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
+    load_migrations, pending, record_sql,
 )
 
 #: Runs one statement and returns its rows.
@@ -57,7 +57,10 @@ def statements(migrations: list[Migration]) -> list[str]:
         return []
     out = [SAVE_SEARCH_PATH_SQL, SEARCH_PATH_SQL, BOOKKEEPING_SQL]
     for m in migrations:
-        out += [SEARCH_PATH_SQL, m.sql, record_sql(m)]
+        # As the runner does in each migration's own transaction: the record
+        # under the caller's search_path, then the migration's own path
+        # (schema.before/after: from 0021 on, the engine schema and its stand-ins).
+        out += [RESTORE_SEARCH_PATH_SQL, SEARCH_PATH_SQL, record_sql(m), *before(m), m.sql, *after(m)]
     return [*out, RESTORE_SEARCH_PATH_SQL]
 
 
