@@ -61,10 +61,14 @@ class AsyncLeaseKeeper:
     async def _run(self) -> None:
         while True:
             self._waiting_ms = min([j._lease_ms for j in list(self._held.values())] + [self._rq.lease_ms])
-            if await self._wake.wait_timeout(self._waiting_ms / 3000):
-                self._wake.clear()
+            woken = await self._wake.wait_timeout(self._waiting_ms / 3000)
             if self._closed:
                 return
+            if woken:
+                # A job with a shorter lease came: wait again, on its schedule
+                # (never longer than the wait it cut short).
+                self._wake.clear()
+                continue
             by_lease: dict[int, list[AsyncJob]] = {}
             for job in list(self._held.values()):
                 by_lease.setdefault(job._lease_ms, []).append(job)
