@@ -15,6 +15,11 @@
 --
 -- raquel's unclaim(job_id) puts a claimed job back whoever holds it;
 -- raquel_release needs the claim_id, so raquel_unclaim is new.
+--
+-- Like every migration after 0021, this one runs with search_path = raquel,
+-- pg_catalog, pg_temp: both functions are created in schema raquel, pinned
+-- to that path, and get their stand-ins in the install schema from the
+-- runner (raquel_expose).
 
 CREATE FUNCTION raquel_attempt_claim(job_id uuid, attempt_num integer)
 RETURNS uuid

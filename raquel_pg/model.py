@@ -62,7 +62,7 @@ class JobRecord:
     claim_id: UUID | None = None
     priority: int = 0
     unique_key: str | None = None
-    payload: Any = field(default=_UNSET, repr=False)
+    payload: Any = field(default=_UNSET, repr=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.payload is _UNSET:
