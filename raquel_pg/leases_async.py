@@ -92,7 +92,13 @@ class AsyncLeaseKeeper:
                 job._lease_deadline = sent_at + lease_ms / 1000
             elif self._held.get(job.id) is job:
                 del self._held[job.id]
-                logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
+                # A settled job's outcome is being recorded (a batched
+                # success waiting for its flush, or one recorded while this
+                # renewal was in flight): its renewal is refused because it
+                # is done, and if it was rescued instead, its outcome call
+                # says so. Only an unsettled job was surely rescued.
+                if not job._settled:
+                    logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
 
     async def close(self) -> None:
         self._closed = True

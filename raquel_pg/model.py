@@ -33,6 +33,10 @@ class JobRecord:
     ``attempts`` counts finished attempts: 0 while the first attempt runs.
     ``priority``: higher runs first; ``unique_key``: the key given at enqueue
     (it stays on the row after the job finishes), else None.
+    ``out_of_range``: None, or the stored ms of the times outside datetime's
+    range (years 1-9999, possible only in rows written around the client),
+    by column; those columns then hold datetime's nearest end. A worker never
+    runs such a job: it records a failure saying so.
 
     As raquel's ``Job``, it can be built by hand as a template for
     ``enqueue(payload=job)``: ``Job(queue="ingest", payload=1)``; every field
@@ -63,6 +67,7 @@ class JobRecord:
     priority: int = 0
     unique_key: str | None = None
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
+    out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.payload is _UNSET:
@@ -78,9 +83,36 @@ class JobRecord:
         building keyword arguments, paid once per claimed job.
         """
         values = list(row)
-        for index in _TIMESTAMPS:
-            values[index] = params.to_datetime(values[index])
+        try:
+            for index in _TIMESTAMPS:
+                values[index] = params.to_datetime(values[index])
+        except OverflowError:
+            return cls._clamped(row)
         return cls(*values)
+
+    @classmethod
+    def _clamped(cls, row: tuple[Any, ...]) -> Self:
+        """The record of a row with times outside datetime's range: clamped, and listed in ``out_of_range``."""
+        values = list(row)
+        out_of_range = {}
+        for index in _TIMESTAMPS:
+            ms = values[index]
+            try:
+                values[index] = params.to_datetime(ms)
+            except OverflowError:
+                values[index] = params.clamped_datetime(ms)
+                out_of_range[JOB_COLUMNS[index]] = ms
+        record = cls(*values)
+        record.out_of_range = out_of_range
+        return record
+
+    def undecodable(self) -> str | None:
+        """Why this job cannot be run as stored (times outside datetime's range), or None."""
+        if not self.out_of_range:
+            return None
+        times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
+        return (f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
+                "datetime (years 1-9999); the row was written around the raquel functions")
 
 
 @dataclass(frozen=True)

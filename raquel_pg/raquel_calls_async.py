@@ -11,7 +11,6 @@ the job's running one changes nothing and returns False. ``unclaim``,
 
 from __future__ import annotations
 
-import traceback
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -137,14 +136,10 @@ class AsyncRaquelCalls:
 
         As ``job.fail()``: 'failed' and retried after the backoff delay, or
         'exhausted' past max_retry_count. ``exception``: a message, or an
-        exception (its message is stored as ``error``, its traceback as
-        ``error_trace``). Fenced as :meth:`resolve`.
+        exception (stored as ``job.fail()`` stores it: its message as
+        ``error``, its traceback as ``error_trace``). Fenced as :meth:`resolve`.
         """
-        if isinstance(exception, BaseException):
-            error: str | None = str(exception)
-            trace: str | None = "".join(traceback.format_exception(exception))
-        else:
-            error, trace = exception, None
+        error, trace = params.failure(exception, None)
         job_id = job.id if isinstance(job, JobRecord) else job
         return await self._by_attempt("fail_attempt", job_id, attempt_num, {
             "error": error, "error_trace": trace, "now": params.timestamp_ms(finished_at, "finished_at")})

@@ -31,6 +31,9 @@ MODULES = {
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
     "tests/test_raquel_compat_async.py": "tests/test_raquel_compat.py",
+    "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
+    "tests/test_pooler_async.py": "tests/test_pooler.py",
+    "tests/test_notifier_async.py": "tests/test_notifier.py",
 }
 
 RENAMES = {
@@ -44,6 +47,7 @@ RENAMES = {
     "AsyncSubscriptions": "Subscriptions",
     "AsyncSubscription": "Subscription",
     "AsyncRaquelCalls": "RaquelCalls",
+    "AsyncNotifier": "Notifier",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -64,6 +68,7 @@ RENAMES = {
     "leases_async": "leases",
     "raquel_calls_async": "raquel_calls",
     "subscriptions_async": "subscriptions",
+    "notifier_async": "notifier",
     "importer_async": "importer",
     "arq": "rq",  # the tests' client fixtures
 }
