@@ -59,8 +59,10 @@ def sqlalchemy_url(dsn: str, driver: str) -> str:
     info = conninfo_to_dict(dsn)
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
-    return (f"postgresql+{driver}://{user}{password}@{info.get('host', 'localhost')}:"
-            f"{info.get('port', 5432)}/{info['dbname']}")
+    host, port = info.get("host", "localhost"), info.get("port", 5432)
+    if host.startswith("/"):  # a socket directory (the embedded server): in the query, as libpq reads it
+        return f"postgresql+{driver}://{user}{password}@/{info['dbname']}?host={host}&port={port}"
+    return f"postgresql+{driver}://{user}{password}@{host}:{port}/{info['dbname']}"
 
 
 @pytest.fixture
