@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
-from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError
+from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError, StopSubscription
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueStats
@@ -17,6 +17,8 @@ from .periodic import Schedule
 from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
+from .subscriptions import Subscription
+from .subscriptions_async import AsyncSubscription
 from .worker import Worker
 from .worker_async import AsyncWorker
 
@@ -30,6 +32,7 @@ __all__ = [
     "AsyncJob",
     "AsyncRaquel",
     "AsyncScheduler",
+    "AsyncSubscription",
     "AsyncWorker",
     "ImportRefused",
     "ImportReport",
@@ -43,6 +46,8 @@ __all__ = [
     "RaquelError",
     "Schedule",
     "Scheduler",
+    "StopSubscription",
+    "Subscription",
     "Worker",
     "import_raquel",
     "import_raquel_async",

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections.abc import Iterator, Callable, Iterable
+from collections.abc import Iterator, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,16 +24,19 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg_pool import ConnectionPool
 
-from . import instrument, params, periodic
-from ._acompat import Event, join, sleep, spawn
-from .errors import InvalidArgument, RaquelError, translate
+from . import connect, instrument, params, periodic
+from ._acompat import sleep
+from .errors import InvalidArgument, RaquelError, StopSubscription, translate
 from .migrate import migrate
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
 from .periodic import Schedule
 from .queries import QUERIES
+from .leases import LeaseKeeper
+from .raquel_calls import MIN_LEASE_MS, RaquelCalls
 from .scheduler import Scheduler
-from .worker import Handler, OutcomeBatcher, Worker
+from .subscriptions import Subscription, Subscriptions
+from .worker import OutcomeBatcher
 
 logger = logging.getLogger("raquel_pg")
 
@@ -53,6 +55,7 @@ OUTCOME_STATUSES = {
 MAX_OUTCOME_RETRY_DELAY = 1.0
 
 
+
 class Job(JobRecord):
     """A job claimed through :class:`Raquel`, with the raquel outcome methods.
 
@@ -66,17 +69,20 @@ class Job(JobRecord):
     _rq: Raquel
     _settled: bool
     _claimed_monotonic: float
+    #: The lease of this job's claim (ms): the client's, or the claim's reclaim_after.
+    _lease_ms: int
     #: time.monotonic() by which the lease runs out at the latest, as far as
     #: this process knows (measured from before the claim or renewal was sent).
     _lease_deadline: float
 
     @classmethod
-    def _bind(cls, rq: Raquel, row: tuple[Any, ...], sent_at: float) -> Job:
+    def _bind(cls, rq: Raquel, row: tuple[Any, ...], sent_at: float, lease_ms: int) -> Job:
         job = cls.from_row(row)
         job._rq = rq
         job._settled = False
         job._claimed_monotonic = time.monotonic()
-        job._lease_deadline = sent_at + rq.lease_ms / 1000
+        job._lease_ms = lease_ms
+        job._lease_deadline = sent_at + lease_ms / 1000
         return job
 
     def fail(self, error: str | BaseException | None = None, error_trace: str | None = None) -> bool:
@@ -205,71 +211,15 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class LeaseKeeper:
-    """Renews the leases of every job this client holds, every lease/3, in one SQL call.
-
-    A job whose renewal is refused has been rescued by another worker: it is
-    dropped and a warning logged; its later outcome will be refused too.
-    """
-
-    def __init__(self, rq: Raquel) -> None:
-        self._rq = rq
-        self._held: dict[UUID, Job] = {}
-        self._stop = Event()
-        self._task: Any = None
-        self._start_lock = threading.Lock()
-
-    def add(self, job: Job) -> None:
-        self._held[job.id] = job
-        with self._start_lock:
-            if self._task is None:
-                self._task = spawn(self._run, name="raquel-lease-keeper")
-
-    def discard(self, job: Job) -> None:
-        if self._held.get(job.id) is job:
-            del self._held[job.id]
-
-    def _run(self) -> None:
-        interval = self._rq.lease_ms / 3000
-        while not self._stop.wait_timeout(interval):
-            held = list(self._held.values())
-            if not held:
-                continue
-            sent_at = time.monotonic()
-            try:
-                rows = self._rq._fetch("renew_leases", {
-                    "job_ids": [j.id for j in held],
-                    "claim_ids": [j.claim_id for j in held],
-                    "lease": self._rq.lease_ms,
-                })
-            except psycopg.Error as error:
-                logger.warning("could not renew the leases of %d jobs: %s", len(held), error)
-                continue
-            renewed = {row[0] for row in rows}
-            for job in held:
-                if job.id in renewed:
-                    job._lease_deadline = sent_at + self._rq.lease_ms / 1000
-                elif self._held.get(job.id) is job:
-                    del self._held[job.id]
-                    # A settled job's outcome is being recorded (a batched
-                    # success waiting for its flush, or one recorded while this
-                    # renewal was in flight): its renewal is refused because it
-                    # is done, and if it was rescued instead, its outcome call
-                    # says so. Only an unsettled job was surely rescued.
-                    if not job._settled:
-                        logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            join([self._task], None)
-
-
-class Raquel:
+class Raquel(RaquelCalls, Subscriptions):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most
-    ``pool_size`` connections), opened on first use; or pass your own
+    ``pool_size`` connections), opened on first use. ``dsn`` is a libpq DSN
+    or what raquel takes: a SQLAlchemy URL (``postgresql+psycopg2://…``,
+    ``postgresql+psycopg://…``, ``postgresql+asyncpg://…``), a
+    ``sqlalchemy.engine.URL``, or an ``Engine`` / ``AsyncEngine`` (its URL
+    is used, not its pool; see :mod:`raquel_pg.connect`). Or pass your own
     ``ConnectionPool`` (autocommit is recommended: it saves the
     BEGIN/COMMIT round trips). ``lease`` is how long a claim stays valid
     without renewal; while a job runs its lease is renewed every lease/3, so it
@@ -297,7 +247,7 @@ class Raquel:
 
     def __init__(
         self,
-        dsn: str | ConnectionPool[Any],
+        dsn: Any,
         *,
         lease: timedelta | int = timedelta(seconds=60),
         pool_size: int = 10,
@@ -305,8 +255,8 @@ class Raquel:
         prepared_statements: bool = True,
     ) -> None:
         lease_ms = params.duration_ms(lease, "lease")
-        if lease_ms is None or lease_ms < 30:
-            raise InvalidArgument("lease", f"lease: must be at least 30 ms, got {lease!r}")
+        if lease_ms is None or lease_ms < MIN_LEASE_MS:
+            raise InvalidArgument("lease", f"lease: must be at least {MIN_LEASE_MS} ms, got {lease!r}")
         self.lease_ms: int = lease_ms
         if not isinstance(prepared_statements, bool):
             raise InvalidArgument("prepared_statements",
@@ -320,12 +270,18 @@ class Raquel:
         if listen_dsn is not None and not isinstance(listen_dsn, str):
             raise InvalidArgument("listen_dsn", f"listen_dsn: expected a str, got {listen_dsn!r}")
         self.listen_dsn = listen_dsn
-        if isinstance(dsn, str):
+        #: raquel's subscriptions: every one made by subscribe() or add_subscription().
+        self.subscriptions: list[Subscription] = []
+        conninfo = None if isinstance(dsn, ConnectionPool) else connect.conninfo(dsn)
+        if conninfo is not None:
             self._pool: ConnectionPool[Any] = ConnectionPool(
-                dsn, min_size=1, max_size=pool_size, open=False,
+                conninfo, min_size=1, max_size=pool_size, open=False,
                 kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
+        elif not isinstance(dsn, ConnectionPool):
+            raise InvalidArgument("dsn", "dsn: expected a DSN, a SQLAlchemy URL or engine, or an "
+                                         f"ConnectionPool, got {type(dsn).__name__}")
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
                 raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
@@ -511,12 +467,23 @@ class Raquel:
         return job_ids
 
     @contextmanager
-    def dequeue(self, *queues: str, claim_as: str | None = None) -> Iterator[Job | None]:
+    def dequeue(
+        self,
+        *queues: str,
+        before: datetime | int | None = None,
+        claim_as: str | None = None,
+        expire: bool = True,
+        raise_stop_on_unhandled_exc: bool = False,
+        reclaim_after: timedelta | int | None = None,
+    ) -> Iterator[Job | None]:
         """Claims the next ready job of ``queues`` (default: all) and yields it, or None.
 
         When the block ends normally the job is recorded as 'success'; when it
         raises an Exception, as failed (message and traceback stored, retried
-        with backoff) and the exception is swallowed, as in raquel. An outcome
+        with backoff) and the exception is swallowed, as in raquel, unless
+        ``raise_stop_on_unhandled_exc``: then :class:`StopSubscription` is
+        raised after the failure is recorded. :class:`StopSubscription`
+        raised in the block records the success and propagates. An outcome
         set inside the block (``job.fail()``, ``reschedule``, ``reject``,
         ``cancel``) replaces these. Cancellation, KeyboardInterrupt and
         SystemExit hand the job back untouched (no attempt counted) and
@@ -524,38 +491,18 @@ class Raquel:
         A claimed row the client cannot decode (times outside datetime's
         range, written around the raquel functions) is recorded as a failed
         attempt saying so, and None is yielded.
+        ``before``, ``claim_as`` and ``reclaim_after`` are :meth:`claim`'s;
+        ``expire`` is accepted for raquel's sake: every claim already marks
+        the jobs past their max_age 'expired' (at once when it finds its
+        queues drained, else at most once a second), so there is nothing to
+        turn on or off.
         """
-        jobs = self._claim(params.queue_list(queues), claim_as, 1)
-        if not jobs:
+        job = self.claim(*queues, before=before, claim_as=claim_as, reclaim_after=reclaim_after)
+        if job is None:
             yield None
             return
-        with self._process(jobs[0]):
-            yield jobs[0]
-
-    def subscribe(
-        self,
-        *queues: str,
-        claim_as: str | None = None,
-        concurrency: int = 1,
-        poll_interval: float | timedelta = 2.0,
-        grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
-        durable_claims: bool = True,
-    ) -> Callable[[Handler], Worker]:
-        """Decorator: makes ``handler(job)`` a worker of ``queues`` (default: all).
-
-        ``worker.run()`` processes jobs until ``worker.stop()``; see
-        :class:`~raquel_pg.Worker` for how it waits and shuts down.
-        """
-
-        def decorate(handler: Handler) -> Worker:
-            return Worker(
-                self, handler, queues, claim_as=claim_as, concurrency=concurrency,
-                poll_interval=poll_interval, grace_period=grace_period, batch_outcomes=batch_outcomes,
-                durable_claims=durable_claims,
-            )
-
-        return decorate
+        with self._process(job, raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc):
+            yield job
 
     def set_priority(self, job_id: UUID | str, priority: int) -> bool:
         """Sets the priority of an unfinished job (queued, failed or claimed).
@@ -577,9 +524,9 @@ class Raquel:
         return [row[0] for row in self._fetch("queues")]
 
     def count(
-        self, queue: str | None = None, status: str | list[str] | tuple[str, ...] | None = None
+        self, queue: str | None = None, status: str | Iterable[str] | None = None
     ) -> int:
-        """Number of jobs, optionally of one queue and of one or several statuses."""
+        """Number of jobs, optionally of one queue and of one status or several (any iterable)."""
         rows = self._fetch("count", {
             "queue": None if queue is None else params.queue_name(queue),
             "statuses": params.status_list(status),
@@ -587,9 +534,10 @@ class Raquel:
         result: int = rows[0][0]
         return result
 
-    def stats(self, queue: str | None = None) -> dict[str, QueueStats]:
-        """Job counts by status for each queue (or one queue)."""
-        rows = self._fetch("stats", {"queue": None if queue is None else params.queue_name(queue)})
+    def stats(self, *queues: str, queue: str | None = None) -> dict[str, QueueStats]:
+        """Job counts by status for each queue, or for ``queues`` (raquel's; ``queue=``: one queue)."""
+        names = params.queue_list(queues + (() if queue is None else (queue,)))
+        rows = self._fetch("stats", {"queues": names})
         return {row[0]: QueueStats(*row) for row in rows}
 
     # --- periodic jobs ---------------------------------------------------
@@ -674,21 +622,23 @@ class Raquel:
 
     def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        before: int | None = None,
+        before: int | None = None, lease_ms: int | None = None,
     ) -> list[Job]:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.
 
+        The lease is ``lease_ms`` (default: the client's), renewed from now on.
         A claimed row the client cannot decode is not returned: its attempt is
         recorded as failed with the reason (logged as an error), so that one
         bad row costs neither the worker nor the other jobs of the batch.
         """
+        lease = self.lease_ms if lease_ms is None else lease_ms
         sent_at = time.monotonic()
         rows = self._fetch("claim", {
-            "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
+            "queues": queues, "claim_as": claim_as, "batch": batch, "lease": lease,
             "durable": durable, "before": before,
         }, binary=True)
-        jobs = [Job._bind(self, row, sent_at) for row in rows]
+        jobs = [Job._bind(self, row, sent_at, lease) for row in rows]
         runnable = []
         for job in jobs:
             if job.out_of_range is None:
@@ -759,12 +709,15 @@ class Raquel:
 
     @contextmanager
     def _process(
-        self, job: Job, batcher: OutcomeBatcher | None = None
+        self, job: Job, batcher: OutcomeBatcher | None = None,
+        raise_stop_on_unhandled_exc: bool = False,
     ) -> Iterator[Job]:
         """Records the outcome of running ``job`` inside the block (see :meth:`dequeue`).
 
         With ``batcher``, a success is handed to it (recorded at its next
         flush, the lease renewed until then) instead of being recorded at once.
+        :class:`StopSubscription` records the success (at once) and propagates;
+        ``raise_stop_on_unhandled_exc`` raises it after recording a failure.
         """
         batched = False
         try:
@@ -773,6 +726,12 @@ class Raquel:
             logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
             if not job._settled:
                 job.fail(error)
+            if raise_stop_on_unhandled_exc:
+                raise StopSubscription from error
+        except StopSubscription:
+            if not job._settled:
+                job._settle("complete")
+            raise
         except BaseException:
             if not job._settled:
                 logger.warning("job %s (queue %s) interrupted: handing it back", job.id, job.queue)

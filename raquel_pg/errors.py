@@ -55,3 +55,13 @@ def translate(error: psycopg.Error) -> Exception:
             return NotMigrated(f"{missing}: this database has no raquel_pg schema, or an older one "
                                "(run: raquel-pg migrate, or create_all())")
     return error
+
+
+class StopSubscription(BaseException):
+    """Raised by a subscribed function (or inside ``dequeue()``) to stop its subscription (raquel's).
+
+    The job it was raised on is recorded as processed (success, unless an
+    outcome was set by hand) before the subscription stops; from inside
+    ``dequeue()`` it propagates after that. A BaseException, as in raquel, so
+    that ``except Exception`` in job code does not swallow it.
+    """

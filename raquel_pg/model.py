@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Self
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from . import params
 
@@ -16,6 +16,9 @@ JOB_COLUMNS = (
     "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
     "priority", "unique_key",
 )
+#: The default of ``JobRecord.payload``: decoded from ``raw_payload``.
+_UNSET: Any = object()
+
 #: Positions of the ms timestamps in :data:`JOB_COLUMNS`.
 _TIMESTAMPS = tuple(i for i, name in enumerate(JOB_COLUMNS) if name.endswith("_at"))
 
@@ -34,34 +37,43 @@ class JobRecord:
     range (years 1-9999, possible only in rows written around the client),
     by column; those columns then hold datetime's nearest end. A worker never
     runs such a job: it records a failure saying so.
+
+    As raquel's ``Job``, it can be built by hand as a template for
+    ``enqueue(payload=job)``: ``Job(queue="ingest", payload=1)``; every field
+    has raquel's default (a new id, status 'queued', now, retry delays
+    1 s / 12 h / 1 s), and ``payload`` (keyword) is encoded as enqueue
+    encodes it, unless ``raw_payload`` is given.
     """
 
-    id: UUID
-    queue: str
-    raw_payload: str | None
-    status: str
-    max_age: int | None
-    max_retry_count: int | None
-    min_retry_delay: int
-    max_retry_delay: int
-    backoff_base: int
-    enqueued_at: datetime
-    scheduled_at: datetime
-    attempts: int
-    error: str | None
-    error_trace: str | None
-    claimed_by: str | None
-    claimed_at: datetime | None
-    finished_at: datetime | None
-    lease_expires_at: datetime | None
-    claim_id: UUID | None
-    priority: int
-    unique_key: str | None
-    payload: Any = field(init=False, repr=False)
+    id: UUID = field(default_factory=uuid4)
+    queue: str = params.DEFAULT_QUEUE
+    raw_payload: str | None = None
+    status: str = params.QUEUED
+    max_age: int | None = None
+    max_retry_count: int | None = None
+    min_retry_delay: int = 1000
+    max_retry_delay: int = 12 * 3600 * 1000
+    backoff_base: int = 1000
+    enqueued_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    scheduled_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    attempts: int = 0
+    error: str | None = None
+    error_trace: str | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    claim_id: UUID | None = None
+    priority: int = 0
+    unique_key: str | None = None
+    payload: Any = field(default=_UNSET, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self.payload = params.decode_payload(self.raw_payload)
+        if self.payload is _UNSET:
+            self.payload = params.decode_payload(self.raw_payload)
+        elif self.raw_payload is None:
+            self.raw_payload = params.encode_payload(self.payload)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Self:

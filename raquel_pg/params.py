@@ -254,7 +254,7 @@ def queue_list(queues: tuple[str, ...]) -> list[str] | None:
     return [queue_name(q, "queues") for q in queues]
 
 
-def status_list(status: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+def status_list(status: str | Iterable[str] | None) -> list[str] | None:
     """One status or several, checked against the seven raquel statuses."""
     if status is None:
         return None

@@ -85,6 +85,40 @@ SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, ma
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel.raquel_jobs WHERE id = %(job_id)s::uuid
 
+-- name: jobs
+-- raquel's jobs(*queues): every job, latest scheduled first.
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+FROM raquel.raquel_jobs
+WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
+ORDER BY scheduled_at DESC, id DESC
+
+-- The by-id calls of raquel (resolve, fail, reject by job id and attempt
+-- number, migration 0022): the fenced outcome functions, given the claim_id
+-- of that attempt (NULL, so no row, when it is not the running one).
+
+-- name: resolve_attempt
+SELECT raquel.raquel_complete(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
+                       now => %(now)s::bigint)
+
+-- name: fail_attempt
+SELECT raquel.raquel_fail(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer),
+                   %(error)s::text, %(error_trace)s::text, now => %(now)s::bigint)
+
+-- name: reject_attempt
+SELECT raquel.raquel_reject(%(job_id)s::uuid, raquel.raquel_attempt_claim(%(job_id)s::uuid, %(attempt_num)s::integer))
+
+-- name: unclaim
+SELECT raquel.raquel_unclaim(%(job_id)s::uuid)
+
+-- name: cancel_waiting
+-- raquel's cancel(job_id): a queued or failed job only (no claim_id given).
+SELECT raquel.raquel_cancel(%(job_id)s::uuid)
+
+-- name: expire
+SELECT raquel.raquel_expire(%(queues)s::text[])
+
 -- name: queues
 SELECT DISTINCT queue FROM raquel.raquel_jobs ORDER BY queue
 
@@ -103,7 +137,7 @@ SELECT queue, count(*),
        count(*) FILTER (WHERE status = 'exhausted'),
        count(*) FILTER (WHERE status = 'cancelled')
 FROM raquel.raquel_jobs
-WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
+WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
 GROUP BY queue ORDER BY queue
 
 -- name: listen_probe

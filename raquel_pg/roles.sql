@@ -11,12 +11,15 @@
 --             enqueued, or for a unique_key kept, the job holding that key).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
---             (get/count/stats), and run a scheduler: read raquel_schedules
+--             (get/count/stats/jobs), settle a job by id and attempt number
+--             (raquel_attempt_claim), put any claimed job back as raquel's
+--             unclaim does (raquel_unclaim), and run a scheduler: read raquel_schedules
 --             and fire due schedules (raquel_fire_schedules). It changes
 --             jobs and schedules only through those functions; it cannot
 --             retry, purge, reprioritize jobs or declare schedules.
 --   operator  may call every raquel_* function (retry, purge, stats,
---             set_priority, set/drop schedules, rescue, expire ...), read the
+--             set_priority, set/drop schedules, rescue, expire (raquel's
+--             expire(); a worker's claims expire jobs on their own) ...), read the
 --             raquel_* views, read, insert, update and delete raquel_jobs and
 --             raquel_schedules directly (psql repairs), and read
 --             raquel_migrations. It cannot alter the schema.
@@ -65,7 +68,7 @@ DECLARE
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
-        'raquel_claim_outcome', 'raquel_fire_schedules'];
+        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim'];
     -- Where the objects are (raquel since 0021) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
     v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));

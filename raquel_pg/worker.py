@@ -27,8 +27,9 @@ import psycopg
 
 from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
-from .errors import InvalidArgument
+from .errors import InvalidArgument, StopSubscription
 from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
+from .queries import QUERIES
 
 if TYPE_CHECKING:
     from .client import Job, Raquel
@@ -181,6 +182,11 @@ class Worker:
     run out). :meth:`abort` is :meth:`stop` without the grace period.
     With ``run(handle_signals=True)``, SIGTERM and SIGINT call :meth:`stop`
     and a second one calls :meth:`abort`. A stopped worker stays stopped.
+    A handler raising :class:`~raquel_pg.StopSubscription` (raquel's) has its
+    job recorded as a success and then stops the worker as :meth:`stop`
+    does; ``raise_stop_on_unhandled_exc=True`` stops it after a job failed
+    by an exception too. ``lease_ms``: the lease of this worker's claims
+    (default: the client's ``lease``).
     """
 
     def __init__(
@@ -195,6 +201,8 @@ class Worker:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        lease_ms: int | None = None,
+        raise_stop_on_unhandled_exc: bool = False,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
@@ -214,6 +222,9 @@ class Worker:
         if not isinstance(durable_claims, bool):
             raise InvalidArgument("durable_claims", f"durable_claims: expected a bool, got {durable_claims!r}")
         self.durable_claims = durable_claims
+        #: The lease of this worker's claims (ms); None: the client's.
+        self.lease_ms = lease_ms
+        self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
         self._batcher: OutcomeBatcher | None = None
         # The waiter registration (raquel_wait_begin): NOTIFYs reach this
         # worker only while it is registered, i.e. while it has found its
@@ -324,7 +335,7 @@ class Worker:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = self.rq._claim(self.queues, self.claim_as, free, self.durable_claims)
+                    jobs = self.rq._claim(self.queues, self.claim_as, free, self.durable_claims, self.lease_ms)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -481,8 +492,11 @@ class Worker:
 
     def _execute(self, job: Job) -> None:
         try:
-            with self.rq._process(job, self._batcher):
+            with self.rq._process(job, self._batcher, self.raise_stop_on_unhandled_exc):
                 refuse_awaitable(self.handler(job), self.handler)
+        except StopSubscription:
+            logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
+            self.stop()
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)

@@ -15,7 +15,7 @@ from raquel_pg.params import decode_payload
 
 def test_the_record_fields_follow_the_columns_read_back() -> None:
     # JobRecord.from_row builds records positionally from rows of JOB_COLUMNS.
-    names = [f.name for f in dataclasses.fields(JobRecord) if f.init]
+    names = [f.name for f in dataclasses.fields(JobRecord) if f.init and not f.kw_only]
     assert names == ["raw_payload" if column == "payload" else column for column in JOB_COLUMNS]
 
 
