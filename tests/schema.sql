@@ -1,0 +1,1539 @@
+-- PostgreSQL 18: pg_dump --schema-only of a freshly migrated database, normalised. Regenerate: python tools/schema_snapshot.py
+CREATE DOMAIN public.raquel_delay AS bigint
+	CONSTRAINT raquel_delay_check CHECK ((VALUE >= 0));
+
+COMMENT ON DOMAIN public.raquel_delay IS 'A duration in ms that is never negative (min_retry_delay, max_retry_delay, backoff_base).';
+
+CREATE DOMAIN public.raquel_max_age AS bigint
+	CONSTRAINT raquel_max_age_check CHECK ((VALUE > 0));
+
+COMMENT ON DOMAIN public.raquel_max_age IS 'A job''s max_age in ms, counted from enqueued_at: positive, or NULL for no limit.';
+
+CREATE DOMAIN public.raquel_name AS text
+	CONSTRAINT raquel_name_check CHECK (((VALUE <> ''::text) AND (octet_length(VALUE) <= 1000)));
+
+COMMENT ON DOMAIN public.raquel_name IS 'A queue name or unique key: non-empty text of at most 1000 bytes.';
+
+CREATE DOMAIN public.raquel_retry_count AS integer
+	CONSTRAINT raquel_retry_count_check CHECK ((VALUE >= 0));
+
+COMMENT ON DOMAIN public.raquel_retry_count IS 'A job''s max_retry_count (retries after the first attempt) or attempts: never negative; NULL max_retry_count retries forever.';
+
+CREATE DOMAIN public.raquel_status AS text
+	CONSTRAINT raquel_status_check CHECK ((VALUE = ANY (ARRAY['queued'::text, 'claimed'::text, 'success'::text, 'failed'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text])));
+
+COMMENT ON DOMAIN public.raquel_status IS 'A job status: queued, claimed, success, failed (will be retried), cancelled, expired or exhausted (raquel''s seven).';
+
+CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := coalesce(raquel_cancel.now, raquel_now_ms());
+    v_status text;
+BEGIN
+    IF raquel_cancel.claim_id IS NULL THEN
+        UPDATE raquel_jobs j SET status = 'cancelled', finished_at = v_now
+        WHERE j.id = raquel_cancel.job_id AND j.status IN ('queued', 'failed')
+        RETURNING j.status INTO v_status;
+    ELSE
+        UPDATE raquel_jobs j SET
+            status = 'cancelled', attempts = j.attempts + 1, finished_at = v_now,
+            lease_expires_at = NULL
+        WHERE j.id = raquel_cancel.job_id AND j.claim_id = raquel_cancel.claim_id
+          AND j.status = 'claimed'
+        RETURNING j.status INTO v_status;
+    END IF;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
+
+CREATE FUNCTION public.raquel_now_ms() RETURNS bigint
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
+
+COMMENT ON FUNCTION public.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
+
+CREATE FUNCTION public.raquel_new_id() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (((lpad(to_hex((public.raquel_now_ms() & '281474976710655'::bigint)), 12, '0'::text) || '7'::text) || substr((gen_random_uuid())::text, 16)))::uuid;
+
+COMMENT ON FUNCTION public.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
+
+CREATE TABLE public.raquel_jobs (
+    id uuid DEFAULT public.raquel_new_id() NOT NULL,
+    queue public.raquel_name DEFAULT 'default'::text NOT NULL,
+    payload text,
+    status public.raquel_status DEFAULT 'queued'::text NOT NULL,
+    max_age public.raquel_max_age,
+    max_retry_count public.raquel_retry_count,
+    min_retry_delay public.raquel_delay DEFAULT 1000 NOT NULL,
+    max_retry_delay bigint DEFAULT 43200000 NOT NULL,
+    backoff_base public.raquel_delay DEFAULT 1000 NOT NULL,
+    enqueued_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
+    scheduled_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    error text,
+    error_trace text,
+    claimed_by text,
+    claimed_at bigint,
+    finished_at bigint,
+    lease_expires_at bigint,
+    claim_id uuid,
+    priority integer DEFAULT 0 NOT NULL,
+    unique_key public.raquel_name,
+    CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
+    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
+);
+
+COMMENT ON TABLE public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
+
+COMMENT ON COLUMN public.raquel_jobs.priority IS 'Higher runs first (default 0); FIFO by scheduled_at within one priority. Change with raquel_set_priority().';
+
+COMMENT ON COLUMN public.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
+
+CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF public.raquel_jobs
+    LANGUAGE plpgsql SECURITY DEFINER ROWS 1
+    SET search_path TO 'public', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := coalesce(raquel_claim.now, raquel_now_ms());
+    v_left  integer := raquel_claim.batch;
+    v_level integer;
+    v_count integer;
+    v_claim uuid := gen_random_uuid();
+BEGIN
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    END IF;
+    IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+    IF raquel_claim.durable IS NULL THEN
+        PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
+    END IF;
+    IF NOT raquel_claim.durable THEN
+        -- Only a transaction that has written nothing yet: its earlier writes
+        -- (an enqueue, say) would lose their durability with the claim's.
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            PERFORM raquel_invalid('raquel_claim', 'durable',
+                'false needs a transaction of its own (this one has already written)');
+        END IF;
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+
+    -- Rescue only when the oldest lease has run out: min() over
+    -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
+    -- statistics say (an EXISTS probe let it pick a sequential scan on a
+    -- table never analyzed). status is read from the row, so this is a plain
+    -- index scan, which marks the entries of finished claims dead as it
+    -- passes them.
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
+        PERFORM raquel_rescue(raquel_claim.queues, v_now);
+    END IF;
+
+    IF raquel_claim.queues IS NULL THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF cardinality(raquel_claim.queues) = 1 THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                          AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSE
+        -- One probe per queue: the highest level among them.
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                              AND j.priority < v_level
+                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+        END LOOP;
+    END IF;
+
+    -- Expiry. The claim above never hands out a job past its max_age; marking
+    -- such jobs 'expired' is done here: always when this claim came back
+    -- short (the queues look drained, so the call is cheap and an operator
+    -- or dequeue() sees expired jobs at once), else at most once a second
+    -- per connection (raquel.expired_at, a session setting), so that claims
+    -- under a backlog do not pay for it each time.
+    IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
+                     NOT BETWEEN 0 AND 999 THEN
+        PERFORM raquel_expire(raquel_claim.queues, v_now);
+        PERFORM set_config('raquel.expired_at', v_now::text, false);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
+
+CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT j.status, j.error FROM raquel_jobs j
+    WHERE j.id = raquel_claim_outcome.job_id AND j.claim_id = raquel_claim_outcome.claim_id
+      AND j.status <> 'claimed'
+$$;
+
+COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+
+CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := coalesce(raquel_complete.now, raquel_now_ms());
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+    WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
+      AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
+
+CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := coalesce(raquel_complete_many.now, raquel_now_ms());
+BEGIN
+    IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
+       OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
+          <> coalesce(cardinality(raquel_complete_many.claim_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_complete_many', 'claim_ids',
+            format('must be an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.claim_ids)));
+    END IF;
+    RETURN QUERY
+    WITH pairs AS (
+        SELECT p.job_id, p.claim_id, p.ord
+        FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+             WITH ORDINALITY AS p(job_id, claim_id, ord)
+    ), firsts AS (
+        SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+        FROM pairs
+        ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+    ), done AS (
+        UPDATE raquel_jobs j SET
+            status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+        FROM firsts f
+        WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+        RETURNING f.ord
+    )
+    SELECT p.job_id, done.ord IS NOT NULL
+    FROM pairs p LEFT JOIN done ON done.ord = p.ord
+    ORDER BY p.ord;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
+
+CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM raquel_schedules s WHERE s.name = raquel_drop_schedule.name;
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
+
+CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
+    v_now       bigint := coalesce(raquel_enqueue.now, raquel_now_ms());
+    v_min_delay bigint := coalesce(raquel_enqueue.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue.max_retry_delay, 43200000);
+    v_id        uuid;
+BEGIN
+    IF raquel_enqueue.queue IS NULL OR raquel_enqueue.queue = '' THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
+    END IF;
+    IF octet_length(raquel_enqueue.queue) > 1000 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'queue',
+            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue.queue)));
+    END IF;
+    IF v_now NOT BETWEEN -v_limit AND v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'now', format('must be within +-%s ms, got %s', v_limit, v_now));
+    END IF;
+    IF raquel_enqueue.at NOT BETWEEN -v_limit AND v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'at',
+            format('must be within +-%s ms of the epoch, got %s', v_limit, raquel_enqueue.at));
+    END IF;
+    IF raquel_enqueue.delay > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.delay));
+    END IF;
+    IF raquel_enqueue.max_age > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_age',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.max_age));
+    END IF;
+    IF v_max_delay > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+            format('must be at most %s ms, got %s', v_limit, v_max_delay));
+    END IF;
+    IF raquel_enqueue.backoff_base > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.backoff_base));
+    END IF;
+    IF raquel_enqueue.delay < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
+    END IF;
+    IF raquel_enqueue.max_age <= 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue.max_age));
+    END IF;
+    IF raquel_enqueue.max_retry_count < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
+            format('must be >= 0, got %s', raquel_enqueue.max_retry_count));
+    END IF;
+    IF v_min_delay < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+    END IF;
+    IF raquel_enqueue.backoff_base < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+            format('must be >= 0 ms, got %s', raquel_enqueue.backoff_base));
+    END IF;
+    IF raquel_enqueue.unique_key = '' OR octet_length(raquel_enqueue.unique_key) > 1000 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
+            format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                   octet_length(raquel_enqueue.unique_key)));
+    END IF;
+    IF raquel_enqueue.unique_mode NOT IN ('keep', 'replace') THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
+            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue.unique_mode));
+    END IF;
+    IF raquel_enqueue.unique_mode IS NOT NULL AND raquel_enqueue.unique_key IS NULL THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
+    END IF;
+
+    -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
+    -- holding the key. A pass comes back empty only when that job finished
+    -- between the INSERT and the SELECT, freeing the key: then try again.
+    LOOP
+        IF raquel_enqueue.unique_key IS NULL OR coalesce(raquel_enqueue.unique_mode, 'keep') = 'keep' THEN
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+            VALUES (
+                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
+                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO NOTHING
+            RETURNING j.id INTO v_id;
+        ELSE
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+            VALUES (
+                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
+                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO UPDATE SET
+                queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
+                max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
+                max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
+                enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
+                priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
+                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+            WHERE j.status IN ('queued', 'failed')
+            RETURNING j.id INTO v_id;
+            -- The update trigger wakes workers only for a job moved earlier;
+            -- a rewritten job may have moved to another queue.
+            IF v_id IS NOT NULL AND coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0) <= v_now THEN
+                PERFORM pg_notify('raquel_jobs', raquel_enqueue.queue);
+            END IF;
+        END IF;
+        EXIT WHEN v_id IS NOT NULL;
+        SELECT j.id INTO v_id FROM raquel_jobs j
+        WHERE j.unique_key = raquel_enqueue.unique_key AND j.status IN ('queued', 'failed', 'claimed');
+        EXIT WHEN v_id IS NOT NULL;
+    END LOOP;
+    RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
+
+CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF public.raquel_jobs
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid := raquel_enqueue(
+        queue => raquel_enqueue_job.queue, payload => raquel_enqueue_job.payload,
+        at => raquel_enqueue_job.at, delay => raquel_enqueue_job.delay,
+        max_age => raquel_enqueue_job.max_age, max_retry_count => raquel_enqueue_job.max_retry_count,
+        min_retry_delay => raquel_enqueue_job.min_retry_delay,
+        max_retry_delay => raquel_enqueue_job.max_retry_delay,
+        backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
+        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode);
+BEGIN
+    RETURN QUERY SELECT * FROM raquel_jobs AS j WHERE j.id = v_id;
+END
+$$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+
+CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
+    v_fn        constant text := 'raquel_enqueue_many';
+    v_now       bigint := coalesce(raquel_enqueue_many.now, raquel_now_ms());
+    v_min_delay bigint := coalesce(raquel_enqueue_many.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue_many.max_retry_delay, 43200000);
+    v_backoff   bigint := coalesce(raquel_enqueue_many.backoff_base, 1000);
+    v_priority  integer := coalesce(raquel_enqueue_many.priority, 0);
+    v_replace   boolean := raquel_enqueue_many.unique_mode = 'replace';
+    v_bad_key   text;
+    v_pending   text[];     -- keys not yet resolved to a job
+    v_keys      text[] := '{}';
+    v_key_ids   uuid[] := '{}';
+    v_got_keys  text[];
+    v_got_ids   uuid[];
+    v_touched   integer;
+    v_ids       uuid[];
+BEGIN
+    IF raquel_enqueue_many.queue IS NULL OR raquel_enqueue_many.queue = '' THEN
+        PERFORM raquel_invalid(v_fn, 'queue', 'must be a non-empty string');
+    END IF;
+    IF octet_length(raquel_enqueue_many.queue) > 1000 THEN
+        PERFORM raquel_invalid(v_fn, 'queue',
+            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue_many.queue)));
+    END IF;
+    IF raquel_enqueue_many.payloads IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'payloads', 'must be an array, not NULL');
+    END IF;
+    IF v_now NOT BETWEEN -v_limit AND v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'now', format('must be within +-%s ms, got %s', v_limit, v_now));
+    END IF;
+    IF raquel_enqueue_many.at NOT BETWEEN -v_limit AND v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'at',
+            format('must be within +-%s ms of the epoch, got %s', v_limit, raquel_enqueue_many.at));
+    END IF;
+    IF raquel_enqueue_many.delay > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'delay',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.delay));
+    END IF;
+    IF raquel_enqueue_many.max_age > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'max_age',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.max_age));
+    END IF;
+    IF v_max_delay > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_delay',
+            format('must be at most %s ms, got %s', v_limit, v_max_delay));
+    END IF;
+    IF raquel_enqueue_many.backoff_base > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'backoff_base',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.backoff_base));
+    END IF;
+    IF raquel_enqueue_many.delay < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'delay', format('must be >= 0 ms, got %s', raquel_enqueue_many.delay));
+    END IF;
+    IF raquel_enqueue_many.max_age <= 0 THEN
+        PERFORM raquel_invalid(v_fn, 'max_age', format('must be > 0 ms, got %s', raquel_enqueue_many.max_age));
+    END IF;
+    IF raquel_enqueue_many.max_retry_count < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_count',
+            format('must be >= 0, got %s', raquel_enqueue_many.max_retry_count));
+    END IF;
+    IF v_min_delay < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_delay',
+            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+    END IF;
+    IF raquel_enqueue_many.backoff_base < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'backoff_base',
+            format('must be >= 0 ms, got %s', raquel_enqueue_many.backoff_base));
+    END IF;
+    IF raquel_enqueue_many.unique_keys IS NOT NULL THEN
+        IF coalesce(cardinality(raquel_enqueue_many.unique_keys), 0)
+           <> coalesce(cardinality(raquel_enqueue_many.payloads), 0) THEN
+            PERFORM raquel_invalid(v_fn, 'unique_keys',
+                format('must have as many elements as payloads (%s), got %s',
+                       coalesce(cardinality(raquel_enqueue_many.payloads), 0),
+                       coalesce(cardinality(raquel_enqueue_many.unique_keys), 0)));
+        END IF;
+        SELECT k INTO v_bad_key FROM unnest(raquel_enqueue_many.unique_keys) AS u(k)
+        WHERE k = '' OR octet_length(k) > 1000 LIMIT 1;
+        IF FOUND THEN
+            PERFORM raquel_invalid(v_fn, 'unique_keys',
+                format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                       octet_length(v_bad_key)));
+        END IF;
+    END IF;
+    IF raquel_enqueue_many.unique_mode NOT IN ('keep', 'replace') THEN
+        PERFORM raquel_invalid(v_fn, 'unique_mode',
+            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue_many.unique_mode));
+    END IF;
+    IF raquel_enqueue_many.unique_mode IS NOT NULL AND raquel_enqueue_many.unique_keys IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'unique_mode', 'needs unique_keys');
+    END IF;
+
+    -- Jobs without a key: the ids are drawn first (raquel_new_ids, once for
+    -- the whole array), then one INSERT ... SELECT over both arrays, and the
+    -- answer is the id array itself, in the payloads' order by construction.
+    IF raquel_enqueue_many.unique_keys IS NULL THEN
+        v_ids := raquel_new_ids(cardinality(raquel_enqueue_many.payloads));
+        INSERT INTO raquel_jobs (
+            id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+            backoff_base, enqueued_at, scheduled_at, priority)
+        SELECT u.id, raquel_enqueue_many.queue, u.payload, raquel_enqueue_many.max_age,
+               raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+               coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+               v_priority
+        FROM unnest(v_ids, raquel_enqueue_many.payloads) AS u(id, payload);
+        RETURN QUERY SELECT unnest(v_ids);
+        RETURN;
+    END IF;
+
+    -- With keys: unkeyed elements as above, then each distinct key once
+    -- (first element for 'keep', last for 'replace'). Each pass inserts (or
+    -- for 'replace' rewrites) the key's job, or finds the job holding it; a
+    -- key stays pending only when its job finished between the INSERT and the
+    -- SELECT (as in raquel_enqueue), and the next pass tries it again.
+    SELECT array_agg(DISTINCT k) INTO v_pending
+    FROM unnest(raquel_enqueue_many.unique_keys) AS u(k) WHERE k IS NOT NULL;
+    WHILE cardinality(v_pending) > 0 LOOP
+        IF v_replace THEN
+            WITH rep AS (
+                SELECT DISTINCT ON (u.k) u.k, u.payload
+                FROM unnest(raquel_enqueue_many.payloads, raquel_enqueue_many.unique_keys)
+                     WITH ORDINALITY AS u(payload, k, ord)
+                WHERE u.k = ANY (v_pending)
+                ORDER BY u.k, u.ord DESC
+            ), written AS (
+                INSERT INTO raquel_jobs AS j (
+                    queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
+                       raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+                       coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+                       v_priority, rep.k
+                FROM rep
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+                DO UPDATE SET
+                    queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
+                    max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
+                    max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
+                    enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
+                    priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
+                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+                WHERE j.status IN ('queued', 'failed')
+                RETURNING j.unique_key, j.id
+            )
+            SELECT array_agg(w.unique_key), array_agg(w.id), count(*) INTO v_got_keys, v_got_ids, v_touched
+            FROM written w;
+            -- As in raquel_enqueue: the update trigger wakes workers only for
+            -- a job moved earlier, and a rewritten job may have changed queue.
+            IF v_touched > 0
+               AND coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0) <= v_now THEN
+                PERFORM raquel_notify_ready(ARRAY[raquel_enqueue_many.queue]);
+            END IF;
+        ELSE
+            WITH rep AS (
+                SELECT DISTINCT ON (u.k) u.k, u.payload
+                FROM unnest(raquel_enqueue_many.payloads, raquel_enqueue_many.unique_keys)
+                     WITH ORDINALITY AS u(payload, k, ord)
+                WHERE u.k = ANY (v_pending)
+                ORDER BY u.k, u.ord
+            ), written AS (
+                INSERT INTO raquel_jobs AS j (
+                    queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
+                       raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+                       coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+                       v_priority, rep.k
+                FROM rep
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+                DO NOTHING
+                RETURNING j.unique_key, j.id
+            )
+            SELECT array_agg(w.unique_key), array_agg(w.id) INTO v_got_keys, v_got_ids FROM written w;
+        END IF;
+        v_keys := v_keys || coalesce(v_got_keys, '{}');
+        v_key_ids := v_key_ids || coalesce(v_got_ids, '{}');
+        SELECT array_agg(j.unique_key), array_agg(j.id) INTO v_got_keys, v_got_ids
+        FROM raquel_jobs j
+        WHERE j.unique_key = ANY (v_pending) AND NOT j.unique_key = ANY (v_keys)
+          AND j.status IN ('queued', 'failed', 'claimed');
+        v_keys := v_keys || coalesce(v_got_keys, '{}');
+        v_key_ids := v_key_ids || coalesce(v_got_ids, '{}');
+        v_pending := ARRAY(SELECT p.k FROM unnest(v_pending) AS p(k) WHERE NOT p.k = ANY (v_keys));
+    END LOOP;
+
+    RETURN QUERY
+    WITH rows AS MATERIALIZED (
+        SELECT CASE WHEN u.k IS NULL THEN u.id END AS id, u.payload, u.k, u.ord
+        FROM unnest(raquel_new_ids(cardinality(raquel_enqueue_many.payloads)), raquel_enqueue_many.payloads,
+                    raquel_enqueue_many.unique_keys)
+             WITH ORDINALITY AS u(id, payload, k, ord)
+    ), inserted AS (
+        INSERT INTO raquel_jobs (
+            id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+            backoff_base, enqueued_at, scheduled_at, priority)
+        SELECT r.id, raquel_enqueue_many.queue, r.payload, raquel_enqueue_many.max_age,
+               raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+               coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+               v_priority
+        FROM rows r WHERE r.k IS NULL
+    )
+    SELECT coalesce(r.id, m.id) FROM rows r
+    LEFT JOIN unnest(v_keys, v_key_ids) AS m(k, id) ON m.k = r.k
+    ORDER BY r.ord;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
+
+CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := coalesce(raquel_expire.now, raquel_now_ms());
+    v_count integer;
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+    ) THEN
+        RETURN 0;
+    END IF;
+    WITH due AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET status = 'expired', finished_at = v_now
+    FROM due WHERE j.id = due.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
+
+CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := coalesce(raquel_fail.now, raquel_now_ms());
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        attempts = j.attempts + 1,
+        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      THEN 'exhausted' ELSE 'failed' END,
+        scheduled_at = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                            THEN j.scheduled_at
+                            ELSE v_now + raquel_retry_delay(j.attempts + 1, j.backoff_base,
+                                                            j.min_retry_delay, j.max_retry_delay) END,
+        error = raquel_fail.error,
+        error_trace = raquel_fail.error_trace,
+        finished_at = v_now,
+        lease_expires_at = NULL
+    WHERE j.id = raquel_fail.job_id AND j.claim_id = raquel_fail.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := coalesce(raquel_fire_schedules.now, raquel_now_ms());
+BEGIN
+    IF cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.ticks)
+       OR cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.next_run_ats) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'names', 'names, ticks and next_run_ats must have the same length');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.ticks, raquel_fire_schedules.next_run_ats) AS d(tick, next)
+               WHERE d.tick > v_now OR d.next <= v_now) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'next_run_ats',
+            'each tick must be <= now and each next_run_at after now');
+    END IF;
+
+    -- Lock the rows first, in name order, so that schedulers firing
+    -- overlapping sets cannot deadlock. A row another scheduler holds is
+    -- waited for (it holds it for one statement), not skipped: skipping
+    -- would let a scheduler that read a stale tick delay the firing of the
+    -- current one past its time, and the missed-tick rule would drop ticks.
+    PERFORM FROM raquel_schedules s
+    WHERE s.name = ANY (raquel_fire_schedules.names)
+    ORDER BY s.name
+    FOR UPDATE;
+
+    RETURN QUERY
+    WITH advanced AS (
+        UPDATE raquel_schedules s SET
+            next_run_at = coalesce(d.next, CASE WHEN d.tick IS NULL THEN v_now + s.every
+                                                ELSE d.tick + s.every * ((v_now - d.tick) / s.every + 1) END),
+            last_run_at = coalesce(d.tick, s.last_run_at),
+            last_job_id = CASE WHEN d.tick IS NULL THEN s.last_job_id ELSE (raquel_new_ids(1))[1] END
+        FROM unnest(raquel_fire_schedules.names, raquel_fire_schedules.ticks,
+                    raquel_fire_schedules.next_run_ats) AS d(name, tick, next)
+        WHERE s.name = d.name AND s.next_run_at IS NOT DISTINCT FROM d.tick
+          AND (d.next IS NOT NULL OR s.every IS NOT NULL)
+        RETURNING s.name AS schedule, d.tick, s.last_job_id AS job_id, s.queue, s.payload, s.priority,
+                  s.max_age, s.max_retry_count
+    ), enqueued AS (
+        INSERT INTO raquel_jobs (id, queue, payload, priority, max_age, max_retry_count,
+                                 enqueued_at, scheduled_at)
+        SELECT a.job_id, a.queue, a.payload, a.priority, a.max_age, a.max_retry_count, v_now, a.tick
+        FROM advanced a WHERE a.tick IS NOT NULL
+        RETURNING raquel_jobs.id
+    )
+    SELECT a.schedule, e.id FROM advanced a JOIN enqueued e ON e.id = a.job_id;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+
+CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION '%: invalid argument "%": %', p_function, p_argument, p_problem
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = p_argument;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
+
+CREATE FUNCTION public.raquel_new_ids(n integer) RETURNS uuid[]
+    LANGUAGE sql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT ARRAY(
+        SELECT (s.head || to_hex(((s.rand_b + g) & 4611686018427387903) | (-9223372036854775807 - 1)))::uuid
+        FROM generate_series(0, raquel_new_ids.n - 1) AS g)
+    FROM (SELECT lpad(to_hex(((raquel_now_ms() & 281474976710655) << 16) | 28672
+                             | ('x' || substr(r.hex, 14, 3))::bit(12)::bigint), 16, '0') AS head,
+                 ('x' || substr(r.hex, 17, 16))::bit(64)::bigint & 4611686018427387903 AS rand_b
+          FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS hex) AS r) AS s
+$$;
+
+COMMENT ON FUNCTION public.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
+
+CREATE FUNCTION public.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+BEGIN
+    IF raquel_next_due.queues IS NULL THEN
+        RETURN (
+            WITH RECURSIVE levels(priority) AS (
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed')
+                        ORDER BY j.priority DESC LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
+                        ORDER BY j.priority DESC LIMIT 1)
+                FROM levels l WHERE l.priority IS NOT NULL
+            )
+            SELECT min(t) FROM (
+                SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                        ORDER BY j.scheduled_at LIMIT 1) AS t
+                FROM levels l WHERE l.priority IS NOT NULL
+                UNION ALL
+                SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
+            ) AS due);
+    END IF;
+    RETURN (
+        WITH RECURSIVE levels(queue, priority) AS (
+            SELECT q.name, (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                            ORDER BY j.priority DESC LIMIT 1)
+            FROM unnest(raquel_next_due.queues) AS q(name)
+            UNION ALL
+            SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
+                               AND j.priority < l.priority
+                             ORDER BY j.priority DESC LIMIT 1)
+            FROM levels l WHERE l.priority IS NOT NULL
+        )
+        SELECT min(t) FROM (
+            SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                    WHERE j.queue = l.queue AND j.status IN ('queued', 'failed') AND j.priority = l.priority
+                    ORDER BY j.scheduled_at LIMIT 1) AS t
+            FROM levels l WHERE l.priority IS NOT NULL
+            UNION ALL
+            SELECT min(j.lease_expires_at) FROM raquel_jobs j
+            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
+        ) AS due);
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+
+CREATE FUNCTION public.raquel_notify_ready(queues text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM pg_notify('raquel_jobs', q.name) FROM unnest(raquel_notify_ready.queues) AS q(name);
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+    PERFORM pg_notify('raquel_jobs', q.name)
+    FROM unnest(raquel_notify_ready.queues) AS q(name)
+    WHERE EXISTS (SELECT FROM raquel_waiters w
+                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR q.name = ANY (w.queues)));
+    IF FOUND THEN
+        DELETE FROM raquel_waiters w
+        WHERE w.registration IN (
+            SELECT x.registration FROM raquel_waiters x
+            WHERE x.expires_at > v_now
+              AND (x.queues IS NULL OR x.queues && raquel_notify_ready.queues)
+            FOR UPDATE SKIP LOCKED);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+
+CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now      bigint := coalesce(raquel_purge.now, raquel_now_ms());
+    v_statuses text[] := coalesce(raquel_purge.statuses, ARRAY['success', 'cancelled', 'expired', 'exhausted']);
+    v_cutoff   bigint;
+    v_count    integer;
+BEGIN
+    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0' THEN
+        PERFORM raquel_invalid('raquel_purge', 'older_than',
+            format('must be an interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
+    END IF;
+    IF cardinality(v_statuses) = 0
+       OR NOT v_statuses <@ ARRAY['success', 'cancelled', 'expired', 'exhausted'] THEN
+        PERFORM raquel_invalid('raquel_purge', 'statuses',
+            format('must be some of success, cancelled, expired, exhausted, got %s', v_statuses));
+    END IF;
+    IF raquel_purge.batch_size IS NULL OR raquel_purge.batch_size < 1 THEN
+        PERFORM raquel_invalid('raquel_purge', 'batch_size',
+            format('must be >= 1, got %s', raquel_purge.batch_size));
+    END IF;
+    v_cutoff := v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000)::bigint;
+    WITH picked AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
+          AND j.status = ANY (v_statuses)
+          AND j.finished_at < v_cutoff
+        ORDER BY j.finished_at
+        LIMIT raquel_purge.batch_size
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM raquel_jobs j USING picked WHERE j.id = picked.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
+
+CREATE FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', attempts = j.attempts + 1,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
+    WHERE j.id = raquel_reject.job_id AND j.claim_id = raquel_reject.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_release(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
+    WHERE j.id = raquel_release.job_id AND j.claim_id = raquel_release.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+DECLARE
+    v_now bigint := coalesce(raquel_renew_leases.now, raquel_now_ms());
+BEGIN
+    IF raquel_renew_leases.lease IS NULL OR raquel_renew_leases.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('must be > 0 ms, got %s', raquel_renew_leases.lease));
+    END IF;
+    RETURN QUERY
+    UPDATE raquel_jobs j SET lease_expires_at = v_now + raquel_renew_leases.lease
+    FROM unnest(raquel_renew_leases.job_ids, raquel_renew_leases.claim_ids) AS held(id, claim_id)
+    WHERE j.id = held.id AND j.claim_id = held.claim_id AND j.status = 'claimed'
+    RETURNING j.id;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
+
+CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := coalesce(raquel_reschedule.now, raquel_now_ms());
+    v_status text;
+BEGIN
+    IF raquel_reschedule.delay < 0 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('must be >= 0 ms, got %s', raquel_reschedule.delay));
+    END IF;
+    UPDATE raquel_jobs j SET
+        status = 'queued',
+        attempts = j.attempts + 1,
+        scheduled_at = CASE WHEN raquel_reschedule.at IS NULL AND raquel_reschedule.delay IS NULL
+                            THEN v_now + j.min_retry_delay
+                            ELSE coalesce(raquel_reschedule.at, v_now) + coalesce(raquel_reschedule.delay, 0) END,
+        finished_at = NULL,
+        lease_expires_at = NULL
+    WHERE j.id = raquel_reschedule.job_id AND j.claim_id = raquel_reschedule.claim_id
+      AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := coalesce(raquel_rescue.now, raquel_now_ms());
+    v_count integer;
+BEGIN
+    WITH lost AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now
+          AND (raquel_rescue.queues IS NULL OR j.queue = ANY (raquel_rescue.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET
+        attempts = j.attempts + 1,
+        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      THEN 'exhausted' ELSE 'failed' END,
+        error = format('lease expired at %s: worker %s stopped renewing its claim',
+                       j.lease_expires_at, coalesce(j.claimed_by, '(unnamed)')),
+        error_trace = NULL,
+        scheduled_at = v_now,
+        finished_at = v_now,
+        lease_expires_at = NULL
+    FROM lost WHERE j.id = lost.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
+
+CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := coalesce(raquel_retry.now, raquel_now_ms());
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_id = NULL
+    WHERE j.id = raquel_retry.job_id
+      AND j.status IN ('failed', 'exhausted', 'expired', 'cancelled');
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
+
+CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT least(
+        raquel_retry_delay.max_retry_delay::float8,
+        greatest(
+            raquel_retry_delay.min_retry_delay::float8,
+            raquel_retry_delay.backoff_base::float8
+                * power(2::float8, least(greatest(raquel_retry_delay.attempts - 1, 0), 62))
+        )
+    )::bigint
+$$;
+
+COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+
+CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now      bigint := coalesce(raquel_retry_jobs.now, raquel_now_ms());
+    v_statuses text[] := coalesce(raquel_retry_jobs.statuses, ARRAY['failed', 'exhausted', 'expired']);
+    v_since    bigint := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
+    v_count    integer;
+BEGIN
+    IF cardinality(v_statuses) = 0
+       OR NOT v_statuses <@ ARRAY['failed', 'exhausted', 'expired', 'cancelled'] THEN
+        PERFORM raquel_invalid('raquel_retry_jobs', 'statuses',
+            format('must be some of failed, exhausted, expired, cancelled, got %s', v_statuses));
+    END IF;
+    WITH picked AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status = ANY (v_statuses)
+          AND (raquel_retry_jobs.queue IS NULL OR j.queue = raquel_retry_jobs.queue)
+          AND (v_since IS NULL OR j.finished_at >= v_since)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET
+        status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_id = NULL
+    FROM picked WHERE j.id = picked.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
+
+CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF raquel_set_priority.priority IS NULL THEN
+        PERFORM raquel_invalid('raquel_set_priority', 'priority', 'must be an integer, got NULL');
+    END IF;
+    UPDATE raquel_jobs j SET priority = raquel_set_priority.priority
+    WHERE j.id = raquel_set_priority.job_id AND j.status IN ('queued', 'failed', 'claimed');
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now   bigint := coalesce(raquel_set_schedule.now, raquel_now_ms());
+    v_first bigint := coalesce(raquel_set_schedule.first_run_at, v_now + raquel_set_schedule.every);
+    v_next  bigint;
+BEGIN
+    IF raquel_set_schedule.name IS NULL OR raquel_set_schedule.name = ''
+       OR octet_length(raquel_set_schedule.name) > 1000 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'name', 'must be a non-empty string of at most 1000 bytes');
+    END IF;
+    IF raquel_set_schedule.queue IS NULL OR raquel_set_schedule.queue = ''
+       OR octet_length(raquel_set_schedule.queue) > 1000 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'queue', 'must be a non-empty string of at most 1000 bytes');
+    END IF;
+    IF (raquel_set_schedule.cron IS NULL) = (raquel_set_schedule.every IS NULL) THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'cron', 'give exactly one of cron and every');
+    END IF;
+    IF raquel_set_schedule.cron = '' THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'cron', 'must be a cron expression, got an empty string');
+    END IF;
+    IF raquel_set_schedule.every <= 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('must be > 0 ms, got %s', raquel_set_schedule.every));
+    END IF;
+    IF raquel_set_schedule.max_age <= 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_age',
+            format('must be > 0 ms, got %s', raquel_set_schedule.max_age));
+    END IF;
+    IF raquel_set_schedule.max_retry_count < 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_retry_count',
+            format('must be >= 0, got %s', raquel_set_schedule.max_retry_count));
+    END IF;
+
+    INSERT INTO raquel_schedules AS s (
+        name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at, created_at)
+    VALUES (
+        raquel_set_schedule.name, raquel_set_schedule.queue, raquel_set_schedule.payload,
+        raquel_set_schedule.cron, raquel_set_schedule.every, coalesce(raquel_set_schedule.priority, 0),
+        raquel_set_schedule.max_age, raquel_set_schedule.max_retry_count, v_first, v_now)
+    ON CONFLICT (name) DO UPDATE SET
+        queue = excluded.queue, payload = excluded.payload, priority = excluded.priority,
+        max_age = excluded.max_age, max_retry_count = excluded.max_retry_count,
+        cron = excluded.cron, every = excluded.every,
+        next_run_at = CASE WHEN s.cron IS NOT DISTINCT FROM excluded.cron
+                            AND s.every IS NOT DISTINCT FROM excluded.every
+                           THEN s.next_run_at ELSE excluded.next_run_at END
+    RETURNING s.next_run_at INTO v_next;
+    RETURN v_next;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
+
+CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := coalesce(raquel_stats.now, raquel_now_ms());
+BEGIN
+    RETURN QUERY
+    WITH by_status AS (
+        SELECT j.queue, j.status, count(*) AS n FROM raquel_jobs j GROUP BY j.queue, j.status
+    ), counts AS (
+        SELECT b.queue,
+               sum(b.n)::bigint AS total,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'queued'), 0)::bigint AS queued,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'claimed'), 0)::bigint AS claimed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'success'), 0)::bigint AS success,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'failed'), 0)::bigint AS failed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'cancelled'), 0)::bigint AS cancelled,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'expired'), 0)::bigint AS expired,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'exhausted'), 0)::bigint AS exhausted
+        FROM by_status b GROUP BY b.queue
+    ), waiting AS (
+        SELECT j.queue,
+               count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
+               count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
+               v_now - min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+        FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
+    ), lost AS (
+        SELECT j.queue, count(*) AS lease_expired FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now GROUP BY j.queue
+    )
+    SELECT c.queue::text, c.total, c.queued, c.claimed, c.success, c.failed, c.cancelled, c.expired,
+           c.exhausted, coalesce(w.ready, 0), coalesce(w.scheduled, 0), coalesce(l.lease_expired, 0),
+           w.oldest_ready_age_ms
+    FROM counts c
+    LEFT JOIN waiting w ON w.queue = c.queue
+    LEFT JOIN lost l ON l.queue = c.queue
+    ORDER BY c.queue;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
+
+CREATE FUNCTION public.raquel_tg_jobs__notify_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+    v_read_committed boolean := current_setting('transaction_isolation') = 'read committed';
+    v_queues text[];
+BEGIN
+    IF v_read_committed THEN
+        PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+        IF NOT EXISTS (SELECT FROM raquel_waiters w WHERE w.expires_at > v_now) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    SELECT array_agg(r.queue) INTO v_queues
+    FROM (SELECT DISTINCT n.queue FROM raquel_new_jobs n
+          WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now) AS r
+    WHERE NOT v_read_committed
+       OR EXISTS (SELECT FROM raquel_waiters w
+                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR r.queue = ANY (w.queues)));
+    IF v_queues IS NOT NULL THEN
+        PERFORM raquel_notify_ready(v_queues);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
+
+CREATE FUNCTION public.raquel_tg_jobs__notify_update() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.scheduled_at <= raquel_now_ms() THEN
+        PERFORM raquel_notify_ready(ARRAY[NEW.queue]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
+
+CREATE FUNCTION public.raquel_ts(ms bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
+
+COMMENT ON FUNCTION public.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
+
+CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF raquel_wait_begin.worker IS NULL THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'worker', 'must not be NULL');
+    END IF;
+    IF raquel_wait_begin.ttl_ms IS NULL OR raquel_wait_begin.ttl_ms <= 0
+       OR raquel_wait_begin.ttl_ms > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'ttl_ms',
+            format('must be > 0 and at most 4611686018427387903 ms, got %s', raquel_wait_begin.ttl_ms));
+    END IF;
+    DELETE FROM raquel_waiters w
+    WHERE w.registration IN (
+        SELECT x.registration FROM raquel_waiters x
+        WHERE x.worker = raquel_wait_begin.worker OR x.expires_at <= v_now
+        FOR UPDATE SKIP LOCKED);
+    INSERT INTO raquel_waiters (worker, queues, expires_at)
+    VALUES (raquel_wait_begin.worker, raquel_wait_begin.queues, v_now + raquel_wait_begin.ttl_ms);
+    RETURN pg_try_advisory_xact_lock(7021557117354893312);  -- the raquel wake-up lock
+END;
+$$;
+
+COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    WITH gone AS (
+        DELETE FROM raquel_waiters w
+        WHERE w.registration IN (SELECT x.registration FROM raquel_waiters x
+                                 WHERE x.worker = raquel_wait_end.worker
+                                 FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
+
+COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE VIEW public.raquel_expired_leases AS
+ SELECT id,
+    queue,
+    claimed_by,
+    attempts,
+    public.raquel_ts(claimed_at) AS claimed,
+    public.raquel_ts(lease_expires_at) AS lease_expired,
+    (((public.raquel_now_ms() - lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
+   FROM public.raquel_jobs j
+  WHERE (((status)::text = 'claimed'::text) AND (lease_expires_at <= public.raquel_now_ms()))
+  ORDER BY lease_expires_at, id;
+
+COMMENT ON VIEW public.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
+
+CREATE TABLE public.raquel_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.raquel_migrations IS 'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.';
+
+CREATE VIEW public.raquel_problem_jobs AS
+ SELECT id,
+    queue,
+    status,
+    attempts,
+    max_retry_count,
+    error,
+    public.raquel_ts(finished_at) AS finished,
+    public.raquel_ts(enqueued_at) AS enqueued,
+        CASE
+            WHEN ((status)::text = 'failed'::text) THEN public.raquel_ts(scheduled_at)
+            ELSE NULL::timestamp with time zone
+        END AS next_attempt,
+    claimed_by AS last_worker
+   FROM public.raquel_jobs j
+  WHERE ((status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
+  ORDER BY finished_at DESC NULLS LAST, id;
+
+COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
+
+CREATE VIEW public.raquel_queue_stats AS
+ SELECT queue,
+    total,
+    queued,
+    claimed,
+    success,
+    failed,
+    cancelled,
+    expired,
+    exhausted,
+    ready,
+    scheduled,
+    lease_expired,
+    ((oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age
+   FROM public.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms);
+
+COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
+
+CREATE TABLE public.raquel_schedules (
+    name text NOT NULL,
+    queue text NOT NULL,
+    payload text,
+    cron text,
+    every bigint,
+    priority integer DEFAULT 0 NOT NULL,
+    max_age bigint,
+    max_retry_count integer,
+    next_run_at bigint,
+    last_run_at bigint,
+    last_job_id uuid,
+    created_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
+    CONSTRAINT raquel_schedules_interval_next_check CHECK (((every IS NULL) OR (next_run_at IS NOT NULL))),
+    CONSTRAINT raquel_schedules_job_check CHECK ((((max_age IS NULL) OR (max_age > 0)) AND ((max_retry_count IS NULL) OR (max_retry_count >= 0)))),
+    CONSTRAINT raquel_schedules_name_check CHECK (((name <> ''::text) AND (octet_length(name) <= 1000))),
+    CONSTRAINT raquel_schedules_queue_check CHECK (((queue <> ''::text) AND (octet_length(queue) <= 1000))),
+    CONSTRAINT raquel_schedules_timing_check CHECK ((((cron IS NULL) <> (every IS NULL)) AND ((every IS NULL) OR (every > 0))))
+);
+
+COMMENT ON TABLE public.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().';
+
+CREATE UNLOGGED TABLE public.raquel_waiters (
+    worker uuid NOT NULL,
+    queues text[],
+    expires_at bigint NOT NULL,
+    registration bigint NOT NULL
+);
+
+COMMENT ON TABLE public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
+
+ALTER TABLE public.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.raquel_waiters_registration_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+ALTER TABLE ONLY public.raquel_jobs
+    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.raquel_migrations
+    ADD CONSTRAINT raquel_migrations_pkey PRIMARY KEY (version);
+
+ALTER TABLE ONLY public.raquel_schedules
+    ADD CONSTRAINT raquel_schedules_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY public.raquel_waiters
+    ADD CONSTRAINT raquel_waiters_pkey PRIMARY KEY (registration);
+
+CREATE INDEX raquel_jobs_expiry_idx ON public.raquel_jobs USING btree (((enqueued_at + (max_age)::bigint))) WHERE (((status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (max_age IS NOT NULL));
+
+CREATE INDEX raquel_jobs_finished_idx ON public.raquel_jobs USING btree (finished_at) WHERE ((status)::text = ANY (ARRAY['success'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text]));
+
+CREATE INDEX raquel_jobs_lease_idx ON public.raquel_jobs USING btree (lease_expires_at) WHERE (lease_expires_at IS NOT NULL);
+
+CREATE INDEX raquel_jobs_ready_priority_idx ON public.raquel_jobs USING btree (priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+
+CREATE INDEX raquel_jobs_ready_queue_priority_idx ON public.raquel_jobs USING btree (queue, priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+
+CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON public.raquel_jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text, 'claimed'::text])));
+
+CREATE INDEX raquel_waiters_worker_idx ON public.raquel_waiters USING btree (worker);
+
+CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON public.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.raquel_tg_jobs__notify_insert();
+
+CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON public.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION public.raquel_tg_jobs__notify_update();
+
+REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_drop_schedule(name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_expire(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_next_due(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_notify_ready(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_stats(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
