@@ -1,4 +1,4 @@
-"""Every Python block of the documentation runs against the test database.
+"""Every Python block of the documentation (docs/ and README.md) runs against the test database.
 
 The blocks of one page run in order in one namespace (as a reader types them), which starts
 with ``rq`` (a :class:`Raquel` on the test database), ``dsn``, an ``orders`` table, and the
@@ -36,7 +36,7 @@ def python_blocks(page: Path) -> list[tuple[str, str | None]]:
     return [(code, marker or None) for marker, code in BLOCK.findall(page.read_text(encoding="utf-8"))]
 
 
-PAGES = sorted(p for p in DOCS.rglob("*.md") if python_blocks(p))
+PAGES = [p for p in [DOCS.parent / "README.md", *sorted(DOCS.rglob("*.md"))] if python_blocks(p)]
 
 
 class _Done:
@@ -71,7 +71,7 @@ def test_the_docs_have_python_snippets() -> None:
     assert len(PAGES) >= 5, PAGES
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS.parent)) for p in PAGES])
 def test_python_snippets_of_the_page_run(page: Path, dsn: str, conn: psycopg.Connection[Any],
                                          stopping_runs: None) -> None:
     import sqlalchemy
@@ -94,7 +94,7 @@ def test_python_snippets_of_the_page_run(page: Path, dsn: str, conn: psycopg.Con
                     continue
                 before = namespace.get("main")
                 source = code.replace(PLACEHOLDER_DSN, dsn)
-                exec(compile(source, f"{page.relative_to(DOCS)} block {number}", "exec"), namespace)
+                exec(compile(source, f"{page.relative_to(DOCS.parent)} block {number}", "exec"), namespace)
                 main = namespace.get("main")
                 if main is not before and asyncio.iscoroutinefunction(main):
                     asyncio.run(main())
