@@ -1,7 +1,7 @@
 """Every public raquel_* function, view, table and domain states its contract in the catalog.
 
 psql users read these with ``\\df+``, ``\\dv+``, ``\\dt+`` and ``\\dD+``; the documentation's SQL
-reference is generated from them (docs/hooks.py reads tests/schema.sql).
+reference is generated from them (tools/docs_hooks.py reads tests/schema.sql).
 """
 
 from __future__ import annotations
