@@ -134,3 +134,8 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
 
     return re.sub(r"^<!-- (generated|include): ([\w./-]+) -->$", generate, markdown,
                   flags=re.MULTILINE)
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """Docstrings use Sphinx roles (``:class:`Raquel```): show the name as code, without the role."""
+    return re.sub(r":(?:py:)?(?:meth|class|func|attr|exc|data|mod|obj):(?=<code>)", "", html)
