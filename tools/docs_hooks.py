@@ -64,7 +64,10 @@ def sql_reference() -> str:
         comments[(kind, name)] = body.replace("''", "'")
     functions: dict[str, str] = {}
     for name, args, returns in _FUNCTION.findall(text):
-        functions[name] = _tidy(f"{name}({args}) RETURNS {returns}")
+        # One argument a line (no argument of a raquel function has a comma in its default).
+        listed = "".join(f"\n    {arg}," for arg in _tidy(args).split(", ")).rstrip(",")
+        signature = f"{name}({listed}\n)" if args else f"{name}()"
+        functions[name] = f"{signature} RETURNS {_tidy(returns)}"
     out: list[str] = []
     relations = _RELATION.findall(text)
     for title, kind in (("Tables", "TABLE"), ("Views", "VIEW"), ("Domains", "DOMAIN")):
