@@ -100,7 +100,10 @@ def original_insert_trigger() -> bytes:
     text = (workers.ROOT / "migrations" / "0001_core.sql").read_text()
     start = text.index("CREATE FUNCTION raquel_tg_jobs__notify_insert()")
     end = text.index("$$;", text.index("AS $$", start)) + len("$$;")
-    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).encode()
+    # The engine's schema since 0021 (docs/security.md).
+    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION raquel.", 1).replace(
+        "raquel. raquel_tg", "raquel.raquel_tg", 1).replace(
+        "SET search_path FROM CURRENT", "SET search_path = raquel, pg_catalog, pg_temp", 1).encode()
 
 
 def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
@@ -114,7 +117,7 @@ def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
         if mode == "off":
-            conn.execute("ALTER TABLE raquel_jobs DISABLE TRIGGER USER")
+            conn.execute("ALTER TABLE raquel.raquel_jobs DISABLE TRIGGER USER")
         elif mode == "always":
             conn.execute(original_insert_trigger())
         elif mode == "waiter":
@@ -448,7 +451,7 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
             dsns[finished] = dsn = stack.enter_context(server.database("history"))
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(HISTORY_INSERT.encode(), [finished])
-                conn.execute("VACUUM ANALYZE raquel_jobs")
+                conn.execute("VACUUM ANALYZE raquel.raquel_jobs")
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute("CHECKPOINT")
         claims: dict[int, list[tuple[float, float, float]]] = {n: [] for n in dsns}
@@ -461,7 +464,7 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
             # autovacuum starts on the small tables, not on the 1M one).
             for dsn in dsns.values():
                 with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("VACUUM ANALYZE raquel_jobs")
+                    conn.execute("VACUUM ANALYZE raquel.raquel_jobs")
             latencies = claim_latencies({n: dsns[n] for n in order}, sizes.claim_samples,
                                         f"bench_claim_{round_}")
             for finished in order:

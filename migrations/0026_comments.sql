@@ -3,7 +3,10 @@
 -- \dD+, and the documentation's SQL reference is generated from the same
 -- text (docs/reference/sql.md, read from the schema snapshot tests/schema.sql).
 --
--- Comments only: no object changes. Times are ms since the Unix epoch (UTC),
+-- Comments only: no object changes. Unqualified names are the engine's
+-- objects in schema raquel (the runner's search_path since 0021); the runner's
+-- raquel_expose after this migration copies each comment to its stand-in in
+-- the install schema, so \df+ shows it from either. Times are ms since the Unix epoch (UTC),
 -- durations ms. Bad arguments raise SQLSTATE 22023 (invalid_parameter_value)
 -- naming the argument in the message and the error's COLUMN field.
 -- Signatures are given in full: COMMENT ON needs the argument types.
@@ -13,8 +16,15 @@
 COMMENT ON TABLE raquel_jobs IS
     'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
 
-COMMENT ON TABLE raquel_migrations IS
-    'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.';
+-- raquel_migrations stays in the install schema (0021), which is not on this
+-- migration's search_path: the runner names it in raquel.install_schema.
+DO $$
+BEGIN
+    EXECUTE format('COMMENT ON TABLE %I.raquel_migrations IS %L',
+        current_setting('raquel.install_schema'),
+        'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.');
+END
+$$;
 
 COMMENT ON TABLE raquel_waiters IS
     'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
@@ -162,3 +172,11 @@ COMMENT ON FUNCTION raquel_drop_schedule(text) IS
 
 COMMENT ON FUNCTION raquel_fire_schedules(text[], bigint[], bigint[], bigint) IS
     'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+
+-- The engine schema (0021) ------------------------------------------------------
+
+COMMENT ON FUNCTION raquel_expose(text) IS
+    'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+
+COMMENT ON FUNCTION raquel_unexpose(text) IS
+    'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';

@@ -8,8 +8,11 @@ clients over them, and workers wake on LISTEN/NOTIFY.
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
 from .errors import InvalidArgument, MigrationError, RaquelError
+from .importer import import_raquel
+from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueStats
 from .periodic import Schedule
+from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
 from .worker import Worker
@@ -20,6 +23,8 @@ __all__ = [
     "AsyncRaquel",
     "AsyncScheduler",
     "AsyncWorker",
+    "ImportRefused",
+    "ImportReport",
     "InvalidArgument",
     "Job",
     "JobRecord",
@@ -30,4 +35,7 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "Worker",
+    "import_raquel",
+    "import_raquel_async",
+    "legacy_id",
 ]

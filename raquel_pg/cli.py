@@ -108,6 +108,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_raquel(args: argparse.Namespace) -> int:
+    from .importer import import_raquel
+    from .raquel_tables import ImportRefused
+
+    with _connect(args) as conn:
+        try:
+            report = import_raquel(conn, args.table, dry_run=args.dry_run, skip_invalid=args.skip_invalid)
+        except ImportRefused as refused:
+            report = refused.report
+    refused_all = bool(report.invalid) and not args.skip_invalid
+    if args.json:
+        _print_json({"table": report.table, "source_rows": report.source_rows,
+                     "copied": report.copied, "already_present": report.already_present,
+                     "invalid": [{"id": i, "reason": r} for i, r in report.invalid],
+                     "refused": refused_all, "dry_run": report.dry_run})
+        return 1 if refused_all else 0
+    for job_id, reason in report.invalid:
+        print(f"{'refused' if refused_all else 'skipped'} row {job_id}: {reason}", file=sys.stderr)
+    if refused_all:
+        print(f"nothing copied: {len(report.invalid)} of {report.source_rows} rows of {report.table} "
+              "break a rule of raquel_jobs (fix them, or pass --skip-invalid)", file=sys.stderr)
+        return 1
+    verb = "would copy" if report.dry_run else "copied"
+    print(f"{verb} {report.copied} of {report.source_rows} jobs from {report.table} "
+          f"({report.already_present} already present, {len(report.invalid)} skipped)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
@@ -383,6 +411,7 @@ def cmd_psql(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "demo": cmd_demo,
+    "import-raquel": cmd_import_raquel,
     "worker": cmd_worker,
     "enqueue": cmd_enqueue,
     "stats": cmd_stats,
@@ -434,6 +463,14 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", action="store_true", help="list applied and pending migrations")
 
     command("demo", "run the demo: migrate, enqueue from SQL and Python, work, print stats")
+
+    ir = command("import-raquel", "copy the jobs of a raquel jobs table into raquel_jobs, in one "
+                                  "transaction (claimed jobs come over queued; rerunning copies nothing twice)")
+    ir.add_argument("--table", default="jobs", help="raquel's table, optionally schema.table (default jobs)")
+    ir.add_argument("--dry-run", action="store_true", help="report what would be copied, write nothing")
+    ir.add_argument("--skip-invalid", action="store_true",
+                    help="copy the valid rows and list the others (default: any invalid row refuses all)")
+    json_flag(ir)
 
     w = command("worker", "run a handler on jobs until SIGTERM/SIGINT (then finish running jobs; "
                           "a second signal stops at once)")
@@ -516,7 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable) as error:
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName) as error:  # schema raquel (0021) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
     except (RaquelError, psycopg.Error, ValueError) as error:
         _fail(args, _first_line(error))

@@ -18,7 +18,7 @@ from psycopg import Connection
 
 from .errors import MigrationError
 from .schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, check_applied,
+    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
     load_migrations, pending,
 )
 
@@ -85,8 +85,13 @@ def migrate(conn: Connection[Any], migrations: list[Migration] | None = None) ->
                 "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
             if cursor.fetchone() is not None:
                 continue  # a concurrent deploy applied it while we waited for the lock
-            conn.execute(SEARCH_PATH_SQL)
-            conn.execute(migration.sql.encode(), prepare=False)
+            # Recorded first, under the caller's search_path (raquel_migrations
+            # stays in the install schema); the whole transaction commits or not.
             conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
+            for statement in before(migration):
+                conn.execute(statement)
+            conn.execute(migration.sql.encode(), prepare=False)
+            for statement in after(migration):
+                conn.execute(statement)
         applied_now.append(migration)
     return applied_now

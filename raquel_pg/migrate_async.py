@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 
 from .errors import MigrationError
 from .schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, check_applied,
+    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
     load_migrations, pending,
 )
 
@@ -82,8 +82,13 @@ async def migrate(conn: AsyncConnection[Any], migrations: list[Migration] | None
                 "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
             if await cursor.fetchone() is not None:
                 continue  # a concurrent deploy applied it while we waited for the lock
-            await conn.execute(SEARCH_PATH_SQL)
-            await conn.execute(migration.sql.encode(), prepare=False)
+            # Recorded first, under the caller's search_path (raquel_migrations
+            # stays in the install schema); the whole transaction commits or not.
             await conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
+            for statement in before(migration):
+                await conn.execute(statement)
+            await conn.execute(migration.sql.encode(), prepare=False)
+            for statement in after(migration):
+                await conn.execute(statement)
         applied_now.append(migration)
     return applied_now

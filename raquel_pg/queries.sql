@@ -1,6 +1,9 @@
 -- Runtime queries of the raquel_pg clients. Each is a call to a raquel_*
 -- function (which holds the queue's rules) or a plain read. Loaded once by
 -- queries.py; a query starts at its "-- name: <name>" line.
+-- Every name is qualified with the engine's schema, raquel (migration 0021,
+-- docs/security.md): the client never goes through the install schema's
+-- stand-ins, and no object in the caller's search_path can stand in for ours.
 
 -- name: enqueue
 -- The job's row comes back with it (raquel's enqueue returns the Job), in
@@ -8,7 +11,7 @@
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_enqueue_job(
+FROM raquel.raquel_enqueue_job(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
@@ -21,7 +24,7 @@ FROM raquel_enqueue_job(
 -- text form of a 10,000-element array. The ids come back as one uuid[] (the
 -- function's rows in their order), not a row each: 0.76 against 1.07 us of
 -- client CPU per job for 10,000.
-SELECT ARRAY(SELECT raquel_enqueue_many(
+SELECT ARRAY(SELECT raquel.raquel_enqueue_many(
     queue => %(queue)s::text, payloads => %(payloads)b::text[], at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
@@ -32,60 +35,60 @@ SELECT ARRAY(SELECT raquel_enqueue_many(
 -- name: complete_many
 -- The id arrays travel binary (b placeholders): dumping 1,000 pairs measured 0.4 ms
 -- against 2.6 ms in the text form.
-SELECT job_id, recorded FROM raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[])
+SELECT job_id, recorded FROM raquel.raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[])
 
 -- name: wait_begin
-SELECT raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
+SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
 
 -- name: wait_end
-SELECT raquel_wait_end(%(worker)s::uuid)
+SELECT raquel.raquel_wait_end(%(worker)s::uuid)
 
 -- name: set_priority
-SELECT raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
+SELECT raquel.raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
+FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                   batch => %(batch)s::integer, lease => %(lease)s::bigint, durable => %(durable)s::boolean)
 
 -- name: next_due
-SELECT raquel_next_due(%(queues)s::text[])
+SELECT raquel.raquel_next_due(%(queues)s::text[])
 
 -- name: renew_leases
-SELECT raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(lease)s::bigint)
+SELECT raquel.raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(lease)s::bigint)
 
 -- name: complete
-SELECT raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: fail
-SELECT raquel_fail(%(job_id)s::uuid, %(claim_id)s::uuid, %(error)s::text, %(error_trace)s::text)
+SELECT raquel.raquel_fail(%(job_id)s::uuid, %(claim_id)s::uuid, %(error)s::text, %(error_trace)s::text)
 
 -- name: reschedule
-SELECT raquel_reschedule(%(job_id)s::uuid, %(claim_id)s::uuid, at => %(at)s::bigint,
+SELECT raquel.raquel_reschedule(%(job_id)s::uuid, %(claim_id)s::uuid, at => %(at)s::bigint,
                          delay => %(delay)s::bigint)
 
 -- name: reject
-SELECT raquel_reject(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_reject(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: release
-SELECT raquel_release(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_release(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: cancel
-SELECT raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT raquel.raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: get
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_jobs WHERE id = %(job_id)s::uuid
+FROM raquel.raquel_jobs WHERE id = %(job_id)s::uuid
 
 -- name: queues
-SELECT DISTINCT queue FROM raquel_jobs ORDER BY queue
+SELECT DISTINCT queue FROM raquel.raquel_jobs ORDER BY queue
 
 -- name: count
-SELECT count(*) FROM raquel_jobs
+SELECT count(*) FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
 
@@ -98,7 +101,7 @@ SELECT queue, count(*),
        count(*) FILTER (WHERE status = 'expired'),
        count(*) FILTER (WHERE status = 'exhausted'),
        count(*) FILTER (WHERE status = 'cancelled')
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
 GROUP BY queue ORDER BY queue
 
@@ -110,65 +113,65 @@ LISTEN raquel_jobs
 -- name: ops_stats
 SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
        scheduled, lease_expired, oldest_ready_age_ms
-FROM raquel_stats()
+FROM raquel.raquel_stats()
 
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel_jobs
+FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
 ORDER BY enqueued_at DESC, id
 LIMIT %(limit)s::integer
 
 -- name: ops_retry
-SELECT raquel_retry(%(job_id)s::uuid)
+SELECT raquel.raquel_retry(%(job_id)s::uuid)
 
 -- name: ops_retry_jobs
-SELECT raquel_retry_jobs(queue => %(queue)s::text, statuses => %(statuses)s::text[],
+SELECT raquel.raquel_retry_jobs(queue => %(queue)s::text, statuses => %(statuses)s::text[],
                          since => %(since)s::timestamptz)
 
 -- name: ops_now
-SELECT raquel_now_ms()
+SELECT raquel.raquel_now_ms()
 
 -- name: ops_purgeable
-SELECT count(*) FROM raquel_jobs
+SELECT count(*) FROM raquel.raquel_jobs
 WHERE status IN ('success', 'cancelled', 'expired', 'exhausted')  -- lets it use raquel_jobs_finished_idx
   AND status = ANY (%(statuses)s::text[])
   AND finished_at < %(now)s::bigint - floor(extract(epoch FROM %(older_than)s::interval) * 1000)::bigint
 
 -- name: ops_purge
-SELECT raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
+SELECT raquel.raquel_purge(%(older_than)s::interval, %(statuses)s::text[], %(batch_size)s::integer,
                     %(now)s::bigint)
 
 -- name: set_schedule
-SELECT raquel_set_schedule(
+SELECT raquel.raquel_set_schedule(
     name => %(name)s::text, queue => %(queue)s::text, payload => %(payload)s::text,
     cron => %(cron)s::text, every => %(every)s::bigint, first_run_at => %(first_run_at)s::bigint,
     priority => %(priority)s::integer, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer)
 
 -- name: drop_schedule
-SELECT raquel_drop_schedule(%(name)s::text)
+SELECT raquel.raquel_drop_schedule(%(name)s::text)
 
 -- name: schedules
 SELECT name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at,
        last_run_at, last_job_id
-FROM raquel_schedules ORDER BY name
+FROM raquel.raquel_schedules ORDER BY name
 
 -- name: due_schedules
 SELECT due.now, s.name, s.cron, s.next_run_at
-FROM (SELECT coalesce(%(now)s::bigint, raquel_now_ms()) AS now) AS due
-LEFT JOIN raquel_schedules s ON s.next_run_at IS NULL OR s.next_run_at <= due.now
+FROM (SELECT coalesce(%(now)s::bigint, raquel.raquel_now_ms()) AS now) AS due
+LEFT JOIN raquel.raquel_schedules s ON s.next_run_at IS NULL OR s.next_run_at <= due.now
 ORDER BY s.name
 
 -- name: fire_schedules
-SELECT job_id FROM raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
+SELECT job_id FROM raquel.raquel_fire_schedules(%(names)s::text[], %(ticks)s::bigint[],
                                          %(next_run_ats)s::bigint[], now => %(now)s::bigint)
 
 -- name: next_schedule_in
-SELECT min(next_run_at) - raquel_now_ms() FROM raquel_schedules
+SELECT min(next_run_at) - raquel.raquel_now_ms() FROM raquel.raquel_schedules
 
 -- name: grant_roles
 SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker)s::text,
@@ -181,7 +184,112 @@ SELECT pg_temp.raquel_grant_roles(%(schema)s::text, %(enqueuer)s::text, %(worker
 SELECT pg_temp.raquel_grant_roles(coalesce({schema}, current_schema()), {enqueuer}, {worker}, {operator})
 
 -- name: claim_outcome
-SELECT status, error FROM raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
+SELECT status, error FROM raquel.raquel_claim_outcome(%(job_id)s::uuid, %(claim_id)s::uuid)
 
 -- name: current_schema
 SELECT current_schema()
+
+-- `raquel-pg import-raquel`: copies a raquel `jobs` table into raquel_jobs
+-- (raquel_pg/importer_async.py, raquel_tables.py). First the source table's
+-- columns and their types, as the catalog says.
+-- name: import_raquel_table
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = to_regclass(%(table)s)
+
+-- Holds raquel's writers off until the import ends ({table} composed as below).
+-- name: import_raquel_lock
+LOCK TABLE {table} IN SHARE MODE
+
+-- Maps the source's columns, whichever raquel release made them, to raquel
+-- 0.3's names in a temporary view; each {name} is composed with psycopg.sql:
+-- {table} the source table, the others a column of it (s."col"), a coalesce
+-- of old and new names, or NULL. Ids: a uuid id is kept; any other id (raquel
+-- < 0.1's bigserial) becomes the UUID version 3 of its text in the namespace
+-- 512128fc-7855-5cbb-89c8-f34b00b8911e, i.e. Python's
+-- uuid.uuid3(UUID('512128fc-7855-5cbb-89c8-f34b00b8911e'), str(id)).
+-- name: import_raquel_source
+CREATE TEMPORARY VIEW raquel_import_source AS
+SELECT CASE WHEN {id_is_uuid} THEN s.{id}::text::uuid
+            ELSE encode(set_byte(set_byte(k.h, 6, (get_byte(k.h, 6) & 15) | 48),
+                                 8, (get_byte(k.h, 8) & 63) | 128), 'hex')::uuid END AS id,
+       s.{id}::text AS source_id,
+       {queue}::text AS queue, {payload}::text AS payload, {status}::text AS status,
+       {max_age}::bigint AS max_age, {max_retry_count}::integer AS max_retry_count,
+       {min_retry_delay}::bigint AS min_retry_delay, {max_retry_delay}::bigint AS max_retry_delay,
+       {backoff_base}::bigint AS backoff_base, {enqueued_at}::bigint AS enqueued_at,
+       {scheduled_at}::bigint AS scheduled_at, {attempts}::integer AS attempts,
+       {error}::text AS error, {error_trace}::text AS error_trace,
+       {claimed_by}::text AS claimed_by, {claimed_at}::bigint AS claimed_at,
+       {finished_at}::bigint AS finished_at
+FROM {table} AS s
+CROSS JOIN LATERAL (
+    SELECT decode(md5('\x512128fc78555cbb89c8f34b00b8911e'::bytea || convert_to(s.{id}::text, 'UTF8')),
+                  'hex') AS h) AS k
+
+-- Each source row with the rules of raquel_jobs it breaks ('' when none),
+-- its options defaulted as raquel's NULLs mean, and a claimed row (raquel's
+-- 'claimed', raquel < 0.1's 'locked') made claimable again as raquel's
+-- unclaim() does: status 'queued', claimed_by and claimed_at cleared.
+-- name: import_raquel_checked
+CREATE TEMPORARY VIEW raquel_import_checked AS
+SELECT s.id, s.source_id, s.queue, s.payload,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN 'queued' ELSE s.status END AS status,
+       s.max_age, s.max_retry_count,
+       coalesce(s.min_retry_delay, 1000) AS min_retry_delay,
+       coalesce(s.max_retry_delay, 43200000) AS max_retry_delay,
+       coalesce(s.backoff_base, 1000) AS backoff_base,
+       s.enqueued_at, s.scheduled_at, s.attempts, s.error, s.error_trace,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.claimed_by END AS claimed_by,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.claimed_at END AS claimed_at,
+       CASE WHEN s.status IN ('claimed', 'locked') THEN NULL ELSE s.finished_at END AS finished_at,
+       concat_ws('; ',
+           CASE WHEN s.status IS NULL OR s.status NOT IN ('queued', 'claimed', 'locked', 'success',
+                    'failed', 'cancelled', 'expired', 'exhausted')
+                THEN format('unknown status %L', s.status) END,
+           CASE WHEN s.queue IS NULL OR s.queue = '' THEN 'empty queue name' END,
+           CASE WHEN octet_length(s.queue) > 1000
+                THEN format('queue name of %s bytes (at most 1000)', octet_length(s.queue)) END,
+           CASE WHEN s.max_age <= 0 THEN format('max_age %s ms (must be > 0)', s.max_age) END,
+           CASE WHEN s.max_retry_count < 0
+                THEN format('max_retry_count %s (must be >= 0)', s.max_retry_count) END,
+           CASE WHEN s.min_retry_delay < 0
+                THEN format('min_retry_delay %s ms (must be >= 0)', s.min_retry_delay) END,
+           CASE WHEN s.backoff_base < 0 THEN format('backoff_base %s ms (must be >= 0)', s.backoff_base) END,
+           CASE WHEN coalesce(s.max_retry_delay, 43200000) < coalesce(s.min_retry_delay, 1000)
+                THEN format('max_retry_delay %s ms below min_retry_delay %s ms',
+                            coalesce(s.max_retry_delay, 43200000), coalesce(s.min_retry_delay, 1000)) END,
+           CASE WHEN s.attempts IS NULL OR s.attempts < 0
+                THEN format('attempts %s (must be >= 0)', coalesce(s.attempts::text, 'NULL')) END,
+           CASE WHEN s.enqueued_at IS NULL THEN 'no enqueued_at' END,
+           CASE WHEN s.scheduled_at IS NULL THEN 'no scheduled_at' END) AS problem
+FROM pg_temp.raquel_import_source s
+
+-- name: import_raquel_problems
+SELECT source_id, problem FROM pg_temp.raquel_import_checked WHERE problem <> '' ORDER BY source_id
+
+-- name: import_raquel_count
+SELECT count(*) FROM pg_temp.raquel_import_source
+
+-- The rows that keep every rule, copied once: an id raquel_jobs already has
+-- (a previous import's) is left as it is. Returns how many rows it copied.
+-- name: import_raquel_copy
+WITH copied AS (
+    INSERT INTO raquel_jobs (
+        id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+        claimed_at, finished_at)
+    SELECT c.id, c.queue, c.payload, c.status, c.max_age, c.max_retry_count, c.min_retry_delay,
+           c.max_retry_delay, c.backoff_base, c.enqueued_at, c.scheduled_at, c.attempts, c.error,
+           c.error_trace, c.claimed_by, c.claimed_at, c.finished_at
+    FROM pg_temp.raquel_import_checked c
+    WHERE c.problem = ''
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM copied
+
+-- name: import_raquel_done
+DROP VIEW pg_temp.raquel_import_checked, pg_temp.raquel_import_source

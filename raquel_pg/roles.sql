@@ -25,6 +25,12 @@
 -- the enqueuer and worker need no privilege on the tables they change. Role
 -- and schema names are quoted with format('%I'), never concatenated.
 --
+-- Since 0021 the objects live in schema raquel and schema_name (the install
+-- schema) holds same-named stand-ins (docs/security.md): every grant is made
+-- on both, so psql users (through the stand-ins) and the Python client
+-- (schema raquel directly) get the same rights. Neither schema's CREATE is
+-- ever granted.
+--
 -- From psql (one session; -f then -c):
 --   psql "$DSN" -f raquel_pg/roles.sql \
 --        -c "SELECT pg_temp.raquel_grant_roles('public', 'app_enqueue', 'app_worker', 'app_operator')"
@@ -60,41 +66,54 @@ DECLARE
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
         'raquel_claim_outcome', 'raquel_fire_schedules'];
+    -- Where the objects are (raquel since 0021) and every schema to grant in.
+    v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
+    v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));
+    v_schema  text;
 BEGIN
     IF to_regclass(format('%I.raquel_jobs', schema_name)) IS NULL THEN
         RAISE EXCEPTION 'raquel_grant_roles: no raquel_jobs table in schema %: run the migrations first',
             schema_name USING ERRCODE = 'invalid_parameter_value', COLUMN = 'schema_name';
     END IF;
-    IF enqueuer_role IS NOT NULL THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, enqueuer_role);
-        EXECUTE pg_temp.raquel_grant_execute(schema_name, v_enqueuer_functions, enqueuer_role);
-    END IF;
-    IF worker_role IS NOT NULL THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, worker_role);
-        EXECUTE format('GRANT SELECT ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
-                       schema_name, worker_role);
-        EXECUTE pg_temp.raquel_grant_execute(schema_name, v_worker_functions, worker_role);
-    END IF;
+    FOREACH v_schema IN ARRAY v_schemas LOOP
+        IF enqueuer_role IS NOT NULL THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, enqueuer_role);
+            EXECUTE pg_temp.raquel_grant_execute(v_schema, v_enqueuer_functions, enqueuer_role);
+        END IF;
+        IF worker_role IS NOT NULL THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, worker_role);
+            EXECUTE format('GRANT SELECT ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
+                           v_schema, worker_role);
+            EXECUTE pg_temp.raquel_grant_execute(v_schema, v_worker_functions, worker_role);
+        END IF;
+        IF operator_role IS NOT NULL THEN
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_schema, operator_role);
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
+                           v_schema, operator_role);
+            -- Every raquel_* view of the engine (raquel_queue_stats,
+            -- raquel_problem_jobs, raquel_expired_leases, and any later one).
+            EXECUTE (
+                SELECT format('GRANT SELECT ON %s TO %I',
+                              string_agg(format('%I.%I', v_schema, c.relname), ', '), operator_role)
+                FROM pg_class c
+                WHERE c.relnamespace = v_engine::regnamespace
+                  AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%');
+            -- One GRANT naming every raquel_* function of the engine (the
+            -- stand-ins have the same names and arguments), not raquel_expose
+            -- and raquel_unexpose (0021), which only the owner runs.
+            EXECUTE (
+                SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I',
+                              string_agg(format('%I.%I(%s)', v_schema, p.proname,
+                                                pg_get_function_identity_arguments(p.oid)), ', '),
+                              operator_role)
+                FROM pg_proc p
+                WHERE p.pronamespace = v_engine::regnamespace
+                  AND p.prokind = 'f' AND p.proname LIKE 'raquel\_%' AND p.prorettype <> 'trigger'::regtype
+                  AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose'));
+        END IF;
+    END LOOP;
     IF operator_role IS NOT NULL THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, operator_role);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.raquel_jobs, %1$I.raquel_schedules TO %2$I',
-                       schema_name, operator_role);
         EXECUTE format('GRANT SELECT ON %I.raquel_migrations TO %I', schema_name, operator_role);
-        -- Every raquel_* view of the schema (raquel_queue_stats,
-        -- raquel_problem_jobs, raquel_expired_leases, and any later one).
-        EXECUTE (
-            SELECT format('GRANT SELECT ON %s TO %I', string_agg(c.oid::regclass::text, ', '), operator_role)
-            FROM pg_class c
-            WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = schema_name)
-              AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%');
-        -- One GRANT naming every raquel_* function of the schema (regprocedure
-        -- text is quoted and schema-qualified under this search_path).
-        EXECUTE (
-            SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I',
-                          string_agg(p.oid::regprocedure::text, ', '), operator_role)
-            FROM pg_proc p
-            WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = schema_name)
-              AND p.prokind = 'f' AND p.proname LIKE 'raquel\_%' AND p.prorettype <> 'trigger'::regtype);
     END IF;
 END;
 $$;

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import LiteralString
 
 from .errors import MigrationError
 
@@ -30,6 +31,26 @@ SEARCH_PATH_SQL = (
     "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
 )
 
+#: The engine's schema (migration 0021): only its owner may create objects in
+#: it; the install schema keeps stand-ins (docs/security.md).
+ENGINE_SCHEMA = "raquel"
+
+#: The first migration run with the engine's search_path instead of SEARCH_PATH_SQL.
+ENGINE_SINCE = 21
+
+#: From ENGINE_SINCE on, a migration runs with these (after RECORD_SQL, which
+#: needs the caller's search_path): the install schema is remembered for
+#: raquel_expose, unqualified CREATEs land in schema raquel, and
+#: ``SET search_path FROM CURRENT`` pins raquel, pg_catalog, pg_temp.
+ENGINE_PATH_SQL = (
+    "SELECT set_config('raquel.install_schema', current_schema(), true);\n"
+    "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)"
+)
+#: Before each migration after ENGINE_SINCE: the stand-in views step aside.
+UNEXPOSE_SQL = "SELECT raquel.raquel_unexpose(current_setting('raquel.install_schema'))"
+#: After each migration from ENGINE_SINCE on: stand-ins for every engine function and relation.
+EXPOSE_SQL = "SELECT raquel.raquel_expose(current_setting('raquel.install_schema'))"
+
 BOOKKEEPING_SQL = """\
 CREATE TABLE IF NOT EXISTS raquel_migrations (
     version    integer     PRIMARY KEY,
@@ -39,6 +60,20 @@ CREATE TABLE IF NOT EXISTS raquel_migrations (
 )"""
 
 RECORD_SQL = "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s, %s, %s)"
+
+
+def before(migration: "Migration") -> list[LiteralString]:
+    """The statements that run after RECORD_SQL and before ``migration``'s SQL, in its transaction."""
+    if migration.version < ENGINE_SINCE:
+        return [SEARCH_PATH_SQL]
+    if migration.version == ENGINE_SINCE:
+        return [ENGINE_PATH_SQL]
+    return [ENGINE_PATH_SQL, UNEXPOSE_SQL]
+
+
+def after(migration: "Migration") -> list[LiteralString]:
+    """The statements that run after ``migration``'s SQL, in its transaction."""
+    return [EXPOSE_SQL] if migration.version >= ENGINE_SINCE else []
 
 
 @dataclass(frozen=True)
@@ -129,11 +164,16 @@ def script(migrations: list[Migration]) -> str:
         f"BEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{BOOKKEEPING_SQL};\nCOMMIT;",
     ]
     for m in migrations:
-        record = RECORD_SQL.replace("%s", "{}").format(m.version, _literal(m.name), _literal(m.checksum))
-        parts.append(
-            f"-- {m.filename}\nBEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{m.sql.rstrip()}\n{record};\nCOMMIT;"
-        )
+        lines = [f"-- {m.filename}", "BEGIN;", *(f"{s};" for s in [LOCK_SQL, record_sql(m), *before(m)]),
+                 m.sql.rstrip(), *(f"{s};" for s in after(m)), "COMMIT;"]
+        parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def record_sql(migration: Migration) -> str:
+    """RECORD_SQL for ``migration`` with its values inlined (the package's own names and checksums)."""
+    return RECORD_SQL.replace("%s", "{}").format(
+        migration.version, _literal(migration.name), _literal(migration.checksum))
 
 
 def _literal(text: str) -> str:

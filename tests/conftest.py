@@ -79,7 +79,7 @@ def migrated_dsn(make_database: object) -> str:
 def dsn(migrated_dsn: str) -> str:
     """The migrated database with an empty jobs table and no registered waiter."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE raquel_jobs, raquel_waiters")
+        conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_waiters")
     return migrated_dsn
 
 
@@ -106,7 +106,7 @@ async def arq(dsn: str) -> AsyncIterator[AsyncRaquel]:
 def no_schedules(dsn: str) -> str:
     """The migrated database with empty jobs and schedules tables (issue 7's periodic jobs)."""
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("TRUNCATE raquel_schedules")
+        connection.execute("TRUNCATE raquel.raquel_schedules")
     return dsn
 
 

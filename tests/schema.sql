@@ -1,32 +1,311 @@
 -- PostgreSQL 18: pg_dump --schema-only of a freshly migrated database, normalised. Regenerate: python tools/schema_snapshot.py
-CREATE DOMAIN public.raquel_delay AS bigint
+CREATE SCHEMA raquel;
+
+COMMENT ON SCHEMA raquel IS 'raquel_pg''s engine: only its owner may create objects here (docs/security.md).';
+
+CREATE DOMAIN raquel.raquel_delay AS bigint
 	CONSTRAINT raquel_delay_check CHECK ((VALUE >= 0));
 
-COMMENT ON DOMAIN public.raquel_delay IS 'A duration in ms that is never negative (min_retry_delay, max_retry_delay, backoff_base).';
+COMMENT ON DOMAIN raquel.raquel_delay IS 'A duration in ms that is never negative (min_retry_delay, max_retry_delay, backoff_base).';
 
-CREATE DOMAIN public.raquel_max_age AS bigint
+CREATE DOMAIN raquel.raquel_max_age AS bigint
 	CONSTRAINT raquel_max_age_check CHECK ((VALUE > 0));
 
-COMMENT ON DOMAIN public.raquel_max_age IS 'A job''s max_age in ms, counted from enqueued_at: positive, or NULL for no limit.';
+COMMENT ON DOMAIN raquel.raquel_max_age IS 'A job''s max_age in ms, counted from enqueued_at: positive, or NULL for no limit.';
 
-CREATE DOMAIN public.raquel_name AS text
+CREATE DOMAIN raquel.raquel_name AS text
 	CONSTRAINT raquel_name_check CHECK (((VALUE <> ''::text) AND (octet_length(VALUE) <= 1000)));
 
-COMMENT ON DOMAIN public.raquel_name IS 'A queue name or unique key: non-empty text of at most 1000 bytes.';
+COMMENT ON DOMAIN raquel.raquel_name IS 'A queue name or unique key: non-empty text of at most 1000 bytes.';
 
-CREATE DOMAIN public.raquel_retry_count AS integer
+CREATE DOMAIN raquel.raquel_retry_count AS integer
 	CONSTRAINT raquel_retry_count_check CHECK ((VALUE >= 0));
 
-COMMENT ON DOMAIN public.raquel_retry_count IS 'A job''s max_retry_count (retries after the first attempt) or attempts: never negative; NULL max_retry_count retries forever.';
+COMMENT ON DOMAIN raquel.raquel_retry_count IS 'A job''s max_retry_count (retries after the first attempt) or attempts: never negative; NULL max_retry_count retries forever.';
 
-CREATE DOMAIN public.raquel_status AS text
+CREATE DOMAIN raquel.raquel_status AS text
 	CONSTRAINT raquel_status_check CHECK ((VALUE = ANY (ARRAY['queued'::text, 'claimed'::text, 'success'::text, 'failed'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text])));
 
-COMMENT ON DOMAIN public.raquel_status IS 'A job status: queued, claimed, success, failed (will be retried), cancelled, expired or exhausted (raquel''s seven).';
+COMMENT ON DOMAIN raquel.raquel_status IS 'A job status: queued, claimed, success, failed (will be retried), cancelled, expired or exhausted (raquel''s seven).';
 
 CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_cancel (docs/security.md)
+SELECT raquel.raquel_cancel($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
+
+CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
+
+COMMENT ON FUNCTION raquel.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
+
+CREATE FUNCTION raquel.raquel_new_id() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (((lpad(to_hex((raquel.raquel_now_ms() & '281474976710655'::bigint)), 12, '0'::text) || '7'::text) || substr((gen_random_uuid())::text, 16)))::uuid;
+
+COMMENT ON FUNCTION raquel.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
+
+CREATE TABLE raquel.raquel_jobs (
+    id uuid DEFAULT raquel.raquel_new_id() NOT NULL,
+    queue raquel.raquel_name DEFAULT 'default'::text NOT NULL,
+    payload text,
+    status raquel.raquel_status DEFAULT 'queued'::text NOT NULL,
+    max_age raquel.raquel_max_age,
+    max_retry_count raquel.raquel_retry_count,
+    min_retry_delay raquel.raquel_delay DEFAULT 1000 NOT NULL,
+    max_retry_delay bigint DEFAULT 43200000 NOT NULL,
+    backoff_base raquel.raquel_delay DEFAULT 1000 NOT NULL,
+    enqueued_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
+    scheduled_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    error text,
+    error_trace text,
+    claimed_by text,
+    claimed_at bigint,
+    finished_at bigint,
+    lease_expires_at bigint,
+    claim_id uuid,
+    priority integer DEFAULT 0 NOT NULL,
+    unique_key raquel.raquel_name,
+    CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
+    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
+);
+
+COMMENT ON TABLE raquel.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
+
+COMMENT ON COLUMN raquel.raquel_jobs.priority IS 'Higher runs first (default 0); FIFO by scheduled_at within one priority. Change with raquel_set_priority().';
+
+COMMENT ON COLUMN raquel.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
+
+CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE sql ROWS 1
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
+SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6)$_$;
+
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
+
+CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_outcome (docs/security.md)
+SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+
+CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
+SELECT raquel.raquel_complete($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
+
+CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
+SELECT * FROM raquel.raquel_complete_many($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
+
+CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_drop_schedule (docs/security.md)
+SELECT raquel.raquel_drop_schedule($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
+
+CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
+SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
+
+CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
+SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+
+CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
+SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
+
+CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_expire (docs/security.md)
+SELECT raquel.raquel_expire($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
+
+CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
+SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
+
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
+SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+
+CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
+    LANGUAGE sql IMMUTABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_invalid (docs/security.md)
+SELECT raquel.raquel_invalid($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
+
+CREATE FUNCTION public.raquel_new_id() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_new_id (docs/security.md)
+SELECT raquel.raquel_new_id()$$;
+
+COMMENT ON FUNCTION public.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
+
+CREATE FUNCTION public.raquel_new_ids(n integer) RETURNS uuid[]
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_new_ids (docs/security.md)
+SELECT raquel.raquel_new_ids($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
+
+CREATE FUNCTION public.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_next_due (docs/security.md)
+SELECT raquel.raquel_next_due($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+
+CREATE FUNCTION public.raquel_notify_ready(queues text[]) RETURNS void
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_notify_ready (docs/security.md)
+SELECT raquel.raquel_notify_ready($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+
+CREATE FUNCTION public.raquel_now_ms() RETURNS bigint
+    LANGUAGE sql PARALLEL SAFE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_now_ms (docs/security.md)
+SELECT raquel.raquel_now_ms()$$;
+
+COMMENT ON FUNCTION public.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
+
+CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
+SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
+
+CREATE FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_reject (docs/security.md)
+SELECT raquel.raquel_reject($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_release(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_release (docs/security.md)
+SELECT raquel.raquel_release($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
+SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
+
+CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_reschedule (docs/security.md)
+SELECT raquel.raquel_reschedule($1, $2, $3, $4, $5)$_$;
+
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
+SELECT raquel.raquel_rescue($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
+
+CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
+SELECT raquel.raquel_retry($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
+
+CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_delay (docs/security.md)
+SELECT raquel.raquel_retry_delay($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+
+CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_jobs (docs/security.md)
+SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
+
+CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_priority (docs/security.md)
+SELECT raquel.raquel_set_priority($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_schedule (docs/security.md)
+SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
+
+CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
+SELECT * FROM raquel.raquel_stats($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
+
+CREATE FUNCTION public.raquel_ts(ms bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_ts (docs/security.md)
+SELECT raquel.raquel_ts($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
+
+CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_begin (docs/security.md)
+SELECT raquel.raquel_wait_begin($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_end (docs/security.md)
+SELECT raquel.raquel_wait_end($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now    bigint := coalesce(raquel_cancel.now, raquel_now_ms());
@@ -48,55 +327,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
+COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
 
-CREATE FUNCTION public.raquel_now_ms() RETURNS bigint
-    LANGUAGE sql PARALLEL SAFE
-    RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
-
-COMMENT ON FUNCTION public.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
-
-CREATE FUNCTION public.raquel_new_id() RETURNS uuid
-    LANGUAGE sql PARALLEL SAFE
-    RETURN (((lpad(to_hex((public.raquel_now_ms() & '281474976710655'::bigint)), 12, '0'::text) || '7'::text) || substr((gen_random_uuid())::text, 16)))::uuid;
-
-COMMENT ON FUNCTION public.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
-
-CREATE TABLE public.raquel_jobs (
-    id uuid DEFAULT public.raquel_new_id() NOT NULL,
-    queue public.raquel_name DEFAULT 'default'::text NOT NULL,
-    payload text,
-    status public.raquel_status DEFAULT 'queued'::text NOT NULL,
-    max_age public.raquel_max_age,
-    max_retry_count public.raquel_retry_count,
-    min_retry_delay public.raquel_delay DEFAULT 1000 NOT NULL,
-    max_retry_delay bigint DEFAULT 43200000 NOT NULL,
-    backoff_base public.raquel_delay DEFAULT 1000 NOT NULL,
-    enqueued_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
-    scheduled_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    error text,
-    error_trace text,
-    claimed_by text,
-    claimed_at bigint,
-    finished_at bigint,
-    lease_expires_at bigint,
-    claim_id uuid,
-    priority integer DEFAULT 0 NOT NULL,
-    unique_key public.raquel_name,
-    CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
-    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
-);
-
-COMMENT ON TABLE public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
-
-COMMENT ON COLUMN public.raquel_jobs.priority IS 'Higher runs first (default 0); FIFO by scheduled_at within one priority. Change with raquel_set_priority().';
-
-COMMENT ON COLUMN public.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
-
-CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF public.raquel_jobs
+CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
@@ -238,22 +473,22 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
 
-CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
+CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
     SELECT j.status, j.error FROM raquel_jobs j
     WHERE j.id = raquel_claim_outcome.job_id AND j.claim_id = raquel_claim_outcome.claim_id
       AND j.status <> 'claimed'
 $$;
 
-COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+COMMENT ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
-CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now    bigint := coalesce(raquel_complete.now, raquel_now_ms());
@@ -268,11 +503,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
 
-CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     AS $$
 #variable_conflict use_column
@@ -308,11 +543,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
 
-CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
+CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     DELETE FROM raquel_schedules s WHERE s.name = raquel_drop_schedule.name;
@@ -320,11 +555,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
+COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -450,11 +685,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
 
-CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF public.raquel_jobs
+CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_id uuid := raquel_enqueue(
@@ -470,11 +705,11 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
 
-CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -688,11 +923,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
 
-CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
@@ -721,11 +956,135 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
+COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
 
-CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION raquel.raquel_expose(install_schema text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_into oid := (SELECT n.oid FROM pg_namespace n WHERE n.nspname = raquel_expose.install_schema);
+    v_args text;
+    r      record;
+    g      record;
+BEGIN
+    IF v_into IS NULL THEN
+        RAISE EXCEPTION 'raquel_expose: no schema %', raquel_expose.install_schema
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'install_schema';
+    END IF;
+    -- No engine object may be bound to a function or operator of another
+    -- schema (a view, default, index, constraint, trigger or SQL-standard
+    -- body binds what its names meant when it was created: one created by
+    -- a migration before 0021, in a schema others could write to, could
+    -- have bound another role's operator for good).
+    v_args := (
+        SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                 pg_describe_object(d.refclassid, d.refobjid, 0)), '; ')
+        FROM pg_depend d
+        WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+          AND CASE d.refclassid
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.refobjid)
+                  ELSE (SELECT o.oprnamespace FROM pg_operator o WHERE o.oid = d.refobjid)
+              END NOT IN ('pg_catalog'::regnamespace, 'raquel'::regnamespace)
+          AND CASE d.classid
+                  WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite w
+                                                    JOIN pg_class c ON c.oid = w.ev_class WHERE w.oid = d.objid)
+                  WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
+                                                    JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+                  WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger t
+                                                    JOIN pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
+                  WHEN 'pg_constraint'::regclass THEN (SELECT n.connamespace FROM pg_constraint n WHERE n.oid = d.objid)
+                  WHEN 'pg_class'::regclass THEN (SELECT c.relnamespace FROM pg_class c WHERE c.oid = d.objid)
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.objid)
+                  WHEN 'pg_type'::regclass THEN (SELECT t.typnamespace FROM pg_type t WHERE t.oid = d.objid)
+              END = 'raquel'::regnamespace);
+    IF v_args IS NOT NULL THEN
+        RAISE EXCEPTION 'raquel_expose: engine objects are bound to objects outside schemas raquel and pg_catalog: %',
+            v_args USING HINT = 'Another role may have planted them (docs/security.md): drop them, then recreate the engine objects.';
+    END IF;
+    IF v_into = 'raquel'::regnamespace THEN
+        RETURN;
+    END IF;
+    -- Stand-in functions whose engine function is gone (e.g. its signature changed).
+    FOR r IN
+        SELECT p.oid::regprocedure AS name FROM pg_proc p
+        WHERE p.pronamespace = v_into AND p.proname LIKE 'raquel\_%' AND p.prosrc LIKE '-- raquel_pg stand-in%'
+          AND NOT EXISTS (SELECT FROM pg_proc e WHERE e.pronamespace = 'raquel'::regnamespace
+                          AND e.proname = p.proname AND e.proargtypes = p.proargtypes)
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', r.name);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid, p.proname, p.proargtypes, p.proretset, p.pronargs, p.proacl, p.proowner,
+               pg_get_function_arguments(p.oid) AS args,
+               pg_get_function_identity_arguments(p.oid) AS identity,
+               pg_get_function_result(p.oid) AS result,
+               CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
+               CASE p.proparallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END AS parallel,
+               CASE WHEN p.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END AS strictness,
+               CASE WHEN p.proretset THEN format('ROWS %s', p.prorows) ELSE '' END AS rows,
+               obj_description(p.oid, 'pg_proc') AS comment
+        FROM pg_proc p
+        WHERE p.pronamespace = 'raquel'::regnamespace AND p.proname LIKE 'raquel\_%' AND p.prokind = 'f'
+          AND p.prorettype <> 'trigger'::regtype AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose')
+    LOOP
+        v_args := (SELECT string_agg('$' || i, ', ' ORDER BY i) FROM generate_series(1, r.pronargs) i);
+        -- A stand-in whose result changed cannot be replaced in place.
+        IF EXISTS (SELECT FROM pg_proc s
+                   WHERE s.pronamespace = v_into AND s.proname = r.proname AND s.proargtypes = r.proargtypes
+                     AND pg_get_function_result(s.oid) <> r.result) THEN
+            EXECUTE format('DROP FUNCTION %I.%I(%s)', raquel_expose.install_schema, r.proname, r.identity);
+        END IF;
+        EXECUTE format(
+            'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql %s %s PARALLEL %s %s AS %L',
+            raquel_expose.install_schema, r.proname, r.args, r.result, r.volatility, r.strictness,
+            r.parallel, r.rows,
+            format(E'-- raquel_pg stand-in: calls raquel.%I (docs/security.md)\n%s',
+                   r.proname,
+                   CASE WHEN r.proretset THEN format('SELECT * FROM raquel.%I(%s)', r.proname, coalesce(v_args, ''))
+                        ELSE format('SELECT raquel.%I(%s)', r.proname, coalesce(v_args, '')) END));
+        EXECUTE format('COMMENT ON FUNCTION %I.%I(%s) IS %L',
+                       raquel_expose.install_schema, r.proname, r.identity, r.comment);
+        -- The engine function's privileges: PUBLIC's default, or exactly its grants.
+        IF r.proacl IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %I.%I(%s) FROM PUBLIC',
+                           raquel_expose.install_schema, r.proname, r.identity);
+            FOR g IN SELECT a.grantee, a.is_grantable FROM aclexplode(r.proacl) a
+                     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> r.proowner LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %I.%I(%s) TO %s%s',
+                               raquel_expose.install_schema, r.proname, r.identity,
+                               CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                               CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+            END LOOP;
+        END IF;
+    END LOOP;
+    -- Stand-in views.
+    FOR r IN
+        SELECT c.relname, c.relacl, c.relowner, obj_description(c.oid, 'pg_class') AS comment
+        FROM pg_class c
+        WHERE c.relnamespace = 'raquel'::regnamespace AND c.relname LIKE 'raquel\_%' AND c.relkind IN ('r', 'p', 'v')
+    LOOP
+        EXECUTE format('CREATE OR REPLACE VIEW %I.%I AS SELECT * FROM raquel.%I',
+                       raquel_expose.install_schema, r.relname, r.relname);
+        EXECUTE format('COMMENT ON VIEW %I.%I IS %L', raquel_expose.install_schema, r.relname,
+                       coalesce(r.comment || E'\n', '')
+                       || format('raquel_pg stand-in: the columns of raquel.%I (docs/security.md).', r.relname));
+        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', raquel_expose.install_schema, r.relname);
+        FOR g IN SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(r.relacl) a
+                 WHERE a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') AND a.grantee <> r.relowner LOOP
+            EXECUTE format('GRANT %s ON %I.%I TO %s%s', g.privilege_type, raquel_expose.install_schema, r.relname,
+                           CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                           CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END;
+$_$;
+
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+
+CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now    bigint := coalesce(raquel_fail.now, raquel_now_ms());
@@ -749,11 +1108,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
 
-CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
+CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now bigint := coalesce(raquel_fire_schedules.now, raquel_now_ms());
@@ -802,11 +1161,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
 
-CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
+CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     RAISE EXCEPTION '%: invalid argument "%": %', p_function, p_argument, p_problem
@@ -814,11 +1173,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
+COMMENT ON FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
 
-CREATE FUNCTION public.raquel_new_ids(n integer) RETURNS uuid[]
+CREATE FUNCTION raquel.raquel_new_ids(n integer) RETURNS uuid[]
     LANGUAGE sql
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
     SELECT ARRAY(
         SELECT (s.head || to_hex(((s.rand_b + g) & 4611686018427387903) | (-9223372036854775807 - 1)))::uuid
@@ -829,11 +1188,11 @@ CREATE FUNCTION public.raquel_new_ids(n integer) RETURNS uuid[]
           FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS hex) AS r) AS s
 $$;
 
-COMMENT ON FUNCTION public.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
+COMMENT ON FUNCTION raquel.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
 
-CREATE FUNCTION public.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
+CREATE FUNCTION raquel.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
@@ -884,11 +1243,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+COMMENT ON FUNCTION raquel.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
 
-CREATE FUNCTION public.raquel_notify_ready(queues text[]) RETURNS void
+CREATE FUNCTION raquel.raquel_notify_ready(queues text[]) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now bigint := raquel_now_ms();
@@ -913,11 +1272,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+COMMENT ON FUNCTION raquel.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
 
-CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+CREATE FUNCTION raquel.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now      bigint := coalesce(raquel_purge.now, raquel_now_ms());
@@ -954,11 +1313,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
+COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
 
-CREATE FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
+CREATE FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_status text;
@@ -972,11 +1331,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
 
-CREATE FUNCTION public.raquel_release(job_id uuid, claim_id uuid) RETURNS text
+CREATE FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_status text;
@@ -989,11 +1348,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
 
-CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
+CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     AS $$
 DECLARE
@@ -1011,11 +1370,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
+COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
 
-CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now    bigint := coalesce(raquel_reschedule.now, raquel_now_ms());
@@ -1040,11 +1399,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
 
-CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
@@ -1073,11 +1432,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
 
-CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
+CREATE FUNCTION raquel.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now bigint := coalesce(raquel_retry.now, raquel_now_ms());
@@ -1091,11 +1450,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
+COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
 
-CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
+CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
     SELECT least(
         raquel_retry_delay.max_retry_delay::float8,
@@ -1107,11 +1466,11 @@ CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint,
     )::bigint
 $$;
 
-COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+COMMENT ON FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
 
-CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
+CREATE FUNCTION raquel.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now      bigint := coalesce(raquel_retry_jobs.now, raquel_now_ms());
@@ -1140,11 +1499,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
+COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
 
-CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
+CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF raquel_set_priority.priority IS NULL THEN
@@ -1156,11 +1515,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+COMMENT ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
 
-CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
+CREATE FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1213,11 +1572,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
+COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
 
-CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+CREATE FUNCTION raquel.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now bigint := coalesce(raquel_stats.now, raquel_now_ms());
@@ -1256,11 +1615,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
+COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
 
-CREATE FUNCTION public.raquel_tg_jobs__notify_insert() RETURNS trigger
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_now bigint := raquel_now_ms();
@@ -1286,11 +1645,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
 
-CREATE FUNCTION public.raquel_tg_jobs__notify_update() RETURNS trigger
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF NEW.scheduled_at <= raquel_now_ms() THEN
@@ -1300,18 +1659,44 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
 
-CREATE FUNCTION public.raquel_ts(ms bigint) RETURNS timestamp with time zone
+CREATE FUNCTION raquel.raquel_ts(ms bigint) RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
 
-COMMENT ON FUNCTION public.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
+COMMENT ON FUNCTION raquel.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
 
-CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+CREATE FUNCTION raquel.raquel_unexpose(install_schema text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    IF raquel_unexpose.install_schema = 'raquel' THEN
+        RETURN;
+    END IF;
+    FOR r IN
+        SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = raquel_unexpose.install_schema AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%'
+          AND obj_description(c.oid, 'pg_class') LIKE '%raquel_pg stand-in: %'
+    LOOP
+        BEGIN
+            EXECUTE format('DROP VIEW %s', r.name);
+        EXCEPTION WHEN dependent_objects_still_exist THEN
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+
+CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1336,11 +1721,11 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
 
-CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
+CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
     WITH gone AS (
         DELETE FROM raquel_waiters w
@@ -1351,21 +1736,61 @@ CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
     SELECT count(*) > 0 FROM gone
 $$;
 
-COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+COMMENT ON FUNCTION raquel.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE VIEW raquel.raquel_expired_leases AS
+ SELECT id,
+    queue,
+    claimed_by,
+    attempts,
+    raquel.raquel_ts(claimed_at) AS claimed,
+    raquel.raquel_ts(lease_expires_at) AS lease_expired,
+    (((raquel.raquel_now_ms() - lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
+   FROM raquel.raquel_jobs j
+  WHERE (((status)::text = 'claimed'::text) AND (lease_expires_at <= raquel.raquel_now_ms()))
+  ORDER BY lease_expires_at, id;
+
+COMMENT ON VIEW raquel.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
 
 CREATE VIEW public.raquel_expired_leases AS
  SELECT id,
     queue,
     claimed_by,
     attempts,
-    public.raquel_ts(claimed_at) AS claimed,
-    public.raquel_ts(lease_expires_at) AS lease_expired,
-    (((public.raquel_now_ms() - lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
-   FROM public.raquel_jobs j
-  WHERE (((status)::text = 'claimed'::text) AND (lease_expires_at <= public.raquel_now_ms()))
-  ORDER BY lease_expires_at, id;
+    claimed,
+    lease_expired,
+    expired_for
+   FROM raquel.raquel_expired_leases;
 
-COMMENT ON VIEW public.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
+COMMENT ON VIEW public.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).
+raquel_pg stand-in: the columns of raquel.raquel_expired_leases (docs/security.md).';
+
+CREATE VIEW public.raquel_jobs AS
+ SELECT id,
+    queue,
+    payload,
+    status,
+    max_age,
+    max_retry_count,
+    min_retry_delay,
+    max_retry_delay,
+    backoff_base,
+    enqueued_at,
+    scheduled_at,
+    attempts,
+    error,
+    error_trace,
+    claimed_by,
+    claimed_at,
+    finished_at,
+    lease_expires_at,
+    claim_id,
+    priority,
+    unique_key
+   FROM raquel.raquel_jobs;
+
+COMMENT ON VIEW public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.
+raquel_pg stand-in: the columns of raquel.raquel_jobs (docs/security.md).';
 
 CREATE TABLE public.raquel_migrations (
     version integer NOT NULL,
@@ -1376,6 +1801,26 @@ CREATE TABLE public.raquel_migrations (
 
 COMMENT ON TABLE public.raquel_migrations IS 'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.';
 
+CREATE VIEW raquel.raquel_problem_jobs AS
+ SELECT id,
+    queue,
+    status,
+    attempts,
+    max_retry_count,
+    error,
+    raquel.raquel_ts(finished_at) AS finished,
+    raquel.raquel_ts(enqueued_at) AS enqueued,
+        CASE
+            WHEN ((status)::text = 'failed'::text) THEN raquel.raquel_ts(scheduled_at)
+            ELSE NULL::timestamp with time zone
+        END AS next_attempt,
+    claimed_by AS last_worker
+   FROM raquel.raquel_jobs j
+  WHERE ((status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
+  ORDER BY finished_at DESC NULLS LAST, id;
+
+COMMENT ON VIEW raquel.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
+
 CREATE VIEW public.raquel_problem_jobs AS
  SELECT id,
     queue,
@@ -1383,18 +1828,32 @@ CREATE VIEW public.raquel_problem_jobs AS
     attempts,
     max_retry_count,
     error,
-    public.raquel_ts(finished_at) AS finished,
-    public.raquel_ts(enqueued_at) AS enqueued,
-        CASE
-            WHEN ((status)::text = 'failed'::text) THEN public.raquel_ts(scheduled_at)
-            ELSE NULL::timestamp with time zone
-        END AS next_attempt,
-    claimed_by AS last_worker
-   FROM public.raquel_jobs j
-  WHERE ((status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
-  ORDER BY finished_at DESC NULLS LAST, id;
+    finished,
+    enqueued,
+    next_attempt,
+    last_worker
+   FROM raquel.raquel_problem_jobs;
 
-COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
+COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.
+raquel_pg stand-in: the columns of raquel.raquel_problem_jobs (docs/security.md).';
+
+CREATE VIEW raquel.raquel_queue_stats AS
+ SELECT queue,
+    total,
+    queued,
+    claimed,
+    success,
+    failed,
+    cancelled,
+    expired,
+    exhausted,
+    ready,
+    scheduled,
+    lease_expired,
+    ((oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age
+   FROM raquel.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms);
+
+COMMENT ON VIEW raquel.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
 
 CREATE VIEW public.raquel_queue_stats AS
  SELECT queue,
@@ -1409,12 +1868,13 @@ CREATE VIEW public.raquel_queue_stats AS
     ready,
     scheduled,
     lease_expired,
-    ((oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age
-   FROM public.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms);
+    oldest_ready_age
+   FROM raquel.raquel_queue_stats;
 
-COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
+COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().
+raquel_pg stand-in: the columns of raquel.raquel_queue_stats (docs/security.md).';
 
-CREATE TABLE public.raquel_schedules (
+CREATE TABLE raquel.raquel_schedules (
     name text NOT NULL,
     queue text NOT NULL,
     payload text,
@@ -1426,7 +1886,7 @@ CREATE TABLE public.raquel_schedules (
     next_run_at bigint,
     last_run_at bigint,
     last_job_id uuid,
-    created_at bigint DEFAULT public.raquel_now_ms() NOT NULL,
+    created_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
     CONSTRAINT raquel_schedules_interval_next_check CHECK (((every IS NULL) OR (next_run_at IS NOT NULL))),
     CONSTRAINT raquel_schedules_job_check CHECK ((((max_age IS NULL) OR (max_age > 0)) AND ((max_retry_count IS NULL) OR (max_retry_count >= 0)))),
     CONSTRAINT raquel_schedules_name_check CHECK (((name <> ''::text) AND (octet_length(name) <= 1000))),
@@ -1434,19 +1894,47 @@ CREATE TABLE public.raquel_schedules (
     CONSTRAINT raquel_schedules_timing_check CHECK ((((cron IS NULL) <> (every IS NULL)) AND ((every IS NULL) OR (every > 0))))
 );
 
-COMMENT ON TABLE public.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().';
+COMMENT ON TABLE raquel.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().';
 
-CREATE UNLOGGED TABLE public.raquel_waiters (
+CREATE VIEW public.raquel_schedules AS
+ SELECT name,
+    queue,
+    payload,
+    cron,
+    every,
+    priority,
+    max_age,
+    max_retry_count,
+    next_run_at,
+    last_run_at,
+    last_job_id,
+    created_at
+   FROM raquel.raquel_schedules;
+
+COMMENT ON VIEW public.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().
+raquel_pg stand-in: the columns of raquel.raquel_schedules (docs/security.md).';
+
+CREATE UNLOGGED TABLE raquel.raquel_waiters (
     worker uuid NOT NULL,
     queues text[],
     expires_at bigint NOT NULL,
     registration bigint NOT NULL
 );
 
-COMMENT ON TABLE public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
+COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
 
-ALTER TABLE public.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.raquel_waiters_registration_seq
+CREATE VIEW public.raquel_waiters AS
+ SELECT worker,
+    queues,
+    expires_at,
+    registration
+   FROM raquel.raquel_waiters;
+
+COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
+raquel_pg stand-in: the columns of raquel.raquel_waiters (docs/security.md).';
+
+ALTER TABLE raquel.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME raquel.raquel_waiters_registration_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -1454,35 +1942,47 @@ ALTER TABLE public.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS
     CACHE 1
 );
 
-ALTER TABLE ONLY public.raquel_jobs
-    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
-
 ALTER TABLE ONLY public.raquel_migrations
     ADD CONSTRAINT raquel_migrations_pkey PRIMARY KEY (version);
 
-ALTER TABLE ONLY public.raquel_schedules
+ALTER TABLE ONLY raquel.raquel_jobs
+    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY raquel.raquel_schedules
     ADD CONSTRAINT raquel_schedules_pkey PRIMARY KEY (name);
 
-ALTER TABLE ONLY public.raquel_waiters
+ALTER TABLE ONLY raquel.raquel_waiters
     ADD CONSTRAINT raquel_waiters_pkey PRIMARY KEY (registration);
 
-CREATE INDEX raquel_jobs_expiry_idx ON public.raquel_jobs USING btree (((enqueued_at + (max_age)::bigint))) WHERE (((status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (max_age IS NOT NULL));
+CREATE INDEX raquel_jobs_expiry_idx ON raquel.raquel_jobs USING btree (((enqueued_at + (max_age)::bigint))) WHERE (((status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (max_age IS NOT NULL));
 
-CREATE INDEX raquel_jobs_finished_idx ON public.raquel_jobs USING btree (finished_at) WHERE ((status)::text = ANY (ARRAY['success'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text]));
+CREATE INDEX raquel_jobs_finished_idx ON raquel.raquel_jobs USING btree (finished_at) WHERE ((status)::text = ANY (ARRAY['success'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text]));
 
-CREATE INDEX raquel_jobs_lease_idx ON public.raquel_jobs USING btree (lease_expires_at) WHERE (lease_expires_at IS NOT NULL);
+CREATE INDEX raquel_jobs_lease_idx ON raquel.raquel_jobs USING btree (lease_expires_at) WHERE (lease_expires_at IS NOT NULL);
 
-CREATE INDEX raquel_jobs_ready_priority_idx ON public.raquel_jobs USING btree (priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+CREATE INDEX raquel_jobs_ready_priority_idx ON raquel.raquel_jobs USING btree (priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
 
-CREATE INDEX raquel_jobs_ready_queue_priority_idx ON public.raquel_jobs USING btree (queue, priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+CREATE INDEX raquel_jobs_ready_queue_priority_idx ON raquel.raquel_jobs USING btree (queue, priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
 
-CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON public.raquel_jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text, 'claimed'::text])));
+CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON raquel.raquel_jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text, 'claimed'::text])));
 
-CREATE INDEX raquel_waiters_worker_idx ON public.raquel_waiters USING btree (worker);
+CREATE INDEX raquel_waiters_worker_idx ON raquel.raquel_waiters USING btree (worker);
 
-CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON public.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.raquel_tg_jobs__notify_insert();
+CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_insert();
 
-CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON public.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION public.raquel_tg_jobs__notify_update();
+CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_update();
+
+GRANT USAGE ON SCHEMA raquel TO PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_delay FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_max_age FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_name FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_retry_count FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
 
@@ -1537,3 +2037,61 @@ REVOKE ALL ON FUNCTION public.raquel_stats(now bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_drop_schedule(name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_expire(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_expose(install_schema text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_next_due(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_notify_ready(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_unexpose(install_schema text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_wait_end(worker uuid) FROM PUBLIC;

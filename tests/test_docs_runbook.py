@@ -118,5 +118,5 @@ def test_snippet_runs_in_psql(dsn: str, conn: psycopg.Connection[Any], page: str
 
 if __name__ == "__main__":
     with psycopg.connect(sys.argv[1], autocommit=True) as connection:
-        connection.execute("TRUNCATE raquel_jobs")
+        connection.execute("TRUNCATE raquel.raquel_jobs")
         prepare(connection)

@@ -78,7 +78,7 @@ def test_python_snippets_of_the_page_run(page: Path, dsn: str, conn: psycopg.Con
     from sqlalchemy.orm import Session
 
     conn.execute("CREATE TABLE IF NOT EXISTS orders (id integer PRIMARY KEY, email text)")
-    conn.execute("TRUNCATE orders, raquel_schedules")
+    conn.execute("TRUNCATE orders, raquel.raquel_schedules")
     engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
     namespace: dict[str, Any] = {
         "__name__": "docs_snippet", "dsn": dsn, "do_work": do_work, "ready_for": lambda p: True,

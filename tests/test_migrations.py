@@ -87,7 +87,8 @@ def test_0010_carries_the_claim_grants_over_to_its_new_signature(fresh: Conn) ->
         assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'),"
                              " has_function_privilege('public', %s, 'EXECUTE')",
                              (role, new, new)).fetchone() == (True, False)
-        assert fresh.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'").fetchone() == (1,)
+        assert fresh.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'"
+                             " AND pronamespace = 'raquel'::regnamespace").fetchone() == (1,)
 
 
 def test_0018_keeps_the_jobs_and_the_view_grants_of_the_schema_it_upgrades(fresh: Conn) -> None:

@@ -117,7 +117,7 @@ def test_claim_takes_the_oldest_scheduled_first(conn: Conn) -> None:
     late = enqueue(conn, at=T0 - 10)
     early = enqueue(conn, at=T0 - 20)
     assert [j["id"] for j in claim(conn, batch=2)] in ([early, late], [late, early])
-    conn.execute("TRUNCATE raquel_jobs")
+    conn.execute("TRUNCATE raquel.raquel_jobs")
     late, early = enqueue(conn, at=T0 - 10), enqueue(conn, at=T0 - 20)
     assert claim(conn)[0]["id"] == early
 
@@ -610,5 +610,5 @@ def test_only_the_rules_that_span_columns_are_table_constraints(conn: Conn) -> N
     # PostgreSQL plans a table's CHECK constraints again at the start of every
     # statement that writes to it; a domain's are kept for the session (0018).
     checks = conn.execute("SELECT conname FROM pg_constraint"
-                          " WHERE conrelid = 'raquel_jobs'::regclass AND contype = 'c' ORDER BY 1").fetchall()
+                          " WHERE conrelid = 'raquel.raquel_jobs'::regclass AND contype = 'c' ORDER BY 1").fetchall()
     assert checks == [("raquel_jobs_claim_check",), ("raquel_jobs_delays_check",)]

@@ -138,7 +138,7 @@ def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
     rq.enqueue("sync", {"user": 42, "v": 3}, unique_key="sync:42", unique_mode="replace")  # now v=3
     record = rq.get(first)
     assert record is not None and record.payload == {"user": 42, "v": 3}
-    conn.execute("TRUNCATE raquel_jobs")
+    conn.execute("TRUNCATE raquel.raquel_jobs")
     conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 1}', unique_key => 'sync:42');""")
     conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 3}', unique_key => 'sync:42', unique_mode => 'replace');""")
     assert conn.execute("SELECT payload FROM raquel_jobs").fetchall() == [('{"user": 42, "v": 3}',)]
@@ -231,4 +231,4 @@ def test_concurrent_enqueues_while_the_holder_finishes(
         # Each enqueue saw the claimed job (before it completed) or the one new job (after).
         assert len(live) <= 1
         assert ids <= {claimed[0], *(row[0] for row in live)}
-        conn.execute("TRUNCATE raquel_jobs")
+        conn.execute("TRUNCATE raquel.raquel_jobs")

@@ -255,14 +255,14 @@ def claim_commits(conn: Conn) -> Iterator[Any]:
     """Records synchronous_commit as each claim's transaction sees it; returns a reader."""
     conn.execute("CREATE TABLE test_claim_commits (mode text)")
     conn.execute("CREATE FUNCTION test_record_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
-                 " BEGIN INSERT INTO test_claim_commits VALUES (current_setting('synchronous_commit'));"
+                 " BEGIN INSERT INTO public.test_claim_commits VALUES (current_setting('synchronous_commit'));"
                  " RETURN NULL; END $$")
-    conn.execute("CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel_jobs FOR EACH ROW"
+    conn.execute("CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW"
                  " WHEN (NEW.status = 'claimed') EXECUTE FUNCTION test_record_claim_commit()")
     try:
         yield lambda: {mode for mode, in conn.execute("SELECT mode FROM test_claim_commits")}
     finally:
-        conn.execute("DROP TRIGGER test_record_claim_commit ON raquel_jobs")
+        conn.execute("DROP TRIGGER test_record_claim_commit ON raquel.raquel_jobs")
         conn.execute("DROP FUNCTION test_record_claim_commit")
         conn.execute("DROP TABLE test_claim_commits")
 

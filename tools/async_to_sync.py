@@ -24,6 +24,7 @@ MODULES = {
     "raquel_pg/worker_async.py": "raquel_pg/worker.py",
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
     "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
+    "raquel_pg/importer_async.py": "raquel_pg/importer.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
 }
@@ -53,6 +54,7 @@ RENAMES = {
     "worker_async": "worker",
     "migrate_async": "migrate",
     "scheduler_async": "scheduler",
+    "importer_async": "importer",
     "arq": "rq",  # the tests' client fixtures
 }
 

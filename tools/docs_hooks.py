@@ -40,39 +40,55 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Waking workers", ("raquel_wait_begin", "raquel_wait_end", "raquel_notify_ready",
                         "raquel_tg_jobs__notify_insert", "raquel_tg_jobs__notify_update")),
     ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_invalid")),
+    ("The engine schema", ("raquel_expose", "raquel_unexpose")),
 ]
 
 _COMMENT = re.compile(
-    r"^COMMENT ON (FUNCTION|TABLE|VIEW|DOMAIN|COLUMN) public\.([\w.]+)(\(.*?\))? IS "
+    r"^COMMENT ON (FUNCTION|TABLE|VIEW|DOMAIN|COLUMN) (\w+)\.([\w.]+)(\(.*?\))? IS "
     r"'((?:[^']|'')*)';$", re.MULTILINE)
-_FUNCTION = re.compile(r"^CREATE FUNCTION public\.(\w+)\((.*)\) RETURNS (.+)$", re.MULTILINE)
-_RELATION = re.compile(r"^CREATE (?:UNLOGGED )?(TABLE|VIEW|DOMAIN) public\.(\w+)", re.MULTILINE)
+_FUNCTION = re.compile(r"^CREATE FUNCTION (\w+)\.(\w+)\((.*)\) RETURNS (.+)$", re.MULTILINE)
+_RELATION = re.compile(r"^CREATE (?:UNLOGGED )?(TABLE|VIEW|DOMAIN) (\w+)\.(\w+)", re.MULTILINE)
+#: The engine's schema (since 0021); the install schema (public here) holds same-named stand-ins.
+ENGINE = "raquel"
 
 
 def _tidy(sql: str) -> str:
     """A signature as a reader writes it: no schema prefix, no casts on the defaults."""
-    sql = sql.replace("public.", "")
+    sql = sql.replace(f"{ENGINE}.", "").replace("public.", "")
     sql = re.sub(r"('[^']*'|NULL|\d+)::[\w ]+?(\[\])?(?=,|\)|$)", r"\1", sql)
     return sql
+
+
+def _engine_first(found: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """One entry per object name (the last element of the key part): the engine schema's when it
+    has one, else the install schema's (raquel_migrations; everything before 0021)."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    for item in found:
+        schema, name = item[0], item[1]
+        if name not in chosen or schema == ENGINE:
+            chosen[name] = item
+    return chosen
 
 
 def sql_reference() -> str:
     """The SQL reference as Markdown, from tests/schema.sql."""
     text = SNAPSHOT.read_text(encoding="utf-8")
     comments: dict[tuple[str, str], str] = {}
-    for kind, name, _args, body in _COMMENT.findall(text):
-        comments[(kind, name)] = body.replace("''", "'")
+    for kind, schema, name, _args, body in _COMMENT.findall(text):
+        if (kind, name) not in comments or schema == ENGINE:
+            comments[(kind, name)] = body.replace("''", "'")
     functions: dict[str, str] = {}
-    for name, args, returns in _FUNCTION.findall(text):
+    for _schema, name, args, returns in _engine_first(
+            [(sc, n, a, r) for sc, n, a, r in _FUNCTION.findall(text)]).values():
         # One argument a line (no argument of a raquel function has a comma in its default).
         listed = "".join(f"\n    {arg}," for arg in _tidy(args).split(", ")).rstrip(",")
         signature = f"{name}({listed}\n)" if args else f"{name}()"
         functions[name] = f"{signature} RETURNS {_tidy(returns)}"
     out: list[str] = []
-    relations = _RELATION.findall(text)
+    relations = _engine_first([(sc, n, k) for k, sc, n in _RELATION.findall(text)])
     for title, kind in (("Tables", "TABLE"), ("Views", "VIEW"), ("Domains", "DOMAIN")):
         out.append(f"## {title}\n")
-        for found_kind, name in relations:
+        for _schema, name, found_kind in sorted(relations.values(), key=lambda r: r[1]):
             if found_kind != kind:
                 continue
             out.append(f"### `{name}`\n\n{comments.get((kind, name), '*(no comment)*')}\n")
