@@ -5,7 +5,9 @@ an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
 ``nondurable``: durable_claims=False), its pool at most 10 connections.
 ``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
 slot that prints ``<payload> <time.time() at handler start>`` per job.
-Both print ``ready`` once their worker LISTENs.
+Both print ``ready`` once their worker LISTENs. Behind a transaction pooler
+(the pooler scenario), two more flags after those: ``listen=DSN`` (the
+client's listen_dsn) and ``noprepare`` (prepared_statements=False).
 """
 
 from __future__ import annotations
@@ -29,9 +31,16 @@ def _announce_when_listening(worker: Any) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool) -> None:
+def client_options(flags: list[str]) -> dict[str, Any]:
+    """The Raquel/AsyncRaquel keyword arguments of the ``listen=DSN`` and ``noprepare`` flags."""
+    listen = next((flag.partition("=")[2] for flag in flags if flag.startswith("listen=")), None)
+    return {"listen_dsn": listen, "prepared_statements": "noprepare" not in flags}
+
+
+async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool,
+                  options: dict[str, Any]) -> None:
     """Runs no-op jobs of ``queue`` until SIGTERM."""
-    async with AsyncRaquel(dsn, pool_size=min(concurrency, 10)) as rq:
+    async with AsyncRaquel(dsn, pool_size=min(concurrency, 10), **options) as rq:
         @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims)
         async def noop(job: AsyncJob) -> None:
             return None
@@ -40,9 +49,9 @@ async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable
         await noop.run(handle_signals=True)
 
 
-async def run_wake_async(dsn: str, queue: str) -> None:
+async def run_wake_async(dsn: str, queue: str, options: dict[str, Any]) -> None:
     """Reports each job's handler start time, async worker, until SIGTERM."""
-    async with AsyncRaquel(dsn) as rq:
+    async with AsyncRaquel(dsn, **options) as rq:
         @rq.subscribe(queue)
         async def report(job: AsyncJob) -> None:
             print(job.raw_payload, time.time(), flush=True)
@@ -51,9 +60,9 @@ async def run_wake_async(dsn: str, queue: str) -> None:
         await report.run(handle_signals=True)
 
 
-def run_wake_sync(dsn: str, queue: str) -> None:
+def run_wake_sync(dsn: str, queue: str, options: dict[str, Any]) -> None:
     """Reports each job's handler start time, sync worker, until SIGTERM."""
-    with Raquel(dsn) as rq:
+    with Raquel(dsn, **options) as rq:
         @rq.subscribe(queue)
         def report(job: Job) -> None:
             print(job.raw_payload, time.time(), flush=True)
@@ -66,13 +75,14 @@ def main(argv: list[str]) -> None:
     """Dispatches on the mode (see the module docstring)."""
     logging.basicConfig(level=logging.ERROR)  # not the stop signal's warning
     mode, dsn, queue, option = argv[:4]
+    flags = argv[4:]
+    options = client_options(flags)
     if mode == "e2e":
-        flags = argv[4:]
-        asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags))
+        asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags, options))
     elif option == "async":
-        asyncio.run(run_wake_async(dsn, queue))
+        asyncio.run(run_wake_async(dsn, queue, options))
     else:
-        run_wake_sync(dsn, queue)
+        run_wake_sync(dsn, queue, options)
 
 
 if __name__ == "__main__":

@@ -96,10 +96,11 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 @contextmanager
 def worker_processes(dsn: str, queue: str, concurrency: int, processes: int,
-                     batched: bool = False, durable_claims: bool = True) -> Iterator[None]:
+                     batched: bool = False, durable_claims: bool = True,
+                     client_flags: tuple[str, ...] = ()) -> Iterator[None]:
     """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks
-    (and a pool of at most 10 connections)."""
-    extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"])
+    (and a pool of at most 10 connections); ``client_flags``: see bench/worker_proc.py."""
+    extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"]) + list(client_flags)
     started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
     try:
         yield

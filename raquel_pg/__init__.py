@@ -5,9 +5,11 @@ migrations; :class:`Raquel` (sync) and :class:`AsyncRaquel` (asyncio) are thin
 clients over them, and workers wake on LISTEN/NOTIFY.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
-from .errors import InvalidArgument, MigrationError, RaquelError
+from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueStats
@@ -17,6 +19,12 @@ from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
 from .worker import Worker
 from .worker_async import AsyncWorker
+
+try:
+    #: The installed distribution's version (``raquel-pg --version``).
+    __version__ = version("raquel-pg")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncJob",
@@ -29,6 +37,7 @@ __all__ = [
     "Job",
     "JobRecord",
     "MigrationError",
+    "NotMigrated",
     "QueueStats",
     "Raquel",
     "RaquelError",

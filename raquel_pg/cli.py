@@ -2,7 +2,9 @@
 
 The database comes from ``--dsn``, else ``RAQUEL_PG_DSN``, else
 ``DATABASE_URL``; with none, an embedded PostgreSQL is started with its data in
-``./.raquel_pg/pgdata`` (the ``raquel-pg[embedded]`` extra). A user mistake
+``./.raquel_pg/pgdata`` (the ``raquel-pg[embedded]`` extra). Behind a
+transaction pooler, ``--no-prepared-statements`` and (for workers)
+``--listen-dsn`` (else ``RAQUEL_PG_LISTEN_DSN``): see docs/deploying.md. A user mistake
 (bad DSN, unknown job id, bad duration) prints one line on stderr and exits
 with status 2, never a traceback; a command that could not do what was asked
 (a job not retried or not cancelled) exits with status 1. Every read command
@@ -27,9 +29,10 @@ from uuid import UUID
 
 import psycopg
 
-from . import embedded, migrate as migrations, params, render, roles
+from . import __version__, embedded, migrate as migrations, params, render, roles
 from .durations import parse_duration, parse_iso, parse_time
-from .errors import RaquelError, translate
+from .errors import InvalidArgument, RaquelError, translate
+from .handlers import is_async_handler
 from .model import JobRecord
 from .queries import QUERIES
 from .schema import script
@@ -44,11 +47,20 @@ class UserError(RaquelError):
     """A mistake on the command line, reported as one line with exit status 2."""
 
 
+def configured_dsn(dsn: str | None) -> tuple[str, str] | None:
+    """(where it comes from, the DSN) of the configured database: --dsn, RAQUEL_PG_DSN, DATABASE_URL; else None."""
+    for source, candidate in (("--dsn", dsn), ("RAQUEL_PG_DSN", os.environ.get("RAQUEL_PG_DSN")),
+                              ("DATABASE_URL", os.environ.get("DATABASE_URL"))):
+        if candidate:
+            return source, candidate
+    return None
+
+
 def resolve_dsn(dsn: str | None, *, announce: bool = True) -> str:
     """The DSN to use: the argument, RAQUEL_PG_DSN, DATABASE_URL, else the embedded server's."""
-    for candidate in (dsn, os.environ.get("RAQUEL_PG_DSN"), os.environ.get("DATABASE_URL")):
-        if candidate:
-            return candidate
+    configured = configured_dsn(dsn)
+    if configured is not None:
+        return configured[1]
     url = embedded.start()
     if announce:
         print(f"using the embedded PostgreSQL with data in {embedded.DEFAULT_DATA_DIR.resolve()}",
@@ -57,7 +69,14 @@ def resolve_dsn(dsn: str | None, *, announce: bool = True) -> str:
 
 
 def _connect(args: argparse.Namespace) -> psycopg.Connection[tuple[Any, ...]]:
+    if args.no_prepared_statements:
+        return psycopg.connect(resolve_dsn(args.dsn), autocommit=True, prepare_threshold=None)
     return psycopg.connect(resolve_dsn(args.dsn), autocommit=True)
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Raquel/AsyncRaquel keyword arguments the command line sets."""
+    return {"listen_dsn": args.listen_dsn, "prepared_statements": not args.no_prepared_statements}
 
 
 def _fetch(conn: psycopg.Connection[tuple[Any, ...]], query: str,
@@ -67,6 +86,11 @@ def _fetch(conn: psycopg.Connection[tuple[Any, ...]], query: str,
         cursor = conn.execute(QUERIES[query], values)
     except psycopg.errors.InvalidParameterValue as error:
         raise translate(error) from None
+    except UnicodeEncodeError:  # a lone surrogate in an argument: nothing was sent
+        unencodable = params.unencodable(values or {})
+        if unencodable is None:
+            raise
+        raise unencodable from None
     return cursor.fetchall() if cursor.description else []
 
 
@@ -137,8 +161,19 @@ def cmd_import_raquel(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo runs on the embedded server; on another only with --on-this-database.
+
+    It applies the migrations, works only its own queues and deletes only the
+    jobs it created, but a database someone cares about is not its place.
+    """
     from .demo import run
 
+    configured = configured_dsn(args.dsn)
+    if configured is not None and not args.on_this_database:
+        raise UserError(
+            f"the database of {configured[0]} is not the demo's: the demo runs on the embedded server "
+            f"(unset {configured[0]}), or pass --on-this-database to run it there (it applies the "
+            "migrations, works its own queues raquel-demo-*, and deletes only the jobs it created)")
     return run(resolve_dsn(args.dsn))
 
 
@@ -165,17 +200,22 @@ def load_handler(target: str) -> Callable[..., Any]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Runs the handler with the worker of its kind: async for a coroutine function, else sync."""
+    handler = load_handler(args.handler)
+    if not args.queue and not args.all_queues:
+        raise UserError("give the queues to work: -q QUEUE (repeatable), or --all-queues")
+    if args.queue and args.all_queues:
+        raise UserError("give -q QUEUE or --all-queues, not both")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = load_handler(args.handler)
     dsn = resolve_dsn(args.dsn)
     queues = tuple(args.queue or ())
     log = logging.getLogger("raquel_pg.cli")
-    if args.use_async:
+    if is_async_handler(handler):
         return asyncio.run(_run_async_worker(dsn, handler, queues, args, log))
     from .client import Raquel
 
-    with Raquel(dsn) as rq:
+    with Raquel(dsn, **_client_options(args)) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
         log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
@@ -188,7 +228,7 @@ async def _run_async_worker(dsn: str, handler: Callable[..., Any], queues: tuple
                             args: argparse.Namespace, log: logging.Logger) -> int:
     from .client_async import AsyncRaquel
 
-    async with AsyncRaquel(dsn) as rq:
+    async with AsyncRaquel(dsn, **_client_options(args)) as rq:
         worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
         log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
@@ -203,7 +243,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     at = parse_iso(args.at, "--at") if args.at else None
     delay = parse_duration(args.delay, "--delay") if args.delay else None
     max_age = parse_duration(args.max_age, "--max-age") if args.max_age else None
-    with Raquel(resolve_dsn(args.dsn), pool_size=1) as rq:
+    with Raquel(resolve_dsn(args.dsn), pool_size=1, **_client_options(args)) as rq:
         job = rq.enqueue(args.queue, args.payload, at=at, delay=delay, max_age=max_age,
                          max_retry_count=args.max_retry_count)
         if args.json:
@@ -331,6 +371,11 @@ def _report(results: list[dict[str, Any]], verb: str, as_json: bool) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     older_than = parse_duration(args.older_than, "--older-than")
+    try:  # checked before anything runs: the cutoff must be a time
+        datetime.now(timezone.utc) - older_than
+    except OverflowError:
+        raise InvalidArgument("--older-than", f"--older-than: {args.older_than!r} reaches before "
+                                              "year 1") from None
     if args.batch_size < 1:
         raise UserError(f"--batch-size: must be >= 1, got {args.batch_size}")
     statuses = args.status or list(PURGEABLE)
@@ -350,7 +395,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
                 break
     if bar:
         sys.stderr.write("\n")
-    cutoff = render.iso(params.to_datetime(now - older_than // timedelta(milliseconds=1)))
+    cutoff = render.iso(params.clamped_datetime(now - older_than // timedelta(milliseconds=1)))
     if args.json:
         _print_json({"purged": purged, "statuses": statuses, "finished_before": cutoff})
     else:
@@ -389,11 +434,15 @@ def cmd_server(args: argparse.Namespace) -> int:
         print("stopped" if stopped else "not running")
         return 0
     dsn_or_none = embedded.running_dsn(data_dir)
+    configured = configured_dsn(args.dsn)
     if args.json:
         _print_json({"running": dsn_or_none is not None, "dsn": dsn_or_none,
-                     "data_dir": str(data_dir.resolve())})
+                     "data_dir": str(data_dir.resolve()),
+                     "commands_use": configured[0] if configured else "embedded"})
     else:
         print(f"running: {dsn_or_none}" if dsn_or_none else "not running")
+        if configured is not None:
+            print(f"(the other commands use the database of {configured[0]}, not this embedded server)")
     return 0 if dsn_or_none else 1
 
 
@@ -445,13 +494,23 @@ def _positive_seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="raquel-pg", description="raquel_pg: a PostgreSQL-native job queue")
+    root.add_argument("--version", action="version", version=f"raquel-pg {__version__}")
     root.add_argument("--dsn", help="PostgreSQL connection string (default: $RAQUEL_PG_DSN, "
                                     "$DATABASE_URL, else an embedded server)")
+    root.add_argument("--listen-dsn", help="connection string of the workers' LISTEN connection, "
+                                           "direct to the server when --dsn goes through a transaction "
+                                           "pooler (default: $RAQUEL_PG_LISTEN_DSN, else --dsn)")
+    root.add_argument("--no-prepared-statements", action="store_true",
+                      help="prepare no statement (needed behind a transaction pooler such as PgBouncer "
+                           "in pool_mode = transaction)")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--listen-dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--no-prepared-statements", action="store_true", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
         return p
 
     def json_flag(p: argparse.ArgumentParser) -> None:
@@ -462,7 +521,12 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--sql", action="store_true", help="print the pending migrations as a psql script")
     mode.add_argument("--status", action="store_true", help="list applied and pending migrations")
 
-    command("demo", "run the demo: migrate, enqueue from SQL and Python, work, print stats")
+    d = command("demo", "run the demo on the embedded server: migrate, enqueue from SQL and Python, "
+                        "work, print stats")
+    d.add_argument("--on-this-database", action="store_true",
+                   help="run it on the configured database (--dsn, $RAQUEL_PG_DSN, $DATABASE_URL) "
+                        "instead of refusing: it migrates it, works its own queues (raquel-demo-*) "
+                        "and deletes only the jobs it created")
 
     ir = command("import-raquel", "copy the jobs of a raquel jobs table into raquel_jobs, in one "
                                   "transaction (claimed jobs come over queued; rerunning copies nothing twice)")
@@ -475,10 +539,12 @@ def parser() -> argparse.ArgumentParser:
     w = command("worker", "run a handler on jobs until SIGTERM/SIGINT (then finish running jobs; "
                           "a second signal stops at once)")
     w.add_argument("handler", help="package.module:function taking a job")
-    w.add_argument("--queue", "-q", action="append", help="queue to work (repeatable; default: all)")
+    w.add_argument("--queue", "-q", action="append", help="queue to work (repeatable; this or --all-queues)")
+    w.add_argument("--all-queues", action="store_true", help="work every queue")
     w.add_argument("--concurrency", "-c", type=int, default=1, help="jobs run at once (default 1)")
     w.add_argument("--async", dest="use_async", action="store_true",
-                   help="the handler is a coroutine function: run it with AsyncRaquel")
+                   help="ignored: a coroutine function runs on the async worker (AsyncRaquel), "
+                        "a plain function on the sync one")
     w.add_argument("--grace-period", type=float, default=30.0,
                    help="seconds running jobs get to finish after SIGTERM (default 30)")
     w.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -552,7 +618,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`stats --json | head -1`): end quietly, as a
+        # command killed by SIGPIPE would; stdout is pointed at /dev/null so
+        # that the flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
             psycopg.errors.InvalidSchemaName) as error:  # schema raquel (0021) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")

@@ -9,9 +9,9 @@ client holds no queue logic: every database effect is one call to a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import traceback
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -27,6 +27,7 @@ from ._acompat import AEvent, ajoin, asleep, aspawn
 from .errors import InvalidArgument, RaquelError, translate
 from .migrate_async import migrate
 from .model import JobRecord, QueueStats
+from .notifier_async import AsyncNotifier
 from .periodic import Schedule
 from .queries import QUERIES
 from .scheduler_async import AsyncScheduler
@@ -75,8 +76,15 @@ class AsyncJob(JobRecord):
         job._lease_deadline = sent_at + rq.lease_ms / 1000
         return job
 
-    async def fail(self, error: str | None = None, error_trace: str | None = None) -> bool:
-        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'."""
+    async def fail(self, error: str | BaseException | None = None, error_trace: str | None = None) -> bool:
+        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'.
+
+        ``error``: a message, or an exception (as in raquel): its message is
+        stored as ``error`` and, unless ``error_trace`` is given, its traceback
+        (which names its type) as ``error_trace``. Raises
+        :class:`~raquel_pg.InvalidArgument` for another type, recording nothing.
+        """
+        error, error_trace = params.failure(error, error_trace)
         return await self._settle("fail", error=error, error_trace=error_trace)
 
     async def reschedule(
@@ -99,11 +107,29 @@ class AsyncJob(JobRecord):
         return await self._settle("cancel")
 
     async def _settle(self, outcome: str, **args: Any) -> bool:
+        """Records ``outcome``; see the class docstring.
+
+        A call the database refuses, or one that cannot be sent (a bad
+        argument), records nothing: the job is then unsettled again (its lease
+        renewed as before) and the error raised, so that ``dequeue()`` and the
+        workers record a failure saying what happened instead of leaving the
+        job claimed until its lease runs out. A connection error that outlasts
+        the lease is raised with the job left settled (it is rescued).
+        """
         if self._settled:
             raise RaquelError(f"job {self.id} already has an outcome ({self.status})")
         self._settled = True
         self._rq._leases.discard(self)
-        status = await self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
+        try:
+            status = await self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
+        except psycopg.OperationalError:
+            raise
+        except Exception as error:
+            logger.warning("job %s (queue %s): %s refused, nothing recorded: %s", self.id, self.queue,
+                           outcome, error)
+            self._settled = False
+            self._rq._leases.add(self)
+            raise
         if status is None:
             logger.warning(
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
@@ -219,7 +245,13 @@ class AsyncLeaseKeeper:
                     job._lease_deadline = sent_at + self._rq.lease_ms / 1000
                 elif self._held.get(job.id) is job:
                     del self._held[job.id]
-                    logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
+                    # A settled job's outcome is being recorded (a batched
+                    # success waiting for its flush, or one recorded while this
+                    # renewal was in flight): its renewal is refused because it
+                    # is done, and if it was rescued instead, its outcome call
+                    # says so. Only an unsettled job was surely rescued.
+                    if not job._settled:
+                        logger.warning("job %s (queue %s): lease lost, the job was rescued", job.id, job.queue)
 
     async def close(self) -> None:
         self._stop.set()
@@ -236,6 +268,15 @@ class AsyncRaquel:
     BEGIN/COMMIT round trips). ``lease`` is how long a claim stays valid
     without renewal; while a job runs its lease is renewed every lease/3, so it
     bounds how long a dead worker's job waits to be rescued.
+
+    Behind a transaction pooler (PgBouncer ``pool_mode = transaction``): pass
+    ``prepared_statements=False`` (no statement is prepared, on the pool's
+    connections or on a ``conn=`` given to a call: a pooler hands each
+    transaction a different server connection) and ``listen_dsn``, a direct
+    connection to the server for the workers' one LISTEN connection (default:
+    ``$RAQUEL_PG_LISTEN_DSN``, else ``dsn``); everything else works through
+    the pooler. A worker whose notifications do not arrive says so once and
+    polls (see :class:`~raquel_pg.AsyncWorker`).
     Use as ``async with AsyncRaquel(dsn) as rq:`` or call :meth:`close`.
     """
 
@@ -254,25 +295,40 @@ class AsyncRaquel:
         *,
         lease: timedelta | int = timedelta(seconds=60),
         pool_size: int = 10,
+        listen_dsn: str | None = None,
+        prepared_statements: bool = True,
     ) -> None:
         lease_ms = params.duration_ms(lease, "lease")
         if lease_ms is None or lease_ms < 30:
             raise InvalidArgument("lease", f"lease: must be at least 30 ms, got {lease!r}")
         self.lease_ms: int = lease_ms
+        if not isinstance(prepared_statements, bool):
+            raise InvalidArgument("prepared_statements",
+                                  f"prepared_statements: expected a bool, got {prepared_statements!r}")
+        self.prepared_statements = prepared_statements
+        # execute(prepare=False) on every call, the caller's own connections
+        # and pools included; None leaves it to the connection's threshold.
+        self._prepare: bool | None = None if prepared_statements else False
+        if listen_dsn is None:
+            listen_dsn = os.environ.get("RAQUEL_PG_LISTEN_DSN") or None
+        if listen_dsn is not None and not isinstance(listen_dsn, str):
+            raise InvalidArgument("listen_dsn", f"listen_dsn: expected a str, got {listen_dsn!r}")
+        self.listen_dsn = listen_dsn
         if isinstance(dsn, str):
             self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                 dsn, min_size=1, max_size=pool_size, open=False,
-                kwargs={"autocommit": True, "prepare_threshold": 0},
+                kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
                 raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(workers open their own LISTEN connection from them)")
+                                             "(the LISTEN connection of its workers is opened from them)")
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
         self._leases = AsyncLeaseKeeper(self)
+        self._notifier = AsyncNotifier(self)
 
     async def __aenter__(self) -> AsyncRaquel:
         return self
@@ -296,11 +352,11 @@ class AsyncRaquel:
             yield conn
 
     async def _listen_connection(self) -> AsyncConnection[Any]:
-        """A new autocommit connection outside the pool, for LISTEN."""
+        """A new autocommit connection outside the pool, for LISTEN: to ``listen_dsn`` if set."""
         assert isinstance(self._pool.conninfo, str) and not callable(self._pool.kwargs)
         kwargs = dict(self._pool.kwargs or {})
-        kwargs["autocommit"] = True
-        return await AsyncConnection.connect(self._pool.conninfo, **kwargs)
+        kwargs.update(autocommit=True, prepare_threshold=None)
+        return await AsyncConnection.connect(self.listen_dsn or self._pool.conninfo, **kwargs)
 
     async def _fetch(
         self, query: str, args: dict[str, Any] | None = None, conn: AsyncConnection[Any] | None = None,
@@ -316,13 +372,19 @@ class AsyncRaquel:
         """
         try:
             if conn is not None:
-                cursor = await conn.execute(QUERIES[query], args, binary=binary)
+                cursor = await conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
             async with self.connection() as pooled:
-                cursor = await pooled.execute(QUERIES[query], args, binary=binary)
+                cursor = await pooled.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
-        except psycopg.errors.InvalidParameterValue as error:
+        except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
+                psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
             raise translate(error) from None
+        except UnicodeEncodeError:  # a lone surrogate: nothing was sent
+            unencodable = params.unencodable(args or {})
+            if unencodable is None:
+                raise
+            raise unencodable from None
 
     async def create_all(self) -> None:
         """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""
@@ -453,6 +515,9 @@ class AsyncRaquel:
         ``cancel``) replaces these. Cancellation, KeyboardInterrupt and
         SystemExit hand the job back untouched (no attempt counted) and
         propagate. The job's lease is renewed while the block runs.
+        A claimed row the client cannot decode (times outside datetime's
+        range, written around the raquel functions) is recorded as a failed
+        attempt saying so, and None is yielded.
         """
         jobs = await self._claim(params.queue_list(queues), claim_as, 1)
         if not jobs:
@@ -600,15 +665,37 @@ class AsyncRaquel:
     async def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
     ) -> list[AsyncJob]:
+        """Claims up to ``batch`` jobs and returns those that can run, their leases kept.
+
+        A claimed row the client cannot decode is not returned: its attempt is
+        recorded as failed with the reason (logged as an error), so that one
+        bad row costs neither the worker nor the other jobs of the batch.
+        """
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
             "durable": durable,
         }, binary=True)
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
+        runnable = []
         for job in jobs:
-            self._leases.add(job)
-        return jobs
+            if job.out_of_range is None:
+                self._leases.add(job)
+                runnable.append(job)
+        if len(runnable) < len(jobs):
+            await self._set_aside([job for job in jobs if job.out_of_range is not None])
+        return runnable
+
+    async def _set_aside(self, jobs: list[AsyncJob]) -> None:
+        """Records a failed attempt for each claimed job that cannot be run as stored."""
+        for job in jobs:
+            reason = job.undecodable()
+            logger.error("job %s (queue %s): %s; recording a failed attempt", job.id, job.queue, reason)
+            try:
+                await job.fail(reason, None)
+            except Exception as error:  # the runnable jobs of the batch must still be returned
+                logger.warning("job %s (queue %s): could not record its failure (%s); it is rescued "
+                               "when its lease runs out", job.id, job.queue, error)
 
     async def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
         rows = await self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
@@ -670,7 +757,7 @@ class AsyncRaquel:
         except Exception as error:
             logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
             if not job._settled:
-                await job.fail(traceback.format_exception_only(error)[-1].strip(), traceback.format_exc())
+                await job.fail(error)
         except BaseException:
             if not job._settled:
                 logger.warning("job %s (queue %s) interrupted: handing it back", job.id, job.queue)

@@ -25,13 +25,20 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
 def parse_duration(text: str, argument: str = "duration") -> timedelta:
-    """``"7d"`` -> ``timedelta(days=7)``. Raises :class:`InvalidArgument` naming ``argument``."""
+    """``"7d"`` -> ``timedelta(days=7)``.
+
+    Raises :class:`InvalidArgument` naming ``argument`` for a text that is not
+    a duration, and for one longer than a timedelta holds (999,999,999 days).
+    """
     compact = text.strip().replace(" ", "")
     position, total = 0, timedelta()
     for match in _PART.finditer(compact):
         if match.start() != position:
             break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+        except OverflowError:
+            raise InvalidArgument(argument, f"{argument}: {text!r} is too long (at most 999999999d)") from None
         position = match.end()
     if not compact or position != len(compact):
         raise InvalidArgument(
@@ -52,7 +59,8 @@ def parse_iso(text: str, argument: str) -> datetime:
 def parse_time(text: str, argument: str, *, now: datetime | None = None) -> datetime:
     """An aware datetime from ISO 8601 (naive = UTC), or from a duration meaning that long before ``now``.
 
-    Raises :class:`InvalidArgument` naming ``argument`` when it is neither.
+    Raises :class:`InvalidArgument` naming ``argument`` when it is neither, or
+    when the duration reaches before year 1.
     """
     try:
         return parse_iso(text, argument)
@@ -64,7 +72,10 @@ def parse_time(text: str, argument: str, *, now: datetime | None = None) -> date
         raise InvalidArgument(
             argument, f"{argument}: {text!r} is neither an ISO 8601 time "
                       "(2026-11-23T12:00:00Z) nor a duration (1h, 7d)") from None
-    return (now or datetime.now(timezone.utc)) - ago
+    try:
+        return (now or datetime.now(timezone.utc)) - ago
+    except OverflowError:
+        raise InvalidArgument(argument, f"{argument}: {text!r} ago is before year 1") from None
 
 
 def format_ms(ms: int | None) -> str:

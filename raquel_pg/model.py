@@ -30,6 +30,10 @@ class JobRecord:
     ``attempts`` counts finished attempts: 0 while the first attempt runs.
     ``priority``: higher runs first; ``unique_key``: the key given at enqueue
     (it stays on the row after the job finishes), else None.
+    ``out_of_range``: None, or the stored ms of the times outside datetime's
+    range (years 1-9999, possible only in rows written around the client),
+    by column; those columns then hold datetime's nearest end. A worker never
+    runs such a job: it records a failure saying so.
     """
 
     id: UUID
@@ -54,6 +58,7 @@ class JobRecord:
     priority: int
     unique_key: str | None
     payload: Any = field(init=False, repr=False)
+    out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.payload = params.decode_payload(self.raw_payload)
@@ -66,9 +71,36 @@ class JobRecord:
         building keyword arguments, paid once per claimed job.
         """
         values = list(row)
-        for index in _TIMESTAMPS:
-            values[index] = params.to_datetime(values[index])
+        try:
+            for index in _TIMESTAMPS:
+                values[index] = params.to_datetime(values[index])
+        except OverflowError:
+            return cls._clamped(row)
         return cls(*values)
+
+    @classmethod
+    def _clamped(cls, row: tuple[Any, ...]) -> Self:
+        """The record of a row with times outside datetime's range: clamped, and listed in ``out_of_range``."""
+        values = list(row)
+        out_of_range = {}
+        for index in _TIMESTAMPS:
+            ms = values[index]
+            try:
+                values[index] = params.to_datetime(ms)
+            except OverflowError:
+                values[index] = params.clamped_datetime(ms)
+                out_of_range[JOB_COLUMNS[index]] = ms
+        record = cls(*values)
+        record.out_of_range = out_of_range
+        return record
+
+    def undecodable(self) -> str | None:
+        """Why this job cannot be run as stored (times outside datetime's range), or None."""
+        if not self.out_of_range:
+            return None
+        times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
+        return (f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
+                "datetime (years 1-9999); the row was written around the raquel functions")
 
 
 @dataclass(frozen=True)

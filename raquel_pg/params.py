@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import numbers
+import threading
+import traceback
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -102,6 +106,8 @@ def encode_payload(payload: Any) -> str | None:
             text = json.dumps(payload, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise InvalidArgument("payload", f"payload: not JSON-serializable: {error}") from error
+        except RecursionError:
+            raise InvalidArgument("payload", "payload: nested too deeply to be serialized as JSON") from None
     if "\x00" in text:
         raise InvalidArgument("payload", "payload: PostgreSQL text cannot hold NUL (\\x00) characters")
     return text
@@ -130,12 +136,20 @@ def decode_payload(text: str | None) -> Any:
 
 
 def queue_name(queue: str, argument: str = "queue") -> str:
-    """Checks a queue name's type (and NUL, which cannot be sent); the SQL function checks the rest."""
+    """Checks a queue name's type (and NUL or a lone surrogate, which cannot be sent); the SQL function checks the rest."""
     if not isinstance(queue, str):
         raise InvalidArgument(argument, f"{argument}: expected a str, got {queue!r}")
-    if "\x00" in queue:
+    return _sendable(queue, argument)
+
+
+def _sendable(text: str, argument: str) -> str:
+    """``text``, if PostgreSQL text can hold it; else :class:`InvalidArgument` naming ``argument``."""
+    if "\x00" in text:
         raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
-    return queue
+    if not text.isascii() and not _encodes(text):
+        raise InvalidArgument(argument, f"{argument}: text holding a lone surrogate cannot be stored "
+                                        "(PostgreSQL text is UTF-8)")
+    return text
 
 
 def enqueue_args(
@@ -212,9 +226,7 @@ def optional_text(value: str | None, argument: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(argument, f"{argument}: expected a str, got {value!r}")
-    if "\x00" in value:
-        raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
-    return value
+    return _sendable(value, argument)
 
 
 def queue_list(queues: tuple[str, ...]) -> list[str] | None:
@@ -236,11 +248,82 @@ def status_list(status: str | list[str] | tuple[str, ...] | None) -> list[str] |
 
 
 def seconds(value: float | timedelta, argument: str) -> float:
-    """A duration in seconds, for worker settings. Raises :class:`InvalidArgument` when negative."""
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if result < 0:
-        raise InvalidArgument(argument, f"{argument}: must be >= 0, got {value!r}")
+    """A duration in seconds, for worker settings (a number or a timedelta).
+
+    Raises :class:`InvalidArgument` for another type, NaN, a negative value,
+    and a value longer than a thread can wait (``threading.TIMEOUT_MAX``,
+    infinity included): a worker would die at its first wait on it.
+    """
+    if isinstance(value, timedelta):
+        result = value.total_seconds()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            result = float(value)
+        except OverflowError:  # an int too large for a float
+            result = math.inf
+    else:
+        raise InvalidArgument(argument, f"{argument}: expected seconds (a number) or a timedelta, got {value!r}")
+    if math.isnan(result) or not 0 <= result <= threading.TIMEOUT_MAX:
+        raise InvalidArgument(
+            argument, f"{argument}: must be a number of seconds in [0, {threading.TIMEOUT_MAX:.0f}], got {value!r}")
     return result
+
+
+def unencodable(args: dict[str, Any]) -> InvalidArgument | None:
+    """The error naming the argument of ``args`` that holds text UTF-8 cannot encode, if one does.
+
+    A lone surrogate (``"\\ud800"``, e.g. from ``os.fsdecode``) is a valid
+    Python str that no PostgreSQL text can hold. The clients call this only
+    after psycopg refused to send ``args`` (it costs nothing on the way in).
+    """
+    for argument, value in args.items():
+        values = value if isinstance(value, list) else [value]
+        for text in values:
+            if isinstance(text, str) and not _encodes(text):
+                return InvalidArgument(
+                    argument, f"{argument}: text holding a lone surrogate ({text.encode('utf-8', 'backslashreplace')[:40]!r}) "
+                              "cannot be stored (PostgreSQL text is UTF-8)")
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_text(text: str | None) -> str | None:
+    """``text`` made storable in PostgreSQL text: NUL as ``\\x00``, a lone surrogate as ``\\udXXX``."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    text = text.replace("\x00", "\\x00")
+    return text if _encodes(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def failure(error: str | BaseException | None, error_trace: str | None) -> tuple[str | None, str | None]:
+    """The ``error`` and ``error_trace`` stored for a failed attempt.
+
+    ``error`` is a message (str) or an exception: then its message is stored
+    (as raquel does: ``"Won't do"``, not ``"ValueError: Won't do"``; its type
+    name when the message is empty) and, unless ``error_trace`` is given, its
+    traceback, which names the type. Both are made storable (NUL and lone
+    surrogates escaped). Raises :class:`InvalidArgument` for another type.
+    """
+    if isinstance(error, BaseException):
+        exception = error
+        try:
+            error = str(exception) or type(exception).__name__
+        except Exception:  # a broken __str__ must not cost the failure its record
+            error = type(exception).__name__
+        if error_trace is None:
+            error_trace = "".join(traceback.format_exception(exception))
+    elif error is not None and not isinstance(error, str):
+        raise InvalidArgument("error", f"error: expected a str or an exception, got {error!r}")
+    if error_trace is not None and not isinstance(error_trace, str):
+        raise InvalidArgument("error_trace", f"error_trace: expected a str, got {error_trace!r}")
+    return storable_text(error), storable_text(error_trace)
 
 
 #: The Unix epoch, as an aware UTC datetime.
@@ -258,6 +341,23 @@ def to_datetime(ms: int | None) -> datetime | None:
     if ms is None:
         return None
     return EPOCH + timedelta(milliseconds=ms)
+
+
+#: The ends of datetime's range (years 1 and 9999), aware UTC.
+DATETIME_MIN = datetime.min.replace(tzinfo=timezone.utc)
+DATETIME_MAX = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def clamped_datetime(ms: int | None) -> datetime | None:
+    """:func:`to_datetime`, but a time outside datetime's range (years 1-9999) gives its nearest end.
+
+    For reading rows written around the client (SQL, psql): a reader shows
+    what it can instead of raising ``OverflowError``.
+    """
+    try:
+        return to_datetime(ms)
+    except OverflowError:
+        return DATETIME_MIN if ms is not None and ms < 0 else DATETIME_MAX
 
 
 def now_ms() -> int:

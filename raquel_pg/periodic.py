@@ -57,8 +57,8 @@ class Schedule:
         """A schedule from a row of :data:`SCHEDULE_COLUMNS`."""
         values = dict(zip(SCHEDULE_COLUMNS, row))
         values["raw_payload"] = values.pop("payload")
-        for name in ("next_run_at", "last_run_at"):
-            values[name] = params.to_datetime(values[name])
+        for name in ("next_run_at", "last_run_at"):  # clamped: a row set from SQL may be out of range
+            values[name] = params.clamped_datetime(values[name])
         return cls(**values)
 
 

@@ -105,8 +105,19 @@ FROM raquel.raquel_jobs
 WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text
 GROUP BY queue ORDER BY queue
 
+-- name: listen_probe
+-- The notifier's own channel: the probe (below) proves that notifications
+-- sent through the main DSN reach the LISTEN connection. Issued before
+-- "listen", so that pg_stat_activity shows LISTEN raquel_jobs.
+LISTEN raquel_probe
+
 -- name: listen
 LISTEN raquel_jobs
+
+-- name: probe
+-- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =
+-- transaction) never delivers it to a LISTEN made through the pooler.
+SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- Operations (the raquel-pg CLI): calls to the functions of 0002_operations.
 

@@ -45,11 +45,18 @@ def stats_table(rows: Sequence[Sequence[Any]]) -> str:
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:
-    """One job as JSON: every column of ``raquel_jobs`` (the payload as its stored text)."""
+    """One job as JSON: every column of ``raquel_jobs`` (the payload as its stored text).
+
+    A time outside datetime's range (a row written around the raquel
+    functions) shows as ``"<ms> ms since epoch (out of range)"``.
+    """
     out: dict[str, Any] = {}
+    out_of_range = job.out_of_range or {}
     for column in JOB_COLUMNS:
         value = job.raw_payload if column == "payload" else getattr(job, column)
-        if isinstance(value, datetime):
+        if column in out_of_range:
+            value = f"{out_of_range[column]} ms since epoch (out of range)"
+        elif isinstance(value, datetime):
             value = iso(value)
         elif value is not None and column in ("id", "claim_id"):
             value = str(value)
@@ -62,8 +69,8 @@ def jobs_table(jobs: Sequence[JobRecord]) -> str:
     if not jobs:
         return "no jobs"
     body = [
-        [str(j.id), j.queue, j.status, str(j.attempts), iso(j.scheduled_at) or "-",
-         iso(j.finished_at) or "-", _clip((j.error or "").replace("\n", " "), 60)]
+        [str(j.id), j.queue, j.status, str(j.attempts), _time(j, "scheduled_at"),
+         _time(j, "finished_at"), _clip((j.error or "").replace("\n", " "), 60)]
         for j in jobs
     ]
     return table(["id", "queue", "status", "attempts", "scheduled_at", "finished_at", "error"], body)
@@ -96,6 +103,13 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
     """``[###########...................] 1200/3000``."""
     filled = width if total <= 0 else min(width, done * width // total)
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def _time(job: JobRecord, column: str) -> str:
+    """A time cell of the ``jobs`` table: ISO 8601, ``-`` for none, ``out of range`` when it is."""
+    if job.out_of_range and column in job.out_of_range:
+        return "out of range"
+    return iso(getattr(job, column)) or "-"
 
 
 def _clip(text: str, limit: int) -> str:

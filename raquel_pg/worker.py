@@ -28,7 +28,7 @@ import psycopg
 from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
 from .errors import InvalidArgument
-from .queries import QUERIES
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 
 if TYPE_CHECKING:
     from .client import Job, Raquel
@@ -131,8 +131,10 @@ class OutcomeBatcher:
 class Worker:
     """Runs ``handler(job)`` on the jobs of ``queues`` (all queues when empty).
 
-    How it waits: a dedicated connection LISTENs on the ``raquel_jobs``
-    channel; a notification for one of its queues wakes the worker at once.
+    How it waits: the client's notification connection (one per client,
+    shared by its workers: :class:`~raquel_pg.notifier.Notifier`)
+    LISTENs on the ``raquel_jobs`` channel; a notification for one of its
+    queues wakes the worker at once.
     Jobs are notified only to registered waiters (``raquel_wait_begin``,
     migration 0008): the worker registers when a claim finds its queues
     drained (then claims once more, so no job slips between the two) and
@@ -143,7 +145,9 @@ class Worker:
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every
     ``poll_interval`` seconds, which keeps it working while the notification
-    connection is down (it reconnects with exponential backoff).
+    connection is down (it reconnects with exponential backoff) or unheard
+    (:attr:`listening` False: notifications sent through the main DSN do not
+    reach it, as through a transaction pooler; one warning says so).
 
     Up to ``concurrency`` jobs run at once (tasks on one event loop; threads in
     the sync :class:`Worker`); it never claims more jobs than it has free
@@ -153,7 +157,12 @@ class Worker:
     starts in a context of its own, as in a new task (a runner whose job set a
     context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set. Each outcome is
+    backoff on an exception, or the outcome the handler set. The async
+    worker awaits a coroutine function and runs a plain function in a thread
+    (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
+    run from there: it raises to fail); the sync worker refuses a coroutine
+    function (TypeError, when made) and records a job whose handler returned
+    an awaitable as failed, never as a success. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
     recorded in batches (:class:`OutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
@@ -189,10 +198,13 @@ class Worker:
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        if not callable(handler):
+            raise TypeError(f"handler: expected a callable taking the job, got {handler!r}")
+        refuse_async_handler(handler)
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
-        self.claim_as = claim_as or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_as = params.optional_text(claim_as, "claim_as") or f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self.grace_period = params.seconds(grace_period, "grace_period")
@@ -216,12 +228,10 @@ class Worker:
         self._registered = False
         self._wakeups = 0  # notifications heard (and listener reconnections)
         self._race_delay = RACE_DELAY
-        #: True while the notification connection is LISTENing.
-        self.listening = False
-        self._wanted = None if self.queues is None else set(self.queues)
         self._stopping = Event()
         self._aborting = Event()
         self._wake = Event()
+        self._subscribed = False
         # Jobs claimed and not finished (started or not), by id.
         self._active: set[UUID] = set()
         # The runners: claimed jobs not yet started, the wake-up events of the
@@ -231,6 +241,11 @@ class Worker:
         self._idle: list[Event] = []
         self._called: Event | None = None
         self._lock = threading.Lock()
+
+    @property
+    def listening(self) -> bool:
+        """True while the client's notification connection LISTENs and is heard (see Notifier)."""
+        return self._subscribed and self.rq._notifier.listening
 
     def __call__(self, job: Job) -> Any:
         """The worker still calls like its handler."""
@@ -265,7 +280,8 @@ class Worker:
         thread (ValueError otherwise).
         """
         restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
-        listener = spawn(self._listen, name="raquel-listener")
+        self.rq._notifier.subscribe(self, self.queues, self._heard)
+        self._subscribed = True
         if self.batch_outcomes:
             self._batcher = OutcomeBatcher(self.rq)
         grace_period = 0.0
@@ -275,7 +291,7 @@ class Worker:
         finally:
             self._stopping.set()
             try:
-                self._shutdown(listener, grace_period)
+                self._shutdown(grace_period)
             finally:
                 self._unregister()
                 if self._batcher is not None:
@@ -466,7 +482,7 @@ class Worker:
     def _execute(self, job: Job) -> None:
         try:
             with self.rq._process(job, self._batcher):
-                self.handler(job)
+                refuse_awaitable(self.handler(job), self.handler)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
@@ -479,30 +495,6 @@ class Worker:
             self._active.discard(job.id)
         self._wake.set()
 
-    def _listen(self) -> None:
-        delay = 0.1
-        while not self._stopping.is_set():
-            try:
-                with self.rq._listen_connection() as conn:
-                    conn.execute(QUERIES["listen"])
-                    self.listening = True
-                    delay = 0.1
-                    # Catch up with what came while not listening; a
-                    # notification missed meanwhile may have consumed the
-                    # registration, so it is made again.
-                    self._heard()
-                    while not self._stopping.is_set():
-                        for notify in conn.notifies(timeout=0.5):
-                            if self._wanted is None or notify.payload in self._wanted:
-                                self._heard()
-            except psycopg.Error as error:  # any failure: reconnect, never let the listener die
-                logger.warning("notification connection lost (%s); polling every %.1fs, "
-                               "reconnecting in %.1fs", error, self.poll_interval, delay)
-            finally:
-                self.listening = False
-            self._stopping.wait_timeout(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
-
     def _heard(self) -> None:
         """A wake-up for our queues: wake the claim loop; the registration is spent."""
         with self._lock:
@@ -510,9 +502,9 @@ class Worker:
             self._registered_until = 0.0
         self._wake.set()
 
-    def _shutdown(self, listener: Any, grace_period: float) -> None:
-        cancel([listener])
-        join([listener], None)
+    def _shutdown(self, grace_period: float) -> None:
+        self._subscribed = False
+        self.rq._notifier.unsubscribe(self)
         with self._lock:
             for wake in self._idle:
                 wake.set()  # a runner woken with the worker stopping returns

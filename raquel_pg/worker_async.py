@@ -25,7 +25,7 @@ import psycopg
 from . import params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument
-from .queries import QUERIES
+from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
@@ -128,8 +128,10 @@ class AsyncOutcomeBatcher:
 class AsyncWorker:
     """Runs ``handler(job)`` on the jobs of ``queues`` (all queues when empty).
 
-    How it waits: a dedicated connection LISTENs on the ``raquel_jobs``
-    channel; a notification for one of its queues wakes the worker at once.
+    How it waits: the client's notification connection (one per client,
+    shared by its workers: :class:`~raquel_pg.notifier_async.AsyncNotifier`)
+    LISTENs on the ``raquel_jobs`` channel; a notification for one of its
+    queues wakes the worker at once.
     Jobs are notified only to registered waiters (``raquel_wait_begin``,
     migration 0008): the worker registers when a claim finds its queues
     drained (then claims once more, so no job slips between the two) and
@@ -140,7 +142,9 @@ class AsyncWorker:
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every
     ``poll_interval`` seconds, which keeps it working while the notification
-    connection is down (it reconnects with exponential backoff).
+    connection is down (it reconnects with exponential backoff) or unheard
+    (:attr:`listening` False: notifications sent through the main DSN do not
+    reach it, as through a transaction pooler; one warning says so).
 
     Up to ``concurrency`` jobs run at once (tasks on one event loop; threads in
     the sync :class:`Worker`); it never claims more jobs than it has free
@@ -150,7 +154,12 @@ class AsyncWorker:
     starts in a context of its own, as in a new task (a runner whose job set a
     context variable retires, and a new one takes its place).
     Each job runs as in ``dequeue()``: success on return, failure with
-    backoff on an exception, or the outcome the handler set. Each outcome is
+    backoff on an exception, or the outcome the handler set. The async
+    worker awaits a coroutine function and runs a plain function in a thread
+    (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
+    run from there: it raises to fail); the sync worker refuses a coroutine
+    function (TypeError, when made) and records a job whose handler returned
+    an awaitable as failed, never as a success. Each outcome is
     recorded at once, unless ``batch_outcomes=True``: then successes are
     recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
     leases renewed until recorded, flushed on stop), and a crash before a
@@ -186,10 +195,18 @@ class AsyncWorker:
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
+        if not callable(handler):
+            raise TypeError(f"handler: expected a callable taking the job, got {handler!r}")
+        if True:  # ASYNC
+            # A plain function runs in a thread (what it returns is awaited if
+            # it is awaitable: a lambda returning a coroutine still works).
+            self._in_thread = not is_async_handler(handler)
+        else:
+            refuse_async_handler(handler)
         self.rq = rq
         self.handler = handler
         self.queues = params.queue_list(queues)
-        self.claim_as = claim_as or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_as = params.optional_text(claim_as, "claim_as") or f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self.grace_period = params.seconds(grace_period, "grace_period")
@@ -213,12 +230,10 @@ class AsyncWorker:
         self._registered = False
         self._wakeups = 0  # notifications heard (and listener reconnections)
         self._race_delay = RACE_DELAY
-        #: True while the notification connection is LISTENing.
-        self.listening = False
-        self._wanted = None if self.queues is None else set(self.queues)
         self._stopping = AEvent()
         self._aborting = AEvent()
         self._wake = AEvent()
+        self._subscribed = False
         # Jobs claimed and not finished (started or not), by id.
         self._active: set[UUID] = set()
         # The runners: claimed jobs not yet started, the wake-up events of the
@@ -228,6 +243,11 @@ class AsyncWorker:
         self._idle: list[AEvent] = []
         self._called: AEvent | None = None
         self._lock = threading.Lock()
+
+    @property
+    def listening(self) -> bool:
+        """True while the client's notification connection LISTENs and is heard (see AsyncNotifier)."""
+        return self._subscribed and self.rq._notifier.listening
 
     def __call__(self, job: AsyncJob) -> Any:
         """The worker still calls like its handler."""
@@ -262,7 +282,8 @@ class AsyncWorker:
         thread (ValueError otherwise).
         """
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
-        listener = aspawn(self._listen, name="raquel-listener")
+        self.rq._notifier.subscribe(self, self.queues, self._heard)
+        self._subscribed = True
         if self.batch_outcomes:
             self._batcher = AsyncOutcomeBatcher(self.rq)
         grace_period = 0.0
@@ -272,7 +293,7 @@ class AsyncWorker:
         finally:
             self._stopping.set()
             try:
-                await self._shutdown(listener, grace_period)
+                await self._shutdown(grace_period)
             finally:
                 await self._unregister()
                 if self._batcher is not None:
@@ -463,7 +484,13 @@ class AsyncWorker:
     async def _execute(self, job: AsyncJob) -> None:
         try:
             async with self.rq._process(job, self._batcher):
-                await self.handler(job)
+                if True:  # ASYNC
+                    if self._in_thread:
+                        await run_in_thread(self.handler, job)
+                    else:
+                        await self.handler(job)
+                else:
+                    refuse_awaitable(self.handler(job), self.handler)
         except Exception:
             logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
                              "when its lease runs out", job.id, job.queue)
@@ -476,30 +503,6 @@ class AsyncWorker:
             self._active.discard(job.id)
         self._wake.set()
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while not self._stopping.is_set():
-            try:
-                async with await self.rq._listen_connection() as conn:
-                    await conn.execute(QUERIES["listen"])
-                    self.listening = True
-                    delay = 0.1
-                    # Catch up with what came while not listening; a
-                    # notification missed meanwhile may have consumed the
-                    # registration, so it is made again.
-                    self._heard()
-                    while not self._stopping.is_set():
-                        async for notify in conn.notifies(timeout=0.5):
-                            if self._wanted is None or notify.payload in self._wanted:
-                                self._heard()
-            except psycopg.Error as error:  # any failure: reconnect, never let the listener die
-                logger.warning("notification connection lost (%s); polling every %.1fs, "
-                               "reconnecting in %.1fs", error, self.poll_interval, delay)
-            finally:
-                self.listening = False
-            await self._stopping.wait_timeout(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
-
     def _heard(self) -> None:
         """A wake-up for our queues: wake the claim loop; the registration is spent."""
         with self._lock:
@@ -507,9 +510,9 @@ class AsyncWorker:
             self._registered_until = 0.0
         self._wake.set()
 
-    async def _shutdown(self, listener: Any, grace_period: float) -> None:
-        acancel([listener])
-        await ajoin([listener], None)
+    async def _shutdown(self, grace_period: float) -> None:
+        self._subscribed = False
+        await self.rq._notifier.unsubscribe(self)
         with self._lock:
             for wake in self._idle:
                 wake.set()  # a runner woken with the worker stopping returns

@@ -154,3 +154,29 @@ def spawn_worker(dsn: str) -> Iterator[object]:
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+# --- PgBouncer (issue 19) ----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_port(server_dsn: str) -> Iterator[int]:
+    """A real PgBouncer (``pool_mode = transaction``) in front of the test server; its port.
+
+    Skips, saying why, where no pgbouncer binary (or no user to run it as) is found.
+    """
+    from bench import pgbouncer
+
+    reason = pgbouncer.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgbouncer.running(server_dsn, pool_size=10) as pooled:
+        yield pgbouncer.port_of(pooled)
+
+
+@pytest.fixture
+def pooled_dsn(dsn: str, pgbouncer_port: int) -> str:
+    """The test database (emptied as ``dsn`` is) through the PgBouncer."""
+    from bench import pgbouncer
+
+    return pgbouncer.through(dsn, pgbouncer_port)

@@ -24,7 +24,8 @@ def test_every_scenario_runs_and_writes_results(
     sections = run.run(SIZES["tiny"], list(run.SCENARIOS), output, strict=True)
 
     text = output.read_text()
-    for title in ("Targets, checked against this run", "1. Enqueue", "2. End to end", "3. Wake-up latency", "4. History", "5. Peers"):
+    for title in ("Targets, checked against this run", "1. Enqueue", "2. End to end", "3. Wake-up latency", "4. History", "5. Peers",
+                  "6. Behind PgBouncer"):
         assert f"## {title}" in text
     assert "FAILED" not in text
     assert "synchronous_commit" in text and "PostgreSQL" in text

@@ -24,9 +24,12 @@ MODULES = {
     "raquel_pg/worker_async.py": "raquel_pg/worker.py",
     "raquel_pg/migrate_async.py": "raquel_pg/migrate.py",
     "raquel_pg/scheduler_async.py": "raquel_pg/scheduler.py",
+    "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
     "raquel_pg/importer_async.py": "raquel_pg/importer.py",
     "tests/test_client_async.py": "tests/test_client.py",
     "tests/test_worker_async.py": "tests/test_worker.py",
+    "tests/test_pooler_async.py": "tests/test_pooler.py",
+    "tests/test_notifier_async.py": "tests/test_notifier.py",
 }
 
 RENAMES = {
@@ -37,6 +40,7 @@ RENAMES = {
     "AsyncLeaseKeeper": "LeaseKeeper",
     "AsyncOutcomeBatcher": "OutcomeBatcher",
     "AsyncScheduler": "Scheduler",
+    "AsyncNotifier": "Notifier",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -54,6 +58,7 @@ RENAMES = {
     "worker_async": "worker",
     "migrate_async": "migrate",
     "scheduler_async": "scheduler",
+    "notifier_async": "notifier",
     "importer_async": "importer",
     "arq": "rq",  # the tests' client fixtures
 }

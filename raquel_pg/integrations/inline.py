@@ -7,9 +7,9 @@ through two callables: ``query(sql)`` returning rows and ``execute(sql)``
 (a script of several statements, no parameters). Everything happens in that
 one transaction: the advisory lock every raquel_pg migration takes (held
 until the tool commits, so a concurrent ``raquel-pg migrate`` waits), each
-migration's SQL with the search_path pinned to the current schema as the
-runner pins it, and its row in ``raquel_migrations`` (same version, name and
-checksum), so ``raquel-pg migrate --status`` and the runner agree. If the
+migration's SQL with the search_path the runner gives it (the install
+schema; from 0021 on, the engine schema, then the stand-ins exposed), and
+its row in ``raquel_migrations`` (same version, name and checksum), so ``raquel-pg migrate --status`` and the runner agree. If the
 tool's transaction rolls back, so do raquel_pg's migrations. The caller's
 search_path is restored afterwards for the rest of its transaction.
 """

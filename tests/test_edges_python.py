@@ -1,0 +1,496 @@
+"""Safe at the edges (issue 18), from Python: a bad row, a wrong handler or a bad argument.
+
+Each rule is tested on the sync and the async client where both exist; the
+rules are listed in docs/guarantees-workers.md. Rows the client cannot decode
+are made the only way they can be: by the owner, around the raquel functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from raquel_pg import (
+    AsyncJob, AsyncRaquel, InvalidArgument, Job, NotMigrated, Raquel, RaquelError, params,
+)
+from raquel_pg._acompat import ajoin, aspawn, spawn
+
+Conn = psycopg.Connection[Any]
+
+#: One ms before 0001-01-01T00:00:00Z: a bigint the SQL accepts, a time datetime cannot hold.
+BEFORE_YEAR_1 = -62135596800001
+#: Far after 9999-12-31.
+AFTER_YEAR_9999 = 253402300800000 * 10
+
+
+def wait_for(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+async def await_for(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def enqueue(conn: Conn, queue: str = "q", payload: str | None = None, **opts: Any) -> UUID:
+    names = "".join(f", {k} => %({k})s" for k in opts)
+    row = conn.execute(f"SELECT raquel_enqueue(%(queue)s, %(payload)s{names})".encode(),
+                       {"queue": queue, "payload": payload, **opts}).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def bad_row(conn: Conn, queue: str = "q", column: str = "enqueued_at", ms: int = BEFORE_YEAR_1) -> UUID:
+    """A ready job whose ``column`` holds a time outside datetime's range (written as the owner)."""
+    job_id = enqueue(conn, queue, "bad", max_retry_count=0)
+    conn.execute(f"UPDATE raquel_jobs SET {column} = %s WHERE id = %s".encode(), (ms, job_id))
+    return job_id
+
+
+def row_of(conn: Conn, job_id: UUID) -> tuple[Any, ...]:
+    row = conn.execute("SELECT status, attempts, error, error_trace FROM raquel_jobs WHERE id = %s",
+                       (job_id,)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def status_of(conn: Conn, job_id: UUID) -> str:
+    return str(row_of(conn, job_id)[0])
+
+
+# --- a bad row never takes down a worker or a reader ------------------------------------------------
+
+
+def test_a_sync_worker_sets_aside_an_undecodable_row_and_runs_the_rest_of_its_batch(
+    rq: Raquel, conn: Conn
+) -> None:
+    bad = bad_row(conn)
+    good = [enqueue(conn, "q", str(i)) for i in range(3)]
+    ran: list[UUID] = []
+
+    @rq.subscribe("q", concurrency=4)  # one claim takes all four
+    def handler(job: Job) -> None:
+        ran.append(job.id)
+
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, bad) == "exhausted")
+    alive = thread.is_alive()
+    handler.stop()
+    thread.join(10)
+    assert alive and sorted(ran) == sorted(good)
+    status, attempts, error, _ = row_of(conn, bad)
+    assert (status, attempts) == ("exhausted", 1)
+    assert "cannot be decoded" in error and f"enqueued_at = {BEFORE_YEAR_1} ms" in error
+
+
+async def test_an_async_worker_sets_aside_an_undecodable_row_and_runs_the_rest_of_its_batch(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    bad = bad_row(conn, column="scheduled_at")
+    good = [enqueue(conn, "q", str(i)) for i in range(3)]
+    ran: list[UUID] = []
+
+    @arq.subscribe("q", concurrency=4)
+    async def handler(job: AsyncJob) -> None:
+        ran.append(job.id)
+
+    run = aspawn(handler.run, name="worker")
+    await await_for(lambda: all(status_of(conn, j) == "success" for j in good)
+                    and status_of(conn, bad) == "exhausted")
+    alive = not run.done()
+    handler.stop()
+    await ajoin([run], 10)
+    assert alive and sorted(ran) == sorted(good)
+    assert f"scheduled_at = {BEFORE_YEAR_1} ms" in row_of(conn, bad)[2]
+
+
+def test_dequeue_records_an_undecodable_row_as_failed_and_yields_none(rq: Raquel, conn: Conn) -> None:
+    bad = bad_row(conn, column="enqueued_at", ms=AFTER_YEAR_9999)
+    with rq.dequeue("q") as job:
+        assert job is None
+    assert status_of(conn, bad) == "exhausted"
+    good = enqueue(conn)
+    with rq.dequeue("q") as job:
+        assert job is not None and job.id == good
+
+
+async def test_async_dequeue_records_an_undecodable_row_as_failed_and_yields_none(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    bad = bad_row(conn)
+    async with arq.dequeue("q") as job:
+        assert job is None
+    assert status_of(conn, bad) == "exhausted"
+
+
+def test_get_shows_an_undecodable_row_with_its_out_of_range_times(rq: Raquel, conn: Conn) -> None:
+    bad = bad_row(conn, column="finished_at", ms=AFTER_YEAR_9999)
+    job = rq.get(bad)
+    assert job is not None and job.payload == "bad" and job.status == "queued"
+    assert job.out_of_range == {"finished_at": AFTER_YEAR_9999}
+    assert job.finished_at == params.DATETIME_MAX
+    assert "finished_at" in (job.undecodable() or "")
+    assert rq.stats()["q"].queued == 1
+
+
+async def test_async_get_shows_an_undecodable_row_with_its_out_of_range_times(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    bad = bad_row(conn)
+    job = await arq.get(bad)
+    assert job is not None and job.out_of_range == {"enqueued_at": BEFORE_YEAR_1}
+    assert job.enqueued_at == params.DATETIME_MIN
+    assert (await arq.stats())["q"].queued == 1
+
+
+def test_a_year_1_time_that_fits_is_not_out_of_range(rq: Raquel, conn: Conn) -> None:
+    job_id = bad_row(conn, column="finished_at", ms=AFTER_YEAR_9999)
+    conn.execute("UPDATE raquel_jobs SET claimed_at = %s WHERE id = %s", (BEFORE_YEAR_1 + 1, job_id))
+    job = rq.get(job_id)
+    assert job is not None and job.out_of_range == {"finished_at": AFTER_YEAR_9999}
+    assert job.claimed_at == params.DATETIME_MIN
+
+
+def test_schedules_show_an_out_of_range_next_run(rq: Raquel, conn: Conn, no_schedules: str) -> None:
+    rq.schedule("nightly", "q", every=60_000)
+    conn.execute("UPDATE raquel_schedules SET next_run_at = %s, last_run_at = %s",
+                 (AFTER_YEAR_9999, BEFORE_YEAR_1))
+    [schedule] = rq.schedules()
+    assert (schedule.next_run_at, schedule.last_run_at) == (params.DATETIME_MAX, params.DATETIME_MIN)
+
+
+async def test_async_schedules_show_an_out_of_range_next_run(
+    arq: AsyncRaquel, conn: Conn, no_schedules: str
+) -> None:
+    await arq.schedule("nightly", "q", every=60_000)
+    conn.execute("UPDATE raquel_schedules SET next_run_at = %s", (AFTER_YEAR_9999,))
+    [schedule] = await arq.schedules()
+    assert schedule.next_run_at == params.DATETIME_MAX
+
+
+# --- a wrong handler is refused, never silently "done" -----------------------------------------------
+
+
+def test_a_sync_worker_refuses_a_coroutine_function(rq: Raquel) -> None:
+    async def handler(job: Job) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="coroutine function"):
+        rq.subscribe("q")(handler)  # type: ignore[arg-type]
+
+
+def test_a_sync_handler_returning_an_awaitable_fails_the_job(rq: Raquel, conn: Conn) -> None:
+    async def later() -> None:
+        pass
+
+    job_id = enqueue(conn, max_retry_count=0)
+    handler = rq.subscribe("q")(lambda job: later())
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: status_of(conn, job_id) != "queued" and handler.running == 0)
+    handler.stop()
+    thread.join(10)
+    status, _, error, _ = row_of(conn, job_id)
+    assert status == "exhausted" and "returned an awaitable" in error
+
+
+async def test_an_async_worker_runs_a_plain_function_in_a_thread(arq: AsyncRaquel, conn: Conn) -> None:
+    ok, bad = enqueue(conn, "q", "ok"), enqueue(conn, "q", "bad", max_retry_count=0)
+    ran: list[str] = []
+
+    def handler(job: AsyncJob) -> None:
+        ran.append(job.payload)
+        with pytest.raises(RuntimeError):  # a thread: no event loop runs here
+            asyncio.get_running_loop()
+        if job.payload == "bad":
+            raise ValueError("Won't do")
+
+    worker = arq.subscribe("q")(handler)  # type: ignore[arg-type]
+    run = aspawn(worker.run, name="worker")
+    await await_for(lambda: (status_of(conn, ok), status_of(conn, bad)) == ("success", "exhausted"))
+    worker.stop()
+    await ajoin([run], 10)
+    assert sorted(ran) == ["bad", "ok"]
+    assert row_of(conn, bad)[2] == "Won't do"
+
+
+async def test_an_async_worker_awaits_what_a_plain_function_returns(arq: AsyncRaquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    ran: list[UUID] = []
+
+    async def later(job: AsyncJob) -> None:
+        ran.append(job.id)
+
+    worker = arq.subscribe("q")(lambda job: later(job))
+    run = aspawn(worker.run, name="worker")
+    await await_for(lambda: status_of(conn, job_id) == "success")
+    worker.stop()
+    await ajoin([run], 10)
+    assert ran == [job_id]
+
+
+# --- outcome calls: fail(exception), and a refused call never strands a job ---------------------------
+
+
+def test_fail_with_an_exception_stores_its_message_and_traceback(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    with rq.dequeue("q") as job:
+        assert job is not None and job.fail(ValueError("Won't do"))
+    status, attempts, error, trace = row_of(conn, job_id)
+    assert (status, attempts, error) == ("failed", 1, "Won't do")
+    assert "ValueError: Won't do" in trace
+
+
+async def test_async_fail_with_an_exception_stores_its_message_and_traceback(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    job_id = enqueue(conn)
+    async with arq.dequeue("q") as job:
+        try:
+            raise KeyError("to")
+        except KeyError as error:
+            assert job is not None and await job.fail(error)
+    status, _, error, trace = row_of(conn, job_id)
+    assert (status, error) == ("failed", "'to'")
+    assert trace.startswith("Traceback (most recent call last):") and "KeyError: 'to'" in trace
+
+
+def test_a_raised_exception_stores_its_message_only(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    with rq.dequeue("q"):
+        raise ValueError("Won't do")
+    _, _, error, trace = row_of(conn, job_id)
+    assert error == "Won't do" and "ValueError: Won't do" in trace
+
+
+async def test_async_a_raised_exception_without_a_message_stores_its_type(arq: AsyncRaquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    async with arq.dequeue("q"):
+        raise TimeoutError()
+    assert row_of(conn, job_id)[2] == "TimeoutError"
+
+
+def test_an_error_text_holding_nul_or_a_lone_surrogate_is_still_recorded(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    with rq.dequeue("q"):
+        raise ValueError("nul \x00 and \ud800")
+    status, _, error, _ = row_of(conn, job_id)
+    assert status == "failed" and error == "nul \\x00 and \\ud800"
+
+
+def test_fail_with_a_bad_argument_records_a_failure_saying_so(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    with rq.dequeue("q") as job:
+        assert job is not None
+        job.fail(42)  # type: ignore[arg-type]
+    status, _, error, _ = row_of(conn, job_id)
+    assert status == "failed" and "expected a str or an exception" in error
+
+
+async def test_async_an_outcome_the_database_refuses_records_a_failure_saying_so(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    job_id = enqueue(conn)
+    async with arq.dequeue("q") as job:
+        assert job is not None
+        await job.reschedule(delay=-1)  # refused by raquel_reschedule, after the job was settled
+    status, _, error, _ = row_of(conn, job_id)
+    assert status == "failed" and "delay" in error
+
+
+def test_an_outcome_the_database_refuses_records_a_failure_saying_so(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+    with rq.dequeue("q") as job:
+        assert job is not None
+        job.reschedule(delay=-1)
+    status, _, error, _ = row_of(conn, job_id)
+    assert status == "failed" and "delay" in error
+
+
+def test_a_sync_worker_handler_failing_with_an_exception_object(rq: Raquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+
+    @rq.subscribe("q")
+    def handler(job: Job) -> None:
+        job.fail(ValueError("Won't do"))
+
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: status_of(conn, job_id) == "failed")
+    handler.stop()
+    thread.join(10)
+    assert row_of(conn, job_id)[2] == "Won't do"
+
+
+async def test_an_async_worker_handler_failing_with_an_exception_object(arq: AsyncRaquel, conn: Conn) -> None:
+    job_id = enqueue(conn)
+
+    @arq.subscribe("q")
+    async def handler(job: AsyncJob) -> None:
+        await job.fail(ValueError("Won't do"))
+
+    run = aspawn(handler.run, name="worker")
+    await await_for(lambda: status_of(conn, job_id) == "failed")
+    handler.stop()
+    await ajoin([run], 10)
+    assert row_of(conn, job_id)[2] == "Won't do"
+
+
+# --- a lease warning means what it says -----------------------------------------------------------------
+
+
+LEASE_LOST = "lease lost, the job was rescued"
+
+
+def test_batched_successes_log_no_false_lease_warning(dsn: str, conn: Conn, caplog: Any) -> None:
+    jobs = 3000
+    conn.execute("SELECT raquel_enqueue_many('q', array_fill(NULL::text, ARRAY[%s]))", (jobs,))
+    caplog.set_level(logging.WARNING, logger="raquel_pg")
+    with Raquel(dsn, lease=90) as rq:  # a renewal every 30 ms: many race a flush
+        handler = rq.subscribe("q", concurrency=4, batch_outcomes=True)(lambda job: None)
+        thread = spawn(handler.run, name="worker")
+        wait_for(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'")
+                 .fetchone()[0] == jobs, timeout=120)
+        handler.stop()
+        thread.join(10)
+    # On a loaded machine a 90 ms lease can truly run out (the job is then
+    # rescued and runs again: attempts > 1); a warning for any other job is false.
+    rescued = {str(row[0]) for row in conn.execute("SELECT id FROM raquel_jobs WHERE attempts > 1")}
+    warned = {r.getMessage().split()[1] for r in caplog.records if LEASE_LOST in r.getMessage()}
+    assert warned - rescued == set()
+
+
+def test_a_truly_rescued_job_still_logs_the_lease_warning(rq: Raquel, conn: Conn, caplog: Any) -> None:
+    job_id = enqueue(conn)
+    caplog.set_level(logging.WARNING, logger="raquel_pg")
+    release = threading.Event()
+
+    @rq.subscribe("q")
+    def handler(job: Job) -> None:
+        release.wait(20)
+
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: status_of(conn, job_id) == "claimed")
+    # As if its lease had run out and another worker had claimed it.
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
+                 (job_id,))
+    wait_for(lambda: any(LEASE_LOST in r.getMessage() for r in caplog.records))
+    release.set()
+    handler.stop()
+    thread.join(10)
+    assert status_of(conn, job_id) == "claimed"  # the stale success was refused
+
+
+async def test_async_a_truly_rescued_job_still_logs_the_lease_warning(
+    arq: AsyncRaquel, conn: Conn, caplog: Any
+) -> None:
+    job_id = enqueue(conn)
+    caplog.set_level(logging.WARNING, logger="raquel_pg")
+    release = asyncio.Event()
+
+    @arq.subscribe("q")
+    async def handler(job: AsyncJob) -> None:
+        await release.wait()
+
+    run = aspawn(handler.run, name="worker")
+    await await_for(lambda: status_of(conn, job_id) == "claimed")
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
+                 (job_id,))
+    await await_for(lambda: any(LEASE_LOST in r.getMessage() for r in caplog.records))
+    release.set()
+    handler.stop()
+    await ajoin([run], 10)
+
+
+# --- bad input from Python ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argument", "kwargs"), [
+    ("queue", {"queue": "q\ud800"}),
+    ("payload", {"payload": "p\udfff"}),
+    ("unique_key", {"unique_key": "k\ud800"}),
+])
+def test_a_lone_surrogate_is_an_invalid_argument(rq: Raquel, conn: Conn, argument: str,
+                                                  kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        rq.enqueue(**{"queue": "q", **kwargs})
+    assert refused.value.argument == argument and argument in str(refused.value)
+    assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 0
+
+
+async def test_async_a_lone_surrogate_is_an_invalid_argument(arq: AsyncRaquel, conn: Conn) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await arq.enqueue_many("q", ["fine", "bad \ud800"])
+    assert refused.value.argument == "payloads"
+    with pytest.raises(InvalidArgument) as refused:
+        await arq.enqueue_many("q", ["a"], unique_keys=["\udc00"])
+    assert refused.value.argument == "unique_keys"
+    assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 0
+
+
+def deep(levels: int) -> Any:
+    payload: Any = []
+    for _ in range(levels):
+        payload = [payload]
+    return payload
+
+
+def test_a_payload_nested_too_deep_is_an_invalid_argument(rq: Raquel) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        rq.enqueue("q", deep(100_000))
+    assert refused.value.argument == "payload"
+
+
+async def test_async_a_payload_nested_too_deep_is_an_invalid_argument(arq: AsyncRaquel) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await arq.enqueue_many("q", [deep(100_000)])
+    assert refused.value.argument == "payload"
+
+
+BAD_TIMINGS = [
+    ("poll_interval", float("inf")), ("poll_interval", float("nan")), ("poll_interval", -1.0),
+    ("poll_interval", "2"), ("grace_period", float("inf")), ("grace_period", float("-inf")),
+    ("poll_interval", 10**400), ("concurrency", 0), ("claim_as", "w\ud800"),
+]
+
+
+@pytest.mark.parametrize(("argument", "value"), BAD_TIMINGS)
+def test_subscribe_refuses_a_timing_a_worker_cannot_wait(rq: Raquel, argument: str, value: Any) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        rq.subscribe("q", **{argument: value})(lambda job: None)
+    assert refused.value.argument == argument
+
+
+@pytest.mark.parametrize(("argument", "value"), BAD_TIMINGS)
+async def test_async_subscribe_refuses_a_timing_a_worker_cannot_wait(
+    arq: AsyncRaquel, argument: str, value: Any
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        arq.subscribe("q", **{argument: value})(lambda job: None)
+    assert refused.value.argument == argument
+
+
+def test_a_database_never_migrated_says_to_migrate(make_database: Any) -> None:
+    with Raquel(make_database(), pool_size=1) as rq:
+        with pytest.raises(NotMigrated, match="run: raquel-pg migrate") as refused:
+            rq.enqueue("q", "x")
+        with pytest.raises(NotMigrated):
+            rq.get("00000000-0000-0000-0000-000000000000")
+    assert isinstance(refused.value, RaquelError)
+
+
+async def test_async_a_database_never_migrated_says_to_migrate(make_database: Any) -> None:
+    async with AsyncRaquel(make_database(), pool_size=1) as arq:
+        with pytest.raises(NotMigrated, match="run: raquel-pg migrate"):
+            async with arq.dequeue("q"):
+                pass

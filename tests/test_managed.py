@@ -1,0 +1,74 @@
+"""Managed PostgreSQL without superuser (issue 19, docs/deploying.md).
+
+The recipe of docs/deploying.md, run as written: an admin role creates the
+owner role, grants it CREATE on the database (0021's CREATE SCHEMA IF NOT
+EXISTS raquel needs it even when the schema exists) and creates the install
+schema it owns; the owner (no superuser) migrates and grants; the worker role
+works through the client.
+Roles are taken with ``SET ROLE`` at connection start (``options=-c role=``),
+so every privilege check is the role's own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from raquel_pg import Raquel
+from raquel_pg.migrate import migrate
+from raquel_pg.roles import grant_roles
+from raquel_pg.schema import load_migrations
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def as_role(dsn: str, role: str, search_path: str | None = None) -> str:
+    options = f"-c role={role}" + (f" -c search_path={search_path}" if search_path else "")
+    return make_conninfo(dsn, options=options)
+
+
+@pytest.fixture
+def fresh(make_database: Any) -> Iterator[tuple[str, dict[str, str]]]:
+    """An empty database with an owner and a worker role, neither superuser; dropped roles at the end."""
+    dsn: str = make_database()
+    suffix = os.urandom(4).hex()
+    roles = {"owner": f"raquel_owner_{suffix}", "worker": f"raquel_worker_{suffix}"}
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for role in roles.values():
+            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(admin.info.dbname), sql.Identifier(roles["owner"])))
+        admin.execute(sql.SQL("CREATE SCHEMA queue AUTHORIZATION {}").format(sql.Identifier(roles["owner"])))
+    yield dsn, roles
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("DROP SCHEMA IF EXISTS raquel, queue CASCADE")
+        for role in roles.values():
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_an_owner_without_superuser_migrates_and_grants_and_a_worker_role_works(
+    fresh: tuple[str, dict[str, str]]
+) -> None:
+    dsn, roles = fresh
+    with psycopg.connect(as_role(dsn, roles["owner"], "queue"), autocommit=True) as owner:
+        assert owner.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+        applied = migrate(owner)
+        assert len(applied) == len(load_migrations())
+        grant_roles(owner, worker=roles["worker"], schema="queue")
+        owned = owner.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'"
+                              " AND pg_get_userbyid(proowner) = current_user").fetchone()
+        assert owned is not None and owned[0] >= 1
+    with Raquel(as_role(dsn, roles["worker"]), prepared_statements=False) as rq:
+        job = rq.enqueue("q", "from the worker role")
+        with rq.dequeue("q") as claimed:
+            assert claimed is not None and claimed.id == job.id
+        done = rq.get(job.id)
+        assert done is not None and done.status == "success"
