@@ -403,7 +403,7 @@ def claim_latencies(dsns: dict[int, str], samples: int, queue: str = "bench_clai
     for dsn in dsns.values():
         enqueue_sql(dsn, queue, samples)
     latencies: dict[int, list[float]] = {key: [] for key in dsns}
-    args = {"queues": [queue], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True}
+    args = {"queues": [queue], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True, "before": None}
     with ExitStack() as stack:
         conns = {key: stack.enter_context(psycopg.connect(dsn, autocommit=True, prepare_threshold=0))
                  for key, dsn in dsns.items()}

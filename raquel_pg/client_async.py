@@ -636,13 +636,17 @@ class AsyncRaquel:
         the statement that enqueues). Missed ticks (nobody ran schedules for a
         while) give one job, for the oldest missed tick; the schedule then
         moves to its first tick after now. ``now`` (default: the database
-        clock) is for tests and replays.
+        clock) is for tests and replays: only a role that may update
+        raquel_jobs may pass it (migration 0020); without it the jobs are
+        fired on the database clock.
         """
-        rows = await self._fetch("due_schedules", {"now": params.timestamp_ms(now, "now")})
+        now_ms = params.timestamp_ms(now, "now")
+        rows = await self._fetch("due_schedules", {"now": now_ms})
         due = [row[1:] for row in rows if row[1] is not None]
         if not due:
             return []
         args, invalid = periodic.plan_ticks(due, rows[0][0])
+        args["now"] = now_ms
         for name in invalid:
             logger.warning("schedule %s: its cron expression is invalid; fix it with "
                            "raquel_set_schedule() or drop it", name)
@@ -663,9 +667,11 @@ class AsyncRaquel:
     # --- used by dequeue() and the worker ---------------------------------
 
     async def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True
+        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
+        before: int | None = None,
     ) -> list[AsyncJob]:
-        """Claims up to ``batch`` jobs and returns those that can run, their leases kept.
+        """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
+        returns those that can run, their leases kept.
 
         A claimed row the client cannot decode is not returned: its attempt is
         recorded as failed with the reason (logged as an error), so that one
@@ -674,7 +680,7 @@ class AsyncRaquel:
         sent_at = time.monotonic()
         rows = await self._fetch("claim", {
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": self.lease_ms,
-            "durable": durable,
+            "durable": durable, "before": before,
         }, binary=True)
         jobs = [AsyncJob._bind(self, row, sent_at) for row in rows]
         runnable = []

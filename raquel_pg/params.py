@@ -32,44 +32,62 @@ STATUSES = (QUEUED, CLAIMED, SUCCESS, FAILED, CANCELLED, EXPIRED, EXHAUSTED)
 
 DEFAULT_QUEUE = "default"
 
-#: Range of SQL bigint (times and durations in ms) and integer (counts).
-BIGINT_RANGE = range(-(2**63), 2**63)
+#: The times the queue stores, in ms since the epoch, in SQL (migration 0020) and here alike:
+#: 0001-01-02 00:00:00.000 to 9999-12-30 23:59:59.999 UTC, what ``datetime`` can represent in any
+#: time zone (a day inside its own range), so that every stored time reads back as a datetime.
+TIME_MIN_MS = -62135510400000
+TIME_MAX_MS = 253402214399999
+TIME_RANGE = range(TIME_MIN_MS, TIME_MAX_MS + 1)
+#: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one, 0006,
+#: and refuse negative ones with their own message).
+DURATION_RANGE = range(-(2**62 - 1), 2**62)
+#: Range of SQL integer (counts).
 INTEGER_RANGE = range(-(2**31), 2**31)
+
+#: The Unix epoch, as an aware UTC datetime.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 #: NOTIFY channel the jobs table's triggers send on, with the queue as payload.
 CHANNEL = "raquel_jobs"
 
 
 def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
-    """A point in time as ms since the Unix epoch.
+    """A point in time as ms since the Unix epoch, within :data:`TIME_RANGE`.
 
     ``datetime``: a naive one is taken as UTC (as raquel does); ``int``: already
-    ms since epoch. Raises :class:`InvalidArgument` for anything else and for
-    an int outside bigint's range (the SQL function checks the finer bounds).
+    ms since epoch. Raises :class:`InvalidArgument` for anything else and for a
+    time outside :data:`TIME_RANGE` (0001-01-02 to 9999-12-30 UTC), before any
+    SQL runs: the SQL functions refuse the same times.
     """
     if value is None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return delta // timedelta(milliseconds=1)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _in_range(value, BIGINT_RANGE, argument)
-    raise InvalidArgument(argument, f"{argument}: expected a datetime or ms since epoch (int), got {value!r}")
+        ms = (value - EPOCH) // timedelta(milliseconds=1)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    else:
+        raise InvalidArgument(argument, f"{argument}: expected a datetime or ms since epoch (int), got {value!r}")
+    if ms not in TIME_RANGE:
+        raise InvalidArgument(argument, (
+            f"{argument}: {value!r} is not a time within [{TIME_MIN_MS}, {TIME_MAX_MS}] ms since the epoch"
+            " (0001-01-02 .. 9999-12-30 UTC)"))
+    return ms
 
 
 def duration_ms(value: timedelta | int | None, argument: str) -> int | None:
-    """A duration in ms: a ``timedelta`` or an ``int`` of ms within bigint's range.
+    """A duration in ms: a ``timedelta`` or an ``int`` of ms, within :data:`DURATION_RANGE`.
 
-    Raises :class:`InvalidArgument` otherwise.
+    Raises :class:`InvalidArgument` otherwise (the SQL functions check the
+    finer bounds: >= 0, and a time plus the duration within the time range).
     """
     if value is None:
         return None
     if isinstance(value, timedelta):
-        return value // timedelta(milliseconds=1)
+        return _in_range(value // timedelta(milliseconds=1), DURATION_RANGE, argument)
     if isinstance(value, int) and not isinstance(value, bool):
-        return _in_range(value, BIGINT_RANGE, argument)
+        return _in_range(value, DURATION_RANGE, argument)
     raise InvalidArgument(argument, f"{argument}: expected a timedelta or ms (int), got {value!r}")
 
 
@@ -324,10 +342,6 @@ def failure(error: str | BaseException | None, error_trace: str | None) -> tuple
     if error_trace is not None and not isinstance(error_trace, str):
         raise InvalidArgument("error_trace", f"error_trace: expected a str, got {error_trace!r}")
     return storable_text(error), storable_text(error_trace)
-
-
-#: The Unix epoch, as an aware UTC datetime.
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @functools.lru_cache(maxsize=4096)

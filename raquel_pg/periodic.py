@@ -128,6 +128,9 @@ def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any],
     and moves to its first cron tick after ``now_ms``; interval schedules get
     None, which the SQL function computes. A schedule whose cron expression
     croniter refuses (one set from psql) is left out and its name returned.
+    The arguments hold no ``now``: the caller adds its own (None: the SQL
+    function reads the database clock; migration 0020 lets only a role that
+    may update raquel_jobs pass one).
     """
     names: list[str] = []
     ticks: list[int | None] = []
@@ -144,4 +147,4 @@ def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any],
         names.append(name)
         ticks.append(next_run_at)
         nexts.append(following)
-    return {"names": names, "ticks": ticks, "next_run_ats": nexts, "now": now_ms}, invalid
+    return {"names": names, "ticks": ticks, "next_run_ats": nexts}, invalid

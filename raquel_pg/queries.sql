@@ -51,7 +51,8 @@ SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, ma
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
 FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
-                  batch => %(batch)s::integer, lease => %(lease)s::bigint, durable => %(durable)s::boolean)
+                         batch => %(batch)s::integer, lease => %(lease)s::bigint,
+                         durable => %(durable)s::boolean, before => %(before)s::bigint)
 
 -- name: next_due
 SELECT raquel.raquel_next_due(%(queues)s::text[])

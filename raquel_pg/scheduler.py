@@ -17,6 +17,7 @@ import psycopg
 
 from . import params
 from ._acompat import Event
+from .errors import RaquelError
 
 if TYPE_CHECKING:
     from .client import Raquel
@@ -34,7 +35,8 @@ class Scheduler:
     tick enqueues exactly one job however many schedulers run. It sleeps until
     the earliest ``next_run_at`` in ``raquel_schedules``, and at most
     ``poll_interval`` seconds, so schedules declared elsewhere are picked up
-    within that time. Connection errors are logged and retried with backoff.
+    within that time. Database errors (a lost connection, a tick refused) are
+    logged and retried with backoff: the scheduler never stops on one.
     """
 
     def __init__(self, rq: Raquel, *, poll_interval: float | timedelta = 10.0) -> None:
@@ -59,7 +61,9 @@ class Scheduler:
                 if due_in is not None and due_in > 0:
                     timeout = min(timeout, due_in / 1000)
                 error_delay = 0.1
-            except psycopg.OperationalError as error:
+            except (psycopg.Error, RaquelError) as error:
+                # A lost connection, or one schedule's tick refused (a bad row
+                # written by hand): the scheduler goes on, with backoff.
                 logger.warning("running schedules failed (%s); retrying in %.1fs", error, error_delay)
                 timeout = error_delay
                 error_delay = min(error_delay * 2, MAX_RETRY_DELAY)

@@ -14,6 +14,7 @@ import psycopg
 
 from . import params
 from ._acompat import AEvent
+from .errors import RaquelError
 
 if TYPE_CHECKING:
     from .client_async import AsyncRaquel
@@ -31,7 +32,8 @@ class AsyncScheduler:
     tick enqueues exactly one job however many schedulers run. It sleeps until
     the earliest ``next_run_at`` in ``raquel_schedules``, and at most
     ``poll_interval`` seconds, so schedules declared elsewhere are picked up
-    within that time. Connection errors are logged and retried with backoff.
+    within that time. Database errors (a lost connection, a tick refused) are
+    logged and retried with backoff: the scheduler never stops on one.
     """
 
     def __init__(self, rq: AsyncRaquel, *, poll_interval: float | timedelta = 10.0) -> None:
@@ -56,7 +58,9 @@ class AsyncScheduler:
                 if due_in is not None and due_in > 0:
                     timeout = min(timeout, due_in / 1000)
                 error_delay = 0.1
-            except psycopg.OperationalError as error:
+            except (psycopg.Error, RaquelError) as error:
+                # A lost connection, or one schedule's tick refused (a bad row
+                # written by hand): the scheduler goes on, with backoff.
                 logger.warning("running schedules failed (%s); retrying in %.1fs", error, error_delay)
                 timeout = error_delay
                 error_delay = min(error_delay * 2, MAX_RETRY_DELAY)

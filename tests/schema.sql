@@ -33,7 +33,7 @@ CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uu
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_cancel (docs/security.md)
 SELECT raquel.raquel_cancel($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
     LANGUAGE sql PARALLEL SAFE
@@ -79,12 +79,12 @@ COMMENT ON COLUMN raquel.raquel_jobs.priority IS 'Higher runs first (default 0);
 
 COMMENT ON COLUMN raquel.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
 
-CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
-SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6)$_$;
+SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -93,19 +93,26 @@ SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
+CREATE FUNCTION public.raquel_clock(p_function text, p_now bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_clock (docs/security.md)
+SELECT raquel.raquel_clock($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+
 CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
 SELECT raquel.raquel_complete($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
 SELECT * FROM raquel.raquel_complete_many($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE sql
@@ -119,7 +126,7 @@ CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payloa
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
 SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
 
 CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
@@ -133,28 +140,28 @@ CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigin
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
 SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
 
 CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_expire (docs/security.md)
 SELECT raquel.raquel_expire($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
 SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
 
 CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
 SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE sql IMMUTABLE
@@ -203,7 +210,7 @@ CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
 SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
 
 CREATE FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
     LANGUAGE sql
@@ -224,28 +231,28 @@ CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
 SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
 
 CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_reschedule (docs/security.md)
 SELECT raquel.raquel_reschedule($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
 
 CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
 SELECT raquel.raquel_rescue($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
 SELECT raquel.raquel_retry($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -259,7 +266,7 @@ CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_jobs (docs/security.md)
 SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
 
 CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE sql
@@ -273,14 +280,14 @@ CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text D
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_schedule (docs/security.md)
 SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
 
-COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
 
 CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
 SELECT * FROM raquel.raquel_stats($1)$_$;
 
-COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
 
 CREATE FUNCTION public.raquel_ts(ms bigint) RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -308,7 +315,8 @@ CREATE FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uu
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now    bigint := coalesce(raquel_cancel.now, raquel_now_ms());
+    v_now    bigint := CASE WHEN raquel_cancel.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_cancel', raquel_cancel.now) END;
     v_status text;
 BEGIN
     IF raquel_cancel.claim_id IS NULL THEN
@@ -327,16 +335,19 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a job. With claim_id (from the job''s own handler): the claimed job becomes cancelled, one attempt counted, fenced like every outcome. Without: only a waiting (queued or failed) job; a claimed job is never cancelled under its worker. Returns ''cancelled'', or NULL when nothing was cancelled.';
+COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
 
-CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
-    v_now   bigint := coalesce(raquel_claim.now, raquel_now_ms());
+    v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_claim', raquel_claim.now) END;
+    v_upto  bigint;
+    v_until bigint;
     v_left  integer := raquel_claim.batch;
     v_level integer;
     v_count integer;
@@ -347,6 +358,11 @@ BEGIN
     END IF;
     IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
         PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+    IF raquel_claim.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_claim.lease));
     END IF;
     IF raquel_claim.durable IS NULL THEN
         PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
@@ -367,9 +383,21 @@ BEGIN
     -- table never analyzed). status is read from the row, so this is a plain
     -- index scan, which marks the entries of finished claims dead as it
     -- passes them.
+    -- The sweeps get the caller's own now (NULL: they read the clock), so
+    -- that they check it as the claim did; after a rescue on the real clock,
+    -- the claim reads the clock again, so the jobs just rescued (scheduled
+    -- at the rescue's now) are claimable by this call.
     IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
-        PERFORM raquel_rescue(raquel_claim.queues, v_now);
+        PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);
+        IF raquel_claim.now IS NULL THEN
+            v_now := raquel_now_ms();
+        END IF;
     END IF;
+    -- The lease's end never passes the last time of the range (a clock read
+    -- again above may be a few ms past the one the lease was checked at).
+    v_until := v_now + least(raquel_claim.lease, 253402214399999 - v_now);
+    -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
+    v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
     IF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
@@ -380,7 +408,7 @@ BEGIN
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
                 WHERE j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
                 ORDER BY j.scheduled_at
                 LIMIT v_left
@@ -388,7 +416,7 @@ BEGIN
             )
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+                lease_expires_at = v_until, claim_id = v_claim
             FROM picked WHERE j.ctid = picked.ctid
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -407,7 +435,7 @@ BEGIN
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
                 WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
                 ORDER BY j.scheduled_at
                 LIMIT v_left
@@ -415,7 +443,7 @@ BEGIN
             )
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+                lease_expires_at = v_until, claim_id = v_claim
             FROM picked WHERE j.ctid = picked.ctid
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -437,7 +465,7 @@ BEGIN
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
                 WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
                 ORDER BY j.scheduled_at
                 LIMIT v_left
@@ -445,7 +473,7 @@ BEGIN
             )
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-                lease_expires_at = v_now + raquel_claim.lease, claim_id = v_claim
+                lease_expires_at = v_until, claim_id = v_claim
             FROM picked WHERE j.ctid = picked.ctid
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -467,13 +495,13 @@ BEGIN
     -- under a backlog do not pay for it each time.
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
-        PERFORM raquel_expire(raquel_claim.queues, v_now);
+        PERFORM raquel_expire(raquel_claim.queues, raquel_claim.now);
         PERFORM set_config('raquel.expired_at', v_now::text, false);
     END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) IS 'Rescues jobs of these queues (NULL: all) whose lease ran out, then claims up to batch ready jobs (queued or failed, due, not past max_age), highest priority first then oldest scheduled_at, with FOR UPDATE SKIP LOCKED: each job goes to exactly one caller, status claimed, claimed_by = claim_as, a lease of lease ms (default 60000) and one fresh claim_id shared by the jobs of this call. Expires jobs past max_age when the claim comes back short, else at most once a second per connection. durable => false commits the calling transaction without waiting for its WAL flush (a server crash may undo the claim; the job then runs again); refused with 22023 in a transaction that has already written.';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -486,12 +514,37 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
+CREATE FUNCTION raquel.raquel_clock(p_function text, p_now bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role text := CASE current_setting('role') WHEN 'none' THEN session_user::text
+                        ELSE current_setting('role') END;
+BEGIN
+    IF NOT has_table_privilege(v_role, 'raquel_jobs', 'UPDATE') THEN
+        RAISE EXCEPTION '%: argument "now" may be given only by a role that may update raquel_jobs (% may not); leave it NULL to use the database clock',
+            p_function, v_role
+            USING ERRCODE = 'insufficient_privilege', COLUMN = 'now';
+    END IF;
+    IF p_now NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid(p_function, 'now',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', p_now));
+    END IF;
+    RETURN p_now;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+
 CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now    bigint := coalesce(raquel_complete.now, raquel_now_ms());
+    v_now    bigint := CASE WHEN raquel_complete.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_complete', raquel_complete.now) END;
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
@@ -503,7 +556,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome: the job ran successfully: success, finished_at = now, one attempt counted. Fenced: acts only on a job still claimed under claim_id and returns its new status, else NULL, changing nothing.';
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -512,7 +565,8 @@ CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], no
     AS $$
 #variable_conflict use_column
 DECLARE
-    v_now bigint := coalesce(raquel_complete_many.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_complete_many.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_complete_many', raquel_complete_many.now) END;
 BEGIN
     IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
        OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
@@ -543,7 +597,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each (job_id, claim_id) pair, in one statement: one row per pair in input order saying whether it was recorded (a repeated pair is recorded on its first row only). Fenced per pair like raquel_complete.';
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -564,7 +618,8 @@ CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payloa
 #variable_conflict use_column
 DECLARE
     v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
-    v_now       bigint := coalesce(raquel_enqueue.now, raquel_now_ms());
+    v_now       bigint := CASE WHEN raquel_enqueue.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue.now) END;
     v_min_delay bigint := coalesce(raquel_enqueue.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue.max_retry_delay, 43200000);
     v_id        uuid;
@@ -576,12 +631,10 @@ BEGIN
         PERFORM raquel_invalid('raquel_enqueue', 'queue',
             format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue.queue)));
     END IF;
-    IF v_now NOT BETWEEN -v_limit AND v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'now', format('must be within +-%s ms, got %s', v_limit, v_now));
-    END IF;
-    IF raquel_enqueue.at NOT BETWEEN -v_limit AND v_limit THEN
+    IF raquel_enqueue.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
         PERFORM raquel_invalid('raquel_enqueue', 'at',
-            format('must be within +-%s ms of the epoch, got %s', v_limit, raquel_enqueue.at));
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue.at));
     END IF;
     IF raquel_enqueue.delay > v_limit THEN
         PERFORM raquel_invalid('raquel_enqueue', 'delay',
@@ -602,6 +655,12 @@ BEGIN
     IF raquel_enqueue.delay < 0 THEN
         PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
     END IF;
+    IF coalesce(raquel_enqueue.at, v_now) + raquel_enqueue.delay > 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_enqueue.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_enqueue.at, v_now), raquel_enqueue.delay));
+    END IF;
     IF raquel_enqueue.max_age <= 0 THEN
         PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue.max_age));
     END IF;
@@ -611,6 +670,10 @@ BEGIN
     END IF;
     IF v_min_delay < 0 THEN
         PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay AND raquel_enqueue.max_retry_delay IS NULL THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
+            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
     END IF;
     IF v_max_delay < v_min_delay THEN
         PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
@@ -685,7 +748,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job due at coalesce(at, now) + coalesce(delay, 0) and returns its id; every argument is optional and named (NULL = default). priority: higher runs first (default 0). unique_key: at most one queued, failed or claimed job per key; unique_mode keep (default) returns the existing job unchanged, replace rewrites a waiting one (same id; a running one is kept). Bad arguments raise 22023 naming the argument and write nothing; times within +-(2^62 - 1) ms of the epoch, durations within [0, 2^62 - 1]. Wakes a registered idle worker by NOTIFY at commit.';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
 
 CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
@@ -715,7 +778,8 @@ CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigin
 DECLARE
     v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
     v_fn        constant text := 'raquel_enqueue_many';
-    v_now       bigint := coalesce(raquel_enqueue_many.now, raquel_now_ms());
+    v_now       bigint := CASE WHEN raquel_enqueue_many.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue_many', raquel_enqueue_many.now) END;
     v_min_delay bigint := coalesce(raquel_enqueue_many.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue_many.max_retry_delay, 43200000);
     v_backoff   bigint := coalesce(raquel_enqueue_many.backoff_base, 1000);
@@ -740,12 +804,10 @@ BEGIN
     IF raquel_enqueue_many.payloads IS NULL THEN
         PERFORM raquel_invalid(v_fn, 'payloads', 'must be an array, not NULL');
     END IF;
-    IF v_now NOT BETWEEN -v_limit AND v_limit THEN
-        PERFORM raquel_invalid(v_fn, 'now', format('must be within +-%s ms, got %s', v_limit, v_now));
-    END IF;
-    IF raquel_enqueue_many.at NOT BETWEEN -v_limit AND v_limit THEN
+    IF raquel_enqueue_many.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
         PERFORM raquel_invalid(v_fn, 'at',
-            format('must be within +-%s ms of the epoch, got %s', v_limit, raquel_enqueue_many.at));
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue_many.at));
     END IF;
     IF raquel_enqueue_many.delay > v_limit THEN
         PERFORM raquel_invalid(v_fn, 'delay',
@@ -766,6 +828,12 @@ BEGIN
     IF raquel_enqueue_many.delay < 0 THEN
         PERFORM raquel_invalid(v_fn, 'delay', format('must be >= 0 ms, got %s', raquel_enqueue_many.delay));
     END IF;
+    IF coalesce(raquel_enqueue_many.at, v_now) + raquel_enqueue_many.delay > 253402214399999 THEN
+        PERFORM raquel_invalid(v_fn, 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_enqueue_many.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_enqueue_many.at, v_now), raquel_enqueue_many.delay));
+    END IF;
     IF raquel_enqueue_many.max_age <= 0 THEN
         PERFORM raquel_invalid(v_fn, 'max_age', format('must be > 0 ms, got %s', raquel_enqueue_many.max_age));
     END IF;
@@ -775,6 +843,10 @@ BEGIN
     END IF;
     IF v_min_delay < 0 THEN
         PERFORM raquel_invalid(v_fn, 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay AND raquel_enqueue_many.max_retry_delay IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'min_retry_delay',
+            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
     END IF;
     IF v_max_delay < v_min_delay THEN
         PERFORM raquel_invalid(v_fn, 'max_retry_delay',
@@ -923,7 +995,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per element of payloads, with raquel_enqueue''s options, checks and messages, in one INSERT and one NOTIFY per queue; returns the ids in payload order. unique_keys gives one key (or NULL) per payload and behaves like the same raquel_enqueue calls one after the other (a repeated key makes one job; every element with it returns that id). A refused call writes nothing.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
 
 CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -931,7 +1003,8 @@ CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now big
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
-    v_now   bigint := coalesce(raquel_expire.now, raquel_now_ms());
+    v_now   bigint := CASE WHEN raquel_expire.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_expire', raquel_expire.now) END;
     v_count integer;
 BEGIN
     IF NOT EXISTS (
@@ -956,7 +1029,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job of these queues (NULL: all) past its max_age (counted from enqueued_at) becomes expired, finished_at = now; returns how many. Rows locked by a concurrent caller are skipped. raquel_claim runs it when due.';
+COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_expose(install_schema text) RETURNS void
     LANGUAGE plpgsql
@@ -1087,7 +1160,8 @@ CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAUL
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now    bigint := coalesce(raquel_fail.now, raquel_now_ms());
+    v_now    bigint := CASE WHEN raquel_fail.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_fail', raquel_fail.now) END;
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
@@ -1096,8 +1170,9 @@ BEGIN
                       THEN 'exhausted' ELSE 'failed' END,
         scheduled_at = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
                             THEN j.scheduled_at
-                            ELSE v_now + raquel_retry_delay(j.attempts + 1, j.backoff_base,
-                                                            j.min_retry_delay, j.max_retry_delay) END,
+                            ELSE v_now + least(raquel_retry_delay(j.attempts + 1, j.backoff_base,
+                                                                  j.min_retry_delay, j.max_retry_delay),
+                                               253402214399999 - v_now) END,
         error = raquel_fail.error,
         error_trace = raquel_fail.error_trace,
         finished_at = v_now,
@@ -1108,18 +1183,31 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome: the attempt failed. Records error and error_trace, counts one attempt; the job becomes failed, due again after raquel_retry_delay, or exhausted once max_retry_count retries are used. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
 
 CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_fire_schedules.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_fire_schedules.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_fire_schedules', raquel_fire_schedules.now) END;
 BEGIN
     IF cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.ticks)
        OR cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.next_run_ats) THEN
         PERFORM raquel_invalid('raquel_fire_schedules', 'names', 'names, ticks and next_run_ats must have the same length');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.ticks) AS d(tick)
+               WHERE d.tick NOT BETWEEN -62135510400000 AND 253402214399999) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'ticks',
+            'each must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+            ' (0001-01-02 .. 9999-12-30 UTC)');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.next_run_ats) AS d(next)
+               WHERE d.next NOT BETWEEN -62135510400000 AND 253402214399999) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'next_run_ats',
+            'each must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+            ' (0001-01-02 .. 9999-12-30 UTC)');
     END IF;
     IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.ticks, raquel_fire_schedules.next_run_ats) AS d(tick, next)
                WHERE d.tick > v_now OR d.next <= v_now) THEN
@@ -1137,11 +1225,16 @@ BEGIN
     ORDER BY s.name
     FOR UPDATE;
 
+    -- An interval schedule's next tick, capped at the range's end: computed
+    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
+    -- the CASEs also keep an older, larger every from overflowing).
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
-            next_run_at = coalesce(d.next, CASE WHEN d.tick IS NULL THEN v_now + s.every
-                                                ELSE d.tick + s.every * ((v_now - d.tick) / s.every + 1) END),
+            next_run_at = coalesce(d.next, CASE
+                WHEN d.tick IS NULL THEN v_now + least(s.every, 253402214399999 - v_now)
+                WHEN s.every > 253402214399999 - d.tick THEN 253402214399999
+                ELSE least(d.tick + s.every * ((v_now - d.tick) / s.every + 1), 253402214399999) END),
             last_run_at = coalesce(d.tick, s.last_run_at),
             last_job_id = CASE WHEN d.tick IS NULL THEN s.last_job_id ELSE (raquel_new_ids(1))[1] END
         FROM unnest(raquel_fire_schedules.names, raquel_fire_schedules.ticks,
@@ -1161,7 +1254,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'For schedulers: for each names[i] still due at ticks[i], enqueues its job (scheduled at the tick) and moves next_run_at to next_run_ats[i], as a compare-and-set in the same statement, so exactly one scheduler fires a tick. Returns the schedules fired and their job ids.';
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -1279,14 +1372,16 @@ CREATE FUNCTION raquel.raquel_purge(older_than interval, statuses text[] DEFAULT
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now      bigint := coalesce(raquel_purge.now, raquel_now_ms());
+    v_now      bigint := CASE WHEN raquel_purge.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_purge', raquel_purge.now) END;
     v_statuses text[] := coalesce(raquel_purge.statuses, ARRAY['success', 'cancelled', 'expired', 'exhausted']);
     v_cutoff   bigint;
     v_count    integer;
 BEGIN
-    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0' THEN
+    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0'
+       OR NOT isfinite(raquel_purge.older_than) THEN
         PERFORM raquel_invalid('raquel_purge', 'older_than',
-            format('must be an interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
+            format('must be a finite interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
     END IF;
     IF cardinality(v_statuses) = 0
        OR NOT v_statuses <@ ARRAY['success', 'cancelled', 'expired', 'exhausted'] THEN
@@ -1297,7 +1392,8 @@ BEGIN
         PERFORM raquel_invalid('raquel_purge', 'batch_size',
             format('must be >= 1, got %s', raquel_purge.batch_size));
     END IF;
-    v_cutoff := v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000)::bigint;
+    v_cutoff := greatest(v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000),
+                         -62135510400000)::bigint;
     WITH picked AS (
         SELECT j.id FROM raquel_jobs j
         WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
@@ -1313,7 +1409,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size (default 1000) finished jobs (success, cancelled, expired, exhausted; narrowed by statuses) finished more than older_than ago, oldest first; returns how many. One short batch per call: call it until it returns 0. Waiting, running and failed jobs are never deleted.';
+COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
 
 CREATE FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1356,11 +1452,24 @@ CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     SET enable_seqscan TO 'off'
     AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_renew_leases.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_renew_leases', raquel_renew_leases.now) END;
 BEGIN
+    IF raquel_renew_leases.job_ids IS NULL OR raquel_renew_leases.claim_ids IS NULL
+       OR coalesce(cardinality(raquel_renew_leases.job_ids), 0)
+          <> coalesce(cardinality(raquel_renew_leases.claim_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'claim_ids',
+            format('must be an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_renew_leases.job_ids), cardinality(raquel_renew_leases.claim_ids)));
+    END IF;
     IF raquel_renew_leases.lease IS NULL OR raquel_renew_leases.lease <= 0 THEN
         PERFORM raquel_invalid('raquel_renew_leases', 'lease',
             format('must be > 0 ms, got %s', raquel_renew_leases.lease));
+    END IF;
+    IF raquel_renew_leases.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_renew_leases.lease));
     END IF;
     RETURN QUERY
     UPDATE raquel_jobs j SET lease_expires_at = v_now + raquel_renew_leases.lease
@@ -1370,25 +1479,41 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the lease of each (job_id, claim_id) pair still held by that claim to now + lease ms and returns the ids renewed. A job missing from the result was rescued or finished: its worker no longer owns it.';
+COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
 
 CREATE FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now    bigint := coalesce(raquel_reschedule.now, raquel_now_ms());
+    v_now    bigint := CASE WHEN raquel_reschedule.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_reschedule', raquel_reschedule.now) END;
     v_status text;
 BEGIN
+    IF raquel_reschedule.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_reschedule.at));
+    END IF;
     IF raquel_reschedule.delay < 0 THEN
         PERFORM raquel_invalid('raquel_reschedule', 'delay',
             format('must be >= 0 ms, got %s', raquel_reschedule.delay));
+    END IF;
+    IF raquel_reschedule.delay > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_reschedule.delay));
+    END IF;
+    IF coalesce(raquel_reschedule.at, v_now) + raquel_reschedule.delay > 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_reschedule.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_reschedule.at, v_now), raquel_reschedule.delay));
     END IF;
     UPDATE raquel_jobs j SET
         status = 'queued',
         attempts = j.attempts + 1,
         scheduled_at = CASE WHEN raquel_reschedule.at IS NULL AND raquel_reschedule.delay IS NULL
-                            THEN v_now + j.min_retry_delay
+                            THEN v_now + least(j.min_retry_delay, 253402214399999 - v_now)
                             ELSE coalesce(raquel_reschedule.at, v_now) + coalesce(raquel_reschedule.delay, 0) END,
         finished_at = NULL,
         lease_expires_at = NULL
@@ -1399,7 +1524,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: run the job again later (raquel''s reschedule): queued at coalesce(at, now) + coalesce(delay, 0), or now + min_retry_delay when neither is given; one attempt counted, claimed_by/claimed_at kept, finished_at cleared. Fenced: NULL and no change unless still claimed under claim_id.';
+COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
 
 CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1407,7 +1532,8 @@ CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now big
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
-    v_now   bigint := coalesce(raquel_rescue.now, raquel_now_ms());
+    v_now   bigint := CASE WHEN raquel_rescue.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_rescue', raquel_rescue.now) END;
     v_count integer;
 BEGIN
     WITH lost AS (
@@ -1432,14 +1558,15 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job of these queues (NULL: all) whose lease ran out counts one failed attempt with error ''lease expired ...'' and becomes failed, claimable at once, or exhausted when that was its last attempt. Returns how many; rows locked by a concurrent caller are skipped. raquel_claim runs it when the oldest lease has run out.';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_retry.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_retry.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_retry', raquel_retry.now) END;
 BEGIN
     UPDATE raquel_jobs j SET
         status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
@@ -1450,7 +1577,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued, claimable now: attempts kept (an exhausted job gets one more), enqueued_at reset (max_age counts from the retry), claim and finished_at cleared. Returns true, or false (no change) when the job is missing or in another status.';
+COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
 
 CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1473,16 +1600,22 @@ CREATE FUNCTION raquel.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now      bigint := coalesce(raquel_retry_jobs.now, raquel_now_ms());
+    v_now      bigint := CASE WHEN raquel_retry_jobs.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_retry_jobs', raquel_retry_jobs.now) END;
     v_statuses text[] := coalesce(raquel_retry_jobs.statuses, ARRAY['failed', 'exhausted', 'expired']);
-    v_since    bigint := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
+    v_since    bigint;
     v_count    integer;
 BEGIN
+    IF NOT isfinite(raquel_retry_jobs.since) THEN
+        PERFORM raquel_invalid('raquel_retry_jobs', 'since',
+            format('must be a finite time, got %s', raquel_retry_jobs.since));
+    END IF;
     IF cardinality(v_statuses) = 0
        OR NOT v_statuses <@ ARRAY['failed', 'exhausted', 'expired', 'cancelled'] THEN
         PERFORM raquel_invalid('raquel_retry_jobs', 'statuses',
             format('must be some of failed, exhausted, expired, cancelled, got %s', v_statuses));
     END IF;
+    v_since := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
     WITH picked AS (
         SELECT j.id FROM raquel_jobs j
         WHERE j.status = ANY (v_statuses)
@@ -1499,7 +1632,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job of queue (NULL: all) in statuses (default failed, exhausted, expired; only those and cancelled allowed) finished at or after since (NULL: any time). Returns how many; rows locked by a concurrent caller are skipped.';
+COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
 
 CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1523,8 +1656,9 @@ CREATE FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text D
     AS $$
 #variable_conflict use_column
 DECLARE
-    v_now   bigint := coalesce(raquel_set_schedule.now, raquel_now_ms());
-    v_first bigint := coalesce(raquel_set_schedule.first_run_at, v_now + raquel_set_schedule.every);
+    v_now   bigint := CASE WHEN raquel_set_schedule.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_set_schedule', raquel_set_schedule.now) END;
+    v_first bigint;
     v_next  bigint;
 BEGIN
     IF raquel_set_schedule.name IS NULL OR raquel_set_schedule.name = ''
@@ -1545,14 +1679,33 @@ BEGIN
         PERFORM raquel_invalid('raquel_set_schedule', 'every',
             format('must be > 0 ms, got %s', raquel_set_schedule.every));
     END IF;
+    IF raquel_set_schedule.every > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_set_schedule.every));
+    END IF;
+    IF raquel_set_schedule.first_run_at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'first_run_at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_set_schedule.first_run_at));
+    END IF;
+    IF raquel_set_schedule.first_run_at IS NULL AND raquel_set_schedule.every > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('now + every must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_set_schedule.every));
+    END IF;
     IF raquel_set_schedule.max_age <= 0 THEN
         PERFORM raquel_invalid('raquel_set_schedule', 'max_age',
             format('must be > 0 ms, got %s', raquel_set_schedule.max_age));
+    END IF;
+    IF raquel_set_schedule.max_age > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_age',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_set_schedule.max_age));
     END IF;
     IF raquel_set_schedule.max_retry_count < 0 THEN
         PERFORM raquel_invalid('raquel_set_schedule', 'max_retry_count',
             format('must be >= 0, got %s', raquel_set_schedule.max_retry_count));
     END IF;
+    v_first := coalesce(raquel_set_schedule.first_run_at, v_now + raquel_set_schedule.every);
 
     INSERT INTO raquel_schedules AS s (
         name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at, created_at)
@@ -1572,14 +1725,15 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates schedule name (one job per tick on queue) and returns its next_run_at. Exactly one of cron and every (ms, > 0). Re-declaring with the same cron/every keeps next_run_at (a restart neither skips nor repeats a tick); changing them restarts from first_run_at (default: now + every; for cron, the next scheduler run sets the first tick).';
+COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
 
 CREATE FUNCTION raquel.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_stats.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_stats.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_stats', raquel_stats.now) END;
 BEGIN
     RETURN QUERY
     WITH by_status AS (
@@ -1599,7 +1753,8 @@ BEGIN
         SELECT j.queue,
                count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
                count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
-               v_now - min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+               v_now - min(greatest(j.scheduled_at, -62135510400000))
+                       FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
         FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
     ), lost AS (
         SELECT j.queue, count(*) AS lease_expired FROM raquel_jobs j
@@ -1615,7 +1770,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired and oldest_ready_age_ms (NULL when nothing is ready). The source of raquel_queue_stats and raquel-pg stats.';
+COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1986,9 +2141,11 @@ REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
 
@@ -2040,9 +2197,11 @@ REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
 

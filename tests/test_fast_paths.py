@@ -64,7 +64,8 @@ def test_enqueue_many_of_an_empty_array_inserts_nothing(conn: Conn) -> None:
     ({"delay": -1}, "delay", "must be >= 0 ms, got -1"),
     ({"max_age": 0}, "max_age", "must be > 0 ms, got 0"),
     ({"min_retry_delay": 5, "max_retry_delay": 4}, "max_retry_delay", "must be >= min_retry_delay (5 ms), got 4"),
-    ({"at": 2**62}, "at", "must be within +-4611686018427387903 ms of the epoch, got 4611686018427387904"),
+    ({"at": 2**62}, "at", "must be a time within [-62135510400000, 253402214399999] ms since the epoch"
+                          " (0001-01-02 .. 9999-12-30 UTC), got 4611686018427387904"),
     ({"unique_mode": "keep"}, "unique_mode", "needs unique_keys"),
     ({"unique_keys": ["k", "j"], "unique_mode": "other"}, "unique_mode", "must be 'keep' or 'replace', got 'other'"),
     ({"unique_keys": ["k", ""]}, "unique_keys", "must be a non-empty string of at most 1000 bytes, got 0 bytes"),

@@ -245,3 +245,24 @@ def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(
     # skipped if every loop was starved for over 100 ms: the missed-tick rule.)
     assert ticks == sorted(set(ticks))
     assert all((t - ticks[0]) % 100 == 0 for t in ticks)
+
+
+def test_a_scheduler_goes_on_after_a_refused_run(
+        no_schedules: str, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture) -> None:
+    # Its database refuses the write (a read-only session here): the error is
+    # logged and retried, the scheduler keeps running until it is stopped.
+    conn.execute("SELECT raquel_set_schedule('tick', 'q', every => 1000, first_run_at => 0)")
+    read_only = psycopg.conninfo.make_conninfo(no_schedules, options="-c default_transaction_read_only=on")
+    with Raquel(read_only) as rq:
+        scheduler = rq.scheduler(poll_interval=0.05)
+        thread = threading.Thread(target=scheduler.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while sum("running schedules failed" in r.getMessage() for r in caplog.records) < 2:
+            assert thread.is_alive(), "the scheduler stopped on the refused run"
+            assert time.monotonic() < deadline, "no refused run was logged"
+            time.sleep(0.02)
+        scheduler.stop()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert fired(conn) == []

@@ -39,7 +39,7 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Periodic jobs", ("raquel_set_schedule", "raquel_drop_schedule", "raquel_fire_schedules")),
     ("Waking workers", ("raquel_wait_begin", "raquel_wait_end", "raquel_notify_ready",
                         "raquel_tg_jobs__notify_insert", "raquel_tg_jobs__notify_update")),
-    ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_invalid")),
+    ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_clock", "raquel_invalid")),
     ("The engine schema", ("raquel_expose", "raquel_unexpose")),
 ]
 
