@@ -89,5 +89,5 @@ def test_grant_works_through_the_pooler(pooled_dsn: str, conn: Conn, new_roles: 
     # One transaction: its pg_temp helper function is created and called on one server connection.
     result = run("--dsn", pooled_dsn, *POOLER, "grant", "--worker", new_roles["worker"])
     assert result.returncode == 0, result.stderr
-    assert conn.execute("SELECT has_function_privilege(%s, 'raquel_claim(text[], text, integer, bigint,"
-                        " bigint, boolean)', 'EXECUTE')", [new_roles["worker"]]).fetchone() == (True,)
+    assert conn.execute("SELECT has_function_privilege(%s, 'raquel.raquel_claim'::regproc, 'EXECUTE')",
+                        [new_roles["worker"]]).fetchone() == (True,)
