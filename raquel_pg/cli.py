@@ -559,7 +559,7 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     def json_flag(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--json", action="store_true", help="print JSON (stable keys, see README)")
+        p.add_argument("--json", action="store_true", help="print JSON (stable keys; see the observability docs)")
 
     m = command("migrate", "apply pending migrations")
     mode = m.add_mutually_exclusive_group()

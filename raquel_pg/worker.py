@@ -29,7 +29,6 @@ from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
 from .errors import InvalidArgument, StopSubscription
 from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
-from .queries import QUERIES
 
 if TYPE_CHECKING:
     from .client import Job, Raquel

@@ -26,7 +26,6 @@ from . import params
 from ._acompat import AEvent, acancel, acurrent, ajoin, aon_signals, aspawn
 from .errors import InvalidArgument, StopSubscription
 from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
-from .queries import QUERIES
 
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel

@@ -1,4 +1,7 @@
-"""The installed ``raquel-pg`` entry point, run as a subprocess against the test database."""
+"""The ``raquel-pg`` command, run as a subprocess against the test database.
+
+The installed entry point when there is one, else ``python -m raquel_pg`` from this checkout.
+"""
 
 from __future__ import annotations
 
@@ -28,17 +31,21 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 DAY_MS = 86_400_000
 
 
-def entry_point() -> str:
-    """The installed ``raquel-pg`` script of this environment."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def entry_point() -> list[str]:
+    """The command: the installed ``raquel-pg`` script, else ``python -m raquel_pg``."""
     script = Path(sysconfig.get_path("scripts")) / "raquel-pg"
     found = str(script) if script.exists() else shutil.which("raquel-pg")
-    assert found, "raquel-pg is not installed: pip install -e ."
-    return found
+    return [found] if found else [sys.executable, "-m", "raquel_pg"]
 
 
 def clean_env() -> dict[str, str]:
-    """The environment without any DSN, so only --dsn decides."""
-    return {k: v for k, v in os.environ.items() if k not in ("RAQUEL_PG_DSN", "DATABASE_URL")}
+    """The environment without any DSN, so only --dsn decides; this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAQUEL_PG_DSN", "DATABASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 @pytest.fixture
@@ -46,7 +53,7 @@ def cli(dsn: str) -> Run:
     """Runs ``raquel-pg --dsn <test db> ARGS`` and returns the completed process (text output)."""
 
     def run(*args: str, dsn_: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([entry_point(), "--dsn", dsn_ or dsn, *args], capture_output=True,
+        return subprocess.run([*entry_point(), "--dsn", dsn_ or dsn, *args], capture_output=True,
                               text=True, timeout=timeout, env=clean_env())
 
     return run
@@ -160,7 +167,7 @@ def test_stats_prints_a_table_with_one_line_per_queue(cli: Run, conn: Conn) -> N
 
 def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
     enqueue(conn, "emails")
-    process = subprocess.Popen([entry_point(), "--dsn", dsn, "stats", "--watch", "0.2"],
+    process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--watch", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     time.sleep(1.5)
     process.send_signal(signal.SIGINT)
@@ -172,7 +179,7 @@ def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
 
 def test_stats_watch_json_prints_one_document_per_line(dsn: str, conn: Conn) -> None:
     enqueue(conn, "emails")
-    process = subprocess.Popen([entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
+    process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     time.sleep(1.5)
     process.send_signal(signal.SIGINT)
@@ -324,7 +331,7 @@ def test_purge_shows_a_progress_bar_on_a_terminal(dsn: str, conn: Conn) -> None:
     leader, follower = pty.openpty()
     try:
         result = subprocess.run(
-            [entry_point(), "--dsn", dsn, "purge", "--older-than", "1d", "--batch-size", "2"],
+            [*entry_point(), "--dsn", dsn, "purge", "--older-than", "1d", "--batch-size", "2"],
             stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60, env=clean_env())
         os.close(follower)
         bar = os.read(leader, 4096).decode()
@@ -368,7 +375,7 @@ def test_psql_runs_on_the_configured_database(cli: Run, conn: Conn) -> None:
 
 def test_psql_falls_back_to_the_embedded_wheels_psql(dsn: str) -> None:
     env = {**clean_env(), "PATH": "/nonexistent"}  # no system psql on the PATH
-    result = subprocess.run([entry_point(), "--dsn", dsn, "psql", "--", "-Atc", "SELECT 42"],
+    result = subprocess.run([*entry_point(), "--dsn", dsn, "psql", "--", "-Atc", "SELECT 42"],
                             capture_output=True, text=True, timeout=60, env=env)
     assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
 
@@ -399,7 +406,7 @@ async def ahandle(job):
 
 def start_worker(dsn: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    return subprocess.Popen([entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
+    return subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
 
 
@@ -511,7 +518,7 @@ def test_grant_sql_prints_a_psql_script_without_a_database(
         dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
     from raquel_pg import embedded
 
-    result = subprocess.run([entry_point(), "grant", "--sql", "--enqueuer", new_roles["enqueuer"]],
+    result = subprocess.run([*entry_point(), "grant", "--sql", "--enqueuer", new_roles["enqueuer"]],
                             capture_output=True, text=True, timeout=60, env=clean_env())
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no embedded server was started: the script needs no database
@@ -538,7 +545,7 @@ def test_grant_to_an_unknown_role_is_a_one_line_error(cli: Run) -> None:
 
 
 def test_server_status_of_a_server_never_started(tmp_path: Path) -> None:
-    result = subprocess.run([entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
+    result = subprocess.run([*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
                             capture_output=True, text=True, timeout=60, env=clean_env())
     assert (result.returncode, result.stdout) == (1, "not running\n")
 
@@ -548,7 +555,7 @@ def test_server_start_status_stop(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "pg")
 
     def server(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([entry_point(), "server", action, "--data-dir", data_dir, "--json"],
+        return subprocess.run([*entry_point(), "server", action, "--data-dir", data_dir, "--json"],
                               capture_output=True, text=True, timeout=120, env=clean_env())
 
     started = server("start")

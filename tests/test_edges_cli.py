@@ -47,7 +47,7 @@ def wait_for(condition: Any, timeout: float = 20) -> None:
 
 
 def test_version_names_the_installed_distribution() -> None:
-    result = subprocess.run([entry_point(), "--version"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*entry_point(), "--version"], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, f"raquel-pg {raquel_pg.__version__}\n")
     assert raquel_pg.__version__ != "0+unknown"
 
@@ -119,7 +119,7 @@ def test_purge_older_than_before_year_1_is_refused_before_anything_runs(cli: Run
 def test_stats_into_a_closed_pipe_ends_quietly(dsn: str, conn: Conn) -> None:
     # Enough queues that the output outgrows the pipe, so the write surely meets the closed end.
     conn.execute("SELECT raquel_enqueue('queue-' || g) FROM generate_series(1, 2000) g")
-    command = f"{shlex.quote(entry_point())} --dsn {shlex.quote(dsn)} stats --json | head -1"
+    command = f"{shlex.join(entry_point())} --dsn {shlex.quote(dsn)} stats --json | head -1"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
                             env=clean_env())
     assert result.stdout == "{\n"
@@ -128,12 +128,12 @@ def test_stats_into_a_closed_pipe_ends_quietly(dsn: str, conn: Conn) -> None:
 
 def test_server_status_names_the_database_the_commands_use(tmp_path: Path, dsn: str) -> None:
     env = {**clean_env(), "RAQUEL_PG_DSN": dsn}
-    result = subprocess.run([entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
+    result = subprocess.run([*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "not running", "(the other commands use the database of RAQUEL_PG_DSN, not this embedded server)"]
-    as_json = subprocess.run([entry_point(), "server", "status", "--json", "--data-dir", str(tmp_path / "pg")],
+    as_json = subprocess.run([*entry_point(), "server", "status", "--json", "--data-dir", str(tmp_path / "pg")],
                              capture_output=True, text=True, timeout=60, env=env)
     assert json.loads(as_json.stdout)["commands_use"] == "RAQUEL_PG_DSN"
 
@@ -141,7 +141,7 @@ def test_server_status_names_the_database_the_commands_use(tmp_path: Path, dsn: 
 def test_the_demo_refuses_a_configured_database(dsn: str, conn: Conn) -> None:
     job_id = enqueue(conn, "emails", '{"to": "customer@example.com"}')
     env = {**clean_env(), "DATABASE_URL": dsn}
-    result = subprocess.run([entry_point(), "demo"], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run([*entry_point(), "demo"], capture_output=True, text=True, timeout=60, env=env)
     line = one_line_error(result)
     assert "DATABASE_URL" in line and "--on-this-database" in line
     assert status_of(conn, job_id) == "queued"
@@ -173,7 +173,7 @@ async def ahandle(job):
 
 def start_worker(dsn: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    return subprocess.Popen([entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
+    return subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
 
 
@@ -186,7 +186,7 @@ def stop(worker: subprocess.Popen[str]) -> str:
 
 def test_a_worker_without_queues_is_refused(cli: Run, tmp_path: Path) -> None:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    result = subprocess.run([entry_point(), "worker", "handlers:handle"], cwd=tmp_path,
+    result = subprocess.run([*entry_point(), "worker", "handlers:handle"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60, env=clean_env())
     line = one_line_error(result)
     assert "-q QUEUE" in line and "--all-queues" in line
@@ -217,6 +217,6 @@ def test_the_worker_runs_a_plain_handler_despite_the_async_flag(dsn: str, conn: 
 
 
 def test_a_database_never_migrated_says_to_migrate(make_database: Any) -> None:
-    result = subprocess.run([entry_point(), "--dsn", make_database(), "enqueue", "q", "x"],
+    result = subprocess.run([*entry_point(), "--dsn", make_database(), "enqueue", "q", "x"],
                             capture_output=True, text=True, timeout=60, env=clean_env())
     assert "run: raquel-pg migrate" in one_line_error(result)

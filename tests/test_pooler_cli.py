@@ -26,7 +26,7 @@ POOLER = ("--no-prepared-statements",)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([entry_point(), *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([*entry_point(), *args], capture_output=True, text=True, timeout=60,
                           env=env or clean_env())
 
 
@@ -72,7 +72,7 @@ def test_an_async_worker_takes_its_listen_dsn_from_the_environment(
 ) -> None:
     (tmp_path / "handlers.py").write_text("async def ahandle(job):\n    pass\n")
     worker = subprocess.Popen(
-        [entry_point(), "--dsn", pooled_dsn, *POOLER, "worker", "handlers:ahandle", "--async", "-q", "q"],
+        [*entry_point(), "--dsn", pooled_dsn, *POOLER, "worker", "handlers:ahandle", "--async", "-q", "q"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**clean_env(), "RAQUEL_PG_LISTEN_DSN": dsn})
     wait_for(lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"

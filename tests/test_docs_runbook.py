@@ -1,10 +1,10 @@
-"""Every SQL snippet of README's "Operating with psql" and "Observability" runs in psql.
+"""Every SQL snippet of the docs' psql runbook and observability pages runs in psql.
 
-Each snippet is piped, exactly as written in the README, into psql (with
+Each snippet is piped, exactly as written in the page, into psql (with
 ON_ERROR_STOP) against a database holding jobs in every state, including the
-job ids the README uses, so the runbook cannot rot. ``python
-tests/test_readme_runbook.py DSN`` fills a database the same way, to refresh
-the outputs shown in the README.
+job ids the pages use, so the runbook cannot rot. ``python
+tests/test_docs_runbook.py DSN`` fills a database the same way, to refresh
+the outputs shown in the pages.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import pytest
 
 from raquel_pg import embedded
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTIONS = ("## Operating with psql", "## Observability")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = ("operations/psql-runbook.md", "operations/observability.md")
 
-#: Job ids the README's snippets name.
+#: Job ids the pages' snippets name.
 FAILED_JOB = "7f3e2b1a-0c4d-4e5f-8a9b-1c2d3e4f5a6b"
 QUEUED_JOB = "2d9c8b7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
 RUNNING_JOB = "5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
@@ -32,18 +32,13 @@ MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 
 
-def sql_blocks(section: str) -> list[str]:
-    """The ```sql blocks of one README section (up to the next level-2 heading)."""
-    text = README.read_text(encoding="utf-8")
-    start = text.find(f"\n{section}\n")
-    if start == -1:
-        return []
-    end = text.find("\n## ", start + 1)
-    body = text[start: end if end != -1 else len(text)]
-    return re.findall(r"^```sql\n(.*?)^```$", body, flags=re.MULTILINE | re.DOTALL)
+def sql_blocks(page: str) -> list[str]:
+    """The ```sql blocks of one page of docs/."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return re.findall(r"^```sql\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
 
 
-SNIPPETS = [(section, block) for section in SECTIONS for block in sql_blocks(section)]
+SNIPPETS = [(page, block) for page in PAGES for block in sql_blocks(page)]
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -107,17 +102,17 @@ def run_psql(dsn: str, sql: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_each_section_has_snippets() -> None:
-    for section in SECTIONS:
-        assert sql_blocks(section), f"no ```sql blocks under {section!r} in README.md"
+def test_each_page_has_snippets() -> None:
+    for page in PAGES:
+        assert sql_blocks(page), f"no ```sql blocks in docs/{page}"
 
 
-@pytest.mark.parametrize("section, snippet", SNIPPETS,
-                         ids=[f"{s[3:].split()[0].lower()}-{i}" for i, (s, _) in enumerate(SNIPPETS)])
-def test_snippet_runs_in_psql(dsn: str, conn: psycopg.Connection[Any], section: str, snippet: str) -> None:
+@pytest.mark.parametrize("page, snippet", SNIPPETS,
+                         ids=[f"{Path(p).stem}-{i}" for i, (p, _) in enumerate(SNIPPETS)])
+def test_snippet_runs_in_psql(dsn: str, conn: psycopg.Connection[Any], page: str, snippet: str) -> None:
     prepare(conn)
     result = run_psql(dsn, snippet)
-    assert result.returncode == 0, f"{section} snippet failed:\n{snippet}\n{result.stderr}"
+    assert result.returncode == 0, f"docs/{page} snippet failed:\n{snippet}\n{result.stderr}"
     assert "ERROR" not in result.stderr
 
 

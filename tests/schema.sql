@@ -1,0 +1,2466 @@
+-- PostgreSQL 18: pg_dump --schema-only of a freshly migrated database, normalised. Regenerate: python tools/schema_snapshot.py
+CREATE SCHEMA raquel;
+
+COMMENT ON SCHEMA raquel IS 'raquel_pg''s engine: only its owner may create objects here (docs/security.md).';
+
+CREATE DOMAIN raquel.raquel_delay AS bigint
+	CONSTRAINT raquel_delay_check CHECK ((VALUE >= 0));
+
+COMMENT ON DOMAIN raquel.raquel_delay IS 'A duration in ms that is never negative (min_retry_delay, max_retry_delay, backoff_base).';
+
+CREATE DOMAIN raquel.raquel_max_age AS bigint
+	CONSTRAINT raquel_max_age_check CHECK ((VALUE > 0));
+
+COMMENT ON DOMAIN raquel.raquel_max_age IS 'A job''s max_age in ms, counted from enqueued_at: positive, or NULL for no limit.';
+
+CREATE DOMAIN raquel.raquel_name AS text
+	CONSTRAINT raquel_name_check CHECK (((VALUE <> ''::text) AND (octet_length(VALUE) <= 1000)));
+
+COMMENT ON DOMAIN raquel.raquel_name IS 'A queue name or unique key: non-empty text of at most 1000 bytes.';
+
+CREATE DOMAIN raquel.raquel_retry_count AS integer
+	CONSTRAINT raquel_retry_count_check CHECK ((VALUE >= 0));
+
+COMMENT ON DOMAIN raquel.raquel_retry_count IS 'A job''s max_retry_count (retries after the first attempt) or attempts: never negative; NULL max_retry_count retries forever.';
+
+CREATE DOMAIN raquel.raquel_status AS text
+	CONSTRAINT raquel_status_check CHECK ((VALUE = ANY (ARRAY['queued'::text, 'claimed'::text, 'success'::text, 'failed'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text])));
+
+COMMENT ON DOMAIN raquel.raquel_status IS 'A job status: queued, claimed, success, failed (will be retried), cancelled, expired or exhausted (raquel''s seven).';
+
+CREATE FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_attempt_claim (docs/security.md)
+SELECT raquel.raquel_attempt_claim($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) IS 'The claim_id of the job''s current claim when the job is claimed and attempt_num is its running attempt (attempts + 1), else NULL; passing it to raquel_complete/raquel_fail/raquel_reject settles exactly that attempt and nothing else. Changes nothing. SQLSTATE 22023 naming the argument for a NULL job_id or an attempt_num below 1.';
+
+CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_cancel (docs/security.md)
+SELECT raquel.raquel_cancel($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
+
+COMMENT ON FUNCTION raquel.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
+
+CREATE FUNCTION raquel.raquel_new_id() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    RETURN (((lpad(to_hex((raquel.raquel_now_ms() & '281474976710655'::bigint)), 12, '0'::text) || '7'::text) || substr((gen_random_uuid())::text, 16)))::uuid;
+
+COMMENT ON FUNCTION raquel.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
+
+CREATE TABLE raquel.raquel_jobs (
+    id uuid DEFAULT raquel.raquel_new_id() NOT NULL,
+    queue raquel.raquel_name DEFAULT 'default'::text NOT NULL,
+    payload text,
+    status raquel.raquel_status DEFAULT 'queued'::text NOT NULL,
+    max_age raquel.raquel_max_age,
+    max_retry_count raquel.raquel_retry_count,
+    min_retry_delay raquel.raquel_delay DEFAULT 1000 NOT NULL,
+    max_retry_delay bigint DEFAULT 43200000 NOT NULL,
+    backoff_base raquel.raquel_delay DEFAULT 1000 NOT NULL,
+    enqueued_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
+    scheduled_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    error text,
+    error_trace text,
+    claimed_by text,
+    claimed_at bigint,
+    finished_at bigint,
+    lease_expires_at bigint,
+    claim_id uuid,
+    priority integer DEFAULT 0 NOT NULL,
+    unique_key raquel.raquel_name,
+    CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
+    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
+);
+
+COMMENT ON TABLE raquel.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
+
+COMMENT ON COLUMN raquel.raquel_jobs.priority IS 'Higher runs first (default 0); FIFO by scheduled_at within one priority. Change with raquel_set_priority().';
+
+COMMENT ON COLUMN raquel.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
+
+CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE sql ROWS 1
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
+SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
+
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+
+CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_outcome (docs/security.md)
+SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+
+CREATE FUNCTION public.raquel_clock(p_function text, p_now bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_clock (docs/security.md)
+SELECT raquel.raquel_clock($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+
+CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
+SELECT raquel.raquel_complete($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
+SELECT * FROM raquel.raquel_complete_many($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_drop_schedule (docs/security.md)
+SELECT raquel.raquel_drop_schedule($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
+
+CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
+SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+
+CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
+SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+
+CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
+SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+
+CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_expire (docs/security.md)
+SELECT raquel.raquel_expire($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
+SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
+
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+
+CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
+SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
+    LANGUAGE sql IMMUTABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_invalid (docs/security.md)
+SELECT raquel.raquel_invalid($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
+
+CREATE FUNCTION public.raquel_new_id() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_new_id (docs/security.md)
+SELECT raquel.raquel_new_id()$$;
+
+COMMENT ON FUNCTION public.raquel_new_id() IS 'A new job id in the UUID version 7 layout (RFC 9562): the current ms in the first 48 bits, then 74 random bits from one gen_random_uuid(). Ids drawn in the same ms are in random order among themselves. The default of raquel_jobs.id, inlined by the planner. Touches no table.';
+
+CREATE FUNCTION public.raquel_new_ids(n integer) RETURNS uuid[]
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_new_ids (docs/security.md)
+SELECT raquel.raquel_new_ids($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
+
+CREATE FUNCTION public.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_next_due (docs/security.md)
+SELECT raquel.raquel_next_due($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+
+CREATE FUNCTION public.raquel_notify_ready(queues text[]) RETURNS void
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_notify_ready (docs/security.md)
+SELECT raquel.raquel_notify_ready($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+
+CREATE FUNCTION public.raquel_now_ms() RETURNS bigint
+    LANGUAGE sql PARALLEL SAFE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_now_ms (docs/security.md)
+SELECT raquel.raquel_now_ms()$$;
+
+COMMENT ON FUNCTION public.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
+
+CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
+SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+
+CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_queue_overview (docs/security.md)
+SELECT * FROM raquel.raquel_queue_overview($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_queue_overview(now bigint) IS 'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_reject (docs/security.md)
+SELECT raquel.raquel_reject($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_release(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_release (docs/security.md)
+SELECT raquel.raquel_release($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
+SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+
+CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_reschedule (docs/security.md)
+SELECT raquel.raquel_reschedule($1, $2, $3, $4, $5)$_$;
+
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+
+CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
+SELECT raquel.raquel_rescue($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
+SELECT raquel.raquel_retry($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_delay (docs/security.md)
+SELECT raquel.raquel_retry_delay($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+
+CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_jobs (docs/security.md)
+SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+
+CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_priority (docs/security.md)
+SELECT raquel.raquel_set_priority($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_schedule (docs/security.md)
+SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+
+CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
+SELECT * FROM raquel.raquel_stats($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+
+CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_throughput (docs/security.md)
+SELECT * FROM raquel.raquel_throughput($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_throughput(since bigint, now bigint) IS 'Jobs finished per minute, queue and final status since "since" (within two days); closed minutes are counted once and kept. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION public.raquel_ts(ms bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_ts (docs/security.md)
+SELECT raquel.raquel_ts($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
+
+CREATE FUNCTION public.raquel_unclaim(job_id uuid) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_unclaim (docs/security.md)
+SELECT raquel.raquel_unclaim($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_unclaim(job_id uuid) IS 'Puts a claimed job back as queued, whoever holds it (raquel''s unclaim): no attempt counted, claim cleared; true if the job was claimed, false (nothing written) otherwise. The holder''s later outcome calls are refused (their claim is no longer current) and its lease renewals stop. SQLSTATE 22023 naming job_id when it is NULL.';
+
+CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_begin (docs/security.md)
+SELECT raquel.raquel_wait_begin($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_end (docs/security.md)
+SELECT raquel.raquel_wait_end($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF raquel_attempt_claim.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_attempt_claim', 'job_id', 'must not be NULL');
+    END IF;
+    IF raquel_attempt_claim.attempt_num IS NULL OR raquel_attempt_claim.attempt_num < 1 THEN
+        PERFORM raquel_invalid('raquel_attempt_claim', 'attempt_num',
+            format('must be >= 1, got %s', coalesce(raquel_attempt_claim.attempt_num::text, 'NULL')));
+    END IF;
+    RETURN (SELECT j.claim_id FROM raquel_jobs j
+            WHERE j.id = raquel_attempt_claim.job_id AND j.status = 'claimed'
+              AND j.attempts + 1 = raquel_attempt_claim.attempt_num);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) IS 'The claim_id of the job''s current claim when the job is claimed and attempt_num is its running attempt (attempts + 1), else NULL; passing it to raquel_complete/raquel_fail/raquel_reject settles exactly that attempt and nothing else. Changes nothing. SQLSTATE 22023 naming the argument for a NULL job_id or an attempt_num below 1.';
+
+CREATE FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := CASE WHEN raquel_cancel.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_cancel', raquel_cancel.now) END;
+    v_status text;
+BEGIN
+    IF raquel_cancel.claim_id IS NULL THEN
+        UPDATE raquel_jobs j SET status = 'cancelled', finished_at = v_now
+        WHERE j.id = raquel_cancel.job_id AND j.status IN ('queued', 'failed')
+        RETURNING j.status INTO v_status;
+    ELSE
+        UPDATE raquel_jobs j SET
+            status = 'cancelled', attempts = j.attempts + 1, finished_at = v_now,
+            lease_expires_at = NULL
+        WHERE j.id = raquel_cancel.job_id AND j.claim_id = raquel_cancel.claim_id
+          AND j.status = 'claimed'
+        RETURNING j.status INTO v_status;
+    END IF;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE plpgsql SECURITY DEFINER ROWS 1
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_claim', raquel_claim.now) END;
+    v_upto  bigint;
+    v_until bigint;
+    v_left  integer := raquel_claim.batch;
+    v_level integer;
+    v_count integer;
+    v_claim uuid := gen_random_uuid();
+BEGIN
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    END IF;
+    IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+    IF raquel_claim.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_claim.lease));
+    END IF;
+    IF raquel_claim.durable IS NULL THEN
+        PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
+    END IF;
+    IF NOT raquel_claim.durable THEN
+        -- Only a transaction that has written nothing yet: its earlier writes
+        -- (an enqueue, say) would lose their durability with the claim's.
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            PERFORM raquel_invalid('raquel_claim', 'durable',
+                'false needs a transaction of its own (this one has already written)');
+        END IF;
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+
+    -- Rescue only when the oldest lease has run out: min() over
+    -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
+    -- statistics say (an EXISTS probe let it pick a sequential scan on a
+    -- table never analyzed). status is read from the row, so this is a plain
+    -- index scan, which marks the entries of finished claims dead as it
+    -- passes them.
+    -- The sweeps get the caller's own now (NULL: they read the clock), so
+    -- that they check it as the claim did; after a rescue on the real clock,
+    -- the claim reads the clock again, so the jobs just rescued (scheduled
+    -- at the rescue's now) are claimable by this call.
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
+        PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);
+        IF raquel_claim.now IS NULL THEN
+            v_now := raquel_now_ms();
+        END IF;
+    END IF;
+    -- The lease's end never passes the last time of the range (a clock read
+    -- again above may be a few ms past the one the lease was checked at).
+    v_until := v_now + least(raquel_claim.lease, 253402214399999 - v_now);
+    -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
+    v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
+
+    IF raquel_claim.queues IS NULL THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF cardinality(raquel_claim.queues) = 1 THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                          AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSE
+        -- One probe per queue: the highest level among them.
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                              AND j.priority < v_level
+                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+        END LOOP;
+    END IF;
+
+    -- Expiry. The claim above never hands out a job past its max_age; marking
+    -- such jobs 'expired' is done here: always when this claim came back
+    -- short (the queues look drained, so the call is cheap and an operator
+    -- or dequeue() sees expired jobs at once), else at most once a second
+    -- per connection (raquel.expired_at, a session setting), so that claims
+    -- under a backlog do not pay for it each time.
+    IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
+                     NOT BETWEEN 0 AND 999 THEN
+        PERFORM raquel_expire(raquel_claim.queues, raquel_claim.now);
+        PERFORM set_config('raquel.expired_at', v_now::text, false);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+
+CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT j.status, j.error FROM raquel_jobs j
+    WHERE j.id = raquel_claim_outcome.job_id AND j.claim_id = raquel_claim_outcome.claim_id
+      AND j.status <> 'claimed'
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+
+CREATE FUNCTION raquel.raquel_clock(p_function text, p_now bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role text := CASE current_setting('role') WHEN 'none' THEN session_user::text
+                        ELSE current_setting('role') END;
+BEGIN
+    IF NOT has_table_privilege(v_role, 'raquel_jobs', 'UPDATE') THEN
+        RAISE EXCEPTION '%: argument "now" may be given only by a role that may update raquel_jobs (% may not); leave it NULL to use the database clock',
+            p_function, v_role
+            USING ERRCODE = 'insufficient_privilege', COLUMN = 'now';
+    END IF;
+    IF p_now NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid(p_function, 'now',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', p_now));
+    END IF;
+    RETURN p_now;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+
+CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := CASE WHEN raquel_complete.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_complete', raquel_complete.now) END;
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+    WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
+      AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := CASE WHEN raquel_complete_many.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_complete_many', raquel_complete_many.now) END;
+BEGIN
+    IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
+       OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
+          <> coalesce(cardinality(raquel_complete_many.claim_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_complete_many', 'claim_ids',
+            format('must be an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.claim_ids)));
+    END IF;
+    RETURN QUERY
+    WITH pairs AS (
+        SELECT p.job_id, p.claim_id, p.ord
+        FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+             WITH ORDINALITY AS p(job_id, claim_id, ord)
+    ), firsts AS (
+        SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+        FROM pairs
+        ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+    ), done AS (
+        UPDATE raquel_jobs j SET
+            status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+        FROM firsts f
+        WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+        RETURNING f.ord
+    )
+    SELECT p.job_id, done.ord IS NOT NULL
+    FROM pairs p LEFT JOIN done ON done.ord = p.ord
+    ORDER BY p.ord;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM raquel_schedules s WHERE s.name = raquel_drop_schedule.name;
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
+
+CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
+    v_now       bigint := CASE WHEN raquel_enqueue.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue.now) END;
+    v_min_delay bigint := coalesce(raquel_enqueue.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue.max_retry_delay, 43200000);
+    v_id        uuid;
+BEGIN
+    IF raquel_enqueue.queue IS NULL OR raquel_enqueue.queue = '' THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
+    END IF;
+    IF octet_length(raquel_enqueue.queue) > 1000 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'queue',
+            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue.queue)));
+    END IF;
+    IF raquel_enqueue.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue.at));
+    END IF;
+    IF raquel_enqueue.delay > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.delay));
+    END IF;
+    IF raquel_enqueue.max_age > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_age',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.max_age));
+    END IF;
+    IF v_max_delay > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+            format('must be at most %s ms, got %s', v_limit, v_max_delay));
+    END IF;
+    IF raquel_enqueue.backoff_base > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.backoff_base));
+    END IF;
+    IF raquel_enqueue.delay < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
+    END IF;
+    IF coalesce(raquel_enqueue.at, v_now) + raquel_enqueue.delay > 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_enqueue.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_enqueue.at, v_now), raquel_enqueue.delay));
+    END IF;
+    IF raquel_enqueue.max_age <= 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue.max_age));
+    END IF;
+    IF raquel_enqueue.max_retry_count < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
+            format('must be >= 0, got %s', raquel_enqueue.max_retry_count));
+    END IF;
+    IF v_min_delay < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay AND raquel_enqueue.max_retry_delay IS NULL THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
+            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+    END IF;
+    IF raquel_enqueue.backoff_base < 0 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+            format('must be >= 0 ms, got %s', raquel_enqueue.backoff_base));
+    END IF;
+    IF raquel_enqueue.unique_key = '' OR octet_length(raquel_enqueue.unique_key) > 1000 THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
+            format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                   octet_length(raquel_enqueue.unique_key)));
+    END IF;
+    IF raquel_enqueue.unique_mode NOT IN ('keep', 'replace') THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
+            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue.unique_mode));
+    END IF;
+    IF raquel_enqueue.unique_mode IS NOT NULL AND raquel_enqueue.unique_key IS NULL THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
+    END IF;
+
+    -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
+    -- holding the key. A pass comes back empty only when that job finished
+    -- between the INSERT and the SELECT, freeing the key: then try again.
+    LOOP
+        IF raquel_enqueue.unique_key IS NULL OR coalesce(raquel_enqueue.unique_mode, 'keep') = 'keep' THEN
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+            VALUES (
+                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
+                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO NOTHING
+            RETURNING j.id INTO v_id;
+        ELSE
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+            VALUES (
+                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
+                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO UPDATE SET
+                queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
+                max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
+                max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
+                enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
+                priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
+                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+            WHERE j.status IN ('queued', 'failed')
+            RETURNING j.id INTO v_id;
+            -- The update trigger wakes workers only for a job moved earlier;
+            -- a rewritten job may have moved to another queue.
+            IF v_id IS NOT NULL AND coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0) <= v_now THEN
+                PERFORM pg_notify('raquel_jobs', raquel_enqueue.queue);
+            END IF;
+        END IF;
+        EXIT WHEN v_id IS NOT NULL;
+        SELECT j.id INTO v_id FROM raquel_jobs j
+        WHERE j.unique_key = raquel_enqueue.unique_key AND j.status IN ('queued', 'failed', 'claimed');
+        EXIT WHEN v_id IS NOT NULL;
+    END LOOP;
+    RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+
+CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid := raquel_enqueue(
+        queue => raquel_enqueue_job.queue, payload => raquel_enqueue_job.payload,
+        at => raquel_enqueue_job.at, delay => raquel_enqueue_job.delay,
+        max_age => raquel_enqueue_job.max_age, max_retry_count => raquel_enqueue_job.max_retry_count,
+        min_retry_delay => raquel_enqueue_job.min_retry_delay,
+        max_retry_delay => raquel_enqueue_job.max_retry_delay,
+        backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
+        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode);
+BEGIN
+    RETURN QUERY SELECT * FROM raquel_jobs AS j WHERE j.id = v_id;
+END
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+
+CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
+    v_fn        constant text := 'raquel_enqueue_many';
+    v_now       bigint := CASE WHEN raquel_enqueue_many.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue_many', raquel_enqueue_many.now) END;
+    v_min_delay bigint := coalesce(raquel_enqueue_many.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue_many.max_retry_delay, 43200000);
+    v_backoff   bigint := coalesce(raquel_enqueue_many.backoff_base, 1000);
+    v_priority  integer := coalesce(raquel_enqueue_many.priority, 0);
+    v_replace   boolean := raquel_enqueue_many.unique_mode = 'replace';
+    v_bad_key   text;
+    v_pending   text[];     -- keys not yet resolved to a job
+    v_keys      text[] := '{}';
+    v_key_ids   uuid[] := '{}';
+    v_got_keys  text[];
+    v_got_ids   uuid[];
+    v_touched   integer;
+    v_ids       uuid[];
+BEGIN
+    IF raquel_enqueue_many.queue IS NULL OR raquel_enqueue_many.queue = '' THEN
+        PERFORM raquel_invalid(v_fn, 'queue', 'must be a non-empty string');
+    END IF;
+    IF octet_length(raquel_enqueue_many.queue) > 1000 THEN
+        PERFORM raquel_invalid(v_fn, 'queue',
+            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue_many.queue)));
+    END IF;
+    IF raquel_enqueue_many.payloads IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'payloads', 'must be an array, not NULL');
+    END IF;
+    IF raquel_enqueue_many.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid(v_fn, 'at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue_many.at));
+    END IF;
+    IF raquel_enqueue_many.delay > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'delay',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.delay));
+    END IF;
+    IF raquel_enqueue_many.max_age > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'max_age',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.max_age));
+    END IF;
+    IF v_max_delay > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_delay',
+            format('must be at most %s ms, got %s', v_limit, v_max_delay));
+    END IF;
+    IF raquel_enqueue_many.backoff_base > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'backoff_base',
+            format('must be at most %s ms, got %s', v_limit, raquel_enqueue_many.backoff_base));
+    END IF;
+    IF raquel_enqueue_many.delay < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'delay', format('must be >= 0 ms, got %s', raquel_enqueue_many.delay));
+    END IF;
+    IF coalesce(raquel_enqueue_many.at, v_now) + raquel_enqueue_many.delay > 253402214399999 THEN
+        PERFORM raquel_invalid(v_fn, 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_enqueue_many.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_enqueue_many.at, v_now), raquel_enqueue_many.delay));
+    END IF;
+    IF raquel_enqueue_many.max_age <= 0 THEN
+        PERFORM raquel_invalid(v_fn, 'max_age', format('must be > 0 ms, got %s', raquel_enqueue_many.max_age));
+    END IF;
+    IF raquel_enqueue_many.max_retry_count < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_count',
+            format('must be >= 0, got %s', raquel_enqueue_many.max_retry_count));
+    END IF;
+    IF v_min_delay < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay AND raquel_enqueue_many.max_retry_delay IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'min_retry_delay',
+            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
+    END IF;
+    IF v_max_delay < v_min_delay THEN
+        PERFORM raquel_invalid(v_fn, 'max_retry_delay',
+            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+    END IF;
+    IF raquel_enqueue_many.backoff_base < 0 THEN
+        PERFORM raquel_invalid(v_fn, 'backoff_base',
+            format('must be >= 0 ms, got %s', raquel_enqueue_many.backoff_base));
+    END IF;
+    IF raquel_enqueue_many.unique_keys IS NOT NULL THEN
+        IF coalesce(cardinality(raquel_enqueue_many.unique_keys), 0)
+           <> coalesce(cardinality(raquel_enqueue_many.payloads), 0) THEN
+            PERFORM raquel_invalid(v_fn, 'unique_keys',
+                format('must have as many elements as payloads (%s), got %s',
+                       coalesce(cardinality(raquel_enqueue_many.payloads), 0),
+                       coalesce(cardinality(raquel_enqueue_many.unique_keys), 0)));
+        END IF;
+        SELECT k INTO v_bad_key FROM unnest(raquel_enqueue_many.unique_keys) AS u(k)
+        WHERE k = '' OR octet_length(k) > 1000 LIMIT 1;
+        IF FOUND THEN
+            PERFORM raquel_invalid(v_fn, 'unique_keys',
+                format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                       octet_length(v_bad_key)));
+        END IF;
+    END IF;
+    IF raquel_enqueue_many.unique_mode NOT IN ('keep', 'replace') THEN
+        PERFORM raquel_invalid(v_fn, 'unique_mode',
+            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue_many.unique_mode));
+    END IF;
+    IF raquel_enqueue_many.unique_mode IS NOT NULL AND raquel_enqueue_many.unique_keys IS NULL THEN
+        PERFORM raquel_invalid(v_fn, 'unique_mode', 'needs unique_keys');
+    END IF;
+
+    -- Jobs without a key: the ids are drawn first (raquel_new_ids, once for
+    -- the whole array), then one INSERT ... SELECT over both arrays, and the
+    -- answer is the id array itself, in the payloads' order by construction.
+    IF raquel_enqueue_many.unique_keys IS NULL THEN
+        v_ids := raquel_new_ids(cardinality(raquel_enqueue_many.payloads));
+        INSERT INTO raquel_jobs (
+            id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+            backoff_base, enqueued_at, scheduled_at, priority)
+        SELECT u.id, raquel_enqueue_many.queue, u.payload, raquel_enqueue_many.max_age,
+               raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+               coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+               v_priority
+        FROM unnest(v_ids, raquel_enqueue_many.payloads) AS u(id, payload);
+        RETURN QUERY SELECT unnest(v_ids);
+        RETURN;
+    END IF;
+
+    -- With keys: unkeyed elements as above, then each distinct key once
+    -- (first element for 'keep', last for 'replace'). Each pass inserts (or
+    -- for 'replace' rewrites) the key's job, or finds the job holding it; a
+    -- key stays pending only when its job finished between the INSERT and the
+    -- SELECT (as in raquel_enqueue), and the next pass tries it again.
+    SELECT array_agg(DISTINCT k) INTO v_pending
+    FROM unnest(raquel_enqueue_many.unique_keys) AS u(k) WHERE k IS NOT NULL;
+    WHILE cardinality(v_pending) > 0 LOOP
+        IF v_replace THEN
+            WITH rep AS (
+                SELECT DISTINCT ON (u.k) u.k, u.payload
+                FROM unnest(raquel_enqueue_many.payloads, raquel_enqueue_many.unique_keys)
+                     WITH ORDINALITY AS u(payload, k, ord)
+                WHERE u.k = ANY (v_pending)
+                ORDER BY u.k, u.ord DESC
+            ), written AS (
+                INSERT INTO raquel_jobs AS j (
+                    queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
+                       raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+                       coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+                       v_priority, rep.k
+                FROM rep
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+                DO UPDATE SET
+                    queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
+                    max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
+                    max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
+                    enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
+                    priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
+                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+                WHERE j.status IN ('queued', 'failed')
+                RETURNING j.unique_key, j.id
+            )
+            SELECT array_agg(w.unique_key), array_agg(w.id), count(*) INTO v_got_keys, v_got_ids, v_touched
+            FROM written w;
+            -- As in raquel_enqueue: the update trigger wakes workers only for
+            -- a job moved earlier, and a rewritten job may have changed queue.
+            IF v_touched > 0
+               AND coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0) <= v_now THEN
+                PERFORM raquel_notify_ready(ARRAY[raquel_enqueue_many.queue]);
+            END IF;
+        ELSE
+            WITH rep AS (
+                SELECT DISTINCT ON (u.k) u.k, u.payload
+                FROM unnest(raquel_enqueue_many.payloads, raquel_enqueue_many.unique_keys)
+                     WITH ORDINALITY AS u(payload, k, ord)
+                WHERE u.k = ANY (v_pending)
+                ORDER BY u.k, u.ord
+            ), written AS (
+                INSERT INTO raquel_jobs AS j (
+                    queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
+                       raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+                       coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+                       v_priority, rep.k
+                FROM rep
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+                DO NOTHING
+                RETURNING j.unique_key, j.id
+            )
+            SELECT array_agg(w.unique_key), array_agg(w.id) INTO v_got_keys, v_got_ids FROM written w;
+        END IF;
+        v_keys := v_keys || coalesce(v_got_keys, '{}');
+        v_key_ids := v_key_ids || coalesce(v_got_ids, '{}');
+        SELECT array_agg(j.unique_key), array_agg(j.id) INTO v_got_keys, v_got_ids
+        FROM raquel_jobs j
+        WHERE j.unique_key = ANY (v_pending) AND NOT j.unique_key = ANY (v_keys)
+          AND j.status IN ('queued', 'failed', 'claimed');
+        v_keys := v_keys || coalesce(v_got_keys, '{}');
+        v_key_ids := v_key_ids || coalesce(v_got_ids, '{}');
+        v_pending := ARRAY(SELECT p.k FROM unnest(v_pending) AS p(k) WHERE NOT p.k = ANY (v_keys));
+    END LOOP;
+
+    RETURN QUERY
+    WITH rows AS MATERIALIZED (
+        SELECT CASE WHEN u.k IS NULL THEN u.id END AS id, u.payload, u.k, u.ord
+        FROM unnest(raquel_new_ids(cardinality(raquel_enqueue_many.payloads)), raquel_enqueue_many.payloads,
+                    raquel_enqueue_many.unique_keys)
+             WITH ORDINALITY AS u(id, payload, k, ord)
+    ), inserted AS (
+        INSERT INTO raquel_jobs (
+            id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+            backoff_base, enqueued_at, scheduled_at, priority)
+        SELECT r.id, raquel_enqueue_many.queue, r.payload, raquel_enqueue_many.max_age,
+               raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
+               coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
+               v_priority
+        FROM rows r WHERE r.k IS NULL
+    )
+    SELECT coalesce(r.id, m.id) FROM rows r
+    LEFT JOIN unnest(v_keys, v_key_ids) AS m(k, id) ON m.k = r.k
+    ORDER BY r.ord;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+
+CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := CASE WHEN raquel_expire.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_expire', raquel_expire.now) END;
+    v_count integer;
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+    ) THEN
+        RETURN 0;
+    END IF;
+    WITH due AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status IN ('queued', 'failed') AND j.max_age IS NOT NULL
+          AND j.enqueued_at + j.max_age <= v_now
+          AND (raquel_expire.queues IS NULL OR j.queue = ANY (raquel_expire.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET status = 'expired', finished_at = v_now
+    FROM due WHERE j.id = due.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_expose(install_schema text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_into oid := (SELECT n.oid FROM pg_namespace n WHERE n.nspname = raquel_expose.install_schema);
+    v_args text;
+    r      record;
+    g      record;
+BEGIN
+    IF v_into IS NULL THEN
+        RAISE EXCEPTION 'raquel_expose: no schema %', raquel_expose.install_schema
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'install_schema';
+    END IF;
+    -- No engine object may be bound to a function or operator of another
+    -- schema (a view, default, index, constraint, trigger or SQL-standard
+    -- body binds what its names meant when it was created: one created by
+    -- a migration before 0021, in a schema others could write to, could
+    -- have bound another role's operator for good).
+    v_args := (
+        SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                 pg_describe_object(d.refclassid, d.refobjid, 0)), '; ')
+        FROM pg_depend d
+        WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+          AND CASE d.refclassid
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.refobjid)
+                  ELSE (SELECT o.oprnamespace FROM pg_operator o WHERE o.oid = d.refobjid)
+              END NOT IN ('pg_catalog'::regnamespace, 'raquel'::regnamespace)
+          AND CASE d.classid
+                  WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite w
+                                                    JOIN pg_class c ON c.oid = w.ev_class WHERE w.oid = d.objid)
+                  WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
+                                                    JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+                  WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger t
+                                                    JOIN pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
+                  WHEN 'pg_constraint'::regclass THEN (SELECT n.connamespace FROM pg_constraint n WHERE n.oid = d.objid)
+                  WHEN 'pg_class'::regclass THEN (SELECT c.relnamespace FROM pg_class c WHERE c.oid = d.objid)
+                  WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc p WHERE p.oid = d.objid)
+                  WHEN 'pg_type'::regclass THEN (SELECT t.typnamespace FROM pg_type t WHERE t.oid = d.objid)
+              END = 'raquel'::regnamespace);
+    IF v_args IS NOT NULL THEN
+        RAISE EXCEPTION 'raquel_expose: engine objects are bound to objects outside schemas raquel and pg_catalog: %',
+            v_args USING HINT = 'Another role may have planted them (docs/security.md): drop them, then recreate the engine objects.';
+    END IF;
+    IF v_into = 'raquel'::regnamespace THEN
+        RETURN;
+    END IF;
+    -- Stand-in functions whose engine function is gone (e.g. its signature changed).
+    FOR r IN
+        SELECT p.oid::regprocedure AS name FROM pg_proc p
+        WHERE p.pronamespace = v_into AND p.proname LIKE 'raquel\_%' AND p.prosrc LIKE '-- raquel_pg stand-in%'
+          AND NOT EXISTS (SELECT FROM pg_proc e WHERE e.pronamespace = 'raquel'::regnamespace
+                          AND e.proname = p.proname AND e.proargtypes = p.proargtypes)
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', r.name);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid, p.proname, p.proargtypes, p.proretset, p.pronargs, p.proacl, p.proowner,
+               pg_get_function_arguments(p.oid) AS args,
+               pg_get_function_identity_arguments(p.oid) AS identity,
+               pg_get_function_result(p.oid) AS result,
+               CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
+               CASE p.proparallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END AS parallel,
+               CASE WHEN p.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END AS strictness,
+               CASE WHEN p.proretset THEN format('ROWS %s', p.prorows) ELSE '' END AS rows,
+               obj_description(p.oid, 'pg_proc') AS comment
+        FROM pg_proc p
+        WHERE p.pronamespace = 'raquel'::regnamespace AND p.proname LIKE 'raquel\_%' AND p.prokind = 'f'
+          AND p.prorettype <> 'trigger'::regtype AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose')
+    LOOP
+        v_args := (SELECT string_agg('$' || i, ', ' ORDER BY i) FROM generate_series(1, r.pronargs) i);
+        -- A stand-in whose result changed cannot be replaced in place.
+        IF EXISTS (SELECT FROM pg_proc s
+                   WHERE s.pronamespace = v_into AND s.proname = r.proname AND s.proargtypes = r.proargtypes
+                     AND pg_get_function_result(s.oid) <> r.result) THEN
+            EXECUTE format('DROP FUNCTION %I.%I(%s)', raquel_expose.install_schema, r.proname, r.identity);
+        END IF;
+        EXECUTE format(
+            'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql %s %s PARALLEL %s %s AS %L',
+            raquel_expose.install_schema, r.proname, r.args, r.result, r.volatility, r.strictness,
+            r.parallel, r.rows,
+            format(E'-- raquel_pg stand-in: calls raquel.%I (docs/security.md)\n%s',
+                   r.proname,
+                   CASE WHEN r.proretset THEN format('SELECT * FROM raquel.%I(%s)', r.proname, coalesce(v_args, ''))
+                        ELSE format('SELECT raquel.%I(%s)', r.proname, coalesce(v_args, '')) END));
+        EXECUTE format('COMMENT ON FUNCTION %I.%I(%s) IS %L',
+                       raquel_expose.install_schema, r.proname, r.identity, r.comment);
+        -- The engine function's privileges: PUBLIC's default, or exactly its grants.
+        IF r.proacl IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %I.%I(%s) FROM PUBLIC',
+                           raquel_expose.install_schema, r.proname, r.identity);
+            FOR g IN SELECT a.grantee, a.is_grantable FROM aclexplode(r.proacl) a
+                     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> r.proowner LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %I.%I(%s) TO %s%s',
+                               raquel_expose.install_schema, r.proname, r.identity,
+                               CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                               CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+            END LOOP;
+        END IF;
+    END LOOP;
+    -- Stand-in views.
+    FOR r IN
+        SELECT c.relname, c.relacl, c.relowner, obj_description(c.oid, 'pg_class') AS comment
+        FROM pg_class c
+        WHERE c.relnamespace = 'raquel'::regnamespace AND c.relname LIKE 'raquel\_%' AND c.relkind IN ('r', 'p', 'v')
+    LOOP
+        EXECUTE format('CREATE OR REPLACE VIEW %I.%I AS SELECT * FROM raquel.%I',
+                       raquel_expose.install_schema, r.relname, r.relname);
+        EXECUTE format('COMMENT ON VIEW %I.%I IS %L', raquel_expose.install_schema, r.relname,
+                       coalesce(r.comment || E'\n', '')
+                       || format('raquel_pg stand-in: the columns of raquel.%I (docs/security.md).', r.relname));
+        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', raquel_expose.install_schema, r.relname);
+        FOR g IN SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(r.relacl) a
+                 WHERE a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') AND a.grantee <> r.relowner LOOP
+            EXECUTE format('GRANT %s ON %I.%I TO %s%s', g.privilege_type, raquel_expose.install_schema, r.relname,
+                           CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                           CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END;
+$_$;
+
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+
+CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := CASE WHEN raquel_fail.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_fail', raquel_fail.now) END;
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        attempts = j.attempts + 1,
+        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      THEN 'exhausted' ELSE 'failed' END,
+        scheduled_at = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                            THEN j.scheduled_at
+                            ELSE v_now + least(raquel_retry_delay(j.attempts + 1, j.backoff_base,
+                                                                  j.min_retry_delay, j.max_retry_delay),
+                                               253402214399999 - v_now) END,
+        error = raquel_fail.error,
+        error_trace = raquel_fail.error_trace,
+        finished_at = v_now,
+        lease_expires_at = NULL
+    WHERE j.id = raquel_fail.job_id AND j.claim_id = raquel_fail.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+
+CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_fire_schedules.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_fire_schedules', raquel_fire_schedules.now) END;
+BEGIN
+    IF cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.ticks)
+       OR cardinality(raquel_fire_schedules.names) IS DISTINCT FROM cardinality(raquel_fire_schedules.next_run_ats) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'names', 'names, ticks and next_run_ats must have the same length');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.ticks) AS d(tick)
+               WHERE d.tick NOT BETWEEN -62135510400000 AND 253402214399999) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'ticks',
+            'each must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+            ' (0001-01-02 .. 9999-12-30 UTC)');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.next_run_ats) AS d(next)
+               WHERE d.next NOT BETWEEN -62135510400000 AND 253402214399999) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'next_run_ats',
+            'each must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+            ' (0001-01-02 .. 9999-12-30 UTC)');
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_fire_schedules.ticks, raquel_fire_schedules.next_run_ats) AS d(tick, next)
+               WHERE d.tick > v_now OR d.next <= v_now) THEN
+        PERFORM raquel_invalid('raquel_fire_schedules', 'next_run_ats',
+            'each tick must be <= now and each next_run_at after now');
+    END IF;
+
+    -- Lock the rows first, in name order, so that schedulers firing
+    -- overlapping sets cannot deadlock. A row another scheduler holds is
+    -- waited for (it holds it for one statement), not skipped: skipping
+    -- would let a scheduler that read a stale tick delay the firing of the
+    -- current one past its time, and the missed-tick rule would drop ticks.
+    PERFORM FROM raquel_schedules s
+    WHERE s.name = ANY (raquel_fire_schedules.names)
+    ORDER BY s.name
+    FOR UPDATE;
+
+    -- An interval schedule's next tick, capped at the range's end: computed
+    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
+    -- the CASEs also keep an older, larger every from overflowing).
+    RETURN QUERY
+    WITH advanced AS (
+        UPDATE raquel_schedules s SET
+            next_run_at = coalesce(d.next, CASE
+                WHEN d.tick IS NULL THEN v_now + least(s.every, 253402214399999 - v_now)
+                WHEN s.every > 253402214399999 - d.tick THEN 253402214399999
+                ELSE least(d.tick + s.every * ((v_now - d.tick) / s.every + 1), 253402214399999) END),
+            last_run_at = coalesce(d.tick, s.last_run_at),
+            last_job_id = CASE WHEN d.tick IS NULL THEN s.last_job_id ELSE (raquel_new_ids(1))[1] END
+        FROM unnest(raquel_fire_schedules.names, raquel_fire_schedules.ticks,
+                    raquel_fire_schedules.next_run_ats) AS d(name, tick, next)
+        WHERE s.name = d.name AND s.next_run_at IS NOT DISTINCT FROM d.tick
+          AND (d.next IS NOT NULL OR s.every IS NOT NULL)
+        RETURNING s.name AS schedule, d.tick, s.last_job_id AS job_id, s.queue, s.payload, s.priority,
+                  s.max_age, s.max_retry_count
+    ), enqueued AS (
+        INSERT INTO raquel_jobs (id, queue, payload, priority, max_age, max_retry_count,
+                                 enqueued_at, scheduled_at)
+        SELECT a.job_id, a.queue, a.payload, a.priority, a.max_age, a.max_retry_count, v_now, a.tick
+        FROM advanced a WHERE a.tick IS NOT NULL
+        RETURNING raquel_jobs.id
+    )
+    SELECT a.schedule, e.id FROM advanced a JOIN enqueued e ON e.id = a.job_id;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION '%: invalid argument "%": %', p_function, p_argument, p_problem
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = p_argument;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) IS 'Raises invalid_parameter_value (SQLSTATE 22023) saying that function p_function refused argument p_argument because of p_problem; the argument is also in the error''s COLUMN field.';
+
+CREATE FUNCTION raquel.raquel_new_ids(n integer) RETURNS uuid[]
+    LANGUAGE sql
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ARRAY(
+        SELECT (s.head || to_hex(((s.rand_b + g) & 4611686018427387903) | (-9223372036854775807 - 1)))::uuid
+        FROM generate_series(0, raquel_new_ids.n - 1) AS g)
+    FROM (SELECT lpad(to_hex(((raquel_now_ms() & 281474976710655) << 16) | 28672
+                             | ('x' || substr(r.hex, 14, 3))::bit(12)::bigint), 16, '0') AS head,
+                 ('x' || substr(r.hex, 17, 16))::bit(64)::bigint & 4611686018427387903 AS rand_b
+          FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS hex) AS r) AS s
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_new_ids(n integer) IS 'n distinct new job ids in raquel_new_id''s layout that sort by creation time, the random bits drawn once per call (for a batch); none for n < 1 or NULL.';
+
+CREATE FUNCTION raquel.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETURNS bigint
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+BEGIN
+    IF raquel_next_due.queues IS NULL THEN
+        RETURN (
+            WITH RECURSIVE levels(priority) AS (
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed')
+                        ORDER BY j.priority DESC LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
+                        ORDER BY j.priority DESC LIMIT 1)
+                FROM levels l WHERE l.priority IS NOT NULL
+            )
+            SELECT min(t) FROM (
+                SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                        ORDER BY j.scheduled_at LIMIT 1) AS t
+                FROM levels l WHERE l.priority IS NOT NULL
+                UNION ALL
+                SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
+            ) AS due);
+    END IF;
+    RETURN (
+        WITH RECURSIVE levels(queue, priority) AS (
+            SELECT q.name, (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                            ORDER BY j.priority DESC LIMIT 1)
+            FROM unnest(raquel_next_due.queues) AS q(name)
+            UNION ALL
+            SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
+                               AND j.priority < l.priority
+                             ORDER BY j.priority DESC LIMIT 1)
+            FROM levels l WHERE l.priority IS NOT NULL
+        )
+        SELECT min(t) FROM (
+            SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                    WHERE j.queue = l.queue AND j.status IN ('queued', 'failed') AND j.priority = l.priority
+                    ORDER BY j.scheduled_at LIMIT 1) AS t
+            FROM levels l WHERE l.priority IS NOT NULL
+            UNION ALL
+            SELECT min(j.lease_expires_at) FROM raquel_jobs j
+            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
+        ) AS due);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+
+CREATE FUNCTION raquel.raquel_notify_ready(queues text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM pg_notify('raquel_jobs', q.name) FROM unnest(raquel_notify_ready.queues) AS q(name);
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+    PERFORM pg_notify('raquel_jobs', q.name)
+    FROM unnest(raquel_notify_ready.queues) AS q(name)
+    WHERE EXISTS (SELECT FROM raquel_waiters w
+                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR q.name = ANY (w.queues)));
+    IF FOUND THEN
+        DELETE FROM raquel_waiters w
+        WHERE w.registration IN (
+            SELECT x.registration FROM raquel_waiters x
+            WHERE x.expires_at > v_now
+              AND (x.queues IS NULL OR x.queues && raquel_notify_ready.queues)
+            FOR UPDATE SKIP LOCKED);
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+
+CREATE FUNCTION raquel.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now      bigint := CASE WHEN raquel_purge.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_purge', raquel_purge.now) END;
+    v_statuses text[] := coalesce(raquel_purge.statuses, ARRAY['success', 'cancelled', 'expired', 'exhausted']);
+    v_cutoff   bigint;
+    v_count    integer;
+BEGIN
+    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0'
+       OR NOT isfinite(raquel_purge.older_than) THEN
+        PERFORM raquel_invalid('raquel_purge', 'older_than',
+            format('must be a finite interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
+    END IF;
+    IF cardinality(v_statuses) = 0
+       OR NOT v_statuses <@ ARRAY['success', 'cancelled', 'expired', 'exhausted'] THEN
+        PERFORM raquel_invalid('raquel_purge', 'statuses',
+            format('must be some of success, cancelled, expired, exhausted, got %s', v_statuses));
+    END IF;
+    IF raquel_purge.batch_size IS NULL OR raquel_purge.batch_size < 1 THEN
+        PERFORM raquel_invalid('raquel_purge', 'batch_size',
+            format('must be >= 1, got %s', raquel_purge.batch_size));
+    END IF;
+    v_cutoff := greatest(v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000),
+                         -62135510400000)::bigint;
+    WITH picked AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
+          AND j.status = ANY (v_statuses)
+          AND j.finished_at < v_cutoff
+        ORDER BY j.finished_at
+        LIMIT raquel_purge.batch_size
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM raquel_jobs j USING picked WHERE j.id = picked.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+
+CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_queue_overview.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_queue_overview', raquel_queue_overview.now) END;
+BEGIN
+    RETURN QUERY
+    WITH waiting AS (
+        SELECT j.queue,
+               count(*) FILTER (WHERE j.status = 'queued') AS queued,
+               count(*) FILTER (WHERE j.status = 'failed') AS failed,
+               count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
+               count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
+               v_now - min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+        FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
+    ), claimed AS (
+        SELECT j.queue, count(*) AS running,
+               count(*) FILTER (WHERE j.lease_expires_at <= v_now) AS lease_expired
+        FROM raquel_jobs j
+        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0008), which holds claimed jobs.
+        WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' GROUP BY j.queue
+    )
+    SELECT coalesce(w.queue, c.queue)::text, coalesce(w.queued, 0), coalesce(w.failed, 0),
+           coalesce(w.ready, 0), coalesce(w.scheduled, 0), coalesce(c.running, 0),
+           coalesce(c.lease_expired, 0), w.oldest_ready_age_ms
+    FROM waiting w FULL JOIN claimed c ON c.queue = w.queue
+    ORDER BY 1;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_queue_overview(now bigint) IS 'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', attempts = j.attempts + 1,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
+    WHERE j.id = raquel_reject.job_id AND j.claim_id = raquel_reject.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) IS 'Outcome: this worker will not run the job; another may take it at once (raquel''s reject): queued, scheduled_at unchanged, claimed_by/claimed_at cleared, one attempt counted. Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
+    WHERE j.id = raquel_release.job_id AND j.claim_id = raquel_release.claim_id AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
+
+CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_renew_leases', raquel_renew_leases.now) END;
+BEGIN
+    IF raquel_renew_leases.job_ids IS NULL OR raquel_renew_leases.claim_ids IS NULL
+       OR coalesce(cardinality(raquel_renew_leases.job_ids), 0)
+          <> coalesce(cardinality(raquel_renew_leases.claim_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'claim_ids',
+            format('must be an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_renew_leases.job_ids), cardinality(raquel_renew_leases.claim_ids)));
+    END IF;
+    IF raquel_renew_leases.lease IS NULL OR raquel_renew_leases.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('must be > 0 ms, got %s', raquel_renew_leases.lease));
+    END IF;
+    IF raquel_renew_leases.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_renew_leases.lease));
+    END IF;
+    RETURN QUERY
+    UPDATE raquel_jobs j SET lease_expires_at = v_now + raquel_renew_leases.lease
+    FROM unnest(raquel_renew_leases.job_ids, raquel_renew_leases.claim_ids) AS held(id, claim_id)
+    WHERE j.id = held.id AND j.claim_id = held.claim_id AND j.status = 'claimed'
+    RETURNING j.id;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+
+CREATE FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := CASE WHEN raquel_reschedule.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_reschedule', raquel_reschedule.now) END;
+    v_status text;
+BEGIN
+    IF raquel_reschedule.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_reschedule.at));
+    END IF;
+    IF raquel_reschedule.delay < 0 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('must be >= 0 ms, got %s', raquel_reschedule.delay));
+    END IF;
+    IF raquel_reschedule.delay > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_reschedule.delay));
+    END IF;
+    IF coalesce(raquel_reschedule.at, v_now) + raquel_reschedule.delay > 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_reschedule', 'delay',
+            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   CASE WHEN raquel_reschedule.at IS NULL THEN 'now' ELSE 'at' END,
+                   coalesce(raquel_reschedule.at, v_now), raquel_reschedule.delay));
+    END IF;
+    UPDATE raquel_jobs j SET
+        status = 'queued',
+        attempts = j.attempts + 1,
+        scheduled_at = CASE WHEN raquel_reschedule.at IS NULL AND raquel_reschedule.delay IS NULL
+                            THEN v_now + least(j.min_retry_delay, 253402214399999 - v_now)
+                            ELSE coalesce(raquel_reschedule.at, v_now) + coalesce(raquel_reschedule.delay, 0) END,
+        finished_at = NULL,
+        lease_expires_at = NULL
+    WHERE j.id = raquel_reschedule.job_id AND j.claim_id = raquel_reschedule.claim_id
+      AND j.status = 'claimed'
+    RETURNING j.status INTO v_status;
+    RETURN v_status;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+
+CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now   bigint := CASE WHEN raquel_rescue.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_rescue', raquel_rescue.now) END;
+    v_count integer;
+BEGIN
+    WITH lost AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now
+          AND (raquel_rescue.queues IS NULL OR j.queue = ANY (raquel_rescue.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET
+        attempts = j.attempts + 1,
+        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      THEN 'exhausted' ELSE 'failed' END,
+        error = format('lease expired at %s: worker %s stopped renewing its claim',
+                       j.lease_expires_at, coalesce(j.claimed_by, '(unnamed)')),
+        error_trace = NULL,
+        scheduled_at = v_now,
+        finished_at = v_now,
+        lease_expires_at = NULL
+    FROM lost WHERE j.id = lost.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_retry.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_retry', raquel_retry.now) END;
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_id = NULL
+    WHERE j.id = raquel_retry.job_id
+      AND j.status IN ('failed', 'exhausted', 'expired', 'cancelled');
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+
+CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT least(
+        raquel_retry_delay.max_retry_delay::float8,
+        greatest(
+            raquel_retry_delay.min_retry_delay::float8,
+            raquel_retry_delay.backoff_base::float8
+                * power(2::float8, least(greatest(raquel_retry_delay.attempts - 1, 0), 62))
+        )
+    )::bigint
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+
+CREATE FUNCTION raquel.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now      bigint := CASE WHEN raquel_retry_jobs.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_retry_jobs', raquel_retry_jobs.now) END;
+    v_statuses text[] := coalesce(raquel_retry_jobs.statuses, ARRAY['failed', 'exhausted', 'expired']);
+    v_since    bigint;
+    v_count    integer;
+BEGIN
+    IF NOT isfinite(raquel_retry_jobs.since) THEN
+        PERFORM raquel_invalid('raquel_retry_jobs', 'since',
+            format('must be a finite time, got %s', raquel_retry_jobs.since));
+    END IF;
+    IF cardinality(v_statuses) = 0
+       OR NOT v_statuses <@ ARRAY['failed', 'exhausted', 'expired', 'cancelled'] THEN
+        PERFORM raquel_invalid('raquel_retry_jobs', 'statuses',
+            format('must be some of failed, exhausted, expired, cancelled, got %s', v_statuses));
+    END IF;
+    v_since := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
+    WITH picked AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status = ANY (v_statuses)
+          AND (raquel_retry_jobs.queue IS NULL OR j.queue = raquel_retry_jobs.queue)
+          AND (v_since IS NULL OR j.finished_at >= v_since)
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET
+        status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
+        claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_id = NULL
+    FROM picked WHERE j.id = picked.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+
+CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF raquel_set_priority.priority IS NULL THEN
+        PERFORM raquel_invalid('raquel_set_priority', 'priority', 'must be an integer, got NULL');
+    END IF;
+    UPDATE raquel_jobs j SET priority = raquel_set_priority.priority
+    WHERE j.id = raquel_set_priority.job_id AND j.status IN ('queued', 'failed', 'claimed');
+    RETURN FOUND;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now   bigint := CASE WHEN raquel_set_schedule.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_set_schedule', raquel_set_schedule.now) END;
+    v_first bigint;
+    v_next  bigint;
+BEGIN
+    IF raquel_set_schedule.name IS NULL OR raquel_set_schedule.name = ''
+       OR octet_length(raquel_set_schedule.name) > 1000 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'name', 'must be a non-empty string of at most 1000 bytes');
+    END IF;
+    IF raquel_set_schedule.queue IS NULL OR raquel_set_schedule.queue = ''
+       OR octet_length(raquel_set_schedule.queue) > 1000 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'queue', 'must be a non-empty string of at most 1000 bytes');
+    END IF;
+    IF (raquel_set_schedule.cron IS NULL) = (raquel_set_schedule.every IS NULL) THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'cron', 'give exactly one of cron and every');
+    END IF;
+    IF raquel_set_schedule.cron = '' THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'cron', 'must be a cron expression, got an empty string');
+    END IF;
+    IF raquel_set_schedule.every <= 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('must be > 0 ms, got %s', raquel_set_schedule.every));
+    END IF;
+    IF raquel_set_schedule.every > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_set_schedule.every));
+    END IF;
+    IF raquel_set_schedule.first_run_at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'first_run_at',
+            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_set_schedule.first_run_at));
+    END IF;
+    IF raquel_set_schedule.first_run_at IS NULL AND raquel_set_schedule.every > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'every',
+            format('now + every must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_set_schedule.every));
+    END IF;
+    IF raquel_set_schedule.max_age <= 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_age',
+            format('must be > 0 ms, got %s', raquel_set_schedule.max_age));
+    END IF;
+    IF raquel_set_schedule.max_age > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_age',
+            format('must be at most 4611686018427387903 ms, got %s', raquel_set_schedule.max_age));
+    END IF;
+    IF raquel_set_schedule.max_retry_count < 0 THEN
+        PERFORM raquel_invalid('raquel_set_schedule', 'max_retry_count',
+            format('must be >= 0, got %s', raquel_set_schedule.max_retry_count));
+    END IF;
+    v_first := coalesce(raquel_set_schedule.first_run_at, v_now + raquel_set_schedule.every);
+
+    INSERT INTO raquel_schedules AS s (
+        name, queue, payload, cron, every, priority, max_age, max_retry_count, next_run_at, created_at)
+    VALUES (
+        raquel_set_schedule.name, raquel_set_schedule.queue, raquel_set_schedule.payload,
+        raquel_set_schedule.cron, raquel_set_schedule.every, coalesce(raquel_set_schedule.priority, 0),
+        raquel_set_schedule.max_age, raquel_set_schedule.max_retry_count, v_first, v_now)
+    ON CONFLICT (name) DO UPDATE SET
+        queue = excluded.queue, payload = excluded.payload, priority = excluded.priority,
+        max_age = excluded.max_age, max_retry_count = excluded.max_retry_count,
+        cron = excluded.cron, every = excluded.every,
+        next_run_at = CASE WHEN s.cron IS NOT DISTINCT FROM excluded.cron
+                            AND s.every IS NOT DISTINCT FROM excluded.every
+                           THEN s.next_run_at ELSE excluded.next_run_at END
+    RETURNING s.next_run_at INTO v_next;
+    RETURN v_next;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+
+CREATE FUNCTION raquel.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_stats.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_stats', raquel_stats.now) END;
+BEGIN
+    RETURN QUERY
+    WITH by_status AS (
+        SELECT j.queue, j.status, count(*) AS n FROM raquel_jobs j GROUP BY j.queue, j.status
+    ), counts AS (
+        SELECT b.queue,
+               sum(b.n)::bigint AS total,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'queued'), 0)::bigint AS queued,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'claimed'), 0)::bigint AS claimed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'success'), 0)::bigint AS success,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'failed'), 0)::bigint AS failed,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'cancelled'), 0)::bigint AS cancelled,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'expired'), 0)::bigint AS expired,
+               coalesce(sum(b.n) FILTER (WHERE b.status = 'exhausted'), 0)::bigint AS exhausted
+        FROM by_status b GROUP BY b.queue
+    ), waiting AS (
+        SELECT j.queue,
+               count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
+               count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
+               v_now - min(greatest(j.scheduled_at, -62135510400000))
+                       FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+        FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
+    ), lost AS (
+        SELECT j.queue, count(*) AS lease_expired FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now GROUP BY j.queue
+    )
+    SELECT c.queue::text, c.total, c.queued, c.claimed, c.success, c.failed, c.cancelled, c.expired,
+           c.exhausted, coalesce(w.ready, 0), coalesce(w.scheduled, 0), coalesce(l.lease_expired, 0),
+           w.oldest_ready_age_ms
+    FROM counts c
+    LEFT JOIN waiting w ON w.queue = c.queue
+    LEFT JOIN lost l ON l.queue = c.queue
+    ORDER BY c.queue;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+    v_read_committed boolean := current_setting('transaction_isolation') = 'read committed';
+    v_queues text[];
+BEGIN
+    IF v_read_committed THEN
+        PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+        IF NOT EXISTS (SELECT FROM raquel_waiters w WHERE w.expires_at > v_now) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    SELECT array_agg(r.queue) INTO v_queues
+    FROM (SELECT DISTINCT n.queue FROM raquel_new_jobs n
+          WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now) AS r
+    WHERE NOT v_read_committed
+       OR EXISTS (SELECT FROM raquel_waiters w
+                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR r.queue = ANY (w.queues)));
+    IF v_queues IS NOT NULL THEN
+        PERFORM raquel_notify_ready(v_queues);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
+
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.scheduled_at <= raquel_now_ms() THEN
+        PERFORM raquel_notify_ready(ARRAY[NEW.queue]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
+
+CREATE FUNCTION raquel.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint := CASE WHEN raquel_throughput.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_throughput', raquel_throughput.now) END;
+    v_since  bigint := raquel_throughput.since - raquel_throughput.since % 60000;
+    -- Minutes that ended a minute ago or more: no outcome is still on its way into them.
+    v_closed bigint := v_now - v_now % 60000 - 60000;
+    v_horizon bigint := v_closed - 2 * 86400000;
+    v_kept   bigint;
+BEGIN
+    IF raquel_throughput.since IS NULL OR raquel_throughput.since < v_now - 2 * 86400000
+       OR raquel_throughput.since > v_now THEN
+        PERFORM raquel_invalid('raquel_throughput', 'since',
+            format('must lie within the last two days (ms since the epoch), got %s',
+                   coalesce(raquel_throughput.since::text, 'NULL')));
+    END IF;
+    SELECT s.kept_until INTO v_kept FROM raquel_throughput_state s;
+    IF v_kept < v_closed THEN
+        SELECT s.kept_until INTO v_kept FROM raquel_throughput_state s FOR UPDATE;
+        IF v_kept < v_closed THEN
+            v_kept := greatest(v_kept, v_horizon);
+            INSERT INTO raquel_throughput_minutes (minute, queue, status, jobs)
+            SELECT j.finished_at - j.finished_at % 60000, j.queue, j.status, count(*)
+            FROM raquel_jobs j
+            WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
+              AND j.finished_at >= v_kept AND j.finished_at < v_closed
+            GROUP BY 1, 2, 3
+            ON CONFLICT ON CONSTRAINT raquel_throughput_minutes_pkey DO NOTHING;
+            DELETE FROM raquel_throughput_minutes m WHERE m.minute < v_horizon;
+            UPDATE raquel_throughput_state SET kept_until = v_closed;
+            v_kept := v_closed;
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT m.minute, m.queue::text, m.status::text, m.jobs
+    FROM raquel_throughput_minutes m
+    WHERE m.minute >= v_since AND m.minute < v_kept
+    UNION ALL
+    SELECT j.finished_at - j.finished_at % 60000, j.queue::text, j.status::text, count(*)
+    FROM raquel_jobs j
+    WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
+      AND j.finished_at >= greatest(v_kept, v_since) AND j.finished_at < v_now
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_throughput(since bigint, now bigint) IS 'Jobs finished per minute, queue and final status since "since" (within two days); closed minutes are counted once and kept. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION raquel.raquel_ts(ms bigint) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
+
+COMMENT ON FUNCTION raquel.raquel_ts(ms bigint) IS 'A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading raquel_jobs by hand.';
+
+CREATE FUNCTION raquel.raquel_unclaim(job_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    IF raquel_unclaim.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_unclaim', 'job_id', 'must not be NULL');
+    END IF;
+    UPDATE raquel_jobs j SET
+        status = 'queued', claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
+    WHERE j.id = raquel_unclaim.job_id AND j.status = 'claimed'
+    RETURNING true INTO v_found;
+    RETURN coalesce(v_found, false);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_unclaim(job_id uuid) IS 'Puts a claimed job back as queued, whoever holds it (raquel''s unclaim): no attempt counted, claim cleared; true if the job was claimed, false (nothing written) otherwise. The holder''s later outcome calls are refused (their claim is no longer current) and its lease renewals stop. SQLSTATE 22023 naming job_id when it is NULL.';
+
+CREATE FUNCTION raquel.raquel_unexpose(install_schema text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    IF raquel_unexpose.install_schema = 'raquel' THEN
+        RETURN;
+    END IF;
+    FOR r IN
+        SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = raquel_unexpose.install_schema AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%'
+          AND obj_description(c.oid, 'pg_class') LIKE '%raquel_pg stand-in: %'
+    LOOP
+        BEGIN
+            EXECUTE format('DROP VIEW %s', r.name);
+        EXCEPTION WHEN dependent_objects_still_exist THEN
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+
+CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF raquel_wait_begin.worker IS NULL THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'worker', 'must not be NULL');
+    END IF;
+    IF raquel_wait_begin.ttl_ms IS NULL OR raquel_wait_begin.ttl_ms <= 0
+       OR raquel_wait_begin.ttl_ms > 4611686018427387903 THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'ttl_ms',
+            format('must be > 0 and at most 4611686018427387903 ms, got %s', raquel_wait_begin.ttl_ms));
+    END IF;
+    DELETE FROM raquel_waiters w
+    WHERE w.registration IN (
+        SELECT x.registration FROM raquel_waiters x
+        WHERE x.worker = raquel_wait_begin.worker OR x.expires_at <= v_now
+        FOR UPDATE SKIP LOCKED);
+    INSERT INTO raquel_waiters (worker, queues, expires_at)
+    VALUES (raquel_wait_begin.worker, raquel_wait_begin.queues, v_now + raquel_wait_begin.ttl_ms);
+    RETURN pg_try_advisory_xact_lock(7021557117354893312);  -- the raquel wake-up lock
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH gone AS (
+        DELETE FROM raquel_waiters w
+        WHERE w.registration IN (SELECT x.registration FROM raquel_waiters x
+                                 WHERE x.worker = raquel_wait_end.worker
+                                 FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE VIEW raquel.raquel_expired_leases AS
+ SELECT id,
+    queue,
+    claimed_by,
+    attempts,
+    raquel.raquel_ts(claimed_at) AS claimed,
+    raquel.raquel_ts(lease_expires_at) AS lease_expired,
+    (((raquel.raquel_now_ms() - lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
+   FROM raquel.raquel_jobs j
+  WHERE (((status)::text = 'claimed'::text) AND (lease_expires_at <= raquel.raquel_now_ms()))
+  ORDER BY lease_expires_at, id;
+
+COMMENT ON VIEW raquel.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
+
+CREATE VIEW public.raquel_expired_leases AS
+ SELECT id,
+    queue,
+    claimed_by,
+    attempts,
+    claimed,
+    lease_expired,
+    expired_for
+   FROM raquel.raquel_expired_leases;
+
+COMMENT ON VIEW public.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).
+raquel_pg stand-in: the columns of raquel.raquel_expired_leases (docs/security.md).';
+
+CREATE VIEW public.raquel_jobs AS
+ SELECT id,
+    queue,
+    payload,
+    status,
+    max_age,
+    max_retry_count,
+    min_retry_delay,
+    max_retry_delay,
+    backoff_base,
+    enqueued_at,
+    scheduled_at,
+    attempts,
+    error,
+    error_trace,
+    claimed_by,
+    claimed_at,
+    finished_at,
+    lease_expires_at,
+    claim_id,
+    priority,
+    unique_key
+   FROM raquel.raquel_jobs;
+
+COMMENT ON VIEW public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.
+raquel_pg stand-in: the columns of raquel.raquel_jobs (docs/security.md).';
+
+CREATE TABLE public.raquel_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.raquel_migrations IS 'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.';
+
+CREATE VIEW raquel.raquel_problem_jobs AS
+ SELECT id,
+    queue,
+    status,
+    attempts,
+    max_retry_count,
+    error,
+    raquel.raquel_ts(finished_at) AS finished,
+    raquel.raquel_ts(enqueued_at) AS enqueued,
+        CASE
+            WHEN ((status)::text = 'failed'::text) THEN raquel.raquel_ts(scheduled_at)
+            ELSE NULL::timestamp with time zone
+        END AS next_attempt,
+    claimed_by AS last_worker
+   FROM raquel.raquel_jobs j
+  WHERE ((status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
+  ORDER BY finished_at DESC NULLS LAST, id;
+
+COMMENT ON VIEW raquel.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
+
+CREATE VIEW public.raquel_problem_jobs AS
+ SELECT id,
+    queue,
+    status,
+    attempts,
+    max_retry_count,
+    error,
+    finished,
+    enqueued,
+    next_attempt,
+    last_worker
+   FROM raquel.raquel_problem_jobs;
+
+COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.
+raquel_pg stand-in: the columns of raquel.raquel_problem_jobs (docs/security.md).';
+
+CREATE VIEW raquel.raquel_queue_stats AS
+ SELECT queue,
+    total,
+    queued,
+    claimed,
+    success,
+    failed,
+    cancelled,
+    expired,
+    exhausted,
+    ready,
+    scheduled,
+    lease_expired,
+    ((oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age
+   FROM raquel.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms);
+
+COMMENT ON VIEW raquel.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
+
+CREATE VIEW public.raquel_queue_stats AS
+ SELECT queue,
+    total,
+    queued,
+    claimed,
+    success,
+    failed,
+    cancelled,
+    expired,
+    exhausted,
+    ready,
+    scheduled,
+    lease_expired,
+    oldest_ready_age
+   FROM raquel.raquel_queue_stats;
+
+COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().
+raquel_pg stand-in: the columns of raquel.raquel_queue_stats (docs/security.md).';
+
+CREATE TABLE raquel.raquel_schedules (
+    name text NOT NULL,
+    queue text NOT NULL,
+    payload text,
+    cron text,
+    every bigint,
+    priority integer DEFAULT 0 NOT NULL,
+    max_age bigint,
+    max_retry_count integer,
+    next_run_at bigint,
+    last_run_at bigint,
+    last_job_id uuid,
+    created_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL,
+    CONSTRAINT raquel_schedules_interval_next_check CHECK (((every IS NULL) OR (next_run_at IS NOT NULL))),
+    CONSTRAINT raquel_schedules_job_check CHECK ((((max_age IS NULL) OR (max_age > 0)) AND ((max_retry_count IS NULL) OR (max_retry_count >= 0)))),
+    CONSTRAINT raquel_schedules_name_check CHECK (((name <> ''::text) AND (octet_length(name) <= 1000))),
+    CONSTRAINT raquel_schedules_queue_check CHECK (((queue <> ''::text) AND (octet_length(queue) <= 1000))),
+    CONSTRAINT raquel_schedules_timing_check CHECK ((((cron IS NULL) <> (every IS NULL)) AND ((every IS NULL) OR (every > 0))))
+);
+
+COMMENT ON TABLE raquel.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().';
+
+CREATE VIEW public.raquel_schedules AS
+ SELECT name,
+    queue,
+    payload,
+    cron,
+    every,
+    priority,
+    max_age,
+    max_retry_count,
+    next_run_at,
+    last_run_at,
+    last_job_id,
+    created_at
+   FROM raquel.raquel_schedules;
+
+COMMENT ON VIEW public.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().
+raquel_pg stand-in: the columns of raquel.raquel_schedules (docs/security.md).';
+
+CREATE TABLE raquel.raquel_throughput_minutes (
+    minute bigint NOT NULL,
+    queue raquel.raquel_name NOT NULL,
+    status raquel.raquel_status NOT NULL,
+    jobs bigint NOT NULL
+);
+
+COMMENT ON TABLE raquel.raquel_throughput_minutes IS 'raquel_pg: finished jobs per closed minute, kept by raquel_throughput(); derived, safe to truncate.';
+
+CREATE VIEW public.raquel_throughput_minutes AS
+ SELECT minute,
+    queue,
+    status,
+    jobs
+   FROM raquel.raquel_throughput_minutes;
+
+COMMENT ON VIEW public.raquel_throughput_minutes IS 'raquel_pg: finished jobs per closed minute, kept by raquel_throughput(); derived, safe to truncate.
+raquel_pg stand-in: the columns of raquel.raquel_throughput_minutes (docs/security.md).';
+
+CREATE TABLE raquel.raquel_throughput_state (
+    single boolean DEFAULT true NOT NULL,
+    kept_until bigint NOT NULL,
+    CONSTRAINT raquel_throughput_state_single_check CHECK (single)
+);
+
+CREATE VIEW public.raquel_throughput_state AS
+ SELECT single,
+    kept_until
+   FROM raquel.raquel_throughput_state;
+
+COMMENT ON VIEW public.raquel_throughput_state IS 'raquel_pg stand-in: the columns of raquel.raquel_throughput_state (docs/security.md).';
+
+CREATE UNLOGGED TABLE raquel.raquel_waiters (
+    worker uuid NOT NULL,
+    queues text[],
+    expires_at bigint NOT NULL,
+    registration bigint NOT NULL
+);
+
+COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
+
+CREATE VIEW public.raquel_waiters AS
+ SELECT worker,
+    queues,
+    expires_at,
+    registration
+   FROM raquel.raquel_waiters;
+
+COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
+raquel_pg stand-in: the columns of raquel.raquel_waiters (docs/security.md).';
+
+ALTER TABLE raquel.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME raquel.raquel_waiters_registration_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+ALTER TABLE ONLY public.raquel_migrations
+    ADD CONSTRAINT raquel_migrations_pkey PRIMARY KEY (version);
+
+ALTER TABLE ONLY raquel.raquel_jobs
+    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY raquel.raquel_schedules
+    ADD CONSTRAINT raquel_schedules_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY raquel.raquel_throughput_minutes
+    ADD CONSTRAINT raquel_throughput_minutes_pkey PRIMARY KEY (minute, queue, status);
+
+ALTER TABLE ONLY raquel.raquel_throughput_state
+    ADD CONSTRAINT raquel_throughput_state_pkey PRIMARY KEY (single);
+
+ALTER TABLE ONLY raquel.raquel_waiters
+    ADD CONSTRAINT raquel_waiters_pkey PRIMARY KEY (registration);
+
+CREATE INDEX raquel_jobs_error_idx ON raquel.raquel_jobs USING btree (id) WHERE (error IS NOT NULL);
+
+CREATE INDEX raquel_jobs_expiry_idx ON raquel.raquel_jobs USING btree (((enqueued_at + (max_age)::bigint))) WHERE (((status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (max_age IS NOT NULL));
+
+CREATE INDEX raquel_jobs_finished_idx ON raquel.raquel_jobs USING btree (finished_at) WHERE ((status)::text = ANY (ARRAY['success'::text, 'cancelled'::text, 'expired'::text, 'exhausted'::text]));
+
+CREATE INDEX raquel_jobs_lease_idx ON raquel.raquel_jobs USING btree (lease_expires_at) WHERE (lease_expires_at IS NOT NULL);
+
+CREATE INDEX raquel_jobs_ready_priority_idx ON raquel.raquel_jobs USING btree (priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+
+CREATE INDEX raquel_jobs_ready_queue_priority_idx ON raquel.raquel_jobs USING btree (queue, priority DESC, scheduled_at) WHERE ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text]));
+
+CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON raquel.raquel_jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text, 'claimed'::text])));
+
+CREATE INDEX raquel_waiters_worker_idx ON raquel.raquel_waiters USING btree (worker);
+
+CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_insert();
+
+CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_update();
+
+GRANT USAGE ON SCHEMA raquel TO PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_delay FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_max_age FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_name FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_retry_count FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_drop_schedule(name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_expire(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_next_due(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_notify_ready(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_queue_overview(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_reject(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_stats(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_unclaim(job_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_drop_schedule(name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_expire(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_expose(install_schema text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_next_due(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_notify_ready(queues text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_queue_overview(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_reject(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_release(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_unclaim(job_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_unexpose(install_schema text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_wait_end(worker uuid) FROM PUBLIC;
