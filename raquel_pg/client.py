@@ -622,7 +622,7 @@ class Raquel(RaquelCalls, Subscriptions):
 
     def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        before: int | None = None, lease_ms: int | None = None,
+        *, before: int | None = None, lease_ms: int | None = None,
     ) -> list[Job]:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.

@@ -619,7 +619,7 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions):
 
     async def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        before: int | None = None, lease_ms: int | None = None,
+        *, before: int | None = None, lease_ms: int | None = None,
     ) -> list[AsyncJob]:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.

@@ -46,7 +46,7 @@ class RaquelCalls:
 
         def _claim(
             self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-            before: int | None = None, lease_ms: int | None = None,
+            *, before: int | None = None, lease_ms: int | None = None,
         ) -> list[Job]: ...
 
     def claim(

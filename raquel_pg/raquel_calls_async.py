@@ -43,7 +43,7 @@ class AsyncRaquelCalls:
 
         async def _claim(
             self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-            before: int | None = None, lease_ms: int | None = None,
+            *, before: int | None = None, lease_ms: int | None = None,
         ) -> list[AsyncJob]: ...
 
     async def claim(

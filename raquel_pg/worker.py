@@ -334,7 +334,8 @@ class Worker:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = self.rq._claim(self.queues, self.claim_as, free, self.durable_claims, self.lease_ms)
+                    jobs = self.rq._claim(self.queues, self.claim_as, free, self.durable_claims,
+                                                lease_ms=self.lease_ms)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
