@@ -24,17 +24,16 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg_pool import ConnectionPool
 
-from . import connect, instrument, params, periodic
+from . import connect, instrument, params
 from ._acompat import sleep
 from .errors import InvalidArgument, RaquelError, StopSubscription, translate
 from .migrate import migrate
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
-from .periodic import Schedule
 from .queries import QUERIES
 from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
-from .scheduler import Scheduler
+from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
 from .worker import OutcomeBatcher
 
@@ -211,7 +210,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions):
+class Raquel(RaquelCalls, Subscriptions, Schedules):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most
@@ -539,84 +538,6 @@ class Raquel(RaquelCalls, Subscriptions):
         names = params.queue_list(queues + (() if queue is None else (queue,)))
         rows = self._fetch("stats", {"queues": names})
         return {row[0]: QueueStats(*row) for row in rows}
-
-    # --- periodic jobs ---------------------------------------------------
-
-    def schedule(
-        self,
-        name: str,
-        queue: str,
-        payload: Any = None,
-        *,
-        cron: str | None = None,
-        every: timedelta | int | None = None,
-        first_run_at: datetime | int | None = None,
-        priority: int | None = None,
-        max_age: timedelta | int | None = None,
-        max_retry_count: int | None = None,
-    ) -> datetime | None:
-        """Declares (creates or updates) the periodic job ``name`` and returns its next run.
-
-        Give exactly one of ``cron`` (a cron expression, evaluated in UTC) and
-        ``every`` (timedelta or ms). Each tick enqueues one job on ``queue``
-        with ``payload``, ``priority``, ``max_age`` and ``max_retry_count``.
-        ``first_run_at`` defaults to the next cron tick, or now + ``every``.
-        Declaring an existing schedule again with the same timing keeps its
-        next run (safe to call at every start-up); changing ``cron``/``every``
-        restarts it from ``first_run_at``. Jobs are enqueued by
-        :meth:`run_schedules`, which :meth:`scheduler` calls in a loop.
-        Raises :class:`~raquel_pg.InvalidArgument` for bad input.
-        """
-        args = periodic.schedule_args(
-            name, queue, payload, cron, every, first_run_at, priority, max_age, max_retry_count)
-        rows = self._fetch("set_schedule", args)
-        return params.to_datetime(rows[0][0])
-
-    def unschedule(self, name: str) -> bool:
-        """Deletes the schedule ``name`` (its enqueued jobs stay); False if there was none."""
-        rows = self._fetch("drop_schedule", {"name": params.queue_name(name, "name")})
-        dropped: bool = rows[0][0]
-        return dropped
-
-    def schedules(self) -> list[Schedule]:
-        """All schedules, by name."""
-        return [Schedule.from_row(row) for row in self._fetch("schedules")]
-
-    def run_schedules(self, now: datetime | int | None = None) -> list[UUID]:
-        """Enqueues one job for each due schedule, moves it to its next tick, and returns the job ids.
-
-        Safe to call from any number of processes at once: a tick is fired by
-        exactly one call (a compare-and-set on the schedule's next_run_at, in
-        the statement that enqueues). Missed ticks (nobody ran schedules for a
-        while) give one job, for the oldest missed tick; the schedule then
-        moves to its first tick after now. ``now`` (default: the database
-        clock) is for tests and replays: only a role that may update
-        raquel_jobs may pass it (migration 0020); without it the jobs are
-        fired on the database clock.
-        """
-        now_ms = params.timestamp_ms(now, "now")
-        rows = self._fetch("due_schedules", {"now": now_ms})
-        due = [row[1:] for row in rows if row[1] is not None]
-        if not due:
-            return []
-        args, invalid = periodic.plan_ticks(due, rows[0][0])
-        args["now"] = now_ms
-        for name in invalid:
-            logger.warning("schedule %s: its cron expression is invalid; fix it with "
-                           "raquel_set_schedule() or drop it", name)
-        if not args["names"]:
-            return []
-        return [row[0] for row in self._fetch("fire_schedules", args)]
-
-    def scheduler(self, *, poll_interval: float | timedelta = 10.0) -> Scheduler:
-        """An :class:`Scheduler` calling :meth:`run_schedules` on every tick until stopped."""
-        return Scheduler(self, poll_interval=poll_interval)
-
-    def _next_schedule_in(self) -> int | None:
-        """Milliseconds until the next tick of any schedule (<= 0: due), None without schedules."""
-        rows = self._fetch("next_schedule_in")
-        due_in: int | None = rows[0][0]
-        return due_in
 
     # --- used by dequeue() and the worker ---------------------------------
 

@@ -21,17 +21,16 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg_pool import AsyncConnectionPool
 
-from . import connect, instrument, params, periodic
+from . import connect, instrument, params
 from ._acompat import asleep
 from .errors import InvalidArgument, RaquelError, StopSubscription, translate
 from .migrate_async import migrate
 from .model import JobRecord, QueueStats
 from .notifier_async import AsyncNotifier
-from .periodic import Schedule
 from .queries import QUERIES
 from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
-from .scheduler_async import AsyncScheduler
+from .schedules_async import AsyncSchedules
 from .subscriptions_async import AsyncSubscription, AsyncSubscriptions
 from .worker_async import AsyncOutcomeBatcher
 
@@ -208,7 +207,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions):
+class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most
@@ -536,84 +535,6 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions):
         names = params.queue_list(queues + (() if queue is None else (queue,)))
         rows = await self._fetch("stats", {"queues": names})
         return {row[0]: QueueStats(*row) for row in rows}
-
-    # --- periodic jobs ---------------------------------------------------
-
-    async def schedule(
-        self,
-        name: str,
-        queue: str,
-        payload: Any = None,
-        *,
-        cron: str | None = None,
-        every: timedelta | int | None = None,
-        first_run_at: datetime | int | None = None,
-        priority: int | None = None,
-        max_age: timedelta | int | None = None,
-        max_retry_count: int | None = None,
-    ) -> datetime | None:
-        """Declares (creates or updates) the periodic job ``name`` and returns its next run.
-
-        Give exactly one of ``cron`` (a cron expression, evaluated in UTC) and
-        ``every`` (timedelta or ms). Each tick enqueues one job on ``queue``
-        with ``payload``, ``priority``, ``max_age`` and ``max_retry_count``.
-        ``first_run_at`` defaults to the next cron tick, or now + ``every``.
-        Declaring an existing schedule again with the same timing keeps its
-        next run (safe to call at every start-up); changing ``cron``/``every``
-        restarts it from ``first_run_at``. Jobs are enqueued by
-        :meth:`run_schedules`, which :meth:`scheduler` calls in a loop.
-        Raises :class:`~raquel_pg.InvalidArgument` for bad input.
-        """
-        args = periodic.schedule_args(
-            name, queue, payload, cron, every, first_run_at, priority, max_age, max_retry_count)
-        rows = await self._fetch("set_schedule", args)
-        return params.to_datetime(rows[0][0])
-
-    async def unschedule(self, name: str) -> bool:
-        """Deletes the schedule ``name`` (its enqueued jobs stay); False if there was none."""
-        rows = await self._fetch("drop_schedule", {"name": params.queue_name(name, "name")})
-        dropped: bool = rows[0][0]
-        return dropped
-
-    async def schedules(self) -> list[Schedule]:
-        """All schedules, by name."""
-        return [Schedule.from_row(row) for row in await self._fetch("schedules")]
-
-    async def run_schedules(self, now: datetime | int | None = None) -> list[UUID]:
-        """Enqueues one job for each due schedule, moves it to its next tick, and returns the job ids.
-
-        Safe to call from any number of processes at once: a tick is fired by
-        exactly one call (a compare-and-set on the schedule's next_run_at, in
-        the statement that enqueues). Missed ticks (nobody ran schedules for a
-        while) give one job, for the oldest missed tick; the schedule then
-        moves to its first tick after now. ``now`` (default: the database
-        clock) is for tests and replays: only a role that may update
-        raquel_jobs may pass it (migration 0020); without it the jobs are
-        fired on the database clock.
-        """
-        now_ms = params.timestamp_ms(now, "now")
-        rows = await self._fetch("due_schedules", {"now": now_ms})
-        due = [row[1:] for row in rows if row[1] is not None]
-        if not due:
-            return []
-        args, invalid = periodic.plan_ticks(due, rows[0][0])
-        args["now"] = now_ms
-        for name in invalid:
-            logger.warning("schedule %s: its cron expression is invalid; fix it with "
-                           "raquel_set_schedule() or drop it", name)
-        if not args["names"]:
-            return []
-        return [row[0] for row in await self._fetch("fire_schedules", args)]
-
-    def scheduler(self, *, poll_interval: float | timedelta = 10.0) -> AsyncScheduler:
-        """An :class:`AsyncScheduler` calling :meth:`run_schedules` on every tick until stopped."""
-        return AsyncScheduler(self, poll_interval=poll_interval)
-
-    async def _next_schedule_in(self) -> int | None:
-        """Milliseconds until the next tick of any schedule (<= 0: due), None without schedules."""
-        rows = await self._fetch("next_schedule_in")
-        due_in: int | None = rows[0][0]
-        return due_in
 
     # --- used by dequeue() and the worker ---------------------------------
 

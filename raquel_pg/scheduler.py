@@ -20,7 +20,7 @@ from ._acompat import Event
 from .errors import RaquelError
 
 if TYPE_CHECKING:
-    from .client import Raquel
+    from .schedules import Schedules
 
 logger = logging.getLogger("raquel_pg.scheduler")
 
@@ -39,7 +39,7 @@ class Scheduler:
     logged and retried with backoff: the scheduler never stops on one.
     """
 
-    def __init__(self, rq: Raquel, *, poll_interval: float | timedelta = 10.0) -> None:
+    def __init__(self, rq: Schedules, *, poll_interval: float | timedelta = 10.0) -> None:
         self.rq = rq
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self._stopping = Event()

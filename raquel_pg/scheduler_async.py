@@ -17,7 +17,7 @@ from ._acompat import AEvent
 from .errors import RaquelError
 
 if TYPE_CHECKING:
-    from .client_async import AsyncRaquel
+    from .schedules_async import AsyncSchedules
 
 logger = logging.getLogger("raquel_pg.scheduler")
 
@@ -36,7 +36,7 @@ class AsyncScheduler:
     logged and retried with backoff: the scheduler never stops on one.
     """
 
-    def __init__(self, rq: AsyncRaquel, *, poll_interval: float | timedelta = 10.0) -> None:
+    def __init__(self, rq: AsyncSchedules, *, poll_interval: float | timedelta = 10.0) -> None:
         self.rq = rq
         self.poll_interval = params.seconds(poll_interval, "poll_interval")
         self._stopping = AEvent()
