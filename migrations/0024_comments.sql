@@ -131,3 +131,8 @@ COMMENT ON FUNCTION raquel_expose(text) IS
 
 COMMENT ON FUNCTION raquel_unexpose(text) IS
     'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+
+-- The dashboard (0023) ---------------------------------------------------------
+
+COMMENT ON TABLE raquel_throughput_state IS
+    'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.';

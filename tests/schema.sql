@@ -2248,12 +2248,15 @@ CREATE TABLE raquel.raquel_throughput_state (
     CONSTRAINT raquel_throughput_state_single_check CHECK (single)
 );
 
+COMMENT ON TABLE raquel.raquel_throughput_state IS 'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.';
+
 CREATE VIEW public.raquel_throughput_state AS
  SELECT single,
     kept_until
    FROM raquel.raquel_throughput_state;
 
-COMMENT ON VIEW public.raquel_throughput_state IS 'raquel_pg stand-in: the columns of raquel.raquel_throughput_state (docs/security.md).';
+COMMENT ON VIEW public.raquel_throughput_state IS 'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.
+raquel_pg stand-in: the columns of raquel.raquel_throughput_state (docs/security.md).';
 
 CREATE UNLOGGED TABLE raquel.raquel_waiters (
     worker uuid NOT NULL,

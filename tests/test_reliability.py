@@ -182,8 +182,8 @@ def test_jobs_claimed_while_stopping_are_handed_back_unstarted(
         rq.enqueue("q")
     claim = rq._claim
 
-    def claim_then_stop(*args: Any) -> list[Job]:
-        jobs = claim(*args)  # really claims, in the database
+    def claim_then_stop(*args: Any, **kwargs: Any) -> list[Job]:
+        jobs = claim(*args, **kwargs)  # really claims, in the database
         worker.stop()  # as if SIGTERM arrived while the claim was in flight
         return jobs
 
