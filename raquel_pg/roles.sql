@@ -39,6 +39,7 @@
 --        -c "SELECT pg_temp.raquel_grant_roles('public', 'app_enqueue', 'app_worker', 'app_operator')"
 -- From Python: raquel_pg.roles.grant_roles(conn, enqueuer=..., worker=..., operator=...);
 -- from the shell: raquel-pg grant --enqueuer ... --worker ... --operator ...
+
 -- The GRANT EXECUTE statement giving role_name every function of schema_name
 -- named in function_names (regprocedure text is quoted and schema-qualified
 -- under this search_path).
