@@ -31,8 +31,11 @@ from .migrate import migrate
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
 from .queries import QUERIES
+from .job_controls import JobControls
 from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
+from .results import EnqueuedJob, Results
+from .tasks import Tasks
 from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
 from .worker import OutcomeBatcher
@@ -43,6 +46,7 @@ logger = logging.getLogger("raquel_pg")
 #: that committed although its reply was lost.
 OUTCOME_STATUSES = {
     "complete": (params.SUCCESS,),
+    "complete_result": (params.SUCCESS,),
     "fail": (params.FAILED, params.EXHAUSTED),
     "reschedule": (params.QUEUED,),
     "reject": (params.QUEUED,),
@@ -55,7 +59,7 @@ MAX_OUTCOME_RETRY_DELAY = 1.0
 
 
 
-class Job(JobRecord):
+class Job(JobControls, JobRecord):
     """A job claimed through :class:`Raquel`, with the raquel outcome methods.
 
     Each outcome method records its outcome at once (one fenced SQL call,
@@ -148,6 +152,8 @@ class Job(JobRecord):
 
     def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
         """Updates this object to the outcome the database recorded, and logs it."""
+        if outcome == "complete_result":  # a success with its result (job.complete(result))
+            outcome = "complete"
         attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
@@ -210,7 +216,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions, Schedules):
+class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most
@@ -300,6 +306,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
     def close(self) -> None:
         """Stops renewing leases and closes the pool if this client created it."""
         self._leases.close()
+        self._stop_results()
         if self._owns_pool:
             self._pool.close()
 
@@ -367,8 +374,9 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         priority: int | None = None,
         unique_key: str | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: Connection[Any] | None = None,
-    ) -> JobRecord:
+    ) -> EnqueuedJob:
         """Adds a job and returns it, as stored (raquel's ``enqueue``), in one round trip.
 
         ``queue`` defaults to ``"default"``. ``payload``: a str is stored as
@@ -394,6 +402,11 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         (claimed) one is returned unchanged. The key is free again once the job
         finishes.
 
+        ``timeout`` (timedelta or ms, > 0): each attempt may run that long; a
+        worker cancels it then and records a failure ("timed out after N ms"),
+        retried as any failure. ``job.wait()`` on the returned job waits for
+        its result (:meth:`result`).
+
         ``conn``: run on this psycopg connection, inside the caller's
         transaction, without committing it: the job exists, and workers are
         notified, only if that transaction commits. An error raised by the
@@ -417,13 +430,14 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
             max_retry_delay = template.max_retry_delay if max_retry_delay is None else max_retry_delay
             backoff_base = template.backoff_base if backoff_base is None else backoff_base
             priority = template.priority if priority is None else priority
+            timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
             params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode,
+            unique_mode, timeout,
         )
         rows = self._fetch("enqueue", args, conn, binary=True)
-        return JobRecord.from_row(rows[0])
+        return EnqueuedJob._of(self, rows[0])
 
     def enqueue_many(
         self,

@@ -28,8 +28,11 @@ from .migrate_async import migrate
 from .model import JobRecord, QueueStats
 from .notifier_async import AsyncNotifier
 from .queries import QUERIES
+from .job_controls_async import AsyncJobControls
 from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
+from .results_async import AsyncEnqueuedJob, AsyncResults
+from .tasks_async import AsyncTasks
 from .schedules_async import AsyncSchedules
 from .subscriptions_async import AsyncSubscription, AsyncSubscriptions
 from .worker_async import AsyncOutcomeBatcher
@@ -40,6 +43,7 @@ logger = logging.getLogger("raquel_pg")
 #: that committed although its reply was lost.
 OUTCOME_STATUSES = {
     "complete": (params.SUCCESS,),
+    "complete_result": (params.SUCCESS,),
     "fail": (params.FAILED, params.EXHAUSTED),
     "reschedule": (params.QUEUED,),
     "reject": (params.QUEUED,),
@@ -52,7 +56,7 @@ MAX_OUTCOME_RETRY_DELAY = 1.0
 
 
 
-class AsyncJob(JobRecord):
+class AsyncJob(AsyncJobControls, JobRecord):
     """A job claimed through :class:`AsyncRaquel`, with the raquel outcome methods.
 
     Each outcome method records its outcome at once (one fenced SQL call,
@@ -145,6 +149,8 @@ class AsyncJob(JobRecord):
 
     def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
         """Updates this object to the outcome the database recorded, and logs it."""
+        if outcome == "complete_result":  # a success with its result (job.complete(result))
+            outcome = "complete"
         attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
@@ -207,7 +213,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
+class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most
@@ -297,6 +303,7 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
     async def close(self) -> None:
         """Stops renewing leases and closes the pool if this client created it."""
         await self._leases.close()
+        await self._stop_results()
         if self._owns_pool:
             await self._pool.close()
 
@@ -364,8 +371,9 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
         priority: int | None = None,
         unique_key: str | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: AsyncConnection[Any] | None = None,
-    ) -> JobRecord:
+    ) -> AsyncEnqueuedJob:
         """Adds a job and returns it, as stored (raquel's ``enqueue``), in one round trip.
 
         ``queue`` defaults to ``"default"``. ``payload``: a str is stored as
@@ -391,6 +399,11 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
         (claimed) one is returned unchanged. The key is free again once the job
         finishes.
 
+        ``timeout`` (timedelta or ms, > 0): each attempt may run that long; a
+        worker cancels it then and records a failure ("timed out after N ms"),
+        retried as any failure. ``job.wait()`` on the returned job waits for
+        its result (:meth:`result`).
+
         ``conn``: run on this psycopg connection, inside the caller's
         transaction, without committing it: the job exists, and workers are
         notified, only if that transaction commits. An error raised by the
@@ -414,13 +427,14 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
             max_retry_delay = template.max_retry_delay if max_retry_delay is None else max_retry_delay
             backoff_base = template.backoff_base if backoff_base is None else backoff_base
             priority = template.priority if priority is None else priority
+            timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
             params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode,
+            unique_mode, timeout,
         )
         rows = await self._fetch("enqueue", args, conn, binary=True)
-        return JobRecord.from_row(rows[0])
+        return AsyncEnqueuedJob._of(self, rows[0])
 
     async def enqueue_many(
         self,

@@ -147,7 +147,7 @@ CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payloa
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
 SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt (0025). now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt (0026). now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
 
 CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
@@ -175,7 +175,7 @@ CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAUL
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
 SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested (0025). Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested (0026). Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE sql
@@ -273,7 +273,7 @@ CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now big
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
 SELECT raquel.raquel_rescue($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested (0025); returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested (0026); returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
     LANGUAGE sql
@@ -882,7 +882,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt (0025). now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt (0026). now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
 
 CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1320,7 +1320,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested (0025). Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested (0026). Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1731,7 +1731,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested (0025); returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested (0026); returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
     LANGUAGE plpgsql SECURITY DEFINER

@@ -35,6 +35,10 @@ MODULES = {
     "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
     "tests/test_pooler_async.py": "tests/test_pooler.py",
     "tests/test_notifier_async.py": "tests/test_notifier.py",
+    "raquel_pg/results_async.py": "raquel_pg/results.py",
+    "raquel_pg/tasks_async.py": "raquel_pg/tasks.py",
+    "raquel_pg/job_controls_async.py": "raquel_pg/job_controls.py",
+    "tests/test_results_async.py": "tests/test_results.py",
 }
 
 RENAMES = {
@@ -50,6 +54,12 @@ RENAMES = {
     "AsyncRaquelCalls": "RaquelCalls",
     "AsyncSchedules": "Schedules",
     "AsyncNotifier": "Notifier",
+    "AsyncResults": "Results",
+    "AsyncEnqueuedJob": "EnqueuedJob",
+    "AsyncTasks": "Tasks",
+    "AsyncTaskCall": "TaskCall",
+    "AsyncTask": "Task",
+    "AsyncJobControls": "JobControls",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
@@ -73,6 +83,9 @@ RENAMES = {
     "subscriptions_async": "subscriptions",
     "notifier_async": "notifier",
     "importer_async": "importer",
+    "results_async": "results",
+    "tasks_async": "tasks",
+    "job_controls_async": "job_controls",
     "arq": "rq",  # the tests' client fixtures
 }
 
