@@ -242,7 +242,8 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (VALUES
             ('definition', format('%s %s %s using %s check %s', p.polcmd, p.polpermissive, p.polroles,
-                                  pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)))) AS x(k, v)
+                                  pg_get_expr(p.polqual, p.polrelid),
+                                  pg_get_expr(p.polwithcheck, p.polrelid)))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS}""",
     "rule": f"""
         SELECT format('rule %s on %s', r.rulename, r.ev_class::regclass), 'definition', pg_get_ruledef(r.oid)
