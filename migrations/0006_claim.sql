@@ -25,6 +25,21 @@
 -- calls (the claim's sweeps) see the same setting and probe partial indexes
 -- made for them. The claim and raquel_next_due also run with
 -- max_parallel_workers_per_gather = 0 (see 0005_sweeps).
+--
+-- Why jit = off beside enable_seqscan = off (raquel_claim, raquel_renew_leases
+-- and raquel_complete_many): before PostgreSQL 18, enable_seqscan = off adds
+-- 10^10 to the cost of a sequential scan. A statement reached inside these
+-- functions that has no other path then carries that cost, far past
+-- jit_above_cost (100,000 by default), and is compiled by LLVM with inlining
+-- and optimisation at every execution. The statement that did it was the
+-- wake-up check of raquel_notify_ready (a scan of the small raquel_waiters
+-- table), run by the row trigger on every job a claim's rescue put back:
+-- 460-600 ms of JIT per job, so a claim that rescued 100 expired leases took
+-- 17.5 s instead of 7 ms (PostgreSQL 15, jit = on as shipped). JIT never pays
+-- for the few-row statements of the engine, so these functions turn it off
+-- for the duration of the call (nested calls and triggers included). A
+-- function restated later with enable_seqscan = off must keep jit = off
+-- (tests/test_skewed_plans.py checks the catalog).
 
 -- Guarantees: claims up to "batch" ready jobs of the given queues (NULL: all
 -- queues) and returns them, each 'claimed' by this call alone under one new
@@ -92,6 +107,7 @@ LANGUAGE plpgsql VOLATILE ROWS 1 SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off
 SET max_parallel_workers_per_gather = 0
+SET jit = off
 AS $$
 DECLARE
     v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
@@ -335,6 +351,7 @@ CREATE FUNCTION raquel_renew_leases(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
     v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()

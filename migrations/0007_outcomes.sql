@@ -46,14 +46,15 @@ REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint) FROM PUBLIC;
 -- that position, and the rows of the answer are matched to it by position (a
 -- hash join), then put in input order: 12.29 -> 10.64 us per job against a
 -- window over the sorted pairs (batches of 500, PostgreSQL 18); the UPDATE
--- alone with no answer to build takes 9.88. enable_seqscan = off: see
--- 0006_claim (1,000 pairs joined to a sequential scan took 372 ms, 12.6 ms
--- through the primary key).
+-- alone with no answer to build takes 9.88. enable_seqscan = off and
+-- jit = off: see 0006_claim (1,000 pairs joined to a sequential scan took
+-- 372 ms, 12.6 ms through the primary key).
 CREATE FUNCTION raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL)
 RETURNS TABLE (job_id uuid, recorded boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off
+SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE

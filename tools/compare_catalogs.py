@@ -44,9 +44,11 @@ from raquel_pg.schema import LOCK_SQL  # noqa: E402
 
 #: The old chain, in order: (commit, path) pairs read with ``git show``; a path ending in "/"
 #: means every ``NNNN_*.sql`` file of that directory at that commit. fd83d60 is main before
-#: the fold (migrations 0001-0024).
+#: the fold (migrations 0001-0024); each delta folded in since is listed after it, at the
+#: commit of main where it landed.
 OLD_CHAIN: list[tuple[str, str]] = [
     ("fd83d60", "migrations/"),
+    ("af52d98", "migrations/0025_jit_off.sql"),
 ]
 
 # The old runner's statements (raquel_pg/schema.py before the fold), kept here so that the old
