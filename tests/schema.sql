@@ -1097,8 +1097,8 @@ BEGIN
     END IF;
     -- No engine object may be bound to a function or operator of another
     -- schema (a view, default, index, constraint, trigger or SQL-standard
-    -- body binds what its names meant when it was created: one created by
-    -- a migration before 0021, in a schema others could write to, could
+    -- body binds what its names meant when it was created: one created
+    -- with a search_path holding a schema others could write to could
     -- have bound another role's operator for good).
     v_args := (
         SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -1276,8 +1276,8 @@ BEGIN
     FOR UPDATE;
 
     -- An interval schedule's next tick, capped at the range's end: computed
-    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
-    -- the CASEs also keep an older, larger every from overflowing).
+    -- so that no step can overflow bigint (every <= 2^62 - 1; the CASEs
+    -- also keep a larger every, written by hand, from overflowing).
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
@@ -1482,7 +1482,7 @@ BEGIN
         SELECT j.queue, count(*) AS running,
                count(*) FILTER (WHERE j.lease_expires_at <= v_now) AS lease_expired
         FROM raquel_jobs j
-        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0008), which holds claimed jobs.
+        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0003_tables), which holds claimed jobs.
         WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' GROUP BY j.queue
     )
     SELECT coalesce(w.queue, c.queue)::text, coalesce(w.queued, 0), coalesce(w.failed, 0),
@@ -1998,7 +1998,7 @@ BEGIN
         BEGIN
             EXECUTE format('DROP VIEW %s', r.name);
         EXCEPTION WHEN dependent_objects_still_exist THEN
-            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails)
         END;
     END LOOP;
 END;
