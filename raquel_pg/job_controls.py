@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from psycopg import Connection
 
-    from .client import Job, Raquel
+    from .job import Job, JobCalls
 
 
 class JobControls:
@@ -39,7 +39,7 @@ class JobControls:
         id: UUID
         claim_id: UUID | None
         queue: str
-        _rq: Raquel
+        _calls: JobCalls
         _settled: bool
 
         def _settle(self, outcome: str, **args: Any) -> bool: ...
@@ -73,14 +73,14 @@ class JobControls:
             return self._settle("complete_result", result=text)
         if self._settled:
             raise RaquelError(f"job {self.id} already has an outcome")
-        rows = self._rq._fetch("complete_result", {"job_id": self.id, "claim_id": self.claim_id,
-                                                  "result": text}, conn)
+        rows = self._calls.fetch("complete_result", {"job_id": self.id, "claim_id": self.claim_id,
+                                                     "result": text}, conn)
         status: str | None = rows[0][0]
         if status is None:
             raise ClaimLost(f"job {self.id} (queue {self.queue}): this worker's claim is no longer current "
                             "(its lease ran out and it was rescued); nothing recorded: roll back")
         self._settled = True
-        self._rq._leases.discard(cast("Job", self))  # a renewal would wait for the caller's open transaction
+        self._calls.leases.discard(cast("Job", self))  # a renewal would wait for the caller's open transaction
         self._recorded("complete", status, {})
         return True
 

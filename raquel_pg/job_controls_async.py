@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from psycopg import AsyncConnection
 
-    from .client_async import AsyncJob, AsyncRaquel
+    from .job_async import AsyncJob, AsyncJobCalls
 
 
 class AsyncJobControls:
@@ -36,7 +36,7 @@ class AsyncJobControls:
         id: UUID
         claim_id: UUID | None
         queue: str
-        _rq: AsyncRaquel
+        _calls: AsyncJobCalls
         _settled: bool
 
         async def _settle(self, outcome: str, **args: Any) -> bool: ...
@@ -70,14 +70,14 @@ class AsyncJobControls:
             return await self._settle("complete_result", result=text)
         if self._settled:
             raise RaquelError(f"job {self.id} already has an outcome")
-        rows = await self._rq._fetch("complete_result", {"job_id": self.id, "claim_id": self.claim_id,
-                                                  "result": text}, conn)
+        rows = await self._calls.fetch("complete_result", {"job_id": self.id, "claim_id": self.claim_id,
+                                                     "result": text}, conn)
         status: str | None = rows[0][0]
         if status is None:
             raise ClaimLost(f"job {self.id} (queue {self.queue}): this worker's claim is no longer current "
                             "(its lease ran out and it was rescued); nothing recorded: roll back")
         self._settled = True
-        self._rq._leases.discard(cast("AsyncJob", self))  # a renewal would wait for the caller's open transaction
+        self._calls.leases.discard(cast("AsyncJob", self))  # a renewal would wait for the caller's open transaction
         self._recorded("complete", status, {})
         return True
 

@@ -172,7 +172,7 @@ def engine_settings(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
 def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: psycopg.Connection[Any]) -> None:
     # enable_seqscan = off prices a sequential scan at 10^10 before
     # PostgreSQL 18: far past jit_above_cost, so a statement with no other
-    # path was JIT-compiled at each call (0025_jit_off).
+    # path was JIT-compiled at each call (0006_claim: jit = off).
     settings = engine_settings(skewed)
     disfavouring = {name: config for name, config in settings.items() if "enable_seqscan=off" in config}
     assert disfavouring
@@ -182,7 +182,7 @@ def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: p
 def test_a_claim_that_rescues_jobs_compiles_nothing(skewed: psycopg.Connection[Any]) -> None:
     # Each job the rescue puts back fires the wake-up trigger, whose check of
     # raquel_waiters has only a sequential scan: 460-600 ms of JIT per job on
-    # PostgreSQL 15, a claim rescuing 100 jobs took 17.5 s (0025_jit_off).
+    # PostgreSQL 15, a claim rescuing 100 jobs took 17.5 s (0006_claim: jit = off).
     start = skewed.execute("SELECT raquel_now_ms()").fetchone()
     assert start is not None
     # Enqueued and claimed a second ago with a lease of 1 ms; rescued at the

@@ -39,11 +39,24 @@ MODULES = {
     "raquel_pg/tasks_async.py": "raquel_pg/tasks.py",
     "raquel_pg/job_controls_async.py": "raquel_pg/job_controls.py",
     "tests/test_results_async.py": "tests/test_results.py",
+    "raquel_pg/job_async.py": "raquel_pg/job.py",
+    "raquel_pg/producer_async.py": "raquel_pg/producer.py",
+    "raquel_pg/executor_async.py": "raquel_pg/executor.py",
+    "raquel_pg/completer_async.py": "raquel_pg/completer.py",
 }
 
 RENAMES = {
     "AsyncRaquel": "Raquel",
+    "AsyncJobCalls": "JobCalls",
     "AsyncJob": "Job",
+    "AsyncFetch": "Fetch",
+    "AsyncBuffer": "Buffer",
+    "AsyncConnect": "Connect",
+    "AsyncProducer": "Producer",
+    "AsyncSlots": "Slots",
+    "AsyncExecutor": "Executor",
+    "AsyncCompleter": "Completer",
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncWorker": "Worker",
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
@@ -86,6 +99,10 @@ RENAMES = {
     "results_async": "results",
     "tasks_async": "tasks",
     "job_controls_async": "job_controls",
+    "job_async": "job",
+    "producer_async": "producer",
+    "executor_async": "executor",
+    "completer_async": "completer",
     "arq": "rq",  # the tests' client fixtures
 }
 

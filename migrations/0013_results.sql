@@ -1,4 +1,4 @@
--- 0026_results: results, result waiters, cancelling running jobs, per-job
+-- 0013_results: results, result waiters, cancelling running jobs, per-job
 -- timeouts (issue 25). The rules stay in SQL, usable from psql.
 --
 -- 1. Results. raquel_jobs.result (jsonb) holds what the handler returned,
@@ -35,10 +35,11 @@
 --
 -- Functions whose signature grows (raquel_enqueue, raquel_enqueue_job,
 -- raquel_complete, raquel_complete_many, raquel_cancel) are created anew;
--- the old one's grants are carried over and it is dropped, as in 0010 and
--- 0020. Every function keeps its settings and gets its COMMENT ON.
+-- the old one's grants are carried over and it is dropped. Every function
+-- keeps its settings (raquel_complete_many: enable_seqscan = off and
+-- jit = off, see 0006_claim) and gets its COMMENT ON.
 
--- A one-column rule is a domain (0018: a domain's check is planned once per
+-- A one-column rule is a domain (0003_tables: a domain's check is planned once per
 -- session, a table's CHECK at every statement that writes).
 CREATE DOMAIN raquel_timeout AS bigint CONSTRAINT raquel_timeout_check CHECK (VALUE > 0);
 COMMENT ON DOMAIN raquel_timeout IS
@@ -78,9 +79,9 @@ BEGIN
 END;
 $$;
 
--- Guarantees: as in 0020 (one queued job, its id returned, or
+-- Guarantees: as in 0004_enqueue (one queued job, its id returned, or
 -- invalid_parameter_value naming the bad argument and nothing written). New
--- in 0026: timeout (ms) is stored with the job; it must be > 0 and at most
+-- here: timeout (ms) is stored with the job; it must be > 0 and at most
 -- 2^62 - 1, else 22023 naming timeout. unique_mode 'replace' rewrites it too.
 CREATE FUNCTION raquel_enqueue(
     queue           text    DEFAULT 'default',
@@ -246,11 +247,11 @@ SELECT pg_temp.raquel_replace_function(
     'raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint)');
 
 COMMENT ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) IS
-'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt (0026). now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
+'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
 
--- Guarantees: as in 0019 (raquel_enqueue's job, its row returned in the same
+-- Guarantees: as in 0004_enqueue (raquel_enqueue's job, its row returned in the same
 -- call; for unique_mode keep the row of the job holding the key), with
--- timeout passed through (0026).
+-- timeout passed through.
 CREATE FUNCTION raquel_enqueue_job(
     queue           text    DEFAULT 'default',
     payload         text    DEFAULT NULL,
@@ -294,9 +295,9 @@ SELECT pg_temp.raquel_replace_function(
 COMMENT ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint) IS
 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
 
--- Guarantees: as in 0020 (the claimed job becomes 'success', fenced by
+-- Guarantees: as in 0007_outcomes (the claimed job becomes 'success', fenced by
 -- claim_id; NULL when the claim is no longer current; now only from a role
--- that may update raquel_jobs). New in 0026: result is stored in the same
+-- that may update raquel_jobs). New here: result is stored in the same
 -- UPDATE.
 CREATE FUNCTION raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL, result jsonb DEFAULT NULL)
 RETURNS text
@@ -324,9 +325,9 @@ SELECT pg_temp.raquel_replace_function('raquel_complete(uuid, uuid, bigint)',
 COMMENT ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) IS
 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
--- Guarantees: as in 0020 (each current pair recorded as raquel_complete
+-- Guarantees: as in 0007_outcomes (each current pair recorded as raquel_complete
 -- would; one row per pair in input order; a pair repeated is recorded once).
--- New in 0026: results (NULL, or one JSON value or NULL per pair, as long as
+-- New here: results (NULL, or one JSON value or NULL per pair, as long as
 -- job_ids, else 22023 naming results) stored in the same UPDATE.
 CREATE FUNCTION raquel_complete_many(
     job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL, results jsonb[] DEFAULT NULL
@@ -408,9 +409,9 @@ SELECT pg_temp.raquel_replace_function('raquel_complete_many(uuid[], uuid[], big
 COMMENT ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint, jsonb[]) IS
 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
--- Guarantees: as in 0020 (the attempt failed: 'exhausted' after attempt
+-- Guarantees: as in 0007_outcomes (the attempt failed: 'exhausted' after attempt
 -- max_retry_count + 1, else 'failed' and due again at now + the retry
--- delay, capped at the time range's end; fenced by claim_id). New in 0026:
+-- delay, capped at the time range's end; fenced by claim_id). New here:
 -- when the cancellation of this claim was requested (cancel_claim_id =
 -- claim_id) the job ends 'cancelled' instead, never retried.
 CREATE OR REPLACE FUNCTION raquel_fail(
@@ -447,11 +448,11 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel_fail(uuid, uuid, text, text, bigint) IS
-'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested (0026). Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
+'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested. Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
--- Guarantees: as in 0020 (every claimed job whose lease ran out counts one
+-- Guarantees: as in 0005_sweeps (every claimed job whose lease ran out counts one
 -- failed attempt and becomes 'failed', claimable at once, or 'exhausted';
--- returns how many; locked rows skipped). New in 0026: a job whose running
+-- returns how many; locked rows skipped). New here: a job whose running
 -- claim was asked to cancel becomes 'cancelled'.
 CREATE OR REPLACE FUNCTION raquel_rescue(queues text[] DEFAULT NULL, now bigint DEFAULT NULL)
 RETURNS integer
@@ -488,11 +489,11 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel_rescue(text[], bigint) IS
-'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested (0026); returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
--- Guarantees: as in 0020 (with claim_id: the claimed job becomes
+-- Guarantees: as in 0007_outcomes (with claim_id: the claimed job becomes
 -- 'cancelled', fenced; without: only a waiting job is cancelled; returns
--- 'cancelled' or NULL). New in 0026: running => true (without claim_id)
+-- 'cancelled' or NULL). New here: running => true (without claim_id)
 -- also asks a claimed job's worker to stop: the job keeps running until its
 -- worker records an outcome, cancel_claim_id is set to its current claim,
 -- NOTIFY raquel_cancel carries the job's id, and 'cancel_requested' is
