@@ -323,13 +323,17 @@ class JobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        query = "complete_many"
+        if any(j._result_text is not None for j in jobs):  # results, in the same statement
+            query = "complete_many_results"
+            args["results"] = [j._result_text for j in jobs]
         deadline = min(j._lease_deadline for j in jobs)
         delay = 0.05
         retried = False
         while True:
             try:
-                rows = self.fetch("complete_many", args)
+                rows = self.fetch(query, args)
                 break
             except psycopg.OperationalError as error:
                 if time.monotonic() + delay >= deadline:
@@ -423,7 +427,10 @@ class JobCalls:
                 if batcher is not None:
                     batched = batcher.add(job)
                 if not batched:
-                    job._settle("complete")
+                    if job._result_text is None:
+                        job._settle("complete")
+                    else:  # the handler's value, stored with the success (one UPDATE)
+                        job._settle("complete_result", result=job._result_text)
         finally:
             if not batched:
                 self.leases.discard(job)

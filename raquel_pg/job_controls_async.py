@@ -31,6 +31,9 @@ class AsyncJobControls:
     #: Why the worker asked this job to stop (a cancel request or its
     #: timeout), or None while it may run on.
     _stop_reason: str | None = None
+    #: The handler's return value as JSON text, recorded with the success
+    #: (None: no result); set by the worker's executor.
+    _result_text: str | None = None
 
     if TYPE_CHECKING:
         id: UUID

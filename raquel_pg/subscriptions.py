@@ -42,7 +42,8 @@ class Subscription(Worker):
     (see :meth:`~raquel_pg.Raquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
+    ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -64,6 +65,7 @@ class Subscription(Worker):
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -72,7 +74,7 @@ class Subscription(Worker):
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
             lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
         self.broker = broker

@@ -39,7 +39,8 @@ class AsyncSubscription(AsyncWorker):
     (see :meth:`~raquel_pg.AsyncRaquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
+    ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -61,6 +62,7 @@ class AsyncSubscription(AsyncWorker):
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -69,7 +71,7 @@ class AsyncSubscription(AsyncWorker):
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
             lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
         self.broker = broker

@@ -15,14 +15,14 @@ registered functions, storing what they return as the job's result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from .errors import InvalidArgument
 if TYPE_CHECKING:
     from .client import Job, Raquel
     from .results import EnqueuedJob
-    from .subscriptions import Subscription
+    from .worker import Worker
 
 #: The job options a task (or ``options()``) may set: :meth:`Raquel.enqueue`'s.
 JOB_OPTIONS = frozenset({
@@ -136,13 +136,31 @@ class Task:
         return self.function(*args, **kwargs)
 
 
+class TaskRunner:
+    """A worker's handler that runs each job through the task its payload names.
+
+    A payload that is not a task call, or names a task this worker does not
+    have, fails the job with an error saying so (retried as any failure: a
+    worker that has the task may take it then).
+    """
+
+    def __init__(self, registry: dict[str, Task]) -> None:
+        self.registry = registry
+
+    def __call__(self, job: Job) -> Any:
+        name, _args, _kwargs = task_call(job.payload)
+        task = self.registry.get(name)
+        if task is None:
+            raise LookupError(f"unknown task {name!r}: this worker runs "
+                              f"{', '.join(repr(n) for n in sorted(self.registry)) or 'no task'}")
+        return task.run(job)
+
+
 class Tasks:
     """The client's task registry: :meth:`task` and :meth:`worker`."""
 
     if TYPE_CHECKING:
         _task_registry: dict[str, Task]
-
-        def add_subscription(self, handler: Any, *queues: Any, **options: Any) -> Subscription: ...
 
     @property
     def tasks(self) -> dict[str, Task]:
@@ -189,3 +207,25 @@ class Tasks:
             return registered
 
         return register if function is None else register(function)
+
+    def worker(self, *queues: str, tasks: Iterable[Task] | None = None, **options: Any) -> Worker:
+        """A worker running the jobs of ``queues`` through the registered tasks their payloads name.
+
+        ``queues`` default to the queues of the tasks; ``tasks`` (default:
+        every task registered on this client) are the tasks it runs, which
+        may come from another client (``raquel-pg worker --tasks`` does
+        that). ``options`` are the worker's (``concurrency``,
+        ``batch_outcomes``, ``timeout``, ``grace_period`` ...). What a task
+        returns is stored as the job's result; a job naming a task the
+        worker does not have fails with an error naming it. Run it with
+        ``run()``. Raises :class:`~raquel_pg.InvalidArgument` when there is
+        no task to run.
+        """
+        from .worker import Worker
+
+        registry = dict(self.tasks) if tasks is None else {t.name: t for t in tasks}
+        if not registry:
+            raise InvalidArgument("tasks", "tasks: no task registered (decorate functions with @rq.task)")
+        if not queues:
+            queues = tuple(sorted({t.queue for t in registry.values()}))
+        return Worker(cast("Raquel", self), TaskRunner(registry), queues, **options)

@@ -12,14 +12,14 @@ registered functions, storing what they return as the job's result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from .errors import InvalidArgument
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
     from .results_async import AsyncEnqueuedJob
-    from .subscriptions_async import AsyncSubscription
+    from .worker_async import AsyncWorker
 
 #: The job options a task (or ``options()``) may set: :meth:`AsyncRaquel.enqueue`'s.
 JOB_OPTIONS = frozenset({
@@ -146,13 +146,31 @@ class AsyncTask:
             return self.function(*args, **kwargs)
 
 
+class AsyncTaskRunner:
+    """A worker's handler that runs each job through the task its payload names.
+
+    A payload that is not a task call, or names a task this worker does not
+    have, fails the job with an error saying so (retried as any failure: a
+    worker that has the task may take it then).
+    """
+
+    def __init__(self, registry: dict[str, AsyncTask]) -> None:
+        self.registry = registry
+
+    async def __call__(self, job: AsyncJob) -> Any:
+        name, _args, _kwargs = task_call(job.payload)
+        task = self.registry.get(name)
+        if task is None:
+            raise LookupError(f"unknown task {name!r}: this worker runs "
+                              f"{', '.join(repr(n) for n in sorted(self.registry)) or 'no task'}")
+        return await task.run(job)
+
+
 class AsyncTasks:
     """The client's task registry: :meth:`task` and :meth:`worker`."""
 
     if TYPE_CHECKING:
         _task_registry: dict[str, AsyncTask]
-
-        def add_subscription(self, handler: Any, *queues: Any, **options: Any) -> AsyncSubscription: ...
 
     @property
     def tasks(self) -> dict[str, AsyncTask]:
@@ -199,3 +217,25 @@ class AsyncTasks:
             return registered
 
         return register if function is None else register(function)
+
+    def worker(self, *queues: str, tasks: Iterable[AsyncTask] | None = None, **options: Any) -> AsyncWorker:
+        """A worker running the jobs of ``queues`` through the registered tasks their payloads name.
+
+        ``queues`` default to the queues of the tasks; ``tasks`` (default:
+        every task registered on this client) are the tasks it runs, which
+        may come from another client (``raquel-pg worker --tasks`` does
+        that). ``options`` are the worker's (``concurrency``,
+        ``batch_outcomes``, ``timeout``, ``grace_period`` ...). What a task
+        returns is stored as the job's result; a job naming a task the
+        worker does not have fails with an error naming it. Run it with
+        ``run()``. Raises :class:`~raquel_pg.InvalidArgument` when there is
+        no task to run.
+        """
+        from .worker_async import AsyncWorker
+
+        registry = dict(self.tasks) if tasks is None else {t.name: t for t in tasks}
+        if not registry:
+            raise InvalidArgument("tasks", "tasks: no task registered (decorate functions with @rq.task)")
+        if not queues:
+            queues = tuple(sorted({t.queue for t in registry.values()}))
+        return AsyncWorker(cast("AsyncRaquel", self), AsyncTaskRunner(registry), queues, **options)
