@@ -227,7 +227,11 @@ class AsyncExecutor:
                     async with scope:
                         with self._lock:
                             self._scopes[str(job.id)] = scope
-                        return await self._handler(job)
+                        value = await self._handler(job)
+                    if scope.expired():  # it swallowed the cancellation: stopped all the same
+                        job._request_stop(f"timed out after {timeout_ms} ms")
+                        raise _stop_error(job)
+                    return value
                 except TimeoutError:
                     if not scope.expired():
                         raise

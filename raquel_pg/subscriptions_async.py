@@ -110,6 +110,7 @@ class AsyncSubscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> Callable[[AsyncHandler], AsyncSubscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -118,7 +119,8 @@ class AsyncSubscriptions:
         also registered for :meth:`run_subscriptions`. ``run()`` processes
         jobs until ``stop()`` or :class:`StopSubscription`; raquel's
         ``sleep`` (ms), ``expire``, ``raise_stop_on_unhandled_exc`` and
-        ``reclaim_after`` mean what they mean for :meth:`add_subscription`.
+        ``reclaim_after`` mean what they mean for :meth:`add_subscription`;
+        ``timeout`` (ms or timedelta) limits each job that sets none.
         """
 
         def decorate(handler: AsyncHandler) -> AsyncSubscription:
@@ -126,7 +128,7 @@ class AsyncSubscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
 
         return decorate
 
@@ -144,6 +146,7 @@ class AsyncSubscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> AsyncSubscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -154,7 +157,7 @@ class AsyncSubscriptions:
             cast("AsyncRaquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
         self.subscriptions.append(subscription)
         return subscription
 

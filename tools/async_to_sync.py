@@ -39,6 +39,7 @@ MODULES = {
     "raquel_pg/tasks_async.py": "raquel_pg/tasks.py",
     "raquel_pg/job_controls_async.py": "raquel_pg/job_controls.py",
     "tests/test_results_async.py": "tests/test_results.py",
+    "tests/test_tasks_worker_async.py": "tests/test_tasks_worker.py",
     "raquel_pg/job_async.py": "raquel_pg/job.py",
     "raquel_pg/producer_async.py": "raquel_pg/producer.py",
     "raquel_pg/executor_async.py": "raquel_pg/executor.py",
