@@ -96,3 +96,13 @@ def test_two_worker_processes_share_a_modules_tasks(dsn: str, conn: Conn) -> Non
             worker.wait(30)
     assert [r["square"] for r in results] == [n * n for n in range(20)]
     assert all(worker.returncode == 0 for worker in workers)
+
+
+def test_raquel_pg_show_prints_the_result_as_json(dsn: str, conn: Conn) -> None:
+    job_id = conn.execute("SELECT raquel_enqueue('q', '1', timeout => 5000)").fetchone()[0]  # type: ignore[index]
+    claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
+    conn.execute("""SELECT raquel_complete(%s, %s, result => '{"sum": 5}')""", claimed)
+    shown = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "show", str(job_id)],
+                           capture_output=True, text=True, check=True).stdout
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in shown.splitlines() if line.strip()}
+    assert (lines["result"], lines["timeout"]) == ('{"sum": 5}', "5000")
