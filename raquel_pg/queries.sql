@@ -436,9 +436,14 @@ FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
 LEFT JOIN matched m ON true
 ORDER BY m.id DESC
 
--- What the connected role may do, function by function (NULL: no such function).
+-- What the connected role may do, function by function: whether it may execute
+-- the engine's function of that name (by name, so a signature that grows keeps the answer;
+-- false: no such function).
 -- name: dash_privileges
-SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
+SELECT EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_retry' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_cancel' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_purge' AND has_function_privilege(p.oid, 'EXECUTE')),
        current_user
