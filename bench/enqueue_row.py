@@ -1,0 +1,137 @@
+"""``python -m bench.enqueue_row``: what a single enqueue costs, before and after 0025_enqueue_speed.
+
+Not part of ``bench.run`` (it prints a Markdown section for RESULTS.md, as
+bench.dashboard does). Two fresh databases on the server (same rule as
+bench.run): one migrated up to the migration before ``enqueue_speed``, one
+fully. One autocommit connection to each, ``synchronous_commit = off`` for
+the session (so a call is CPU-bound, not waiting for the WAL flush),
+prepared statements, arguments as ``Raquel.enqueue`` sends them. Each way
+makes ``--calls`` calls per round, the ways in rotating order, ``--rounds``
+rounds; the median per way. The server's CPU per call is read from the
+backend's ``/proc/<pid>/schedstat`` (only when the server runs on this
+machine and the process may read it; else "n/a").
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from raquel_pg import params
+from raquel_pg.migrate import migrate
+from raquel_pg.model import JOB_COLUMNS, JobRecord
+from raquel_pg.queries import QUERIES
+from raquel_pg.schema import load_migrations
+
+from .server import server
+
+#: The migration this compares against the schema before it.
+MIGRATION = "enqueue_speed"
+
+ARGUMENTS = ("queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint, "
+             "delay => %(delay)s::bigint, max_age => %(max_age)s::bigint, "
+             "max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint, "
+             "max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint, "
+             "priority => %(priority)s::integer, unique_key => %(unique_key)s::text, "
+             "unique_mode => %(unique_mode)s::text")
+#: The id alone, as enqueue() asked before it returned the job (issue 24).
+ID_ONLY = f"SELECT raquel.raquel_enqueue({ARGUMENTS})"
+#: enqueue()'s query from 0019 to 0025: raquel_enqueue plus a primary-key read.
+ENQUEUE_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM raquel.raquel_enqueue_job({ARGUMENTS})"
+
+
+def backend_cpu_ns(pid: int) -> int | None:
+    """The CPU time a backend has used, in ns, or None when it cannot be read."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Way:
+    """One way to enqueue: a query on a connection, and what the client does with its rows."""
+
+    def __init__(self, label: str, conn: psycopg.Connection[Any], query: str, record: bool) -> None:
+        self.label, self.conn, self.query, self.record = label, conn, query.encode(), record
+        self.pid = conn.info.backend_pid
+        self.wall: list[float] = []
+        self.server: list[float] = []
+
+    def call(self) -> object:
+        args = params.enqueue_args("bench_row", "x", None, None, None, None, None, None, None)
+        rows = self.conn.execute(self.query, args, prepare=True, binary=self.record).fetchall()
+        return JobRecord.from_row(rows[0]) if self.record else rows[0][0]
+
+    def round(self, calls: int) -> None:
+        cpu = backend_cpu_ns(self.pid)
+        started = time.perf_counter()
+        for _ in range(calls):
+            self.call()
+        self.wall.append((time.perf_counter() - started) / calls * 1e6)
+        after = backend_cpu_ns(self.pid)
+        if cpu is not None and after is not None:
+            self.server.append((after - cpu) / calls / 1e3)
+
+
+def connect(dsn: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)
+    conn.execute("SET synchronous_commit = off")
+    return conn
+
+
+def measure(before: str, after: str, rounds: int, calls: int) -> list[Way]:
+    """The ways, measured in rotating order."""
+    conns = [connect(dsn) for dsn in (before, before, after, after)]
+    ways = [
+        Way("before: `raquel_enqueue` (the id only)", conns[0], ID_ONLY, False),
+        Way("before: `raquel_enqueue_job` + `from_row` (enqueue() since 0019)", conns[1], ENQUEUE_JOB, True),
+        Way("after: `raquel_enqueue` (the id only)", conns[2], ID_ONLY, False),
+        Way("after: `raquel_enqueue_row` + `from_row` (enqueue() now)", conns[3], QUERIES["enqueue"], True),
+    ]
+    try:
+        for way in ways:  # each connection prepares its statement and compiles the functions
+            for _ in range(200):
+                way.call()
+        for round_ in range(rounds):
+            for way in ways[round_ % len(ways):] + ways[:round_ % len(ways)]:
+                way.round(calls)
+    finally:
+        for conn in conns:
+            conn.close()
+    return ways
+
+
+def section(ways: list[Way], rounds: int, calls: int, version: str) -> str:
+    """The Markdown table."""
+    def cell(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f}" if values else "n/a"
+    lines = [f"{version}; {rounds} rounds of {calls:,} calls per way, in rotating order; medians, "
+             "µs per call (round trip included) and the backend's CPU per call.", "",
+             "| call | µs per call | server CPU µs per call |", "|---|---|---|"]
+    lines += [f"| {way.label} | {cell(way.wall)} | {cell(way.server)} |" for way in ways]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.enqueue_row", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args(argv)
+    migrations = load_migrations()
+    upto = [m.name for m in migrations].index(MIGRATION)
+    with server() as srv, srv.database("row_before", migrated=False) as before, \
+            srv.database("row_after") as after:
+        with psycopg.connect(before, autocommit=True) as conn:
+            migrate(conn, migrations[:upto])
+            version = str(conn.execute("SELECT version()").fetchone()[0]).split(" on ")[0]  # type: ignore[index]
+        ways: list[Way] = measure(before, after, args.rounds, args.calls)
+    print(section(ways, args.rounds, args.calls, version))
+
+
+if __name__ == "__main__":
+    main()
