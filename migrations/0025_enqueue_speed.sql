@@ -1,11 +1,12 @@
--- 0025_enqueue_speed: enqueue() returns its job at the cost of the id alone
--- (issue 24).
+-- 0025_enqueue_speed: enqueue() gets its job from the INSERT's RETURNING,
+-- in one SECURITY DEFINER call (issue 24).
 --
 -- Since 0019 the client's enqueue() called raquel_enqueue_job, which called
 -- raquel_enqueue and then read the new row back by primary key: two SECURITY
 -- DEFINER calls (each switching search_path), a second statement and a
--- SETOF result, 131k more server instructions a call than raquel_enqueue
--- (callgrind, PostgreSQL 15), 37.5 -> 47.5 us of server CPU. Now:
+-- SETOF result: 601k server instructions a call against raquel_enqueue's
+-- 472k (callgrind, PostgreSQL 15). Now 510k, and raquel_enqueue 451k
+-- (bench/RESULTS.md, issue 24):
 --
 --   raquel_enqueue_row  the enqueue itself: 0020's rules, errors and unique
 --                       modes, unchanged; the INSERT's RETURNING j.* (or, for

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import weakref
 from collections.abc import Iterator, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -292,9 +291,10 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         # One cursor per pooled connection, reused by _fetch: psycopg keeps a
         # cursor's loaders when it runs the same query again, where a new
         # cursor looks a loader up for every column. enqueue() (21 columns):
-        # 57.6 against 77.9 us of client CPU per call (issue 24).
-        self._cursors: weakref.WeakKeyDictionary[Connection[Any], Cursor[Any]] = (
-            weakref.WeakKeyDictionary())
+        # 57.6 against 77.9 us of client CPU per call (issue 24). Not a weak
+        # mapping (a cursor holds its connection): _fetch drops the cursors of
+        # connections the pool closed.
+        self._cursors: dict[Connection[Any], Cursor[Any]] = {}
         self._leases = LeaseKeeper(self)
         self._notifier = Notifier(self)
 
@@ -348,6 +348,9 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
             with self.connection() as pooled:
                 kept = self._cursors.get(pooled)
                 if kept is None or kept.closed:
+                    for known in list(self._cursors):  # list(): other threads may add theirs
+                        if known.closed:  # closed by the pool: broken, or past its max_lifetime
+                            self._cursors.pop(known, None)
                     kept = self._cursors[pooled] = pooled.cursor()
                 kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return kept.fetchall() if _has_rows(kept.pgresult) else []

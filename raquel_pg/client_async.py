@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -289,9 +288,10 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
         # One cursor per pooled connection, reused by _fetch: psycopg keeps a
         # cursor's loaders when it runs the same query again, where a new
         # cursor looks a loader up for every column. enqueue() (21 columns):
-        # 57.6 against 77.9 us of client CPU per call (issue 24).
-        self._cursors: weakref.WeakKeyDictionary[AsyncConnection[Any], AsyncCursor[Any]] = (
-            weakref.WeakKeyDictionary())
+        # 57.6 against 77.9 us of client CPU per call (issue 24). Not a weak
+        # mapping (a cursor holds its connection): _fetch drops the cursors of
+        # connections the pool closed.
+        self._cursors: dict[AsyncConnection[Any], AsyncCursor[Any]] = {}
         self._leases = AsyncLeaseKeeper(self)
         self._notifier = AsyncNotifier(self)
 
@@ -345,6 +345,9 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
             async with self.connection() as pooled:
                 kept = self._cursors.get(pooled)
                 if kept is None or kept.closed:
+                    for known in list(self._cursors):  # list(): other threads may add theirs
+                        if known.closed:  # closed by the pool: broken, or past its max_lifetime
+                            self._cursors.pop(known, None)
                     kept = self._cursors[pooled] = pooled.cursor()
                 await kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await kept.fetchall() if _has_rows(kept.pgresult) else []
