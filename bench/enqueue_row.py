@@ -1,4 +1,4 @@
-"""``python -m bench.enqueue_row``: what a single enqueue costs, before and after 0025_enqueue_speed.
+"""``python -m bench.enqueue_row``: what a single enqueue costs, before and after migration enqueue_speed.
 
 Not part of ``bench.run`` (it prints a Markdown section for RESULTS.md, as
 bench.dashboard does). Two fresh databases on the server (same rule as
@@ -43,10 +43,10 @@ ARGUMENTS = ("queue => %(queue)s::text, payload => %(payload)s::text, at => %(at
              "max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint, "
              "max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint, "
              "priority => %(priority)s::integer, unique_key => %(unique_key)s::text, "
-             "unique_mode => %(unique_mode)s::text")
+             "unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint")
 #: The id alone, as enqueue() asked before it returned the job (issue 24).
 ID_ONLY = f"SELECT raquel.raquel_enqueue({ARGUMENTS})"
-#: enqueue()'s query from 0019 to 0025: raquel_enqueue plus a primary-key read.
+#: enqueue()'s query before migration enqueue_speed: raquel_enqueue plus a primary-key read.
 ENQUEUE_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM raquel.raquel_enqueue_job({ARGUMENTS})"
 
 
@@ -110,7 +110,7 @@ def measure(before: str, after: str, rounds: int, calls: int) -> list[Way]:
     ways = [
         query_way("before: `raquel_enqueue` (the id only, enqueue() before issue 24)", conns[0], ID_ONLY,
                   False, False),
-        query_way("before: `raquel_enqueue_job` + `from_row` (enqueue() since 0019)", conns[1], ENQUEUE_JOB,
+        query_way("before: `raquel_enqueue_job` + `from_row` (enqueue() before enqueue_speed)", conns[1], ENQUEUE_JOB,
                   True, False),
         query_way("after: `raquel_enqueue` (the id only)", conns[2], ID_ONLY, False, False),
         query_way("after: `raquel_enqueue_row` + `from_row` on a kept cursor (enqueue() now)", conns[3],

@@ -32,13 +32,13 @@ STATUSES = (QUEUED, CLAIMED, SUCCESS, FAILED, CANCELLED, EXPIRED, EXHAUSTED)
 
 DEFAULT_QUEUE = "default"
 
-#: The times the queue stores, in ms since the epoch, in SQL (migration 0020) and here alike:
+#: The times the queue stores, in ms since the epoch, in SQL (migration 0002_clock_and_ids) and here alike:
 #: 0001-01-02 00:00:00.000 to 9999-12-30 23:59:59.999 UTC, what ``datetime`` can represent in any
 #: time zone (a day inside its own range), so that every stored time reads back as a datetime.
 TIME_MIN_MS = -62135510400000
 TIME_MAX_MS = 253402214399999
 TIME_RANGE = range(TIME_MIN_MS, TIME_MAX_MS + 1)
-#: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one, 0006,
+#: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one
 #: and refuse negative ones with their own message).
 DURATION_RANGE = range(-(2**62 - 1), 2**62)
 #: Range of SQL integer (counts).
@@ -183,6 +183,7 @@ def enqueue_args(
     priority: int | None = None,
     unique_key: str | None = None,
     unique_mode: str | None = None,
+    timeout: timedelta | int | None = None,
 ) -> dict[str, Any]:
     """The arguments of ``raquel_enqueue`` for one job, converted; None keeps a default."""
     return {
@@ -198,7 +199,28 @@ def enqueue_args(
         "priority": count(priority, "priority"),
         "unique_key": optional_text(unique_key, "unique_key"),
         "unique_mode": optional_text(unique_mode, "unique_mode"),
+        "timeout": duration_ms(timeout, "timeout"),
     }
+
+
+def encode_result(value: Any) -> str | None:
+    """The JSON text stored as a job's result (jsonb), or None for ``None``.
+
+    Unlike a payload, a str is stored as a JSON string (the column is jsonb).
+    Raises :class:`InvalidArgument` naming ``result`` when the value is not
+    JSON-serializable (NaN and infinity included) or holds a NUL character.
+    """
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument("result", f"result: not JSON-serializable: {error}") from error
+    except RecursionError:
+        raise InvalidArgument("result", "result: nested too deeply to be serialized as JSON") from None
+    if "\\u0000" in text:
+        raise InvalidArgument("result", "result: PostgreSQL jsonb cannot hold NUL (\\u0000) characters")
+    return text
 
 
 def enqueue_many_args(

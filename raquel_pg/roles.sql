@@ -5,7 +5,7 @@
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
 --   enqueuer  may call raquel_enqueue, raquel_enqueue_row (what
---             raquel_enqueue calls, 0025), raquel_enqueue_job and
+--             raquel_enqueue calls), raquel_enqueue_job and
 --             raquel_enqueue_many, and nothing else: it cannot read, change
 --             or delete any job, nor read the views or the schedules; it sees
 --             only the row raquel_enqueue_row and raquel_enqueue_job answer
@@ -15,8 +15,11 @@
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats/jobs), settle a job by id and attempt number
 --             (raquel_attempt_claim), put any claimed job back as raquel's
---             unclaim does (raquel_unclaim), and run a scheduler: read raquel_schedules
---             and fire due schedules (raquel_fire_schedules). It changes
+--             unclaim does (raquel_unclaim), wait for a job's result
+--             (raquel_result, raquel_result_watch, raquel_result_unwatch), ask a
+--             running job to stop (raquel_cancel(running => true)), and run a
+--             scheduler: read raquel_schedules and fire due schedules
+--             (raquel_fire_schedules). It changes
 --             jobs and schedules only through those functions; it cannot
 --             retry, purge, reprioritize jobs or declare schedules.
 --   operator  may call every raquel_* function (retry, purge, stats,
@@ -26,11 +29,11 @@
 --             raquel_schedules directly (psql repairs), and read
 --             raquel_migrations. It cannot alter the schema.
 --
--- The queue's functions are SECURITY DEFINER (migrations 0006, 0007 and 0008), so
+-- The queue's functions are SECURITY DEFINER (the migrations say so per function), so
 -- the enqueuer and worker need no privilege on the tables they change. Role
 -- and schema names are quoted with format('%I'), never concatenated.
 --
--- Since 0021 the objects live in schema raquel and schema_name (the install
+-- The objects live in schema raquel and schema_name (the install
 -- schema) holds same-named stand-ins (docs/security.md): every grant is made
 -- on both, so psql users (through the stand-ins) and the Python client
 -- (schema raquel directly) get the same rights. Neither schema's CREATE is
@@ -72,8 +75,10 @@ DECLARE
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
-        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim'];
-    -- Where the objects are (raquel since 0021) and every schema to grant in.
+        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim',
+        'raquel_result', 'raquel_result_watch', 'raquel_result_unwatch'];
+    -- Where the objects are (raquel; the install schema for an install older than the
+    -- engine schema) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
     v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));
     v_schema  text;
@@ -107,7 +112,7 @@ BEGIN
                   AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%');
             -- One GRANT naming every raquel_* function of the engine (the
             -- stand-ins have the same names and arguments), not raquel_expose
-            -- and raquel_unexpose (0021), which only the owner runs.
+            -- and raquel_unexpose (0001_engine_schema), which only the owner runs.
             EXECUTE (
                 SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I',
                               string_agg(format('%I.%I(%s)', v_schema, p.proname,

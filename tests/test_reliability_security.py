@@ -47,7 +47,7 @@ def test_the_inlined_helpers_ignore_a_callers_search_path(conn: Conn) -> None:
         conn.execute(f'DROP SCHEMA "{evil}" CASCADE'.encode())
 
 
-#: The migration runner's own functions (0021): they write the install schema's
+#: The migration runner's own functions (0001_engine_schema): they write the install schema's
 #: stand-ins with DDL built from catalog names (format %I), run only as the
 #: owner, are not SECURITY DEFINER and not executable by PUBLIC.
 OWNER_ONLY = {"raquel_expose", "raquel_unexpose"}
@@ -66,7 +66,7 @@ PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_inva
                 "raquel_new_id"}
 #: SQL-standard bodies the planner inlines, that touch no table and call a
 #: SECURITY DEFINER function: the caller's rights, not executable by PUBLIC.
-#: raquel_enqueue is raquel_enqueue_row's id (0025).
+#: raquel_enqueue is raquel_enqueue_row's id (migration enqueue_speed).
 INLINED_SHAPES = {"raquel_enqueue"}
 
 
