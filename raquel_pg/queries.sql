@@ -445,6 +445,6 @@ ORDER BY m.id DESC
 -- What the connected role may do, function by function (NULL: no such function).
 -- name: dash_privileges
 SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint, boolean)'), 'EXECUTE'),
        has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
        current_user
