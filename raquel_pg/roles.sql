@@ -14,7 +14,9 @@
 --             (get/count/stats/jobs), settle a job by id and attempt number
 --             (raquel_attempt_claim), put any claimed job back as raquel's
 --             unclaim does (raquel_unclaim), and run a scheduler: read raquel_schedules
---             and fire due schedules (raquel_fire_schedules). It changes
+--             and fire due schedules (raquel_fire_schedules), and delete
+--             finished jobs past the retention an operator set
+--             (raquel_prune, the workers' maintenance). It changes
 --             jobs and schedules only through those functions; it cannot
 --             retry, purge, reprioritize jobs or declare schedules.
 --   operator  may call every raquel_* function (retry, purge, stats,
@@ -69,7 +71,8 @@ DECLARE
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
-        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim'];
+        'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim',
+        'raquel_prune'];
     -- Where the objects are (raquel since 0021) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
     v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));
