@@ -33,6 +33,7 @@ from .notifier import Notifier
 from .queries import QUERIES
 from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
+from .controls import QueueControlCalls
 from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
 from .worker import OutcomeBatcher
@@ -210,7 +211,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions, Schedules):
+class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most

@@ -30,6 +30,7 @@ from .notifier_async import AsyncNotifier
 from .queries import QUERIES
 from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
+from .controls_async import AsyncQueueControlCalls
 from .schedules_async import AsyncSchedules
 from .subscriptions_async import AsyncSubscription, AsyncSubscriptions
 from .worker_async import AsyncOutcomeBatcher
@@ -207,7 +208,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules):
+class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most

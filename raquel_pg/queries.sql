@@ -406,3 +406,24 @@ SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)
        has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
        has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
        current_user
+
+-- Queue controls (0025_queue_controls): pause/resume, limits, retention.
+
+-- name: pause_queue
+SELECT raquel.raquel_pause_queue(%(queue)s::text)
+
+-- name: resume_queue
+SELECT raquel.raquel_resume_queue(%(queue)s::text)
+
+-- name: set_queue_limits
+SELECT raquel.raquel_set_queue_limits(%(queue)s::text, max_running => %(max_running)s::integer,
+                                      per_second => %(per_second)s::double precision)
+
+-- name: set_retention
+SELECT raquel.raquel_set_retention(%(queue)s::text, %(keep_ms)s::bigint * interval '1 millisecond')
+
+-- name: prune
+SELECT raquel.raquel_prune(%(batch_size)s::integer)
+
+-- name: queue_controls
+SELECT queue, paused, max_running, per_second, retention_ms, pruned FROM raquel.raquel_queue_controls()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -27,7 +28,7 @@ import psycopg
 
 from . import params
 from ._acompat import Event, cancel, current, join, on_signals, spawn
-from .errors import InvalidArgument, StopSubscription
+from .errors import InvalidArgument, RaquelError, StopSubscription
 from .handlers import is_async_handler, refuse_async_handler, refuse_awaitable, run_in_thread
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: First wait before claiming again when raquel_wait_begin found a producer
 #: in flight; it doubles at each new refusal, up to poll_interval.
 RACE_DELAY = 0.005
+
+#: Seconds between two maintenance sweeps of a worker (the first at a random
+#: point of the first interval, so that workers started together spread out).
+MAINTENANCE_INTERVAL = 60.0
 
 #: Batched outcomes: a flush as soon as this many successes wait ...
 OUTCOME_BATCH_SIZE = 100
@@ -186,6 +191,14 @@ class Worker:
     does; ``raise_stop_on_unhandled_exc=True`` stops it after a job failed
     by an exception too. ``lease_ms``: the lease of this worker's claims
     (default: the client's ``lease``).
+
+    Queue controls (migration 0025) are enforced by the engine's claim: a
+    paused queue gives no job, a limited one no more than its limits allow,
+    and the worker then sleeps until ``raquel_next_due`` says a claim can
+    succeed (a resume or a raised limit wakes it by NOTIFY). Its maintenance
+    (every ``maintenance_interval`` seconds; None: none) deletes finished jobs
+    past their retention (:meth:`~raquel_pg.Raquel.prune`: one sweep at a
+    time across all workers), logging how many.
     """
 
     def __init__(
@@ -202,6 +215,7 @@ class Worker:
         durable_claims: bool = True,
         lease_ms: int | None = None,
         raise_stop_on_unhandled_exc: bool = False,
+        maintenance_interval: float | timedelta | None = MAINTENANCE_INTERVAL,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
@@ -224,6 +238,9 @@ class Worker:
         #: The lease of this worker's claims (ms); None: the client's.
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
+        #: Seconds between maintenance sweeps (retention); None: no maintenance.
+        self.maintenance_interval = (None if maintenance_interval is None
+                                     else params.seconds(maintenance_interval, "maintenance_interval"))
         self._batcher: OutcomeBatcher | None = None
         # The waiter registration (raquel_wait_begin): NOTIFYs reach this
         # worker only while it is registered, i.e. while it has found its
@@ -294,6 +311,8 @@ class Worker:
         self._subscribed = True
         if self.batch_outcomes:
             self._batcher = OutcomeBatcher(self.rq)
+        maintainer = (None if self.maintenance_interval is None
+                      else spawn(self._maintain, self.maintenance_interval, name="raquel-maintenance"))
         grace_period = 0.0
         try:
             self._claim_loop()
@@ -303,11 +322,31 @@ class Worker:
             try:
                 self._shutdown(grace_period)
             finally:
+                if maintainer is not None:
+                    join([maintainer], None)
                 self._unregister()
                 if self._batcher is not None:
                     self._batcher.close()
                 if restore is not None:
                     restore()
+
+    def _maintain(self, interval: float) -> None:
+        """The maintenance: deletes finished jobs past their retention every ``interval`` seconds.
+
+        Returns when the worker stops. A database error is logged and the
+        sweep tried again at the next interval: it never stops the worker.
+        """
+        delay = random.uniform(0.1, 1.0) * interval
+        while not self._stopping.wait_timeout(delay):
+            delay = interval
+            try:
+                pruned = self.rq.prune()
+            except (psycopg.Error, RaquelError) as error:
+                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs",
+                               error, interval)
+                continue
+            if pruned:
+                logger.info("maintenance: pruned %d finished jobs past their retention", pruned)
 
     def _on_signal(self) -> None:
         if self._stopping.is_set():
