@@ -436,7 +436,10 @@ BEGIN
                 GET DIAGNOSTICS v_count = ROW_COUNT;
                 v_left := v_left - v_count;
                 IF v_count > 0 AND v_ctl.per_second IS NOT NULL THEN
-                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count, tokens_at = v_now
+                    -- tokens_at never goes back (this claim's clock may have been read
+                    -- before a claim that took the lock first), so no time refills twice.
+                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count,
+                                                       tokens_at = greatest(s.tokens_at, v_now)
                     WHERE s.queue = v_ctl.queue;
                 END IF;
             END IF;

@@ -156,10 +156,17 @@ SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- Operations (the raquel-pg CLI): calls to the functions of 0002_operations.
 
+-- With each queue's controls (0025): a paused or limited queue is listed even with no jobs.
 -- name: ops_stats
-SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
-       scheduled, lease_expired, oldest_ready_age_ms
-FROM raquel.raquel_stats()
+SELECT coalesce(s.queue, c.queue), coalesce(s.total, 0), coalesce(s.queued, 0), coalesce(s.claimed, 0),
+       coalesce(s.success, 0), coalesce(s.failed, 0), coalesce(s.cancelled, 0), coalesce(s.expired, 0),
+       coalesce(s.exhausted, 0), coalesce(s.ready, 0), coalesce(s.scheduled, 0),
+       coalesce(s.lease_expired, 0), s.oldest_ready_age_ms,
+       coalesce(c.paused, false), c.max_running, c.per_second
+FROM raquel.raquel_stats() s
+FULL JOIN (SELECT k.queue, k.paused, k.max_running, k.per_second FROM raquel.raquel_queue_controls() k
+           WHERE k.paused OR k.max_running IS NOT NULL OR k.per_second IS NOT NULL) c ON c.queue = s.queue
+ORDER BY 1
 
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
