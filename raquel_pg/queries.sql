@@ -407,12 +407,20 @@ FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
 LEFT JOIN matched m ON true
 ORDER BY m.id DESC
 
+-- The queues paused or limited (0025), for the queues table.
+-- name: dash_controls
+SELECT k.queue, k.paused, k.max_running, k.per_second
+FROM raquel.raquel_queue_controls() k
+WHERE k.paused OR k.max_running IS NOT NULL OR k.per_second IS NOT NULL
+
 -- What the connected role may do, function by function (NULL: no such function).
 -- name: dash_privileges
 SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
        has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
        has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
-       current_user
+       current_user,
+       has_function_privilege(to_regprocedure('raquel.raquel_pause_queue(text)'), 'EXECUTE'),
+       has_function_privilege(to_regprocedure('raquel.raquel_resume_queue(text)'), 'EXECUTE')
 
 -- Queue controls (0025_queue_controls): pause/resume, limits, retention.
 
