@@ -158,11 +158,13 @@ SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- With each queue's controls (0025): a paused or limited queue is listed even with no jobs.
 -- name: ops_stats
-SELECT coalesce(s.queue, c.queue), coalesce(s.total, 0), coalesce(s.queued, 0), coalesce(s.claimed, 0),
-       coalesce(s.success, 0), coalesce(s.failed, 0), coalesce(s.cancelled, 0), coalesce(s.expired, 0),
-       coalesce(s.exhausted, 0), coalesce(s.ready, 0), coalesce(s.scheduled, 0),
-       coalesce(s.lease_expired, 0), s.oldest_ready_age_ms,
-       coalesce(c.paused, false), c.max_running, c.per_second
+SELECT coalesce(s.queue, c.queue) AS queue, coalesce(s.total, 0) AS total,
+       coalesce(s.queued, 0) AS queued, coalesce(s.claimed, 0) AS claimed,
+       coalesce(s.success, 0) AS success, coalesce(s.failed, 0) AS failed,
+       coalesce(s.cancelled, 0) AS cancelled, coalesce(s.expired, 0) AS expired,
+       coalesce(s.exhausted, 0) AS exhausted, coalesce(s.ready, 0) AS ready,
+       coalesce(s.scheduled, 0) AS scheduled, coalesce(s.lease_expired, 0) AS lease_expired,
+       s.oldest_ready_age_ms, coalesce(c.paused, false) AS paused, c.max_running, c.per_second
 FROM raquel.raquel_stats() s
 FULL JOIN (SELECT k.queue, k.paused, k.max_running, k.per_second FROM raquel.raquel_queue_controls() k
            WHERE k.paused OR k.max_running IS NOT NULL OR k.per_second IS NOT NULL) c ON c.queue = s.queue
