@@ -1,7 +1,7 @@
 """``python -m bench.controls``: what the queue controls (issue 21) cost, and how exactly they hold.
 
-1. The cost of the checks on an unlimited queue: raquel_claim as migration 0020 left it
-   (recreated from that file as ``raquel_claim_0020``) against today's, in the same database,
+1. The cost of the checks on an unlimited queue: raquel_claim as the baseline's 0006_claim.sql
+   defines it (recreated from that file as ``raquel_claim_before``) against today's, in the same database,
    rounds interleaved (the order alternating), medians reported. Each round enqueues the jobs
    anew into an emptied table and claims them one call at a time, either inside one statement
    (the function's own cost, no round trips) or one autocommit call each from the client.
@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def old_claim_sql() -> str:
-    """raquel_claim as migration 0020 created it, renamed raquel_claim_0020."""
-    text = (ROOT / "migrations" / "0020_edges.sql").read_text(encoding="utf-8")
+    """raquel_claim as 0006_claim.sql creates it (before the queue controls), renamed raquel_claim_before."""
+    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
     start = text.index("CREATE FUNCTION raquel_claim(")
     end = text.index("\n$$;\n", start) + len("\n$$;\n")
-    return re.sub(r"\braquel_claim\b", "raquel_claim_0020", text[start:end])
+    return re.sub(r"\braquel_claim\b", "raquel_claim_before", text[start:end])
 
 
 def fill(conn: psycopg.Connection[Any], jobs: int) -> None:
@@ -75,7 +75,7 @@ def time_claims(conn: psycopg.Connection[Any], fn: str, mode: str, jobs: int) ->
 
 def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
     """The Markdown table of part 1."""
-    out = ["| claim | settings table | 0020 (claims/s, median) | 0025 (claims/s, median) | 0025 / 0020 |",
+    out = ["| claim | settings table | before (claims/s, median) | with controls (claims/s, median) | ratio |",
            "|---|---|---:|---:|---:|"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
@@ -92,12 +92,12 @@ def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
                                 ("one call each", "ARRAY['q'], batch 1, one autocommit call each")):
                 if mode == "all" and settings != "empty":
                     continue  # the other queues' controls would apply: not an unlimited claim
-                rates: dict[str, list[float]] = {"raquel_claim_0020": [], "raquel_claim": []}
+                rates: dict[str, list[float]] = {"raquel_claim_before": [], "raquel_claim": []}
                 for r in range(rounds):
                     order = list(rates) if r % 2 == 0 else list(reversed(rates))
                     for fn in order:
                         rates[fn].append(time_claims(conn, fn, mode, jobs))
-                old, new = (statistics.median(rates[fn]) for fn in ("raquel_claim_0020", "raquel_claim"))
+                old, new = (statistics.median(rates[fn]) for fn in ("raquel_claim_before", "raquel_claim"))
                 out.append(f"| {label} | {settings} | {old:,.0f} | {new:,.0f} | {new / old:.3f} |")
                 print(out[-1], file=sys.stderr, flush=True)
     return out

@@ -132,7 +132,7 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class QueueControls:
-    """What an operator set for one queue (``raquel_queue_controls()``, migration 0025).
+    """What an operator set for one queue (``raquel_queue_controls()``, the queue_controls migration).
 
     ``queue`` None is the row of the default retention (the queues without their own).
     ``max_running`` / ``per_second`` None: no such limit; ``retention`` None: the default

@@ -14,7 +14,7 @@ from typing import Any
 from .durations import format_ms
 from .model import JOB_COLUMNS, JobRecord
 
-#: Columns of ``raquel_stats()`` then the queue's controls (0025), in order; also the keys of
+#: Columns of ``raquel_stats()`` then the queue's controls (queue_controls migration), in order; also the keys of
 #: each queue in ``stats --json``.
 STATS_COLUMNS = (
     "queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired", "exhausted",

@@ -454,6 +454,7 @@ CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
@@ -465,7 +466,7 @@ DECLARE
     v_level integer;
     v_count integer;
     v_claim uuid := gen_random_uuid();
-    -- Queue controls (0025)
+    -- Queue controls
     v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
     v_held   text[];                         -- of those, the paused or limited ones
     v_skip   text[] := '{}';                 -- left out of the all-queues claim
@@ -519,10 +520,10 @@ BEGIN
     -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
-    -- Queue controls (0025) -- begin ----------------------------------------
+    -- Queue controls -- begin ----------------------------------------
     -- The queues of this claim that are paused or limited: one probe of
     -- raquel_queue_settings_controlled_idx, which holds those queues only.
-    -- When none is, this block ends here and the claim below is 0020's.
+    -- When none is, this block ends here and the claim below is 0006_claim's.
     v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
                     WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
                       AND (raquel_claim.queues IS NULL OR s.queue = ANY (raquel_claim.queues)));
@@ -576,7 +577,10 @@ BEGIN
                 GET DIAGNOSTICS v_count = ROW_COUNT;
                 v_left := v_left - v_count;
                 IF v_count > 0 AND v_ctl.per_second IS NOT NULL THEN
-                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count, tokens_at = v_now
+                    -- tokens_at never goes back (this claim's clock may have been read
+                    -- before a claim that took the lock first), so no time refills twice.
+                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count,
+                                                       tokens_at = greatest(s.tokens_at, v_now)
                     WHERE s.queue = v_ctl.queue;
                 END IF;
             END IF;
@@ -590,7 +594,7 @@ BEGIN
                                          WHERE q.name <> ALL (v_held));
         END IF;
     END IF;
-    -- Queue controls (0025) -- end ------------------------------------------
+    -- Queue controls -- end ------------------------------------------
 
     IF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
@@ -603,7 +607,7 @@ BEGIN
                 WHERE j.priority = v_level
                   AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                  AND j.queue <> ALL (v_skip)  -- queue controls (0025): paused and limited queues
+                  AND j.queue <> ALL (v_skip)  -- queue controls: paused and limited queues
                 ORDER BY j.scheduled_at
                 LIMIT v_left
                 FOR UPDATE SKIP LOCKED
@@ -686,7 +690,7 @@ BEGIN
     -- short (the queues look drained, so the call is cheap and an operator
     -- or dequeue() sees expired jobs at once), else at most once a second
     -- per connection (raquel.expired_at, a session setting), so that claims
-    -- under a backlog do not pay for it each time. (0025: over every queue
+    -- under a backlog do not pay for it each time. (Queue controls: over every queue
     -- asked for, v_asked, paused and limited ones included.)
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
@@ -757,6 +761,7 @@ CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], no
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1492,7 +1497,7 @@ DECLARE
     v_ctl    record;
     v_at     bigint;
 BEGIN
-    -- Queue controls (0025): the paused and limited queues asked for are
+    -- Queue controls: the paused and limited queues asked for are
     -- taken out of the general reading below and given their own time here.
     v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
                     WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
@@ -1822,6 +1827,7 @@ CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import Job, Raquel, Worker, InvalidArgument, worker
+from raquel_pg import Job, Raquel, Worker, InvalidArgument, completer
 from raquel_pg._acompat import current, join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
@@ -305,7 +305,7 @@ def buffering_worker(
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
     """
-    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @rq.subscribe("q", batch_outcomes=True)

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, worker_async
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, completer_async
 from raquel_pg._acompat import acurrent, ajoin, asleep, aspawn
 
 Conn = psycopg.Connection[Any]
@@ -302,7 +302,7 @@ async def buffering_worker(
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
     """
-    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @arq.subscribe("q", batch_outcomes=True)

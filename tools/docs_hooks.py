@@ -50,7 +50,7 @@ _COMMENT = re.compile(
     r"'((?:[^']|'')*)';$", re.MULTILINE)
 _FUNCTION = re.compile(r"^CREATE FUNCTION (\w+)\.(\w+)\((.*)\) RETURNS (.+)$", re.MULTILINE)
 _RELATION = re.compile(r"^CREATE (?:UNLOGGED )?(TABLE|VIEW|DOMAIN) (\w+)\.(\w+)", re.MULTILINE)
-#: The engine's schema (since 0021); the install schema (public here) holds same-named stand-ins.
+#: The engine's schema (0001_engine_schema); the install schema (public here) holds same-named stand-ins.
 ENGINE = "raquel"
 
 
@@ -63,7 +63,7 @@ def _tidy(sql: str) -> str:
 
 def _engine_first(found: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     """One entry per object name (the last element of the key part): the engine schema's when it
-    has one, else the install schema's (raquel_migrations; everything before 0021)."""
+    has one, else the install schema's (raquel_migrations)."""
     chosen: dict[str, tuple[str, ...]] = {}
     for item in found:
         schema, name = item[0], item[1]

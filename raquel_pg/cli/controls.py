@@ -1,4 +1,4 @@
-"""The commands that steer whole queues (migration 0025): pause, resume, limits, retention,
+"""The commands that steer whole queues (the queue_controls migration): pause, resume, limits, retention,
 prune, and controls (what is set).
 
 Each is one call of the engine's function, so it holds for every worker on every host; a bad

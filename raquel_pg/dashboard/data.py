@@ -1,7 +1,7 @@
 """What the dashboard reads and does, each a query of ``queries.sql`` over an async pool.
 
 Every read is a call of the engine's functions (``raquel_queue_overview``,
-``raquel_throughput``, migration 0023) or a keyset read of ``raquel_jobs``;
+``raquel_throughput``, migration 0011_dashboard) or a keyset read of ``raquel_jobs``;
 every action is a call of the engine's own function (``raquel_retry``,
 ``raquel_cancel``, ``raquel_purge``, ``raquel_pause_queue``, ``raquel_resume_queue``).
 Nothing here decides what happens to a job. Connections plan each statement with its values (no prepared
@@ -37,7 +37,7 @@ PURGE_BUDGET = 5.0
 @dataclass
 class QueueRow:
     """One queue on the queues page: live numbers, what finished in the last hour, and its
-    controls (migration 0025): paused, and its limits (None: no such limit)."""
+    controls (the queue_controls migration): paused, and its limits (None: no such limit)."""
 
     name: str
     queued: int = 0

@@ -1,4 +1,4 @@
--- 0025_queue_controls: operators steer whole queues, across every worker on
+-- queue_controls: operators steer whole queues, across every worker on
 -- every host, from the engine: pause and resume, a global limit on the jobs
 -- of a queue running at once (max_running), a limit on how fast its claims
 -- start (per_second), and how long finished jobs are kept (retention).
@@ -17,7 +17,7 @@
 --    in the settings row: it refills at per_second tokens a second up to
 --    greatest(1, per_second / 10) tokens, and each claimed job takes one, so
 --    over any second at most per_second plus one bucket of claims start.
--- 4. raquel_claim: the change is one block, marked "Queue controls (0025)",
+-- 4. raquel_claim: the change is one block, marked "Queue controls",
 --    after the rescue and before the claim proper (see there), plus a filter
 --    in the all-queues claim and the expiry's queue list. A claim none of
 --    whose queues is controlled pays one probe of a partial index that holds
@@ -35,7 +35,7 @@
 -- 7. raquel_queue_controls(): what is set, per queue; raquel_queue_stats
 --    gets paused, max_running and per_second columns.
 --
--- Like every migration after 0021, it runs with search_path = raquel,
+-- Like every migration, it runs with search_path = raquel,
 -- pg_catalog, pg_temp: its objects land in schema raquel, and the runner
 -- makes their stand-ins in the install schema.
 
@@ -292,12 +292,12 @@ $$;
 COMMENT ON FUNCTION raquel_queue_controls() IS
     'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
--- Guarantees: as in 0020 (up to "batch" ready jobs of the given queues,
+-- Guarantees: as in 0006_claim (up to "batch" ready jobs of the given queues,
 -- highest priority first then oldest scheduled_at, each claimed by this call
 -- alone under one new claim_id, never one past its max_age; rescue and
--- expiry as before; durable as in 0010; before => ms; now only from a role
+-- expiry as before; durable; before => ms; now only from a role
 -- that may update raquel_jobs; lease refused when now + lease would pass
--- the time range's end). New in 0025: no job of a paused queue is claimed;
+-- the time range's end). New here: no job of a paused queue is claimed;
 -- a queue's claimed jobs never exceed its max_running, and its claims take
 -- its per_second tokens (raquel_set_queue_limits). Limited queues are
 -- claimed first, each on its own up to what its limits allow, then the
@@ -314,6 +314,7 @@ CREATE OR REPLACE FUNCTION raquel_claim(
 LANGUAGE plpgsql VOLATILE ROWS 1 SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off
+SET jit = off
 SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
@@ -325,7 +326,7 @@ DECLARE
     v_level integer;
     v_count integer;
     v_claim uuid := gen_random_uuid();
-    -- Queue controls (0025)
+    -- Queue controls
     v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
     v_held   text[];                         -- of those, the paused or limited ones
     v_skip   text[] := '{}';                 -- left out of the all-queues claim
@@ -379,10 +380,10 @@ BEGIN
     -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
-    -- Queue controls (0025) -- begin ----------------------------------------
+    -- Queue controls -- begin ----------------------------------------
     -- The queues of this claim that are paused or limited: one probe of
     -- raquel_queue_settings_controlled_idx, which holds those queues only.
-    -- When none is, this block ends here and the claim below is 0020's.
+    -- When none is, this block ends here and the claim below is 0006_claim's.
     v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
                     WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
                       AND (raquel_claim.queues IS NULL OR s.queue = ANY (raquel_claim.queues)));
@@ -453,7 +454,7 @@ BEGIN
                                          WHERE q.name <> ALL (v_held));
         END IF;
     END IF;
-    -- Queue controls (0025) -- end ------------------------------------------
+    -- Queue controls -- end ------------------------------------------
 
     IF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
@@ -466,7 +467,7 @@ BEGIN
                 WHERE j.priority = v_level
                   AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                  AND j.queue <> ALL (v_skip)  -- queue controls (0025): paused and limited queues
+                  AND j.queue <> ALL (v_skip)  -- queue controls: paused and limited queues
                 ORDER BY j.scheduled_at
                 LIMIT v_left
                 FOR UPDATE SKIP LOCKED
@@ -549,7 +550,7 @@ BEGIN
     -- short (the queues look drained, so the call is cheap and an operator
     -- or dequeue() sees expired jobs at once), else at most once a second
     -- per connection (raquel.expired_at, a session setting), so that claims
-    -- under a backlog do not pay for it each time. (0025: over every queue
+    -- under a backlog do not pay for it each time. (Queue controls: over every queue
     -- asked for, v_asked, paused and limited ones included.)
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
@@ -559,9 +560,9 @@ BEGIN
 END;
 $$;
 
--- Guarantees: as in 0003 (the earliest time, ms, at which a job of these
+-- Guarantees: as in 0006_claim (the earliest time, ms, at which a job of these
 -- queues (NULL: all) becomes claimable: a waiting job's scheduled_at or a
--- claimed job's lease deadline; NULL when there is none). New in 0025: the
+-- claimed job's lease deadline; NULL when there is none). New here: the
 -- time the queue controls permit: a paused queue contributes nothing; a
 -- queue at its max_running only its running jobs' lease deadlines; a
 -- per_second queue whose bucket holds less than a token no time before its
@@ -581,7 +582,7 @@ DECLARE
     v_ctl    record;
     v_at     bigint;
 BEGIN
-    -- Queue controls (0025): the paused and limited queues asked for are
+    -- Queue controls: the paused and limited queues asked for are
     -- taken out of the general reading below and given their own time here.
     v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
                     WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
