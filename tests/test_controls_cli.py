@@ -130,6 +130,7 @@ def test_stats_table_shows_a_paused_queue(cli: Run, conn: Conn) -> None:
 
 
 HANDLERS = """
+import time
 
 def hold(job):
     time.sleep(float(job.payload))
