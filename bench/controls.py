@@ -59,9 +59,22 @@ IN_ONE = {
 ONE_CALL = "SELECT id FROM raquel.{fn}(ARRAY['q'], 'w', 1, durable => false)"
 
 
-def time_claims(conn: psycopg.Connection[Any], fn: str, mode: str, jobs: int) -> float:
-    """Claims per second of ``fn`` over ``jobs`` ready jobs, in ``mode``."""
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) the server process ``pid`` has used; None when not readable
+    (the server on another machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_claims(conn: psycopg.Connection[Any], fn: str, mode: str, jobs: int) -> tuple[float, float | None]:
+    """Claims per second of ``fn`` over ``jobs`` ready jobs, in ``mode``, and the server backend's
+    CPU µs per claim (None when it cannot be read)."""
     fill(conn, jobs)
+    pid = conn.info.backend_pid
+    cpu_before = backend_cpu(pid)
     started = time.perf_counter()
     if mode == "one call each":
         query = ONE_CALL.format(fn=fn).encode()
@@ -70,13 +83,17 @@ def time_claims(conn: psycopg.Connection[Any], fn: str, mode: str, jobs: int) ->
     else:
         claimed = conn.execute(IN_ONE[mode].format(fn=fn).encode(), (jobs,)).fetchone()
         assert claimed is not None and claimed[0] == jobs, claimed
-    return jobs / (time.perf_counter() - started)
+    rate = jobs / (time.perf_counter() - started)
+    cpu_after = backend_cpu(pid)
+    cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / jobs * 1e6
+    return rate, cpu
 
 
 def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
     """The Markdown table of part 1."""
-    out = ["| claim | settings table | before (claims/s, median) | with controls (claims/s, median) | ratio |",
-           "|---|---|---:|---:|---:|"]
+    out = ["| claim | settings table | before: claims/s | with controls: claims/s | rate ratio "
+           "| before: server CPU µs/claim | with controls | CPU ratio |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
         conn.execute(old_claim_sql().encode())
@@ -93,12 +110,23 @@ def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
                 if mode == "all" and settings != "empty":
                     continue  # the other queues' controls would apply: not an unlimited claim
                 rates: dict[str, list[float]] = {"raquel_claim_before": [], "raquel_claim": []}
-                for r in range(rounds):
+                cpus: dict[str, list[float]] = {"raquel_claim_before": [], "raquel_claim": []}
+                for r in range(rounds + 1):
                     order = list(rates) if r % 2 == 0 else list(reversed(rates))
                     for fn in order:
-                        rates[fn].append(time_claims(conn, fn, mode, jobs))
+                        rate, cpu = time_claims(conn, fn, mode, jobs)
+                        if r == 0:
+                            continue  # a warm-up round: each function planned once in this session
+                        rates[fn].append(rate)
+                        if cpu is not None:
+                            cpus[fn].append(cpu)
                 old, new = (statistics.median(rates[fn]) for fn in ("raquel_claim_before", "raquel_claim"))
-                out.append(f"| {label} | {settings} | {old:,.0f} | {new:,.0f} | {new / old:.3f} |")
+                if cpus["raquel_claim"]:
+                    old_cpu, new_cpu = (statistics.median(cpus[fn]) for fn in ("raquel_claim_before", "raquel_claim"))
+                    cpu_cells = f"{old_cpu:.1f} | {new_cpu:.1f} | {new_cpu / old_cpu:.3f}"
+                else:
+                    cpu_cells = "- | - | -"
+                out.append(f"| {label} | {settings} | {old:,.0f} | {new:,.0f} | {new / old:.3f} | {cpu_cells} |")
                 print(out[-1], file=sys.stderr, flush=True)
     return out
 

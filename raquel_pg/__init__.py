@@ -12,7 +12,7 @@ from .client_async import AsyncJob, AsyncRaquel
 from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError, StopSubscription
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
-from .model import JobRecord, QueueStats
+from .model import JobRecord, QueueControls, QueueStats
 from .periodic import Schedule
 from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
@@ -41,6 +41,7 @@ __all__ = [
     "JobRecord",
     "MigrationError",
     "NotMigrated",
+    "QueueControls",
     "QueueStats",
     "Raquel",
     "RaquelError",

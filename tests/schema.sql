@@ -454,8 +454,8 @@ CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
-    SET jit TO 'off'
     SET max_parallel_workers_per_gather TO '0'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
@@ -521,12 +521,20 @@ BEGIN
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
     -- Queue controls -- begin ----------------------------------------
-    -- The queues of this claim that are paused or limited: one probe of
+    -- The queues that are paused or limited: a read of
     -- raquel_queue_settings_controlled_idx, which holds those queues only.
-    -- When none is, this block ends here and the claim below is 0006_claim's.
+    -- The statement takes no parameter, so its plan is made once per
+    -- session and kept (one that filtered by this claim's queues would be
+    -- planned again at every call, its custom plan looking cheaper). When
+    -- no queue is controlled, this block ends here and the claim below is
+    -- 0006_claim's.
     v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
-                    WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
-                      AND (raquel_claim.queues IS NULL OR s.queue = ANY (raquel_claim.queues)));
+                    WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL);
+    IF cardinality(v_held) > 0 AND raquel_claim.queues IS NOT NULL THEN
+        -- Only those among the queues asked for.
+        v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
+                        WHERE q.name = ANY (raquel_claim.queues));
+    END IF;
     IF cardinality(v_held) > 0 THEN
         -- Each limited queue that is not paused is claimed here on its own,
         -- highest priority then oldest first, up to what its limits allow
@@ -596,7 +604,9 @@ BEGIN
     END IF;
     -- Queue controls -- end ------------------------------------------
 
-    IF raquel_claim.queues IS NULL THEN
+    IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
+        -- Queue controls: every queue but the paused and limited ones (their
+        -- own statement, so that the claim of all queues below keeps its plan).
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
@@ -607,7 +617,34 @@ BEGIN
                 WHERE j.priority = v_level
                   AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                  AND j.queue <> ALL (v_skip)  -- queue controls: paused and limited queues
+                  AND j.queue <> ALL (v_skip)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF raquel_claim.queues IS NULL THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
                 ORDER BY j.scheduled_at
                 LIMIT v_left
                 FOR UPDATE SKIP LOCKED
