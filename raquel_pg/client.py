@@ -33,6 +33,8 @@ from .queries import QUERIES
 from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
 from .controls import QueueControlCalls
+from .results import EnqueuedJob, Results
+from .tasks import Tasks
 from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
 
@@ -46,7 +48,8 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
+class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
+                  QueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most
@@ -139,6 +142,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
     def close(self) -> None:
         """Stops renewing leases and closes the pool if this client created it."""
         self._leases.close()
+        self._stop_results()
         if self._owns_pool:
             self._pool.close()
 
@@ -206,8 +210,9 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
         priority: int | None = None,
         unique_key: str | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: Connection[Any] | None = None,
-    ) -> JobRecord:
+    ) -> EnqueuedJob:
         """Adds a job and returns it, as stored (raquel's ``enqueue``), in one round trip.
 
         ``queue`` defaults to ``"default"``. ``payload``: a str is stored as
@@ -233,6 +238,11 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
         (claimed) one is returned unchanged. The key is free again once the job
         finishes.
 
+        ``timeout`` (timedelta or ms, > 0): each attempt may run that long; a
+        worker cancels it then and records a failure ("timed out after N ms"),
+        retried as any failure. ``job.wait()`` on the returned job waits for
+        its result (:meth:`result`).
+
         ``conn``: run on this psycopg connection, inside the caller's
         transaction, without committing it: the job exists, and workers are
         notified, only if that transaction commits. An error raised by the
@@ -256,13 +266,14 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, QueueControlCalls):
             max_retry_delay = template.max_retry_delay if max_retry_delay is None else max_retry_delay
             backoff_base = template.backoff_base if backoff_base is None else backoff_base
             priority = template.priority if priority is None else priority
+            timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
             params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode,
+            unique_mode, timeout,
         )
         rows = self._fetch("enqueue", args, conn, binary=True)
-        return JobRecord.from_row(rows[0])
+        return EnqueuedJob._of(self, rows[0])
 
     def enqueue_many(
         self,

@@ -30,6 +30,8 @@ from .queries import QUERIES
 from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
 from .controls_async import AsyncQueueControlCalls
+from .results_async import AsyncEnqueuedJob, AsyncResults
+from .tasks_async import AsyncTasks
 from .schedules_async import AsyncSchedules
 from .subscriptions_async import AsyncSubscription, AsyncSubscriptions
 
@@ -43,7 +45,8 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQueueControlCalls):
+class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks,
+                  AsyncQueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most
@@ -136,6 +139,7 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQue
     async def close(self) -> None:
         """Stops renewing leases and closes the pool if this client created it."""
         await self._leases.close()
+        await self._stop_results()
         if self._owns_pool:
             await self._pool.close()
 
@@ -203,8 +207,9 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQue
         priority: int | None = None,
         unique_key: str | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: AsyncConnection[Any] | None = None,
-    ) -> JobRecord:
+    ) -> AsyncEnqueuedJob:
         """Adds a job and returns it, as stored (raquel's ``enqueue``), in one round trip.
 
         ``queue`` defaults to ``"default"``. ``payload``: a str is stored as
@@ -230,6 +235,11 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQue
         (claimed) one is returned unchanged. The key is free again once the job
         finishes.
 
+        ``timeout`` (timedelta or ms, > 0): each attempt may run that long; a
+        worker cancels it then and records a failure ("timed out after N ms"),
+        retried as any failure. ``job.wait()`` on the returned job waits for
+        its result (:meth:`result`).
+
         ``conn``: run on this psycopg connection, inside the caller's
         transaction, without committing it: the job exists, and workers are
         notified, only if that transaction commits. An error raised by the
@@ -253,13 +263,14 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncQue
             max_retry_delay = template.max_retry_delay if max_retry_delay is None else max_retry_delay
             backoff_base = template.backoff_base if backoff_base is None else backoff_base
             priority = template.priority if priority is None else priority
+            timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
             params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode,
+            unique_mode, timeout,
         )
         rows = await self._fetch("enqueue", args, conn, binary=True)
-        return JobRecord.from_row(rows[0])
+        return AsyncEnqueuedJob._of(self, rows[0])
 
     async def enqueue_many(
         self,

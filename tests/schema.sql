@@ -28,6 +28,11 @@ CREATE DOMAIN raquel.raquel_status AS text
 
 COMMENT ON DOMAIN raquel.raquel_status IS 'A job status: queued, claimed, success, failed (will be retried), cancelled, expired or exhausted (raquel''s seven).';
 
+CREATE DOMAIN raquel.raquel_timeout AS bigint
+	CONSTRAINT raquel_timeout_check CHECK ((VALUE > 0));
+
+COMMENT ON DOMAIN raquel.raquel_timeout IS 'A job''s time limit per attempt in ms: positive, or NULL for none (the worker''s default).';
+
 CREATE FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
     LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_attempt_claim (docs/security.md)
@@ -35,12 +40,12 @@ SELECT raquel.raquel_attempt_claim($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) IS 'The claim_id of the job''s current claim when the job is claimed and attempt_num is its running attempt (attempts + 1), else NULL; passing it to raquel_complete/raquel_fail/raquel_reject settles exactly that attempt and nothing else. Changes nothing. SQLSTATE 22023 naming the argument for a NULL job_id or an attempt_num below 1.';
 
-CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint, running boolean DEFAULT false) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_cancel (docs/security.md)
-SELECT raquel.raquel_cancel($1, $2, $3)$_$;
+SELECT raquel.raquel_cancel($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) IS 'With claim_id: the claimed job becomes cancelled, fenced. Without: a queued or failed job becomes cancelled (returns ''cancelled''); with running => true a claimed job''s current claim is asked to stop (cancel_claim_id, NOTIFY raquel_cancel with the job id; returns ''cancel_requested''): its worker''s failure or a rescue then ends it cancelled. NULL when nothing was done. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_check_queue(fn text, queue text) RETURNS void
     LANGUAGE sql IMMUTABLE
@@ -83,6 +88,9 @@ CREATE TABLE raquel.raquel_jobs (
     claim_id uuid,
     priority integer DEFAULT 0 NOT NULL,
     unique_key raquel.raquel_name,
+    result jsonb,
+    timeout raquel.raquel_timeout,
+    cancel_claim_id uuid,
     CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
     CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
 );
@@ -93,12 +101,18 @@ COMMENT ON COLUMN raquel.raquel_jobs.priority IS 'Higher runs first (default 0);
 
 COMMENT ON COLUMN raquel.raquel_jobs.unique_key IS 'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
 
+COMMENT ON COLUMN raquel.raquel_jobs.result IS 'What the handler returned (JSON), stored with the success by raquel_complete / raquel_complete_many; NULL when it returned nothing or the job did not succeed. Read it with raquel_result(job_id).';
+
+COMMENT ON COLUMN raquel.raquel_jobs.timeout IS 'Per-job time limit in ms (NULL: the worker''s default, if any), set at enqueue; a worker cancels an attempt running longer and records it failed ("timed out after N ms").';
+
+COMMENT ON COLUMN raquel.raquel_jobs.cancel_claim_id IS 'The claim whose cancellation was requested (raquel_cancel(job_id, running => true)); while it equals claim_id, a failure or rescue of that claim ends the job cancelled.';
+
 CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
 SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -112,21 +126,21 @@ CREATE FUNCTION public.raquel_clock(p_function text, p_now bigint) RETURNS bigin
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_clock (docs/security.md)
 SELECT raquel.raquel_clock($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range; else 42501 or 22023 naming "now".';
 
-CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint, result jsonb DEFAULT NULL::jsonb) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
-SELECT raquel.raquel_complete($1, $2, $3)$_$;
+SELECT raquel.raquel_complete($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
-CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint, results jsonb[] DEFAULT NULL::jsonb[]) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
-SELECT * FROM raquel.raquel_complete_many($1, $2, $3)$_$;
+SELECT * FROM raquel.raquel_complete_many($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE sql
@@ -135,47 +149,47 @@ SELECT raquel.raquel_drop_schedule($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
-SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
 
-CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
-SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)$_$;
+SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
 
 CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
 SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 
 CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_expire (docs/security.md)
 SELECT raquel.raquel_expire($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
 SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested. Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
 SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE sql IMMUTABLE
@@ -238,7 +252,7 @@ CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
 SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
     LANGUAGE sql STABLE
@@ -273,21 +287,42 @@ CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
 SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 
 CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_reschedule (docs/security.md)
 SELECT raquel.raquel_reschedule($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay.';
 
 CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
 SELECT raquel.raquel_rescue($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+
+CREATE FUNCTION public.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_result (docs/security.md)
+SELECT * FROM raquel.raquel_result($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_result(job_id uuid) IS 'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
+
+CREATE FUNCTION public.raquel_result_unwatch(watch_id bigint) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_result_unwatch (docs/security.md)
+SELECT raquel.raquel_result_unwatch($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_result_unwatch(watch_id bigint) IS 'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
+
+CREATE FUNCTION public.raquel_result_watch(job_id uuid) RETURNS bigint
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_result_watch (docs/security.md)
+SELECT raquel.raquel_result_watch($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_result_watch(job_id uuid) IS 'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
 
 CREATE FUNCTION public.raquel_resume_queue(queue text) RETURNS boolean
     LANGUAGE sql
@@ -301,7 +336,7 @@ CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
 SELECT raquel.raquel_retry($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -315,7 +350,7 @@ CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_jobs (docs/security.md)
 SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
 CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE sql
@@ -343,14 +378,14 @@ CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text D
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_schedule (docs/security.md)
 SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
 
-COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 
 CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
 SELECT * FROM raquel.raquel_stats($1)$_$;
 
-COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
 CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE sql
@@ -407,7 +442,7 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) IS 'The claim_id of the job''s current claim when the job is claimed and attempt_num is its running attempt (attempts + 1), else NULL; passing it to raquel_complete/raquel_fail/raquel_reject settles exactly that attempt and nothing else. Changes nothing. SQLSTATE 22023 naming the argument for a NULL job_id or an attempt_num below 1.';
 
-CREATE FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uuid, now bigint DEFAULT NULL::bigint, running boolean DEFAULT false) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -416,10 +451,21 @@ DECLARE
                             ELSE raquel_clock('raquel_cancel', raquel_cancel.now) END;
     v_status text;
 BEGIN
+    IF raquel_cancel.running IS NULL THEN
+        PERFORM raquel_invalid('raquel_cancel', 'running', 'must be true or false, got NULL');
+    END IF;
     IF raquel_cancel.claim_id IS NULL THEN
         UPDATE raquel_jobs j SET status = 'cancelled', finished_at = v_now
         WHERE j.id = raquel_cancel.job_id AND j.status IN ('queued', 'failed')
         RETURNING j.status INTO v_status;
+        IF v_status IS NULL AND raquel_cancel.running THEN
+            UPDATE raquel_jobs j SET cancel_claim_id = j.claim_id
+            WHERE j.id = raquel_cancel.job_id AND j.status = 'claimed'
+            RETURNING 'cancel_requested' INTO v_status;
+            IF v_status IS NOT NULL THEN
+                PERFORM pg_notify('raquel_cancel', raquel_cancel.job_id::text);
+            END IF;
+        END IF;
     ELSE
         UPDATE raquel_jobs j SET
             status = 'cancelled', attempts = j.attempts + 1, finished_at = v_now,
@@ -432,7 +478,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) IS 'With claim_id: the claimed job becomes cancelled, fenced. Without: a queued or failed job becomes cancelled (returns ''cancelled''); with running => true a claimed job''s current claim is asked to stop (cancel_claim_id, NOTIFY raquel_cancel with the job id; returns ''cancel_requested''): its worker''s failure or a rescue then ends it cancelled. NULL when nothing was done. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_check_queue(fn text, queue text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
@@ -737,7 +783,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -772,9 +818,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range; else 42501 or 22023 naming "now".';
 
-CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
+CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint, result jsonb DEFAULT NULL::jsonb) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -784,7 +830,8 @@ DECLARE
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
-        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL,
+        result = raquel_complete.result
     WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
       AND j.status = 'claimed'
     RETURNING j.status INTO v_status;
@@ -792,9 +839,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
-CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
+CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint, results jsonb[] DEFAULT NULL::jsonb[]) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
@@ -812,29 +859,61 @@ BEGIN
             format('must be an array as long as job_ids (%s), got %s',
                    cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.claim_ids)));
     END IF;
-    RETURN QUERY
-    WITH pairs AS (
-        SELECT p.job_id, p.claim_id, p.ord
-        FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
-             WITH ORDINALITY AS p(job_id, claim_id, ord)
-    ), firsts AS (
-        SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
-        FROM pairs
-        ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
-    ), done AS (
-        UPDATE raquel_jobs j SET
-            status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
-        FROM firsts f
-        WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
-        RETURNING f.ord
-    )
-    SELECT p.job_id, done.ord IS NOT NULL
-    FROM pairs p LEFT JOIN done ON done.ord = p.ord
-    ORDER BY p.ord;
+    IF coalesce(cardinality(raquel_complete_many.results), cardinality(raquel_complete_many.job_ids), 0)
+       <> coalesce(cardinality(raquel_complete_many.job_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_complete_many', 'results',
+            format('must be NULL or an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.results)));
+    END IF;
+    IF raquel_complete_many.results IS NULL THEN
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+                 WITH ORDINALITY AS p(job_id, claim_id, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = NULL
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        )
+        SELECT p.job_id, done.ord IS NOT NULL
+        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        ORDER BY p.ord;
+    ELSE
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.result, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids,
+                        raquel_complete_many.results)
+                 WITH ORDINALITY AS p(job_id, claim_id, result, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
+                   pairs.result, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = f.result
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        )
+        SELECT p.job_id, done.ord IS NOT NULL
+        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        ORDER BY p.ord;
+    END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -848,7 +927,7 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS uuid
+CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -888,6 +967,10 @@ BEGIN
     IF raquel_enqueue.backoff_base > v_limit THEN
         PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
             format('must be at most %s ms, got %s', v_limit, raquel_enqueue.backoff_base));
+    END IF;
+    IF raquel_enqueue.timeout <= 0 OR raquel_enqueue.timeout > v_limit THEN
+        PERFORM raquel_invalid('raquel_enqueue', 'timeout',
+            format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue.timeout));
     END IF;
     IF raquel_enqueue.delay < 0 THEN
         PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
@@ -940,26 +1023,26 @@ BEGIN
         IF raquel_enqueue.unique_key IS NULL OR coalesce(raquel_enqueue.unique_mode, 'keep') = 'keep' THEN
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
             VALUES (
                 raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
                 raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key, raquel_enqueue.timeout)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO NOTHING
             RETURNING j.id INTO v_id;
         ELSE
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
             VALUES (
                 raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
                 raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
+                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key, raquel_enqueue.timeout)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO UPDATE SET
                 queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
@@ -967,7 +1050,8 @@ BEGIN
                 max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
                 enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
                 priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
-                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
+                timeout = excluded.timeout
             WHERE j.status IN ('queued', 'failed')
             RETURNING j.id INTO v_id;
             -- The update trigger wakes workers only for a job moved earlier;
@@ -985,9 +1069,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
 
-CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -999,13 +1083,14 @@ DECLARE
         min_retry_delay => raquel_enqueue_job.min_retry_delay,
         max_retry_delay => raquel_enqueue_job.max_retry_delay,
         backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
-        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode);
+        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode,
+        timeout => raquel_enqueue_job.timeout);
 BEGIN
     RETURN QUERY SELECT * FROM raquel_jobs AS j WHERE j.id = v_id;
 END
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
 
 CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1232,7 +1317,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 
 CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1266,7 +1351,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_expose(install_schema text) RETURNS void
     LANGUAGE plpgsql
@@ -1284,8 +1369,8 @@ BEGIN
     END IF;
     -- No engine object may be bound to a function or operator of another
     -- schema (a view, default, index, constraint, trigger or SQL-standard
-    -- body binds what its names meant when it was created: one created by
-    -- a migration before 0021, in a schema others could write to, could
+    -- body binds what its names meant when it was created: one created
+    -- with a search_path holding a schema others could write to could
     -- have bound another role's operator for good).
     v_args := (
         SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -1390,7 +1475,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1403,9 +1488,11 @@ DECLARE
 BEGIN
     UPDATE raquel_jobs j SET
         attempts = j.attempts + 1,
-        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
+                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
-        scheduled_at = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        scheduled_at = CASE WHEN j.cancel_claim_id = j.claim_id
+                              OR (j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count)
                             THEN j.scheduled_at
                             ELSE v_now + least(raquel_retry_delay(j.attempts + 1, j.backoff_base,
                                                                   j.min_retry_delay, j.max_retry_delay),
@@ -1420,7 +1507,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested. Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1463,8 +1550,8 @@ BEGIN
     FOR UPDATE;
 
     -- An interval schedule's next tick, capped at the range's end: computed
-    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
-    -- the CASEs also keep an older, larger every from overflowing).
+    -- so that no step can overflow bigint (every <= 2^62 - 1; the CASEs
+    -- also keep a larger every, written by hand, from overflowing).
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
@@ -1491,7 +1578,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -1773,7 +1860,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION raquel.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -1812,7 +1899,7 @@ BEGIN
         SELECT j.queue, count(*) AS running,
                count(*) FILTER (WHERE j.lease_expires_at <= v_now) AS lease_expired
         FROM raquel_jobs j
-        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0008), which holds claimed jobs.
+        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0003_tables), which holds claimed jobs.
         WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' GROUP BY j.queue
     )
     SELECT coalesce(w.queue, c.queue)::text, coalesce(w.queued, 0), coalesce(w.failed, 0),
@@ -1894,7 +1981,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 
 CREATE FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1939,7 +2026,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay.';
 
 CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1959,7 +2046,8 @@ BEGIN
     )
     UPDATE raquel_jobs j SET
         attempts = j.attempts + 1,
-        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
+                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
         error = format('lease expired at %s: worker %s stopped renewing its claim',
                        j.lease_expires_at, coalesce(j.claimed_by, '(unnamed)')),
@@ -1973,7 +2061,72 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+
+CREATE FUNCTION raquel.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_xmax text;
+BEGIN
+    IF raquel_result.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_result', 'job_id', 'must not be NULL');
+    END IF;
+    SELECT j.xmax::text INTO v_xmax FROM raquel_jobs j WHERE j.id = raquel_result.job_id;
+    IF v_xmax IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_xmax <> '0' THEN
+        RETURN QUERY
+        SELECT j.status::text, j.status IN ('success', 'exhausted', 'expired', 'cancelled'),
+               j.result, j.error, j.attempts, j.finished_at
+        FROM raquel_jobs j WHERE j.id = raquel_result.job_id
+        FOR SHARE;
+    ELSE
+        RETURN QUERY
+        SELECT j.status::text, j.status IN ('success', 'exhausted', 'expired', 'cancelled'),
+               j.result, j.error, j.attempts, j.finished_at
+        FROM raquel_jobs j WHERE j.id = raquel_result.job_id;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_result(job_id uuid) IS 'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
+
+CREATE FUNCTION raquel.raquel_result_unwatch(watch_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    DELETE FROM raquel_result_waiters w WHERE w.id = raquel_result_unwatch.watch_id
+    RETURNING true INTO v_found;
+    RETURN coalesce(v_found, false);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint) IS 'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
+
+CREATE FUNCTION raquel.raquel_result_watch(job_id uuid) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF raquel_result_watch.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_result_watch', 'job_id', 'must not be NULL');
+    END IF;
+    INSERT INTO raquel_result_waiters (job_id) VALUES (raquel_result_watch.job_id)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_result_watch(job_id uuid) IS 'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
 
 CREATE FUNCTION raquel.raquel_resume_queue(queue text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2012,7 +2165,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -2067,7 +2220,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
 CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2221,7 +2374,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 
 CREATE FUNCTION raquel.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2266,7 +2419,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2297,6 +2450,33 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
+
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_results() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM raquel_result_waiters) THEN
+        RETURN NULL;
+    END IF;
+    WITH served AS (
+        DELETE FROM raquel_result_waiters w
+        WHERE w.id IN (SELECT w2.id FROM raquel_result_waiters w2
+                       LEFT JOIN raquel_jobs j ON j.id = w2.job_id
+                       WHERE j.id IS NULL OR j.status IN ('success', 'exhausted', 'expired', 'cancelled')
+                       FOR UPDATE OF w2 SKIP LOCKED)
+        RETURNING w.job_id
+    )
+    SELECT count(pg_notify('raquel_results', s.job_id::text))
+    INTO v_count
+    FROM (SELECT DISTINCT served.job_id FROM served) AS s;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF status on raquel_jobs: NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
     LANGUAGE plpgsql
@@ -2409,13 +2589,13 @@ BEGIN
         BEGIN
             EXECUTE format('DROP VIEW %s', r.name);
         EXCEPTION WHEN dependent_objects_still_exist THEN
-            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails)
         END;
     END LOOP;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration but the first, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2509,7 +2689,10 @@ CREATE VIEW public.raquel_jobs AS
     lease_expires_at,
     claim_id,
     priority,
-    unique_key
+    unique_key,
+    result,
+    timeout,
+    cancel_claim_id
    FROM raquel.raquel_jobs;
 
 COMMENT ON VIEW public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.
@@ -2634,6 +2817,23 @@ CREATE VIEW public.raquel_queue_stats AS
 COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker), oldest_ready_age (interval, NULL when nothing is ready), and its controls: paused, max_running, per_second (NULL: no limit). The same numbers as raquel_stats().
 raquel_pg stand-in: the columns of raquel.raquel_queue_stats (docs/security.md).';
 
+CREATE UNLOGGED TABLE raquel.raquel_result_waiters (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    registered_at bigint DEFAULT raquel.raquel_now_ms() NOT NULL
+);
+
+COMMENT ON TABLE raquel.raquel_result_waiters IS 'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.';
+
+CREATE VIEW public.raquel_result_waiters AS
+ SELECT id,
+    job_id,
+    registered_at
+   FROM raquel.raquel_result_waiters;
+
+COMMENT ON VIEW public.raquel_result_waiters IS 'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.
+raquel_pg stand-in: the columns of raquel.raquel_result_waiters (docs/security.md).';
+
 CREATE TABLE raquel.raquel_retention_default (
     single boolean DEFAULT true NOT NULL,
     retention_ms bigint,
@@ -2745,6 +2945,15 @@ CREATE VIEW public.raquel_waiters AS
 COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
 raquel_pg stand-in: the columns of raquel.raquel_waiters (docs/security.md).';
 
+ALTER TABLE raquel.raquel_result_waiters ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME raquel.raquel_result_waiters_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE raquel.raquel_waiters ALTER COLUMN registration ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME raquel.raquel_waiters_registration_seq
     START WITH 1
@@ -2762,6 +2971,9 @@ ALTER TABLE ONLY raquel.raquel_jobs
 
 ALTER TABLE ONLY raquel.raquel_queue_settings
     ADD CONSTRAINT raquel_queue_settings_pkey PRIMARY KEY (queue);
+
+ALTER TABLE ONLY raquel.raquel_result_waiters
+    ADD CONSTRAINT raquel_result_waiters_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY raquel.raquel_retention_default
     ADD CONSTRAINT raquel_retention_default_pkey PRIMARY KEY (single);
@@ -2800,6 +3012,8 @@ CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs R
 
 CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_update();
 
+CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF status ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
+
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 
 REVOKE ALL ON TYPE raquel.raquel_delay FROM PUBLIC;
@@ -2812,9 +3026,11 @@ REVOKE ALL ON TYPE raquel.raquel_retry_count FROM PUBLIC;
 
 REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
 
+REVOKE ALL ON TYPE raquel.raquel_timeout FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
@@ -2824,15 +3040,15 @@ REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) F
 
 REVOKE ALL ON FUNCTION public.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_drop_schedule(name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
 
@@ -2866,6 +3082,12 @@ REVOKE ALL ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at b
 
 REVOKE ALL ON FUNCTION public.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_result(job_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_result_unwatch(watch_id bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_result_watch(job_id uuid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_resume_queue(queue text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
@@ -2892,7 +3114,7 @@ REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
@@ -2902,15 +3124,15 @@ REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) F
 
 REVOKE ALL ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_drop_schedule(name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
 
@@ -2946,6 +3168,12 @@ REVOKE ALL ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at b
 
 REVOKE ALL ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_result(job_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_result_watch(job_id uuid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_resume_queue(queue text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
@@ -2961,6 +3189,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_set_retention(queue text, keep interval) FR
 REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_results() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
 

@@ -597,6 +597,9 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION raquel_claim(text[], text, integer, bigint, bigint, boolean, bigint) IS
+    'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+
 -- Guarantees: as in 0006_claim (the earliest time, ms, at which a job of these
 -- queues (NULL: all) becomes claimable: a waiting job's scheduled_at or a
 -- claimed job's lease deadline; NULL when there is none). New here: the
