@@ -42,7 +42,7 @@ class Subscription(Worker):
     (see :meth:`~raquel_pg.Raquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -62,8 +62,9 @@ class Subscription(Worker):
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
+        prefetch: int = 0,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -71,7 +72,7 @@ class Subscription(Worker):
             broker, fn, queues, claim_as=claim_as, concurrency=concurrency,
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
-            lease_ms=broker._claim_lease(reclaim_after),
+            prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
         )
         self.fn = fn
@@ -109,8 +110,9 @@ class Subscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
+        prefetch: int = 0,
     ) -> Callable[[Handler], Subscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -127,7 +129,7 @@ class Subscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
 
         return decorate
 
@@ -143,8 +145,9 @@ class Subscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
+        prefetch: int = 0,
     ) -> Subscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -155,7 +158,7 @@ class Subscriptions:
             cast("Raquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
         self.subscriptions.append(subscription)
         return subscription
 
