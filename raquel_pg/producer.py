@@ -91,7 +91,7 @@ class Producer:
         # worker only while it is registered, i.e. while it has found its
         # queues drained. It lives ttl seconds and is refreshed once half
         # of that is gone (the worker wakes at least every poll_interval).
-        # The first NOTIFY it causes consumes it (0009): the listener then
+        # The first NOTIFY it causes consumes it (0008_notifications): the listener then
         # counts a wake-up and forgets it, so the worker registers again
         # before its next wait.
         self._waiter_id = uuid.uuid4()

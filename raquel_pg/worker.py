@@ -60,10 +60,10 @@ class Worker:
     LISTENs on the ``raquel_jobs`` channel; a notification for one of its
     queues wakes the worker at once.
     Jobs are notified only to registered waiters (``raquel_wait_begin``,
-    migration 0008): the worker registers when a claim finds its queues
+    migration 0008_notifications): the worker registers when a claim finds its queues
     drained (then claims once more, so no job slips between the two) and
     unregisters when a claim fills all its free slots and when it stops.
-    A registration wakes the worker once (0009): the notifying producer
+    A registration wakes the worker once: the notifying producer
     consumes it, and the worker registers again when it next finds its
     queues drained.
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
@@ -101,7 +101,7 @@ class Worker:
     success at once too.
     Claims are durable (their commit waits for the WAL flush) unless
     ``durable_claims=False`` (``raquel_claim(durable => false)``, migration
-    0010): then a crash of the PostgreSQL server can undo the claims of its
+    0006_claim): then a crash of the PostgreSQL server can undo the claims of its
     last moments, and those jobs run again; a worker crash changes nothing.
 
     :meth:`stop` ends :meth:`run`: no more claims, jobs claimed but not yet

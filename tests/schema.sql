@@ -390,6 +390,7 @@ CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET max_parallel_workers_per_gather TO '0'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
@@ -610,6 +611,7 @@ CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], no
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1532,6 +1534,7 @@ CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()
