@@ -5,7 +5,7 @@ configuration, at 10 and at 50 jobs in flight, each in a fresh database of
 the same server, the configurations taking turns round by round; the figures
 are the medians of the rounds. raquel_pg runs ``subscribe(queue,
 concurrency=N)`` with nothing else (its defaults), in a process of its own;
-with ``RAQUEL_PG_BENCH_BASELINE=DIR`` (a directory holding another version's
+with ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` (directories holding another version's
 ``raquel_pg`` package, e.g. ``git archive <commit> raquel_pg | tar -x -C DIR``;
 the worker runs from there, beside a copy of this ``bench``) the same worker
 also runs on that code, so a change is measured against what it replaces in
@@ -88,8 +88,8 @@ Config = tuple[str, str, int, Callable[[str], Span], bool]
 def configs(sizes: Sizes) -> list[Config]:
     """The configurations of each round, raquel_pg first."""
     jobs = sizes.peer_jobs
-    baseline = os.environ.get("RAQUEL_PG_BENCH_BASELINE") or None
-    if baseline:
+    baselines = [b for b in os.environ.get("RAQUEL_PG_BENCH_BASELINE", "").split(os.pathsep) if b]
+    for baseline in baselines:
         shutil.rmtree(os.path.join(baseline, "bench"), ignore_errors=True)
         shutil.copytree(ROOT / "bench", os.path.join(baseline, "bench"))
     extra = [tuple(o.split()) for o in os.environ.get("RAQUEL_PG_BENCH_OPTIONS", "").split(";") if o.strip()]
@@ -100,7 +100,7 @@ def configs(sizes: Sizes) -> list[Config]:
         for options in extra:
             runs.append(("raquel_pg", f"subscribe(concurrency={n}, {', '.join(options)})", n,
                          partial(run_raquel, jobs=jobs, concurrency=n, baseline=None, options=options), True))
-        if baseline:
+        for baseline in baselines:
             runs.append(("raquel_pg (baseline)", f"subscribe(concurrency={n}), defaults, code of "
                          f"{os.path.basename(baseline.rstrip('/'))}", n,
                          partial(run_raquel, jobs=jobs, concurrency=n, baseline=baseline), True))

@@ -50,6 +50,8 @@ RENAMES = {
     "AsyncConnect": "Connect",
     "AsyncProducer": "Producer",
     "AsyncSlots": "Slots",
+    "AsyncSuccesses": "Successes",
+    "AsyncFetchTogether": "FetchTogether",
     "AsyncExecutor": "Executor",
     "AsyncCompleter": "Completer",
     "AbstractAsyncContextManager": "AbstractContextManager",
