@@ -41,9 +41,31 @@ IN_FLIGHT = (10, 50)
 ROUNDS = 3
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, s) a process has used so far, from /proc; None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(dsn: str) -> float | None:
+    """CPU time used so far by the server processes of ``dsn``'s database (other than this query's).
+
+    Needs the server on this machine, its /proc readable; None otherwise.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pids = [pid for pid, in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    times = [cpu_seconds(pid) for pid in pids]
+    return None if not times or None in times else sum(t for t in times if t is not None)
+
+
 @contextmanager
 def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
-                   options: tuple[str, ...] = ()) -> Iterator[None]:
+                   options: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:
     """One process running ``subscribe(queue, concurrency=concurrency)`` with the client's defaults.
 
     ``baseline``: a directory holding another ``raquel_pg``; the worker runs
@@ -59,7 +81,7 @@ def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
         process.kill()
         raise RuntimeError("benchmark worker did not start")
     try:
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -69,20 +91,38 @@ def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
             process.wait()
 
 
+#: A drain: its span, and the CPU (us per job) of the worker process and of its server processes
+#: (None when not measured).
+Run = tuple[Span, float | None, float | None]
+
+
 def run_raquel(dsn: str, jobs: int, concurrency: int, baseline: str | None,
-               options: tuple[str, ...] = ()) -> Span:
-    """Enqueues ``jobs`` jobs (then ANALYZE), drains them with the default worker, returns the span."""
+               options: tuple[str, ...] = ()) -> Run:
+    """Enqueues ``jobs`` jobs (then ANALYZE), drains them with the default worker; span and CPU per job.
+
+    CPU: the worker process's and its server processes' (pool and LISTEN
+    connections), from the worker's 'ready' to the last job done.
+    """
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         conn.execute("ANALYZE raquel_jobs")
-    with default_worker(dsn, queue, concurrency, baseline, options):
+    with default_worker(dsn, queue, concurrency, baseline, options) as process:
+        client0, server0 = cpu_seconds(process.pid), server_cpu_seconds(dsn)
         wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
-    return read_span(dsn, RAQUEL_SPAN, [queue])
+        client1, server1 = cpu_seconds(process.pid), server_cpu_seconds(dsn)
+    client = None if client0 is None or client1 is None else (client1 - client0) * 1e6 / jobs
+    server = None if server0 is None or server1 is None else (server1 - server0) * 1e6 / jobs
+    return read_span(dsn, RAQUEL_SPAN, [queue]), client, server
 
 
-#: One configuration: (system, settings, in flight, run on a fresh database's DSN).
-Config = tuple[str, str, int, Callable[[str], Span], bool]
+def run_peer(dsn: str, jobs: int, managers: int) -> Run:
+    """A pgqueuer drain (its CPU not measured: its workers run in this process)."""
+    return run_pgqueuer(dsn, jobs, managers, 10), None, None
+
+
+#: One configuration: (system, settings, in flight, run on a fresh database's DSN, migrated).
+Config = tuple[str, str, int, Callable[[str], Run], bool]
 
 
 def configs(sizes: Sizes) -> list[Config]:
@@ -107,7 +147,7 @@ def configs(sizes: Sizes) -> list[Config]:
         if installed("pgqueuer"):
             managers = 1 if n == 10 else n // 10
             runs.append(("pgqueuer", f"{managers} QueueManager(s) x batch_size=10, PsycopgDriver", n,
-                         partial(run_pgqueuer, jobs=jobs, managers=managers, batch_size=10), False))
+                         partial(run_peer, jobs=jobs, managers=managers), False))
     return runs
 
 
@@ -120,11 +160,13 @@ def scenario_default(server: Server, sizes: Sizes) -> Section:
         "taking turns within each round; jobs/s = jobs / (last durable success - first claim) from "
         "each system's own timestamps (as scenario 5), median of the rounds (min-max in brackets). "
         "raquel_pg: `AsyncRaquel(dsn)` and `subscribe(queue, concurrency=N)` with nothing else, in a "
-        "process of its own. Ratio: this row / pgqueuer at the same jobs in flight.",
+        "process of its own. Ratio: this row / pgqueuer at the same jobs in flight. CPU per job "
+        "(raquel_pg only): the worker process's, and its server processes' (its pool and LISTEN "
+        "connections, read from /proc), from the worker's start to the last job done.",
         ["system", "settings", "in flight", "jobs/s (median)", "min-max", "steady jobs/s (median)",
-         "÷ pgqueuer"])
+         "÷ pgqueuer", "worker CPU µs/job", "server CPU µs/job"])
     runs = configs(sizes)
-    spans: list[list[Span]] = [[] for _ in runs]
+    results: list[list[Run]] = [[] for _ in runs]
     for round_number in range(ROUNDS):
         order = list(range(len(runs)))
         if round_number % 2:
@@ -133,16 +175,20 @@ def scenario_default(server: Server, sizes: Sizes) -> Section:
             name, _, _, run, migrated = runs[i]
             print(f"[bench] default: round {round_number + 1}, {runs[i][1]}", file=sys.stderr, flush=True)
             with server.database(name.split()[0].replace("_", ""), migrated=migrated) as dsn:
-                spans[i].append(run(dsn))
+                results[i].append(run(dsn))
     medians: dict[int, float] = {}
-    for (name, _settings, n, _, _), got in zip(runs, spans):
+    for (name, _settings, n, _, _), got in zip(runs, results):
         if name == "pgqueuer":
-            medians[n] = statistics.median(s.rate or 0.0 for s in got)
-    for (name, settings, n, _, _), got in zip(runs, spans):
-        rates = [s.rate or 0.0 for s in got]
-        steady = [s.steady_rate or 0.0 for s in got]
+            medians[n] = statistics.median(span.rate or 0.0 for span, _, _ in got)
+    for (name, settings, n, _, _), got in zip(runs, results):
+        rates = [span.rate or 0.0 for span, _, _ in got]
+        steady = [span.steady_rate or 0.0 for span, _, _ in got]
+        clients = [c for _, c, _ in got if c is not None]
+        servers = [s for _, _, s in got if s is not None]
         median = statistics.median(rates)
         section.add(name, settings, n, median, f"{fmt(min(rates))}-{fmt(max(rates))}",
-                    statistics.median(steady), "" if name == "pgqueuer" else ratio(median, medians.get(n)))
+                    statistics.median(steady), "" if name == "pgqueuer" else ratio(median, medians.get(n)),
+                    statistics.median(clients) if clients else None,
+                    statistics.median(servers) if servers else None)
         section.figures[f"{name} {settings}"] = median
     return section
