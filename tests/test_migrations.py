@@ -120,6 +120,19 @@ def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> N
         assert fresh.execute("SELECT id, status FROM raquel_problem_jobs").fetchall() == [(job[0], "failed")]
 
 
+def test_a_second_install_schema_in_one_database_is_refused(fresh: Conn) -> None:
+    # Schema raquel is shared by every install schema of a database: the first migration
+    # refuses to install the engine a second time, and records nothing there.
+    migrate(fresh)
+    fresh.execute("CREATE SCHEMA other")
+    fresh.execute("SET search_path = other")
+    with pytest.raises(psycopg.errors.RaiseException, match="can be installed once per database"):
+        migrate(fresh)
+    fresh.execute("RESET search_path")
+    assert fresh.execute("SELECT count(*) FROM other.raquel_migrations").fetchone() == (0,)
+    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
+
+
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:
     broken = [*load_migrations(), Migration(len(load_migrations()) + 1, "broken",
                                             "CREATE TABLE half_done (x int);\nSELECT 1/0;\n")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -167,7 +168,10 @@ async def test_abort_cuts_the_grace_period_short(arq: AsyncRaquel, conn: Conn) -
     run = asyncio.create_task(worker.run())
     await started.wait()
     worker.stop()
-    await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while worker.listening:  # it stopped listening: in its grace period, waiting for the job
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
     worker.abort()
     await asyncio.wait_for(run, 5)
 

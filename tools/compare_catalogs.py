@@ -14,8 +14,10 @@ engine's tables (not ``raquel_migrations``, whose rows name the files).
     python tools/compare_catalogs.py                 # on RAQUEL_PG_TEST_DSN's server, else embedded
     python tools/compare_catalogs.py --dsn DSN       # on another server (scratch databases made there)
 
-Exit 0 when the catalogs are the same, 1 (printing a unified diff per differing object) when
-not. ``tests/test_compare_catalogs.py`` runs it.
+Migrations after the baseline (``BASELINE_LAST``) are deltas not folded in yet: they are applied
+on both sides, after the old chain and after the baseline, so the comparison always proves the
+baseline itself. Exit 0 when the catalogs are the same, 1 (printing a unified diff per
+differing object) when not. ``tests/test_compare_catalogs.py`` runs it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ if str(ROOT) not in sys.path:  # run as a script: import the checkout's raquel_p
 
 from raquel_pg import embedded  # noqa: E402
 from raquel_pg.migrate import migrate  # noqa: E402
-from raquel_pg.schema import LOCK_SQL  # noqa: E402
+from raquel_pg.schema import LOCK_SQL, Migration, load_migrations  # noqa: E402
 
 #: The old chain, in order: (commit, path) pairs read with ``git show``; a path ending in "/"
 #: means every ``NNNN_*.sql`` file of that directory at that commit. fd83d60 is main before
@@ -50,6 +52,12 @@ OLD_CHAIN: list[tuple[str, str]] = [
     ("fd83d60", "migrations/"),
     ("af52d98", "migrations/0025_jit_off.sql"),
 ]
+
+#: The baseline's files are migrations 0001 to BASELINE_LAST; a later file in migrations/ is a
+#: delta not folded in yet. The comparison applies such deltas on both sides (after the old
+#: chain, and after the baseline, by the runner), so it proves the baseline alone equal to the
+#: old chain whatever deltas follow it.
+BASELINE_LAST = 11
 
 # The old runner's statements (raquel_pg/schema.py before the fold), kept here so that the old
 # chain is applied exactly as it was: migrations before 0021 ran with the install schema's
@@ -313,16 +321,25 @@ def _scratch(server_dsn: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
-def compare(server_dsn: str) -> str:
-    """Migrates one scratch database by the old chain and one by the baseline; returns their
-    catalogs' diff ("" when the same)."""
-    files = old_chain()
+def deltas(migrations: list[Migration] | None = None) -> list[Migration]:
+    """The migrations after the baseline (not folded in yet), of ``migrations`` (default: the
+    checkout's)."""
+    return [m for m in (load_migrations() if migrations is None else migrations)
+            if m.version > BASELINE_LAST]
+
+
+def compare(server_dsn: str, migrations: list[Migration] | None = None) -> str:
+    """Migrates one scratch database by the old chain and one by ``migrations`` (default: the
+    checkout's), the deltas after the baseline applied on both sides; returns their catalogs'
+    diff ("" when the same)."""
+    migrations = load_migrations() if migrations is None else migrations
+    files = old_chain() + [(m.filename, m.sql) for m in deltas(migrations)]
     with _scratch(server_dsn) as old_dsn, _scratch(server_dsn) as new_dsn:
         with psycopg.connect(old_dsn, autocommit=True) as conn:
             migrate_old(conn, files)
             old = catalog(conn)
         with psycopg.connect(new_dsn, autocommit=True) as conn:
-            migrate(conn)
+            migrate(conn, migrations)
             new = catalog(conn)
     return diff(old, new)
 
@@ -342,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         print("the baseline's catalog differs from the old chain's", file=sys.stderr)
         return 1
-    print(f"same catalog: old chain ({len(old_chain())} files) and baseline")
+    extra = len(deltas())
+    print(f"same catalog: old chain ({len(old_chain())} files) and baseline (0001-{BASELINE_LAST:04d})"
+          + (f", each followed by the {extra} later migration(s)" if extra else ""))
     return 0
 
 
