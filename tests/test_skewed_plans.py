@@ -180,7 +180,7 @@ def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: p
 
 
 def test_the_claim_keeps_its_generic_plans(skewed: psycopg.Connection[Any]) -> None:
-    # Custom plans were made again at every call: ~200 us of a claim (0012_claim_plans).
+    # Custom plans were made again at every call: ~200 us of a claim (0013_claim_plans).
     claims = {name: config for name, config in engine_settings(skewed).items() if name.split(".")[-1].startswith("raquel_claim(")}
     assert claims and all("plan_cache_mode=force_generic_plan" in config for config in claims.values())
 
