@@ -9,7 +9,8 @@ with ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` (directories holding another vers
 ``raquel_pg`` package, e.g. ``git archive <commit> raquel_pg | tar -x -C DIR``;
 the worker runs from there, beside a copy of this ``bench``) the same worker
 also runs on that code, so a change is measured against what it replaces in
-the same rounds. ``RAQUEL_PG_BENCH_OPTIONS="key=value ...;key=value ..."``
+the same rounds. ``RAQUEL_PG_BENCH_BASELINE_SQL`` is run in each baseline's database first (to
+undo a migration under test). ``RAQUEL_PG_BENCH_OPTIONS="key=value ...;key=value ..."``
 adds rows of this tree's worker with those options. Every system's tables
 are ANALYZEd after its bulk enqueue.
 """
@@ -97,14 +98,17 @@ Run = tuple[Span, float | None, float | None]
 
 
 def run_raquel(dsn: str, jobs: int, concurrency: int, baseline: str | None,
-               options: tuple[str, ...] = ()) -> Run:
+               options: tuple[str, ...] = (), setup_sql: str | None = None) -> Run:
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with the default worker; span and CPU per job.
 
     CPU: the worker process's and its server processes' (pool and LISTEN
     connections), from the worker's 'ready' to the last job done.
+    ``setup_sql``: run in the database first (a baseline's: to undo a migration under test).
     """
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if setup_sql:
+            conn.execute(setup_sql.encode())
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         conn.execute("ANALYZE raquel_jobs")
     with default_worker(dsn, queue, concurrency, baseline, options) as process:
@@ -129,6 +133,7 @@ def configs(sizes: Sizes) -> list[Config]:
     """The configurations of each round, raquel_pg first."""
     jobs = sizes.peer_jobs
     baselines = [b for b in os.environ.get("RAQUEL_PG_BENCH_BASELINE", "").split(os.pathsep) if b]
+    baseline_sql = os.environ.get("RAQUEL_PG_BENCH_BASELINE_SQL") or None
     for baseline in baselines:
         shutil.rmtree(os.path.join(baseline, "bench"), ignore_errors=True)
         shutil.copytree(ROOT / "bench", os.path.join(baseline, "bench"))
@@ -143,7 +148,8 @@ def configs(sizes: Sizes) -> list[Config]:
         for baseline in baselines:
             runs.append(("raquel_pg (baseline)", f"subscribe(concurrency={n}), defaults, code of "
                          f"{os.path.basename(baseline.rstrip('/'))}", n,
-                         partial(run_raquel, jobs=jobs, concurrency=n, baseline=baseline), True))
+                         partial(run_raquel, jobs=jobs, concurrency=n, baseline=baseline,
+                                 setup_sql=baseline_sql), True))
         if installed("pgqueuer"):
             managers = 1 if n == 10 else n // 10
             runs.append(("pgqueuer", f"{managers} QueueManager(s) x batch_size=10, PsycopgDriver", n,
