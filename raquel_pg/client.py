@@ -127,8 +127,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         self._notifier = Notifier(self._listen_connection, self._fetch)
         #: The calls this client's workers make (internal interface, see
         #: :class:`~raquel_pg.job.JobCalls`; not a public API).
-        self.job_calls = JobCalls(self._fetch, self._leases, self._notifier, self.lease_ms,
-                                       fetch_together=self._fetch_together)
+        self.job_calls = JobCalls(self._fetch, self._leases, self._notifier, self.lease_ms)
 
     def __enter__(self) -> Raquel:
         return self
@@ -185,28 +184,6 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
             if unencodable is None:
                 raise
             raise unencodable from None
-
-    def _fetch_together(
-        self, calls: list[tuple[str, dict[str, Any], bool]]
-    ) -> list[list[tuple[Any, ...]]]:
-        """Runs queries of ``queries.sql`` (name, args, binary) in one transaction and one round trip.
-
-        Pipeline mode on one pooled connection: BEGIN, the queries, COMMIT sent
-        at once, so they share one commit (one WAL flush). Returns each
-        query's rows, in order. Any error rolls all of them back and is raised
-        (SQL argument errors as InvalidArgument); a connection error may come
-        after the commit (the reply lost), as for :meth:`_fetch`.
-        """
-        try:
-            with self.connection() as conn:
-                with conn.pipeline():
-                    with conn.transaction():
-                        cursors = [conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
-                                   for query, args, binary in calls]
-                return [cursor.fetchall() if _has_rows(cursor.pgresult) else [] for cursor in cursors]
-        except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
-                psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
-            raise translate(error) from None
 
     def create_all(self) -> None:
         """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""

@@ -74,18 +74,6 @@ class OutcomeBatcher:
             self._full.clear()
             self.flush()
 
-    def take(self) -> list[Job]:
-        """Removes and returns the buffered successes, for a caller that records them itself."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        return batch
-
-    def give_back(self, jobs: list[Job]) -> None:
-        """Buffers again successes :meth:`take` returned and that were not recorded."""
-        with self._lock:
-            self._buffer[:0] = jobs
-        self._added.set()
-
     def flush(self) -> None:
         """Records every buffered success now (one call); never raises a database error."""
         with self._lock:
@@ -135,20 +123,6 @@ class Completer:
         BaseException after handing the job back.
         """
         return self._calls.process(job, self._batcher, self._raise_stop)
-
-    def take(self) -> list[Job]:
-        """The successes waiting to be recorded, taken out of the buffer (none when not batched).
-
-        The producer records them with its next claim, in one round trip
-        (``JobCalls.complete_and_claim``); each is recorded once,
-        by whichever of the two takes it.
-        """
-        return self._batcher.take() if self._batcher is not None else []
-
-    def give_back(self, jobs: list[Job]) -> None:
-        """Buffers again successes :meth:`take` returned that the taker could not record."""
-        if self._batcher is not None and jobs:
-            self._batcher.give_back(jobs)
 
     def close(self) -> None:
         """Flushes the batched successes and stops the batcher (when batched); waits for it."""

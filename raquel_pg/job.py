@@ -50,12 +50,6 @@ class Fetch(Protocol):
     ) -> list[tuple[Any, ...]]: ...
 
 
-class FetchTogether(Protocol):
-    """The client's queries in one transaction and one round trip (``Raquel._fetch_together``)."""
-
-    def __call__(self, calls: list[tuple[str, dict[str, Any], bool]]) -> list[list[tuple[Any, ...]]]: ...
-
-
 class Buffer(Protocol):
     """Where a worker's successes wait to be recorded together (the batching completer)."""
 
@@ -246,11 +240,9 @@ class JobCalls:
     """
 
     def __init__(self, fetch: Fetch, leases: LeaseKeeper, notifier: Notifier,
-                 lease_ms: int, *, fetch_together: FetchTogether) -> None:
+                 lease_ms: int) -> None:
         #: The client's one-query call.
         self.fetch = fetch
-        #: The client's several queries in one transaction and one round trip.
-        self.fetch_together = fetch_together
         #: The client's lease keeper: renews the leases of the jobs claimed here.
         self.leases = leases
         #: The client's notification connection, shared by its workers.
@@ -276,40 +268,6 @@ class JobCalls:
             "queues": queues, "claim_as": claim_as, "batch": batch, "lease": lease,
             "durable": durable, "before": before,
         }, binary=True)
-        return self._claimed(rows, sent_at, lease)
-
-    def complete_and_claim(
-        self, done: list[Job], queues: list[str] | None, claim_as: str | None, batch: int,
-        *, lease_ms: int | None = None,
-    ) -> list[Job]:
-        """Records the buffered successes ``done`` and claims as :meth:`claim` does, in one round trip.
-
-        One transaction (``raquel_complete_many`` then ``raquel_claim``, sent
-        together in pipeline mode), so the two share one durable commit: the
-        claim is durable. The successes are settled as by
-        :meth:`record_successes`. If the call fails, the successes are
-        recorded by :meth:`record_successes` (checked against their rows, since
-        a lost reply may have committed them) and the error is raised for the
-        claim, which then claimed nothing (or, reply lost, jobs that are
-        rescued when their leases run out, as after any claim whose reply was lost).
-        """
-        lease = self.lease_ms if lease_ms is None else lease_ms
-        sent_at = time.monotonic()
-        try:
-            completed, rows = self.fetch_together([
-                ("complete_many", {"job_ids": [j.id for j in done], "claim_ids": [j.claim_id for j in done]},
-                 False),
-                ("claim", {"queues": queues, "claim_as": claim_as, "batch": batch, "lease": lease,
-                           "durable": True, "before": None}, True),
-            ])
-        except psycopg.Error:
-            self.record_successes(done, checked=True)
-            raise
-        self._settle_successes(done, [row[1] for row in completed])
-        return self._claimed(rows, sent_at, lease)
-
-    def _claimed(self, rows: list[tuple[Any, ...]], sent_at: float, lease: int) -> list[Job]:
-        """The jobs of a claim's rows that can run, their leases kept (see :meth:`claim`)."""
         jobs = [Job._bind(self, row, sent_at, lease) for row in rows]
         runnable = []
         for job in jobs:
@@ -353,19 +311,18 @@ class JobCalls:
         due: int | None = rows[0][0]
         return due
 
-    def complete_many(self, jobs: list[Job], *, checked: bool = False) -> list[bool]:
+    def complete_many(self, jobs: list[Job]) -> list[bool]:
         """Records the success of ``jobs`` in one fenced call; per job, whether it was recorded.
 
         Retried on a connection error while every job's lease surely lasts
-        (then the error is raised). After a retry (or with ``checked``: an
-        earlier call failed), a job reported as not recorded is checked
-        against its row (``raquel_claim_outcome``): an attempt whose reply was
-        lost may have recorded it.
+        (then the error is raised). After a retry, a job reported as not
+        recorded is checked against its row (``raquel_claim_outcome``): an
+        attempt whose reply was lost may have recorded it.
         """
         args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
         deadline = min(j._lease_deadline for j in jobs)
         delay = 0.05
-        retried = checked
+        retried = False
         while True:
             try:
                 rows = self.fetch("complete_many", args)
@@ -386,25 +343,20 @@ class JobCalls:
                     recorded[i] = bool(ended) and ended[0][0] == params.SUCCESS
         return recorded
 
-    def record_successes(self, jobs: list[Job], *, checked: bool = False) -> None:
+    def record_successes(self, jobs: list[Job]) -> None:
         """Records the buffered successes of ``jobs`` (one :meth:`complete_many` call) and settles them.
 
         Never raises a database error: a call that fails (after its retries)
         is logged and leaves those jobs to be rescued when their leases run
         out, and run again (at-least-once). Each job stops being renewed; a
         job whose claim is no longer current is logged, not recorded.
-        ``checked``: as for :meth:`complete_many`.
         """
         try:
-            recorded = self.complete_many(jobs, checked=checked)
+            recorded = self.complete_many(jobs)
         except psycopg.Error as error:
             logger.warning("%d successes not recorded (%s); those jobs run again once their leases "
                            "run out", len(jobs), error)
             recorded = [False] * len(jobs)
-        self._settle_successes(jobs, recorded)
-
-    def _settle_successes(self, jobs: list[Job], recorded: list[bool]) -> None:
-        """Stops renewing ``jobs`` and marks those ``recorded`` as succeeded (logging the others)."""
         for job, done in zip(jobs, recorded):
             self.leases.discard(job)
             if done:

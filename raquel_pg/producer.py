@@ -49,18 +49,6 @@ class Slots(Protocol):
         ...
 
 
-class Successes(Protocol):
-    """The successes waiting to be recorded: the completer."""
-
-    def take(self) -> list[Job]:
-        """Takes the buffered successes out, for this producer to record with its claim."""
-        ...
-
-    def give_back(self, jobs: list[Job]) -> None:
-        """Buffers again successes taken and not recorded."""
-        ...
-
-
 class Producer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
@@ -76,9 +64,7 @@ class Producer:
     refreshed once half its life is gone and is spent by the first
     notification it causes (migration 0009). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
-    stops are handed back unstarted. A durable claim carries the successes
-    waiting in ``successes`` (the completer's buffer): they are recorded in
-    the claim's transaction, one round trip and one commit for both.
+    stops are handed back unstarted.
     """
 
     def __init__(
@@ -86,7 +72,6 @@ class Producer:
         calls: JobCalls,
         slots: Slots,
         stopping: Event,
-        successes: Successes,
         *,
         queues: list[str] | None,
         claim_as: str,
@@ -96,7 +81,6 @@ class Producer:
     ) -> None:
         self._calls = calls
         self._slots = slots
-        self._successes = successes
         self._stopping = stopping
         self._queues = queues
         self._claim_as = claim_as
@@ -142,7 +126,8 @@ class Producer:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = self._claim(free)
+                    jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable,
+                                                   lease_ms=self._lease_ms)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -164,21 +149,6 @@ class Producer:
                         continue  # just registered: one more claim sees what was not notified
                     timeout = self._until_due(timeout) if wait is None else min(wait, timeout)
             self._wake.wait_timeout(timeout)
-
-    def _claim(self, free: int) -> list[Job]:
-        """Claims up to ``free`` jobs; a durable claim records the buffered successes with it."""
-        done = self._successes.take() if self._durable else []
-        if not done:
-            return self._calls.claim(self._queues, self._claim_as, free, self._durable,
-                                           lease_ms=self._lease_ms)
-        try:
-            return self._calls.complete_and_claim(done, self._queues, self._claim_as, free,
-                                                        lease_ms=self._lease_ms)
-        except Exception:
-            raise  # complete_and_claim has recorded (or logged) the successes itself
-        except BaseException:
-            self._successes.give_back(done)  # cancelled: the completer's last flush records them
-            raise
 
     def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

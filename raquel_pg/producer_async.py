@@ -46,18 +46,6 @@ class AsyncSlots(Protocol):
         ...
 
 
-class AsyncSuccesses(Protocol):
-    """The successes waiting to be recorded: the completer."""
-
-    def take(self) -> list[AsyncJob]:
-        """Takes the buffered successes out, for this producer to record with its claim."""
-        ...
-
-    def give_back(self, jobs: list[AsyncJob]) -> None:
-        """Buffers again successes taken and not recorded."""
-        ...
-
-
 class AsyncProducer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
@@ -73,9 +61,7 @@ class AsyncProducer:
     refreshed once half its life is gone and is spent by the first
     notification it causes (migration 0009). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
-    stops are handed back unstarted. A durable claim carries the successes
-    waiting in ``successes`` (the completer's buffer): they are recorded in
-    the claim's transaction, one round trip and one commit for both.
+    stops are handed back unstarted.
     """
 
     def __init__(
@@ -83,7 +69,6 @@ class AsyncProducer:
         calls: AsyncJobCalls,
         slots: AsyncSlots,
         stopping: AEvent,
-        successes: AsyncSuccesses,
         *,
         queues: list[str] | None,
         claim_as: str,
@@ -93,7 +78,6 @@ class AsyncProducer:
     ) -> None:
         self._calls = calls
         self._slots = slots
-        self._successes = successes
         self._stopping = stopping
         self._queues = queues
         self._claim_as = claim_as
@@ -139,7 +123,8 @@ class AsyncProducer:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = await self._claim(free)
+                    jobs = await self._calls.claim(self._queues, self._claim_as, free, self._durable,
+                                                   lease_ms=self._lease_ms)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -161,21 +146,6 @@ class AsyncProducer:
                         continue  # just registered: one more claim sees what was not notified
                     timeout = await self._until_due(timeout) if wait is None else min(wait, timeout)
             await self._wake.wait_timeout(timeout)
-
-    async def _claim(self, free: int) -> list[AsyncJob]:
-        """Claims up to ``free`` jobs; a durable claim records the buffered successes with it."""
-        done = self._successes.take() if self._durable else []
-        if not done:
-            return await self._calls.claim(self._queues, self._claim_as, free, self._durable,
-                                           lease_ms=self._lease_ms)
-        try:
-            return await self._calls.complete_and_claim(done, self._queues, self._claim_as, free,
-                                                        lease_ms=self._lease_ms)
-        except Exception:
-            raise  # complete_and_claim has recorded (or logged) the successes itself
-        except BaseException:
-            self._successes.give_back(done)  # cancelled: the completer's last flush records them
-            raise
 
     async def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

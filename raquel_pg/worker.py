@@ -170,8 +170,7 @@ class Worker:
         self._executor = Executor(self._calls, handler, self._completer, self._stopping,
                                        concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
                                        finished=self._wake_producer, stop=self.stop)
-        self._producer = Producer(self._calls, self._executor, self._stopping, self._completer,
-                                       queues=self.queues,
+        self._producer = Producer(self._calls, self._executor, self._stopping, queues=self.queues,
                                        claim_as=self.claim_as, durable=durable_claims, lease_ms=lease_ms,
                                        poll_interval=self.poll_interval)
 

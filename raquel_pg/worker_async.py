@@ -172,8 +172,7 @@ class AsyncWorker:
         self._executor = AsyncExecutor(self._calls, handler, self._completer, self._stopping,
                                        concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
                                        finished=self._wake_producer, stop=self.stop)
-        self._producer = AsyncProducer(self._calls, self._executor, self._stopping, self._completer,
-                                       queues=self.queues,
+        self._producer = AsyncProducer(self._calls, self._executor, self._stopping, queues=self.queues,
                                        claim_as=self.claim_as, durable=durable_claims, lease_ms=lease_ms,
                                        poll_interval=self.poll_interval)
 

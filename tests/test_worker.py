@@ -333,9 +333,8 @@ def test_durable_claims_must_be_a_bool(rq: Raquel) -> None:
 def buffering_worker(
     rq: Raquel, monkeypatch: Any, *, fails: bool = False, **options: Any
 ) -> tuple[Worker, Any, Any, list[bool]]:
-    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True and
-    durable_claims=False unless given, batch_outcomes=None: left to subscribe()'s default)
-    whose flush waits 60 s, started on one new job.
+    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
 
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
@@ -343,9 +342,7 @@ def buffering_worker(
     monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
-    # durable_claims=False: a durable claim would record the buffered success
-    # with it (the worker claims again as the job ends), before the held flush.
-    settings = {"batch_outcomes": True, "durable_claims": False} | options
+    settings = {"batch_outcomes": True} | options
     if settings["batch_outcomes"] is None:
         del settings["batch_outcomes"]
 
@@ -380,24 +377,6 @@ def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
     handler.stop()
     join([run], 10)
     assert status == ("success",)
-
-
-def test_a_durable_claim_records_the_buffered_successes_with_it(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)  # no flush of its own
-
-    @rq.subscribe("q", poll_interval=60)
-    def handler(job: Job) -> None:
-        pass
-
-    rq.enqueue_many("q", [1, 2])
-    run = spawn(handler.run, name="worker")
-    # Job 1's success rides on the claim of job 2, job 2's on the claim that comes back empty.
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1").fetchone() == (2,))
-    handler.stop()
-    join([run], 10)
 
 
 def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(

@@ -330,9 +330,8 @@ async def test_durable_claims_must_be_a_bool(arq: AsyncRaquel) -> None:
 async def buffering_worker(
     arq: AsyncRaquel, monkeypatch: Any, *, fails: bool = False, **options: Any
 ) -> tuple[AsyncWorker, Any, Any, list[bool]]:
-    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True and
-    durable_claims=False unless given, batch_outcomes=None: left to subscribe()'s default)
-    whose flush waits 60 s, started on one new job.
+    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
 
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
@@ -340,9 +339,7 @@ async def buffering_worker(
     monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
-    # durable_claims=False: a durable claim would record the buffered success
-    # with it (the worker claims again as the job ends), before the held flush.
-    settings = {"batch_outcomes": True, "durable_claims": False} | options
+    settings = {"batch_outcomes": True} | options
     if settings["batch_outcomes"] is None:
         del settings["batch_outcomes"]
 
@@ -377,24 +374,6 @@ async def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
     handler.stop()
     await ajoin([run], 10)
     assert status == ("success",)
-
-
-async def test_a_durable_claim_records_the_buffered_successes_with_it(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)  # no flush of its own
-
-    @arq.subscribe("q", poll_interval=60)
-    async def handler(job: AsyncJob) -> None:
-        pass
-
-    await arq.enqueue_many("q", [1, 2])
-    run = aspawn(handler.run, name="worker")
-    # Job 1's success rides on the claim of job 2, job 2's on the claim that comes back empty.
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1").fetchone() == (2,))
-    handler.stop()
-    await ajoin([run], 10)
 
 
 async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(

@@ -50,8 +50,6 @@ RENAMES = {
     "AsyncConnect": "Connect",
     "AsyncProducer": "Producer",
     "AsyncSlots": "Slots",
-    "AsyncSuccesses": "Successes",
-    "AsyncFetchTogether": "FetchTogether",
     "AsyncExecutor": "Executor",
     "AsyncCompleter": "Completer",
     "AbstractAsyncContextManager": "AbstractContextManager",
