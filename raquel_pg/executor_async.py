@@ -181,8 +181,12 @@ class AsyncExecutor:
         """
         try:
             async with self._completer.outcome(job):
-                # The handler's return value is dropped here: a success is
-                # recorded as the block ends.
+                # Seam for handler results: the handler's return value is
+                # dropped here; the success is recorded (or buffered) as the
+                # block ends, by the completer. Seam for cancelling a running
+                # job: this runs on the job's runner (a task here, a thread in
+                # the sync executor); cancelling that task while the handler
+                # awaits makes the completer hand the job back.
                 if True:  # ASYNC
                     if self._in_thread:
                         await run_in_thread(self._handler, job)
