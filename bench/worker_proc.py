@@ -5,7 +5,11 @@ an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
 ``nondurable``: durable_claims=False), its pool at most 10 connections.
 ``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
 slot that prints ``<payload> <time.time() at handler start>`` per job.
-Both print ``ready`` once their worker LISTENs. Behind a transaction pooler
+``python -m bench.worker_proc default DSN QUEUE CONCURRENCY [KEY=VALUE ...]``:
+``AsyncRaquel(dsn)`` and ``subscribe(queue, concurrency=CONCURRENCY)`` with
+the defaults, plus any worker option given as KEY=VALUE (an int, a float,
+True or False), until SIGTERM (issue 23's default-mode scenario).
+All print ``ready`` once their worker LISTENs. Behind a transaction pooler
 (the pooler scenario), two more flags after those: ``listen=DSN`` (the
 client's listen_dsn) and ``noprepare`` (prepared_statements=False).
 """
@@ -49,6 +53,33 @@ async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable
         await noop.run(handle_signals=True)
 
 
+def worker_options(flags: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` flags as worker keyword arguments: True/False, an int, a float, else the text."""
+    options: dict[str, Any] = {}
+    for flag in flags:
+        key, _, text = flag.partition("=")
+        value: Any = {"True": True, "False": False}.get(text, text)
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                pass
+        options[key] = value
+    return options
+
+
+async def run_default(dsn: str, queue: str, concurrency: int, options: dict[str, Any]) -> None:
+    """Runs no-op jobs of ``queue`` with the default client and worker (plus ``options``) until SIGTERM."""
+    async with AsyncRaquel(dsn) as rq:
+        @rq.subscribe(queue, concurrency=concurrency, **options)
+        async def noop(job: AsyncJob) -> None:
+            return None
+
+        _announce_when_listening(noop)
+        await noop.run(handle_signals=True)
+
+
 async def run_wake_async(dsn: str, queue: str, options: dict[str, Any]) -> None:
     """Reports each job's handler start time, async worker, until SIGTERM."""
     async with AsyncRaquel(dsn, **options) as rq:
@@ -76,6 +107,9 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.ERROR)  # not the stop signal's warning
     mode, dsn, queue, option = argv[:4]
     flags = argv[4:]
+    if mode == "default":
+        asyncio.run(run_default(dsn, queue, int(option), worker_options(flags)))
+        return
     options = client_options(flags)
     if mode == "e2e":
         asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags, options))

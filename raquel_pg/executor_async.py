@@ -43,8 +43,9 @@ class AsyncExecutor:
     block, which records its outcome. ``in_thread`` (async only): the handler
     is a plain function, run in a thread. ``finished()`` is called each time
     a slot frees (the producer's wake-up), ``stop()`` when a handler raised
-    :class:`~raquel_pg.StopSubscription`. Once ``stopping`` is set, a job
-    not yet started is handed back (``queued``, no attempt counted) instead
+    :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
+    ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
+    Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
 
     What the handler returns (when not None, and JSON-serializable) is stored
@@ -67,6 +68,7 @@ class AsyncExecutor:
         stopping: AEvent,
         *,
         concurrency: int,
+        prefetch: int = 0,
         in_thread: bool,
         finished: Callable[[], None],
         stop: Callable[[], None],
@@ -77,6 +79,7 @@ class AsyncExecutor:
         self._completer = completer
         self._stopping = stopping
         self._concurrency = concurrency
+        self._capacity = concurrency + prefetch
         self._in_thread = in_thread
         self._on_finished = finished
         self._on_stop = stop
@@ -102,8 +105,8 @@ class AsyncExecutor:
         return len(self._active)
 
     def free(self) -> int:
-        """How many more jobs may be claimed now: ``concurrency`` less the unfinished ones."""
-        return self._concurrency - len(self._active)
+        """How many more jobs may be claimed now: ``concurrency + prefetch`` less the unfinished ones."""
+        return self._capacity - len(self._active)
 
     def start(self, jobs: list[AsyncJob]) -> None:
         """Hands claimed jobs to the runners; never blocks."""

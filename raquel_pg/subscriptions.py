@@ -43,7 +43,7 @@ class Subscription(Worker):
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
     given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
-    ``timeout``) apply.
+    ``prefetch``, ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -63,9 +63,10 @@ class Subscription(Worker):
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -73,7 +74,7 @@ class Subscription(Worker):
             broker, fn, queues, claim_as=claim_as, concurrency=concurrency,
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
-            lease_ms=broker._claim_lease(reclaim_after),
+            prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
@@ -111,9 +112,10 @@ class Subscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Callable[[Handler], Subscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -131,7 +133,8 @@ class Subscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+                prefetch=prefetch)
 
         return decorate
 
@@ -147,9 +150,10 @@ class Subscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Subscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -160,7 +164,8 @@ class Subscriptions:
             cast("Raquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+            prefetch=prefetch)
         self.subscriptions.append(subscription)
         return subscription
 

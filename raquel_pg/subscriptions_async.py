@@ -40,7 +40,7 @@ class AsyncSubscription(AsyncWorker):
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
     given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
-    ``timeout``) apply.
+    ``prefetch``, ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -60,9 +60,10 @@ class AsyncSubscription(AsyncWorker):
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -70,7 +71,7 @@ class AsyncSubscription(AsyncWorker):
             broker, fn, queues, claim_as=claim_as, concurrency=concurrency,
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
-            lease_ms=broker._claim_lease(reclaim_after),
+            prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
@@ -108,9 +109,10 @@ class AsyncSubscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Callable[[AsyncHandler], AsyncSubscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -128,7 +130,8 @@ class AsyncSubscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+                prefetch=prefetch)
 
         return decorate
 
@@ -144,9 +147,10 @@ class AsyncSubscriptions:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> AsyncSubscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -157,7 +161,8 @@ class AsyncSubscriptions:
             cast("AsyncRaquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+            prefetch=prefetch)
         self.subscriptions.append(subscription)
         return subscription
 

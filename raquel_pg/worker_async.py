@@ -79,7 +79,13 @@ class AsyncWorker:
 
     Up to ``concurrency`` jobs run at once (tasks on one event loop; threads in
     the sync :class:`Worker`); it never claims more jobs than it has free
-    slots, so no claimed job sits waiting while its lease runs. Jobs run on
+    slots plus ``prefetch`` (default 0): with ``prefetch=P``, up to P claimed
+    jobs wait in the worker for a slot, their leases renewed like those of the
+    running jobs, so that the next jobs are there when a slot frees (no round
+    trip between two jobs, and claims of up to ``concurrency + P``); they are
+    handed back (``queued``, no attempt counted) when the worker stops. A
+    prefetched job waits for a slot instead of going to another, idle worker:
+    keep ``prefetch`` for short jobs. Jobs run on
     runners (:meth:`_run_jobs`): up to ``concurrency`` of them, started as
     jobs need them and then kept, each running jobs one after another; a job
     starts in a context of its own, as in a new task (a runner whose job set a
@@ -90,11 +96,13 @@ class AsyncWorker:
     (``asyncio.to_thread``; the job's outcome methods are coroutines it cannot
     run from there: it raises to fail); the sync worker refuses a coroutine
     function (TypeError, when made) and records a job whose handler returned
-    an awaitable as failed, never as a success. Each outcome is
-    recorded at once, unless ``batch_outcomes=True``: then successes are
-    recorded in batches (:class:`AsyncOutcomeBatcher`: at most a few ms late,
-    leases renewed until recorded, flushed on stop), and a crash before a
-    flush runs those jobs again (at-least-once); other outcomes stay immediate.
+    an awaitable as failed, never as a success. Successes are recorded in
+    batches (:class:`~raquel_pg.completer_async.AsyncOutcomeBatcher`: one
+    ``raquel_complete_many`` call for up to 100, at most a few ms late, leases
+    renewed until recorded, flushed on stop), and a crash before a flush runs
+    those jobs again (at-least-once, as a crash while they run does); every
+    other outcome is recorded at once. ``batch_outcomes=False`` records each
+    success at once too.
     Claims are durable (their commit waits for the WAL flush) unless
     ``durable_claims=False`` (``raquel_claim(durable => false)``, migration
     0006_claim): then a crash of the PostgreSQL server can undo the claims of its
@@ -142,8 +150,9 @@ class AsyncWorker:
         concurrency: int = 1,
         poll_interval: float | timedelta = 2.0,
         grace_period: float | timedelta = 30.0,
-        batch_outcomes: bool = False,
+        batch_outcomes: bool = True,
         durable_claims: bool = True,
+        prefetch: int = 0,
         lease_ms: int | None = None,
         raise_stop_on_unhandled_exc: bool = False,
         maintenance_interval: float | timedelta | None = MAINTENANCE_INTERVAL,
@@ -173,6 +182,9 @@ class AsyncWorker:
         if not isinstance(durable_claims, bool):
             raise InvalidArgument("durable_claims", f"durable_claims: expected a bool, got {durable_claims!r}")
         self.durable_claims = durable_claims
+        if not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 0:
+            raise InvalidArgument("prefetch", f"prefetch: must be an int >= 0, got {prefetch!r}")
+        self.prefetch = prefetch
         #: The lease of this worker's claims (ms); None: the client's.
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
@@ -190,7 +202,7 @@ class AsyncWorker:
         self._completer = AsyncCompleter(self._calls, batched=batch_outcomes,
                                          raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc)
         self._executor = AsyncExecutor(self._calls, handler, self._completer, self._stopping,
-                                       concurrency=concurrency, in_thread=in_thread,
+                                       concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
                                        finished=self._wake_producer, stop=self.stop,
                                        timeout_ms=self.timeout_ms)
         self._producer = AsyncProducer(self._calls, self._executor, self._stopping, queues=self.queues,

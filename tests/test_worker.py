@@ -233,6 +233,38 @@ def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(rq: Raquel,
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(
+    rq: Raquel, conn: Conn
+) -> None:
+    release = [False]
+    running = [0, 0]  # now, most at once
+
+    @rq.subscribe("q", concurrency=2, prefetch=3, grace_period=10)
+    def handler(job: Job) -> None:
+        running[0] += 1
+        running[1] = max(running)
+        while not release[0]:
+            sleep(0.01)
+        running[0] -= 1
+
+    rq.enqueue_many("q", list(range(10)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: handler.running == 5 and running[0] == 2)
+    sleep(0.3)  # time for a wrongful further claim
+    claimed = conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone()
+    handler.stop()
+    release[0] = True
+    join([run], 10)
+    assert claimed == (5,) and running[1] == 2
+    assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
+        ("queued", 0, 8), ("success", 1, 2)]
+
+
+def test_prefetch_must_be_an_int_of_at_least_zero(rq: Raquel) -> None:
+    with pytest.raises(InvalidArgument, match="prefetch"):
+        rq.subscribe("q", prefetch=-1)(lambda job: None)
+
+
 def drain(rq: Raquel, conn: Conn, handler: Worker, jobs: int) -> None:
     """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
     rq.enqueue_many("q", list(range(jobs)))
@@ -299,9 +331,10 @@ def test_durable_claims_must_be_a_bool(rq: Raquel) -> None:
 
 
 def buffering_worker(
-    rq: Raquel, monkeypatch: Any, *, fails: bool = False
+    rq: Raquel, monkeypatch: Any, *, fails: bool = False, **options: Any
 ) -> tuple[Worker, Any, Any, list[bool]]:
-    """A batch_outcomes worker on queue 'q' whose flush waits 60 s, started on one new job.
+    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
 
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
@@ -309,7 +342,11 @@ def buffering_worker(
     monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
-    @rq.subscribe("q", batch_outcomes=True)
+    settings = {"batch_outcomes": True} | options
+    if settings["batch_outcomes"] is None:
+        del settings["batch_outcomes"]
+
+    @rq.subscribe("q", **settings)
     def handler(job: Job) -> None:
         done.append(True)
         if fails:
@@ -317,6 +354,29 @@ def buffering_worker(
 
     job_id = (rq.enqueue("q")).id
     return handler, spawn(handler.run, name="worker"), job_id, done
+
+
+def test_a_worker_batches_its_successes_by_default(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch, batch_outcomes=None)
+    wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    join([run], 10)
+    assert status == ("claimed",)  # buffered, waiting for the (held) flush
+    assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = buffering_worker(rq, monkeypatch, batch_outcomes=False)
+    wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    join([run], 10)
+    assert status == ("success",)
 
 
 def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(

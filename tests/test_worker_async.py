@@ -230,6 +230,38 @@ async def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(arq: 
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+async def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    release = [False]
+    running = [0, 0]  # now, most at once
+
+    @arq.subscribe("q", concurrency=2, prefetch=3, grace_period=10)
+    async def handler(job: AsyncJob) -> None:
+        running[0] += 1
+        running[1] = max(running)
+        while not release[0]:
+            await asleep(0.01)
+        running[0] -= 1
+
+    await arq.enqueue_many("q", list(range(10)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: handler.running == 5 and running[0] == 2)
+    await asleep(0.3)  # time for a wrongful further claim
+    claimed = conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone()
+    handler.stop()
+    release[0] = True
+    await ajoin([run], 10)
+    assert claimed == (5,) and running[1] == 2
+    assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
+        ("queued", 0, 8), ("success", 1, 2)]
+
+
+async def test_prefetch_must_be_an_int_of_at_least_zero(arq: AsyncRaquel) -> None:
+    with pytest.raises(InvalidArgument, match="prefetch"):
+        arq.subscribe("q", prefetch=-1)(lambda job: None)
+
+
 async def drain(arq: AsyncRaquel, conn: Conn, handler: AsyncWorker, jobs: int) -> None:
     """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
     await arq.enqueue_many("q", list(range(jobs)))
@@ -296,9 +328,10 @@ async def test_durable_claims_must_be_a_bool(arq: AsyncRaquel) -> None:
 
 
 async def buffering_worker(
-    arq: AsyncRaquel, monkeypatch: Any, *, fails: bool = False
+    arq: AsyncRaquel, monkeypatch: Any, *, fails: bool = False, **options: Any
 ) -> tuple[AsyncWorker, Any, Any, list[bool]]:
-    """A batch_outcomes worker on queue 'q' whose flush waits 60 s, started on one new job.
+    """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
 
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
@@ -306,7 +339,11 @@ async def buffering_worker(
     monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
-    @arq.subscribe("q", batch_outcomes=True)
+    settings = {"batch_outcomes": True} | options
+    if settings["batch_outcomes"] is None:
+        del settings["batch_outcomes"]
+
+    @arq.subscribe("q", **settings)
     async def handler(job: AsyncJob) -> None:
         done.append(True)
         if fails:
@@ -314,6 +351,29 @@ async def buffering_worker(
 
     job_id = (await arq.enqueue("q")).id
     return handler, aspawn(handler.run, name="worker"), job_id, done
+
+
+async def test_a_worker_batches_its_successes_by_default(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, batch_outcomes=None)
+    await wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    await ajoin([run], 10)
+    assert status == ("claimed",)  # buffered, waiting for the (held) flush
+    assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+
+
+async def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, batch_outcomes=False)
+    await wait_until(lambda: bool(done) and handler.running == 0)
+    status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    handler.stop()
+    await ajoin([run], 10)
+    assert status == ("success",)
 
 
 async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
