@@ -334,6 +334,17 @@ def test_create_all_is_a_no_op_when_up_to_date(rq: Raquel) -> None:
     rq.create_all()
 
 
+def test_create_all_installs_the_schema_in_an_empty_database(make_database: Any) -> None:
+    # raquel's first step: a new client on an empty database. Its pooled
+    # connections prepare what they run, and a prepared statement holds one
+    # command: every statement of the runner must be one.
+    with Raquel(make_database()) as fresh:
+        fresh.create_all()
+        job = fresh.enqueue("q", {"n": 1})
+        stored = fresh.get(job.id)
+        assert stored is not None and stored.status == Raquel.QUEUED
+
+
 def _sleep(seconds: float) -> None:
     from raquel_pg._acompat import sleep
 
