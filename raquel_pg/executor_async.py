@@ -85,6 +85,7 @@ class AsyncExecutor:
         # and the timeout scopes of the async handlers running.
         self._jobs: dict[str, AsyncJob] = {}
         self._scopes: dict[str, Any] = {}
+        self._checking: Any = None  # the task (thread) reading missed cancel requests
         # Jobs claimed and not finished (started or not), by id.
         self._active: set[UUID] = set()
         # The runners: claimed jobs not yet started, the wake-up events of the
@@ -272,9 +273,13 @@ class AsyncExecutor:
 
         The job is marked (``job.cancel_requested``) and an async handler is
         cancelled at once; a job not started yet is not run. Ignores other
-        ids, and None (the notifier reconnected).
+        ids. None (the notifier (re)connected: a request may have been missed)
+        reads the cancel requests of this worker's jobs from the database.
         """
         if job_id is None:
+            with self._lock:
+                if self._jobs and self._checking is None:
+                    self._checking = aspawn(self._check_cancel_requests, name="raquel-cancel-check")
             return
         with self._lock:
             job = self._jobs.get(job_id)
@@ -291,6 +296,19 @@ class AsyncExecutor:
                 scope.reschedule(asyncio.get_running_loop().time())
         else:
             pass  # a thread cannot be interrupted: the job sees cancel_requested
+
+    async def _check_cancel_requests(self) -> None:
+        """Stops the jobs of this worker whose cancellation was requested (read from the database)."""
+        try:
+            with self._lock:
+                ids = [job.id for job in self._jobs.values()]
+            for job_id in await self._calls.cancel_requests(ids):
+                self.stop_job(job_id)
+        except psycopg.Error as error:
+            logger.warning("could not read the cancel requests of running jobs (%s)", error)
+        finally:
+            with self._lock:
+                self._checking = None
 
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and tells the producer."""

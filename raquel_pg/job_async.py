@@ -370,6 +370,11 @@ class AsyncJobCalls:
                 logger.warning("job %s (queue %s): complete not recorded, this worker's claim is no "
                                "longer current (or the call failed)", job.id, job.queue)
 
+    async def cancel_requests(self, job_ids: list[UUID]) -> list[str]:
+        """The ids (text) among ``job_ids`` whose current claim was asked to stop (``cancel_claim_id``)."""
+        rows = await self.fetch("cancel_requests", {"job_ids": job_ids})
+        return [row[0] for row in rows]
+
     def mark_buffered(self, job: AsyncJob) -> None:
         """Marks ``job`` settled: its success waits in a buffer for :meth:`record_successes`.
 

@@ -7,11 +7,13 @@
 
 -- name: enqueue
 -- The job's row comes back with it (raquel's enqueue returns the Job), in
--- the same call: raquel_enqueue_job is raquel_enqueue plus a primary-key read.
+-- the same call: raquel_enqueue_row's INSERT ... RETURNING (migration
+-- enqueue_speed), no second read. now is left to its default (the database
+-- clock).
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
-FROM raquel.raquel_enqueue_job(
+FROM raquel.raquel_enqueue_row(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,

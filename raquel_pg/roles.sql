@@ -4,11 +4,13 @@
 -- worker_role, operator_role),
 -- which grants to EXISTING roles (create them first; pass NULL to skip one):
 --
---   enqueuer  may call raquel_enqueue, raquel_enqueue_job and
+--   enqueuer  may call raquel_enqueue, raquel_enqueue_row (what
+--             raquel_enqueue calls), raquel_enqueue_job and
 --             raquel_enqueue_many, and nothing else: it cannot read, change
 --             or delete any job, nor read the views or the schedules; it sees
---             only the row raquel_enqueue_job answers with (the job it
---             enqueued, or for a unique_key kept, the job holding that key).
+--             only the row raquel_enqueue_row and raquel_enqueue_job answer
+--             with (the job it enqueued, or for a unique_key kept, the job
+--             holding that key).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats/jobs), settle a job by id and attempt number
@@ -69,7 +71,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     -- What each role may call; a name the schema does not have (yet) is skipped.
-    v_enqueuer_functions constant text[] := ARRAY['raquel_enqueue', 'raquel_enqueue_job', 'raquel_enqueue_many'];
+    v_enqueuer_functions constant text[] := ARRAY['raquel_enqueue', 'raquel_enqueue_row', 'raquel_enqueue_job',
+                                                'raquel_enqueue_many'];
     v_worker_functions   constant text[] := v_enqueuer_functions || ARRAY[
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',

@@ -172,3 +172,26 @@ async def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(
         release.set()
     assert status(conn, job.id)[0] == "exhausted"
     assert "lease expired" in status(conn, job.id)[2]  # the rescue's, not overwritten by the worker
+
+
+async def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    started = threading.Event()
+
+    def handler(job: AsyncJob) -> None:
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.raise_if_cancel_requested()
+            time.sleep(0.01)
+
+    job = await arq.enqueue("q", 1)
+    async with running(arq.subscribe("q")(handler)):
+        await until(started.is_set)
+        # A request whose NOTIFY never reached the worker (written by hand), then its LISTEN
+        # connection drops and comes back.
+        conn.execute("UPDATE raquel_jobs SET cancel_claim_id = claim_id WHERE id = %s", (job.id,))
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'")
+        await until(lambda: status(conn, job.id)[0] == "cancelled")
