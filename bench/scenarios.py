@@ -97,22 +97,34 @@ NOTIFY_MODES = (
 )
 
 
+#: The jobs table's first insert trigger function (a NOTIFY per ready queue at every insert,
+#: whether a worker waits or not), as it was before idle workers registered (docs/internals.md).
+ORIGINAL_INSERT_TRIGGER = """\
+CREATE OR REPLACE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = raquel, pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    PERFORM pg_notify('raquel_jobs', ready.queue)
+    FROM (SELECT DISTINCT n.queue FROM raquel_new_jobs n
+          WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now) AS ready;
+    RETURN NULL;
+END;
+$$;
+"""
+
+
 def original_insert_trigger() -> bytes:
-    """0001's ``raquel_tg_jobs__notify_insert`` (a NOTIFY per ready queue at every insert), as a
-    ``CREATE OR REPLACE``, read from migrations/0001_core.sql."""
-    text = (workers.ROOT / "migrations" / "0001_core.sql").read_text()
-    start = text.index("CREATE FUNCTION raquel_tg_jobs__notify_insert()")
-    end = text.index("$$;", text.index("AS $$", start)) + len("$$;")
-    # The engine's schema since 0021 (docs/security.md).
-    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION raquel.", 1).replace(
-        "raquel. raquel_tg", "raquel.raquel_tg", 1).replace(
-        "SET search_path FROM CURRENT", "SET search_path = raquel, pg_catalog, pg_temp", 1).encode()
+    """:data:`ORIGINAL_INSERT_TRIGGER`, to put back in place of the migrated one."""
+    return ORIGINAL_INSERT_TRIGGER.encode()
 
 
 def set_notify_mode(dsn: str, mode: str, queue: str = "bench_enqueue") -> None:
     """Puts a fresh database in a NOTIFY mode of :data:`NOTIFY_MODES`.
 
-    off: the jobs table's triggers disabled; always: 0001's insert trigger
+    off: the jobs table's triggers disabled; always: the original insert trigger
     function put back (the database is dropped after the scenario); nowaiter:
     as migrated; waiter: ``raquel_wait_begin`` registers a waiter for
     ``queue`` for an hour, which the first job's NOTIFY consumes (0009);

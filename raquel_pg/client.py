@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Iterable
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -24,9 +23,9 @@ import psycopg
 from psycopg import Connection, pq
 from psycopg_pool import ConnectionPool
 
-from . import connect, instrument, params
-from ._acompat import sleep
-from .errors import InvalidArgument, RaquelError, StopSubscription, translate
+from . import connect, params
+from .errors import InvalidArgument, translate
+from .job import Job, JobCalls
 from .migrate import migrate
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
@@ -35,174 +34,10 @@ from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
 from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
-from .worker import OutcomeBatcher
+
+__all__ = ["Job", "Raquel"]
 
 logger = logging.getLogger("raquel_pg")
-
-#: What each outcome call leaves in the row (status), to recognise a call
-#: that committed although its reply was lost.
-OUTCOME_STATUSES = {
-    "complete": (params.SUCCESS,),
-    "fail": (params.FAILED, params.EXHAUSTED),
-    "reschedule": (params.QUEUED,),
-    "reject": (params.QUEUED,),
-    "release": (params.QUEUED,),
-    "cancel": (params.CANCELLED,),
-}
-
-#: Longest wait between two attempts of an outcome call.
-MAX_OUTCOME_RETRY_DELAY = 1.0
-
-
-
-class Job(JobRecord):
-    """A job claimed through :class:`Raquel`, with the raquel outcome methods.
-
-    Each outcome method records its outcome at once (one fenced SQL call,
-    retried on a connection error while the lease lasts) and returns True, or
-    False when this worker's claim is no longer current (the job's lease ran
-    out and it was rescued): then nothing is written and a warning is logged. A job takes one outcome; inside ``dequeue()`` an
-    outcome set by hand replaces the automatic success/failure.
-    """
-
-    _rq: Raquel
-    _settled: bool
-    _claimed_monotonic: float
-    #: The lease of this job's claim (ms): the client's, or the claim's reclaim_after.
-    _lease_ms: int
-    #: time.monotonic() by which the lease runs out at the latest, as far as
-    #: this process knows (measured from before the claim or renewal was sent).
-    _lease_deadline: float
-
-    @classmethod
-    def _bind(cls, rq: Raquel, row: tuple[Any, ...], sent_at: float, lease_ms: int) -> Job:
-        job = cls.from_row(row)
-        job._rq = rq
-        job._settled = False
-        job._claimed_monotonic = time.monotonic()
-        job._lease_ms = lease_ms
-        job._lease_deadline = sent_at + lease_ms / 1000
-        return job
-
-    def fail(self, error: str | BaseException | None = None, error_trace: str | None = None) -> bool:
-        """Records a failed attempt: 'failed' and retried after the backoff delay, or 'exhausted'.
-
-        ``error``: a message, or an exception (as in raquel): its message is
-        stored as ``error`` and, unless ``error_trace`` is given, its traceback
-        (which names its type) as ``error_trace``. Raises
-        :class:`~raquel_pg.InvalidArgument` for another type, recording nothing.
-        """
-        error, error_trace = params.failure(error, error_trace)
-        return self._settle("fail", error=error, error_trace=error_trace)
-
-    def reschedule(
-        self, at: datetime | int | None = None, delay: timedelta | int | None = None
-    ) -> bool:
-        """Puts the job back as 'queued', to run at ``at`` + ``delay`` (default: now + min_retry_delay).
-
-        Raises :class:`~raquel_pg.InvalidArgument` for a negative delay.
-        """
-        return self._settle(
-            "reschedule", at=params.timestamp_ms(at, "at"), delay=params.duration_ms(delay, "delay")
-        )
-
-    def reject(self) -> bool:
-        """Hands the job back as 'queued' for another worker to take at once."""
-        return self._settle("reject")
-
-    def cancel(self) -> bool:
-        """Cancels the job: 'cancelled', never retried."""
-        return self._settle("cancel")
-
-    def _settle(self, outcome: str, **args: Any) -> bool:
-        """Records ``outcome``; see the class docstring.
-
-        A call the database refuses, or one that cannot be sent (a bad
-        argument), records nothing: the job is then unsettled again (its lease
-        renewed as before) and the error raised, so that ``dequeue()`` and the
-        workers record a failure saying what happened instead of leaving the
-        job claimed until its lease runs out. A connection error that outlasts
-        the lease is raised with the job left settled (it is rescued).
-        """
-        if self._settled:
-            raise RaquelError(f"job {self.id} already has an outcome ({self.status})")
-        self._settled = True
-        self._rq._leases.discard(self)
-        try:
-            status = self._record(outcome, {"job_id": self.id, "claim_id": self.claim_id, **args})
-        except psycopg.OperationalError:
-            raise
-        except Exception as error:
-            logger.warning("job %s (queue %s): %s refused, nothing recorded: %s", self.id, self.queue,
-                           outcome, error)
-            self._settled = False
-            self._rq._leases.add(self)
-            raise
-        if status is None:
-            logger.warning(
-                "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
-                "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
-            return False
-        self._recorded(outcome, status, args)
-        return True
-
-    def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
-        """Updates this object to the outcome the database recorded, and logs it."""
-        attempt = self.attempts + 1
-        self.status = status
-        if outcome != "release":
-            self.attempts += 1
-        if outcome == "fail":
-            self.error, self.error_trace = args["error"], args["error_trace"]
-        observer = instrument.observer
-        if observer is not None:
-            observer.job_finished(self.queue, outcome, status, time.monotonic() - self._claimed_monotonic)
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
-        logger.info(
-            "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
-            outcome, status, duration_ms, f": {self.error}" if outcome == "fail" else "",
-            extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
-                   "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
-
-    def _record(self, outcome: str, args: dict[str, Any]) -> str | None:
-        """Runs the outcome call; returns the new status, or None when the claim is not current.
-
-        A connection error (the server restarting, a stale pool connection)
-        is retried with backoff for as long as the lease surely lasts, which
-        is safe because the call is fenced: once one attempt has committed,
-        the others change nothing. An attempt may commit and still lose its
-        reply; the retry then gets NULL, so after a retry a NULL is checked
-        against the row (``raquel_claim_outcome``): if the job's last claim is
-        still ours and ended in the status this outcome sets (for ``fail``,
-        with our error), the lost attempt recorded it and the status is
-        returned. When the lease may have run out, the error is raised: the
-        job is then rescued and run again (at-least-once).
-        """
-        delay = 0.05
-        retried = False
-        while True:
-            try:
-                rows = self._rq._fetch(outcome, args)
-                break
-            except psycopg.OperationalError as error:
-                if time.monotonic() + delay >= self._lease_deadline:
-                    raise
-                logger.warning("job %s (queue %s): %s failed (%s); retrying in %.2fs while the lease "
-                               "lasts", self.id, self.queue, outcome, error, delay)
-                sleep(delay)
-                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
-                retried = True
-        status: str | None = rows[0][0]
-        if status is None and retried:
-            ended = self._rq._fetch("claim_outcome", {"job_id": self.id, "claim_id": self.claim_id})
-            if ended and ended[0][0] in OUTCOME_STATUSES[outcome] and (
-                    outcome != "fail" or ended[0][1] == args["error"]):
-                logger.info("job %s (queue %s): %s had been recorded by an attempt whose reply was "
-                            "lost", self.id, self.queue, outcome)
-                status = ended[0][0]
-        return status
 
 
 def _has_rows(result: pq.abc.PGresult | None) -> bool:
@@ -289,7 +124,10 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
             self._owns_pool = False
         self._opened = False
         self._leases = LeaseKeeper(self)
-        self._notifier = Notifier(self)
+        self._notifier = Notifier(self._listen_connection, self._fetch)
+        #: The calls this client's workers make (internal interface, see
+        #: :class:`~raquel_pg.job.JobCalls`; not a public API).
+        self.job_calls = JobCalls(self._fetch, self._leases, self._notifier, self.lease_ms)
 
     def __enter__(self) -> Raquel:
         return self
@@ -500,7 +338,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         if job is None:
             yield None
             return
-        with self._process(job, raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc):
+        with self.job_calls.process(job, raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc):
             yield job
 
     def set_priority(self, job_id: UUID | str, priority: int) -> bool:
@@ -539,131 +377,9 @@ class Raquel(RaquelCalls, Subscriptions, Schedules):
         rows = self._fetch("stats", {"queues": names})
         return {row[0]: QueueStats(*row) for row in rows}
 
-    # --- used by dequeue() and the worker ---------------------------------
-
     def _claim(
         self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
         *, before: int | None = None, lease_ms: int | None = None,
     ) -> list[Job]:
-        """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
-        returns those that can run, their leases kept.
-
-        The lease is ``lease_ms`` (default: the client's), renewed from now on.
-        A claimed row the client cannot decode is not returned: its attempt is
-        recorded as failed with the reason (logged as an error), so that one
-        bad row costs neither the worker nor the other jobs of the batch.
-        """
-        lease = self.lease_ms if lease_ms is None else lease_ms
-        sent_at = time.monotonic()
-        rows = self._fetch("claim", {
-            "queues": queues, "claim_as": claim_as, "batch": batch, "lease": lease,
-            "durable": durable, "before": before,
-        }, binary=True)
-        jobs = [Job._bind(self, row, sent_at, lease) for row in rows]
-        runnable = []
-        for job in jobs:
-            if job.out_of_range is None:
-                self._leases.add(job)
-                runnable.append(job)
-        observer = instrument.observer
-        if observer is not None:
-            observer.claimed(len(jobs))
-        if len(runnable) < len(jobs):
-            self._set_aside([job for job in jobs if job.out_of_range is not None])
-        return runnable
-
-    def _set_aside(self, jobs: list[Job]) -> None:
-        """Records a failed attempt for each claimed job that cannot be run as stored."""
-        for job in jobs:
-            reason = job.undecodable()
-            logger.error("job %s (queue %s): %s; recording a failed attempt", job.id, job.queue, reason)
-            try:
-                job.fail(reason, None)
-            except Exception as error:  # the runnable jobs of the batch must still be returned
-                logger.warning("job %s (queue %s): could not record its failure (%s); it is rescued "
-                               "when its lease runs out", job.id, job.queue, error)
-
-    def _wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
-        rows = self._fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
-        confirmed: bool = rows[0][0]
-        return confirmed
-
-    def _wait_end(self, worker: UUID) -> None:
-        self._fetch("wait_end", {"worker": worker})
-
-    def _next_due(self, queues: list[str] | None) -> int | None:
-        rows = self._fetch("next_due", {"queues": queues})
-        due: int | None = rows[0][0]
-        return due
-
-    def _complete_many(self, jobs: list[Job]) -> list[bool]:
-        """Records the success of ``jobs`` in one fenced call; per job, whether it was recorded.
-
-        Retried on a connection error while every job's lease surely lasts
-        (then the error is raised). After a retry, a job reported as not
-        recorded is checked against its row (``raquel_claim_outcome``): an
-        attempt whose reply was lost may have recorded it.
-        """
-        args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
-        deadline = min(j._lease_deadline for j in jobs)
-        delay = 0.05
-        retried = False
-        while True:
-            try:
-                rows = self._fetch("complete_many", args)
-                break
-            except psycopg.OperationalError as error:
-                if time.monotonic() + delay >= deadline:
-                    raise
-                logger.warning("recording %d successes failed (%s); retrying in %.2fs while the leases "
-                               "last", len(jobs), error, delay)
-                sleep(delay)
-                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
-                retried = True
-        recorded: list[bool] = [row[1] for row in rows]
-        if retried:
-            for i, job in enumerate(jobs):
-                if not recorded[i]:
-                    ended = self._fetch("claim_outcome", {"job_id": job.id, "claim_id": job.claim_id})
-                    recorded[i] = bool(ended) and ended[0][0] == params.SUCCESS
-        return recorded
-
-    @contextmanager
-    def _process(
-        self, job: Job, batcher: OutcomeBatcher | None = None,
-        raise_stop_on_unhandled_exc: bool = False,
-    ) -> Iterator[Job]:
-        """Records the outcome of running ``job`` inside the block (see :meth:`dequeue`).
-
-        With ``batcher``, a success is handed to it (recorded at its next
-        flush, the lease renewed until then) instead of being recorded at once.
-        :class:`StopSubscription` records the success (at once) and propagates;
-        ``raise_stop_on_unhandled_exc`` raises it after recording a failure.
-        """
-        batched = False
-        try:
-            yield job
-        except Exception as error:
-            logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
-            if not job._settled:
-                job.fail(error)
-            if raise_stop_on_unhandled_exc:
-                raise StopSubscription from error
-        except StopSubscription:
-            if not job._settled:
-                job._settle("complete")
-            raise
-        except BaseException:
-            if not job._settled:
-                logger.warning("job %s (queue %s) interrupted: handing it back", job.id, job.queue)
-                job._settle("release")
-            raise
-        else:
-            if not job._settled:
-                if batcher is not None:
-                    batched = batcher.add(job)
-                if not batched:
-                    job._settle("complete")
-        finally:
-            if not batched:
-                self._leases.discard(job)
+        """``job_calls.claim``: for ``claim()`` and ``dequeue()``."""
+        return self.job_calls.claim(queues, claim_as, batch, durable, before=before, lease_ms=lease_ms)

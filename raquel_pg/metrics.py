@@ -7,7 +7,7 @@ ImportError.
 :class:`QueueCollector` answers each scrape with one call of
 ``raquel_stats()`` (exact counts of every status: one pass over the jobs
 table, about 250 ms beside 1M finished jobs), or, when the role may not call
-it, of ``raquel_queue_overview()`` (0023: waiting and running jobs only, read
+it, of ``raquel_queue_overview()`` (0011_dashboard: waiting and running jobs only, read
 from the partial indexes). It serves ``raquel-pg metrics`` and the
 dashboard's ``/metrics``. :class:`WorkerMetrics` is an
 :class:`~raquel_pg.instrument.Observer` counting what one worker process does

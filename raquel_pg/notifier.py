@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import Connection
@@ -23,7 +23,7 @@ from ._acompat import Event, cancel, join, spawn
 from .queries import QUERIES
 
 if TYPE_CHECKING:
-    from .client import Raquel
+    from .job import Fetch
 
 logger = logging.getLogger("raquel_pg.worker")
 
@@ -38,6 +38,12 @@ PROBE_TIMEOUT = 2.0
 UNHEARD = ("notifications do not reach the LISTEN connection — a transaction pooler? set listen_dsn "
            "(RAQUEL_PG_LISTEN_DSN, --listen-dsn) to a direct connection to the server; "
            "workers poll meanwhile (every poll_interval)")
+
+
+class Connect(Protocol):
+    """Opens the LISTEN connection (the client's: to its ``listen_dsn``, else its ``dsn``)."""
+
+    def __call__(self) -> Connection[Any]: ...
 
 
 class _Listening:
@@ -71,8 +77,9 @@ class Notifier:
     ``MAX_RECONNECT_DELAY``), never raising.
     """
 
-    def __init__(self, rq: Raquel) -> None:
-        self._rq = rq
+    def __init__(self, connect: Connect, fetch: Fetch) -> None:
+        self._connect = connect
+        self._fetch = fetch
         self._lock = threading.Lock()
         self._subscribers: dict[object, tuple[frozenset[str] | None, Callable[[], None]]] = {}
         self._current: _Listening | None = None
@@ -118,7 +125,7 @@ class Notifier:
         delay = 0.1
         while not current.stop.is_set():
             try:
-                with self._rq._listen_connection() as conn:
+                with self._connect() as conn:
                     conn.execute(QUERIES["listen_probe"])
                     conn.execute(QUERIES["listen"])
                     if self._probe(conn):
@@ -150,7 +157,7 @@ class Notifier:
         Notifications for the workers that arrive meanwhile are dispatched.
         """
         token = uuid.uuid4().hex
-        self._rq._fetch("probe", {"token": token})
+        self._fetch("probe", {"token": token})
         for notify in conn.notifies(timeout=PROBE_TIMEOUT):
             if notify.channel == "raquel_jobs":
                 self._dispatch(notify.payload)

@@ -10,7 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -20,7 +20,7 @@ from ._acompat import AEvent, acancel, ajoin, aspawn
 from .queries import QUERIES
 
 if TYPE_CHECKING:
-    from .client_async import AsyncRaquel
+    from .job_async import AsyncFetch
 
 logger = logging.getLogger("raquel_pg.worker")
 
@@ -35,6 +35,12 @@ PROBE_TIMEOUT = 2.0
 UNHEARD = ("notifications do not reach the LISTEN connection — a transaction pooler? set listen_dsn "
            "(RAQUEL_PG_LISTEN_DSN, --listen-dsn) to a direct connection to the server; "
            "workers poll meanwhile (every poll_interval)")
+
+
+class AsyncConnect(Protocol):
+    """Opens the LISTEN connection (the client's: to its ``listen_dsn``, else its ``dsn``)."""
+
+    async def __call__(self) -> AsyncConnection[Any]: ...
 
 
 class _Listening:
@@ -68,8 +74,9 @@ class AsyncNotifier:
     ``MAX_RECONNECT_DELAY``), never raising.
     """
 
-    def __init__(self, rq: AsyncRaquel) -> None:
-        self._rq = rq
+    def __init__(self, connect: AsyncConnect, fetch: AsyncFetch) -> None:
+        self._connect = connect
+        self._fetch = fetch
         self._lock = threading.Lock()
         self._subscribers: dict[object, tuple[frozenset[str] | None, Callable[[], None]]] = {}
         self._current: _Listening | None = None
@@ -115,7 +122,7 @@ class AsyncNotifier:
         delay = 0.1
         while not current.stop.is_set():
             try:
-                async with await self._rq._listen_connection() as conn:
+                async with await self._connect() as conn:
                     await conn.execute(QUERIES["listen_probe"])
                     await conn.execute(QUERIES["listen"])
                     if await self._probe(conn):
@@ -147,7 +154,7 @@ class AsyncNotifier:
         Notifications for the workers that arrive meanwhile are dispatched.
         """
         token = uuid.uuid4().hex
-        await self._rq._fetch("probe", {"token": token})
+        await self._fetch("probe", {"token": token})
         async for notify in conn.notifies(timeout=PROBE_TIMEOUT):
             if notify.channel == "raquel_jobs":
                 self._dispatch(notify.payload)

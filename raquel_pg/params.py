@@ -32,13 +32,13 @@ STATUSES = (QUEUED, CLAIMED, SUCCESS, FAILED, CANCELLED, EXPIRED, EXHAUSTED)
 
 DEFAULT_QUEUE = "default"
 
-#: The times the queue stores, in ms since the epoch, in SQL (migration 0020) and here alike:
+#: The times the queue stores, in ms since the epoch, in SQL (migration 0002_clock_and_ids) and here alike:
 #: 0001-01-02 00:00:00.000 to 9999-12-30 23:59:59.999 UTC, what ``datetime`` can represent in any
 #: time zone (a day inside its own range), so that every stored time reads back as a datetime.
 TIME_MIN_MS = -62135510400000
 TIME_MAX_MS = 253402214399999
 TIME_RANGE = range(TIME_MIN_MS, TIME_MAX_MS + 1)
-#: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one, 0006,
+#: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one
 #: and refuse negative ones with their own message).
 DURATION_RANGE = range(-(2**62 - 1), 2**62)
 #: Range of SQL integer (counts).

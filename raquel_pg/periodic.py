@@ -1,6 +1,6 @@
 """Periodic jobs: the schedule record and cron tick arithmetic (no I/O).
 
-The schedules live in the ``raquel_schedules`` table (migration 0005). Cron
+The schedules live in the ``raquel_schedules`` table (migrations 0003_tables and 0010_schedules). Cron
 expressions are evaluated in UTC with croniter; interval ticks are computed by
 ``raquel_fire_schedules`` itself. A scheduler reads the due schedules, plans
 their next ticks here, and fires them with one compare-and-set call, so each
@@ -129,7 +129,7 @@ def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any],
     None, which the SQL function computes. A schedule whose cron expression
     croniter refuses (one set from psql) is left out and its name returned.
     The arguments hold no ``now``: the caller adds its own (None: the SQL
-    function reads the database clock; migration 0020 lets only a role that
+    function reads the database clock; the engine lets only a role that
     may update raquel_jobs pass one).
     """
     names: list[str] = []

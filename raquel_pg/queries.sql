@@ -1,7 +1,7 @@
 -- Runtime queries of the raquel_pg clients. Each is a call to a raquel_*
 -- function (which holds the queue's rules) or a plain read. Loaded once by
 -- queries.py; a query starts at its "-- name: <name>" line.
--- Every name is qualified with the engine's schema, raquel (migration 0021,
+-- Every name is qualified with the engine's schema, raquel (migration 0001_engine_schema,
 -- docs/security.md): the client never goes through the install schema's
 -- stand-ins, and no object in the caller's search_path can stand in for ours.
 
@@ -95,7 +95,7 @@ WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
 ORDER BY scheduled_at DESC, id DESC
 
 -- The by-id calls of raquel (resolve, fail, reject by job id and attempt
--- number, migration 0022): the fenced outcome functions, given the claim_id
+-- number, migration 0006_claim): the fenced outcome functions, given the claim_id
 -- of that attempt (NULL, so no row, when it is not the running one).
 
 -- name: resolve_attempt
@@ -154,7 +154,7 @@ LISTEN raquel_jobs
 -- transaction) never delivers it to a LISTEN made through the pooler.
 SELECT pg_notify('raquel_probe', %(token)s::text)
 
--- Operations (the raquel-pg CLI): calls to the functions of 0002_operations.
+-- Operations (the raquel-pg CLI): calls to the functions of 0009_operations.
 
 -- name: ops_stats
 SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
@@ -340,7 +340,7 @@ SELECT count(*) FROM copied
 -- name: import_raquel_done
 DROP VIEW pg_temp.raquel_import_checked, pg_temp.raquel_import_source
 
--- The dashboard and the metrics exporter (0023_dashboard). The dashboard's
+-- The dashboard and the metrics exporter (0011_dashboard). The dashboard's
 -- connections plan every statement with its values (prepare_threshold None),
 -- so a filter given as NULL drops out of the plan.
 
@@ -361,7 +361,7 @@ GROUP BY 1, 2
 -- name: dash_now
 SELECT raquel.raquel_now_ms()
 
--- Jobs newest first (ids are time-ordered, 0012), a page at a time: the next
+-- Jobs newest first (ids are time-ordered, 0002_clock_and_ids), a page at a time: the next
 -- page starts below the last id shown (keyset).
 -- name: dash_jobs
 SELECT id, queue, status, attempts, error, enqueued_at, scheduled_at, finished_at, priority
@@ -373,7 +373,7 @@ ORDER BY id DESC
 LIMIT %(limit)s::integer
 
 -- Text in the error, newest first: reads at most %(scan)s jobs that have an
--- error (raquel_jobs_error_idx, 0023), below %(before)s, and keeps those that
+-- error (raquel_jobs_error_idx, 0003_tables), below %(before)s, and keeps those that
 -- match. Every row also says how far the read went (scanned_to: the oldest id
 -- read; scanned: how many), so the next search resumes there; with no match
 -- there is one row of NULLs but those two.

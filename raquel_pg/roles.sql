@@ -24,11 +24,11 @@
 --             raquel_schedules directly (psql repairs), and read
 --             raquel_migrations. It cannot alter the schema.
 --
--- The queue's functions are SECURITY DEFINER (migrations 0006, 0007 and 0008), so
+-- The queue's functions are SECURITY DEFINER (the migrations say so per function), so
 -- the enqueuer and worker need no privilege on the tables they change. Role
 -- and schema names are quoted with format('%I'), never concatenated.
 --
--- Since 0021 the objects live in schema raquel and schema_name (the install
+-- The objects live in schema raquel and schema_name (the install
 -- schema) holds same-named stand-ins (docs/security.md): every grant is made
 -- on both, so psql users (through the stand-ins) and the Python client
 -- (schema raquel directly) get the same rights. Neither schema's CREATE is
@@ -70,7 +70,8 @@ DECLARE
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
         'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim'];
-    -- Where the objects are (raquel since 0021) and every schema to grant in.
+    -- Where the objects are (raquel; the install schema for an install older than the
+    -- engine schema) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
     v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));
     v_schema  text;
@@ -104,7 +105,7 @@ BEGIN
                   AND c.relkind = 'v' AND c.relname LIKE 'raquel\_%');
             -- One GRANT naming every raquel_* function of the engine (the
             -- stand-ins have the same names and arguments), not raquel_expose
-            -- and raquel_unexpose (0021), which only the owner runs.
+            -- and raquel_unexpose (0001_engine_schema), which only the owner runs.
             EXECUTE (
                 SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I',
                               string_agg(format('%I.%I(%s)', v_schema, p.proname,

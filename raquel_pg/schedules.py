@@ -85,7 +85,7 @@ class Schedules:
         while) give one job, for the oldest missed tick; the schedule then
         moves to its first tick after now. ``now`` (default: the database
         clock) is for tests and replays: only a role that may update
-        raquel_jobs may pass it (migration 0020); without it the jobs are
+        raquel_jobs may pass it (migration 0002_clock_and_ids); without it the jobs are
         fired on the database clock.
         """
         now_ms = params.timestamp_ms(now, "now")

@@ -24,31 +24,28 @@ _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 125762840913260
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
 
-#: Pins the migration's objects to the schema being installed into (the first
-#: existing schema of the caller's search_path); functions capture it with
-#: ``SET search_path FROM CURRENT``. pg_temp last, so temp objects never shadow.
+#: The install schema's search_path (its first existing schema, then pg_temp):
+#: raquel_migrations is created and written there, before each migration's SQL.
 SEARCH_PATH_SQL = (
     "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
 )
 
-#: The engine's schema (migration 0021): only its owner may create objects in
+#: The engine's schema (migration 0001): only its owner may create objects in
 #: it; the install schema keeps stand-ins (docs/security.md).
 ENGINE_SCHEMA = "raquel"
 
-#: The first migration run with the engine's search_path instead of SEARCH_PATH_SQL.
-ENGINE_SINCE = 21
-
-#: From ENGINE_SINCE on, a migration runs with these (after RECORD_SQL, which
-#: needs the caller's search_path): the install schema is remembered for
-#: raquel_expose, unqualified CREATEs land in schema raquel, and
-#: ``SET search_path FROM CURRENT`` pins raquel, pg_catalog, pg_temp.
+#: Every migration runs with these (after RECORD_SQL, which needs the caller's
+#: search_path): the install schema is remembered for raquel_expose, unqualified
+#: CREATEs land in schema raquel, and ``SET search_path FROM CURRENT`` pins
+#: raquel, pg_catalog, pg_temp.
 ENGINE_PATH_SQL = (
     "SELECT set_config('raquel.install_schema', current_schema(), true);\n"
     "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)"
 )
-#: Before each migration after ENGINE_SINCE: the stand-in views step aside.
+#: Before each migration but the first (which creates it): the stand-in views
+#: step aside, so that a migration may change the columns they read.
 UNEXPOSE_SQL = "SELECT raquel.raquel_unexpose(current_setting('raquel.install_schema'))"
-#: After each migration from ENGINE_SINCE on: stand-ins for every engine function and relation.
+#: After each migration: stand-ins for every engine function and relation.
 EXPOSE_SQL = "SELECT raquel.raquel_expose(current_setting('raquel.install_schema'))"
 
 BOOKKEEPING_SQL = """\
@@ -64,16 +61,12 @@ RECORD_SQL = "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s
 
 def before(migration: "Migration") -> list[LiteralString]:
     """The statements that run after RECORD_SQL and before ``migration``'s SQL, in its transaction."""
-    if migration.version < ENGINE_SINCE:
-        return [SEARCH_PATH_SQL]
-    if migration.version == ENGINE_SINCE:
-        return [ENGINE_PATH_SQL]
-    return [ENGINE_PATH_SQL, UNEXPOSE_SQL]
+    return [ENGINE_PATH_SQL] if migration.version == 1 else [ENGINE_PATH_SQL, UNEXPOSE_SQL]
 
 
 def after(migration: "Migration") -> list[LiteralString]:
     """The statements that run after ``migration``'s SQL, in its transaction."""
-    return [EXPOSE_SQL] if migration.version >= ENGINE_SINCE else []
+    return [EXPOSE_SQL]
 
 
 @dataclass(frozen=True)

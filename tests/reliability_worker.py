@@ -8,7 +8,8 @@ Runs a worker with ``handle_signals=True`` until it is stopped. The handler
 records each execution in ``raquel_test_runs`` (one row per run, committed
 before the handler sleeps ``--sleep`` seconds or the payload's "sleep"), so
 the tests can count how many times each job ran, whatever killed the worker.
-Prints "ready" once the worker is listening. With ``--produce N`` it is a
+Prints "ready" once the worker is listening, and "stopping" once it stopped listening (a
+stop signal was handled). With ``--produce N`` it is a
 producer instead: prints "ready", enqueues N jobs one by one with
 ``Raquel.enqueue`` (or, with ``--batch B``, in transactions of B jobs), then prints how many it enqueued and how many calls
 raised (after an error it waits 0.2 s and goes on with the next job).
@@ -40,6 +41,9 @@ def _announce_when_listening(worker: Any) -> None:
         while not worker.listening:
             time.sleep(0.01)
         print("ready", flush=True)
+        while worker.listening:
+            time.sleep(0.01)
+        print("stopping", flush=True)  # a stop signal was handled: no more claims
 
     threading.Thread(target=wait, daemon=True).start()
 

@@ -40,7 +40,7 @@ CREATE FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL::uu
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_cancel (docs/security.md)
 SELECT raquel.raquel_cancel($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
     LANGUAGE sql PARALLEL SAFE
@@ -91,7 +91,7 @@ CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
 SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -105,21 +105,21 @@ CREATE FUNCTION public.raquel_clock(p_function text, p_now bigint) RETURNS bigin
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_clock (docs/security.md)
 SELECT raquel.raquel_clock($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+COMMENT ON FUNCTION public.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range; else 42501 or 22023 naming "now".';
 
 CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
 SELECT raquel.raquel_complete($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
 SELECT * FROM raquel.raquel_complete_many($1, $2, $3)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE sql
@@ -133,7 +133,7 @@ CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payloa
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
 SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC; now only from a role that may update raquel_jobs (else 42501).';
 
 CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
@@ -147,28 +147,28 @@ CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigin
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
 SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 
 CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_expire (docs/security.md)
 SELECT raquel.raquel_expire($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fail (docs/security.md)
 SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest.';
 
 CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
 SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE sql IMMUTABLE
@@ -217,7 +217,7 @@ CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
 SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql STABLE
@@ -245,28 +245,28 @@ CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
 SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 
 CREATE FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_reschedule (docs/security.md)
 SELECT raquel.raquel_reschedule($1, $2, $3, $4, $5)$_$;
 
-COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+COMMENT ON FUNCTION public.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay.';
 
 CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
 SELECT raquel.raquel_rescue($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
 SELECT raquel.raquel_retry($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION public.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -280,7 +280,7 @@ CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_jobs (docs/security.md)
 SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
 CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE sql
@@ -294,14 +294,14 @@ CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text D
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_schedule (docs/security.md)
 SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
 
-COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 
 CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
 SELECT * FROM raquel.raquel_stats($1)$_$;
 
-COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
 CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE sql
@@ -383,13 +383,14 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint) IS 'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET max_parallel_workers_per_gather TO '0'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
@@ -549,7 +550,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -584,7 +585,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+COMMENT ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) IS 'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range; else 42501 or 22023 naming "now".';
 
 CREATE FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -604,12 +605,13 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint) IS 'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -645,7 +647,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint) IS 'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -796,7 +798,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text) IS 'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC; now only from a role that may update raquel_jobs (else 42501).';
 
 CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1043,7 +1045,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 
 CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1077,7 +1079,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_expire(queues text[], now bigint) IS 'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_expose(install_schema text) RETURNS void
     LANGUAGE plpgsql
@@ -1095,8 +1097,8 @@ BEGIN
     END IF;
     -- No engine object may be bound to a function or operator of another
     -- schema (a view, default, index, constraint, trigger or SQL-standard
-    -- body binds what its names meant when it was created: one created by
-    -- a migration before 0021, in a schema others could write to, could
+    -- body binds what its names meant when it was created: one created
+    -- with a search_path holding a schema others could write to could
     -- have bound another role's operator for good).
     v_args := (
         SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -1201,7 +1203,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1231,7 +1233,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+COMMENT ON FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest.';
 
 CREATE FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1274,8 +1276,8 @@ BEGIN
     FOR UPDATE;
 
     -- An interval schedule's next tick, capped at the range's end: computed
-    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
-    -- the CASEs also keep an older, larger every from overflowing).
+    -- so that no step can overflow bigint (every <= 2^62 - 1; the CASEs
+    -- also keep a larger every, written by hand, from overflowing).
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
@@ -1302,7 +1304,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -1457,7 +1459,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1480,7 +1482,7 @@ BEGIN
         SELECT j.queue, count(*) AS running,
                count(*) FILTER (WHERE j.lease_expires_at <= v_now) AS lease_expired
         FROM raquel_jobs j
-        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0008), which holds claimed jobs.
+        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0003_tables), which holds claimed jobs.
         WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' GROUP BY j.queue
     )
     SELECT coalesce(w.queue, c.queue)::text, coalesce(w.queued, 0), coalesce(w.failed, 0),
@@ -1532,6 +1534,7 @@ CREATE FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lea
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()
@@ -1561,7 +1564,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+COMMENT ON FUNCTION raquel.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 
 CREATE FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1606,7 +1609,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+COMMENT ON FUNCTION raquel.raquel_reschedule(job_id uuid, claim_id uuid, at bigint, delay bigint, now bigint) IS 'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay.';
 
 CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1640,7 +1643,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1659,7 +1662,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+COMMENT ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) IS 'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1714,7 +1717,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
 CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1807,7 +1810,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+COMMENT ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 
 CREATE FUNCTION raquel.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1852,7 +1855,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1995,13 +1998,13 @@ BEGIN
         BEGIN
             EXECUTE format('DROP VIEW %s', r.name);
         EXCEPTION WHEN dependent_objects_still_exist THEN
-            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails)
         END;
     END LOOP;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration but the first, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from raquel_pg.schema import load_migrations
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -105,7 +108,7 @@ def test_migrate_applies_every_migration_to_a_new_database(cli: Run, make_databa
     fresh = make_database()
     result = cli("migrate", dsn_=fresh)
     assert result.returncode == 0
-    assert result.stdout.splitlines()[:2] == ["applied 0001_core.sql", "applied 0002_operations.sql"]
+    assert result.stdout.splitlines()[:2] == [f"applied {m.filename}" for m in load_migrations()[:2]]
 
 
 # --- enqueue -----------------------------------------------------------------------
@@ -165,13 +168,37 @@ def test_stats_prints_a_table_with_one_line_per_queue(cli: Run, conn: Conn) -> N
     assert [line.split()[0] for line in lines[2:]] == ["emails", "reports"]
 
 
+def read_into(stream: Any, lines: list[str]) -> threading.Thread:
+    """A thread appending each line ``stream`` yields to ``lines``, until it closes."""
+
+    def read() -> None:
+        for line in iter(stream.readline, ""):
+            lines.append(line)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def interrupt_when(process: subprocess.Popen[str], ready: Callable[[str], bool]) -> tuple[str, str]:
+    """Sends SIGINT to ``process`` once ``ready(its output so far)``; returns (stdout, stderr)
+    after it exited."""
+    lines: list[str] = []
+    reader = read_into(process.stdout, lines)
+    wait_for(lambda: ready("".join(lines)) or process.poll() is not None)
+    process.send_signal(signal.SIGINT)
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait(timeout=10)
+    reader.join(timeout=10)
+    return "".join(lines), err
+
+
 def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
     enqueue(conn, "emails")
     process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--watch", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    time.sleep(1.5)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    out, err = interrupt_when(process, lambda out: out.count("raquel-pg stats, every 0.2s") >= 2)
     assert process.returncode == 0, err
     assert out.count("raquel-pg stats, every 0.2s") >= 2
     assert "emails" in out
@@ -181,9 +208,7 @@ def test_stats_watch_json_prints_one_document_per_line(dsn: str, conn: Conn) -> 
     enqueue(conn, "emails")
     process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    time.sleep(1.5)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    out, err = interrupt_when(process, lambda out: out.count("\n") >= 2)
     assert process.returncode == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
     assert len(documents) >= 2
@@ -457,11 +482,18 @@ def test_worker_second_sigterm_stops_at_once(dsn: str, conn: Conn, tmp_path: Pat
     job_id = enqueue(conn, "slow", "30")
     worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "slow", "--grace-period", "60")
     wait_for(lambda: (tmp_path / f"started-{job_id}").exists())  # running, not only claimed
+    lines: list[str] = []
+    reader = read_into(worker.stderr, lines)
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # Two SIGTERMs before the first is handled would be delivered as one.
+    wait_for(lambda: "stop signal: no more claims" in "".join(lines))
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
-    _, log = worker.communicate(timeout=30)
+    assert worker.stdout is not None
+    worker.stdout.read()
+    worker.wait(timeout=30)
+    reader.join(timeout=10)
+    log = "".join(lines)
     assert worker.returncode == 0, log
     assert time.monotonic() - started < 10  # not the 30 s job, not the 60 s grace period
     assert "stop signal: no more claims" in log and "second stop signal" in log

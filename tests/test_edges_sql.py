@@ -261,7 +261,7 @@ def test_every_function_taking_now_refuses_it_from_a_role_that_may_not_update_th
     functions = conn.execute(
         "SELECT p.proname, p.pronargs - p.pronargdefaults FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND 'now' = ANY (p.proargnames)"
-        "   AND p.pronamespace = 'raquel'::regnamespace").fetchall()  # the engine (0021)
+        "   AND p.pronamespace = 'raquel'::regnamespace").fetchall()  # the engine (0001_engine_schema)
     assert {name for name, _ in functions} == TAKES_NOW
     job, claim = claimed_job(conn)
     before = job_rows(conn)

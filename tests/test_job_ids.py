@@ -1,4 +1,4 @@
-"""Migrations 0012, 0013 and 0016: time-ordered job ids (in bulk, and one at a time), one claim_id per claim."""
+"""Time-ordered job ids (in bulk, and one at a time; 0002_clock_and_ids), one claim_id per claim."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import psycopg
 import pytest
 
 from raquel_pg import Raquel
-from raquel_pg.migrate import migrate
-from raquel_pg.schema import load_migrations
 
 Conn = psycopg.Connection[Any]
 
@@ -100,15 +98,14 @@ def test_a_shared_claim_id_fences_each_job_on_its_own(conn: Conn) -> None:
     assert statuses == {a: "success", b: "claimed"}
 
 
-def test_jobs_enqueued_before_0012_keep_their_ids_and_run(make_database: Any) -> None:
-    with psycopg.connect(make_database(), autocommit=True) as fresh:
-        migrate(fresh, [m for m in load_migrations() if m.version < 12])
-        old = fresh.execute("SELECT * FROM raquel_enqueue_many('q', ARRAY['a', 'b'])").fetchall()
-        migrate(fresh)
-        new = fresh.execute("SELECT raquel_enqueue('q')").fetchone()
-        claimed = fresh.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'], batch => 3)").fetchall()
-        assert {job for job, _ in claimed} == {old[0][0], old[1][0], new[0]}
-        assert [job.version for job, _ in sorted(claimed, key=lambda c: c[0] == new[0])] == [4, 4, 7]
-        done = fresh.execute("SELECT count(*) FILTER (WHERE recorded) FROM raquel_complete_many(%s, %s)",
-                             [[job for job, _ in claimed], [claim for _, claim in claimed]]).fetchone()
-        assert done == (3,)
+def test_jobs_with_version_4_ids_run_beside_time_ordered_ones(conn: Conn) -> None:
+    # Rows copied from raquel (or inserted with gen_random_uuid()) keep their random ids.
+    old = conn.execute("INSERT INTO raquel_jobs (id, queue) SELECT gen_random_uuid(), 'q'"
+                       " FROM generate_series(1, 2) RETURNING id").fetchall()
+    new = conn.execute("SELECT raquel_enqueue('q')").fetchone()
+    claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'], batch => 3)").fetchall()
+    assert {job for job, _ in claimed} == {old[0][0], old[1][0], new[0]}
+    assert [job.version for job, _ in sorted(claimed, key=lambda c: c[0] == new[0])] == [4, 4, 7]
+    done = conn.execute("SELECT count(*) FILTER (WHERE recorded) FROM raquel_complete_many(%s, %s)",
+                        [[job for job, _ in claimed], [claim for _, claim in claimed]]).fetchone()
+    assert done == (3,)

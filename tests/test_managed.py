@@ -1,7 +1,7 @@
 """Managed PostgreSQL without superuser (issue 19, docs/deploying.md).
 
 The recipe of docs/deploying.md, run as written: an admin role creates the
-owner role, grants it CREATE on the database (0021's CREATE SCHEMA IF NOT
+owner role, grants it CREATE on the database (0001_engine_schema's CREATE SCHEMA IF NOT
 EXISTS raquel needs it even when the schema exists) and creates the install
 schema it owns; the owner (no superuser) migrates and grants; the worker role
 works through the client.

@@ -53,7 +53,8 @@ def test_status_lists_pending_migrations(fresh: Conn) -> None:
 def test_a_changed_migration_file_is_refused_by_name(fresh: Conn) -> None:
     migrate(fresh)
     fresh.execute("UPDATE raquel_migrations SET checksum = 'edited' WHERE version = 1")
-    with pytest.raises(MigrationError, match="0001_core.sql was changed after it was applied"):
+    first = load_migrations()[0].filename
+    with pytest.raises(MigrationError, match=f"{first} was changed after it was applied"):
         migrate(fresh)
 
 
@@ -76,38 +77,60 @@ def scratch_role(conn: Conn, kind: str) -> Iterator[str]:
         conn.execute(f'DROP ROLE "{role}"'.encode())
 
 
-def test_0010_carries_the_claim_grants_over_to_its_new_signature(fresh: Conn) -> None:
-    # raquel_claim gains a parameter in 0010: a role granted EXECUTE on the old
-    # signature (roles.sql, run before the upgrade) may call the new one.
-    migrate(fresh, [m for m in load_migrations() if m.version < 10])
-    with scratch_role(fresh, "worker") as role:
-        grant_roles(fresh, worker=role)
-        migrate(fresh)
-        new = fresh.execute("SELECT oid::regprocedure::text FROM pg_proc WHERE proname = 'raquel_claim'"
-                            ).fetchone()[0]  # the signature of the last migration that changed it
-        assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'),"
-                             " has_function_privilege('public', %s, 'EXECUTE')",
-                             (role, new, new)).fetchone() == (True, False)
-        assert fresh.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'"
-                             " AND pronamespace = 'raquel'::regnamespace").fetchone() == (1,)
+#: A later delta as the next migration's author writes it: a column the stand-in views read
+#: changes type, and a function is replaced (same signature), with unqualified names.
+LATER = """
+ALTER TABLE raquel_jobs ALTER COLUMN error_trace TYPE varchar(100000);
+CREATE OR REPLACE FUNCTION raquel_set_priority(job_id uuid, priority integer)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE raquel_jobs j SET priority = raquel_set_priority.priority
+    WHERE j.id = raquel_set_priority.job_id AND j.status IN ('queued', 'failed', 'claimed');
+    RETURN FOUND;
+END;
+$$;
+"""
 
 
-def test_0018_keeps_the_jobs_and_the_view_grants_of_the_schema_it_upgrades(fresh: Conn) -> None:
-    # 0018 changes seven columns' types and recreates the two views that read them.
-    migrate(fresh, [m for m in load_migrations() if m.version < 18])
-    with scratch_role(fresh, "operator") as role:
-        grant_roles(fresh, operator=role)
+def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> None:
+    # Roles are granted (roles.sql) after the install; a later migration changes a column the
+    # stand-in views read and replaces a function: the runner drops the stand-in views before
+    # it and makes them again after it, with the engine objects' grants, and the jobs stay.
+    migrate(fresh)
+    later = [*load_migrations(), Migration(len(load_migrations()) + 1, "later", LATER)]
+    with scratch_role(fresh, "operator") as operator, scratch_role(fresh, "worker") as worker:
+        grant_roles(fresh, operator=operator, worker=worker)
         job = fresh.execute("SELECT raquel_enqueue('q', 'x', max_age => 5000, max_retry_count => 2)").fetchone()
-        migrate(fresh)
-        assert fresh.execute("SELECT has_table_privilege(%s, 'raquel_problem_jobs', 'SELECT'),"
-                             " has_table_privilege(%s, 'raquel_expired_leases', 'SELECT')",
-                             (role, role)).fetchone() == (True, True)
+        assert [m.version for m in migrate(fresh, later)] == [len(later)]
+        assert fresh.execute(
+            "SELECT has_table_privilege(%s, 'public.raquel_problem_jobs', 'SELECT'),"
+            " has_table_privilege(%s, 'public.raquel_expired_leases', 'SELECT'),"
+            " has_function_privilege(%s, 'public.raquel_set_priority(uuid, integer)', 'EXECUTE'),"
+            " has_function_privilege(%s, 'raquel.raquel_set_priority(uuid, integer)', 'EXECUTE'),"
+            " has_function_privilege('public', 'raquel.raquel_set_priority(uuid, integer)', 'EXECUTE')",
+            (operator, operator, operator, operator)).fetchone() == (True, True, True, True, False)
         assert fresh.execute("SELECT id, queue, payload, status, max_age, max_retry_count FROM raquel_jobs"
                              ).fetchall() == [(job[0], "q", "x", "queued", 5000, 2)]
         claimed = fresh.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
         assert claimed is not None and claimed[0] == job[0]
         assert fresh.execute("SELECT raquel_fail(%s, %s, 'boom')", claimed).fetchone() == ("failed",)
         assert fresh.execute("SELECT id, status FROM raquel_problem_jobs").fetchall() == [(job[0], "failed")]
+
+
+def test_a_second_install_schema_in_one_database_is_refused(fresh: Conn) -> None:
+    # Schema raquel is shared by every install schema of a database: the first migration
+    # refuses to install the engine a second time, and records nothing there.
+    migrate(fresh)
+    fresh.execute("CREATE SCHEMA other")
+    fresh.execute("SET search_path = other")
+    with pytest.raises(psycopg.errors.RaiseException, match="can be installed once per database"):
+        migrate(fresh)
+    fresh.execute("RESET search_path")
+    assert fresh.execute("SELECT count(*) FROM other.raquel_migrations").fetchone() == (0,)
+    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
 
 
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:

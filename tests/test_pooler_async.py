@@ -118,7 +118,9 @@ async def test_leases_are_renewed_through_the_pooler(pooled_dsn: str, dsn: str, 
         await client.enqueue("q", "slow")
         async with client.dequeue("q") as job:
             assert job is not None
-            await asleep(1.0)  # > 3 leases: only renewals keep it ours
+            # > 3 leases since the claim: only renewals keep it ours.
+            await wait_until(lambda: conn.execute("SELECT raquel_now_ms() >= claimed_at + 900 FROM raquel_jobs"
+                                                  ).fetchone() == (True,))
             claim = conn.execute("SELECT claim_id, lease_expires_at > raquel_now_ms() FROM raquel_jobs").fetchone()
             assert claim == (job.claim_id, True)
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 1)

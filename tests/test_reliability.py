@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -167,7 +168,10 @@ async def test_abort_cuts_the_grace_period_short(arq: AsyncRaquel, conn: Conn) -
     run = asyncio.create_task(worker.run())
     await started.wait()
     worker.stop()
-    await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while worker.listening:  # it stopped listening: in its grace period, waiting for the job
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
     worker.abort()
     await asyncio.wait_for(run, 5)
 
@@ -180,14 +184,14 @@ def test_jobs_claimed_while_stopping_are_handed_back_unstarted(
     worker = rq.subscribe("q", concurrency=3)(ran.append)
     for _ in range(3):
         rq.enqueue("q")
-    claim = rq._claim
+    claim = rq.job_calls.claim
 
     def claim_then_stop(*args: Any, **kwargs: Any) -> list[Job]:
         jobs = claim(*args, **kwargs)  # really claims, in the database
         worker.stop()  # as if SIGTERM arrived while the claim was in flight
         return jobs
 
-    monkeypatch.setattr(rq, "_claim", claim_then_stop)
+    monkeypatch.setattr(rq.job_calls, "claim", claim_then_stop)
     worker.run()
 
     assert ran == []
@@ -208,7 +212,7 @@ def test_claimed_jobs_start_even_when_the_next_call_fails(
 
     worker = rq.subscribe("q", concurrency=2)(handler)
     rq.enqueue("q")
-    monkeypatch.setattr(rq, "_next_due", server_gone)
+    monkeypatch.setattr(rq.job_calls, "next_due", server_gone)
     safety = threading.Timer(5, worker.stop)  # with the bug, nothing else would stop it
     safety.start()
     worker.run()

@@ -7,6 +7,7 @@ lease; every handler execution is a row in raquel_test_runs.
 from __future__ import annotations
 
 import json
+import select
 import signal
 import time
 from typing import Any
@@ -17,6 +18,13 @@ from raquel_pg import Raquel
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 LEASE_MS = 1000
+
+
+def wait_for_line(process: Any, expected: str, timeout: float = 15.0) -> None:
+    """The next line ``process`` prints is ``expected``, within ``timeout`` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"{expected!r} not printed within {timeout} s"
+    assert process.stdout.readline().strip() == expected
 
 
 def wait_for(conn: Conn, query: str, expected: Any, timeout: float = 15.0) -> float:
@@ -105,7 +113,7 @@ def test_second_signal_stops_the_sync_worker_at_once(runs: Conn, spawn_worker: A
     worker = spawn_worker("q", "--grace", "3600", "--lease", str(LEASE_MS))
     wait_for(runs, "SELECT count(*) FROM raquel_test_runs", 1)
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for_line(worker, "stopping")  # two signals before the first is handled arrive as one
     worker.send_signal(signal.SIGTERM)
 
     assert worker.wait(5) == 0
@@ -120,7 +128,7 @@ def test_second_signal_hands_back_async_jobs_at_once(runs: Conn, spawn_worker: A
     worker = spawn_worker("q", "--grace", "3600", "--async")
     wait_for(runs, "SELECT count(*) FROM raquel_test_runs", 1)
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for_line(worker, "stopping")  # two signals before the first is handled arrive as one
     worker.send_signal(signal.SIGTERM)
 
     assert worker.wait(5) == 0

@@ -47,7 +47,7 @@ def test_the_inlined_helpers_ignore_a_callers_search_path(conn: Conn) -> None:
         conn.execute(f'DROP SCHEMA "{evil}" CASCADE'.encode())
 
 
-#: The migration runner's own functions (0021): they write the install schema's
+#: The migration runner's own functions (0001_engine_schema): they write the install schema's
 #: stand-ins with DDL built from catalog names (format %I), run only as the
 #: owner, are not SECURITY DEFINER and not executable by PUBLIC.
 OWNER_ONLY = {"raquel_expose", "raquel_unexpose"}

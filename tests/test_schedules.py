@@ -224,14 +224,17 @@ def test_scheduler_processes_fire_each_tick_once(no_schedules: str, conn: psycop
 def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(
     no_schedules: str, conn: psycopg.Connection[Any]
 ) -> None:
-    """4 Scheduler loops (threads, own clients) for about 2 s on a 100 ms interval."""
+    """4 Scheduler loops (threads, own clients) on a 100 ms interval, until 20 ticks fired."""
     clients = [Raquel(no_schedules, pool_size=2) for _ in range(4)]
     clients[0].schedule("fast", "q", every=100)
     schedulers = [c.scheduler(poll_interval=0.05) for c in clients]
     threads = [threading.Thread(target=s.run) for s in schedulers]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 30
+    while len(fired(conn)) < 20:
+        assert time.monotonic() < deadline, "fewer than 20 ticks fired in 30 s"
+        time.sleep(0.05)
     for s in schedulers:
         s.stop()
     for t in threads:

@@ -8,8 +8,8 @@ the owner through the Python client's qualified calls, as the planting role
 through the install schema's stand-ins, and as every other role. A planted
 function that ran would note ``current_user`` in the session (a setting that
 outlives the function) and in a table only the owner may write: neither ever
-shows the owner. A deliberately unsafe SECURITY DEFINER function (the layout
-before 0021) proves the planted objects do hijack when they can.
+shows the owner. A deliberately unsafe SECURITY DEFINER function (search_path =
+the install schema, then pg_temp) proves the planted objects do hijack when they can.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ FUNCTIONS = [
 def plant_statements() -> list[str]:
     """Everything a hostile role tries to create in the install schema, one statement each."""
     statements = [
-        # Types named like the engine's (free in the install schema since 0021),
+        # Types named like the engine's (free in the install schema),
         # a type of its own with implicit casts from text and to text.
         "CREATE TYPE public.raquel_status AS ENUM ('queued', 'claimed', 'success')",
         "CREATE DOMAIN public.raquel_name AS text",
@@ -306,8 +306,8 @@ def test_planted_objects_never_run_as_the_owner(hostile: dict[str, str], planted
 @pytest.mark.parametrize("planted", ["enqueuer"], indirect=True)
 def test_the_planted_objects_hijack_an_unsafe_definer_function(
         hostile: dict[str, str], planted: tuple[str, dict[str, str]]) -> None:
-    # The control: a SECURITY DEFINER function laid out as before 0021
-    # (search_path = public, pg_temp) runs the enqueuer's planted format() as
+    # The control: a SECURITY DEFINER function whose search_path holds a
+    # schema others can write to (public, pg_temp) runs the enqueuer's planted format() as
     # the owner as soon as it formats a bigint. The canary and the marker see it.
     with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
         conn.execute("CREATE FUNCTION public.hijack_unsafe(n bigint) RETURNS text LANGUAGE plpgsql"
@@ -327,7 +327,7 @@ def test_the_planted_objects_hijack_an_unsafe_definer_function(
 @pytest.mark.parametrize("planted", ["enqueuer"], indirect=True)
 def test_domain_operators_never_run_as_the_owner_even_if_the_domains_are_granted(
         hostile: dict[str, str], planted: tuple[str, dict[str, str]]) -> None:
-    # 0021 takes USAGE on the engine's domains away from PUBLIC, so no role
+    # 0003_tables takes USAGE on the engine's domains away from PUBLIC, so no role
     # can define an operator on them. Granted back by mistake, the operators
     # exist, but only in the install schema, which no engine function searches.
     attacker, _ = planted
@@ -410,54 +410,7 @@ def test_enqueue_works_from_the_default_search_path_as_the_enqueuer(hostile: dic
         owner.execute("TRUNCATE raquel.raquel_jobs")
 
 
-def test_an_install_upgraded_from_0018_is_no_longer_hijacked(make_database: Any) -> None:
-    # The issue's reproduction: before 0021 an enqueuer's public.=(raquel_status,
-    # raquel_status) ran as the owner at the next raquel_complete. The upgrade
-    # keeps the jobs, the roles' grants and the psql calls, and the planted
-    # operator (still there, on the moved domain) is never searched again.
-    from raquel_pg.schema import load_migrations
-
-    dsn: str = make_database()
-    enqueuer = f"hijack_old_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
-        migrate(conn, [m for m in load_migrations() if m.version <= 18])
-        conn.execute("CREATE TABLE public.hijack_canary (who text, what text)")
-        conn.execute(f'CREATE ROLE "{enqueuer}"'.encode())
-        grant_roles(conn, enqueuer=enqueuer)
-        kept = conn.execute("SELECT raquel_enqueue('old', 'kept')").fetchone()[0]
-    try:
-        with psycopg.connect(as_role(dsn, enqueuer), autocommit=True) as conn:
-            conn.execute(
-                "CREATE FUNCTION public.hijack_eq(a raquel_status, b raquel_status) RETURNS boolean"
-                " LANGUAGE plpgsql AS $$" + _BODY.format(what="=(raquel_status, raquel_status)",
-                                                         result="a::text OPERATOR(pg_catalog.=) b::text") + "$$")
-            conn.execute("CREATE OPERATOR public.= (LEFTARG = raquel_status, RIGHTARG = raquel_status,"
-                         " FUNCTION = public.hijack_eq)")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            job, claim = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 1)").fetchone()
-            conn.execute("SELECT raquel_complete(%s, %s)", (job, claim))
-            assert conn.execute("SELECT who FROM public.hijack_canary").fetchall() != []  # hijacked, as filed
-            conn.execute("TRUNCATE public.hijack_canary")
-
-            migrate(conn)
-
-            assert conn.execute("SELECT status FROM raquel.raquel_jobs WHERE id = %s", (kept,)).fetchone() == (
-                "success",)
-        with psycopg.connect(as_role(dsn, enqueuer), autocommit=True) as conn:
-            job = conn.execute("SELECT raquel_enqueue('old', 'new')").fetchone()[0]
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 1)").fetchone()
-            assert claimed[0] == job
-            assert conn.execute("SELECT raquel_complete(%s, %s)", claimed).fetchone() == ("success",)
-            assert conn.execute("SELECT who FROM public.hijack_canary").fetchall() == []
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP OWNED BY "{enqueuer}" CASCADE'.encode())
-            conn.execute(f'DROP ROLE "{enqueuer}"'.encode())
-
-
-#: A later migration as 0022's authors write it: unqualified names, SET search_path FROM CURRENT.
+#: A later migration as its authors write it: unqualified names, SET search_path FROM CURRENT.
 LATER = """
 CREATE FUNCTION raquel_hello(who text DEFAULT 'world') RETURNS text
 LANGUAGE plpgsql STABLE SET search_path FROM CURRENT
@@ -471,8 +424,8 @@ CREATE VIEW raquel_notes AS SELECT id, note FROM raquel_jobs;
 
 @pytest.mark.parametrize("via", ["runner", "psql script"])
 def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any, via: str) -> None:
-    # The convention for 0022 on (docs/security.md): the runner creates the
-    # migration's objects in schema raquel, pinned to its safe path, and
+    # The convention for every migration (docs/security.md): the runner creates
+    # the migration's objects in schema raquel, pinned to its safe path, and
     # exposes them in the install schema; the stand-in views step aside while
     # it changes a column they read.
     import subprocess
@@ -504,32 +457,36 @@ def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any
         assert conn.execute("SELECT to_regclass('raquel.raquel_notes') IS NOT NULL").fetchone() == (True,)
 
 
-def test_an_engine_object_bound_to_a_planted_operator_stops_the_upgrade(make_database: Any) -> None:
-    # A view made in the install schema before 0021 (as a migration then
-    # would), after a role planted an operator on a domain, is bound to that
-    # operator for good: 0021 refuses to finish instead of leaving it for the
-    # owner to run.
-    from raquel_pg.schema import ENGINE_SINCE, load_migrations
+def test_an_engine_object_bound_to_a_planted_operator_stops_the_next_migration(make_database: Any) -> None:
+    # A view created in schema raquel by hand, with a search_path holding a schema others
+    # can write to, binds the operator a role planted there for good: the next migration
+    # refuses to finish (raquel_expose) instead of leaving it for the owner to run.
+    from raquel_pg.schema import Migration, load_migrations
 
     dsn: str = make_database()
     planter = f"hijack_planter_{uuid.uuid4().hex[:8]}"
+    baseline = load_migrations()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
-        migrate(conn, [m for m in load_migrations() if m.version < ENGINE_SINCE])
+        migrate(conn, baseline)
         conn.execute(f'CREATE ROLE "{planter}"'.encode())
     try:
         with psycopg.connect(as_role(dsn, planter), autocommit=True) as conn:
-            conn.execute("CREATE FUNCTION public.hijack_eq(a raquel_status, b raquel_status) RETURNS boolean"
-                         " LANGUAGE sql AS 'SELECT a::text OPERATOR(pg_catalog.=) b::text'")
-            conn.execute("CREATE OPERATOR public.= (LEFTARG = raquel_status, RIGHTARG = raquel_status,"
+            conn.execute("CREATE FUNCTION public.hijack_eq(a text, b text) RETURNS boolean"
+                         " LANGUAGE sql AS 'SELECT a OPERATOR(pg_catalog.=) b'")
+            conn.execute("CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text,"
                          " FUNCTION = public.hijack_eq)")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE VIEW raquel_bound AS SELECT id FROM raquel_jobs WHERE status = 'queued'")
+            conn.execute("SET search_path = public, pg_catalog")
+            conn.execute("CREATE VIEW raquel.raquel_bound AS"
+                         " SELECT j.id FROM raquel.raquel_jobs j WHERE j.claimed_by = 'w'")
+            conn.execute("RESET search_path")
+            later = [*baseline, Migration(len(baseline) + 1, "later", "SELECT 1;\n")]
             with pytest.raises(psycopg.errors.RaiseException, match="bound to objects outside") as raised:
-                migrate(conn)
+                migrate(conn, later)
             message = raised.value.diag.message_primary or ""
             assert "view raquel.raquel_bound uses operator public.=(" in message, message
-            assert conn.execute("SELECT max(version) FROM raquel_migrations").fetchone() == (ENGINE_SINCE - 1,)
+            assert conn.execute("SELECT max(version) FROM raquel_migrations").fetchone() == (len(baseline),)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{planter}" CASCADE'.encode())

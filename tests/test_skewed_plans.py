@@ -72,6 +72,14 @@ def nested_plans(conn: psycopg.Connection[Any], statement: str) -> str:
 
     Skips the test where the server has no auto_explain.
     """
+    return "\n".join(plan_notices(conn, statement))
+
+
+def plan_notices(conn: psycopg.Connection[Any], statement: str) -> list[str]:
+    """Each plan auto_explain reports while ``statement`` runs (its own last), one string each.
+
+    Skips the test where the server has no auto_explain.
+    """
     try:
         conn.execute("LOAD 'auto_explain'")
     except psycopg.Error as error:
@@ -89,7 +97,7 @@ def nested_plans(conn: psycopg.Connection[Any], statement: str) -> str:
     finally:
         conn.execute("SET auto_explain.log_min_duration = -1")
         conn.remove_notice_handler(keep)
-    return "\n".join(notices)
+    return notices
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +160,44 @@ def test_the_claim_and_its_sweeps_start_no_parallel_workers(skewed: psycopg.Conn
                        "RESET min_parallel_table_scan_size; RESET min_parallel_index_scan_size")
     assert "raquel_jobs" in plans
     assert "Gather" not in plans and "Parallel" not in plans
+
+
+def engine_settings(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """Each engine function's settings (``proconfig``), by its signature."""
+    rows = conn.execute("SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p "
+                        "WHERE p.pronamespace = 'raquel'::regnamespace AND p.proconfig IS NOT NULL").fetchall()
+    return {name: list(config) for name, config in rows}
+
+
+def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: psycopg.Connection[Any]) -> None:
+    # enable_seqscan = off prices a sequential scan at 10^10 before
+    # PostgreSQL 18: far past jit_above_cost, so a statement with no other
+    # path was JIT-compiled at each call (0006_claim: jit = off).
+    settings = engine_settings(skewed)
+    disfavouring = {name: config for name, config in settings.items() if "enable_seqscan=off" in config}
+    assert disfavouring
+    assert {name: "jit=off" in config for name, config in disfavouring.items()} == dict.fromkeys(disfavouring, True)
+
+
+def test_a_claim_that_rescues_jobs_compiles_nothing(skewed: psycopg.Connection[Any]) -> None:
+    # Each job the rescue puts back fires the wake-up trigger, whose check of
+    # raquel_waiters has only a sequential scan: 460-600 ms of JIT per job on
+    # PostgreSQL 15, a claim rescuing 100 jobs took 17.5 s (0006_claim: jit = off).
+    start = skewed.execute("SELECT raquel_now_ms()").fetchone()
+    assert start is not None
+    # Enqueued and claimed a second ago with a lease of 1 ms; rescued at the
+    # clock's now (so the jobs put back are ready, and the wake-up check runs).
+    skewed.execute("SELECT count(*) FROM raquel_enqueue_many('rescued', array_fill('x'::text, ARRAY[3]), "
+                   "now => %s)", [start[0] - 1000])
+    skewed.execute("SELECT count(*) FROM raquel_claim(ARRAY['rescued'], 'w', 3, 1, now => %s)", [start[0] - 1000])
+    skewed.execute("SET jit = on; SET jit_above_cost = 0; SET jit_inline_above_cost = 0")
+    try:
+        if not any("JIT:" in plan for plan in plan_notices(skewed, "SELECT count(*) FROM raquel_waiters")):
+            pytest.skip("this server does not JIT-compile (no LLVM support)")
+        plans = plan_notices(skewed, "SELECT count(*) FROM raquel.raquel_claim(ARRAY['rescued'], 'w', 3, 60000, "
+                                     f"now => {start[0]})")
+    finally:
+        skewed.execute("RESET jit; RESET jit_above_cost; RESET jit_inline_above_cost")
+    nested = plans[:-1]  # the last is the caller's own statement, JIT-compiled at this session's settings
+    assert any("raquel_waiters" in plan for plan in nested)
+    assert [plan for plan in nested if "JIT:" in plan] == []

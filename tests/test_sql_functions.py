@@ -608,7 +608,7 @@ def test_a_hand_written_update_that_breaks_a_rule_is_refused(conn: Conn) -> None
 
 def test_only_the_rules_that_span_columns_are_table_constraints(conn: Conn) -> None:
     # PostgreSQL plans a table's CHECK constraints again at the start of every
-    # statement that writes to it; a domain's are kept for the session (0018).
+    # statement that writes to it; a domain's are kept for the session (0003_tables).
     checks = conn.execute("SELECT conname FROM pg_constraint"
                           " WHERE conrelid = 'raquel.raquel_jobs'::regclass AND contype = 'c' ORDER BY 1").fetchall()
     assert checks == [("raquel_jobs_claim_check",), ("raquel_jobs_delays_check",)]

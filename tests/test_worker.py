@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import Job, Raquel, Worker, InvalidArgument, worker
+from raquel_pg import Job, Raquel, Worker, InvalidArgument, completer
 from raquel_pg._acompat import current, join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
@@ -41,8 +41,9 @@ def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
 
     run = spawn(handler.run, name="worker")
     wait_until(lambda: handler.listening)
-    sleep(0.2)  # let it settle into its wait
     with psycopg.connect(dsn, autocommit=True) as other:
+        # Idle: its queue found drained, it registered as a waiter, which the enqueue's trigger notifies.
+        wait_until(lambda: other.execute("SELECT count(*) FROM raquel.raquel_waiters").fetchone() != (0,))
         other.execute("SELECT raquel_enqueue('emails', 'hi')")
         committed = time.monotonic()
     wait_until(lambda: bool(started), timeout=5)
@@ -126,8 +127,8 @@ def test_two_workers_never_run_the_same_job(rq: Raquel, conn: Conn) -> None:
     tasks = [spawn(w.run, name=f"worker-{i}") for i, w in enumerate(workers)]
     for i in range(200):
         rq.enqueue("q", i)
-    wait_until(lambda: len(runs) >= 200, timeout=30)
-    sleep(0.2)
+    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'"
+                                          ).fetchone() == (200,), timeout=30)
     for w in workers:
         w.stop()
     join(tasks, 10)
@@ -305,7 +306,7 @@ def buffering_worker(
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
     """
-    monkeypatch.setattr(worker, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @rq.subscribe("q", batch_outcomes=True)
@@ -337,7 +338,12 @@ def test_a_buffered_success_keeps_its_lease_renewed(
     handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
-    sleep(3.0)  # longer than the 2 s lease
+
+    def renewed() -> bool:  # the first lease has run out, and the lease was renewed past it
+        return conn.execute("SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs"
+                            " WHERE id = %s", (first, first + 1000, job_id)).fetchone() == (True,)
+
+    wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()
     join([run], 10)

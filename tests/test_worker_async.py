@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, worker_async
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, completer_async
 from raquel_pg._acompat import acurrent, ajoin, asleep, aspawn
 
 Conn = psycopg.Connection[Any]
@@ -38,8 +38,9 @@ async def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
 
     run = aspawn(handler.run, name="worker")
     await wait_until(lambda: handler.listening)
-    await asleep(0.2)  # let it settle into its wait
     with psycopg.connect(dsn, autocommit=True) as other:
+        # Idle: its queue found drained, it registered as a waiter, which the enqueue's trigger notifies.
+        await wait_until(lambda: other.execute("SELECT count(*) FROM raquel.raquel_waiters").fetchone() != (0,))
         other.execute("SELECT raquel_enqueue('emails', 'hi')")
         committed = time.monotonic()
     await wait_until(lambda: bool(started), timeout=5)
@@ -123,8 +124,8 @@ async def test_two_workers_never_run_the_same_job(arq: AsyncRaquel, conn: Conn) 
     tasks = [aspawn(w.run, name=f"worker-{i}") for i, w in enumerate(workers)]
     for i in range(200):
         await arq.enqueue("q", i)
-    await wait_until(lambda: len(runs) >= 200, timeout=30)
-    await asleep(0.2)
+    await wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'"
+                                          ).fetchone() == (200,), timeout=30)
     for w in workers:
         w.stop()
     await ajoin(tasks, 10)
@@ -302,7 +303,7 @@ async def buffering_worker(
     Returns the worker, its run handle, the job's id and the list its handler
     appends to (it raises after appending when ``fails``).
     """
-    monkeypatch.setattr(worker_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+    monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
 
     @arq.subscribe("q", batch_outcomes=True)
@@ -334,7 +335,12 @@ async def test_a_buffered_success_keeps_its_lease_renewed(
     handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
-    await asleep(3.0)  # longer than the 2 s lease
+
+    def renewed() -> bool:  # the first lease has run out, and the lease was renewed past it
+        return conn.execute("SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs"
+                            " WHERE id = %s", (first, first + 1000, job_id)).fetchone() == (True,)
+
+    await wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
     handler.stop()
     await ajoin([run], 10)

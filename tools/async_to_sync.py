@@ -35,11 +35,24 @@ MODULES = {
     "raquel_pg/notifier_async.py": "raquel_pg/notifier.py",
     "tests/test_pooler_async.py": "tests/test_pooler.py",
     "tests/test_notifier_async.py": "tests/test_notifier.py",
+    "raquel_pg/job_async.py": "raquel_pg/job.py",
+    "raquel_pg/producer_async.py": "raquel_pg/producer.py",
+    "raquel_pg/executor_async.py": "raquel_pg/executor.py",
+    "raquel_pg/completer_async.py": "raquel_pg/completer.py",
 }
 
 RENAMES = {
     "AsyncRaquel": "Raquel",
+    "AsyncJobCalls": "JobCalls",
     "AsyncJob": "Job",
+    "AsyncFetch": "Fetch",
+    "AsyncBuffer": "Buffer",
+    "AsyncConnect": "Connect",
+    "AsyncProducer": "Producer",
+    "AsyncSlots": "Slots",
+    "AsyncExecutor": "Executor",
+    "AsyncCompleter": "Completer",
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncWorker": "Worker",
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
@@ -73,6 +86,10 @@ RENAMES = {
     "subscriptions_async": "subscriptions",
     "notifier_async": "notifier",
     "importer_async": "importer",
+    "job_async": "job",
+    "producer_async": "producer",
+    "executor_async": "executor",
+    "completer_async": "completer",
     "arq": "rq",  # the tests' client fixtures
 }
 

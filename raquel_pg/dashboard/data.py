@@ -1,7 +1,7 @@
 """What the dashboard reads and does, each a query of ``queries.sql`` over an async pool.
 
 Every read is a call of the engine's functions (``raquel_queue_overview``,
-``raquel_throughput``, migration 0023) or a keyset read of ``raquel_jobs``;
+``raquel_throughput``, migration 0011_dashboard) or a keyset read of ``raquel_jobs``;
 every action is a call of the engine's own function (``raquel_retry``,
 ``raquel_cancel``, ``raquel_purge``). Nothing here decides what happens to a
 job. Connections plan each statement with its values (no prepared

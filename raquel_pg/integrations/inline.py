@@ -7,8 +7,8 @@ through two callables: ``query(sql)`` returning rows and ``execute(sql)``
 (a script of several statements, no parameters). Everything happens in that
 one transaction: the advisory lock every raquel_pg migration takes (held
 until the tool commits, so a concurrent ``raquel-pg migrate`` waits), each
-migration's SQL with the search_path the runner gives it (the install
-schema; from 0021 on, the engine schema, then the stand-ins exposed), and
+migration's SQL with the search_path the runner gives it (the engine
+schema, then the stand-ins exposed), and
 its row in ``raquel_migrations`` (same version, name and checksum), so ``raquel-pg migrate --status`` and the runner agree. If the
 tool's transaction rolls back, so do raquel_pg's migrations. The caller's
 search_path is restored afterwards for the rest of its transaction.
@@ -59,7 +59,7 @@ def statements(migrations: list[Migration]) -> list[str]:
     for m in migrations:
         # As the runner does in each migration's own transaction: the record
         # under the caller's search_path, then the migration's own path
-        # (schema.before/after: from 0021 on, the engine schema and its stand-ins).
+        # (schema.before/after: the engine schema and its stand-ins).
         out += [RESTORE_SEARCH_PATH_SQL, SEARCH_PATH_SQL, record_sql(m), *before(m), m.sql, *after(m)]
     return [*out, RESTORE_SEARCH_PATH_SQL]
 

@@ -1,25 +1,16 @@
--- 0002_operations: what an on-call engineer needs from psql.
+-- 0009_operations: what an on-call engineer needs from psql.
 --
--- Read-only views (queue stats, problem jobs, expired leases) and the
--- operator's write functions (retry, purge, stats). Cancelling a job is
--- raquel_cancel(job_id) from 0001.
---
--- Operator-facing arguments that people type take PostgreSQL types
--- (timestamptz for "since", interval for "older than"); "now" stays in ms
--- since the epoch, like every clock argument of 0001, so tests can fix time.
--- Views show times as timestamptz and ages as intervals, for people; the
--- functions return ms, for programs.
-
--- History: finished jobs by finish time, for purging old ones in batches
--- without scanning the table for each batch.
-CREATE INDEX raquel_jobs_finished_idx ON raquel_jobs (finished_at)
-    WHERE status IN ('success', 'cancelled', 'expired', 'exhausted');
-
--- A ms-since-epoch time as a timestamptz (NULL stays NULL), for reading rows.
-CREATE FUNCTION raquel_ts(ms bigint) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path FROM CURRENT
-AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
+-- Guarantees. Read-only views (queue stats, problem jobs, expired leases) and
+-- the operator's functions (stats, retry, purge, priority). Cancelling a job
+-- is raquel_cancel(job_id) (0007_outcomes). Operator-facing arguments that
+-- people type take PostgreSQL types (timestamptz for "since", interval for
+-- "older than"); "now" stays in ms since the epoch, like every clock
+-- argument, so tests can fix time. Views show times as timestamptz and ages
+-- as intervals, for people; the functions return ms, for programs. The
+-- functions are SECURITY DEFINER and not executable by PUBLIC; the views
+-- have no privilege for PUBLIC (raquel_pg/roles.sql grants both to the
+-- operator; raquel_queue_stats calls raquel_stats, so its reader needs
+-- EXECUTE on it).
 
 -- Guarantees: one row per queue that has jobs, sorted by queue: the count of
 -- each status; "ready", the waiting (queued or failed) jobs whose
@@ -27,10 +18,11 @@ AS $$ SELECT to_timestamp(raquel_ts.ms / 1000.0) $$;
 -- later; "lease_expired", claimed jobs whose lease has run out (their worker
 -- died or hangs; the next claim on the queue rescues them); and
 -- oldest_ready_age_ms, how long the oldest ready job has been claimable
--- (now - its scheduled_at; NULL when none is ready). A queue whose ready
--- age keeps growing has no worker keeping up. Reads only. The status counts
--- take one pass over the table grouped by (queue, status); the rest reads
--- only the partial indexes of waiting and claimed jobs.
+-- (now - its scheduled_at; NULL when none is ready). A queue whose ready age
+-- keeps growing has no worker keeping up. Reads only; never fails on the
+-- times rows hold (a scheduled_at before the time range counts as its start).
+-- The status counts take one pass over the table grouped by (queue, status);
+-- the rest reads only the partial indexes of waiting and claimed jobs.
 CREATE FUNCTION raquel_stats(now bigint DEFAULT NULL)
 RETURNS TABLE (
     queue               text,
@@ -47,11 +39,12 @@ RETURNS TABLE (
     lease_expired       bigint,
     oldest_ready_age_ms bigint
 )
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_stats.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_stats.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_stats', raquel_stats.now) END;
 BEGIN
     RETURN QUERY
     WITH by_status AS (
@@ -71,13 +64,14 @@ BEGIN
         SELECT j.queue,
                count(*) FILTER (WHERE j.scheduled_at <= v_now) AS ready,
                count(*) FILTER (WHERE j.scheduled_at > v_now) AS scheduled,
-               v_now - min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
+               v_now - min(greatest(j.scheduled_at, -62135510400000))
+                       FILTER (WHERE j.scheduled_at <= v_now) AS oldest_ready_age_ms
         FROM raquel_jobs j WHERE j.status IN ('queued', 'failed') GROUP BY j.queue
     ), lost AS (
         SELECT j.queue, count(*) AS lease_expired FROM raquel_jobs j
         WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now GROUP BY j.queue
     )
-    SELECT c.queue, c.total, c.queued, c.claimed, c.success, c.failed, c.cancelled, c.expired,
+    SELECT c.queue::text, c.total, c.queued, c.claimed, c.success, c.failed, c.cancelled, c.expired,
            c.exhausted, coalesce(w.ready, 0), coalesce(w.scheduled, 0), coalesce(l.lease_expired, 0),
            w.oldest_ready_age_ms
     FROM counts c
@@ -86,6 +80,9 @@ BEGIN
     ORDER BY c.queue;
 END;
 $$;
+COMMENT ON FUNCTION raquel_stats(bigint) IS
+    'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold (0020).';
+REVOKE EXECUTE ON FUNCTION raquel_stats(bigint) FROM PUBLIC;
 
 -- raquel_stats() for psql, with the oldest ready age as an interval.
 CREATE VIEW raquel_queue_stats AS
@@ -93,6 +90,8 @@ SELECT s.queue, s.total, s.queued, s.claimed, s.success, s.failed, s.cancelled, 
        s.exhausted, s.ready, s.scheduled, s.lease_expired,
        s.oldest_ready_age_ms * interval '1 millisecond' AS oldest_ready_age
 FROM raquel_stats() s;
+COMMENT ON VIEW raquel_queue_stats IS
+    'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
 
 -- Jobs that went wrong: 'failed' (waiting for a retry), 'exhausted' (out of
 -- retries) and 'expired' (not started within max_age), newest first, with
@@ -106,6 +105,8 @@ SELECT j.id, j.queue, j.status, j.attempts, j.max_retry_count, j.error,
 FROM raquel_jobs j
 WHERE j.status IN ('failed', 'exhausted', 'expired')
 ORDER BY j.finished_at DESC NULLS LAST, j.id;
+COMMENT ON VIEW raquel_problem_jobs IS
+    'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
 
 -- Claimed jobs whose lease has run out: their worker stopped renewing (died,
 -- hung, or lost its database connection). The next claim on their queue
@@ -117,6 +118,8 @@ SELECT j.id, j.queue, j.claimed_by, j.attempts,
 FROM raquel_jobs j
 WHERE j.status = 'claimed' AND j.lease_expires_at <= raquel_now_ms()
 ORDER BY j.lease_expires_at, j.id;
+COMMENT ON VIEW raquel_expired_leases IS
+    'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
 
 -- Guarantees: puts one job that ended badly or was cancelled ('failed',
 -- 'exhausted', 'expired', 'cancelled') back to 'queued', claimable at once:
@@ -128,11 +131,12 @@ ORDER BY j.lease_expires_at, j.id;
 -- successful job is never touched). Workers are woken by the update trigger.
 CREATE FUNCTION raquel_retry(job_id uuid, now bigint DEFAULT NULL)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now bigint := coalesce(raquel_retry.now, raquel_now_ms());
+    v_now bigint := CASE WHEN raquel_retry.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_retry', raquel_retry.now) END;
 BEGIN
     UPDATE raquel_jobs j SET
         status = 'queued', scheduled_at = v_now, enqueued_at = v_now, finished_at = NULL,
@@ -142,12 +146,16 @@ BEGIN
     RETURN FOUND;
 END;
 $$;
+COMMENT ON FUNCTION raquel_retry(uuid, bigint) IS
+    'Puts one failed, exhausted, expired or cancelled job back to queued; false when it is in another status. now only from a role that may update raquel_jobs (0020).';
+REVOKE EXECUTE ON FUNCTION raquel_retry(uuid, bigint) FROM PUBLIC;
 
 -- Guarantees: raquel_retry for every job matching all the given filters:
 -- status in "statuses" (default: failed, exhausted, expired; only those and
 -- 'cancelled' are allowed), of "queue" (NULL: every queue), finished at or
--- after "since" (NULL: any time). Returns how many jobs were retried. Rows
--- locked by a concurrent caller are skipped, never waited for.
+-- after "since" (NULL: any time; 'infinity' and '-infinity' are refused
+-- naming since). Returns how many jobs were retried. Rows locked by a
+-- concurrent caller are skipped, never waited for.
 -- From psql: SELECT raquel_retry_jobs(queue => 'emails', since => now() - interval '1 hour');
 CREATE FUNCTION raquel_retry_jobs(
     queue    text        DEFAULT NULL,
@@ -155,20 +163,26 @@ CREATE FUNCTION raquel_retry_jobs(
     since    timestamptz DEFAULT NULL,
     now      bigint      DEFAULT NULL
 ) RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now      bigint := coalesce(raquel_retry_jobs.now, raquel_now_ms());
+    v_now      bigint := CASE WHEN raquel_retry_jobs.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_retry_jobs', raquel_retry_jobs.now) END;
     v_statuses text[] := coalesce(raquel_retry_jobs.statuses, ARRAY['failed', 'exhausted', 'expired']);
-    v_since    bigint := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
+    v_since    bigint;
     v_count    integer;
 BEGIN
+    IF NOT isfinite(raquel_retry_jobs.since) THEN
+        PERFORM raquel_invalid('raquel_retry_jobs', 'since',
+            format('must be a finite time, got %s', raquel_retry_jobs.since));
+    END IF;
     IF cardinality(v_statuses) = 0
        OR NOT v_statuses <@ ARRAY['failed', 'exhausted', 'expired', 'cancelled'] THEN
         PERFORM raquel_invalid('raquel_retry_jobs', 'statuses',
             format('must be some of failed, exhausted, expired, cancelled, got %s', v_statuses));
     END IF;
+    v_since := floor(extract(epoch FROM raquel_retry_jobs.since) * 1000)::bigint;
     WITH picked AS (
         SELECT j.id FROM raquel_jobs j
         WHERE j.status = ANY (v_statuses)
@@ -184,32 +198,39 @@ BEGIN
     RETURN v_count;
 END;
 $$;
+COMMENT ON FUNCTION raquel_retry_jobs(text, text[], timestamptz, bigint) IS
+    'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since, 0020).';
+REVOKE EXECUTE ON FUNCTION raquel_retry_jobs(text, text[], timestamp with time zone, bigint) FROM PUBLIC;
 
 -- Guarantees: deletes at most batch_size finished jobs ('success',
 -- 'cancelled', 'expired', 'exhausted'; narrowed by "statuses") whose
 -- finished_at is older than now - older_than, oldest first, and returns how
--- many. One batch per call, so each call is a short transaction holding few
--- locks: call it until it returns 0 (the CLI's purge does; from psql see
--- README "Operating with psql"). Waiting, running and failed jobs are never
--- deleted. Rows locked by a concurrent caller are skipped.
+-- many. older_than must be finite (an infinite interval, PostgreSQL 17+, is
+-- refused naming it); a cutoff before the time range's start is its start.
+-- One batch per call, so each call is a short transaction holding few locks:
+-- call it until it returns 0 (the CLI's purge does). Waiting, running and
+-- failed jobs are never deleted. Rows locked by a concurrent caller are
+-- skipped.
 CREATE FUNCTION raquel_purge(
     older_than interval,
     statuses   text[]  DEFAULT NULL,
     batch_size integer DEFAULT 1000,
     now        bigint  DEFAULT NULL
 ) RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_now      bigint := coalesce(raquel_purge.now, raquel_now_ms());
+    v_now      bigint := CASE WHEN raquel_purge.now IS NULL THEN raquel_now_ms()
+                              ELSE raquel_clock('raquel_purge', raquel_purge.now) END;
     v_statuses text[] := coalesce(raquel_purge.statuses, ARRAY['success', 'cancelled', 'expired', 'exhausted']);
     v_cutoff   bigint;
     v_count    integer;
 BEGIN
-    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0' THEN
+    IF raquel_purge.older_than IS NULL OR raquel_purge.older_than < interval '0'
+       OR NOT isfinite(raquel_purge.older_than) THEN
         PERFORM raquel_invalid('raquel_purge', 'older_than',
-            format('must be an interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
+            format('must be a finite interval >= 0, got %s', coalesce(raquel_purge.older_than::text, 'NULL')));
     END IF;
     IF cardinality(v_statuses) = 0
        OR NOT v_statuses <@ ARRAY['success', 'cancelled', 'expired', 'exhausted'] THEN
@@ -220,7 +241,8 @@ BEGIN
         PERFORM raquel_invalid('raquel_purge', 'batch_size',
             format('must be >= 1, got %s', raquel_purge.batch_size));
     END IF;
-    v_cutoff := v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000)::bigint;
+    v_cutoff := greatest(v_now - floor(extract(epoch FROM raquel_purge.older_than) * 1000),
+                         -62135510400000)::bigint;
     WITH picked AS (
         SELECT j.id FROM raquel_jobs j
         WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
@@ -235,3 +257,28 @@ BEGIN
     RETURN v_count;
 END;
 $$;
+COMMENT ON FUNCTION raquel_purge(interval, text[], integer, bigint) IS
+    'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it, 0020).';
+REVOKE EXECUTE ON FUNCTION raquel_purge(interval, text[], integer, bigint) FROM PUBLIC;
+
+-- Guarantees: sets the priority of an unfinished job (queued, failed or
+-- claimed; for a claimed job it matters if the job is retried) and returns
+-- true; returns false, changing nothing, when the job does not exist or is
+-- finished. From psql: SELECT raquel_set_priority('<job id>', 10);
+CREATE FUNCTION raquel_set_priority(job_id uuid, priority integer)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF raquel_set_priority.priority IS NULL THEN
+        PERFORM raquel_invalid('raquel_set_priority', 'priority', 'must be an integer, got NULL');
+    END IF;
+    UPDATE raquel_jobs j SET priority = raquel_set_priority.priority
+    WHERE j.id = raquel_set_priority.job_id AND j.status IN ('queued', 'failed', 'claimed');
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION raquel_set_priority(uuid, integer) IS
+    'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+REVOKE EXECUTE ON FUNCTION raquel_set_priority(uuid, integer) FROM PUBLIC;

@@ -1,56 +1,37 @@
--- 0021_engine_schema: the queue's objects move into a schema of their own,
--- "raquel", in which only their owner can create anything; the schema they
--- were installed into keeps same-named stand-ins, so that users and clients
--- working from a default search_path see no change.
+-- 0001_engine_schema: the schema that holds the queue's engine, and the stand-ins
+-- that let users keep working from their own schema.
 --
--- Why. Until now every function ran with search_path = <install schema>,
--- pg_temp. When the install schema lets other roles CREATE in it (public on
--- PostgreSQL 14 and older, or any schema granted so), a role could plant an
--- operator, or an overload of a function, that the name resolution of a
--- SECURITY DEFINER function's body prefers to pg_catalog's: an exact match
--- wins wherever it is on the search_path, e.g. public.=(raquel_status,
--- raquel_status), or public.format(text, bigint) against pg_catalog's
--- format(text, VARIADIC "any"). The next raquel_complete by any role then ran
--- the planted function as the owner. No choice of search_path that still
--- contains a schema others can write to is safe.
+-- Guarantees. Every table, view, domain and function of raquel_pg lives in
+-- schema "raquel", in which nobody but its owner may create anything (PUBLIC
+-- has USAGE only: it lets a role name the objects, whose own privileges still
+-- decide). Every function without a SQL-standard body runs with search_path =
+-- raquel, pg_catalog, pg_temp, so only objects the owner made are ever looked
+-- up, and pg_temp is never searched for functions or operators. The schema
+-- raquel_pg is installed into (usually public) keeps raquel_migrations, which
+-- the runner writes there, and stand-ins made by raquel_expose(): a caller's-
+-- rights SQL function for each engine function and a view for each engine
+-- table or view, so users and clients on a default search_path see the same
+-- names. The Python client calls schema raquel directly (raquel.raquel_claim).
 --
--- Now:
---   schema raquel   the tables, views, domains and every function: all
---                   raquel_* objects of the install schema owned by the
---                   owner of raquel_jobs move here (ALTER ... SET SCHEMA:
---                   rows, indexes, triggers, ACLs and comments go along).
---                   Nobody but its owner may CREATE in it (PUBLIC has USAGE
---                   only: it lets a role name the objects, whose own
---                   privileges still decide). PUBLIC loses USAGE on the
---                   domains, so no role can define an operator or a
---                   function on them anywhere. Every function without a
---                   SQL-standard body (those are bound when created) runs
---                   with search_path = raquel, pg_catalog, pg_temp: only
---                   objects the owner made are ever looked up, and pg_temp
---                   is never searched for functions or operators.
---   install schema  (usually public) raquel_migrations, which the runner
---                   keeps there, and stand-ins made by raquel_expose(): for
---                   each raquel_* function of schema raquel a SECURITY
---                   INVOKER SQL function of the same signature whose body is
---                   one schema-qualified call (inlined by the planner when
---                   it returns one value), and for each raquel_* table or
---                   view a view selecting all its columns (updatable: psql
---                   repairs go through it). Stand-ins carry the engine
---                   object's privileges and comment. Nothing in a stand-in
---                   runs with the owner's rights, so a stand-in hijacked by
---                   objects of the caller's search_path can only act with
---                   the caller's own rights.
+-- Why so. With the install schema on a SECURITY DEFINER function's
+-- search_path, a role allowed to CREATE there (public on PostgreSQL 14 and
+-- older, or any schema granted so) could plant an operator or an overload
+-- that name resolution prefers to pg_catalog's: an exact match wins wherever
+-- it is on the path, e.g. public.=(raquel_status, raquel_status), or
+-- public.format(text, bigint) against pg_catalog's format(text, VARIADIC
+-- "any"). The next raquel_complete by any role would then run it as the owner.
+-- No search_path that still holds a schema others can write to is safe; a
+-- stand-in runs nothing with the owner's rights, so a hijacked stand-in can
+-- only act with the caller's own.
 --
--- The Python client calls schema raquel directly (raquel.raquel_claim ...).
---
--- Migrations from this one on are run by the runner with search_path =
--- raquel, pg_catalog, pg_temp (raquel_pg/schema.py): their unqualified
--- CREATEs land in schema raquel and SET search_path FROM CURRENT pins the
--- same safe path. After each of them the runner calls raquel_expose(), so
--- a new function or view gets its stand-in without the migration naming it;
--- before each one after this, raquel_unexpose() drops the stand-in views
--- (views are bound to the columns they read, and would block a change of a
--- column) unless a user's own object depends on one.
+-- The runner (raquel_pg/schema.py) runs every migration with search_path =
+-- raquel, pg_catalog, pg_temp, so unqualified CREATEs land in schema raquel
+-- and SET search_path FROM CURRENT pins that path; it records the install
+-- schema in the setting raquel.install_schema. Before each migration after
+-- this one it calls raquel_unexpose() (stand-in views are bound to the
+-- columns they read and would block a change of a column), after each one
+-- raquel_expose(), so a new function or view gets its stand-in without the
+-- migration naming it.
 
 CREATE SCHEMA IF NOT EXISTS raquel;
 COMMENT ON SCHEMA raquel IS
@@ -58,88 +39,42 @@ COMMENT ON SCHEMA raquel IS
 REVOKE ALL ON SCHEMA raquel FROM PUBLIC;
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 
+-- raquel_pg can be installed once per database: schema raquel is shared by
+-- every install schema.
 DO $$
-DECLARE
-    v_from  oid := (SELECT n.oid FROM pg_namespace n
-                    WHERE n.nspname = current_setting('raquel.install_schema'));
-    v_to    oid := 'raquel'::regnamespace;
-    v_owner oid;
-    r       record;
 BEGIN
-    IF v_from IS NULL THEN
-        RAISE EXCEPTION '0021: install schema % not found', current_setting('raquel.install_schema');
+    IF to_regclass('raquel.raquel_jobs') IS NOT NULL THEN
+        RAISE EXCEPTION 'schema raquel already holds a raquel_jobs table: raquel_pg can be installed once per database'
+            USING HINT = 'Install into the database once, or drop the other installation.';
     END IF;
-    IF v_from <> v_to THEN
-        v_owner := (SELECT c.relowner FROM pg_class c
-                    WHERE c.relnamespace = v_from AND c.relname = 'raquel_jobs');
-        IF v_owner IS NULL THEN
-            RAISE EXCEPTION '0021: no raquel_jobs in schema %', v_from::regnamespace;
-        END IF;
-        IF EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = v_to AND c.relname = 'raquel_jobs') THEN
-            RAISE EXCEPTION 'schema raquel already holds a raquel_jobs table: raquel_pg can be installed once per database'
-                USING HINT = 'Install into the database once, or drop the other installation.';
-        END IF;
-        -- Tables and views (a table's own sequences, indexes and triggers
-        -- follow it), then types, then functions.
-        FOR r IN
-            SELECT c.oid::regclass AS name,
-                   CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-                                  WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
-            FROM pg_class c
-            WHERE c.relnamespace = v_from AND c.relowner = v_owner AND c.relname LIKE 'raquel\_%'
-              AND c.relname <> 'raquel_migrations' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-              AND NOT EXISTS (SELECT FROM pg_depend d
-                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                                AND d.deptype IN ('a', 'i'))
-        LOOP
-            EXECUTE format('ALTER %s %s SET SCHEMA raquel', r.kind, r.name);
-        END LOOP;
-        FOR r IN
-            SELECT t.oid::regtype AS name, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END AS kind
-            FROM pg_type t
-            WHERE t.typnamespace = v_from AND t.typowner = v_owner AND t.typname LIKE 'raquel\_%'
-              AND t.typtype IN ('d', 'e', 'r')
-        LOOP
-            EXECUTE format('ALTER %s %s SET SCHEMA raquel', r.kind, r.name);
-        END LOOP;
-        FOR r IN
-            SELECT p.oid::regprocedure AS name FROM pg_proc p
-            WHERE p.pronamespace = v_from AND p.proowner = v_owner AND p.proname LIKE 'raquel\_%'
-        LOOP
-            EXECUTE format('ALTER ROUTINE %s SET SCHEMA raquel', r.name);
-        END LOOP;
-    END IF;
-    -- No other role may use the engine's domains in an object of its own
-    -- (an operator or a function on raquel_status, say): reading and
-    -- writing their columns needs no such privilege.
-    FOR r IN
-        SELECT t.oid::regtype AS name FROM pg_type t
-        WHERE t.typnamespace = v_to AND t.typtype = 'd' AND t.typname LIKE 'raquel\_%'
-    LOOP
-        EXECUTE format('REVOKE USAGE ON DOMAIN %s FROM PUBLIC', r.name);
-    END LOOP;
-    -- Every function whose body is looked up when it runs gets the safe path.
-    FOR r IN
-        SELECT p.oid::regprocedure AS name FROM pg_proc p
-        WHERE p.pronamespace = v_to AND p.prosqlbody IS NULL
-          AND p.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-    LOOP
-        EXECUTE format('ALTER ROUTINE %s SET search_path = raquel, pg_catalog, pg_temp', r.name);
-    END LOOP;
 END;
 $$;
 
+-- raquel_migrations stays in the install schema, which is not on this
+-- migration's search_path: the runner names it in raquel.install_schema.
+DO $$
+BEGIN
+    EXECUTE format('COMMENT ON TABLE %I.raquel_migrations IS %L',
+        current_setting('raquel.install_schema'),
+        'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.');
+END
+$$;
+
 -- Guarantees: first refuses (raises) when any object of schema raquel is
--- bound to a function or operator outside schemas raquel and pg_catalog.
--- Then makes the install schema's stand-ins match schema raquel: for
--- every raquel_* function of raquel (not the triggers, not these two) an SQL
--- function of the same name, arguments, defaults, result, volatility,
--- strictness and parallel safety, whose body is the schema-qualified call;
--- for every raquel_* table or view, a view of all its columns. Each stand-in
--- gets the engine object's privileges (PUBLIC's included) and comment; a
--- stand-in whose engine object is gone is dropped. Does nothing when the
--- install schema is raquel itself. Called by the migration runner after each
--- migration from 0021 on, as the owner; not executable by PUBLIC.
+-- bound to a function or operator outside schemas raquel and pg_catalog (a
+-- view, default, index, constraint, trigger or SQL-standard body binds what
+-- its names meant when it was created). Then makes the install schema's
+-- stand-ins match schema raquel: for every raquel_* function of raquel (not
+-- the triggers, not these two) an SQL function of the same name, arguments,
+-- defaults, result, volatility, strictness and parallel safety, whose body is
+-- the schema-qualified call (inlined by the planner when it returns one
+-- value); for every raquel_* table or view, a view of all its columns
+-- (updatable: psql repairs go through it). Each stand-in gets the engine
+-- object's privileges (PUBLIC's included) and comment; a stand-in whose engine
+-- object is gone is dropped. Does nothing when the install schema is raquel
+-- itself. Called by the migration runner after each migration, as the owner;
+-- not executable by PUBLIC. Its own search_path holds no raquel: it names
+-- every engine object qualified.
 CREATE FUNCTION raquel_expose(install_schema text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -261,12 +196,17 @@ BEGIN
     END LOOP;
 END;
 $$;
+COMMENT ON FUNCTION raquel_expose(text) IS
+    'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+REVOKE EXECUTE ON FUNCTION raquel_expose(text) FROM PUBLIC;
 
 -- Guarantees: drops the install schema's stand-in views (not the functions:
 -- their bodies are text, bound to nothing), each one unless another object
--- depends on it, so that the next migration may change the engine tables'
--- columns; raquel_expose() makes them again. Called by the migration runner
--- before each migration after 0021, as the owner; not executable by PUBLIC.
+-- depends on it (a user's view that reads a stand-in keeps it, and a change
+-- of the columns it reads then fails), so that the next migration may change
+-- the engine tables' columns; raquel_expose() makes them again. Called by the
+-- migration runner before each migration after this one, as the owner; not
+-- executable by PUBLIC.
 CREATE FUNCTION raquel_unexpose(install_schema text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -290,5 +230,6 @@ BEGIN
     END LOOP;
 END;
 $$;
-
-REVOKE ALL ON FUNCTION raquel_expose(text), raquel_unexpose(text) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_unexpose(text) IS
+    'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+REVOKE EXECUTE ON FUNCTION raquel_unexpose(text) FROM PUBLIC;

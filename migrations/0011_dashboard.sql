@@ -1,27 +1,11 @@
--- 0023_dashboard: what the web dashboard and the metrics exporter read,
+-- 0011_dashboard: what the web dashboard and the metrics exporter read,
 -- answering in milliseconds beside millions of finished jobs.
 --
--- 1. raquel_queue_overview(now): the live numbers of each queue (waiting,
---    ready, scheduled, running, lease expired, oldest ready age) read from
---    the partial indexes of waiting and claimed jobs only. raquel_stats()
---    also counts every finished job, one pass over the whole table (about
---    250 ms beside 1M finished jobs): too slow to refresh a page every few
---    seconds.
--- 2. raquel_throughput(since, now): jobs finished per minute, per queue and
---    final status. A minute that has closed (ended more than a minute ago)
---    is counted once from raquel_jobs and kept in raquel_throughput_minutes;
---    later calls read the kept counts and count only the minutes since. So a
---    day's chart reads about 1,440 rows per queue and status instead of
---    every job that finished that day. The kept counts record jobs as they
---    finished: a later retry or purge of those jobs does not change them.
---    Minutes older than two days are forgotten.
--- 3. raquel_jobs_error_idx: the ids of jobs that have an error, newest
---    first, so that the dashboard's search for text in the error walks only
---    those (a few per cent of a healthy queue's rows) instead of every job.
---    Only rows with an error are in it: enqueue, claim and success of a job
---    that never failed do not touch it.
-
-CREATE INDEX raquel_jobs_error_idx ON raquel_jobs (id) WHERE error IS NOT NULL;
+-- Why not raquel_stats(): it also counts every finished job, one pass over
+-- the whole table (about 250 ms beside 1M finished jobs): too slow to refresh
+-- a page every few seconds. These read only the partial indexes of waiting
+-- and claimed jobs, and counts kept per closed minute. SECURITY DEFINER, not
+-- executable by PUBLIC (raquel_pg/roles.sql grants them to the operator).
 
 -- Guarantees: one row per queue that has waiting (queued or failed) or
 -- claimed jobs, sorted by queue: "queued" and "failed" (waiting for a retry)
@@ -72,34 +56,24 @@ BEGIN
     ORDER BY 1;
 END;
 $$;
-
--- Jobs finished per closed minute, by queue and final status (success,
--- cancelled, expired, exhausted), kept by raquel_throughput. "minute" is the
--- minute's start in ms since the epoch. The single row of
--- raquel_throughput_state says up to when (exclusive) minutes are kept.
-CREATE TABLE raquel_throughput_minutes (
-    minute bigint      NOT NULL,
-    queue  raquel_name NOT NULL,
-    status raquel_status NOT NULL,
-    jobs   bigint      NOT NULL,
-    PRIMARY KEY (minute, queue, status)
-);
-CREATE TABLE raquel_throughput_state (
-    single     boolean PRIMARY KEY DEFAULT true CHECK (single),
-    kept_until bigint  NOT NULL
-);
-INSERT INTO raquel_throughput_state (kept_until) VALUES (0);
-COMMENT ON TABLE raquel_throughput_minutes IS
-    'raquel_pg: finished jobs per closed minute, kept by raquel_throughput(); derived, safe to truncate.';
+COMMENT ON FUNCTION raquel_queue_overview(bigint) IS
+    'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, '
+    'oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
+REVOKE EXECUTE ON FUNCTION raquel_queue_overview(bigint) FROM PUBLIC;
 
 -- Guarantees: one row per minute, queue and final status with jobs that
 -- finished (finished_at) in [since, now), since rounded down to its minute:
 -- minute (its start, ms since the epoch), queue, status (success,
 -- cancelled, expired, exhausted) and jobs (> 0). since must lie within the
--- last two days (22023 naming it otherwise). Minutes that closed more than a
--- minute ago are counted once and kept (see the head of this file); the
--- rest are counted from raquel_jobs at each call. Concurrent callers keep
--- each minute once (the state row is locked while they are counted).
+-- last two days (22023 naming it otherwise). Concurrent callers keep each
+-- minute once (the state row is locked while they are counted).
+-- Why so: a minute that has closed (ended more than a minute ago) is counted
+-- once from raquel_jobs and kept in raquel_throughput_minutes; later calls
+-- read the kept counts and count only the minutes since. So a day's chart
+-- reads about 1,440 rows per queue and status instead of every job that
+-- finished that day. The kept counts record jobs as they finished: a later
+-- retry or purge of those jobs does not change them. Minutes older than two
+-- days are forgotten.
 CREATE FUNCTION raquel_throughput(since bigint, now bigint DEFAULT NULL)
 RETURNS TABLE (minute bigint, queue text, status text, jobs bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -150,11 +124,7 @@ BEGIN
     ORDER BY 1, 2, 3;
 END;
 $$;
-
-REVOKE EXECUTE ON FUNCTION raquel_queue_overview, raquel_throughput FROM PUBLIC;
-COMMENT ON FUNCTION raquel_queue_overview(bigint) IS
-    'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, '
-    'oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
 COMMENT ON FUNCTION raquel_throughput(bigint, bigint) IS
     'Jobs finished per minute, queue and final status since "since" (within two days); closed minutes '
     'are counted once and kept. "now" only from roles that may update raquel_jobs.';
+REVOKE EXECUTE ON FUNCTION raquel_throughput(bigint, bigint) FROM PUBLIC;

@@ -1,0 +1,417 @@
+-- 0006_claim: taking jobs to run, keeping them, and learning when the next one
+-- is due.
+--
+-- Guarantees. A claim hands each job it returns to this call alone (FOR
+-- UPDATE SKIP LOCKED: concurrent claimers never get the same job and never
+-- wait for each other), as 'claimed' with a lease of "lease" ms and a
+-- claim_id no earlier claim of the job had: the fencing token every outcome
+-- function (0007_outcomes) checks. Ready means: status queued or failed,
+-- scheduled_at <= now, not past max_age; order: highest priority first, then
+-- oldest scheduled_at. The functions are SECURITY DEFINER and not executable
+-- by PUBLIC (raquel_pg/roles.sql grants them to the worker role).
+--
+-- Why the plan settings. A queue's statistics are stale by nature: ANALYZE
+-- ran when the table held other jobs in other states. Taken while every job
+-- was queued, they say no job is 'claimed'. raquel_renew_leases (and
+-- raquel_complete_many) then joined their (id, claim_id) pairs to a
+-- sequential scan filtered on 'claimed' (estimated: 1 row) as the inner side
+-- of a nested loop: a million comparisons for a batch of 1,000, 372 ms
+-- against 12.6 ms through the primary key (PostgreSQL 15, 20,000 jobs).
+-- raquel_claim joined its picked jobs back to the table with a hash join over
+-- a sequential scan once its batch reached the hundreds. Each of these
+-- statements is meant to touch only the rows it names or picks, so these
+-- functions run with enable_seqscan = off (it disfavours, never forbids, a
+-- sequential scan, so a statement with no other path still runs); nested
+-- calls (the claim's sweeps) see the same setting and probe partial indexes
+-- made for them. The claim and raquel_next_due also run with
+-- max_parallel_workers_per_gather = 0 (see 0005_sweeps).
+--
+-- Why jit = off beside enable_seqscan = off (raquel_claim, raquel_renew_leases
+-- and raquel_complete_many): before PostgreSQL 18, enable_seqscan = off adds
+-- 10^10 to the cost of a sequential scan. A statement reached inside these
+-- functions that has no other path then carries that cost, far past
+-- jit_above_cost (100,000 by default), and is compiled by LLVM with inlining
+-- and optimisation at every execution. The statement that did it was the
+-- wake-up check of raquel_notify_ready (a scan of the small raquel_waiters
+-- table), run by the row trigger on every job a claim's rescue put back:
+-- 460-600 ms of JIT per job, so a claim that rescued 100 expired leases took
+-- 17.5 s instead of 7 ms (PostgreSQL 15, jit = on as shipped). JIT never pays
+-- for the few-row statements of the engine, so these functions turn it off
+-- for the duration of the call (nested calls and triggers included). A
+-- function restated later with enable_seqscan = off must keep jit = off
+-- (tests/test_skewed_plans.py checks the catalog).
+
+-- Guarantees: claims up to "batch" ready jobs of the given queues (NULL: all
+-- queues) and returns them, each 'claimed' by this call alone under one new
+-- claim_id shared by the jobs of this call (drawn once per call; each claim
+-- of a job still gives it a new one), never one past its max_age. Before
+-- claiming it rescues the jobs of these queues whose lease ran out; after, it
+-- expires those past max_age when the claim came back short or at most once
+-- a second per connection. before => ms claims only jobs scheduled at or
+-- before it (raquel's dequeue(before=)). now only from a role that may update
+-- raquel_jobs; lease refused (naming it) when now + lease would pass the time
+-- range's end. durable => false makes the calling transaction commit
+-- asynchronously (synchronous_commit = off for that transaction only); NULL,
+-- or false in a transaction that has already written (its earlier writes
+-- would lose their durability with the claim's), raises
+-- invalid_parameter_value naming "durable" and claims nothing.
+--
+-- How, and why so:
+-- - Priority level by level, highest first. One index probe finds the
+--   highest priority among waiting jobs; a range scan of that level
+--   (priority = level AND scheduled_at <= now, in scheduled_at order) claims
+--   from it and stops at its first not-yet-due job; the next lower level is
+--   probed only while the batch is not full. A single scan ordered by
+--   (priority DESC, scheduled_at) would instead step over every not-yet-due
+--   job of the levels above the first ready one (before PostgreSQL 18's skip
+--   scan), that is over all of them when nothing is ready: the idle worker's
+--   claim.
+-- - One set of static statements per queue-filter shape, so that each keeps
+--   its own prepared plan on the index that matches it:
+--   raquel_jobs_ready_priority_idx for all queues,
+--   raquel_jobs_ready_queue_priority_idx for one queue, and for several
+--   queues whichever of the two the data favours.
+-- - Rescue is called only when an index probe finds a lease run out, and
+--   expiry after the claim, so a claim under a backlog makes no nested
+--   function calls: a claim of 10 jobs measured 1.13 ms against 1.32 ms with
+--   both sweeps called every time (PostgreSQL 15, alternating calls).
+-- - The picked rows are updated by their physical address (ctid) rather than
+--   found again through the primary key (one descent of raquel_jobs_pkey per
+--   job). This is exact: a row locked by this statement cannot be updated or
+--   moved by anyone else until the transaction ends, and when the lock had to
+--   follow a concurrent update (READ COMMITTED), the CTE's row is the version
+--   it locked, whose ctid is the one returned. The CTE is MATERIALIZED, so it
+--   is evaluated once, whatever plan the UPDATE gets, and no job is picked
+--   twice. A claim of 1,000 jobs: 75.9k -> 68.6k instructions per job
+--   (callgrind, PostgreSQL 18).
+-- - durable => false: the claim's commit then does not wait for its WAL flush
+--   (about 0.35 ms of a 1.2 ms claim of 10 jobs on a 2-core machine). What it
+--   trades, and only if the PostgreSQL server itself crashes: claims
+--   committed in that last moment are undone, those jobs are 'queued' again
+--   and run again, possibly while the worker that claimed them still runs
+--   them (that worker's outcome, fenced by the undone claim_id, is then not
+--   recorded). No job is lost and none is left half-claimed: WAL is flushed
+--   in order, so any later durable commit makes the claim before it durable
+--   too. The Python workers pass false only when told to
+--   (subscribe(..., durable_claims=False)).
+CREATE FUNCTION raquel_claim(
+    queues   text[]  DEFAULT NULL,
+    claim_as text    DEFAULT NULL,
+    batch    integer DEFAULT 1,
+    lease    bigint  DEFAULT 60000,
+    now      bigint  DEFAULT NULL,
+    durable  boolean DEFAULT true,
+    before   bigint  DEFAULT NULL
+) RETURNS SETOF raquel_jobs
+LANGUAGE plpgsql VOLATILE ROWS 1 SECURITY DEFINER
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+SET max_parallel_workers_per_gather = 0
+SET jit = off
+AS $$
+DECLARE
+    v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()
+                           ELSE raquel_clock('raquel_claim', raquel_claim.now) END;
+    v_upto  bigint;
+    v_until bigint;
+    v_left  integer := raquel_claim.batch;
+    v_level integer;
+    v_count integer;
+    v_claim uuid := gen_random_uuid();
+BEGIN
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    END IF;
+    IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+    IF raquel_claim.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_claim.lease));
+    END IF;
+    IF raquel_claim.durable IS NULL THEN
+        PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
+    END IF;
+    IF NOT raquel_claim.durable THEN
+        -- Only a transaction that has written nothing yet: its earlier writes
+        -- (an enqueue, say) would lose their durability with the claim's.
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            PERFORM raquel_invalid('raquel_claim', 'durable',
+                'false needs a transaction of its own (this one has already written)');
+        END IF;
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+
+    -- Rescue only when the oldest lease has run out: min() over
+    -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
+    -- statistics say (an EXISTS probe let it pick a sequential scan on a
+    -- table never analyzed). status is read from the row, so this is a plain
+    -- index scan, which marks the entries of finished claims dead as it
+    -- passes them.
+    -- The sweeps get the caller's own now (NULL: they read the clock), so
+    -- that they check it as the claim did; after a rescue on the real clock,
+    -- the claim reads the clock again, so the jobs just rescued (scheduled
+    -- at the rescue's now) are claimable by this call.
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
+        PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);
+        IF raquel_claim.now IS NULL THEN
+            v_now := raquel_now_ms();
+        END IF;
+    END IF;
+    -- The lease's end never passes the last time of the range (a clock read
+    -- again above may be a few ms past the one the lease was checked at).
+    v_until := v_now + least(raquel_claim.lease, 253402214399999 - v_now);
+    -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
+    v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
+
+    IF raquel_claim.queues IS NULL THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF cardinality(raquel_claim.queues) = 1 THEN
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                          AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSE
+        -- One probe per queue: the highest level among them.
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
+                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                                              AND j.priority < v_level
+                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+        END LOOP;
+    END IF;
+
+    -- Expiry. The claim above never hands out a job past its max_age; marking
+    -- such jobs 'expired' is done here: always when this claim came back
+    -- short (the queues look drained, so the call is cheap and an operator
+    -- or dequeue() sees expired jobs at once), else at most once a second
+    -- per connection (raquel.expired_at, a session setting), so that claims
+    -- under a backlog do not pay for it each time.
+    IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
+                     NOT BETWEEN 0 AND 999 THEN
+        PERFORM raquel_expire(raquel_claim.queues, raquel_claim.now);
+        PERFORM set_config('raquel.expired_at', v_now::text, false);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION raquel_claim(text[], text, integer, bigint, bigint, boolean, bigint) IS
+    'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+REVOKE EXECUTE ON FUNCTION raquel_claim(text[], text, integer, bigint, bigint, boolean, bigint) FROM PUBLIC;
+
+-- Guarantees: the earliest time (ms) at which a job of these queues (NULL:
+-- all) becomes claimable: the next scheduled_at of a waiting job or the next
+-- lease deadline of a claimed one; NULL when there is none. Workers sleep
+-- until then when no notification comes first.
+-- Why so: the ready indexes are ordered by priority first, so the earliest
+-- scheduled_at is found per priority: a loose index scan (a recursive CTE
+-- that jumps from one distinct priority to the next) reads one index entry
+-- per distinct priority instead of every waiting job. PL/pgSQL with one
+-- static statement per queue-filter shape, as in raquel_claim, each kept as
+-- a generic cached plan (plan_cache_mode = force_generic_plan): planning this
+-- statement costs more than running it (a SQL function, or custom plans,
+-- would plan it again at every call).
+CREATE FUNCTION raquel_next_due(queues text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+SET max_parallel_workers_per_gather = 0
+AS $$
+BEGIN
+    IF raquel_next_due.queues IS NULL THEN
+        RETURN (
+            WITH RECURSIVE levels(priority) AS (
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed')
+                        ORDER BY j.priority DESC LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
+                        ORDER BY j.priority DESC LIMIT 1)
+                FROM levels l WHERE l.priority IS NOT NULL
+            )
+            SELECT min(t) FROM (
+                SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                        ORDER BY j.scheduled_at LIMIT 1) AS t
+                FROM levels l WHERE l.priority IS NOT NULL
+                UNION ALL
+                SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
+            ) AS due);
+    END IF;
+    RETURN (
+        WITH RECURSIVE levels(queue, priority) AS (
+            SELECT q.name, (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
+                            ORDER BY j.priority DESC LIMIT 1)
+            FROM unnest(raquel_next_due.queues) AS q(name)
+            UNION ALL
+            SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
+                               AND j.priority < l.priority
+                             ORDER BY j.priority DESC LIMIT 1)
+            FROM levels l WHERE l.priority IS NOT NULL
+        )
+        SELECT min(t) FROM (
+            SELECT (SELECT j.scheduled_at FROM raquel_jobs j
+                    WHERE j.queue = l.queue AND j.status IN ('queued', 'failed') AND j.priority = l.priority
+                    ORDER BY j.scheduled_at LIMIT 1) AS t
+            FROM levels l WHERE l.priority IS NOT NULL
+            UNION ALL
+            SELECT min(j.lease_expires_at) FROM raquel_jobs j
+            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
+        ) AS due);
+END;
+$$;
+COMMENT ON FUNCTION raquel_next_due(text[]) IS
+    'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+REVOKE EXECUTE ON FUNCTION raquel_next_due(text[]) FROM PUBLIC;
+
+-- Guarantees: extends the lease of each (job_id, claim_id) pair still held by
+-- that claim to now + lease ms, and returns the ids renewed. A job missing
+-- from the result was rescued or finished: its worker no longer owns it.
+-- Arrays of different lengths (or NULL) are refused naming claim_ids, and
+-- nothing is renewed; lease refused (naming it) when now + lease would pass
+-- the time range's end; now only from a role that may update raquel_jobs.
+CREATE FUNCTION raquel_renew_leases(
+    job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL
+) RETURNS SETOF uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_renew_leases.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_renew_leases', raquel_renew_leases.now) END;
+BEGIN
+    IF raquel_renew_leases.job_ids IS NULL OR raquel_renew_leases.claim_ids IS NULL
+       OR coalesce(cardinality(raquel_renew_leases.job_ids), 0)
+          <> coalesce(cardinality(raquel_renew_leases.claim_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'claim_ids',
+            format('must be an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_renew_leases.job_ids), cardinality(raquel_renew_leases.claim_ids)));
+    END IF;
+    IF raquel_renew_leases.lease IS NULL OR raquel_renew_leases.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('must be > 0 ms, got %s', raquel_renew_leases.lease));
+    END IF;
+    IF raquel_renew_leases.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_renew_leases', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_renew_leases.lease));
+    END IF;
+    RETURN QUERY
+    UPDATE raquel_jobs j SET lease_expires_at = v_now + raquel_renew_leases.lease
+    FROM unnest(raquel_renew_leases.job_ids, raquel_renew_leases.claim_ids) AS held(id, claim_id)
+    WHERE j.id = held.id AND j.claim_id = held.claim_id AND j.status = 'claimed'
+    RETURNING j.id;
+END;
+$$;
+COMMENT ON FUNCTION raquel_renew_leases(uuid[], uuid[], bigint, bigint) IS
+    'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+REVOKE EXECUTE ON FUNCTION raquel_renew_leases(uuid[], uuid[], bigint, bigint) FROM PUBLIC;
+
+-- Guarantees: the claim_id of job job_id's running claim when attempt_num is
+-- its running attempt (raquel's numbering: a job with `attempts` finished
+-- attempts runs attempt attempts + 1); NULL otherwise. Read-only.
+-- Why: raquel settles a claimed job by its id and attempt number
+-- (resolve(job_id, attempt_num), reject, fail), raquel_pg's outcome functions
+-- by claim_id. This turns the one into the other, so the client calls the
+-- fenced functions in one statement, e.g.
+--   SELECT raquel_complete(id, raquel_attempt_claim(id, n))
+-- and an attempt number that is not the running attempt's changes nothing
+-- (the fenced function gets NULL and matches no row).
+CREATE FUNCTION raquel_attempt_claim(job_id uuid, attempt_num integer)
+RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF raquel_attempt_claim.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_attempt_claim', 'job_id', 'must not be NULL');
+    END IF;
+    IF raquel_attempt_claim.attempt_num IS NULL OR raquel_attempt_claim.attempt_num < 1 THEN
+        PERFORM raquel_invalid('raquel_attempt_claim', 'attempt_num',
+            format('must be >= 1, got %s', coalesce(raquel_attempt_claim.attempt_num::text, 'NULL')));
+    END IF;
+    RETURN (SELECT j.claim_id FROM raquel_jobs j
+            WHERE j.id = raquel_attempt_claim.job_id AND j.status = 'claimed'
+              AND j.attempts + 1 = raquel_attempt_claim.attempt_num);
+END;
+$$;
+COMMENT ON FUNCTION raquel_attempt_claim(uuid, integer) IS
+'The claim_id of the job''s current claim when the job is claimed and attempt_num is its running attempt (attempts + 1), else NULL; passing it to raquel_complete/raquel_fail/raquel_reject settles exactly that attempt and nothing else. Changes nothing. SQLSTATE 22023 naming the argument for a NULL job_id or an attempt_num below 1.';
+REVOKE EXECUTE ON FUNCTION raquel_attempt_claim(uuid, integer) FROM PUBLIC;

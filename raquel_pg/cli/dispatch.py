@@ -1,0 +1,69 @@
+"""``main``: runs the command the arguments name, and turns its errors into one line on stderr.
+
+A user mistake or a database error exits with status 2, a closed stdout with 141, Ctrl-C with
+130; otherwise the command's own status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+from ..errors import RaquelError
+from . import database, monitor, operator, worker
+from .arguments import parser
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "migrate": database.cmd_migrate,
+    "demo": database.cmd_demo,
+    "import-raquel": database.cmd_import_raquel,
+    "worker": worker.cmd_worker,
+    "enqueue": operator.cmd_enqueue,
+    "stats": operator.cmd_stats,
+    "jobs": operator.cmd_jobs,
+    "show": operator.cmd_show,
+    "retry": operator.cmd_retry,
+    "cancel": operator.cmd_cancel,
+    "purge": operator.cmd_purge,
+    "grant": database.cmd_grant,
+    "server": database.cmd_server,
+    "psql": database.cmd_psql,
+    "dashboard": monitor.cmd_dashboard,
+    "metrics": monitor.cmd_metrics,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``raquel-pg`` with ``argv`` (default: sys.argv); returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`stats --json | head -1`): end quietly, as a
+        # command killed by SIGPIPE would; stdout is pointed at /dev/null so
+        # that the flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName) as error:  # schema raquel (0001_engine_schema) missing
+        _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
+    except (RaquelError, psycopg.Error, ValueError) as error:
+        _fail(args, _first_line(error))
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _fail(args: argparse.Namespace, message: str) -> None:
+    print(f"raquel-pg {args.command}: {message}", file=sys.stderr)
