@@ -1,4 +1,4 @@
-"""Scenario 7: wake-up latency, commit -> handler start, of raquel_pg beside its Node peers.
+"""Scenario 8: wake-up latency, commit -> handler start, of raquel_pg beside its Node peers.
 
 An idle worker in a process of its own; jobs enqueued one at a time from another process,
 each once the previous one ran (as scenario 3). Each system in a database of its own; the
@@ -34,10 +34,10 @@ WAKERS: list[Waker] = [
 
 
 def scenario_peer_wake(server: Server, sizes: Sizes) -> Section:
-    """Scenario 7: wake-up latency of raquel_pg, graphile-worker and pg-boss, rounds interleaved."""
+    """Scenario 8: wake-up latency of raquel_pg, graphile-worker and pg-boss, rounds interleaved."""
     rounds = 1 if sizes.name == "tiny" else 3
     section = Section(
-        "7. Wake-up latency beside the peers",
+        "8. Wake-up latency beside the peers",
         "An idle worker (its own process) and jobs enqueued one at a time from another process, each after "
         "the previous job ran (15 ms pause). Latency = handler start (wall clock in the worker) - the moment "
         "the enqueue's commit was acknowledged to the producer (raquel_pg and graphile-worker: `SELECT "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Self
 from uuid import UUID, uuid4
 
@@ -14,7 +14,7 @@ JOB_COLUMNS = (
     "id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
     "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
     "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
-    "priority", "unique_key",
+    "priority", "unique_key", "result", "timeout",
 )
 #: The default of ``JobRecord.payload``: decoded from ``raw_payload``.
 _UNSET: Any = object()
@@ -33,6 +33,9 @@ class JobRecord:
     ``attempts`` counts finished attempts: 0 while the first attempt runs.
     ``priority``: higher runs first; ``unique_key``: the key given at enqueue
     (it stays on the row after the job finishes), else None.
+    ``result``: what the handler returned (decoded JSON) once the job
+    succeeded, else None; ``timeout``: the job's time limit per attempt in
+    ms, or None.
     ``out_of_range``: None, or the stored ms of the times outside datetime's
     range (years 1-9999, possible only in rows written around the client),
     by column; those columns then hold datetime's nearest end. A worker never
@@ -66,6 +69,8 @@ class JobRecord:
     claim_id: UUID | None = None
     priority: int = 0
     unique_key: str | None = None
+    result: Any = None
+    timeout: int | None = None
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
@@ -128,3 +133,33 @@ class QueueStats:
     expired: int = 0
     exhausted: int = 0
     cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class QueueControls:
+    """What an operator set for one queue (``raquel_queue_controls()``, the queue_controls migration).
+
+    ``queue`` None is the row of the default retention (the queues without their own).
+    ``max_running`` / ``per_second`` None: no such limit; ``retention`` None: the default
+    (for the default's row: keep forever); ``pruned``: finished jobs of the queue that
+    ``raquel_prune`` deleted (None on the default's row).
+    """
+
+    queue: str | None
+    paused: bool = False
+    max_running: int | None = None
+    per_second: float | None = None
+    retention: timedelta | None = None
+    pruned: int | None = 0
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> QueueControls:
+        """From a row of the ``queue_controls`` query."""
+        queue, paused, max_running, per_second, retention_ms, pruned = row
+        retention = None
+        if retention_ms is not None:
+            try:
+                retention = timedelta(milliseconds=retention_ms)
+            except OverflowError:  # set from SQL beyond timedelta's range
+                retention = timedelta.max
+        return cls(queue, paused, max_running, per_second, retention, pruned)

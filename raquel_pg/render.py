@@ -7,6 +7,8 @@ durations are integer ms, ids are strings.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,10 +16,11 @@ from typing import Any
 from .durations import format_ms
 from .model import JOB_COLUMNS, JobRecord
 
-#: Columns of ``raquel_stats()``, in order; also the keys of each queue in ``stats --json``.
+#: Columns of ``raquel_stats()`` then the queue's controls (queue_controls migration), in order; also the keys of
+#: each queue in ``stats --json``.
 STATS_COLUMNS = (
     "queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired", "exhausted",
-    "ready", "scheduled", "lease_expired", "oldest_ready_age_ms",
+    "ready", "scheduled", "lease_expired", "oldest_ready_age_ms", "paused", "max_running", "per_second",
 )
 
 
@@ -37,11 +40,19 @@ def stats_json(rows: Sequence[Sequence[Any]], generated_at: datetime) -> dict[st
 def stats_table(rows: Sequence[Sequence[Any]]) -> str:
     """The ``stats`` table: one line per queue, the oldest ready age humanized."""
     headers = ["queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired",
-               "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready"]
-    body = [[*(str(v) for v in row[:-1]), format_ms(row[-1])] for row in rows]
+               "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready", "paused", "limits"]
+    body = [[*(str(v) for v in row[:12]), format_ms(row[12]), "paused" if row[13] else "-",
+             limits_text(row[14], row[15])] for row in rows]
     if not body:
         return "no jobs"
     return table(headers, body)
+
+
+def limits_text(max_running: int | None, per_second: float | None) -> str:
+    """A queue's limits as ``max 5, 10/s`` (``-`` for none)."""
+    parts = ([] if max_running is None else [f"max {max_running}"]) + (
+        [] if per_second is None else [f"{per_second:g}/s"])
+    return ", ".join(parts) or "-"
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:
@@ -81,6 +92,8 @@ def job_details(job: JobRecord) -> str:
     data = job_json(job)
     trace = data.pop("error_trace")
     width = max(len(k) for k in data)
+    if data.get("result") is not None:  # the handler's value, shown as the JSON it is stored as
+        data["result"] = json.dumps(data["result"])
     lines = [f"{key:<{width}}  {'-' if value is None else value}" for key, value in data.items()]
     if trace:
         lines += ["error_trace:", trace.rstrip()]

@@ -42,7 +42,8 @@ class Subscription(Worker):
     (see :meth:`~raquel_pg.Raquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
+    ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -64,6 +65,7 @@ class Subscription(Worker):
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -72,7 +74,7 @@ class Subscription(Worker):
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
             lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
         self.broker = broker
@@ -111,6 +113,7 @@ class Subscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> Callable[[Handler], Subscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -119,7 +122,8 @@ class Subscriptions:
         also registered for :meth:`run_subscriptions`. ``run()`` processes
         jobs until ``stop()`` or :class:`StopSubscription`; raquel's
         ``sleep`` (ms), ``expire``, ``raise_stop_on_unhandled_exc`` and
-        ``reclaim_after`` mean what they mean for :meth:`add_subscription`.
+        ``reclaim_after`` mean what they mean for :meth:`add_subscription`;
+        ``timeout`` (ms or timedelta) limits each job that sets none.
         """
 
         def decorate(handler: Handler) -> Subscription:
@@ -127,7 +131,7 @@ class Subscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
 
         return decorate
 
@@ -145,6 +149,7 @@ class Subscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = False,
         durable_claims: bool = True,
+        timeout: timedelta | int | None = None,
     ) -> Subscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -155,7 +160,7 @@ class Subscriptions:
             cast("Raquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout)
         self.subscriptions.append(subscription)
         return subscription
 

@@ -32,7 +32,7 @@ def test_every_scenario_runs_and_writes_results(
     text = output.read_text()
     for title in ("Targets, checked against this run", "1. Enqueue", "2. End to end", "3. Wake-up latency",
                   "4. History", "5a. Peers, default modes", "5b. Peers, fast modes", "6. Behind PgBouncer",
-                  "7. Wake-up latency beside the peers"):
+                  "8. Wake-up latency beside the peers"):
         assert f"## {title}" in text
     assert "FAILED" not in text
     assert "synchronous_commit" in text and "PostgreSQL" in text

@@ -36,7 +36,7 @@ def skewed(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
         conn.execute("SELECT count(*) FROM raquel_enqueue_many('big', array_fill('x'::text, ARRAY[%s]))", [BIG])
-        conn.execute("VACUUM ANALYZE raquel_jobs")
+        conn.execute("VACUUM ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
         yield conn
 
 
@@ -107,7 +107,7 @@ def all_queued(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
         conn.execute("SELECT count(*) FROM raquel_enqueue_many('batch', array_fill('x'::text, ARRAY[20000]))")
-        conn.execute("VACUUM ANALYZE raquel_jobs")
+        conn.execute("VACUUM ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
         yield conn
 
 
