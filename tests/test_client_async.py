@@ -332,7 +332,9 @@ async def test_create_all_is_a_no_op_when_up_to_date(arq: AsyncRaquel) -> None:
 
 
 async def test_create_all_installs_the_schema_in_an_empty_database(make_database: Any) -> None:
-    # raquel's first step, on an empty database (see the sync test).
+    # raquel's first step: a new client on an empty database. Its pooled
+    # connections prepare what they run, and a prepared statement holds one
+    # command: every statement of the runner must be one.
     async with AsyncRaquel(make_database()) as fresh:
         await fresh.create_all()
         job = await fresh.enqueue("q", {"n": 1})
