@@ -9,16 +9,29 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .client import Job, Raquel
 from .client_async import AsyncJob, AsyncRaquel
-from .errors import InvalidArgument, MigrationError, NotMigrated, RaquelError, StopSubscription
+from .errors import (
+    ClaimLost,
+    InvalidArgument,
+    JobCancelled,
+    JobFailed,
+    MigrationError,
+    NotMigrated,
+    RaquelError,
+    StopSubscription,
+)
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueStats
 from .periodic import Schedule
+from .results import EnqueuedJob
+from .results_async import AsyncEnqueuedJob
 from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
 from .subscriptions import Subscription
 from .subscriptions_async import AsyncSubscription
+from .tasks import Task
+from .tasks_async import AsyncTask
 from .worker import Worker
 from .worker_async import AsyncWorker
 
@@ -29,15 +42,21 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "AsyncEnqueuedJob",
     "AsyncJob",
     "AsyncRaquel",
     "AsyncScheduler",
     "AsyncSubscription",
+    "AsyncTask",
     "AsyncWorker",
+    "ClaimLost",
+    "EnqueuedJob",
     "ImportRefused",
     "ImportReport",
     "InvalidArgument",
     "Job",
+    "JobCancelled",
+    "JobFailed",
     "JobRecord",
     "MigrationError",
     "NotMigrated",
@@ -48,6 +67,7 @@ __all__ = [
     "Scheduler",
     "StopSubscription",
     "Subscription",
+    "Task",
     "Worker",
     "import_raquel",
     "import_raquel_async",

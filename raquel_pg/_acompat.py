@@ -64,6 +64,11 @@ def acurrent() -> asyncio.Task[Any] | None:
 asleep = asyncio.sleep
 
 
+def acall_later(seconds: float, callback: Callable[..., None], *args: Any) -> asyncio.TimerHandle:
+    """Calls ``callback(*args)`` on the running loop after ``seconds``; ``.cancel()`` the result to undo."""
+    return asyncio.get_running_loop().call_later(seconds, callback, *args)
+
+
 def aon_signals(signals: Iterable[signal.Signals], callback: Callable[[], None]) -> Callable[[], None]:
     """Calls ``callback()`` in the running loop on each of ``signals``; returns the undo."""
     loop = asyncio.get_running_loop()
@@ -115,6 +120,14 @@ def current() -> threading.Thread:
 
 
 sleep = time.sleep
+
+
+def call_later(seconds: float, callback: Callable[..., None], *args: Any) -> threading.Timer:
+    """Calls ``callback(*args)`` in a daemon thread after ``seconds``; ``.cancel()`` the result to undo."""
+    timer = threading.Timer(seconds, callback, args)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def on_signals(signals: Iterable[signal.Signals], callback: Callable[[], None]) -> Callable[[], None]:

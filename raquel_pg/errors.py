@@ -65,3 +65,35 @@ class StopSubscription(BaseException):
     ``dequeue()`` it propagates after that. A BaseException, as in raquel, so
     that ``except Exception`` in job code does not swallow it.
     """
+
+
+class JobFailed(RaquelError):
+    """The awaited job ended without success: exhausted, expired or cancelled.
+
+    Raised by ``result()`` / ``job.wait()``. ``job_id``, ``status`` (the
+    job's final status) and ``error`` (its last error message, or None) say
+    how it ended.
+    """
+
+    def __init__(self, job_id: object, status: str, error: str | None) -> None:
+        super().__init__(f"job {job_id} ended {status}" + (f": {error}" if error else ""))
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+
+
+class JobCancelled(RaquelError):
+    """Raised inside a sync handler by ``job.raise_if_cancel_requested()``: stop, the job was cancelled.
+
+    The worker records the job as 'cancelled' (never retried). An async
+    handler is cancelled instead (``asyncio.CancelledError`` inside it).
+    """
+
+
+class ClaimLost(RaquelError):
+    """``job.complete(conn=...)`` found the job's claim no longer current: nothing was recorded.
+
+    The job's lease ran out and it was rescued (another attempt may be
+    running): the caller's transaction must roll back, so that the work is
+    not done twice.
+    """

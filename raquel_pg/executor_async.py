@@ -17,8 +17,9 @@ from uuid import UUID
 
 import psycopg
 
-from ._acompat import AEvent, acancel, acurrent, ajoin, aspawn
-from .errors import StopSubscription
+from . import params
+from ._acompat import AEvent, acall_later, acancel, acurrent, ajoin, aspawn
+from .errors import InvalidArgument, JobCancelled, StopSubscription
 from .handlers import refuse_awaitable, run_in_thread
 
 if TYPE_CHECKING:
@@ -46,6 +47,17 @@ class AsyncExecutor:
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
+
+    What the handler returns (when not None, and JSON-serializable) is stored
+    with the job's success. A job's ``timeout`` (else the worker's
+    ``timeout_ms``) and a cancel request (:meth:`stop_job`, fed by NOTIFY
+    raquel_cancel) stop a job: an async handler is cancelled where it awaits
+    (``asyncio.timeout``); a plain function (a thread) is told through
+    ``job.cancel_requested`` and, once past its timeout, its lease is no
+    longer renewed (rescued if it never returns). A stopped job is recorded
+    as failed with "timed out after N ms" (retried as any failure) or, after
+    a cancel request, 'cancelled' (the SQL side ends a failed attempt of a
+    claim whose cancellation was requested as cancelled).
     """
 
     def __init__(
@@ -60,6 +72,7 @@ class AsyncExecutor:
         in_thread: bool,
         finished: Callable[[], None],
         stop: Callable[[], None],
+        timeout_ms: int | None = None,
     ) -> None:
         self._calls = calls
         self._handler = handler
@@ -70,6 +83,12 @@ class AsyncExecutor:
         self._in_thread = in_thread
         self._on_finished = finished
         self._on_stop = stop
+        self._timeout_ms = timeout_ms
+        # Jobs claimed and not finished, by id (text, as NOTIFY carries it),
+        # and the timeout scopes of the async handlers running.
+        self._jobs: dict[str, AsyncJob] = {}
+        self._scopes: dict[str, Any] = {}
+        self._checking: Any = None  # the task (thread) reading missed cancel requests
         # Jobs claimed and not finished (started or not), by id.
         self._active: set[UUID] = set()
         # The runners: claimed jobs not yet started, the wake-up events of the
@@ -95,6 +114,7 @@ class AsyncExecutor:
             return
         with self._lock:
             self._active.update(job.id for job in jobs)
+            self._jobs.update((str(job.id), job) for job in jobs)
             self._ready.extend(jobs)
             self._call_runner()
 
@@ -181,19 +201,8 @@ class AsyncExecutor:
         """
         try:
             async with self._completer.outcome(job):
-                # Seam for handler results: the handler's return value is
-                # dropped here; the success is recorded (or buffered) as the
-                # block ends, by the completer. Seam for cancelling a running
-                # job: this runs on the job's runner (a task here, a thread in
-                # the sync executor); cancelling that task while the handler
-                # awaits makes the completer hand the job back.
-                if True:  # ASYNC
-                    if self._in_thread:
-                        await run_in_thread(self._handler, job)
-                    else:
-                        await self._handler(job)
-                else:
-                    refuse_awaitable(self._handler(job), self._handler)
+                # What the handler returns is recorded with the success as the block ends.
+                job._result_text = _result_text(job, await self._call(job))
         except StopSubscription:
             logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
             self._on_stop()
@@ -203,10 +212,112 @@ class AsyncExecutor:
         finally:
             self._finished(job)
 
+    async def _call(self, job: AsyncJob) -> Any:
+        """Runs the handler on ``job`` within its timeout; returns what it returned.
+
+        Raises TimeoutError("timed out after N ms") or JobCancelled when the
+        job was stopped (see the class docstring), else what the handler raised.
+        """
+        timeout_ms = job.timeout if job.timeout is not None else self._timeout_ms
+        if job._stop_reason is not None:  # cancelled before it started
+            raise _stop_error(job)
+        if True:  # ASYNC
+            import asyncio
+
+            if not self._in_thread:
+                loop = asyncio.get_running_loop()
+                scope = asyncio.timeout_at(None if timeout_ms is None else loop.time() + timeout_ms / 1000)
+                try:
+                    async with scope:
+                        with self._lock:
+                            self._scopes[str(job.id)] = scope
+                        value = await self._handler(job)
+                    if scope.expired():  # it swallowed the cancellation: stopped all the same
+                        job._request_stop(f"timed out after {timeout_ms} ms")
+                        raise _stop_error(job)
+                    return value
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    job._request_stop(f"timed out after {timeout_ms} ms")
+                    raise _stop_error(job) from None
+                finally:
+                    with self._lock:
+                        self._scopes.pop(str(job.id), None)
+        else:
+            pass  # a sync worker's handler is a plain function: the thread path below
+        timer = None if timeout_ms is None else acall_later(timeout_ms / 1000, self._timed_out, job, timeout_ms)
+        try:
+            if True:  # ASYNC
+                value = await run_in_thread(self._handler, job)
+            else:
+                value = self._handler(job)
+                refuse_awaitable(value, self._handler)
+        except JobCancelled:
+            if job._stop_reason is None:
+                raise
+            raise _stop_error(job) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if job._stop_reason is not None and job._stop_reason.startswith("timed out"):
+            raise TimeoutError(job._stop_reason)  # it ran past its time: not a success
+        return value
+
+    def _timed_out(self, job: AsyncJob, timeout_ms: int) -> None:
+        """A thread's job ran past its timeout: tell it, and stop renewing its lease."""
+        job._request_stop(f"timed out after {timeout_ms} ms")
+        self._calls.leases.discard(job)
+        logger.warning("job %s (queue %s) timed out after %d ms; its handler cannot be interrupted: "
+                       "its lease is no longer renewed", job.id, job.queue, timeout_ms)
+
+    def stop_job(self, job_id: str | None) -> None:
+        """A cancel request (NOTIFY raquel_cancel, payload: the job's id) for one of this worker's jobs.
+
+        The job is marked (``job.cancel_requested``) and an async handler is
+        cancelled at once; a job not started yet is not run. Ignores other
+        ids. None (the notifier (re)connected: a request may have been missed)
+        reads the cancel requests of this worker's jobs from the database.
+        """
+        if job_id is None:
+            with self._lock:
+                if self._jobs and self._checking is None:
+                    self._checking = aspawn(self._check_cancel_requests, name="raquel-cancel-check")
+            return
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return
+        logger.info("job %s (queue %s): cancel requested", job.id, job.queue)
+        job._request_stop("cancelled by request")
+        if True:  # ASYNC
+            import asyncio
+
+            with self._lock:
+                scope = self._scopes.get(job_id)
+            if scope is not None:
+                scope.reschedule(asyncio.get_running_loop().time())
+        else:
+            pass  # a thread cannot be interrupted: the job sees cancel_requested
+
+    async def _check_cancel_requests(self) -> None:
+        """Stops the jobs of this worker whose cancellation was requested (read from the database)."""
+        try:
+            with self._lock:
+                ids = [job.id for job in self._jobs.values()]
+            for job_id in await self._calls.cancel_requests(ids):
+                self.stop_job(job_id)
+        except psycopg.Error as error:
+            logger.warning("could not read the cancel requests of running jobs (%s)", error)
+        finally:
+            with self._lock:
+                self._checking = None
+
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and tells the producer."""
         with self._lock:
             self._active.discard(job.id)
+            self._jobs.pop(str(job.id), None)
         self._on_finished()
 
     async def shutdown(self, grace_period: float, aborting: AEvent) -> None:
@@ -242,3 +353,26 @@ class AsyncExecutor:
             left = list(self._ready)
             self._ready.clear()
         await self.hand_back(left)
+
+
+def _stop_error(job: AsyncJob) -> Exception:
+    """The exception that records a stopped job: TimeoutError after its timeout, else JobCancelled."""
+    reason = job._stop_reason or "cancelled by request"
+    return TimeoutError(reason) if reason.startswith("timed out") else JobCancelled(reason)
+
+
+def _result_text(job: AsyncJob, value: Any) -> str | None:
+    """The handler's return value as the JSON text stored with the success; None for None.
+
+    A value that is not JSON-serializable is not stored (the success is):
+    logged as a warning, so that handlers written before results existed
+    keep working.
+    """
+    if value is None:
+        return None
+    try:
+        return params.encode_result(value)
+    except InvalidArgument as error:
+        logger.warning("job %s (queue %s): its handler's return value is not stored (%s)",
+                       job.id, job.queue, error)
+        return None

@@ -50,15 +50,16 @@ def refuse_awaitable(result: Any, handler: Callable[..., Any]) -> None:
             "worker cannot run: the job did not run; use an async worker (AsyncRaquel) for it")
 
 
-async def run_in_thread(handler: Callable[..., Any], job: Any) -> None:
-    """Runs a plain-function handler of an async worker in a thread (``asyncio.to_thread``).
+async def run_in_thread(handler: Callable[..., Any], job: Any) -> Any:
+    """Runs a plain-function handler of an async worker in a thread (``asyncio.to_thread``); returns its value.
 
     The event loop goes on meanwhile; what the handler returns is awaited if
     it is awaitable (a lambda returning a coroutine).
     """
     result = await asyncio.to_thread(handler, job)
     if inspect.isawaitable(result):
-        await result
+        result = await result
+    return result
 
 
 def _name(handler: Callable[..., Any]) -> str:

@@ -30,6 +30,7 @@ import psycopg
 from . import instrument, params
 from ._acompat import sleep
 from .errors import RaquelError, StopSubscription
+from .job_controls import JobControls
 from .model import JobRecord
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Buffer(Protocol):
 #: that committed although its reply was lost.
 OUTCOME_STATUSES = {
     "complete": (params.SUCCESS,),
+    "complete_result": (params.SUCCESS,),
     "fail": (params.FAILED, params.EXHAUSTED),
     "reschedule": (params.QUEUED,),
     "reject": (params.QUEUED,),
@@ -74,7 +76,7 @@ MAX_OUTCOME_RETRY_DELAY = 1.0
 
 
 
-class Job(JobRecord):
+class Job(JobControls, JobRecord):
     """A job claimed through :class:`Raquel`, with the raquel outcome methods.
 
     Each outcome method records its outcome at once (one fenced SQL call,
@@ -168,6 +170,8 @@ class Job(JobRecord):
 
     def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
         """Updates this object to the outcome the database recorded, and logs it."""
+        if outcome == "complete_result":  # a success with its result (job.complete(result))
+            outcome = "complete"
         attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
@@ -319,13 +323,17 @@ class JobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        query = "complete_many"
+        if any(j._result_text is not None for j in jobs):  # results, in the same statement
+            query = "complete_many_results"
+            args["results"] = [j._result_text for j in jobs]
         deadline = min(j._lease_deadline for j in jobs)
         delay = 0.05
         retried = False
         while True:
             try:
-                rows = self.fetch("complete_many", args)
+                rows = self.fetch(query, args)
                 break
             except psycopg.OperationalError as error:
                 if time.monotonic() + delay >= deadline:
@@ -364,6 +372,11 @@ class JobCalls:
             else:
                 logger.warning("job %s (queue %s): complete not recorded, this worker's claim is no "
                                "longer current (or the call failed)", job.id, job.queue)
+
+    def cancel_requests(self, job_ids: list[UUID]) -> list[str]:
+        """The ids (text) among ``job_ids`` whose current claim was asked to stop (``cancel_claim_id``)."""
+        rows = self.fetch("cancel_requests", {"job_ids": job_ids})
+        return [row[0] for row in rows]
 
     def mark_buffered(self, job: Job) -> None:
         """Marks ``job`` settled: its success waits in a buffer for :meth:`record_successes`.
@@ -419,7 +432,10 @@ class JobCalls:
                 if batcher is not None:
                     batched = batcher.add(job)
                 if not batched:
-                    job._settle("complete")
+                    if job._result_text is None:
+                        job._settle("complete")
+                    else:  # the handler's value, stored with the success (one UPDATE)
+                        job._settle("complete_result", result=job._result_text)
         finally:
             if not batched:
                 self.leases.discard(job)

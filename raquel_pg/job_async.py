@@ -27,6 +27,7 @@ import psycopg
 from . import instrument, params
 from ._acompat import asleep
 from .errors import RaquelError, StopSubscription
+from .job_controls_async import AsyncJobControls
 from .model import JobRecord
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class AsyncBuffer(Protocol):
 #: that committed although its reply was lost.
 OUTCOME_STATUSES = {
     "complete": (params.SUCCESS,),
+    "complete_result": (params.SUCCESS,),
     "fail": (params.FAILED, params.EXHAUSTED),
     "reschedule": (params.QUEUED,),
     "reject": (params.QUEUED,),
@@ -71,7 +73,7 @@ MAX_OUTCOME_RETRY_DELAY = 1.0
 
 
 
-class AsyncJob(JobRecord):
+class AsyncJob(AsyncJobControls, JobRecord):
     """A job claimed through :class:`AsyncRaquel`, with the raquel outcome methods.
 
     Each outcome method records its outcome at once (one fenced SQL call,
@@ -165,6 +167,8 @@ class AsyncJob(JobRecord):
 
     def _recorded(self, outcome: str, status: str, args: dict[str, Any]) -> None:
         """Updates this object to the outcome the database recorded, and logs it."""
+        if outcome == "complete_result":  # a success with its result (job.complete(result))
+            outcome = "complete"
         attempt = self.attempts + 1
         self.status = status
         if outcome != "release":
@@ -316,13 +320,17 @@ class AsyncJobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        query = "complete_many"
+        if any(j._result_text is not None for j in jobs):  # results, in the same statement
+            query = "complete_many_results"
+            args["results"] = [j._result_text for j in jobs]
         deadline = min(j._lease_deadline for j in jobs)
         delay = 0.05
         retried = False
         while True:
             try:
-                rows = await self.fetch("complete_many", args)
+                rows = await self.fetch(query, args)
                 break
             except psycopg.OperationalError as error:
                 if time.monotonic() + delay >= deadline:
@@ -361,6 +369,11 @@ class AsyncJobCalls:
             else:
                 logger.warning("job %s (queue %s): complete not recorded, this worker's claim is no "
                                "longer current (or the call failed)", job.id, job.queue)
+
+    async def cancel_requests(self, job_ids: list[UUID]) -> list[str]:
+        """The ids (text) among ``job_ids`` whose current claim was asked to stop (``cancel_claim_id``)."""
+        rows = await self.fetch("cancel_requests", {"job_ids": job_ids})
+        return [row[0] for row in rows]
 
     def mark_buffered(self, job: AsyncJob) -> None:
         """Marks ``job`` settled: its success waits in a buffer for :meth:`record_successes`.
@@ -416,7 +429,10 @@ class AsyncJobCalls:
                 if batcher is not None:
                     batched = await batcher.add(job)
                 if not batched:
-                    await job._settle("complete")
+                    if job._result_text is None:
+                        await job._settle("complete")
+                    else:  # the handler's value, stored with the success (one UPDATE)
+                        await job._settle("complete_result", result=job._result_text)
         finally:
             if not batched:
                 self.leases.discard(job)

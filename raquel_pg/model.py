@@ -14,7 +14,7 @@ JOB_COLUMNS = (
     "id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
     "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
     "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
-    "priority", "unique_key",
+    "priority", "unique_key", "result", "timeout",
 )
 #: The default of ``JobRecord.payload``: decoded from ``raw_payload``.
 _UNSET: Any = object()
@@ -33,6 +33,9 @@ class JobRecord:
     ``attempts`` counts finished attempts: 0 while the first attempt runs.
     ``priority``: higher runs first; ``unique_key``: the key given at enqueue
     (it stays on the row after the job finishes), else None.
+    ``result``: what the handler returned (decoded JSON) once the job
+    succeeded, else None; ``timeout``: the job's time limit per attempt in
+    ms, or None.
     ``out_of_range``: None, or the stored ms of the times outside datetime's
     range (years 1-9999, possible only in rows written around the client),
     by column; those columns then hold datetime's nearest end. A worker never
@@ -66,6 +69,8 @@ class JobRecord:
     claim_id: UUID | None = None
     priority: int = 0
     unique_key: str | None = None
+    result: Any = None
+    timeout: int | None = None
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 

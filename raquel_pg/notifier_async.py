@@ -61,6 +61,9 @@ class AsyncNotifier:
     closes it. Each notification on ``raquel_jobs`` (payload: a queue) calls
     the callback of every subscriber that wants its queue, on the notifier's
     task (thread, in the sync client): callbacks must be quick and not block.
+    :meth:`subscribe_payloads` does the same for ``raquel_results`` (result
+    waiters) and ``raquel_cancel`` (workers running a job whose cancellation
+    is requested), whose payload is a job id: the callback gets the payload.
 
     Each time the connection (re)starts LISTENing it proves that notifications
     reach it: it sends itself one through the client's pool (``pg_notify``
@@ -79,6 +82,7 @@ class AsyncNotifier:
         self._fetch = fetch
         self._lock = threading.Lock()
         self._subscribers: dict[object, tuple[frozenset[str] | None, Callable[[], None]]] = {}
+        self._payload_subscribers: dict[object, tuple[str, Callable[[str | None], None]]] = {}
         self._current: _Listening | None = None
         self._warned = False
 
@@ -95,15 +99,32 @@ class AsyncNotifier:
         """
         with self._lock:
             self._subscribers[key] = (None if queues is None else frozenset(queues), heard)
-            if self._current is None:
-                self._current = _Listening()
-                self._current.task = aspawn(self._listen, self._current, name="raquel-notifier")
+            self._start()
+
+    def subscribe_payloads(self, key: object, channel: str, heard: Callable[[str | None], None]) -> None:
+        """Calls ``heard(payload)`` for each notification on ``channel`` until unsubscribed.
+
+        ``channel`` is ``"raquel_results"`` or ``"raquel_cancel"``. ``heard(None)``
+        is called each time the connection starts hearing (a notification may
+        have been missed before): the subscriber checks again what it waits
+        for. Starts the LISTEN connection if this is the first subscriber.
+        """
+        with self._lock:
+            self._payload_subscribers[key] = (channel, heard)
+            self._start()
+
+    def _start(self) -> None:
+        """Starts the LISTEN connection when it is not running (the caller holds the lock)."""
+        if self._current is None:
+            self._current = _Listening()
+            self._current.task = aspawn(self._listen, self._current, name="raquel-notifier")
 
     async def unsubscribe(self, key: object) -> None:
         """Stops calling ``key``'s callback; the last subscriber to go closes the connection (waited for)."""
         with self._lock:
             self._subscribers.pop(key, None)
-            if self._subscribers or self._current is None:
+            self._payload_subscribers.pop(key, None)
+            if self._subscribers or self._payload_subscribers or self._current is None:
                 return
             current, self._current = self._current, None
         current.stop.set()
@@ -117,6 +138,23 @@ class AsyncNotifier:
                          if queue is None or wanted is None or queue in wanted]
         for heard in callbacks:
             heard()
+        if queue is None:
+            self._dispatch_payload(None, None)
+
+    def _dispatch_payload(self, channel: str | None, payload: str | None) -> None:
+        """Calls the payload subscribers of ``channel`` with ``payload`` (None: all of them, with None)."""
+        with self._lock:
+            callbacks = [heard for wanted, heard in self._payload_subscribers.values()
+                         if channel is None or wanted == channel]
+        for heard in callbacks:
+            heard(payload)
+
+    def _heard(self, channel: str, payload: str) -> None:
+        """Dispatches one notification by its channel (the probe's own is ignored)."""
+        if channel == "raquel_jobs":
+            self._dispatch(payload)
+        elif channel != "raquel_probe":
+            self._dispatch_payload(channel, payload)
 
     async def _listen(self, current: _Listening) -> None:
         delay = 0.1
@@ -124,6 +162,8 @@ class AsyncNotifier:
             try:
                 async with await self._connect() as conn:
                     await conn.execute(QUERIES["listen_probe"])
+                    await conn.execute(QUERIES["listen_results"])
+                    await conn.execute(QUERIES["listen_cancel"])
                     await conn.execute(QUERIES["listen"])
                     if await self._probe(conn):
                         current.hears = True
@@ -136,8 +176,7 @@ class AsyncNotifier:
                             async for notify in conn.notifies(timeout=0.5):
                                 if instrument.observer is not None:
                                     instrument.observer.notified()
-                                if notify.channel == "raquel_jobs":
-                                    self._dispatch(notify.payload)
+                                self._heard(notify.channel, notify.payload)
             except psycopg.Error as error:  # any failure: reconnect, never let the notifier die
                 if instrument.observer is not None:
                     instrument.observer.reconnecting()
@@ -156,10 +195,9 @@ class AsyncNotifier:
         token = uuid.uuid4().hex
         await self._fetch("probe", {"token": token})
         async for notify in conn.notifies(timeout=PROBE_TIMEOUT):
-            if notify.channel == "raquel_jobs":
-                self._dispatch(notify.payload)
-            elif notify.payload == token:
+            if notify.channel == "raquel_probe" and notify.payload == token:
                 return True
+            self._heard(notify.channel, notify.payload)
         logger.debug("the probe did not come back within %.1fs", PROBE_TIMEOUT)
         if not self._warned:
             self._warned = True

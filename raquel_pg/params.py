@@ -183,6 +183,7 @@ def enqueue_args(
     priority: int | None = None,
     unique_key: str | None = None,
     unique_mode: str | None = None,
+    timeout: timedelta | int | None = None,
 ) -> dict[str, Any]:
     """The arguments of ``raquel_enqueue`` for one job, converted; None keeps a default."""
     return {
@@ -198,7 +199,28 @@ def enqueue_args(
         "priority": count(priority, "priority"),
         "unique_key": optional_text(unique_key, "unique_key"),
         "unique_mode": optional_text(unique_mode, "unique_mode"),
+        "timeout": duration_ms(timeout, "timeout"),
     }
+
+
+def encode_result(value: Any) -> str | None:
+    """The JSON text stored as a job's result (jsonb), or None for ``None``.
+
+    Unlike a payload, a str is stored as a JSON string (the column is jsonb).
+    Raises :class:`InvalidArgument` naming ``result`` when the value is not
+    JSON-serializable (NaN and infinity included) or holds a NUL character.
+    """
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument("result", f"result: not JSON-serializable: {error}") from error
+    except RecursionError:
+        raise InvalidArgument("result", "result: nested too deeply to be serialized as JSON") from None
+    if "\\u0000" in text:
+        raise InvalidArgument("result", "result: PostgreSQL jsonb cannot hold NUL (\\u0000) characters")
+    return text
 
 
 def enqueue_many_args(
@@ -354,7 +376,9 @@ def to_datetime(ms: int | None) -> datetime | None:
     """
     if ms is None:
         return None
-    return EPOCH + timedelta(milliseconds=ms)
+    # Positional microseconds: exact for every int, and 0.59 against 0.84 us
+    # for timedelta(milliseconds=ms) (one enqueue() converts two new times).
+    return EPOCH + timedelta(0, 0, ms * 1000)
 
 
 #: The ends of datetime's range (years 1 and 9999), aware UTC.

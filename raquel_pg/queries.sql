@@ -7,17 +7,19 @@
 
 -- name: enqueue
 -- The job's row comes back with it (raquel's enqueue returns the Job), in
--- the same call: raquel_enqueue_job is raquel_enqueue plus a primary-key read.
+-- the same call: raquel_enqueue_row's INSERT ... RETURNING (migration
+-- enqueue_speed), no second read. now is left to its default (the database
+-- clock).
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
-FROM raquel.raquel_enqueue_job(
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
+FROM raquel.raquel_enqueue_row(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
     max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint,
     priority => %(priority)s::integer, unique_key => %(unique_key)s::text,
-    unique_mode => %(unique_mode)s::text)
+    unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint)
 
 -- name: enqueue_many
 -- Payloads travel as a binary text[] (%(payloads)b): measured faster than the
@@ -37,6 +39,12 @@ SELECT ARRAY(SELECT raquel.raquel_enqueue_many(
 -- against 2.6 ms in the text form.
 SELECT job_id, recorded FROM raquel.raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[])
 
+-- name: complete_many_results
+-- The results travel as JSON text (NULL for none), cast to jsonb[] here
+-- (the results migration, issue 25): stored in the statement that records the successes.
+SELECT job_id, recorded FROM raquel.raquel_complete_many(%(job_ids)b::uuid[], %(claim_ids)b::uuid[],
+                                                         results => %(results)s::text[]::jsonb[])
+
 -- name: wait_begin
 SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
 
@@ -49,7 +57,7 @@ SELECT raquel.raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
 FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                          batch => %(batch)s::integer, lease => %(lease)s::bigint,
                          durable => %(durable)s::boolean, before => %(before)s::bigint)
@@ -62,6 +70,11 @@ SELECT raquel.raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(
 
 -- name: complete
 SELECT raquel.raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid)
+
+-- name: complete_result
+-- The success with the handler's result (JSON text, NULL for none), in one
+-- UPDATE (issue 25).
+SELECT raquel.raquel_complete(%(job_id)s::uuid, %(claim_id)s::uuid, result => %(result)s::jsonb)
 
 -- name: fail
 SELECT raquel.raquel_fail(%(job_id)s::uuid, %(claim_id)s::uuid, %(error)s::text, %(error_trace)s::text)
@@ -82,14 +95,14 @@ SELECT raquel.raquel_cancel(%(job_id)s::uuid, %(claim_id)s::uuid)
 -- name: get
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
 FROM raquel.raquel_jobs WHERE id = %(job_id)s::uuid
 
 -- name: jobs
 -- raquel's jobs(*queues): every job, latest scheduled first.
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
 FROM raquel.raquel_jobs
 WHERE %(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[])
 ORDER BY scheduled_at DESC, id DESC
@@ -115,6 +128,22 @@ SELECT raquel.raquel_unclaim(%(job_id)s::uuid)
 -- name: cancel_waiting
 -- raquel's cancel(job_id): a queued or failed job only (no claim_id given).
 SELECT raquel.raquel_cancel(%(job_id)s::uuid)
+
+-- name: cancel_running
+-- cancel(job_id, running=True): a waiting job at once, a claimed one asked to
+-- stop (its worker hears NOTIFY raquel_cancel; issue 25).
+SELECT raquel.raquel_cancel(%(job_id)s::uuid, running => true)
+
+-- name: result
+-- A job's end as raquel_result reads it (issue 25): waits for a transaction
+-- changing the row at that moment, so that a registered waiter misses nothing.
+SELECT status, finished, result, error FROM raquel.raquel_result(%(job_id)s::uuid)
+
+-- name: result_watch
+SELECT raquel.raquel_result_watch(%(job_id)s::uuid)
+
+-- name: result_unwatch
+SELECT raquel.raquel_result_unwatch(%(watch_id)s::bigint)
 
 -- name: expire
 SELECT raquel.raquel_expire(%(queues)s::text[])
@@ -143,11 +172,20 @@ GROUP BY queue ORDER BY queue
 -- name: listen_probe
 -- The notifier's own channel: the probe (below) proves that notifications
 -- sent through the main DSN reach the LISTEN connection. Issued before
--- "listen", so that pg_stat_activity shows LISTEN raquel_jobs.
+-- "listen" (as are listen_results and listen_cancel), so that
+-- pg_stat_activity shows LISTEN raquel_jobs.
 LISTEN raquel_probe
 
 -- name: listen
 LISTEN raquel_jobs
+
+-- name: listen_results
+-- Result waiters (issue 25): the payload is the id of a watched job that ended.
+LISTEN raquel_results
+
+-- name: listen_cancel
+-- Cancel requests for running jobs (issue 25): the payload is the job's id.
+LISTEN raquel_cancel
 
 -- name: probe
 -- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =
@@ -164,7 +202,7 @@ FROM raquel.raquel_stats()
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
 FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
@@ -400,9 +438,14 @@ FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
 LEFT JOIN matched m ON true
 ORDER BY m.id DESC
 
--- What the connected role may do, function by function (NULL: no such function).
+-- What the connected role may do, function by function: whether it may execute
+-- the engine's function of that name (by name, so a signature that grows keeps the answer;
+-- false: no such function).
 -- name: dash_privileges
-SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
+SELECT EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_retry' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_cancel' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_purge' AND has_function_privilege(p.oid, 'EXECUTE')),
        current_user

@@ -156,15 +156,26 @@ class AsyncRaquelCalls:
         self._leases.drop(UUID(str(job_id)))
         return True
 
-    async def cancel(self, job_id: UUID | str) -> bool:
+    async def cancel(self, job_id: UUID | str, *, running: bool = False) -> bool:
         """Cancels a waiting job: True for a queued or failed job, now 'cancelled' (raquel's).
 
         False, writing nothing, for a claimed or finished job: a job a worker
         has claimed (even a moment before) finishes as that worker records,
         and a job cannot be cancelled from inside its own ``dequeue()`` this
         way (use ``job.cancel()`` there).
+
+        ``running=True`` (the results migration, issue 25) also stops a claimed job: its worker
+        is told within milliseconds (NOTIFY raquel_cancel); an async handler
+        is cancelled (``CancelledError`` inside it), a sync one sees
+        ``job.cancel_requested`` become True. The job then ends 'cancelled',
+        never retried, unless its handler finishes with a success first. True
+        when the job was cancelled or its worker asked to stop; False for a
+        finished job. Raises :class:`~raquel_pg.InvalidArgument` when
+        ``running`` is not a bool.
         """
-        rows = await self._fetch("cancel_waiting", {"job_id": job_id})
+        if not isinstance(running, bool):
+            raise InvalidArgument("running", f"running: expected a bool, got {running!r}")
+        rows = await self._fetch("cancel_running" if running else "cancel_waiting", {"job_id": job_id})
         return rows[0][0] is not None
 
     async def jobs(self, *queues: str) -> list[JobRecord]:

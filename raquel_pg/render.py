@@ -7,6 +7,8 @@ durations are integer ms, ids are strings.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -81,6 +83,8 @@ def job_details(job: JobRecord) -> str:
     data = job_json(job)
     trace = data.pop("error_trace")
     width = max(len(k) for k in data)
+    if data.get("result") is not None:  # the handler's value, shown as the JSON it is stored as
+        data["result"] = json.dumps(data["result"])
     lines = [f"{key:<{width}}  {'-' if value is None else value}" for key, value in data.items()]
     if trace:
         lines += ["error_trace:", trace.rstrip()]

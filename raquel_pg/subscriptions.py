@@ -42,7 +42,8 @@ class Subscription(Worker):
     (see :meth:`~raquel_pg.Raquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``,
+    ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -65,6 +66,7 @@ class Subscription(Worker):
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -73,7 +75,7 @@ class Subscription(Worker):
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
             prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
         self.broker = broker
@@ -113,6 +115,7 @@ class Subscriptions:
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> Callable[[Handler], Subscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -121,7 +124,8 @@ class Subscriptions:
         also registered for :meth:`run_subscriptions`. ``run()`` processes
         jobs until ``stop()`` or :class:`StopSubscription`; raquel's
         ``sleep`` (ms), ``expire``, ``raise_stop_on_unhandled_exc`` and
-        ``reclaim_after`` mean what they mean for :meth:`add_subscription`.
+        ``reclaim_after`` mean what they mean for :meth:`add_subscription`;
+        ``timeout`` (ms or timedelta) limits each job that sets none.
         """
 
         def decorate(handler: Handler) -> Subscription:
@@ -129,7 +133,7 @@ class Subscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
 
         return decorate
 
@@ -148,6 +152,7 @@ class Subscriptions:
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> Subscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -158,7 +163,7 @@ class Subscriptions:
             cast("Raquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
         self.subscriptions.append(subscription)
         return subscription
 

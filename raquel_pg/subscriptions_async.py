@@ -39,7 +39,8 @@ class AsyncSubscription(AsyncWorker):
     (see :meth:`~raquel_pg.AsyncRaquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``,
+    ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -62,6 +63,7 @@ class AsyncSubscription(AsyncWorker):
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -70,7 +72,7 @@ class AsyncSubscription(AsyncWorker):
             poll_interval=poll_interval if sleep is None else sleep / 1000,
             grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
             prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
         )
         self.fn = fn
         self.broker = broker
@@ -110,6 +112,7 @@ class AsyncSubscriptions:
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> Callable[[AsyncHandler], AsyncSubscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -118,7 +121,8 @@ class AsyncSubscriptions:
         also registered for :meth:`run_subscriptions`. ``run()`` processes
         jobs until ``stop()`` or :class:`StopSubscription`; raquel's
         ``sleep`` (ms), ``expire``, ``raise_stop_on_unhandled_exc`` and
-        ``reclaim_after`` mean what they mean for :meth:`add_subscription`.
+        ``reclaim_after`` mean what they mean for :meth:`add_subscription`;
+        ``timeout`` (ms or timedelta) limits each job that sets none.
         """
 
         def decorate(handler: AsyncHandler) -> AsyncSubscription:
@@ -126,7 +130,7 @@ class AsyncSubscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
 
         return decorate
 
@@ -145,6 +149,7 @@ class AsyncSubscriptions:
         batch_outcomes: bool = True,
         durable_claims: bool = True,
         prefetch: int = 0,
+        timeout: timedelta | int | None = None,
     ) -> AsyncSubscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -155,7 +160,7 @@ class AsyncSubscriptions:
             cast("AsyncRaquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
         self.subscriptions.append(subscription)
         return subscription
 

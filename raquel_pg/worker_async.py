@@ -115,6 +115,13 @@ class AsyncWorker:
     does; ``raise_stop_on_unhandled_exc=True`` stops it after a job failed
     by an exception too. ``lease_ms``: the lease of this worker's claims
     (default: the client's ``lease``).
+    What the handler returns is stored with the job's success (JSON; see
+    :meth:`~raquel_pg.AsyncRaquel.result`). ``timeout`` (ms or timedelta):
+    the time limit of a job that sets none (enqueue's ``timeout``); a job
+    past it, or whose cancellation was requested
+    (``cancel(job_id, running=True)``, heard by NOTIFY), is stopped: an async
+    handler is cancelled, a plain function sees ``job.cancel_requested``
+    (see :class:`~raquel_pg.executor_async.AsyncExecutor`).
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class AsyncWorker:
         prefetch: int = 0,
         lease_ms: int | None = None,
         raise_stop_on_unhandled_exc: bool = False,
+        timeout: timedelta | int | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise InvalidArgument("concurrency", f"concurrency: must be an int >= 1, got {concurrency!r}")
@@ -163,6 +171,10 @@ class AsyncWorker:
         #: The lease of this worker's claims (ms); None: the client's.
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
+        #: Each job's time limit (ms) when the job sets none; None: no limit.
+        self.timeout_ms = params.duration_ms(timeout, "timeout")
+        if self.timeout_ms is not None and self.timeout_ms <= 0:
+            raise InvalidArgument("timeout", f"timeout: must be > 0 ms, got {timeout!r}")
         self._calls = rq.job_calls
         self._stopping = AEvent()
         self._aborting = AEvent()
@@ -171,7 +183,8 @@ class AsyncWorker:
                                          raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc)
         self._executor = AsyncExecutor(self._calls, handler, self._completer, self._stopping,
                                        concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
-                                       finished=self._wake_producer, stop=self.stop)
+                                       finished=self._wake_producer, stop=self.stop,
+                                       timeout_ms=self.timeout_ms)
         self._producer = AsyncProducer(self._calls, self._executor, self._stopping, queues=self.queues,
                                        claim_as=self.claim_as, durable=durable_claims, lease_ms=lease_ms,
                                        poll_interval=self.poll_interval)
@@ -220,6 +233,7 @@ class AsyncWorker:
         """
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
+        self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._subscribed = True
         self._completer.open()
         grace_period = 0.0

@@ -79,7 +79,7 @@ def migrated_dsn(make_database: object) -> str:
 def dsn(migrated_dsn: str) -> str:
     """The migrated database with an empty jobs table and no registered waiter."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_waiters")
+        conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_waiters, raquel.raquel_result_waiters")
     return migrated_dsn
 
 

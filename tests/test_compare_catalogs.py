@@ -59,7 +59,7 @@ def test_the_comparison_sees_a_changed_function_body(make_database: object) -> N
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
         before = compare_catalogs.catalog(conn)
-        conn.execute("ALTER FUNCTION raquel.raquel_complete(uuid, uuid, bigint) SET work_mem = '8MB'")
+        conn.execute("ALTER FUNCTION raquel.raquel_reject(uuid, uuid) SET work_mem = '8MB'")
         conn.execute("COMMENT ON COLUMN raquel.raquel_jobs.payload IS 'changed'")
         after = compare_catalogs.catalog(conn)
     difference = compare_catalogs.diff(before, after)

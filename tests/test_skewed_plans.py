@@ -36,7 +36,7 @@ def skewed(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
         conn.execute("SELECT count(*) FROM raquel_enqueue_many('big', array_fill('x'::text, ARRAY[%s]))", [BIG])
-        conn.execute("VACUUM ANALYZE raquel_jobs")
+        conn.execute("VACUUM ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
         yield conn
 
 
@@ -107,7 +107,7 @@ def all_queued(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate(conn)
         conn.execute("SELECT count(*) FROM raquel_enqueue_many('batch', array_fill('x'::text, ARRAY[20000]))")
-        conn.execute("VACUUM ANALYZE raquel_jobs")
+        conn.execute("VACUUM ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
         yield conn
 
 
@@ -180,7 +180,7 @@ def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: p
 
 
 def test_the_claim_keeps_its_generic_plans(skewed: psycopg.Connection[Any]) -> None:
-    # Custom plans were made again at every call: ~200 us of a claim (0013_claim_plans).
+    # Custom plans were made again at every call: ~200 us of a claim (0015_claim_plans).
     claims = {name: config for name, config in engine_settings(skewed).items() if name.split(".")[-1].startswith("raquel_claim(")}
     assert claims and all("plan_cache_mode=force_generic_plan" in config for config in claims.values())
 

@@ -74,7 +74,11 @@ def parser() -> argparse.ArgumentParser:
 
     w = command("worker", "run a handler on jobs until SIGTERM/SIGINT (then finish running jobs; "
                           "a second signal stops at once)")
-    w.add_argument("handler", help="package.module:function taking a job")
+    w.add_argument("handler", nargs="?", help="package.module:function taking a job (or --tasks)")
+    w.add_argument("--tasks", action="append", metavar="MODULE",
+                   help="run the tasks (@rq.task) of this module instead of a handler (repeatable); "
+                        "the queues default to the tasks' queues")
+    w.add_argument("--timeout", help="time limit of a job that sets none (30s, 500ms, 1h); default none")
     w.add_argument("--queue", "-q", action="append", help="queue to work (repeatable; this or --all-queues)")
     w.add_argument("--all-queues", action="store_true", help="work every queue")
     w.add_argument("--concurrency", "-c", type=int, default=1, help="jobs run at once (default 1)")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..durations import parse_duration
 from ..handlers import is_async_handler
 from .common import UserError, client_options, require_extra, resolve_dsn
 
@@ -38,10 +39,40 @@ def load_handler(target: str) -> Callable[..., Any]:
 
 
 
+def load_tasks(module_names: list[str]) -> list[Any]:
+    """The tasks (``Task`` or ``AsyncTask`` objects) defined at the top level of these modules.
+
+    Refuses (UserError) a module that cannot be imported, modules holding no
+    task, and a mix of sync and async tasks (one worker runs one kind).
+    """
+    from ..tasks import Task
+    from ..tasks_async import AsyncTask
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    found: dict[str, Any] = {}
+    for name in module_names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            raise UserError(f"--tasks {name}: cannot import it: {error}") from None
+        for value in vars(module).values():
+            if isinstance(value, (Task, AsyncTask)):
+                found[value.name] = value
+    if not found:
+        raise UserError(f"--tasks {', '.join(module_names)}: no task there (decorate functions with @rq.task)")
+    if len({type(task) for task in found.values()}) > 1:
+        raise UserError("--tasks: the modules mix Raquel and AsyncRaquel tasks; run one worker for each kind")
+    return list(found.values())
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Runs the handler with the worker of its kind: async for a coroutine function, else sync."""
-    handler = load_handler(args.handler)
-    if not args.queue and not args.all_queues:
+    if (args.handler is None) == (not args.tasks):
+        raise UserError("give a handler (package.module:function) or --tasks MODULE, one of the two")
+    tasks = load_tasks(args.tasks) if args.tasks else None
+    handler = load_handler(args.handler) if args.handler is not None else None
+    if not args.queue and not args.all_queues and tasks is None:
         raise UserError("give the queues to work: -q QUEUE (repeatable), or --all-queues")
     if args.queue and args.all_queues:
         raise UserError("give -q QUEUE or --all-queues, not both")
@@ -56,13 +87,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "worker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
     dsn = resolve_dsn(args.dsn)
     queues = tuple(args.queue or ())
+    if tasks is not None and not queues and not args.all_queues:
+        queues = tuple(sorted({task.queue for task in tasks}))
     log = logging.getLogger("raquel_pg.cli")
-    if is_async_handler(handler):
-        return asyncio.run(_run_async_worker(dsn, handler, queues, args, log))
+    options = worker_options(args)
+    from ..tasks_async import AsyncTask
+
+    if (tasks is not None and isinstance(tasks[0], AsyncTask)) or (handler is not None and is_async_handler(handler)):
+        return asyncio.run(_run_async_worker(dsn, handler, tasks, queues, args, options, log))
     from ..client import Raquel
 
     with Raquel(dsn, **client_options(args)) as rq:
-        worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
+        if handler is None:
+            worker = rq.worker(*queues, tasks=tasks, **options)
+        else:
+            worker = rq.subscribe(*queues, **options)(handler)
         log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
         worker.run(handle_signals=True)
@@ -70,12 +109,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_async_worker(dsn: str, handler: Callable[..., Any], queues: tuple[str, ...],
-                            args: argparse.Namespace, log: logging.Logger) -> int:
+def worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The worker's options from the command line (concurrency, grace period, timeout)."""
+    options: dict[str, Any] = {"concurrency": args.concurrency, "grace_period": args.grace_period}
+    if args.timeout:
+        options["timeout"] = parse_duration(args.timeout, "--timeout")
+    return options
+
+
+async def _run_async_worker(dsn: str, handler: Callable[..., Any] | None, tasks: list[Any] | None,
+                            queues: tuple[str, ...], args: argparse.Namespace, options: dict[str, Any],
+                            log: logging.Logger) -> int:
     from ..client_async import AsyncRaquel
 
     async with AsyncRaquel(dsn, **client_options(args)) as rq:
-        worker = rq.subscribe(*queues, concurrency=args.concurrency, grace_period=args.grace_period)(handler)
+        if handler is None:
+            worker = rq.worker(*queues, tasks=tasks, **options)
+        else:
+            worker = rq.subscribe(*queues, **options)(handler)
         log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
         await worker.run(handle_signals=True)

@@ -1,4 +1,4 @@
--- 0013_claim_plans: raquel_claim keeps its statements' generic plans instead
+-- 0015_claim_plans: raquel_claim keeps its statements' generic plans instead
 -- of planning them again at every call.
 --
 -- Guarantee: unchanged (0006_claim). What changes is the cost of a call.
