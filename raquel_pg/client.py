@@ -32,6 +32,7 @@ from .notifier import Notifier
 from .queries import QUERIES
 from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
+from .controls import QueueControlCalls
 from .results import EnqueuedJob, Results
 from .tasks import Tasks
 from .schedules import Schedules
@@ -47,7 +48,8 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks):
+class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
+                  QueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most

@@ -29,6 +29,7 @@ from .notifier_async import AsyncNotifier
 from .queries import QUERIES
 from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
+from .controls_async import AsyncQueueControlCalls
 from .results_async import AsyncEnqueuedJob, AsyncResults
 from .tasks_async import AsyncTasks
 from .schedules_async import AsyncSchedules
@@ -44,7 +45,8 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks):
+class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks,
+                  AsyncQueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most

@@ -17,9 +17,11 @@
 --             (raquel_attempt_claim), put any claimed job back as raquel's
 --             unclaim does (raquel_unclaim), wait for a job's result
 --             (raquel_result, raquel_result_watch, raquel_result_unwatch), ask a
---             running job to stop (raquel_cancel(running => true)), and run a
+--             running job to stop (raquel_cancel(running => true)), run a
 --             scheduler: read raquel_schedules and fire due schedules
---             (raquel_fire_schedules). It changes
+--             (raquel_fire_schedules), and delete finished jobs past the
+--             retention an operator set (raquel_prune, the workers'
+--             maintenance). It changes
 --             jobs and schedules only through those functions; it cannot
 --             retry, purge, reprioritize jobs or declare schedules.
 --   operator  may call every raquel_* function (retry, purge, stats,
@@ -76,7 +78,7 @@ DECLARE
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
         'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim',
-        'raquel_result', 'raquel_result_watch', 'raquel_result_unwatch'];
+        'raquel_result', 'raquel_result_watch', 'raquel_result_unwatch', 'raquel_prune'];
     -- Where the objects are (raquel; the install schema for an install older than the
     -- engine schema) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;

@@ -253,6 +253,7 @@ TAKES_NOW = {
     "raquel_renew_leases", "raquel_complete", "raquel_complete_many", "raquel_fail", "raquel_reschedule",
     "raquel_cancel", "raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge",
     "raquel_set_schedule", "raquel_fire_schedules", "raquel_queue_overview", "raquel_throughput",
+    "raquel_set_queue_limits", "raquel_prune",
 }
 
 
