@@ -509,7 +509,6 @@ CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     SET enable_seqscan TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     SET jit TO 'off'
-    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_now   bigint := CASE WHEN raquel_claim.now IS NULL THEN raquel_now_ms()

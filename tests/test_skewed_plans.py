@@ -179,12 +179,6 @@ def test_every_function_that_disfavours_sequential_scans_turns_jit_off(skewed: p
     assert {name: "jit=off" in config for name, config in disfavouring.items()} == dict.fromkeys(disfavouring, True)
 
 
-def test_the_claim_keeps_its_generic_plans(skewed: psycopg.Connection[Any]) -> None:
-    # Custom plans were made again at every call: ~200 us of a claim (0015_claim_plans).
-    claims = {name: config for name, config in engine_settings(skewed).items() if name.split(".")[-1].startswith("raquel_claim(")}
-    assert claims and all("plan_cache_mode=force_generic_plan" in config for config in claims.values())
-
-
 def test_a_claim_that_rescues_jobs_compiles_nothing(skewed: psycopg.Connection[Any]) -> None:
     # Each job the rescue puts back fires the wake-up trigger, whose check of
     # raquel_waiters has only a sequential scan: 460-600 ms of JIT per job on
