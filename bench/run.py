@@ -33,8 +33,8 @@ SCENARIOS: dict[str, Scenario] = {
     "history": scenarios.scenario_history,
     "peers": peers.scenario_peers,
     "pooler": pooler.scenario_pooler,
-    "default": default_mode.scenario_default,
     "results": results.scenario_results,
+    "default": default_mode.scenario_default,
 }
 
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")

@@ -134,6 +134,12 @@ SELECT raquel.raquel_cancel(%(job_id)s::uuid)
 -- stop (its worker hears NOTIFY raquel_cancel; issue 25).
 SELECT raquel.raquel_cancel(%(job_id)s::uuid, running => true)
 
+-- name: cancel_requests
+-- A worker whose LISTEN connection came back checks its running jobs for
+-- cancel requests it may have missed meanwhile (issue 25).
+SELECT id::text FROM raquel.raquel_jobs
+WHERE id = ANY (%(job_ids)s::uuid[]) AND status = 'claimed' AND cancel_claim_id = claim_id
+
 -- name: result
 -- A job's end as raquel_result reads it (issue 25): waits for a transaction
 -- changing the row at that moment, so that a registered waiter misses nothing.

@@ -34,14 +34,14 @@ SEARCH_PATH_SQL = (
 #: it; the install schema keeps stand-ins (docs/security.md).
 ENGINE_SCHEMA = "raquel"
 
-#: Every migration runs with these (after RECORD_SQL, which needs the caller's
-#: search_path): the install schema is remembered for raquel_expose, unqualified
-#: CREATEs land in schema raquel, and ``SET search_path FROM CURRENT`` pins
-#: raquel, pg_catalog, pg_temp.
-ENGINE_PATH_SQL = (
-    "SELECT set_config('raquel.install_schema', current_schema(), true);\n"
-    "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)"
-)
+#: Every migration runs with these two (after RECORD_SQL, which needs the
+#: caller's search_path): the install schema is remembered for raquel_expose,
+#: then unqualified CREATEs land in schema raquel, and ``SET search_path FROM
+#: CURRENT`` pins raquel, pg_catalog, pg_temp. One statement each: a pooled
+#: client's connection prepares what it runs, and a prepared statement holds
+#: one command.
+INSTALL_SCHEMA_SQL = "SELECT set_config('raquel.install_schema', current_schema(), true)"
+ENGINE_PATH_SQL = "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)"
 #: Before each migration but the first (which creates it): the stand-in views
 #: step aside, so that a migration may change the columns they read.
 UNEXPOSE_SQL = "SELECT raquel.raquel_unexpose(current_setting('raquel.install_schema'))"
@@ -61,7 +61,8 @@ RECORD_SQL = "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s
 
 def before(migration: "Migration") -> list[LiteralString]:
     """The statements that run after RECORD_SQL and before ``migration``'s SQL, in its transaction."""
-    return [ENGINE_PATH_SQL] if migration.version == 1 else [ENGINE_PATH_SQL, UNEXPOSE_SQL]
+    engine_path = [INSTALL_SCHEMA_SQL, ENGINE_PATH_SQL]
+    return engine_path if migration.version == 1 else [*engine_path, UNEXPOSE_SQL]
 
 
 def after(migration: "Migration") -> list[LiteralString]:

@@ -42,8 +42,8 @@ class Subscription(Worker):
     (see :meth:`~raquel_pg.Raquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``,
-    ``timeout``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
+    ``prefetch``, ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -65,8 +65,8 @@ class Subscription(Worker):
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -114,8 +114,8 @@ class Subscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Callable[[Handler], Subscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -133,7 +133,8 @@ class Subscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+                prefetch=prefetch)
 
         return decorate
 
@@ -151,8 +152,8 @@ class Subscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Subscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -163,7 +164,8 @@ class Subscriptions:
             cast("Raquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+            prefetch=prefetch)
         self.subscriptions.append(subscription)
         return subscription
 

@@ -39,8 +39,8 @@ class AsyncSubscription(AsyncWorker):
     (see :meth:`~raquel_pg.AsyncRaquel.claim`). ``expire`` is accepted: every
     claim marks the jobs past their max_age 'expired' anyway. The worker's
     own options (``concurrency``, ``poll_interval`` when ``sleep`` is not
-    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``, ``prefetch``,
-    ``timeout``) apply.
+    given, ``grace_period``, ``batch_outcomes``, ``durable_claims``,
+    ``prefetch``, ``timeout``) apply.
     raquel's attributes ``fn``, ``broker``, ``queues``, ``claim_as``,
     ``expire``, ``sleep``, ``raise_stop_on_unhandled_exc`` and
     ``reclaim_after`` are kept.
@@ -62,8 +62,8 @@ class AsyncSubscription(AsyncWorker):
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> None:
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
@@ -111,8 +111,8 @@ class AsyncSubscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> Callable[[AsyncHandler], AsyncSubscription]:
         """Decorator: makes ``handler(job)`` a subscription (a worker) of ``queues`` (default: all).
 
@@ -130,7 +130,8 @@ class AsyncSubscriptions:
                 handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
                 raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
                 concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
+                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+                prefetch=prefetch)
 
         return decorate
 
@@ -148,8 +149,8 @@ class AsyncSubscriptions:
         grace_period: float | timedelta = 30.0,
         batch_outcomes: bool = True,
         durable_claims: bool = True,
-        prefetch: int = 0,
         timeout: timedelta | int | None = None,
+        prefetch: int = 0,
     ) -> AsyncSubscription:
         """Makes ``fn(job)`` a subscription of ``queues`` (names, or iterables of names) and registers it.
 
@@ -160,7 +161,8 @@ class AsyncSubscriptions:
             cast("AsyncRaquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
             raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
             concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, prefetch=prefetch, timeout=timeout)
+            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
+            prefetch=prefetch)
         self.subscriptions.append(subscription)
         return subscription
 

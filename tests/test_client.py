@@ -334,6 +334,15 @@ def test_create_all_is_a_no_op_when_up_to_date(rq: Raquel) -> None:
     rq.create_all()
 
 
+def test_create_all_installs_the_schema_in_an_empty_database(make_database: Any) -> None:
+    # raquel's first step, on an empty database (see the sync test).
+    with Raquel(make_database()) as fresh:
+        fresh.create_all()
+        job = fresh.enqueue("q", {"n": 1})
+        stored = fresh.get(job.id)
+        assert stored is not None and stored.status == Raquel.QUEUED
+
+
 def _sleep(seconds: float) -> None:
     from raquel_pg._acompat import sleep
 

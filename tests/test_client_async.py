@@ -331,6 +331,15 @@ async def test_create_all_is_a_no_op_when_up_to_date(arq: AsyncRaquel) -> None:
     await arq.create_all()
 
 
+async def test_create_all_installs_the_schema_in_an_empty_database(make_database: Any) -> None:
+    # raquel's first step, on an empty database (see the sync test).
+    async with AsyncRaquel(make_database()) as fresh:
+        await fresh.create_all()
+        job = await fresh.enqueue("q", {"n": 1})
+        stored = await fresh.get(job.id)
+        assert stored is not None and stored.status == AsyncRaquel.QUEUED
+
+
 async def _sleep(seconds: float) -> None:
     from raquel_pg._acompat import asleep
 
