@@ -11,14 +11,10 @@
 --    raquel_result(job_id); when the job is not finished it waits for a
 --    notification whose payload is the job's id, and reads again.
 --    The statement trigger raquel_jobs_30_notify_results (after UPDATE OF
---    finished_at) sends those notifications, one per watched job that has
---    finished, and deletes the registrations it served. Every statement that
---    ends a job sets finished_at (raquel_complete(_many), raquel_fail,
---    raquel_cancel, raquel_expire, raquel_rescue); a claim does not, so
---    claims never fire it (firing on claims too measured about 60-90 us of
---    trigger per claim under auto_explain). No registration, no
---    notification: when nobody waits, a finishing statement pays one probe
---    of an empty table, and finished jobs nobody watches send nothing.
+--    status) sends those notifications, one per watched job that has
+--    finished, and deletes the registrations it served. No registration, no
+--    notification: when nobody waits, a statement pays one probe of an empty
+--    table, and finished jobs nobody watches send nothing.
 --    No lost wake-up: a finishing statement whose trigger ran before the
 --    registration committed has either committed before raquel_result's
 --    read (which then sees the job finished), or is still open or committed
@@ -646,7 +642,7 @@ COMMENT ON FUNCTION raquel_result(uuid) IS
 
 REVOKE EXECUTE ON FUNCTION raquel_result(uuid) FROM PUBLIC;
 
--- Guarantees: after any UPDATE setting raquel_jobs.finished_at, each registered
+-- Guarantees: after any UPDATE of raquel_jobs.status, each registered
 -- waiter whose job is finished (or gone) gets NOTIFY raquel_results with the
 -- job id, once per job per statement, and its registration is deleted;
 -- registrations another transaction is deleting are skipped (it notifies).
@@ -678,10 +674,10 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel_tg_jobs__notify_results() IS
-'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+'Statement trigger after UPDATE OF status on raquel_jobs: NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
 
 REVOKE EXECUTE ON FUNCTION raquel_tg_jobs__notify_results() FROM PUBLIC;
 
 CREATE TRIGGER raquel_jobs_30_notify_results
-    AFTER UPDATE OF finished_at ON raquel_jobs
+    AFTER UPDATE OF status ON raquel_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION raquel_tg_jobs__notify_results();

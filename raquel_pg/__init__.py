@@ -21,7 +21,7 @@ from .errors import (
 )
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
-from .model import JobRecord, QueueStats
+from .model import JobRecord, QueueControls, QueueStats
 from .periodic import Schedule
 from .results import EnqueuedJob
 from .results_async import AsyncEnqueuedJob
@@ -60,6 +60,7 @@ __all__ = [
     "JobRecord",
     "MigrationError",
     "NotMigrated",
+    "QueueControls",
     "QueueStats",
     "Raquel",
     "RaquelError",

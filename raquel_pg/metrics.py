@@ -37,7 +37,7 @@ class QueueCollector(Collector):
     """Gauges of every queue, read from ``dsn`` at each scrape (a short-lived connection).
 
     ``raquel_queue_jobs{queue,status}`` and the ready, scheduled, running,
-    lease-expired and oldest-ready-age gauges (see docs/dashboard.md). A
+    lease-expired, oldest-ready-age and paused gauges (see docs/dashboard.md). A
     database that cannot be reached yields ``raquel_up 0`` and nothing else,
     instead of failing the scrape.
     """
@@ -70,9 +70,10 @@ class QueueCollector(Collector):
         age = GaugeMetricFamily("raquel_queue_oldest_ready_age_seconds",
                                 "How long the oldest ready job has been claimable (0 when none is)",
                                 labels=["queue"])
-        # Paused queues: the engine has no pause yet (issue 21); a
-        # raquel_queue_paused{queue} gauge belongs here once it has.
+        paused = GaugeMetricFamily("raquel_queue_paused", "1 while the queue is paused, else 0",
+                                   labels=["queue"])
         for row in rows:
+            paused.add_metric([row["queue"]], 1 if row.get("paused") else 0)
             queue = row["queue"]
             statuses = params.STATUSES if full else ("queued", "failed", "claimed")
             for status in statuses:
@@ -83,6 +84,8 @@ class QueueCollector(Collector):
         yield jobs
         yield from families.values()
         yield age
+        if full:  # raquel-pg stats' query reads the controls; the overview does not
+            yield paused
 
     def _read(self) -> tuple[list[dict[str, Any]], bool]:
         """The queues' rows and whether they count every status (raquel_stats) or not (overview)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Self
 from uuid import UUID, uuid4
 
@@ -133,3 +133,33 @@ class QueueStats:
     expired: int = 0
     exhausted: int = 0
     cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class QueueControls:
+    """What an operator set for one queue (``raquel_queue_controls()``, the queue_controls migration).
+
+    ``queue`` None is the row of the default retention (the queues without their own).
+    ``max_running`` / ``per_second`` None: no such limit; ``retention`` None: the default
+    (for the default's row: keep forever); ``pruned``: finished jobs of the queue that
+    ``raquel_prune`` deleted (None on the default's row).
+    """
+
+    queue: str | None
+    paused: bool = False
+    max_running: int | None = None
+    per_second: float | None = None
+    retention: timedelta | None = None
+    pruned: int | None = 0
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> QueueControls:
+        """From a row of the ``queue_controls`` query."""
+        queue, paused, max_running, per_second, retention_ms, pruned = row
+        retention = None
+        if retention_ms is not None:
+            try:
+                retention = timedelta(milliseconds=retention_ms)
+            except OverflowError:  # set from SQL beyond timedelta's range
+                retention = timedelta.max
+        return cls(queue, paused, max_running, per_second, retention, pruned)

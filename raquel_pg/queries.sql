@@ -7,11 +7,13 @@
 
 -- name: enqueue
 -- The job's row comes back with it (raquel's enqueue returns the Job), in
--- the same call: raquel_enqueue_job is raquel_enqueue plus a primary-key read.
+-- the same call: raquel_enqueue_row's INSERT ... RETURNING (migration
+-- enqueue_speed), no second read. now is left to its default (the database
+-- clock).
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
-FROM raquel.raquel_enqueue_job(
+FROM raquel.raquel_enqueue_row(
     queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint,
     delay => %(delay)s::bigint, max_age => %(max_age)s::bigint,
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
@@ -198,10 +200,19 @@ SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- Operations (the raquel-pg CLI): calls to the functions of 0009_operations.
 
+-- With each queue's controls (queue_controls migration): a paused or limited queue is listed even with no jobs.
 -- name: ops_stats
-SELECT queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready,
-       scheduled, lease_expired, oldest_ready_age_ms
-FROM raquel.raquel_stats()
+SELECT coalesce(s.queue, c.queue) AS queue, coalesce(s.total, 0) AS total,
+       coalesce(s.queued, 0) AS queued, coalesce(s.claimed, 0) AS claimed,
+       coalesce(s.success, 0) AS success, coalesce(s.failed, 0) AS failed,
+       coalesce(s.cancelled, 0) AS cancelled, coalesce(s.expired, 0) AS expired,
+       coalesce(s.exhausted, 0) AS exhausted, coalesce(s.ready, 0) AS ready,
+       coalesce(s.scheduled, 0) AS scheduled, coalesce(s.lease_expired, 0) AS lease_expired,
+       s.oldest_ready_age_ms, coalesce(c.paused, false) AS paused, c.max_running, c.per_second
+FROM raquel.raquel_stats() s
+FULL JOIN (SELECT k.queue, k.paused, k.max_running, k.per_second FROM raquel.raquel_queue_controls() k
+           WHERE k.paused OR k.max_running IS NOT NULL OR k.per_second IS NOT NULL) c ON c.queue = s.queue
+ORDER BY 1
 
 -- name: ops_jobs
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
@@ -442,9 +453,45 @@ FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
 LEFT JOIN matched m ON true
 ORDER BY m.id DESC
 
--- What the connected role may do, function by function (NULL: no such function).
+-- The queues paused or limited (queue_controls migration), for the queues table.
+-- name: dash_controls
+SELECT k.queue, k.paused, k.max_running, k.per_second
+FROM raquel.raquel_queue_controls() k
+WHERE k.paused OR k.max_running IS NOT NULL OR k.per_second IS NOT NULL
+
+-- What the connected role may do, function by function: whether it may execute
+-- the engine's function of that name (by name, so a signature that grows keeps the answer;
+-- false: no such function).
 -- name: dash_privileges
-SELECT has_function_privilege(to_regprocedure('raquel.raquel_retry(uuid, bigint)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_cancel(uuid, uuid, bigint, boolean)'), 'EXECUTE'),
-       has_function_privilege(to_regprocedure('raquel.raquel_purge(interval, text[], integer, bigint)'), 'EXECUTE'),
-       current_user
+SELECT EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_retry' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_cancel' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_purge' AND has_function_privilege(p.oid, 'EXECUTE')),
+       current_user,
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_pause_queue' AND has_function_privilege(p.oid, 'EXECUTE')),
+       EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
+               AND p.proname = 'raquel_resume_queue' AND has_function_privilege(p.oid, 'EXECUTE'))
+
+-- Queue controls (the queue_controls migration): pause/resume, limits, retention.
+
+-- name: pause_queue
+SELECT raquel.raquel_pause_queue(%(queue)s::text)
+
+-- name: resume_queue
+SELECT raquel.raquel_resume_queue(%(queue)s::text)
+
+-- name: set_queue_limits
+SELECT raquel.raquel_set_queue_limits(%(queue)s::text, max_running => %(max_running)s::integer,
+                                      per_second => %(per_second)s::double precision)
+
+-- name: set_retention
+SELECT raquel.raquel_set_retention(%(queue)s::text, %(keep_ms)s::bigint * interval '1 millisecond')
+
+-- name: prune
+SELECT raquel.raquel_prune(%(batch_size)s::integer)
+
+-- name: queue_controls
+SELECT queue, paused, max_running, per_second, retention_ms, pruned FROM raquel.raquel_queue_controls()

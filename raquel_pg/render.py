@@ -15,10 +15,11 @@ from typing import Any
 from .durations import format_ms
 from .model import JOB_COLUMNS, JobRecord
 
-#: Columns of ``raquel_stats()``, in order; also the keys of each queue in ``stats --json``.
+#: Columns of ``raquel_stats()`` then the queue's controls (queue_controls migration), in order; also the keys of
+#: each queue in ``stats --json``.
 STATS_COLUMNS = (
     "queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired", "exhausted",
-    "ready", "scheduled", "lease_expired", "oldest_ready_age_ms",
+    "ready", "scheduled", "lease_expired", "oldest_ready_age_ms", "paused", "max_running", "per_second",
 )
 
 
@@ -38,11 +39,19 @@ def stats_json(rows: Sequence[Sequence[Any]], generated_at: datetime) -> dict[st
 def stats_table(rows: Sequence[Sequence[Any]]) -> str:
     """The ``stats`` table: one line per queue, the oldest ready age humanized."""
     headers = ["queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired",
-               "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready"]
-    body = [[*(str(v) for v in row[:-1]), format_ms(row[-1])] for row in rows]
+               "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready", "paused", "limits"]
+    body = [[*(str(v) for v in row[:12]), format_ms(row[12]), "paused" if row[13] else "-",
+             limits_text(row[14], row[15])] for row in rows]
     if not body:
         return "no jobs"
     return table(headers, body)
+
+
+def limits_text(max_running: int | None, per_second: float | None) -> str:
+    """A queue's limits as ``max 5, 10/s`` (``-`` for none)."""
+    parts = ([] if max_running is None else [f"max {max_running}"]) + (
+        [] if per_second is None else [f"{per_second:g}/s"])
+    return ", ".join(parts) or "-"
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import params
-from ._acompat import AEvent, aon_signals
+import psycopg
+
+from ._acompat import AEvent, ajoin, aon_signals, aspawn
 from .completer_async import AsyncCompleter
-from .errors import InvalidArgument
+from .errors import InvalidArgument, RaquelError
 from .executor_async import AsyncExecutor, AsyncHandler
 from .handlers import is_async_handler, refuse_async_handler
 from .producer_async import AsyncProducer
@@ -47,6 +50,10 @@ logger = logging.getLogger("raquel_pg.worker")
 
 #: The signals ``run(handle_signals=True)`` turns into :meth:`~AsyncWorker.stop`.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+#: Seconds between two maintenance sweeps of a worker (the first at a random
+#: point of the first interval, so that workers started together spread out).
+MAINTENANCE_INTERVAL = 60.0
 
 
 class AsyncWorker:
@@ -114,6 +121,15 @@ class AsyncWorker:
     (``cancel(job_id, running=True)``, heard by NOTIFY), is stopped: an async
     handler is cancelled, a plain function sees ``job.cancel_requested``
     (see :class:`~raquel_pg.executor_async.AsyncExecutor`).
+
+    Queue controls (the queue_controls migration) are enforced by the
+    engine's claim: a paused queue gives no job, a limited one no more than
+    its limits allow, and the worker then sleeps until ``raquel_next_due``
+    says a claim can succeed (a resume or a raised limit wakes it by NOTIFY).
+    Its maintenance (every ``maintenance_interval`` seconds; None: none)
+    deletes finished jobs past their retention
+    (:meth:`~raquel_pg.AsyncRaquel.prune`: one sweep at a time across all
+    workers), logging how many.
     """
 
     def __init__(
@@ -130,6 +146,7 @@ class AsyncWorker:
         durable_claims: bool = True,
         lease_ms: int | None = None,
         raise_stop_on_unhandled_exc: bool = False,
+        maintenance_interval: float | timedelta | None = MAINTENANCE_INTERVAL,
         timeout: timedelta | int | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -159,6 +176,9 @@ class AsyncWorker:
         #: The lease of this worker's claims (ms); None: the client's.
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
+        #: Seconds between maintenance sweeps (retention); None: no maintenance.
+        self.maintenance_interval = (None if maintenance_interval is None
+                                     else params.seconds(maintenance_interval, "maintenance_interval"))
         #: Each job's time limit (ms) when the job sets none; None: no limit.
         self.timeout_ms = params.duration_ms(timeout, "timeout")
         if self.timeout_ms is not None and self.timeout_ms <= 0:
@@ -224,6 +244,8 @@ class AsyncWorker:
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._subscribed = True
         self._completer.open()
+        maintainer = (None if self.maintenance_interval is None
+                      else aspawn(self._maintain, self.maintenance_interval, name="raquel-maintenance"))
         grace_period = 0.0
         try:
             await self._producer.run()
@@ -235,10 +257,30 @@ class AsyncWorker:
                 await self._calls.notifier.unsubscribe(self)
                 await self._executor.shutdown(grace_period, self._aborting)
             finally:
+                if maintainer is not None:
+                    await ajoin([maintainer], None)
                 await self._producer.unregister()
                 await self._completer.close()
                 if restore is not None:
                     restore()
+
+    async def _maintain(self, interval: float) -> None:
+        """The maintenance: deletes finished jobs past their retention every ``interval`` seconds.
+
+        Returns when the worker stops. A database error is logged and the
+        sweep tried again at the next interval: it never stops the worker.
+        """
+        delay = random.uniform(0.1, 1.0) * interval
+        while not await self._stopping.wait_timeout(delay):
+            delay = interval
+            try:
+                pruned = await self.rq.prune()
+            except (psycopg.Error, RaquelError) as error:
+                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs",
+                               error, interval)
+                continue
+            if pruned:
+                logger.info("maintenance: pruned %d finished jobs past their retention", pruned)
 
     def _wake_producer(self) -> None:
         """A job's slot freed: the producer may claim again."""

@@ -77,9 +77,12 @@ def migrated_dsn(make_database: object) -> str:
 
 @pytest.fixture
 def dsn(migrated_dsn: str) -> str:
-    """The migrated database with an empty jobs table and no registered waiter."""
+    """The migrated database with an empty jobs table, no registered waiter and no queue controls."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_waiters, raquel.raquel_result_waiters")
+        # Queue controls (pause, limits, retention) of an earlier test.
+        conn.execute("TRUNCATE raquel.raquel_queue_settings")
+        conn.execute("UPDATE raquel.raquel_retention_default SET retention_ms = NULL")
     return migrated_dsn
 
 

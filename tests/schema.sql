@@ -47,6 +47,13 @@ SELECT raquel.raquel_cancel($1, $2, $3, $4)$_$;
 
 COMMENT ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) IS 'With claim_id: the claimed job becomes cancelled, fenced. Without: a queued or failed job becomes cancelled (returns ''cancelled''); with running => true a claimed job''s current claim is asked to stop (cancel_claim_id, NOTIFY raquel_cancel with the job id; returns ''cancel_requested''): its worker''s failure or a rescue then ends it cancelled. NULL when nothing was done. now only from a role that may update raquel_jobs.';
 
+CREATE FUNCTION public.raquel_check_queue(fn text, queue text) RETURNS void
+    LANGUAGE sql IMMUTABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_check_queue (docs/security.md)
+SELECT raquel.raquel_check_queue($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_check_queue(fn text, queue text) IS 'Internal: 22023 naming "queue" (and the calling function fn) unless queue is a queue name (non-empty, at most 1000 bytes).';
+
 CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
     LANGUAGE sql PARALLEL SAFE
     RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
@@ -105,7 +112,7 @@ CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
 SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -147,14 +154,14 @@ CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payloa
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
 SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
 
 CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
 SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
 CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE sql
@@ -162,6 +169,13 @@ CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigin
 SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
 
 COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
+
+CREATE FUNCTION public.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS raquel.raquel_jobs
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_row (docs/security.md)
+SELECT raquel.raquel_enqueue_row($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
+
+COMMENT ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
 
 CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
@@ -210,7 +224,7 @@ CREATE FUNCTION public.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETUR
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_next_due (docs/security.md)
 SELECT raquel.raquel_next_due($1)$_$;
 
-COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+COMMENT ON FUNCTION public.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a claim of these queues (NULL: all) can take a job: a waiting job''s scheduled_at or a claimed job''s lease deadline, as the queue controls permit (a paused queue: never; at max_running: its running jobs'' lease deadlines; per_second: not before its next token); NULL when there is none. Workers sleep until then.';
 
 CREATE FUNCTION public.raquel_notify_ready(queues text[]) RETURNS void
     LANGUAGE sql
@@ -226,12 +240,33 @@ SELECT raquel.raquel_now_ms()$$;
 
 COMMENT ON FUNCTION public.raquel_now_ms() IS 'The current time in ms since the Unix epoch, from clock_timestamp(). Inlined into the caller''s statement. Touches no table.';
 
+CREATE FUNCTION public.raquel_pause_queue(queue text) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_pause_queue (docs/security.md)
+SELECT raquel.raquel_pause_queue($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_pause_queue(queue text) IS 'Pauses a queue: claims that begin after this commits skip it; it still accepts enqueues and its running jobs finish as usual. True when this call paused it, false when it was paused already. 22023 naming queue for a NULL, empty or over-long name.';
+
+CREATE FUNCTION public.raquel_prune(batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_prune (docs/security.md)
+SELECT raquel.raquel_prune($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
+
 CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_purge (docs/security.md)
 SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 
 COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
+
+CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
+    LANGUAGE sql STABLE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_queue_controls (docs/security.md)
+SELECT * FROM raquel.raquel_queue_controls()$$;
+
+COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql STABLE
@@ -296,6 +331,13 @@ SELECT raquel.raquel_result_watch($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_result_watch(job_id uuid) IS 'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
 
+CREATE FUNCTION public.raquel_resume_queue(queue text) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_resume_queue (docs/security.md)
+SELECT raquel.raquel_resume_queue($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_resume_queue(queue text) IS 'Resumes a paused queue: claims take its jobs again, and the idle workers waiting for it are notified at commit (NOTIFY raquel_jobs). True when it was paused, false (nothing written) otherwise. 22023 naming queue for a bad name.';
+
 CREATE FUNCTION public.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry (docs/security.md)
@@ -323,6 +365,20 @@ CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURN
 SELECT raquel.raquel_set_priority($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION public.raquel_set_queue_limits(queue text, max_running integer DEFAULT NULL::integer, per_second double precision DEFAULT NULL::double precision, now bigint DEFAULT NULL::bigint) RETURNS void
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_queue_limits (docs/security.md)
+SELECT raquel.raquel_set_queue_limits($1, $2, $3, $4)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_queue_limits(queue text, max_running integer, per_second double precision, now bigint) IS 'Sets a queue''s limits to exactly these (NULL: none): max_running (>= 1) caps its claimed jobs at once across all workers and hosts; per_second (> 0) caps how fast its claims start (token bucket of greatest(1, per_second/10) tokens: over any second at most per_second plus one bucket). Enforced by raquel_claim. 22023 naming the argument for a bad value, nothing written. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION public.raquel_set_retention(queue text, keep interval) RETURNS void
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_retention (docs/security.md)
+SELECT raquel.raquel_set_retention($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
 
 CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE sql
@@ -431,6 +487,22 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) IS 'With claim_id: the claimed job becomes cancelled, fenced. Without: a queued or failed job becomes cancelled (returns ''cancelled''); with running => true a claimed job''s current claim is asked to stop (cancel_claim_id, NOTIFY raquel_cancel with the job id; returns ''cancel_requested''): its worker''s failure or a rescue then ends it cancelled. NULL when nothing was done. now only from a role that may update raquel_jobs.';
 
+CREATE FUNCTION raquel.raquel_check_queue(fn text, queue text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF raquel_check_queue.queue IS NULL OR raquel_check_queue.queue = ''
+       OR octet_length(raquel_check_queue.queue) > 1000 THEN
+        PERFORM raquel_invalid(raquel_check_queue.fn, 'queue',
+            format('must be a queue name (non-empty, at most 1000 bytes), got %s',
+                   coalesce(quote_literal(left(raquel_check_queue.queue, 40)), 'NULL')));
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_check_queue(fn text, queue text) IS 'Internal: 22023 naming "queue" (and the calling function fn) unless queue is a queue name (non-empty, at most 1000 bytes).';
+
 CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -447,6 +519,13 @@ DECLARE
     v_level integer;
     v_count integer;
     v_claim uuid := gen_random_uuid();
+    -- Queue controls
+    v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
+    v_held   text[];                         -- of those, the paused or limited ones
+    v_skip   text[] := '{}';                 -- left out of the all-queues claim
+    v_ctl    record;
+    v_allow  integer;
+    v_tokens double precision;
 BEGIN
     IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
         PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
@@ -494,7 +573,121 @@ BEGIN
     -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
-    IF raquel_claim.queues IS NULL THEN
+    -- Queue controls -- begin ----------------------------------------
+    -- The queues that are paused or limited: a read of
+    -- raquel_queue_settings_controlled_idx, which holds those queues only.
+    -- The statement takes no parameter, so its plan is made once per
+    -- session and kept (one that filtered by this claim's queues would be
+    -- planned again at every call, its custom plan looking cheaper). When
+    -- no queue is controlled, this block ends here and the claim below is
+    -- 0006_claim's.
+    v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                    WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL);
+    IF cardinality(v_held) > 0 AND raquel_claim.queues IS NOT NULL THEN
+        -- Only those among the queues asked for.
+        v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
+                        WHERE q.name = ANY (raquel_claim.queues));
+    END IF;
+    IF cardinality(v_held) > 0 THEN
+        -- Each limited queue that is not paused is claimed here on its own,
+        -- highest priority then oldest first, up to what its limits allow
+        -- now, holding the lock of its settings row to commit: claims of one
+        -- limited queue take turns (so two never both take its last slot or
+        -- token, and each counts the claims committed before it), claims of
+        -- other queues never wait for it. Rows are locked in queue order, so
+        -- claims of several limited queues cannot deadlock. FOR UPDATE
+        -- rereads a row changed meanwhile (paused, limits) before using it.
+        FOR v_ctl IN
+            SELECT s.queue::text AS queue, s.max_running, s.per_second, s.tokens, s.tokens_at
+            FROM raquel_queue_settings s
+            WHERE s.queue = ANY (v_held) AND NOT s.paused
+            ORDER BY s.queue
+            FOR UPDATE
+        LOOP
+            EXIT WHEN v_left = 0;
+            v_allow := v_left;
+            IF v_ctl.max_running IS NOT NULL THEN
+                -- Its running jobs, read after the lock (a statement of its
+                -- own: a new snapshot), over raquel_jobs_lease_idx.
+                v_allow := least(v_allow, v_ctl.max_running - (
+                    SELECT count(*) FROM raquel_jobs j
+                    WHERE j.status = 'claimed' AND j.queue = v_ctl.queue)::integer);
+            END IF;
+            IF v_ctl.per_second IS NOT NULL THEN
+                -- The bucket refilled since tokens_at, up to its size.
+                v_tokens := least(greatest(1, v_ctl.per_second / 10),
+                                  v_ctl.tokens + greatest(v_now - v_ctl.tokens_at, 0) * v_ctl.per_second / 1000);
+                v_allow := least(v_allow, floor(v_tokens)::integer);
+            END IF;
+            IF v_allow > 0 THEN
+                RETURN QUERY
+                WITH picked AS MATERIALIZED (
+                    SELECT j.ctid FROM raquel_jobs j
+                    WHERE j.queue = v_ctl.queue
+                      AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                    ORDER BY j.priority DESC, j.scheduled_at
+                    LIMIT v_allow
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE raquel_jobs j SET
+                    status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                    lease_expires_at = v_until, claim_id = v_claim
+                FROM picked WHERE j.ctid = picked.ctid
+                RETURNING j.*;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                v_left := v_left - v_count;
+                IF v_count > 0 AND v_ctl.per_second IS NOT NULL THEN
+                    -- tokens_at never goes back (this claim's clock may have been read
+                    -- before a claim that took the lock first), so no time refills twice.
+                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count,
+                                                       tokens_at = greatest(s.tokens_at, v_now)
+                    WHERE s.queue = v_ctl.queue;
+                END IF;
+            END IF;
+        END LOOP;
+        -- The claim below takes the other queues: paused and limited ones
+        -- left out of the list, or (all queues) skipped by its filter.
+        IF raquel_claim.queues IS NULL THEN
+            v_skip := v_held;
+        ELSE
+            raquel_claim.queues := ARRAY(SELECT q.name FROM unnest(raquel_claim.queues) AS q(name)
+                                         WHERE q.name <> ALL (v_held));
+        END IF;
+    END IF;
+    -- Queue controls -- end ------------------------------------------
+
+    IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
+        -- Queue controls: every queue but the paused and limited ones (their
+        -- own statement, so that the claim of all queues below keeps its plan).
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                  AND j.queue <> ALL (v_skip)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
@@ -587,16 +780,17 @@ BEGIN
     -- short (the queues look drained, so the call is cheap and an operator
     -- or dequeue() sees expired jobs at once), else at most once a second
     -- per connection (raquel.expired_at, a session setting), so that claims
-    -- under a backlog do not pay for it each time.
+    -- under a backlog do not pay for it each time. (Queue controls: over every queue
+    -- asked for, v_asked, paused and limited ones included.)
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
-        PERFORM raquel_expire(raquel_claim.queues, raquel_claim.now);
+        PERFORM raquel_expire(v_asked, raquel_claim.now);
         PERFORM set_config('raquel.expired_at', v_now::text, false);
     END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -740,122 +934,138 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
+CREATE FUNCTION raquel.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
     v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
-    v_now       bigint := CASE WHEN raquel_enqueue.now IS NULL THEN raquel_now_ms()
-                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue.now) END;
-    v_min_delay bigint := coalesce(raquel_enqueue.min_retry_delay, 1000);
-    v_max_delay bigint := coalesce(raquel_enqueue.max_retry_delay, 43200000);
-    v_id        uuid;
+    v_now       bigint := CASE WHEN raquel_enqueue_row.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue_row.now) END;
+    v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
+    v_job       raquel_jobs;
 BEGIN
-    IF raquel_enqueue.queue IS NULL OR raquel_enqueue.queue = '' THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
-    END IF;
-    IF octet_length(raquel_enqueue.queue) > 1000 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'queue',
-            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue.queue)));
-    END IF;
-    IF raquel_enqueue.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'at',
-            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
-                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue.at));
-    END IF;
-    IF raquel_enqueue.delay > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.delay));
-    END IF;
-    IF raquel_enqueue.max_age > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_age',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.max_age));
-    END IF;
-    IF v_max_delay > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
-            format('must be at most %s ms, got %s', v_limit, v_max_delay));
-    END IF;
-    IF raquel_enqueue.backoff_base > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.backoff_base));
-    END IF;
-    IF raquel_enqueue.timeout <= 0 OR raquel_enqueue.timeout > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'timeout',
-            format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue.timeout));
-    END IF;
-    IF raquel_enqueue.delay < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
-    END IF;
-    IF coalesce(raquel_enqueue.at, v_now) + raquel_enqueue.delay > 253402214399999 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay',
-            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
-                   CASE WHEN raquel_enqueue.at IS NULL THEN 'now' ELSE 'at' END,
-                   coalesce(raquel_enqueue.at, v_now), raquel_enqueue.delay));
-    END IF;
-    IF raquel_enqueue.max_age <= 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue.max_age));
-    END IF;
-    IF raquel_enqueue.max_retry_count < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
-            format('must be >= 0, got %s', raquel_enqueue.max_retry_count));
-    END IF;
-    IF v_min_delay < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
-    END IF;
-    IF v_max_delay < v_min_delay AND raquel_enqueue.max_retry_delay IS NULL THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
-            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
-    END IF;
-    IF v_max_delay < v_min_delay THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
-            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
-    END IF;
-    IF raquel_enqueue.backoff_base < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
-            format('must be >= 0 ms, got %s', raquel_enqueue.backoff_base));
-    END IF;
-    IF raquel_enqueue.unique_key = '' OR octet_length(raquel_enqueue.unique_key) > 1000 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
-            format('must be a non-empty string of at most 1000 bytes, got %s bytes',
-                   octet_length(raquel_enqueue.unique_key)));
-    END IF;
-    IF raquel_enqueue.unique_mode NOT IN ('keep', 'replace') THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
-            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue.unique_mode));
-    END IF;
-    IF raquel_enqueue.unique_mode IS NOT NULL AND raquel_enqueue.unique_key IS NULL THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
+    -- The rules of 0013_results, unchanged and in their order, behind one
+    -- guard. With every optional argument NULL only the queue's rules can
+    -- refuse (the delays' defaults pass), so the guard asks just that; the
+    -- 19 tests run when an optional argument is given or the queue is bad.
+    -- PL/pgSQL prepares each expression it evaluates afresh in every
+    -- transaction: the tests cost about 50k of a call's ~490k instructions,
+    -- the guard about 5k (callgrind, PostgreSQL 15). An argument added later
+    -- belongs in num_nonnulls below if any rule reads it.
+    IF num_nonnulls(raquel_enqueue_row.at, raquel_enqueue_row.delay, raquel_enqueue_row.max_age,
+                    raquel_enqueue_row.max_retry_count, raquel_enqueue_row.min_retry_delay,
+                    raquel_enqueue_row.max_retry_delay, raquel_enqueue_row.backoff_base,
+                    raquel_enqueue_row.unique_key, raquel_enqueue_row.unique_mode,
+                    raquel_enqueue_row.timeout) > 0
+       OR raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = ''
+       OR octet_length(raquel_enqueue_row.queue) > 1000 THEN
+        IF raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = '' THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
+        END IF;
+        IF octet_length(raquel_enqueue_row.queue) > 1000 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'queue',
+                format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue_row.queue)));
+        END IF;
+        IF raquel_enqueue_row.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'at',
+                format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                       ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue_row.at));
+        END IF;
+        IF raquel_enqueue_row.delay > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.delay));
+        END IF;
+        IF raquel_enqueue_row.max_age > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_age',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.max_age));
+        END IF;
+        IF v_max_delay > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+                format('must be at most %s ms, got %s', v_limit, v_max_delay));
+        END IF;
+        IF raquel_enqueue_row.backoff_base > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.backoff_base));
+        END IF;
+        IF raquel_enqueue_row.timeout <= 0 OR raquel_enqueue_row.timeout > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'timeout',
+                format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue_row.timeout));
+        END IF;
+        IF raquel_enqueue_row.delay < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue_row.delay));
+        END IF;
+        IF coalesce(raquel_enqueue_row.at, v_now) + raquel_enqueue_row.delay > 253402214399999 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay',
+                format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                       CASE WHEN raquel_enqueue_row.at IS NULL THEN 'now' ELSE 'at' END,
+                       coalesce(raquel_enqueue_row.at, v_now), raquel_enqueue_row.delay));
+        END IF;
+        IF raquel_enqueue_row.max_age <= 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue_row.max_age));
+        END IF;
+        IF raquel_enqueue_row.max_retry_count < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
+                format('must be >= 0, got %s', raquel_enqueue_row.max_retry_count));
+        END IF;
+        IF v_min_delay < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+        END IF;
+        IF v_max_delay < v_min_delay AND raquel_enqueue_row.max_retry_delay IS NULL THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
+                format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
+        END IF;
+        IF v_max_delay < v_min_delay THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+                format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+        END IF;
+        IF raquel_enqueue_row.backoff_base < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+                format('must be >= 0 ms, got %s', raquel_enqueue_row.backoff_base));
+        END IF;
+        IF raquel_enqueue_row.unique_key = '' OR octet_length(raquel_enqueue_row.unique_key) > 1000 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
+                format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                       octet_length(raquel_enqueue_row.unique_key)));
+        END IF;
+        IF raquel_enqueue_row.unique_mode NOT IN ('keep', 'replace') THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
+                format('must be ''keep'' or ''replace'', got %L', raquel_enqueue_row.unique_mode));
+        END IF;
+        IF raquel_enqueue_row.unique_mode IS NOT NULL AND raquel_enqueue_row.unique_key IS NULL THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
+        END IF;
     END IF;
 
     -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
     -- holding the key. A pass comes back empty only when that job finished
     -- between the INSERT and the SELECT, freeing the key: then try again.
     LOOP
-        IF raquel_enqueue.unique_key IS NULL OR coalesce(raquel_enqueue.unique_mode, 'keep') = 'keep' THEN
+        IF raquel_enqueue_row.unique_key IS NULL OR coalesce(raquel_enqueue_row.unique_mode, 'keep') = 'keep' THEN
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
                 backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
             VALUES (
-                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
-                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
-                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
-                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key, raquel_enqueue.timeout)
+                raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
+                raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO NOTHING
-            RETURNING j.id INTO v_id;
+            RETURNING j.* INTO v_job;
         ELSE
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
                 backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
             VALUES (
-                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
-                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
-                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
-                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key, raquel_enqueue.timeout)
+                raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
+                raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO UPDATE SET
                 queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
@@ -866,30 +1076,36 @@ BEGIN
                 error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
                 timeout = excluded.timeout
             WHERE j.status IN ('queued', 'failed')
-            RETURNING j.id INTO v_id;
+            RETURNING j.* INTO v_job;
             -- The update trigger wakes workers only for a job moved earlier;
             -- a rewritten job may have moved to another queue.
-            IF v_id IS NOT NULL AND coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0) <= v_now THEN
-                PERFORM pg_notify('raquel_jobs', raquel_enqueue.queue);
+            IF v_job.id IS NOT NULL AND coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0) <= v_now THEN
+                PERFORM pg_notify('raquel_jobs', raquel_enqueue_row.queue);
             END IF;
         END IF;
-        EXIT WHEN v_id IS NOT NULL;
-        SELECT j.id INTO v_id FROM raquel_jobs j
-        WHERE j.unique_key = raquel_enqueue.unique_key AND j.status IN ('queued', 'failed', 'claimed');
-        EXIT WHEN v_id IS NOT NULL;
+        EXIT WHEN v_job.id IS NOT NULL;
+        SELECT j.* INTO v_job FROM raquel_jobs j
+        WHERE j.unique_key = raquel_enqueue_row.unique_key AND j.status IN ('queued', 'failed', 'claimed');
+        EXIT WHEN v_job.id IS NOT NULL;
     END LOOP;
-    RETURN v_id;
+    RETURN v_job;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
+
+CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
+    LANGUAGE sql
+    RETURN (raquel.raquel_enqueue_row(queue => queue, payload => payload, at => at, delay => delay, max_age => max_age, max_retry_count => max_retry_count, min_retry_delay => min_retry_delay, max_retry_delay => max_retry_delay, backoff_base => backoff_base, now => now, priority => priority, unique_key => unique_key, unique_mode => unique_mode, timeout => timeout)).id;
+
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
 
 CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_id uuid := raquel_enqueue(
+BEGIN
+    RETURN NEXT raquel_enqueue_row(
         queue => raquel_enqueue_job.queue, payload => raquel_enqueue_job.payload,
         at => raquel_enqueue_job.at, delay => raquel_enqueue_job.delay,
         max_age => raquel_enqueue_job.max_age, max_retry_count => raquel_enqueue_job.max_retry_count,
@@ -898,12 +1114,10 @@ DECLARE
         backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
         unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode,
         timeout => raquel_enqueue_job.timeout);
-BEGIN
-    RETURN QUERY SELECT * FROM raquel_jobs AS j WHERE j.id = v_id;
 END
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
 CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1426,9 +1640,65 @@ CREATE FUNCTION raquel.raquel_next_due(queues text[] DEFAULT NULL::text[]) RETUR
     SET plan_cache_mode TO 'force_generic_plan'
     SET max_parallel_workers_per_gather TO '0'
     AS $$
+DECLARE
+    v_queues text[] := raquel_next_due.queues;
+    v_held   text[];
+    v_skip   text[] := '{}';
+    v_due    bigint;
+    v_ctl    record;
+    v_at     bigint;
 BEGIN
-    IF raquel_next_due.queues IS NULL THEN
-        RETURN (
+    -- Queue controls: the paused and limited queues asked for are
+    -- taken out of the general reading below and given their own time here.
+    v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                    WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
+                      AND (v_queues IS NULL OR s.queue = ANY (v_queues)));
+    IF cardinality(v_held) > 0 THEN
+        IF v_queues IS NULL THEN
+            v_skip := v_held;
+        ELSE
+            v_queues := ARRAY(SELECT q.name FROM unnest(v_queues) AS q(name) WHERE q.name <> ALL (v_held));
+        END IF;
+        FOR v_ctl IN
+            SELECT s.queue::text AS queue, s.max_running, s.per_second, s.tokens, s.tokens_at
+            FROM raquel_queue_settings s WHERE s.queue = ANY (v_held) AND NOT s.paused
+        LOOP
+            IF v_ctl.max_running IS NOT NULL AND v_ctl.max_running <= (
+                   SELECT count(*) FROM raquel_jobs j WHERE j.status = 'claimed' AND j.queue = v_ctl.queue) THEN
+                -- Full: not before a slot frees (a lease running out, at the latest).
+                v_at := (SELECT min(j.lease_expires_at) FROM raquel_jobs j
+                         WHERE j.status = 'claimed' AND j.queue = v_ctl.queue);
+            ELSE
+                -- Its earliest waiting job, one index probe per priority level.
+                v_at := (
+                    WITH RECURSIVE levels(priority) AS (
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                ORDER BY j.priority DESC LIMIT 1)
+                        UNION ALL
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                  AND j.priority < l.priority
+                                ORDER BY j.priority DESC LIMIT 1)
+                        FROM levels l WHERE l.priority IS NOT NULL
+                    )
+                    SELECT min((SELECT j.scheduled_at FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                  AND j.priority = l.priority
+                                ORDER BY j.scheduled_at LIMIT 1))
+                    FROM levels l WHERE l.priority IS NOT NULL);
+                IF v_at IS NOT NULL AND v_ctl.per_second IS NOT NULL AND v_ctl.tokens < 1 THEN
+                    -- Not before its bucket holds a whole token again.
+                    v_at := greatest(v_at, v_ctl.tokens_at
+                                           + ceil((1 - v_ctl.tokens) * 1000 / v_ctl.per_second)::bigint);
+                END IF;
+            END IF;
+            v_due := least(v_due, v_at);
+        END LOOP;
+    END IF;
+
+    IF v_queues IS NULL THEN
+        RETURN least(v_due, (
             WITH RECURSIVE levels(priority) AS (
                 SELECT (SELECT j.priority FROM raquel_jobs j
                         WHERE j.status IN ('queued', 'failed')
@@ -1442,18 +1712,20 @@ BEGIN
             SELECT min(t) FROM (
                 SELECT (SELECT j.scheduled_at FROM raquel_jobs j
                         WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                          AND j.queue <> ALL (v_skip)
                         ORDER BY j.scheduled_at LIMIT 1) AS t
                 FROM levels l WHERE l.priority IS NOT NULL
                 UNION ALL
                 SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
-            ) AS due);
+                  AND j.queue <> ALL (v_skip)
+            ) AS due));
     END IF;
-    RETURN (
+    RETURN least(v_due, (
         WITH RECURSIVE levels(queue, priority) AS (
             SELECT q.name, (SELECT j.priority FROM raquel_jobs j
                             WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
                             ORDER BY j.priority DESC LIMIT 1)
-            FROM unnest(raquel_next_due.queues) AS q(name)
+            FROM unnest(v_queues) AS q(name)
             UNION ALL
             SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
                              WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
@@ -1468,12 +1740,12 @@ BEGIN
             FROM levels l WHERE l.priority IS NOT NULL
             UNION ALL
             SELECT min(j.lease_expires_at) FROM raquel_jobs j
-            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
-        ) AS due);
+            WHERE j.status = 'claimed' AND j.queue = ANY (v_queues)
+        ) AS due));
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+COMMENT ON FUNCTION raquel.raquel_next_due(queues text[]) IS 'The earliest time (ms) at which a claim of these queues (NULL: all) can take a job: a waiting job''s scheduled_at or a claimed job''s lease deadline, as the queue controls permit (a paused queue: never; at max_running: its running jobs'' lease deadlines; per_second: not before its next token); NULL when there is none. Workers sleep until then.';
 
 CREATE FUNCTION raquel.raquel_notify_ready(queues text[]) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1503,6 +1775,75 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_notify_ready(queues text[]) IS 'Internal (the enqueue triggers): for each queue, NOTIFY raquel_jobs with the queue name when a live registration wants it (always outside READ COMMITTED), deleting the registrations it notified that no other transaction has locked.';
+
+CREATE FUNCTION raquel.raquel_pause_queue(queue text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_was boolean;
+BEGIN
+    PERFORM raquel_check_queue('raquel_pause_queue', raquel_pause_queue.queue);
+    SELECT s.paused INTO v_was FROM raquel_queue_settings s
+    WHERE s.queue = raquel_pause_queue.queue FOR UPDATE;
+    INSERT INTO raquel_queue_settings AS s (queue, paused) VALUES (raquel_pause_queue.queue, true)
+    ON CONFLICT ON CONSTRAINT raquel_queue_settings_pkey DO UPDATE SET paused = true;
+    RETURN NOT coalesce(v_was, false);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_pause_queue(queue text) IS 'Pauses a queue: claims that begin after this commits skip it; it still accepts enqueues and its running jobs finish as usual. True when this call paused it, false when it was paused already. 22023 naming queue for a NULL, empty or over-long name.';
+
+CREATE FUNCTION raquel.raquel_prune(batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+DECLARE
+    v_now     bigint := CASE WHEN raquel_prune.now IS NULL THEN raquel_now_ms()
+                             ELSE raquel_clock('raquel_prune', raquel_prune.now) END;
+    v_default bigint := (SELECT d.retention_ms FROM raquel_retention_default d);
+    v_least   bigint;
+    v_count   bigint;
+BEGIN
+    IF raquel_prune.batch_size IS NULL OR raquel_prune.batch_size < 1 THEN
+        PERFORM raquel_invalid('raquel_prune', 'batch_size',
+            format('must be >= 1, got %s', coalesce(raquel_prune.batch_size::text, 'NULL')));
+    END IF;
+    -- The shortest retention in force: no job finished after now - v_least
+    -- is old enough, so the scan of raquel_jobs_finished_idx stops there.
+    v_least := least(v_default, (SELECT min(s.retention_ms) FROM raquel_queue_settings s));
+    IF v_least IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(7021557117354893313) THEN  -- the raquel prune lock
+        RETURN NULL;
+    END IF;
+    WITH picked AS (
+        SELECT j.id FROM raquel_jobs j
+        LEFT JOIN raquel_queue_settings s ON s.queue = j.queue
+        WHERE j.status IN ('success', 'cancelled', 'expired', 'exhausted')
+          AND j.finished_at < v_now - v_least
+          AND j.finished_at < v_now - coalesce(s.retention_ms, v_default)
+        ORDER BY j.finished_at
+        LIMIT raquel_prune.batch_size
+        FOR UPDATE OF j SKIP LOCKED
+    ), gone AS (
+        DELETE FROM raquel_jobs j USING picked WHERE j.id = picked.id RETURNING j.queue
+    ), counted AS (
+        SELECT g.queue, count(*) AS n FROM gone g GROUP BY g.queue
+    ), noted AS (
+        INSERT INTO raquel_queue_settings AS s (queue, pruned)
+        SELECT c.queue, c.n FROM counted c ORDER BY c.queue
+        ON CONFLICT ON CONSTRAINT raquel_queue_settings_pkey DO UPDATE SET pruned = s.pruned + excluded.pruned
+        RETURNING 1
+    )
+    SELECT coalesce(sum(c.n), 0) INTO v_count FROM counted c;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1547,6 +1888,22 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
+
+CREATE FUNCTION raquel.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT * FROM (
+        SELECT s.queue::text, s.paused, s.max_running, s.per_second, s.retention_ms, s.pruned
+        FROM raquel_queue_settings s
+        UNION ALL
+        SELECT NULL, false, NULL, NULL, d.retention_ms, NULL
+        FROM raquel_retention_default d WHERE d.retention_ms IS NOT NULL
+    ) AS c
+    ORDER BY c.queue NULLS LAST
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1798,6 +2155,26 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_result_watch(job_id uuid) IS 'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
 
+CREATE FUNCTION raquel.raquel_resume_queue(queue text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    PERFORM raquel_check_queue('raquel_resume_queue', raquel_resume_queue.queue);
+    UPDATE raquel_queue_settings s SET paused = false
+    WHERE s.queue = raquel_resume_queue.queue AND s.paused
+    RETURNING true INTO v_found;
+    IF v_found THEN
+        PERFORM raquel_notify_ready(ARRAY[raquel_resume_queue.queue]);
+    END IF;
+    RETURN coalesce(v_found, false);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_resume_queue(queue text) IS 'Resumes a paused queue: claims take its jobs again, and the idle workers waiting for it are notified at commit (NOTIFY raquel_jobs). True when it was paused, false (nothing written) otherwise. 22023 naming queue for a bad name.';
+
 CREATE FUNCTION raquel.raquel_retry(job_id uuid, now bigint DEFAULT NULL::bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -1887,6 +2264,67 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) IS 'Sets the priority of an unfinished (queued, failed or claimed) job and returns true; false, changing nothing, when the job is missing or finished. Higher runs first.';
+
+CREATE FUNCTION raquel.raquel_set_queue_limits(queue text, max_running integer DEFAULT NULL::integer, per_second double precision DEFAULT NULL::double precision, now bigint DEFAULT NULL::bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := CASE WHEN raquel_set_queue_limits.now IS NULL THEN raquel_now_ms()
+                         ELSE raquel_clock('raquel_set_queue_limits', raquel_set_queue_limits.now) END;
+BEGIN
+    PERFORM raquel_check_queue('raquel_set_queue_limits', raquel_set_queue_limits.queue);
+    IF raquel_set_queue_limits.max_running < 1 THEN
+        PERFORM raquel_invalid('raquel_set_queue_limits', 'max_running',
+            format('must be >= 1 or NULL (no limit), got %s', raquel_set_queue_limits.max_running));
+    END IF;
+    IF NOT (raquel_set_queue_limits.per_second > 0 AND raquel_set_queue_limits.per_second < 'Infinity') THEN
+        PERFORM raquel_invalid('raquel_set_queue_limits', 'per_second',
+            format('must be a finite number > 0 or NULL (no limit), got %s', raquel_set_queue_limits.per_second));
+    END IF;
+    INSERT INTO raquel_queue_settings AS s (queue, max_running, per_second, tokens, tokens_at)
+    VALUES (raquel_set_queue_limits.queue, raquel_set_queue_limits.max_running,
+            raquel_set_queue_limits.per_second,
+            greatest(1, coalesce(raquel_set_queue_limits.per_second, 0) / 10), v_now)
+    ON CONFLICT ON CONSTRAINT raquel_queue_settings_pkey DO UPDATE SET
+        max_running = excluded.max_running,
+        per_second = excluded.per_second,
+        -- A new rate starts with a full bucket; the same rate keeps its tokens.
+        tokens = CASE WHEN s.per_second IS NOT DISTINCT FROM excluded.per_second THEN s.tokens
+                      ELSE excluded.tokens END,
+        tokens_at = CASE WHEN s.per_second IS NOT DISTINCT FROM excluded.per_second THEN s.tokens_at
+                         ELSE excluded.tokens_at END;
+    PERFORM raquel_notify_ready(ARRAY[raquel_set_queue_limits.queue]);
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_set_queue_limits(queue text, max_running integer, per_second double precision, now bigint) IS 'Sets a queue''s limits to exactly these (NULL: none): max_running (>= 1) caps its claimed jobs at once across all workers and hosts; per_second (> 0) caps how fast its claims start (token bucket of greatest(1, per_second/10) tokens: over any second at most per_second plus one bucket). Enforced by raquel_claim. 22023 naming the argument for a bad value, nothing written. "now" only from roles that may update raquel_jobs.';
+
+CREATE FUNCTION raquel.raquel_set_retention(queue text, keep interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_ms bigint;
+BEGIN
+    IF raquel_set_retention.queue IS NOT NULL THEN
+        PERFORM raquel_check_queue('raquel_set_retention', raquel_set_retention.queue);
+    END IF;
+    IF raquel_set_retention.keep < interval '0' OR NOT isfinite(raquel_set_retention.keep) THEN
+        PERFORM raquel_invalid('raquel_set_retention', 'keep',
+            format('must be a finite interval >= 0 or NULL (keep forever), got %s', raquel_set_retention.keep));
+    END IF;
+    v_ms := floor(extract(epoch FROM raquel_set_retention.keep) * 1000)::bigint;
+    IF raquel_set_retention.queue IS NULL THEN
+        UPDATE raquel_retention_default SET retention_ms = v_ms;
+    ELSE
+        INSERT INTO raquel_queue_settings AS s (queue, retention_ms) VALUES (raquel_set_retention.queue, v_ms)
+        ON CONFLICT ON CONSTRAINT raquel_queue_settings_pkey DO UPDATE SET retention_ms = excluded.retention_ms;
+    END IF;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
 
 CREATE FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2332,23 +2770,57 @@ CREATE VIEW public.raquel_problem_jobs AS
 COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.
 raquel_pg stand-in: the columns of raquel.raquel_problem_jobs (docs/security.md).';
 
-CREATE VIEW raquel.raquel_queue_stats AS
- SELECT queue,
-    total,
-    queued,
-    claimed,
-    success,
-    failed,
-    cancelled,
-    expired,
-    exhausted,
-    ready,
-    scheduled,
-    lease_expired,
-    ((oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age
-   FROM raquel.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms);
+CREATE TABLE raquel.raquel_queue_settings (
+    queue raquel.raquel_name NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    max_running integer,
+    per_second double precision,
+    tokens double precision DEFAULT 0 NOT NULL,
+    tokens_at bigint DEFAULT 0 NOT NULL,
+    retention_ms bigint,
+    pruned bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT raquel_queue_settings_max_running_check CHECK ((max_running >= 1)),
+    CONSTRAINT raquel_queue_settings_per_second_check CHECK (((per_second > (0)::double precision) AND (per_second < 'Infinity'::double precision))),
+    CONSTRAINT raquel_queue_settings_retention_ms_check CHECK ((retention_ms >= 0))
+);
 
-COMMENT ON VIEW raquel.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().';
+COMMENT ON TABLE raquel.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.';
+
+CREATE VIEW public.raquel_queue_settings AS
+ SELECT queue,
+    paused,
+    max_running,
+    per_second,
+    tokens,
+    tokens_at,
+    retention_ms,
+    pruned
+   FROM raquel.raquel_queue_settings;
+
+COMMENT ON VIEW public.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.
+raquel_pg stand-in: the columns of raquel.raquel_queue_settings (docs/security.md).';
+
+CREATE VIEW raquel.raquel_queue_stats AS
+ SELECT s.queue,
+    s.total,
+    s.queued,
+    s.claimed,
+    s.success,
+    s.failed,
+    s.cancelled,
+    s.expired,
+    s.exhausted,
+    s.ready,
+    s.scheduled,
+    s.lease_expired,
+    ((s.oldest_ready_age_ms)::double precision * '00:00:00.001'::interval) AS oldest_ready_age,
+    COALESCE(c.paused, false) AS paused,
+    c.max_running,
+    c.per_second
+   FROM (raquel.raquel_stats() s(queue, total, queued, claimed, success, failed, cancelled, expired, exhausted, ready, scheduled, lease_expired, oldest_ready_age_ms)
+     LEFT JOIN raquel.raquel_queue_settings c ON (((c.queue)::text = s.queue)));
+
+COMMENT ON VIEW raquel.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker), oldest_ready_age (interval, NULL when nothing is ready), and its controls: paused, max_running, per_second (NULL: no limit). The same numbers as raquel_stats().';
 
 CREATE VIEW public.raquel_queue_stats AS
  SELECT queue,
@@ -2363,10 +2835,13 @@ CREATE VIEW public.raquel_queue_stats AS
     ready,
     scheduled,
     lease_expired,
-    oldest_ready_age
+    oldest_ready_age,
+    paused,
+    max_running,
+    per_second
    FROM raquel.raquel_queue_stats;
 
-COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker) and oldest_ready_age (interval, NULL when nothing is ready). The same numbers as raquel_stats().
+COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker), oldest_ready_age (interval, NULL when nothing is ready), and its controls: paused, max_running, per_second (NULL: no limit). The same numbers as raquel_stats().
 raquel_pg stand-in: the columns of raquel.raquel_queue_stats (docs/security.md).';
 
 CREATE UNLOGGED TABLE raquel.raquel_result_waiters (
@@ -2385,6 +2860,23 @@ CREATE VIEW public.raquel_result_waiters AS
 
 COMMENT ON VIEW public.raquel_result_waiters IS 'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.
 raquel_pg stand-in: the columns of raquel.raquel_result_waiters (docs/security.md).';
+
+CREATE TABLE raquel.raquel_retention_default (
+    single boolean DEFAULT true NOT NULL,
+    retention_ms bigint,
+    CONSTRAINT raquel_retention_default_retention_ms_check CHECK ((retention_ms >= 0)),
+    CONSTRAINT raquel_retention_default_single_check CHECK (single)
+);
+
+COMMENT ON TABLE raquel.raquel_retention_default IS 'raquel_pg: the retention of finished jobs of queues without their own (one row; NULL keeps them forever, the default). Set by raquel_set_retention(NULL, ...).';
+
+CREATE VIEW public.raquel_retention_default AS
+ SELECT single,
+    retention_ms
+   FROM raquel.raquel_retention_default;
+
+COMMENT ON VIEW public.raquel_retention_default IS 'raquel_pg: the retention of finished jobs of queues without their own (one row; NULL keeps them forever, the default). Set by raquel_set_retention(NULL, ...).
+raquel_pg stand-in: the columns of raquel.raquel_retention_default (docs/security.md).';
 
 CREATE TABLE raquel.raquel_schedules (
     name text NOT NULL,
@@ -2504,8 +2996,14 @@ ALTER TABLE ONLY public.raquel_migrations
 ALTER TABLE ONLY raquel.raquel_jobs
     ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY raquel.raquel_queue_settings
+    ADD CONSTRAINT raquel_queue_settings_pkey PRIMARY KEY (queue);
+
 ALTER TABLE ONLY raquel.raquel_result_waiters
     ADD CONSTRAINT raquel_result_waiters_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY raquel.raquel_retention_default
+    ADD CONSTRAINT raquel_retention_default_pkey PRIMARY KEY (single);
 
 ALTER TABLE ONLY raquel.raquel_schedules
     ADD CONSTRAINT raquel_schedules_pkey PRIMARY KEY (name);
@@ -2533,6 +3031,8 @@ CREATE INDEX raquel_jobs_ready_queue_priority_idx ON raquel.raquel_jobs USING bt
 
 CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON raquel.raquel_jobs USING btree (unique_key) WHERE ((unique_key IS NOT NULL) AND ((status)::text = ANY (ARRAY['queued'::text, 'failed'::text, 'claimed'::text])));
 
+CREATE INDEX raquel_queue_settings_controlled_idx ON raquel.raquel_queue_settings USING btree (queue) WHERE (paused OR (max_running IS NOT NULL) OR (per_second IS NOT NULL));
+
 CREATE INDEX raquel_waiters_worker_idx ON raquel.raquel_waiters USING btree (worker);
 
 CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_insert();
@@ -2559,6 +3059,8 @@ REVOKE ALL ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num inte
 
 REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
@@ -2577,6 +3079,8 @@ REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bi
 
 REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_expire(queues text[], now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) FROM PUBLIC;
@@ -2587,7 +3091,13 @@ REVOKE ALL ON FUNCTION public.raquel_next_due(queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_notify_ready(queues text[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_pause_queue(queue text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_prune(batch_size integer, now bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_queue_controls() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_queue_overview(now bigint) FROM PUBLIC;
 
@@ -2607,11 +3117,17 @@ REVOKE ALL ON FUNCTION public.raquel_result_unwatch(watch_id bigint) FROM PUBLIC
 
 REVOKE ALL ON FUNCTION public.raquel_result_watch(job_id uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_resume_queue(queue text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_queue_limits(queue text, max_running integer, per_second double precision, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_set_retention(queue text, keep interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
 
@@ -2629,6 +3145,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num inte
 
 REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
@@ -2640,6 +3158,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bi
 REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_drop_schedule(name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
 
@@ -2659,7 +3179,13 @@ REVOKE ALL ON FUNCTION raquel.raquel_next_due(queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_notify_ready(queues text[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_pause_queue(queue text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_prune(batch_size integer, now bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_queue_controls() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_queue_overview(now bigint) FROM PUBLIC;
 
@@ -2679,11 +3205,17 @@ REVOKE ALL ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint) FROM PUBLIC
 
 REVOKE ALL ON FUNCTION raquel.raquel_result_watch(job_id uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_resume_queue(queue text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_queue_limits(queue text, max_running integer, per_second double precision, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_set_retention(queue text, keep interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) FROM PUBLIC;
 

@@ -155,7 +155,8 @@ def test_stats_json_has_the_documented_keys(cli: Run, conn: Conn) -> None:
     assert set(data) == {"generated_at", "queues"}
     emails = data["queues"]["emails"]
     assert list(emails) == ["total", "queued", "claimed", "success", "failed", "cancelled", "expired",
-                            "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready_age_ms"]
+                            "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready_age_ms",
+                            "paused", "max_running", "per_second"]
     assert (emails["total"], emails["success"], emails["ready"], emails["scheduled"]) == (3, 1, 1, 1)
     assert isinstance(emails["oldest_ready_age_ms"], int)
 

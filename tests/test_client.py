@@ -47,6 +47,26 @@ def test_enqueue_returns_the_job_as_stored(rq: Raquel, conn: Conn) -> None:
     assert row(conn, job.id)["scheduled_at"] == row(conn, job.id)["enqueued_at"] + 60_000
 
 
+def test_enqueue_without_options_returns_the_job_with_the_defaults(rq: Raquel) -> None:
+    # Migration enqueue_speed: a call without optional arguments passes raquel_enqueue_row's guard.
+    job = rq.enqueue("plain", "x")
+    assert job == rq.get(job.id)
+    assert (job.status, job.attempts, job.min_retry_delay, job.max_retry_delay, job.backoff_base,
+            job.priority, job.scheduled_at) == ("queued", 0, 1000, 43_200_000, 1000, 0, job.enqueued_at)
+
+
+def test_calls_after_an_error_and_after_a_closed_connection_run_as_before(rq: Raquel) -> None:
+    # _fetch keeps a cursor per pooled connection: an error leaves it usable,
+    # and a connection closed under the client is replaced with its cursor.
+    with pytest.raises(InvalidArgument):
+        rq.enqueue("", "x")
+    first = rq.enqueue("q", "x")
+    with rq.connection() as conn:
+        conn.close()
+    second = rq.enqueue("q", "y")
+    assert [(rq.get(j.id)) == j for j in (first, second)] == [True, True]
+
+
 def test_enqueue_of_a_job_enqueues_a_copy_with_the_arguments_given(rq: Raquel) -> None:
     original = rq.enqueue("ingest", "data", max_retry_count=3, min_retry_delay=2000, priority=5)
     copy = rq.enqueue(payload=original, max_retry_count=7)

@@ -44,6 +44,26 @@ async def test_enqueue_returns_the_job_as_stored(arq: AsyncRaquel, conn: Conn) -
     assert row(conn, job.id)["scheduled_at"] == row(conn, job.id)["enqueued_at"] + 60_000
 
 
+async def test_enqueue_without_options_returns_the_job_with_the_defaults(arq: AsyncRaquel) -> None:
+    # Migration enqueue_speed: a call without optional arguments passes raquel_enqueue_row's guard.
+    job = await arq.enqueue("plain", "x")
+    assert job == await arq.get(job.id)
+    assert (job.status, job.attempts, job.min_retry_delay, job.max_retry_delay, job.backoff_base,
+            job.priority, job.scheduled_at) == ("queued", 0, 1000, 43_200_000, 1000, 0, job.enqueued_at)
+
+
+async def test_calls_after_an_error_and_after_a_closed_connection_run_as_before(arq: AsyncRaquel) -> None:
+    # _fetch keeps a cursor per pooled connection: an error leaves it usable,
+    # and a connection closed under the client is replaced with its cursor.
+    with pytest.raises(InvalidArgument):
+        await arq.enqueue("", "x")
+    first = await arq.enqueue("q", "x")
+    async with arq.connection() as conn:
+        await conn.close()
+    second = await arq.enqueue("q", "y")
+    assert [(await arq.get(j.id)) == j for j in (first, second)] == [True, True]
+
+
 async def test_enqueue_of_a_job_enqueues_a_copy_with_the_arguments_given(arq: AsyncRaquel) -> None:
     original = await arq.enqueue("ingest", "data", max_retry_count=3, min_retry_delay=2000, priority=5)
     copy = await arq.enqueue(payload=original, max_retry_count=7)

@@ -258,15 +258,57 @@ def test_purge_with_a_bad_age_is_a_400_naming_it(board: str, conn: Conn) -> None
     assert answer.status == 400 and "older_than" in answer.text
 
 
+def paused(conn: Conn, queue: str) -> bool | None:
+    row = conn.execute("SELECT paused FROM raquel_queue_controls() WHERE queue = %s", (queue,)).fetchone()
+    return None if row is None else row[0]
+
+
+def test_the_pause_button_pauses_the_queue(board: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('emails', 'x')")
+    page = request(board, "GET", "/").text
+    assert 'action="/queues/emails/pause"' in page
+    answer = request(board, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)})
+    assert answer.status == 303 and "paused+emails" in answer.headers["location"]
+    assert paused(conn, "emails") is True
+
+
+def test_a_paused_queue_shows_paused_with_a_resume_button(board: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_pause_queue('idle')")  # no job: listed for its pause
+    row = request(board, "GET", "/fragments/queues").text.split('data-queue="idle"')[1].split("</tr>")[0]
+    assert '<span class="paused">paused</span>' in row and 'action="/queues/idle/resume"' in row
+
+
+def test_the_resume_button_resumes_the_queue(board: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_pause_queue('emails')")
+    token = csrf_of(request(board, "GET", "/").text)
+    answer = request(board, "POST", "/queues/emails/resume", {"csrf": token})
+    assert answer.status == 303 and "resumed+emails" in answer.headers["location"]
+    assert paused(conn, "emails") is False
+
+
+def test_the_queues_table_shows_a_queues_limits(board: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_set_queue_limits('emails', max_running => 4, per_second => 2.5)")
+    row = request(board, "GET", "/").text.split('data-queue="emails"')[1].split("</tr>")[0]
+    assert "max 4" in row and "2.5/s" in row
+
+
+def test_pause_without_the_csrf_token_is_refused(board: str, conn: Conn) -> None:
+    assert request(board, "POST", "/queues/emails/pause", {"csrf": "forged"}).status == 403
+    assert paused(conn, "emails") is None
+
+
 def test_read_only_mode_hides_and_refuses_every_action(dsn: str, conn: Conn) -> None:
     job_id = finished(conn, "emails", "fail", now_ms(conn))
     with running_dashboard(dsn, read_only=True) as base:
         page = request(base, "GET", f"/jobs/{job_id}").text
         assert 'id="retry"' not in page and 'name="csrf"' not in page
-        assert 'id="purge"' not in request(base, "GET", "/").text
+        home = request(base, "GET", "/").text
+        assert 'id="purge"' not in home and "/pause" not in home
         answer = request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)})
         assert answer.status == 403 and "read-only" in answer.text
+        assert request(base, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)}).status == 403
     assert status_of(conn, job_id) == "exhausted"
+    assert paused(conn, "emails") is None
 
 
 def test_a_role_without_write_privileges_sees_no_action_and_is_refused(viewer: str, conn: Conn) -> None:
@@ -279,6 +321,9 @@ def test_a_role_without_write_privileges_sees_no_action_and_is_refused(viewer: s
         assert "ValueError: bad address" in page and 'id="retry"' not in page
         answer = request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)})
         assert answer.status == 403 and "may not retry" in answer.text
+        assert "/pause" not in home.text
+        answer = request(base, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)})
+        assert answer.status == 403 and "may not pause queues" in answer.text
     assert status_of(conn, job_id) == "exhausted"
 
 
@@ -293,6 +338,7 @@ def test_the_operator_role_from_grant_may_do_everything(conn: Conn, dsn: str) ->
         with running_dashboard(make_conninfo(dsn, options=f"-c role={role}")) as base:
             home = request(base, "GET", "/")
             assert f"role {role}" in home.text and 'id="purge"' in home.text
+            assert 'action="/queues/emails/pause"' in home.text
             page = request(base, "GET", f"/jobs/{job_id}").text
             assert 'id="retry"' in page
             assert request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)}).status == 303

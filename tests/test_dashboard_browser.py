@@ -151,6 +151,22 @@ def test_the_retry_button_requeues_the_job_in_the_database(dsn: str, conn: Conn,
         assert page.problems == []
 
 
+def test_the_pause_and_resume_buttons_change_the_queue_in_the_database(dsn: str, conn: Conn, page: Any) -> None:
+    busy_queue(conn)
+    with running_dashboard(dsn) as base:
+        page.goto(base + "/")
+        page.click('tr[data-queue="reports"] button.pause')
+        page.wait_for_selector(".notice")
+        assert "paused reports" in page.inner_text(".notice")
+        assert page.inner_text('tr[data-queue="reports"] span.paused') == "paused"
+        assert conn.execute("SELECT paused FROM raquel_queue_controls() WHERE queue = 'reports'").fetchone() == (True,)
+        page.click('tr[data-queue="reports"] button.resume')
+        page.wait_for_selector(".notice")
+        assert "resumed reports" in page.inner_text(".notice")
+        assert conn.execute("SELECT paused FROM raquel_queue_controls() WHERE queue = 'reports'").fetchone() == (False,)
+        assert page.problems == []
+
+
 def test_screenshots_of_the_main_page_and_a_failed_job(dsn: str, conn: Conn, page: Any, tmp_path: Any) -> None:
     # RAQUEL_PG_SCREENSHOTS=docs/img refreshes the docs' pictures.
     failing = busy_queue(conn)

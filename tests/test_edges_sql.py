@@ -249,10 +249,11 @@ def refused_now(dsn: str, statement: str, *args: Any) -> None:
 
 #: Every function that takes now (a new one must be added here, and check it).
 TAKES_NOW = {
-    "raquel_enqueue", "raquel_enqueue_many", "raquel_expire", "raquel_rescue", "raquel_claim",
+    "raquel_enqueue", "raquel_enqueue_row", "raquel_enqueue_many", "raquel_expire", "raquel_rescue", "raquel_claim",
     "raquel_renew_leases", "raquel_complete", "raquel_complete_many", "raquel_fail", "raquel_reschedule",
     "raquel_cancel", "raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge",
     "raquel_set_schedule", "raquel_fire_schedules", "raquel_queue_overview", "raquel_throughput",
+    "raquel_set_queue_limits", "raquel_prune",
 }
 
 

@@ -65,6 +65,14 @@ def test_queue_gauges_count_each_status_and_the_ready_age(dsn: str, conn: Conn) 
     assert 90 <= got[("raquel_queue_oldest_ready_age_seconds", (("queue", "reports"),))] < 150
 
 
+def test_a_paused_queue_scrapes_as_paused(dsn: str, conn: Conn) -> None:
+    a_busy_queue(conn)
+    conn.execute("SELECT raquel_pause_queue('emails')")
+    got = samples(generate_latest(queue_registry(dsn)).decode())
+    assert got[("raquel_queue_paused", (("queue", "emails"),))] == 1
+    assert got[("raquel_queue_paused", (("queue", "reports"),))] == 0
+
+
 def test_an_unreachable_database_scrapes_as_down(dsn: str) -> None:
     got = samples(generate_latest(queue_registry("postgresql://nobody@127.0.0.1:1/none")).decode())
     assert got == {("raquel_up", ()): 0}

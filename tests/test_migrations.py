@@ -95,6 +95,31 @@ $$;
 """
 
 
+def test_enqueue_speed_keeps_the_right_to_enqueue_of_roles_granted_before_it(fresh: Conn) -> None:
+    # raquel_enqueue becomes raquel_enqueue_row's inlined id (migration enqueue_speed):
+    # its callers need EXECUTE on raquel_enqueue_row too, carried over from
+    # their grants on raquel_enqueue and raquel_enqueue_job.
+    names = [m.name for m in load_migrations()]
+    migrate(fresh, load_migrations()[:names.index("enqueue_speed")])
+    with scratch_role(fresh, "enqueuer") as enqueuer, scratch_role(fresh, "other") as other:
+        grant_roles(fresh, enqueuer=enqueuer)
+        migrate(fresh)
+        row = ("raquel.raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint,"
+               " bigint, integer, text, text, bigint)")
+        assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'), has_function_privilege(%s, %s, 'EXECUTE'),"
+                             " has_function_privilege('public', %s, 'EXECUTE')",
+                             (enqueuer, row, other, row, row)).fetchone() == (True, False, False)
+        fresh.execute(f'SET ROLE "{enqueuer}"'.encode())
+        try:
+            ids = [fresh.execute("SELECT raquel_enqueue('q', 'a')").fetchone()[0],
+                   fresh.execute("SELECT raquel.raquel_enqueue('q', 'b')").fetchone()[0],
+                   fresh.execute("SELECT id FROM raquel_enqueue_job('q', 'c')").fetchone()[0]]
+        finally:
+            fresh.execute("RESET ROLE")
+        assert fresh.execute("SELECT id, payload FROM raquel_jobs ORDER BY payload").fetchall() == list(
+            zip(ids, "abc"))
+
+
 def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> None:
     # Roles are granted (roles.sql) after the install; a later migration changes a column the
     # stand-in views read and replaces a function: the runner drops the stand-in views before

@@ -36,10 +36,12 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
                   "raquel_retry_delay")),
     ("Operations", ("raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge",
                     "raquel_set_priority")),
+    ("Queue controls", ("raquel_pause_queue", "raquel_resume_queue", "raquel_set_queue_limits",
+                        "raquel_set_retention", "raquel_prune", "raquel_queue_controls")),
     ("Periodic jobs", ("raquel_set_schedule", "raquel_drop_schedule", "raquel_fire_schedules")),
     ("Waking workers", ("raquel_wait_begin", "raquel_wait_end", "raquel_notify_ready",
                         "raquel_tg_jobs__notify_insert", "raquel_tg_jobs__notify_update")),
-    ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_clock", "raquel_invalid")),
+    ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_clock", "raquel_invalid", "raquel_check_queue")),
     ("The engine schema", ("raquel_expose", "raquel_unexpose")),
 ]
 

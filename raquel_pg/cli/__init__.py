@@ -14,7 +14,8 @@ The modules: ``arguments`` (the argparse parser), ``dispatch`` (``main``: runs a
 command, turns errors into one line), ``common`` (the DSN, the connection, output
 helpers), and the commands by kind: ``database`` (migrate, import, grant, the
 embedded server, psql, demo), ``operator`` (enqueue, stats, jobs, show, retry,
-cancel, purge), ``worker`` (worker) and ``monitor`` (dashboard, metrics).
+cancel, purge), ``controls`` (pause, resume, limits, retention, prune, controls), ``worker``
+(worker, scheduler) and ``monitor`` (dashboard, metrics).
 """
 
 from __future__ import annotations

@@ -91,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve this worker's Prometheus metrics on PORT (the metrics extra)")
     w.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
+    w.add_argument("--with-scheduler", action="store_true",
+                   help="also fire the periodic jobs' due ticks (as raquel-pg scheduler; safe on every host)")
+
+    sc = command("scheduler", "fire the periodic jobs' due ticks until SIGTERM/SIGINT (safe to run on "
+                              "several hosts at once: each tick fires once)")
+    sc.add_argument("--poll-interval", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                    help="look for schedules declared elsewhere at least this often (default 10)")
+    sc.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     e = command("enqueue", "add a job; prints its id")
     e.add_argument("queue")
@@ -136,6 +144,36 @@ def parser() -> argparse.ArgumentParser:
                    help="repeatable (default: all of them)")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default 1000)")
     json_flag(p)
+
+    pa = command("pause", "pause a queue on every worker: claims skip it, enqueues and running jobs go on")
+    pa.add_argument("queue")
+    json_flag(pa)
+
+    re_ = command("resume", "resume a paused queue; its waiting workers are woken at once")
+    re_.add_argument("queue")
+    json_flag(re_)
+
+    li = command("limits", "set a queue's limits for every worker and host (an option left out: no "
+                           "such limit; neither: no limits)")
+    li.add_argument("queue")
+    li.add_argument("--max-running", type=int, metavar="N", help="at most N of its jobs running at once")
+    li.add_argument("--per-second", type=float, metavar="RATE",
+                    help="its jobs start at most RATE a second (a token bucket of max(1, RATE/10))")
+    json_flag(li)
+
+    rt = command("retention", "keep finished jobs this long after they finished; the workers' "
+                              "maintenance (or prune) deletes older ones")
+    rt.add_argument("keep", metavar="KEEP", help="a duration (7d, 12h) or 'forever' (the default)")
+    rt.add_argument("--queue", "-q", help="only this queue (default: every queue without its own)")
+    json_flag(rt)
+
+    pr = command("prune", "delete finished jobs past their retention now, in short batches "
+                          "(one sweep at a time across all hosts)")
+    pr.add_argument("--batch-size", type=int, default=1000, help="rows per transaction (default 1000)")
+    json_flag(pr)
+
+    ct = command("controls", "what is set per queue: paused, limits, retention, pruned count")
+    json_flag(ct)
 
     g = command("grant", "grant existing roles least privileges: enqueue only, work, or operate "
                          "(run as the owner of the raquel objects)")

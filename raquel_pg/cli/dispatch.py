@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from ..errors import RaquelError
-from . import database, monitor, operator, worker
+from . import controls, database, monitor, operator, worker
 from .arguments import parser
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": database.cmd_demo,
     "import-raquel": database.cmd_import_raquel,
     "worker": worker.cmd_worker,
+    "scheduler": worker.cmd_scheduler,
     "enqueue": operator.cmd_enqueue,
     "stats": operator.cmd_stats,
     "jobs": operator.cmd_jobs,
@@ -29,6 +30,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "retry": operator.cmd_retry,
     "cancel": operator.cmd_cancel,
     "purge": operator.cmd_purge,
+    "pause": controls.cmd_pause,
+    "resume": controls.cmd_resume,
+    "limits": controls.cmd_limits,
+    "retention": controls.cmd_retention,
+    "prune": controls.cmd_prune,
+    "controls": controls.cmd_controls,
     "grant": database.cmd_grant,
     "server": database.cmd_server,
     "psql": database.cmd_psql,

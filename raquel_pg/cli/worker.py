@@ -1,4 +1,10 @@
-"""The worker command: loads a handler and runs it on the worker of its kind until a signal."""
+"""The worker and scheduler commands: run a handler on the worker of its kind, or fire the periodic
+jobs' ticks, until SIGTERM/SIGINT.
+
+Schedulers are safe on any number of hosts at once: each tick is fired by exactly one call
+(``raquel_fire_schedules``). ``worker --with-scheduler`` runs one beside the worker, stopped
+when the worker stops.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._acompat import on_signals
 from ..durations import parse_duration
 from ..handlers import is_async_handler
+from ..worker import STOP_SIGNALS
 from .common import UserError, client_options, require_extra, resolve_dsn
 
 
@@ -104,7 +113,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
             worker = rq.subscribe(*queues, **options)(handler)
         log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
-        worker.run(handle_signals=True)
+        scheduler = rq.scheduler() if args.with_scheduler else None
+        beside = None
+        if scheduler is not None:
+            beside = threading.Thread(target=scheduler.run, name="raquel-scheduler")
+            beside.start()
+            log.info("scheduler started beside the worker")
+        try:
+            worker.run(handle_signals=True)
+        finally:
+            if scheduler is not None and beside is not None:
+                scheduler.stop()
+                beside.join()
     log.info("worker stopped")
     return 0
 
@@ -129,7 +149,36 @@ async def _run_async_worker(dsn: str, handler: Callable[..., Any] | None, tasks:
             worker = rq.subscribe(*queues, **options)(handler)
         log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
                  ", ".join(queues) or "all queues", args.concurrency)
-        await worker.run(handle_signals=True)
+        scheduler = rq.scheduler() if args.with_scheduler else None
+        beside = None
+        if scheduler is not None:
+            beside = asyncio.create_task(scheduler.run(), name="raquel-scheduler")
+            log.info("scheduler started beside the worker")
+        try:
+            await worker.run(handle_signals=True)
+        finally:
+            if scheduler is not None and beside is not None:
+                scheduler.stop()
+                await beside
     log.info("worker stopped")
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Fires the periodic jobs' due ticks until SIGTERM/SIGINT (then returns at once)."""
+    from ..client import Raquel
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("raquel_pg.cli")
+    with Raquel(resolve_dsn(args.dsn), pool_size=1, **client_options(args)) as rq:
+        scheduler = rq.scheduler(poll_interval=args.poll_interval)
+        restore = on_signals(STOP_SIGNALS, scheduler.stop)
+        log.info("scheduler started (polling at least every %gs)", args.poll_interval)
+        try:
+            scheduler.run()
+        finally:
+            restore()
+    log.info("scheduler stopped")
     return 0
 

@@ -1,6 +1,6 @@
 """The dashboard's web app (Starlette): server-rendered pages, a live queues table, a chart, actions.
 
-Pages: ``/`` (queues, live; throughput chart; purge), ``/jobs`` (filtered,
+Pages: ``/`` (queues, live, with pause/resume; throughput chart; purge), ``/jobs`` (filtered,
 keyset-paged list), ``/jobs/{id}`` (everything about one job; retry,
 cancel). ``/api/throughput`` feeds the chart, ``/fragments/queues`` the live
 table, ``/metrics`` Prometheus. Actions are POSTs with the CSRF token,
@@ -103,7 +103,7 @@ class Dashboard:
                          window=_window(request))
 
     async def queues_fragment(self, request: Request) -> Response:
-        return self.page(request, "_queues_table.html", NO_PRIVILEGES, queues=await self.store.queues())
+        return self.page(request, "_queues_table.html", await self.allowed(), queues=await self.store.queues())
 
     async def throughput(self, request: Request) -> Response:
         queue = request.query_params.get("queue") or None
@@ -159,7 +159,8 @@ class Dashboard:
             raise HTTPException(403, "this dashboard is read-only (--read-only)")
         allowed = await self.store.privileges()
         if not getattr(allowed, privilege):
-            raise HTTPException(403, f"the role {allowed.role} may not {privilege} jobs")
+            raise HTTPException(403, f"the role {allowed.role} may not {privilege} "
+                                     f"{'queues' if privilege == 'pause' else 'jobs'}")
         return values
 
     async def retry(self, request: Request) -> Response:
@@ -175,6 +176,20 @@ class Dashboard:
         done = await self.store.cancel(job_id)
         return _back(f"/jobs/{job_id}", "cancelled" if done else
                      "not cancelled: only waiting (queued or failed) jobs can be")
+
+    async def pause(self, request: Request) -> Response:
+        await self._form(request, "pause")
+        queue = request.path_params["queue"]
+        done = await self.store.pause(queue)
+        return _back("/", f"paused {queue}: claims skip it, running jobs finish" if done else
+                     f"{queue} was paused already")
+
+    async def resume(self, request: Request) -> Response:
+        await self._form(request, "pause")
+        queue = request.path_params["queue"]
+        done = await self.store.resume(queue)
+        return _back("/", f"resumed {queue}: its waiting workers were woken" if done else
+                     f"{queue} was not paused")
 
     async def purge(self, request: Request) -> Response:
         form = await self._form(request, "purge")
@@ -249,6 +264,8 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
         Route("/jobs/{job_id}", board.job_page),
         Route("/jobs/{job_id}/retry", board.retry, methods=["POST"]),
         Route("/jobs/{job_id}/cancel", board.cancel, methods=["POST"]),
+        Route("/queues/{queue:path}/pause", board.pause, methods=["POST"]),
+        Route("/queues/{queue:path}/resume", board.resume, methods=["POST"]),
         Route("/purge", board.purge, methods=["POST"]),
         Route("/metrics", board.metrics_page),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

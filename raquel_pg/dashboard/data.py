@@ -3,8 +3,8 @@
 Every read is a call of the engine's functions (``raquel_queue_overview``,
 ``raquel_throughput``, migration 0011_dashboard) or a keyset read of ``raquel_jobs``;
 every action is a call of the engine's own function (``raquel_retry``,
-``raquel_cancel``, ``raquel_purge``). Nothing here decides what happens to a
-job. Connections plan each statement with its values (no prepared
+``raquel_cancel``, ``raquel_purge``, ``raquel_pause_queue``, ``raquel_resume_queue``).
+Nothing here decides what happens to a job. Connections plan each statement with its values (no prepared
 statements), so that filters given as NULL drop out of the plan.
 """
 
@@ -36,11 +36,8 @@ PURGE_BUDGET = 5.0
 
 @dataclass
 class QueueRow:
-    """One queue on the queues page: live numbers, and what finished in the last hour.
-
-    ``paused`` is None: the engine has no pause yet (issue 21). Once it has,
-    fill it here and the page shows a "paused" column and pause/resume buttons.
-    """
+    """One queue on the queues page: live numbers, what finished in the last hour, and its
+    controls (the queue_controls migration): paused, and its limits (None: no such limit)."""
 
     name: str
     queued: int = 0
@@ -51,7 +48,9 @@ class QueueRow:
     lease_expired: int = 0
     oldest_ready_age_ms: int | None = None
     finished_hour: dict[str, int] = field(default_factory=dict)
-    paused: bool | None = None
+    paused: bool = False
+    max_running: int | None = None
+    per_second: float | None = None
 
     @property
     def succeeded_hour(self) -> int:
@@ -105,13 +104,15 @@ class Privileges:
     cancel: bool
     purge: bool
     role: str
+    #: May pause and resume queues (raquel_pause_queue and raquel_resume_queue).
+    pause: bool = False
 
     @property
     def any(self) -> bool:
-        return self.retry or self.cancel or self.purge
+        return self.retry or self.cancel or self.purge or self.pause
 
 
-NO_PRIVILEGES = Privileges(False, False, False, "")
+NO_PRIVILEGES = Privileges(False, False, False, "", False)
 
 
 class Store:
@@ -139,20 +140,36 @@ class Store:
 
     async def privileges(self) -> Privileges:
         row = (await self.fetch("dash_privileges"))[0]
-        return Privileges(bool(row[0]), bool(row[1]), bool(row[2]), row[3])
+        return Privileges(bool(row[0]), bool(row[1]), bool(row[2]), row[3], bool(row[4]) and bool(row[5]))
 
     async def now_ms(self) -> int:
         now: int = (await self.fetch("dash_now"))[0][0]
         return now
 
     async def queues(self) -> list[QueueRow]:
-        """Every queue with waiting or running jobs, or jobs finished in the last hour, by name."""
+        """Every queue with waiting or running jobs, jobs finished in the last hour, or a pause or
+        limit set, by name, with its controls."""
         rows = {r[0]: QueueRow(*r) for r in await self.fetch("dash_overview")}
         since = await self.now_ms() - WINDOWS["hour"][0]
         for _, queue, status, jobs in await self.fetch("dash_throughput", {"since": since}):
             row = rows.get(queue) or rows.setdefault(queue, QueueRow(queue))
             row.finished_hour[status] = row.finished_hour.get(status, 0) + jobs
+        try:
+            controls = await self.fetch("dash_controls")
+        except psycopg.errors.InsufficientPrivilege:  # a role that may not read them: none shown
+            controls = []
+        for queue, paused, max_running, per_second in controls:
+            row = rows.get(queue) or rows.setdefault(queue, QueueRow(queue))
+            row.paused, row.max_running, row.per_second = paused, max_running, per_second
         return [rows[name] for name in sorted(rows)]
+
+    async def pause(self, queue: str) -> bool:
+        """``raquel_pause_queue``: True when this call paused the queue."""
+        return bool((await self.fetch("pause_queue", {"queue": queue}))[0][0])
+
+    async def resume(self, queue: str) -> bool:
+        """``raquel_resume_queue``: True when the queue was paused (its waiting workers are woken)."""
+        return bool((await self.fetch("resume_queue", {"queue": queue}))[0][0])
 
     async def throughput(self, window: str, queue: str | None = None) -> dict[str, Any]:
         """Jobs finished per bucket of ``window`` ('hour': minutes, 'day': quarter hours).
