@@ -132,6 +132,18 @@ def test_a_watched_job_notifies_its_id_when_it_finishes(conn: Conn, dsn: str) ->
     assert one(conn, "SELECT count(*) FROM raquel_result_waiters") == 0
 
 
+def test_a_claim_does_not_fire_the_result_trigger(conn: Conn, dsn: str) -> None:
+    done = enqueue(conn)
+    [(jid, cid)] = claim(conn)
+    one(conn, "SELECT raquel_complete(%s, %s)", jid, cid)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN raquel_results")
+        one(conn, "SELECT raquel_result_watch(%s)", done)
+        enqueue(conn)
+        claim(conn)
+        assert heard(listener) == []  # served by the next statement that ends a job
+
+
 def test_a_job_nobody_watches_finishes_without_a_notification(conn: Conn, dsn: str) -> None:
     enqueue(conn)
     with psycopg.connect(dsn, autocommit=True) as listener:
@@ -154,7 +166,7 @@ def test_complete_many_notifies_each_watched_job_once(conn: Conn, dsn: str) -> N
         assert sorted(heard(listener)) == sorted(("raquel_results", str(i)) for i in ids[:2])
 
 
-def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_status_change(
+def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_job_to_finish(
     conn: Conn, dsn: str
 ) -> None:
     done = enqueue(conn)
@@ -164,8 +176,7 @@ def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_status_
         listener.execute("LISTEN raquel_results")
         one(conn, "SELECT raquel_result_watch(%s)", done)
         one(conn, "SELECT raquel_result_watch(%s)", UUID(int=7))
-        enqueue(conn)
-        claim(conn)
+        one(conn, "SELECT raquel_cancel(%s)", enqueue(conn))
         assert sorted(heard(listener)) == sorted([("raquel_results", str(done)), ("raquel_results", str(UUID(int=7)))])
     assert one(conn, "SELECT count(*) FROM raquel_result_waiters") == 0
 
