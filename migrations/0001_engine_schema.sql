@@ -91,8 +91,8 @@ BEGIN
     END IF;
     -- No engine object may be bound to a function or operator of another
     -- schema (a view, default, index, constraint, trigger or SQL-standard
-    -- body binds what its names meant when it was created: one created by
-    -- a migration before 0021, in a schema others could write to, could
+    -- body binds what its names meant when it was created: one created
+    -- with a search_path holding a schema others could write to could
     -- have bound another role's operator for good).
     v_args := (
         SELECT string_agg(format('%s uses %s', pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -197,7 +197,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_expose(text) IS
-    'For the migration runner (after each migration from 0021 on, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+    'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
 REVOKE EXECUTE ON FUNCTION raquel_expose(text) FROM PUBLIC;
 
 -- Guarantees: drops the install schema's stand-in views (not the functions:
@@ -225,11 +225,11 @@ BEGIN
         BEGIN
             EXECUTE format('DROP VIEW %s', r.name);
         EXCEPTION WHEN dependent_objects_still_exist THEN
-            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails, as before 0021)
+            NULL;  -- a user's view reads it: kept (a change of the columns it reads then fails)
         END;
     END LOOP;
 END;
 $$;
 COMMENT ON FUNCTION raquel_unexpose(text) IS
-    'For the migration runner (before each migration after 0021, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
+    'For the migration runner (before each migration but the first, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
 REVOKE EXECUTE ON FUNCTION raquel_unexpose(text) FROM PUBLIC;

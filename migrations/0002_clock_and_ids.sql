@@ -157,7 +157,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_clock(text, bigint) IS
-    'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range (0020); else 42501 or 22023 naming "now".';
+    'Returns a caller-given now when the session''s role may UPDATE raquel_jobs and now is within the time range; else 42501 or 22023 naming "now".';
 REVOKE EXECUTE ON FUNCTION raquel_clock(text, bigint) FROM PUBLIC;
 
 -- Guarantees: the delay before the next attempt after a job's n-th failed

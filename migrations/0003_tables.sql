@@ -63,13 +63,22 @@ COMMENT ON DOMAIN raquel_retry_count IS
     'A job''s max_retry_count (retries after the first attempt) or attempts: never negative; NULL max_retry_count retries forever.';
 REVOKE USAGE ON DOMAIN raquel_retry_count FROM PUBLIC;
 
+CREATE DOMAIN raquel_timeout AS bigint CONSTRAINT raquel_timeout_check CHECK (VALUE > 0);
+COMMENT ON DOMAIN raquel_timeout IS
+    'A job''s time limit per attempt in ms: positive, or NULL for none (the worker''s default).';
+REVOKE USAGE ON DOMAIN raquel_timeout FROM PUBLIC;
+
 -- priority: higher runs first; the default is 0 and negative values are
 -- allowed (background work below the default); FIFO by scheduled_at within
 -- one priority. unique_key: while a job holding a key is unfinished (queued,
 -- failed or claimed), no other job can hold that key (raquel_enqueue's
 -- unique_mode says what a second enqueue does); once it finishes the key is
 -- free again. Keys are global, not per queue: put the queue in the key when
--- that is what you mean.
+-- that is what you mean. result: what the handler returned (JSON), written
+-- with the success in the same UPDATE, so a job is never 'success' without
+-- its result nor the other way round. timeout: the per-attempt time limit the
+-- worker enforces. cancel_claim_id: the claim whose cancellation was asked
+-- for (see raquel_cancel in 0007_outcomes).
 CREATE TABLE raquel_jobs (
     id               uuid               PRIMARY KEY DEFAULT raquel_new_id(),
     queue            raquel_name        NOT NULL DEFAULT 'default'::text,
@@ -92,6 +101,9 @@ CREATE TABLE raquel_jobs (
     claim_id         uuid,
     priority         integer            NOT NULL DEFAULT 0,
     unique_key       raquel_name,
+    result           jsonb,
+    timeout          raquel_timeout,
+    cancel_claim_id  uuid,
     CONSTRAINT raquel_jobs_delays_check CHECK (max_retry_delay >= min_retry_delay),
     CONSTRAINT raquel_jobs_claim_check CHECK (
         status <> 'claimed' OR (lease_expires_at IS NOT NULL AND claim_id IS NOT NULL))
@@ -102,6 +114,12 @@ COMMENT ON COLUMN raquel_jobs.priority IS
     'Higher runs first (default 0); FIFO by scheduled_at within one priority. Change with raquel_set_priority().';
 COMMENT ON COLUMN raquel_jobs.unique_key IS
     'At most one unfinished (queued, failed, claimed) job per key; see raquel_enqueue(unique_key, unique_mode).';
+COMMENT ON COLUMN raquel_jobs.result IS
+    'What the handler returned (JSON), stored with the success by raquel_complete / raquel_complete_many; NULL when it returned nothing or the job did not succeed. Read it with raquel_result(job_id).';
+COMMENT ON COLUMN raquel_jobs.timeout IS
+    'Per-job time limit in ms (NULL: the worker''s default, if any), set at enqueue; a worker cancels an attempt running longer and records it failed ("timed out after N ms").';
+COMMENT ON COLUMN raquel_jobs.cancel_claim_id IS
+    'The claim whose cancellation was requested (raquel_cancel(job_id, running => true)); while it equals claim_id, a failure or rescue of that claim ends the job cancelled.';
 
 -- The claim: ready jobs in the claim's order (priority DESC, scheduled_at),
 -- so a claim reads the first ready entries and stops; one index for a worker
@@ -191,6 +209,18 @@ CREATE INDEX raquel_waiters_worker_idx ON raquel_waiters (worker);
 COMMENT ON TABLE raquel_waiters IS
     'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
 
+-- Clients waiting for a job's end (raquel_result_watch, 0008_notifications):
+-- one row per registration, deleted by the notification it causes.
+-- UNLOGGED, as raquel_waiters: a registration is worth nothing after a crash.
+CREATE UNLOGGED TABLE raquel_result_waiters (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id        uuid   NOT NULL,
+    registered_at bigint NOT NULL DEFAULT raquel_now_ms()
+);
+
+COMMENT ON TABLE raquel_result_waiters IS
+    'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.';
+
 -- Jobs finished per closed minute, by queue and final status (success,
 -- cancelled, expired, exhausted), kept by raquel_throughput (0011_dashboard).
 -- "minute" is the minute's start in ms since the epoch. The single row of
@@ -212,3 +242,36 @@ CREATE TABLE raquel_throughput_state (
 INSERT INTO raquel_throughput_state (kept_until) VALUES (0);
 COMMENT ON TABLE raquel_throughput_state IS
     'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.';
+
+-- Queue controls (0009_operations): one row per queue an operator set
+-- something for (or whose finished jobs raquel_prune deleted: it counts them
+-- there): paused, max_running, per_second (a token bucket kept in the row:
+-- tokens as of tokens_at), retention_ms. raquel_retention_default: the
+-- retention of queues without their own (one row). The partial index holds
+-- the queues whose claims are held back or paused: what every claim probes,
+-- so a claim none of whose queues is controlled pays one probe of an index of
+-- the controlled queues only.
+CREATE TABLE raquel_queue_settings (
+    queue        raquel_name      PRIMARY KEY,
+    paused       boolean          NOT NULL DEFAULT false,
+    max_running  integer          CHECK (max_running >= 1),
+    per_second   double precision CHECK (per_second > 0 AND per_second < 'Infinity'),
+    -- The token bucket of per_second: tokens as of tokens_at (ms).
+    tokens       double precision NOT NULL DEFAULT 0,
+    tokens_at    bigint           NOT NULL DEFAULT 0,
+    retention_ms bigint           CHECK (retention_ms >= 0),
+    pruned       bigint           NOT NULL DEFAULT 0
+);
+-- The queues whose claims are held back or paused: what every claim probes.
+CREATE INDEX raquel_queue_settings_controlled_idx ON raquel_queue_settings (queue)
+    WHERE paused OR max_running IS NOT NULL OR per_second IS NOT NULL;
+COMMENT ON TABLE raquel_queue_settings IS
+    'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.';
+
+CREATE TABLE raquel_retention_default (
+    single       boolean PRIMARY KEY DEFAULT true CHECK (single),
+    retention_ms bigint  CHECK (retention_ms >= 0)
+);
+INSERT INTO raquel_retention_default (retention_ms) VALUES (NULL);
+COMMENT ON TABLE raquel_retention_default IS
+    'raquel_pg: the retention of finished jobs of queues without their own (one row; NULL keeps them forever, the default). Set by raquel_set_retention(NULL, ...).';

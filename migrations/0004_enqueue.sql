@@ -12,17 +12,231 @@
 -- never changed and its id is returned as with 'keep'. The partial unique
 -- index raquel_jobs_unique_key_idx enforces it, so concurrent enqueues on one
 -- key cannot both insert. A NOTIFY wakes idle workers through the jobs
--- table's triggers (0008_notifications). The functions are SECURITY DEFINER
--- and not executable by PUBLIC: raquel_pg/roles.sql lets a role enqueue
--- through them alone, without any privilege on raquel_jobs.
+-- table's triggers (0008_notifications). The functions are not executable by
+-- PUBLIC, and all but raquel_enqueue are SECURITY DEFINER: raquel_pg/roles.sql
+-- lets a role enqueue through them alone, without any privilege on raquel_jobs.
+--
+-- One body holds the rules of a single enqueue: raquel_enqueue_row.
+-- raquel_enqueue returns its id and raquel_enqueue_job its row as a set; the
+-- client's enqueue() calls raquel_enqueue_row itself (raquel_pg/queries.sql)
+-- and gets the job from the INSERT's RETURNING in one SECURITY DEFINER call.
+-- Why: raquel's API returns the job. Calling raquel_enqueue and reading the row
+-- back took two SECURITY DEFINER calls (each switching search_path), a second
+-- statement and a SETOF result: 601k server instructions a call against
+-- raquel_enqueue's 472k (callgrind, PostgreSQL 15); one call: 510k, and
+-- raquel_enqueue 451k. Changing enqueue's arguments later (e.g. a new one):
+-- change raquel_enqueue_row's body and signature (and its guard's
+-- num_nonnulls), and restate raquel_enqueue and raquel_enqueue_job (their
+-- bodies name raquel_enqueue_row's signature, so a new signature needs them
+-- dropped and created again, grants carried over); the client's enqueue query
+-- names raquel_enqueue_row.
 
--- Guarantees: returns the id of the job that now stands for this call (see
--- the head of this file), or raises invalid_parameter_value naming the bad
--- argument and writes nothing. at and now lie within the time range
--- (0002_clock_and_ids), every duration within [0, 2^62 - 1] ms, and at +
--- delay (now + delay without at) at most the range's end (blaming delay); now
--- only from a role that may update raquel_jobs; min_retry_delay is blamed
--- when it alone was given and exceeds the default max_retry_delay.
+-- Guarantees: inserts one queued job and returns its row as stored (the row
+-- the INSERT wrote), or for a unique_key the row of the job that now stands
+-- for this call (see the head of this file); or raises
+-- invalid_parameter_value naming the bad argument (errors name
+-- raquel_enqueue, the function callers know) and writes nothing. at and now
+-- lie within the time range (0002_clock_and_ids), every duration within
+-- [0, 2^62 - 1] ms, and at + delay (now + delay without at) at most the
+-- range's end (blaming delay); now only from a role that may update
+-- raquel_jobs; min_retry_delay is blamed when it alone was given and exceeds
+-- the default max_retry_delay. timeout (ms, NULL: none) is stored with the
+-- job: > 0 and at most 2^62 - 1, else 22023 naming timeout; unique_mode
+-- 'replace' rewrites it too.
+-- Why one guard before the rules: with every optional argument NULL only the
+-- queue's rules can refuse (the delays' defaults pass), so the guard asks just
+-- that, and the 19 tests run only when an optional argument is given or the
+-- queue is bad. PL/pgSQL prepares each expression it evaluates afresh in
+-- every transaction: the tests cost about 50k of a call's ~490k instructions,
+-- the guard about 5k (callgrind, PostgreSQL 15). Why RETURNING j.*: the row
+-- costs no second read (for a key kept, the SELECT that finds the job holding
+-- it is the answer).
+CREATE FUNCTION raquel_enqueue_row(
+    queue           text    DEFAULT 'default',
+    payload         text    DEFAULT NULL,
+    at              bigint  DEFAULT NULL,
+    delay           bigint  DEFAULT NULL,
+    max_age         bigint  DEFAULT NULL,
+    max_retry_count integer DEFAULT NULL,
+    min_retry_delay bigint  DEFAULT NULL,
+    max_retry_delay bigint  DEFAULT NULL,
+    backoff_base    bigint  DEFAULT NULL,
+    now             bigint  DEFAULT NULL,
+    priority        integer DEFAULT NULL,
+    unique_key      text    DEFAULT NULL,
+    unique_mode     text    DEFAULT NULL,
+    timeout         bigint  DEFAULT NULL
+) RETURNS raquel_jobs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+-- Parameters are always written qualified (raquel_enqueue_row.x); a bare name
+-- in ON CONFLICT (unique_key) is the column. Errors name raquel_enqueue, the
+-- function callers know.
+#variable_conflict use_column
+DECLARE
+    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
+    v_now       bigint := CASE WHEN raquel_enqueue_row.now IS NULL THEN raquel_now_ms()
+                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue_row.now) END;
+    v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
+    v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
+    v_job       raquel_jobs;
+BEGIN
+    -- The rules of 0013_results, unchanged and in their order, behind one
+    -- guard. With every optional argument NULL only the queue's rules can
+    -- refuse (the delays' defaults pass), so the guard asks just that; the
+    -- 19 tests run when an optional argument is given or the queue is bad.
+    -- PL/pgSQL prepares each expression it evaluates afresh in every
+    -- transaction: the tests cost about 50k of a call's ~490k instructions,
+    -- the guard about 5k (callgrind, PostgreSQL 15). An argument added later
+    -- belongs in num_nonnulls below if any rule reads it.
+    IF num_nonnulls(raquel_enqueue_row.at, raquel_enqueue_row.delay, raquel_enqueue_row.max_age,
+                    raquel_enqueue_row.max_retry_count, raquel_enqueue_row.min_retry_delay,
+                    raquel_enqueue_row.max_retry_delay, raquel_enqueue_row.backoff_base,
+                    raquel_enqueue_row.unique_key, raquel_enqueue_row.unique_mode,
+                    raquel_enqueue_row.timeout) > 0
+       OR raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = ''
+       OR octet_length(raquel_enqueue_row.queue) > 1000 THEN
+        IF raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = '' THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
+        END IF;
+        IF octet_length(raquel_enqueue_row.queue) > 1000 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'queue',
+                format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue_row.queue)));
+        END IF;
+        IF raquel_enqueue_row.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'at',
+                format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
+                       ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue_row.at));
+        END IF;
+        IF raquel_enqueue_row.delay > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.delay));
+        END IF;
+        IF raquel_enqueue_row.max_age > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_age',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.max_age));
+        END IF;
+        IF v_max_delay > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+                format('must be at most %s ms, got %s', v_limit, v_max_delay));
+        END IF;
+        IF raquel_enqueue_row.backoff_base > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+                format('must be at most %s ms, got %s', v_limit, raquel_enqueue_row.backoff_base));
+        END IF;
+        IF raquel_enqueue_row.timeout <= 0 OR raquel_enqueue_row.timeout > v_limit THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'timeout',
+                format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue_row.timeout));
+        END IF;
+        IF raquel_enqueue_row.delay < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue_row.delay));
+        END IF;
+        IF coalesce(raquel_enqueue_row.at, v_now) + raquel_enqueue_row.delay > 253402214399999 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'delay',
+                format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                       CASE WHEN raquel_enqueue_row.at IS NULL THEN 'now' ELSE 'at' END,
+                       coalesce(raquel_enqueue_row.at, v_now), raquel_enqueue_row.delay));
+        END IF;
+        IF raquel_enqueue_row.max_age <= 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue_row.max_age));
+        END IF;
+        IF raquel_enqueue_row.max_retry_count < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
+                format('must be >= 0, got %s', raquel_enqueue_row.max_retry_count));
+        END IF;
+        IF v_min_delay < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
+        END IF;
+        IF v_max_delay < v_min_delay AND raquel_enqueue_row.max_retry_delay IS NULL THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
+                format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
+        END IF;
+        IF v_max_delay < v_min_delay THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
+                format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
+        END IF;
+        IF raquel_enqueue_row.backoff_base < 0 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
+                format('must be >= 0 ms, got %s', raquel_enqueue_row.backoff_base));
+        END IF;
+        IF raquel_enqueue_row.unique_key = '' OR octet_length(raquel_enqueue_row.unique_key) > 1000 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
+                format('must be a non-empty string of at most 1000 bytes, got %s bytes',
+                       octet_length(raquel_enqueue_row.unique_key)));
+        END IF;
+        IF raquel_enqueue_row.unique_mode NOT IN ('keep', 'replace') THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
+                format('must be ''keep'' or ''replace'', got %L', raquel_enqueue_row.unique_mode));
+        END IF;
+        IF raquel_enqueue_row.unique_mode IS NOT NULL AND raquel_enqueue_row.unique_key IS NULL THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
+        END IF;
+    END IF;
+
+    -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
+    -- holding the key. A pass comes back empty only when that job finished
+    -- between the INSERT and the SELECT, freeing the key: then try again.
+    LOOP
+        IF raquel_enqueue_row.unique_key IS NULL OR coalesce(raquel_enqueue_row.unique_mode, 'keep') = 'keep' THEN
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+            VALUES (
+                raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
+                raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO NOTHING
+            RETURNING j.* INTO v_job;
+        ELSE
+            INSERT INTO raquel_jobs AS j (
+                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+            VALUES (
+                raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
+                raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
+                coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
+                coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
+            DO UPDATE SET
+                queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
+                max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
+                max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
+                enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
+                priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
+                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
+                timeout = excluded.timeout
+            WHERE j.status IN ('queued', 'failed')
+            RETURNING j.* INTO v_job;
+            -- The update trigger wakes workers only for a job moved earlier;
+            -- a rewritten job may have moved to another queue.
+            IF v_job.id IS NOT NULL AND coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0) <= v_now THEN
+                PERFORM pg_notify('raquel_jobs', raquel_enqueue_row.queue);
+            END IF;
+        END IF;
+        EXIT WHEN v_job.id IS NOT NULL;
+        SELECT j.* INTO v_job FROM raquel_jobs j
+        WHERE j.unique_key = raquel_enqueue_row.unique_key AND j.status IN ('queued', 'failed', 'claimed');
+        EXIT WHEN v_job.id IS NOT NULL;
+    END LOOP;
+    RETURN v_job;
+END;
+$$;
+COMMENT ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) IS
+    'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;
+
+
+-- Guarantees: enqueues as raquel_enqueue_row (same arguments, rules and
+-- errors) and returns the job's id.
+-- Why a SQL-standard body without SECURITY DEFINER or SET: it is bound when
+-- created (no search_path is read when it runs) and the planner inlines it
+-- into the caller's query, so it costs what raquel_enqueue_row costs. Its
+-- caller needs EXECUTE on both (roles.sql grants both).
 -- From psql: SELECT raquel_enqueue('emails', '{"to": "a@b.c"}');
 --            SELECT raquel_enqueue(queue => 'q', payload => 'x', delay => 5000);
 --            SELECT raquel_enqueue('reports', 'monthly', priority => 10);
@@ -40,148 +254,21 @@ CREATE FUNCTION raquel_enqueue(
     now             bigint  DEFAULT NULL,
     priority        integer DEFAULT NULL,
     unique_key      text    DEFAULT NULL,
-    unique_mode     text    DEFAULT NULL
+    unique_mode     text    DEFAULT NULL,
+    timeout         bigint  DEFAULT NULL
 ) RETURNS uuid
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
--- Parameters are always written qualified (raquel_enqueue.x); a bare name in
--- ON CONFLICT (unique_key) is the column.
-#variable_conflict use_column
-DECLARE
-    v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
-    v_now       bigint := CASE WHEN raquel_enqueue.now IS NULL THEN raquel_now_ms()
-                               ELSE raquel_clock('raquel_enqueue', raquel_enqueue.now) END;
-    v_min_delay bigint := coalesce(raquel_enqueue.min_retry_delay, 1000);
-    v_max_delay bigint := coalesce(raquel_enqueue.max_retry_delay, 43200000);
-    v_id        uuid;
-BEGIN
-    IF raquel_enqueue.queue IS NULL OR raquel_enqueue.queue = '' THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'queue', 'must be a non-empty string');
-    END IF;
-    IF octet_length(raquel_enqueue.queue) > 1000 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'queue',
-            format('must be at most 1000 bytes, got %s', octet_length(raquel_enqueue.queue)));
-    END IF;
-    IF raquel_enqueue.at NOT BETWEEN -62135510400000 AND 253402214399999 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'at',
-            format('must be a time within [-62135510400000, 253402214399999] ms since the epoch'
-                   ' (0001-01-02 .. 9999-12-30 UTC), got %s', raquel_enqueue.at));
-    END IF;
-    IF raquel_enqueue.delay > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.delay));
-    END IF;
-    IF raquel_enqueue.max_age > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_age',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.max_age));
-    END IF;
-    IF v_max_delay > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
-            format('must be at most %s ms, got %s', v_limit, v_max_delay));
-    END IF;
-    IF raquel_enqueue.backoff_base > v_limit THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
-            format('must be at most %s ms, got %s', v_limit, raquel_enqueue.backoff_base));
-    END IF;
-    IF raquel_enqueue.delay < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay', format('must be >= 0 ms, got %s', raquel_enqueue.delay));
-    END IF;
-    IF coalesce(raquel_enqueue.at, v_now) + raquel_enqueue.delay > 253402214399999 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'delay',
-            format('%s + delay must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
-                   CASE WHEN raquel_enqueue.at IS NULL THEN 'now' ELSE 'at' END,
-                   coalesce(raquel_enqueue.at, v_now), raquel_enqueue.delay));
-    END IF;
-    IF raquel_enqueue.max_age <= 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_age', format('must be > 0 ms, got %s', raquel_enqueue.max_age));
-    END IF;
-    IF raquel_enqueue.max_retry_count < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_count',
-            format('must be >= 0, got %s', raquel_enqueue.max_retry_count));
-    END IF;
-    IF v_min_delay < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay', format('must be >= 0 ms, got %s', v_min_delay));
-    END IF;
-    IF v_max_delay < v_min_delay AND raquel_enqueue.max_retry_delay IS NULL THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'min_retry_delay',
-            format('must be <= max_retry_delay (by default %s ms), got %s', v_max_delay, v_min_delay));
-    END IF;
-    IF v_max_delay < v_min_delay THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'max_retry_delay',
-            format('must be >= min_retry_delay (%s ms), got %s', v_min_delay, v_max_delay));
-    END IF;
-    IF raquel_enqueue.backoff_base < 0 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'backoff_base',
-            format('must be >= 0 ms, got %s', raquel_enqueue.backoff_base));
-    END IF;
-    IF raquel_enqueue.unique_key = '' OR octet_length(raquel_enqueue.unique_key) > 1000 THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_key',
-            format('must be a non-empty string of at most 1000 bytes, got %s bytes',
-                   octet_length(raquel_enqueue.unique_key)));
-    END IF;
-    IF raquel_enqueue.unique_mode NOT IN ('keep', 'replace') THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode',
-            format('must be ''keep'' or ''replace'', got %L', raquel_enqueue.unique_mode));
-    END IF;
-    IF raquel_enqueue.unique_mode IS NOT NULL AND raquel_enqueue.unique_key IS NULL THEN
-        PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
-    END IF;
-
-    -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
-    -- holding the key. A pass comes back empty only when that job finished
-    -- between the INSERT and the SELECT, freeing the key: then try again.
-    LOOP
-        IF raquel_enqueue.unique_key IS NULL OR coalesce(raquel_enqueue.unique_mode, 'keep') = 'keep' THEN
-            INSERT INTO raquel_jobs AS j (
-                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
-            VALUES (
-                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
-                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
-                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
-                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
-            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
-            DO NOTHING
-            RETURNING j.id INTO v_id;
-        ELSE
-            INSERT INTO raquel_jobs AS j (
-                queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key)
-            VALUES (
-                raquel_enqueue.queue, raquel_enqueue.payload, raquel_enqueue.max_age,
-                raquel_enqueue.max_retry_count, v_min_delay, v_max_delay,
-                coalesce(raquel_enqueue.backoff_base, 1000), v_now,
-                coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0),
-                coalesce(raquel_enqueue.priority, 0), raquel_enqueue.unique_key)
-            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
-            DO UPDATE SET
-                queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
-                max_retry_count = excluded.max_retry_count, min_retry_delay = excluded.min_retry_delay,
-                max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
-                enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
-                priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
-                error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
-            WHERE j.status IN ('queued', 'failed')
-            RETURNING j.id INTO v_id;
-            -- The update trigger wakes workers only for a job moved earlier;
-            -- a rewritten job may have moved to another queue.
-            IF v_id IS NOT NULL AND coalesce(raquel_enqueue.at, v_now) + coalesce(raquel_enqueue.delay, 0) <= v_now THEN
-                PERFORM pg_notify('raquel_jobs', raquel_enqueue.queue);
-            END IF;
-        END IF;
-        EXIT WHEN v_id IS NOT NULL;
-        SELECT j.id INTO v_id FROM raquel_jobs j
-        WHERE j.unique_key = raquel_enqueue.unique_key AND j.status IN ('queued', 'failed', 'claimed');
-        EXIT WHEN v_id IS NOT NULL;
-    END LOOP;
-    RETURN v_id;
-END;
-$$;
-COMMENT ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text) IS
-    'Inserts one queued job and returns its id, or raises 22023 naming the bad argument and writes nothing. Times within 0001-01-02 .. 9999-12-30 UTC (0020); now only from a role that may update raquel_jobs (else 42501).';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text) FROM PUBLIC;
+LANGUAGE sql VOLATILE
+RETURN (raquel_enqueue_row(
+    queue => raquel_enqueue.queue, payload => raquel_enqueue.payload, at => raquel_enqueue.at,
+    delay => raquel_enqueue.delay, max_age => raquel_enqueue.max_age,
+    max_retry_count => raquel_enqueue.max_retry_count, min_retry_delay => raquel_enqueue.min_retry_delay,
+    max_retry_delay => raquel_enqueue.max_retry_delay, backoff_base => raquel_enqueue.backoff_base,
+    now => raquel_enqueue.now, priority => raquel_enqueue.priority,
+    unique_key => raquel_enqueue.unique_key, unique_mode => raquel_enqueue.unique_mode,
+    timeout => raquel_enqueue.timeout)).id;
+COMMENT ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) IS
+'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;
 
 -- Guarantees: inserts one queued job per element of payloads (a NULL element
 -- is a NULL payload) with the options given, all applying to every job, and
@@ -447,19 +534,19 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text) IS
-    'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue (0020).';
+    'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 REVOKE EXECUTE ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text) FROM PUBLIC;
 
--- Guarantees: enqueues as raquel_enqueue (same arguments but now, same
--- rules, same errors) and returns the job's row: for unique_mode 'keep', the
--- job already holding the key, as it is (the row is the truth, not the
--- arguments).
+-- Guarantees: enqueues as raquel_enqueue (same arguments but now, timeout
+-- included, same rules, same errors) and returns the job's row,
+-- raquel_enqueue_row's, as a set of one: for unique_mode 'keep', the job
+-- already holding the key, as it is (the row is the truth, not the
+-- arguments). SECURITY DEFINER, so its grant alone suffices.
 -- Why: raquel's enqueue() returns the Job, and code written for raquel reads
--- it (rq.enqueue(...).id). Reading the row back would cost the client a
--- second round trip, and an enqueuer role may not read raquel_jobs at all
+-- it (rq.enqueue(...).id); an enqueuer role may not read raquel_jobs at all
 -- (roles.sql grants it EXECUTE only), so the row comes back from the same
--- call, read by primary key after raquel_enqueue decided everything. No `now`
--- argument: moving the clock is for the owner, who calls raquel_enqueue.
+-- call. No `now` argument: moving the clock is for the owner, who calls
+-- raquel_enqueue_row or raquel_enqueue.
 CREATE FUNCTION raquel_enqueue_job(
     queue           text    DEFAULT 'default',
     payload         text    DEFAULT NULL,
@@ -472,27 +559,24 @@ CREATE FUNCTION raquel_enqueue_job(
     backoff_base    bigint  DEFAULT NULL,
     priority        integer DEFAULT NULL,
     unique_key      text    DEFAULT NULL,
-    unique_mode     text    DEFAULT NULL
+    unique_mode     text    DEFAULT NULL,
+    timeout         bigint  DEFAULT NULL
 ) RETURNS SETOF raquel_jobs
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
--- Two statements, not one join: a statement sees the rows committed before
--- it started, so the job raquel_enqueue inserts is visible to the next
--- statement only.
-DECLARE
-    v_id uuid := raquel_enqueue(
+BEGIN
+    RETURN NEXT raquel_enqueue_row(
         queue => raquel_enqueue_job.queue, payload => raquel_enqueue_job.payload,
         at => raquel_enqueue_job.at, delay => raquel_enqueue_job.delay,
         max_age => raquel_enqueue_job.max_age, max_retry_count => raquel_enqueue_job.max_retry_count,
         min_retry_delay => raquel_enqueue_job.min_retry_delay,
         max_retry_delay => raquel_enqueue_job.max_retry_delay,
         backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
-        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode);
-BEGIN
-    RETURN QUERY SELECT * FROM raquel_jobs AS j WHERE j.id = v_id;
+        unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode,
+        timeout => raquel_enqueue_job.timeout);
 END
 $$;
-COMMENT ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text) IS
-'Enqueues a job exactly as raquel_enqueue (same arguments but now, same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key.';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint) IS
+'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;

@@ -60,12 +60,14 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_expire(text[], bigint) IS
-    'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs (0020).';
+    'Every waiting job past its max_age becomes expired; returns how many. now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_expire(text[], bigint) FROM PUBLIC;
 
 -- Guarantees: every claimed job whose lease ran out (its worker died or hung)
 -- counts one failed attempt with error 'lease expired ...' and becomes
--- 'failed', claimable at once, or 'exhausted' when that attempt was its last.
+-- 'failed', claimable at once, or 'exhausted' when that attempt was its last,
+-- or 'cancelled' when the cancellation of that claim was requested
+-- (cancel_claim_id = claim_id, raquel_cancel(running => true)).
 -- Returns how many. Locked rows are skipped. now only from a role that may
 -- update raquel_jobs.
 CREATE FUNCTION raquel_rescue(queues text[] DEFAULT NULL, now bigint DEFAULT NULL)
@@ -87,7 +89,8 @@ BEGIN
     )
     UPDATE raquel_jobs j SET
         attempts = j.attempts + 1,
-        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
+                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
         error = format('lease expired at %s: worker %s stopped renewing its claim',
                        j.lease_expires_at, coalesce(j.claimed_by, '(unnamed)')),
@@ -101,5 +104,5 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_rescue(text[], bigint) IS
-    'Every claimed job whose lease ran out counts a failed attempt (failed or exhausted); returns how many. now only from a role that may update raquel_jobs (0020).';
+'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_rescue(text[], bigint) FROM PUBLIC;

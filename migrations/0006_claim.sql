@@ -39,7 +39,7 @@
 -- for the few-row statements of the engine, so these functions turn it off
 -- for the duration of the call (nested calls and triggers included). A
 -- function restated later with enable_seqscan = off must keep jit = off
--- (tests/test_skewed_plans.py checks the catalog).
+-- (tests/sql/test_skewed_plans.py checks the catalog).
 
 -- Guarantees: claims up to "batch" ready jobs of the given queues (NULL: all
 -- queues) and returns them, each 'claimed' by this call alone under one new
@@ -54,9 +54,19 @@
 -- asynchronously (synchronous_commit = off for that transaction only); NULL,
 -- or false in a transaction that has already written (its earlier writes
 -- would lose their durability with the claim's), raises
--- invalid_parameter_value naming "durable" and claims nothing.
+-- invalid_parameter_value naming "durable" and claims nothing. Queue controls
+-- (0009_operations): no job of a paused queue is claimed; a queue's claimed
+-- jobs never exceed its max_running, and its claims take its per_second
+-- tokens. Limited queues are claimed first, each on its own up to what its
+-- limits allow, then the unlimited queues (priority order holds within each
+-- of these groups).
 --
 -- How, and why so:
+-- - The queue controls are one block, marked "Queue controls", after the
+--   rescue and before the claim proper, plus a filter in the all-queues claim
+--   and the expiry's queue list. A claim none of whose queues is controlled
+--   pays one probe of raquel_queue_settings_controlled_idx, a partial index
+--   that holds the controlled queues only.
 -- - Priority level by level, highest first. One index probe finds the
 --   highest priority among waiting jobs; a range scan of that level
 --   (priority = level AND scheduled_at <= now, in scheduled_at order) claims
@@ -118,6 +128,13 @@ DECLARE
     v_level integer;
     v_count integer;
     v_claim uuid := gen_random_uuid();
+    -- Queue controls
+    v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
+    v_held   text[];                         -- of those, the paused or limited ones
+    v_skip   text[] := '{}';                 -- left out of the all-queues claim
+    v_ctl    record;
+    v_allow  integer;
+    v_tokens double precision;
 BEGIN
     IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
         PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
@@ -165,7 +182,121 @@ BEGIN
     -- before: only jobs scheduled at or before it (raquel's dequeue(before=)).
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
-    IF raquel_claim.queues IS NULL THEN
+    -- Queue controls -- begin ----------------------------------------
+    -- The queues that are paused or limited: a read of
+    -- raquel_queue_settings_controlled_idx, which holds those queues only.
+    -- The statement takes no parameter, so its plan is made once per
+    -- session and kept (one that filtered by this claim's queues would be
+    -- planned again at every call, its custom plan looking cheaper). When
+    -- no queue is controlled, this block ends here and the claim below is
+    -- 0006_claim's.
+    v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                    WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL);
+    IF cardinality(v_held) > 0 AND raquel_claim.queues IS NOT NULL THEN
+        -- Only those among the queues asked for.
+        v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
+                        WHERE q.name = ANY (raquel_claim.queues));
+    END IF;
+    IF cardinality(v_held) > 0 THEN
+        -- Each limited queue that is not paused is claimed here on its own,
+        -- highest priority then oldest first, up to what its limits allow
+        -- now, holding the lock of its settings row to commit: claims of one
+        -- limited queue take turns (so two never both take its last slot or
+        -- token, and each counts the claims committed before it), claims of
+        -- other queues never wait for it. Rows are locked in queue order, so
+        -- claims of several limited queues cannot deadlock. FOR UPDATE
+        -- rereads a row changed meanwhile (paused, limits) before using it.
+        FOR v_ctl IN
+            SELECT s.queue::text AS queue, s.max_running, s.per_second, s.tokens, s.tokens_at
+            FROM raquel_queue_settings s
+            WHERE s.queue = ANY (v_held) AND NOT s.paused
+            ORDER BY s.queue
+            FOR UPDATE
+        LOOP
+            EXIT WHEN v_left = 0;
+            v_allow := v_left;
+            IF v_ctl.max_running IS NOT NULL THEN
+                -- Its running jobs, read after the lock (a statement of its
+                -- own: a new snapshot), over raquel_jobs_lease_idx.
+                v_allow := least(v_allow, v_ctl.max_running - (
+                    SELECT count(*) FROM raquel_jobs j
+                    WHERE j.status = 'claimed' AND j.queue = v_ctl.queue)::integer);
+            END IF;
+            IF v_ctl.per_second IS NOT NULL THEN
+                -- The bucket refilled since tokens_at, up to its size.
+                v_tokens := least(greatest(1, v_ctl.per_second / 10),
+                                  v_ctl.tokens + greatest(v_now - v_ctl.tokens_at, 0) * v_ctl.per_second / 1000);
+                v_allow := least(v_allow, floor(v_tokens)::integer);
+            END IF;
+            IF v_allow > 0 THEN
+                RETURN QUERY
+                WITH picked AS MATERIALIZED (
+                    SELECT j.ctid FROM raquel_jobs j
+                    WHERE j.queue = v_ctl.queue
+                      AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                    ORDER BY j.priority DESC, j.scheduled_at
+                    LIMIT v_allow
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE raquel_jobs j SET
+                    status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                    lease_expires_at = v_until, claim_id = v_claim
+                FROM picked WHERE j.ctid = picked.ctid
+                RETURNING j.*;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                v_left := v_left - v_count;
+                IF v_count > 0 AND v_ctl.per_second IS NOT NULL THEN
+                    -- tokens_at never goes back (this claim's clock may have been read
+                    -- before a claim that took the lock first), so no time refills twice.
+                    UPDATE raquel_queue_settings s SET tokens = v_tokens - v_count,
+                                                       tokens_at = greatest(s.tokens_at, v_now)
+                    WHERE s.queue = v_ctl.queue;
+                END IF;
+            END IF;
+        END LOOP;
+        -- The claim below takes the other queues: paused and limited ones
+        -- left out of the list, or (all queues) skipped by its filter.
+        IF raquel_claim.queues IS NULL THEN
+            v_skip := v_held;
+        ELSE
+            raquel_claim.queues := ARRAY(SELECT q.name FROM unnest(raquel_claim.queues) AS q(name)
+                                         WHERE q.name <> ALL (v_held));
+        END IF;
+    END IF;
+    -- Queue controls -- end ------------------------------------------
+
+    IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
+        -- Queue controls: every queue but the paused and limited ones (their
+        -- own statement, so that the claim of all queues below keeps its plan).
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            RETURN QUERY
+            WITH picked AS MATERIALIZED (
+                SELECT j.ctid FROM raquel_jobs j
+                WHERE j.priority = v_level
+                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                  AND j.queue <> ALL (v_skip)
+                ORDER BY j.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE raquel_jobs j SET
+                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                lease_expires_at = v_until, claim_id = v_claim
+            FROM picked WHERE j.ctid = picked.ctid
+            RETURNING j.*;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_left := v_left - v_count;
+            EXIT WHEN v_left = 0;
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+    ELSIF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
@@ -258,22 +389,29 @@ BEGIN
     -- short (the queues look drained, so the call is cheap and an operator
     -- or dequeue() sees expired jobs at once), else at most once a second
     -- per connection (raquel.expired_at, a session setting), so that claims
-    -- under a backlog do not pay for it each time.
+    -- under a backlog do not pay for it each time. (Queue controls: over every queue
+    -- asked for, v_asked, paused and limited ones included.)
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
-        PERFORM raquel_expire(raquel_claim.queues, raquel_claim.now);
+        PERFORM raquel_expire(v_asked, raquel_claim.now);
         PERFORM set_config('raquel.expired_at', v_now::text, false);
     END IF;
 END;
 $$;
 COMMENT ON FUNCTION raquel_claim(text[], text, integer, bigint, bigint, boolean, bigint) IS
-    'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms. now only from a role that may update raquel_jobs (else 42501); now + lease within the time range (0020).';
+    'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 REVOKE EXECUTE ON FUNCTION raquel_claim(text[], text, integer, bigint, bigint, boolean, bigint) FROM PUBLIC;
 
 -- Guarantees: the earliest time (ms) at which a job of these queues (NULL:
 -- all) becomes claimable: the next scheduled_at of a waiting job or the next
 -- lease deadline of a claimed one; NULL when there is none. Workers sleep
--- until then when no notification comes first.
+-- until then when no notification comes first. Queue controls: a paused
+-- queue contributes nothing; a queue at its max_running only its running
+-- jobs' lease deadlines (its slots free sooner when a job finishes: the
+-- workers that ran them claim again at once; the others wake at their poll
+-- interval); a per_second queue whose bucket holds less than a token no time
+-- before its next token. So a worker held back sleeps until the engine says
+-- the next claim can succeed.
 -- Why so: the ready indexes are ordered by priority first, so the earliest
 -- scheduled_at is found per priority: a loose index scan (a recursive CTE
 -- that jumps from one distinct priority to the next) reads one index entry
@@ -289,9 +427,65 @@ SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 SET max_parallel_workers_per_gather = 0
 AS $$
+DECLARE
+    v_queues text[] := raquel_next_due.queues;
+    v_held   text[];
+    v_skip   text[] := '{}';
+    v_due    bigint;
+    v_ctl    record;
+    v_at     bigint;
 BEGIN
-    IF raquel_next_due.queues IS NULL THEN
-        RETURN (
+    -- Queue controls: the paused and limited queues asked for are
+    -- taken out of the general reading below and given their own time here.
+    v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                    WHERE (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
+                      AND (v_queues IS NULL OR s.queue = ANY (v_queues)));
+    IF cardinality(v_held) > 0 THEN
+        IF v_queues IS NULL THEN
+            v_skip := v_held;
+        ELSE
+            v_queues := ARRAY(SELECT q.name FROM unnest(v_queues) AS q(name) WHERE q.name <> ALL (v_held));
+        END IF;
+        FOR v_ctl IN
+            SELECT s.queue::text AS queue, s.max_running, s.per_second, s.tokens, s.tokens_at
+            FROM raquel_queue_settings s WHERE s.queue = ANY (v_held) AND NOT s.paused
+        LOOP
+            IF v_ctl.max_running IS NOT NULL AND v_ctl.max_running <= (
+                   SELECT count(*) FROM raquel_jobs j WHERE j.status = 'claimed' AND j.queue = v_ctl.queue) THEN
+                -- Full: not before a slot frees (a lease running out, at the latest).
+                v_at := (SELECT min(j.lease_expires_at) FROM raquel_jobs j
+                         WHERE j.status = 'claimed' AND j.queue = v_ctl.queue);
+            ELSE
+                -- Its earliest waiting job, one index probe per priority level.
+                v_at := (
+                    WITH RECURSIVE levels(priority) AS (
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                ORDER BY j.priority DESC LIMIT 1)
+                        UNION ALL
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                  AND j.priority < l.priority
+                                ORDER BY j.priority DESC LIMIT 1)
+                        FROM levels l WHERE l.priority IS NOT NULL
+                    )
+                    SELECT min((SELECT j.scheduled_at FROM raquel_jobs j
+                                WHERE j.queue = v_ctl.queue AND j.status IN ('queued', 'failed')
+                                  AND j.priority = l.priority
+                                ORDER BY j.scheduled_at LIMIT 1))
+                    FROM levels l WHERE l.priority IS NOT NULL);
+                IF v_at IS NOT NULL AND v_ctl.per_second IS NOT NULL AND v_ctl.tokens < 1 THEN
+                    -- Not before its bucket holds a whole token again.
+                    v_at := greatest(v_at, v_ctl.tokens_at
+                                           + ceil((1 - v_ctl.tokens) * 1000 / v_ctl.per_second)::bigint);
+                END IF;
+            END IF;
+            v_due := least(v_due, v_at);
+        END LOOP;
+    END IF;
+
+    IF v_queues IS NULL THEN
+        RETURN least(v_due, (
             WITH RECURSIVE levels(priority) AS (
                 SELECT (SELECT j.priority FROM raquel_jobs j
                         WHERE j.status IN ('queued', 'failed')
@@ -305,18 +499,20 @@ BEGIN
             SELECT min(t) FROM (
                 SELECT (SELECT j.scheduled_at FROM raquel_jobs j
                         WHERE j.status IN ('queued', 'failed') AND j.priority = l.priority
+                          AND j.queue <> ALL (v_skip)
                         ORDER BY j.scheduled_at LIMIT 1) AS t
                 FROM levels l WHERE l.priority IS NOT NULL
                 UNION ALL
                 SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
-            ) AS due);
+                  AND j.queue <> ALL (v_skip)
+            ) AS due));
     END IF;
-    RETURN (
+    RETURN least(v_due, (
         WITH RECURSIVE levels(queue, priority) AS (
             SELECT q.name, (SELECT j.priority FROM raquel_jobs j
                             WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
                             ORDER BY j.priority DESC LIMIT 1)
-            FROM unnest(raquel_next_due.queues) AS q(name)
+            FROM unnest(v_queues) AS q(name)
             UNION ALL
             SELECT l.queue, (SELECT j.priority FROM raquel_jobs j
                              WHERE j.queue = l.queue AND j.status IN ('queued', 'failed')
@@ -331,12 +527,12 @@ BEGIN
             FROM levels l WHERE l.priority IS NOT NULL
             UNION ALL
             SELECT min(j.lease_expires_at) FROM raquel_jobs j
-            WHERE j.status = 'claimed' AND j.queue = ANY (raquel_next_due.queues)
-        ) AS due);
+            WHERE j.status = 'claimed' AND j.queue = ANY (v_queues)
+        ) AS due));
 END;
 $$;
 COMMENT ON FUNCTION raquel_next_due(text[]) IS
-    'The earliest time (ms) at which a job of these queues (NULL: all) becomes claimable (a waiting job''s scheduled_at or a claimed job''s lease deadline), or NULL when there is none. Workers sleep until then.';
+    'The earliest time (ms) at which a claim of these queues (NULL: all) can take a job: a waiting job''s scheduled_at or a claimed job''s lease deadline, as the queue controls permit (a paused queue: never; at max_running: its running jobs'' lease deadlines; per_second: not before its next token); NULL when there is none. Workers sleep until then.';
 REVOKE EXECUTE ON FUNCTION raquel_next_due(text[]) FROM PUBLIC;
 
 -- Guarantees: extends the lease of each (job_id, claim_id) pair still held by
@@ -381,7 +577,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_renew_leases(uuid[], uuid[], bigint, bigint) IS
-    'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids (0020).';
+    'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 REVOKE EXECUTE ON FUNCTION raquel_renew_leases(uuid[], uuid[], bigint, bigint) FROM PUBLIC;
 
 -- Guarantees: the claim_id of job job_id's running claim when attempt_num is

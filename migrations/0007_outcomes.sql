@@ -10,9 +10,17 @@
 -- lease_expires_at. now is accepted only from a role that may update
 -- raquel_jobs (0002_clock_and_ids). All are SECURITY DEFINER and not
 -- executable by PUBLIC (raquel_pg/roles.sql grants them to the worker role).
+--
+-- Cancelling a running job: raquel_cancel(job_id, running => true) sets
+-- cancel_claim_id to the job's current claim and sends NOTIFY raquel_cancel
+-- with the job's id to tell its worker. The request belongs to that claim:
+-- the worker's raquel_fail, or a rescue of that claim (0005_sweeps), ends the
+-- job 'cancelled' (never retried); a success still records success (the
+-- work was done).
 
--- Outcome: the job ran successfully. Status 'success', finished_at = now.
-CREATE FUNCTION raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL)
+-- Outcome: the job ran successfully. Status 'success', finished_at = now,
+-- and result (what the handler returned, JSON) stored in the same UPDATE.
+CREATE FUNCTION raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL, result jsonb DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -23,16 +31,17 @@ DECLARE
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
-        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
+        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL,
+        result = raquel_complete.result
     WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
       AND j.status = 'claimed'
     RETURNING j.status INTO v_status;
     RETURN v_status;
 END;
 $$;
-COMMENT ON FUNCTION raquel_complete(uuid, uuid, bigint) IS
-    'Outcome success, fenced by claim_id; NULL when the claim is no longer current. now only from a role that may update raquel_jobs (0020).';
-REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) IS
+'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
+REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) FROM PUBLIC;
 
 -- Guarantees: for each pair (job_ids[i], claim_ids[i]) records 'success'
 -- exactly as raquel_complete(job_ids[i], claim_ids[i], now) would (fenced;
@@ -41,6 +50,8 @@ REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint) FROM PUBLIC;
 -- success was recorded (false: the claim was no longer current, nothing
 -- changed). The arrays must have the same length; a pair repeated is
 -- recorded once (the first pair's row says true, the repeats false).
+-- results: NULL, or one JSON value or NULL per pair (as long as job_ids, else
+-- 22023 naming results), each stored with its success in the same UPDATE.
 -- Why so: a worker batches its successes (one round trip, one statement).
 -- DISTINCT ON keeps each pair's first position (one sort), the update returns
 -- that position, and the rows of the answer are matched to it by position (a
@@ -49,8 +60,9 @@ REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint) FROM PUBLIC;
 -- alone with no answer to build takes 9.88. enable_seqscan = off and
 -- jit = off: see 0006_claim (1,000 pairs joined to a sequential scan took
 -- 372 ms, 12.6 ms through the primary key).
-CREATE FUNCTION raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL)
-RETURNS TABLE (job_id uuid, recorded boolean)
+CREATE FUNCTION raquel_complete_many(
+    job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL, results jsonb[] DEFAULT NULL
+) RETURNS TABLE (job_id uuid, recorded boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off
@@ -68,36 +80,70 @@ BEGIN
             format('must be an array as long as job_ids (%s), got %s',
                    cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.claim_ids)));
     END IF;
-    RETURN QUERY
-    WITH pairs AS (
-        SELECT p.job_id, p.claim_id, p.ord
-        FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
-             WITH ORDINALITY AS p(job_id, claim_id, ord)
-    ), firsts AS (
-        SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
-        FROM pairs
-        ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
-    ), done AS (
-        UPDATE raquel_jobs j SET
-            status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL
-        FROM firsts f
-        WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
-        RETURNING f.ord
-    )
-    SELECT p.job_id, done.ord IS NOT NULL
-    FROM pairs p LEFT JOIN done ON done.ord = p.ord
-    ORDER BY p.ord;
+    IF coalesce(cardinality(raquel_complete_many.results), cardinality(raquel_complete_many.job_ids), 0)
+       <> coalesce(cardinality(raquel_complete_many.job_ids), 0) THEN
+        PERFORM raquel_invalid('raquel_complete_many', 'results',
+            format('must be NULL or an array as long as job_ids (%s), got %s',
+                   cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.results)));
+    END IF;
+    IF raquel_complete_many.results IS NULL THEN
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+                 WITH ORDINALITY AS p(job_id, claim_id, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = NULL
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        )
+        SELECT p.job_id, done.ord IS NOT NULL
+        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        ORDER BY p.ord;
+    ELSE
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.result, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids,
+                        raquel_complete_many.results)
+                 WITH ORDINALITY AS p(job_id, claim_id, result, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
+                   pairs.result, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = f.result
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        )
+        SELECT p.job_id, done.ord IS NOT NULL
+        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        ORDER BY p.ord;
+    END IF;
 END;
 $$;
-COMMENT ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint) IS
-    'raquel_complete for each pair, one statement; one row per pair in input order. now only from a role that may update raquel_jobs (0020).';
-REVOKE EXECUTE ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint, jsonb[]) IS
+'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
+REVOKE EXECUTE ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint, jsonb[]) FROM PUBLIC;
 
 -- Outcome: the attempt failed. Records error and error_trace. With
 -- max_retry_count set and this attempt being attempt max_retry_count + 1 (the
 -- first run plus max_retry_count retries), the job becomes 'exhausted';
 -- otherwise 'failed', due again at now + raquel_retry_delay(...), at the time
--- range's end at the latest, whatever the retry delay.
+-- range's end at the latest, whatever the retry delay. When the cancellation
+-- of this claim was requested (cancel_claim_id = claim_id) the job ends
+-- 'cancelled' instead, never retried.
 CREATE FUNCTION raquel_fail(
     job_id uuid, claim_id uuid, error text DEFAULT NULL, error_trace text DEFAULT NULL,
     now bigint DEFAULT NULL
@@ -112,9 +158,11 @@ DECLARE
 BEGIN
     UPDATE raquel_jobs j SET
         attempts = j.attempts + 1,
-        status = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
+                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
-        scheduled_at = CASE WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+        scheduled_at = CASE WHEN j.cancel_claim_id = j.claim_id
+                              OR (j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count)
                             THEN j.scheduled_at
                             ELSE v_now + least(raquel_retry_delay(j.attempts + 1, j.backoff_base,
                                                                   j.min_retry_delay, j.max_retry_delay),
@@ -129,7 +177,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_fail(uuid, uuid, text, text, bigint) IS
-    'Outcome failed (or exhausted), fenced by claim_id; the next attempt is due at now + the retry delay, at 9999-12-30 UTC at the latest (0020).';
+'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested. Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_fail(uuid, uuid, text, text, bigint) FROM PUBLIC;
 
 -- Outcome: run the job again later (raquel's reschedule). Status 'queued',
@@ -186,7 +234,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_reschedule(uuid, uuid, bigint, bigint, bigint) IS
-    'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay (0020).';
+    'Outcome: queued again at coalesce(at, now) + coalesce(delay, 0) (now + min_retry_delay by default), fenced by claim_id; times outside 0001-01-02 .. 9999-12-30 UTC refused with 22023 naming at or delay.';
 REVOKE EXECUTE ON FUNCTION raquel_reschedule(uuid, uuid, bigint, bigint, bigint) FROM PUBLIC;
 
 -- Outcome: this worker will not run the job; another may take it at once
@@ -239,9 +287,14 @@ REVOKE EXECUTE ON FUNCTION raquel_release(uuid, uuid) FROM PUBLIC;
 -- the claimed job becomes 'cancelled' (one attempt counted), fenced like every
 -- outcome. Without claim_id (an operator or client): only a waiting job
 -- (queued or failed) is cancelled; a claimed job is never cancelled out from
--- under its worker. Returns 'cancelled', or NULL when nothing was cancelled.
-CREATE FUNCTION raquel_cancel(job_id uuid, claim_id uuid DEFAULT NULL, now bigint DEFAULT NULL)
-RETURNS text
+-- under its worker, unless running => true: then a claimed job keeps running
+-- until its worker records an outcome, cancel_claim_id is set to its current
+-- claim, NOTIFY raquel_cancel carries the job's id, and 'cancel_requested' is
+-- returned. Returns 'cancelled', 'cancel_requested', or NULL when nothing was
+-- done. running NULL: 22023 naming running.
+CREATE FUNCTION raquel_cancel(
+    job_id uuid, claim_id uuid DEFAULT NULL, now bigint DEFAULT NULL, running boolean DEFAULT false
+) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
@@ -250,10 +303,21 @@ DECLARE
                             ELSE raquel_clock('raquel_cancel', raquel_cancel.now) END;
     v_status text;
 BEGIN
+    IF raquel_cancel.running IS NULL THEN
+        PERFORM raquel_invalid('raquel_cancel', 'running', 'must be true or false, got NULL');
+    END IF;
     IF raquel_cancel.claim_id IS NULL THEN
         UPDATE raquel_jobs j SET status = 'cancelled', finished_at = v_now
         WHERE j.id = raquel_cancel.job_id AND j.status IN ('queued', 'failed')
         RETURNING j.status INTO v_status;
+        IF v_status IS NULL AND raquel_cancel.running THEN
+            UPDATE raquel_jobs j SET cancel_claim_id = j.claim_id
+            WHERE j.id = raquel_cancel.job_id AND j.status = 'claimed'
+            RETURNING 'cancel_requested' INTO v_status;
+            IF v_status IS NOT NULL THEN
+                PERFORM pg_notify('raquel_cancel', raquel_cancel.job_id::text);
+            END IF;
+        END IF;
     ELSE
         UPDATE raquel_jobs j SET
             status = 'cancelled', attempts = j.attempts + 1, finished_at = v_now,
@@ -265,9 +329,9 @@ BEGIN
     RETURN v_status;
 END;
 $$;
-COMMENT ON FUNCTION raquel_cancel(uuid, uuid, bigint) IS
-    'Cancels a waiting job, or (with claim_id) the claimed job of that claim; returns cancelled or NULL. now only from a role that may update raquel_jobs (0020).';
-REVOKE EXECUTE ON FUNCTION raquel_cancel(uuid, uuid, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_cancel(uuid, uuid, bigint, boolean) IS
+'With claim_id: the claimed job becomes cancelled, fenced. Without: a queued or failed job becomes cancelled (returns ''cancelled''); with running => true a claimed job''s current claim is asked to stop (cancel_claim_id, NOTIFY raquel_cancel with the job id; returns ''cancel_requested''): its worker''s failure or a rescue then ends it cancelled. NULL when nothing was done. now only from a role that may update raquel_jobs.';
+REVOKE EXECUTE ON FUNCTION raquel_cancel(uuid, uuid, bigint, boolean) FROM PUBLIC;
 
 -- Guarantees: puts a claimed job back as queued whoever holds it (raquel's
 -- unclaim(job_id)): no attempt counted, claim cleared; true if the job was

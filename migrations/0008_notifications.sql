@@ -218,3 +218,146 @@ CREATE TRIGGER raquel_jobs_20_notify_update
     WHEN (NEW.status IN ('queued', 'failed')
           AND (OLD.status NOT IN ('queued', 'failed') OR NEW.scheduled_at < OLD.scheduled_at))
     EXECUTE FUNCTION raquel_tg_jobs__notify_update();
+
+-- Result waiters. A client waiting for a job's end LISTENs on channel
+-- raquel_results, registers with raquel_result_watch(job_id) (its own
+-- transaction, committed), then reads raquel_result(job_id); when the job is
+-- not finished it waits for a notification whose payload is the job's id, and
+-- reads again. No poll loop. No lost wake-up: a finishing statement whose
+-- trigger ran before the registration committed has either committed before
+-- raquel_result's read (which then sees the job finished), or is still open or
+-- committed after that read's snapshot: then the row's xmax is set and
+-- raquel_result waits for that transaction with a FOR SHARE lock and reads the
+-- version it left. A row nobody is changing is read without a lock, so a
+-- waiter never makes a claim skip a queued job. No registration, no
+-- notification: when nobody waits, a statement pays one probe of an empty
+-- table, and finished jobs nobody watches send nothing.
+
+-- Guarantees: registers a wait for job_id's end and returns the
+-- registration's id; after it commits, any statement that finishes the job
+-- (or finds it finished or gone) sends NOTIFY raquel_results with the job's
+-- id and deletes the registration. 22023 naming job_id when NULL.
+CREATE FUNCTION raquel_result_watch(job_id uuid)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF raquel_result_watch.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_result_watch', 'job_id', 'must not be NULL');
+    END IF;
+    INSERT INTO raquel_result_waiters (job_id) VALUES (raquel_result_watch.job_id)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END;
+$$;
+COMMENT ON FUNCTION raquel_result_watch(uuid) IS
+'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
+REVOKE EXECUTE ON FUNCTION raquel_result_watch(uuid) FROM PUBLIC;
+
+-- Guarantees: deletes the registration watch_id; true if it was there.
+CREATE FUNCTION raquel_result_unwatch(watch_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    DELETE FROM raquel_result_waiters w WHERE w.id = raquel_result_unwatch.watch_id
+    RETURNING true INTO v_found;
+    RETURN coalesce(v_found, false);
+END;
+$$;
+COMMENT ON FUNCTION raquel_result_unwatch(bigint) IS
+'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
+REVOKE EXECUTE ON FUNCTION raquel_result_unwatch(bigint) FROM PUBLIC;
+
+-- Guarantees: one row (status, result, error, attempts, finished_at) of the
+-- job, or no row when there is no such job. finished is true for success,
+-- exhausted, expired and cancelled. When a transaction is changing the row
+-- right now (or committed a change after this read's snapshot was taken),
+-- waits for it to end and returns what it left, so a waiter registered before
+-- this call never misses the job's end.
+CREATE FUNCTION raquel_result(job_id uuid)
+RETURNS TABLE (status text, finished boolean, result jsonb, error text, attempts integer,
+               finished_at bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_xmax text;
+BEGIN
+    IF raquel_result.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_result', 'job_id', 'must not be NULL');
+    END IF;
+    SELECT j.xmax::text INTO v_xmax FROM raquel_jobs j WHERE j.id = raquel_result.job_id;
+    IF v_xmax IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_xmax <> '0' THEN
+        RETURN QUERY
+        SELECT j.status::text, j.status IN ('success', 'exhausted', 'expired', 'cancelled'),
+               j.result, j.error, j.attempts, j.finished_at
+        FROM raquel_jobs j WHERE j.id = raquel_result.job_id
+        FOR SHARE;
+    ELSE
+        RETURN QUERY
+        SELECT j.status::text, j.status IN ('success', 'exhausted', 'expired', 'cancelled'),
+               j.result, j.error, j.attempts, j.finished_at
+        FROM raquel_jobs j WHERE j.id = raquel_result.job_id;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION raquel_result(uuid) IS
+'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
+REVOKE EXECUTE ON FUNCTION raquel_result(uuid) FROM PUBLIC;
+
+-- The results trigger. Guarantees: after any statement that ends a job (sets
+-- raquel_jobs.finished_at), each registered waiter whose job is finished (or
+-- gone) gets NOTIFY raquel_results with the job id, once per job per
+-- statement, and its registration is deleted; registrations another
+-- transaction is deleting are skipped (it notifies). With no registration at
+-- all it only probes the empty table. A statement trigger: one call per
+-- statement, however many rows.
+-- Why UPDATE OF finished_at and not UPDATE OF status: every statement that
+-- ends a job sets finished_at (raquel_complete and raquel_complete_many,
+-- raquel_fail, raquel_cancel, raquel_expire, raquel_rescue); a claim does not,
+-- and fired after every claim the trigger cost 60-90 us per call (under
+-- auto_explain) although a claim never finishes a job. A job ended by hand
+-- must set finished_at too, as the functions do, for its waiters to be woken.
+CREATE FUNCTION raquel_tg_jobs__notify_results()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM raquel_result_waiters) THEN
+        RETURN NULL;
+    END IF;
+    WITH served AS (
+        DELETE FROM raquel_result_waiters w
+        WHERE w.id IN (SELECT w2.id FROM raquel_result_waiters w2
+                       LEFT JOIN raquel_jobs j ON j.id = w2.job_id
+                       WHERE j.id IS NULL OR j.status IN ('success', 'exhausted', 'expired', 'cancelled')
+                       FOR UPDATE OF w2 SKIP LOCKED)
+        RETURNING w.job_id
+    )
+    SELECT count(pg_notify('raquel_results', s.job_id::text))
+    INTO v_count
+    FROM (SELECT DISTINCT served.job_id FROM served) AS s;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION raquel_tg_jobs__notify_results() IS
+'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+REVOKE EXECUTE ON FUNCTION raquel_tg_jobs__notify_results() FROM PUBLIC;
+
+CREATE TRIGGER raquel_jobs_30_notify_results
+    AFTER UPDATE OF finished_at ON raquel_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION raquel_tg_jobs__notify_results();

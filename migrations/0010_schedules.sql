@@ -113,7 +113,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_set_schedule(text, text, text, text, bigint, bigint, integer, bigint, integer, bigint) IS
-    'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument, 0020).';
+    'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 REVOKE EXECUTE ON FUNCTION raquel_set_schedule(text, text, text, text, bigint, bigint, integer, bigint, integer, bigint) FROM PUBLIC;
 
 -- Guarantees: deletes the schedule "name"; returns whether it existed. Jobs
@@ -189,8 +189,8 @@ BEGIN
     FOR UPDATE;
 
     -- An interval schedule's next tick, capped at the range's end: computed
-    -- so that no step can overflow bigint (every <= 2^62 - 1 since 0020;
-    -- the CASEs also keep an older, larger every from overflowing).
+    -- so that no step can overflow bigint (every <= 2^62 - 1; the CASEs
+    -- also keep a larger every, written by hand, from overflowing).
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
@@ -217,5 +217,5 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_fire_schedules(text[], bigint[], bigint[], bigint) IS
-    'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs (0020).';
+    'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_fire_schedules(text[], bigint[], bigint[], bigint) FROM PUBLIC;

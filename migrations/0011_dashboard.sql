@@ -46,7 +46,7 @@ BEGIN
         SELECT j.queue, count(*) AS running,
                count(*) FILTER (WHERE j.lease_expires_at <= v_now) AS lease_expired
         FROM raquel_jobs j
-        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0008), which holds claimed jobs.
+        -- lease_expires_at IS NOT NULL: reads raquel_jobs_lease_idx (0003_tables), which holds claimed jobs.
         WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' GROUP BY j.queue
     )
     SELECT coalesce(w.queue, c.queue)::text, coalesce(w.queued, 0), coalesce(w.failed, 0),

@@ -51,6 +51,11 @@ from raquel_pg.schema import LOCK_SQL, Migration, load_migrations  # noqa: E402
 OLD_CHAIN: list[tuple[str, str]] = [
     ("fd83d60", "migrations/"),
     ("af52d98", "migrations/0025_jit_off.sql"),
+    ("30a1b07", "migrations/0012_comment_texts.sql"),
+    ("30a1b07", "migrations/0013_results.sql"),
+    ("30a1b07", "migrations/0014_enqueue_speed.sql"),
+    ("30a1b07", "migrations/0015_queue_controls.sql"),
+    ("30a1b07", "migrations/0016_results_trigger.sql"),
 ]
 
 #: The baseline's files are migrations 0001 to BASELINE_LAST; a later file in migrations/ is a

@@ -95,15 +95,12 @@ $$;
 """
 
 
-def test_enqueue_speed_keeps_the_right_to_enqueue_of_roles_granted_before_it(fresh: Conn) -> None:
-    # raquel_enqueue becomes raquel_enqueue_row's inlined id (migration enqueue_speed):
-    # its callers need EXECUTE on raquel_enqueue_row too, carried over from
-    # their grants on raquel_enqueue and raquel_enqueue_job.
-    names = [m.name for m in load_migrations()]
-    migrate(fresh, load_migrations()[:names.index("enqueue_speed")])
+def test_an_enqueuer_may_enqueue_through_each_enqueue_function(fresh: Conn) -> None:
+    # raquel_enqueue is raquel_enqueue_row's inlined id (0004_enqueue): its callers need
+    # EXECUTE on raquel_enqueue_row too, which roles.sql grants the enqueuer, and nobody else.
+    migrate(fresh)
     with scratch_role(fresh, "enqueuer") as enqueuer, scratch_role(fresh, "other") as other:
         grant_roles(fresh, enqueuer=enqueuer)
-        migrate(fresh)
         row = ("raquel.raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint,"
                " bigint, integer, text, text, bigint)")
         assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'), has_function_privilege(%s, %s, 'EXECUTE'),"

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "raquel_pg"
 
 
 def test_every_function_has_a_fixed_search_path_or_a_body_bound_when_created(conn: Conn) -> None:
-    # A SQL-standard body (RETURN ..., 0013) is parsed at CREATE FUNCTION and
+    # A SQL-standard body (RETURN ...) is parsed at CREATE FUNCTION and
     # stores the objects it names: no search_path is consulted when it runs.
     unpinned = conn.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
