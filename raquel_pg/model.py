@@ -35,7 +35,9 @@ class JobRecord:
     (it stays on the row after the job finishes), else None.
     ``result``: what the handler returned (decoded JSON) once the job
     succeeded, else None; ``timeout``: the job's time limit per attempt in
-    ms, or None.
+    ms, or None. ``trace_context``: the enqueuer's OpenTelemetry trace
+    context as stored (JSON text), read only by a worker's claim (after
+    :data:`JOB_COLUMNS`; elsewhere None).
     ``out_of_range``: None, or the stored ms of the times outside datetime's
     range (years 1-9999, possible only in rows written around the client),
     by column; those columns then hold datetime's nearest end. A worker never
@@ -71,6 +73,7 @@ class JobRecord:
     unique_key: str | None = None
     result: Any = None
     timeout: int | None = None
+    trace_context: str | None = None
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
