@@ -103,7 +103,7 @@ BEGIN
                     raquel_enqueue_row.max_retry_count, raquel_enqueue_row.min_retry_delay,
                     raquel_enqueue_row.max_retry_delay, raquel_enqueue_row.backoff_base,
                     raquel_enqueue_row.unique_key, raquel_enqueue_row.unique_mode,
-                    raquel_enqueue_row.timeout, raquel_enqueue_row.trace_context) > 0
+                    raquel_enqueue_row.timeout) > 0
        OR raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = ''
        OR octet_length(raquel_enqueue_row.queue) > 1000 THEN
         IF raquel_enqueue_row.queue IS NULL OR raquel_enqueue_row.queue = '' THEN
@@ -181,32 +181,34 @@ BEGIN
         IF raquel_enqueue_row.unique_mode IS NOT NULL AND raquel_enqueue_row.unique_key IS NULL THEN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
-        -- trace_context (0016_trace_context): the carrier of the enqueuer's
-        -- trace, a JSON object of strings of at most 2048 bytes; a W3C
-        -- traceparent in it must be well formed. Parsing malformed JSON
-        -- raises, so it is parsed in a block of its own, entered only when
-        -- a trace_context is given.
+    END IF;
+    -- trace_context (0016_trace_context): the carrier of the enqueuer's
+    -- trace, a JSON object of strings of at most 2048 bytes; a W3C
+    -- traceparent in it must be well formed. Behind a guard of its own, after
+    -- the other rules: a traced enqueue without other optional arguments
+    -- does not run the 19 tests above. Parsing malformed JSON raises, so it
+    -- is parsed in a block of its own (a subtransaction), entered only when a
+    -- trace_context is given.
+    IF raquel_enqueue_row.trace_context IS NOT NULL THEN
         IF octet_length(raquel_enqueue_row.trace_context) > 2048 THEN
             PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
                 format('must be at most 2048 bytes, got %s', octet_length(raquel_enqueue_row.trace_context)));
         END IF;
-        IF raquel_enqueue_row.trace_context IS NOT NULL THEN
-            BEGIN
-                v_carrier := raquel_enqueue_row.trace_context::jsonb;
-            EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-                v_carrier := NULL;
-            END;
-            IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
-               OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
-                PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                    'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
-            END IF;
-            IF v_carrier ? 'traceparent'
-               AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
-                PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                    format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
-                           left(v_carrier->>'traceparent', 100)));
-            END IF;
+        BEGIN
+            v_carrier := raquel_enqueue_row.trace_context::jsonb;
+        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+            v_carrier := NULL;
+        END;
+        IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
+        END IF;
+        IF v_carrier ? 'traceparent'
+           AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
+                       left(v_carrier->>'traceparent', 100)));
         END IF;
     END IF;
 
