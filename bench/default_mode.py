@@ -30,7 +30,7 @@ from functools import partial
 import psycopg
 
 from .measure import Section, Sizes, Span, fmt, ratio, read_span, wait_until
-from .peers import installed, run_pgqueuer
+from .python_peers import installed, run_pgqueuer
 from .scenarios import RAQUEL_LEFT, RAQUEL_SPAN
 from .server import Server
 from .workers import ROOT

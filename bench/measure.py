@@ -96,28 +96,34 @@ class Span:
 
     first_claim: float | None
     successes: list[float]
+    #: For a system that keeps no per-job timestamps (graphile-worker deletes a job's row when it
+    #: completes): the jobs done and when the last was durably done; ``successes`` is then empty.
+    done: int | None = None
+    last_success: float | None = None
 
     @property
     def jobs(self) -> int:
         """Jobs that succeeded."""
-        return len(self.successes)
+        return self.done if self.done is not None else len(self.successes)
 
     @property
     def rate(self) -> float | None:
         """jobs / (last success - first claim): the headline figure; None when empty."""
-        if not self.successes or self.first_claim is None:
+        last = self.last_success if self.last_success is not None else (
+            self.successes[-1] if self.successes else None)
+        if not self.jobs or last is None or self.first_claim is None:
             return None
-        return self.jobs / max(self.successes[-1] - self.first_claim, 1e-3)
+        return self.jobs / max(last - self.first_claim, 1e-3)
 
     @property
     def steady_rate(self) -> float | None:
         """jobs/s between the 5th and the 95th percentile of the successes.
 
         Leaves out start-up and the tail (a system's first batch, its last
-        flush), which weigh on short runs; None for fewer than 40 jobs.
+        flush), which weigh on short runs; None for fewer than 40 jobs, or without per-job times.
         """
         cut = self.jobs // 20
-        if self.jobs < 40:
+        if len(self.successes) < 40:
             return None
         first, last = self.successes[cut], self.successes[self.jobs - cut - 1]
         return (self.jobs - 2 * cut - 1) / max(last - first, 1e-3)

@@ -1,128 +1,28 @@
-"""Scenario 5: the same no-op jobs on pgqueuer, procrastinate and plain SQL.
+"""Scenario 5: the same no-op jobs on raquel_pg and its peers, default modes and fast modes apart.
 
-Every system drains pre-enqueued jobs on the same server, each in a
-database of its own, and is measured as raquel_pg is (see measure.py): jobs
-finished / (last durable success - first claim), from its own tables.
+Every system drains pre-enqueued jobs on the same server, each run in a fresh database of its
+own, ANALYZEd after the bulk enqueue, and is measured as raquel_pg is (see measure.py): jobs
+finished / (last durable success - first claim). The runs take turns in interleaved rounds
+(each round in another order); the figures are medians of the rounds, and each ratio is the
+median of the rounds' ratios (the two systems measured in the same round).
+
+Two tables, never mixed (issue 23): raquel_pg's default mode (``subscribe()`` with no option
+but its concurrency) beside every peer's defaults, then raquel_pg's opt-in fast modes beside
+each peer's own published fast settings. A peer that publishes no faster settings than its
+defaults (pgqueuer, procrastinate) shows the same runs in both tables.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
+import statistics
+import traceback
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
-import psycopg
-
-from . import workers
-from .measure import Section, Sizes, Span, pgbench, rate_cell, ratios, read_span
-from .scenarios import CONCURRENCY, PROCESSES, drain
+from . import node_peers, python_peers, workers
+from .measure import Section, Sizes, Span, fmt, rate_cell
+from .scenarios import CONCURRENCY, drain
 from .server import Server
-
-PGQUEUER_SPAN = """
-SELECT extract(epoch FROM created),
-       (SELECT extract(epoch FROM min(created)) FROM pgqueuer_log WHERE status = 'picked')
-FROM pgqueuer_log WHERE status = 'successful'"""
-
-PROCRASTINATE_SPAN = """
-SELECT extract(epoch FROM at),
-       (SELECT extract(epoch FROM min(at)) FROM procrastinate_events WHERE type = 'started')
-FROM procrastinate_events WHERE type = 'succeeded'"""
-
-PURE_SPAN = """
-SELECT extract(epoch FROM finished_at), extract(epoch FROM min(claimed_at) OVER ())
-FROM sql_jobs WHERE status = 'done'"""
-
-
-def installed(module: str) -> bool:
-    """True when ``module`` can be imported."""
-    return importlib.util.find_spec(module) is not None
-
-
-async def _pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> None:
-    """Installs pgqueuer, enqueues ``jobs`` no-op jobs, drains them with ``managers`` QueueManagers.
-
-    The managers run in pgqueuer's continuous mode and are shut down (as
-    pgqueuer's own benchmark does) once its queue table is empty: a job's row
-    is deleted when its outcome is logged, so every job is then durably done
-    and the managers' exit is no part of the figures.
-    """
-    from pgqueuer import Job, QueueManager
-    from pgqueuer.db import PsycopgDriver
-    from pgqueuer.queries import Queries
-
-    async def connect() -> Any:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-
-    setup = Queries(PsycopgDriver(await connect()))
-    await setup.install()
-    await setup.enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
-    queue_managers = []
-    for _ in range(managers):
-        qm = QueueManager(Queries(PsycopgDriver(await connect())))
-
-        @qm.entrypoint("noop")
-        async def noop(job: Job) -> None:
-            return None
-
-        queue_managers.append(qm)
-
-    runs = [asyncio.create_task(qm.run(batch_size=batch_size)) for qm in queue_managers]
-    async with await connect() as conn:
-        # Stops at the first job left (as raquel_pg's poll, scenarios.RAQUEL_LEFT).
-        while (await (await conn.execute("SELECT EXISTS (SELECT FROM pgqueuer)")).fetchall())[0][0]:
-            await asyncio.sleep(0.05)
-    for qm in queue_managers:
-        qm.shutdown.set()
-    # Its shutdown waits out internal timeouts (seconds); the jobs are done, so cut it short.
-    _, pending = await asyncio.wait(runs, timeout=1.0)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*runs, return_exceptions=True)
-
-
-def run_pgqueuer(dsn: str, jobs: int, managers: int, batch_size: int) -> Span:
-    """A pgqueuer drain, measured from its log table."""
-    asyncio.run(_pgqueuer(dsn, jobs, managers, batch_size))
-    return read_span(dsn, PGQUEUER_SPAN)
-
-
-async def _procrastinate(dsn: str, jobs: int, concurrency: int) -> None:
-    """Installs procrastinate, defers ``jobs`` no-op jobs, drains them with one worker."""
-    import procrastinate
-
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=dsn, min_size=1, max_size=concurrency + 2))
-
-    @app.task(name="noop", queue="bench")
-    async def noop() -> None:
-        return None
-
-    async with app.open_async():
-        await app.schema_manager.apply_schema_async()
-        await noop.batch_defer_async(*([{}] * jobs))
-        await app.run_worker_async(queues=["bench"], concurrency=concurrency, wait=False,
-                                   install_signal_handlers=False)
-
-
-def run_procrastinate(dsn: str, jobs: int, concurrency: int) -> Span:
-    """A procrastinate drain, measured from its events table."""
-    asyncio.run(_procrastinate(dsn, jobs, concurrency))
-    return read_span(dsn, PROCRASTINATE_SPAN)
-
-
-def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int) -> Span:
-    """The pure-SQL pipeline: ``jobs`` rows inserted, then claimed and completed by pgbench."""
-    program = server.pgbench()
-    assert program is not None
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute((workers.ROOT / "bench" / "sql" / "pure_schema.sql").read_bytes())
-        conn.execute("INSERT INTO sql_jobs (queue, payload) SELECT 'bench', 'x' FROM generate_series(1, %s)",
-                     [jobs])
-        conn.execute("VACUUM ANALYZE sql_jobs")
-    pgbench(program, dsn, script, clients=CONCURRENCY, transactions=max(1, jobs // (CONCURRENCY * batch)))
-    return read_span(dsn, PURE_SPAN)
-
 
 #: Jobs in flight of pgqueuer's own benchmark defaults: 5 QueueManagers x batch_size=10.
 PGQUEUER_WIDE = 50
@@ -131,115 +31,283 @@ PGQUEUER_WIDE = 50
 #: claimed jobs between its claim and its outcome transaction.
 PURE_WIDE = CONCURRENCY * 100
 
+#: graphile-worker's perfTest shape: 4 processes x concurrentJobs=24 (perfTest/run.js, graphile.config.js).
+GRAPHILE_PROCESSES, GRAPHILE_JOBS = 4, 24
+MULTI = f"{GRAPHILE_PROCESSES} x {GRAPHILE_JOBS}"
+
 #: How raquel_pg's runs with the opt-in asynchronous claim commit are labelled.
 NON_DURABLE = "durable_claims=False"
 
-#: One system's run: (system, settings, jobs in flight, run or None when unavailable).
-System = tuple[str, str, int, Callable[[str], Span] | None]
+#: The two tables: raquel_pg's default mode beside the peers' defaults, its fast modes beside theirs.
+DEFAULT, FAST = "default", "fast"
+
+#: raquel_pg's roles: its default mode; batch_outcomes=True; batch_outcomes=True with durable_claims=False.
+PLAIN, BATCHED, FASTEST = "plain", "batched", "fastest"
 
 
-def systems(server: Server, sizes: Sizes) -> list[System]:
-    """The runs of scenario 5, raquel_pg first. Each peer is compared with raquel_pg at its in-flight count."""
-    jobs = sizes.peer_jobs
-    has_pgbench = server.pgbench() is not None
-    has_pgqueuer, has_procrastinate = installed("pgqueuer"), installed("procrastinate")
+@dataclass(frozen=True)
+class Run:
+    """One configuration of one system, run once per round."""
 
-    def raquel(concurrency: int, batched: bool, durable: bool = True, processes: int = 1,
-               count: int = jobs) -> Callable[[str], Span]:
-        if processes > 1:
-            return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.worker_processes(
-                d, q, concurrency // processes, processes, batched, durable_claims=durable))
+    system: str
+    settings: str
+    group: str                      # jobs in flight: compared with raquel_pg's runs of the same group
+    tables: tuple[str, ...]         # DEFAULT and/or FAST
+    run: Callable[[str], Span] | None
+    missing: str = ""               # why it cannot run (its rows say n/a with this)
+    role: str = ""                  # raquel_pg's PLAIN, BATCHED or FASTEST
+
+    @property
+    def key(self) -> str:
+        """Unique name of the run (also its figure's name)."""
+        return f"{self.system} {self.settings}"
+
+
+def rounds_for(sizes: Sizes) -> int:
+    """Interleaved rounds: 3, or 1 at the smoke test's tiny size."""
+    return 1 if sizes.name == "tiny" else 3
+
+
+def raquel_runs(sizes: Sizes) -> list[Run]:
+    """raquel_pg's runs: default mode at 10 and 50 in flight; its fast modes at 10, 50, 1,000 (one
+    process, and 2 processes x 500) and graphile-worker's 4 x 24 shape."""
+    jobs, fast_jobs, wide_jobs = sizes.peer_jobs, sizes.peer_jobs * 5 // 2, 10 * sizes.peer_jobs
+
+    def one(concurrency: int, count: int, batched: bool = False, durable: bool = True) -> Callable[[str], Span]:
         return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.async_worker(
             d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable))
 
-    pool = f"pool_size={CONCURRENCY}"
-    runs: list[System] = [
-        ("raquel_pg", f"AsyncWorker, concurrency={CONCURRENCY}, {pool}, outcomes each at once", CONCURRENCY,
-         raquel(CONCURRENCY, False)),
+    def processes(count: int, each: int, number: int, durable: bool) -> Callable[[str], Span]:
+        return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.worker_processes(
+            d, q, each, number, True, durable_claims=durable))
+
+    runs = [Run("raquel_pg", f"AsyncWorker, concurrency={n}, every other option its default (pool_size=10)",
+                str(n), (DEFAULT,), one(n, jobs), role=PLAIN) for n in (CONCURRENCY, PGQUEUER_WIDE)]
+    for n in (CONCURRENCY, PGQUEUER_WIDE):
+        settings = f"AsyncWorker, concurrency={n}, pool_size=10, batch_outcomes=True"
+        runs.append(Run("raquel_pg", settings, str(n), (FAST,), one(n, fast_jobs, True), role=BATCHED))
+        runs.append(Run("raquel_pg", f"{settings}, {NON_DURABLE}", str(n), (FAST,),
+                        one(n, fast_jobs, True, False), role=FASTEST))
+    for durable in (True, False):
+        suffix = "" if durable else f", {NON_DURABLE}"
+        role = BATCHED if durable else FASTEST
+        runs.append(Run("raquel_pg", f"AsyncWorker, concurrency={PURE_WIDE}, pool_size=10, batch_outcomes=True"
+                        f"{suffix}", f"{PURE_WIDE:,}", (FAST,), one(PURE_WIDE, wide_jobs, True, durable), role=role))
+        runs.append(Run("raquel_pg", f"2 processes x AsyncWorker, concurrency=500, pool_size=10 each, "
+                        f"batch_outcomes=True{suffix}", f"{PURE_WIDE:,}", (FAST,),
+                        processes(wide_jobs, PURE_WIDE // 2, 2, durable), role=role))
+        runs.append(Run("raquel_pg", f"{GRAPHILE_PROCESSES} processes x AsyncWorker, concurrency="
+                        f"{GRAPHILE_JOBS}, pool_size=10 each, batch_outcomes=True{suffix}", MULTI, (FAST,),
+                        processes(fast_jobs, GRAPHILE_JOBS, GRAPHILE_PROCESSES, durable), role=role))
+    return runs
+
+
+def node_runs(sizes: Sizes) -> list[Run]:
+    """graphile-worker and pg-boss: their defaults at 10 and 50 in flight, and their own fast settings."""
+    missing = node_peers.unavailable() or ""
+    fast_jobs = sizes.peer_jobs * 5 // 2
+
+    def run(make: Callable[[str], Span]) -> Callable[[str], Span] | None:
+        return None if missing else make
+
+    def graphile(jobs: int, concurrency: int, mode: str, processes: int = 1) -> Callable[[str], Span]:
+        return lambda dsn: node_peers.drain_graphile(dsn, jobs, concurrency, mode, processes)
+
+    def pgboss(jobs: int, workers: int, mode: str, batch: int) -> Callable[[str], Span]:
+        return lambda dsn: node_peers.drain_pgboss(dsn, jobs, workers, mode, batch)
+
+    runs = []
+    for n in (CONCURRENCY, PGQUEUER_WIDE):
+        runs.append(Run("graphile-worker", f"concurrentJobs={n}, every other option its default (maxPoolSize=10, "
+                        "no local queue, completions one at a time)", str(n), (DEFAULT,),
+                        run(graphile(sizes.peer_jobs, n, "default")),
+                        missing))
+        # pg-boss's defaults poll every 2 s after each fetch of one job: 3 jobs per worker take ~4 s.
+        runs.append(Run("pg-boss", f"work() with localConcurrency={n}, every other option its default (batchSize=1, "
+                        "pollingIntervalSeconds=2)", str(n), (DEFAULT,),
+                        run(pgboss(3 * n, n, "default", 1)), missing))
+    perftest = "localQueue size 500 (refetchDelay 10 ms), completeJobBatchDelay=0, failJobBatchDelay=0"
+    for n in (CONCURRENCY, PGQUEUER_WIDE):
+        runs.append(Run("graphile-worker", f"its perfTest's settings: concurrentJobs={n}, maxPoolSize={n + 1}, "
+                        f"{perftest}", str(n), (FAST,),
+                        run(graphile(fast_jobs, n, "perftest")), missing))
+        teams = n // CONCURRENCY
+        runs.append(Run("pg-boss", f"work() with localConcurrency={teams}, batchSize={CONCURRENCY}, "
+                        "burstWhenBatchFull=true", str(n), (FAST,),
+                        run(pgboss(fast_jobs, teams, "fast", CONCURRENCY)),
+                        missing))
+    runs.append(Run("graphile-worker", f"its perfTest: {GRAPHILE_PROCESSES} processes x "
+                    f"concurrentJobs={GRAPHILE_JOBS}, "
+                    f"maxPoolSize={GRAPHILE_JOBS + 1}, {perftest}", MULTI, (FAST,),
+                    run(graphile(fast_jobs, GRAPHILE_JOBS, "perftest", GRAPHILE_PROCESSES)), missing))
+    return runs
+
+
+def python_runs(server: Server, sizes: Sizes) -> list[Run]:
+    """pgqueuer and procrastinate (their defaults, in both tables: neither publishes faster
+    settings), and the pure-SQL limit (fast table)."""
+    jobs = sizes.peer_jobs
+    no_pgqueuer = "" if python_peers.installed("pgqueuer") else "pgqueuer not installed (pip install -e '.[bench]')"
+    no_procrastinate = "" if python_peers.installed("procrastinate") else \
+        "procrastinate not installed (pip install -e '.[bench]')"
+    no_pgbench = "" if server.pgbench() is not None else "no pgbench"
+    both = (DEFAULT, FAST)
+    return [
+        Run("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY} (its default)", str(CONCURRENCY),
+            both, None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 1, CONCURRENCY)),
+            no_pgqueuer),
+        Run("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)", str(PGQUEUER_WIDE), both,
+            None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 5, 10)), no_pgqueuer),
+        Run("procrastinate", f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
+            str(CONCURRENCY), both,
+            None if no_procrastinate else (lambda dsn: python_peers.run_procrastinate(dsn, jobs // 2, CONCURRENCY)),
+            no_procrastinate),
+        Run("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients", str(CONCURRENCY), (FAST,),
+            None if no_pgbench else (lambda dsn: python_peers.run_pure_sql(
+                server, dsn, sizes.peer_jobs * 5 // 2, "pure_claim_complete_1.sql", 1, CONCURRENCY)), no_pgbench),
+        Run("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", f"{PURE_WIDE:,}", (FAST,),
+            None if no_pgbench else (lambda dsn: python_peers.run_pure_sql(
+                server, dsn, 10 * sizes.peer_jobs, "pure_claim_complete_100.sql", 100, CONCURRENCY)), no_pgbench),
     ]
-    for in_flight in (CONCURRENCY, PGQUEUER_WIDE):
-        settings = f"AsyncWorker, concurrency={in_flight}, {pool}, batch_outcomes=True"
-        runs.append(("raquel_pg", settings, in_flight, raquel(in_flight, True)))
-        runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", in_flight, raquel(in_flight, True, False)))
-    # Against pure SQL in batches of 100: as many jobs as it drains, and also
-    # two worker processes (pgbench runs two threads of its own).
-    wide = 10 * jobs
-    for processes in (1, PROCESSES):
-        settings = (f"AsyncWorker, concurrency={PURE_WIDE}, {pool}" if processes == 1 else
-                    f"{processes} processes x AsyncWorker, concurrency={PURE_WIDE // processes}, "
-                    f"{pool} each")
-        settings += ", batch_outcomes=True"
-        runs.append(("raquel_pg", settings, PURE_WIDE, raquel(PURE_WIDE, True, True, processes, wide)))
-        runs.append(("raquel_pg", f"{settings}, {NON_DURABLE}", PURE_WIDE,
-                     raquel(PURE_WIDE, True, False, processes, wide)))
-    return runs + [
-        ("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY}", CONCURRENCY,
-         (lambda dsn: run_pgqueuer(dsn, jobs, 1, CONCURRENCY)) if has_pgqueuer else None),
-        ("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)", PGQUEUER_WIDE,
-         (lambda dsn: run_pgqueuer(dsn, jobs, 5, 10)) if has_pgqueuer else None),
-        ("procrastinate", f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
-         CONCURRENCY, (lambda dsn: run_procrastinate(dsn, jobs, CONCURRENCY)) if has_procrastinate else None),
-        ("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients", CONCURRENCY,
-         (lambda dsn: run_pure_sql(server, dsn, jobs, "pure_claim_complete_1.sql", 1)) if has_pgbench else None),
-        ("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", PURE_WIDE,
-         (lambda dsn: run_pure_sql(server, dsn, 10 * jobs, "pure_claim_complete_100.sql", 100))
-         if has_pgbench else None),
-    ]
 
 
-def scenario_peers(server: Server, sizes: Sizes) -> Section:
-    """Scenario 5: raquel_pg, pgqueuer, procrastinate and pure SQL, same jobs, same server."""
-    section = Section(
-        "5. Peers", f"{sizes.peer_jobs:,} pre-enqueued no-op jobs per system ({10 * sizes.peer_jobs:,} for "
-        f"pure SQL in batches of 100 and for raquel_pg's runs with {PURE_WIDE:,} in flight, one of them "
-        f"with {PROCESSES} worker processes, as pgbench runs {PROCESSES} threads), each system in a fresh "
-        "database of the same server. Each peer is "
-        "compared with raquel_pg's best run with as many jobs in flight: 10 (pgqueuer's single "
-        f"QueueManager, procrastinate, pure SQL one job per claim), {PGQUEUER_WIDE} (pgqueuer's own "
-        f"benchmark defaults, 5 QueueManagers x 10) and {PURE_WIDE:,} (pure SQL's {CONCURRENCY} clients, "
-        "each holding up to 100 claimed jobs). "
-        "jobs/s = jobs / (last durable success - first claim), from each system's own timestamps "
-        "(raquel_pg: claimed_at/finished_at; pgqueuer: pgqueuer_log 'picked'/'successful'; "
-        "procrastinate: procrastinate_events 'started'/'succeeded'; pure SQL: its claimed_at/finished_at). "
-        "Steady jobs/s: the same between the 5th and 95th percentile of the successes. Ratios = "
-        "raquel_pg's rate / this system's rate, headline (steady); > 1: raquel_pg is faster. The first "
-        "ratio takes raquel_pg's best run with durable claims (the default); the second its best run "
-        f"with {NON_DURABLE} (opt-in: claims commit without waiting for their WAL flush, so a crash of "
-        "the server can undo the last claims and run those jobs again; see README).",
-        ["system", "settings", "in flight", "jobs", "jobs/s", "steady jobs/s",
-         "best raquel_pg ÷ this (durable claims)", f"best raquel_pg ÷ this ({NON_DURABLE})"])
-    results: list[tuple[str, str, int, Span | None]] = []
-    for name, settings, in_flight, run in systems(server, sizes):
-        span = None
-        if run is not None:
-            with server.database(name.split()[0].replace("_", ""), migrated=name == "raquel_pg") as dsn:
-                span = run(dsn)
-        results.append((name, settings, in_flight, span))
-    durable = best_raquel(results, non_durable=False)
-    non_durable = best_raquel(results, non_durable=True)
-    for name, settings, in_flight, span in results:
-        peer = name != "raquel_pg"
-        section.add(name, settings, in_flight, span.jobs if span else "", *rate_cell(span),
-                    ratios(durable.get(in_flight), span) if peer else "",
-                    ratios(non_durable.get(in_flight), span) if peer else "")
-        section.figures[f"{name} {settings}"] = span.rate if span else None
-        if peer:
-            key = "pure SQL batch-100" if "batches of 100" in settings else name
-            section.figures[f"{key} @{in_flight}"] = span.rate if span else None
-    for label, best in (("raquel_pg", durable), (f"raquel_pg {NON_DURABLE}", non_durable)):
-        for in_flight, span in best.items():
-            section.figures[f"{label} @{in_flight}"] = span.rate if span else None
-    return section
+def measure(server: Server, runs: list[Run], rounds: int) -> tuple[dict[str, list[Span | None]], dict[str, str]]:
+    """Each run once per round, each round in another (rotated) order, each run in a fresh
+    database; the spans per run (None where it could not run), and the first error per run."""
+    spans: dict[str, list[Span | None]] = {run.key: [] for run in runs}
+    errors: dict[str, str] = {}
+    for round_ in range(rounds):
+        shift = round_ * len(runs) // rounds
+        for run in runs[shift:] + runs[:shift]:
+            span = None
+            if run.run is not None:
+                label = run.system.split()[0].replace("_", "").replace("-", "")
+                try:
+                    with server.database(label, migrated=run.system == "raquel_pg") as dsn:
+                        span = run.run(dsn)
+                except Exception as error:  # a peer's failure is reported in its row, not fatal
+                    errors.setdefault(run.key, f"{error!r}"[:300])
+                    traceback.print_exc()
+            spans[run.key].append(span)
+    return spans, errors
 
 
-def best_raquel(results: list[tuple[str, str, int, Span | None]], *, non_durable: bool) -> dict[int, Span | None]:
-    """raquel_pg's fastest run (headline rate) per in-flight count, among its runs with durable
-    claims, or among those with ``durable_claims=False``."""
-    best: dict[int, Span | None] = {}
-    for name, settings, in_flight, span in results:
-        if name != "raquel_pg" or (NON_DURABLE in settings) != non_durable:
-            continue
-        current = best.get(in_flight)
-        if current is None or (span is not None and (span.rate or 0.0) > (current.rate or 0.0)):
-            best[in_flight] = span
-    return best
+def _rate(span: Span | None) -> float | None:
+    return None if span is None else span.rate
+
+
+def reference(runs: list[Run], spans: dict[str, list[Span | None]], group: str, role: str,
+              round_: int) -> float | None:
+    """raquel_pg's best rate in a round among its runs of ``group`` in ``role``."""
+    rates = [_rate(spans[run.key][round_]) for run in runs
+             if run.system == "raquel_pg" and run.group == group and run.role == role]
+    measured = [rate for rate in rates if rate]
+    return max(measured) if measured else None
+
+
+def median_ratio(runs: list[Run], spans: dict[str, list[Span | None]], run: Run, role: str) -> float | None:
+    """The median over the rounds of raquel_pg's best ``role`` rate ÷ ``run``'s rate, in the same round."""
+    ratios = []
+    for round_, span in enumerate(spans[run.key]):
+        mine, ours = _rate(span), reference(runs, spans, run.group, role, round_)
+        if mine and ours:
+            ratios.append(ours / mine)
+    return statistics.median(ratios) if ratios else None
+
+
+def median_span_cells(spans: list[Span | None]) -> tuple[str, str, str, str]:
+    """(jobs, median jobs/s, jobs/s per round, median steady jobs/s) of a run's rounds."""
+    rates = [span.rate for span in spans if span is not None and span.rate]
+    steady = [span.steady_rate for span in spans if span is not None and span.steady_rate]
+    jobs = next((span.jobs for span in spans if span is not None), None)
+    if not rates:
+        return "", rate_cell(None)[0], "", ""
+    return (fmt(jobs), fmt(statistics.median(rates)), " / ".join(fmt(rate) for rate in rates),
+            fmt(statistics.median(steady)) if steady else "n/a")
+
+
+def _x(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
+    """Scenario 5: raquel_pg and its peers, default modes (5a) and fast modes (5b) apart."""
+    rounds = rounds_for(sizes)
+    runs = raquel_runs(sizes) + node_runs(sizes) + python_runs(server, sizes)
+    spans, errors = measure(server, runs, rounds)
+    common = (f"Each run in a fresh database of the same server, its jobs bulk-enqueued with the system's own "
+              "call, then `ANALYZE` of that database, then the drain timed. jobs/s = jobs / (last durable "
+              "success - first claim), from each system's own timestamps (raquel_pg: claimed_at/finished_at; "
+              "pgqueuer: pgqueuer_log 'picked'/'successful'; procrastinate: procrastinate_events "
+              "'started'/'succeeded'; pg-boss: pgboss.job started_on/completed_on; graphile-worker, which "
+              "deletes a job's row when it completes: first handler start to the return of its runOnce() "
+              "with every completion committed, as its perfTest times it; pure SQL: its claimed_at/finished_at). "
+              f"{rounds} interleaved rounds (each round runs every configuration once, in a rotated order); "
+              "jobs/s is the median of the rounds; each ratio is the median of the rounds' ratios (raquel_pg's "
+              "rate ÷ this system's rate in the same round; > 1: raquel_pg is faster). Steady jobs/s: between "
+              "the 5th and 95th percentile of the successes (n/a for graphile-worker: no per-job times).")
+    default = Section(
+        "5a. Peers, default modes",
+        f"raquel_pg's default mode (an `AsyncWorker`, `subscribe()` with no option but `concurrency`) beside "
+        f"every peer with its defaults, at the same jobs in flight (10 and 50). {sizes.peer_jobs:,} no-op jobs "
+        f"per run ({sizes.peer_jobs // 2:,} for procrastinate; 3 per worker for pg-boss, whose default worker "
+        "fetches one job and then waits its 2 s polling interval). " + common,
+        ["system", "settings", "in flight", "jobs", "jobs/s", "jobs/s per round", "steady jobs/s",
+         "raquel_pg default ÷ this"])
+    fast = Section(
+        "5b. Peers, fast modes",
+        "raquel_pg's opt-in fast modes (`batch_outcomes=True`, and with `durable_claims=False`: claims commit "
+        "without waiting for their WAL flush, so a crash of the server can undo the last claims and run those "
+        "jobs again) beside each peer's own published fast settings (graphile-worker: its perfTest's; pg-boss: "
+        "its documented batchSize/localConcurrency and burst settings; pgqueuer and procrastinate publish none "
+        f"beyond their defaults, so their rows are 5a's runs), at the same jobs in flight. "
+        f"{sizes.peer_jobs * 5 // 2:,} no-op jobs per run ({10 * sizes.peer_jobs:,} at {PURE_WIDE:,} in flight). "
+        + common,
+        ["system", "settings", "in flight", "jobs", "jobs/s", "jobs/s per round", "steady jobs/s",
+         f"raquel_pg batch_outcomes + {NON_DURABLE} ÷ this", "raquel_pg batch_outcomes ÷ this"])
+    for section, table in ((default, DEFAULT), (fast, FAST)):
+        for run in sorted((r for r in runs if table in r.tables), key=_group_order):
+            reason = errors.get(run.key) or run.missing
+            jobs, rate, per_round, steady = median_span_cells(spans[run.key])
+            if reason and not per_round:
+                rate = f"n/a ({reason})"
+            peer = run.system != "raquel_pg"
+            if table == DEFAULT:
+                ratio = median_ratio(runs, spans, run, PLAIN) if peer else None
+                section.add(run.system, run.settings, run.group, jobs, rate, per_round, steady,
+                            _x(ratio) if peer else "")
+                section.figures[f"ratio {DEFAULT} {run.system} @{run.group}"] = ratio if peer else None
+            else:
+                fastest = median_ratio(runs, spans, run, FASTEST) if peer else None
+                batched = median_ratio(runs, spans, run, BATCHED) if peer else None
+                section.add(run.system, run.settings, run.group, jobs, rate, per_round, steady,
+                            _x(fastest) if peer else "", _x(batched) if peer else "")
+                if peer:
+                    section.figures[f"ratio {FAST} {run.system} @{run.group}"] = fastest
+                    section.figures[f"ratio {BATCHED} {run.system} @{run.group}"] = batched
+            rates = [span.rate for span in spans[run.key] if span is not None and span.rate]
+            section.figures[run.key] = statistics.median(rates) if rates else None
+    _multi_note(fast, runs, spans)
+    return [default, fast]
+
+
+def _group_order(run: Run) -> tuple[int, int]:
+    """Rows by jobs in flight, then raquel_pg first."""
+    order = [str(CONCURRENCY), str(PGQUEUER_WIDE), MULTI, f"{PURE_WIDE:,}"]
+    return order.index(run.group), 0 if run.system == "raquel_pg" else 1
+
+
+def _multi_note(section: Section, runs: list[Run], spans: dict[str, list[Span | None]]) -> None:
+    """The issue's other multi-process comparison: graphile-worker's 4 x 24 against raquel_pg's 2 x 500."""
+    graphile = next((run for run in runs if run.system == "graphile-worker" and run.group == MULTI), None)
+    two = next((run for run in runs if run.system == "raquel_pg" and run.settings.startswith("2 processes")
+                and NON_DURABLE in run.settings), None)
+    if graphile is None or two is None:
+        return
+    ratios = [ours.rate / theirs.rate for ours, theirs in zip(spans[two.key], spans[graphile.key])
+              if ours is not None and theirs is not None and ours.rate and theirs.rate]
+    value = statistics.median(ratios) if ratios else None
+    section.figures[f"ratio {FAST} graphile-worker {MULTI} vs raquel_pg 2 x 500"] = value
+    section.notes.append(
+        f"Multi-process shapes: raquel_pg's 2 processes x 500 (`batch_outcomes=True`, `{NON_DURABLE}`) ÷ "
+        f"graphile-worker's perfTest shape {MULTI}, median of the rounds' ratios: {_x(value)}.")

@@ -18,12 +18,12 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import default_mode, peers, pooler, results, scenarios  # noqa: E402
+from bench import default_mode, peer_wake, peers, pooler, results, scenarios  # noqa: E402
 from bench.measure import SIZES, Section, Sizes  # noqa: E402
 from bench.report import render  # noqa: E402
 from bench.server import Server, server  # noqa: E402
 
-Scenario = Callable[[Server, Sizes], Section]
+Scenario = Callable[[Server, Sizes], Section | list[Section]]
 
 #: The scenarios, by the name ``--only`` takes, in run order.
 SCENARIOS: dict[str, Scenario] = {
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
     "wake": scenarios.scenario_wake,
     "history": scenarios.scenario_history,
     "peers": peers.scenario_peers,
+    "peerwake": peer_wake.scenario_peer_wake,
     "pooler": pooler.scenario_pooler,
     "results": results.scenario_results,
     "default": default_mode.scenario_default,
@@ -62,7 +63,8 @@ def run(sizes: Sizes, names: list[str], output: Path, *, strict: bool = False) -
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             begun = time.monotonic()
             try:
-                sections.append(SCENARIOS[name](srv, sizes))
+                made = SCENARIOS[name](srv, sizes)
+                sections += made if isinstance(made, list) else [made]
             except Exception as error:
                 if strict:
                     raise

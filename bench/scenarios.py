@@ -52,8 +52,11 @@ def enqueue_sql(dsn: str, queue: str, jobs: int) -> None:
 
 
 def drain(dsn: str, queue: str, jobs: int, runner: WorkerRunner) -> Span:
-    """Pre-enqueues ``jobs`` jobs, lets ``runner``'s workers drain them, returns the span."""
+    """Pre-enqueues ``jobs`` jobs, ANALYZEs the jobs table (as autovacuum would in time, and as
+    the harness does for every peer), lets ``runner``'s workers drain them, returns the span."""
     enqueue_sql(dsn, queue, jobs)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE raquel.raquel_jobs")
     with runner(dsn, queue):
         wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
     return read_span(dsn, RAQUEL_SPAN, [queue])

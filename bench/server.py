@@ -23,6 +23,8 @@ from psycopg.conninfo import make_conninfo
 from raquel_pg import embedded
 from raquel_pg.migrate import migrate
 
+from . import node_peers
+
 #: The server settings RESULTS.md reports.
 REPORTED_SETTINGS = (
     "shared_buffers", "synchronous_commit", "fsync", "wal_level", "max_connections",
@@ -85,6 +87,7 @@ class Server:
             except metadata.PackageNotFoundError:
                 continue
         info["pgbench"] = self.pgbench() or "not found"
+        info.update(node_peers.versions() or {"Node peers": f"n/a: {node_peers.unavailable()}"})
         return info
 
 

@@ -8,7 +8,6 @@ durations are integer ms, ids are strings.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any

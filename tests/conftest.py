@@ -115,8 +115,8 @@ def no_schedules(dsn: str) -> str:
 
 # --- reliability tests (issue 4) ---------------------------------------------
 
-#: The reliability tests' worker process (tests/reliability_worker.py).
-WORKER_SCRIPT = Path(__file__).with_name("reliability_worker.py")
+#: The reliability tests' worker process (tests/reliability/reliability_worker.py).
+WORKER_SCRIPT = Path(__file__).parent / "reliability" / "reliability_worker.py"
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def runs(conn: psycopg.Connection[tuple[object, ...]]) -> psycopg.Connection[tup
 
 @pytest.fixture
 def spawn_worker(dsn: str) -> Iterator[object]:
-    """Starts tests/reliability_worker.py processes on ``dsn``; kills leftovers at the end.
+    """Starts tests/reliability/reliability_worker.py processes on ``dsn``; kills leftovers at the end.
 
     ``spawn_worker(queue, *options)`` returns the Popen once the worker listens.
     """

@@ -2539,7 +2539,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF status on raquel_jobs: NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
     LANGUAGE plpgsql
@@ -3076,7 +3076,7 @@ CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs R
 
 CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_update();
 
-CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF status ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
+CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF finished_at ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
 
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 

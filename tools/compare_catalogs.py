@@ -17,7 +17,7 @@ engine's tables (not ``raquel_migrations``, whose rows name the files).
 Migrations after the baseline (``BASELINE_LAST``) are deltas not folded in yet: they are applied
 on both sides, after the old chain and after the baseline, so the comparison always proves the
 baseline itself. Exit 0 when the catalogs are the same, 1 (printing a unified diff per
-differing object) when not. ``tests/test_compare_catalogs.py`` runs it.
+differing object) when not. ``tests/migrations/test_compare_catalogs.py`` runs it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ A page asks for a generated section with a marker line:
   migrated schema with its signature and its catalog ``COMMENT`` (the contract ``\\df+`` shows),
   read from the schema snapshot ``tests/schema.sql``. That file is the normalised
   ``pg_dump --schema-only`` of a freshly migrated database, which
-  ``tests/test_schema_snapshot.py`` keeps equal to what the migrations build, so the build needs
+  ``tests/migrations/test_schema_snapshot.py`` keeps equal to what the migrations build, so the build needs
   no PostgreSQL.
 - ``<!-- generated: cli-reference -->``: the ``--help`` of ``raquel-pg`` and of each of its
   commands, from the argparse parser in ``raquel_pg/cli/arguments.py``.

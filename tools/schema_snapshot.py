@@ -1,7 +1,7 @@
 """The schema snapshot: ``pg_dump --schema-only`` of a freshly migrated database, normalised.
 
 ``tests/schema.sql`` is what the migrations build, as one readable file: every table, domain,
-index, trigger, view, function body and setting, comment and grant. ``tests/test_schema_snapshot.py``
+index, trigger, view, function body and setting, comment and grant. ``tests/migrations/test_schema_snapshot.py``
 fails when a migrated database differs from it, so every new migration shows up as a diff of
 this file in review.
 

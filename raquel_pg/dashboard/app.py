@@ -12,6 +12,7 @@ docs/dashboard.md.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -138,7 +139,8 @@ class Dashboard:
         if job is None:
             raise HTTPException(404, f"no job {request.path_params['job_id']}")
         return self.page(request, "job.html", await self.allowed(), job=job,
-                         result=getattr(job, "result", None), has_result=hasattr(job, "result"))
+                         result=None if job.result is None else json.dumps(job.result, indent=2),
+                         has_result=True)
 
     async def metrics_page(self, request: Request) -> Response:
         body = await run_in_threadpool(generate_latest, self.metrics)

@@ -1,1 +1,0 @@
-"""Modules the task tests run in worker processes (tests/test_tasks_processes.py)."""
