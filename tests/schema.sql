@@ -33,6 +33,11 @@ CREATE DOMAIN raquel.raquel_timeout AS bigint
 
 COMMENT ON DOMAIN raquel.raquel_timeout IS 'A job''s time limit per attempt in ms: positive, or NULL for none (the worker''s default).';
 
+CREATE DOMAIN raquel.raquel_trace_context AS text
+	CONSTRAINT raquel_trace_context_check CHECK ((octet_length(VALUE) <= 2048));
+
+COMMENT ON DOMAIN raquel.raquel_trace_context IS 'A job''s stored trace context (propagation carrier as JSON text): at most 2048 bytes, or NULL for none.';
+
 CREATE FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
     LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_attempt_claim (docs/security.md)
@@ -91,10 +96,9 @@ CREATE TABLE raquel.raquel_jobs (
     result jsonb,
     timeout raquel.raquel_timeout,
     cancel_claim_id uuid,
-    trace_context text,
+    trace_context raquel.raquel_trace_context,
     CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
-    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint)),
-    CONSTRAINT raquel_jobs_trace_context_length CHECK ((octet_length(trace_context) <= 2048))
+    CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
 );
 
 COMMENT ON TABLE raquel.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
@@ -1043,7 +1047,7 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
-    -- trace_context (0016_trace_context): the carrier of the enqueuer's
+    -- trace_context (0017_trace_context): the carrier of the enqueuer's
     -- trace, a JSON object of strings of at most 2048 bytes; a W3C
     -- traceparent in it must be well formed. Behind a guard of its own, after
     -- the other rules: a traced enqueue without other optional arguments
@@ -3091,6 +3095,8 @@ REVOKE ALL ON TYPE raquel.raquel_retry_count FROM PUBLIC;
 REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
 
 REVOKE ALL ON TYPE raquel.raquel_timeout FROM PUBLIC;
+
+REVOKE ALL ON TYPE raquel.raquel_trace_context FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
 

@@ -1,4 +1,4 @@
--- 0016_trace_context: the enqueuer's trace context stored with the job
+-- 0017_trace_context: the enqueuer's trace context stored with the job
 -- (issue 22, OpenTelemetry).
 --
 -- raquel_jobs.trace_context holds the propagation carrier of the trace that
@@ -13,7 +13,8 @@
 -- (a new last argument, trace_context) and refuses, with 22023 naming
 -- trace_context and nothing written, a text over 2048 bytes, one that is not
 -- a JSON object of strings, or a traceparent member that is not W3C trace
--- context; a table CHECK bounds the length for a row written by hand.
+-- context; a domain (raquel_trace_context) bounds the length for a row
+-- written by hand.
 -- unique_mode 'replace' rewrites it with the other arguments.
 --
 -- As 0014_enqueue_speed says for a new argument: raquel_enqueue_row's body,
@@ -22,9 +23,16 @@
 -- the one it replaces, which is dropped. raquel_enqueue_many does not take a
 -- trace context (yet): its jobs are stored without one.
 
+-- A one-column rule is a domain (0003_tables: a domain's check is planned once per
+-- session, a table's CHECK at every statement that writes).
+CREATE DOMAIN raquel_trace_context AS text
+    CONSTRAINT raquel_trace_context_check CHECK (octet_length(VALUE) <= 2048);
+COMMENT ON DOMAIN raquel_trace_context IS
+    'A job''s stored trace context (propagation carrier as JSON text): at most 2048 bytes, or NULL for none.';
+REVOKE USAGE ON DOMAIN raquel_trace_context FROM PUBLIC;
+
 ALTER TABLE raquel_jobs
-    ADD COLUMN trace_context text
-    CONSTRAINT raquel_jobs_trace_context_length CHECK (octet_length(trace_context) <= 2048);
+    ADD COLUMN trace_context raquel_trace_context;
 
 COMMENT ON COLUMN raquel_jobs.trace_context IS
     'The enqueuer''s trace context (a JSON object of strings, e.g. {"traceparent": "00-...-...-01"}, at most 2048 bytes), set at enqueue (raquel_enqueue(..., trace_context =>)); a worker with OpenTelemetry parents its span for the job on it. NULL: enqueued outside a trace.';
@@ -182,7 +190,7 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
-    -- trace_context (0016_trace_context): the carrier of the enqueuer's
+    -- trace_context (0017_trace_context): the carrier of the enqueuer's
     -- trace, a JSON object of strings of at most 2048 bytes; a W3C
     -- traceparent in it must be well formed. Behind a guard of its own, after
     -- the other rules: a traced enqueue without other optional arguments
