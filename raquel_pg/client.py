@@ -23,7 +23,7 @@ import psycopg
 from psycopg import Connection, Cursor, pq
 from psycopg_pool import ConnectionPool
 
-from . import connect, params
+from . import connect, params, tracing
 from .errors import InvalidArgument, translate
 from .job import Job, JobCalls
 from .migrate import migrate
@@ -288,8 +288,16 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
             unique_mode, timeout,
         )
-        rows = self._fetch("enqueue", args, conn, binary=True)
-        return EnqueuedJob._of(self, rows[0])
+        args["trace_context"] = None
+        if not tracing.active():
+            rows = self._fetch("enqueue", args, conn, binary=True)
+            return EnqueuedJob._of(self, rows[0])
+        with tracing.enqueue_span(args["queue"]) as span:
+            args["trace_context"] = span.carrier
+            rows = self._fetch("enqueue", args, conn, binary=True)
+            job = EnqueuedJob._of(self, rows[0])
+            span.job_id(job.id)
+        return job
 
     def enqueue_many(
         self,

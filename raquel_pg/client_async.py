@@ -20,7 +20,7 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor, pq
 from psycopg_pool import AsyncConnectionPool
 
-from . import connect, params
+from . import connect, params, tracing
 from .errors import InvalidArgument, translate
 from .job_async import AsyncJob, AsyncJobCalls
 from .migrate_async import migrate
@@ -285,8 +285,16 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
             max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
             unique_mode, timeout,
         )
-        rows = await self._fetch("enqueue", args, conn, binary=True)
-        return AsyncEnqueuedJob._of(self, rows[0])
+        args["trace_context"] = None
+        if not tracing.active():
+            rows = await self._fetch("enqueue", args, conn, binary=True)
+            return AsyncEnqueuedJob._of(self, rows[0])
+        with tracing.enqueue_span(args["queue"]) as span:
+            args["trace_context"] = span.carrier
+            rows = await self._fetch("enqueue", args, conn, binary=True)
+            job = AsyncEnqueuedJob._of(self, rows[0])
+            span.job_id(job.id)
+        return job
 
     async def enqueue_many(
         self,

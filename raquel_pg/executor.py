@@ -20,7 +20,7 @@ from uuid import UUID
 
 import psycopg
 
-from . import params
+from . import params, tracing
 from ._acompat import Event, call_later, cancel, current, join, spawn
 from .errors import InvalidArgument, JobCancelled, StopSubscription
 from .handlers import refuse_awaitable, run_in_thread
@@ -203,9 +203,12 @@ class Executor:
         and the cancellation propagates, ending the runner.
         """
         try:
-            with self._completer.outcome(job):
-                # What the handler returns is recorded with the success as the block ends.
-                job._result_text = _result_text(job, self._call(job))
+            if tracing.active():
+                self._execute_traced(job)
+            else:
+                with self._completer.outcome(job):
+                    # What the handler returns is recorded with the success as the block ends.
+                    job._result_text = _result_text(job, self._call(job))
         except StopSubscription:
             logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
             self._on_stop()
@@ -214,6 +217,25 @@ class Executor:
                              "when its lease runs out", job.id, job.queue)
         finally:
             self._finished(job)
+
+    def _execute_traced(self, job: Job) -> None:
+        """:meth:`execute`'s block inside the job's CONSUMER span (:mod:`raquel_pg.tracing`).
+
+        The span is current while the handler runs (its own spans are
+        children) and while the outcome is recorded; the handler's exception
+        and the job's status after are recorded on it. Raises what the
+        outcome block raises.
+        """
+        with tracing.process_span(job.queue, job.id, job.attempts + 1, job.trace_context) as span:
+            try:
+                with self._completer.outcome(job):
+                    try:
+                        job._result_text = _result_text(job, self._call(job))
+                    except Exception as error:
+                        span.failed(error)
+                        raise
+            finally:
+                span.finished(job.status, job.error)
 
     def _call(self, job: Job) -> Any:
         """Runs the handler on ``job`` within its timeout; returns what it returned.

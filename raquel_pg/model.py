@@ -19,6 +19,8 @@ JOB_COLUMNS = (
 #: The default of ``JobRecord.payload``: decoded from ``raw_payload``.
 _UNSET: Any = object()
 
+#: The number of :data:`JOB_COLUMNS`; a worker's claim reads ``trace_context`` after them.
+_WIDTH = len(JOB_COLUMNS)
 #: Positions of the ms timestamps in :data:`JOB_COLUMNS`.
 _TIMESTAMPS = tuple(i for i, name in enumerate(JOB_COLUMNS) if name.endswith("_at"))
 
@@ -35,7 +37,9 @@ class JobRecord:
     (it stays on the row after the job finishes), else None.
     ``result``: what the handler returned (decoded JSON) once the job
     succeeded, else None; ``timeout``: the job's time limit per attempt in
-    ms, or None.
+    ms, or None. ``trace_context`` (keyword): the enqueuer's OpenTelemetry
+    trace context as stored (JSON text), read only by a worker's claim (the
+    column after :data:`JOB_COLUMNS`; elsewhere None).
     ``out_of_range``: None, or the stored ms of the times outside datetime's
     range (years 1-9999, possible only in rows written around the client),
     by column; those columns then hold datetime's nearest end. A worker never
@@ -72,6 +76,7 @@ class JobRecord:
     result: Any = None
     timeout: int | None = None
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
+    trace_context: str | None = field(default=None, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
@@ -93,6 +98,8 @@ class JobRecord:
                 values[index] = params.to_datetime(values[index])
         except OverflowError:
             return cls._clamped(row)
+        if len(values) > _WIDTH:  # a claim's row: JOB_COLUMNS, then trace_context
+            return cls(*values[:_WIDTH], trace_context=values[_WIDTH])
         return cls(*values)
 
     @classmethod
@@ -107,7 +114,8 @@ class JobRecord:
             except OverflowError:
                 values[index] = params.clamped_datetime(ms)
                 out_of_range[JOB_COLUMNS[index]] = ms
-        record = cls(*values)
+        record = cls(*values[:_WIDTH])
+        record.trace_context = values[_WIDTH] if len(values) > _WIDTH else None
         record.out_of_range = out_of_range
         return record
 

@@ -19,7 +19,8 @@ FROM raquel.raquel_enqueue_row(
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
     max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint,
     priority => %(priority)s::integer, unique_key => %(unique_key)s::text,
-    unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint)
+    unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint,
+    trace_context => %(trace_context)s::text)
 
 -- name: enqueue_many
 -- Payloads travel as a binary text[] (%(payloads)b): measured faster than the
@@ -57,7 +58,8 @@ SELECT raquel.raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 -- name: claim
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout,
+       trace_context
 FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                          batch => %(batch)s::integer, lease => %(lease)s::bigint,
                          durable => %(durable)s::boolean, before => %(before)s::bigint)

@@ -33,6 +33,11 @@ CREATE DOMAIN raquel.raquel_timeout AS bigint
 
 COMMENT ON DOMAIN raquel.raquel_timeout IS 'A job''s time limit per attempt in ms: positive, or NULL for none (the worker''s default).';
 
+CREATE DOMAIN raquel.raquel_trace_context AS text
+	CONSTRAINT raquel_trace_context_check CHECK ((octet_length(VALUE) <= 2048));
+
+COMMENT ON DOMAIN raquel.raquel_trace_context IS 'A job''s stored trace context (propagation carrier as JSON text): at most 2048 bytes, or NULL for none.';
+
 CREATE FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
     LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_attempt_claim (docs/security.md)
@@ -91,6 +96,7 @@ CREATE TABLE raquel.raquel_jobs (
     result jsonb,
     timeout raquel.raquel_timeout,
     cancel_claim_id uuid,
+    trace_context raquel.raquel_trace_context,
     CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
     CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
 );
@@ -106,6 +112,8 @@ COMMENT ON COLUMN raquel.raquel_jobs.result IS 'What the handler returned (JSON)
 COMMENT ON COLUMN raquel.raquel_jobs.timeout IS 'Per-job time limit in ms (NULL: the worker''s default, if any), set at enqueue; a worker cancels an attempt running longer and records it failed ("timed out after N ms").';
 
 COMMENT ON COLUMN raquel.raquel_jobs.cancel_claim_id IS 'The claim whose cancellation was requested (raquel_cancel(job_id, running => true)); while it equals claim_id, a failure or rescue of that claim ends the job cancelled.';
+
+COMMENT ON COLUMN raquel.raquel_jobs.trace_context IS 'The enqueuer''s trace context (a JSON object of strings, e.g. {"traceparent": "00-...-...-01"}, at most 2048 bytes), set at enqueue (raquel_enqueue(..., trace_context =>)); a worker with OpenTelemetry parents its span for the job on it. NULL: enqueued outside a trace.';
 
 CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql ROWS 1
@@ -149,19 +157,19 @@ SELECT raquel.raquel_drop_schedule($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
+CREATE FUNCTION public.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue (docs/security.md)
-SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
+SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
+COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt; trace_context stores the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes) for the worker''s span. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
 
-CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
-SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
+COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
 CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE sql
@@ -170,12 +178,12 @@ SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 
 COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 
-CREATE FUNCTION public.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS raquel.raquel_jobs
+CREATE FUNCTION public.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS raquel.raquel_jobs
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_row (docs/security.md)
-SELECT raquel.raquel_enqueue_row($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
+SELECT raquel.raquel_enqueue_row($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
+COMMENT ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. trace_context: the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes, else 22023). What raquel_enqueue and raquel_enqueue_job call.';
 
 CREATE FUNCTION public.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
@@ -934,10 +942,10 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule name; returns whether it existed. Jobs it already enqueued are left alone.';
 
-CREATE FUNCTION raquel.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 #variable_conflict use_column
 DECLARE
     v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
@@ -946,6 +954,7 @@ DECLARE
     v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
     v_job       raquel_jobs;
+    v_carrier   jsonb;
 BEGIN
     -- The rules of 0013_results, unchanged and in their order, behind one
     -- guard. With every optional argument NULL only the queue's rules can
@@ -1038,6 +1047,35 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
+    -- trace_context (0017_trace_context): the carrier of the enqueuer's
+    -- trace, a JSON object of strings of at most 2048 bytes; a W3C
+    -- traceparent in it must be well formed. Behind a guard of its own, after
+    -- the other rules: a traced enqueue without other optional arguments
+    -- does not run the 19 tests above. Parsing malformed JSON raises, so it
+    -- is parsed in a block of its own (a subtransaction), entered only when a
+    -- trace_context is given.
+    IF raquel_enqueue_row.trace_context IS NOT NULL THEN
+        IF octet_length(raquel_enqueue_row.trace_context) > 2048 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                format('must be at most 2048 bytes, got %s', octet_length(raquel_enqueue_row.trace_context)));
+        END IF;
+        BEGIN
+            v_carrier := raquel_enqueue_row.trace_context::jsonb;
+        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+            v_carrier := NULL;
+        END;
+        IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
+        END IF;
+        IF v_carrier ? 'traceparent'
+           AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
+                       left(v_carrier->>'traceparent', 100)));
+        END IF;
+    END IF;
 
     -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
     -- holding the key. A pass comes back empty only when that job finished
@@ -1046,26 +1084,28 @@ BEGIN
         IF raquel_enqueue_row.unique_key IS NULL OR coalesce(raquel_enqueue_row.unique_mode, 'keep') = 'keep' THEN
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
             VALUES (
                 raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
                 raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
-                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout,
+                raquel_enqueue_row.trace_context)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO NOTHING
             RETURNING j.* INTO v_job;
         ELSE
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
             VALUES (
                 raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
                 raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
-                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout,
+                raquel_enqueue_row.trace_context)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO UPDATE SET
                 queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
@@ -1074,7 +1114,7 @@ BEGIN
                 enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
                 priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
                 error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
-                timeout = excluded.timeout
+                timeout = excluded.timeout, trace_context = excluded.trace_context
             WHERE j.status IN ('queued', 'failed')
             RETURNING j.* INTO v_job;
             -- The update trigger wakes workers only for a job moved earlier;
@@ -1090,17 +1130,17 @@ BEGIN
     END LOOP;
     RETURN v_job;
 END;
-$$;
+$_$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. trace_context: the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes, else 22023). What raquel_enqueue and raquel_enqueue_job call.';
 
-CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS uuid
+CREATE FUNCTION raquel.raquel_enqueue(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE sql
-    RETURN (raquel.raquel_enqueue_row(queue => queue, payload => payload, at => at, delay => delay, max_age => max_age, max_retry_count => max_retry_count, min_retry_delay => min_retry_delay, max_retry_delay => max_retry_delay, backoff_base => backoff_base, now => now, priority => priority, unique_key => unique_key, unique_mode => unique_mode, timeout => timeout)).id;
+    RETURN (raquel.raquel_enqueue_row(queue => queue, payload => payload, at => at, delay => delay, max_age => max_age, max_retry_count => max_retry_count, min_retry_delay => min_retry_delay, max_retry_delay => max_retry_delay, backoff_base => backoff_base, now => now, priority => priority, unique_key => unique_key, unique_mode => unique_mode, timeout => timeout, trace_context => trace_context)).id;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
+COMMENT ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt; trace_context stores the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes) for the worker''s span. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
 
-CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -1113,11 +1153,11 @@ BEGIN
         max_retry_delay => raquel_enqueue_job.max_retry_delay,
         backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
         unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode,
-        timeout => raquel_enqueue_job.timeout);
+        timeout => raquel_enqueue_job.timeout, trace_context => raquel_enqueue_job.trace_context);
 END
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
 CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2719,7 +2759,8 @@ CREATE VIEW public.raquel_jobs AS
     unique_key,
     result,
     timeout,
-    cancel_claim_id
+    cancel_claim_id,
+    trace_context
    FROM raquel.raquel_jobs;
 
 COMMENT ON VIEW public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.
@@ -3055,6 +3096,8 @@ REVOKE ALL ON TYPE raquel.raquel_status FROM PUBLIC;
 
 REVOKE ALL ON TYPE raquel.raquel_timeout FROM PUBLIC;
 
+REVOKE ALL ON TYPE raquel.raquel_trace_context FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
@@ -3073,13 +3116,13 @@ REVOKE ALL ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uui
 
 REVOKE ALL ON FUNCTION public.raquel_drop_schedule(name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_expire(queues text[], now bigint) FROM PUBLIC;
 
@@ -3159,11 +3202,11 @@ REVOKE ALL ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uui
 
 REVOKE ALL ON FUNCTION raquel.raquel_drop_schedule(name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
 
