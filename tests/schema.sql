@@ -1047,7 +1047,7 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
-    -- trace_context (0017_trace_context): the carrier of the enqueuer's
+    -- trace_context (0012_trace_context): the carrier of the enqueuer's
     -- trace, a JSON object of strings of at most 2048 bytes; a W3C
     -- traceparent in it must be well formed. Behind a guard of its own, after
     -- the other rules: a traced enqueue without other optional arguments
