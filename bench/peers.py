@@ -14,10 +14,13 @@ defaults (pgqueuer, procrastinate) shows the same runs in both tables.
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from raquel_pg import AsyncWorker
 
 from . import node_peers, python_peers, workers
 from .measure import Section, Sizes, Span, fmt, rate_cell
@@ -81,8 +84,12 @@ def raquel_runs(sizes: Sizes) -> list[Run]:
         return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.worker_processes(
             d, q, each, number, True, durable_claims=durable))
 
-    runs = [Run("raquel_pg", f"AsyncWorker, concurrency={n}, every other option its default (pool_size=10)",
-                str(n), (DEFAULT,), one(n, jobs), role=PLAIN) for n in (CONCURRENCY, PGQUEUER_WIDE)]
+    # The default mode is the worker's own defaults, read from its signature (successes batched
+    # since issue 23), never a value written here.
+    default_batched = bool(inspect.signature(AsyncWorker).parameters["batch_outcomes"].default)
+    runs = [Run("raquel_pg", f"AsyncWorker, concurrency={n}, every other option its default (pool_size=10, "
+                f"batch_outcomes={default_batched})", str(n), (DEFAULT,), one(n, jobs, default_batched), role=PLAIN)
+            for n in (CONCURRENCY, PGQUEUER_WIDE)]
     for n in (CONCURRENCY, PGQUEUER_WIDE):
         settings = f"AsyncWorker, concurrency={n}, pool_size=10, batch_outcomes=True"
         runs.append(Run("raquel_pg", settings, str(n), (FAST,), one(n, fast_jobs, True), role=BATCHED))
