@@ -68,6 +68,12 @@ COMMENT ON DOMAIN raquel_timeout IS
     'A job''s time limit per attempt in ms: positive, or NULL for none (the worker''s default).';
 REVOKE USAGE ON DOMAIN raquel_timeout FROM PUBLIC;
 
+CREATE DOMAIN raquel_trace_context AS text
+    CONSTRAINT raquel_trace_context_check CHECK (octet_length(VALUE) <= 2048);
+COMMENT ON DOMAIN raquel_trace_context IS
+    'A job''s stored trace context (propagation carrier as JSON text): at most 2048 bytes, or NULL for none.';
+REVOKE USAGE ON DOMAIN raquel_trace_context FROM PUBLIC;
+
 -- priority: higher runs first; the default is 0 and negative values are
 -- allowed (background work below the default); FIFO by scheduled_at within
 -- one priority. unique_key: while a job holding a key is unfinished (queued,
@@ -78,7 +84,14 @@ REVOKE USAGE ON DOMAIN raquel_timeout FROM PUBLIC;
 -- with the success in the same UPDATE, so a job is never 'success' without
 -- its result nor the other way round. timeout: the per-attempt time limit the
 -- worker enforces. cancel_claim_id: the claim whose cancellation was asked
--- for (see raquel_cancel in 0007_outcomes).
+-- for (see raquel_cancel in 0007_outcomes). trace_context: the propagation
+-- carrier of the trace that enqueued the job, as text (a JSON object of
+-- strings, as an OpenTelemetry propagator injects it, e.g. {"traceparent":
+-- "00-<trace id>-<span id>-01"}); a worker parents its span for the job on it
+-- (raquel_pg/tracing.py). Stored as text, not jsonb: the client hands it back
+-- to the propagator as it was written, and the engine only checks it
+-- (raquel_enqueue_row); its domain bounds its length for a row written by
+-- hand.
 CREATE TABLE raquel_jobs (
     id               uuid               PRIMARY KEY DEFAULT raquel_new_id(),
     queue            raquel_name        NOT NULL DEFAULT 'default'::text,
@@ -104,6 +117,7 @@ CREATE TABLE raquel_jobs (
     result           jsonb,
     timeout          raquel_timeout,
     cancel_claim_id  uuid,
+    trace_context    raquel_trace_context,
     CONSTRAINT raquel_jobs_delays_check CHECK (max_retry_delay >= min_retry_delay),
     CONSTRAINT raquel_jobs_claim_check CHECK (
         status <> 'claimed' OR (lease_expires_at IS NOT NULL AND claim_id IS NOT NULL))
@@ -120,6 +134,8 @@ COMMENT ON COLUMN raquel_jobs.timeout IS
     'Per-job time limit in ms (NULL: the worker''s default, if any), set at enqueue; a worker cancels an attempt running longer and records it failed ("timed out after N ms").';
 COMMENT ON COLUMN raquel_jobs.cancel_claim_id IS
     'The claim whose cancellation was requested (raquel_cancel(job_id, running => true)); while it equals claim_id, a failure or rescue of that claim ends the job cancelled.';
+COMMENT ON COLUMN raquel_jobs.trace_context IS
+    'The enqueuer''s trace context (a JSON object of strings, e.g. {"traceparent": "00-...-...-01"}, at most 2048 bytes), set at enqueue (raquel_enqueue(..., trace_context =>)); a worker with OpenTelemetry parents its span for the job on it. NULL: enqueued outside a trace.';
 
 -- The claim: ready jobs in the claim's order (priority DESC, scheduled_at),
 -- so a claim reads the first ready entries and stops; one index for a worker

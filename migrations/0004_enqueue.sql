@@ -42,7 +42,16 @@
 -- raquel_jobs; min_retry_delay is blamed when it alone was given and exceeds
 -- the default max_retry_delay. timeout (ms, NULL: none) is stored with the
 -- job: > 0 and at most 2^62 - 1, else 22023 naming timeout; unique_mode
--- 'replace' rewrites it too.
+-- 'replace' rewrites it too. trace_context (NULL: enqueued outside a trace)
+-- is stored with the job, or refused with 22023 naming trace_context and
+-- nothing written when it is over 2048 bytes, not a JSON object of strings,
+-- or has a traceparent member that is not W3C trace context; unique_mode
+-- 'replace' rewrites it with the other arguments. It has a guard of its own,
+-- after the other rules, so a traced enqueue without other optional
+-- arguments does not run the 19 tests; malformed JSON is parsed in a block of
+-- its own (a subtransaction), entered only when a trace_context is given.
+-- (raquel_enqueue_many takes no trace context: its jobs are stored without
+-- one.)
 -- Why one guard before the rules: with every optional argument NULL only the
 -- queue's rules can refuse (the delays' defaults pass), so the guard asks just
 -- that, and the 19 tests run only when an optional argument is given or the
@@ -65,7 +74,8 @@ CREATE FUNCTION raquel_enqueue_row(
     priority        integer DEFAULT NULL,
     unique_key      text    DEFAULT NULL,
     unique_mode     text    DEFAULT NULL,
-    timeout         bigint  DEFAULT NULL
+    timeout         bigint  DEFAULT NULL,
+    trace_context   text    DEFAULT NULL
 ) RETURNS raquel_jobs
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -81,6 +91,7 @@ DECLARE
     v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
     v_job       raquel_jobs;
+    v_carrier   jsonb;
 BEGIN
     -- The rules of 0013_results, unchanged and in their order, behind one
     -- guard. With every optional argument NULL only the queue's rules can
@@ -173,6 +184,35 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
+    -- trace_context (0012_trace_context): the carrier of the enqueuer's
+    -- trace, a JSON object of strings of at most 2048 bytes; a W3C
+    -- traceparent in it must be well formed. Behind a guard of its own, after
+    -- the other rules: a traced enqueue without other optional arguments
+    -- does not run the 19 tests above. Parsing malformed JSON raises, so it
+    -- is parsed in a block of its own (a subtransaction), entered only when a
+    -- trace_context is given.
+    IF raquel_enqueue_row.trace_context IS NOT NULL THEN
+        IF octet_length(raquel_enqueue_row.trace_context) > 2048 THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                format('must be at most 2048 bytes, got %s', octet_length(raquel_enqueue_row.trace_context)));
+        END IF;
+        BEGIN
+            v_carrier := raquel_enqueue_row.trace_context::jsonb;
+        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+            v_carrier := NULL;
+        END;
+        IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
+           OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
+        END IF;
+        IF v_carrier ? 'traceparent'
+           AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
+                format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
+                       left(v_carrier->>'traceparent', 100)));
+        END IF;
+    END IF;
 
     -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
     -- holding the key. A pass comes back empty only when that job finished
@@ -181,26 +221,28 @@ BEGIN
         IF raquel_enqueue_row.unique_key IS NULL OR coalesce(raquel_enqueue_row.unique_mode, 'keep') = 'keep' THEN
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
             VALUES (
                 raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
                 raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
-                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout,
+                raquel_enqueue_row.trace_context)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO NOTHING
             RETURNING j.* INTO v_job;
         ELSE
             INSERT INTO raquel_jobs AS j (
                 queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout)
+                backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
             VALUES (
                 raquel_enqueue_row.queue, raquel_enqueue_row.payload, raquel_enqueue_row.max_age,
                 raquel_enqueue_row.max_retry_count, v_min_delay, v_max_delay,
                 coalesce(raquel_enqueue_row.backoff_base, 1000), v_now,
                 coalesce(raquel_enqueue_row.at, v_now) + coalesce(raquel_enqueue_row.delay, 0),
-                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout)
+                coalesce(raquel_enqueue_row.priority, 0), raquel_enqueue_row.unique_key, raquel_enqueue_row.timeout,
+                raquel_enqueue_row.trace_context)
             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
             DO UPDATE SET
                 queue = excluded.queue, payload = excluded.payload, max_age = excluded.max_age,
@@ -209,7 +251,7 @@ BEGIN
                 enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
                 priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
                 error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
-                timeout = excluded.timeout
+                timeout = excluded.timeout, trace_context = excluded.trace_context
             WHERE j.status IN ('queued', 'failed')
             RETURNING j.* INTO v_job;
             -- The update trigger wakes workers only for a job moved earlier;
@@ -226,13 +268,13 @@ BEGIN
     RETURN v_job;
 END;
 $$;
-COMMENT ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) IS
-    'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. What raquel_enqueue and raquel_enqueue_job call.';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint, text) IS
+    'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. trace_context: the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes, else 22023). What raquel_enqueue and raquel_enqueue_job call.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_row(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint, text) FROM PUBLIC;
 
 
--- Guarantees: enqueues as raquel_enqueue_row (same arguments, rules and
--- errors) and returns the job's id.
+-- Guarantees: enqueues as raquel_enqueue_row (same arguments, trace_context
+-- included, rules and errors) and returns the job's id.
 -- Why a SQL-standard body without SECURITY DEFINER or SET: it is bound when
 -- created (no search_path is read when it runs) and the planner inlines it
 -- into the caller's query, so it costs what raquel_enqueue_row costs. Its
@@ -255,7 +297,8 @@ CREATE FUNCTION raquel_enqueue(
     priority        integer DEFAULT NULL,
     unique_key      text    DEFAULT NULL,
     unique_mode     text    DEFAULT NULL,
-    timeout         bigint  DEFAULT NULL
+    timeout         bigint  DEFAULT NULL,
+    trace_context   text    DEFAULT NULL
 ) RETURNS uuid
 LANGUAGE sql VOLATILE
 RETURN (raquel_enqueue_row(
@@ -265,10 +308,10 @@ RETURN (raquel_enqueue_row(
     max_retry_delay => raquel_enqueue.max_retry_delay, backoff_base => raquel_enqueue.backoff_base,
     now => raquel_enqueue.now, priority => raquel_enqueue.priority,
     unique_key => raquel_enqueue.unique_key, unique_mode => raquel_enqueue.unique_mode,
-    timeout => raquel_enqueue.timeout)).id;
-COMMENT ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) IS
-'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;
+    timeout => raquel_enqueue.timeout, trace_context => raquel_enqueue.trace_context)).id;
+COMMENT ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint, text) IS
+'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt; trace_context stores the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes) for the worker''s span. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text, text, bigint, text) FROM PUBLIC;
 
 -- Guarantees: inserts one queued job per element of payloads (a NULL element
 -- is a NULL payload) with the options given, all applying to every job, and
@@ -537,8 +580,8 @@ COMMENT ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, in
     'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
 REVOKE EXECUTE ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text) FROM PUBLIC;
 
--- Guarantees: enqueues as raquel_enqueue (same arguments but now, timeout
--- included, same rules, same errors) and returns the job's row,
+-- Guarantees: enqueues as raquel_enqueue (same arguments but now, timeout and
+-- trace_context included, same rules, same errors) and returns the job's row,
 -- raquel_enqueue_row's, as a set of one: for unique_mode 'keep', the job
 -- already holding the key, as it is (the row is the truth, not the
 -- arguments). SECURITY DEFINER, so its grant alone suffices.
@@ -560,7 +603,8 @@ CREATE FUNCTION raquel_enqueue_job(
     priority        integer DEFAULT NULL,
     unique_key      text    DEFAULT NULL,
     unique_mode     text    DEFAULT NULL,
-    timeout         bigint  DEFAULT NULL
+    timeout         bigint  DEFAULT NULL,
+    trace_context   text    DEFAULT NULL
 ) RETURNS SETOF raquel_jobs
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -574,9 +618,9 @@ BEGIN
         max_retry_delay => raquel_enqueue_job.max_retry_delay,
         backoff_base => raquel_enqueue_job.backoff_base, priority => raquel_enqueue_job.priority,
         unique_key => raquel_enqueue_job.unique_key, unique_mode => raquel_enqueue_job.unique_mode,
-        timeout => raquel_enqueue_job.timeout);
+        timeout => raquel_enqueue_job.timeout, trace_context => raquel_enqueue_job.trace_context);
 END
 $$;
-COMMENT ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint) IS
-'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint, text) IS
+'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_job(text, text, bigint, bigint, bigint, integer, bigint, bigint, bigint, integer, text, text, bigint, text) FROM PUBLIC;

@@ -56,6 +56,7 @@ OLD_CHAIN: list[tuple[str, str]] = [
     ("30a1b07", "migrations/0014_enqueue_speed.sql"),
     ("30a1b07", "migrations/0015_queue_controls.sql"),
     ("30a1b07", "migrations/0016_results_trigger.sql"),
+    ("55cf72a", "migrations/0012_trace_context.sql"),
 ]
 
 #: The baseline's files are migrations 0001 to BASELINE_LAST; a later file in migrations/ is a
