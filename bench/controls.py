@@ -46,8 +46,7 @@ def old_claim_sql() -> str:
 def fill(conn: psycopg.Connection[Any], jobs: int) -> None:
     """An emptied jobs table holding ``jobs`` ready jobs of queue q."""
     conn.execute("TRUNCATE raquel.raquel_jobs")
-    conn.execute("INSERT INTO raquel.raquel_jobs (queue, payload) SELECT 'q', 'x' FROM generate_series(1, %s)",
-                 (jobs,))
+    conn.execute("INSERT INTO raquel.raquel_jobs (queue, payload) SELECT 'q', 'x' FROM generate_series(1, %s)", (jobs,))
     conn.execute("VACUUM ANALYZE raquel.raquel_jobs")
 
 
@@ -57,9 +56,8 @@ CHUNK = 50
 #: The claim statements measured, by function name: CHUNK calls inside one statement, or one call each.
 IN_ONE = {
     "list": "SELECT count(*) FROM generate_series(1, %s) AS g CROSS JOIN LATERAL "
-            "raquel.{fn}(ARRAY['q'], 'w' || g, 1) AS c",
-    "all": "SELECT count(*) FROM generate_series(1, %s) AS g CROSS JOIN LATERAL "
-           "raquel.{fn}(NULL, 'w' || g, 1) AS c",
+    "raquel.{fn}(ARRAY['q'], 'w' || g, 1) AS c",
+    "all": "SELECT count(*) FROM generate_series(1, %s) AS g CROSS JOIN LATERAL raquel.{fn}(NULL, 'w' || g, 1) AS c",
 }
 ONE_CALL = "SELECT id FROM raquel.{fn}(ARRAY['q'], 'w', 1, durable => false)"
 
@@ -99,9 +97,11 @@ def time_claims(conn: psycopg.Connection[Any], fn: str, mode: str, jobs: int) ->
 
 def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
     """The Markdown table of part 1."""
-    out = ["| claim | settings table | before: claims/s | with controls: claims/s | rate ratio "
-           "| before: server CPU µs/claim | with controls | CPU ratio |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| claim | settings table | before: claims/s | with controls: claims/s | rate ratio "
+        "| before: server CPU µs/claim | with controls | CPU ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
         conn.execute(old_claim_sql().encode())
@@ -110,11 +110,14 @@ def claim_cost(dsn: str, rounds: int, jobs: int) -> list[str]:
             conn.execute("TRUNCATE raquel.raquel_queue_settings")
             if settings != "empty":
                 conn.execute("SELECT raquel.raquel_pause_queue('paused-one')")
-                conn.execute("SELECT raquel.raquel_set_queue_limits('limited-one', max_running => 5, "
-                             "per_second => 100)")
-            for mode, label in (("list", f"ARRAY['q'], batch 1, {CHUNK} calls per statement"),
-                                ("all", f"NULL (all queues), batch 1, {CHUNK} calls per statement"),
-                                ("one call each", "ARRAY['q'], batch 1, one autocommit call each")):
+                conn.execute(
+                    "SELECT raquel.raquel_set_queue_limits('limited-one', max_running => 5, per_second => 100)"
+                )
+            for mode, label in (
+                ("list", f"ARRAY['q'], batch 1, {CHUNK} calls per statement"),
+                ("all", f"NULL (all queues), batch 1, {CHUNK} calls per statement"),
+                ("one call each", "ARRAY['q'], batch 1, one autocommit call each"),
+            ):
                 if mode == "all" and settings != "empty":
                     continue  # the other queues' controls would apply: not an unlimited claim
                 rates: dict[str, list[float]] = {"raquel_claim_before": [], "raquel_claim": []}
@@ -146,9 +149,28 @@ def hold(job: Any) -> None:
 
 def start_workers(dsn: str, queue: str, processes: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return [subprocess.Popen([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "worker", "bench.controls:hold",
-                              "-q", queue, "-c", str(concurrency), "--log-level", "warning"],
-                             env=env, cwd=ROOT) for _ in range(processes)]
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "raquel_pg",
+                "--dsn",
+                dsn,
+                "worker",
+                "bench.controls:hold",
+                "-q",
+                queue,
+                "-c",
+                str(concurrency),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        for _ in range(processes)
+    ]
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -160,8 +182,9 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 def wait_done(conn: psycopg.Connection[Any], queue: str, jobs: int, deadline: float) -> None:
     while time.monotonic() < deadline:
-        done = conn.execute("SELECT count(*) FROM raquel.raquel_jobs WHERE queue = %s AND status = 'success'",
-                            (queue,)).fetchone()
+        done = conn.execute(
+            "SELECT count(*) FROM raquel.raquel_jobs WHERE queue = %s AND status = 'success'", (queue,)
+        ).fetchone()
         if done is not None and done[0] == jobs:
             return
         time.sleep(0.05)
@@ -182,8 +205,9 @@ def accuracy(dsn: str, processes: int, concurrency: int) -> list[str]:
         def sample() -> None:
             with psycopg.connect(dsn, autocommit=True) as own:
                 while not stop.is_set():
-                    row = own.execute("SELECT count(*) FROM raquel.raquel_jobs "
-                                      "WHERE queue = 'bounded' AND status = 'claimed'").fetchone()
+                    row = own.execute(
+                        "SELECT count(*) FROM raquel.raquel_jobs WHERE queue = 'bounded' AND status = 'claimed'"
+                    ).fetchone()
                     seen.append(row[0] if row else 0)
 
         sampler = threading.Thread(target=sample)
@@ -197,11 +221,13 @@ def accuracy(dsn: str, processes: int, concurrency: int) -> list[str]:
             sampler.join()
             stop_workers(workers)
         took = time.monotonic() - started
-        out.append(f"- max_running = {limit}, {processes} worker processes x concurrency {concurrency} "
-                   f"({processes * concurrency} slots), {jobs} jobs of 20 ms: most claimed at once in "
-                   f"{len(seen):,} samples: **{max(seen)}** (samples at the limit: "
-                   f"{sum(1 for s in seen if s == limit) / len(seen):.0%}); all done in {took:.1f} s "
-                   f"(the limit's floor: {jobs * 0.02 / limit:.1f} s).")
+        out.append(
+            f"- max_running = {limit}, {processes} worker processes x concurrency {concurrency} "
+            f"({processes * concurrency} slots), {jobs} jobs of 20 ms: most claimed at once in "
+            f"{len(seen):,} samples: **{max(seen)}** (samples at the limit: "
+            f"{sum(1 for s in seen if s == limit) / len(seen):.0%}); all done in {took:.1f} s "
+            f"(the limit's floor: {jobs * 0.02 / limit:.1f} s)."
+        )
 
         rate, jobs = 50.0, 200
         conn.execute("SELECT raquel.raquel_set_queue_limits('paced', per_second => %s)", (rate,))
@@ -213,14 +239,17 @@ def accuracy(dsn: str, processes: int, concurrency: int) -> list[str]:
         finally:
             stop_workers(workers)
         took = time.monotonic() - started
-        times = sorted(row[0] for row in conn.execute(
-            "SELECT claimed_at FROM raquel.raquel_jobs WHERE queue = 'paced'").fetchall())
+        times = sorted(
+            row[0] for row in conn.execute("SELECT claimed_at FROM raquel.raquel_jobs WHERE queue = 'paced'").fetchall()
+        )
         most = max(sum(1 for t in times[i:] if t < start + 1000) for i, start in enumerate(times))
         span = (times[-1] - times[0]) / 1000
-        out.append(f"- per_second = {rate:g} (bucket {max(1, rate / 10):g}), the same workers, {jobs} jobs: "
-                   f"most claims in any one-second window: **{most}** (the bound: {rate:g} + one bucket = "
-                   f"{rate + max(1, rate / 10):g}); {jobs} claims over {span:.2f} s = "
-                   f"{(jobs - 1) / span:.1f} claims/s; done in {took:.1f} s.")
+        out.append(
+            f"- per_second = {rate:g} (bucket {max(1, rate / 10):g}), the same workers, {jobs} jobs: "
+            f"most claims in any one-second window: **{most}** (the bound: {rate:g} + one bucket = "
+            f"{rate + max(1, rate / 10):g}); {jobs} claims over {span:.2f} s = "
+            f"{(jobs - 1) / span:.1f} claims/s; done in {took:.1f} s."
+        )
         for line in out:
             print(line, file=sys.stderr, flush=True)
     return out

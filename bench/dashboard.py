@@ -72,14 +72,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"filled {args.jobs:,} finished jobs in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         with psycopg.connect(dsn, autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-            failed_id = conn.execute("SELECT id FROM raquel_jobs WHERE status = 'exhausted' "
-                                     "ORDER BY id DESC OFFSET %s LIMIT 1", (args.jobs // 200,)).fetchone()[0]  # type: ignore[index]
-            middle_id = conn.execute("SELECT id FROM raquel_jobs ORDER BY id DESC OFFSET %s LIMIT 1",
-                                     (args.jobs // 2,)).fetchone()[0]  # type: ignore[index]
+            failed_id = conn.execute(
+                "SELECT id FROM raquel_jobs WHERE status = 'exhausted' ORDER BY id DESC OFFSET %s LIMIT 1",
+                (args.jobs // 200,),
+            ).fetchone()[0]  # type: ignore[index]
+            middle_id = conn.execute(
+                "SELECT id FROM raquel_jobs ORDER BY id DESC OFFSET %s LIMIT 1", (args.jobs // 2,)
+            ).fetchone()[0]  # type: ignore[index]
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("RAQUEL_PG_DSN", "DATABASE_URL")}
-        process = subprocess.Popen([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard", "--port",
-                                    str(port), "--log-level", "warning"], env=env)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "raquel_pg",
+                "--dsn",
+                dsn,
+                "dashboard",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -106,10 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                 ("job page", f"/jobs/{failed_id}"),
                 ("`/metrics` (raquel_stats: every status counted)", "/metrics"),
             ]
-            print(f"PostgreSQL {version}, {args.jobs:,} finished jobs, {args.requests} requests per page "
-                  f"after 2 warm-up ones, each on a new HTTP connection; goal < {GOAL_MS:.0f} ms.\n")
-            print(f"First answer of the day chart (counts and keeps the closed minutes of the last two "
-                  f"days once): {first_ms:.0f} ms.\n")
+            print(
+                f"PostgreSQL {version}, {args.jobs:,} finished jobs, {args.requests} requests per page "
+                f"after 2 warm-up ones, each on a new HTTP connection; goal < {GOAL_MS:.0f} ms.\n"
+            )
+            print(
+                f"First answer of the day chart (counts and keeps the closed minutes of the last two "
+                f"days once): {first_ms:.0f} ms.\n"
+            )
             print("| page | median ms | p95 ms | slowest ms | rows |")
             print("| --- | ---: | ---: | ---: | ---: |")
             for label, path in pages:
@@ -123,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                     times.append(ms)
                 times.sort()
                 p95 = times[max(0, round(0.95 * len(times)) - 1)]
-                rows = len(re.findall(r'<a href="/jobs/[0-9a-f-]{36}">', body)) if path.startswith("/jobs?") \
-                    or path == "/jobs" else ""
+                rows = (
+                    len(re.findall(r'<a href="/jobs/[0-9a-f-]{36}">', body))
+                    if path.startswith("/jobs?") or path == "/jobs"
+                    else ""
+                )
                 print(f"| {label} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | {rows} |")
         finally:
             process.terminate()

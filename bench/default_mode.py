@@ -58,15 +58,20 @@ def server_cpu_seconds(dsn: str) -> float | None:
     Needs the server on this machine, its /proc readable; None otherwise.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
-        pids = [pid for pid, in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
     times = [cpu_seconds(pid) for pid in pids]
     return None if not times or None in times else sum(t for t in times if t is not None)
 
 
 @contextmanager
-def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
-                   options: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:
+def default_worker(
+    dsn: str, queue: str, concurrency: int, baseline: str | None, options: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[str]]:
     """One process running ``subscribe(queue, concurrency=concurrency)`` with the client's defaults.
 
     ``baseline``: a directory holding another ``raquel_pg``; the worker runs
@@ -74,9 +79,12 @@ def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
     so that its ``raquel_pg`` is imported instead of this tree's. ``options``: ``key=value``
     worker options (bools as True/False) added to the defaults.
     """
-    process = subprocess.Popen([sys.executable, "-m", "bench.worker_proc", "default", dsn, queue,
-                                str(concurrency), *options], cwd=baseline or ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.worker_proc", "default", dsn, queue, str(concurrency), *options],
+        cwd=baseline or ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
         process.kill()
@@ -97,8 +105,14 @@ def default_worker(dsn: str, queue: str, concurrency: int, baseline: str | None,
 Run = tuple[Span, float | None, float | None]
 
 
-def run_raquel(dsn: str, jobs: int, concurrency: int, baseline: str | None,
-               options: tuple[str, ...] = (), setup_sql: str | None = None) -> Run:
+def run_raquel(
+    dsn: str,
+    jobs: int,
+    concurrency: int,
+    baseline: str | None,
+    options: tuple[str, ...] = (),
+    setup_sql: str | None = None,
+) -> Run:
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with the default worker; span and CPU per job.
 
     CPU: the worker process's and its server processes' (pool and LISTEN
@@ -140,20 +154,46 @@ def configs(sizes: Sizes) -> list[Config]:
     extra = [tuple(o.split()) for o in os.environ.get("RAQUEL_PG_BENCH_OPTIONS", "").split(";") if o.strip()]
     runs: list[Config] = []
     for n in IN_FLIGHT:
-        runs.append(("raquel_pg", f"subscribe(concurrency={n}), defaults", n,
-                     partial(run_raquel, jobs=jobs, concurrency=n, baseline=None), True))
+        runs.append(
+            (
+                "raquel_pg",
+                f"subscribe(concurrency={n}), defaults",
+                n,
+                partial(run_raquel, jobs=jobs, concurrency=n, baseline=None),
+                True,
+            )
+        )
         for options in extra:
-            runs.append(("raquel_pg", f"subscribe(concurrency={n}, {', '.join(options)})", n,
-                         partial(run_raquel, jobs=jobs, concurrency=n, baseline=None, options=options), True))
+            runs.append(
+                (
+                    "raquel_pg",
+                    f"subscribe(concurrency={n}, {', '.join(options)})",
+                    n,
+                    partial(run_raquel, jobs=jobs, concurrency=n, baseline=None, options=options),
+                    True,
+                )
+            )
         for baseline in baselines:
-            runs.append(("raquel_pg (baseline)", f"subscribe(concurrency={n}), defaults, code of "
-                         f"{os.path.basename(baseline.rstrip('/'))}", n,
-                         partial(run_raquel, jobs=jobs, concurrency=n, baseline=baseline,
-                                 setup_sql=baseline_sql), True))
+            runs.append(
+                (
+                    "raquel_pg (baseline)",
+                    f"subscribe(concurrency={n}), defaults, code of {os.path.basename(baseline.rstrip('/'))}",
+                    n,
+                    partial(run_raquel, jobs=jobs, concurrency=n, baseline=baseline, setup_sql=baseline_sql),
+                    True,
+                )
+            )
         if installed("pgqueuer"):
             managers = 1 if n == 10 else n // 10
-            runs.append(("pgqueuer", f"{managers} QueueManager(s) x batch_size=10, PsycopgDriver", n,
-                         partial(run_peer, jobs=jobs, managers=managers), False))
+            runs.append(
+                (
+                    "pgqueuer",
+                    f"{managers} QueueManager(s) x batch_size=10, PsycopgDriver",
+                    n,
+                    partial(run_peer, jobs=jobs, managers=managers),
+                    False,
+                )
+            )
     return runs
 
 
@@ -169,8 +209,18 @@ def scenario_default(server: Server, sizes: Sizes) -> Section:
         "process of its own. Ratio: this row / pgqueuer at the same jobs in flight. CPU per job "
         "(raquel_pg only): the worker process's, and its server processes' (its pool and LISTEN "
         "connections, read from /proc), from the worker's start to the last job done.",
-        ["system", "settings", "in flight", "jobs/s (median)", "min-max", "steady jobs/s (median)",
-         "÷ pgqueuer", "worker CPU µs/job", "server CPU µs/job"])
+        [
+            "system",
+            "settings",
+            "in flight",
+            "jobs/s (median)",
+            "min-max",
+            "steady jobs/s (median)",
+            "÷ pgqueuer",
+            "worker CPU µs/job",
+            "server CPU µs/job",
+        ],
+    )
     runs = configs(sizes)
     results: list[list[Run]] = [[] for _ in runs]
     for round_number in range(ROUNDS):
@@ -192,9 +242,16 @@ def scenario_default(server: Server, sizes: Sizes) -> Section:
         clients = [c for _, c, _ in got if c is not None]
         servers = [s for _, _, s in got if s is not None]
         median = statistics.median(rates)
-        section.add(name, settings, n, median, f"{fmt(min(rates))}-{fmt(max(rates))}",
-                    statistics.median(steady), "" if name == "pgqueuer" else ratio(median, medians.get(n)),
-                    statistics.median(clients) if clients else None,
-                    statistics.median(servers) if servers else None)
+        section.add(
+            name,
+            settings,
+            n,
+            median,
+            f"{fmt(min(rates))}-{fmt(max(rates))}",
+            statistics.median(steady),
+            "" if name == "pgqueuer" else ratio(median, medians.get(n)),
+            statistics.median(clients) if clients else None,
+            statistics.median(servers) if servers else None,
+        )
         section.figures[f"{name} {settings}"] = median
     return section

@@ -38,12 +38,14 @@ from .server import server
 #: The migration this compares against the schema before it.
 MIGRATION = "enqueue_speed"
 
-ARGUMENTS = ("queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint, "
-             "delay => %(delay)s::bigint, max_age => %(max_age)s::bigint, "
-             "max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint, "
-             "max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint, "
-             "priority => %(priority)s::integer, unique_key => %(unique_key)s::text, "
-             "unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint")
+ARGUMENTS = (
+    "queue => %(queue)s::text, payload => %(payload)s::text, at => %(at)s::bigint, "
+    "delay => %(delay)s::bigint, max_age => %(max_age)s::bigint, "
+    "max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint, "
+    "max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint, "
+    "priority => %(priority)s::integer, unique_key => %(unique_key)s::text, "
+    "unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint"
+)
 #: The id alone, as enqueue() asked before it returned the job (issue 24).
 ID_ONLY = f"SELECT raquel.raquel_enqueue({ARGUMENTS})"
 #: enqueue()'s query before migration enqueue_speed: raquel_enqueue plus a primary-key read.
@@ -87,10 +89,14 @@ def query_way(label: str, conn: psycopg.Connection[Any], query: str, record: boo
 
     def call() -> object:
         args = params.enqueue_args("bench_row", "x", None, None, None, None, None, None, None)
-        cur = cursor.execute(text, args, prepare=True, binary=record) if kept else conn.execute(
-            text, args, prepare=True, binary=record)
+        cur = (
+            cursor.execute(text, args, prepare=True, binary=record)
+            if kept
+            else conn.execute(text, args, prepare=True, binary=record)
+        )
         rows = cur.fetchall()
         return JobRecord.from_row(rows[0]) if record else rows[0][0]
+
     return Way(label, conn.info.backend_pid, call)
 
 
@@ -108,13 +114,22 @@ def measure(before: str, after: str, rounds: int, calls: int) -> list[Way]:
         conn.execute("SET synchronous_commit = off")
         rq_pid = conn.info.backend_pid
     ways = [
-        query_way("before: `raquel_enqueue` (the id only, enqueue() before issue 24)", conns[0], ID_ONLY,
-                  False, False),
-        query_way("before: `raquel_enqueue_job` + `from_row` (enqueue() before enqueue_speed)", conns[1], ENQUEUE_JOB,
-                  True, False),
+        query_way("before: `raquel_enqueue` (the id only, enqueue() before issue 24)", conns[0], ID_ONLY, False, False),
+        query_way(
+            "before: `raquel_enqueue_job` + `from_row` (enqueue() before enqueue_speed)",
+            conns[1],
+            ENQUEUE_JOB,
+            True,
+            False,
+        ),
         query_way("after: `raquel_enqueue` (the id only)", conns[2], ID_ONLY, False, False),
-        query_way("after: `raquel_enqueue_row` + `from_row` on a kept cursor (enqueue() now)", conns[3],
-                  QUERIES["enqueue"], True, True),
+        query_way(
+            "after: `raquel_enqueue_row` + `from_row` on a kept cursor (enqueue() now)",
+            conns[3],
+            QUERIES["enqueue"],
+            True,
+            True,
+        ),
         Way("after: `Raquel.enqueue()` itself (pool of one)", rq_pid, lambda: rq.enqueue("bench_row", "x")),
     ]
     try:
@@ -122,7 +137,7 @@ def measure(before: str, after: str, rounds: int, calls: int) -> list[Way]:
             for _ in range(200):
                 way.call()
         for round_ in range(rounds):
-            for way in ways[round_ % len(ways):] + ways[:round_ % len(ways)]:
+            for way in ways[round_ % len(ways) :] + ways[: round_ % len(ways)]:
                 way.round(calls)
     finally:
         rq.close()
@@ -133,11 +148,17 @@ def measure(before: str, after: str, rounds: int, calls: int) -> list[Way]:
 
 def section(ways: list[Way], rounds: int, calls: int, version: str) -> str:
     """The Markdown table."""
+
     def cell(values: list[float]) -> str:
         return f"{statistics.median(values):.1f}" if values else "n/a"
-    lines = [f"{version}; {rounds} rounds of {calls:,} calls per way, in rotating order; medians, "
-             "µs per call: wall clock (round trip included), the client's CPU, the backend's CPU.", "",
-             "| call | µs per call | client CPU | server CPU |", "|---|---|---|---|"]
+
+    lines = [
+        f"{version}; {rounds} rounds of {calls:,} calls per way, in rotating order; medians, "
+        "µs per call: wall clock (round trip included), the client's CPU, the backend's CPU.",
+        "",
+        "| call | µs per call | client CPU | server CPU |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {way.label} | {cell(way.wall)} | {cell(way.client)} | {cell(way.server)} |" for way in ways]
     return "\n".join(lines)
 
@@ -149,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     migrations = load_migrations()
     upto = [m.name for m in migrations].index(MIGRATION)
-    with server() as srv, srv.database("row_before", migrated=False) as before, \
-            srv.database("row_after") as after:
+    with server() as srv, srv.database("row_before", migrated=False) as before, srv.database("row_after") as after:
         with psycopg.connect(before, autocommit=True) as conn:
             migrate(conn, migrations[:upto])
             version = str(conn.execute("SELECT version()").fetchone()[0]).split(" on ")[0]  # type: ignore[index]

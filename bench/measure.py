@@ -29,14 +29,14 @@ class Sizes:
     """How much work each scenario does."""
 
     name: str
-    enqueue_calls: int      # single enqueue() calls per producer
-    enqueue_many: int       # jobs per enqueue_many() call
-    pgbench_seconds: int    # duration of each pgbench enqueue run
-    e2e_jobs: int           # jobs drained per end-to-end run
-    wake_samples: int       # wake-up latency samples
+    enqueue_calls: int  # single enqueue() calls per producer
+    enqueue_many: int  # jobs per enqueue_many() call
+    pgbench_seconds: int  # duration of each pgbench enqueue run
+    e2e_jobs: int  # jobs drained per end-to-end run
+    wake_samples: int  # wake-up latency samples
     history: tuple[int, ...]  # finished jobs in the table, per history run
-    claim_samples: int      # raquel_claim calls timed per history run
-    peer_jobs: int          # jobs per peer run (pure SQL batched: 10x)
+    claim_samples: int  # raquel_claim calls timed per history run
+    peer_jobs: int  # jobs per peer run (pure SQL batched: 10x)
 
 
 SIZES = {
@@ -109,8 +109,7 @@ class Span:
     @property
     def rate(self) -> float | None:
         """jobs / (last success - first claim): the headline figure; None when empty."""
-        last = self.last_success if self.last_success is not None else (
-            self.successes[-1] if self.successes else None)
+        last = self.last_success if self.last_success is not None else (self.successes[-1] if self.successes else None)
         if not self.jobs or last is None or self.first_claim is None:
             return None
         return self.jobs / max(last - self.first_claim, 1e-3)
@@ -155,8 +154,9 @@ def ratios(reference: Span | None, span: Span | None) -> str:
     return f"{ratio(reference.rate, span.rate)} ({ratio(reference.steady_rate, span.steady_rate)})"
 
 
-def wait_until(dsn: str, query: str, args: Sequence[object], done: Callable[[int], bool],
-               timeout: float, interval: float = 0.05) -> None:
+def wait_until(
+    dsn: str, query: str, args: Sequence[object], done: Callable[[int], bool], timeout: float, interval: float = 0.05
+) -> None:
     """Polls ``query`` (one integer) on one connection until ``done(value)``; TimeoutError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -172,16 +172,34 @@ def wait_until(dsn: str, query: str, args: Sequence[object], done: Callable[[int
 _TPS = re.compile(r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections establishing)\)")
 
 
-def pgbench(program: str, dsn: str, script: str, *, clients: int, seconds: int | None = None,
-            transactions: int | None = None, cores: int = 2) -> float:
+def pgbench(
+    program: str,
+    dsn: str,
+    script: str,
+    *,
+    clients: int,
+    seconds: int | None = None,
+    transactions: int | None = None,
+    cores: int = 2,
+) -> float:
     """Runs ``script`` (a file of bench/sql/) with pgbench; returns its tps (no connection time).
 
     Prepared statements (``-M prepared``), no vacuum; either ``seconds`` (-T)
     or ``transactions`` per client (-t). Raises RuntimeError when pgbench
     prints no tps line.
     """
-    command = [program, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, cores)),
-               "-f", str(SQL_DIR / script)]
+    command = [
+        program,
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, cores)),
+        "-f",
+        str(SQL_DIR / script),
+    ]
     command += ["-T", str(seconds)] if seconds is not None else ["-t", str(transactions)]
     done = subprocess.run([*command, dsn], capture_output=True, text=True, timeout=900)
     found = _TPS.search(done.stdout)

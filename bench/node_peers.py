@@ -51,11 +51,18 @@ def unavailable() -> str | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         return "no `node`/`npm` on PATH"
-    if not (NODE_DIR / "node_modules" / "graphile-worker").is_dir() or \
-            not (NODE_DIR / "node_modules" / "pg-boss").is_dir():
+    if (
+        not (NODE_DIR / "node_modules" / "graphile-worker").is_dir()
+        or not (NODE_DIR / "node_modules" / "pg-boss").is_dir()
+    ):
         try:
-            done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR,
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=NODE_DIR,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except (OSError, subprocess.TimeoutExpired) as error:
             return f"`npm ci` in bench/node failed: {error}"
         if done.returncode != 0:
@@ -70,8 +77,10 @@ def versions() -> dict[str, str]:
     done = subprocess.run(["node", str(SCRIPT), "versions"], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         return {}
-    return {f"{name} (Node)" if name in ("node", "pg") else name: str(version)
-            for name, version in json.loads(done.stdout).items()}
+    return {
+        f"{name} (Node)" if name in ("node", "pg") else name: str(version)
+        for name, version in json.loads(done.stdout).items()
+    }
 
 
 def url(dsn: str) -> str:
@@ -90,8 +99,7 @@ def url(dsn: str) -> str:
 
 def _node(*args: str, timeout: float = 900) -> str:
     """Runs ``node peer.mjs *args`` to its end; its stdout. RuntimeError when it fails."""
-    done = subprocess.run(["node", str(SCRIPT), *args], cwd=NODE_DIR, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(["node", str(SCRIPT), *args], cwd=NODE_DIR, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"node peer.mjs {args[0]} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return done.stdout
@@ -99,8 +107,13 @@ def _node(*args: str, timeout: float = 900) -> str:
 
 def _spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
     """Starts ``node peer.mjs *args`` and waits for its 'ready' line."""
-    process = subprocess.Popen(["node", str(SCRIPT), *args], cwd=NODE_DIR, stdout=subprocess.PIPE,
-                               stdin=subprocess.PIPE if stdin else None, text=True)
+    process = subprocess.Popen(
+        ["node", str(SCRIPT), *args],
+        cwd=NODE_DIR,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin else None,
+        text=True,
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     if line.strip() != "ready":
@@ -122,8 +135,15 @@ def drain_graphile(dsn: str, jobs: int, concurrency: int, mode: str, processes: 
     """``jobs`` no-op jobs drained by ``processes`` graphile-worker ``runOnce()`` processes of
     ``concurrency`` jobs each; ``mode``: 'default' or 'perftest' (its perfTest's settings)."""
     prepare("graphile", dsn, jobs)
-    started = [subprocess.Popen(["node", str(SCRIPT), "drain-graphile", url(dsn), str(concurrency), mode],
-                                cwd=NODE_DIR, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    started = [
+        subprocess.Popen(
+            ["node", str(SCRIPT), "drain-graphile", url(dsn), str(concurrency), mode],
+            cwd=NODE_DIR,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
     reports = []
     for process in started:
         out, _ = process.communicate(timeout=900)
@@ -131,8 +151,12 @@ def drain_graphile(dsn: str, jobs: int, concurrency: int, mode: str, processes: 
             raise RuntimeError(f"graphile-worker drain failed ({process.returncode})")
         reports.append(json.loads(out.strip().splitlines()[-1]))
     firsts = [report["first"] for report in reports if report["first"] is not None]
-    return Span(min(firsts) if firsts else None, [], done=sum(int(report["jobs"]) for report in reports),
-                last_success=max(float(report["end"]) for report in reports))
+    return Span(
+        min(firsts) if firsts else None,
+        [],
+        done=sum(int(report["jobs"]) for report in reports),
+        last_success=max(float(report["end"]) for report in reports),
+    )
 
 
 def drain_pgboss(dsn: str, jobs: int, local_concurrency: int, mode: str, batch: int = 1) -> Span:
@@ -194,4 +218,3 @@ def wake_pgboss(dsn: str, mode: str, samples: int, warmup: int = 1) -> list[floa
         stop(producer)
         stop(worker)
     return latencies
-

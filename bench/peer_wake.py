@@ -20,16 +20,43 @@ from .server import Server
 Waker = tuple[str, str, int, Callable[[str, int], list[float]], bool]
 
 WAKERS: list[Waker] = [
-    ("raquel_pg", "AsyncWorker, subscribe() with no options (one slot)", 1,
-     lambda dsn, n: wake_samples(dsn, "async", n), False),
-    ("graphile-worker", "run(), its defaults (concurrentJobs=1); add_job() from another connection", 1,
-     lambda dsn, n: node_peers.wake_graphile(dsn, "default", n), True),
-    ("graphile-worker", "run() with its perfTest's settings (concurrentJobs=24, localQueue 500, batched "
-     "completions), as its latencyTest", 1, lambda dsn, n: node_peers.wake_graphile(dsn, "perftest", n), True),
-    ("pg-boss", "work(), its defaults (no LISTEN: it polls every 2 s); send() from another process", 25,
-     lambda dsn, n: node_peers.wake_pgboss(dsn, "default", n), True),
-    ("pg-boss", "work() on a queue with notify: true, useListenNotify: true (its low-latency setting); "
-     "send() from another process", 1, lambda dsn, n: node_peers.wake_pgboss(dsn, "notify", n), True),
+    (
+        "raquel_pg",
+        "AsyncWorker, subscribe() with no options (one slot)",
+        1,
+        lambda dsn, n: wake_samples(dsn, "async", n),
+        False,
+    ),
+    (
+        "graphile-worker",
+        "run(), its defaults (concurrentJobs=1); add_job() from another connection",
+        1,
+        lambda dsn, n: node_peers.wake_graphile(dsn, "default", n),
+        True,
+    ),
+    (
+        "graphile-worker",
+        "run() with its perfTest's settings (concurrentJobs=24, localQueue 500, batched "
+        "completions), as its latencyTest",
+        1,
+        lambda dsn, n: node_peers.wake_graphile(dsn, "perftest", n),
+        True,
+    ),
+    (
+        "pg-boss",
+        "work(), its defaults (no LISTEN: it polls every 2 s); send() from another process",
+        25,
+        lambda dsn, n: node_peers.wake_pgboss(dsn, "default", n),
+        True,
+    ),
+    (
+        "pg-boss",
+        "work() on a queue with notify: true, useListenNotify: true (its low-latency setting); "
+        "send() from another process",
+        1,
+        lambda dsn, n: node_peers.wake_pgboss(dsn, "notify", n),
+        True,
+    ),
 ]
 
 
@@ -45,13 +72,16 @@ def scenario_peer_wake(server: Server, sizes: Sizes) -> Section:
         "its `send()` in a Node producer, since pg-boss sends its NOTIFY from its own insert statement). "
         f"{rounds} rounds, the systems taking turns in a rotated order; percentiles over all samples. "
         "pg-boss with its defaults polls, so it gets 1/25 of the samples.",
-        ["system", "settings", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"])
+        ["system", "settings", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+    )
     missing = node_peers.unavailable()
     wakers = [waker for waker in WAKERS if not (waker[4] and missing)]
     latencies: dict[int, list[float]] = {index: [] for index in range(len(wakers))}
     with ExitStack() as stack:
-        dsns = {index: stack.enter_context(server.database("wake", migrated=waker[0] == "raquel_pg"))
-                for index, waker in enumerate(wakers)}
+        dsns = {
+            index: stack.enter_context(server.database("wake", migrated=waker[0] == "raquel_pg"))
+            for index, waker in enumerate(wakers)
+        }
         order = list(range(len(wakers)))
         for round_ in range(rounds):
             shift = round_ * len(order) // rounds
@@ -67,4 +97,3 @@ def scenario_peer_wake(server: Server, sizes: Sizes) -> Section:
         if node and missing:
             section.add(system, settings, "", f"n/a ({missing})", "", "", "")
     return section
-

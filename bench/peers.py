@@ -54,11 +54,11 @@ class Run:
 
     system: str
     settings: str
-    group: str                      # jobs in flight: compared with raquel_pg's runs of the same group
-    tables: tuple[str, ...]         # DEFAULT and/or FAST
+    group: str  # jobs in flight: compared with raquel_pg's runs of the same group
+    tables: tuple[str, ...]  # DEFAULT and/or FAST
     run: Callable[[str], Span] | None
-    missing: str = ""               # why it cannot run (its rows say n/a with this)
-    role: str = ""                  # raquel_pg's PLAIN, BATCHED or FASTEST
+    missing: str = ""  # why it cannot run (its rows say n/a with this)
+    role: str = ""  # raquel_pg's PLAIN, BATCHED or FASTEST
 
     @property
     def key(self) -> str:
@@ -77,35 +77,77 @@ def raquel_runs(sizes: Sizes) -> list[Run]:
     jobs, fast_jobs, wide_jobs = sizes.peer_jobs, sizes.peer_jobs * 5 // 2, 10 * sizes.peer_jobs
 
     def one(concurrency: int, count: int, batched: bool = False, durable: bool = True) -> Callable[[str], Span]:
-        return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.async_worker(
-            d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable))
+        return lambda dsn: drain(
+            dsn,
+            "bench",
+            count,
+            lambda d, q: workers.async_worker(
+                d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable
+            ),
+        )
 
     def processes(count: int, each: int, number: int, durable: bool) -> Callable[[str], Span]:
-        return lambda dsn: drain(dsn, "bench", count, lambda d, q: workers.worker_processes(
-            d, q, each, number, True, durable_claims=durable))
+        return lambda dsn: drain(
+            dsn, "bench", count, lambda d, q: workers.worker_processes(d, q, each, number, True, durable_claims=durable)
+        )
 
     # The default mode is the worker's own defaults, read from its signature (successes batched
     # since issue 23), never a value written here.
     default_batched = bool(inspect.signature(AsyncWorker).parameters["batch_outcomes"].default)
-    runs = [Run("raquel_pg", f"AsyncWorker, concurrency={n}, every other option its default (pool_size=10, "
-                f"batch_outcomes={default_batched})", str(n), (DEFAULT,), one(n, jobs, default_batched), role=PLAIN)
-            for n in (CONCURRENCY, PGQUEUER_WIDE)]
+    runs = [
+        Run(
+            "raquel_pg",
+            f"AsyncWorker, concurrency={n}, every other option its default (pool_size=10, "
+            f"batch_outcomes={default_batched})",
+            str(n),
+            (DEFAULT,),
+            one(n, jobs, default_batched),
+            role=PLAIN,
+        )
+        for n in (CONCURRENCY, PGQUEUER_WIDE)
+    ]
     for n in (CONCURRENCY, PGQUEUER_WIDE):
         settings = f"AsyncWorker, concurrency={n}, pool_size=10, batch_outcomes=True"
         runs.append(Run("raquel_pg", settings, str(n), (FAST,), one(n, fast_jobs, True), role=BATCHED))
-        runs.append(Run("raquel_pg", f"{settings}, {NON_DURABLE}", str(n), (FAST,),
-                        one(n, fast_jobs, True, False), role=FASTEST))
+        runs.append(
+            Run(
+                "raquel_pg", f"{settings}, {NON_DURABLE}", str(n), (FAST,), one(n, fast_jobs, True, False), role=FASTEST
+            )
+        )
     for durable in (True, False):
         suffix = "" if durable else f", {NON_DURABLE}"
         role = BATCHED if durable else FASTEST
-        runs.append(Run("raquel_pg", f"AsyncWorker, concurrency={PURE_WIDE}, pool_size=10, batch_outcomes=True"
-                        f"{suffix}", f"{PURE_WIDE:,}", (FAST,), one(PURE_WIDE, wide_jobs, True, durable), role=role))
-        runs.append(Run("raquel_pg", f"2 processes x AsyncWorker, concurrency=500, pool_size=10 each, "
-                        f"batch_outcomes=True{suffix}", f"{PURE_WIDE:,}", (FAST,),
-                        processes(wide_jobs, PURE_WIDE // 2, 2, durable), role=role))
-        runs.append(Run("raquel_pg", f"{GRAPHILE_PROCESSES} processes x AsyncWorker, concurrency="
-                        f"{GRAPHILE_JOBS}, pool_size=10 each, batch_outcomes=True{suffix}", MULTI, (FAST,),
-                        processes(fast_jobs, GRAPHILE_JOBS, GRAPHILE_PROCESSES, durable), role=role))
+        runs.append(
+            Run(
+                "raquel_pg",
+                f"AsyncWorker, concurrency={PURE_WIDE}, pool_size=10, batch_outcomes=True{suffix}",
+                f"{PURE_WIDE:,}",
+                (FAST,),
+                one(PURE_WIDE, wide_jobs, True, durable),
+                role=role,
+            )
+        )
+        runs.append(
+            Run(
+                "raquel_pg",
+                f"2 processes x AsyncWorker, concurrency=500, pool_size=10 each, batch_outcomes=True{suffix}",
+                f"{PURE_WIDE:,}",
+                (FAST,),
+                processes(wide_jobs, PURE_WIDE // 2, 2, durable),
+                role=role,
+            )
+        )
+        runs.append(
+            Run(
+                "raquel_pg",
+                f"{GRAPHILE_PROCESSES} processes x AsyncWorker, concurrency="
+                f"{GRAPHILE_JOBS}, pool_size=10 each, batch_outcomes=True{suffix}",
+                MULTI,
+                (FAST,),
+                processes(fast_jobs, GRAPHILE_JOBS, GRAPHILE_PROCESSES, durable),
+                role=role,
+            )
+        )
     return runs
 
 
@@ -125,28 +167,64 @@ def node_runs(sizes: Sizes) -> list[Run]:
 
     runs = []
     for n in (CONCURRENCY, PGQUEUER_WIDE):
-        runs.append(Run("graphile-worker", f"concurrentJobs={n}, every other option its default (maxPoolSize=10, "
-                        "no local queue, completions one at a time)", str(n), (DEFAULT,),
-                        run(graphile(sizes.peer_jobs, n, "default")),
-                        missing))
+        runs.append(
+            Run(
+                "graphile-worker",
+                f"concurrentJobs={n}, every other option its default (maxPoolSize=10, "
+                "no local queue, completions one at a time)",
+                str(n),
+                (DEFAULT,),
+                run(graphile(sizes.peer_jobs, n, "default")),
+                missing,
+            )
+        )
         # pg-boss's defaults poll every 2 s after each fetch of one job: 3 jobs per worker take ~4 s.
-        runs.append(Run("pg-boss", f"work() with localConcurrency={n}, every other option its default (batchSize=1, "
-                        "pollingIntervalSeconds=2)", str(n), (DEFAULT,),
-                        run(pgboss(3 * n, n, "default", 1)), missing))
+        runs.append(
+            Run(
+                "pg-boss",
+                f"work() with localConcurrency={n}, every other option its default (batchSize=1, "
+                "pollingIntervalSeconds=2)",
+                str(n),
+                (DEFAULT,),
+                run(pgboss(3 * n, n, "default", 1)),
+                missing,
+            )
+        )
     perftest = "localQueue size 500 (refetchDelay 10 ms), completeJobBatchDelay=0, failJobBatchDelay=0"
     for n in (CONCURRENCY, PGQUEUER_WIDE):
-        runs.append(Run("graphile-worker", f"its perfTest's settings: concurrentJobs={n}, maxPoolSize={n + 1}, "
-                        f"{perftest}", str(n), (FAST,),
-                        run(graphile(fast_jobs, n, "perftest")), missing))
+        runs.append(
+            Run(
+                "graphile-worker",
+                f"its perfTest's settings: concurrentJobs={n}, maxPoolSize={n + 1}, {perftest}",
+                str(n),
+                (FAST,),
+                run(graphile(fast_jobs, n, "perftest")),
+                missing,
+            )
+        )
         teams = n // CONCURRENCY
-        runs.append(Run("pg-boss", f"work() with localConcurrency={teams}, batchSize={CONCURRENCY}, "
-                        "burstWhenBatchFull=true", str(n), (FAST,),
-                        run(pgboss(fast_jobs, teams, "fast", CONCURRENCY)),
-                        missing))
-    runs.append(Run("graphile-worker", f"its perfTest: {GRAPHILE_PROCESSES} processes x "
-                    f"concurrentJobs={GRAPHILE_JOBS}, "
-                    f"maxPoolSize={GRAPHILE_JOBS + 1}, {perftest}", MULTI, (FAST,),
-                    run(graphile(fast_jobs, GRAPHILE_JOBS, "perftest", GRAPHILE_PROCESSES)), missing))
+        runs.append(
+            Run(
+                "pg-boss",
+                f"work() with localConcurrency={teams}, batchSize={CONCURRENCY}, burstWhenBatchFull=true",
+                str(n),
+                (FAST,),
+                run(pgboss(fast_jobs, teams, "fast", CONCURRENCY)),
+                missing,
+            )
+        )
+    runs.append(
+        Run(
+            "graphile-worker",
+            f"its perfTest: {GRAPHILE_PROCESSES} processes x "
+            f"concurrentJobs={GRAPHILE_JOBS}, "
+            f"maxPoolSize={GRAPHILE_JOBS + 1}, {perftest}",
+            MULTI,
+            (FAST,),
+            run(graphile(fast_jobs, GRAPHILE_JOBS, "perftest", GRAPHILE_PROCESSES)),
+            missing,
+        )
+    )
     return runs
 
 
@@ -155,26 +233,64 @@ def python_runs(server: Server, sizes: Sizes) -> list[Run]:
     settings), and the pure-SQL limit (fast table)."""
     jobs = sizes.peer_jobs
     no_pgqueuer = "" if python_peers.installed("pgqueuer") else "pgqueuer not installed (pip install -e '.[bench]')"
-    no_procrastinate = "" if python_peers.installed("procrastinate") else \
-        "procrastinate not installed (pip install -e '.[bench]')"
+    no_procrastinate = (
+        "" if python_peers.installed("procrastinate") else "procrastinate not installed (pip install -e '.[bench]')"
+    )
     no_pgbench = "" if server.pgbench() is not None else "no pgbench"
     both = (DEFAULT, FAST)
     return [
-        Run("pgqueuer", f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY} (its default)", str(CONCURRENCY),
-            both, None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 1, CONCURRENCY)),
-            no_pgqueuer),
-        Run("pgqueuer", "5 QueueManagers x batch_size=10 (its own benchmark's defaults)", str(PGQUEUER_WIDE), both,
-            None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 5, 10)), no_pgqueuer),
-        Run("procrastinate", f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
-            str(CONCURRENCY), both,
+        Run(
+            "pgqueuer",
+            f"1 QueueManager, PsycopgDriver, batch_size={CONCURRENCY} (its default)",
+            str(CONCURRENCY),
+            both,
+            None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 1, CONCURRENCY)),
+            no_pgqueuer,
+        ),
+        Run(
+            "pgqueuer",
+            "5 QueueManagers x batch_size=10 (its own benchmark's defaults)",
+            str(PGQUEUER_WIDE),
+            both,
+            None if no_pgqueuer else (lambda dsn: python_peers.run_pgqueuer(dsn, jobs, 5, 10)),
+            no_pgqueuer,
+        ),
+        Run(
+            "procrastinate",
+            f"1 worker, PsycopgConnector (pool max {CONCURRENCY + 2}), concurrency={CONCURRENCY}",
+            str(CONCURRENCY),
+            both,
             None if no_procrastinate else (lambda dsn: python_peers.run_procrastinate(dsn, jobs // 2, CONCURRENCY)),
-            no_procrastinate),
-        Run("pure SQL (pgbench)", f"1 job per claim, {CONCURRENCY} clients", str(CONCURRENCY), (FAST,),
-            None if no_pgbench else (lambda dsn: python_peers.run_pure_sql(
-                server, dsn, sizes.peer_jobs * 5 // 2, "pure_claim_complete_1.sql", 1, CONCURRENCY)), no_pgbench),
-        Run("pure SQL (pgbench)", f"batches of 100, {CONCURRENCY} clients", f"{PURE_WIDE:,}", (FAST,),
-            None if no_pgbench else (lambda dsn: python_peers.run_pure_sql(
-                server, dsn, 10 * sizes.peer_jobs, "pure_claim_complete_100.sql", 100, CONCURRENCY)), no_pgbench),
+            no_procrastinate,
+        ),
+        Run(
+            "pure SQL (pgbench)",
+            f"1 job per claim, {CONCURRENCY} clients",
+            str(CONCURRENCY),
+            (FAST,),
+            None
+            if no_pgbench
+            else (
+                lambda dsn: python_peers.run_pure_sql(
+                    server, dsn, sizes.peer_jobs * 5 // 2, "pure_claim_complete_1.sql", 1, CONCURRENCY
+                )
+            ),
+            no_pgbench,
+        ),
+        Run(
+            "pure SQL (pgbench)",
+            f"batches of 100, {CONCURRENCY} clients",
+            f"{PURE_WIDE:,}",
+            (FAST,),
+            None
+            if no_pgbench
+            else (
+                lambda dsn: python_peers.run_pure_sql(
+                    server, dsn, 10 * sizes.peer_jobs, "pure_claim_complete_100.sql", 100, CONCURRENCY
+                )
+            ),
+            no_pgbench,
+        ),
     ]
 
 
@@ -203,11 +319,13 @@ def _rate(span: Span | None) -> float | None:
     return None if span is None else span.rate
 
 
-def reference(runs: list[Run], spans: dict[str, list[Span | None]], group: str, role: str,
-              round_: int) -> float | None:
+def reference(runs: list[Run], spans: dict[str, list[Span | None]], group: str, role: str, round_: int) -> float | None:
     """raquel_pg's best rate in a round among its runs of ``group`` in ``role``."""
-    rates = [_rate(spans[run.key][round_]) for run in runs
-             if run.system == "raquel_pg" and run.group == group and run.role == role]
+    rates = [
+        _rate(spans[run.key][round_])
+        for run in runs
+        if run.system == "raquel_pg" and run.group == group and run.role == role
+    ]
     measured = [rate for rate in rates if rate]
     return max(measured) if measured else None
 
@@ -229,8 +347,12 @@ def median_span_cells(spans: list[Span | None]) -> tuple[str, str, str, str]:
     jobs = next((span.jobs for span in spans if span is not None), None)
     if not rates:
         return "", rate_cell(None)[0], "", ""
-    return (fmt(jobs), fmt(statistics.median(rates)), " / ".join(fmt(rate) for rate in rates),
-            fmt(statistics.median(steady)) if steady else "n/a")
+    return (
+        fmt(jobs),
+        fmt(statistics.median(rates)),
+        " / ".join(fmt(rate) for rate in rates),
+        fmt(statistics.median(steady)) if steady else "n/a",
+    )
 
 
 def _x(value: float | None) -> str:
@@ -242,25 +364,36 @@ def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
     rounds = rounds_for(sizes)
     runs = raquel_runs(sizes) + node_runs(sizes) + python_runs(server, sizes)
     spans, errors = measure(server, runs, rounds)
-    common = (f"Each run in a fresh database of the same server, its jobs bulk-enqueued with the system's own "
-              "call, then `ANALYZE` of that database, then the drain timed. jobs/s = jobs / (last durable "
-              "success - first claim), from each system's own timestamps (raquel_pg: claimed_at/finished_at; "
-              "pgqueuer: pgqueuer_log 'picked'/'successful'; procrastinate: procrastinate_events "
-              "'started'/'succeeded'; pg-boss: pgboss.job started_on/completed_on; graphile-worker, which "
-              "deletes a job's row when it completes: first handler start to the return of its runOnce() "
-              "with every completion committed, as its perfTest times it; pure SQL: its claimed_at/finished_at). "
-              f"{rounds} interleaved rounds (each round runs every configuration once, in a rotated order); "
-              "jobs/s is the median of the rounds; each ratio is the median of the rounds' ratios (raquel_pg's "
-              "rate ÷ this system's rate in the same round; > 1: raquel_pg is faster). Steady jobs/s: between "
-              "the 5th and 95th percentile of the successes (n/a for graphile-worker: no per-job times).")
+    common = (
+        f"Each run in a fresh database of the same server, its jobs bulk-enqueued with the system's own "
+        "call, then `ANALYZE` of that database, then the drain timed. jobs/s = jobs / (last durable "
+        "success - first claim), from each system's own timestamps (raquel_pg: claimed_at/finished_at; "
+        "pgqueuer: pgqueuer_log 'picked'/'successful'; procrastinate: procrastinate_events "
+        "'started'/'succeeded'; pg-boss: pgboss.job started_on/completed_on; graphile-worker, which "
+        "deletes a job's row when it completes: first handler start to the return of its runOnce() "
+        "with every completion committed, as its perfTest times it; pure SQL: its claimed_at/finished_at). "
+        f"{rounds} interleaved rounds (each round runs every configuration once, in a rotated order); "
+        "jobs/s is the median of the rounds; each ratio is the median of the rounds' ratios (raquel_pg's "
+        "rate ÷ this system's rate in the same round; > 1: raquel_pg is faster). Steady jobs/s: between "
+        "the 5th and 95th percentile of the successes (n/a for graphile-worker: no per-job times)."
+    )
     default = Section(
         "5a. Peers, default modes",
         f"raquel_pg's default mode (an `AsyncWorker`, `subscribe()` with no option but `concurrency`) beside "
         f"every peer with its defaults, at the same jobs in flight (10 and 50). {sizes.peer_jobs:,} no-op jobs "
         f"per run ({sizes.peer_jobs // 2:,} for procrastinate; 3 per worker for pg-boss, whose default worker "
         "fetches one job and then waits its 2 s polling interval). " + common,
-        ["system", "settings", "in flight", "jobs", "jobs/s", "jobs/s per round", "steady jobs/s",
-         "raquel_pg default ÷ this"])
+        [
+            "system",
+            "settings",
+            "in flight",
+            "jobs",
+            "jobs/s",
+            "jobs/s per round",
+            "steady jobs/s",
+            "raquel_pg default ÷ this",
+        ],
+    )
     fast = Section(
         "5b. Peers, fast modes",
         "raquel_pg's opt-in fast modes (`batch_outcomes=True`, and with `durable_claims=False`: claims commit "
@@ -270,8 +403,18 @@ def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
         f"beyond their defaults, so their rows are 5a's runs), at the same jobs in flight. "
         f"{sizes.peer_jobs * 5 // 2:,} no-op jobs per run ({10 * sizes.peer_jobs:,} at {PURE_WIDE:,} in flight). "
         + common,
-        ["system", "settings", "in flight", "jobs", "jobs/s", "jobs/s per round", "steady jobs/s",
-         f"raquel_pg batch_outcomes + {NON_DURABLE} ÷ this", "raquel_pg batch_outcomes ÷ this"])
+        [
+            "system",
+            "settings",
+            "in flight",
+            "jobs",
+            "jobs/s",
+            "jobs/s per round",
+            "steady jobs/s",
+            f"raquel_pg batch_outcomes + {NON_DURABLE} ÷ this",
+            "raquel_pg batch_outcomes ÷ this",
+        ],
+    )
     for section, table in ((default, DEFAULT), (fast, FAST)):
         for run in sorted((r for r in runs if table in r.tables), key=_group_order):
             reason = errors.get(run.key) or run.missing
@@ -281,14 +424,24 @@ def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
             peer = run.system != "raquel_pg"
             if table == DEFAULT:
                 ratio = median_ratio(runs, spans, run, PLAIN) if peer else None
-                section.add(run.system, run.settings, run.group, jobs, rate, per_round, steady,
-                            _x(ratio) if peer else "")
+                section.add(
+                    run.system, run.settings, run.group, jobs, rate, per_round, steady, _x(ratio) if peer else ""
+                )
                 section.figures[f"ratio {DEFAULT} {run.system} @{run.group}"] = ratio if peer else None
             else:
                 fastest = median_ratio(runs, spans, run, FASTEST) if peer else None
                 batched = median_ratio(runs, spans, run, BATCHED) if peer else None
-                section.add(run.system, run.settings, run.group, jobs, rate, per_round, steady,
-                            _x(fastest) if peer else "", _x(batched) if peer else "")
+                section.add(
+                    run.system,
+                    run.settings,
+                    run.group,
+                    jobs,
+                    rate,
+                    per_round,
+                    steady,
+                    _x(fastest) if peer else "",
+                    _x(batched) if peer else "",
+                )
                 if peer:
                     section.figures[f"ratio {FAST} {run.system} @{run.group}"] = fastest
                     section.figures[f"ratio {BATCHED} {run.system} @{run.group}"] = batched
@@ -307,14 +460,24 @@ def _group_order(run: Run) -> tuple[int, int]:
 def _multi_note(section: Section, runs: list[Run], spans: dict[str, list[Span | None]]) -> None:
     """The issue's other multi-process comparison: graphile-worker's 4 x 24 against raquel_pg's 2 x 500."""
     graphile = next((run for run in runs if run.system == "graphile-worker" and run.group == MULTI), None)
-    two = next((run for run in runs if run.system == "raquel_pg" and run.settings.startswith("2 processes")
-                and NON_DURABLE in run.settings), None)
+    two = next(
+        (
+            run
+            for run in runs
+            if run.system == "raquel_pg" and run.settings.startswith("2 processes") and NON_DURABLE in run.settings
+        ),
+        None,
+    )
     if graphile is None or two is None:
         return
-    ratios = [ours.rate / theirs.rate for ours, theirs in zip(spans[two.key], spans[graphile.key])
-              if ours is not None and theirs is not None and ours.rate and theirs.rate]
+    ratios = [
+        ours.rate / theirs.rate
+        for ours, theirs in zip(spans[two.key], spans[graphile.key])
+        if ours is not None and theirs is not None and ours.rate and theirs.rate
+    ]
     value = statistics.median(ratios) if ratios else None
     section.figures[f"ratio {FAST} graphile-worker {MULTI} vs raquel_pg 2 x 500"] = value
     section.notes.append(
         f"Multi-process shapes: raquel_pg's 2 processes x 500 (`batch_outcomes=True`, `{NON_DURABLE}`) ÷ "
-        f"graphile-worker's perfTest shape {MULTI}, median of the rounds' ratios: {_x(value)}.")
+        f"graphile-worker's perfTest shape {MULTI}, median of the rounds' ratios: {_x(value)}."
+    )

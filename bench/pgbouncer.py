@@ -105,8 +105,9 @@ pidfile = {directory / "pgbouncer.pid"}
 
 
 @contextmanager
-def running(server_dsn: str, *, pool_mode: str = "transaction", pool_size: int = 20,
-            timeout: float = 10.0) -> Iterator[str]:
+def running(
+    server_dsn: str, *, pool_mode: str = "transaction", pool_size: int = 20, timeout: float = 10.0
+) -> Iterator[str]:
     """Runs PgBouncer in front of ``server_dsn``'s server; yields ``server_dsn`` rewritten to go through it.
 
     Any database of that server can be reached through the pooler: rewrite a
@@ -167,8 +168,9 @@ def _wait_accepting(port: int, process: subprocess.Popen[bytes], directory: Path
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"pgbouncer did not listen on port {port} in {timeout:.0f}s: "
-                                   f"{_log(directory)}") from None
+                raise RuntimeError(
+                    f"pgbouncer did not listen on port {port} in {timeout:.0f}s: {_log(directory)}"
+                ) from None
             time.sleep(0.02)
 
 

@@ -43,8 +43,7 @@ def drain_rate(direct: str, path: str, pooled: bool, batched: bool, jobs: int) -
     """Pre-enqueued jobs drained by the worker processes connected by ``path``."""
     queue = "bench_pooler"
     enqueue_sql(direct, queue, jobs)
-    with workers.worker_processes(path, queue, CONCURRENCY, PROCESSES, batched,
-                                  client_flags=flags(direct, pooled)):
+    with workers.worker_processes(path, queue, CONCURRENCY, PROCESSES, batched, client_flags=flags(direct, pooled)):
         wait_until(direct, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
     return read_span(direct, RAQUEL_SPAN, [queue])
 
@@ -77,7 +76,8 @@ def scenario_pooler(server: Server, sizes: Sizes) -> Section:
     """Scenario 6: drain rate and wake-up latency through PgBouncer (transaction mode) and direct."""
     rounds = ROUNDS[sizes.name]
     section = Section(
-        "6. Behind PgBouncer", f"{PROCESSES} worker processes x AsyncWorker with {CONCURRENCY} tasks "
+        "6. Behind PgBouncer",
+        f"{PROCESSES} worker processes x AsyncWorker with {CONCURRENCY} tasks "
         f"(each a pool of 10 connections) drain {sizes.e2e_jobs:,} pre-enqueued no-op jobs, "
         "connected directly or through PgBouncer (`pool_mode = transaction`, "
         f"`default_pool_size = {POOL_SIZE}`: 40 client connections on {POOL_SIZE} server connections; "
@@ -85,13 +85,15 @@ def scenario_pooler(server: Server, sizes: Sizes) -> Section:
         "batched. jobs/s as in scenario 2. Each round drains once each way for each outcome mode, "
         f"the two ways back to back (the order alternates between rounds); {rounds} rounds. "
         "Ratio: PgBouncer / direct within each round, and the median of those.",
-        ["connections", "outcomes", "jobs/s per round", "median jobs/s", "ratio to direct per round",
-         "median ratio"])
+        ["connections", "outcomes", "jobs/s per round", "median jobs/s", "ratio to direct per round", "median ratio"],
+    )
     wake = Section(
-        "6b. Wake-up behind PgBouncer", f"An idle AsyncWorker and {sizes.wake_samples // rounds:,} single "
+        "6b. Wake-up behind PgBouncer",
+        f"An idle AsyncWorker and {sizes.wake_samples // rounds:,} single "
         "enqueues per round and way, sent the same way as the worker's calls (through the pooler "
         "or direct; the LISTEN direct in both), as in scenario 3; the percentiles of all rounds.",
-        ["connections", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"])
+        ["connections", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+    )
     reason = pgbouncer.missing()
     if reason is not None:
         section.notes.append(f"Not run: {reason}.")
@@ -121,13 +123,20 @@ def scenario_pooler(server: Server, sizes: Sizes) -> Section:
             mine = rates[way, outcomes]
             per_round = [m / d if d else 0.0 for m, d in zip(mine, direct_rates)]
             median_ratio = statistics.median(per_round)
-            section.add(way, outcomes, ", ".join(fmt(r) for r in mine), statistics.median(mine),
-                        ", ".join(f"{r:.2f}x" for r in per_round), f"{median_ratio:.2f}x")
+            section.add(
+                way,
+                outcomes,
+                ", ".join(fmt(r) for r in mine),
+                statistics.median(mine),
+                ", ".join(f"{r:.2f}x" for r in per_round),
+                f"{median_ratio:.2f}x",
+            )
             section.figures[f"pooler {way} {outcomes} jobs/s"] = statistics.median(mine)
             if way == "PgBouncer":
                 section.figures[f"pooler ratio {outcomes}"] = median_ratio
-                verdicts.append(f"{outcomes} {median_ratio:.2f}x "
-                                f"({'met' if median_ratio >= TARGET_RATIO else 'NOT met'})")
+                verdicts.append(
+                    f"{outcomes} {median_ratio:.2f}x ({'met' if median_ratio >= TARGET_RATIO else 'NOT met'})"
+                )
     for way in WAYS:
         p50, p95, p99 = percentiles(waits[way])
         wake.add(way, len(waits[way]), p50, p95, p99, max(waits[way]))
@@ -136,6 +145,7 @@ def scenario_pooler(server: Server, sizes: Sizes) -> Section:
     section.notes.append(
         f"Targets (issue 19): through PgBouncer >= {TARGET_RATIO}x the direct drain rate (median of the "
         f"rounds' ratios): {'; '.join(verdicts)}. Wake-up p99 through PgBouncer < {TARGET_WAKE_P99_MS:g} ms: "
-        f"{p99:.1f} ms ({'met' if p99 < TARGET_WAKE_P99_MS else 'NOT met'}).")
+        f"{p99:.1f} ms ({'met' if p99 < TARGET_WAKE_P99_MS else 'NOT met'})."
+    )
     section.notes += [f"### {wake.title}", wake.method, markdown_table(wake.headers, wake.rows)]
     return section

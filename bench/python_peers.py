@@ -98,8 +98,9 @@ async def _procrastinate(dsn: str, jobs: int, concurrency: int) -> None:
     """Installs procrastinate, defers ``jobs`` no-op jobs, drains them with one worker."""
     import procrastinate
 
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=dsn, min_size=1, max_size=concurrency + 2))
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=dsn, min_size=1, max_size=concurrency + 2)
+    )
 
     @app.task(name="noop", queue="bench")
     async def noop() -> None:
@@ -109,8 +110,7 @@ async def _procrastinate(dsn: str, jobs: int, concurrency: int) -> None:
         await app.schema_manager.apply_schema_async()
         await noop.batch_defer_async(*([{}] * jobs))
         analyze(dsn)
-        await app.run_worker_async(queues=["bench"], concurrency=concurrency, wait=False,
-                                   install_signal_handlers=False)
+        await app.run_worker_async(queues=["bench"], concurrency=concurrency, wait=False, install_signal_handlers=False)
 
 
 def run_procrastinate(dsn: str, jobs: int, concurrency: int) -> Span:
@@ -125,8 +125,7 @@ def run_pure_sql(server: Server, dsn: str, jobs: int, script: str, batch: int, c
     assert program is not None
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute((ROOT / "bench" / "sql" / "pure_schema.sql").read_bytes())
-        conn.execute("INSERT INTO sql_jobs (queue, payload) SELECT 'bench', 'x' FROM generate_series(1, %s)",
-                     [jobs])
+        conn.execute("INSERT INTO sql_jobs (queue, payload) SELECT 'bench', 'x' FROM generate_series(1, %s)", [jobs])
     analyze(dsn)
     pgbench(program, dsn, script, clients=clients, transactions=max(1, jobs // (clients * batch)))
     return read_span(dsn, PURE_SPAN)

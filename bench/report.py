@@ -20,13 +20,18 @@ at 10 and 50 in flight and in its 4 x 24 shape; wake-up p50 <= 1 ms, p99 <= 3 ms
 #: ratios of raquel_pg's rate to the peer's (bench/peers.py), default mode beside default mode,
 #: fast beside fast.
 PEER_TARGETS = (
-    (DEFAULT, "pgqueuer", "10", 2.0, "5"), (DEFAULT, "pgqueuer", "50", 2.0, "5"),
+    (DEFAULT, "pgqueuer", "10", 2.0, "5"),
+    (DEFAULT, "pgqueuer", "50", 2.0, "5"),
     (DEFAULT, "procrastinate", "10", 5.0, "5"),
-    (DEFAULT, "graphile-worker", "10", 1.5, "23"), (DEFAULT, "graphile-worker", "50", 1.5, "23"),
-    (FAST, "pgqueuer", "10", 2.0, "5"), (FAST, "pgqueuer", "50", 2.0, "5"), (FAST, "procrastinate", "10", 5.0, "5"),
+    (DEFAULT, "graphile-worker", "10", 1.5, "23"),
+    (DEFAULT, "graphile-worker", "50", 1.5, "23"),
+    (FAST, "pgqueuer", "10", 2.0, "5"),
+    (FAST, "pgqueuer", "50", 2.0, "5"),
+    (FAST, "procrastinate", "10", 5.0, "5"),
     (BATCHED, "pure SQL (pgbench)", f"{PURE_WIDE:,}", 0.5, "5"),
     (FAST, "pure SQL (pgbench)", f"{PURE_WIDE:,}", 0.5, "5"),
-    (FAST, "graphile-worker", "10", 1.5, "23"), (FAST, "graphile-worker", "50", 1.5, "23"),
+    (FAST, "graphile-worker", "10", 1.5, "23"),
+    (FAST, "graphile-worker", "50", 1.5, "23"),
     (FAST, "graphile-worker", MULTI, 1.5, "23"),
 )
 
@@ -51,31 +56,50 @@ def targets(figures: dict[str, float | None], sizes: Sizes) -> list[list[str]]:
     rows: list[list[str]] = []
     for table, peer, in_flight, bound, issue in PEER_TARGETS:
         value = figures.get(f"ratio {table} {peer} @{in_flight}")
-        rows.append([f"e2e, {in_flight} in flight, raquel_pg {MODES[table]} ÷ {peer} "
-                     f"({'defaults' if table == DEFAULT else 'fast settings'}) >= {bound:.2f}x (issue {issue})",
-                     "n/a" if value is None else f"{value:.2f}x", _at_least(value, bound)])
+        rows.append(
+            [
+                f"e2e, {in_flight} in flight, raquel_pg {MODES[table]} ÷ {peer} "
+                f"({'defaults' if table == DEFAULT else 'fast settings'}) >= {bound:.2f}x (issue {issue})",
+                "n/a" if value is None else f"{value:.2f}x",
+                _at_least(value, bound),
+            ]
+        )
     many = figures.get("enqueue_many")
     rows.append(["enqueue_many >= 100,000 jobs/s", fmt(many), _at_least(many, 100_000)])
     for producers in (1, 4):
         for mode, label in (("nowaiter", "0009 no waiter"), ("waiter", "0009 one waiter registered")):
             value = _quotient(figures.get(f"enqueue_{mode}_{producers}"), figures.get(f"enqueue_off_{producers}"))
-            rows.append([f"enqueue(), {producers} producer(s): {label} ÷ trigger off >= 0.80x",
-                         "n/a" if value is None else f"{value:.2f}x", _at_least(value, 0.8)])
+            rows.append(
+                [
+                    f"enqueue(), {producers} producer(s): {label} ÷ trigger off >= 0.80x",
+                    "n/a" if value is None else f"{value:.2f}x",
+                    _at_least(value, 0.8),
+                ]
+            )
     for kind in ("async", "sync"):
         p50, p99 = figures.get(f"wake_{kind}_p50"), figures.get(f"wake_{kind}_p99")
         verdict = "n/a" if p50 is None or p99 is None else ("met" if p50 < 5 and p99 < 25 else "NOT met")
         rows.append([f"wake-up ({kind} worker): p50 < 5 ms, p99 < 25 ms", f"{fmt(p50)} / {fmt(p99)} ms", verdict])
     p50, p99 = figures.get("wake_async_p50"), figures.get("wake_async_p99")
     verdict = "n/a" if p50 is None or p99 is None else ("met" if p50 <= 1 and p99 <= 3 else "NOT met")
-    rows.append(["wake-up (async worker): p50 <= 1 ms, p99 <= 3 ms (issue 23)", f"{fmt(p50)} / {fmt(p99)} ms",
-                 verdict])
+    rows.append(["wake-up (async worker): p50 <= 1 ms, p99 <= 3 ms (issue 23)", f"{fmt(p50)} / {fmt(p99)} ms", verdict])
     largest = max(sizes.history)
     claim = figures.get(f"history_{largest}_claim_ratio")
-    rows.append([f"{largest:,} finished jobs: claim p50 <= 1.10x empty",
-                 "n/a" if claim is None else f"{claim:.2f}x", _at_most(claim, 1.1)])
+    rows.append(
+        [
+            f"{largest:,} finished jobs: claim p50 <= 1.10x empty",
+            "n/a" if claim is None else f"{claim:.2f}x",
+            _at_most(claim, 1.1),
+        ]
+    )
     rate = figures.get(f"history_{largest}_rate_ratio")
-    rows.append([f"{largest:,} finished jobs: e2e jobs/s >= 0.90x empty",
-                 "n/a" if rate is None else f"{rate:.2f}x", _at_least(rate, 0.9)])
+    rows.append(
+        [
+            f"{largest:,} finished jobs: e2e jobs/s >= 0.90x empty",
+            "n/a" if rate is None else f"{rate:.2f}x",
+            _at_least(rate, 0.9),
+        ]
+    )
     return rows
 
 
@@ -88,8 +112,11 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def render(sizes: Sizes, environment: dict[str, str], sections: list[Section], seconds: float) -> str:
     """The whole RESULTS.md."""
-    size_note = {"full": "full size", "quick": "QUICK size (`--quick`): smaller runs, noisier figures",
-                 "tiny": "TINY size (smoke test): figures are meaningless"}[sizes.name]
+    size_note = {
+        "full": "full size",
+        "quick": "QUICK size (`--quick`): smaller runs, noisier figures",
+        "tiny": "TINY size (smoke test): figures are meaningless",
+    }[sizes.name]
     parts = [
         "# raquel_pg benchmark results",
         f"Generated by `python -m bench.run{' --quick' if sizes.name == 'quick' else ''}` on "
@@ -101,8 +128,10 @@ def render(sizes: Sizes, environment: dict[str, str], sections: list[Section], s
         TARGETS.replace("\n", " "),
     ]
     figures = {name: value for section in sections for name, value in section.figures.items()}
-    parts += ["## Targets, checked against this run",
-              markdown_table(["target", "measured", "verdict"], targets(figures, sizes))]
+    parts += [
+        "## Targets, checked against this run",
+        markdown_table(["target", "measured", "verdict"], targets(figures, sizes)),
+    ]
     for section in sections:
         parts += [f"## {section.title}", section.method, markdown_table(section.headers, section.rows)]
         parts += section.notes

@@ -69,8 +69,11 @@ def worker(dsn: str, queue: str, handler: Any, batched: bool) -> Iterator[None]:
 def set_trigger(dsn: str, enabled: bool) -> None:
     """Enables or disables the result-waiters trigger of raquel_jobs."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(b"ALTER TABLE raquel.raquel_jobs ENABLE TRIGGER raquel_jobs_30_notify_results" if enabled
-                     else b"ALTER TABLE raquel.raquel_jobs DISABLE TRIGGER raquel_jobs_30_notify_results")
+        conn.execute(
+            b"ALTER TABLE raquel.raquel_jobs ENABLE TRIGGER raquel_jobs_30_notify_results"
+            if enabled
+            else b"ALTER TABLE raquel.raquel_jobs DISABLE TRIGGER raquel_jobs_30_notify_results"
+        )
 
 
 #: (label, handler, trigger enabled) of the rate runs.
@@ -85,7 +88,7 @@ def rates(dsn: str, jobs: int, batched: bool, rounds: int) -> dict[str, list[flo
     """jobs/s of each variant, ``rounds`` interleaved runs each (variant order rotated)."""
     measured: dict[str, list[float]] = {label: [] for label, _, _ in VARIANTS}
     for round_number in range(rounds):
-        order = VARIANTS[round_number % 3:] + VARIANTS[:round_number % 3]
+        order = VARIANTS[round_number % 3 :] + VARIANTS[: round_number % 3]
         for label, handler, trigger in order:
             queue = f"bench_results_{round_number}_{VARIANTS.index((label, handler, trigger))}"
             set_trigger(dsn, trigger)
@@ -116,8 +119,10 @@ def wake_latencies(dsn: str, samples: int, warmup: int = 5) -> list[float]:
     thread.start()
     latencies = []
     try:
-        with psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn, \
-                psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as probe:
+        with (
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as conn,
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=0) as probe,
+        ):
             for i in range(samples + warmup):
                 job_id = conn.execute("SELECT raquel_enqueue('bench_result_wake', 'x')").fetchone()[0]  # type: ignore[index]
                 claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['bench_result_wake'])").fetchone()
@@ -150,7 +155,8 @@ def scenario_results(server: Server, sizes: Sizes) -> Section:
         "while a thread of the harness (its own client) blocks in `rq.result(job_id)`: ms from "
         "the success's commit acknowledged to `result()` returning (NOTIFY raquel_results, "
         "then one read).",
-        ["measure", "outcomes", "median jobs/s or ms", "runs / samples", "ratio to no result"])
+        ["measure", "outcomes", "median jobs/s or ms", "runs / samples", "ratio to no result"],
+    )
     for batched in (False, True):
         with server.database("results") as dsn:
             measured = rates(dsn, sizes.e2e_jobs, batched, rounds)
@@ -158,13 +164,23 @@ def scenario_results(server: Server, sizes: Sizes) -> Section:
         base = statistics.median(measured["no result"]) if measured["no result"] else None
         for label, values in measured.items():
             median = statistics.median(values) if values else None
-            section.add(label, outcomes, f"{median:,.0f}" if median else "n/a", len(values),
-                        f"{median / base:.2f}x" if median and base else "n/a")
+            section.add(
+                label,
+                outcomes,
+                f"{median:,.0f}" if median else "n/a",
+                len(values),
+                f"{median / base:.2f}x" if median and base else "n/a",
+            )
             section.figures[f"results {label} {outcomes}"] = median
     with server.database("results_wake") as dsn:
         latencies = wake_latencies(dsn, sizes.wake_samples)
     p50, p95, p99 = percentiles(latencies)
-    section.add("result wake-up p50 / p95 / p99 / max", "-", f"{p50:.2f} / {p95:.2f} / {p99:.2f} / "
-                f"{max(latencies):.2f} ms", len(latencies), "-")
+    section.add(
+        "result wake-up p50 / p95 / p99 / max",
+        "-",
+        f"{p50:.2f} / {p95:.2f} / {p99:.2f} / {max(latencies):.2f} ms",
+        len(latencies),
+        "-",
+    )
     section.figures["result_wake_p50"], section.figures["result_wake_p99"] = p50, p99
     return section

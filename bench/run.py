@@ -46,8 +46,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke size (~1-2 min) instead of full size")
     parser.add_argument("--size", choices=sorted(SIZES), help="tiny, quick or full (overrides --quick)")
-    parser.add_argument("--only", action="append", choices=list(SCENARIOS),
-                        help="run only this scenario (repeatable)")
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="run only this scenario (repeatable)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the results")
     parser.add_argument("--strict", action="store_true", help="stop at the first failing scenario")
     return parser.parse_args(argv)

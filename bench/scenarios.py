@@ -17,8 +17,20 @@ from raquel_pg import Raquel
 from raquel_pg.queries import QUERIES
 
 from . import workers
-from .measure import (NA, Section, Sizes, Span, fmt, pgbench, percentiles, rate_cell, ratio, ratios, read_span,
-                      wait_until)
+from .measure import (
+    NA,
+    Section,
+    Sizes,
+    Span,
+    fmt,
+    pgbench,
+    percentiles,
+    rate_cell,
+    ratio,
+    ratios,
+    read_span,
+    wait_until,
+)
 from .server import Server
 
 #: Jobs in flight per worker in the end-to-end, history and peer scenarios.
@@ -149,8 +161,7 @@ def rewaiting(dsn: str, queue: str = "bench_enqueue") -> Iterator[None]:
     def wait() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("LISTEN raquel_jobs")
-            register = ("SELECT raquel_wait_begin('00000000-0000-0000-0000-000000000001', ARRAY[%s], 3600000)",
-                        [queue])
+            register = ("SELECT raquel_wait_begin('00000000-0000-0000-0000-000000000001', ARRAY[%s], 3600000)", [queue])
             conn.execute(*register)
             ready.set()
             while not stop.is_set():
@@ -192,20 +203,24 @@ def enqueue_many_rates(dsn: str, jobs: int, rounds: int = 5) -> list[tuple[str, 
     """
     payloads = ["x"] * jobs
     with Raquel(dsn) as rq, psycopg.connect(dsn, autocommit=True) as conn:
+
         def sql(binary: bool, statement: str) -> Callable[[], object]:
             return lambda: conn.cursor(binary=binary).execute(statement.encode(), [payloads]).fetchall()
+
         calls: dict[str, Callable[[], object]] = {
             f"enqueue_many() of {jobs:,}": lambda: rq.enqueue_many("bench_many", payloads),
-            f"SELECT raquel_enqueue_many(...) of {jobs:,}, text parameter":
-                sql(False, "SELECT raquel_enqueue_many('bench_many', %s::text[])"),
-            f"SELECT raquel_enqueue_many(...) of {jobs:,}, binary parameter":
-                sql(True, "SELECT raquel_enqueue_many('bench_many', %b::text[])"),
+            f"SELECT raquel_enqueue_many(...) of {jobs:,}, text parameter": sql(
+                False, "SELECT raquel_enqueue_many('bench_many', %s::text[])"
+            ),
+            f"SELECT raquel_enqueue_many(...) of {jobs:,}, binary parameter": sql(
+                True, "SELECT raquel_enqueue_many('bench_many', %b::text[])"
+            ),
         }
         for call in calls.values():
             call()
         rates: dict[str, list[float]] = {how: [] for how in calls}
         for round_ in range(rounds):
-            order = list(calls)[round_ % len(calls):] + list(calls)[:round_ % len(calls)]
+            order = list(calls)[round_ % len(calls) :] + list(calls)[: round_ % len(calls)]
             for how in order:
                 started = time.perf_counter()
                 calls[how]()
@@ -216,7 +231,8 @@ def enqueue_many_rates(dsn: str, jobs: int, rounds: int = 5) -> list[tuple[str, 
 def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
     """Scenario 1: single enqueue() calls per NOTIFY path, enqueue_many, pgbench."""
     section = Section(
-        "1. Enqueue", "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
+        "1. Enqueue",
+        "Single `Raquel.enqueue()` calls from 1 and 4 producer threads (one pool, "
         f"{sizes.enqueue_calls:,} calls each; for the NOTIFY paths, 9 runs of {sizes.enqueue_calls // 3:,}), "
         "each NOTIFY path in a database of its own: trigger off "
         "(`ALTER TABLE raquel_jobs DISABLE TRIGGER USER`), always NOTIFY (0001's insert trigger put "
@@ -232,7 +248,8 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
         "`SELECT raquel_enqueue('bench_pgbench', 'x')` "
         f"by pgbench (-M prepared, {sizes.pgbench_seconds} s per run); a plain INSERT into the pure-SQL "
         "table by pgbench as a reference. jobs/s = jobs / wall-clock time of the calls.",
-        ["how", "producers", "NOTIFY", "jobs/s", "ratio to trigger off"])
+        ["how", "producers", "NOTIFY", "jobs/s", "ratio to trigger off"],
+    )
     with ExitStack() as stack:
         dsns = {mode: stack.enter_context(server.database(f"enqueue_{mode}")) for mode, _ in NOTIFY_MODES}
         for mode, dsn in dsns.items():
@@ -247,15 +264,15 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
                 section.add("enqueue()", producers, label, rate, ratio(rate, off))
                 section.figures[f"enqueue_{mode}_{producers}"] = rate
         dsn = dsns["nowaiter"]
-        for label, args in (("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
-                            ("one worker running this queue's jobs",
-                             ("e2e", dsn, "bench_enqueue", str(CONCURRENCY)))):
+        for label, args in (
+            ("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
+            ("one worker running this queue's jobs", ("e2e", dsn, "bench_enqueue", str(CONCURRENCY))),
+        ):
             worker = workers.spawn(*args)
             try:
                 for producers in (1, 4):
                     rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
-                    section.add(f"enqueue(), {label}", producers, "0009", rate,
-                                ratio(rate, rates["off", producers]))
+                    section.add(f"enqueue(), {label}", producers, "0009", rate, ratio(rate, rates["off", producers]))
             finally:
                 workers.stop(worker)
         for how, rate in enqueue_many_rates(dsn, sizes.enqueue_many):
@@ -263,8 +280,13 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
             section.figures.setdefault("enqueue_many", rate)  # the first: Raquel.enqueue_many
         started = time.perf_counter()
         enqueue_sql(dsn, "bench_sql", sizes.enqueue_many)
-        section.add(f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})", 1, "0009",
-                    sizes.enqueue_many / (time.perf_counter() - started), "")
+        section.add(
+            f"SELECT raquel_enqueue(...) FROM generate_series(1, {sizes.enqueue_many:,})",
+            1,
+            "0009",
+            sizes.enqueue_many / (time.perf_counter() - started),
+            "",
+        )
     _pgbench_enqueue(server, sizes, section)
     return section
 
@@ -293,8 +315,10 @@ def _pgbench_enqueue(server: Server, sizes: Sizes, section: Section) -> None:
 
 def _fixed(make: Callable[[str, str, bool], AbstractContextManager[None]], batched: bool) -> WorkerRunner:
     """``make`` with its ``batched`` argument fixed."""
+
     def runner(dsn: str, queue: str) -> AbstractContextManager[None]:
         return make(dsn, queue, batched)
+
     return runner
 
 
@@ -310,12 +334,18 @@ def wide_worker(dsn: str, queue: str) -> AbstractContextManager[None]:
 def e2e_runners() -> list[tuple[str, str, WorkerRunner]]:
     """(worker kind, outcomes, runner) of scenario 2."""
     kinds: list[tuple[str, Callable[[str, str, bool], AbstractContextManager[None]]]] = [
-        (f"sync Worker, {CONCURRENCY} threads",
-         lambda dsn, q, batched: workers.sync_worker(dsn, q, CONCURRENCY, batched)),
-        (f"AsyncWorker, {CONCURRENCY} tasks",
-         lambda dsn, q, batched: workers.async_worker(dsn, q, CONCURRENCY, batched)),
-        (f"{PROCESSES} processes x AsyncWorker, {CONCURRENCY} tasks each",
-         lambda dsn, q, batched: workers.worker_processes(dsn, q, CONCURRENCY, PROCESSES, batched)),
+        (
+            f"sync Worker, {CONCURRENCY} threads",
+            lambda dsn, q, batched: workers.sync_worker(dsn, q, CONCURRENCY, batched),
+        ),
+        (
+            f"AsyncWorker, {CONCURRENCY} tasks",
+            lambda dsn, q, batched: workers.async_worker(dsn, q, CONCURRENCY, batched),
+        ),
+        (
+            f"{PROCESSES} processes x AsyncWorker, {CONCURRENCY} tasks each",
+            lambda dsn, q, batched: workers.worker_processes(dsn, q, CONCURRENCY, PROCESSES, batched),
+        ),
     ]
     runners: list[tuple[str, str, WorkerRunner]] = []
     for name, make in kinds:
@@ -328,17 +358,20 @@ def e2e_runners() -> list[tuple[str, str, WorkerRunner]]:
 def scenario_e2e(server: Server, sizes: Sizes) -> Section:
     """Scenario 2: pre-enqueued no-op jobs drained by threads, tasks, processes."""
     section = Section(
-        "2. End to end", f"{sizes.e2e_jobs:,} no-op jobs enqueued first, then drained by the workers. "
+        "2. End to end",
+        f"{sizes.e2e_jobs:,} no-op jobs enqueued first, then drained by the workers. "
         "jobs/s = jobs / (last `finished_at` - first `claimed_at`) of those jobs, read from the table "
         "(ms resolution): from the first claim to the last durable success. Steady jobs/s: the same "
         "between the 5th and 95th percentile of the successes (no start-up, no tail).",
-        ["workers", "outcomes", "jobs", "jobs/s", "steady jobs/s", "ratio to AsyncWorker, headline (steady)"])
+        ["workers", "outcomes", "jobs", "jobs/s", "steady jobs/s", "ratio to AsyncWorker, headline (steady)"],
+    )
     spans: list[tuple[str, str, Span]] = []
     for name, outcomes, runner in e2e_runners():
         with server.database("e2e") as dsn:
             spans.append((name, outcomes, drain(dsn, "bench_e2e", sizes.e2e_jobs, runner)))
-    reference = next(span for name, outcomes, span in spans
-                     if name.startswith("AsyncWorker") and outcomes == "each at once")
+    reference = next(
+        span for name, outcomes, span in spans if name.startswith("AsyncWorker") and outcomes == "each at once"
+    )
     for name, outcomes, span in spans:
         section.add(name, outcomes, span.jobs, *rate_cell(span), ratios(span, reference))
         section.figures[f"e2e {name} {outcomes}"] = span.rate
@@ -371,17 +404,18 @@ def wake_samples(dsn: str, kind: str, samples: int, warmup: int = 5) -> list[flo
 def scenario_wake(server: Server, sizes: Sizes) -> Section:
     """Scenario 3: enqueue-commit to handler start, idle worker woken by NOTIFY."""
     section = Section(
-        "3. Wake-up latency", f"An idle worker (one slot, its own process) and {sizes.wake_samples:,} "
+        "3. Wake-up latency",
+        f"An idle worker (one slot, its own process) and {sizes.wake_samples:,} "
         "jobs enqueued one at a time from another connection, each after the previous job ran and "
         "the worker was idle again (15 ms pause). Latency = handler start (`time.time()` in the "
         "worker) - the moment the enqueue's commit was acknowledged to the producer, in ms.",
-        ["worker", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"])
+        ["worker", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+    )
     for kind in ("async", "sync"):
         with server.database("wake") as dsn:
             latencies = wake_samples(dsn, kind, sizes.wake_samples)
         p50, p95, p99 = percentiles(latencies)
-        section.add("AsyncWorker" if kind == "async" else "sync Worker", len(latencies), p50, p95, p99,
-                    max(latencies))
+        section.add("AsyncWorker" if kind == "async" else "sync Worker", len(latencies), p50, p95, p99, max(latencies))
         section.figures[f"wake_{kind}_p50"], section.figures[f"wake_{kind}_p99"] = p50, p99
     return section
 
@@ -420,8 +454,10 @@ def claim_latencies(dsns: dict[int, str], samples: int, queue: str = "bench_clai
     latencies: dict[int, list[float]] = {key: [] for key in dsns}
     args = {"queues": [queue], "claim_as": "bench", "batch": 1, "lease": 60000, "durable": True, "before": None}
     with ExitStack() as stack:
-        conns = {key: stack.enter_context(psycopg.connect(dsn, autocommit=True, prepare_threshold=0))
-                 for key, dsn in dsns.items()}
+        conns = {
+            key: stack.enter_context(psycopg.connect(dsn, autocommit=True, prepare_threshold=0))
+            for key, dsn in dsns.items()
+        }
         for _ in range(samples):
             for key, conn in conns.items():
                 started = time.perf_counter()
@@ -430,8 +466,11 @@ def claim_latencies(dsns: dict[int, str], samples: int, queue: str = "bench_clai
         # As raquel_complete leaves them: a finished job keeps no lease (a
         # lease left set would put it in the lease index the claims probe).
         for conn in conns.values():
-            conn.execute("UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
-                         "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = %s", [queue])
+            conn.execute(
+                "UPDATE raquel_jobs SET status = 'success', attempts = attempts + 1, "
+                "finished_at = raquel_now_ms(), lease_expires_at = NULL WHERE queue = %s",
+                [queue],
+            )
     return latencies
 
 
@@ -445,7 +484,8 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
     slice (:data:`HISTORY_SLICES`); medians of the rounds.
     """
     section = Section(
-        "4. History", "Finished (`success`) jobs bulk-inserted into the table (INSERT ... SELECT "
+        "4. History",
+        "Finished (`success`) jobs bulk-inserted into the table (INSERT ... SELECT "
         "generate_series, then VACUUM ANALYZE), one database per size, then a CHECKPOINT so that no "
         f"run writes out the bulk load. Then {rounds} rounds, each in queues of its own and starting "
         "with a VACUUM ANALYZE of every table (the last round's drains left dead rows, which "
@@ -458,8 +498,18 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         "slice; a round's jobs/s = its jobs / the sum of its slices' spans. Figures: medians over the rounds; "
         "the ratios to the empty table are taken per round (its sizes were measured side by side) and "
         "their median is given.",
-        ["finished jobs in the table", "claim p50 ms", "claim p95 ms", "claim mean ms", "e2e jobs/s",
-         "e2e jobs/s per round", "claim p50 vs empty", "jobs/s vs empty", "jobs/s vs empty per round"])
+        [
+            "finished jobs in the table",
+            "claim p50 ms",
+            "claim p95 ms",
+            "claim mean ms",
+            "e2e jobs/s",
+            "e2e jobs/s per round",
+            "claim p50 vs empty",
+            "jobs/s vs empty",
+            "jobs/s vs empty per round",
+        ],
+    )
     with ExitStack() as stack:
         dsns = {}
         for finished in sizes.history:
@@ -472,7 +522,7 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         claims: dict[int, list[tuple[float, float, float]]] = {n: [] for n in dsns}
         rates: dict[int, list[float | None]] = {n: [] for n in dsns}
         for round_ in range(rounds):
-            order = list(dsns)[round_ % len(dsns):] + list(dsns)[:round_ % len(dsns)]
+            order = list(dsns)[round_ % len(dsns) :] + list(dsns)[: round_ % len(dsns)]
             # The last round's drains left each table tens of thousands of
             # dead rows: vacuumed here, as autovacuum would, so that no
             # size's claims run beside a vacuum of their own table (which
@@ -480,17 +530,21 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
             for dsn in dsns.values():
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute("VACUUM ANALYZE raquel.raquel_jobs")
-            latencies = claim_latencies({n: dsns[n] for n in order}, sizes.claim_samples,
-                                        f"bench_claim_{round_}")
+            latencies = claim_latencies({n: dsns[n] for n in order}, sizes.claim_samples, f"bench_claim_{round_}")
             for finished in order:
                 p50, p95, _ = percentiles(latencies[finished])
                 claims[finished].append((p50, p95, statistics.fmean(latencies[finished])))
             spans: dict[int, list[Span]] = {n: [] for n in order}
             for slice_ in range(HISTORY_SLICES):
                 for finished in order:
-                    spans[finished].append(drain(
-                        dsns[finished], f"bench_e2e_{round_}_{slice_}", sizes.e2e_jobs // HISTORY_SLICES,
-                        lambda d, q: workers.async_worker(d, q, CONCURRENCY)))
+                    spans[finished].append(
+                        drain(
+                            dsns[finished],
+                            f"bench_e2e_{round_}_{slice_}",
+                            sizes.e2e_jobs // HISTORY_SLICES,
+                            lambda d, q: workers.async_worker(d, q, CONCURRENCY),
+                        )
+                    )
             for finished in order:
                 rates[finished].append(sliced_rate(spans[finished]))
     for finished in sizes.history:
@@ -500,13 +554,22 @@ def scenario_history(server: Server, sizes: Sizes, rounds: int = 3) -> Section:
         # Each round measured every size side by side (interleaved): its
         # ratios to the empty table are paired, and their median is the figure.
         claim_ratios = [mine[0] / empty[0] for mine, empty in zip(claims[finished], claims[0])]
-        rate_ratios = [mine / empty for mine, empty in zip(rates[finished], rates[0])
-                       if mine is not None and empty is not None]
+        rate_ratios = [
+            mine / empty for mine, empty in zip(rates[finished], rates[0]) if mine is not None and empty is not None
+        ]
         claim_ratio = statistics.median(claim_ratios)
         rate_ratio = statistics.median(rate_ratios) if rate_ratios else None
-        section.add(finished, p50, p95, mean, rate, " / ".join(fmt(r) for r in rates[finished]),
-                    f"{claim_ratio:.2f}x", "n/a" if rate_ratio is None else f"{rate_ratio:.2f}x",
-                    " / ".join(f"{r:.2f}x" for r in rate_ratios))
+        section.add(
+            finished,
+            p50,
+            p95,
+            mean,
+            rate,
+            " / ".join(fmt(r) for r in rates[finished]),
+            f"{claim_ratio:.2f}x",
+            "n/a" if rate_ratio is None else f"{rate_ratio:.2f}x",
+            " / ".join(f"{r:.2f}x" for r in rate_ratios),
+        )
         section.figures[f"history_{finished}_claim_ratio"] = claim_ratio
         section.figures[f"history_{finished}_rate_ratio"] = rate_ratio
     return section

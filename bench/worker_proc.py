@@ -28,10 +28,12 @@ from raquel_pg import AsyncJob, AsyncRaquel, Job, Raquel
 
 def _announce_when_listening(worker: Any) -> None:
     """Prints 'ready' once ``worker`` LISTENs (polled from a thread)."""
+
     def watch() -> None:
         while not worker.listening:
             time.sleep(0.005)
         print("ready", flush=True)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -41,10 +43,12 @@ def client_options(flags: list[str]) -> dict[str, Any]:
     return {"listen_dsn": listen, "prepared_statements": "noprepare" not in flags}
 
 
-async def run_e2e(dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool,
-                  options: dict[str, Any]) -> None:
+async def run_e2e(
+    dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool, options: dict[str, Any]
+) -> None:
     """Runs no-op jobs of ``queue`` until SIGTERM."""
     async with AsyncRaquel(dsn, pool_size=min(concurrency, 10), **options) as rq:
+
         @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims)
         async def noop(job: AsyncJob) -> None:
             return None
@@ -72,6 +76,7 @@ def worker_options(flags: list[str]) -> dict[str, Any]:
 async def run_default(dsn: str, queue: str, concurrency: int, options: dict[str, Any]) -> None:
     """Runs no-op jobs of ``queue`` with the default client and worker (plus ``options``) until SIGTERM."""
     async with AsyncRaquel(dsn) as rq:
+
         @rq.subscribe(queue, concurrency=concurrency, **options)
         async def noop(job: AsyncJob) -> None:
             return None
@@ -83,6 +88,7 @@ async def run_default(dsn: str, queue: str, concurrency: int, options: dict[str,
 async def run_wake_async(dsn: str, queue: str, options: dict[str, Any]) -> None:
     """Reports each job's handler start time, async worker, until SIGTERM."""
     async with AsyncRaquel(dsn, **options) as rq:
+
         @rq.subscribe(queue)
         async def report(job: AsyncJob) -> None:
             print(job.raw_payload, time.time(), flush=True)
@@ -94,6 +100,7 @@ async def run_wake_async(dsn: str, queue: str, options: dict[str, Any]) -> None:
 def run_wake_sync(dsn: str, queue: str, options: dict[str, Any]) -> None:
     """Reports each job's handler start time, sync worker, until SIGTERM."""
     with Raquel(dsn, **options) as rq:
+
         @rq.subscribe(queue)
         def report(job: Job) -> None:
             print(job.raw_payload, time.time(), flush=True)

@@ -45,8 +45,14 @@ def sync_worker(dsn: str, queue: str, concurrency: int, batched: bool = False) -
 
 
 @contextmanager
-def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
-                 pool_size: int | None = None, durable_claims: bool = True) -> Iterator[None]:
+def async_worker(
+    dsn: str,
+    queue: str,
+    concurrency: int,
+    batched: bool = False,
+    pool_size: int | None = None,
+    durable_claims: bool = True,
+) -> Iterator[None]:
     """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process.
 
     Its client's pool has ``pool_size`` connections (default: ``concurrency``).
@@ -56,8 +62,9 @@ def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
 
     async def main() -> None:
         async with AsyncRaquel(dsn, pool_size=pool_size or concurrency) as rq:
-            worker: AsyncWorker = rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched,
-                                               durable_claims=durable_claims)(anoop)
+            worker: AsyncWorker = rq.subscribe(
+                queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims
+            )(anoop)
             handle.update(loop=asyncio.get_running_loop(), worker=worker)
             started.set()
             await worker.run()
@@ -74,8 +81,9 @@ def async_worker(dsn: str, queue: str, concurrency: int, batched: bool = False,
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     """Starts ``python -m bench.worker_proc *args`` and waits for its 'ready' line."""
-    process = subprocess.Popen([sys.executable, "-m", "bench.worker_proc", *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.worker_proc", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     if line.strip() != "ready":
@@ -95,9 +103,15 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def worker_processes(dsn: str, queue: str, concurrency: int, processes: int,
-                     batched: bool = False, durable_claims: bool = True,
-                     client_flags: tuple[str, ...] = ()) -> Iterator[None]:
+def worker_processes(
+    dsn: str,
+    queue: str,
+    concurrency: int,
+    processes: int,
+    batched: bool = False,
+    durable_claims: bool = True,
+    client_flags: tuple[str, ...] = (),
+) -> Iterator[None]:
     """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks
     (and a pool of at most 10 connections); ``client_flags``: see bench/worker_proc.py."""
     extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"]) + list(client_flags)

@@ -82,6 +82,7 @@ def aon_signals(signals: Iterable[signal.Signals], callback: Callable[[], None])
 
     return restore
 
+
 # --- sync ----------------------------------------------------------------
 
 

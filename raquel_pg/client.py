@@ -48,8 +48,7 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
-                  QueueControlCalls):
+class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControlCalls):
     """A raquel job queue in PostgreSQL.
 
     ``Raquel(dsn)`` owns a connection pool (autocommit, at most
@@ -97,8 +96,9 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
             raise InvalidArgument("lease", f"lease: must be at least {MIN_LEASE_MS} ms, got {lease!r}")
         self.lease_ms: int = lease_ms
         if not isinstance(prepared_statements, bool):
-            raise InvalidArgument("prepared_statements",
-                                  f"prepared_statements: expected a bool, got {prepared_statements!r}")
+            raise InvalidArgument(
+                "prepared_statements", f"prepared_statements: expected a bool, got {prepared_statements!r}"
+            )
         self.prepared_statements = prepared_statements
         # execute(prepare=False) on every call, the caller's own connections
         # and pools included; None leaves it to the connection's threshold.
@@ -113,17 +113,25 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
         conninfo = None if isinstance(dsn, ConnectionPool) else connect.conninfo(dsn)
         if conninfo is not None:
             self._pool: ConnectionPool[Any] = ConnectionPool(
-                conninfo, min_size=1, max_size=pool_size, open=False,
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                open=False,
                 kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
         elif not isinstance(dsn, ConnectionPool):
-            raise InvalidArgument("dsn", "dsn: expected a DSN, a SQLAlchemy URL or engine, or an "
-                                         f"ConnectionPool, got {type(dsn).__name__}")
+            raise InvalidArgument(
+                "dsn",
+                f"dsn: expected a DSN, a SQLAlchemy URL or engine, or an ConnectionPool, got {type(dsn).__name__}",
+            )
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
-                raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(the LISTEN connection of its workers is opened from them)")
+                raise InvalidArgument(
+                    "dsn",
+                    "dsn: a pool with a static conninfo and kwargs is needed "
+                    "(the LISTEN connection of its workers is opened from them)",
+                )
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
@@ -170,8 +178,12 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
         return Connection.connect(self.listen_dsn or self._pool.conninfo, **kwargs)
 
     def _fetch(
-        self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
-        *, binary: bool = False,
+        self,
+        query: str,
+        args: dict[str, Any] | None = None,
+        conn: Connection[Any] | None = None,
+        *,
+        binary: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Runs one query of ``queries.sql``; SQL argument errors become InvalidArgument.
 
@@ -197,8 +209,12 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
                     kept = self._cursors[pooled] = pooled.cursor()
                 kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return kept.fetchall() if _has_rows(kept.pgresult) else []
-        except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
-                psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
+        except (
+            psycopg.errors.InvalidParameterValue,
+            psycopg.errors.UndefinedFunction,
+            psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName,
+        ) as error:
             raise translate(error) from None
         except UnicodeEncodeError:  # a lone surrogate: nothing was sent
             unencodable = params.unencodable(args or {})
@@ -284,9 +300,19 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
             priority = template.priority if priority is None else priority
             timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
-            params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
-            max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode, timeout,
+            params.DEFAULT_QUEUE if queue is None else queue,
+            payload,
+            at,
+            delay,
+            max_age,
+            max_retry_count,
+            min_retry_delay,
+            max_retry_delay,
+            backoff_base,
+            priority,
+            unique_key,
+            unique_mode,
+            timeout,
         )
         args["trace_context"] = None
         if not tracing.active():
@@ -332,8 +358,18 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
         raises ``psycopg.OperationalError``, not retried, as for enqueue.
         """
         args = params.enqueue_many_args(
-            queue, payloads, at, delay, max_age, max_retry_count, min_retry_delay,
-            max_retry_delay, backoff_base, priority, unique_keys, unique_mode,
+            queue,
+            payloads,
+            at,
+            delay,
+            max_age,
+            max_retry_count,
+            min_retry_delay,
+            max_retry_delay,
+            backoff_base,
+            priority,
+            unique_keys,
+            unique_mode,
         )
         rows = self._fetch("enqueue_many", args, conn, binary=True)
         job_ids: list[UUID] = rows[0][0]
@@ -396,14 +432,15 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
         """Names of all queues that have jobs, sorted."""
         return [row[0] for row in self._fetch("queues")]
 
-    def count(
-        self, queue: str | None = None, status: str | Iterable[str] | None = None
-    ) -> int:
+    def count(self, queue: str | None = None, status: str | Iterable[str] | None = None) -> int:
         """Number of jobs, optionally of one queue and of one status or several (any iterable)."""
-        rows = self._fetch("count", {
-            "queue": None if queue is None else params.queue_name(queue),
-            "statuses": params.status_list(status),
-        })
+        rows = self._fetch(
+            "count",
+            {
+                "queue": None if queue is None else params.queue_name(queue),
+                "statuses": params.status_list(status),
+            },
+        )
         result: int = rows[0][0]
         return result
 
@@ -414,8 +451,14 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks,
         return {row[0]: QueueStats(*row) for row in rows}
 
     def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        *, before: int | None = None, lease_ms: int | None = None,
+        self,
+        queues: list[str] | None,
+        claim_as: str | None,
+        batch: int,
+        durable: bool = True,
+        *,
+        before: int | None = None,
+        lease_ms: int | None = None,
     ) -> list[Job]:
         """``job_calls.claim``: for ``claim()`` and ``dequeue()``."""
         return self.job_calls.claim(queues, claim_as, batch, durable, before=before, lease_ms=lease_ms)

@@ -45,8 +45,9 @@ def _has_rows(result: pq.abc.PGresult | None) -> bool:
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
-class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks,
-                  AsyncQueueControlCalls):
+class AsyncRaquel(
+    AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncResults, AsyncTasks, AsyncQueueControlCalls
+):
     """A raquel job queue in PostgreSQL.
 
     ``AsyncRaquel(dsn)`` owns a connection pool (autocommit, at most
@@ -94,8 +95,9 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
             raise InvalidArgument("lease", f"lease: must be at least {MIN_LEASE_MS} ms, got {lease!r}")
         self.lease_ms: int = lease_ms
         if not isinstance(prepared_statements, bool):
-            raise InvalidArgument("prepared_statements",
-                                  f"prepared_statements: expected a bool, got {prepared_statements!r}")
+            raise InvalidArgument(
+                "prepared_statements", f"prepared_statements: expected a bool, got {prepared_statements!r}"
+            )
         self.prepared_statements = prepared_statements
         # execute(prepare=False) on every call, the caller's own connections
         # and pools included; None leaves it to the connection's threshold.
@@ -110,17 +112,25 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
         conninfo = None if isinstance(dsn, AsyncConnectionPool) else connect.conninfo(dsn)
         if conninfo is not None:
             self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                conninfo, min_size=1, max_size=pool_size, open=False,
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                open=False,
                 kwargs={"autocommit": True, "prepare_threshold": 0 if prepared_statements else None},
             )
             self._owns_pool = True
         elif not isinstance(dsn, AsyncConnectionPool):
-            raise InvalidArgument("dsn", "dsn: expected a DSN, a SQLAlchemy URL or engine, or an "
-                                         f"AsyncConnectionPool, got {type(dsn).__name__}")
+            raise InvalidArgument(
+                "dsn",
+                f"dsn: expected a DSN, a SQLAlchemy URL or engine, or an AsyncConnectionPool, got {type(dsn).__name__}",
+            )
         else:
             if not isinstance(dsn.conninfo, str) or callable(dsn.kwargs):
-                raise InvalidArgument("dsn", "dsn: a pool with a static conninfo and kwargs is needed "
-                                             "(the LISTEN connection of its workers is opened from them)")
+                raise InvalidArgument(
+                    "dsn",
+                    "dsn: a pool with a static conninfo and kwargs is needed "
+                    "(the LISTEN connection of its workers is opened from them)",
+                )
             self._pool = dsn
             self._owns_pool = False
         self._opened = False
@@ -167,8 +177,12 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
         return await AsyncConnection.connect(self.listen_dsn or self._pool.conninfo, **kwargs)
 
     async def _fetch(
-        self, query: str, args: dict[str, Any] | None = None, conn: AsyncConnection[Any] | None = None,
-        *, binary: bool = False,
+        self,
+        query: str,
+        args: dict[str, Any] | None = None,
+        conn: AsyncConnection[Any] | None = None,
+        *,
+        binary: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Runs one query of ``queries.sql``; SQL argument errors become InvalidArgument.
 
@@ -194,8 +208,12 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
                     kept = self._cursors[pooled] = pooled.cursor()
                 await kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await kept.fetchall() if _has_rows(kept.pgresult) else []
-        except (psycopg.errors.InvalidParameterValue, psycopg.errors.UndefinedFunction,
-                psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as error:
+        except (
+            psycopg.errors.InvalidParameterValue,
+            psycopg.errors.UndefinedFunction,
+            psycopg.errors.UndefinedTable,
+            psycopg.errors.InvalidSchemaName,
+        ) as error:
             raise translate(error) from None
         except UnicodeEncodeError:  # a lone surrogate: nothing was sent
             unencodable = params.unencodable(args or {})
@@ -281,9 +299,19 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
             priority = template.priority if priority is None else priority
             timeout = template.timeout if timeout is None else timeout
         args = params.enqueue_args(
-            params.DEFAULT_QUEUE if queue is None else queue, payload, at, delay, max_age,
-            max_retry_count, min_retry_delay, max_retry_delay, backoff_base, priority, unique_key,
-            unique_mode, timeout,
+            params.DEFAULT_QUEUE if queue is None else queue,
+            payload,
+            at,
+            delay,
+            max_age,
+            max_retry_count,
+            min_retry_delay,
+            max_retry_delay,
+            backoff_base,
+            priority,
+            unique_key,
+            unique_mode,
+            timeout,
         )
         args["trace_context"] = None
         if not tracing.active():
@@ -329,8 +357,18 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
         raises ``psycopg.OperationalError``, not retried, as for enqueue.
         """
         args = params.enqueue_many_args(
-            queue, payloads, at, delay, max_age, max_retry_count, min_retry_delay,
-            max_retry_delay, backoff_base, priority, unique_keys, unique_mode,
+            queue,
+            payloads,
+            at,
+            delay,
+            max_age,
+            max_retry_count,
+            min_retry_delay,
+            max_retry_delay,
+            backoff_base,
+            priority,
+            unique_keys,
+            unique_mode,
         )
         rows = await self._fetch("enqueue_many", args, conn, binary=True)
         job_ids: list[UUID] = rows[0][0]
@@ -393,14 +431,15 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
         """Names of all queues that have jobs, sorted."""
         return [row[0] for row in await self._fetch("queues")]
 
-    async def count(
-        self, queue: str | None = None, status: str | Iterable[str] | None = None
-    ) -> int:
+    async def count(self, queue: str | None = None, status: str | Iterable[str] | None = None) -> int:
         """Number of jobs, optionally of one queue and of one status or several (any iterable)."""
-        rows = await self._fetch("count", {
-            "queue": None if queue is None else params.queue_name(queue),
-            "statuses": params.status_list(status),
-        })
+        rows = await self._fetch(
+            "count",
+            {
+                "queue": None if queue is None else params.queue_name(queue),
+                "statuses": params.status_list(status),
+            },
+        )
         result: int = rows[0][0]
         return result
 
@@ -411,8 +450,14 @@ class AsyncRaquel(AsyncRaquelCalls, AsyncSubscriptions, AsyncSchedules, AsyncRes
         return {row[0]: QueueStats(*row) for row in rows}
 
     async def _claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        *, before: int | None = None, lease_ms: int | None = None,
+        self,
+        queues: list[str] | None,
+        claim_as: str | None,
+        batch: int,
+        durable: bool = True,
+        *,
+        before: int | None = None,
+        lease_ms: int | None = None,
     ) -> list[AsyncJob]:
         """``job_calls.claim``: for ``claim()`` and ``dequeue()``."""
         return await self.job_calls.claim(queues, claim_as, batch, durable, before=before, lease_ms=lease_ms)

@@ -38,8 +38,9 @@ def conninfo(database: Any, argument: str = "dsn") -> str | None:
     if url is None:
         return None
     if url.get_backend_name() != "postgresql":
-        raise InvalidArgument(argument, f"{argument}: raquel_pg needs PostgreSQL, got a "
-                                        f"{url.get_backend_name()!r} SQLAlchemy URL")
+        raise InvalidArgument(
+            argument, f"{argument}: raquel_pg needs PostgreSQL, got a {url.get_backend_name()!r} SQLAlchemy URL"
+        )
     rendered: str = url.set(drivername="postgresql").render_as_string(hide_password=False)
     return rendered
 
@@ -47,7 +48,7 @@ def conninfo(database: Any, argument: str = "dsn") -> str | None:
 def _from_string(dsn: str, argument: str) -> str:
     match = _SQLALCHEMY_SCHEME.match(dsn)
     if match:
-        return "postgresql://" + dsn[match.end():]
+        return "postgresql://" + dsn[match.end() :]
     other = _OTHER_SCHEME.match(dsn)
     if other and not dsn.lower().startswith(("postgresql://", "postgres://")):
         scheme = dsn.split("://", 1)[0]

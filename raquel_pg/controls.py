@@ -41,10 +41,8 @@ def _rate(value: float | None, argument: str) -> float | None:
     """per_second: a finite number > 0, or None; InvalidArgument otherwise."""
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value <= 0):
-        raise InvalidArgument(argument, f"{argument}: must be a finite number > 0 or None (no limit), "
-                                        f"got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgument(argument, f"{argument}: must be a finite number > 0 or None (no limit), got {value!r}")
     return float(value)
 
 
@@ -52,9 +50,14 @@ class QueueControlCalls:
     """The client's queue-control calls, over its ``_fetch``."""
 
     if TYPE_CHECKING:
+
         def _fetch(
-            self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
-            *, binary: bool = False,
+            self,
+            query: str,
+            args: dict[str, Any] | None = None,
+            conn: Connection[Any] | None = None,
+            *,
+            binary: bool = False,
         ) -> list[tuple[Any, ...]]: ...
 
     def pause(self, queue: str) -> bool:
@@ -79,7 +82,11 @@ class QueueControlCalls:
         return resumed
 
     def set_queue_limits(
-        self, queue: str, *, max_running: int | None = None, per_second: float | None = None,
+        self,
+        queue: str,
+        *,
+        max_running: int | None = None,
+        per_second: float | None = None,
     ) -> None:
         """Sets ``queue``'s limits to exactly these (None: no such limit), for every worker and host.
 
@@ -91,10 +98,14 @@ class QueueControlCalls:
         Raises :class:`~raquel_pg.InvalidArgument` (nothing written) for
         max_running < 1 or a per_second that is not a finite number > 0.
         """
-        self._fetch("set_queue_limits", {
-            "queue": params.queue_name(queue), "max_running": _limit(max_running, "max_running"),
-            "per_second": _rate(per_second, "per_second"),
-        })
+        self._fetch(
+            "set_queue_limits",
+            {
+                "queue": params.queue_name(queue),
+                "max_running": _limit(max_running, "max_running"),
+                "per_second": _rate(per_second, "per_second"),
+            },
+        )
 
     def set_retention(self, queue: str | None, keep: timedelta | int | None) -> None:
         """Keeps the finished jobs of ``queue`` (None: of every queue without its own) for ``keep``.
@@ -108,9 +119,13 @@ class QueueControlCalls:
         keep_ms = params.duration_ms(keep, "keep")
         if keep_ms is not None and keep_ms < 0:
             raise InvalidArgument("keep", f"keep: must be >= 0 or None (keep forever), got {keep!r}")
-        self._fetch("set_retention", {
-            "queue": None if queue is None else params.queue_name(queue), "keep_ms": keep_ms,
-        })
+        self._fetch(
+            "set_retention",
+            {
+                "queue": None if queue is None else params.queue_name(queue),
+                "keep_ms": keep_ms,
+            },
+        )
 
     def prune(self, *, batch_size: int = PRUNE_BATCH) -> int | None:
         """Deletes the finished jobs older than their retention, ``batch_size`` per transaction.

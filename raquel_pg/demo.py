@@ -41,8 +41,9 @@ def _enqueue_from_sql(dsn: str) -> tuple[str, UUID]:
     """
     psql = embedded.bin_path("psql")
     if psql:
-        done = subprocess.run([psql, dsn, "-X", "-q", "-t", "-A", "-c", SQL_ENQUEUE], check=True,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [psql, dsn, "-X", "-q", "-t", "-A", "-c", SQL_ENQUEUE], check=True, capture_output=True, text=True
+        )
         return "psql", UUID(done.stdout.strip())
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(SQL_ENQUEUE).fetchone()
@@ -72,9 +73,16 @@ def run(dsn: str) -> int:
     return 0
 
 
-def _work(rq: Raquel, dsn: str, created: list[UUID], started: dict[str, float],
-          attempts: dict[str, int], enqueued: dict[str, float]) -> None:
+def _work(
+    rq: Raquel,
+    dsn: str,
+    created: list[UUID],
+    started: dict[str, float],
+    attempts: dict[str, int],
+    enqueued: dict[str, float],
+) -> None:
     """Steps 2-5 of the demo; the id of each job it enqueues goes to ``created``."""
+
     @rq.subscribe(EMAILS, REPORTS, concurrency=2)
     def handle(job: Job) -> None:
         key = str(job.payload)
@@ -95,15 +103,15 @@ def _work(rq: Raquel, dsn: str, created: list[UUID], started: dict[str, float],
     created.append(sql_job_id)
     print(f"3. enqueued from SQL via {via}: {SQL_ENQUEUE}")
     created.append(rq.enqueue(REPORTS, {"report": "daily"}).id)
-    created.append(rq.enqueue(EMAILS, {"to": "bob@example.com", "flaky": True}, min_retry_delay=300,
-                              backoff_base=300).id)
+    created.append(
+        rq.enqueue(EMAILS, {"to": "bob@example.com", "flaky": True}, min_retry_delay=300, backoff_base=300).id
+    )
     created.append(rq.enqueue(REPORTS, {"report": "stale"}, delay=1000, max_age=300).id)
     print("   enqueued from Python: a report, a flaky email (fails once), a report that expires")
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if all(rq.count(queue, [params.QUEUED, params.CLAIMED, params.FAILED]) == 0
-               for queue in (EMAILS, REPORTS)):
+        if all(rq.count(queue, [params.QUEUED, params.CLAIMED, params.FAILED]) == 0 for queue in (EMAILS, REPORTS)):
             break
         time.sleep(0.05)
     handle.stop()
@@ -111,8 +119,10 @@ def _work(rq: Raquel, dsn: str, created: list[UUID], started: dict[str, float],
 
     sql_job = str({"to": "ada@example.com"})
     wake_ms = (started[sql_job] - enqueued[sql_job]) * 1000 if sql_job in started else float("nan")
-    print(f"4. SQL job started {wake_ms:.0f} ms after its enqueue (woken by NOTIFY, 1 ms clock); "
-          f"flaky email ran {attempts.get(str({'to': 'bob@example.com', 'flaky': True}), 0)} times")
+    print(
+        f"4. SQL job started {wake_ms:.0f} ms after its enqueue (woken by NOTIFY, 1 ms clock); "
+        f"flaky email ran {attempts.get(str({'to': 'bob@example.com', 'flaky': True}), 0)} times"
+    )
     print("5. stats:")
     for queue in (EMAILS, REPORTS):
         for stats in rq.stats(queue).values():

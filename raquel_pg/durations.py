@@ -42,7 +42,8 @@ def parse_duration(text: str, argument: str = "duration") -> timedelta:
         position = match.end()
     if not compact or position != len(compact):
         raise InvalidArgument(
-            argument, f"{argument}: {text!r} is not a duration (examples: 7d, 12h, 30m, 90s, 500ms, 1h30m)")
+            argument, f"{argument}: {text!r} is not a duration (examples: 7d, 12h, 30m, 90s, 500ms, 1h30m)"
+        )
     return total
 
 
@@ -52,7 +53,8 @@ def parse_iso(text: str, argument: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InvalidArgument(
-            argument, f"{argument}: {text!r} is not an ISO 8601 time (2026-11-23T12:00:00Z)") from None
+            argument, f"{argument}: {text!r} is not an ISO 8601 time (2026-11-23T12:00:00Z)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -70,8 +72,8 @@ def parse_time(text: str, argument: str, *, now: datetime | None = None) -> date
         ago = parse_duration(text, argument)
     except InvalidArgument:
         raise InvalidArgument(
-            argument, f"{argument}: {text!r} is neither an ISO 8601 time "
-                      "(2026-11-23T12:00:00Z) nor a duration (1h, 7d)") from None
+            argument, f"{argument}: {text!r} is neither an ISO 8601 time (2026-11-23T12:00:00Z) nor a duration (1h, 7d)"
+        ) from None
     try:
         return (now or datetime.now(timezone.utc)) - ago
     except OverflowError:

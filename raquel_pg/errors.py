@@ -48,12 +48,15 @@ def translate(error: psycopg.Error) -> Exception:
     if isinstance(error, psycopg.errors.InvalidParameterValue):
         argument = error.diag.column_name or "argument"
         return InvalidArgument(argument, error.diag.message_primary or str(error))
-    if isinstance(error, (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
-                          psycopg.errors.InvalidSchemaName)):
+    if isinstance(
+        error, (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName)
+    ):
         missing = error.diag.message_primary or str(error)
         if "raquel" in missing:
-            return NotMigrated(f"{missing}: this database has no raquel_pg schema, or an older one "
-                               "(run: raquel-pg migrate, or create_all())")
+            return NotMigrated(
+                f"{missing}: this database has no raquel_pg schema, or an older one "
+                "(run: raquel-pg migrate, or create_all())"
+            )
     return error
 
 

@@ -128,8 +128,12 @@ class AsyncExecutor:
             try:
                 await self._calls.release(job)
             except psycopg.Error as error:
-                logger.warning("job %s (queue %s): could not hand it back (%s); it is rescued when "
-                               "its lease runs out", job.id, job.queue, error)
+                logger.warning(
+                    "job %s (queue %s): could not hand it back (%s); it is rescued when its lease runs out",
+                    job.id,
+                    job.queue,
+                    error,
+                )
             finally:
                 self._finished(job)
 
@@ -210,8 +214,9 @@ class AsyncExecutor:
             logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
             self._on_stop()
         except Exception:
-            logger.exception("job %s (queue %s): outcome not recorded; it will be retried "
-                             "when its lease runs out", job.id, job.queue)
+            logger.exception(
+                "job %s (queue %s): outcome not recorded; it will be retried when its lease runs out", job.id, job.queue
+            )
         finally:
             self._finished(job)
 
@@ -290,8 +295,13 @@ class AsyncExecutor:
         """A thread's job ran past its timeout: tell it, and stop renewing its lease."""
         job._request_stop(f"timed out after {timeout_ms} ms")
         self._calls.leases.discard(job)
-        logger.warning("job %s (queue %s) timed out after %d ms; its handler cannot be interrupted: "
-                       "its lease is no longer renewed", job.id, job.queue, timeout_ms)
+        logger.warning(
+            "job %s (queue %s) timed out after %d ms; its handler cannot be interrupted: "
+            "its lease is no longer renewed",
+            job.id,
+            job.queue,
+            timeout_ms,
+        )
 
     def stop_job(self, job_id: str | None) -> None:
         """A cancel request (NOTIFY raquel_cancel, payload: the job's id) for one of this worker's jobs.
@@ -369,8 +379,11 @@ class AsyncExecutor:
                 if running:
                     logger.warning("%d jobs cancelled %s and handed back", running, why)
             elif running:
-                logger.warning("%d jobs still running %s; they finish on their own or are rescued "
-                               "when their leases run out", running, why)
+                logger.warning(
+                    "%d jobs still running %s; they finish on their own or are rescued when their leases run out",
+                    running,
+                    why,
+                )
         with self._lock:
             left = list(self._ready)
             self._ready.clear()
@@ -395,6 +408,5 @@ def _result_text(job: AsyncJob, value: Any) -> str | None:
     try:
         return params.encode_result(value)
     except InvalidArgument as error:
-        logger.warning("job %s (queue %s): its handler's return value is not stored (%s)",
-                       job.id, job.queue, error)
+        logger.warning("job %s (queue %s): its handler's return value is not stored (%s)", job.id, job.queue, error)
         return None

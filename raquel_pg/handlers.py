@@ -19,8 +19,7 @@ def is_async_handler(handler: Callable[..., Any]) -> bool:
     True for an ``async def`` function, a ``functools.partial`` of one, and an
     object whose ``__call__`` is one.
     """
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
 
 
 def refuse_async_handler(handler: Callable[..., Any]) -> None:
@@ -33,7 +32,8 @@ def refuse_async_handler(handler: Callable[..., Any]) -> None:
         raise TypeError(
             f"handler {_name(handler)} is a coroutine function (async def): a sync worker cannot run "
             "it; use AsyncRaquel(...).subscribe() (raquel-pg worker picks the async worker for it), "
-            "or make the handler a plain function")
+            "or make the handler a plain function"
+        )
 
 
 def refuse_awaitable(result: Any, handler: Callable[..., Any]) -> None:
@@ -47,7 +47,8 @@ def refuse_awaitable(result: Any, handler: Callable[..., Any]) -> None:
             result.close()
         raise TypeError(
             f"handler {_name(handler)} returned an awaitable ({type(result).__name__}), which a sync "
-            "worker cannot run: the job did not run; use an async worker (AsyncRaquel) for it")
+            "worker cannot run: the job did not run; use an async worker (AsyncRaquel) for it"
+        )
 
 
 async def run_in_thread(handler: Callable[..., Any], job: Any) -> Any:

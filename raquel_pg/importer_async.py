@@ -27,12 +27,18 @@ from psycopg import AsyncConnection
 from .errors import InvalidArgument
 from .queries import QUERIES
 from .raquel_tables import (
-    ImportRefused, ImportReport, RollBack, lock_statement, source_table, source_view,
+    ImportRefused,
+    ImportReport,
+    RollBack,
+    lock_statement,
+    source_table,
+    source_view,
 )
 
 
-async def import_raquel(conn: AsyncConnection[Any], table: str = "jobs", *, dry_run: bool = False,
-                        skip_invalid: bool = False) -> ImportReport:
+async def import_raquel(
+    conn: AsyncConnection[Any], table: str = "jobs", *, dry_run: bool = False, skip_invalid: bool = False
+) -> ImportReport:
     """Copies raquel's ``table`` into raquel_jobs and says what it did.
 
     ``table`` is read as SQL reads a table name (``jobs``, ``app.jobs``,
@@ -61,8 +67,7 @@ async def import_raquel(conn: AsyncConnection[Any], table: str = "jobs", *, dry_
                 raise RollBack(ImportReport(table, source_rows, 0, 0, invalid, dry_run))
             copied = await _count(conn, "import_raquel_copy")
             await conn.execute(QUERIES["import_raquel_done"])
-            report = ImportReport(table, source_rows, copied, source_rows - len(invalid) - copied,
-                                  invalid, dry_run)
+            report = ImportReport(table, source_rows, copied, source_rows - len(invalid) - copied, invalid, dry_run)
             if dry_run:
                 raise RollBack(report)
     except RollBack as rolled_back:

@@ -43,8 +43,12 @@ class AsyncFetch(Protocol):
     """The client's one-query call (``AsyncRaquel._fetch``), handed to :class:`AsyncJobCalls`."""
 
     async def __call__(
-        self, query: str, args: dict[str, Any] | None = None, conn: AsyncConnection[Any] | None = None,
-        *, binary: bool = False,
+        self,
+        query: str,
+        args: dict[str, Any] | None = None,
+        conn: AsyncConnection[Any] | None = None,
+        *,
+        binary: bool = False,
     ) -> list[tuple[Any, ...]]: ...
 
 
@@ -70,7 +74,6 @@ OUTCOME_STATUSES = {
 
 #: Longest wait between two attempts of an outcome call.
 MAX_OUTCOME_RETRY_DELAY = 1.0
-
 
 
 class AsyncJob(AsyncJobControls, JobRecord):
@@ -114,9 +117,7 @@ class AsyncJob(AsyncJobControls, JobRecord):
         error, error_trace = params.failure(error, error_trace)
         return await self._settle("fail", error=error, error_trace=error_trace)
 
-    async def reschedule(
-        self, at: datetime | int | None = None, delay: timedelta | int | None = None
-    ) -> bool:
+    async def reschedule(self, at: datetime | int | None = None, delay: timedelta | int | None = None) -> bool:
         """Puts the job back as 'queued', to run at ``at`` + ``delay`` (default: now + min_retry_delay).
 
         Raises :class:`~raquel_pg.InvalidArgument` for a negative delay.
@@ -152,15 +153,18 @@ class AsyncJob(AsyncJobControls, JobRecord):
         except psycopg.OperationalError:
             raise
         except Exception as error:
-            logger.warning("job %s (queue %s): %s refused, nothing recorded: %s", self.id, self.queue,
-                           outcome, error)
+            logger.warning("job %s (queue %s): %s refused, nothing recorded: %s", self.id, self.queue, outcome, error)
             self._settled = False
             self._calls.leases.add(self)
             raise
         if status is None:
             logger.warning(
                 "job %s (queue %s): %s not recorded, this worker's claim is no longer current "
-                "(its lease ran out and the job was rescued)", self.id, self.queue, outcome)
+                "(its lease ran out and the job was rescued)",
+                self.id,
+                self.queue,
+                outcome,
+            )
             return False
         self._recorded(outcome, status, args)
         return True
@@ -182,10 +186,23 @@ class AsyncJob(AsyncJobControls, JobRecord):
             return
         duration_ms = (time.monotonic() - self._claimed_monotonic) * 1000
         logger.info(
-            "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s", self.id, self.queue, attempt,
-            outcome, status, duration_ms, f": {self.error}" if outcome == "fail" else "",
-            extra={"job_id": str(self.id), "queue": self.queue, "attempt": attempt,
-                   "outcome": outcome, "status": status, "duration_ms": round(duration_ms, 1)})
+            "job %s (queue %s) attempt %d: %s -> %s in %.1f ms%s",
+            self.id,
+            self.queue,
+            attempt,
+            outcome,
+            status,
+            duration_ms,
+            f": {self.error}" if outcome == "fail" else "",
+            extra={
+                "job_id": str(self.id),
+                "queue": self.queue,
+                "attempt": attempt,
+                "outcome": outcome,
+                "status": status,
+                "duration_ms": round(duration_ms, 1),
+            },
+        )
 
     async def _record(self, outcome: str, args: dict[str, Any]) -> str | None:
         """Runs the outcome call; returns the new status, or None when the claim is not current.
@@ -210,18 +227,31 @@ class AsyncJob(AsyncJobControls, JobRecord):
             except psycopg.OperationalError as error:
                 if time.monotonic() + delay >= self._lease_deadline:
                     raise
-                logger.warning("job %s (queue %s): %s failed (%s); retrying in %.2fs while the lease "
-                               "lasts", self.id, self.queue, outcome, error, delay)
+                logger.warning(
+                    "job %s (queue %s): %s failed (%s); retrying in %.2fs while the lease lasts",
+                    self.id,
+                    self.queue,
+                    outcome,
+                    error,
+                    delay,
+                )
                 await asleep(delay)
                 delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
                 retried = True
         status: str | None = rows[0][0]
         if status is None and retried:
             ended = await self._calls.fetch("claim_outcome", {"job_id": self.id, "claim_id": self.claim_id})
-            if ended and ended[0][0] in OUTCOME_STATUSES[outcome] and (
-                    outcome != "fail" or ended[0][1] == args["error"]):
-                logger.info("job %s (queue %s): %s had been recorded by an attempt whose reply was "
-                            "lost", self.id, self.queue, outcome)
+            if (
+                ended
+                and ended[0][0] in OUTCOME_STATUSES[outcome]
+                and (outcome != "fail" or ended[0][1] == args["error"])
+            ):
+                logger.info(
+                    "job %s (queue %s): %s had been recorded by an attempt whose reply was lost",
+                    self.id,
+                    self.queue,
+                    outcome,
+                )
                 status = ended[0][0]
         return status
 
@@ -240,8 +270,7 @@ class AsyncJobCalls:
     (and the retries its docstring names).
     """
 
-    def __init__(self, fetch: AsyncFetch, leases: AsyncLeaseKeeper, notifier: AsyncNotifier,
-                 lease_ms: int) -> None:
+    def __init__(self, fetch: AsyncFetch, leases: AsyncLeaseKeeper, notifier: AsyncNotifier, lease_ms: int) -> None:
         #: The client's one-query call.
         self.fetch = fetch
         #: The client's lease keeper: renews the leases of the jobs claimed here.
@@ -252,8 +281,14 @@ class AsyncJobCalls:
         self.lease_ms = lease_ms
 
     async def claim(
-        self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-        *, before: int | None = None, lease_ms: int | None = None,
+        self,
+        queues: list[str] | None,
+        claim_as: str | None,
+        batch: int,
+        durable: bool = True,
+        *,
+        before: int | None = None,
+        lease_ms: int | None = None,
     ) -> list[AsyncJob]:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.
@@ -265,10 +300,18 @@ class AsyncJobCalls:
         """
         lease = self.lease_ms if lease_ms is None else lease_ms
         sent_at = time.monotonic()
-        rows = await self.fetch("claim", {
-            "queues": queues, "claim_as": claim_as, "batch": batch, "lease": lease,
-            "durable": durable, "before": before,
-        }, binary=True)
+        rows = await self.fetch(
+            "claim",
+            {
+                "queues": queues,
+                "claim_as": claim_as,
+                "batch": batch,
+                "lease": lease,
+                "durable": durable,
+                "before": before,
+            },
+            binary=True,
+        )
         jobs = [AsyncJob._bind(self, row, sent_at, lease) for row in rows]
         runnable = []
         for job in jobs:
@@ -290,8 +333,12 @@ class AsyncJobCalls:
             try:
                 await job.fail(reason, None)
             except Exception as error:  # the runnable jobs of the batch must still be returned
-                logger.warning("job %s (queue %s): could not record its failure (%s); it is rescued "
-                               "when its lease runs out", job.id, job.queue, error)
+                logger.warning(
+                    "job %s (queue %s): could not record its failure (%s); it is rescued when its lease runs out",
+                    job.id,
+                    job.queue,
+                    error,
+                )
 
     async def wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
         """Registers ``worker`` as waiting on ``queues`` for ``ttl_ms`` (``raquel_wait_begin``).
@@ -335,8 +382,12 @@ class AsyncJobCalls:
             except psycopg.OperationalError as error:
                 if time.monotonic() + delay >= deadline:
                     raise
-                logger.warning("recording %d successes failed (%s); retrying in %.2fs while the leases "
-                               "last", len(jobs), error, delay)
+                logger.warning(
+                    "recording %d successes failed (%s); retrying in %.2fs while the leases last",
+                    len(jobs),
+                    error,
+                    delay,
+                )
                 await asleep(delay)
                 delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
                 retried = True
@@ -359,16 +410,21 @@ class AsyncJobCalls:
         try:
             recorded = await self.complete_many(jobs)
         except psycopg.Error as error:
-            logger.warning("%d successes not recorded (%s); those jobs run again once their leases "
-                           "run out", len(jobs), error)
+            logger.warning(
+                "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
+            )
             recorded = [False] * len(jobs)
         for job, done in zip(jobs, recorded):
             self.leases.discard(job)
             if done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
-                logger.warning("job %s (queue %s): complete not recorded, this worker's claim is no "
-                               "longer current (or the call failed)", job.id, job.queue)
+                logger.warning(
+                    "job %s (queue %s): complete not recorded, this worker's claim is no "
+                    "longer current (or the call failed)",
+                    job.id,
+                    job.queue,
+                )
 
     async def cancel_requests(self, job_ids: list[UUID]) -> list[str]:
         """The ids (text) among ``job_ids`` whose current claim was asked to stop (``cancel_claim_id``)."""
@@ -392,7 +448,9 @@ class AsyncJobCalls:
 
     @asynccontextmanager
     async def process(
-        self, job: AsyncJob, batcher: AsyncBuffer | None = None,
+        self,
+        job: AsyncJob,
+        batcher: AsyncBuffer | None = None,
         raise_stop_on_unhandled_exc: bool = False,
     ) -> AsyncIterator[AsyncJob]:
         """Records the outcome of running ``job`` inside the block (see ``AsyncRaquel.dequeue``).

@@ -78,11 +78,14 @@ class AsyncLeaseKeeper:
     async def _renew(self, held: list[AsyncJob], lease_ms: int) -> None:
         sent_at = time.monotonic()
         try:
-            rows = await self._rq._fetch("renew_leases", {
-                "job_ids": [j.id for j in held],
-                "claim_ids": [j.claim_id for j in held],
-                "lease": lease_ms,
-            })
+            rows = await self._rq._fetch(
+                "renew_leases",
+                {
+                    "job_ids": [j.id for j in held],
+                    "claim_ids": [j.claim_id for j in held],
+                    "lease": lease_ms,
+                },
+            )
         except psycopg.Error as error:
             logger.warning("could not renew the leases of %d jobs: %s", len(held), error)
             return

@@ -57,21 +57,21 @@ class QueueCollector(Collector):
         yield up
         jobs = GaugeMetricFamily("raquel_queue_jobs", "Jobs of each queue by status", labels=["queue", "status"])
         families = {
-            "ready": GaugeMetricFamily("raquel_queue_ready_jobs", "Waiting jobs claimable now",
-                                       labels=["queue"]),
-            "scheduled": GaugeMetricFamily("raquel_queue_scheduled_jobs", "Waiting jobs due later",
-                                           labels=["queue"]),
-            "running": GaugeMetricFamily("raquel_queue_running_jobs", "Claimed jobs (running)",
-                                         labels=["queue"]),
+            "ready": GaugeMetricFamily("raquel_queue_ready_jobs", "Waiting jobs claimable now", labels=["queue"]),
+            "scheduled": GaugeMetricFamily("raquel_queue_scheduled_jobs", "Waiting jobs due later", labels=["queue"]),
+            "running": GaugeMetricFamily("raquel_queue_running_jobs", "Claimed jobs (running)", labels=["queue"]),
             "lease_expired": GaugeMetricFamily(
-                "raquel_queue_lease_expired_jobs", "Claimed jobs whose lease ran out (dead or hung worker)",
-                labels=["queue"]),
+                "raquel_queue_lease_expired_jobs",
+                "Claimed jobs whose lease ran out (dead or hung worker)",
+                labels=["queue"],
+            ),
         }
-        age = GaugeMetricFamily("raquel_queue_oldest_ready_age_seconds",
-                                "How long the oldest ready job has been claimable (0 when none is)",
-                                labels=["queue"])
-        paused = GaugeMetricFamily("raquel_queue_paused", "1 while the queue is paused, else 0",
-                                   labels=["queue"])
+        age = GaugeMetricFamily(
+            "raquel_queue_oldest_ready_age_seconds",
+            "How long the oldest ready job has been claimable (0 when none is)",
+            labels=["queue"],
+        )
+        paused = GaugeMetricFamily("raquel_queue_paused", "1 while the queue is paused, else 0", labels=["queue"])
         for row in rows:
             paused.add_metric([row["queue"]], 1 if row.get("paused") else 0)
             queue = row["queue"]
@@ -127,18 +127,23 @@ class WorkerMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._jobs = Counter("raquel_worker_jobs", "Outcomes recorded by this worker",
-                             ["queue", "outcome", "status"], registry=registry)
-        self._duration = Histogram("raquel_worker_job_duration_seconds",
-                                   "Seconds from a job's claim to its recorded outcome", ["queue"],
-                                   buckets=DURATION_BUCKETS, registry=registry)
-        self._batch = Histogram("raquel_worker_claim_batch_size", "Jobs returned by each claim",
-                                buckets=BATCH_BUCKETS, registry=registry)
-        self._notifications = Counter("raquel_worker_notifications", "Notifications received",
-                                      registry=registry)
-        self._reconnects = Counter("raquel_worker_reconnects",
-                                   "Times the notification connection was lost and reopened",
-                                   registry=registry)
+        self._jobs = Counter(
+            "raquel_worker_jobs", "Outcomes recorded by this worker", ["queue", "outcome", "status"], registry=registry
+        )
+        self._duration = Histogram(
+            "raquel_worker_job_duration_seconds",
+            "Seconds from a job's claim to its recorded outcome",
+            ["queue"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._batch = Histogram(
+            "raquel_worker_claim_batch_size", "Jobs returned by each claim", buckets=BATCH_BUCKETS, registry=registry
+        )
+        self._notifications = Counter("raquel_worker_notifications", "Notifications received", registry=registry)
+        self._reconnects = Counter(
+            "raquel_worker_reconnects", "Times the notification connection was lost and reopened", registry=registry
+        )
         self._job_children: dict[tuple[str, str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
 
@@ -163,8 +168,9 @@ class WorkerMetrics:
         self._reconnects.inc()
 
 
-def serve_worker_metrics(port: int, host: str = "127.0.0.1",
-                         registry: CollectorRegistry | None = None) -> WorkerMetrics:
+def serve_worker_metrics(
+    port: int, host: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> WorkerMetrics:
     """Installs a :class:`WorkerMetrics` observer and serves it on ``host:port`` (a daemon thread).
 
     ``registry`` defaults to prometheus_client's global one (which also has

@@ -18,8 +18,16 @@ from psycopg import Connection
 
 from .errors import MigrationError
 from .schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
-    load_migrations, pending,
+    BOOKKEEPING_SQL,
+    LOCK_SQL,
+    RECORD_SQL,
+    SEARCH_PATH_SQL,
+    Migration,
+    after,
+    before,
+    check_applied,
+    load_migrations,
+    pending,
 )
 
 
@@ -41,9 +49,7 @@ def applied(conn: Connection[Any]) -> dict[int, tuple[str, str, datetime]]:
     return {r[0]: (r[1], r[2], r[3]) for r in cursor.fetchall()}
 
 
-def pending_migrations(
-    conn: Connection[Any], migrations: list[Migration] | None = None
-) -> list[Migration]:
+def pending_migrations(conn: Connection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
     """The migrations this database still needs (of ``migrations``, default: the package's),
     after checking the applied ones."""
     migrations = load_migrations() if migrations is None else migrations
@@ -56,8 +62,7 @@ def status(conn: Connection[Any]) -> list[MigrationState]:
     """Every known migration with its applied time (None when pending)."""
     done = applied(conn)
     check_applied(load_migrations(), {v: (n, c) for v, (n, c, _) in done.items()})
-    return [MigrationState(m, done[m.version][2] if m.version in done else None)
-            for m in load_migrations()]
+    return [MigrationState(m, done[m.version][2] if m.version in done else None) for m in load_migrations()]
 
 
 def migrate(conn: Connection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
@@ -81,8 +86,7 @@ def migrate(conn: Connection[Any], migrations: list[Migration] | None = None) ->
     for migration in pending_migrations(conn, migrations):
         with conn.transaction():
             conn.execute(LOCK_SQL)
-            cursor = conn.execute(
-                "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
+            cursor = conn.execute("SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
             if cursor.fetchone() is not None:
                 continue  # a concurrent deploy applied it while we waited for the lock
             # Recorded first, under the caller's search_path (raquel_migrations

@@ -15,8 +15,16 @@ from psycopg import AsyncConnection
 
 from .errors import MigrationError
 from .schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, RECORD_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
-    load_migrations, pending,
+    BOOKKEEPING_SQL,
+    LOCK_SQL,
+    RECORD_SQL,
+    SEARCH_PATH_SQL,
+    Migration,
+    after,
+    before,
+    check_applied,
+    load_migrations,
+    pending,
 )
 
 
@@ -38,9 +46,7 @@ async def applied(conn: AsyncConnection[Any]) -> dict[int, tuple[str, str, datet
     return {r[0]: (r[1], r[2], r[3]) for r in await cursor.fetchall()}
 
 
-async def pending_migrations(
-    conn: AsyncConnection[Any], migrations: list[Migration] | None = None
-) -> list[Migration]:
+async def pending_migrations(conn: AsyncConnection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
     """The migrations this database still needs (of ``migrations``, default: the package's),
     after checking the applied ones."""
     migrations = load_migrations() if migrations is None else migrations
@@ -53,8 +59,7 @@ async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
     """Every known migration with its applied time (None when pending)."""
     done = await applied(conn)
     check_applied(load_migrations(), {v: (n, c) for v, (n, c, _) in done.items()})
-    return [MigrationState(m, done[m.version][2] if m.version in done else None)
-            for m in load_migrations()]
+    return [MigrationState(m, done[m.version][2] if m.version in done else None) for m in load_migrations()]
 
 
 async def migrate(conn: AsyncConnection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
@@ -79,7 +84,8 @@ async def migrate(conn: AsyncConnection[Any], migrations: list[Migration] | None
         async with conn.transaction():
             await conn.execute(LOCK_SQL)
             cursor = await conn.execute(
-                "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
+                "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,)
+            )
             if await cursor.fetchone() is not None:
                 continue  # a concurrent deploy applied it while we waited for the lock
             # Recorded first, under the caller's search_path (raquel_migrations

@@ -11,10 +11,29 @@ from . import params
 
 #: Columns read back for a job, in the order of :class:`JobRecord`'s fields.
 JOB_COLUMNS = (
-    "id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
-    "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
-    "error_trace", "claimed_by", "claimed_at", "finished_at", "lease_expires_at", "claim_id",
-    "priority", "unique_key", "result", "timeout",
+    "id",
+    "queue",
+    "payload",
+    "status",
+    "max_age",
+    "max_retry_count",
+    "min_retry_delay",
+    "max_retry_delay",
+    "backoff_base",
+    "enqueued_at",
+    "scheduled_at",
+    "attempts",
+    "error",
+    "error_trace",
+    "claimed_by",
+    "claimed_at",
+    "finished_at",
+    "lease_expires_at",
+    "claim_id",
+    "priority",
+    "unique_key",
+    "result",
+    "timeout",
 )
 #: The default of ``JobRecord.payload``: decoded from ``raw_payload``.
 _UNSET: Any = object()
@@ -124,8 +143,10 @@ class JobRecord:
         if not self.out_of_range:
             return None
         times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
-        return (f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
-                "datetime (years 1-9999); the row was written around the raquel functions")
+        return (
+            f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
+            "datetime (years 1-9999); the row was written around the raquel functions"
+        )
 
 
 @dataclass(frozen=True)

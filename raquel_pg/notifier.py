@@ -35,9 +35,11 @@ MAX_RECONNECT_DELAY = 30.0
 PROBE_TIMEOUT = 2.0
 
 #: The warning logged (once per client) when the probe does not come back.
-UNHEARD = ("notifications do not reach the LISTEN connection — a transaction pooler? set listen_dsn "
-           "(RAQUEL_PG_LISTEN_DSN, --listen-dsn) to a direct connection to the server; "
-           "workers poll meanwhile (every poll_interval)")
+UNHEARD = (
+    "notifications do not reach the LISTEN connection — a transaction pooler? set listen_dsn "
+    "(RAQUEL_PG_LISTEN_DSN, --listen-dsn) to a direct connection to the server; "
+    "workers poll meanwhile (every poll_interval)"
+)
 
 
 class Connect(Protocol):
@@ -137,8 +139,11 @@ class Notifier:
     def _dispatch(self, queue: str | None) -> None:
         """Calls the subscribers that want ``queue`` (None: every subscriber)."""
         with self._lock:
-            callbacks = [heard for wanted, heard in self._subscribers.values()
-                         if queue is None or wanted is None or queue in wanted]
+            callbacks = [
+                heard
+                for wanted, heard in self._subscribers.values()
+                if queue is None or wanted is None or queue in wanted
+            ]
         for heard in callbacks:
             heard()
         if queue is None:
@@ -147,8 +152,9 @@ class Notifier:
     def _dispatch_payload(self, channel: str | None, payload: str | None) -> None:
         """Calls the payload subscribers of ``channel`` with ``payload`` (None: all of them, with None)."""
         with self._lock:
-            callbacks = [heard for wanted, heard in self._payload_subscribers.values()
-                         if channel is None or wanted == channel]
+            callbacks = [
+                heard for wanted, heard in self._payload_subscribers.values() if channel is None or wanted == channel
+            ]
         for heard in callbacks:
             heard(payload)
 
@@ -183,8 +189,7 @@ class Notifier:
             except psycopg.Error as error:  # any failure: reconnect, never let the notifier die
                 if instrument.observer is not None:
                     instrument.observer.reconnecting()
-                logger.warning("notification connection lost (%s); polling, reconnecting in %.1fs",
-                               error, delay)
+                logger.warning("notification connection lost (%s); polling, reconnecting in %.1fs", error, delay)
             finally:
                 current.hears = False
             current.stop.wait_timeout(delay)

@@ -70,9 +70,13 @@ def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
     else:
         raise InvalidArgument(argument, f"{argument}: expected a datetime or ms since epoch (int), got {value!r}")
     if ms not in TIME_RANGE:
-        raise InvalidArgument(argument, (
-            f"{argument}: {value!r} is not a time within [{TIME_MIN_MS}, {TIME_MAX_MS}] ms since the epoch"
-            " (0001-01-02 .. 9999-12-30 UTC)"))
+        raise InvalidArgument(
+            argument,
+            (
+                f"{argument}: {value!r} is not a time within [{TIME_MIN_MS}, {TIME_MAX_MS}] ms since the epoch"
+                " (0001-01-02 .. 9999-12-30 UTC)"
+            ),
+        )
     return ms
 
 
@@ -103,8 +107,7 @@ def count(value: int | None, argument: str) -> int | None:
 def _in_range(value: int, allowed: range, argument: str) -> int:
     """``value`` if its SQL type can hold it; else :class:`InvalidArgument`."""
     if value not in allowed:
-        raise InvalidArgument(
-            argument, f"{argument}: {value} does not fit in [{allowed.start}, {allowed.stop - 1}]")
+        raise InvalidArgument(argument, f"{argument}: {value} does not fit in [{allowed.start}, {allowed.stop - 1}]")
     return value
 
 
@@ -165,8 +168,9 @@ def _sendable(text: str, argument: str) -> str:
     if "\x00" in text:
         raise InvalidArgument(argument, f"{argument}: PostgreSQL text cannot hold NUL (\\x00) characters")
     if not text.isascii() and not _encodes(text):
-        raise InvalidArgument(argument, f"{argument}: text holding a lone surrogate cannot be stored "
-                                        "(PostgreSQL text is UTF-8)")
+        raise InvalidArgument(
+            argument, f"{argument}: text holding a lone surrogate cannot be stored (PostgreSQL text is UTF-8)"
+        )
     return text
 
 
@@ -244,8 +248,18 @@ def enqueue_many_args(
     character) or not iterable, or an element cannot be sent.
     """
     args = enqueue_args(
-        queue, None, at, delay, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-        backoff_base, priority, None, unique_mode,
+        queue,
+        None,
+        at,
+        delay,
+        max_age,
+        max_retry_count,
+        min_retry_delay,
+        max_retry_delay,
+        backoff_base,
+        priority,
+        None,
+        unique_mode,
     )
     del args["payload"], args["unique_key"]
     if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Iterable):
@@ -305,7 +319,8 @@ def seconds(value: float | timedelta, argument: str) -> float:
         raise InvalidArgument(argument, f"{argument}: expected seconds (a number) or a timedelta, got {value!r}")
     if math.isnan(result) or not 0 <= result <= threading.TIMEOUT_MAX:
         raise InvalidArgument(
-            argument, f"{argument}: must be a number of seconds in [0, {threading.TIMEOUT_MAX:.0f}], got {value!r}")
+            argument, f"{argument}: must be a number of seconds in [0, {threading.TIMEOUT_MAX:.0f}], got {value!r}"
+        )
     return result
 
 
@@ -321,8 +336,10 @@ def unencodable(args: dict[str, Any]) -> InvalidArgument | None:
         for text in values:
             if isinstance(text, str) and not _encodes(text):
                 return InvalidArgument(
-                    argument, f"{argument}: text holding a lone surrogate ({text.encode('utf-8', 'backslashreplace')[:40]!r}) "
-                              "cannot be stored (PostgreSQL text is UTF-8)")
+                    argument,
+                    f"{argument}: text holding a lone surrogate ({text.encode('utf-8', 'backslashreplace')[:40]!r}) "
+                    "cannot be stored (PostgreSQL text is UTF-8)",
+                )
     return None
 
 

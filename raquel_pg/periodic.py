@@ -21,8 +21,17 @@ from .errors import InvalidArgument
 
 #: Columns read back for a schedule, in the order of :class:`Schedule`'s fields.
 SCHEDULE_COLUMNS = (
-    "name", "queue", "payload", "cron", "every", "priority", "max_age", "max_retry_count",
-    "next_run_at", "last_run_at", "last_job_id",
+    "name",
+    "queue",
+    "payload",
+    "cron",
+    "every",
+    "priority",
+    "max_age",
+    "max_retry_count",
+    "next_run_at",
+    "last_run_at",
+    "last_job_id",
 )
 
 

@@ -126,8 +126,7 @@ class Producer:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable,
-                                                   lease_ms=self._lease_ms)
+                    jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -190,8 +189,9 @@ class Producer:
         try:
             self._calls.wait_end(self._waiter_id)
         except psycopg.Error as error:
-            logger.warning("could not unregister as waiting (%s); the registration lapses in %.0fs",
-                           error, self._waiter_ttl)
+            logger.warning(
+                "could not unregister as waiting (%s); the registration lapses in %.0fs", error, self._waiter_ttl
+            )
 
     def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""
@@ -204,4 +204,3 @@ class Producer:
             return timeout
         due_in = (due - params.now_ms()) / 1000
         return min(timeout, due_in if due_in > 0 else 0.05)
-

@@ -123,8 +123,9 @@ class AsyncProducer:
             if free > 0:
                 claimed = False
                 try:
-                    jobs = await self._calls.claim(self._queues, self._claim_as, free, self._durable,
-                                                   lease_ms=self._lease_ms)
+                    jobs = await self._calls.claim(
+                        self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms
+                    )
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -187,8 +188,9 @@ class AsyncProducer:
         try:
             await self._calls.wait_end(self._waiter_id)
         except psycopg.Error as error:
-            logger.warning("could not unregister as waiting (%s); the registration lapses in %.0fs",
-                           error, self._waiter_ttl)
+            logger.warning(
+                "could not unregister as waiting (%s); the registration lapses in %.0fs", error, self._waiter_ttl
+            )
 
     async def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to when the next job of our queues falls due (as far as known)."""
@@ -201,4 +203,3 @@ class AsyncProducer:
             return timeout
         due_in = (due - params.now_ms()) / 1000
         return min(timeout, due_in if due_in > 0 else 0.05)
-

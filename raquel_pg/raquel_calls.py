@@ -40,13 +40,23 @@ class RaquelCalls:
         _leases: LeaseKeeper
 
         def _fetch(
-            self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
-            *, binary: bool = False,
+            self,
+            query: str,
+            args: dict[str, Any] | None = None,
+            conn: Connection[Any] | None = None,
+            *,
+            binary: bool = False,
         ) -> list[tuple[Any, ...]]: ...
 
         def _claim(
-            self, queues: list[str] | None, claim_as: str | None, batch: int, durable: bool = True,
-            *, before: int | None = None, lease_ms: int | None = None,
+            self,
+            queues: list[str] | None,
+            claim_as: str | None,
+            batch: int,
+            durable: bool = True,
+            *,
+            before: int | None = None,
+            lease_ms: int | None = None,
         ) -> list[Job]: ...
 
     def claim(
@@ -77,9 +87,13 @@ class RaquelCalls:
         (and, as always, not after now). Raises
         :class:`~raquel_pg.InvalidArgument` for bad input.
         """
-        jobs = self._claim(params.queue_list(queues), claim_as, 1,
-                                 before=params.timestamp_ms(before, "before"),
-                                 lease_ms=self._claim_lease(reclaim_after))
+        jobs = self._claim(
+            params.queue_list(queues),
+            claim_as,
+            1,
+            before=params.timestamp_ms(before, "before"),
+            lease_ms=self._claim_lease(reclaim_after),
+        )
         return jobs[0] if jobs else None
 
     def _claim_lease(self, reclaim_after: timedelta | int | None) -> int:
@@ -109,9 +123,7 @@ class RaquelCalls:
         expired: int = rows[0][0]
         return expired
 
-    def resolve(
-        self, job_id: UUID | str, attempt_num: int = 1, finished_at: datetime | None = None
-    ) -> bool:
+    def resolve(self, job_id: UUID | str, attempt_num: int = 1, finished_at: datetime | None = None) -> bool:
         """Records the success of attempt ``attempt_num`` of a claimed job (raquel's, by id).
 
         Fenced: True only when the job is claimed and ``attempt_num`` is its
@@ -119,8 +131,9 @@ class RaquelCalls:
         returned); otherwise nothing is written and False is returned.
         ``finished_at`` (default: the database clock) is stored as finished_at.
         """
-        return self._by_attempt("resolve_attempt", job_id, attempt_num, {
-            "now": params.timestamp_ms(finished_at, "finished_at")})
+        return self._by_attempt(
+            "resolve_attempt", job_id, attempt_num, {"now": params.timestamp_ms(finished_at, "finished_at")}
+        )
 
     def reject(self, job_id: UUID | str, attempt_num: int) -> bool:
         """Hands attempt ``attempt_num`` of a claimed job back as 'queued' (raquel's, by id).
@@ -145,12 +158,14 @@ class RaquelCalls:
         """
         error, trace = params.failure(exception, None)
         job_id = job.id if isinstance(job, JobRecord) else job
-        return self._by_attempt("fail_attempt", job_id, attempt_num, {
-            "error": error, "error_trace": trace, "now": params.timestamp_ms(finished_at, "finished_at")})
+        return self._by_attempt(
+            "fail_attempt",
+            job_id,
+            attempt_num,
+            {"error": error, "error_trace": trace, "now": params.timestamp_ms(finished_at, "finished_at")},
+        )
 
-    def _by_attempt(
-        self, query: str, job_id: UUID | str, attempt_num: int, args: dict[str, Any]
-    ) -> bool:
+    def _by_attempt(self, query: str, job_id: UUID | str, attempt_num: int, args: dict[str, Any]) -> bool:
         if not isinstance(attempt_num, int) or isinstance(attempt_num, bool) or attempt_num < 1:
             raise InvalidArgument("attempt_num", f"attempt_num: must be an int >= 1, got {attempt_num!r}")
         rows = self._fetch(query, {"job_id": job_id, "attempt_num": attempt_num, **args})
@@ -183,5 +198,4 @@ class RaquelCalls:
 
     def jobs(self, *queues: str) -> list[JobRecord]:
         """Every job of ``queues`` (default: all), the latest scheduled first (raquel's)."""
-        return [JobRecord.from_row(row)
-                for row in self._fetch("jobs", {"queues": params.queue_list(queues)})]
+        return [JobRecord.from_row(row) for row in self._fetch("jobs", {"queues": params.queue_list(queues)})]

@@ -44,6 +44,7 @@ SOURCES: dict[str, tuple[tuple[str, ...], bool]] = {
     "finished_at": (("finished_at",), False),
 }
 
+
 @dataclass(frozen=True)
 class ImportReport:
     """What an import did (or, with ``dry_run``, would do).
@@ -73,7 +74,8 @@ class ImportRefused(RaquelError):
         more = f" (and {len(report.invalid) - 3} more)" if len(report.invalid) > 3 else ""
         super().__init__(
             f"{len(report.invalid)} row(s) of {report.table} break a rule of raquel_jobs, nothing "
-            f"was copied: {first}{more}")
+            f"was copied: {first}{more}"
+        )
         self.report = report
 
 
@@ -99,13 +101,13 @@ def source_table(table: str, rows: list[tuple[object, ...]]) -> tuple[sql.Identi
     if not rows:
         raise InvalidArgument("table", f"table: no table {table!r} on this connection's search_path")
     columns = {str(r[2]): str(r[3]) for r in rows}
-    missing = [name for name, (sources, required) in SOURCES.items()
-               if required and not any(s in columns for s in sources)]
+    missing = [
+        name for name, (sources, required) in SOURCES.items() if required and not any(s in columns for s in sources)
+    ]
     if "id" not in columns:
         missing.insert(0, "id")
     if missing:
-        raise InvalidArgument("table", f"table: {table!r} is not a raquel jobs table (no column "
-                                       f"{', '.join(missing)})")
+        raise InvalidArgument("table", f"table: {table!r} is not a raquel jobs table (no column {', '.join(missing)})")
     return sql.Identifier(str(rows[0][0]), str(rows[0][1])), columns
 
 

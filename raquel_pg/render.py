@@ -18,8 +18,22 @@ from .model import JOB_COLUMNS, JobRecord
 #: Columns of ``raquel_stats()`` then the queue's controls (queue_controls migration), in order; also the keys of
 #: each queue in ``stats --json``.
 STATS_COLUMNS = (
-    "queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired", "exhausted",
-    "ready", "scheduled", "lease_expired", "oldest_ready_age_ms", "paused", "max_running", "per_second",
+    "queue",
+    "total",
+    "queued",
+    "claimed",
+    "success",
+    "failed",
+    "cancelled",
+    "expired",
+    "exhausted",
+    "ready",
+    "scheduled",
+    "lease_expired",
+    "oldest_ready_age_ms",
+    "paused",
+    "max_running",
+    "per_second",
 )
 
 
@@ -38,10 +52,27 @@ def stats_json(rows: Sequence[Sequence[Any]], generated_at: datetime) -> dict[st
 
 def stats_table(rows: Sequence[Sequence[Any]]) -> str:
     """The ``stats`` table: one line per queue, the oldest ready age humanized."""
-    headers = ["queue", "total", "queued", "claimed", "success", "failed", "cancelled", "expired",
-               "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready", "paused", "limits"]
-    body = [[*(str(v) for v in row[:12]), format_ms(row[12]), "paused" if row[13] else "-",
-             limits_text(row[14], row[15])] for row in rows]
+    headers = [
+        "queue",
+        "total",
+        "queued",
+        "claimed",
+        "success",
+        "failed",
+        "cancelled",
+        "expired",
+        "exhausted",
+        "ready",
+        "scheduled",
+        "lease_expired",
+        "oldest_ready",
+        "paused",
+        "limits",
+    ]
+    body = [
+        [*(str(v) for v in row[:12]), format_ms(row[12]), "paused" if row[13] else "-", limits_text(row[14], row[15])]
+        for row in rows
+    ]
     if not body:
         return "no jobs"
     return table(headers, body)
@@ -50,7 +81,8 @@ def stats_table(rows: Sequence[Sequence[Any]]) -> str:
 def limits_text(max_running: int | None, per_second: float | None) -> str:
     """A queue's limits as ``max 5, 10/s`` (``-`` for none)."""
     parts = ([] if max_running is None else [f"max {max_running}"]) + (
-        [] if per_second is None else [f"{per_second:g}/s"])
+        [] if per_second is None else [f"{per_second:g}/s"]
+    )
     return ", ".join(parts) or "-"
 
 
@@ -79,8 +111,15 @@ def jobs_table(jobs: Sequence[JobRecord]) -> str:
     if not jobs:
         return "no jobs"
     body = [
-        [str(j.id), j.queue, j.status, str(j.attempts), _time(j, "scheduled_at"),
-         _time(j, "finished_at"), _clip((j.error or "").replace("\n", " "), 60)]
+        [
+            str(j.id),
+            j.queue,
+            j.status,
+            str(j.attempts),
+            _time(j, "scheduled_at"),
+            _time(j, "finished_at"),
+            _clip((j.error or "").replace("\n", " "), 60),
+        ]
         for j in jobs
     ]
     return table(["id", "queue", "status", "attempts", "scheduled_at", "finished_at", "error"], body)
@@ -105,8 +144,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     numeric = [all(r[i].isdigit() for r in rows) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if n else c.ljust(w)
-                         for c, w, n in zip(cells, widths, numeric)).rstrip()
+        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric)).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 

@@ -74,8 +74,12 @@ class Results:
         _result_waiters: dict[str, set[Event]]
 
         def _fetch(
-            self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
-            *, binary: bool = False,
+            self,
+            query: str,
+            args: dict[str, Any] | None = None,
+            conn: Connection[Any] | None = None,
+            *,
+            binary: bool = False,
         ) -> list[tuple[Any, ...]]: ...
 
     def result(self, job_id: UUID | str, timeout: timedelta | float | None = None) -> Any:

@@ -71,8 +71,12 @@ class AsyncResults:
         _result_waiters: dict[str, set[AEvent]]
 
         async def _fetch(
-            self, query: str, args: dict[str, Any] | None = None, conn: AsyncConnection[Any] | None = None,
-            *, binary: bool = False,
+            self,
+            query: str,
+            args: dict[str, Any] | None = None,
+            conn: AsyncConnection[Any] | None = None,
+            *,
+            binary: bool = False,
         ) -> list[tuple[Any, ...]]: ...
 
     async def result(self, job_id: UUID | str, timeout: timedelta | float | None = None) -> Any:

@@ -36,8 +36,11 @@ def grant_script(
     of the session that runs the script. Needs no connection.
     """
     call = sql.SQL(QUERIES["grant_roles_script"]).format(
-        schema=sql.Literal(schema), enqueuer=sql.Literal(enqueuer), worker=sql.Literal(worker),
-        operator=sql.Literal(operator))
+        schema=sql.Literal(schema),
+        enqueuer=sql.Literal(enqueuer),
+        worker=sql.Literal(worker),
+        operator=sql.Literal(operator),
+    )
     return f"{roles_sql()}\n{call.as_string(None)};\n"
 
 
@@ -63,9 +66,15 @@ def grant_roles(
             if schema is None:
                 row = conn.execute(QUERIES["current_schema"]).fetchone()
                 schema = row[0] if row else None
-            conn.execute(QUERIES["grant_roles"], {
-                "schema": schema, "enqueuer": enqueuer, "worker": worker, "operator": operator,
-            })
+            conn.execute(
+                QUERIES["grant_roles"],
+                {
+                    "schema": schema,
+                    "enqueuer": enqueuer,
+                    "worker": worker,
+                    "operator": operator,
+                },
+            )
     except psycopg.errors.InvalidParameterValue as error:
         raise translate(error) from None
     return schema

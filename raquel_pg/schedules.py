@@ -31,9 +31,14 @@ class Schedules:
     """The client's periodic-job calls, over its ``_fetch``."""
 
     if TYPE_CHECKING:
+
         def _fetch(
-            self, query: str, args: dict[str, Any] | None = None, conn: Connection[Any] | None = None,
-            *, binary: bool = False,
+            self,
+            query: str,
+            args: dict[str, Any] | None = None,
+            conn: Connection[Any] | None = None,
+            *,
+            binary: bool = False,
         ) -> list[tuple[Any, ...]]: ...
 
     def schedule(
@@ -62,7 +67,8 @@ class Schedules:
         Raises :class:`~raquel_pg.InvalidArgument` for bad input.
         """
         args = periodic.schedule_args(
-            name, queue, payload, cron, every, first_run_at, priority, max_age, max_retry_count)
+            name, queue, payload, cron, every, first_run_at, priority, max_age, max_retry_count
+        )
         rows = self._fetch("set_schedule", args)
         return params.to_datetime(rows[0][0])
 
@@ -96,8 +102,9 @@ class Schedules:
         args, invalid = periodic.plan_ticks(due, rows[0][0])
         args["now"] = now_ms
         for name in invalid:
-            logger.warning("schedule %s: its cron expression is invalid; fix it with "
-                           "raquel_set_schedule() or drop it", name)
+            logger.warning(
+                "schedule %s: its cron expression is invalid; fix it with raquel_set_schedule() or drop it", name
+            )
         if not args["names"]:
             return []
         return [row[0] for row in self._fetch("fire_schedules", args)]

@@ -26,9 +26,7 @@ LOCK_SQL = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
 
 #: The install schema's search_path (its first existing schema, then pg_temp):
 #: raquel_migrations is created and written there, before each migration's SQL.
-SEARCH_PATH_SQL = (
-    "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
-)
+SEARCH_PATH_SQL = "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
 
 #: The engine's schema (migration 0001): only its owner may create objects in
 #: it; the install schema keeps stand-ins (docs/security.md).
@@ -131,13 +129,14 @@ def check_applied(migrations: list[Migration], applied: dict[int, tuple[str, str
         migration = known.get(version)
         if migration is None:
             raise MigrationError(
-                f"the database has migration {version:04d}_{name} which this raquel_pg does not "
-                "know: upgrade raquel_pg")
+                f"the database has migration {version:04d}_{name} which this raquel_pg does not know: upgrade raquel_pg"
+            )
         if migration.checksum != checksum:
             raise MigrationError(
                 f"migration {migration.filename} was changed after it was applied "
                 f"(checksum {checksum[:12]}… in the database, {migration.checksum[:12]}… on disk); "
-                "released migrations are immutable: restore the file and add a new migration")
+                "released migrations are immutable: restore the file and add a new migration"
+            )
 
 
 def pending(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
@@ -158,8 +157,14 @@ def script(migrations: list[Migration]) -> str:
         f"BEGIN;\n{LOCK_SQL};\n{SEARCH_PATH_SQL};\n{BOOKKEEPING_SQL};\nCOMMIT;",
     ]
     for m in migrations:
-        lines = [f"-- {m.filename}", "BEGIN;", *(f"{s};" for s in [LOCK_SQL, record_sql(m), *before(m)]),
-                 m.sql.rstrip(), *(f"{s};" for s in after(m)), "COMMIT;"]
+        lines = [
+            f"-- {m.filename}",
+            "BEGIN;",
+            *(f"{s};" for s in [LOCK_SQL, record_sql(m), *before(m)]),
+            m.sql.rstrip(),
+            *(f"{s};" for s in after(m)),
+            "COMMIT;",
+        ]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
@@ -167,7 +172,8 @@ def script(migrations: list[Migration]) -> str:
 def record_sql(migration: Migration) -> str:
     """RECORD_SQL for ``migration`` with its values inlined (the package's own names and checksums)."""
     return RECORD_SQL.replace("%s", "{}").format(
-        migration.version, _literal(migration.name), _literal(migration.checksum))
+        migration.version, _literal(migration.name), _literal(migration.checksum)
+    )
 
 
 def _literal(text: str) -> str:

@@ -68,11 +68,19 @@ class AsyncSubscription(AsyncWorker):
         if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < 0):
             raise InvalidArgument("sleep", f"sleep: must be ms (an int >= 0), got {sleep!r}")
         super().__init__(
-            broker, fn, queues, claim_as=claim_as, concurrency=concurrency,
+            broker,
+            fn,
+            queues,
+            claim_as=claim_as,
+            concurrency=concurrency,
             poll_interval=poll_interval if sleep is None else sleep / 1000,
-            grace_period=grace_period, batch_outcomes=batch_outcomes, durable_claims=durable_claims,
-            prefetch=prefetch, lease_ms=broker._claim_lease(reclaim_after),
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, timeout=timeout,
+            grace_period=grace_period,
+            batch_outcomes=batch_outcomes,
+            durable_claims=durable_claims,
+            prefetch=prefetch,
+            lease_ms=broker._claim_lease(reclaim_after),
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            timeout=timeout,
         )
         self.fn = fn
         self.broker = broker
@@ -127,11 +135,21 @@ class AsyncSubscriptions:
 
         def decorate(handler: AsyncHandler) -> AsyncSubscription:
             return self.add_subscription(
-                handler, *queues, claim_as=claim_as, expire=expire, sleep=sleep,
-                raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
-                concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-                batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
-                prefetch=prefetch)
+                handler,
+                *queues,
+                claim_as=claim_as,
+                expire=expire,
+                sleep=sleep,
+                raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+                reclaim_after=reclaim_after,
+                concurrency=concurrency,
+                poll_interval=poll_interval,
+                grace_period=grace_period,
+                batch_outcomes=batch_outcomes,
+                durable_claims=durable_claims,
+                timeout=timeout,
+                prefetch=prefetch,
+            )
 
         return decorate
 
@@ -158,11 +176,22 @@ class AsyncSubscriptions:
         the worker's; :meth:`run_subscriptions` runs every registered one.
         """
         subscription = AsyncSubscription(
-            cast("AsyncRaquel", self), fn, subscription_queues(queues), claim_as=claim_as, expire=expire, sleep=sleep,
-            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc, reclaim_after=reclaim_after,
-            concurrency=concurrency, poll_interval=poll_interval, grace_period=grace_period,
-            batch_outcomes=batch_outcomes, durable_claims=durable_claims, timeout=timeout,
-            prefetch=prefetch)
+            cast("AsyncRaquel", self),
+            fn,
+            subscription_queues(queues),
+            claim_as=claim_as,
+            expire=expire,
+            sleep=sleep,
+            raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc,
+            reclaim_after=reclaim_after,
+            concurrency=concurrency,
+            poll_interval=poll_interval,
+            grace_period=grace_period,
+            batch_outcomes=batch_outcomes,
+            durable_claims=durable_claims,
+            timeout=timeout,
+            prefetch=prefetch,
+        )
         self.subscriptions.append(subscription)
         return subscription
 

@@ -16,16 +16,30 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from .errors import InvalidArgument
+
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
     from .results_async import AsyncEnqueuedJob
     from .worker_async import AsyncWorker
 
 #: The job options a task (or ``options()``) may set: :meth:`AsyncRaquel.enqueue`'s.
-JOB_OPTIONS = frozenset({
-    "queue", "at", "delay", "max_age", "max_retry_count", "min_retry_delay", "max_retry_delay",
-    "backoff_base", "priority", "unique_key", "unique_mode", "timeout", "conn",
-})
+JOB_OPTIONS = frozenset(
+    {
+        "queue",
+        "at",
+        "delay",
+        "max_age",
+        "max_retry_count",
+        "min_retry_delay",
+        "max_retry_delay",
+        "backoff_base",
+        "priority",
+        "unique_key",
+        "unique_mode",
+        "timeout",
+        "conn",
+    }
+)
 
 _LOCK = threading.Lock()
 
@@ -42,8 +56,9 @@ def task_call(payload: Any) -> tuple[str, list[Any], dict[str, Any]]:
     with a string "task", an optional list "args" and an optional object "kwargs".
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("task"), str):
-        raise ValueError(f'not a task job: the payload must be a JSON object with a string "task", '
-                         f"got {payload!r:.200}")
+        raise ValueError(
+            f'not a task job: the payload must be a JSON object with a string "task", got {payload!r:.200}'
+        )
     args = payload.get("args", [])
     kwargs = payload.get("kwargs", {})
     if not isinstance(args, list):
@@ -56,8 +71,9 @@ def task_call(payload: Any) -> tuple[str, list[Any], dict[str, Any]]:
 def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - JOB_OPTIONS)
     if unknown:
-        raise InvalidArgument(unknown[0], f"{unknown[0]}: not a job option (those are: "
-                                          f"{', '.join(sorted(JOB_OPTIONS))})")
+        raise InvalidArgument(
+            unknown[0], f"{unknown[0]}: not a job option (those are: {', '.join(sorted(JOB_OPTIONS))})"
+        )
     return options
 
 
@@ -89,8 +105,15 @@ class AsyncTask:
     ``job.cancel_requested``) when a worker runs it.
     """
 
-    def __init__(self, rq: AsyncRaquel, function: Callable[..., Any], name: str, queue: str,
-                 pass_job: bool, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        rq: AsyncRaquel,
+        function: Callable[..., Any],
+        name: str,
+        queue: str,
+        pass_job: bool,
+        options: dict[str, Any],
+    ) -> None:
         self.rq = rq
         self.function = function
         self.name = name
@@ -161,8 +184,10 @@ class AsyncTaskRunner:
         name, _args, _kwargs = task_call(job.payload)
         task = self.registry.get(name)
         if task is None:
-            raise LookupError(f"unknown task {name!r}: this worker runs "
-                              f"{', '.join(repr(n) for n in sorted(self.registry)) or 'no task'}")
+            raise LookupError(
+                f"unknown task {name!r}: this worker runs "
+                f"{', '.join(repr(n) for n in sorted(self.registry)) or 'no task'}"
+            )
         return await task.run(job)
 
 
@@ -185,12 +210,27 @@ class AsyncTasks:
     def task(self, function: Callable[..., Any], /) -> AsyncTask: ...
 
     @overload
-    def task(self, function: None = None, /, *, name: str | None = None, queue: str = "default",
-             pass_job: bool = False, **options: Any) -> Callable[[Callable[..., Any]], AsyncTask]: ...
+    def task(
+        self,
+        function: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        pass_job: bool = False,
+        **options: Any,
+    ) -> Callable[[Callable[..., Any]], AsyncTask]: ...
 
-    def task(self, function: Callable[..., Any] | None = None, /, *, name: str | None = None,
-             queue: str = "default", pass_job: bool = False,
-             **options: Any) -> AsyncTask | Callable[[Callable[..., Any]], AsyncTask]:
+    def task(
+        self,
+        function: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        pass_job: bool = False,
+        **options: Any,
+    ) -> AsyncTask | Callable[[Callable[..., Any]], AsyncTask]:
         """Registers a function as a task: ``@rq.task`` or ``@rq.task(queue="math", name="add", ...)``.
 
         ``name`` defaults to the function's qualified name (``__qualname__``);
@@ -211,8 +251,9 @@ class AsyncTasks:
             with _LOCK:
                 existing = registry.get(task_name)
                 if existing is not None and existing.function is not fn:
-                    raise InvalidArgument("name", f"name: a task named {task_name!r} is already registered "
-                                                  f"({existing.function!r})")
+                    raise InvalidArgument(
+                        "name", f"name: a task named {task_name!r} is already registered ({existing.function!r})"
+                    )
                 registry[task_name] = registered
             return registered
 

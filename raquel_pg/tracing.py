@@ -89,9 +89,14 @@ def enqueue_span(queue: str) -> Iterator[EnqueueSpan]:
     from opentelemetry import propagate, trace
 
     with _tracer().start_as_current_span(
-        f"raquel enqueue {queue}", kind=trace.SpanKind.PRODUCER,
-        attributes={"messaging.system": SYSTEM, "messaging.destination.name": queue,
-                    "messaging.operation.type": "send", "messaging.operation.name": "enqueue"},
+        f"raquel enqueue {queue}",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": SYSTEM,
+            "messaging.destination.name": queue,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "enqueue",
+        },
     ) as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
@@ -133,10 +138,18 @@ def process_span(queue: str, job_id: object, attempt: int, trace_context: str | 
         if creation.is_valid:
             links.append(trace.Link(creation))
     with _tracer().start_as_current_span(
-        f"raquel process {queue}", context=parent, kind=trace.SpanKind.CONSUMER, links=links,
-        attributes={"messaging.system": SYSTEM, "messaging.destination.name": queue,
-                    "messaging.message.id": str(job_id), "messaging.operation.type": "process",
-                    "messaging.operation.name": "process", "raquel.job.attempt": attempt},
+        f"raquel process {queue}",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        links=links,
+        attributes={
+            "messaging.system": SYSTEM,
+            "messaging.destination.name": queue,
+            "messaging.message.id": str(job_id),
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "raquel.job.attempt": attempt,
+        },
     ) as span:
         yield ProcessSpan(span)
 

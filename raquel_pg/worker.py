@@ -187,8 +187,9 @@ class Worker:
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
         #: Seconds between maintenance sweeps (retention); None: no maintenance.
-        self.maintenance_interval = (None if maintenance_interval is None
-                                     else params.seconds(maintenance_interval, "maintenance_interval"))
+        self.maintenance_interval = (
+            None if maintenance_interval is None else params.seconds(maintenance_interval, "maintenance_interval")
+        )
         #: Each job's time limit (ms) when the job sets none; None: no limit.
         self.timeout_ms = params.duration_ms(timeout, "timeout")
         if self.timeout_ms is not None and self.timeout_ms <= 0:
@@ -197,15 +198,31 @@ class Worker:
         self._stopping = Event()
         self._aborting = Event()
         self._subscribed = False
-        self._completer = Completer(self._calls, batched=batch_outcomes,
-                                         raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc)
-        self._executor = Executor(self._calls, handler, self._completer, self._stopping,
-                                       concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
-                                       finished=self._wake_producer, stop=self.stop,
-                                       timeout_ms=self.timeout_ms)
-        self._producer = Producer(self._calls, self._executor, self._stopping, queues=self.queues,
-                                       claim_as=self.claim_as, durable=durable_claims, lease_ms=lease_ms,
-                                       poll_interval=self.poll_interval)
+        self._completer = Completer(
+            self._calls, batched=batch_outcomes, raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc
+        )
+        self._executor = Executor(
+            self._calls,
+            handler,
+            self._completer,
+            self._stopping,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            in_thread=in_thread,
+            finished=self._wake_producer,
+            stop=self.stop,
+            timeout_ms=self.timeout_ms,
+        )
+        self._producer = Producer(
+            self._calls,
+            self._executor,
+            self._stopping,
+            queues=self.queues,
+            claim_as=self.claim_as,
+            durable=durable_claims,
+            lease_ms=lease_ms,
+            poll_interval=self.poll_interval,
+        )
 
     @property
     def listening(self) -> bool:
@@ -254,8 +271,11 @@ class Worker:
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._subscribed = True
         self._completer.open()
-        maintainer = (None if self.maintenance_interval is None
-                      else spawn(self._maintain, self.maintenance_interval, name="raquel-maintenance"))
+        maintainer = (
+            None
+            if self.maintenance_interval is None
+            else spawn(self._maintain, self.maintenance_interval, name="raquel-maintenance")
+        )
         grace_period = 0.0
         try:
             self._producer.run()
@@ -286,8 +306,7 @@ class Worker:
             try:
                 pruned = self.rq.prune()
             except (psycopg.Error, RaquelError) as error:
-                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs",
-                               error, interval)
+                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs", error, interval)
                 continue
             if pruned:
                 logger.info("maintenance: pruned %d finished jobs past their retention", pruned)
@@ -301,6 +320,8 @@ class Worker:
             logger.warning("second stop signal: stopping now, without the grace period")
             self.abort()
         else:
-            logger.warning("stop signal: no more claims; running jobs have %.1fs to finish "
-                           "(signal again to stop now)", self.grace_period)
+            logger.warning(
+                "stop signal: no more claims; running jobs have %.1fs to finish (signal again to stop now)",
+                self.grace_period,
+            )
             self.stop()

@@ -189,8 +189,9 @@ class AsyncWorker:
         self.lease_ms = lease_ms
         self.raise_stop_on_unhandled_exc = raise_stop_on_unhandled_exc
         #: Seconds between maintenance sweeps (retention); None: no maintenance.
-        self.maintenance_interval = (None if maintenance_interval is None
-                                     else params.seconds(maintenance_interval, "maintenance_interval"))
+        self.maintenance_interval = (
+            None if maintenance_interval is None else params.seconds(maintenance_interval, "maintenance_interval")
+        )
         #: Each job's time limit (ms) when the job sets none; None: no limit.
         self.timeout_ms = params.duration_ms(timeout, "timeout")
         if self.timeout_ms is not None and self.timeout_ms <= 0:
@@ -199,15 +200,31 @@ class AsyncWorker:
         self._stopping = AEvent()
         self._aborting = AEvent()
         self._subscribed = False
-        self._completer = AsyncCompleter(self._calls, batched=batch_outcomes,
-                                         raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc)
-        self._executor = AsyncExecutor(self._calls, handler, self._completer, self._stopping,
-                                       concurrency=concurrency, prefetch=prefetch, in_thread=in_thread,
-                                       finished=self._wake_producer, stop=self.stop,
-                                       timeout_ms=self.timeout_ms)
-        self._producer = AsyncProducer(self._calls, self._executor, self._stopping, queues=self.queues,
-                                       claim_as=self.claim_as, durable=durable_claims, lease_ms=lease_ms,
-                                       poll_interval=self.poll_interval)
+        self._completer = AsyncCompleter(
+            self._calls, batched=batch_outcomes, raise_stop_on_unhandled_exc=raise_stop_on_unhandled_exc
+        )
+        self._executor = AsyncExecutor(
+            self._calls,
+            handler,
+            self._completer,
+            self._stopping,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            in_thread=in_thread,
+            finished=self._wake_producer,
+            stop=self.stop,
+            timeout_ms=self.timeout_ms,
+        )
+        self._producer = AsyncProducer(
+            self._calls,
+            self._executor,
+            self._stopping,
+            queues=self.queues,
+            claim_as=self.claim_as,
+            durable=durable_claims,
+            lease_ms=lease_ms,
+            poll_interval=self.poll_interval,
+        )
 
     @property
     def listening(self) -> bool:
@@ -256,8 +273,11 @@ class AsyncWorker:
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._subscribed = True
         self._completer.open()
-        maintainer = (None if self.maintenance_interval is None
-                      else aspawn(self._maintain, self.maintenance_interval, name="raquel-maintenance"))
+        maintainer = (
+            None
+            if self.maintenance_interval is None
+            else aspawn(self._maintain, self.maintenance_interval, name="raquel-maintenance")
+        )
         grace_period = 0.0
         try:
             await self._producer.run()
@@ -288,8 +308,7 @@ class AsyncWorker:
             try:
                 pruned = await self.rq.prune()
             except (psycopg.Error, RaquelError) as error:
-                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs",
-                               error, interval)
+                logger.warning("maintenance: pruning finished jobs failed (%s); trying again in %.0fs", error, interval)
                 continue
             if pruned:
                 logger.info("maintenance: pruned %d finished jobs past their retention", pruned)
@@ -303,6 +322,8 @@ class AsyncWorker:
             logger.warning("second stop signal: stopping now, without the grace period")
             self.abort()
         else:
-            logger.warning("stop signal: no more claims; running jobs have %.1fs to finish "
-                           "(signal again to stop now)", self.grace_period)
+            logger.warning(
+                "stop signal: no more claims; running jobs have %.1fs to finish (signal again to stop now)",
+                self.grace_period,
+            )
             self.stop()

@@ -144,7 +144,8 @@ def spawn_worker(dsn: str) -> Iterator[object]:
     def spawn(queue: str, *options: str, target: str | None = None) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, str(WORKER_SCRIPT), target or dsn, queue, *options],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         started.append(process)
         assert process.stdout is not None

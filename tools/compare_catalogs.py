@@ -70,11 +70,11 @@ BASELINE_LAST = 11
 # search_path; 0021 and later with the engine's, the stand-in views dropped before each one
 # after 0021 and the stand-ins refreshed after each one from 0021 on.
 _OLD_ENGINE_SINCE = 21
-_OLD_SEARCH_PATH_SQL = (
-    "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)")
+_OLD_SEARCH_PATH_SQL = "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"
 _OLD_ENGINE_PATH_SQL = (
     "SELECT set_config('raquel.install_schema', current_schema(), true);\n"
-    "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)")
+    "SELECT set_config('search_path', 'raquel, pg_catalog, pg_temp', true)"
+)
 _OLD_UNEXPOSE_SQL = "SELECT raquel.raquel_unexpose(current_setting('raquel.install_schema'))"
 _OLD_EXPOSE_SQL = "SELECT raquel.raquel_expose(current_setting('raquel.install_schema'))"
 _OLD_BOOKKEEPING_SQL = """\
@@ -109,8 +109,7 @@ def old_chain() -> list[tuple[str, str]]:
     files: list[tuple[str, str]] = []
     for commit, path in OLD_CHAIN:
         if path.endswith("/"):
-            names = sorted(n for n in _git("ls-tree", "--name-only", f"{commit}:{path}").split()
-                           if n.endswith(".sql"))
+            names = sorted(n for n in _git("ls-tree", "--name-only", f"{commit}:{path}").split() if n.endswith(".sql"))
             files += [(n, _git("show", f"{commit}:{path}{n}")) for n in names]
         else:
             files.append((path.rsplit("/", 1)[-1], _git("show", f"{commit}:{path}")))
@@ -141,15 +140,17 @@ def migrate_old(conn: psycopg.Connection[Any], files: list[tuple[str, str]]) -> 
 # Each query returns (object, attribute, value) rows for the engine schema and the install
 # schema (current_schema(), where raquel_migrations lives); the catalog is their sorted union.
 _SCHEMAS = "(array['raquel'::name, current_schema()])"
-_ACL = ("(SELECT string_agg(g.e, ', ' ORDER BY g.e) FROM (SELECT format('%s:%s%s by %s', "
-        "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, "
-        "CASE WHEN a.is_grantable THEN '*' ELSE '' END, pg_get_userbyid(a.grantor)) AS e "
-        "FROM aclexplode({acl}) a) g)")
+_ACL = (
+    "(SELECT string_agg(g.e, ', ' ORDER BY g.e) FROM (SELECT format('%s:%s%s by %s', "
+    "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, "
+    "CASE WHEN a.is_grantable THEN '*' ELSE '' END, pg_get_userbyid(a.grantor)) AS e "
+    "FROM aclexplode({acl}) a) g)"
+)
 
 CATALOG_QUERIES: dict[str, str] = {
     "schema": f"""
         SELECT 'schema ' || n.nspname, k, v FROM pg_namespace n, LATERAL (VALUES
-            ('acl', {_ACL.format(acl='n.nspacl')}),
+            ('acl', {_ACL.format(acl="n.nspacl")}),
             ('comment', obj_description(n.oid, 'pg_namespace'))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS}""",
     "function": f"""
@@ -169,7 +170,7 @@ CATALOG_QUERIES: dict[str, str] = {
             ('config', array_to_string(p.proconfig, E'\\n')),
             ('body', p.prosrc),
             ('sql body', CASE WHEN p.prosqlbody IS NOT NULL THEN 'yes' END),
-            ('acl', {_ACL.format(acl='p.proacl')}),
+            ('acl', {_ACL.format(acl="p.proacl")}),
             ('comment', obj_description(p.oid, 'pg_proc'))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS}""",
     "relation": f"""
@@ -181,7 +182,7 @@ CATALOG_QUERIES: dict[str, str] = {
             ('row security', c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text),
             ('replica identity', c.relreplident::text),
             ('view', CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END),
-            ('acl', {_ACL.format(acl='c.relacl')}),
+            ('acl', {_ACL.format(acl="c.relacl")}),
             ('comment', obj_description(c.oid, 'pg_class'))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS}""",
     "column": f"""
@@ -199,7 +200,7 @@ CATALOG_QUERIES: dict[str, str] = {
             ('collation', (SELECT l.collname FROM pg_collation l WHERE l.oid = a.attcollation)),
             ('statistics', a.attstattarget::text),
             ('storage', a.attstorage::text),
-            ('acl', {_ACL.format(acl='a.attacl')}),
+            ('acl', {_ACL.format(acl="a.attacl")}),
             ('comment', col_description(c.oid, a.attnum))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS} AND a.attnum > 0 AND NOT a.attisdropped
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
@@ -236,7 +237,7 @@ CATALOG_QUERIES: dict[str, str] = {
             ('base', format_type(t.typbasetype, t.typtypmod)),
             ('not null', t.typnotnull::text),
             ('default', t.typdefault),
-            ('acl', {_ACL.format(acl='t.typacl')}),
+            ('acl', {_ACL.format(acl="t.typacl")}),
             ('comment', obj_description(t.oid, 'pg_type'))) AS x(k, v)
         WHERE n.nspname = ANY {_SCHEMAS}
           AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
@@ -292,11 +293,12 @@ def catalog(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
     tables = conn.execute(
         f"""SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = ANY {_SCHEMAS} AND c.relkind IN ('r', 'p')
-              AND c.relname <> ALL (%s) ORDER BY 1""".encode(), (list(_NO_ROWS),)).fetchall()
+              AND c.relname <> ALL (%s) ORDER BY 1""".encode(),
+        (list(_NO_ROWS),),
+    ).fetchall()
     for (table,) in tables:
         rows = conn.execute(f"SELECT to_jsonb(t)::text FROM {table} t ORDER BY 1".encode()).fetchall()
-        objects.setdefault(f"relation {table}", []).append(
-            "rows: " + "\n".join(r[0] for r in rows))
+        objects.setdefault(f"relation {table}", []).append("rows: " + "\n".join(r[0] for r in rows))
     return {obj: sorted(lines) for obj, lines in objects.items()}
 
 
@@ -307,11 +309,17 @@ def diff(old: dict[str, list[str]], new: dict[str, list[str]]) -> str:
         a, b = old.get(obj), new.get(obj)
         if a == b:
             continue
-        parts.append("".join(difflib.unified_diff(
-            "\n".join(a or []).splitlines(keepends=True) if a is not None else [],
-            "\n".join(b or []).splitlines(keepends=True) if b is not None else [],
-            fromfile=f"old chain: {obj}" + ("" if a is not None else " (absent)"),
-            tofile=f"baseline: {obj}" + ("" if b is not None else " (absent)"), lineterm="\n")))
+        parts.append(
+            "".join(
+                difflib.unified_diff(
+                    "\n".join(a or []).splitlines(keepends=True) if a is not None else [],
+                    "\n".join(b or []).splitlines(keepends=True) if b is not None else [],
+                    fromfile=f"old chain: {obj}" + ("" if a is not None else " (absent)"),
+                    tofile=f"baseline: {obj}" + ("" if b is not None else " (absent)"),
+                    lineterm="\n",
+                )
+            )
+        )
     return "\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
@@ -330,8 +338,7 @@ def _scratch(server_dsn: str) -> Iterator[str]:
 def deltas(migrations: list[Migration] | None = None) -> list[Migration]:
     """The migrations after the baseline (not folded in yet), of ``migrations`` (default: the
     checkout's)."""
-    return [m for m in (load_migrations() if migrations is None else migrations)
-            if m.version > BASELINE_LAST]
+    return [m for m in (load_migrations() if migrations is None else migrations) if m.version > BASELINE_LAST]
 
 
 def compare(server_dsn: str, migrations: list[Migration] | None = None) -> str:
@@ -352,9 +359,12 @@ def compare(server_dsn: str, migrations: list[Migration] | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", default=os.environ.get("RAQUEL_PG_TEST_DSN"),
-                        help="a server to make the scratch databases on (default: RAQUEL_PG_TEST_DSN, "
-                             "else a temporary embedded PostgreSQL)")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("RAQUEL_PG_TEST_DSN"),
+        help="a server to make the scratch databases on (default: RAQUEL_PG_TEST_DSN, "
+        "else a temporary embedded PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     if args.dsn:
         text = compare(args.dsn)
@@ -366,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         print("the baseline's catalog differs from the old chain's", file=sys.stderr)
         return 1
     extra = len(deltas())
-    print(f"same catalog: old chain ({len(old_chain())} files) and baseline (0001-{BASELINE_LAST:04d})"
-          + (f", each followed by the {extra} later migration(s)" if extra else ""))
+    print(
+        f"same catalog: old chain ({len(old_chain())} files) and baseline (0001-{BASELINE_LAST:04d})"
+        + (f", each followed by the {extra} later migration(s)" if extra else "")
+    )
     return 0
 
 

@@ -27,27 +27,54 @@ SNAPSHOT = ROOT / "tests" / "schema.sql"
 
 #: Sections of the SQL reference, in order; a function in none of them lands in "Other".
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
-    ("Enqueue", ("raquel_enqueue", "raquel_enqueue_job", "raquel_enqueue_many", "raquel_new_id",
-                 "raquel_new_ids")),
-    ("Claim and leases", ("raquel_claim", "raquel_next_due", "raquel_renew_leases",
-                          "raquel_rescue", "raquel_expire")),
-    ("Outcomes", ("raquel_complete", "raquel_complete_many", "raquel_fail", "raquel_reschedule",
-                  "raquel_reject", "raquel_release", "raquel_cancel", "raquel_claim_outcome",
-                  "raquel_retry_delay")),
-    ("Operations", ("raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge",
-                    "raquel_set_priority")),
-    ("Queue controls", ("raquel_pause_queue", "raquel_resume_queue", "raquel_set_queue_limits",
-                        "raquel_set_retention", "raquel_prune", "raquel_queue_controls")),
+    ("Enqueue", ("raquel_enqueue", "raquel_enqueue_job", "raquel_enqueue_many", "raquel_new_id", "raquel_new_ids")),
+    ("Claim and leases", ("raquel_claim", "raquel_next_due", "raquel_renew_leases", "raquel_rescue", "raquel_expire")),
+    (
+        "Outcomes",
+        (
+            "raquel_complete",
+            "raquel_complete_many",
+            "raquel_fail",
+            "raquel_reschedule",
+            "raquel_reject",
+            "raquel_release",
+            "raquel_cancel",
+            "raquel_claim_outcome",
+            "raquel_retry_delay",
+        ),
+    ),
+    ("Operations", ("raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge", "raquel_set_priority")),
+    (
+        "Queue controls",
+        (
+            "raquel_pause_queue",
+            "raquel_resume_queue",
+            "raquel_set_queue_limits",
+            "raquel_set_retention",
+            "raquel_prune",
+            "raquel_queue_controls",
+        ),
+    ),
     ("Periodic jobs", ("raquel_set_schedule", "raquel_drop_schedule", "raquel_fire_schedules")),
-    ("Waking workers", ("raquel_wait_begin", "raquel_wait_end", "raquel_notify_ready",
-                        "raquel_tg_jobs__notify_insert", "raquel_tg_jobs__notify_update")),
+    (
+        "Waking workers",
+        (
+            "raquel_wait_begin",
+            "raquel_wait_end",
+            "raquel_notify_ready",
+            "raquel_tg_jobs__notify_insert",
+            "raquel_tg_jobs__notify_update",
+        ),
+    ),
     ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_clock", "raquel_invalid", "raquel_check_queue")),
     ("The engine schema", ("raquel_expose", "raquel_unexpose")),
 ]
 
 _COMMENT = re.compile(
     r"^COMMENT ON (FUNCTION|TABLE|VIEW|DOMAIN|COLUMN) (\w+)\.([\w.]+)(\(.*?\))? IS "
-    r"'((?:[^']|'')*)';$", re.MULTILINE)
+    r"'((?:[^']|'')*)';$",
+    re.MULTILINE,
+)
 _FUNCTION = re.compile(r"^CREATE FUNCTION (\w+)\.(\w+)\((.*)\) RETURNS (.+)$", re.MULTILINE)
 _RELATION = re.compile(r"^CREATE (?:UNLOGGED )?(TABLE|VIEW|DOMAIN) (\w+)\.(\w+)", re.MULTILINE)
 #: The engine's schema (0001_engine_schema); the install schema (public here) holds same-named stand-ins.
@@ -81,7 +108,8 @@ def sql_reference() -> str:
             comments[(kind, name)] = body.replace("''", "'")
     functions: dict[str, str] = {}
     for _schema, name, args, returns in _engine_first(
-            [(sc, n, a, r) for sc, n, a, r in _FUNCTION.findall(text)]).values():
+        [(sc, n, a, r) for sc, n, a, r in _FUNCTION.findall(text)]
+    ).values():
         # One argument a line (no argument of a raquel function has a comma in its default).
         listed = "".join(f"\n    {arg}," for arg in _tidy(args).split(", ")).rstrip(",")
         signature = f"{name}({listed}\n)" if args else f"{name}()"
@@ -94,8 +122,11 @@ def sql_reference() -> str:
             if found_kind != kind:
                 continue
             out.append(f"### `{name}`\n\n{comments.get((kind, name), '*(no comment)*')}\n")
-            columns = [(col.split(".", 1)[1], body) for (k, col), body in comments.items()
-                       if k == "COLUMN" and col.startswith(f"{name}.")]
+            columns = [
+                (col.split(".", 1)[1], body)
+                for (k, col), body in comments.items()
+                if k == "COLUMN" and col.startswith(f"{name}.")
+            ]
             for column, body in columns:
                 out.append(f"- `{column}`: {body}")
             if columns:
@@ -108,8 +139,10 @@ def sql_reference() -> str:
             continue
         out.append(f"## {title}\n")
         for name in present:
-            out.append(f"### `{name}`\n\n```sql\n{functions[name]}\n```\n\n"
-                       f"{comments.get(('FUNCTION', name), '*(no comment)*')}\n")
+            out.append(
+                f"### `{name}`\n\n```sql\n{functions[name]}\n```\n\n"
+                f"{comments.get(('FUNCTION', name), '*(no comment)*')}\n"
+            )
     return "\n".join(out)
 
 
@@ -149,12 +182,12 @@ GENERATORS = {"sql-reference": sql_reference, "cli-reference": cli_reference}
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Replaces each ``<!-- generated: NAME -->`` line by its generated Markdown, and each
     ``<!-- include: PATH -->`` line by that file of the repository."""
+
     def generate(match: re.Match[str]) -> str:
         kind, name = match.group(1), match.group(2)
         return include(name) if kind == "include" else GENERATORS[name]()
 
-    return re.sub(r"^<!-- (generated|include): ([\w./-]+) -->$", generate, markdown,
-                  flags=re.MULTILINE)
+    return re.sub(r"^<!-- (generated|include): ([\w./-]+) -->$", generate, markdown, flags=re.MULTILINE)
 
 
 def on_page_content(html: str, **kwargs: Any) -> str:

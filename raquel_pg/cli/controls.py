@@ -38,8 +38,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_limits(args: argparse.Namespace) -> int:
     with connect(args) as conn:
-        fetch(conn, "set_queue_limits", {"queue": args.queue, "max_running": args.max_running,
-                                         "per_second": args.per_second})
+        fetch(
+            conn,
+            "set_queue_limits",
+            {"queue": args.queue, "max_running": args.max_running, "per_second": args.per_second},
+        )
     if args.json:
         print_json({"queue": args.queue, "max_running": args.max_running, "per_second": args.per_second})
     else:
@@ -84,8 +87,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def _controls_json(row: tuple[Any, ...]) -> dict[str, Any]:
     queue, paused, max_running, per_second, retention_ms, pruned = row
-    return {"queue": queue, "paused": paused, "max_running": max_running, "per_second": per_second,
-            "retention_ms": retention_ms, "pruned": pruned}
+    return {
+        "queue": queue,
+        "paused": paused,
+        "max_running": max_running,
+        "per_second": per_second,
+        "retention_ms": retention_ms,
+        "pruned": pruned,
+    }
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
@@ -97,11 +106,19 @@ def cmd_controls(args: argparse.Namespace) -> int:
     if not rows:
         print("no queue controls set (no queue paused or limited; finished jobs kept forever)")
         return 0
-    body = [[queue if queue is not None else "(default)", "paused" if paused else "-",
-             render.limits_text(max_running, per_second),
-             "default" if retention_ms is None and queue is not None
-             else "forever" if retention_ms is None else format_ms(retention_ms),
-             "-" if pruned is None else str(pruned)]
-            for queue, paused, max_running, per_second, retention_ms, pruned in rows]
+    body = [
+        [
+            queue if queue is not None else "(default)",
+            "paused" if paused else "-",
+            render.limits_text(max_running, per_second),
+            "default"
+            if retention_ms is None and queue is not None
+            else "forever"
+            if retention_ms is None
+            else format_ms(retention_ms),
+            "-" if pruned is None else str(pruned),
+        ]
+        for queue, paused, max_running, per_second, retention_ms, pruned in rows
+    ]
     print(render.table(["queue", "paused", "limits", "retention", "pruned"], body))
     return 0

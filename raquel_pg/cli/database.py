@@ -43,20 +43,32 @@ def cmd_import_raquel(args: argparse.Namespace) -> int:
             report = refused.report
     refused_all = bool(report.invalid) and not args.skip_invalid
     if args.json:
-        print_json({"table": report.table, "source_rows": report.source_rows,
-                     "copied": report.copied, "already_present": report.already_present,
-                     "invalid": [{"id": i, "reason": r} for i, r in report.invalid],
-                     "refused": refused_all, "dry_run": report.dry_run})
+        print_json(
+            {
+                "table": report.table,
+                "source_rows": report.source_rows,
+                "copied": report.copied,
+                "already_present": report.already_present,
+                "invalid": [{"id": i, "reason": r} for i, r in report.invalid],
+                "refused": refused_all,
+                "dry_run": report.dry_run,
+            }
+        )
         return 1 if refused_all else 0
     for job_id, reason in report.invalid:
         print(f"{'refused' if refused_all else 'skipped'} row {job_id}: {reason}", file=sys.stderr)
     if refused_all:
-        print(f"nothing copied: {len(report.invalid)} of {report.source_rows} rows of {report.table} "
-              "break a rule of raquel_jobs (fix them, or pass --skip-invalid)", file=sys.stderr)
+        print(
+            f"nothing copied: {len(report.invalid)} of {report.source_rows} rows of {report.table} "
+            "break a rule of raquel_jobs (fix them, or pass --skip-invalid)",
+            file=sys.stderr,
+        )
         return 1
     verb = "would copy" if report.dry_run else "copied"
-    print(f"{verb} {report.copied} of {report.source_rows} jobs from {report.table} "
-          f"({report.already_present} already present, {len(report.invalid)} skipped)")
+    print(
+        f"{verb} {report.copied} of {report.source_rows} jobs from {report.table} "
+        f"({report.already_present} already present, {len(report.invalid)} skipped)"
+    )
     return 0
 
 
@@ -73,9 +85,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UserError(
             f"the database of {configured[0]} is not the demo's: the demo runs on the embedded server "
             f"(unset {configured[0]}), or pass --on-this-database to run it there (it applies the "
-            "migrations, works its own queues raquel-demo-*, and deletes only the jobs it created)")
+            "migrations, works its own queues raquel-demo-*, and deletes only the jobs it created)"
+        )
     return run(resolve_dsn(args.dsn))
-
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
@@ -110,15 +122,19 @@ def cmd_server(args: argparse.Namespace) -> int:
     dsn_or_none = embedded.running_dsn(data_dir)
     configured = configured_dsn(args.dsn)
     if args.json:
-        print_json({"running": dsn_or_none is not None, "dsn": dsn_or_none,
-                     "data_dir": str(data_dir.resolve()),
-                     "commands_use": configured[0] if configured else "embedded"})
+        print_json(
+            {
+                "running": dsn_or_none is not None,
+                "dsn": dsn_or_none,
+                "data_dir": str(data_dir.resolve()),
+                "commands_use": configured[0] if configured else "embedded",
+            }
+        )
     else:
         print(f"running: {dsn_or_none}" if dsn_or_none else "not running")
         if configured is not None:
             print(f"(the other commands use the database of {configured[0]}, not this embedded server)")
     return 0 if dsn_or_none else 1
-
 
 
 def cmd_psql(args: argparse.Namespace) -> int:
@@ -130,4 +146,3 @@ def cmd_psql(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     os.execv(program, [program, dsn, *extra])
     return 0  # not reached: execv replaces this process
-

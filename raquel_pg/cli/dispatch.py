@@ -57,8 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that the flush at exit does not complain again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
-            psycopg.errors.InvalidSchemaName) as error:  # schema raquel (0001_engine_schema) missing
+    except (
+        psycopg.errors.UndefinedFunction,
+        psycopg.errors.UndefinedTable,
+        psycopg.errors.InvalidSchemaName,
+    ) as error:  # schema raquel (0001_engine_schema) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
     except (RaquelError, psycopg.Error, ValueError) as error:
         _fail(args, _first_line(error))

@@ -15,8 +15,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from ..dashboard import serve
 
     token = args.token or os.environ.get("RAQUEL_PG_DASHBOARD_TOKEN") or None
-    serve(resolve_dsn(args.dsn), host=args.host, port=args.port, read_only=args.read_only, token=token,
-          log_level=args.log_level)
+    serve(
+        resolve_dsn(args.dsn),
+        host=args.host,
+        port=args.port,
+        read_only=args.read_only,
+        token=token,
+        log_level=args.log_level,
+    )
     return 0
 
 
@@ -34,4 +40,3 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
-

@@ -36,8 +36,9 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     delay = parse_duration(args.delay, "--delay") if args.delay else None
     max_age = parse_duration(args.max_age, "--max-age") if args.max_age else None
     with Raquel(resolve_dsn(args.dsn), pool_size=1, **client_options(args)) as rq:
-        job = rq.enqueue(args.queue, args.payload, at=at, delay=delay, max_age=max_age,
-                         max_retry_count=args.max_retry_count)
+        job = rq.enqueue(
+            args.queue, args.payload, at=at, delay=delay, max_age=max_age, max_retry_count=args.max_retry_count
+        )
         if args.json:
             print_json(render.job_json(job))
         else:
@@ -75,8 +76,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UserError(f"--limit: must be >= 1, got {args.limit}")
     with connect(args) as conn:
-        rows = fetch(conn, "ops_jobs", {
-            "queue": args.queue, "statuses": args.status or None, "limit": args.limit})
+        rows = fetch(conn, "ops_jobs", {"queue": args.queue, "statuses": args.status or None, "limit": args.limit})
     jobs = [JobRecord.from_row(row) for row in rows]
     if args.json:
         print_json([render.job_json(job) for job in jobs])
@@ -107,8 +107,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     with connect(args) as conn:
         if not args.job_ids:
             since = parse_time(args.since, "--since") if args.since else None
-            rows = fetch(conn, "ops_retry_jobs", {
-                "queue": args.queue, "statuses": args.status or None, "since": since})
+            rows = fetch(conn, "ops_retry_jobs", {"queue": args.queue, "statuses": args.status or None, "since": since})
             count: int = rows[0][0]
             if args.json:
                 print_json({"retried": count})
@@ -135,17 +134,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return _report(results, "cancelled", args.json)
 
 
-def _why_not(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID, verb: str,
-             allowed: Sequence[str]) -> str:
+def _why_not(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID, verb: str, allowed: Sequence[str]) -> str:
     job = get_job(conn, job_id)
     if job is None:
         return "no such job"
     if job.status == params.CLAIMED and job.lease_expires_at and job.lease_expires_at < datetime.now(timezone.utc):
-        return (f"it is claimed by {job.claimed_by or '(unnamed)'} whose lease expired at "
-                f"{render.iso(job.lease_expires_at)}; the next claim on queue {job.queue} rescues it")
+        return (
+            f"it is claimed by {job.claimed_by or '(unnamed)'} whose lease expired at "
+            f"{render.iso(job.lease_expires_at)}; the next claim on queue {job.queue} rescues it"
+        )
     if job.status == params.CLAIMED:
-        return (f"it is claimed by {job.claimed_by or '(unnamed)'} and running; "
-                f"a running job is not {verb} out from under its worker")
+        return (
+            f"it is claimed by {job.claimed_by or '(unnamed)'} and running; "
+            f"a running job is not {verb} out from under its worker"
+        )
     return f"it is {job.status}; only {', '.join(allowed)} jobs can be {verb}"
 
 
@@ -166,8 +168,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     try:  # checked before anything runs: the cutoff must be a time
         datetime.now(timezone.utc) - older_than
     except OverflowError:
-        raise InvalidArgument("--older-than", f"--older-than: {args.older_than!r} reaches before "
-                                              "year 1") from None
+        raise InvalidArgument("--older-than", f"--older-than: {args.older_than!r} reaches before year 1") from None
     if args.batch_size < 1:
         raise UserError(f"--batch-size: must be >= 1, got {args.batch_size}")
     statuses = args.status or list(PURGEABLE)
@@ -191,7 +192,5 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"purged": purged, "statuses": statuses, "finished_before": cutoff})
     else:
-        print(f"purged {purged} job{'s' if purged != 1 else ''} ({', '.join(statuses)}) "
-              f"finished before {cutoff}")
+        print(f"purged {purged} job{'s' if purged != 1 else ''} ({', '.join(statuses)}) finished before {cutoff}")
     return 0
-

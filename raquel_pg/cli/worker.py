@@ -47,7 +47,6 @@ def load_handler(target: str) -> Callable[..., Any]:
     return loaded
 
 
-
 def load_tasks(module_names: list[str]) -> list[Any]:
     """The tasks (``Task`` or ``AsyncTask`` objects) defined at the top level of these modules.
 
@@ -85,15 +84,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UserError("give the queues to work: -q QUEUE (repeatable), or --all-queues")
     if args.queue and args.all_queues:
         raise UserError("give -q QUEUE or --all-queues, not both")
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.metrics_port is not None:
         require_extra("metrics", "prometheus_client")
         from ..metrics import serve_worker_metrics
 
         serve_worker_metrics(args.metrics_port, args.metrics_host)
         logging.getLogger("raquel_pg.cli").info(
-            "worker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
+            "worker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port
+        )
     dsn = resolve_dsn(args.dsn)
     queues = tuple(args.queue or ())
     if tasks is not None and not queues and not args.all_queues:
@@ -111,8 +110,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             worker = rq.worker(*queues, tasks=tasks, **options)
         else:
             worker = rq.subscribe(*queues, **options)(handler)
-        log.info("worker %s started on %s (concurrency %d)", worker.claim_as,
-                 ", ".join(queues) or "all queues", args.concurrency)
+        log.info(
+            "worker %s started on %s (concurrency %d)",
+            worker.claim_as,
+            ", ".join(queues) or "all queues",
+            args.concurrency,
+        )
         scheduler = rq.scheduler() if args.with_scheduler else None
         beside = None
         if scheduler is not None:
@@ -137,9 +140,15 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-async def _run_async_worker(dsn: str, handler: Callable[..., Any] | None, tasks: list[Any] | None,
-                            queues: tuple[str, ...], args: argparse.Namespace, options: dict[str, Any],
-                            log: logging.Logger) -> int:
+async def _run_async_worker(
+    dsn: str,
+    handler: Callable[..., Any] | None,
+    tasks: list[Any] | None,
+    queues: tuple[str, ...],
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    log: logging.Logger,
+) -> int:
     from ..client_async import AsyncRaquel
 
     async with AsyncRaquel(dsn, **client_options(args)) as rq:
@@ -147,8 +156,12 @@ async def _run_async_worker(dsn: str, handler: Callable[..., Any] | None, tasks:
             worker = rq.worker(*queues, tasks=tasks, **options)
         else:
             worker = rq.subscribe(*queues, **options)(handler)
-        log.info("async worker %s started on %s (concurrency %d)", worker.claim_as,
-                 ", ".join(queues) or "all queues", args.concurrency)
+        log.info(
+            "async worker %s started on %s (concurrency %d)",
+            worker.claim_as,
+            ", ".join(queues) or "all queues",
+            args.concurrency,
+        )
         scheduler = rq.scheduler() if args.with_scheduler else None
         beside = None
         if scheduler is not None:
@@ -168,8 +181,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     """Fires the periodic jobs' due ticks until SIGTERM/SIGINT (then returns at once)."""
     from ..client import Raquel
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("raquel_pg.cli")
     with Raquel(resolve_dsn(args.dsn), pool_size=1, **client_options(args)) as rq:
         scheduler = rq.scheduler(poll_interval=args.poll_interval)
@@ -181,4 +193,3 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             restore()
     log.info("scheduler stopped")
     return 0
-

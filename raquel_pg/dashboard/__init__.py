@@ -14,8 +14,15 @@ from .security import is_loopback
 __all__ = ["create_app", "serve"]
 
 
-def serve(dsn: str, *, host: str = "127.0.0.1", port: int = 8080, read_only: bool = False,
-          token: str | None = None, log_level: str = "info") -> None:
+def serve(
+    dsn: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    read_only: bool = False,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
     """Serves the dashboard of ``dsn`` on ``host:port`` until interrupted (blocks).
 
     Bound to an address other than loopback, it needs ``token`` (every
@@ -24,7 +31,8 @@ def serve(dsn: str, *, host: str = "127.0.0.1", port: int = 8080, read_only: boo
     import uvicorn
 
     if not is_loopback(host) and not token:
-        raise InvalidArgument("token", f"--token: required when the dashboard listens on {host} "
-                                       f"(anything but 127.0.0.1, ::1 or localhost)")
-    uvicorn.run(create_app(dsn, read_only=read_only, token=token), host=host, port=port,
-                log_level=log_level)
+        raise InvalidArgument(
+            "token",
+            f"--token: required when the dashboard listens on {host} (anything but 127.0.0.1, ::1 or localhost)",
+        )
+    uvicorn.run(create_app(dsn, read_only=read_only, token=token), host=host, port=port, log_level=log_level)

@@ -82,8 +82,7 @@ class Dashboard:
         self.csrf = Csrf()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters.update(age=_age, when=_when)
-        self.templates.env.globals.update(between=_between, statuses=params.STATUSES,
-                                          purgeable=PURGEABLE)
+        self.templates.env.globals.update(between=_between, statuses=params.STATUSES, purgeable=PURGEABLE)
         self.metrics = queue_registry(dsn)
 
     async def allowed(self) -> Privileges:
@@ -91,16 +90,23 @@ class Dashboard:
         return NO_PRIVILEGES if self.read_only else await self.store.privileges()
 
     def page(self, request: Request, template: str, allowed: Privileges, **context: Any) -> Response:
-        return self.templates.TemplateResponse(request, template, {
-            "csrf": self.csrf.token, "allowed": allowed, "read_only": self.read_only,
-            "notice": request.query_params.get("notice"), **context})
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "csrf": self.csrf.token,
+                "allowed": allowed,
+                "read_only": self.read_only,
+                "notice": request.query_params.get("notice"),
+                **context,
+            },
+        )
 
     # --- pages ---------------------------------------------------------------
 
     async def queues_page(self, request: Request) -> Response:
         allowed = await self.allowed()
-        return self.page(request, "queues.html", allowed, queues=await self.store.queues(),
-                         window=_window(request))
+        return self.page(request, "queues.html", allowed, queues=await self.store.queues(), window=_window(request))
 
     async def queues_fragment(self, request: Request) -> Response:
         return self.page(request, "_queues_table.html", await self.allowed(), queues=await self.store.queues())
@@ -124,23 +130,38 @@ class Dashboard:
             jobs = await self.store.jobs(queue=queue, status=status, before=before, limit=PAGE_SIZE + 1)
             resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else None
         else:
-            found = await self.store.search_errors(error, queue=queue, status=status, before=before,
-                                                   limit=PAGE_SIZE + 1)
+            found = await self.store.search_errors(
+                error, queue=queue, status=status, before=before, limit=PAGE_SIZE + 1
+            )
             jobs, searched = found.jobs, found.scanned
             resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else found.resume
         jobs = jobs[:PAGE_SIZE]
         older = f"/jobs?{urlencode({**filters, 'before': resume})}" if resume else None
-        return self.page(request, "jobs.html", await self.allowed(), jobs=jobs, filters=filters,
-                         older=older, searched=searched, page_size=PAGE_SIZE, error_scan=data.ERROR_SCAN,
-                         first=f"/jobs?{urlencode(filters)}" if before else None)
+        return self.page(
+            request,
+            "jobs.html",
+            await self.allowed(),
+            jobs=jobs,
+            filters=filters,
+            older=older,
+            searched=searched,
+            page_size=PAGE_SIZE,
+            error_scan=data.ERROR_SCAN,
+            first=f"/jobs?{urlencode(filters)}" if before else None,
+        )
 
     async def job_page(self, request: Request) -> Response:
         job = await self.store.job(_uuid(request.path_params["job_id"]))
         if job is None:
             raise HTTPException(404, f"no job {request.path_params['job_id']}")
-        return self.page(request, "job.html", await self.allowed(), job=job,
-                         result=None if job.result is None else json.dumps(job.result, indent=2),
-                         has_result=True)
+        return self.page(
+            request,
+            "job.html",
+            await self.allowed(),
+            job=job,
+            result=None if job.result is None else json.dumps(job.result, indent=2),
+            has_result=True,
+        )
 
     async def metrics_page(self, request: Request) -> Response:
         body = await run_in_threadpool(generate_latest, self.metrics)
@@ -159,37 +180,43 @@ class Dashboard:
             raise HTTPException(403, "this dashboard is read-only (--read-only)")
         allowed = await self.store.privileges()
         if not getattr(allowed, privilege):
-            raise HTTPException(403, f"the role {allowed.role} may not {privilege} "
-                                     f"{'queues' if privilege == 'pause' else 'jobs'}")
+            raise HTTPException(
+                403, f"the role {allowed.role} may not {privilege} {'queues' if privilege == 'pause' else 'jobs'}"
+            )
         return values
 
     async def retry(self, request: Request) -> Response:
         await self._form(request, "retry")
         job_id = _uuid(request.path_params["job_id"])
         done = await self.store.retry(job_id)
-        return _back(f"/jobs/{job_id}", "retried: queued to run now" if done else
-                     "not retried: only failed, exhausted, expired or cancelled jobs can be")
+        return _back(
+            f"/jobs/{job_id}",
+            "retried: queued to run now"
+            if done
+            else "not retried: only failed, exhausted, expired or cancelled jobs can be",
+        )
 
     async def cancel(self, request: Request) -> Response:
         await self._form(request, "cancel")
         job_id = _uuid(request.path_params["job_id"])
         done = await self.store.cancel(job_id)
-        return _back(f"/jobs/{job_id}", "cancelled" if done else
-                     "not cancelled: only waiting (queued or failed) jobs can be")
+        return _back(
+            f"/jobs/{job_id}", "cancelled" if done else "not cancelled: only waiting (queued or failed) jobs can be"
+        )
 
     async def pause(self, request: Request) -> Response:
         await self._form(request, "pause")
         queue = request.path_params["queue"]
         done = await self.store.pause(queue)
-        return _back("/", f"paused {queue}: claims skip it, running jobs finish" if done else
-                     f"{queue} was paused already")
+        return _back(
+            "/", f"paused {queue}: claims skip it, running jobs finish" if done else f"{queue} was paused already"
+        )
 
     async def resume(self, request: Request) -> Response:
         await self._form(request, "pause")
         queue = request.path_params["queue"]
         done = await self.store.resume(queue)
-        return _back("/", f"resumed {queue}: its waiting workers were woken" if done else
-                     f"{queue} was not paused")
+        return _back("/", f"resumed {queue}: its waiting workers were woken" if done else f"{queue} was not paused")
 
     async def purge(self, request: Request) -> Response:
         form = await self._form(request, "purge")
@@ -200,8 +227,7 @@ class Dashboard:
             raise InvalidArgument("status", f"status: must be one of {', '.join(PURGEABLE)}")
         purged, finished = await self.store.purge(older_than, statuses)
         more = "" if finished else " (more remain: purge again)"
-        return _back("/", f"purged {purged} {'/'.join(statuses)} jobs finished over "
-                          f"{form.get('older_than')} ago{more}")
+        return _back("/", f"purged {purged} {'/'.join(statuses)} jobs finished over {form.get('older_than')} ago{more}")
 
 
 def _window(request: Request) -> str:
@@ -237,7 +263,9 @@ async def _forbidden(request: Request, error: Exception) -> Response:
         f"403: the dashboard's database role may not read this: {first}\n(a read-only dashboard role "
         "needs SELECT on raquel.raquel_jobs and EXECUTE on raquel.raquel_queue_overview and "
         "raquel.raquel_throughput: "
-        "see docs/dashboard.md, Roles)\n", 403)
+        "see docs/dashboard.md, Roles)\n",
+        403,
+    )
 
 
 def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -> Starlette:
@@ -270,9 +298,15 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
         Route("/metrics", board.metrics_page),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        InvalidArgument: _bad_request, psycopg.OperationalError: _unavailable,
-        psycopg.errors.InsufficientPrivilege: _forbidden})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            InvalidArgument: _bad_request,
+            psycopg.OperationalError: _unavailable,
+            psycopg.errors.InsufficientPrivilege: _forbidden,
+        },
+    )
     app.state.dashboard = board
     if token:
         app.add_middleware(TokenGuard, token=token)

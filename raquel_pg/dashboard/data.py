@@ -81,8 +81,17 @@ class JobSummary:
 
 
 def _summary(row: tuple[Any, ...]) -> JobSummary:
-    return JobSummary(row[0], row[1], row[2], row[3], row[4], params.to_datetime(row[5]),
-                      params.to_datetime(row[6]), params.to_datetime(row[7]), row[8])
+    return JobSummary(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        params.to_datetime(row[5]),
+        params.to_datetime(row[6]),
+        params.to_datetime(row[7]),
+        row[8],
+    )
 
 
 @dataclass
@@ -120,8 +129,13 @@ class Store:
 
     def __init__(self, dsn: str, *, max_size: int = 4) -> None:
         self.pool = AsyncConnectionPool(
-            dsn, min_size=1, max_size=max_size, open=False, name="raquel-dashboard",
-            kwargs={"autocommit": True, "prepare_threshold": None})
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            name="raquel-dashboard",
+            kwargs={"autocommit": True, "prepare_threshold": None},
+        )
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=10)
@@ -189,27 +203,26 @@ class Store:
             if 0 <= index < count:
                 name = "success" if status == "success" else "cancelled" if status == "cancelled" else "failure"
                 series[name][index] += jobs
-        labels = [datetime.fromtimestamp((first + i * bucket) / 1000, timezone.utc).isoformat()
-                  for i in range(count)]
+        labels = [datetime.fromtimestamp((first + i * bucket) / 1000, timezone.utc).isoformat() for i in range(count)]
         return {"window": window, "bucket_seconds": bucket // 1000, "labels": labels, **series}
 
-    async def jobs(self, *, queue: str | None, status: str | None,
-                   before: UUID | None, limit: int) -> list[JobSummary]:
+    async def jobs(self, *, queue: str | None, status: str | None, before: UUID | None, limit: int) -> list[JobSummary]:
         """A page of jobs, newest first, below ``before`` (an id) when given."""
-        rows = await self.fetch("dash_jobs", {"queue": queue, "status": status, "before": before,
-                                              "limit": limit})
+        rows = await self.fetch("dash_jobs", {"queue": queue, "status": status, "before": before, "limit": limit})
         return [_summary(r) for r in rows]
 
-    async def search_errors(self, text: str, *, queue: str | None, status: str | None,
-                            before: UUID | None, limit: int) -> ErrorSearch:
+    async def search_errors(
+        self, text: str, *, queue: str | None, status: str | None, before: UUID | None, limit: int
+    ) -> ErrorSearch:
         """Up to ``limit`` jobs whose error contains ``text`` (any case), newest first, below ``before``.
 
         Reads at most :data:`ERROR_SCAN` jobs that have an error, so that a
         page answers in bounded time however many there are: see ErrorSearch.
         """
-        rows = await self.fetch("dash_jobs_error", {
-            "error": text, "queue": queue, "status": status, "before": before, "limit": limit,
-            "scan": ERROR_SCAN})
+        rows = await self.fetch(
+            "dash_jobs_error",
+            {"error": text, "queue": queue, "status": status, "before": before, "limit": limit, "scan": ERROR_SCAN},
+        )
         scanned_to, scanned = rows[0][9], rows[0][10]
         jobs = [_summary(r) for r in rows if r[0] is not None]
         return ErrorSearch(jobs, scanned, scanned_to if scanned == ERROR_SCAN else None)
@@ -231,8 +244,7 @@ class Store:
 
         Returns (jobs deleted, whether every matching job is gone).
         """
-        values = {"older_than": older_than, "statuses": statuses, "now": await self.now_ms(),
-                  "batch_size": 1000}
+        values = {"older_than": older_than, "statuses": statuses, "now": await self.now_ms(), "batch_size": 1000}
         deadline = time.monotonic() + PURGE_BUDGET
         purged = 0
         while True:

@@ -71,7 +71,10 @@ class TokenGuard:
         else:
             response = PlainTextResponse(
                 "401: this dashboard needs its access token (open it with ?token=..., or send "
-                "Authorization: Bearer ...)\n", 401, headers={"WWW-Authenticate": "Bearer"})
+                "Authorization: Bearer ...)\n",
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         await response(scope, receive, send)
 
 

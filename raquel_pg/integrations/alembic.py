@@ -42,7 +42,8 @@ def upgrade(op: Operations) -> list[Migration]:
     if op.get_context().as_sql:
         raise MigrationError(
             "raquel_pg migrations cannot be planned in Alembic's offline (--sql) mode: it does not "
-            "know which the database lacks; print them with `raquel-pg migrate --sql` instead")
+            "know which the database lacks; print them with `raquel-pg migrate --sql` instead"
+        )
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         raise MigrationError(f"raquel_pg needs PostgreSQL, not {bind.dialect.name}")

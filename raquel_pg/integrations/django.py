@@ -42,8 +42,7 @@ class ApplyRaquelMigrations(Operation):
     def state_forwards(self, app_label: str, state: Any) -> None:
         """No Django model changes."""
 
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any,
-                          to_state: Any) -> None:
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         connection = schema_editor.connection
         if connection.vendor != "postgresql":
             raise MigrationError(f"raquel_pg needs PostgreSQL, not {connection.vendor}")
@@ -56,7 +55,8 @@ class ApplyRaquelMigrations(Operation):
 
             if schema_editor.collect_sql:  # sqlmigrate: print, run nothing
                 schema_editor.collected_sql.extend(
-                    f"{s.rstrip().rstrip(';')};" for s in [LOCK_SQL, *statements(pending_migrations(query))])
+                    f"{s.rstrip().rstrip(';')};" for s in [LOCK_SQL, *statements(pending_migrations(query))]
+                )
                 return
             if not connection.in_atomic_block:
                 raise MigrationError("raquel_pg migrations must run in an atomic Django migration")
@@ -66,8 +66,7 @@ class ApplyRaquelMigrations(Operation):
 
             apply_pending(query, execute)
 
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any,
-                           to_state: Any) -> None:
+    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         raise MigrationError("raquel_pg migrations are forward-only and cannot be unapplied")
 
     def describe(self) -> str:

@@ -21,8 +21,16 @@ from typing import Any
 
 from ..errors import MigrationError
 from ..schema import (
-    BOOKKEEPING_SQL, LOCK_SQL, SEARCH_PATH_SQL, Migration, after, before, check_applied,
-    load_migrations, pending, record_sql,
+    BOOKKEEPING_SQL,
+    LOCK_SQL,
+    SEARCH_PATH_SQL,
+    Migration,
+    after,
+    before,
+    check_applied,
+    load_migrations,
+    pending,
+    record_sql,
 )
 
 #: Runs one statement and returns its rows.
@@ -32,8 +40,7 @@ Execute = Callable[[str], None]
 
 #: Keep the caller's search_path in a transaction-local setting, and put it back.
 SAVE_SEARCH_PATH_SQL = "SELECT set_config('raquel.saved_search_path', current_setting('search_path'), true)"
-RESTORE_SEARCH_PATH_SQL = (
-    "SELECT set_config('search_path', current_setting('raquel.saved_search_path'), true)")
+RESTORE_SEARCH_PATH_SQL = "SELECT set_config('search_path', current_setting('raquel.saved_search_path'), true)"
 
 
 def pending_migrations(query: Query) -> list[Migration]:
@@ -45,8 +52,7 @@ def pending_migrations(query: Query) -> list[Migration]:
     migrations = load_migrations()
     if not query("SELECT to_regclass('raquel_migrations') IS NOT NULL")[0][0]:
         return migrations
-    done = {int(v): (str(n), str(c)) for v, n, c in
-            query("SELECT version, name, checksum FROM raquel_migrations")}
+    done = {int(v): (str(n), str(c)) for v, n, c in query("SELECT version, name, checksum FROM raquel_migrations")}
     check_applied(migrations, done)
     return pending(migrations, done)
 

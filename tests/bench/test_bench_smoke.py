@@ -22,7 +22,8 @@ from bench.measure import SIZES
 
 
 def test_every_scenario_runs_and_writes_results(
-        server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RAQUEL_PG_BENCH_DSN", server_dsn)
     monkeypatch.setattr(node_peers, "unavailable", lambda: "left out of the whole-harness smoke test")
     output = tmp_path / "RESULTS.md"
@@ -30,22 +31,42 @@ def test_every_scenario_runs_and_writes_results(
     sections = run.run(SIZES["tiny"], list(run.SCENARIOS), output, strict=True)
 
     text = output.read_text()
-    for title in ("Targets, checked against this run", "1. Enqueue", "2. End to end", "3. Wake-up latency",
-                  "4. History", "5a. Peers, default modes", "5b. Peers, fast modes", "6. Behind PgBouncer",
-                  "8. Wake-up latency beside the peers"):
+    for title in (
+        "Targets, checked against this run",
+        "1. Enqueue",
+        "2. End to end",
+        "3. Wake-up latency",
+        "4. History",
+        "5a. Peers, default modes",
+        "5b. Peers, fast modes",
+        "6. Behind PgBouncer",
+        "8. Wake-up latency beside the peers",
+    ):
         assert f"## {title}" in text
     assert "FAILED" not in text
     assert "synchronous_commit" in text and "PostgreSQL" in text
     assert "n/a (left out of the whole-harness smoke test)" in text
     figures = {name: value for section in sections for name, value in section.figures.items()}
-    for name in ("enqueue_off_1", "enqueue_always_4", "enqueue_nowaiter_1", "enqueue_waiter_4", "enqueue_many",
-                 "e2e AsyncWorker, 10 tasks each at once", "e2e AsyncWorker, 10 tasks batch_outcomes=True",
-                 "wake_async_p50", "wake_sync_p99", "history_2000_claim_ratio", "history_2000_rate_ratio",
-                 "ratio batched pure SQL (pgbench) @1,000", "ratio fast pure SQL (pgbench) @1,000",
-                 "ratio fast pure SQL (pgbench) @10"):
+    for name in (
+        "enqueue_off_1",
+        "enqueue_always_4",
+        "enqueue_nowaiter_1",
+        "enqueue_waiter_4",
+        "enqueue_many",
+        "e2e AsyncWorker, 10 tasks each at once",
+        "e2e AsyncWorker, 10 tasks batch_outcomes=True",
+        "wake_async_p50",
+        "wake_sync_p99",
+        "history_2000_claim_ratio",
+        "history_2000_rate_ratio",
+        "ratio batched pure SQL (pgbench) @1,000",
+        "ratio fast pure SQL (pgbench) @1,000",
+        "ratio fast pure SQL (pgbench) @10",
+    ):
         assert figures[name] is not None and figures[name] > 0, name
-    peers = {name: value for section in sections if section.title.startswith("5")
-             for name, value in section.figures.items()}
+    peers = {
+        name: value for section in sections if section.title.startswith("5") for name, value in section.figures.items()
+    }
     raquel = [value for name, value in peers.items() if name.startswith("raquel_pg ")]
     assert len(raquel) == 12 and all(value is not None and value > 0 for value in raquel), raquel
 
@@ -75,8 +96,9 @@ def test_pg_boss_drains_every_job(make_database: Callable[[], str]) -> None:
 
     assert span.jobs == 60 and span.rate is not None and span.rate > 0
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM pgboss.job WHERE name = 'noop' AND state = 'completed'"
-                            ).fetchone() == (60,)
+        assert conn.execute(
+            "SELECT count(*) FROM pgboss.job WHERE name = 'noop' AND state = 'completed'"
+        ).fetchone() == (60,)
 
 
 def test_node_peers_wake_up_latency_is_measured(make_database: Callable[[], str]) -> None:

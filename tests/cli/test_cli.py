@@ -56,8 +56,13 @@ def cli(dsn: str) -> Run:
     """Runs ``raquel-pg --dsn <test db> ARGS`` and returns the completed process (text output)."""
 
     def run(*args: str, dsn_: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*entry_point(), "--dsn", dsn_ or dsn, *args], capture_output=True,
-                              text=True, timeout=timeout, env=clean_env())
+        return subprocess.run(
+            [*entry_point(), "--dsn", dsn_ or dsn, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+        )
 
     return run
 
@@ -73,8 +78,9 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 def enqueue(conn: Conn, queue: str = "q", payload: str | None = None, **opts: Any) -> UUID:
     names = "".join(f", {k} => %({k})s" for k in opts)
-    row = conn.execute(f"SELECT raquel_enqueue(%(queue)s, %(payload)s{names})".encode(),
-                       {"queue": queue, "payload": payload, **opts}).fetchone()
+    row = conn.execute(
+        f"SELECT raquel_enqueue(%(queue)s, %(payload)s{names})".encode(), {"queue": queue, "payload": payload, **opts}
+    ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
@@ -84,8 +90,9 @@ def finish(conn: Conn, queue: str, outcome: str = "complete", now: int | None = 
     row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'w1')", (queue,)).fetchone()
     assert row is not None
     if outcome == "fail":
-        conn.execute("SELECT raquel_fail(%s, %s, 'ValueError: bad address', 'Traceback ...', %s)",
-                     (row[0], row[1], now))
+        conn.execute(
+            "SELECT raquel_fail(%s, %s, 'ValueError: bad address', 'Traceback ...', %s)", (row[0], row[1], now)
+        )
     else:
         conn.execute("SELECT raquel_complete(%s, %s, %s)", (row[0], row[1], now))
     return row[0]  # type: ignore[no-any-return]
@@ -117,8 +124,9 @@ def test_migrate_applies_every_migration_to_a_new_database(cli: Run, make_databa
 def test_enqueue_prints_the_new_job_id(cli: Run, conn: Conn) -> None:
     result = cli("enqueue", "emails", '{"to": "ada@example.com"}')
     assert result.returncode == 0
-    row = conn.execute("SELECT queue, payload, status FROM raquel_jobs WHERE id = %s",
-                       (UUID(result.stdout.strip()),)).fetchone()
+    row = conn.execute(
+        "SELECT queue, payload, status FROM raquel_jobs WHERE id = %s", (UUID(result.stdout.strip()),)
+    ).fetchone()
     assert row == ("emails", '{"to": "ada@example.com"}', "queued")
 
 
@@ -126,7 +134,8 @@ def test_enqueue_options_become_the_jobs_settings(cli: Run, conn: Conn) -> None:
     result = cli("enqueue", "q", "x", "--delay", "1h", "--max-age", "2h", "--max-retry-count", "3")
     row = conn.execute(
         "SELECT scheduled_at - enqueued_at, max_age, max_retry_count FROM raquel_jobs WHERE id = %s",
-        (UUID(result.stdout.strip()),)).fetchone()
+        (UUID(result.stdout.strip()),),
+    ).fetchone()
     assert row == (3_600_000, 7_200_000, 3)
 
 
@@ -154,9 +163,23 @@ def test_stats_json_has_the_documented_keys(cli: Run, conn: Conn) -> None:
     data = json.loads(cli("stats", "--json").stdout)
     assert set(data) == {"generated_at", "queues"}
     emails = data["queues"]["emails"]
-    assert list(emails) == ["total", "queued", "claimed", "success", "failed", "cancelled", "expired",
-                            "exhausted", "ready", "scheduled", "lease_expired", "oldest_ready_age_ms",
-                            "paused", "max_running", "per_second"]
+    assert list(emails) == [
+        "total",
+        "queued",
+        "claimed",
+        "success",
+        "failed",
+        "cancelled",
+        "expired",
+        "exhausted",
+        "ready",
+        "scheduled",
+        "lease_expired",
+        "oldest_ready_age_ms",
+        "paused",
+        "max_running",
+        "per_second",
+    ]
     assert (emails["total"], emails["success"], emails["ready"], emails["scheduled"]) == (3, 1, 1, 1)
     assert isinstance(emails["oldest_ready_age_ms"], int)
 
@@ -197,8 +220,13 @@ def interrupt_when(process: subprocess.Popen[str], ready: Callable[[str], bool])
 
 def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
     enqueue(conn, "emails")
-    process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--watch", "0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    process = subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "stats", "--watch", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
     out, err = interrupt_when(process, lambda out: out.count("raquel-pg stats, every 0.2s") >= 2)
     assert process.returncode == 0, err
     assert out.count("raquel-pg stats, every 0.2s") >= 2
@@ -207,8 +235,13 @@ def test_stats_watch_refreshes_until_interrupted(dsn: str, conn: Conn) -> None:
 
 def test_stats_watch_json_prints_one_document_per_line(dsn: str, conn: Conn) -> None:
     enqueue(conn, "emails")
-    process = subprocess.Popen([*entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    process = subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "stats", "--json", "--watch", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
     out, err = interrupt_when(process, lambda out: out.count("\n") >= 2)
     assert process.returncode == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
@@ -252,8 +285,7 @@ def test_show_prints_every_column_and_the_trace(cli: Run, conn: Conn) -> None:
     assert f"id                {job_id}" in result.stdout
     assert result.stdout.rstrip().endswith("error_trace:\nTraceback ...")
     data = json.loads(cli("show", str(job_id), "--json").stdout)
-    assert (data["status"], data["payload"], data["error"]) == ("failed", '{"to": "ada"}',
-                                                                "ValueError: bad address")
+    assert (data["status"], data["payload"], data["error"]) == ("failed", '{"to": "ada"}', "ValueError: bad address")
 
 
 def test_show_unknown_job_is_a_one_line_error(cli: Run) -> None:
@@ -281,8 +313,9 @@ def test_retry_of_a_job_that_did_not_fail_exits_1_saying_why(cli: Run, conn: Con
     job_id = enqueue(conn, "emails")
     result = cli("retry", str(job_id))
     assert result.returncode == 1
-    assert result.stderr == (f"not retried {job_id}: it is queued; only failed, exhausted, expired, "
-                             "cancelled jobs can be retried\n")
+    assert result.stderr == (
+        f"not retried {job_id}: it is queued; only failed, exhausted, expired, cancelled jobs can be retried\n"
+    )
 
 
 def test_retry_by_queue_and_since(cli: Run, conn: Conn) -> None:
@@ -358,7 +391,12 @@ def test_purge_shows_a_progress_bar_on_a_terminal(dsn: str, conn: Conn) -> None:
     try:
         result = subprocess.run(
             [*entry_point(), "--dsn", dsn, "purge", "--older-than", "1d", "--batch-size", "2"],
-            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60, env=clean_env())
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+        )
         os.close(follower)
         bar = os.read(leader, 4096).decode()
     finally:
@@ -384,8 +422,7 @@ def test_a_bad_dsn_is_a_one_line_error(cli: Run) -> None:
 
 def test_a_usage_mistake_is_a_one_line_error(cli: Run) -> None:
     line = one_line_error(cli("jobs", "--limit", "many"))
-    assert line == ("raquel-pg jobs: argument --limit/-n: invalid int value: 'many' "
-                    "(see raquel-pg jobs --help)")
+    assert line == ("raquel-pg jobs: argument --limit/-n: invalid int value: 'many' (see raquel-pg jobs --help)")
 
 
 def test_an_unmigrated_database_gets_a_hint(cli: Run, make_database: Any) -> None:
@@ -401,21 +438,31 @@ def test_psql_runs_on_the_configured_database(cli: Run, conn: Conn) -> None:
 
 def test_psql_falls_back_to_the_embedded_wheels_psql(dsn: str) -> None:
     env = {**clean_env(), "PATH": "/nonexistent"}  # no system psql on the PATH
-    result = subprocess.run([*entry_point(), "--dsn", dsn, "psql", "--", "-Atc", "SELECT 42"],
-                            capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [*entry_point(), "--dsn", dsn, "psql", "--", "-Atc", "SELECT 42"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
 
 
 def test_python_dash_m_runs_the_same_command(dsn: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "stats", "--json"],
-                            capture_output=True, text=True, timeout=60, env=clean_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "stats", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert result.returncode == 0 and "queues" in json.loads(result.stdout)
 
 
 # --- worker ----------------------------------------------------------------------------------------
 
 
-HANDLERS = '''
+HANDLERS = """
 import asyncio, time
 from pathlib import Path
 
@@ -427,13 +474,19 @@ def handle(job):
 
 async def ahandle(job):
     await asyncio.sleep(float(job.payload or 0))
-'''
+"""
 
 
 def start_worker(dsn: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    return subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    return subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "worker", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
@@ -508,8 +561,11 @@ def test_worker_second_sigterm_stops_at_once(dsn: str, conn: Conn, tmp_path: Pat
 def new_roles(conn: Conn) -> Any:
     """Fresh roles enqueuer, worker, operator (the first with a quote in its name); dropped at the end."""
     suffix = os.urandom(4).hex()
-    names = {"enqueuer": f"raquel_cli_o'enq_{suffix}", "worker": f"raquel_cli_work_{suffix}",
-             "operator": f"raquel_cli_op_{suffix}"}
+    names = {
+        "enqueuer": f"raquel_cli_o'enq_{suffix}",
+        "worker": f"raquel_cli_work_{suffix}",
+        "operator": f"raquel_cli_op_{suffix}",
+    }
     for name in names.values():
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
     yield names
@@ -523,12 +579,20 @@ def as_role(dsn: str, role: str) -> str:
 
 
 def test_grant_gives_each_role_its_privileges(cli: Run, dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
-    result = cli("grant", "--enqueuer", new_roles["enqueuer"], "--worker", new_roles["worker"],
-                 "--operator", new_roles["operator"])
+    result = cli(
+        "grant",
+        "--enqueuer",
+        new_roles["enqueuer"],
+        "--worker",
+        new_roles["worker"],
+        "--operator",
+        new_roles["operator"],
+    )
     assert result.returncode == 0, result.stderr
     schema = conn.execute("SELECT current_schema()").fetchone()[0]
     assert result.stdout.splitlines() == [
-        f"granted {kind} privileges on schema {schema} to {role}" for kind, role in new_roles.items()]
+        f"granted {kind} privileges on schema {schema} to {role}" for kind, role in new_roles.items()
+    ]
 
     enqueuer, operator = as_role(dsn, new_roles["enqueuer"]), as_role(dsn, new_roles["operator"])
     assert cli("enqueue", "q", dsn_=enqueuer).returncode == 0
@@ -543,23 +607,32 @@ def test_grant_gives_each_role_its_privileges(cli: Run, dsn: str, conn: Conn, ne
 def test_grant_json_names_the_schema_and_roles(cli: Run, conn: Conn, new_roles: dict[str, str]) -> None:
     result = cli("grant", "--worker", new_roles["worker"], "--json")
     schema = conn.execute("SELECT current_schema()").fetchone()[0]
-    assert json.loads(result.stdout) == {"schema": schema, "enqueuer": None, "worker": new_roles["worker"],
-                                         "operator": None}
+    assert json.loads(result.stdout) == {
+        "schema": schema,
+        "enqueuer": None,
+        "worker": new_roles["worker"],
+        "operator": None,
+    }
 
 
-def test_grant_sql_prints_a_psql_script_without_a_database(
-        dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
+def test_grant_sql_prints_a_psql_script_without_a_database(dsn: str, conn: Conn, new_roles: dict[str, str]) -> None:
     from raquel_pg import embedded
 
-    result = subprocess.run([*entry_point(), "grant", "--sql", "--enqueuer", new_roles["enqueuer"]],
-                            capture_output=True, text=True, timeout=60, env=clean_env())
+    result = subprocess.run(
+        [*entry_point(), "grant", "--sql", "--enqueuer", new_roles["enqueuer"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no embedded server was started: the script needs no database
     psql = embedded.bin_path("psql")
     if psql is None:
         pytest.skip("no psql")
-    subprocess.run([psql, dsn, "-v", "ON_ERROR_STOP=1", "-q"], input=result.stdout, text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [psql, dsn, "-v", "ON_ERROR_STOP=1", "-q"], input=result.stdout, text=True, check=True, capture_output=True
+    )
     with psycopg.connect(as_role(dsn, new_roles["enqueuer"]), autocommit=True) as enqueuer:
         enqueuer.execute("SELECT raquel_enqueue('q')")
     assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 1
@@ -578,8 +651,13 @@ def test_grant_to_an_unknown_role_is_a_one_line_error(cli: Run) -> None:
 
 
 def test_server_status_of_a_server_never_started(tmp_path: Path) -> None:
-    result = subprocess.run([*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
-                            capture_output=True, text=True, timeout=60, env=clean_env())
+    result = subprocess.run(
+        [*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert (result.returncode, result.stdout) == (1, "not running\n")
 
 
@@ -588,8 +666,13 @@ def test_server_start_status_stop(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "pg")
 
     def server(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*entry_point(), "server", action, "--data-dir", data_dir, "--json"],
-                              capture_output=True, text=True, timeout=120, env=clean_env())
+        return subprocess.run(
+            [*entry_point(), "server", action, "--data-dir", data_dir, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env(),
+        )
 
     started = server("start")
     assert started.returncode == 0, started.stderr

@@ -27,7 +27,9 @@ def count(conn: Conn, queue: str, status: str) -> int:
 
 
 def controls(conn: Conn) -> list[tuple[Any, ...]]:
-    return conn.execute("SELECT queue, paused, max_running, per_second, retention_ms FROM raquel_queue_controls()").fetchall()
+    return conn.execute(
+        "SELECT queue, paused, max_running, per_second, retention_ms FROM raquel_queue_controls()"
+    ).fetchall()
 
 
 # --- pause, resume, limits, retention, prune, controls, stats -----------------------------
@@ -92,7 +94,9 @@ def test_retention_with_a_bad_duration_is_a_one_line_error(cli: Run, conn: Conn)
 
 def test_prune_deletes_finished_jobs_past_the_retention(cli: Run, conn: Conn) -> None:
     conn.execute("SELECT raquel_enqueue('old', 'x', now => 1000) FROM generate_series(1, 3)")
-    for job_id, claim_id in conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 3, now => 2000)").fetchall():
+    for job_id, claim_id in conn.execute(
+        "SELECT id, claim_id FROM raquel_claim(ARRAY['old'], 'w', 3, now => 2000)"
+    ).fetchall():
         conn.execute("SELECT raquel_complete(%s, %s, 3000)", (job_id, claim_id))
     conn.execute("SELECT raquel_enqueue('old', 'waiting')")
     cli("retention", "1d")
@@ -137,13 +141,33 @@ def hold(job):
 """
 
 
-def start_workers(dsn: str, tmp_path: Path, queue: str, processes: int, concurrency: int) -> list[subprocess.Popen[str]]:
+def start_workers(
+    dsn: str, tmp_path: Path, queue: str, processes: int, concurrency: int
+) -> list[subprocess.Popen[str]]:
     (tmp_path / "holders.py").write_text(textwrap.dedent(HANDLERS))
-    return [subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", "holders:hold", "-q", queue,
-                              "-c", str(concurrency), "--log-level", "warning"],
-                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=clean_env())
-            for _ in range(processes)]
+    return [
+        subprocess.Popen(
+            [
+                *entry_point(),
+                "--dsn",
+                dsn,
+                "worker",
+                "holders:hold",
+                "-q",
+                queue,
+                "-c",
+                str(concurrency),
+                "--log-level",
+                "warning",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        for _ in range(processes)
+    ]
 
 
 def stop(processes: list[subprocess.Popen[str]]) -> None:
@@ -185,7 +209,9 @@ def test_per_second_holds_within_one_bucket_across_worker_processes(dsn: str, co
         wait_for(lambda: count(conn, "paced", "success") == 50, timeout=120)
     finally:
         stop(workers)
-    times = sorted(row[0] for row in conn.execute("SELECT claimed_at FROM raquel_jobs WHERE queue = 'paced'").fetchall())
+    times = sorted(
+        row[0] for row in conn.execute("SELECT claimed_at FROM raquel_jobs WHERE queue = 'paced'").fetchall()
+    )
     most = max(sum(1 for t in times[i:] if t < start + 1000) for i, start in enumerate(times))
     assert most <= 20 + 2
     assert times[-1] - times[0] >= (50 - 2) / 20 * 1000 - 50  # no faster than the rate overall
@@ -195,8 +221,13 @@ def test_per_second_holds_within_one_bucket_across_worker_processes(dsn: str, co
 
 
 def start_scheduler(dsn: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*entry_point(), "--dsn", dsn, "scheduler", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    return subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "scheduler", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
 
 
 @pytest.fixture
@@ -231,9 +262,14 @@ def test_the_scheduler_stops_cleanly_on_sigterm(dsn: str, ticking: Conn) -> None
 def test_worker_with_scheduler_fires_and_runs_the_schedules_jobs(dsn: str, ticking: Conn, tmp_path: Path) -> None:
     (tmp_path / "holders.py").write_text(textwrap.dedent(HANDLERS))
     ticking.execute("UPDATE raquel_schedules SET payload = '0'")
-    worker = subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", "holders:hold", "-q", "ticks",
-                               "--with-scheduler"], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=clean_env())
+    worker = subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "worker", "holders:hold", "-q", "ticks", "--with-scheduler"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
     wait_for(lambda: count(ticking, "ticks", "success") >= 2, timeout=60)
     worker.send_signal(signal.SIGTERM)
     _, log = worker.communicate(timeout=60)

@@ -106,8 +106,7 @@ def test_retry_since_too_long_ago_is_a_one_line_error(cli: Run) -> None:
 def test_purge_older_than_before_year_1_is_refused_before_anything_runs(cli: Run, conn: Conn) -> None:
     job_id = enqueue(conn)
     # Finished long before the cutoff of 9999999w: the purge would delete it if it ran.
-    conn.execute("UPDATE raquel_jobs SET status = 'success', finished_at = %s WHERE id = %s",
-                 (-7 * 10**15, job_id))
+    conn.execute("UPDATE raquel_jobs SET status = 'success', finished_at = %s WHERE id = %s", (-7 * 10**15, job_id))
     line = one_line_error(cli("purge", "--older-than", "9999999w"))
     assert "--older-than" in line and "before year 1" in line
     assert status_of(conn, job_id) == "success"
@@ -120,21 +119,32 @@ def test_stats_into_a_closed_pipe_ends_quietly(dsn: str, conn: Conn) -> None:
     # Enough queues that the output outgrows the pipe, so the write surely meets the closed end.
     conn.execute("SELECT raquel_enqueue('queue-' || g) FROM generate_series(1, 2000) g")
     command = f"{shlex.join(entry_point())} --dsn {shlex.quote(dsn)} stats --json | head -1"
-    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
-                            env=clean_env())
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=clean_env())
     assert result.stdout == "{\n"
     assert result.stderr == ""
 
 
 def test_server_status_names_the_database_the_commands_use(tmp_path: Path, dsn: str) -> None:
     env = {**clean_env(), "RAQUEL_PG_DSN": dsn}
-    result = subprocess.run([*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
-                            capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [*entry_point(), "server", "status", "--data-dir", str(tmp_path / "pg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "not running", "(the other commands use the database of RAQUEL_PG_DSN, not this embedded server)"]
-    as_json = subprocess.run([*entry_point(), "server", "status", "--json", "--data-dir", str(tmp_path / "pg")],
-                             capture_output=True, text=True, timeout=60, env=env)
+        "not running",
+        "(the other commands use the database of RAQUEL_PG_DSN, not this embedded server)",
+    ]
+    as_json = subprocess.run(
+        [*entry_point(), "server", "status", "--json", "--data-dir", str(tmp_path / "pg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert json.loads(as_json.stdout)["commands_use"] == "RAQUEL_PG_DSN"
 
 
@@ -160,7 +170,7 @@ def test_the_demo_on_this_database_leaves_other_jobs_alone(cli: Run, conn: Conn)
 # --- the worker -----------------------------------------------------------------------------------------
 
 
-HANDLERS = '''
+HANDLERS = """
 import asyncio
 
 def handle(job):
@@ -168,13 +178,19 @@ def handle(job):
 
 async def ahandle(job):
     await asyncio.sleep(0)
-'''
+"""
 
 
 def start_worker(dsn: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    return subprocess.Popen([*entry_point(), "--dsn", dsn, "worker", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    return subprocess.Popen(
+        [*entry_point(), "--dsn", dsn, "worker", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
 
 
 def stop(worker: subprocess.Popen[str]) -> str:
@@ -186,8 +202,14 @@ def stop(worker: subprocess.Popen[str]) -> str:
 
 def test_a_worker_without_queues_is_refused(cli: Run, tmp_path: Path) -> None:
     (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    result = subprocess.run([*entry_point(), "worker", "handlers:handle"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60, env=clean_env())
+    result = subprocess.run(
+        [*entry_point(), "worker", "handlers:handle"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     line = one_line_error(result)
     assert "-q QUEUE" in line and "--all-queues" in line
 
@@ -199,9 +221,7 @@ def test_a_worker_with_all_queues_works_every_queue(dsn: str, conn: Conn, tmp_pa
     assert "started on all queues" in stop(worker)
 
 
-def test_the_worker_runs_a_coroutine_handler_without_the_async_flag(
-    dsn: str, conn: Conn, tmp_path: Path
-) -> None:
+def test_the_worker_runs_a_coroutine_handler_without_the_async_flag(dsn: str, conn: Conn, tmp_path: Path) -> None:
     job_id = enqueue(conn, "a")
     worker = start_worker(dsn, tmp_path, "handlers:ahandle", "-q", "a")
     wait_for(lambda: status_of(conn, job_id) == "success")
@@ -217,6 +237,11 @@ def test_the_worker_runs_a_plain_handler_despite_the_async_flag(dsn: str, conn: 
 
 
 def test_a_database_never_migrated_says_to_migrate(make_database: Any) -> None:
-    result = subprocess.run([*entry_point(), "--dsn", make_database(), "enqueue", "q", "x"],
-                            capture_output=True, text=True, timeout=60, env=clean_env())
+    result = subprocess.run(
+        [*entry_point(), "--dsn", make_database(), "enqueue", "q", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert "run: raquel-pg migrate" in one_line_error(result)

@@ -26,8 +26,7 @@ POOLER = ("--no-prepared-statements",)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*entry_point(), *args], capture_output=True, text=True, timeout=60,
-                          env=env or clean_env())
+    return subprocess.run([*entry_point(), *args], capture_output=True, text=True, timeout=60, env=env or clean_env())
 
 
 def test_enqueue_and_the_read_commands_work_through_the_pooler(pooled_dsn: str, conn: Conn) -> None:
@@ -38,8 +37,13 @@ def test_enqueue_and_the_read_commands_work_through_the_pooler(pooled_dsn: str, 
         assert result.returncode == 0, result.stderr
         ids.append(UUID(result.stdout.strip()))
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE id = ANY(%s)", [ids]).fetchone() == (10,)
-    for command in (["stats", "--json"], ["jobs", "--json"], ["show", str(ids[0]), "--json"],
-                    ["migrate", "--status"], ["migrate"]):
+    for command in (
+        ["stats", "--json"],
+        ["jobs", "--json"],
+        ["show", str(ids[0]), "--json"],
+        ["migrate", "--status"],
+        ["migrate"],
+    ):
         result = run("--dsn", pooled_dsn, *POOLER, *command)
         assert result.returncode == 0, (command, result.stderr)
     stats = json.loads(run("--dsn", pooled_dsn, *POOLER, "stats", "--json").stdout)
@@ -52,15 +56,21 @@ def test_the_flags_may_follow_the_command(pooled_dsn: str, conn: Conn) -> None:
     assert status_of(conn, UUID(result.stdout.strip())) == "queued"
 
 
-def test_a_worker_through_the_pooler_listens_direct(
-    pooled_dsn: str, dsn: str, conn: Conn, tmp_path: Path
-) -> None:
+def test_a_worker_through_the_pooler_listens_direct(pooled_dsn: str, dsn: str, conn: Conn, tmp_path: Path) -> None:
     jobs = [UUID(run("--dsn", pooled_dsn, *POOLER, "enqueue", "q", "0").stdout.strip()) for _ in range(5)]
-    worker = start_worker(pooled_dsn, tmp_path, "handlers:handle", "-q", "q", "--concurrency", "2",
-                          "--listen-dsn", dsn, *POOLER)
+    worker = start_worker(
+        pooled_dsn, tmp_path, "handlers:handle", "-q", "q", "--concurrency", "2", "--listen-dsn", dsn, *POOLER
+    )
     wait_for(lambda: all(status_of(conn, j) == "success" for j in jobs))
-    wait_for(lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                  " AND query = 'LISTEN raquel_jobs'").fetchone() == (1,))
+    wait_for(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query = 'LISTEN raquel_jobs'"
+            ).fetchone()
+            == (1,)
+        )
+    )
     worker.send_signal(signal.SIGTERM)
     _, log = worker.communicate(timeout=30)
     assert worker.returncode == 0, log
@@ -73,10 +83,21 @@ def test_an_async_worker_takes_its_listen_dsn_from_the_environment(
     (tmp_path / "handlers.py").write_text("async def ahandle(job):\n    pass\n")
     worker = subprocess.Popen(
         [*entry_point(), "--dsn", pooled_dsn, *POOLER, "worker", "handlers:ahandle", "--async", "-q", "q"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**clean_env(), "RAQUEL_PG_LISTEN_DSN": dsn})
-    wait_for(lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                  " AND query = 'LISTEN raquel_jobs'").fetchone() == (1,))
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**clean_env(), "RAQUEL_PG_LISTEN_DSN": dsn},
+    )
+    wait_for(
+        lambda: (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query = 'LISTEN raquel_jobs'"
+            ).fetchone()
+            == (1,)
+        )
+    )
     job = UUID(run("--dsn", pooled_dsn, *POOLER, "enqueue", "q", "hi").stdout.strip())
     wait_for(lambda: status_of(conn, job) == "success")
     worker.send_signal(signal.SIGTERM)
@@ -89,5 +110,6 @@ def test_grant_works_through_the_pooler(pooled_dsn: str, conn: Conn, new_roles: 
     # One transaction: its pg_temp helper function is created and called on one server connection.
     result = run("--dsn", pooled_dsn, *POOLER, "grant", "--worker", new_roles["worker"])
     assert result.returncode == 0, result.stderr
-    assert conn.execute("SELECT has_function_privilege(%s, 'raquel.raquel_claim'::regproc, 'EXECUTE')",
-                        [new_roles["worker"]]).fetchone() == (True,)
+    assert conn.execute(
+        "SELECT has_function_privilege(%s, 'raquel.raquel_claim'::regproc, 'EXECUTE')", [new_roles["worker"]]
+    ).fetchone() == (True,)

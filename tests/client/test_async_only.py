@@ -55,7 +55,8 @@ async def test_cancelling_run_leaves_no_transaction_open(arq: AsyncRaquel, conn:
     await asyncio.gather(run, return_exceptions=True)
     open_transactions = conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state LIKE 'idle in transaction%%'").fetchone()
+        "AND state LIKE 'idle in transaction%%'"
+    ).fetchone()
     assert open_transactions == (0,)
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone() == (0,)
 
@@ -74,6 +75,7 @@ async def test_a_cancelled_error_in_a_handler_is_not_a_job_failure(arq: AsyncRaq
 async def test_concurrency_beyond_the_pool_size_never_exceeds_the_pool(dsn: str, conn: Conn) -> None:
     running, peak = [0], [0]
     async with AsyncRaquel(dsn, pool_size=2) as client:
+
         @client.subscribe("q", concurrency=8)
         async def handler(job: AsyncJob) -> None:
             running[0] += 1
@@ -84,8 +86,10 @@ async def test_concurrency_beyond_the_pool_size_never_exceeds_the_pool(dsn: str,
         for i in range(16):
             await client.enqueue("q", i)
         run = asyncio.create_task(handler.run())
-        await wait_until(lambda: conn.execute(
-            "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (16,), timeout=20)
+        await wait_until(
+            lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (16,),
+            timeout=20,
+        )
         handler.stop()
         await run
     assert peak[0] == 8

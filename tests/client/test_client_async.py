@@ -48,8 +48,15 @@ async def test_enqueue_without_options_returns_the_job_with_the_defaults(arq: As
     # Migration enqueue_speed: a call without optional arguments passes raquel_enqueue_row's guard.
     job = await arq.enqueue("plain", "x")
     assert job == await arq.get(job.id)
-    assert (job.status, job.attempts, job.min_retry_delay, job.max_retry_delay, job.backoff_base,
-            job.priority, job.scheduled_at) == ("queued", 0, 1000, 43_200_000, 1000, 0, job.enqueued_at)
+    assert (
+        job.status,
+        job.attempts,
+        job.min_retry_delay,
+        job.max_retry_delay,
+        job.backoff_base,
+        job.priority,
+        job.scheduled_at,
+    ) == ("queued", 0, 1000, 43_200_000, 1000, 0, job.enqueued_at)
 
 
 async def test_calls_after_an_error_and_after_a_closed_connection_run_as_before(arq: AsyncRaquel) -> None:
@@ -99,27 +106,46 @@ async def test_enqueue_at_a_datetime_plus_a_timedelta(arq: AsyncRaquel, conn: Co
 async def test_enqueue_takes_a_naive_datetime_as_utc_and_ints_as_ms(arq: AsyncRaquel, conn: Conn) -> None:
     naive = row(conn, (await arq.enqueue("q", at=datetime(2030, 1, 1))).id)
     assert naive["scheduled_at"] == int(datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-    job = row(conn, (await arq.enqueue("q", delay=1500, max_age=timedelta(minutes=1), max_retry_count=3,
-                                      min_retry_delay=100, max_retry_delay=timedelta(seconds=10),
-                                      backoff_base=200)).id)
+    job = row(
+        conn,
+        (
+            await arq.enqueue(
+                "q",
+                delay=1500,
+                max_age=timedelta(minutes=1),
+                max_retry_count=3,
+                min_retry_delay=100,
+                max_retry_delay=timedelta(seconds=10),
+                backoff_base=200,
+            )
+        ).id,
+    )
     assert job["scheduled_at"] - job["enqueued_at"] == 1500
-    assert (job["max_age"], job["max_retry_count"], job["min_retry_delay"], job["max_retry_delay"],
-            job["backoff_base"]) == (60_000, 3, 100, 10_000, 200)
+    assert (
+        job["max_age"],
+        job["max_retry_count"],
+        job["min_retry_delay"],
+        job["max_retry_delay"],
+        job["backoff_base"],
+    ) == (60_000, 3, 100, 10_000, 200)
 
 
-@pytest.mark.parametrize(("kwargs", "argument"), [
-    ({"queue": ""}, "queue"),
-    ({"delay": -5}, "delay"),
-    ({"delay": timedelta(seconds=-1)}, "delay"),
-    ({"max_age": 0}, "max_age"),
-    ({"max_retry_count": -1}, "max_retry_count"),
-    ({"min_retry_delay": 10, "max_retry_delay": 5}, "max_retry_delay"),
-    ({"payload": {1, 2}}, "payload"),
-    ({"payload": float("nan")}, "payload"),
-    ({"at": "tomorrow"}, "at"),
-    ({"delay": 1.5}, "delay"),
-    ({"queue": 7}, "queue"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"queue": ""}, "queue"),
+        ({"delay": -5}, "delay"),
+        ({"delay": timedelta(seconds=-1)}, "delay"),
+        ({"max_age": 0}, "max_age"),
+        ({"max_retry_count": -1}, "max_retry_count"),
+        ({"min_retry_delay": 10, "max_retry_delay": 5}, "max_retry_delay"),
+        ({"payload": {1, 2}}, "payload"),
+        ({"payload": float("nan")}, "payload"),
+        ({"at": "tomorrow"}, "at"),
+        ({"delay": 1.5}, "delay"),
+        ({"queue": 7}, "queue"),
+    ],
+)
 async def test_enqueue_refuses_bad_input_naming_the_argument_and_writes_nothing(
     arq: AsyncRaquel, conn: Conn, kwargs: dict[str, Any], argument: str
 ) -> None:
@@ -275,8 +301,9 @@ async def test_the_lease_is_renewed_while_a_long_job_runs(dsn: str, conn: Conn) 
             assert job is not None
             # Three leases have passed since the claim, and renewals keep the job ours.
             deadline = time.monotonic() + 10
-            while conn.execute("SELECT raquel_now_ms() < claimed_at + 900 FROM raquel_jobs WHERE id = %s",
-                               (job_id,)).fetchone() != (False,):
+            while conn.execute(
+                "SELECT raquel_now_ms() < claimed_at + 900 FROM raquel_jobs WHERE id = %s", (job_id,)
+            ).fetchone() != (False,):
                 assert time.monotonic() < deadline, "timed out"
                 await _sleep(0.01)
             assert row(conn, job_id)["lease_expires_at"] > row(conn, job_id)["claimed_at"] + 900
@@ -291,7 +318,11 @@ async def test_get_returns_the_job_or_none(arq: AsyncRaquel) -> None:
     job_id = (await arq.enqueue("q", {"a": 1})).id
     job = await arq.get(job_id)
     assert job is not None and (job.id, job.payload, job.raw_payload, job.status) == (
-        job_id, {"a": 1}, '{"a": 1}', "queued")
+        job_id,
+        {"a": 1},
+        '{"a": 1}',
+        "queued",
+    )
     assert await arq.get(UUID(int=0)) is None
 
 

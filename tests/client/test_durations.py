@@ -10,15 +10,18 @@ from raquel_pg import InvalidArgument
 from raquel_pg.durations import format_ms, parse_duration, parse_iso, parse_time
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("7d", timedelta(days=7)),
-    ("90s", timedelta(seconds=90)),
-    ("500ms", timedelta(milliseconds=500)),
-    ("1h30m", timedelta(hours=1, minutes=30)),
-    ("1.5h", timedelta(hours=1.5)),
-    ("2w", timedelta(weeks=2)),
-    ("0s", timedelta()),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("7d", timedelta(days=7)),
+        ("90s", timedelta(seconds=90)),
+        ("500ms", timedelta(milliseconds=500)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("1.5h", timedelta(hours=1.5)),
+        ("2w", timedelta(weeks=2)),
+        ("0s", timedelta()),
+    ],
+)
 def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -44,10 +47,17 @@ def test_parse_time_refuses_garbage() -> None:
         parse_time("yesterday", "--since")
 
 
-@pytest.mark.parametrize("ms, text", [
-    (None, "-"), (850, "850ms"), (42_000, "42s"), (200_000, "3m20s"), (7_500_000, "2h05m"),
-    (273_600_000, "3d04h"),
-])
+@pytest.mark.parametrize(
+    "ms, text",
+    [
+        (None, "-"),
+        (850, "850ms"),
+        (42_000, "42s"),
+        (200_000, "3m20s"),
+        (7_500_000, "2h05m"),
+        (273_600_000, "3d04h"),
+    ],
+)
 def test_format_ms(ms: int | None, text: str) -> None:
     assert format_ms(ms) == text
 

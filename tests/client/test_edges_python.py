@@ -18,7 +18,14 @@ import psycopg
 import pytest
 
 from raquel_pg import (
-    AsyncJob, AsyncRaquel, InvalidArgument, Job, NotMigrated, Raquel, RaquelError, params,
+    AsyncJob,
+    AsyncRaquel,
+    InvalidArgument,
+    Job,
+    NotMigrated,
+    Raquel,
+    RaquelError,
+    params,
 )
 from raquel_pg._acompat import ajoin, aspawn, spawn
 
@@ -46,8 +53,9 @@ async def await_for(condition: Any, timeout: float = 15.0) -> None:
 
 def enqueue(conn: Conn, queue: str = "q", payload: str | None = None, **opts: Any) -> UUID:
     names = "".join(f", {k} => %({k})s" for k in opts)
-    row = conn.execute(f"SELECT raquel_enqueue(%(queue)s, %(payload)s{names})".encode(),
-                       {"queue": queue, "payload": payload, **opts}).fetchone()
+    row = conn.execute(
+        f"SELECT raquel_enqueue(%(queue)s, %(payload)s{names})".encode(), {"queue": queue, "payload": payload, **opts}
+    ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
@@ -60,8 +68,9 @@ def bad_row(conn: Conn, queue: str = "q", column: str = "enqueued_at", ms: int =
 
 
 def row_of(conn: Conn, job_id: UUID) -> tuple[Any, ...]:
-    row = conn.execute("SELECT status, attempts, error, error_trace FROM raquel_jobs WHERE id = %s",
-                       (job_id,)).fetchone()
+    row = conn.execute(
+        "SELECT status, attempts, error, error_trace FROM raquel_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
     assert row is not None
     return tuple(row)
 
@@ -73,9 +82,7 @@ def status_of(conn: Conn, job_id: UUID) -> str:
 # --- a bad row never takes down a worker or a reader ------------------------------------------------
 
 
-def test_a_sync_worker_sets_aside_an_undecodable_row_and_runs_the_rest_of_its_batch(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_a_sync_worker_sets_aside_an_undecodable_row_and_runs_the_rest_of_its_batch(rq: Raquel, conn: Conn) -> None:
     bad = bad_row(conn)
     good = [enqueue(conn, "q", str(i)) for i in range(3)]
     ran: list[UUID] = []
@@ -107,8 +114,7 @@ async def test_an_async_worker_sets_aside_an_undecodable_row_and_runs_the_rest_o
         ran.append(job.id)
 
     run = aspawn(handler.run, name="worker")
-    await await_for(lambda: all(status_of(conn, j) == "success" for j in good)
-                    and status_of(conn, bad) == "exhausted")
+    await await_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, bad) == "exhausted")
     alive = not run.done()
     handler.stop()
     await ajoin([run], 10)
@@ -126,9 +132,7 @@ def test_dequeue_records_an_undecodable_row_as_failed_and_yields_none(rq: Raquel
         assert job is not None and job.id == good
 
 
-async def test_async_dequeue_records_an_undecodable_row_as_failed_and_yields_none(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_async_dequeue_records_an_undecodable_row_as_failed_and_yields_none(arq: AsyncRaquel, conn: Conn) -> None:
     bad = bad_row(conn)
     async with arq.dequeue("q") as job:
         assert job is None
@@ -145,9 +149,7 @@ def test_get_shows_an_undecodable_row_with_its_out_of_range_times(rq: Raquel, co
     assert rq.stats()["q"].queued == 1
 
 
-async def test_async_get_shows_an_undecodable_row_with_its_out_of_range_times(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_async_get_shows_an_undecodable_row_with_its_out_of_range_times(arq: AsyncRaquel, conn: Conn) -> None:
     bad = bad_row(conn)
     job = await arq.get(bad)
     assert job is not None and job.out_of_range == {"enqueued_at": BEFORE_YEAR_1}
@@ -165,15 +167,12 @@ def test_a_year_1_time_that_fits_is_not_out_of_range(rq: Raquel, conn: Conn) -> 
 
 def test_schedules_show_an_out_of_range_next_run(rq: Raquel, conn: Conn, no_schedules: str) -> None:
     rq.schedule("nightly", "q", every=60_000)
-    conn.execute("UPDATE raquel_schedules SET next_run_at = %s, last_run_at = %s",
-                 (AFTER_YEAR_9999, BEFORE_YEAR_1))
+    conn.execute("UPDATE raquel_schedules SET next_run_at = %s, last_run_at = %s", (AFTER_YEAR_9999, BEFORE_YEAR_1))
     [schedule] = rq.schedules()
     assert (schedule.next_run_at, schedule.last_run_at) == (params.DATETIME_MAX, params.DATETIME_MIN)
 
 
-async def test_async_schedules_show_an_out_of_range_next_run(
-    arq: AsyncRaquel, conn: Conn, no_schedules: str
-) -> None:
+async def test_async_schedules_show_an_out_of_range_next_run(arq: AsyncRaquel, conn: Conn, no_schedules: str) -> None:
     await arq.schedule("nightly", "q", every=60_000)
     conn.execute("UPDATE raquel_schedules SET next_run_at = %s", (AFTER_YEAR_9999,))
     [schedule] = await arq.schedules()
@@ -254,9 +253,7 @@ def test_fail_with_an_exception_stores_its_message_and_traceback(rq: Raquel, con
     assert "ValueError: Won't do" in trace
 
 
-async def test_async_fail_with_an_exception_stores_its_message_and_traceback(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_async_fail_with_an_exception_stores_its_message_and_traceback(arq: AsyncRaquel, conn: Conn) -> None:
     job_id = enqueue(conn)
     async with arq.dequeue("q") as job:
         try:
@@ -300,9 +297,7 @@ def test_fail_with_a_bad_argument_records_a_failure_saying_so(rq: Raquel, conn: 
     assert status == "failed" and "expected a str or an exception" in error
 
 
-async def test_async_an_outcome_the_database_refuses_records_a_failure_saying_so(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_async_an_outcome_the_database_refuses_records_a_failure_saying_so(arq: AsyncRaquel, conn: Conn) -> None:
     job_id = enqueue(conn)
     async with arq.dequeue("q") as job:
         assert job is not None
@@ -361,8 +356,10 @@ def test_batched_successes_log_no_false_lease_warning(dsn: str, conn: Conn, capl
     with Raquel(dsn, lease=90) as rq:  # a renewal every 30 ms: many race a flush
         handler = rq.subscribe("q", concurrency=4, batch_outcomes=True)(lambda job: None)
         thread = spawn(handler.run, name="worker")
-        wait_for(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'")
-                 .fetchone()[0] == jobs, timeout=120)
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone()[0] == jobs,
+            timeout=120,
+        )
         handler.stop()
         thread.join(10)
     # On a loaded machine a 90 ms lease can truly run out (the job is then
@@ -384,8 +381,7 @@ def test_a_truly_rescued_job_still_logs_the_lease_warning(rq: Raquel, conn: Conn
     thread = spawn(handler.run, name="worker")
     wait_for(lambda: status_of(conn, job_id) == "claimed")
     # As if its lease had run out and another worker had claimed it.
-    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
-                 (job_id,))
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
     wait_for(lambda: any(LEASE_LOST in r.getMessage() for r in caplog.records))
     release.set()
     handler.stop()
@@ -406,8 +402,7 @@ async def test_async_a_truly_rescued_job_still_logs_the_lease_warning(
 
     run = aspawn(handler.run, name="worker")
     await await_for(lambda: status_of(conn, job_id) == "claimed")
-    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
-                 (job_id,))
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
     await await_for(lambda: any(LEASE_LOST in r.getMessage() for r in caplog.records))
     release.set()
     handler.stop()
@@ -417,13 +412,15 @@ async def test_async_a_truly_rescued_job_still_logs_the_lease_warning(
 # --- bad input from Python ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("argument", "kwargs"), [
-    ("queue", {"queue": "q\ud800"}),
-    ("payload", {"payload": "p\udfff"}),
-    ("unique_key", {"unique_key": "k\ud800"}),
-])
-def test_a_lone_surrogate_is_an_invalid_argument(rq: Raquel, conn: Conn, argument: str,
-                                                  kwargs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("argument", "kwargs"),
+    [
+        ("queue", {"queue": "q\ud800"}),
+        ("payload", {"payload": "p\udfff"}),
+        ("unique_key", {"unique_key": "k\ud800"}),
+    ],
+)
+def test_a_lone_surrogate_is_an_invalid_argument(rq: Raquel, conn: Conn, argument: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument) as refused:
         rq.enqueue(**{"queue": "q", **kwargs})
     assert refused.value.argument == argument and argument in str(refused.value)
@@ -460,9 +457,15 @@ async def test_async_a_payload_nested_too_deep_is_an_invalid_argument(arq: Async
 
 
 BAD_TIMINGS = [
-    ("poll_interval", float("inf")), ("poll_interval", float("nan")), ("poll_interval", -1.0),
-    ("poll_interval", "2"), ("grace_period", float("inf")), ("grace_period", float("-inf")),
-    ("poll_interval", 10**400), ("concurrency", 0), ("claim_as", "w\ud800"),
+    ("poll_interval", float("inf")),
+    ("poll_interval", float("nan")),
+    ("poll_interval", -1.0),
+    ("poll_interval", "2"),
+    ("grace_period", float("inf")),
+    ("grace_period", float("-inf")),
+    ("poll_interval", 10**400),
+    ("concurrency", 0),
+    ("claim_as", "w\ud800"),
 ]
 
 

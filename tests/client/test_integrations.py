@@ -29,7 +29,7 @@ from raquel_pg.schema import LOCK_SQL, load_migrations
 
 Conn = psycopg.Connection[Any]
 
-ALEMBIC_ENV = '''
+ALEMBIC_ENV = """
 from alembic import context
 from sqlalchemy import create_engine
 import psycopg
@@ -47,7 +47,7 @@ else:
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
-'''
+"""
 
 ALEMBIC_REVISION = '''
 """The application's revision that brings raquel_pg's schema along."""
@@ -73,7 +73,7 @@ def downgrade() -> None:
 '''
 
 #: Alembic's "async" template (alembic init -t async): the engine is an AsyncEngine.
-ALEMBIC_ASYNC_ENV = '''
+ALEMBIC_ASYNC_ENV = """
 import asyncio
 
 from alembic import context
@@ -96,9 +96,9 @@ async def main():
 
 
 asyncio.run(main())
-'''
+"""
 
-FAILING_REVISION = '''
+FAILING_REVISION = """
 from alembic import op
 
 revision = "a2"
@@ -113,7 +113,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     pass
-'''
+"""
 
 
 def every_migration() -> list[tuple[Any, ...]]:
@@ -167,7 +167,8 @@ def test_an_alembic_revision_applies_every_raquel_pg_migration_and_records_it(al
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg_async"])
 def test_an_alembic_revision_under_the_async_template_applies_them_too(
-        alembic_config: Any, tmp_path: Path, driver: str) -> None:
+    alembic_config: Any, tmp_path: Path, driver: str
+) -> None:
     pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio extension needs greenlet")
     if driver == "asyncpg":
         pytest.importorskip("asyncpg")
@@ -178,9 +179,14 @@ def test_an_alembic_revision_under_the_async_template_applies_them_too(
     params = conninfo_to_dict(dsn)
     host = str(params.get("host", ""))
     alembic_config.attributes["url"] = URL.create(
-        f"postgresql+{driver}", username=params.get("user"), password=params.get("password"),
-        host=None if host.startswith("/") else host or None, port=int(params.get("port") or 5432),
-        database=params.get("dbname"), query={"host": host} if host.startswith("/") else {})
+        f"postgresql+{driver}",
+        username=params.get("user"),
+        password=params.get("password"),
+        host=None if host.startswith("/") else host or None,
+        port=int(params.get("port") or 5432),
+        database=params.get("dbname"),
+        query={"host": host} if host.startswith("/") else {},
+    )
     (tmp_path / "env.py").write_text(ALEMBIC_ASYNC_ENV)
     command.upgrade(alembic_config, "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -201,14 +207,14 @@ def test_an_alembic_revision_applies_only_the_pending_migrations(alembic_config:
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert recorded(conn) == every_migration()
         assert recorded(conn)[:half] == first_half
-        applied_at = conn.execute("SELECT count(DISTINCT applied_at) FROM raquel_migrations "
-                                  "WHERE version > %s", (half,)).fetchone()
+        applied_at = conn.execute(
+            "SELECT count(DISTINCT applied_at) FROM raquel_migrations WHERE version > %s", (half,)
+        ).fetchone()
         assert applied_at == (1,)  # all in Alembic's one transaction
     works(dsn)
 
 
-def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration_lock(
-        alembic_config: Any) -> None:
+def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration_lock(alembic_config: Any) -> None:
     from alembic import command
 
     dsn = alembic_config.attributes["dsn"]
@@ -226,8 +232,9 @@ def test_an_alembic_revision_waits_for_a_concurrent_deploy_holding_the_migration
         thread.start()
         deadline = time.monotonic() + 30
         while watcher.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database ="
-                " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone() != (1,):
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone() != (1,):
             assert time.monotonic() < deadline, "the revision never waited for the lock"
             time.sleep(0.02)
         assert watcher.execute("SELECT to_regclass('raquel_jobs')").fetchone() == (None,)
@@ -255,7 +262,8 @@ def test_the_documented_include_name_keeps_raquel_pg_out_of_autogenerate(alembic
         application.reflect(connection, only=["accounts", "search_path_after"])
         unfiltered = compare_metadata(MigrationContext.configure(connection), application)
         filtered = compare_metadata(
-            MigrationContext.configure(connection, opts={"include_name": include_name}), application)
+            MigrationContext.configure(connection, opts={"include_name": include_name}), application
+        )
     engine.dispose()
     # raquel_migrations is a table of the install schema (raquel_jobs there is a stand-in view).
     assert any(diff[0] == "remove_table" and diff[1].name == "raquel_migrations" for diff in unfiltered)
@@ -269,8 +277,9 @@ def test_a_failing_later_revision_rolls_raquel_pg_back_with_it(alembic_config: A
     with pytest.raises(Exception, match="division by zero"):
         command.upgrade(alembic_config, "head")
     with psycopg.connect(alembic_config.attributes["dsn"], autocommit=True) as conn:
-        assert conn.execute("SELECT to_regclass('raquel_migrations'), to_regclass('raquel_jobs'),"
-                            " to_regclass('accounts')").fetchone() == (None, None, None)
+        assert conn.execute(
+            "SELECT to_regclass('raquel_migrations'), to_regclass('raquel_jobs'), to_regclass('accounts')"
+        ).fetchone() == (None, None, None)
 
 
 def test_alembic_offline_mode_points_to_migrate_sql(alembic_config: Any) -> None:
@@ -282,7 +291,7 @@ def test_alembic_offline_mode_points_to_migrate_sql(alembic_config: Any) -> None
 
 # --- Django --------------------------------------------------------------------
 
-DJANGO_MIGRATION = '''
+DJANGO_MIGRATION = """
 from django.db import migrations, models
 
 from raquel_pg.integrations.django import ApplyRaquelMigrations
@@ -295,7 +304,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel("Account", [("id", models.AutoField(primary_key=True))]),
         ApplyRaquelMigrations(),
     ]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -313,11 +322,16 @@ def django_app(tmp_path_factory: pytest.TempPathFactory, server_dsn: str) -> Ite
     params = conninfo_to_dict(server_dsn)
     settings.configure(
         INSTALLED_APPS=["raquel_djapp"],
-        DATABASES={"default": {
-            "ENGINE": "django.db.backends.postgresql", "NAME": params.get("dbname", "postgres"),
-            "USER": params.get("user", ""), "PASSWORD": params.get("password", ""),
-            "HOST": params.get("host", ""), "PORT": params.get("port", ""),
-        }},
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": params.get("dbname", "postgres"),
+                "USER": params.get("user", ""),
+                "PASSWORD": params.get("password", ""),
+                "HOST": params.get("host", ""),
+                "PORT": params.get("port", ""),
+            }
+        },
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
@@ -346,8 +360,7 @@ def test_a_django_migration_applies_every_raquel_pg_migration_and_records_it(dja
     with psycopg.connect(django_db, autocommit=True) as conn:
         assert recorded(conn) == every_migration()
         assert migrate(conn) == []
-        assert conn.execute("SELECT app, name FROM django_migrations").fetchall() == [
-            ("raquel_djapp", "0001_initial")]
+        assert conn.execute("SELECT app, name FROM django_migrations").fetchall() == [("raquel_djapp", "0001_initial")]
         assert conn.execute("SELECT to_regclass('raquel_djapp_account') IS NOT NULL").fetchone() == (True,)
     works(django_db)
 
@@ -386,18 +399,20 @@ def test_the_django_operation_refuses_a_non_atomic_migration(django_db: str) -> 
 
 
 def test_migrate_sql_prints_the_pending_migrations_with_their_records(
-        make_database: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    make_database: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     psql = embedded.bin_path("psql")
     if psql is None:
         pytest.skip("no psql on this machine")
     dsn = make_database()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        migrate(conn, load_migrations()[:len(load_migrations()) // 2])
+        migrate(conn, load_migrations()[: len(load_migrations()) // 2])
     assert main(["--dsn", dsn, "migrate", "--sql"]) == 0
     script = capsys.readouterr().out
-    pending = load_migrations()[len(load_migrations()) // 2:]
+    pending = load_migrations()[len(load_migrations()) // 2 :]
     assert [line for line in script.splitlines() if line.startswith("-- 00") and line.endswith(".sql")] == [
-        f"-- {m.filename}" for m in pending]
+        f"-- {m.filename}" for m in pending
+    ]
     assert script.count("INSERT INTO raquel_migrations") == len(pending)
     subprocess.run([psql, dsn, "-X", "-q"], input=script, text=True, check=True, capture_output=True)
     assert main(["--dsn", dsn, "migrate", "--status"]) == 0
@@ -417,5 +432,3 @@ def test_the_integrations_refuse_a_changed_migration(alembic_config: Any) -> Non
         command.upgrade(alembic_config, "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert len(recorded(conn)) == 2
-
-

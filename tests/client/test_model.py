@@ -26,11 +26,38 @@ def as_raquel_reads_it(text: str) -> Any:
         return text
 
 
-@pytest.mark.parametrize("text", [
-    "x", "hello world", "émoji 🎉", "<xml/>", "'single'", "tru", "nul", "[1", "{", "1 2", "--1",
-    '{"a": 1}', "[1, 2]", '"quoted"', "-1", "0", "3.5e2", "true", "false", "null",
-    "NaN", "Infinity", "-Infinity", '  {"padded": true}  ', "\n[1]", "\t42", " x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x",
+        "hello world",
+        "émoji 🎉",
+        "<xml/>",
+        "'single'",
+        "tru",
+        "nul",
+        "[1",
+        "{",
+        "1 2",
+        "--1",
+        '{"a": 1}',
+        "[1, 2]",
+        '"quoted"',
+        "-1",
+        "0",
+        "3.5e2",
+        "true",
+        "false",
+        "null",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        '  {"padded": true}  ',
+        "\n[1]",
+        "\t42",
+        " x",
+    ],
+)
 def test_a_payload_reads_back_as_json_or_as_its_text(text: str) -> None:
     decoded = decode_payload(text)
     expected = as_raquel_reads_it(text)

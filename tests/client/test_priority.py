@@ -18,8 +18,7 @@ T = 1_700_000_000_000  # a fixed "now" (ms) for the SQL functions
 def claim_payloads(
     conn: psycopg.Connection[Any], queues: list[str] | None, batch: int, now: int | None = T
 ) -> list[str]:
-    rows = conn.execute(
-        "SELECT payload FROM raquel_claim(%s, 'w', %s, 60000, %s)", (queues, batch, now)).fetchall()
+    rows = conn.execute("SELECT payload FROM raquel_claim(%s, 'w', %s, 60000, %s)", (queues, batch, now)).fetchall()
     return [r[0] for r in rows]
 
 
@@ -32,10 +31,17 @@ def test_existing_enqueue_calls_still_work(conn: psycopg.Connection[Any]) -> Non
 
 @pytest.mark.parametrize("queues", [None, ["q"], ["q", "other"]], ids=["all", "one", "several"])
 def test_claim_takes_highest_priority_then_oldest(conn: psycopg.Connection[Any], queues: list[str] | None) -> None:
-    for payload, priority, at in [("low-old", -1, T - 5000), ("mid-new", 0, T - 1000), ("mid-old", 0, T - 3000),
-                                  ("high-new", 10, T - 10), ("high-old", 10, T - 20), ("high-future", 10, T + 1)]:
-        conn.execute("SELECT raquel_enqueue('q', %s, at => %s, priority => %s, now => %s)",
-                     (payload, at, priority, T - 6000))
+    for payload, priority, at in [
+        ("low-old", -1, T - 5000),
+        ("mid-new", 0, T - 1000),
+        ("mid-old", 0, T - 3000),
+        ("high-new", 10, T - 10),
+        ("high-old", 10, T - 20),
+        ("high-future", 10, T + 1),
+    ]:
+        conn.execute(
+            "SELECT raquel_enqueue('q', %s, at => %s, priority => %s, now => %s)", (payload, at, priority, T - 6000)
+        )
     assert claim_payloads(conn, queues, 3) == ["high-old", "high-new", "mid-old"]
     assert claim_payloads(conn, queues, 10) == ["mid-new", "low-old"]
 
@@ -78,7 +84,10 @@ def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT raquel_enqueue('reports', 'monthly', priority => 10);")
     conn.execute("SELECT raquel_set_priority(id, 20) FROM raquel_jobs WHERE payload = 'monthly' AND status = 'queued';")
     assert conn.execute("SELECT payload, priority FROM raquel_jobs ORDER BY priority").fetchall() == [
-        ("reindex", -5), ("monthly", 20), ("monthly", 20)]
+        ("reindex", -5),
+        ("monthly", 20),
+        ("monthly", 20),
+    ]
 
 
 def test_next_due_finds_the_earliest_job_across_priorities(conn: psycopg.Connection[Any]) -> None:
@@ -86,7 +95,8 @@ def test_next_due_finds_the_earliest_job_across_priorities(conn: psycopg.Connect
         conn.execute("SELECT raquel_enqueue('q', 'x', at => %s, priority => %s)", (at, priority))
     conn.execute("SELECT raquel_enqueue('other', 'x', at => %s, priority => 9)", (T + 100,))
     due = conn.execute(
-        "SELECT raquel_next_due(NULL), raquel_next_due(ARRAY['q']), raquel_next_due(ARRAY['none'])").fetchone()
+        "SELECT raquel_next_due(NULL), raquel_next_due(ARRAY['q']), raquel_next_due(ARRAY['none'])"
+    ).fetchone()
     assert due == (T + 100, T + 500, None)
 
 
@@ -113,8 +123,11 @@ CLAIM_STATEMENT = """WITH picked AS (
 CLAIM_PLANS = {
     "all-queues": ("", None, ("raquel_jobs_ready_priority_idx",)),
     "one-queue": ("j.queue = $1[1] AND ", ["q3"], ("raquel_jobs_ready_queue_priority_idx",)),
-    "several-queues": ("j.queue = ANY ($1) AND ", ["q3", "q7"],
-                       ("raquel_jobs_ready_queue_priority_idx", "raquel_jobs_ready_priority_idx")),
+    "several-queues": (
+        "j.queue = ANY ($1) AND ",
+        ["q3", "q7"],
+        ("raquel_jobs_ready_queue_priority_idx", "raquel_jobs_ready_priority_idx"),
+    ),
 }
 
 
@@ -122,19 +135,24 @@ CLAIM_PLANS = {
 def test_claim_uses_a_priority_index(conn: psycopg.Connection[Any], shape: str) -> None:
     # 20,000 finished jobs and 4,000 waiting ones over 5 priorities, most in
     # queue 'bulk' and 2% each in queues q3 and q7.
-    conn.execute("""
+    conn.execute(
+        """
         INSERT INTO raquel_jobs (queue, payload, status, priority, enqueued_at, scheduled_at, finished_at)
         SELECT CASE WHEN i %% 100 < 2 THEN 'q3' WHEN i %% 100 < 4 THEN 'q7' ELSE 'bulk' END, 'x',
                CASE WHEN i %% 6 = 0 THEN 'queued' ELSE 'success' END,
                i %% 5 - 2, %(t)s - i, %(t)s - i, CASE WHEN i %% 6 = 0 THEN NULL ELSE %(t)s END
-        FROM generate_series(1, 24000) AS i""", {"t": T})
+        FROM generate_series(1, 24000) AS i""",
+        {"t": T},
+    )
     conn.execute("ANALYZE raquel_jobs")
     queue_filter, queues, indexes = CLAIM_PLANS[shape]
     statement: LiteralString = CLAIM_STATEMENT.replace("{queue_filter}", queue_filter)
-    conn.execute(sql.SQL("PREPARE claim (text[], integer, bigint, integer, text, bigint) AS {}").format(
-        sql.SQL(statement)))
+    conn.execute(
+        sql.SQL("PREPARE claim (text[], integer, bigint, integer, text, bigint) AS {}").format(sql.SQL(statement))
+    )
     explain = sql.SQL("EXPLAIN EXECUTE claim ({}::text[], 0, {}, 1, 'w', 60000)").format(
-        sql.Literal(queues), sql.Literal(T))
+        sql.Literal(queues), sql.Literal(T)
+    )
     plan = "\n".join(row[0] for row in conn.execute(explain).fetchall())
     used = set(re.findall(r"Index Scan using (\w+)", plan)) - {"raquel_jobs_pkey"}  # pkey: the UPDATE's join
     assert used and used <= set(indexes), plan
@@ -145,16 +163,20 @@ def test_claim_uses_a_priority_index(conn: psycopg.Connection[Any], shape: str) 
 
 def test_concurrent_claims_take_each_job_once(dsn: str, conn: psycopg.Connection[Any]) -> None:
     """8 threads, each on its own connection, claim batches of 3 across 4 priority levels until none is left."""
-    conn.execute("""INSERT INTO raquel_jobs (queue, payload, priority, scheduled_at)
-                    SELECT 'q', i::text, i %% 4, %s + i FROM generate_series(1, 400) AS i""", (T,))
+    conn.execute(
+        """INSERT INTO raquel_jobs (queue, payload, priority, scheduled_at)
+                    SELECT 'q', i::text, i %% 4, %s + i FROM generate_series(1, 400) AS i""",
+        (T,),
+    )
     claimed: list[list[tuple[str, int]]] = [[] for _ in range(8)]
     barrier = threading.Barrier(8)
 
     def claim_all(i: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as own:
             barrier.wait()
-            while rows := own.execute("SELECT payload, priority FROM raquel_claim(ARRAY['q'], 'w', 3, 60000, %s)",
-                                      (T + 1000,)).fetchall():
+            while rows := own.execute(
+                "SELECT payload, priority FROM raquel_claim(ARRAY['q'], 'w', 3, 60000, %s)", (T + 1000,)
+            ).fetchall():
                 claimed[i].extend(rows)
 
     threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(8)]

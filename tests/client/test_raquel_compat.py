@@ -504,7 +504,11 @@ def test_reclaim_unlocked_row(rq: Raquel, dsn: str) -> None:
         holder.wait()
     reclaimed = claim_when_due(rq, "reclaim_killed_worker", claim_as="worker-2", reclaim_after=0)
     assert (reclaimed.id, reclaimed.status, reclaimed.claimed_by, reclaimed.payload) == (
-        job.id, rq.CLAIMED, "worker-2", 1)
+        job.id,
+        rq.CLAIMED,
+        "worker-2",
+        1,
+    )
 
 
 # --- test_retry -----------------------------------------------------------------
@@ -544,8 +548,11 @@ def test_max_retry_delay_int_dequeue(rq: Raquel, conn: Conn) -> None:
 
 
 def test_min_max_retry_delay_timedelta_dequeue(rq: Raquel, conn: Conn) -> None:
-    rq.enqueue(payload={"foo": "bar"}, min_retry_delay=timedelta(milliseconds=DELAY_MS),
-                      max_retry_delay=timedelta(milliseconds=DELAY_MS))
+    rq.enqueue(
+        payload={"foo": "bar"},
+        min_retry_delay=timedelta(milliseconds=DELAY_MS),
+        max_retry_delay=timedelta(milliseconds=DELAY_MS),
+    )
     assert failed_then_retried(rq, conn, "default") == DELAY_MS
 
 
@@ -665,7 +672,10 @@ def test_claimed_job_is_settled_by_id_and_its_attempt_number(rq: Raquel, conn: C
     assert rq.reject(b.id, 1) is True
     assert rq.fail(c.id, 1, "nope") is True
     assert [(row(conn, j.id)["status"], row(conn, j.id)["attempts"]) for j in (a, b, c)] == [
-        ("success", 1), ("queued", 1), ("failed", 1)]
+        ("success", 1),
+        ("queued", 1),
+        ("failed", 1),
+    ]
     assert row(conn, c.id)["error"] == "nope"
 
 

@@ -501,7 +501,11 @@ async def test_reclaim_unlocked_row(arq: AsyncRaquel, dsn: str) -> None:
         holder.wait()
     reclaimed = await claim_when_due(arq, "reclaim_killed_worker", claim_as="worker-2", reclaim_after=0)
     assert (reclaimed.id, reclaimed.status, reclaimed.claimed_by, reclaimed.payload) == (
-        job.id, arq.CLAIMED, "worker-2", 1)
+        job.id,
+        arq.CLAIMED,
+        "worker-2",
+        1,
+    )
 
 
 # --- test_retry -----------------------------------------------------------------
@@ -541,8 +545,11 @@ async def test_max_retry_delay_int_dequeue(arq: AsyncRaquel, conn: Conn) -> None
 
 
 async def test_min_max_retry_delay_timedelta_dequeue(arq: AsyncRaquel, conn: Conn) -> None:
-    await arq.enqueue(payload={"foo": "bar"}, min_retry_delay=timedelta(milliseconds=DELAY_MS),
-                      max_retry_delay=timedelta(milliseconds=DELAY_MS))
+    await arq.enqueue(
+        payload={"foo": "bar"},
+        min_retry_delay=timedelta(milliseconds=DELAY_MS),
+        max_retry_delay=timedelta(milliseconds=DELAY_MS),
+    )
     assert await failed_then_retried(arq, conn, "default") == DELAY_MS
 
 
@@ -662,7 +669,10 @@ async def test_claimed_job_is_settled_by_id_and_its_attempt_number(arq: AsyncRaq
     assert await arq.reject(b.id, 1) is True
     assert await arq.fail(c.id, 1, "nope") is True
     assert [(row(conn, j.id)["status"], row(conn, j.id)["attempts"]) for j in (a, b, c)] == [
-        ("success", 1), ("queued", 1), ("failed", 1)]
+        ("success", 1),
+        ("queued", 1),
+        ("failed", 1),
+    ]
     assert row(conn, c.id)["error"] == "nope"
 
 

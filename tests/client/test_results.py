@@ -139,9 +139,17 @@ def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(rq: Raquel, c
 def test_a_result_is_awaited_by_a_second_process(dsn: str, conn: Conn) -> None:
     job_id = conn.execute("SELECT raquel_enqueue('q', '1')").fetchone()[0]  # type: ignore[index]
     waiter = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from raquel_pg import Raquel\n"
-         "with Raquel(sys.argv[1]) as rq: print(rq.result(sys.argv[2], timeout=60))", dsn, str(job_id)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from raquel_pg import Raquel\n"
+            "with Raquel(sys.argv[1]) as rq: print(rq.result(sys.argv[2], timeout=60))",
+            dsn,
+            str(job_id),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(conn, WATCHED, 1, timeout=30)
         claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
@@ -157,8 +165,7 @@ def test_a_result_is_awaited_by_a_second_process(dsn: str, conn: Conn) -> None:
 # --- exactly once: complete(conn=) --------------------------------------------
 
 
-def test_complete_in_the_callers_transaction_commits_with_its_writes(rq: Raquel, conn: Conn,
-                                                                          dsn: str) -> None:
+def test_complete_in_the_callers_transaction_commits_with_its_writes(rq: Raquel, conn: Conn, dsn: str) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS results_effects (job_id uuid PRIMARY KEY)")
     conn.execute("TRUNCATE results_effects")
     rq.enqueue("q", 1)
@@ -173,8 +180,7 @@ def test_complete_in_the_callers_transaction_commits_with_its_writes(rq: Raquel,
     assert conn.execute("SELECT count(*) FROM results_effects").fetchone() == (1,)
 
 
-def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(rq: Raquel, conn: Conn,
-                                                                           dsn: str) -> None:
+def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(rq: Raquel, conn: Conn, dsn: str) -> None:
     rq.enqueue("q", 1)
     job = rq.claim("q")
     assert job is not None
@@ -184,8 +190,7 @@ def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(rq: Raquel
     assert row(conn, job.id)["status"] == "claimed"
 
 
-def test_complete_with_a_stale_claim_raises_claim_lost_and_writes_nothing(rq: Raquel, conn: Conn,
-                                                                               dsn: str) -> None:
+def test_complete_with_a_stale_claim_raises_claim_lost_and_writes_nothing(rq: Raquel, conn: Conn, dsn: str) -> None:
     rq.enqueue("q", 1)
     job = rq.claim("q")
     assert job is not None
@@ -273,9 +278,7 @@ def test_task_options_do_not_clash_with_the_functions_arguments(rq: Raquel, conn
     assert stored["scheduled_at"] == stored["enqueued_at"] + 60_000
 
 
-def test_a_task_enqueued_in_the_callers_transaction_exists_only_if_it_commits(
-    rq: Raquel, conn: Conn, dsn: str
-) -> None:
+def test_a_task_enqueued_in_the_callers_transaction_exists_only_if_it_commits(rq: Raquel, conn: Conn, dsn: str) -> None:
     @rq.task(name="tx")
     def tx() -> None:
         return None

@@ -136,9 +136,17 @@ async def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(arq: As
 def test_a_result_is_awaited_by_a_second_process(dsn: str, conn: Conn) -> None:
     job_id = conn.execute("SELECT raquel_enqueue('q', '1')").fetchone()[0]  # type: ignore[index]
     waiter = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from raquel_pg import Raquel\n"
-         "with Raquel(sys.argv[1]) as rq: print(rq.result(sys.argv[2], timeout=60))", dsn, str(job_id)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from raquel_pg import Raquel\n"
+            "with Raquel(sys.argv[1]) as rq: print(rq.result(sys.argv[2], timeout=60))",
+            dsn,
+            str(job_id),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(conn, WATCHED, 1, timeout=30)
         claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
@@ -154,8 +162,9 @@ def test_a_result_is_awaited_by_a_second_process(dsn: str, conn: Conn) -> None:
 # --- exactly once: complete(conn=) --------------------------------------------
 
 
-async def test_complete_in_the_callers_transaction_commits_with_its_writes(arq: AsyncRaquel, conn: Conn,
-                                                                          dsn: str) -> None:
+async def test_complete_in_the_callers_transaction_commits_with_its_writes(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS results_effects (job_id uuid PRIMARY KEY)")
     conn.execute("TRUNCATE results_effects")
     await arq.enqueue("q", 1)
@@ -170,8 +179,9 @@ async def test_complete_in_the_callers_transaction_commits_with_its_writes(arq: 
     assert conn.execute("SELECT count(*) FROM results_effects").fetchone() == (1,)
 
 
-async def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(arq: AsyncRaquel, conn: Conn,
-                                                                           dsn: str) -> None:
+async def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
     await arq.enqueue("q", 1)
     job = await arq.claim("q")
     assert job is not None
@@ -181,8 +191,9 @@ async def test_complete_in_a_transaction_rolled_back_leaves_the_job_claimed(arq:
     assert row(conn, job.id)["status"] == "claimed"
 
 
-async def test_complete_with_a_stale_claim_raises_claim_lost_and_writes_nothing(arq: AsyncRaquel, conn: Conn,
-                                                                               dsn: str) -> None:
+async def test_complete_with_a_stale_claim_raises_claim_lost_and_writes_nothing(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
     await arq.enqueue("q", 1)
     job = await arq.claim("q")
     assert job is not None

@@ -20,7 +20,8 @@ def enqueue(conn: psycopg.Connection[Any], payload: str, **options: Any) -> UUID
     """raquel_enqueue('q', payload, option => value, ...) with named arguments."""
     named = [sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in options]
     query = sql.SQL("SELECT raquel_enqueue({})").format(
-        sql.SQL(", ").join([sql.Literal("q"), sql.Placeholder("payload"), *named]))
+        sql.SQL(", ").join([sql.Literal("q"), sql.Placeholder("payload"), *named])
+    )
     row = conn.execute(query, {"payload": payload, **options}).fetchone()
     assert row is not None
     job_id: UUID = row[0]
@@ -77,9 +78,7 @@ FINISHED = {"success": to_success, "cancelled": to_cancelled, "exhausted": to_ex
 
 @pytest.mark.parametrize("status", list(HOLDING))
 @pytest.mark.parametrize("mode", [None, "keep"])
-def test_an_unfinished_job_holds_its_key(
-    conn: psycopg.Connection[Any], status: str, mode: str | None
-) -> None:
+def test_an_unfinished_job_holds_its_key(conn: psycopg.Connection[Any], status: str, mode: str | None) -> None:
     HOLDING[status](conn)
     [(existing, _, before)] = jobs(conn)
     assert before == status
@@ -101,8 +100,9 @@ def test_a_finished_job_frees_its_key(conn: psycopg.Connection[Any], status: str
 def test_replace_rewrites_a_waiting_job(conn: psycopg.Connection[Any], status: str) -> None:
     HOLDING[status](conn)
     [(existing, _, _)] = jobs(conn)
-    replaced = enqueue(conn, "new", unique_key="k", unique_mode="replace", at=T + 5000, priority=3,
-                       max_retry_count=7, now=T + 10)
+    replaced = enqueue(
+        conn, "new", unique_key="k", unique_mode="replace", at=T + 5000, priority=3, max_retry_count=7, now=T + 10
+    )
     assert replaced == existing
     row = conn.execute("""SELECT payload, status, scheduled_at, enqueued_at, priority, max_retry_count,
                                  attempts, error FROM raquel_jobs""").fetchall()
@@ -140,7 +140,9 @@ def test_readme_examples(rq: Raquel, conn: psycopg.Connection[Any]) -> None:
     assert record is not None and record.payload == {"user": 42, "v": 3}
     conn.execute("TRUNCATE raquel.raquel_jobs")
     conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 1}', unique_key => 'sync:42');""")
-    conn.execute("""SELECT raquel_enqueue('sync', '{"user": 42, "v": 3}', unique_key => 'sync:42', unique_mode => 'replace');""")
+    conn.execute(
+        """SELECT raquel_enqueue('sync', '{"user": 42, "v": 3}', unique_key => 'sync:42', unique_mode => 'replace');"""
+    )
     assert conn.execute("SELECT payload FROM raquel_jobs").fetchall() == [('{"user": 42, "v": 3}',)]
 
 
@@ -150,13 +152,16 @@ async def test_async_client_keep(arq: AsyncRaquel) -> None:
     assert await arq.count("q") == 1
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"unique_mode": "keep"}, "unique_mode"),
-    ({"unique_key": "k", "unique_mode": "merge"}, "unique_mode"),
-    ({"unique_key": ""}, "unique_key"),
-    ({"unique_key": "x" * 1001}, "unique_key"),
-    ({"unique_key": 42}, "unique_key"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"unique_mode": "keep"}, "unique_mode"),
+        ({"unique_key": "k", "unique_mode": "merge"}, "unique_mode"),
+        ({"unique_key": ""}, "unique_key"),
+        ({"unique_key": "x" * 1001}, "unique_key"),
+        ({"unique_key": 42}, "unique_key"),
+    ],
+)
 def test_bad_unique_arguments_are_refused(rq: Raquel, options: dict[str, Any], argument: str) -> None:
     with pytest.raises(InvalidArgument) as error:
         rq.enqueue("q", "x", **options)
@@ -173,7 +178,9 @@ def connections(dsn: str) -> Iterator[list[psycopg.Connection[Any]]]:
         c.close()
 
 
-def race(connections: list[psycopg.Connection[Any]], call: Callable[[psycopg.Connection[Any], int], UUID]) -> list[UUID]:
+def race(
+    connections: list[psycopg.Connection[Any]], call: Callable[[psycopg.Connection[Any], int], UUID]
+) -> list[UUID]:
     """Runs call(conn, i) in one thread per connection, all released together; returns the results."""
     barrier = threading.Barrier(len(connections))
     results: list[UUID | BaseException] = [ValueError("not run")] * len(connections)
@@ -214,8 +221,7 @@ def test_concurrent_enqueues_while_the_holder_finishes(
     for round_ in range(20):
         key = f"race:{round_}"
         enqueue(conn, "first", unique_key=key)
-        claimed = conn.execute(
-            "SELECT id, claim_id FROM raquel_claim(ARRAY['q'], 'w', 1, 60000)").fetchone()
+        claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'], 'w', 1, 60000)").fetchone()
         assert claimed is not None
 
         def call(c: psycopg.Connection[Any], i: int) -> UUID:
@@ -225,9 +231,11 @@ def test_concurrent_enqueues_while_the_holder_finishes(
             return enqueue(c, f"p{i}", unique_key=key)
 
         ids = set(race(connections, call)) - {UUID(int=0)}
-        live = conn.execute("""SELECT id FROM raquel_jobs
+        live = conn.execute(
+            """SELECT id FROM raquel_jobs
                                WHERE unique_key = %s AND status IN ('queued', 'failed', 'claimed')""",
-                            (key,)).fetchall()
+            (key,),
+        ).fetchall()
         # Each enqueue saw the claimed job (before it completed) or the one new job (after).
         assert len(live) <= 1
         assert ids <= {claimed[0], *(row[0] for row in live)}

@@ -33,8 +33,9 @@ def free_port() -> int:
 def running_dashboard(dsn: str, **options: Any) -> Iterator[str]:
     """Serves ``create_app(dsn, **options)`` on 127.0.0.1 until the block ends; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(dsn, **options), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(dsn, **options), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -55,8 +56,9 @@ class Answer:
     text: str
 
 
-def request(base: str, method: str, path: str, form: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> Answer:
+def request(
+    base: str, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Answer:
     """One request to the dashboard at ``base``; ``form`` is sent url-encoded."""
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -67,8 +69,7 @@ def request(base: str, method: str, path: str, form: dict[str, str] | None = Non
     try:
         conn.request(method, path, body=body, headers=sent)
         response = conn.getresponse()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()},
-                      response.read().decode())
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode())
     finally:
         conn.close()
 
@@ -77,20 +78,29 @@ def csrf_of(page: str) -> str:
     """The CSRF token of a page (its forms carry it; every page has it in a meta tag)."""
     marker = '<meta name="csrf-token" content="'
     start = page.index(marker) + len(marker)
-    return page[start:page.index('"', start)]
+    return page[start : page.index('"', start)]
 
 
-def finished(conn: psycopg.Connection[Any], queue: str, outcome: str, now: int,
-             error: str = "ValueError: bad address", payload: str = '{"to": "a@b.c"}') -> Any:
+def finished(
+    conn: psycopg.Connection[Any],
+    queue: str,
+    outcome: str,
+    now: int,
+    error: str = "ValueError: bad address",
+    payload: str = '{"to": "a@b.c"}',
+) -> Any:
     """Enqueues a job on ``queue``, claims it and records ``outcome`` (complete or fail) at ``now`` (ms)."""
     conn.execute("SELECT raquel_enqueue(%s, %s, max_retry_count => 0, now => %s)", (queue, payload, now - 10))
-    row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'test-worker', now => %s)",
-                       (queue, now - 5)).fetchone()
+    row = conn.execute(
+        "SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'test-worker', now => %s)", (queue, now - 5)
+    ).fetchone()
     assert row is not None
     job_id = row[0]
     if outcome == "fail":
-        conn.execute("SELECT raquel_fail(%s, %s, %s, %s, %s)",
-                     (row[0], row[1], error, f"Traceback (most recent call last):\n  ...\n{error}", now))
+        conn.execute(
+            "SELECT raquel_fail(%s, %s, %s, %s, %s)",
+            (row[0], row[1], error, f"Traceback (most recent call last):\n  ...\n{error}", now),
+        )
     else:
         conn.execute("SELECT raquel_complete(%s, %s, %s)", (row[0], row[1], now))
     return job_id

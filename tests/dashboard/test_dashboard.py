@@ -55,8 +55,9 @@ def viewer(conn: Conn, dsn: str) -> Iterator[str]:
     role = f"raquel_test_viewer_{uuid.uuid4().hex[:8]}"
     conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
     conn.execute(f'GRANT SELECT ON raquel.raquel_jobs TO "{role}"'.encode())
-    conn.execute(f'GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview, raquel.raquel_throughput '
-                 f'TO "{role}"'.encode())
+    conn.execute(
+        f'GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview, raquel.raquel_throughput TO "{role}"'.encode()
+    )
     yield make_conninfo(dsn, options=f"-c role={role}")
     conn.execute(f'DROP OWNED BY "{role}"'.encode())
     conn.execute(f'DROP ROLE "{role}"'.encode())
@@ -93,10 +94,14 @@ def test_queue_overview_agrees_with_raquel_stats(conn: Conn) -> None:
     conn.execute("SELECT raquel_enqueue('a', 'later', delay => 60000)")
     conn.execute("SELECT raquel_claim(ARRAY['b'], 'w1', lease => 1, now => %s)", (now - 900,))
     finished(conn, "c", "complete", now)
-    overview = conn.execute("SELECT queue, queued + failed, ready, scheduled, running, lease_expired "
-                            "FROM raquel_queue_overview(%s)", (now,)).fetchall()
-    stats = conn.execute("SELECT queue, queued + failed, ready, scheduled, claimed, lease_expired "
-                         "FROM raquel_stats(%s) WHERE queued + failed + claimed > 0", (now,)).fetchall()
+    overview = conn.execute(
+        "SELECT queue, queued + failed, ready, scheduled, running, lease_expired FROM raquel_queue_overview(%s)", (now,)
+    ).fetchall()
+    stats = conn.execute(
+        "SELECT queue, queued + failed, ready, scheduled, claimed, lease_expired "
+        "FROM raquel_stats(%s) WHERE queued + failed + claimed > 0",
+        (now,),
+    ).fetchall()
     assert overview == stats == [("a", 3, 2, 1, 0, 0), ("b", 0, 0, 0, 1, 1)]
 
 
@@ -118,8 +123,10 @@ def test_throughput_counts_successes_and_failures_per_minute(board: str, conn: C
     index = data["success"].index(2)
     assert data["failure"][index] == 1
     assert data["labels"][index].startswith(
-        conn.execute("SELECT to_char(to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
-                     (minute,)).fetchone()[0])  # type: ignore[index]
+        conn.execute(
+            "SELECT to_char(to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')", (minute,)
+        ).fetchone()[0]
+    )  # type: ignore[index]
 
 
 def test_throughput_keeps_closed_minutes_when_their_jobs_are_purged(conn: Conn) -> None:
@@ -161,7 +168,8 @@ def test_jobs_list_filters_by_queue_status_and_error_text(board: str, conn: Conn
 
 
 def test_error_search_reads_a_bounded_slice_per_page_and_resumes_below_it(
-        board: str, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    board: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from raquel_pg.dashboard import data
 
     monkeypatch.setattr(data, "ERROR_SCAN", 3)  # the server runs in this process
@@ -176,8 +184,11 @@ def test_error_search_reads_a_bounded_slice_per_page_and_resumes_below_it(
         pages += 1
         assert 'id="searched">Searched 3 jobs' in page or 'id="searched">Searched 2 jobs' in page
         seen += [part.split('"')[0] for part in page.split('<a href="/jobs/')[1:]]
-        path = page.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&") \
-            if 'id="older"' in page else None
+        path = (
+            page.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+            if 'id="older"' in page
+            else None
+        )
     assert seen == [str(j) for j in sorted(matching, reverse=True)] and pages == 3
 
 
@@ -189,8 +200,11 @@ def test_jobs_list_pages_by_keyset_through_every_job_once(board: str, conn: Conn
     while path is not None:
         page = request(board, "GET", path).text
         seen += [part.split('"')[0] for part in page.split('<a href="/jobs/')[1:]]
-        path = page.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&") \
-            if 'id="older"' in page else None
+        path = (
+            page.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+            if 'id="older"' in page
+            else None
+        )
     assert seen == ids
 
 
@@ -229,8 +243,7 @@ def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(board: 
 def test_an_action_from_another_origin_is_refused(board: str, conn: Conn) -> None:
     job_id = finished(conn, "emails", "fail", now_ms(conn))
     token = csrf_of(request(board, "GET", f"/jobs/{job_id}").text)
-    answer = request(board, "POST", f"/jobs/{job_id}/retry", {"csrf": token},
-                     headers={"Origin": "http://evil.example"})
+    answer = request(board, "POST", f"/jobs/{job_id}/retry", {"csrf": token}, headers={"Origin": "http://evil.example"})
     assert answer.status == 403 and status_of(conn, job_id) == "exhausted"
 
 
@@ -382,8 +395,12 @@ def test_listening_beyond_loopback_requires_a_token(dsn: str) -> None:
 
 
 def test_the_cli_says_so_in_one_line(dsn: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard", "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--token: required when the dashboard listens on 0.0.0.0" in result.stderr
 
@@ -392,9 +409,15 @@ def test_without_the_extra_the_cli_names_the_extra_to_install(dsn: str, tmp_path
     # A starlette that cannot be imported stands for a missing extra.
     (tmp_path / "starlette").mkdir()
     (tmp_path / "starlette" / "__init__.py").write_text("raise ImportError('no starlette here')\n")
-    result = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard"],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "starlette is not installed: this command needs the dashboard extra " \
-           "(pip install 'raquel-pg[dashboard]')" in result.stderr
+    assert (
+        "starlette is not installed: this command needs the dashboard extra "
+        "(pip install 'raquel-pg[dashboard]')" in result.stderr
+    )

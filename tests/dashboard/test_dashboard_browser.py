@@ -24,8 +24,15 @@ from dashboard_support import finished, running_dashboard  # noqa: E402
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 #: Chromium's flags for a headless run as root in a container, with no calls home.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium_path() -> str | None:
@@ -75,8 +82,14 @@ def busy_queue(conn: Conn) -> Any:
             finished(conn, "emails", "complete", now - minutes_ago * 60_000)
     for minutes_ago in (4, 17, 31):
         finished(conn, "reports", "complete", now - minutes_ago * 60_000)
-    failing = finished(conn, "emails", "fail", now - 120_000, error="SMTPRecipientsRefused: eve@example",
-                       payload='{"to": "eve@example"}')
+    failing = finished(
+        conn,
+        "emails",
+        "fail",
+        now - 120_000,
+        error="SMTPRecipientsRefused: eve@example",
+        payload='{"to": "eve@example"}',
+    )
     conn.execute("SELECT raquel_enqueue_many('emails', array_fill('{\"to\": \"a@b.c\"}'::text, ARRAY[12]))")
     conn.execute("SELECT raquel_enqueue('reports', 'monthly', delay => 3600000)")
     conn.execute("SELECT raquel_claim(ARRAY['emails'], 'web-1:4242', batch => 2)")
@@ -106,8 +119,10 @@ def test_the_chart_draws_the_finished_jobs(dsn: str, conn: Conn, page: Any) -> N
             return {bars: chart.data.labels.length, success: sum(0), failure: sum(1),
                     painted: chart.getDatasetMeta(0).data.filter((bar) => bar.height > 0).length};
         }""")
-        expected = conn.execute("SELECT count(*) FILTER (WHERE status = 'success'), "
-                                "count(*) FILTER (WHERE status = 'exhausted') FROM raquel_jobs").fetchone()
+        expected = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'success'), "
+            "count(*) FILTER (WHERE status = 'exhausted') FROM raquel_jobs"
+        ).fetchone()
         assert (drawn["success"], drawn["failure"]) == tuple(expected)  # type: ignore[arg-type]
         assert drawn["bars"] == 60 and drawn["painted"] > 0
         assert page.problems == []
@@ -121,8 +136,8 @@ def test_the_queues_table_refreshes_by_itself(dsn: str, conn: Conn, page: Any) -
         assert cell.inner_text() == "1"
         conn.execute("SELECT raquel_enqueue('emails', 'y')")
         page.wait_for_function(
-            "() => document.querySelector('tr[data-queue=\"emails\"] td:nth-child(2)').innerText === '2'",
-            timeout=15000)
+            "() => document.querySelector('tr[data-queue=\"emails\"] td:nth-child(2)').innerText === '2'", timeout=15000
+        )
         assert page.problems == []
 
 

@@ -32,8 +32,11 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def samples(text: str) -> Samples:
     """Every sample of a scrape, by (name, sorted labels)."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -95,8 +98,11 @@ def test_raquel_pg_metrics_serves_them_on_its_port(dsn: str, conn: Conn) -> None
 
     a_busy_queue(conn)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "metrics", "--port", str(port)],
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "metrics", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stderr is not None
         assert f"metrics on http://127.0.0.1:{port}/metrics" in process.stderr.readline()
@@ -126,8 +132,12 @@ def waiting(conn: Conn) -> bool:
 
 
 def listener_pids(conn: Conn) -> list[int]:
-    return [r[0] for r in conn.execute(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'")]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+        )
+    ]
 
 
 def check_worker_samples(registry: CollectorRegistry) -> None:
@@ -142,7 +152,8 @@ def check_worker_samples(registry: CollectorRegistry) -> None:
 
 
 def test_a_sync_worker_counts_outcomes_durations_claims_notifications_and_reconnects(
-        rq: Raquel, conn: Conn, worker_metrics: tuple[WorkerMetrics, CollectorRegistry]) -> None:
+    rq: Raquel, conn: Conn, worker_metrics: tuple[WorkerMetrics, CollectorRegistry]
+) -> None:
     @rq.subscribe("emails", poll_interval=0.2)
     def handler(job: Job) -> None:
         if job.payload == "bad":
@@ -154,12 +165,19 @@ def test_a_sync_worker_counts_outcomes_durations_claims_notifications_and_reconn
         wait_until(lambda: handler.listening and waiting(conn))
         conn.execute("SELECT raquel_enqueue('emails', 'good')")  # wakes it by NOTIFY
         conn.execute("SELECT raquel_enqueue('emails', 'bad', max_retry_count => 0)")
-        wait_until(lambda: conn.execute(
-            "SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'exhausted')").fetchone() == (2,))
+        wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'exhausted')").fetchone()
+                == (2,)
+            )
+        )
         for pid in listener_pids(conn):
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        wait_until(lambda: samples(generate_latest(worker_metrics[1]).decode()).get(
-            ("raquel_worker_reconnects_total", ()), 0) == 1)
+        wait_until(
+            lambda: (
+                samples(generate_latest(worker_metrics[1]).decode()).get(("raquel_worker_reconnects_total", ()), 0) == 1
+            )
+        )
     finally:
         handler.stop()
         thread.join(30)
@@ -167,7 +185,8 @@ def test_a_sync_worker_counts_outcomes_durations_claims_notifications_and_reconn
 
 
 async def test_an_async_worker_counts_outcomes_durations_claims_notifications_and_reconnects(
-        arq: AsyncRaquel, conn: Conn, worker_metrics: tuple[WorkerMetrics, CollectorRegistry]) -> None:
+    arq: AsyncRaquel, conn: Conn, worker_metrics: tuple[WorkerMetrics, CollectorRegistry]
+) -> None:
     @arq.subscribe("emails", poll_interval=0.2)
     async def handler(job: AsyncJob) -> None:
         if job.payload == "bad":
@@ -184,12 +203,19 @@ async def test_an_async_worker_counts_outcomes_durations_claims_notifications_an
         await until(lambda: handler.listening and waiting(conn))
         conn.execute("SELECT raquel_enqueue('emails', 'good')")
         conn.execute("SELECT raquel_enqueue('emails', 'bad', max_retry_count => 0)")
-        await until(lambda: conn.execute(
-            "SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'exhausted')").fetchone() == (2,))
+        await until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'exhausted')").fetchone()
+                == (2,)
+            )
+        )
         for pid in listener_pids(conn):
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        await until(lambda: samples(generate_latest(worker_metrics[1]).decode()).get(
-            ("raquel_worker_reconnects_total", ()), 0) == 1)
+        await until(
+            lambda: (
+                samples(generate_latest(worker_metrics[1]).decode()).get(("raquel_worker_reconnects_total", ()), 0) == 1
+            )
+        )
     finally:
         handler.stop()
         await task
@@ -203,8 +229,23 @@ def test_raquel_pg_worker_metrics_port_serves_the_workers_metrics(dsn: str, conn
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("RAQUEL_PG_DSN", "DATABASE_URL")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "worker", "metrics_tasks:handle", "--queue", "m",
-         "--metrics-port", str(port)], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "raquel_pg",
+            "--dsn",
+            dsn,
+            "worker",
+            "metrics_tasks:handle",
+            "--queue",
+            "m",
+            "--metrics-port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         conn.execute("SELECT raquel_enqueue('m', 'x')")
         wait_until(lambda: conn.execute("SELECT status FROM raquel_jobs").fetchone() == ("success",), 30)
@@ -216,8 +257,14 @@ def test_raquel_pg_worker_metrics_port_serves_the_workers_metrics(dsn: str, conn
             except OSError:
                 return {}
 
-        wait_until(lambda: scraped().get(
-            ("raquel_worker_jobs_total", (("outcome", "complete"), ("queue", "m"), ("status", "success")))) == 1)
+        wait_until(
+            lambda: (
+                scraped().get(
+                    ("raquel_worker_jobs_total", (("outcome", "complete"), ("queue", "m"), ("status", "success")))
+                )
+                == 1
+            )
+        )
     finally:
         process.terminate()
         process.wait(30)

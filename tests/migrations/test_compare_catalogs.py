@@ -63,6 +63,7 @@ def test_the_comparison_sees_a_changed_function_body(make_database: object) -> N
         conn.execute("COMMENT ON COLUMN raquel.raquel_jobs.payload IS 'changed'")
         after = compare_catalogs.catalog(conn)
     difference = compare_catalogs.diff(before, after)
-    assert "+config: search_path=raquel, pg_catalog, pg_temp\n+work_mem=8MB" in difference or \
-        "+work_mem=8MB" in difference, difference
+    assert (
+        "+config: search_path=raquel, pg_catalog, pg_temp\n+work_mem=8MB" in difference or "+work_mem=8MB" in difference
+    ), difference
     assert "+comment: changed" in difference, difference

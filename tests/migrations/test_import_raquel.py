@@ -18,7 +18,12 @@ import psycopg
 import pytest
 
 from raquel_pg import (
-    ImportRefused, InvalidArgument, Raquel, import_raquel, import_raquel_async, legacy_id,
+    ImportRefused,
+    InvalidArgument,
+    Raquel,
+    import_raquel,
+    import_raquel_async,
+    legacy_id,
 )
 from raquel_pg.cli import main
 
@@ -78,9 +83,25 @@ CREATE INDEX idx_jobs_scheduled_at ON jobs (scheduled_at);
 """
 
 #: Columns compared between a raquel row and its copy.
-COLUMNS = ("id", "queue", "payload", "status", "max_age", "max_retry_count", "min_retry_delay",
-           "max_retry_delay", "backoff_base", "enqueued_at", "scheduled_at", "attempts", "error",
-           "error_trace", "claimed_by", "claimed_at", "finished_at")
+COLUMNS = (
+    "id",
+    "queue",
+    "payload",
+    "status",
+    "max_age",
+    "max_retry_count",
+    "min_retry_delay",
+    "max_retry_delay",
+    "backoff_base",
+    "enqueued_at",
+    "scheduled_at",
+    "attempts",
+    "error",
+    "error_trace",
+    "claimed_by",
+    "claimed_at",
+    "finished_at",
+)
 T = 1_700_000_000_000  # a fixed past time, ms
 
 
@@ -96,16 +117,26 @@ def raquel_table(conn: Conn) -> Iterator[Conn]:
 def add(conn: Conn, **values: Any) -> UUID:
     """Inserts one raquel job as raquel 0.3 writes it; returns its id."""
     row: dict[str, Any] = {
-        "id": uuid4(), "queue": "emails", "payload": '{"to": "a@b.c"}', "status": "queued",
-        "max_age": None, "max_retry_count": None, "min_retry_delay": 1000,
-        "max_retry_delay": 43200000, "backoff_base": 1000, "enqueued_at": T, "scheduled_at": T,
-        "attempts": 0, "error": None, "error_trace": None, "claimed_by": None, "claimed_at": None,
+        "id": uuid4(),
+        "queue": "emails",
+        "payload": '{"to": "a@b.c"}',
+        "status": "queued",
+        "max_age": None,
+        "max_retry_count": None,
+        "min_retry_delay": 1000,
+        "max_retry_delay": 43200000,
+        "backoff_base": 1000,
+        "enqueued_at": T,
+        "scheduled_at": T,
+        "attempts": 0,
+        "error": None,
+        "error_trace": None,
+        "claimed_by": None,
+        "claimed_at": None,
         "finished_at": None,
     }
     row.update(values)
-    conn.execute(
-        "INSERT INTO jobs (" + ", ".join(row) + ") VALUES (" + ", ".join(f"%({k})s" for k in row) + ")",
-        row)
+    conn.execute("INSERT INTO jobs (" + ", ".join(row) + ") VALUES (" + ", ".join(f"%({k})s" for k in row) + ")", row)
     job_id: UUID = row["id"]
     return job_id
 
@@ -114,19 +145,55 @@ def every_status(conn: Conn) -> dict[str, UUID]:
     """One raquel job in each of raquel's seven statuses, each with its own values."""
     return {
         "queued": add(conn, status="queued", max_age=60_000, max_retry_count=5),
-        "claimed": add(conn, status="claimed", attempts=2, claimed_by="worker-1", claimed_at=T + 10,
-                       error="earlier", error_trace="Traceback: earlier"),
-        "success": add(conn, status="success", attempts=1, claimed_by="worker-2", claimed_at=T + 20,
-                       finished_at=T + 30, payload=None, queue="reports"),
-        "failed": add(conn, status="failed", attempts=3, scheduled_at=T + 8000, error="Won't do",
-                      error_trace="Traceback ... ValueError: Won't do", claimed_by="worker-3",
-                      claimed_at=T + 40, finished_at=T + 50, min_retry_delay=None,
-                      max_retry_delay=None, backoff_base=None),
+        "claimed": add(
+            conn,
+            status="claimed",
+            attempts=2,
+            claimed_by="worker-1",
+            claimed_at=T + 10,
+            error="earlier",
+            error_trace="Traceback: earlier",
+        ),
+        "success": add(
+            conn,
+            status="success",
+            attempts=1,
+            claimed_by="worker-2",
+            claimed_at=T + 20,
+            finished_at=T + 30,
+            payload=None,
+            queue="reports",
+        ),
+        "failed": add(
+            conn,
+            status="failed",
+            attempts=3,
+            scheduled_at=T + 8000,
+            error="Won't do",
+            error_trace="Traceback ... ValueError: Won't do",
+            claimed_by="worker-3",
+            claimed_at=T + 40,
+            finished_at=T + 50,
+            min_retry_delay=None,
+            max_retry_delay=None,
+            backoff_base=None,
+        ),
         "cancelled": add(conn, status="cancelled", finished_at=T + 60),
         "expired": add(conn, status="expired", max_age=1000, finished_at=T + 70),
-        "exhausted": add(conn, status="exhausted", attempts=4, max_retry_count=3, error="boom",
-                         error_trace="Traceback: boom", claimed_by="worker-4", claimed_at=T + 80,
-                         finished_at=T + 90, min_retry_delay=500, max_retry_delay=9000, backoff_base=250),
+        "exhausted": add(
+            conn,
+            status="exhausted",
+            attempts=4,
+            max_retry_count=3,
+            error="boom",
+            error_trace="Traceback: boom",
+            claimed_by="worker-4",
+            claimed_at=T + 80,
+            finished_at=T + 90,
+            min_retry_delay=500,
+            max_retry_delay=9000,
+            backoff_base=250,
+        ),
     }
 
 
@@ -154,8 +221,14 @@ def test_import_copies_every_status_with_ids_attempts_errors_and_timings(raquel_
     assert rows(raquel_table, "raquel_jobs") == {i: expected_copy(r) for i, r in source.items()}
     status = dict(raquel_table.execute("SELECT id, status FROM raquel_jobs").fetchall())
     assert {name: status[job_id] for name, job_id in ids.items()} == {
-        "queued": "queued", "claimed": "queued", "success": "success", "failed": "failed",
-        "cancelled": "cancelled", "expired": "expired", "exhausted": "exhausted"}
+        "queued": "queued",
+        "claimed": "queued",
+        "success": "success",
+        "failed": "failed",
+        "cancelled": "cancelled",
+        "expired": "expired",
+        "exhausted": "exhausted",
+    }
 
 
 async def test_import_copies_every_status_async(raquel_table: Conn, dsn: str) -> None:
@@ -183,8 +256,9 @@ def test_running_the_import_twice_copies_nothing_twice(raquel_table: Conn) -> No
     report = import_raquel(raquel_table)
     assert (report.source_rows, report.copied, report.already_present) == (8, 1, 7)
     assert raquel_table.execute("SELECT count(*) FROM raquel_jobs").fetchone() == (8,)
-    assert raquel_table.execute("SELECT payload FROM raquel_jobs WHERE id = %s",
-                                (ids["queued"],)).fetchone() == ("worked on since",)
+    assert raquel_table.execute("SELECT payload FROM raquel_jobs WHERE id = %s", (ids["queued"],)).fetchone() == (
+        "worked on since",
+    )
     assert raquel_table.execute("SELECT queue FROM raquel_jobs WHERE id = %s", (new_id,)).fetchone() == ("late",)
 
 
@@ -246,8 +320,7 @@ def test_a_dry_run_reports_what_it_would_copy_and_writes_nothing(raquel_table: C
     report = import_raquel(raquel_table, dry_run=True)
     assert (report.dry_run, report.source_rows, report.copied) == (True, 7, 7)
     assert raquel_table.execute("SELECT count(*) FROM raquel_jobs").fetchone() == (0,)
-    assert raquel_table.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'raquel_import%'"
-                                ).fetchone() == (0,)
+    assert raquel_table.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'raquel_import%'").fetchone() == (0,)
 
 
 def test_raquel_0_0_bigserial_ids_become_stable_uuids(conn: Conn) -> None:
@@ -260,24 +333,31 @@ def test_raquel_0_0_bigserial_ids_become_stable_uuids(conn: Conn) -> None:
             " (41, 'q', 'locked', 1, 'w', %(t)s, NULL, NULL, NULL, NULL, %(t)s, %(t)s),"
             " (42, 'q', 'failed', 2, 'w', %(t)s, 'oops', 'Traceback: oops', NULL, %(t)s, %(t)s, %(t)s),"
             " (43, 'q', 'cancelled', 0, NULL, NULL, NULL, NULL, 'not needed', %(t)s, %(t)s, %(t)s)",
-            {"t": T})
+            {"t": T},
+        )
         assert import_raquel(conn).copied == 3
         copied = rows(conn, "raquel_jobs")
         assert set(copied) == {legacy_id(41), legacy_id(42), legacy_id(43)}
         assert legacy_id(42) == UUID("2c7e06b9-68db-3ab5-94fa-5dfce83735e8")  # fixed forever
         assert copied[legacy_id(41)]["status"] == "queued" and copied[legacy_id(41)]["claimed_by"] is None
-        assert (copied[legacy_id(42)]["error"], copied[legacy_id(42)]["error_trace"],
-                copied[legacy_id(42)]["claimed_by"]) == ("oops", "Traceback: oops", "w")
+        assert (
+            copied[legacy_id(42)]["error"],
+            copied[legacy_id(42)]["error_trace"],
+            copied[legacy_id(42)]["claimed_by"],
+        ) == ("oops", "Traceback: oops", "w")
         assert copied[legacy_id(43)]["error"] == "not needed"
         assert import_raquel(conn).copied == 0
     finally:
         conn.execute("DROP TABLE IF EXISTS jobs")
 
 
-@pytest.mark.parametrize("table, message", [
-    ("no_such_table", "no table 'no_such_table'"),
-    ("raquel_schedules", "is not a raquel jobs table (no column id, status, enqueued_at, scheduled_at, attempts)"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("no_such_table", "no table 'no_such_table'"),
+        ("raquel_schedules", "is not a raquel jobs table (no column id, status, enqueued_at, scheduled_at, attempts)"),
+    ],
+)
 def test_a_missing_or_foreign_table_is_refused_by_name(conn: Conn, table: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=re.escape(message)) as error:
         import_raquel(conn, table)
@@ -292,12 +372,19 @@ def test_cli_imports_and_reports(raquel_table: Conn, dsn: str, capsys: pytest.Ca
     assert capsys.readouterr().out == "copied 7 of 7 jobs from public.jobs (0 already present, 0 skipped)\n"
     assert main(["--dsn", dsn, "import-raquel", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
-        "table": "jobs", "source_rows": 7, "copied": 0, "already_present": 7, "invalid": [],
-        "refused": False, "dry_run": False}
+        "table": "jobs",
+        "source_rows": 7,
+        "copied": 0,
+        "already_present": 7,
+        "invalid": [],
+        "refused": False,
+        "dry_run": False,
+    }
 
 
-def test_cli_refuses_invalid_rows_with_status_1(raquel_table: Conn, dsn: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_invalid_rows_with_status_1(
+    raquel_table: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     every_status(raquel_table)
     bad = add(raquel_table, status="paused")
     assert main(["--dsn", dsn, "import-raquel"]) == 1

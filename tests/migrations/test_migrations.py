@@ -35,7 +35,8 @@ def recorded(conn: Conn) -> list[tuple[Any, ...]]:
 def functions(conn: Conn) -> list[tuple[Any, ...]]:
     return conn.execute(
         "SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc) FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1, 2").fetchall()
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1, 2"
+    ).fetchall()
 
 
 def test_migrate_applies_every_migration_once_and_records_it(fresh: Conn) -> None:
@@ -104,18 +105,21 @@ def test_an_enqueuer_may_enqueue_through_each_enqueue_function(fresh: Conn) -> N
         found = fresh.execute("SELECT 'raquel.raquel_enqueue_row'::regproc::oid").fetchone()  # its one signature
         assert found is not None
         row = found[0]
-        assert fresh.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE'), has_function_privilege(%s, %s, 'EXECUTE'),"
-                             " has_function_privilege('public', %s, 'EXECUTE')",
-                             (enqueuer, row, other, row, row)).fetchone() == (True, False, False)
+        assert fresh.execute(
+            "SELECT has_function_privilege(%s, %s, 'EXECUTE'), has_function_privilege(%s, %s, 'EXECUTE'),"
+            " has_function_privilege('public', %s, 'EXECUTE')",
+            (enqueuer, row, other, row, row),
+        ).fetchone() == (True, False, False)
         fresh.execute(f'SET ROLE "{enqueuer}"'.encode())
         try:
-            ids = [fresh.execute("SELECT raquel_enqueue('q', 'a')").fetchone()[0],
-                   fresh.execute("SELECT raquel.raquel_enqueue('q', 'b')").fetchone()[0],
-                   fresh.execute("SELECT id FROM raquel_enqueue_job('q', 'c')").fetchone()[0]]
+            ids = [
+                fresh.execute("SELECT raquel_enqueue('q', 'a')").fetchone()[0],
+                fresh.execute("SELECT raquel.raquel_enqueue('q', 'b')").fetchone()[0],
+                fresh.execute("SELECT id FROM raquel_enqueue_job('q', 'c')").fetchone()[0],
+            ]
         finally:
             fresh.execute("RESET ROLE")
-        assert fresh.execute("SELECT id, payload FROM raquel_jobs ORDER BY payload").fetchall() == list(
-            zip(ids, "abc"))
+        assert fresh.execute("SELECT id, payload FROM raquel_jobs ORDER BY payload").fetchall() == list(zip(ids, "abc"))
 
 
 def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> None:
@@ -134,9 +138,11 @@ def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> N
             " has_function_privilege(%s, 'public.raquel_set_priority(uuid, integer)', 'EXECUTE'),"
             " has_function_privilege(%s, 'raquel.raquel_set_priority(uuid, integer)', 'EXECUTE'),"
             " has_function_privilege('public', 'raquel.raquel_set_priority(uuid, integer)', 'EXECUTE')",
-            (operator, operator, operator, operator)).fetchone() == (True, True, True, True, False)
-        assert fresh.execute("SELECT id, queue, payload, status, max_age, max_retry_count FROM raquel_jobs"
-                             ).fetchall() == [(job[0], "q", "x", "queued", 5000, 2)]
+            (operator, operator, operator, operator),
+        ).fetchone() == (True, True, True, True, False)
+        assert fresh.execute(
+            "SELECT id, queue, payload, status, max_age, max_retry_count FROM raquel_jobs"
+        ).fetchall() == [(job[0], "q", "x", "queued", 5000, 2)]
         claimed = fresh.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
         assert claimed is not None and claimed[0] == job[0]
         assert fresh.execute("SELECT raquel_fail(%s, %s, 'boom')", claimed).fetchone() == ("failed",)
@@ -157,8 +163,10 @@ def test_a_second_install_schema_in_one_database_is_refused(fresh: Conn) -> None
 
 
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:
-    broken = [*load_migrations(), Migration(len(load_migrations()) + 1, "broken",
-                                            "CREATE TABLE half_done (x int);\nSELECT 1/0;\n")]
+    broken = [
+        *load_migrations(),
+        Migration(len(load_migrations()) + 1, "broken", "CREATE TABLE half_done (x int);\nSELECT 1/0;\n"),
+    ]
     with pytest.raises(psycopg.errors.DivisionByZero):
         migrate(fresh, broken)
     assert fresh.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
@@ -187,8 +195,9 @@ def test_the_psql_script_builds_the_same_schema_as_the_runner(fresh: Conn, make_
     if psql is None:
         pytest.skip("no psql on this machine")
     other = make_database()
-    subprocess.run([psql, other, "-X", "-q"], input=script(load_migrations()), text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [psql, other, "-X", "-q"], input=script(load_migrations()), text=True, check=True, capture_output=True
+    )
     migrate(fresh)
     with psycopg.connect(other, autocommit=True) as conn:
         assert functions(conn) == functions(fresh)
@@ -196,11 +205,14 @@ def test_the_psql_script_builds_the_same_schema_as_the_runner(fresh: Conn, make_
         assert migrate(conn) == []
 
 
-@pytest.mark.parametrize(("names", "message"), [
-    (["0001_a.sql", "0003_c.sql"], "migration 0002 is missing"),
-    (["0001_a.sql", "0001_b.sql"], "two migrations are numbered 0001"),
-    (["1_a.sql"], "is not named NNNN_snake_name.sql"),
-])
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["0001_a.sql", "0003_c.sql"], "migration 0002 is missing"),
+        (["0001_a.sql", "0001_b.sql"], "two migrations are numbered 0001"),
+        (["1_a.sql"], "is not named NNNN_snake_name.sql"),
+    ],
+)
 def test_migration_files_must_be_numbered_without_gaps(tmp_path: Path, names: list[str], message: str) -> None:
     for name in names:
         (tmp_path / name).write_text("SELECT 1;")

@@ -56,8 +56,9 @@ def run_sync(args: argparse.Namespace) -> None:
                 conn.execute(RECORD, (job.id, os.getpid()))
             time.sleep(_sleep_for(job, args.sleep))
 
-        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace,
-                              poll_interval=0.5)(handler)
+        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace, poll_interval=0.5)(
+            handler
+        )
         _announce_when_listening(worker)
         worker.run(handle_signals=True)
 
@@ -72,8 +73,9 @@ async def run_async(args: argparse.Namespace) -> None:
             if delay:
                 await asyncio.sleep(delay)
 
-        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace,
-                              poll_interval=0.5)(handler)
+        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace, poll_interval=0.5)(
+            handler
+        )
         _announce_when_listening(worker)
         await worker.run(handle_signals=True)
 

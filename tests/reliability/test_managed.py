@@ -41,10 +41,14 @@ def fresh(make_database: Any) -> Iterator[tuple[str, dict[str, str]]]:
     roles = {"owner": f"raquel_owner_{suffix}", "worker": f"raquel_worker_{suffix}"}
     with psycopg.connect(dsn, autocommit=True) as admin:
         for role in roles.values():
-            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
-                sql.Identifier(role)))
-        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-            sql.Identifier(admin.info.dbname), sql.Identifier(roles["owner"])))
+            admin.execute(
+                sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(sql.Identifier(role))
+            )
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(admin.info.dbname), sql.Identifier(roles["owner"])
+            )
+        )
         admin.execute(sql.SQL("CREATE SCHEMA queue AUTHORIZATION {}").format(sql.Identifier(roles["owner"])))
     yield dsn, roles
     with psycopg.connect(dsn, autocommit=True) as admin:
@@ -55,7 +59,7 @@ def fresh(make_database: Any) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def test_an_owner_without_superuser_migrates_and_grants_and_a_worker_role_works(
-    fresh: tuple[str, dict[str, str]]
+    fresh: tuple[str, dict[str, str]],
 ) -> None:
     dsn, roles = fresh
     with psycopg.connect(as_role(dsn, roles["owner"], "queue"), autocommit=True) as owner:
@@ -63,8 +67,9 @@ def test_an_owner_without_superuser_migrates_and_grants_and_a_worker_role_works(
         applied = migrate(owner)
         assert len(applied) == len(load_migrations())
         grant_roles(owner, worker=roles["worker"], schema="queue")
-        owned = owner.execute("SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim'"
-                              " AND pg_get_userbyid(proowner) = current_user").fetchone()
+        owned = owner.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'raquel_claim' AND pg_get_userbyid(proowner) = current_user"
+        ).fetchone()
         assert owned is not None and owned[0] >= 1
     with Raquel(as_role(dsn, roles["worker"]), prepared_statements=False) as rq:
         job = rq.enqueue("q", "from the worker role")

@@ -74,9 +74,7 @@ def test_a_transactional_enqueue_through_the_pooler_commits_or_rolls_back_with_t
 
 
 @pytest.mark.parametrize("batch_outcomes", [False, True], ids=["immediate", "batched"])
-def test_a_worker_through_the_pooler_runs_every_job_once(
-    rq: Raquel, conn: Conn, batch_outcomes: bool
-) -> None:
+def test_a_worker_through_the_pooler_runs_every_job_once(rq: Raquel, conn: Conn, batch_outcomes: bool) -> None:
     rq.enqueue_many("q", [str(n) for n in range(300)])
     ran: list[str] = []
 
@@ -93,9 +91,7 @@ def test_a_worker_through_the_pooler_runs_every_job_once(
     assert conn.execute("SELECT max(attempts) FROM raquel_jobs").fetchone() == (1,)
 
 
-def test_a_worker_behind_the_pooler_is_woken_by_notify_on_its_direct_listen(
-    rq: Raquel, pooled_dsn: str
-) -> None:
+def test_a_worker_behind_the_pooler_is_woken_by_notify_on_its_direct_listen(rq: Raquel, pooled_dsn: str) -> None:
     started: list[float] = []
 
     @rq.subscribe("q", poll_interval=60)  # no polling: only NOTIFY can wake it in time
@@ -106,8 +102,7 @@ def test_a_worker_behind_the_pooler_is_woken_by_notify_on_its_direct_listen(
     wait_until(lambda: handler.listening)
     with psycopg.connect(pooled_dsn, autocommit=True, prepare_threshold=None) as producer:
         for n in range(1, 4):
-            wait_until(lambda: producer.execute(
-                "SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+            wait_until(lambda: producer.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
             producer.execute("SELECT raquel_enqueue('q', 'hi')")  # enqueued through the pooler
             committed = time.monotonic()
             wait_until(lambda: len(started) == n, timeout=5)
@@ -122,8 +117,11 @@ def test_leases_are_renewed_through_the_pooler(pooled_dsn: str, dsn: str, conn: 
         with client.dequeue("q") as job:
             assert job is not None
             # > 3 leases since the claim: only renewals keep it ours.
-            wait_until(lambda: conn.execute("SELECT raquel_now_ms() >= claimed_at + 900 FROM raquel_jobs"
-                                                  ).fetchone() == (True,))
+            wait_until(
+                lambda: (
+                    conn.execute("SELECT raquel_now_ms() >= claimed_at + 900 FROM raquel_jobs").fetchone() == (True,)
+                )
+            )
             claim = conn.execute("SELECT claim_id, lease_expires_at > raquel_now_ms() FROM raquel_jobs").fetchone()
             assert claim == (job.claim_id, True)
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 1)
@@ -133,8 +131,7 @@ def test_a_job_of_a_dead_worker_is_rescued_through_the_pooler(rq: Raquel, conn: 
     job_id = (rq.enqueue("q", "orphan")).id
     # A worker that claimed it with a 50 ms lease and died.
     conn.execute("SELECT id FROM raquel_claim(ARRAY['q'], 'dead worker', 1, 50)")
-    wait_until(lambda: conn.execute(
-        "SELECT lease_expires_at < raquel_now_ms() FROM raquel_jobs").fetchone() == (True,))
+    wait_until(lambda: conn.execute("SELECT lease_expires_at < raquel_now_ms() FROM raquel_jobs").fetchone() == (True,))
     with rq.dequeue("q") as job:
         assert job is not None and job.id == job_id
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 2)
@@ -149,9 +146,7 @@ def test_schedules_fire_through_the_pooler(rq: Raquel, no_schedules: str, conn: 
     assert rq.unschedule("tick")
 
 
-def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(
-    rq: Raquel, pooled_dsn: str, conn: Conn
-) -> None:
+def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(rq: Raquel, pooled_dsn: str, conn: Conn) -> None:
     # raquel_claim keeps a per-session hint (raquel.expired_at) so that claims
     # under a backlog expire stale jobs at most once a second. Through a
     # pooler that hint lives on a server connection other clients share: a
@@ -159,8 +154,7 @@ def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(
     with psycopg.connect(pooled_dsn, autocommit=True, prepare_threshold=None) as other:
         other.execute("SELECT set_config('raquel.expired_at', raquel_now_ms()::text, false)")
     conn.execute("SELECT raquel_enqueue('q', 'stale', max_age => 1)")
-    wait_until(lambda: conn.execute(
-        "SELECT raquel_now_ms() > enqueued_at + 1 FROM raquel_jobs").fetchone() == (True,))
+    wait_until(lambda: conn.execute("SELECT raquel_now_ms() > enqueued_at + 1 FROM raquel_jobs").fetchone() == (True,))
     with rq.dequeue("q") as job:
         assert job is None
     assert statuses(conn) == {"expired": 1}

@@ -103,8 +103,7 @@ async def test_a_worker_behind_the_pooler_is_woken_by_notify_on_its_direct_liste
     await wait_until(lambda: handler.listening)
     with psycopg.connect(pooled_dsn, autocommit=True, prepare_threshold=None) as producer:
         for n in range(1, 4):
-            await wait_until(lambda: producer.execute(
-                "SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+            await wait_until(lambda: producer.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
             producer.execute("SELECT raquel_enqueue('q', 'hi')")  # enqueued through the pooler
             committed = time.monotonic()
             await wait_until(lambda: len(started) == n, timeout=5)
@@ -119,8 +118,11 @@ async def test_leases_are_renewed_through_the_pooler(pooled_dsn: str, dsn: str, 
         async with client.dequeue("q") as job:
             assert job is not None
             # > 3 leases since the claim: only renewals keep it ours.
-            await wait_until(lambda: conn.execute("SELECT raquel_now_ms() >= claimed_at + 900 FROM raquel_jobs"
-                                                  ).fetchone() == (True,))
+            await wait_until(
+                lambda: (
+                    conn.execute("SELECT raquel_now_ms() >= claimed_at + 900 FROM raquel_jobs").fetchone() == (True,)
+                )
+            )
             claim = conn.execute("SELECT claim_id, lease_expires_at > raquel_now_ms() FROM raquel_jobs").fetchone()
             assert claim == (job.claim_id, True)
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 1)
@@ -130,8 +132,9 @@ async def test_a_job_of_a_dead_worker_is_rescued_through_the_pooler(arq: AsyncRa
     job_id = (await arq.enqueue("q", "orphan")).id
     # A worker that claimed it with a 50 ms lease and died.
     conn.execute("SELECT id FROM raquel_claim(ARRAY['q'], 'dead worker', 1, 50)")
-    await wait_until(lambda: conn.execute(
-        "SELECT lease_expires_at < raquel_now_ms() FROM raquel_jobs").fetchone() == (True,))
+    await wait_until(
+        lambda: conn.execute("SELECT lease_expires_at < raquel_now_ms() FROM raquel_jobs").fetchone() == (True,)
+    )
     async with arq.dequeue("q") as job:
         assert job is not None and job.id == job_id
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("success", 2)
@@ -156,8 +159,9 @@ async def test_expiry_through_the_pooler_does_not_hang_on_a_session_setting(
     with psycopg.connect(pooled_dsn, autocommit=True, prepare_threshold=None) as other:
         other.execute("SELECT set_config('raquel.expired_at', raquel_now_ms()::text, false)")
     conn.execute("SELECT raquel_enqueue('q', 'stale', max_age => 1)")
-    await wait_until(lambda: conn.execute(
-        "SELECT raquel_now_ms() > enqueued_at + 1 FROM raquel_jobs").fetchone() == (True,))
+    await wait_until(
+        lambda: conn.execute("SELECT raquel_now_ms() > enqueued_at + 1 FROM raquel_jobs").fetchone() == (True,)
+    )
     async with arq.dequeue("q") as job:
         assert job is None
     assert statuses(conn) == {"expired": 1}

@@ -46,7 +46,8 @@ def test_sql_outcome_of_a_stale_claim_is_refused(conn: Conn) -> None:
 
 
 def test_python_outcome_of_a_stale_claim_is_refused_and_logged(
-        rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
     rq.enqueue("q")
     with rq.dequeue("q") as job:
         assert job is not None
@@ -76,7 +77,8 @@ def test_stale_worker_moves_on_to_the_next_job(rq: Raquel, conn: Conn) -> None:
 
 
 def test_outcome_is_retried_after_the_connection_drops(
-        rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
     rq.enqueue("q")
     with caplog.at_level(logging.WARNING, logger="raquel_pg"), rq.dequeue("q") as job:
         assert job is not None
@@ -87,7 +89,8 @@ def test_outcome_is_retried_after_the_connection_drops(
 
 
 def test_outcome_whose_reply_was_lost_counts_as_recorded(
-        rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    rq: Raquel, conn: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
     rq.enqueue("q")
     with caplog.at_level(logging.INFO, logger="raquel_pg"), rq.dequeue("q") as job:
         assert job is not None
@@ -117,7 +120,6 @@ def test_outcome_is_not_retried_past_the_lease(dsn: str, conn: Conn) -> None:
 # --- 2. graceful shutdown (in process) ---------------------------------------
 
 
-
 async def test_stop_lets_a_running_job_finish_within_the_grace_period(arq: AsyncRaquel, conn: Conn) -> None:
     started = asyncio.Event()
 
@@ -137,7 +139,6 @@ async def test_stop_lets_a_running_job_finish_within_the_grace_period(arq: Async
     assert statuses == ["queued", "success"]  # the running job finished; no new claim
 
 
-
 async def test_job_running_past_the_grace_period_is_handed_back(arq: AsyncRaquel, conn: Conn) -> None:
     started = asyncio.Event()
 
@@ -153,7 +154,6 @@ async def test_job_running_past_the_grace_period_is_handed_back(arq: AsyncRaquel
     await asyncio.wait_for(run, 5)
 
     assert conn.execute("SELECT status, attempts, claimed_by FROM raquel_jobs").fetchone() == ("queued", 0, None)
-
 
 
 async def test_abort_cuts_the_grace_period_short(arq: AsyncRaquel, conn: Conn) -> None:
@@ -179,7 +179,8 @@ async def test_abort_cuts_the_grace_period_short(arq: AsyncRaquel, conn: Conn) -
 
 
 def test_jobs_claimed_while_stopping_are_handed_back_unstarted(
-        rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ran: list[Job] = []
     worker = rq.subscribe("q", concurrency=3)(ran.append)
     for _ in range(3):
@@ -195,12 +196,12 @@ def test_jobs_claimed_while_stopping_are_handed_back_unstarted(
     worker.run()
 
     assert ran == []
-    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued' AND attempts = 0"
-                        ).fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued' AND attempts = 0").fetchone()[0] == 3
 
 
 def test_claimed_jobs_start_even_when_the_next_call_fails(
-        rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Found by the restart test: the claim succeeded, the server went down
     # before the worker's next call, and the claimed job was dropped, its
     # lease renewed for ever and its handler never run.

@@ -27,11 +27,13 @@ BATCH = 100
 
 @pytest.mark.slow
 def test_every_job_succeeds_exactly_once_under_concurrency(runs: Conn, spawn_worker: Any) -> None:
-    workers = [spawn_worker("q", "--async", "--concurrency", str(CONCURRENCY), "--lease", "30000")
-               for _ in range(WORKERS)]
+    workers = [
+        spawn_worker("q", "--async", "--concurrency", str(CONCURRENCY), "--lease", "30000") for _ in range(WORKERS)
+    ]
     started = time.monotonic()
-    producers = [spawn_worker("q", "--produce", str(JOBS // PRODUCERS), "--batch", str(BATCH))
-                 for _ in range(PRODUCERS)]
+    producers = [
+        spawn_worker("q", "--produce", str(JOBS // PRODUCERS), "--batch", str(BATCH)) for _ in range(PRODUCERS)
+    ]
     for producer in producers:
         assert producer.stdout is not None
         assert producer.stdout.readline().strip() == f"enqueued {JOBS // PRODUCERS} errors 0"
@@ -46,9 +48,15 @@ def test_every_job_succeeds_exactly_once_under_concurrency(runs: Conn, spawn_wor
     for worker in workers:
         assert worker.wait(30) == 0
 
-    print(f"{JOBS} jobs, {WORKERS} worker processes x {CONCURRENCY}, {PRODUCERS} producers x {BATCH}: "
-          f"enqueued in {produced:.1f} s, all succeeded in {elapsed:.1f} s ({JOBS / elapsed:.0f} jobs/s)")
+    print(
+        f"{JOBS} jobs, {WORKERS} worker processes x {CONCURRENCY}, {PRODUCERS} producers x {BATCH}: "
+        f"enqueued in {produced:.1f} s, all succeeded in {elapsed:.1f} s ({JOBS / elapsed:.0f} jobs/s)"
+    )
     assert runs.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1").fetchall() == [("success", JOBS)]
     assert runs.execute("SELECT count(*), count(DISTINCT job_id) FROM raquel_test_runs").fetchone() == (JOBS, JOBS)
-    assert runs.execute("SELECT count(*) FROM raquel_jobs j JOIN raquel_test_runs r ON r.job_id = j.id"
-                        " WHERE j.attempts = 1").fetchone()[0] == JOBS
+    assert (
+        runs.execute(
+            "SELECT count(*) FROM raquel_jobs j JOIN raquel_test_runs r ON r.job_id = j.id WHERE j.attempts = 1"
+        ).fetchone()[0]
+        == JOBS
+    )

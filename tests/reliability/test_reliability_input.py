@@ -22,20 +22,47 @@ from raquel_pg import InvalidArgument, Raquel
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-ENQUEUE_ARGUMENTS = {"queue", "payload", "at", "delay", "max_age", "max_retry_count",
-                     "min_retry_delay", "max_retry_delay", "backoff_base", "now"}
-PROPERTY = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+ENQUEUE_ARGUMENTS = {
+    "queue",
+    "payload",
+    "at",
+    "delay",
+    "max_age",
+    "max_retry_count",
+    "min_retry_delay",
+    "max_retry_delay",
+    "backoff_base",
+    "now",
+}
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 BIGINT = 2**63
 EDGES = [0, -1, 1, 2**62 - 1, 2**62, -(2**62 - 1), -(2**62), BIGINT - 1, -BIGINT]
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
-queues = st.one_of(texts.filter(bool).map(lambda t: t[:40]), st.sampled_from([
-    "", "'", '"', "q'; DROP TABLE raquel_jobs; --", "line\nbreak\r\n", "tab\tq", "é" * 500, "é" * 501,
-    "x" * 10_000, "\U0001f642" * 250, "\U0001f642" * 251, " ", "default"]))
+queues = st.one_of(
+    texts.filter(bool).map(lambda t: t[:40]),
+    st.sampled_from(
+        [
+            "",
+            "'",
+            '"',
+            "q'; DROP TABLE raquel_jobs; --",
+            "line\nbreak\r\n",
+            "tab\tq",
+            "é" * 500,
+            "é" * 501,
+            "x" * 10_000,
+            "\U0001f642" * 250,
+            "\U0001f642" * 251,
+            " ",
+            "default",
+        ]
+    ),
+)
 payloads = st.one_of(st.none(), texts, st.sampled_from(["", "{not json", '{"a": 1}', "null", "\n"]))
-bigints = st.one_of(st.none(), st.integers(-10**7, 10**7), st.sampled_from(EDGES),
-                    st.integers(-BIGINT, BIGINT - 1))
+bigints = st.one_of(st.none(), st.integers(-(10**7), 10**7), st.sampled_from(EDGES), st.integers(-BIGINT, BIGINT - 1))
 integers = st.one_of(st.none(), st.integers(-5, 100), st.sampled_from([2**31 - 1, -(2**31)]))
 
 
@@ -47,12 +74,14 @@ def assert_round_trip(conn: Conn, job_id: Any, args: dict[str, Any]) -> None:
     row = conn.execute(
         "SELECT queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,"
         " backoff_base, scheduled_at - enqueued_at, scheduled_at FROM raquel_jobs WHERE id = %s",
-        (job_id,)).fetchone()
+        (job_id,),
+    ).fetchone()
     assert row[0:4] == (args["queue"], args["payload"], args["max_age"], args["max_retry_count"])
     assert row[4:7] == (
         1000 if args["min_retry_delay"] is None else args["min_retry_delay"],
         43200000 if args["max_retry_delay"] is None else args["max_retry_delay"],
-        1000 if args["backoff_base"] is None else args["backoff_base"])
+        1000 if args["backoff_base"] is None else args["backoff_base"],
+    )
     if args["at"] is None:
         assert row[7] == (args["delay"] or 0)
     else:
@@ -60,8 +89,17 @@ def assert_round_trip(conn: Conn, job_id: Any, args: dict[str, Any]) -> None:
 
 
 @PROPERTY
-@given(queue=queues, payload=payloads, at=bigints, delay=bigints, max_age=bigints,
-       max_retry_count=integers, min_retry_delay=bigints, max_retry_delay=bigints, backoff_base=bigints)
+@given(
+    queue=queues,
+    payload=payloads,
+    at=bigints,
+    delay=bigints,
+    max_age=bigints,
+    max_retry_count=integers,
+    min_retry_delay=bigints,
+    max_retry_delay=bigints,
+    backoff_base=bigints,
+)
 def test_sql_enqueue_stores_exactly_or_refuses_naming_the_argument(conn: Conn, **args: Any) -> None:
     before = job_count(conn)
     try:
@@ -71,7 +109,8 @@ def test_sql_enqueue_stores_exactly_or_refuses_naming_the_argument(conn: Conn, *
             " max_retry_count => %(max_retry_count)s::integer,"
             " min_retry_delay => %(min_retry_delay)s::bigint,"
             " max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint)",
-            args).fetchone()[0]
+            args,
+        ).fetchone()[0]
     except psycopg.errors.InvalidParameterValue as error:
         assert error.diag.column_name in ENQUEUE_ARGUMENTS
         assert f'invalid argument "{error.diag.column_name}"' in str(error)
@@ -80,21 +119,35 @@ def test_sql_enqueue_stores_exactly_or_refuses_naming_the_argument(conn: Conn, *
         assert_round_trip(conn, job_id, args)
 
 
-py_ints = st.one_of(bigints, st.integers(-2**70, 2**70))
-py_times = st.one_of(py_ints, st.sampled_from([
-    datetime.min, datetime.max, datetime(1970, 1, 1), datetime(2999, 12, 31, tzinfo=timezone.utc)]))
-py_durations = st.one_of(py_ints, st.sampled_from([
-    timedelta.max, timedelta.min, timedelta(0), timedelta(milliseconds=-1), timedelta(days=365 * 1000)]))
-py_payloads = st.one_of(payloads, st.sampled_from([
-    {"a": [1, 2.5, None]}, [], 0, float("nan"), {"bad": {1, 2}}, "nul\x00byte", b"bytes"]))
+py_ints = st.one_of(bigints, st.integers(-(2**70), 2**70))
+py_times = st.one_of(
+    py_ints,
+    st.sampled_from([datetime.min, datetime.max, datetime(1970, 1, 1), datetime(2999, 12, 31, tzinfo=timezone.utc)]),
+)
+py_durations = st.one_of(
+    py_ints,
+    st.sampled_from(
+        [timedelta.max, timedelta.min, timedelta(0), timedelta(milliseconds=-1), timedelta(days=365 * 1000)]
+    ),
+)
+py_payloads = st.one_of(
+    payloads, st.sampled_from([{"a": [1, 2.5, None]}, [], 0, float("nan"), {"bad": {1, 2}}, "nul\x00byte", b"bytes"])
+)
 
 
 @PROPERTY
-@given(queue=queues, payload=py_payloads, at=py_times, delay=py_durations, max_age=py_durations,
-       max_retry_count=st.one_of(integers, st.sampled_from([2**31, -(2**31) - 1, True])),
-       min_retry_delay=py_durations, max_retry_delay=py_durations, backoff_base=py_durations)
-def test_python_enqueue_stores_exactly_or_refuses_naming_the_argument(
-        rq: Raquel, conn: Conn, **args: Any) -> None:
+@given(
+    queue=queues,
+    payload=py_payloads,
+    at=py_times,
+    delay=py_durations,
+    max_age=py_durations,
+    max_retry_count=st.one_of(integers, st.sampled_from([2**31, -(2**31) - 1, True])),
+    min_retry_delay=py_durations,
+    max_retry_delay=py_durations,
+    backoff_base=py_durations,
+)
+def test_python_enqueue_stores_exactly_or_refuses_naming_the_argument(rq: Raquel, conn: Conn, **args: Any) -> None:
     from raquel_pg import params
 
     before = job_count(conn)
@@ -113,8 +166,9 @@ def test_fifty_megabyte_payload_round_trips(rq: Raquel, conn: Conn) -> None:
     payload = json.dumps({"blob": "x" * (50 * 1024 * 1024)})
     job_id = rq.enqueue("q", payload).id
 
-    stored = conn.execute("SELECT octet_length(payload), md5(payload) FROM raquel_jobs WHERE id = %s",
-                          (job_id,)).fetchone()
+    stored = conn.execute(
+        "SELECT octet_length(payload), md5(payload) FROM raquel_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
     assert stored == (len(payload), hashlib.md5(payload.encode()).hexdigest())
 
 

@@ -87,7 +87,8 @@ def test_slow_worker_keeps_its_job_while_it_runs(runs: Conn, spawn_worker: Any, 
 
 
 def stop_signal_lets_the_running_job_finish(
-        runs: Conn, spawn_worker: Any, signum: signal.Signals, *options: str) -> None:
+    runs: Conn, spawn_worker: Any, signum: signal.Signals, *options: str
+) -> None:
     running = enqueue_sleeping(runs, 1.0)
     worker = spawn_worker("q", "--grace", "10", *options)
     wait_for(runs, "SELECT count(*) FROM raquel_test_runs", 1)

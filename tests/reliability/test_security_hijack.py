@@ -106,10 +106,12 @@ def plant_statements() -> list[str]:
         "CREATE DOMAIN public.raquel_name AS text",
         "CREATE TYPE public.hijack_type AS (t text)",
         "CREATE FUNCTION public.hijack_to_type(a text) RETURNS public.hijack_type LANGUAGE plpgsql AS $$"
-        + _BODY.format(what="cast text->hijack_type", result="ROW(a)::public.hijack_type") + "$$",
+        + _BODY.format(what="cast text->hijack_type", result="ROW(a)::public.hijack_type")
+        + "$$",
         "CREATE CAST (text AS public.hijack_type) WITH FUNCTION public.hijack_to_type(text) AS IMPLICIT",
         "CREATE FUNCTION public.hijack_from_type(a public.hijack_type) RETURNS text LANGUAGE plpgsql AS $$"
-        + _BODY.format(what="cast hijack_type->text", result="a.t") + "$$",
+        + _BODY.format(what="cast hijack_type->text", result="a.t")
+        + "$$",
         "CREATE CAST (public.hijack_type AS text) WITH FUNCTION public.hijack_from_type(public.hijack_type)"
         " AS IMPLICIT",
         "CREATE CAST (public.hijack_type AS raquel.raquel_status) WITH INOUT AS IMPLICIT",
@@ -118,22 +120,29 @@ def plant_statements() -> list[str]:
         what = f"operator {symbol}({left}, {right})"
         statements.append(
             f"CREATE FUNCTION public.hijack_op_{n}(a {left}, b {right}) RETURNS {result} LANGUAGE plpgsql AS $$"
-            + _BODY.format(what=what, result=body) + "$$")
+            + _BODY.format(what=what, result=body)
+            + "$$"
+        )
         statements.append(
-            f"CREATE OPERATOR public.{symbol} (LEFTARG = {left}, RIGHTARG = {right},"
-            f" FUNCTION = public.hijack_op_{n})")
+            f"CREATE OPERATOR public.{symbol} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.hijack_op_{n})"
+        )
     for name, args, result, body in FUNCTIONS:
         what = f"function {name}({', '.join(args)})"
         params = ", ".join(f"a{i} {t}" for i, t in enumerate(args, start=1))
         returned = body if result != "void" else "NULL"
         statements.append(
             f"CREATE FUNCTION public.{name}({params}) RETURNS {result} LANGUAGE plpgsql AS $$"
-            + _BODY.format(what=what, result=returned).replace("RETURN NULL;", "RETURN;" if result == "void"
-                                                                 else "RETURN NULL;") + "$$")
+            + _BODY.format(what=what, result=returned).replace(
+                "RETURN NULL;", "RETURN;" if result == "void" else "RETURN NULL;"
+            )
+            + "$$"
+        )
     # The engine's own schema is closed to them.
     statements.append("CREATE FUNCTION raquel.raquel_hijack() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-    statements.append("CREATE OPERATOR raquel.= (LEFTARG = raquel.raquel_status, RIGHTARG = raquel.raquel_status,"
-                      " FUNCTION = public.hijack_op_0)")
+    statements.append(
+        "CREATE OPERATOR raquel.= (LEFTARG = raquel.raquel_status, RIGHTARG = raquel.raquel_status,"
+        " FUNCTION = public.hijack_op_0)"
+    )
     return statements
 
 
@@ -195,14 +204,15 @@ def exercise(conn: Conn, q: str) -> list[str]:
     run("SELECT @raquel_retry_jobs()")
     run("SELECT @raquel_purge('0 seconds'::interval)")
     run("SELECT @raquel_set_schedule('hs'::text, 'hq'::text, every => 1000::bigint, first_run_at => 0::bigint)")
-    run("SELECT * FROM @raquel_fire_schedules(ARRAY['hs']::text[], ARRAY[0]::bigint[],"
-        " ARRAY[9000000000000]::bigint[])")
+    run("SELECT * FROM @raquel_fire_schedules(ARRAY['hs']::text[], ARRAY[0]::bigint[], ARRAY[9000000000000]::bigint[])")
     run("SELECT @raquel_drop_schedule('hs'::text)")
     run("SELECT @raquel_rescue()")
     run("SELECT @raquel_expire()")
     run("SELECT @raquel_notify_ready(ARRAY['hq']::text[])")
-    run("SELECT @raquel_new_ids(2::integer), @raquel_new_id(), @raquel_now_ms(), @raquel_ts(0::bigint),"
-        " @raquel_retry_delay(1::integer, 1000::bigint, 1000::bigint, 60000::bigint)")
+    run(
+        "SELECT @raquel_new_ids(2::integer), @raquel_new_id(), @raquel_now_ms(), @raquel_ts(0::bigint),"
+        " @raquel_retry_delay(1::integer, 1000::bigint, 1000::bigint, 60000::bigint)"
+    )
     run("SELECT count(*) FROM @raquel_queue_stats")
     run("SELECT count(*) FROM @raquel_problem_jobs")
     run("SELECT count(*) FROM @raquel_expired_leases")
@@ -264,16 +274,16 @@ def planted(hostile: dict[str, str], request: pytest.FixtureRequest) -> Iterator
         with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{role}" CASCADE'.encode())  # its grants too: granted again
             grant_roles(conn, enqueuer=hostile["enqueuer"], worker=hostile["worker"], operator=hostile["operator"])
-            conn.execute("TRUNCATE public.hijack_canary, raquel.raquel_jobs, raquel.raquel_waiters,"
-                         " raquel.raquel_schedules")
+            conn.execute(
+                "TRUNCATE public.hijack_canary, raquel.raquel_jobs, raquel.raquel_waiters, raquel.raquel_schedules"
+            )
 
 
 ATTACKERS = ["enqueuer", "worker", "operator", "plain"]
 
 
 @pytest.mark.parametrize("planted", ATTACKERS, indirect=True)
-def test_planted_objects_never_run_as_the_owner(hostile: dict[str, str], planted: tuple[str, dict[str, str]]
-                                                 ) -> None:
+def test_planted_objects_never_run_as_the_owner(hostile: dict[str, str], planted: tuple[str, dict[str, str]]) -> None:
     attacker, refused = planted
     # Base-type operators and overloads in the install schema are planted:
     # the test is not vacuous. The engine's schema and its domains are closed.
@@ -305,20 +315,23 @@ def test_planted_objects_never_run_as_the_owner(hostile: dict[str, str], planted
 
 @pytest.mark.parametrize("planted", ["enqueuer"], indirect=True)
 def test_the_planted_objects_hijack_an_unsafe_definer_function(
-        hostile: dict[str, str], planted: tuple[str, dict[str, str]]) -> None:
+    hostile: dict[str, str], planted: tuple[str, dict[str, str]]
+) -> None:
     # The control: a SECURITY DEFINER function whose search_path holds a
     # schema others can write to (public, pg_temp) runs the enqueuer's planted format() as
     # the owner as soon as it formats a bigint. The canary and the marker see it.
     with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION public.hijack_unsafe(n bigint) RETURNS text LANGUAGE plpgsql"
-                     " SECURITY DEFINER SET search_path = public, pg_temp"
-                     " AS $$ BEGIN RETURN format('%s jobs', n); END $$")
+        conn.execute(
+            "CREATE FUNCTION public.hijack_unsafe(n bigint) RETURNS text LANGUAGE plpgsql"
+            " SECURITY DEFINER SET search_path = public, pg_temp"
+            " AS $$ BEGIN RETURN format('%s jobs', n); END $$"
+        )
         conn.execute(f'GRANT EXECUTE ON FUNCTION public.hijack_unsafe TO "{hostile["enqueuer"]}"'.encode())
     try:
         with psycopg.connect(as_role(hostile["dsn"], hostile["enqueuer"]), autocommit=True) as conn:
             assert conn.execute("SELECT hijack_unsafe(3)").fetchone() == ("3 jobs",)
             assert "postgres:function format(text, bigint)" in markers(conn) or canary(hostile["owner"])
-        assert ("function format(text, bigint)" in {what for _, what in canary(hostile["owner"])})
+        assert "function format(text, bigint)" in {what for _, what in canary(hostile["owner"])}
     finally:
         with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
             conn.execute("DROP FUNCTION public.hijack_unsafe")
@@ -326,15 +339,20 @@ def test_the_planted_objects_hijack_an_unsafe_definer_function(
 
 @pytest.mark.parametrize("planted", ["enqueuer"], indirect=True)
 def test_domain_operators_never_run_as_the_owner_even_if_the_domains_are_granted(
-        hostile: dict[str, str], planted: tuple[str, dict[str, str]]) -> None:
+    hostile: dict[str, str], planted: tuple[str, dict[str, str]]
+) -> None:
     # 0003_tables takes USAGE on the engine's domains away from PUBLIC, so no role
     # can define an operator on them. Granted back by mistake, the operators
     # exist, but only in the install schema, which no engine function searches.
     attacker, _ = planted
     with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
-        domains = [r[0] for r in conn.execute(
-            "SELECT t.oid::regtype::text FROM pg_type t"
-            " WHERE t.typnamespace = 'raquel'::regnamespace AND t.typtype = 'd'").fetchall()]
+        domains = [
+            r[0]
+            for r in conn.execute(
+                "SELECT t.oid::regtype::text FROM pg_type t"
+                " WHERE t.typnamespace = 'raquel'::regnamespace AND t.typtype = 'd'"
+            ).fetchall()
+        ]
         for domain in domains:
             conn.execute(f"GRANT USAGE ON DOMAIN {domain} TO PUBLIC".encode())
     try:
@@ -357,12 +375,14 @@ def test_domain_operators_never_run_as_the_owner_even_if_the_domains_are_granted
 def test_only_the_owner_may_create_in_the_engine_schema(hostile: dict[str, str]) -> None:
     with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
         for kind in ATTACKERS:
-            assert conn.execute("SELECT has_schema_privilege(%s, 'raquel', 'CREATE')",
-                                (hostile[kind],)).fetchone() == (False,)
+            assert conn.execute("SELECT has_schema_privilege(%s, 'raquel', 'CREATE')", (hostile[kind],)).fetchone() == (
+                False,
+            )
         # Nobody but the owner holds CREATE on it, whatever roles.sql granted.
         holders = conn.execute(
             "SELECT a.grantee FROM pg_namespace n, aclexplode(n.nspacl) a"
-            " WHERE n.nspname = 'raquel' AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner").fetchall()
+            " WHERE n.nspname = 'raquel' AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner"
+        ).fetchall()
         assert holders == []
 
 
@@ -378,7 +398,8 @@ def test_every_definer_function_searches_only_the_engine_and_the_catalog(hostile
             " WHERE p.pronamespace = 'raquel'::regnamespace AND p.prosqlbody IS NULL"
             "   AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c"
             "                   WHERE c IN ('search_path=raquel, pg_catalog, pg_temp',"
-            "                               'search_path=pg_catalog, pg_temp'))").fetchall()
+            "                               'search_path=pg_catalog, pg_temp'))"
+        ).fetchall()
         assert unpinned == []
 
 
@@ -386,11 +407,16 @@ def test_stand_ins_run_with_the_callers_rights_and_one_qualified_call(hostile: d
     with psycopg.connect(hostile["dsn"], autocommit=True) as conn:
         rows = conn.execute(
             "SELECT p.proname, p.prosecdef, p.proconfig, p.prosrc FROM pg_proc p"
-            " WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'raquel\\_%'").fetchall()
-        engine = {name for name, in conn.execute(
-            "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace"
-            " AND p.prorettype <> 'trigger'::regtype"
-            " AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose')").fetchall()}
+            " WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'raquel\\_%'"
+        ).fetchall()
+        engine = {
+            name
+            for (name,) in conn.execute(
+                "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace"
+                " AND p.prorettype <> 'trigger'::regtype"
+                " AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose')"
+            ).fetchall()
+        }
     assert {name for name, *_ in rows} == engine
     for name, definer, config, source in rows:
         assert not definer and config is None, name
@@ -403,10 +429,13 @@ def test_enqueue_works_from_the_default_search_path_as_the_enqueuer(hostile: dic
         job = conn.execute("SELECT raquel_enqueue('q','x')").fetchone()[0]
         ids = conn.execute("SELECT raquel_enqueue_many('q', ARRAY['a', 'b'])").fetchall()
     with psycopg.connect(hostile["owner"], autocommit=True) as owner:
-        assert owner.execute("SELECT queue, payload FROM raquel.raquel_jobs WHERE id = %s",
-                             (job,)).fetchone() == ("q", "x")
-        assert owner.execute("SELECT count(*) FROM raquel.raquel_jobs WHERE id = ANY(%s)",
-                             ([i for i, in ids],)).fetchone() == (2,)
+        assert owner.execute("SELECT queue, payload FROM raquel.raquel_jobs WHERE id = %s", (job,)).fetchone() == (
+            "q",
+            "x",
+        )
+        assert owner.execute(
+            "SELECT count(*) FROM raquel.raquel_jobs WHERE id = ANY(%s)", ([i for (i,) in ids],)
+        ).fetchone() == (2,)
         owner.execute("TRUNCATE raquel.raquel_jobs")
 
 
@@ -442,16 +471,16 @@ def test_a_later_migration_lands_in_the_engine_and_is_exposed(make_database: Any
             psql = embedded.bin_path("psql")
             if psql is None:
                 pytest.skip("no psql")
-            subprocess.run([psql, dsn, "-q"], input=script(migrations), text=True, check=True,
-                           capture_output=True)
+            subprocess.run([psql, dsn, "-q"], input=script(migrations), text=True, check=True, capture_output=True)
         assert conn.execute(
             "SELECT pronamespace::regnamespace::text, proconfig FROM pg_proc p"
-            " WHERE proname = 'raquel_hello' AND pronamespace = 'raquel'::regnamespace").fetchone() == (
-            "raquel", ["search_path=raquel, pg_catalog, pg_temp"])
+            " WHERE proname = 'raquel_hello' AND pronamespace = 'raquel'::regnamespace"
+        ).fetchone() == ("raquel", ["search_path=raquel, pg_catalog, pg_temp"])
         conn.execute("SELECT raquel_enqueue('q')")
         assert conn.execute("SELECT raquel_hello()").fetchone() == ("hello world, 1 jobs",)
-        assert conn.execute("SELECT has_function_privilege('public', 'public.raquel_hello(text)', 'EXECUTE')"
-                            ).fetchone() == (False,)
+        assert conn.execute(
+            "SELECT has_function_privilege('public', 'public.raquel_hello(text)', 'EXECUTE')"
+        ).fetchone() == (False,)
         assert conn.execute("SELECT count(note) FROM raquel_jobs").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM raquel_notes").fetchone() == (1,)
         assert conn.execute("SELECT to_regclass('raquel.raquel_notes') IS NOT NULL").fetchone() == (True,)
@@ -472,14 +501,16 @@ def test_an_engine_object_bound_to_a_planted_operator_stops_the_next_migration(m
         conn.execute(f'CREATE ROLE "{planter}"'.encode())
     try:
         with psycopg.connect(as_role(dsn, planter), autocommit=True) as conn:
-            conn.execute("CREATE FUNCTION public.hijack_eq(a text, b text) RETURNS boolean"
-                         " LANGUAGE sql AS 'SELECT a OPERATOR(pg_catalog.=) b'")
-            conn.execute("CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text,"
-                         " FUNCTION = public.hijack_eq)")
+            conn.execute(
+                "CREATE FUNCTION public.hijack_eq(a text, b text) RETURNS boolean"
+                " LANGUAGE sql AS 'SELECT a OPERATOR(pg_catalog.=) b'"
+            )
+            conn.execute("CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.hijack_eq)")
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SET search_path = public, pg_catalog")
-            conn.execute("CREATE VIEW raquel.raquel_bound AS"
-                         " SELECT j.id FROM raquel.raquel_jobs j WHERE j.claimed_by = 'w'")
+            conn.execute(
+                "CREATE VIEW raquel.raquel_bound AS SELECT j.id FROM raquel.raquel_jobs j WHERE j.claimed_by = 'w'"
+            )
             conn.execute("RESET search_path")
             later = [*baseline, Migration(len(baseline) + 1, "later", "SELECT 1;\n")]
             with pytest.raises(psycopg.errors.RaiseException, match="bound to objects outside") as raised:

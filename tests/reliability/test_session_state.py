@@ -27,7 +27,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 SESSION_SCOPED = re.compile(
     r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bCREATE\s+(GLOBAL\s+|LOCAL\s+)?TEMP(ORARY)?\b|\bPREPARE\s+\w+\s+(AS|\()"
     r"|\bLISTEN\b|\bSET\s+SESSION\b|\bDISCARD\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def definitions(conn: Conn) -> dict[str, str]:
@@ -37,7 +38,8 @@ def definitions(conn: Conn) -> dict[str, str]:
         "       pg_get_functiondef(p.oid)"
         " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE p.proname LIKE 'raquel%%' AND p.prokind = 'f'"
-        "   AND n.nspname NOT IN ('pg_catalog', 'information_schema')").fetchall()
+        "   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    ).fetchall()
     return dict(rows)
 
 

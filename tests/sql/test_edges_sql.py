@@ -65,19 +65,23 @@ def test_the_range_is_what_datetime_represents_in_any_time_zone() -> None:
         assert params.to_datetime(MAX).astimezone(zone).year == 9999  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"at": -62135596800001}, "at"),  # before 0001-01-01: issue 18's row that killed workers
-    ({"at": MIN - 1}, "at"),
-    ({"at": MAX + 1}, "at"),
-    ({"at": BIGINT_MIN}, "at"),
-    ({"delay": 2**62 - 1}, "delay"),  # now + delay past 9999
-    ({"at": MAX, "delay": 1}, "delay"),
-    ({"now": -4611686018427387903}, "now"),
-    ({"now": MAX + 1}, "now"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"at": -62135596800001}, "at"),  # before 0001-01-01: issue 18's row that killed workers
+        ({"at": MIN - 1}, "at"),
+        ({"at": MAX + 1}, "at"),
+        ({"at": BIGINT_MIN}, "at"),
+        ({"delay": 2**62 - 1}, "delay"),  # now + delay past 9999
+        ({"at": MAX, "delay": 1}, "delay"),
+        ({"now": -4611686018427387903}, "now"),
+        ({"now": MAX + 1}, "now"),
+    ],
+)
 @pytest.mark.parametrize("function", ["raquel_enqueue", "raquel_enqueue_many"])
 def test_enqueue_refuses_a_time_outside_the_range_naming_it(
-        conn: Conn, function: str, options: dict[str, Any], argument: str) -> None:
+    conn: Conn, function: str, options: dict[str, Any], argument: str
+) -> None:
     names = "".join(f", {name} => %({name})s::bigint" for name in options)
     first = "'q'" if function == "raquel_enqueue" else "'q', ARRAY['x']"
     with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
@@ -108,18 +112,26 @@ def test_reschedule_refuses_the_smallest_bigint_and_stats_keep_working(conn: Con
     assert rq.stats()["q"].claimed == 1
 
 
-@pytest.mark.parametrize(("at", "delay", "argument"), [
-    (4611686018427387904, 9000000000000000000, "at"),  # issue 18: was a bare 22003
-    (None, 9000000000000000000, "delay"),
-    (MAX, 1, "delay"),
-    (None, MAX, "delay"),  # now + delay
-    (None, -1, "delay"),
-])
+@pytest.mark.parametrize(
+    ("at", "delay", "argument"),
+    [
+        (4611686018427387904, 9000000000000000000, "at"),  # issue 18: was a bare 22003
+        (None, 9000000000000000000, "delay"),
+        (MAX, 1, "delay"),
+        (None, MAX, "delay"),  # now + delay
+        (None, -1, "delay"),
+    ],
+)
 def test_reschedule_refuses_times_past_the_range_naming_the_argument(
-        conn: Conn, at: int | None, delay: int, argument: str) -> None:
+    conn: Conn, at: int | None, delay: int, argument: str
+) -> None:
     job, claim = claimed_job(conn)
-    refused_naming(conn, argument, "SELECT raquel_reschedule(%s, %s, at => %s::bigint, delay => %s::bigint)",
-                   (job, claim, at, delay))
+    refused_naming(
+        conn,
+        argument,
+        "SELECT raquel_reschedule(%s, %s, at => %s::bigint, delay => %s::bigint)",
+        (job, claim, at, delay),
+    )
     assert conn.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("claimed", 0)
 
 
@@ -151,45 +163,58 @@ def test_claim_refuses_a_lease_running_past_the_range(conn: Conn, lease: int) ->
 
 def test_renew_leases_refuses_a_lease_running_past_the_range(conn: Conn) -> None:
     job, claim = claimed_job(conn)
-    refused_naming(conn, "lease", "SELECT raquel_renew_leases(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[], %s)",
-                   (job, claim, BIGINT_MAX))
+    refused_naming(
+        conn, "lease", "SELECT raquel_renew_leases(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[], %s)", (job, claim, BIGINT_MAX)
+    )
     assert conn.execute("SELECT lease_expires_at FROM raquel_jobs").fetchone() == (T + 60000,)
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"every": 1000, "first_run_at": MIN - 1}, "first_run_at"),
-    ({"every": 1000, "first_run_at": BIGINT_MAX}, "first_run_at"),
-    ({"every": BIGINT_MAX}, "every"),
-    ({"every": 2**62 - 1}, "every"),  # now + every past 9999
-    ({"every": 1000, "max_age": BIGINT_MAX}, "max_age"),  # overflowed every tick's enqueue
-    ({"every": 1000, "now": MAX + 1}, "now"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"every": 1000, "first_run_at": MIN - 1}, "first_run_at"),
+        ({"every": 1000, "first_run_at": BIGINT_MAX}, "first_run_at"),
+        ({"every": BIGINT_MAX}, "every"),
+        ({"every": 2**62 - 1}, "every"),  # now + every past 9999
+        ({"every": 1000, "max_age": BIGINT_MAX}, "max_age"),  # overflowed every tick's enqueue
+        ({"every": 1000, "now": MAX + 1}, "now"),
+    ],
+)
 def test_set_schedule_refuses_times_outside_the_range_naming_them(
-        conn: Conn, no_schedules: str, options: dict[str, Any], argument: str) -> None:
+    conn: Conn, no_schedules: str, options: dict[str, Any], argument: str
+) -> None:
     names = "".join(f", {name} => %({name})s::bigint" for name in options)
     refused_naming(conn, argument, f"SELECT raquel_set_schedule('s', 'q'{names})", options)
     assert conn.execute("SELECT count(*) FROM raquel_schedules").fetchone() == (0,)
 
 
-@pytest.mark.parametrize(("ticks", "nexts", "argument"), [
-    ([MIN - 1], [None], "ticks"),
-    ([T], [MAX + 1], "next_run_ats"),  # issue 18: moved a schedule to year 100,000,000
-    ([T], [10**17], "next_run_ats"),
-])
+@pytest.mark.parametrize(
+    ("ticks", "nexts", "argument"),
+    [
+        ([MIN - 1], [None], "ticks"),
+        ([T], [MAX + 1], "next_run_ats"),  # issue 18: moved a schedule to year 100,000,000
+        ([T], [10**17], "next_run_ats"),
+    ],
+)
 def test_fire_schedules_refuses_times_outside_the_range(
-        conn: Conn, no_schedules: str, ticks: list[int], nexts: list[int | None], argument: str) -> None:
+    conn: Conn, no_schedules: str, ticks: list[int], nexts: list[int | None], argument: str
+) -> None:
     conn.execute(f"SELECT raquel_set_schedule('s', 'q', cron => '* * * * *', first_run_at => {T})")
-    refused_naming(conn, argument, "SELECT * FROM raquel_fire_schedules(ARRAY['s'], %s::bigint[], %s::bigint[],"
-                   f" now => {T + 1})", (ticks, nexts))
+    refused_naming(
+        conn,
+        argument,
+        f"SELECT * FROM raquel_fire_schedules(ARRAY['s'], %s::bigint[], %s::bigint[], now => {T + 1})",
+        (ticks, nexts),
+    )
     assert conn.execute("SELECT next_run_at, last_run_at FROM raquel_schedules").fetchone() == (T, None)
     assert job_rows(conn) == []
 
 
-def test_an_interval_schedules_next_tick_is_capped_at_the_ranges_end(
-        conn: Conn, no_schedules: str, rq: Raquel) -> None:
+def test_an_interval_schedules_next_tick_is_capped_at_the_ranges_end(conn: Conn, no_schedules: str, rq: Raquel) -> None:
     conn.execute(f"SELECT raquel_set_schedule('s', 'q', every => {2**62 - 1}, first_run_at => {T})")
-    fired = conn.execute(f"SELECT * FROM raquel_fire_schedules(ARRAY['s'], ARRAY[{T}]::bigint[],"
-                         f" ARRAY[NULL]::bigint[], now => {T + 1})").fetchall()
+    fired = conn.execute(
+        f"SELECT * FROM raquel_fire_schedules(ARRAY['s'], ARRAY[{T}]::bigint[], ARRAY[NULL]::bigint[], now => {T + 1})"
+    ).fetchall()
 
     assert len(fired) == 1
     assert conn.execute("SELECT next_run_at FROM raquel_schedules").fetchone() == (MAX,)
@@ -220,8 +245,10 @@ def roles(conn: Conn) -> Iterator[dict[str, str]]:
         conn.execute(f'CREATE ROLE "{name}" NOLOGIN'.encode())
     grant_roles(conn, enqueuer=names["enqueuer"], worker=names["worker"], operator=names["operator"])
     conn.execute(f'GRANT USAGE ON SCHEMA "{current_schema(conn)}" TO "{names["caller"]}"'.encode())
-    for (function,) in conn.execute("SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE"
-                                    " 'raquel\\_%' AND p.prorettype <> 'trigger'::regtype").fetchall():
+    for (function,) in conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE"
+        " 'raquel\\_%' AND p.prorettype <> 'trigger'::regtype"
+    ).fetchall():
         conn.execute(f'GRANT EXECUTE ON FUNCTION {function} TO "{names["caller"]}"'.encode())
     yield names
     for name in names.values():
@@ -249,20 +276,39 @@ def refused_now(dsn: str, statement: str, *args: Any) -> None:
 
 #: Every function that takes now (a new one must be added here, and check it).
 TAKES_NOW = {
-    "raquel_enqueue", "raquel_enqueue_row", "raquel_enqueue_many", "raquel_expire", "raquel_rescue", "raquel_claim",
-    "raquel_renew_leases", "raquel_complete", "raquel_complete_many", "raquel_fail", "raquel_reschedule",
-    "raquel_cancel", "raquel_stats", "raquel_retry", "raquel_retry_jobs", "raquel_purge",
-    "raquel_set_schedule", "raquel_fire_schedules", "raquel_queue_overview", "raquel_throughput",
-    "raquel_set_queue_limits", "raquel_prune",
+    "raquel_enqueue",
+    "raquel_enqueue_row",
+    "raquel_enqueue_many",
+    "raquel_expire",
+    "raquel_rescue",
+    "raquel_claim",
+    "raquel_renew_leases",
+    "raquel_complete",
+    "raquel_complete_many",
+    "raquel_fail",
+    "raquel_reschedule",
+    "raquel_cancel",
+    "raquel_stats",
+    "raquel_retry",
+    "raquel_retry_jobs",
+    "raquel_purge",
+    "raquel_set_schedule",
+    "raquel_fire_schedules",
+    "raquel_queue_overview",
+    "raquel_throughput",
+    "raquel_set_queue_limits",
+    "raquel_prune",
 }
 
 
 def test_every_function_taking_now_refuses_it_from_a_role_that_may_not_update_the_jobs(
-        dsn: str, conn: Conn, roles: dict[str, str]) -> None:
+    dsn: str, conn: Conn, roles: dict[str, str]
+) -> None:
     functions = conn.execute(
         "SELECT p.proname, p.pronargs - p.pronargdefaults FROM pg_proc p"
         " WHERE p.proname LIKE 'raquel\\_%' AND 'now' = ANY (p.proargnames)"
-        "   AND p.pronamespace = 'raquel'::regnamespace").fetchall()  # the engine (0001_engine_schema)
+        "   AND p.pronamespace = 'raquel'::regnamespace"
+    ).fetchall()  # the engine (0001_engine_schema)
     assert {name for name, _ in functions} == TAKES_NOW
     job, claim = claimed_job(conn)
     before = job_rows(conn)
@@ -273,8 +319,7 @@ def test_every_function_taking_now_refuses_it_from_a_role_that_may_not_update_th
     assert job_rows(conn) == before
 
 
-def test_a_worker_cannot_rescue_live_claims_by_moving_the_clock(
-        dsn: str, conn: Conn, roles: dict[str, str]) -> None:
+def test_a_worker_cannot_rescue_live_claims_by_moving_the_clock(dsn: str, conn: Conn, roles: dict[str, str]) -> None:
     conn.execute("SELECT raquel_enqueue('q')")
     honest = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'], 'honest')").fetchone()
     worker = as_role(dsn, roles["worker"])
@@ -282,24 +327,33 @@ def test_a_worker_cannot_rescue_live_claims_by_moving_the_clock(
         refused_now(worker, f"SELECT * FROM raquel_claim({queues}, 'rogue', 1, now => raquel_now_ms() + 3600000)")
 
     assert conn.execute("SELECT status, claimed_by, claim_id FROM raquel_jobs").fetchone() == (
-        "claimed", "honest", honest[1])
+        "claimed",
+        "honest",
+        honest[1],
+    )
     with psycopg.connect(worker, autocommit=True) as session:  # the worker's own claims still work
         assert session.execute("SELECT raquel_complete(%s, %s)", honest).fetchone() == ("success",)
 
 
 def test_a_worker_cannot_claim_delayed_jobs_early(dsn: str, conn: Conn, roles: dict[str, str]) -> None:
     conn.execute("SELECT raquel_enqueue('q', delay => 3600000)")
-    refused_now(as_role(dsn, roles["worker"]),
-                "SELECT * FROM raquel_claim(ARRAY['q'], 'rogue', now => raquel_now_ms() + 3600000)")
+    refused_now(
+        as_role(dsn, roles["worker"]),
+        "SELECT * FROM raquel_claim(ARRAY['q'], 'rogue', now => raquel_now_ms() + 3600000)",
+    )
     assert conn.execute("SELECT status FROM raquel_jobs").fetchone() == ("queued",)
 
 
 def test_a_worker_cannot_fire_schedules_early_or_move_them(
-        dsn: str, conn: Conn, no_schedules: str, roles: dict[str, str]) -> None:
+    dsn: str, conn: Conn, no_schedules: str, roles: dict[str, str]
+) -> None:
     tick = conn.execute("SELECT raquel_set_schedule('s', 'q', every => 3600000)").fetchone()[0]
-    refused_now(as_role(dsn, roles["worker"]),
-                "SELECT * FROM raquel_fire_schedules(ARRAY['s'], ARRAY[%s]::bigint[], ARRAY[NULL]::bigint[],"
-                " now => %s)", tick, tick)
+    refused_now(
+        as_role(dsn, roles["worker"]),
+        "SELECT * FROM raquel_fire_schedules(ARRAY['s'], ARRAY[%s]::bigint[], ARRAY[NULL]::bigint[], now => %s)",
+        tick,
+        tick,
+    )
     assert conn.execute("SELECT next_run_at, last_run_at FROM raquel_schedules").fetchone() == (tick, None)
     assert job_rows(conn) == []
 
@@ -313,14 +367,16 @@ def test_an_operator_may_still_move_the_clock(dsn: str, conn: Conn, roles: dict[
     # It may update raquel_jobs by hand anyway; the CLI's purge passes now for one cutoff.
     with psycopg.connect(as_role(dsn, roles["operator"]), autocommit=True) as operator:
         operator.execute("SELECT raquel_enqueue('q', now => %s)", (T,))
-        assert operator.execute("SELECT count(*) FROM raquel_claim(ARRAY['q'], 'op', now => %s)",
-                                (T,)).fetchone() == (1,)
+        assert operator.execute("SELECT count(*) FROM raquel_claim(ARRAY['q'], 'op', now => %s)", (T,)).fetchone() == (
+            1,
+        )
         assert operator.execute("SELECT raquel_purge('1 day', now => %s)", (T,)).fetchone() == (0,)
     assert conn.execute("SELECT claimed_at FROM raquel_jobs").fetchone() == (T,)
 
 
 def test_a_worker_runs_schedules_on_the_database_clock(
-        dsn: str, conn: Conn, no_schedules: str, roles: dict[str, str]) -> None:
+    dsn: str, conn: Conn, no_schedules: str, roles: dict[str, str]
+) -> None:
     conn.execute(f"SELECT raquel_set_schedule('s', 'q', every => 60000, first_run_at => {T})")
     with Raquel(as_role(dsn, roles["worker"])) as worker:
         assert len(worker.run_schedules()) == 1
@@ -370,7 +426,8 @@ def test_enqueue_blames_min_retry_delay_when_it_alone_exceeds_the_default_max(co
 
 @pytest.mark.parametrize(("job_ids", "claim_ids"), [(2, 1), (1, 2), (1, None), (None, 1), (0, 1)])
 def test_renew_leases_refuses_arrays_of_different_lengths(
-        conn: Conn, job_ids: int | None, claim_ids: int | None) -> None:
+    conn: Conn, job_ids: int | None, claim_ids: int | None
+) -> None:
     job, claim = claimed_job(conn)
     ids = None if job_ids is None else [job] * job_ids
     claims = None if claim_ids is None else [claim] * claim_ids
@@ -386,11 +443,13 @@ def test_claim_before_takes_only_jobs_scheduled_at_or_before_it(conn: Conn, queu
     for offset in (3000, 2000, 1000):
         conn.execute("SELECT raquel_enqueue('a', %s, at => %s, now => %s)", (str(offset), T - offset, T))
 
-    claimed = conn.execute("SELECT payload FROM raquel_claim(%s, 'w', 10, before => %s, now => %s)",
-                           (queues, T - 2000, T)).fetchall()
+    claimed = conn.execute(
+        "SELECT payload FROM raquel_claim(%s, 'w', 10, before => %s, now => %s)", (queues, T - 2000, T)
+    ).fetchall()
     assert claimed == [("3000",), ("2000",)]
-    later = conn.execute("SELECT payload FROM raquel_claim(%s, 'w', 10, before => %s, now => %s)",
-                         (queues, T + 10**9, T)).fetchall()
+    later = conn.execute(
+        "SELECT payload FROM raquel_claim(%s, 'w', 10, before => %s, now => %s)", (queues, T + 10**9, T)
+    ).fetchall()
     assert later == [("1000",)]  # before later than now: now still bounds the claim
 
 
@@ -401,26 +460,33 @@ def test_claim_before_from_the_client(rq: Raquel, conn: Conn) -> None:
     jobs = rq._claim(["q"], None, 10, before=2000)
     assert [j.payload for j in jobs] == ["old"]
     assert conn.execute("SELECT payload, status FROM raquel_jobs ORDER BY payload").fetchall() == [
-        ("new", "queued"), ("old", "claimed")]
+        ("new", "queued"),
+        ("old", "claimed"),
+    ]
     assert jobs[0].cancel()
 
 
 # --- Python mirrors the range ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"at": -10**14}, "at"),
-    ({"at": datetime(1, 1, 1)}, "at"),
-    ({"at": datetime.max}, "at"),
-    ({"at": MAX + 1}, "at"),
-    ({"delay": 2**62}, "delay"),
-    ({"max_age": -(2**62)}, "max_age"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"at": -(10**14)}, "at"),
+        ({"at": datetime(1, 1, 1)}, "at"),
+        ({"at": datetime.max}, "at"),
+        ({"at": MAX + 1}, "at"),
+        ({"delay": 2**62}, "delay"),
+        ({"max_age": -(2**62)}, "max_age"),
+    ],
+)
 def test_python_refuses_a_time_outside_the_range_before_any_sql(
-        conn: Conn, options: dict[str, Any], argument: str) -> None:
+    conn: Conn, options: dict[str, Any], argument: str
+) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        params.enqueue_args("q", None, options.get("at"), options.get("delay"), options.get("max_age"),
-                            None, None, None, None)
+        params.enqueue_args(
+            "q", None, options.get("at"), options.get("delay"), options.get("max_age"), None, None, None, None
+        )
     assert refused.value.argument == argument
 
 

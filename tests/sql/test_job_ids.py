@@ -55,15 +55,18 @@ def test_new_id_is_inlined_into_the_statement_that_calls_it(conn: Conn) -> None:
     # No function call left in the plan: neither raquel_new_id nor the
     # raquel_now_ms it reads the clock with.
     plan = conn.execute("EXPLAIN VERBOSE SELECT raquel_new_id()").fetchall()
-    output = " ".join(line for line, in plan)
+    output = " ".join(line for (line,) in plan)
     assert "gen_random_uuid()" in output and "clock_timestamp()" in output
     assert "raquel_" not in output
 
 
 def test_every_way_of_adding_jobs_gives_time_ordered_ids(rq: Raquel, conn: Conn, no_schedules: str) -> None:
     before = server_ms(conn)
-    made = [rq.enqueue("q").id, *rq.enqueue_many("q", ["a", "b"]),
-            *rq.enqueue_many("q", ["c", "d"], unique_keys=["k", None])]
+    made = [
+        rq.enqueue("q").id,
+        *rq.enqueue_many("q", ["a", "b"]),
+        *rq.enqueue_many("q", ["c", "d"], unique_keys=["k", None]),
+    ]
     made.append(conn.execute("INSERT INTO raquel_jobs (queue) VALUES ('q') RETURNING id").fetchone()[0])
     rq.schedule("tick", "q", every=1000, first_run_at=before)
     made += rq.run_schedules()
@@ -100,12 +103,15 @@ def test_a_shared_claim_id_fences_each_job_on_its_own(conn: Conn) -> None:
 
 def test_jobs_with_version_4_ids_run_beside_time_ordered_ones(conn: Conn) -> None:
     # Rows copied from raquel (or inserted with gen_random_uuid()) keep their random ids.
-    old = conn.execute("INSERT INTO raquel_jobs (id, queue) SELECT gen_random_uuid(), 'q'"
-                       " FROM generate_series(1, 2) RETURNING id").fetchall()
+    old = conn.execute(
+        "INSERT INTO raquel_jobs (id, queue) SELECT gen_random_uuid(), 'q' FROM generate_series(1, 2) RETURNING id"
+    ).fetchall()
     new = conn.execute("SELECT raquel_enqueue('q')").fetchone()
     claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'], batch => 3)").fetchall()
     assert {job for job, _ in claimed} == {old[0][0], old[1][0], new[0]}
     assert [job.version for job, _ in sorted(claimed, key=lambda c: c[0] == new[0])] == [4, 4, 7]
-    done = conn.execute("SELECT count(*) FILTER (WHERE recorded) FROM raquel_complete_many(%s, %s)",
-                        [[job for job, _ in claimed], [claim for _, claim in claimed]]).fetchone()
+    done = conn.execute(
+        "SELECT count(*) FILTER (WHERE recorded) FROM raquel_complete_many(%s, %s)",
+        [[job for job, _ in claimed], [claim for _, claim in claimed]],
+    ).fetchone()
     assert done == (3,)

@@ -19,15 +19,18 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 def enqueue(conn: Conn, queue: str = "q", now: int = T, **options: Any) -> UUID:
     names = "".join(f", {k} => %({k})s" for k in options)
-    row = conn.execute(f"SELECT raquel_enqueue(queue => %(queue)s, now => %(now)s{names})".encode(),
-                       {"queue": queue, "now": now, **options}).fetchone()
+    row = conn.execute(
+        f"SELECT raquel_enqueue(queue => %(queue)s, now => %(now)s{names})".encode(),
+        {"queue": queue, "now": now, **options},
+    ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
 
 def claim(conn: Conn, queue: str = "q", now: int = T, lease: int = 60_000) -> tuple[UUID, UUID]:
-    row = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'w1', 1, %s, %s)",
-                       (queue, lease, now)).fetchone()
+    row = conn.execute(
+        "SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'w1', 1, %s, %s)", (queue, lease, now)
+    ).fetchone()
     assert row is not None
     return row[0], row[1]
 
@@ -101,8 +104,7 @@ def test_stats_counts_claimed_jobs_whose_lease_ran_out(conn: Conn) -> None:
 
 def test_queue_stats_view_shows_the_oldest_ready_age_as_an_interval(conn: Conn) -> None:
     enqueue(conn, "q", now=T)
-    row = conn.execute(
-        "SELECT queue, ready, oldest_ready_age FROM raquel_queue_stats").fetchone()
+    row = conn.execute("SELECT queue, ready, oldest_ready_age FROM raquel_queue_stats").fetchone()
     assert row is not None
     queue, ready, age = row
     assert (queue, ready) == ("q", 1)
@@ -139,8 +141,8 @@ def test_retry_requeues_a_job_now_keeping_its_attempts(conn: Conn, status: str) 
     retried = conn.execute("SELECT raquel_retry(%s, %s)", (job_id, T + 10)).fetchone()
     assert retried == (True,)
     row = conn.execute(
-        "SELECT status, attempts, scheduled_at, finished_at, claim_id FROM raquel_jobs WHERE id = %s",
-        (job_id,)).fetchone()
+        "SELECT status, attempts, scheduled_at, finished_at, claim_id FROM raquel_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
     assert row == ("queued", before[0], T + 10, None, None)
 
 
@@ -180,8 +182,7 @@ def test_retry_jobs_filters_by_queue_and_status(conn: Conn) -> None:
     a_failed = job_in(conn, "failed", "a")
     a_cancelled = job_in(conn, "cancelled", "a")
     b_failed = job_in(conn, "failed", "b")
-    count = conn.execute(
-        "SELECT raquel_retry_jobs(queue => 'a', statuses => ARRAY['failed', 'cancelled'])").fetchone()
+    count = conn.execute("SELECT raquel_retry_jobs(queue => 'a', statuses => ARRAY['failed', 'cancelled'])").fetchone()
     assert count == (2,)
     assert [status_of(conn, j) for j in (a_failed, a_cancelled, b_failed)] == ["queued", "queued", "failed"]
 
@@ -224,8 +225,7 @@ def test_purge_deletes_finished_jobs_older_than_the_age(conn: Conn) -> None:
 
 def test_purge_never_deletes_waiting_running_or_failed_jobs(conn: Conn) -> None:
     day = 86_400_000
-    kept = [job_in(conn, s, queue=f"q{i}", now=T - 30 * day)
-            for i, s in enumerate(("queued", "claimed", "failed"))]
+    kept = [job_in(conn, s, queue=f"q{i}", now=T - 30 * day) for i, s in enumerate(("queued", "claimed", "failed"))]
     assert conn.execute("SELECT raquel_purge(interval '1 day', now => %s)", (T,)).fetchone() == (0,)
     assert [status_of(conn, j) for j in kept] == ["queued", "claimed", "failed"]
 
@@ -243,12 +243,15 @@ def test_purge_deletes_one_batch_per_call_oldest_first(conn: Conn) -> None:
     assert [status_of(conn, j) for j in jobs] == [None, None, "success", "success", "success"]
 
 
-@pytest.mark.parametrize("call, argument", [
-    ("raquel_purge(interval '-1 day')", "older_than"),
-    ("raquel_purge(NULL)", "older_than"),
-    ("raquel_purge(interval '1 day', ARRAY['failed'])", "statuses"),
-    ("raquel_purge(interval '1 day', batch_size => 0)", "batch_size"),
-])
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        ("raquel_purge(interval '-1 day')", "older_than"),
+        ("raquel_purge(NULL)", "older_than"),
+        ("raquel_purge(interval '1 day', ARRAY['failed'])", "statuses"),
+        ("raquel_purge(interval '1 day', batch_size => 0)", "batch_size"),
+    ],
+)
 def test_purge_refuses_bad_arguments(conn: Conn, call: str, argument: str) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
         conn.execute(f"SELECT {call}".encode())

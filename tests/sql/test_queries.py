@@ -22,7 +22,8 @@ from raquel_pg.queries import QUERIES, _statement
 def test_a_query_ends_at_its_last_statement_line() -> None:
     assert _statement("\nLISTEN raquel_jobs\n\n-- Operations: the next section.\n\n") == "LISTEN raquel_jobs"
     assert _statement("SELECT 1  -- an inline comment stays\n-- a closing one goes\n") == (
-        "SELECT 1  -- an inline comment stays")
+        "SELECT 1  -- an inline comment stays"
+    )
     for name, query in QUERIES.items():
         last = query.splitlines()[-1].strip()
         assert last and not last.startswith("--"), name
@@ -40,8 +41,8 @@ def test_a_listening_worker_shows_its_listen_in_pg_stat_activity(rq: Raquel, dsn
         time.sleep(0.01)
     with psycopg.connect(dsn, autocommit=True) as conn:
         listeners: Any = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query = 'LISTEN raquel_jobs'").fetchone()
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+        ).fetchone()
     handler.stop()
     join([run], 10)
     assert listeners[0] == 1

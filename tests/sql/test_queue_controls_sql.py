@@ -206,12 +206,15 @@ def test_limits_set_to_null_lift_them(conn: Conn) -> None:
     assert len(claim(conn, ["a"])) == 5
 
 
-@pytest.mark.parametrize(("args", "name"), [
-    ("max_running => 0", "max_running"),
-    ("per_second => 0", "per_second"),
-    ("per_second => 'Infinity'", "per_second"),
-    ("per_second => 'NaN'", "per_second"),
-])
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ("max_running => 0", "max_running"),
+        ("per_second => 0", "per_second"),
+        ("per_second => 'Infinity'", "per_second"),
+        ("per_second => 'NaN'", "per_second"),
+    ],
+)
 def test_set_queue_limits_refuses_a_bad_limit_naming_it(conn: Conn, args: str, name: str) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=name):
         conn.execute(f"SELECT raquel_set_queue_limits('a', {args})".encode())
@@ -250,8 +253,9 @@ def test_next_due_of_a_queue_out_of_tokens_is_its_next_token(conn: Conn) -> None
 def finished(conn: Conn, queue: str, n: int, finished_at: int) -> None:
     """n jobs of queue that finished (success) at finished_at."""
     enqueue(conn, queue, n, now=finished_at - 10)
-    rows = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'w', %s, 60000, %s)",
-                        (queue, n, finished_at - 5)).fetchall()
+    rows = conn.execute(
+        "SELECT id, claim_id FROM raquel_claim(ARRAY[%s], 'w', %s, 60000, %s)", (queue, n, finished_at - 5)
+    ).fetchall()
     for row in rows:
         conn.execute("SELECT raquel_complete(%s, %s, %s)", (*row, finished_at))
 
@@ -326,5 +330,7 @@ def test_queue_controls_lists_settings_and_the_default_retention(conn: Conn) -> 
     conn.execute("SELECT raquel_pause_queue('a')")
     conn.execute("SELECT raquel_set_queue_limits('b', max_running => 4, per_second => 2.5)")
     conn.execute("SELECT raquel_set_retention(NULL, '7 days')")
-    rows = conn.execute("SELECT queue, paused, max_running, per_second, retention_ms FROM raquel_queue_controls()").fetchall()
+    rows = conn.execute(
+        "SELECT queue, paused, max_running, per_second, retention_ms FROM raquel_queue_controls()"
+    ).fetchall()
     assert rows == [("a", True, None, None, None), ("b", False, 4, 2.5, None), (None, False, None, None, 604_800_000)]

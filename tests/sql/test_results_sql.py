@@ -34,15 +34,17 @@ def row_of(conn: Conn, job_id: UUID) -> dict[str, Any]:
 
 def enqueue(conn: Conn, queue: str = "q", **options: Any) -> UUID:
     names = "".join(f", {k} => %({k})s" for k in options)
-    row = conn.execute(f"SELECT raquel_enqueue(queue => %(queue)s{names})".encode(),
-                       {"queue": queue, **options}).fetchone()
+    row = conn.execute(
+        f"SELECT raquel_enqueue(queue => %(queue)s{names})".encode(), {"queue": queue, **options}
+    ).fetchone()
     assert row is not None
     return UUID(str(row[0]))
 
 
 def claim(conn: Conn, queue: str = "q", batch: int = 1, now: int | None = None) -> list[tuple[UUID, UUID]]:
-    rows = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY[%s], batch => %s, now => %s)",
-                        (queue, batch, now)).fetchall()
+    rows = conn.execute(
+        "SELECT id, claim_id FROM raquel_claim(ARRAY[%s], batch => %s, now => %s)", (queue, batch, now)
+    ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
@@ -84,8 +86,12 @@ def test_complete_many_stores_each_result_in_its_row(conn: Conn) -> None:
     by_id = {jid: [1, None, "x"][ids.index(jid)] for jid, _ in pairs}
     rows = conn.execute(
         "SELECT job_id, recorded FROM raquel_complete_many(%s::uuid[], %s::uuid[], results => %s::jsonb[])",
-        ([p[0] for p in pairs], [p[1] for p in pairs],
-         [None if by_id[p[0]] is None else Jsonb(by_id[p[0]]) for p in pairs])).fetchall()
+        (
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+            [None if by_id[p[0]] is None else Jsonb(by_id[p[0]]) for p in pairs],
+        ),
+    ).fetchall()
     assert all(recorded for _, recorded in rows)
     assert [row_of(conn, i)["result"] for i in ids] == [1, None, "x"]
 
@@ -100,8 +106,13 @@ def test_complete_many_without_results_stores_none(conn: Conn) -> None:
 def test_complete_many_refuses_results_of_another_length_and_writes_nothing(conn: Conn) -> None:
     job_id = enqueue(conn)
     [(jid, cid)] = claim(conn)
-    refused(conn, "SELECT * FROM raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[],"
-                  " results => ARRAY['1', '2']::jsonb[])", "results", jid, cid)
+    refused(
+        conn,
+        "SELECT * FROM raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[], results => ARRAY['1', '2']::jsonb[])",
+        "results",
+        jid,
+        cid,
+    )
     assert row_of(conn, job_id)["status"] == "claimed"
 
 
@@ -161,14 +172,13 @@ def test_complete_many_notifies_each_watched_job_once(conn: Conn, dsn: str) -> N
             one(conn, "SELECT raquel_result_watch(%s)", job_id)
             one(conn, "SELECT raquel_result_watch(%s)", job_id)
         pairs = claim(conn, batch=3)
-        conn.execute("SELECT * FROM raquel_complete_many(%s::uuid[], %s::uuid[])",
-                     ([p[0] for p in pairs], [p[1] for p in pairs]))
+        conn.execute(
+            "SELECT * FROM raquel_complete_many(%s::uuid[], %s::uuid[])", ([p[0] for p in pairs], [p[1] for p in pairs])
+        )
         assert sorted(heard(listener)) == sorted(("raquel_results", str(i)) for i in ids[:2])
 
 
-def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_job_to_finish(
-    conn: Conn, dsn: str
-) -> None:
+def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_job_to_finish(conn: Conn, dsn: str) -> None:
     done = enqueue(conn)
     [(jid, cid)] = claim(conn)
     one(conn, "SELECT raquel_complete(%s, %s)", jid, cid)
@@ -202,8 +212,13 @@ def test_result_waits_for_a_transaction_finishing_the_job_so_no_end_is_missed(co
         reader = threading.Thread(target=lambda: got.append(result(waiter, job_id)))
         reader.start()
         deadline = time.monotonic() + 10
-        while one(conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock'") == 0:
+        while (
+            one(
+                conn,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            == 0
+        ):
             assert time.monotonic() < deadline, "raquel_result did not wait for the open finisher"
             time.sleep(0.01)
         assert got == []

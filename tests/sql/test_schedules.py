@@ -23,8 +23,12 @@ def ms(value: datetime) -> int:
 
 def fired(conn: psycopg.Connection[Any], queue: str = "q") -> list[int]:
     """scheduled_at of the jobs enqueued on ``queue``, in order."""
-    return [r[0] for r in conn.execute(
-        "SELECT scheduled_at FROM raquel_jobs WHERE queue = %s ORDER BY scheduled_at", (queue,)).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT scheduled_at FROM raquel_jobs WHERE queue = %s ORDER BY scheduled_at", (queue,)
+        ).fetchall()
+    ]
 
 
 def state(conn: psycopg.Connection[Any], name: str) -> tuple[Any, ...]:
@@ -79,7 +83,9 @@ def test_cron_schedule_set_from_sql_gets_its_first_tick_from_a_scheduler(
     rq: Raquel, conn: psycopg.Connection[Any], no_schedules: str
 ) -> None:
     # The README's psql example, verbatim.
-    conn.execute("SELECT raquel_set_schedule('nightly-report', 'reports', '{\"kind\": \"daily\"}', cron => '0 3 * * *')")
+    conn.execute(
+        "SELECT raquel_set_schedule('nightly-report', 'reports', '{\"kind\": \"daily\"}', cron => '0 3 * * *')"
+    )
     assert state(conn, "nightly-report") == (None, None)
     now = ms(datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc))
     assert rq.run_schedules(now=now) == []  # sets the first tick, enqueues nothing
@@ -87,7 +93,9 @@ def test_cron_schedule_set_from_sql_gets_its_first_tick_from_a_scheduler(
 
 
 def test_readme_sql(conn: psycopg.Connection[Any], no_schedules: str) -> None:
-    conn.execute("""SELECT raquel_set_schedule('nightly-report', 'reports', '{"kind": "daily"}', cron => '0 3 * * *');""")
+    conn.execute(
+        """SELECT raquel_set_schedule('nightly-report', 'reports', '{"kind": "daily"}', cron => '0 3 * * *');"""
+    )
     conn.execute("SELECT raquel_set_schedule('cleanup', 'maintenance', every => 3600000, priority => -1);")
     listed = conn.execute(
         "SELECT name, to_timestamp(next_run_at / 1000.0) AS next_run FROM raquel_schedules ORDER BY next_run_at;"
@@ -134,14 +142,17 @@ def test_schedules_lists_and_unschedule_deletes(rq: Raquel, no_schedules: str) -
     assert [s.name for s in rq.schedules()] == ["b"]
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"cron": "61 * * * *"}, "cron"),
-    ({}, "cron"),
-    ({"cron": "* * * * *", "every": 1000}, "cron"),
-    ({"every": 0}, "every"),
-    ({"every": 1.5}, "every"),
-    ({"every": 1000, "max_age": -1}, "max_age"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({}, "cron"),
+        ({"cron": "* * * * *", "every": 1000}, "cron"),
+        ({"every": 0}, "every"),
+        ({"every": 1.5}, "every"),
+        ({"every": 1000, "max_age": -1}, "max_age"),
+    ],
+)
 def test_bad_schedules_are_refused(rq: Raquel, no_schedules: str, options: dict[str, Any], argument: str) -> None:
     with pytest.raises(InvalidArgument) as error:
         rq.schedule("bad", "q", **options)
@@ -165,9 +176,7 @@ async def test_async_run_schedules(arq: AsyncRaquel, conn: psycopg.Connection[An
     assert fired(conn) == [T]
 
 
-def test_concurrent_schedulers_fire_each_tick_once(
-    no_schedules: str, conn: psycopg.Connection[Any]
-) -> None:
+def test_concurrent_schedulers_fire_each_tick_once(no_schedules: str, conn: psycopg.Connection[Any]) -> None:
     """8 schedulers, each with its own client, walk the same 20 s of clock in 100 ms steps."""
     clients = [Raquel(no_schedules, pool_size=1) for _ in range(8)]
     clients[0].schedule("one", "q", every=1000, first_run_at=T)
@@ -221,9 +230,7 @@ def test_scheduler_processes_fire_each_tick_once(no_schedules: str, conn: psycop
 
 
 @pytest.mark.slow
-def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(
-    no_schedules: str, conn: psycopg.Connection[Any]
-) -> None:
+def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(no_schedules: str, conn: psycopg.Connection[Any]) -> None:
     """4 Scheduler loops (threads, own clients) on a 100 ms interval, until 20 ticks fired."""
     clients = [Raquel(no_schedules, pool_size=2) for _ in range(4)]
     clients[0].schedule("fast", "q", every=100)
@@ -251,7 +258,8 @@ def test_scheduler_loops_on_the_real_clock_fire_no_tick_twice(
 
 
 def test_a_scheduler_goes_on_after_a_refused_run(
-        no_schedules: str, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture) -> None:
+    no_schedules: str, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # Its database refuses the write (a read-only session here): the error is
     # logged and retried, the scheduler keeps running until it is stopped.
     conn.execute("SELECT raquel_set_schedule('tick', 'q', every => 1000, first_run_at => 0)")

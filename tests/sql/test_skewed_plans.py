@@ -90,8 +90,10 @@ def plan_notices(conn: psycopg.Connection[Any], statement: str) -> list[str]:
         notices.append(diag.message_primary or "")
 
     conn.add_notice_handler(keep)
-    conn.execute("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; "
-                 "SET auto_explain.log_level = notice")
+    conn.execute(
+        "SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; "
+        "SET auto_explain.log_level = notice"
+    )
     try:
         conn.execute(statement)
     finally:
@@ -111,12 +113,14 @@ def all_queued(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-@pytest.mark.parametrize("outcome", [
-    "SELECT count(*) FROM raquel_complete_many(%s, %s)",
-    "SELECT count(*) FROM raquel_renew_leases(%s, %s)",
-])
-def test_a_batch_of_outcomes_reaches_its_jobs_by_primary_key(all_queued: psycopg.Connection[Any],
-                                                            outcome: str) -> None:
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        "SELECT count(*) FROM raquel_complete_many(%s, %s)",
+        "SELECT count(*) FROM raquel_renew_leases(%s, %s)",
+    ],
+)
+def test_a_batch_of_outcomes_reaches_its_jobs_by_primary_key(all_queued: psycopg.Connection[Any], outcome: str) -> None:
     # The statistics say no job is 'claimed': free to choose, the planner
     # joined the pairs to a sequential scan of the table in a nested loop
     # (372 ms for 1,000 jobs; 0011).
@@ -138,34 +142,42 @@ def test_a_large_claim_updates_the_rows_it_locked_by_their_ctid(all_queued: psyc
     assert "raquel_jobs_pkey" not in plans
 
 
-@pytest.mark.parametrize("statement", [
-    "SELECT raquel_expire(ARRAY['big'])",
-    "SELECT count(*) FROM raquel_claim(ARRAY['none'], 'w', 5, 60000)",  # short: expires too
-    "SELECT raquel_rescue(ARRAY['big'])",
-    "SELECT raquel_next_due(ARRAY['big'])",
-])
-def test_the_claim_and_its_sweeps_start_no_parallel_workers(skewed: psycopg.Connection[Any],
-                                                             statement: str) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT raquel_expire(ARRAY['big'])",
+        "SELECT count(*) FROM raquel_claim(ARRAY['none'], 'w', 5, 60000)",  # short: expires too
+        "SELECT raquel_rescue(ARRAY['big'])",
+        "SELECT raquel_next_due(ARRAY['big'])",
+    ],
+)
+def test_the_claim_and_its_sweeps_start_no_parallel_workers(skewed: psycopg.Connection[Any], statement: str) -> None:
     # The expiry probe's empty partial index gets a guess of a third of the
     # table; beside a backlog that priced it into a Gather whose two workers
     # took 7-30 ms to start, for a probe of 0.007 ms (0014). Parallel plans
     # are made as cheap as they can be here, so only the functions' own
     # setting keeps them out.
-    skewed.execute("SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
-                   "SET min_parallel_table_scan_size = 0; SET min_parallel_index_scan_size = 0")
+    skewed.execute(
+        "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
+        "SET min_parallel_table_scan_size = 0; SET min_parallel_index_scan_size = 0"
+    )
     try:
         plans = nested_plans(skewed, statement)
     finally:
-        skewed.execute("RESET parallel_setup_cost; RESET parallel_tuple_cost; "
-                       "RESET min_parallel_table_scan_size; RESET min_parallel_index_scan_size")
+        skewed.execute(
+            "RESET parallel_setup_cost; RESET parallel_tuple_cost; "
+            "RESET min_parallel_table_scan_size; RESET min_parallel_index_scan_size"
+        )
     assert "raquel_jobs" in plans
     assert "Gather" not in plans and "Parallel" not in plans
 
 
 def engine_settings(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
     """Each engine function's settings (``proconfig``), by its signature."""
-    rows = conn.execute("SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p "
-                        "WHERE p.pronamespace = 'raquel'::regnamespace AND p.proconfig IS NOT NULL").fetchall()
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p "
+        "WHERE p.pronamespace = 'raquel'::regnamespace AND p.proconfig IS NOT NULL"
+    ).fetchall()
     return {name: list(config) for name, config in rows}
 
 
@@ -187,15 +199,18 @@ def test_a_claim_that_rescues_jobs_compiles_nothing(skewed: psycopg.Connection[A
     assert start is not None
     # Enqueued and claimed a second ago with a lease of 1 ms; rescued at the
     # clock's now (so the jobs put back are ready, and the wake-up check runs).
-    skewed.execute("SELECT count(*) FROM raquel_enqueue_many('rescued', array_fill('x'::text, ARRAY[3]), "
-                   "now => %s)", [start[0] - 1000])
+    skewed.execute(
+        "SELECT count(*) FROM raquel_enqueue_many('rescued', array_fill('x'::text, ARRAY[3]), now => %s)",
+        [start[0] - 1000],
+    )
     skewed.execute("SELECT count(*) FROM raquel_claim(ARRAY['rescued'], 'w', 3, 1, now => %s)", [start[0] - 1000])
     skewed.execute("SET jit = on; SET jit_above_cost = 0; SET jit_inline_above_cost = 0")
     try:
         if not any("JIT:" in plan for plan in plan_notices(skewed, "SELECT count(*) FROM raquel_waiters")):
             pytest.skip("this server does not JIT-compile (no LLVM support)")
-        plans = plan_notices(skewed, "SELECT count(*) FROM raquel.raquel_claim(ARRAY['rescued'], 'w', 3, 60000, "
-                                     f"now => {start[0]})")
+        plans = plan_notices(
+            skewed, f"SELECT count(*) FROM raquel.raquel_claim(ARRAY['rescued'], 'w', 3, 60000, now => {start[0]})"
+        )
     finally:
         skewed.execute("RESET jit; RESET jit_above_cost; RESET jit_inline_above_cost")
     nested = plans[:-1]  # the last is the caller's own statement, JIT-compiled at this session's settings

@@ -36,10 +36,15 @@ def enqueue(conn: Conn, queue: str = "q", now: int = T0, **options: Any) -> UUID
     return UUID(str(row[0]))
 
 
-def claim(conn: Conn, queues: list[str] | None = None, now: int | None = T0, batch: int = 1,
-          lease: int = 60_000, claim_as: str | None = "w1") -> list[dict[str, Any]]:
-    cur = conn.execute(
-        "SELECT * FROM raquel_claim(%s::text[], %s, %s, %s, %s)", (queues, claim_as, batch, lease, now))
+def claim(
+    conn: Conn,
+    queues: list[str] | None = None,
+    now: int | None = T0,
+    batch: int = 1,
+    lease: int = 60_000,
+    claim_as: str | None = "w1",
+) -> list[dict[str, Any]]:
+    cur = conn.execute("SELECT * FROM raquel_claim(%s::text[], %s, %s, %s, %s)", (queues, claim_as, batch, lease, now))
     assert cur.description is not None
     return [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
 
@@ -50,8 +55,7 @@ def claim(conn: Conn, queues: list[str] | None = None, now: int | None = T0, bat
 def test_enqueue_with_positional_arguments_as_from_psql(conn: Conn) -> None:
     job_id = one(conn, """SELECT raquel_enqueue('emails', '{"to": "a@b.c"}')""")
     row = job(conn, job_id)
-    assert (row["queue"], row["payload"], row["status"], row["attempts"]) == (
-        "emails", '{"to": "a@b.c"}', "queued", 0)
+    assert (row["queue"], row["payload"], row["status"], row["attempts"]) == ("emails", '{"to": "a@b.c"}', "queued", 0)
     assert row["scheduled_at"] == row["enqueued_at"]
     assert (row["min_retry_delay"], row["max_retry_delay"], row["backoff_base"]) == (1000, 43_200_000, 1000)
 
@@ -72,16 +76,19 @@ def test_enqueue_adds_delay_to_at(conn: Conn) -> None:
     assert (row["enqueued_at"], row["scheduled_at"]) == (T0, T0 + 10_500)
 
 
-@pytest.mark.parametrize(("options", "argument"), [
-    ({"queue": ""}, "queue"),
-    ({"queue": "x" * 1001}, "queue"),
-    ({"delay": -1}, "delay"),
-    ({"max_age": 0}, "max_age"),
-    ({"max_retry_count": -1}, "max_retry_count"),
-    ({"min_retry_delay": -1}, "min_retry_delay"),
-    ({"min_retry_delay": 500, "max_retry_delay": 100}, "max_retry_delay"),
-    ({"backoff_base": -1}, "backoff_base"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"queue": ""}, "queue"),
+        ({"queue": "x" * 1001}, "queue"),
+        ({"delay": -1}, "delay"),
+        ({"max_age": 0}, "max_age"),
+        ({"max_retry_count": -1}, "max_retry_count"),
+        ({"min_retry_delay": -1}, "min_retry_delay"),
+        ({"min_retry_delay": 500, "max_retry_delay": 100}, "max_retry_delay"),
+        ({"backoff_base": -1}, "backoff_base"),
+    ],
+)
 def test_enqueue_refuses_bad_arguments_naming_them_and_writes_nothing(
     conn: Conn, options: dict[str, Any], argument: str
 ) -> None:
@@ -102,7 +109,11 @@ def test_claim_takes_a_ready_job_with_a_lease_and_claim_id(conn: Conn) -> None:
     assert claimed["id"] == job_id
     row = job(conn, job_id)
     assert (row["status"], row["claimed_by"], row["claimed_at"], row["lease_expires_at"]) == (
-        "claimed", "worker-7", T0, T0 + 30_000)
+        "claimed",
+        "worker-7",
+        T0,
+        T0 + 30_000,
+    )
     assert row["claim_id"] == claimed["claim_id"] is not None
     assert row["attempts"] == 0
 
@@ -219,8 +230,7 @@ def test_complete_records_success(conn: Conn) -> None:
     [c] = claim(conn)
     assert one(conn, "SELECT raquel_complete(%s, %s, %s)", job_id, c["claim_id"], T0 + 7) == "success"
     row = job(conn, job_id)
-    assert (row["status"], row["attempts"], row["finished_at"], row["lease_expires_at"]) == (
-        "success", 1, T0 + 7, None)
+    assert (row["status"], row["attempts"], row["finished_at"], row["lease_expires_at"]) == ("success", 1, T0 + 7, None)
 
 
 def test_fail_stores_the_error_and_schedules_a_retry(conn: Conn) -> None:
@@ -229,7 +239,12 @@ def test_fail_stores_the_error_and_schedules_a_retry(conn: Conn) -> None:
     status = one(conn, "SELECT raquel_fail(%s, %s, 'boom', 'trace', %s)", job_id, c["claim_id"], T0 + 50)
     row = job(conn, job_id)
     assert (status, row["status"], row["attempts"], row["error"], row["error_trace"]) == (
-        "failed", "failed", 1, "boom", "trace")
+        "failed",
+        "failed",
+        1,
+        "boom",
+        "trace",
+    )
     assert row["scheduled_at"] == T0 + 50 + 1000
 
 
@@ -267,18 +282,24 @@ def test_fail_exhausts_after_max_retry_count_retries(conn: Conn) -> None:
 def test_reschedule_with_delay_keeps_the_claim_trail(conn: Conn) -> None:
     job_id = enqueue(conn)
     [c] = claim(conn, claim_as="w1")
-    assert one(conn, "SELECT raquel_reschedule(%s, %s, delay => 500, now => %s)",
-               job_id, c["claim_id"], T0 + 10) == "queued"
+    assert (
+        one(conn, "SELECT raquel_reschedule(%s, %s, delay => 500, now => %s)", job_id, c["claim_id"], T0 + 10)
+        == "queued"
+    )
     row = job(conn, job_id)
     assert (row["status"], row["scheduled_at"], row["attempts"], row["claimed_by"], row["claimed_at"]) == (
-        "queued", T0 + 510, 1, "w1", T0)
+        "queued",
+        T0 + 510,
+        1,
+        "w1",
+        T0,
+    )
 
 
 def test_reschedule_at_plus_delay_and_default(conn: Conn) -> None:
     job_id = enqueue(conn, min_retry_delay=3000)
     [c] = claim(conn)
-    one(conn, "SELECT raquel_reschedule(%s, %s, at => %s, delay => 5, now => %s)",
-        job_id, c["claim_id"], T0 + 100, T0)
+    one(conn, "SELECT raquel_reschedule(%s, %s, at => %s, delay => 5, now => %s)", job_id, c["claim_id"], T0 + 100, T0)
     assert job(conn, job_id)["scheduled_at"] == T0 + 105
     [c] = claim(conn, now=T0 + 105)
     one(conn, "SELECT raquel_reschedule(%s, %s, now => %s)", job_id, c["claim_id"], T0 + 200)
@@ -299,7 +320,12 @@ def test_reject_hands_the_job_back_at_once(conn: Conn) -> None:
     assert one(conn, "SELECT raquel_reject(%s, %s)", job_id, c["claim_id"]) == "queued"
     row = job(conn, job_id)
     assert (row["status"], row["scheduled_at"], row["attempts"], row["claimed_by"], row["claimed_at"]) == (
-        "queued", T0 - 5, 1, None, None)
+        "queued",
+        T0 - 5,
+        1,
+        None,
+        None,
+    )
     assert claim(conn)[0]["id"] == job_id
 
 
@@ -321,8 +347,9 @@ def test_cancel_from_the_handler_cancels_the_claimed_job(conn: Conn) -> None:
 def test_cancel_without_a_claim_cancels_only_waiting_jobs(conn: Conn) -> None:
     waiting, running = enqueue(conn, at=T0 - 1), enqueue(conn)
     claim(conn)  # takes "waiting" (older)
-    conn.execute("UPDATE raquel_jobs SET status = 'failed', claim_id = NULL, lease_expires_at = NULL "
-                 "WHERE id = %s", (waiting,))
+    conn.execute(
+        "UPDATE raquel_jobs SET status = 'failed', claim_id = NULL, lease_expires_at = NULL WHERE id = %s", (waiting,)
+    )
     assert one(conn, "SELECT raquel_cancel(%s)", waiting) == "cancelled"
     [c] = claim(conn)
     assert c["id"] == running
@@ -330,14 +357,17 @@ def test_cancel_without_a_claim_cancels_only_waiting_jobs(conn: Conn) -> None:
     assert job(conn, running)["status"] == "claimed"
 
 
-@pytest.mark.parametrize("call", [
-    "raquel_complete(%s, %s)",
-    "raquel_fail(%s, %s, 'late')",
-    "raquel_reschedule(%s, %s, delay => 1)",
-    "raquel_reject(%s, %s)",
-    "raquel_release(%s, %s)",
-    "raquel_cancel(%s, %s)",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "raquel_complete(%s, %s)",
+        "raquel_fail(%s, %s, 'late')",
+        "raquel_reschedule(%s, %s, delay => 1)",
+        "raquel_reject(%s, %s)",
+        "raquel_release(%s, %s)",
+        "raquel_cancel(%s, %s)",
+    ],
+)
 def test_a_stale_claim_cannot_record_an_outcome(conn: Conn, call: str) -> None:
     job_id = enqueue(conn)
     [stale] = claim(conn, lease=1000, claim_as="slow")
@@ -352,8 +382,8 @@ def test_renew_leases_extends_only_claims_still_held(conn: Conn) -> None:
     a, b = claim(conn, batch=2, lease=1000)
     one(conn, "SELECT raquel_complete(%s, %s)", lost, b["claim_id"] if b["id"] == lost else a["claim_id"])
     renewed = conn.execute(
-        "SELECT raquel_renew_leases(%s, %s, 5000, %s)",
-        ([a["id"], b["id"]], [a["claim_id"], b["claim_id"]], T0 + 500)).fetchall()
+        "SELECT raquel_renew_leases(%s, %s, 5000, %s)", ([a["id"], b["id"]], [a["claim_id"], b["claim_id"]], T0 + 500)
+    ).fetchall()
     assert [r[0] for r in renewed] == [held]
     assert job(conn, held)["lease_expires_at"] == T0 + 5500
 
@@ -496,7 +526,8 @@ def test_wait_begin_refreshes_one_row_per_worker(conn: Conn) -> None:
     one(conn, "SELECT raquel_wait_begin(%s, ARRAY['a'], 1000)", worker)
     one(conn, "SELECT raquel_wait_begin(%s, ARRAY['b'], 600000)", worker)
     assert conn.execute("SELECT queues, expires_at - raquel_now_ms() > 500000 FROM raquel_waiters").fetchall() == [
-        (["b"], True)]
+        (["b"], True)
+    ]
 
 
 def test_wait_begin_refuses_a_ttl_not_above_zero(conn: Conn) -> None:
@@ -545,9 +576,11 @@ def test_a_future_job_sends_no_notification(conn: Conn, listener: Conn) -> None:
 
 
 def test_a_10000_row_insert_sends_one_notification_per_queue(conn: Conn, listener: Conn) -> None:
-    conn.execute("INSERT INTO raquel_jobs (queue, payload) "
-                 "SELECT CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END, i::text "
-                 "FROM generate_series(1, 10000) AS i")
+    conn.execute(
+        "INSERT INTO raquel_jobs (queue, payload) "
+        "SELECT CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END, i::text "
+        "FROM generate_series(1, 10000) AS i"
+    )
     assert sorted(notifications(listener)) == ["even", "odd"]
 
 
@@ -581,20 +614,24 @@ def test_a_rolled_back_enqueue_notifies_nobody(dsn: str, listener: Conn) -> None
 # --- hygiene ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("columns", "values", "rule"), [
-    ("queue, status", "'q', 'running'", "raquel_status_check"),
-    ("queue", "''", "raquel_name_check"),
-    ("queue", "repeat('q', 1001)", "raquel_name_check"),
-    ("queue, unique_key", "'q', ''", "raquel_name_check"),
-    ("queue, min_retry_delay", "'q', -1", "raquel_delay_check"),
-    ("queue, backoff_base", "'q', -1", "raquel_delay_check"),
-    ("queue, max_age", "'q', 0", "raquel_max_age_check"),
-    ("queue, max_retry_count", "'q', -1", "raquel_retry_count_check"),
-    ("queue, max_retry_delay", "'q', 999", "raquel_jobs_delays_check"),  # below the default min_retry_delay
-    ("queue, status", "'q', 'claimed'", "raquel_jobs_claim_check"),  # claimed without a lease
-])
+@pytest.mark.parametrize(
+    ("columns", "values", "rule"),
+    [
+        ("queue, status", "'q', 'running'", "raquel_status_check"),
+        ("queue", "''", "raquel_name_check"),
+        ("queue", "repeat('q', 1001)", "raquel_name_check"),
+        ("queue, unique_key", "'q', ''", "raquel_name_check"),
+        ("queue, min_retry_delay", "'q', -1", "raquel_delay_check"),
+        ("queue, backoff_base", "'q', -1", "raquel_delay_check"),
+        ("queue, max_age", "'q', 0", "raquel_max_age_check"),
+        ("queue, max_retry_count", "'q', -1", "raquel_retry_count_check"),
+        ("queue, max_retry_delay", "'q', 999", "raquel_jobs_delays_check"),  # below the default min_retry_delay
+        ("queue, status", "'q', 'claimed'", "raquel_jobs_claim_check"),  # claimed without a lease
+    ],
+)
 def test_a_hand_written_insert_that_breaks_a_rule_is_refused_naming_it(
-        conn: Conn, columns: str, values: str, rule: str) -> None:
+    conn: Conn, columns: str, values: str, rule: str
+) -> None:
     with pytest.raises(psycopg.errors.CheckViolation) as refused:
         conn.execute(f"INSERT INTO raquel_jobs ({columns}) VALUES ({values})".encode())
     assert refused.value.diag.constraint_name == rule
@@ -609,6 +646,7 @@ def test_a_hand_written_update_that_breaks_a_rule_is_refused(conn: Conn) -> None
 def test_only_the_rules_that_span_columns_are_table_constraints(conn: Conn) -> None:
     # PostgreSQL plans a table's CHECK constraints again at the start of every
     # statement that writes to it; a domain's are kept for the session (0003_tables).
-    checks = conn.execute("SELECT conname FROM pg_constraint"
-                          " WHERE conrelid = 'raquel.raquel_jobs'::regclass AND contype = 'c' ORDER BY 1").fetchall()
+    checks = conn.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'raquel.raquel_jobs'::regclass AND contype = 'c' ORDER BY 1"
+    ).fetchall()
     assert checks == [("raquel_jobs_claim_check",), ("raquel_jobs_delays_check",)]

@@ -20,15 +20,17 @@ T = 1_700_000_000_000
 
 def enqueue_many(conn: Conn, payloads: list[str | None], **options: Any) -> list[uuid.UUID]:
     named = "".join(f", {name} => %({name})s" for name in options)
-    rows = conn.execute(f"SELECT raquel_enqueue_many('q', %(payloads)s::text[]{named})".encode(),
-                        {"payloads": payloads, **options}).fetchall()
+    rows = conn.execute(
+        f"SELECT raquel_enqueue_many('q', %(payloads)s::text[]{named})".encode(), {"payloads": payloads, **options}
+    ).fetchall()
     return [row[0] for row in rows]
 
 
 def jobs(conn: Conn) -> list[tuple[Any, ...]]:
     return conn.execute(
         "SELECT id, queue, payload, status, scheduled_at, priority, max_age, max_retry_count,"
-        " min_retry_delay, max_retry_delay, backoff_base, unique_key FROM raquel_jobs").fetchall()
+        " min_retry_delay, max_retry_delay, backoff_base, unique_key FROM raquel_jobs"
+    ).fetchall()
 
 
 # --- raquel_enqueue_many ----------------------------------------------------------
@@ -42,10 +44,22 @@ def test_enqueue_many_returns_the_ids_in_payload_order(conn: Conn) -> None:
 
 
 def test_enqueue_many_applies_every_option_to_every_job(conn: Conn) -> None:
-    enqueue_many(conn, ["a", "b"], at=T, delay=500, max_age=9000, max_retry_count=3, min_retry_delay=10,
-                 max_retry_delay=20, backoff_base=15, now=T - 1000, priority=7)
+    enqueue_many(
+        conn,
+        ["a", "b"],
+        at=T,
+        delay=500,
+        max_age=9000,
+        max_retry_count=3,
+        min_retry_delay=10,
+        max_retry_delay=20,
+        backoff_base=15,
+        now=T - 1000,
+        priority=7,
+    )
     assert sorted(row[1:] for row in jobs(conn)) == [
-        ("q", p, "queued", T + 500, 7, 9000, 3, 10, 20, 15, None) for p in ("a", "b")]
+        ("q", p, "queued", T + 500, 7, 9000, 3, 10, 20, 15, None) for p in ("a", "b")
+    ]
 
 
 def test_enqueue_many_defaults_are_enqueues(conn: Conn) -> None:
@@ -60,19 +74,31 @@ def test_enqueue_many_of_an_empty_array_inserts_nothing(conn: Conn) -> None:
     assert jobs(conn) == []
 
 
-@pytest.mark.parametrize(("options", "argument", "message"), [
-    ({"delay": -1}, "delay", "must be >= 0 ms, got -1"),
-    ({"max_age": 0}, "max_age", "must be > 0 ms, got 0"),
-    ({"min_retry_delay": 5, "max_retry_delay": 4}, "max_retry_delay", "must be >= min_retry_delay (5 ms), got 4"),
-    ({"at": 2**62}, "at", "must be a time within [-62135510400000, 253402214399999] ms since the epoch"
-                          " (0001-01-02 .. 9999-12-30 UTC), got 4611686018427387904"),
-    ({"unique_mode": "keep"}, "unique_mode", "needs unique_keys"),
-    ({"unique_keys": ["k", "j"], "unique_mode": "other"}, "unique_mode", "must be 'keep' or 'replace', got 'other'"),
-    ({"unique_keys": ["k", ""]}, "unique_keys", "must be a non-empty string of at most 1000 bytes, got 0 bytes"),
-    ({"unique_keys": ["k"]}, "unique_keys", "must have as many elements as payloads (2), got 1"),
-])
+@pytest.mark.parametrize(
+    ("options", "argument", "message"),
+    [
+        ({"delay": -1}, "delay", "must be >= 0 ms, got -1"),
+        ({"max_age": 0}, "max_age", "must be > 0 ms, got 0"),
+        ({"min_retry_delay": 5, "max_retry_delay": 4}, "max_retry_delay", "must be >= min_retry_delay (5 ms), got 4"),
+        (
+            {"at": 2**62},
+            "at",
+            "must be a time within [-62135510400000, 253402214399999] ms since the epoch"
+            " (0001-01-02 .. 9999-12-30 UTC), got 4611686018427387904",
+        ),
+        ({"unique_mode": "keep"}, "unique_mode", "needs unique_keys"),
+        (
+            {"unique_keys": ["k", "j"], "unique_mode": "other"},
+            "unique_mode",
+            "must be 'keep' or 'replace', got 'other'",
+        ),
+        ({"unique_keys": ["k", ""]}, "unique_keys", "must be a non-empty string of at most 1000 bytes, got 0 bytes"),
+        ({"unique_keys": ["k"]}, "unique_keys", "must have as many elements as payloads (2), got 1"),
+    ],
+)
 def test_enqueue_many_refuses_bad_arguments_and_writes_nothing(
-        conn: Conn, options: dict[str, Any], argument: str, message: str) -> None:
+    conn: Conn, options: dict[str, Any], argument: str, message: str
+) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
         enqueue_many(conn, ["a", "b"], **options)
     assert caught.value.diag.column_name == argument
@@ -141,8 +167,7 @@ def test_enqueue_many_notifies_once_per_statement(conn: Conn, dsn: str) -> None:
 
 
 def claim(conn: Conn, batch: int, now: int) -> list[str]:
-    rows = conn.execute("SELECT payload FROM raquel_claim(ARRAY['q'], 'w', %s, 60000, %s)",
-                        [batch, now]).fetchall()
+    rows = conn.execute("SELECT payload FROM raquel_claim(ARRAY['q'], 'w', %s, 60000, %s)", [batch, now]).fetchall()
     return [row[0] for row in rows]
 
 
@@ -158,8 +183,7 @@ def test_a_short_claim_expires_the_jobs_past_max_age(conn: Conn) -> None:
     assert status_of(conn, "old") == "expired"
 
 
-def test_a_full_claim_expires_at_most_once_a_second_and_never_hands_out_an_expired_job(
-        conn: Conn) -> None:
+def test_a_full_claim_expires_at_most_once_a_second_and_never_hands_out_an_expired_job(conn: Conn) -> None:
     assert claim(conn, 1, T) == []  # this connection expired at T
     conn.execute("SELECT raquel_enqueue('q', 'old', max_age => 10, now => %s)", [T])
     conn.execute("SELECT raquel_enqueue_many('q', ARRAY['a', 'b'], now => %s)", [T + 1])
@@ -181,13 +205,17 @@ def test_a_claim_rescues_a_job_whose_lease_ran_out(conn: Conn) -> None:
 
 def claimed(conn: Conn, count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
     enqueue_many(conn, [str(i) for i in range(count)])
-    return [(row[0], row[1]) for row in conn.execute(
-        "SELECT id, claim_id FROM raquel_claim(batch => %s)", (count,)).fetchall()]
+    return [
+        (row[0], row[1])
+        for row in conn.execute("SELECT id, claim_id FROM raquel_claim(batch => %s)", (count,)).fetchall()
+    ]
 
 
 def complete_many(conn: Conn, pairs: list[tuple[uuid.UUID, uuid.UUID]], now: int | None = None) -> list[bool]:
-    rows = conn.execute("SELECT job_id, recorded FROM raquel_complete_many(%s::uuid[], %s::uuid[], %s)",
-                        ([p[0] for p in pairs], [p[1] for p in pairs], now)).fetchall()
+    rows = conn.execute(
+        "SELECT job_id, recorded FROM raquel_complete_many(%s::uuid[], %s::uuid[], %s)",
+        ([p[0] for p in pairs], [p[1] for p in pairs], now),
+    ).fetchall()
     assert [row[0] for row in rows] == [p[0] for p in pairs]
     return [row[1] for row in rows]
 
@@ -195,16 +223,15 @@ def complete_many(conn: Conn, pairs: list[tuple[uuid.UUID, uuid.UUID]], now: int
 def test_complete_many_records_each_current_claim_as_complete_does(conn: Conn) -> None:
     pairs = claimed(conn, 3)
     assert complete_many(conn, pairs, now=T) == [True, True, True]
-    assert set(conn.execute(
-        "SELECT status, attempts, finished_at, lease_expires_at FROM raquel_jobs").fetchall()) == {
-        ("success", 1, T, None)}
+    assert set(conn.execute("SELECT status, attempts, finished_at, lease_expires_at FROM raquel_jobs").fetchall()) == {
+        ("success", 1, T, None)
+    }
 
 
 def test_complete_many_is_fenced_by_claim_id(conn: Conn) -> None:
     (job, claim), (other, other_claim) = claimed(conn, 2)
     assert complete_many(conn, [(job, uuid.uuid4()), (other, other_claim)]) == [False, True]
-    assert dict(conn.execute("SELECT id, status FROM raquel_jobs").fetchall()) == {
-        job: "claimed", other: "success"}
+    assert dict(conn.execute("SELECT id, status FROM raquel_jobs").fetchall()) == {job: "claimed", other: "success"}
 
 
 def test_complete_many_records_a_finished_job_once(conn: Conn) -> None:
@@ -236,15 +263,21 @@ def test_complete_many_refuses_arrays_of_different_lengths(conn: Conn) -> None:
 def test_client_enqueue_many_stores_payloads_as_enqueue_does(rq: Raquel, conn: Conn) -> None:
     ids = rq.enqueue_many("q", ["text", {"n": 1}, None], priority=2)
     assert [(r.payload, r.raw_payload) for r in map(rq.get, ids) if r] == [
-        ("text", "text"), ({"n": 1}, '{"n": 1}'), (None, None)]
+        ("text", "text"),
+        ({"n": 1}, '{"n": 1}'),
+        (None, None),
+    ]
     assert conn.execute("SELECT DISTINCT priority FROM raquel_jobs").fetchall() == [(2,)]
 
 
-@pytest.mark.parametrize("payloads", [
-    ["", "é€😀", 'a "quoted" {brace}, comma', "back\\slash\ttab\nnewline", "NULL", "x" * 100_000],
-    [None, "", None],
-    [],
-])
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        ["", "é€😀", 'a "quoted" {brace}, comma', "back\\slash\ttab\nnewline", "NULL", "x" * 100_000],
+        [None, "", None],
+        [],
+    ],
+)
 def test_client_enqueue_many_stores_every_text_exactly(rq: Raquel, conn: Conn, payloads: list[str | None]) -> None:
     # The payloads travel as a binary text[] built by raquel_pg.textarray.
     ids = rq.enqueue_many("q", payloads)

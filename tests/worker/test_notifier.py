@@ -31,8 +31,8 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
 
 def listeners(conn: Conn) -> int:
     count: int = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND query = 'LISTEN raquel_jobs'").fetchone()[0]
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+    ).fetchone()[0]
     return count
 
 
@@ -44,9 +44,7 @@ def recorder(rq: Raquel, queue: str, started: dict[str, list[float]]) -> Worker:
     return handler
 
 
-def test_the_workers_of_a_client_share_one_listen_connection_and_each_hears_its_queues(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_the_workers_of_a_client_share_one_listen_connection_and_each_hears_its_queues(rq: Raquel, conn: Conn) -> None:
     started: dict[str, list[float]] = {}
     workers = [recorder(rq, f"q{n}", started) for n in range(20)]
     runs = [spawn(w.run, name=f"worker {n}") for n, w in enumerate(workers)]
@@ -55,8 +53,12 @@ def test_the_workers_of_a_client_share_one_listen_connection_and_each_hears_its_
     for n in (3, 17, 3):
         queue = f"q{n}"
         before = len(started.get(queue, []))
-        wait_until(lambda: conn.execute(
-            "SELECT count(*) FROM raquel_waiters WHERE queues = ARRAY[%s::text]", [queue]).fetchone() == (1,))
+        wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM raquel_waiters WHERE queues = ARRAY[%s::text]", [queue]).fetchone()
+                == (1,)
+            )
+        )
         conn.execute("SELECT raquel_enqueue(%s, 'hi')", [queue])
         committed = time.monotonic()
         wait_until(lambda: len(started.get(queue, [])) == before + 1, timeout=5)
@@ -77,6 +79,7 @@ def test_a_listen_that_hears_nothing_is_reported_once_and_the_worker_polls(
     monkeypatch.setattr(notifier, "PROBE_TIMEOUT", 0.3)
     ran: list[str] = []
     with Raquel(pooled_dsn, prepared_statements=False, lease=2000) as client:
+
         @client.subscribe("q", poll_interval=0.2)
         def handler(job: Job) -> None:
             ran.append(str(job.payload))
@@ -97,9 +100,7 @@ def test_a_listen_that_hears_nothing_is_reported_once_and_the_worker_polls(
     assert "a transaction pooler? set listen_dsn" in warnings[0].getMessage()
 
 
-def test_a_direct_listen_connection_is_heard_and_says_nothing(
-    rq: Raquel, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_direct_listen_connection_is_heard_and_says_nothing(rq: Raquel, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
 
     @rq.subscribe("q", poll_interval=60)

@@ -28,8 +28,8 @@ async def wait_until(condition: Any, timeout: float = 10.0) -> None:
 
 def listeners(conn: Conn) -> int:
     count: int = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND query = 'LISTEN raquel_jobs'").fetchone()[0]
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+    ).fetchone()[0]
     return count
 
 
@@ -52,8 +52,12 @@ async def test_the_workers_of_a_client_share_one_listen_connection_and_each_hear
     for n in (3, 17, 3):
         queue = f"q{n}"
         before = len(started.get(queue, []))
-        await wait_until(lambda: conn.execute(
-            "SELECT count(*) FROM raquel_waiters WHERE queues = ARRAY[%s::text]", [queue]).fetchone() == (1,))
+        await wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM raquel_waiters WHERE queues = ARRAY[%s::text]", [queue]).fetchone()
+                == (1,)
+            )
+        )
         conn.execute("SELECT raquel_enqueue(%s, 'hi')", [queue])
         committed = time.monotonic()
         await wait_until(lambda: len(started.get(queue, [])) == before + 1, timeout=5)
@@ -74,6 +78,7 @@ async def test_a_listen_that_hears_nothing_is_reported_once_and_the_worker_polls
     monkeypatch.setattr(notifier_async, "PROBE_TIMEOUT", 0.3)
     ran: list[str] = []
     async with AsyncRaquel(pooled_dsn, prepared_statements=False, lease=2000) as client:
+
         @client.subscribe("q", poll_interval=0.2)
         async def handler(job: AsyncJob) -> None:
             ran.append(str(job.payload))

@@ -70,9 +70,7 @@ async def test_an_async_handler_past_its_timeout_is_cancelled_and_fails(arq: Asy
     assert status(conn, job.id)[1:] == ("timed out after 150 ms", 1)
 
 
-async def test_an_async_handler_that_swallows_its_cancellation_still_times_out(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_an_async_handler_that_swallows_its_cancellation_still_times_out(arq: AsyncRaquel, conn: Conn) -> None:
     @arq.subscribe("q")
     async def handler(job: AsyncJob) -> str:
         try:

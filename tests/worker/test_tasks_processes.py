@@ -39,8 +39,9 @@ def effects(conn: Conn) -> Conn:
 
 
 def start(dsn: str, mode: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, str(SUPPORT / "exactly_once_worker.py"), dsn, mode],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(SUPPORT / "exactly_once_worker.py"), dsn, mode], stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process
 
@@ -49,8 +50,11 @@ def run_to_the_end(dsn: str, effects: Conn, job_id: Any) -> None:
     """A fresh worker (mode plain) until the job has succeeded; then stopped."""
     rescuer = start(dsn, "plain")
     try:
-        until(lambda: effects.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
-              == ("success",))
+        until(
+            lambda: (
+                effects.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+            )
+        )
     finally:
         rescuer.send_signal(signal.SIGTERM)
         rescuer.wait(30)
@@ -66,8 +70,15 @@ def test_work_and_success_commit_together_whatever_the_kill(dsn: str, effects: C
     victim.wait(30)
     if mode == "before-commit":
         # The killed session's transaction rolls back: no effect, the job still claimed.
-        until(lambda: effects.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                      " AND state LIKE 'idle in transaction%'").fetchone() == (0,))
+        until(
+            lambda: (
+                effects.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%'"
+                ).fetchone()
+                == (0,)
+            )
+        )
         assert effects.execute("SELECT count(*) FROM tasks_effects").fetchone() == (0,)
         run_to_the_end(dsn, effects, job_id)  # rescued when the 1 s lease runs out, run again
     row = effects.execute("SELECT status, result, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -76,10 +87,25 @@ def test_work_and_success_commit_together_whatever_the_kill(dsn: str, effects: C
 
 
 def test_two_worker_processes_share_a_modules_tasks(dsn: str, conn: Conn) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SUPPORT.parent), os.environ.get("PYTHONPATH", "")]),
-           "RAQUEL_PG_TASKS_DSN": dsn}
-    command = [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "worker", "--tasks", "tasks_support.math_tasks",
-               "--concurrency", "2", "--log-level", "warning"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SUPPORT.parent), os.environ.get("PYTHONPATH", "")]),
+        "RAQUEL_PG_TASKS_DSN": dsn,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "raquel_pg",
+        "--dsn",
+        dsn,
+        "worker",
+        "--tasks",
+        "tasks_support.math_tasks",
+        "--concurrency",
+        "2",
+        "--log-level",
+        "warning",
+    ]
     workers = [subprocess.Popen(command, env=env, text=True) for _ in range(2)]
     try:
         os.environ["RAQUEL_PG_TASKS_DSN"] = dsn
@@ -102,7 +128,11 @@ def test_raquel_pg_show_prints_the_result_as_json(dsn: str, conn: Conn) -> None:
     job_id = conn.execute("SELECT raquel_enqueue('q', '1', timeout => 5000)").fetchone()[0]  # type: ignore[index]
     claimed = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
     conn.execute("""SELECT raquel_complete(%s, %s, result => '{"sum": 5}')""", claimed)
-    shown = subprocess.run([sys.executable, "-m", "raquel_pg", "--dsn", dsn, "show", str(job_id)],
-                           capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "show", str(job_id)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = {line.split()[0]: line.split(None, 1)[1] for line in shown.splitlines() if line.strip()}
     assert (lines["result"], lines["timeout"]) == ('{"sum": 5}', "5000")

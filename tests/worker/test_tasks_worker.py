@@ -52,9 +52,7 @@ def running(worker: Worker) -> Iterator[Worker]:
 
 
 @pytest.mark.parametrize("batch_outcomes", [False, True])
-def test_a_handlers_return_value_is_stored_with_its_success(
-    rq: Raquel, conn: Conn, batch_outcomes: bool
-) -> None:
+def test_a_handlers_return_value_is_stored_with_its_success(rq: Raquel, conn: Conn, batch_outcomes: bool) -> None:
     def handler(job: Job) -> Any:
         return {"doubled": job.payload * 2}
 
@@ -66,9 +64,7 @@ def test_a_handlers_return_value_is_stored_with_its_success(
     assert [status(conn, job.id)[:2] for job in jobs] == [("success", {"doubled": 2 * n}) for n in range(4)]
 
 
-def test_a_return_value_that_is_not_json_is_not_stored_and_the_success_stands(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_a_return_value_that_is_not_json_is_not_stored_and_the_success_stands(rq: Raquel, conn: Conn) -> None:
     worker = rq.subscribe("q")(lambda job: object())
     job = rq.enqueue("q", 1)
     with running(worker):
@@ -130,8 +126,7 @@ def test_a_running_job_cancelled_from_psql_ends_cancelled(rq: Raquel, conn: Conn
     with running(rq.subscribe("q")(handler)):
         until(started.is_set)
         asked = time.monotonic()
-        assert conn.execute("SELECT raquel_cancel(%s, running => true)", (job.id,)).fetchone() == (
-            "cancel_requested",)
+        assert conn.execute("SELECT raquel_cancel(%s, running => true)", (job.id,)).fetchone() == ("cancel_requested",)
         until(lambda: status(conn, job.id)[0] == "cancelled")
         print(f"\ncancel request -> cancelled: {(time.monotonic() - asked) * 1000:.1f} ms")
     assert status(conn, job.id)[2:] == ("cancelled by request", 1)
@@ -160,9 +155,7 @@ def test_the_workers_timeout_applies_to_jobs_that_set_none(rq: Raquel, conn: Con
     assert status(conn, job.id)[2] == "timed out after 150 ms"
 
 
-def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(rq: Raquel, conn: Conn) -> None:
     release = threading.Event()
 
     def handler(job: Job) -> None:
@@ -177,9 +170,7 @@ def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(
     assert "lease expired" in status(conn, job.id)[2]  # the rescue's, not overwritten by the worker
 
 
-def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(rq: Raquel, conn: Conn) -> None:
     started = threading.Event()
 
     def handler(job: Job) -> None:
@@ -195,6 +186,8 @@ def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(
         # A request whose NOTIFY never reached the worker (written by hand), then its LISTEN
         # connection drops and comes back.
         conn.execute("UPDATE raquel_jobs SET cancel_claim_id = claim_id WHERE id = %s", (job.id,))
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+        )
         until(lambda: status(conn, job.id)[0] == "cancelled")

@@ -127,8 +127,7 @@ async def test_a_running_job_cancelled_from_psql_ends_cancelled(arq: AsyncRaquel
     async with running(arq.subscribe("q")(handler)):
         await until(started.is_set)
         asked = time.monotonic()
-        assert conn.execute("SELECT raquel_cancel(%s, running => true)", (job.id,)).fetchone() == (
-            "cancel_requested",)
+        assert conn.execute("SELECT raquel_cancel(%s, running => true)", (job.id,)).fetchone() == ("cancel_requested",)
         await until(lambda: status(conn, job.id)[0] == "cancelled")
         print(f"\ncancel request -> cancelled: {(time.monotonic() - asked) * 1000:.1f} ms")
     assert status(conn, job.id)[2:] == ("cancelled by request", 1)
@@ -157,9 +156,7 @@ async def test_the_workers_timeout_applies_to_jobs_that_set_none(arq: AsyncRaque
     assert status(conn, job.id)[2] == "timed out after 150 ms"
 
 
-async def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(arq: AsyncRaquel, conn: Conn) -> None:
     release = threading.Event()
 
     def handler(job: AsyncJob) -> None:
@@ -174,9 +171,7 @@ async def test_a_timeout_on_a_handler_that_ignores_it_stops_renewing_the_lease(
     assert "lease expired" in status(conn, job.id)[2]  # the rescue's, not overwritten by the worker
 
 
-async def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(
-    arq: AsyncRaquel, conn: Conn
-) -> None:
+async def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(arq: AsyncRaquel, conn: Conn) -> None:
     started = threading.Event()
 
     def handler(job: AsyncJob) -> None:
@@ -192,6 +187,8 @@ async def test_a_cancel_request_missed_while_not_listening_is_read_on_reconnect(
         # A request whose NOTIFY never reached the worker (written by hand), then its LISTEN
         # connection drops and comes back.
         conn.execute("UPDATE raquel_jobs SET cancel_claim_id = claim_id WHERE id = %s", (job.id,))
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = 'LISTEN raquel_jobs'"
+        )
         await until(lambda: status(conn, job.id)[0] == "cancelled")

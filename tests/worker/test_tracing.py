@@ -69,6 +69,7 @@ def stored_context(conn: Conn, job_id: object) -> Any:
 
 def run_sync(rq: Raquel, queue: str, handler_body: Callable[[Job], None], done: Callable[[], bool]) -> None:
     """Runs a sync worker on ``queue`` until ``done()``."""
+
     @rq.subscribe(queue, poll_interval=0.2)
     def handler(job: Job) -> None:
         handler_body(job)
@@ -96,12 +97,15 @@ def check_parented(producer: ReadableSpan, consumer: ReadableSpan, queue: str, j
 
 
 def test_a_sync_enqueue_and_execution_make_a_producer_span_and_a_consumer_span_parented_on_it(
-        rq: Raquel, conn: Conn, exporter: InMemorySpanExporter) -> None:
+    rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
     job = rq.enqueue("emails", "hi")
     [producer] = by_kind(exporter, SpanKind.PRODUCER)
     assert producer.context is not None
     assert stored_context(conn, job.id)["traceparent"].split("-")[1:3] == [
-        f"{producer.context.trace_id:032x}", f"{producer.context.span_id:016x}"]
+        f"{producer.context.trace_id:032x}",
+        f"{producer.context.span_id:016x}",
+    ]
     run_sync(rq, "emails", lambda job: None, lambda: bool(by_kind(exporter, SpanKind.CONSUMER)))
     [consumer] = by_kind(exporter, SpanKind.CONSUMER)
     check_parented(producer, consumer, "emails", job.id)
@@ -109,7 +113,8 @@ def test_a_sync_enqueue_and_execution_make_a_producer_span_and_a_consumer_span_p
 
 
 async def test_an_async_enqueue_and_execution_make_a_producer_span_and_a_consumer_span_parented_on_it(
-        arq: AsyncRaquel, conn: Conn, exporter: InMemorySpanExporter) -> None:
+    arq: AsyncRaquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
     job = await arq.enqueue("emails", "hi")
     [producer] = by_kind(exporter, SpanKind.PRODUCER)
 
@@ -129,7 +134,8 @@ async def test_an_async_enqueue_and_execution_make_a_producer_span_and_a_consume
 
 
 def test_a_job_enqueued_from_sql_without_trace_context_runs_under_a_root_consumer_span(
-        rq: Raquel, conn: Conn, exporter: InMemorySpanExporter) -> None:
+    rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
     job_id = conn.execute("SELECT raquel_enqueue('emails', 'from sql')").fetchone()[0]  # type: ignore[index]
     assert stored_context(conn, job_id) is None
     run_sync(rq, "emails", lambda job: None, lambda: bool(by_kind(exporter, SpanKind.CONSUMER)))
@@ -139,18 +145,22 @@ def test_a_job_enqueued_from_sql_without_trace_context_runs_under_a_root_consume
 
 
 def test_a_job_enqueued_from_sql_with_a_trace_context_runs_under_a_span_of_that_trace(
-        rq: Raquel, conn: Conn, exporter: InMemorySpanExporter) -> None:
+    rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
     carrier = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
     conn.execute("SELECT raquel_enqueue('emails', 'x', trace_context => %s)", (carrier,))
     run_sync(rq, "emails", lambda job: None, lambda: bool(by_kind(exporter, SpanKind.CONSUMER)))
     [consumer] = by_kind(exporter, SpanKind.CONSUMER)
     assert consumer.context is not None and consumer.parent is not None
     assert (consumer.context.trace_id, consumer.parent.span_id) == (
-        0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331)
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+    )
 
 
 def test_a_failing_handler_marks_its_consumer_span_an_error_with_the_exception(
-        rq: Raquel, conn: Conn, exporter: InMemorySpanExporter) -> None:
+    rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
     rq.enqueue("emails", "bad", max_retry_count=0)
 
     def fail(job: Job) -> None:
@@ -171,13 +181,16 @@ def test_without_a_tracer_provider_enqueue_stores_no_trace_context(rq: Raquel, c
     assert stored_context(conn, job.id) is None
 
 
-@pytest.mark.parametrize("bad", [
-    "not json",
-    '["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]',
-    '{"traceparent": 1}',
-    '{"traceparent": "00-xyz-b7ad6b7169203331-01"}',
-    '{"tracestate": "' + "a" * 2100 + '"}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        '["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]',
+        '{"traceparent": 1}',
+        '{"traceparent": "00-xyz-b7ad6b7169203331-01"}',
+        '{"tracestate": "' + "a" * 2100 + '"}',
+    ],
+)
 def test_a_bad_trace_context_from_sql_is_refused_naming_it(conn: Conn, bad: str) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="trace_context"):
         conn.execute("SELECT raquel_enqueue('emails', 'x', trace_context => %s)", (bad,))

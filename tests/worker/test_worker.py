@@ -30,9 +30,7 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
         sleep(0.005)
 
 
-def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
-    rq: Raquel, dsn: str
-) -> None:
+def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(rq: Raquel, dsn: str) -> None:
     started: list[float] = []
 
     @rq.subscribe("emails", poll_interval=60)  # no polling: only NOTIFY can wake it in time
@@ -54,9 +52,7 @@ def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
     assert delay_ms < 1000
 
 
-def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(
-    rq: Raquel, conn: Conn, dsn: str
-) -> None:
+def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(rq: Raquel, conn: Conn, dsn: str) -> None:
     # Each NOTIFY consumes the worker's registration (0009): it must register
     # again after each job, or the next job would wait for the 60 s poll.
     # Two slots: each claim comes back short, so the worker never unregisters.
@@ -109,8 +105,11 @@ def test_the_worker_records_outcomes_like_dequeue(rq: Raquel, conn: Conn) -> Non
             raise ValueError("nope")
 
     run = spawn(handler.run, name="worker")
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'failed')").fetchone() == (2,))
+    wait_until(
+        lambda: (
+            conn.execute("SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'failed')").fetchone() == (2,)
+        )
+    )
     handler.stop()
     join([run], 10)
     statuses = dict(conn.execute("SELECT id, status FROM raquel_jobs").fetchall())
@@ -127,8 +126,10 @@ def test_two_workers_never_run_the_same_job(rq: Raquel, conn: Conn) -> None:
     tasks = [spawn(w.run, name=f"worker-{i}") for i, w in enumerate(workers)]
     for i in range(200):
         rq.enqueue("q", i)
-    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'"
-                                          ).fetchone() == (200,), timeout=30)
+    wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (200,),
+        timeout=30,
+    )
     for w in workers:
         w.stop()
     join(tasks, 10)
@@ -225,17 +226,16 @@ def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(rq: Raquel,
     run = spawn(handler.run, name="worker")
     wait_until(lambda: handler.running == 3)
     sleep(0.3)  # time for a wrongful second claim
-    claims = conn.execute("SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed'"
-                          " GROUP BY claimed_at").fetchall()
+    claims = conn.execute(
+        "SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed' GROUP BY claimed_at"
+    ).fetchall()
     release[0] = True
     handler.stop()
     join([run], 10)
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
-def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(
-    rq: Raquel, conn: Conn
-) -> None:
+def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(rq: Raquel, conn: Conn) -> None:
     release = [False]
     running = [0, 0]  # now, most at once
 
@@ -257,7 +257,9 @@ def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_
     join([run], 10)
     assert claimed == (5,) and running[1] == 2
     assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
-        ("queued", 0, 8), ("success", 1, 2)]
+        ("queued", 0, 8),
+        ("success", 1, 2),
+    ]
 
 
 def test_prefetch_must_be_an_int_of_at_least_zero(rq: Raquel) -> None:
@@ -269,8 +271,7 @@ def drain(rq: Raquel, conn: Conn, handler: Worker, jobs: int) -> None:
     """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
     rq.enqueue_many("q", list(range(jobs)))
     run = spawn(handler.run, name="worker")
-    wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,))
+    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,))
     handler.stop()
     join([run], 10)
 
@@ -290,13 +291,17 @@ def test_batched_outcomes_record_successes_in_one_call(rq: Raquel, conn: Conn) -
 def claim_commits(conn: Conn) -> Iterator[Any]:
     """Records synchronous_commit as each claim's transaction sees it; returns a reader."""
     conn.execute("CREATE TABLE test_claim_commits (mode text)")
-    conn.execute("CREATE FUNCTION test_record_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
-                 " BEGIN INSERT INTO public.test_claim_commits VALUES (current_setting('synchronous_commit'));"
-                 " RETURN NULL; END $$")
-    conn.execute("CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW"
-                 " WHEN (NEW.status = 'claimed') EXECUTE FUNCTION test_record_claim_commit()")
+    conn.execute(
+        "CREATE FUNCTION test_record_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN INSERT INTO public.test_claim_commits VALUES (current_setting('synchronous_commit'));"
+        " RETURN NULL; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW"
+        " WHEN (NEW.status = 'claimed') EXECUTE FUNCTION test_record_claim_commit()"
+    )
     try:
-        yield lambda: {mode for mode, in conn.execute("SELECT mode FROM test_claim_commits")}
+        yield lambda: {mode for (mode,) in conn.execute("SELECT mode FROM test_claim_commits")}
     finally:
         conn.execute("DROP TRIGGER test_record_claim_commit ON raquel.raquel_jobs")
         conn.execute("DROP FUNCTION test_record_claim_commit")
@@ -312,17 +317,14 @@ def test_claims_are_durable_by_default(rq: Raquel, conn: Conn, claim_commits: An
     assert claim_commits() == {conn.execute("SHOW synchronous_commit").fetchone()[0]}
 
 
-def test_durable_claims_false_commits_each_claim_asynchronously(
-    rq: Raquel, conn: Conn, claim_commits: Any
-) -> None:
+def test_durable_claims_false_commits_each_claim_asynchronously(rq: Raquel, conn: Conn, claim_commits: Any) -> None:
     @rq.subscribe("q", concurrency=2, durable_claims=False)
     def handler(job: Job) -> None:
         pass
 
     drain(rq, conn, handler, 4)
     assert claim_commits() == {"off"}
-    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1"
-                        ).fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1").fetchone() == (4,)
 
 
 def test_durable_claims_must_be_a_bool(rq: Raquel) -> None:
@@ -356,9 +358,7 @@ def buffering_worker(
     return handler, spawn(handler.run, name="worker"), job_id, done
 
 
-def test_a_worker_batches_its_successes_by_default(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def test_a_worker_batches_its_successes_by_default(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = buffering_worker(rq, monkeypatch, batch_outcomes=None)
     wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -379,9 +379,7 @@ def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
     assert status == ("success",)
 
 
-def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -389,19 +387,21 @@ def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
     join([run], 10)
     assert status == ("claimed",)
     assert conn.execute("SELECT status, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
-        "success", 1)
+        "success",
+        1,
+    )
 
 
-def test_a_buffered_success_keeps_its_lease_renewed(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def test_a_buffered_success_keeps_its_lease_renewed(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
 
     def renewed() -> bool:  # the first lease has run out, and the lease was renewed past it
-        return conn.execute("SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs"
-                            " WHERE id = %s", (first, first + 1000, job_id)).fetchone() == (True,)
+        return conn.execute(
+            "SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs WHERE id = %s",
+            (first, first + 1000, job_id),
+        ).fetchone() == (True,)
 
     wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -411,23 +411,21 @@ def test_a_buffered_success_keeps_its_lease_renewed(
     assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
 
 
-def test_a_buffered_success_is_fenced_by_its_claim(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def test_a_buffered_success_is_fenced_by_its_claim(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
-    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
-                 (job_id,))
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
     handler.stop()
     join([run], 10)
-    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s",
-                        (job_id,)).fetchone() == ("claimed", "other", 0)
+    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "claimed",
+        "other",
+        0,
+    )
 
 
-def test_batched_outcomes_still_record_a_failure_at_once(
-    rq: Raquel, conn: Conn, monkeypatch: Any
-) -> None:
+def test_batched_outcomes_still_record_a_failure_at_once(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = buffering_worker(rq, monkeypatch, fails=True)
     wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()

@@ -27,9 +27,7 @@ async def wait_until(condition: Any, timeout: float = 10.0) -> None:
         await asleep(0.005)
 
 
-async def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
-    arq: AsyncRaquel, dsn: str
-) -> None:
+async def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(arq: AsyncRaquel, dsn: str) -> None:
     started: list[float] = []
 
     @arq.subscribe("emails", poll_interval=60)  # no polling: only NOTIFY can wake it in time
@@ -51,9 +49,7 @@ async def test_a_worker_is_woken_by_notify_for_a_job_enqueued_from_sql(
     assert delay_ms < 1000
 
 
-async def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(
-    arq: AsyncRaquel, conn: Conn, dsn: str
-) -> None:
+async def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(arq: AsyncRaquel, conn: Conn, dsn: str) -> None:
     # Each NOTIFY consumes the worker's registration (0009): it must register
     # again after each job, or the next job would wait for the 60 s poll.
     # Two slots: each claim comes back short, so the worker never unregisters.
@@ -106,8 +102,11 @@ async def test_the_worker_records_outcomes_like_dequeue(arq: AsyncRaquel, conn: 
             raise ValueError("nope")
 
     run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'failed')").fetchone() == (2,))
+    await wait_until(
+        lambda: (
+            conn.execute("SELECT count(*) FROM raquel_jobs WHERE status IN ('success', 'failed')").fetchone() == (2,)
+        )
+    )
     handler.stop()
     await ajoin([run], 10)
     statuses = dict(conn.execute("SELECT id, status FROM raquel_jobs").fetchall())
@@ -124,8 +123,10 @@ async def test_two_workers_never_run_the_same_job(arq: AsyncRaquel, conn: Conn) 
     tasks = [aspawn(w.run, name=f"worker-{i}") for i, w in enumerate(workers)]
     for i in range(200):
         await arq.enqueue("q", i)
-    await wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'"
-                                          ).fetchone() == (200,), timeout=30)
+    await wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (200,),
+        timeout=30,
+    )
     for w in workers:
         w.stop()
     await ajoin(tasks, 10)
@@ -222,8 +223,9 @@ async def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(arq: 
     run = aspawn(handler.run, name="worker")
     await wait_until(lambda: handler.running == 3)
     await asleep(0.3)  # time for a wrongful second claim
-    claims = conn.execute("SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed'"
-                          " GROUP BY claimed_at").fetchall()
+    claims = conn.execute(
+        "SELECT claimed_at, count(*) FROM raquel_jobs WHERE status = 'claimed' GROUP BY claimed_at"
+    ).fetchall()
     release[0] = True
     handler.stop()
     await ajoin([run], 10)
@@ -254,7 +256,9 @@ async def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the
     await ajoin([run], 10)
     assert claimed == (5,) and running[1] == 2
     assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
-        ("queued", 0, 8), ("success", 1, 2)]
+        ("queued", 0, 8),
+        ("success", 1, 2),
+    ]
 
 
 async def test_prefetch_must_be_an_int_of_at_least_zero(arq: AsyncRaquel) -> None:
@@ -266,8 +270,9 @@ async def drain(arq: AsyncRaquel, conn: Conn, handler: AsyncWorker, jobs: int) -
     """Enqueues ``jobs`` jobs on 'q' and runs ``handler`` until they all succeeded, then stops it."""
     await arq.enqueue_many("q", list(range(jobs)))
     run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,))
+    await wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success'").fetchone() == (jobs,)
+    )
     handler.stop()
     await ajoin([run], 10)
 
@@ -287,13 +292,17 @@ async def test_batched_outcomes_record_successes_in_one_call(arq: AsyncRaquel, c
 def claim_commits(conn: Conn) -> Iterator[Any]:
     """Records synchronous_commit as each claim's transaction sees it; returns a reader."""
     conn.execute("CREATE TABLE test_claim_commits (mode text)")
-    conn.execute("CREATE FUNCTION test_record_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
-                 " BEGIN INSERT INTO public.test_claim_commits VALUES (current_setting('synchronous_commit'));"
-                 " RETURN NULL; END $$")
-    conn.execute("CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW"
-                 " WHEN (NEW.status = 'claimed') EXECUTE FUNCTION test_record_claim_commit()")
+    conn.execute(
+        "CREATE FUNCTION test_record_claim_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN INSERT INTO public.test_claim_commits VALUES (current_setting('synchronous_commit'));"
+        " RETURN NULL; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER test_record_claim_commit AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW"
+        " WHEN (NEW.status = 'claimed') EXECUTE FUNCTION test_record_claim_commit()"
+    )
     try:
-        yield lambda: {mode for mode, in conn.execute("SELECT mode FROM test_claim_commits")}
+        yield lambda: {mode for (mode,) in conn.execute("SELECT mode FROM test_claim_commits")}
     finally:
         conn.execute("DROP TRIGGER test_record_claim_commit ON raquel.raquel_jobs")
         conn.execute("DROP FUNCTION test_record_claim_commit")
@@ -318,8 +327,7 @@ async def test_durable_claims_false_commits_each_claim_asynchronously(
 
     await drain(arq, conn, handler, 4)
     assert claim_commits() == {"off"}
-    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1"
-                        ).fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'success' AND attempts = 1").fetchone() == (4,)
 
 
 async def test_durable_claims_must_be_a_bool(arq: AsyncRaquel) -> None:
@@ -353,9 +361,7 @@ async def buffering_worker(
     return handler, aspawn(handler.run, name="worker"), job_id, done
 
 
-async def test_a_worker_batches_its_successes_by_default(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
+async def test_a_worker_batches_its_successes_by_default(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = await buffering_worker(arq, monkeypatch, batch_outcomes=None)
     await wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -386,19 +392,21 @@ async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
     await ajoin([run], 10)
     assert status == ("claimed",)
     assert conn.execute("SELECT status, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
-        "success", 1)
+        "success",
+        1,
+    )
 
 
-async def test_a_buffered_success_keeps_its_lease_renewed(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
+async def test_a_buffered_success_keeps_its_lease_renewed(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
 
     def renewed() -> bool:  # the first lease has run out, and the lease was renewed past it
-        return conn.execute("SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs"
-                            " WHERE id = %s", (first, first + 1000, job_id)).fetchone() == (True,)
+        return conn.execute(
+            "SELECT raquel_now_ms() > %s AND lease_expires_at > %s FROM raquel_jobs WHERE id = %s",
+            (first, first + 1000, job_id),
+        ).fetchone() == (True,)
 
     await wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
@@ -408,23 +416,21 @@ async def test_a_buffered_success_keeps_its_lease_renewed(
     assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
 
 
-async def test_a_buffered_success_is_fenced_by_its_claim(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
+async def test_a_buffered_success_is_fenced_by_its_claim(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
-    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s",
-                 (job_id,))
+    conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
     handler.stop()
     await ajoin([run], 10)
-    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s",
-                        (job_id,)).fetchone() == ("claimed", "other", 0)
+    assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "claimed",
+        "other",
+        0,
+    )
 
 
-async def test_batched_outcomes_still_record_a_failure_at_once(
-    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
-) -> None:
+async def test_batched_outcomes_still_record_a_failure_at_once(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
     handler, run, job_id, done = await buffering_worker(arq, monkeypatch, fails=True)
     await wait_until(lambda: bool(done) and handler.running == 0)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
