@@ -314,7 +314,6 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             unique_mode,
             timeout,
         )
-        args["trace_context"] = None
         if not tracing.active():
             rows = self._fetch("enqueue", args, conn, binary=True)
             return EnqueuedJob._of(self, rows[0])

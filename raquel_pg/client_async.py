@@ -313,7 +313,6 @@ class AsyncRaquel(
             unique_mode,
             timeout,
         )
-        args["trace_context"] = None
         if not tracing.active():
             rows = await self._fetch("enqueue", args, conn, binary=True)
             return AsyncEnqueuedJob._of(self, rows[0])

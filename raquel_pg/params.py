@@ -189,7 +189,11 @@ def enqueue_args(
     unique_mode: str | None = None,
     timeout: timedelta | int | None = None,
 ) -> dict[str, Any]:
-    """The arguments of ``raquel_enqueue`` for one job, converted; None keeps a default."""
+    """The arguments of ``raquel_enqueue`` for one job, converted; None keeps a default.
+
+    ``trace_context`` is None here: :meth:`~raquel_pg.AsyncRaquel.enqueue` stores the
+    enqueuer's span there when tracing is on.
+    """
     return {
         "queue": queue_name(queue),
         "payload": encode_payload(payload),
@@ -204,6 +208,7 @@ def enqueue_args(
         "unique_key": optional_text(unique_key, "unique_key"),
         "unique_mode": optional_text(unique_mode, "unique_mode"),
         "timeout": duration_ms(timeout, "timeout"),
+        "trace_context": None,  # set by enqueue() when a tracer is active (raquel_pg.tracing)
     }
 
 
