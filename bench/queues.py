@@ -1,0 +1,206 @@
+"""``python -m bench.queues``: a worker subscribed to an explicit list of queues (issue 23's goal
+"1,000 queues listed explicitly: claim p50 within 1.5x of one queue").
+
+1. Claim latency. One database per case, each holding both claims: ``raquel_claim`` as migrated
+   and ``raquel_claim`` as 0006_claim.sql defines it (recreated beside it as
+   ``raquel_claim_before``, as ``bench.controls`` does). Cases: *spread N* (N = 1, 100, 1,000):
+   the jobs spread evenly over N queues, the claim lists those N; *skewed 1,000*: the same 1,000
+   listed queues holding few jobs each among a big unlisted queue's, enqueued interleaved (the
+   listed ones about 4% of the waiting jobs at the start, fewer as they are claimed). Each
+   round times ``--calls`` claims of ``--batch`` jobs per case and function, the two functions
+   alternating call by call (which goes first alternates by round), round trip timed in Python
+   (a prepared statement, the list sent as a ``text[]`` parameter, autocommit, durable). Medians
+   of all timed calls (a warm-up round first, not counted).
+2. Drain rate. ``AsyncRaquel(dsn)`` + ``subscribe(*queues, concurrency=10)`` with nothing else,
+   in a process of its own (``bench.worker_proc default``), draining ``--jobs`` pre-enqueued no-op
+   jobs (tables ANALYZEd), each drain in a fresh database; *before*: that database's
+   ``raquel_claim`` replaced by 0006_claim.sql's. Cases: 1 queue, 1,000 queues (jobs spread), and
+   1,000 listed queues among a big unlisted queue (skewed; the listed jobs drained). Rounds
+   interleaved (order reversed every other round); rate = jobs / (last success - first claim).
+
+Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.queues``. It prints
+Markdown to paste into bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .default_mode import default_worker
+from .measure import read_span, wait_until
+from .server import Server, server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The skewed cases: the big unlisted queue's jobs per listed job.
+SKEW_RATIO = 25
+
+
+def claim_0006_sql(name: str = "raquel_claim") -> str:
+    """raquel_claim as 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
+    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
+    start = text.index("CREATE FUNCTION raquel_claim(")
+    end = text.index("\n$$;\n", start) + len("\n$$;\n")
+    body = text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return re.sub(r"\braquel_claim\b", name, body)
+
+
+def install(conn: psycopg.Connection[Any], sql: str) -> None:
+    """Runs ``sql`` with the engine schema first on the search_path (as the migrations run)."""
+    conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
+    conn.execute(sql.encode())
+    conn.execute("RESET search_path")
+
+
+def names(count: int) -> list[str]:
+    return [f"q{i}" for i in range(count)]
+
+
+def fill(conn: psycopg.Connection[Any], listed: int, jobs: int, skewed: bool) -> None:
+    """``jobs`` ready jobs over ``listed`` queues (spread evenly); skewed: among SKEW_RATIO times as
+    many jobs of the unlisted queue 'big', interleaved. Then ANALYZE."""
+    if skewed:
+        conn.execute(
+            "INSERT INTO raquel.raquel_jobs (queue, payload) "
+            "SELECT CASE WHEN g %% %s = 0 THEN 'q' || (g / %s %% %s) ELSE 'big' END, 'x' "
+            "FROM generate_series(1, %s) AS g",
+            (SKEW_RATIO + 1, SKEW_RATIO + 1, listed, jobs * (SKEW_RATIO + 1)),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO raquel.raquel_jobs (queue, payload) SELECT 'q' || (g %% %s), 'x' FROM generate_series(1, %s) AS g",
+            (listed, jobs),
+        )
+    conn.execute("ANALYZE raquel.raquel_jobs")
+
+
+CLAIM = "SELECT count(*) FROM raquel.{fn}(%s::text[], 'bench', %s)"
+
+#: The claim-latency cases: label, queues listed, skewed.
+CASES = [("spread, 1 queue", 1, False), ("spread, 100 queues", 100, False), ("spread, 1,000 queues", 1000, False)]
+SKEWED = ("skewed, 1,000 queues", 1000, True)
+
+
+def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
+    """The Markdown table of part 1."""
+    functions = ("raquel_claim_before", "raquel_claim")
+    cases = [*CASES, SKEWED]
+    times: dict[tuple[str, str], list[float]] = {(c[0], fn): [] for c in cases for fn in functions}
+    with (
+        srv.database("queues_c1") as d1,
+        srv.database("queues_c100") as d100,
+        srv.database("queues_c1000") as d1000,
+        srv.database("queues_cskew") as dskew,
+    ):
+        conns = {}
+        for (label, listed, skewed), dsn in zip(cases, (d1, d100, d1000, dskew), strict=True):
+            conn = psycopg.connect(dsn, autocommit=True)
+            install(conn, claim_0006_sql("raquel_claim_before"))
+            needed = (rounds + 1) * calls * batch * len(functions)
+            fill(conn, listed, needed, skewed)
+            conns[label] = (conn, names(listed))
+        try:
+            for r in range(rounds + 1):
+                for label, _, _ in cases:
+                    conn, queues = conns[label]
+                    order = functions if r % 2 == 0 else tuple(reversed(functions))
+                    for _ in range(calls):
+                        for fn in order:
+                            started = time.perf_counter()
+                            conn.execute(CLAIM.format(fn=fn).encode(), (queues, batch), prepare=True).fetchone()
+                            if r:
+                                times[label, fn].append(time.perf_counter() - started)
+        finally:
+            for conn, _ in conns.values():
+                conn.close()
+    one = statistics.median(times[CASES[0][0], "raquel_claim"])
+    one_before = statistics.median(times[CASES[0][0], "raquel_claim_before"])
+    out = [
+        f"| claim of {batch} | before (0006): p50 ms | ÷ 1 queue | after (0012): p50 ms | ÷ 1 queue | after ÷ before |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, _, _ in cases:
+        before = statistics.median(times[label, "raquel_claim_before"])
+        after = statistics.median(times[label, "raquel_claim"])
+        out.append(
+            f"| {label} ({len(times[label, 'raquel_claim'])} calls) | {before * 1e3:.3f} | {before / one_before:.2f}x "
+            f"| {after * 1e3:.3f} | {after / one:.2f}x | {after / before:.2f}x |"
+        )
+        print(out[-1], file=sys.stderr, flush=True)
+    return out
+
+
+SPAN_ALL = """
+SELECT extract(epoch FROM raquel_ts(finished_at)), extract(epoch FROM raquel_ts(min(claimed_at) OVER ()))
+FROM raquel_jobs WHERE queue <> 'big' AND status = 'success'"""
+LEFT_ALL = """
+SELECT (EXISTS (SELECT FROM raquel_jobs WHERE queue <> 'big' AND status IN ('queued', 'failed'))
+        OR EXISTS (SELECT FROM raquel_jobs WHERE queue <> 'big' AND status = 'claimed'
+                                             AND lease_expires_at IS NOT NULL))::int"""
+
+
+def drain(srv: Server, listed: int, skewed: bool, before: bool, jobs: int) -> float:
+    """One drain in a fresh database; jobs/s."""
+    with srv.database("queues_drain") as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if before:
+                install(conn, claim_0006_sql())
+            fill(conn, listed, jobs, skewed)
+        with default_worker(dsn, ",".join(names(listed)), 10, None):
+            wait_until(dsn, LEFT_ALL, [], lambda left: left == 0, timeout=900)
+        rate = read_span(dsn, SPAN_ALL).rate
+        assert rate is not None
+        return rate
+
+
+def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
+    """The Markdown table of part 2."""
+    cases = [("1 queue", 1, False), ("1,000 queues, spread", 1000, False), ("1,000 queues, skewed", 1000, True)]
+    configs = [(case, before) for case in cases for before in (True, False)]
+    rates: dict[tuple[str, bool], list[float]] = {(c[0], b): [] for c, b in configs}
+    for r in range(rounds):
+        for (label, listed, skewed), before in configs if r % 2 == 0 else reversed(configs):
+            rates[label, before].append(drain(srv, listed, skewed, before, jobs))
+            print(label, "before" if before else "after", f"{rates[label, before][-1]:,.0f}", file=sys.stderr)
+    out = [
+        f"| default worker, concurrency 10, {jobs:,} jobs | before (0006): jobs/s | ÷ 1 queue "
+        "| after (0012): jobs/s | ÷ 1 queue | after ÷ before |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    one = {b: statistics.median(rates["1 queue", b]) for b in (True, False)}
+    for label, _, _ in cases:
+        before, after = (statistics.median(rates[label, b]) for b in (True, False))
+        spread = {b: f"{min(rates[label, b]):,.0f}-{max(rates[label, b]):,.0f}" for b in (True, False)}
+        out.append(
+            f"| {label} | {before:,.0f} ({spread[True]}) | {before / one[True]:.2f}x "
+            f"| {after:,.0f} ({spread[False]}) | {after / one[False]:.2f}x | {after / before:.2f}x |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.queues", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of part 1 (default 5)")
+    parser.add_argument("--calls", type=int, default=100, help="claims per case, function and round (default 100)")
+    parser.add_argument("--batch", type=int, default=10, help="jobs per claim (default 10)")
+    parser.add_argument("--drain-rounds", type=int, default=3, help="interleaved rounds of part 2 (default 3)")
+    parser.add_argument("--jobs", type=int, default=20000, help="jobs per drain (default 20,000)")
+    parser.add_argument("--skip-drain", action="store_true", help="part 1 only")
+    args = parser.parse_args()
+    with server() as srv:
+        lines = claim_latency(srv, args.rounds, args.calls, args.batch)
+        if not args.skip_drain:
+            lines += ["", *drain_rates(srv, args.drain_rounds, args.jobs)]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
