@@ -76,7 +76,8 @@ def fill(conn: psycopg.Connection[Any], listed: int, jobs: int, skewed: bool) ->
         )
     else:
         conn.execute(
-            "INSERT INTO raquel.raquel_jobs (queue, payload) SELECT 'q' || (g %% %s), 'x' FROM generate_series(1, %s) AS g",
+            "INSERT INTO raquel.raquel_jobs (queue, payload) "
+            "SELECT 'q' || (g %% %s), 'x' FROM generate_series(1, %s) AS g",
             (listed, jobs),
         )
     conn.execute("ANALYZE raquel.raquel_jobs")

@@ -43,7 +43,8 @@ def claim(conn: Conn, queues: list[str], batch: int = 10, now: int = T) -> list[
 
 def count(conn: Conn, status: str, queue: str | None = None) -> int:
     row = conn.execute(
-        "SELECT count(*) FROM raquel_jobs WHERE status = %s AND (%s::text IS NULL OR queue = %s)", (status, queue, queue)
+        "SELECT count(*) FROM raquel_jobs WHERE status = %s AND (%s::text IS NULL OR queue = %s)",
+        (status, queue, queue),
     ).fetchone()
     assert row is not None
     return int(row[0])
