@@ -178,11 +178,11 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
     ]
     one = {b: statistics.median(rates["1 queue", b]) for b in (True, False)}
     for label, _, _ in cases:
-        before, after = (statistics.median(rates[label, b]) for b in (True, False))
+        old, new = (statistics.median(rates[label, b]) for b in (True, False))
         spread = {b: f"{min(rates[label, b]):,.0f}-{max(rates[label, b]):,.0f}" for b in (True, False)}
         out.append(
-            f"| {label} | {before:,.0f} ({spread[True]}) | {before / one[True]:.2f}x "
-            f"| {after:,.0f} ({spread[False]}) | {after / one[False]:.2f}x | {after / before:.2f}x |"
+            f"| {label} | {old:,.0f} ({spread[True]}) | {old / one[True]:.2f}x "
+            f"| {new:,.0f} ({spread[False]}) | {new / one[False]:.2f}x | {new / old:.2f}x |"
         )
     return out
 
