@@ -122,6 +122,13 @@ SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
 COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
+CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE sql ROWS 1
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
+SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7)$_$;
+
+COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at now), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_outcome (docs/security.md)
@@ -750,6 +757,13 @@ BEGIN
                           AND j.priority < v_level
                         ORDER BY j.priority DESC LIMIT 1);
         END LOOP;
+    ELSIF cardinality(raquel_claim.queues) > 16 THEN
+        -- A long list (0012_many_queues): by raquel_claim_listed, which walks
+        -- the all-queues index with generic plans.
+        RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,
+                                                       v_now, v_upto, v_until, v_claim);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
     ELSE
         -- One probe per queue: the highest level among them.
         v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
@@ -799,6 +813,172 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+
+CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE plpgsql ROWS 1
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
+    SET max_parallel_workers_per_gather TO '0'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    v_left   integer := raquel_claim_listed.batch;
+    v_walk   integer := greatest(256, 16 * raquel_claim_listed.batch);
+    v_level  integer;
+    v_need   integer;
+    v_cands  tid[];
+    v_names  text[];
+    v_seen   bigint;
+    v_count  integer;
+    v_capped boolean := false;
+BEGIN
+    -- Level by level over the all-queues index, highest first.
+    v_level := (SELECT j.priority FROM raquel_jobs j
+                WHERE j.status IN ('queued', 'failed')
+                ORDER BY j.priority DESC LIMIT 1);
+    WHILE v_level IS NOT NULL AND NOT v_capped LOOP
+        v_need := v_left;
+        LOOP
+            -- The first v_need jobs of the listed queues among the level's
+            -- first v_walk ready jobs; row v_walk comes back too (seen =
+            -- v_walk) when the walk reached it: cut short.
+            SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
+                   coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
+            INTO v_cands, v_names, v_seen
+            FROM (SELECT r.ctid, r.queue, r.listed, r.n
+                  FROM (SELECT j.ctid, j.queue::text AS queue,
+                               j.queue IN (SELECT unnest(raquel_claim_listed.queues)) AS listed,
+                               row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                        FROM raquel_jobs j
+                        WHERE j.priority = v_level
+                          AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
+                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                        ORDER BY j.scheduled_at
+                        LIMIT v_walk) AS r
+                  WHERE r.listed OR r.n = v_walk
+                  LIMIT v_need) AS w;
+            IF cardinality(v_cands) > 0 THEN
+                RETURN QUERY
+                WITH picked AS MATERIALIZED (
+                    SELECT j.ctid FROM raquel_jobs j
+                    WHERE j.ctid = ANY (v_cands)
+                      AND j.queue = ANY (v_names) AND j.priority = v_level
+                      AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                    ORDER BY j.scheduled_at
+                    LIMIT v_left
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE raquel_jobs j SET
+                    status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
+                    claimed_at = raquel_claim_listed.now,
+                    lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
+                FROM picked WHERE j.ctid = picked.ctid
+                RETURNING j.*;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                v_left := v_left - v_count;
+                IF v_left = 0 THEN
+                    RETURN;
+                END IF;
+            END IF;
+            IF cardinality(v_cands) >= v_need AND v_need < v_walk THEN
+                -- Enough candidates, but some were taken by other claims:
+                -- read further (the jobs claimed above are no longer ready).
+                v_need := least(v_need * 2, v_walk);
+            ELSIF v_seen >= v_walk THEN
+                v_capped := true;  -- go on from this level the per-queue way
+                EXIT;
+            ELSE
+                EXIT;  -- every ready job of this level seen: the next level
+            END IF;
+        END LOOP;
+        IF NOT v_capped THEN
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END IF;
+    END LOOP;
+
+    -- Cut short: from v_level down, the listed queues one by one, each over
+    -- raquel_jobs_ready_queue_priority_idx. Each probe names its queue as a
+    -- range (queue >= q.name AND queue <= q.name) and asks for the index's
+    -- order (queue first): raquel_jobs_ready_priority_idx cannot give that
+    -- order, so no statistics can make the plan walk the other queues' jobs
+    -- there (with `queue = q.name`, on statistics that had seen one queue,
+    -- the generic plan did: 30,241 buffers for a claim of 2). The highest
+    -- level, at most v_level, among the listed queues' waiting jobs:
+    IF v_capped THEN
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim_listed.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue >= q.name AND j.queue <= q.name
+                                          AND j.status IN ('queued', 'failed') AND j.priority <= v_level
+                                        ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
+    END IF;
+    WHILE v_capped AND v_level IS NOT NULL LOOP
+        v_need := v_left;
+        LOOP
+            -- The v_need oldest ready jobs of the level among the listed
+            -- queues. They are all in the v_need queues whose oldest ready
+            -- job is the oldest (one row read per queue), so only those are
+            -- read further, up to v_need jobs each, and merged.
+            WITH heads AS MATERIALIZED (
+                SELECT q.name FROM unnest(raquel_claim_listed.queues) AS q(name)
+                CROSS JOIN LATERAL (SELECT j.scheduled_at FROM raquel_jobs j
+                                    WHERE j.queue >= q.name AND j.queue <= q.name AND j.priority = v_level
+                                      AND j.status IN ('queued', 'failed')
+                                      AND j.scheduled_at <= raquel_claim_listed.upto
+                                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                    ORDER BY j.queue, j.scheduled_at LIMIT 1) AS h
+                ORDER BY h.scheduled_at LIMIT v_need
+            )
+            SELECT coalesce(array_agg(m.ctid), '{}'), coalesce(array_agg(m.queue), '{}')
+            INTO v_cands, v_names
+            FROM (SELECT c.ctid, c.queue FROM heads
+                  CROSS JOIN LATERAL (SELECT j.ctid, j.queue::text AS queue, j.scheduled_at FROM raquel_jobs j
+                                      WHERE j.queue >= heads.name AND j.queue <= heads.name
+                                        AND j.priority = v_level AND j.status IN ('queued', 'failed')
+                                        AND j.scheduled_at <= raquel_claim_listed.upto
+                                        AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                      ORDER BY j.queue, j.scheduled_at LIMIT v_need) AS c
+                  ORDER BY c.scheduled_at LIMIT v_need) AS m;
+            IF cardinality(v_cands) > 0 THEN
+                RETURN QUERY
+                WITH picked AS MATERIALIZED (
+                    SELECT j.ctid FROM raquel_jobs j
+                    WHERE j.ctid = ANY (v_cands)
+                      AND j.queue = ANY (v_names) AND j.priority = v_level
+                      AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                    ORDER BY j.scheduled_at
+                    LIMIT v_left
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE raquel_jobs j SET
+                    status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
+                    claimed_at = raquel_claim_listed.now,
+                    lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
+                FROM picked WHERE j.ctid = picked.ctid
+                RETURNING j.*;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                v_left := v_left - v_count;
+                IF v_left = 0 THEN
+                    RETURN;
+                END IF;
+            END IF;
+            EXIT WHEN cardinality(v_cands) < v_need;
+            v_need := v_need * 2;  -- some were taken by other claims: read further
+        END LOOP;
+        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim_listed.queues) AS q(name)
+                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
+                                        WHERE j.queue >= q.name AND j.queue <= q.name
+                                          AND j.status IN ('queued', 'failed') AND j.priority < v_level
+                                        ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at now), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -3106,6 +3286,8 @@ REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLI
 
 REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
@@ -3191,6 +3373,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
