@@ -22,10 +22,11 @@
 -- list: raquel_claim calls it for more than 16 queues, after its rescue and
 -- queue controls), each 'claimed' by this call alone (FOR UPDATE SKIP
 -- LOCKED) under claim_id "claim" with lease_expires_at "until", claimed_at
--- "now" and claimed_by "claim_as", and returns them: ready as raquel_claim
--- means it (status queued or failed, scheduled_at <= upto, not past max_age
--- at now), highest priority first, then oldest scheduled_at. Internal: only
--- raquel_claim calls it (not executable by PUBLIC).
+-- "claimed_at" and claimed_by "claim_as", and returns them: ready as
+-- raquel_claim means it (status queued or failed, scheduled_at <= upto, not
+-- past max_age at claimed_at), highest priority first, then oldest
+-- scheduled_at. Internal: only raquel_claim calls it (not executable by
+-- PUBLIC).
 -- How, and why so (measured on PostgreSQL 15, 1,000 queues of 300 jobs):
 -- - raquel_claim's shape for several queues probed each listed queue's index
 --   range for the highest priority (1,000 probes, ~3,100 buffers, 2.5-6 ms)
@@ -62,13 +63,13 @@
 --   these plans depends on statistics: each has one index that serves its
 --   order (tests/sql/test_many_queues.py reads them).
 CREATE FUNCTION raquel_claim_listed(
-    queues   text[],
-    claim_as text,
-    batch    integer,
-    now      bigint,
-    upto     bigint,
-    until    bigint,
-    claim    uuid
+    queues     text[],
+    claim_as   text,
+    batch      integer,
+    claimed_at bigint,
+    upto       bigint,
+    until      bigint,
+    claim      uuid
 ) RETURNS SETOF raquel_jobs
 LANGUAGE plpgsql VOLATILE ROWS 1
 SET search_path FROM CURRENT
@@ -108,7 +109,7 @@ BEGIN
                         FROM raquel_jobs j
                         WHERE j.priority = v_level
                           AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                         ORDER BY j.scheduled_at
                         LIMIT v_walk) AS r
                   WHERE r.listed OR r.n = v_walk
@@ -120,14 +121,14 @@ BEGIN
                     WHERE j.ctid = ANY (v_cands)
                       AND j.queue = ANY (v_names) AND j.priority = v_level
                       AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                     ORDER BY j.scheduled_at
                     LIMIT v_left
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE raquel_jobs j SET
                     status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
-                    claimed_at = raquel_claim_listed.now,
+                    claimed_at = raquel_claim_listed.claimed_at,
                     lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
                 FROM picked WHERE j.ctid = picked.ctid
                 RETURNING j.*;
@@ -183,7 +184,7 @@ BEGIN
                                     WHERE j.queue >= q.name AND j.queue <= q.name AND j.priority = v_level
                                       AND j.status IN ('queued', 'failed')
                                       AND j.scheduled_at <= raquel_claim_listed.upto
-                                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                                     ORDER BY j.queue, j.scheduled_at LIMIT 1) AS h
                 ORDER BY h.scheduled_at LIMIT v_need
             )
@@ -194,7 +195,7 @@ BEGIN
                                       WHERE j.queue >= heads.name AND j.queue <= heads.name
                                         AND j.priority = v_level AND j.status IN ('queued', 'failed')
                                         AND j.scheduled_at <= raquel_claim_listed.upto
-                                        AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                        AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                                       ORDER BY j.queue, j.scheduled_at LIMIT v_need) AS c
                   ORDER BY c.scheduled_at LIMIT v_need) AS m;
             IF cardinality(v_cands) > 0 THEN
@@ -204,14 +205,14 @@ BEGIN
                     WHERE j.ctid = ANY (v_cands)
                       AND j.queue = ANY (v_names) AND j.priority = v_level
                       AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                     ORDER BY j.scheduled_at
                     LIMIT v_left
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE raquel_jobs j SET
                     status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
-                    claimed_at = raquel_claim_listed.now,
+                    claimed_at = raquel_claim_listed.claimed_at,
                     lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
                 FROM picked WHERE j.ctid = picked.ctid
                 RETURNING j.*;
@@ -233,7 +234,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid) IS
-    'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at now), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+    'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 REVOKE EXECUTE ON FUNCTION raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid) FROM PUBLIC;
 
 -- raquel_claim, restated: 0006_claim's, with the branch for more than 16

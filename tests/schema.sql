@@ -122,12 +122,12 @@ SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
 
 COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
-CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE sql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
 SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7)$_$;
 
-COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at now), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -814,7 +814,7 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
-CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
@@ -853,7 +853,7 @@ BEGIN
                         FROM raquel_jobs j
                         WHERE j.priority = v_level
                           AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                         ORDER BY j.scheduled_at
                         LIMIT v_walk) AS r
                   WHERE r.listed OR r.n = v_walk
@@ -865,14 +865,14 @@ BEGIN
                     WHERE j.ctid = ANY (v_cands)
                       AND j.queue = ANY (v_names) AND j.priority = v_level
                       AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                     ORDER BY j.scheduled_at
                     LIMIT v_left
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE raquel_jobs j SET
                     status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
-                    claimed_at = raquel_claim_listed.now,
+                    claimed_at = raquel_claim_listed.claimed_at,
                     lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
                 FROM picked WHERE j.ctid = picked.ctid
                 RETURNING j.*;
@@ -928,7 +928,7 @@ BEGIN
                                     WHERE j.queue >= q.name AND j.queue <= q.name AND j.priority = v_level
                                       AND j.status IN ('queued', 'failed')
                                       AND j.scheduled_at <= raquel_claim_listed.upto
-                                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                                     ORDER BY j.queue, j.scheduled_at LIMIT 1) AS h
                 ORDER BY h.scheduled_at LIMIT v_need
             )
@@ -939,7 +939,7 @@ BEGIN
                                       WHERE j.queue >= heads.name AND j.queue <= heads.name
                                         AND j.priority = v_level AND j.status IN ('queued', 'failed')
                                         AND j.scheduled_at <= raquel_claim_listed.upto
-                                        AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                                        AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                                       ORDER BY j.queue, j.scheduled_at LIMIT v_need) AS c
                   ORDER BY c.scheduled_at LIMIT v_need) AS m;
             IF cardinality(v_cands) > 0 THEN
@@ -949,14 +949,14 @@ BEGIN
                     WHERE j.ctid = ANY (v_cands)
                       AND j.queue = ANY (v_names) AND j.priority = v_level
                       AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.now)
+                      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                     ORDER BY j.scheduled_at
                     LIMIT v_left
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE raquel_jobs j SET
                     status = 'claimed', claimed_by = raquel_claim_listed.claim_as,
-                    claimed_at = raquel_claim_listed.now,
+                    claimed_at = raquel_claim_listed.claimed_at,
                     lease_expires_at = raquel_claim_listed.until, claim_id = raquel_claim_listed.claim
                 FROM picked WHERE j.ctid = picked.ctid
                 RETURNING j.*;
@@ -978,7 +978,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at now), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -3286,7 +3286,7 @@ REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLI
 
 REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
@@ -3374,7 +3374,7 @@ REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLI
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, now bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
