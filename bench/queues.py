@@ -45,13 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SKEW_RATIO = 25
 
 
-def claim_0006_sql(name: str = "raquel_claim") -> str:
-    """raquel_claim as 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
+def sql_0006(function: str, name: str) -> str:
+    """``function`` as 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
     text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
-    start = text.index("CREATE FUNCTION raquel_claim(")
+    start = text.index(f"CREATE FUNCTION {function}(")
     end = text.index("\n$$;\n", start) + len("\n$$;\n")
     body = text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-    return re.sub(r"\braquel_claim\b", name, body)
+    return re.sub(rf"\b{function}\b", name, body)
 
 
 def install(conn: psycopg.Connection[Any], sql: str) -> None:
@@ -85,6 +85,8 @@ def fill(conn: psycopg.Connection[Any], listed: int, jobs: int, skewed: bool) ->
 
 
 CLAIM = "SELECT count(*) FROM raquel.{fn}(%s::text[], 'bench', %s)"
+#: (the batch parameter unused: the same arguments as CLAIM)
+NEXT_DUE = "SELECT raquel.{fn}(%s::text[]) + 0 * %s"
 
 #: The claim-latency cases: label, queues listed, skewed.
 CASES = [("spread, 1 queue", 1, False), ("spread, 100 queues", 100, False), ("spread, 1,000 queues", 1000, False)]
@@ -101,8 +103,11 @@ def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]
     functions = ("raquel_claim_before", "raquel_claim")
     modes = ("list", "text")
     cases = [*CASES, SKEWED]
-    times: dict[tuple[str, str, str], list[float]] = {
-        (c[0], m, fn): [] for c in cases for m in modes for fn in functions
+    #: What each round times, call by call: (statement, how the list is sent, function).
+    variants = [(CLAIM, m, fn) for m in modes for fn in functions]
+    variants += [(NEXT_DUE, "text", fn) for fn in ("raquel_next_due_before", "raquel_next_due")]
+    times: dict[tuple[str, str, str, str], list[float]] = {
+        (c[0], stmt, m, fn): [] for c in cases for stmt, m, fn in variants
     }
     with (
         srv.database("queues_c1") as d1,
@@ -113,38 +118,48 @@ def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]
         conns = {}
         for (label, listed, skewed), dsn in zip(cases, (d1, d100, d1000, dskew), strict=True):
             conn = psycopg.connect(dsn, autocommit=True)
-            install(conn, claim_0006_sql("raquel_claim_before"))
+            install(conn, sql_0006("raquel_claim", "raquel_claim_before"))
+            install(conn, sql_0006("raquel_next_due", "raquel_next_due_before"))
             fill(conn, listed, (rounds + 1) * calls * batch * len(functions) * len(modes), skewed)
             conns[label] = (conn, {"list": names(listed), "text": "{" + ",".join(names(listed)) + "}"})
         try:
             for r in range(rounds + 1):
                 for label, _, _ in cases:
                     conn, queues = conns[label]
-                    order = [(m, fn) for m in modes for fn in functions]
                     for _ in range(calls):
-                        for mode, fn in order if r % 2 == 0 else reversed(order):
+                        for stmt, mode, fn in variants if r % 2 == 0 else reversed(variants):
                             started = time.perf_counter()
-                            conn.execute(CLAIM.format(fn=fn).encode(), (queues[mode], batch), prepare=True).fetchone()
+                            conn.execute(stmt.format(fn=fn).encode(), (queues[mode], batch), prepare=True).fetchone()
                             if r:
-                                times[label, mode, fn].append(time.perf_counter() - started)
+                                times[label, stmt, mode, fn].append(time.perf_counter() - started)
         finally:
             for conn, _ in conns.values():
                 conn.close()
+
+    def row(label: str, what: str, stmt: str, mode: str, fns: tuple[str, str]) -> str:
+        one_before, one = (statistics.median(times[CASES[0][0], stmt, mode, fn]) for fn in fns)
+        before, after = (statistics.median(times[label, stmt, mode, fn]) for fn in fns)
+        return (
+            f"| {label} ({len(times[label, stmt, mode, fns[1]])} calls) | {what} "
+            f"| {before * 1e3:.3f} | {before / one_before:.2f}x | {after * 1e3:.3f} | {after / one:.2f}x "
+            f"| {after / before:.2f}x |"
+        )
+
     out = [
         f"| claim of {batch} | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0012): p50 ms | ÷ 1 queue "
         "| after ÷ before |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for mode in modes:
-        one_before, one = (statistics.median(times[CASES[0][0], mode, fn]) for fn in functions)
-        for label, _, _ in cases:
-            before, after = (statistics.median(times[label, mode, fn]) for fn in functions)
-            out.append(
-                f"| {label} ({len(times[label, mode, 'raquel_claim'])} calls) | {MODE_LABELS[mode]} "
-                f"| {before * 1e3:.3f} | {before / one_before:.2f}x | {after * 1e3:.3f} | {after / one:.2f}x "
-                f"| {after / before:.2f}x |"
-            )
-            print(out[-1], file=sys.stderr, flush=True)
+    out += [row(label, MODE_LABELS[m], CLAIM, m, functions) for m in modes for label, _, _ in cases]
+    out += [
+        "",
+        "| raquel_next_due | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0012): p50 ms | ÷ 1 queue "
+        "| after ÷ before |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    nd = ("raquel_next_due_before", "raquel_next_due")
+    out += [row(label, MODE_LABELS["text"], NEXT_DUE, "text", nd) for label, _, _ in cases]
+    print("\n".join(out), file=sys.stderr, flush=True)
     return out
 
 
@@ -165,7 +180,8 @@ def drain(srv: Server, listed: int, skewed: bool, before: bool, jobs: int) -> fl
     with srv.database("queues_drain") as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             if before:
-                install(conn, claim_0006_sql())
+                install(conn, sql_0006("raquel_claim", "raquel_claim"))
+                install(conn, sql_0006("raquel_next_due", "raquel_next_due"))
             fill(conn, listed, jobs, skewed)
         with default_worker(dsn, ",".join(names(listed)), 10, None):
             wait_until(dsn, LEFT_ALL, [], lambda left: left == 0, timeout=900)

@@ -1867,6 +1867,9 @@ DECLARE
     v_due    bigint;
     v_ctl    record;
     v_at     bigint;
+    v_level  integer;  -- 0012_many_queues: a long list
+    v_listed boolean;
+    v_seen   bigint;
 BEGIN
     -- Queue controls: the paused and limited queues asked for are
     -- taken out of the general reading below and given their own time here.
@@ -1939,6 +1942,48 @@ BEGIN
                 SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'
                   AND j.queue <> ALL (v_skip)
             ) AS due));
+    END IF;
+    IF cardinality(v_queues) > 16 THEN
+        -- A long list (0012_many_queues): the lease deadlines of its claimed
+        -- jobs (raquel_jobs_lease_idx in deadline order, a hashed membership
+        -- test: the IS TRUE keeps it a filter, so min() still reads the
+        -- index from its start), then level by level over the all-queues
+        -- index: the first job of a listed queue in scheduled_at order among
+        -- the level's first 256, else one probe per listed queue.
+        v_due := least(v_due, (SELECT min(j.lease_expires_at) FROM raquel_jobs j
+                               WHERE j.status = 'claimed'
+                                 AND (j.queue IN (SELECT unnest(v_queues))) IS TRUE));
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            SELECT w.scheduled_at, w.listed, w.n INTO v_at, v_listed, v_seen
+            FROM (SELECT j.scheduled_at, j.queue IN (SELECT unnest(v_queues)) AS listed,
+                         row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                  FROM raquel_jobs j
+                  WHERE j.priority = v_level AND j.status IN ('queued', 'failed')
+                  ORDER BY j.scheduled_at
+                  LIMIT 256) AS w
+            WHERE w.listed OR w.n = 256
+            LIMIT 1;
+            IF FOUND AND NOT v_listed THEN
+                -- 256 jobs of other queues first: the listed queues one by
+                -- one (a range over raquel_jobs_ready_queue_priority_idx in
+                -- its own order, as raquel_claim_listed probes them).
+                v_at := (SELECT min(h.scheduled_at) FROM unnest(v_queues) AS q(name)
+                         CROSS JOIN LATERAL (SELECT j.scheduled_at FROM raquel_jobs j
+                                             WHERE j.queue >= q.name AND j.queue <= q.name
+                                               AND j.priority = v_level AND j.status IN ('queued', 'failed')
+                                             ORDER BY j.queue, j.scheduled_at LIMIT 1) AS h);
+            ELSIF NOT FOUND THEN
+                v_at := NULL;
+            END IF;
+            v_due := least(v_due, v_at);
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+        RETURN v_due;
     END IF;
     RETURN least(v_due, (
         WITH RECURSIVE levels(queue, priority) AS (

@@ -187,3 +187,47 @@ def test_the_long_list_claim_keeps_generic_plans_and_the_claims_settings(skewed:
     ).fetchone()
     assert grants == (False,)
     json.dumps(config)  # a plain list of settings
+
+
+# --- raquel_next_due -----------------------------------------------------------
+
+
+def next_due(conn: Conn, queues: list[str]) -> int | None:
+    row = conn.execute("SELECT raquel_next_due(%s)", (queues,)).fetchone()
+    assert row is not None
+    return None if row[0] is None else int(row[0])
+
+
+def test_next_due_of_a_long_list_is_its_earliest_job_whatever_the_others_hold(conn: Conn) -> None:
+    enqueue(conn, "other", 3, at=T + 1000)
+    enqueue(conn, LONG[20], 1, at=T + 9000)
+    enqueue(conn, LONG[3], 1, at=T + 5000, priority=-2)
+    enqueue(conn, "other", 1, at=T + 2000, priority=4)
+    assert next_due(conn, LONG) == T + 5000
+
+
+def test_next_due_of_a_long_list_counts_its_claimed_jobs_lease_deadlines(conn: Conn) -> None:
+    enqueue(conn, LONG[1], 1, now=T)
+    enqueue(conn, LONG[2], 1, at=T + 90_000)
+    claim(conn, LONG, batch=1)  # a lease of 60,000 ms from T
+    assert next_due(conn, LONG) == T + 60_000
+
+
+def test_next_due_of_a_long_list_leaves_out_a_paused_queue(conn: Conn) -> None:
+    enqueue(conn, LONG[0], 1, at=T + 1000)
+    enqueue(conn, LONG[1], 1, at=T + 7000)
+    conn.execute("SELECT raquel_pause_queue(%s)", (LONG[0],))
+    assert next_due(conn, LONG) == T + 7000
+
+
+def test_next_due_of_a_long_list_finds_a_rare_job_past_the_walk(conn: Conn) -> None:
+    enqueue(conn, "other", 300, at=T)
+    enqueue(conn, LONG[33], 1, at=T + 4000)
+    enqueue(conn, LONG[34], 1, at=T + 3000)
+    assert next_due(conn, LONG) == T + 3000
+
+
+def test_next_due_of_a_long_list_of_rare_queues_does_not_walk_the_big_one(skewed: Conn) -> None:
+    skewed.execute("SELECT raquel_enqueue(%s, 'x', delay => 3600000)", (LONG[11],))
+    touched = buffers(skewed, f"SELECT raquel_next_due(ARRAY{LONG!r})")
+    assert touched <= 300
