@@ -146,14 +146,14 @@ def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]
         )
 
     out = [
-        f"| claim of {batch} | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0012): p50 ms | ÷ 1 queue "
+        f"| claim of {batch} | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0013): p50 ms | ÷ 1 queue "
         "| after ÷ before |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     out += [row(label, MODE_LABELS[m], CLAIM, m, functions) for m in modes for label, _, _ in cases]
     out += [
         "",
-        "| raquel_next_due | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0012): p50 ms | ÷ 1 queue "
+        "| raquel_next_due | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0013): p50 ms | ÷ 1 queue "
         "| after ÷ before |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -201,7 +201,7 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
             print(label, "before" if before else "after", f"{rates[label, before][-1]:,.0f}", file=sys.stderr)
     out = [
         f"| default worker, concurrency 10, {jobs:,} jobs | before (0006): jobs/s | ÷ 1 queue "
-        "| after (0012): jobs/s | ÷ 1 queue | after ÷ before |",
+        "| after (0013): jobs/s | ÷ 1 queue | after ÷ before |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     one = {b: statistics.median(rates["1 queue", b]) for b in (True, False)}

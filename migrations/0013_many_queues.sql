@@ -1,4 +1,4 @@
--- 0012_many_queues: a claim of a long list of queues (issue 23: "1,000
+-- 0013_many_queues: a claim of a long list of queues (issue 23: "1,000
 -- queues listed explicitly: claim p50 within 1.5x of one queue").
 --
 -- Guarantees: unchanged (0006_claim's raquel_claim and raquel_next_due: each
@@ -494,7 +494,7 @@ BEGIN
                         ORDER BY j.priority DESC LIMIT 1);
         END LOOP;
     ELSIF cardinality(raquel_claim.queues) > 16 THEN
-        -- A long list (0012_many_queues): by raquel_claim_listed, which walks
+        -- A long list (0013_many_queues): by raquel_claim_listed, which walks
         -- the all-queues index with generic plans.
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,
                                                        v_now, v_upto, v_until, v_claim);
@@ -572,7 +572,7 @@ DECLARE
     v_due    bigint;
     v_ctl    record;
     v_at     bigint;
-    v_level  integer;  -- 0012_many_queues: a long list
+    v_level  integer;  -- 0013_many_queues: a long list
     v_listed boolean;
     v_seen   bigint;
 BEGIN
@@ -649,7 +649,7 @@ BEGIN
             ) AS due));
     END IF;
     IF cardinality(v_queues) > 16 THEN
-        -- A long list (0012_many_queues): the lease deadlines of its claimed
+        -- A long list (0013_many_queues): the lease deadlines of its claimed
         -- jobs (raquel_jobs_lease_idx in deadline order, a hashed membership
         -- test: the IS TRUE keeps it a filter, so min() still reads the
         -- index from its start), then level by level over the all-queues
