@@ -108,10 +108,20 @@ class Producer:
         self._wake.set()
 
     def heard(self) -> None:
-        """A wake-up for our queues (the notifier's callback): wake; the registration is spent."""
+        """A wake-up for our queues (the notifier's callback): wake; the registration is spent.
+
+        The notifying producer deleted the registration as it notified
+        (0008_notifications), so there is none left to remove: a claim that
+        then fills every free slot makes no ``raquel_wait_end`` call (one
+        round trip less per woken job, and none between the claim and the
+        handler's start). A registration that survived (a producer that had
+        it locked rolled back, or the notifier reconnected) is consumed by the
+        next notification it causes, or lapses after its ttl.
+        """
         with self._lock:
             self._wakeups += 1
             self._registered_until = 0.0
+            self._registered = False
         self._wake.set()
 
     def run(self) -> None:
