@@ -59,7 +59,8 @@ class AsyncProducer:
     heard: :meth:`heard`, a stop), for the next ``scheduled_at`` it knows of
     (``raquel_next_due``), or ``poll_interval`` at most. A registration is
     refreshed once half its life is gone and is spent by the first
-    notification it causes (migration 0009). A claim that fails on a
+    notification it causes (migration 0008_notifications; :meth:`heard`
+    takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
     stops are handed back unstarted.
     """
@@ -191,7 +192,8 @@ class AsyncProducer:
         return 0.0
 
     async def unregister(self) -> None:
-        """Removes this worker's waiter registration, if it made one (``raquel_wait_end``); never raises."""
+        """Removes this worker's waiter registration, if it made one that no notification spent
+        (``raquel_wait_end``); never raises."""
         if not self._registered:
             return
         self._registered, self._registered_until = False, 0.0
