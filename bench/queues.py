@@ -215,6 +215,60 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
     return out
 
 
+def claim_before_sweeps_sql() -> str:
+    """raquel_claim as 0013_many_queues defines it but with the rescue as 0006 made it: of the
+    queues asked for, whenever any queue's lease has run out."""
+    text = (ROOT / "migrations" / "0013_many_queues.sql").read_text(encoding="utf-8")
+    start = text.index("CREATE OR REPLACE FUNCTION raquel_claim(")
+    body = text[start : text.index("\n$$;\n", start) + len("\n$$;\n")]
+    now = "PERFORM raquel_rescue(NULL, raquel_claim.now);"
+    assert body.count(now) == 1
+    return body.replace(now, "PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);")
+
+
+WAKE_CLAIM = "SELECT count(*) FROM raquel.raquel_claim(ARRAY['w'], 'bench', 10)"
+
+
+def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
+    """The claim a woken worker makes (one waiting job, ten free slots: a short claim), 0013's
+    rescue against 0006's, each in a database of its own, calls alternating between the two; with
+    nothing to sweep, and with one lease run out in a queue nobody claims."""
+    out = [
+        "| one-job claim (batch 10) | 0006's rescue: p50 ms | 0013's: p50 ms | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for case in ("nothing to sweep", "a lease run out in another queue"):
+        times: dict[str, list[float]] = {"0006": [], "0013": []}
+        with srv.database("queues_sw_old") as old_dsn, srv.database("queues_sw_new") as new_dsn:
+            conns = {
+                "0006": psycopg.connect(old_dsn, autocommit=True),
+                "0013": psycopg.connect(new_dsn, autocommit=True),
+            }
+            try:
+                install(conns["0006"], claim_before_sweeps_sql())
+                for conn in conns.values():
+                    if case != "nothing to sweep":
+                        conn.execute("SELECT raquel.raquel_enqueue('stale', 'x')")
+                        conn.execute("SELECT count(*) FROM raquel.raquel_claim(ARRAY['stale'], 'gone', 1, 1)")
+                        time.sleep(0.01)  # its lease (1 ms) runs out; nobody claims 'stale' again
+                for r in range(rounds + 1):
+                    for _ in range(calls):
+                        for label in ("0006", "0013") if r % 2 == 0 else ("0013", "0006"):
+                            conn = conns[label]
+                            conn.execute("SELECT raquel.raquel_enqueue('w', 'x')")
+                            started = time.perf_counter()
+                            conn.execute(WAKE_CLAIM.encode(), prepare=True).fetchone()
+                            if r:
+                                times[label].append(time.perf_counter() - started)
+            finally:
+                for conn in conns.values():
+                    conn.close()
+        old, new = (statistics.median(times[k]) for k in ("0006", "0013"))
+        out.append(f"| {case} ({len(times['0013'])} calls) | {old * 1e3:.3f} | {new * 1e3:.3f} | {new / old:.2f}x |")
+    print("\n".join(out), file=sys.stderr, flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.queues", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of part 1 (default 5)")
@@ -223,8 +277,12 @@ def main() -> None:
     parser.add_argument("--drain-rounds", type=int, default=3, help="interleaved rounds of part 2 (default 3)")
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per drain (default 20,000)")
     parser.add_argument("--skip-drain", action="store_true", help="part 1 only")
+    parser.add_argument("--sweeps", action="store_true", help="only the one-job claim's rescue (part 3)")
     args = parser.parse_args()
     with server() as srv:
+        if args.sweeps:
+            print("\n".join(sweep_latency(srv, args.rounds, args.calls)))
+            return
         lines = claim_latency(srv, args.rounds, args.calls, args.batch)
         if not args.skip_drain:
             lines += ["", *drain_rates(srv, args.drain_rounds, args.jobs)]
