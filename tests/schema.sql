@@ -961,15 +961,10 @@ BEGIN
     -- order (queue first): raquel_jobs_ready_priority_idx cannot give that
     -- order, so no statistics can make the plan walk the other queues' jobs
     -- there (with `queue = q.name`, on statistics that had seen one queue,
-    -- the generic plan did: 30,241 buffers for a claim of 2). The highest
-    -- level, at most v_level, among the listed queues' waiting jobs:
-    IF v_capped THEN
-        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim_listed.queues) AS q(name)
-                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
-                                        WHERE j.queue >= q.name AND j.queue <= q.name
-                                          AND j.status IN ('queued', 'failed') AND j.priority <= v_level
-                                        ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
-    END IF;
+    -- the generic plan did: 30,241 buffers for a claim of 2). It starts at
+    -- v_level itself (where the walk stopped), with no probe of each
+    -- queue's highest level first: that probe cost as much as the claim's
+    -- own reading (1,000 index probes).
     WHILE v_capped AND v_level IS NOT NULL LOOP
         v_need := v_left;
         LOOP
