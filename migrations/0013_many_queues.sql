@@ -16,11 +16,11 @@
 -- descents), and the claim's statement, planned anew at every call with the
 -- 1,000 names as a constant, spent 0.5-1.1 ms planning. bench/queues.py
 -- measures it, before and after (bench/RESULTS.md, "Issue 23: many queues
--- listed explicitly"): claims of 10 from 1,000 spread queues 4.21 -> 1.30
--- ms (0.81 ms for one queue; 1.17x one queue with the list dumped once by
--- the client, 1.60x with psycopg dumping it at each call), 47 -> 7.1 ms
+-- listed explicitly"): claims of 10 from 1,000 spread queues 4.23 -> 1.31
+-- ms (0.79 ms for one queue; 1.24x one queue with the list dumped once by
+-- the client, 1.65x with psycopg dumping it at each call), 49 -> 5.0 ms
 -- where the listed queues are rare beside a big unlisted one, and a default
--- worker of 1,000 queues drained at 0.73x one queue's rate (0.32x before).
+-- worker of 1,000 queues drained at 0.77x one queue's rate (0.26x before).
 --
 -- Up to 16 queues the claim is 0006_claim's: a probe per queue is cheap, and
 -- its custom plans serve skewed queues best (tests/sql/test_skewed_plans.py).
