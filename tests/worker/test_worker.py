@@ -128,6 +128,31 @@ def test_a_worker_runs_a_delayed_job_when_it_is_due(rq: Raquel, conn: Conn) -> N
     assert 0.4 <= done[1] - enqueued < 3.0  # not early, and long before the 60 s poll
 
 
+def test_a_worker_of_a_long_queue_list_runs_the_jobs_of_its_queues_only(rq: Raquel, conn: Conn) -> None:
+    # More than 16 queues: the claim walks them with raquel_claim_listed (0013_many_queues),
+    # and the worker sends its list, dumped once, with every claim and registration.
+    queues = [f"q{i}" for i in range(40)]
+    for name in [*queues[::13], "other"]:
+        rq.enqueue(name, name)
+    ran: list[str] = []
+
+    @rq.subscribe(*queues, poll_interval=60)
+    def handler(job: Job) -> None:
+        ran.append(job.queue)
+
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: len(ran) == 4)
+    wait_until(lambda: handler.listening)
+    rq.enqueue("q39", "woken by NOTIFY")
+    wait_until(lambda: len(ran) == 5)
+    handler.stop()
+    join([run], 10)
+    assert sorted(ran) == sorted([*queues[::13], "q39"])
+    assert conn.execute("SELECT queue, status FROM raquel_jobs WHERE status <> 'success'").fetchall() == [
+        ("other", "queued")
+    ]
+
+
 def test_the_worker_records_outcomes_like_dequeue(rq: Raquel, conn: Conn) -> None:
     ok = (rq.enqueue("q", "ok")).id
     bad = (rq.enqueue("q", "bad")).id

@@ -125,6 +125,31 @@ async def test_a_worker_runs_a_delayed_job_when_it_is_due(arq: AsyncRaquel, conn
     assert 0.4 <= done[1] - enqueued < 3.0  # not early, and long before the 60 s poll
 
 
+async def test_a_worker_of_a_long_queue_list_runs_the_jobs_of_its_queues_only(arq: AsyncRaquel, conn: Conn) -> None:
+    # More than 16 queues: the claim walks them with raquel_claim_listed (0013_many_queues),
+    # and the worker sends its list, dumped once, with every claim and registration.
+    queues = [f"q{i}" for i in range(40)]
+    for name in [*queues[::13], "other"]:
+        await arq.enqueue(name, name)
+    ran: list[str] = []
+
+    @arq.subscribe(*queues, poll_interval=60)
+    async def handler(job: AsyncJob) -> None:
+        ran.append(job.queue)
+
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: len(ran) == 4)
+    await wait_until(lambda: handler.listening)
+    await arq.enqueue("q39", "woken by NOTIFY")
+    await wait_until(lambda: len(ran) == 5)
+    handler.stop()
+    await ajoin([run], 10)
+    assert sorted(ran) == sorted([*queues[::13], "q39"])
+    assert conn.execute("SELECT queue, status FROM raquel_jobs WHERE status <> 'success'").fetchall() == [
+        ("other", "queued")
+    ]
+
+
 async def test_the_worker_records_outcomes_like_dequeue(arq: AsyncRaquel, conn: Conn) -> None:
     ok = (await arq.enqueue("q", "ok")).id
     bad = (await arq.enqueue("q", "bad")).id
