@@ -52,8 +52,10 @@ def async_worker(
     batched: bool = False,
     pool_size: int | None = None,
     durable_claims: bool = True,
+    prefetch: int = 0,
 ) -> Iterator[None]:
-    """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process.
+    """One ``AsyncWorker`` (``concurrency`` tasks, ``prefetch`` more jobs claimed ahead) on an
+    event loop in a thread of this process.
 
     Its client's pool has ``pool_size`` connections (default: ``concurrency``).
     """
@@ -63,7 +65,7 @@ def async_worker(
     async def main() -> None:
         async with AsyncRaquel(dsn, pool_size=pool_size or concurrency) as rq:
             worker: AsyncWorker = rq.subscribe(
-                queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims
+                queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims, prefetch=prefetch
             )(anoop)
             handle.update(loop=asyncio.get_running_loop(), worker=worker)
             started.set()
@@ -111,10 +113,17 @@ def worker_processes(
     batched: bool = False,
     durable_claims: bool = True,
     client_flags: tuple[str, ...] = (),
+    prefetch: int = 0,
 ) -> Iterator[None]:
-    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks
-    (and a pool of at most 10 connections); ``client_flags``: see bench/worker_proc.py."""
-    extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"]) + list(client_flags)
+    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks and ``prefetch``
+    more jobs claimed ahead (and a pool of at most 10 connections); ``client_flags``: see
+    bench/worker_proc.py."""
+    extra = (
+        (["batch"] if batched else [])
+        + ([] if durable_claims else ["nondurable"])
+        + ([f"prefetch={prefetch}"] if prefetch else [])
+        + list(client_flags)
+    )
     started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
     try:
         yield
