@@ -8,11 +8,14 @@ graphile-worker with its perfTest's settings, at 10 and 50 jobs in flight and in
 configuration, each in a fresh database of the same server (ANALYZEd after the bulk enqueue), the
 configurations taking turns (order reversed every other round); figures are the medians of the
 rounds, each ratio the median of the rounds' ratios (both measured in the same round). raquel_pg's
-workers run in processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so
-that their CPU, and that of their server processes, is read from /proc; graphile-worker's is not
-measured. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another version's ``raquel_pg``
-(as in scenario ``default``), so that a change is measured against what it replaces in the same
-rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds (default 3; 1 at the tiny size).
+workers run in processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so that
+their CPU, and that of their server processes, is read from /proc; graphile-worker's is not
+measured. raquel_pg's queue is paused while its processes start and resumed once all are ready (the
+resume's NOTIFY wakes them), so that they begin together; graphile-worker's processes start at once
+and its span begins at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows
+of another version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured
+against what it replaces in the same rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds
+(default 3; 1 at the tiny size).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import psycopg
 
@@ -33,7 +36,7 @@ from .measure import Section, Sizes, Span, fmt, read_span, wait_until
 from .peers import FAST_PREFETCH, GRAPHILE_JOBS, GRAPHILE_PROCESSES, NON_DURABLE
 from .scenarios import RAQUEL_LEFT, RAQUEL_SPAN
 from .server import Server
-from .workers import ROOT, stop
+from .workers import ROOT, spawn, stop
 
 #: (jobs in flight per process, processes): 10 and 50 in one process, graphile-worker's 4 x 24.
 SHAPES = ((10, 1), (50, 1), (GRAPHILE_JOBS, GRAPHILE_PROCESSES))
@@ -52,27 +55,24 @@ def run_raquel(dsn: str, jobs: int, concurrency: int, processes: int, durable: b
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with ``processes`` worker processes of
     ``concurrency`` slots and ``prefetch=FAST_PREFETCH`` each; the span and the CPU per job (the
     worker processes', and their server processes', from every worker's 'ready' to the last job
-    done). ``baseline``: a directory holding another ``raquel_pg`` to run instead of this tree's."""
+    done; the queue is paused until every process is ready). ``baseline``: a directory holding
+    another ``raquel_pg`` to run instead of this tree's."""
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         conn.execute("ANALYZE raquel_jobs")
+        # Paused while the processes start, so that all of them begin together (the first one
+        # ready would otherwise drain much of the queue alone) and their CPU is read from there.
+        conn.execute("SELECT raquel_pause_queue(%s)", [queue])
     flags = ["batch", f"prefetch={FAST_PREFETCH}"] + ([] if durable else ["nondurable"])
-    started: list[subprocess.Popen[str]] = []
+    started = spawn(
+        "e2e", dsn, queue, str(concurrency), *flags, count=processes, cwd=Path(baseline) if baseline else ROOT
+    )
     try:
-        for _ in range(processes):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker_proc", "e2e", dsn, queue, str(concurrency), *flags],
-                cwd=baseline or ROOT,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            started.append(process)
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != "ready":
-                raise RuntimeError("benchmark worker did not start")
         clients0 = [cpu_seconds(p.pid) for p in started]
         server0 = server_cpu_seconds(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT raquel_resume_queue(%s)", [queue])
         wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
         clients1 = [cpu_seconds(p.pid) for p in started]
         server1 = server_cpu_seconds(dsn)

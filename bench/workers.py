@@ -81,17 +81,21 @@ def async_worker(
         thread.join()
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    """Starts ``python -m bench.worker_proc *args`` and waits for its 'ready' line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.worker_proc", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise RuntimeError(f"benchmark worker did not start: {line!r}")
-    return process
+def spawn(*args: str, count: int = 1, cwd: Path = ROOT) -> list[subprocess.Popen[str]]:
+    """Starts ``count`` processes ``python -m bench.worker_proc *args`` (from ``cwd``) at once, then
+    waits for the 'ready' line of each (so that they start together, as the Node peers' do)."""
+    started = [
+        subprocess.Popen([sys.executable, "-m", "bench.worker_proc", *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    for process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "ready":
+            for other in started:
+                other.kill()
+            raise RuntimeError(f"benchmark worker did not start: {line!r}")
+    return started
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -124,7 +128,7 @@ def worker_processes(
         + ([f"prefetch={prefetch}"] if prefetch else [])
         + list(client_flags)
     )
-    started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
+    started = spawn("e2e", dsn, queue, str(concurrency), *extra, count=processes)
     try:
         yield
     finally:
