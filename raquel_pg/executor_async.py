@@ -271,6 +271,31 @@ class AsyncExecutor:
         if job._stop_reason is not None:  # cancelled before it started
             raise _stop_error(job)
         if True:  # ASYNC
+            if not self._in_thread and timeout_ms is None:
+                # No time limit: no timeout scope (an asyncio.Timeout cost 1.6 us a
+                # job); a cancel request cancels this task where the handler awaits
+                # (stop_job), and that cancellation, or its being swallowed, is the
+                # job's JobCancelled, as a Timeout scope would make it.
+                task = asyncio.current_task()
+                assert task is not None
+                cancelling = task.cancelling()
+                job._scope = task
+                try:
+                    value = await self._handler(job)
+                except asyncio.CancelledError:
+                    if job._interrupted and task.uncancel() <= cancelling:
+                        raise _stop_error(job) from None
+                    raise
+                except BaseException:
+                    if job._interrupted:  # it turned its cancellation into another error
+                        task.uncancel()
+                    raise
+                finally:
+                    job._scope = None
+                if job._interrupted:  # it swallowed the cancellation: stopped all the same
+                    task.uncancel()
+                    raise _stop_error(job)
+                return value
             if not self._in_thread:
                 # The job's scope: its timeout, and where a cancel request reaches it (stop_job).
                 scope = asyncio.Timeout(
@@ -348,8 +373,11 @@ class AsyncExecutor:
         job._request_stop("cancelled by request")
         if True:  # ASYNC
             scope = job._scope
-            if scope is not None:
+            if isinstance(scope, asyncio.Timeout):
                 scope.reschedule(asyncio.get_running_loop().time())
+            elif scope is not None and not job._interrupted:  # the task running its handler (no time limit)
+                job._interrupted = True
+                scope.cancel()
         else:
             pass  # a thread cannot be interrupted: the job sees cancel_requested
 

@@ -96,8 +96,11 @@ class Job(JobControls, JobRecord):
     #: time.monotonic() by which the lease runs out at the latest, as far as
     #: this process knows (measured from before the claim or renewal was sent).
     _lease_deadline: float
-    #: A worker's async handler running it: its timeout scope (asyncio.Timeout), which a cancel request reschedules.
+    #: While a worker's async handler runs it: its timeout scope (asyncio.Timeout), which a cancel
+    #: request reschedules, or, for a job without a time limit, the task running the handler, which a
+    #: cancel request cancels (then ``_interrupted``).
     _scope: Any = None
+    _interrupted: bool = False
 
     @classmethod
     def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int) -> Job:
