@@ -103,11 +103,13 @@ class Job(JobControls, JobRecord):
     _interrupted: bool = False
 
     @classmethod
-    def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int) -> Job:
+    def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float) -> Job:
+        """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
+        as of ``received_at`` (time.monotonic(), once per claim)."""
         job = cls.from_row(row)
         job._calls = calls
         job._settled = False
-        job._claimed_monotonic = time.monotonic()
+        job._claimed_monotonic = received_at
         job._lease_ms = lease_ms
         job._lease_deadline = sent_at + lease_ms / 1000
         return job
@@ -316,12 +318,10 @@ class JobCalls:
             },
             binary=True,
         )
-        jobs = [Job._bind(self, row, sent_at, lease) for row in rows]
-        runnable = []
-        for job in jobs:
-            if job.out_of_range is None:
-                self.leases.add(job)
-                runnable.append(job)
+        received_at = time.monotonic()
+        jobs = [Job._bind(self, row, sent_at, lease, received_at) for row in rows]
+        runnable = [job for job in jobs if job.out_of_range is None]
+        self.leases.add_many(runnable)
         observer = instrument.observer
         if observer is not None:
             observer.claimed(len(jobs))
@@ -418,8 +418,8 @@ class JobCalls:
                 "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
             )
             recorded = [False] * len(jobs)
+        self.leases.discard_many(jobs)
         for job, done in zip(jobs, recorded):
-            self.leases.discard(job)
             if done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
