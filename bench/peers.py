@@ -41,10 +41,16 @@ MULTI = f"{GRAPHILE_PROCESSES} x {GRAPHILE_JOBS}"
 #: How raquel_pg's runs with the opt-in asynchronous claim commit are labelled.
 NON_DURABLE = "durable_claims=False"
 
+#: The fast rows' prefetch: jobs claimed ahead of the free slots, waiting in the worker (their
+#: leases renewed), the analogue of graphile-worker's local queue (its perfTest fetches 500).
+FAST_PREFETCH = 500
+
 #: The two tables: raquel_pg's default mode beside the peers' defaults, its fast modes beside theirs.
 DEFAULT, FAST = "default", "fast"
 
-#: raquel_pg's roles: its default mode; batch_outcomes=True; batch_outcomes=True with durable_claims=False.
+#: raquel_pg's roles: its default mode; prefetch=FAST_PREFETCH (durable claims); prefetch=FAST_PREFETCH
+#: with durable_claims=False (its fastest published settings). Successes are batched in all three
+#: (batch_outcomes=True, the default since issue 23).
 PLAIN, BATCHED, FASTEST = "plain", "batched", "fastest"
 
 
@@ -72,23 +78,31 @@ def rounds_for(sizes: Sizes) -> int:
 
 
 def raquel_runs(sizes: Sizes) -> list[Run]:
-    """raquel_pg's runs: default mode at 10 and 50 in flight; its fast modes at 10, 50, 1,000 (one
-    process, and 2 processes x 500) and graphile-worker's 4 x 24 shape."""
+    """raquel_pg's runs: default mode at 10 and 50 in flight; its fast modes (``prefetch`` =
+    :data:`FAST_PREFETCH`, with durable claims and without) at 10, 50, 1,000 (one process, and 2
+    processes x 500) and graphile-worker's 4 x 24 shape."""
     jobs, fast_jobs, wide_jobs = sizes.peer_jobs, sizes.peer_jobs * 5 // 2, 10 * sizes.peer_jobs
 
-    def one(concurrency: int, count: int, batched: bool = False, durable: bool = True) -> Callable[[str], Span]:
+    def one(
+        concurrency: int, count: int, batched: bool, durable: bool = True, prefetch: int = 0
+    ) -> Callable[[str], Span]:
         return lambda dsn: drain(
             dsn,
             "bench",
             count,
             lambda d, q: workers.async_worker(
-                d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable
+                d, q, concurrency, batched, pool_size=CONCURRENCY, durable_claims=durable, prefetch=prefetch
             ),
         )
 
     def processes(count: int, each: int, number: int, durable: bool) -> Callable[[str], Span]:
         return lambda dsn: drain(
-            dsn, "bench", count, lambda d, q: workers.worker_processes(d, q, each, number, True, durable_claims=durable)
+            dsn,
+            "bench",
+            count,
+            lambda d, q: workers.worker_processes(
+                d, q, each, number, True, durable_claims=durable, prefetch=FAST_PREFETCH
+            ),
         )
 
     # The default mode is the worker's own defaults, read from its signature (successes batched
@@ -106,12 +120,20 @@ def raquel_runs(sizes: Sizes) -> list[Run]:
         )
         for n in (CONCURRENCY, PGQUEUER_WIDE)
     ]
+    fast = f"prefetch={FAST_PREFETCH}, batch_outcomes=True"
     for n in (CONCURRENCY, PGQUEUER_WIDE):
-        settings = f"AsyncWorker, concurrency={n}, pool_size=10, batch_outcomes=True"
-        runs.append(Run("raquel_pg", settings, str(n), (FAST,), one(n, fast_jobs, True), role=BATCHED))
+        settings = f"AsyncWorker, concurrency={n}, pool_size=10, {fast}"
+        runs.append(
+            Run("raquel_pg", settings, str(n), (FAST,), one(n, fast_jobs, True, True, FAST_PREFETCH), role=BATCHED)
+        )
         runs.append(
             Run(
-                "raquel_pg", f"{settings}, {NON_DURABLE}", str(n), (FAST,), one(n, fast_jobs, True, False), role=FASTEST
+                "raquel_pg",
+                f"{settings}, {NON_DURABLE}",
+                str(n),
+                (FAST,),
+                one(n, fast_jobs, True, False, FAST_PREFETCH),
+                role=FASTEST,
             )
         )
     for durable in (True, False):
@@ -120,17 +142,17 @@ def raquel_runs(sizes: Sizes) -> list[Run]:
         runs.append(
             Run(
                 "raquel_pg",
-                f"AsyncWorker, concurrency={PURE_WIDE}, pool_size=10, batch_outcomes=True{suffix}",
+                f"AsyncWorker, concurrency={PURE_WIDE}, pool_size=10, {fast}{suffix}",
                 f"{PURE_WIDE:,}",
                 (FAST,),
-                one(PURE_WIDE, wide_jobs, True, durable),
+                one(PURE_WIDE, wide_jobs, True, durable, FAST_PREFETCH),
                 role=role,
             )
         )
         runs.append(
             Run(
                 "raquel_pg",
-                f"2 processes x AsyncWorker, concurrency=500, pool_size=10 each, batch_outcomes=True{suffix}",
+                f"2 processes x AsyncWorker, concurrency=500, pool_size=10 each, {fast}{suffix}",
                 f"{PURE_WIDE:,}",
                 (FAST,),
                 processes(wide_jobs, PURE_WIDE // 2, 2, durable),
@@ -141,7 +163,7 @@ def raquel_runs(sizes: Sizes) -> list[Run]:
             Run(
                 "raquel_pg",
                 f"{GRAPHILE_PROCESSES} processes x AsyncWorker, concurrency="
-                f"{GRAPHILE_JOBS}, pool_size=10 each, batch_outcomes=True{suffix}",
+                f"{GRAPHILE_JOBS}, pool_size=10 each, {fast}{suffix}",
                 MULTI,
                 (FAST,),
                 processes(fast_jobs, GRAPHILE_JOBS, GRAPHILE_PROCESSES, durable),
@@ -396,9 +418,12 @@ def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
     )
     fast = Section(
         "5b. Peers, fast modes",
-        "raquel_pg's opt-in fast modes (`batch_outcomes=True`, and with `durable_claims=False`: claims commit "
-        "without waiting for their WAL flush, so a crash of the server can undo the last claims and run those "
-        "jobs again) beside each peer's own published fast settings (graphile-worker: its perfTest's; pg-boss: "
+        f"raquel_pg's fastest published opt-in settings: `prefetch={FAST_PREFETCH}` (each worker claims up to "
+        f"{FAST_PREFETCH} jobs ahead of its free slots; they wait in the worker, their leases renewed, and are "
+        "handed back when it stops: the analogue of graphile-worker's local queue of 500), successes batched "
+        "(`batch_outcomes=True`, the default), with durable claims and with `durable_claims=False` (claims "
+        "commit without waiting for their WAL flush, so a crash of the server can undo the last claims and run "
+        "those jobs again), beside each peer's own published fast settings (graphile-worker: its perfTest's; pg-boss: "
         "its documented batchSize/localConcurrency and burst settings; pgqueuer and procrastinate publish none "
         f"beyond their defaults, so their rows are 5a's runs), at the same jobs in flight. "
         f"{sizes.peer_jobs * 5 // 2:,} no-op jobs per run ({10 * sizes.peer_jobs:,} at {PURE_WIDE:,} in flight). "
@@ -411,8 +436,8 @@ def scenario_peers(server: Server, sizes: Sizes) -> list[Section]:
             "jobs/s",
             "jobs/s per round",
             "steady jobs/s",
-            f"raquel_pg batch_outcomes + {NON_DURABLE} ÷ this",
-            "raquel_pg batch_outcomes ÷ this",
+            f"raquel_pg prefetch={FAST_PREFETCH} + {NON_DURABLE} ÷ this",
+            f"raquel_pg prefetch={FAST_PREFETCH} ÷ this",
         ],
     )
     for section, table in ((default, DEFAULT), (fast, FAST)):
@@ -478,6 +503,6 @@ def _multi_note(section: Section, runs: list[Run], spans: dict[str, list[Span | 
     value = statistics.median(ratios) if ratios else None
     section.figures[f"ratio {FAST} graphile-worker {MULTI} vs raquel_pg 2 x 500"] = value
     section.notes.append(
-        f"Multi-process shapes: raquel_pg's 2 processes x 500 (`batch_outcomes=True`, `{NON_DURABLE}`) ÷ "
+        f"Multi-process shapes: raquel_pg's 2 processes x 500 (`prefetch={FAST_PREFETCH}`, `{NON_DURABLE}`) ÷ "
         f"graphile-worker's perfTest shape {MULTI}, median of the rounds' ratios: {_x(value)}."
     )

@@ -50,7 +50,7 @@ def drain_rate(direct: str, path: str, pooled: bool, batched: bool, jobs: int) -
 
 def wake_latencies(direct: str, path: str, pooled: bool, samples: int, warmup: int = 5) -> list[float]:
     """ms from an enqueue's commit (sent by ``path``) to its handler's start, idle AsyncWorker."""
-    worker = workers.spawn("wake", path, "bench_wake", "async", *flags(direct, pooled))
+    (worker,) = workers.spawn("wake", path, "bench_wake", "async", *flags(direct, pooled))
     assert worker.stdout is not None
     latencies = []
     try:

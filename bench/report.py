@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .measure import Section, Sizes, fmt
-from .peers import BATCHED, DEFAULT, FAST, MULTI, NON_DURABLE, PURE_WIDE
+from .peers import BATCHED, DEFAULT, FAST, FAST_PREFETCH, MULTI, NON_DURABLE, PURE_WIDE
 
 TARGETS = """Targets (issue 5, on the 2-core machine, same run): end-to-end jobs/s >= 2x pgqueuer,
 >= 5x procrastinate, >= 50% of the pure-SQL batch-100 limit (each compared at the same number of
@@ -36,7 +36,11 @@ PEER_TARGETS = (
 )
 
 #: How each table's raquel_pg mode is named in the targets.
-MODES = {DEFAULT: "default mode", BATCHED: "batch_outcomes=True", FAST: f"batch_outcomes=True, {NON_DURABLE}"}
+MODES = {
+    DEFAULT: "default mode",
+    BATCHED: f"prefetch={FAST_PREFETCH}",
+    FAST: f"prefetch={FAST_PREFETCH}, {NON_DURABLE}",
+}
 
 
 def _at_least(value: float | None, bound: float) -> str:

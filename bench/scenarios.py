@@ -268,7 +268,7 @@ def scenario_enqueue(server: Server, sizes: Sizes) -> Section:
             ("one idle worker of another queue", ("wake", dsn, "bench_idle", "async")),
             ("one worker running this queue's jobs", ("e2e", dsn, "bench_enqueue", str(CONCURRENCY))),
         ):
-            worker = workers.spawn(*args)
+            (worker,) = workers.spawn(*args)
             try:
                 for producers in (1, 4):
                     rate = timed_enqueues(dsn, producers, sizes.enqueue_calls)
@@ -383,7 +383,7 @@ def scenario_e2e(server: Server, sizes: Sizes) -> Section:
 
 def wake_samples(dsn: str, kind: str, samples: int, warmup: int = 5) -> list[float]:
     """Latencies (ms) from an enqueue's commit to its handler's start, idle worker in another process."""
-    worker = workers.spawn("wake", dsn, "bench_wake", kind)
+    (worker,) = workers.spawn("wake", dsn, "bench_wake", kind)
     assert worker.stdout is not None
     latencies = []
     try:

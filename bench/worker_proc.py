@@ -1,8 +1,8 @@
 """A raquel_pg worker in a process of its own, started by the benchmark.
 
-``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch] [nondurable]``:
+``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch] [nondurable] [prefetch=N]``:
 an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
-``nondurable``: durable_claims=False), its pool at most 10 connections.
+``nondurable``: durable_claims=False; ``prefetch=N``: prefetch=N), its pool at most 10 connections.
 ``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
 slot that prints ``<payload> <time.time() at handler start>`` per job.
 ``python -m bench.worker_proc default DSN QUEUE CONCURRENCY [KEY=VALUE ...]``:
@@ -45,12 +45,20 @@ def client_options(flags: list[str]) -> dict[str, Any]:
 
 
 async def run_e2e(
-    dsn: str, queue: str, concurrency: int, batched: bool, durable_claims: bool, options: dict[str, Any]
+    dsn: str,
+    queue: str,
+    concurrency: int,
+    batched: bool,
+    durable_claims: bool,
+    options: dict[str, Any],
+    prefetch: int = 0,
 ) -> None:
     """Runs no-op jobs of ``queue`` until SIGTERM."""
     async with AsyncRaquel(dsn, pool_size=min(concurrency, 10), **options) as rq:
 
-        @rq.subscribe(queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims)
+        @rq.subscribe(
+            queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims, prefetch=prefetch
+        )
         async def noop(job: AsyncJob) -> None:
             return None
 
@@ -120,7 +128,8 @@ def main(argv: list[str]) -> None:
         return
     options = client_options(flags)
     if mode == "e2e":
-        asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags, options))
+        prefetch = next((int(flag.partition("=")[2]) for flag in flags if flag.startswith("prefetch=")), 0)
+        asyncio.run(run_e2e(dsn, queue, int(option), "batch" in flags, "nondurable" not in flags, options, prefetch))
     elif option == "async":
         asyncio.run(run_wake_async(dsn, queue, options))
     else:

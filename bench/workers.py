@@ -52,8 +52,10 @@ def async_worker(
     batched: bool = False,
     pool_size: int | None = None,
     durable_claims: bool = True,
+    prefetch: int = 0,
 ) -> Iterator[None]:
-    """One ``AsyncWorker`` (``concurrency`` tasks) on an event loop in a thread of this process.
+    """One ``AsyncWorker`` (``concurrency`` tasks, ``prefetch`` more jobs claimed ahead) on an
+    event loop in a thread of this process.
 
     Its client's pool has ``pool_size`` connections (default: ``concurrency``).
     """
@@ -63,7 +65,7 @@ def async_worker(
     async def main() -> None:
         async with AsyncRaquel(dsn, pool_size=pool_size or concurrency) as rq:
             worker: AsyncWorker = rq.subscribe(
-                queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims
+                queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims, prefetch=prefetch
             )(anoop)
             handle.update(loop=asyncio.get_running_loop(), worker=worker)
             started.set()
@@ -79,17 +81,21 @@ def async_worker(
         thread.join()
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    """Starts ``python -m bench.worker_proc *args`` and waits for its 'ready' line."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.worker_proc", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise RuntimeError(f"benchmark worker did not start: {line!r}")
-    return process
+def spawn(*args: str, count: int = 1, cwd: Path = ROOT) -> list[subprocess.Popen[str]]:
+    """Starts ``count`` processes ``python -m bench.worker_proc *args`` (from ``cwd``) at once, then
+    waits for the 'ready' line of each (so that they start together, as the Node peers' do)."""
+    started = [
+        subprocess.Popen([sys.executable, "-m", "bench.worker_proc", *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    for process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "ready":
+            for other in started:
+                other.kill()
+            raise RuntimeError(f"benchmark worker did not start: {line!r}")
+    return started
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -111,11 +117,18 @@ def worker_processes(
     batched: bool = False,
     durable_claims: bool = True,
     client_flags: tuple[str, ...] = (),
+    prefetch: int = 0,
 ) -> Iterator[None]:
-    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks
-    (and a pool of at most 10 connections); ``client_flags``: see bench/worker_proc.py."""
-    extra = (["batch"] if batched else []) + ([] if durable_claims else ["nondurable"]) + list(client_flags)
-    started = [spawn("e2e", dsn, queue, str(concurrency), *extra) for _ in range(processes)]
+    """``processes`` processes, each one ``AsyncWorker`` with ``concurrency`` tasks and ``prefetch``
+    more jobs claimed ahead (and a pool of at most 10 connections); ``client_flags``: see
+    bench/worker_proc.py."""
+    extra = (
+        (["batch"] if batched else [])
+        + ([] if durable_claims else ["nondurable"])
+        + ([f"prefetch={prefetch}"] if prefetch else [])
+        + list(client_flags)
+    )
+    started = spawn("e2e", dsn, queue, str(concurrency), *extra, count=processes)
     try:
         yield
     finally:

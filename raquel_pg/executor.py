@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg
 
 from . import params, tracing
-from ._acompat import Event, call_later, cancel, current, join, spawn
+from ._acompat import Event, call_later, cancel, current, join, sleep, spawn
 from .errors import InvalidArgument, JobCancelled, StopSubscription
 from .handlers import refuse_awaitable, run_in_thread
 
@@ -48,6 +48,8 @@ class Executor:
     a slot frees (the producer's wake-up), ``stop()`` when a handler raised
     :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
+    With a prefetch, the jobs held are refilled once half the prefetch is
+    gone (see :meth:`free`), and ``finished()`` is called only then.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
 
@@ -83,17 +85,24 @@ class Executor:
         self._stopping = stopping
         self._concurrency = concurrency
         self._capacity = concurrency + prefetch
+        # The refill mark: claim again once this many jobs are free (half the
+        # prefetch; 1 without one, so that each freed slot is claimed for).
+        self._refill = max(1, prefetch // 2)
+        # With a prefetch, once the refill mark is reached the runners let the
+        # producer send its claim at once (a switch of task after each job,
+        # until the producer asks free()), so that the claim runs while the
+        # jobs still held run, not after them; once per claim (rearmed when
+        # the claimed jobs come).
+        self._switch_at_refill = prefetch > 0
+        self._switch = False
+        self._switched = False
         self._in_thread = in_thread
         self._on_finished = finished
         self._on_stop = stop
         self._timeout_ms = timeout_ms
-        # Jobs claimed and not finished, by id (text, as NOTIFY carries it),
-        # and the timeout scopes of the async handlers running.
-        self._jobs: dict[str, Job] = {}
-        self._scopes: dict[str, Any] = {}
-        self._checking: Any = None  # the task (thread) reading missed cancel requests
         # Jobs claimed and not finished (started or not), by id.
-        self._active: set[UUID] = set()
+        self._jobs: dict[UUID, Job] = {}
+        self._checking: Any = None  # the task (thread) reading missed cancel requests
         # The runners: claimed jobs not yet started, the wake-up events of the
         # runners waiting for one, and the runner called and not yet there.
         self._runners: list[Any] = []
@@ -105,19 +114,29 @@ class Executor:
     @property
     def running(self) -> int:
         """How many jobs are claimed and not finished (started or about to be)."""
-        return len(self._active)
+        return len(self._jobs)
 
     def free(self) -> int:
-        """How many more jobs may be claimed now: ``concurrency + prefetch`` less the unfinished ones."""
-        return self._capacity - len(self._active)
+        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones, or 0 while
+        fewer than the refill mark are free.
+
+        The refill mark is half the prefetch (1 without one): a worker with a
+        prefetch claims once half of it is gone, in claims of at least that
+        many, rather than at each freed slot, and the jobs still held keep its
+        runners busy meanwhile. A runner without a job means more than
+        ``prefetch`` free, so it is always claimed for.
+        """
+        self._switch = False  # the producer runs: the runners need not let it
+        free = self._capacity - len(self._jobs)
+        return free if free >= self._refill else 0
 
     def start(self, jobs: list[Job]) -> None:
         """Hands claimed jobs to the runners; never blocks."""
         if not jobs:
             return
         with self._lock:
-            self._active.update(job.id for job in jobs)
-            self._jobs.update((str(job.id), job) for job in jobs)
+            self._jobs.update((job.id, job) for job in jobs)
+            self._switched = False
             self._ready.extend(jobs)
             self._call_runner()
 
@@ -188,6 +207,8 @@ class Executor:
                     self.hand_back([job])
                     continue
                 self.execute(job)
+                if self._switch:
+                    sleep(0)  # the producer claims now (see _finished)
                 if contextvars.copy_context() != fresh:
                     return
         finally:
@@ -292,8 +313,12 @@ class Executor:
                 if self._jobs and self._checking is None:
                     self._checking = spawn(self._check_cancel_requests, name="raquel-cancel-check")
             return
+        try:
+            key = UUID(job_id)
+        except ValueError:  # not a job id: not one of ours
+            return
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._jobs.get(key)
         if job is None:
             return
         logger.info("job %s (queue %s): cancel requested", job.id, job.queue)
@@ -314,11 +339,14 @@ class Executor:
                 self._checking = None
 
     def _finished(self, job: Job) -> None:
-        """Frees the job's slot and tells the producer."""
+        """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
-            self._active.discard(job.id)
-            self._jobs.pop(str(job.id), None)
-        self._on_finished()
+            self._jobs.pop(job.id, None)
+            due = self._capacity - len(self._jobs) >= self._refill
+            if due and self._switch_at_refill and not self._switched:
+                self._switch = self._switched = True
+        if due:
+            self._on_finished()
 
     def shutdown(self, grace_period: float, aborting: Event) -> None:
         """Lets running jobs finish within ``grace_period`` seconds, then hands back the rest.
@@ -340,7 +368,7 @@ class Executor:
             still = join(runners, min(0.1, max(0.0, deadline - time.monotonic())))
         if still:
             with self._lock:
-                running = len(self._active) - len(self._ready)
+                running = len(self._jobs) - len(self._ready)
             why = "on abort" if aborting.is_set() else f"after the {grace_period:.1f}s grace period"
             if cancel(runners):
                 join(runners, None)

@@ -53,6 +53,26 @@ class LeaseKeeper:
             if self._task is None:
                 self._task = spawn(self._run, name="raquel-lease-keeper")
 
+    def add_many(self, jobs: list[Job]) -> None:
+        """:meth:`add` for each of ``jobs``, in one call: the jobs of one claim, which share a lease."""
+        if not jobs:
+            return
+        held = self._held
+        for job in jobs:
+            held[job.id] = job
+        if jobs[0]._lease_ms < self._waiting_ms:
+            self._wake.set()  # renew on the shorter schedule from now on
+        with self._start_lock:
+            if self._task is None:
+                self._task = spawn(self._run, name="raquel-lease-keeper")
+
+    def discard_many(self, jobs: list[Job]) -> None:
+        """:meth:`discard` for each of ``jobs`` (a batch of recorded successes), in one call."""
+        held = self._held
+        for job in jobs:
+            if held.get(job.id) is job:
+                del held[job.id]
+
     def discard(self, job: Job) -> None:
         if self._held.get(job.id) is job:
             del self._held[job.id]

@@ -38,7 +38,7 @@ class Slots(Protocol):
     """Where the producer's claims go: the executor."""
 
     def free(self) -> int:
-        """How many more jobs may be claimed now."""
+        """How many jobs to claim now (0: none until a wake-up says more slots freed)."""
         ...
 
     def start(self, jobs: list[Job]) -> None:
@@ -53,11 +53,12 @@ class Slots(Protocol):
 class Producer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
-    A claim asks for exactly the free slots (``slots.free()``), so no claimed
-    job waits for a slot while its lease runs, and goes straight to
-    ``slots.start``. A claim that filled every free slot is followed by the
-    next claim as soon as a slot frees (no notification needed: there is a
-    backlog). A claim that came back short registers the worker as waiting
+    A claim asks for exactly the free slots (``slots.free()``: with a
+    prefetch, only once half of it is free), so no claimed job waits for a
+    slot while its lease runs beyond what the prefetch allows, and goes
+    straight to ``slots.start``. A claim that filled every free slot is
+    followed by the next claim as soon as ``slots.free()`` is not 0 again (no
+    notification needed: there is a backlog). A claim that came back short registers the worker as waiting
     (``raquel_wait_begin``, then one more claim, so that no job slips between
     the two) and waits for :meth:`wake` (a job finished, a notification
     heard: :meth:`heard`, a stop), for the next ``scheduled_at`` it knows of

@@ -87,7 +87,10 @@ class Worker:
     jobs wait in the worker for a slot, their leases renewed like those of the
     running jobs, so that the next jobs are there when a slot frees (no round
     trip between two jobs, and claims of up to ``concurrency + P``); they are
-    handed back (``queued``, no attempt counted) when the worker stops. A
+    handed back (``queued``, no attempt counted) when the worker stops. It
+    claims again once half the prefetch is free, not at each freed slot: one
+    claim of at least P/2 jobs, sent at once (the runners let the producer
+    run) so that it runs while the jobs still held run. A
     prefetched job waits for a slot instead of going to another, idle worker:
     keep ``prefetch`` for short jobs. Jobs run on
     runners (:meth:`_run_jobs`): up to ``concurrency`` of them, started as

@@ -67,6 +67,7 @@ RENAMES = {
     "AsyncHandler": "Handler",
     "AsyncLeaseKeeper": "LeaseKeeper",
     "AsyncOutcomeBatcher": "OutcomeBatcher",
+    "AsyncOutcome": "Outcome",
     "AsyncScheduler": "Scheduler",
     "AsyncSubscriptions": "Subscriptions",
     "AsyncSubscription": "Subscription",
@@ -122,6 +123,7 @@ PHRASES = {
     "from collections.abc import Awaitable, Callable": "from collections.abc import Callable",
     "Awaitable[Any]": "Any",
     "a coroutine function taking the job": "a function taking the job",
+    "import asyncio\nimport contextvars\n": "import contextvars\n",  # the executor's: its handlers' timeouts
 }
 
 BANNER = (

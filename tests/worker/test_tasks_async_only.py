@@ -100,3 +100,50 @@ async def test_a_task_of_an_async_client_is_awaited_and_its_result_stored(arq: A
     assert await job.wait(timeout=15) == 5
     worker.stop()
     await ajoin([run], 10)
+
+
+async def test_an_async_handler_without_a_time_limit_that_swallows_its_cancel_request_ends_cancelled(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    seen: list[str] = []
+
+    @arq.subscribe("q")
+    async def handler(job: AsyncJob) -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")  # ignores the cancellation and returns as if done
+        return "done anyway"
+
+    job = await arq.enqueue("q", 1)
+    run = aspawn(handler.run, name="worker")
+    await until(lambda: status(conn, job.id)[0] == "claimed")
+    assert await arq.cancel(job.id, running=True) is True
+    await until(lambda: status(conn, job.id)[0] == "cancelled")
+    handler.stop()
+    await ajoin([run], 10)
+    assert seen == ["cancelled"]
+    assert status(conn, job.id) == ("cancelled", "cancelled by request", 1)
+    assert conn.execute("SELECT result FROM raquel_jobs WHERE id = %s", (job.id,)).fetchone() == (None,)
+
+
+async def test_a_cancel_request_leaves_the_runner_free_for_the_next_job(arq: AsyncRaquel, conn: Conn) -> None:
+    started: list[int] = []
+
+    @arq.subscribe("q")  # one runner: the next job runs on the task whose handler was cancelled
+    async def handler(job: AsyncJob) -> None:
+        started.append(job.payload)
+        if job.payload == 1:
+            await asyncio.sleep(30)
+        await asyncio.sleep(0.01)  # an await the leftover cancellation would break
+
+    first = await arq.enqueue("q", 1)
+    run = aspawn(handler.run, name="worker")
+    await until(lambda: started == [1])
+    assert await arq.cancel(first.id, running=True) is True
+    await until(lambda: status(conn, first.id)[0] == "cancelled")
+    second = await arq.enqueue("q", 2)
+    await until(lambda: status(conn, second.id)[0] == "success")
+    handler.stop()
+    await ajoin([run], 10)
+    assert status(conn, second.id) == ("success", None, 1)

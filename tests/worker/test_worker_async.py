@@ -319,6 +319,39 @@ async def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the
     ]
 
 
+async def test_prefetch_claims_again_once_half_of_it_is_free(arq: AsyncRaquel, conn: Conn) -> None:
+    allowed = [0]  # jobs the handler may finish so far
+    finished = [0]
+
+    @arq.subscribe("q", concurrency=1, prefetch=4, batch_outcomes=False, grace_period=10)
+    async def handler(job: AsyncJob) -> None:
+        while finished[0] >= allowed[0]:
+            await asleep(0.005)
+        finished[0] += 1
+
+    def taken() -> int:
+        return conn.execute("SELECT count(*) FROM raquel_jobs WHERE status <> 'queued'").fetchone()[0]
+
+    await arq.enqueue_many("q", list(range(20)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: handler.running == 5)  # concurrency + prefetch
+    allowed[0] = 1
+    await wait_until(lambda: handler.running == 4)
+    await asleep(0.3)  # time for a wrongful claim of the one free slot
+    after_one = taken()
+    allowed[0] = 2
+    await wait_until(lambda: taken() == 7)  # two free (half the prefetch): one claim of two
+    handler.stop()
+    allowed[0] = 20
+    await ajoin([run], 10)
+    assert after_one == 5
+    # The third job was running at stop and finished; the four held were handed back.
+    assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("queued", 17),
+        ("success", 3),
+    ]
+
+
 async def test_prefetch_must_be_an_int_of_at_least_zero(arq: AsyncRaquel) -> None:
     with pytest.raises(InvalidArgument, match="prefetch"):
         arq.subscribe("q", prefetch=-1)(lambda job: None)

@@ -1,0 +1,209 @@
+"""Scenario ``fast`` (issue 23): raquel_pg's fastest opt-in settings beside graphile-worker's perfTest.
+
+The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CPU each raquel_pg
+job costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
+successes batched (the default), with ``durable_claims=False`` and with durable claims, beside
+graphile-worker with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's
+4 processes x 24 shape. Each round drains the same number of pre-enqueued no-op jobs with every
+configuration, each in a fresh database of the same server (ANALYZEd after the bulk enqueue), the
+configurations taking turns (order reversed every other round); figures are the medians of the
+rounds, each ratio the median of the rounds' ratios (both measured in the same round). raquel_pg's
+workers run in processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so that
+their CPU, and that of their server processes, is read from /proc; graphile-worker's is not
+measured. raquel_pg's queue is paused while its processes start and resumed once all are ready (the
+resume's NOTIFY wakes them), so that they begin together; graphile-worker's processes start at once
+and its span begins at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows
+of another version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured
+against what it replaces in the same rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds
+(default 3; 1 at the tiny size).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import psycopg
+
+from . import node_peers
+from .default_mode import cpu_seconds, server_cpu_seconds
+from .measure import Section, Sizes, Span, fmt, read_span, wait_until
+from .peers import FAST_PREFETCH, GRAPHILE_JOBS, GRAPHILE_PROCESSES, NON_DURABLE
+from .scenarios import RAQUEL_LEFT, RAQUEL_SPAN
+from .server import Server
+from .workers import ROOT, spawn, stop
+
+#: (jobs in flight per process, processes): 10 and 50 in one process, graphile-worker's 4 x 24.
+SHAPES = ((10, 1), (50, 1), (GRAPHILE_JOBS, GRAPHILE_PROCESSES))
+
+#: A drain: its span, and the CPU (us per job) of the worker processes and of their server
+#: processes (None when not measured).
+Run = tuple[Span, float | None, float | None]
+
+
+def shape_name(concurrency: int, processes: int) -> str:
+    """How a shape is shown: '10', or '4 x 24'."""
+    return str(concurrency) if processes == 1 else f"{processes} x {concurrency}"
+
+
+def run_raquel(dsn: str, jobs: int, concurrency: int, processes: int, durable: bool, baseline: str | None) -> Run:
+    """Enqueues ``jobs`` jobs (then ANALYZE), drains them with ``processes`` worker processes of
+    ``concurrency`` slots and ``prefetch=FAST_PREFETCH`` each; the span and the CPU per job (the
+    worker processes', and their server processes', from every worker's 'ready' to the last job
+    done; the queue is paused until every process is ready). ``baseline``: a directory holding
+    another ``raquel_pg`` to run instead of this tree's."""
+    queue = "bench"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
+        conn.execute("ANALYZE raquel_jobs")
+        # Paused while the processes start, so that all of them begin together (the first one
+        # ready would otherwise drain much of the queue alone) and their CPU is read from there.
+        conn.execute("SELECT raquel_pause_queue(%s)", [queue])
+    flags = ["batch", f"prefetch={FAST_PREFETCH}"] + ([] if durable else ["nondurable"])
+    started = spawn(
+        "e2e", dsn, queue, str(concurrency), *flags, count=processes, cwd=Path(baseline) if baseline else ROOT
+    )
+    try:
+        clients0 = [cpu_seconds(p.pid) for p in started]
+        server0 = server_cpu_seconds(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT raquel_resume_queue(%s)", [queue])
+        wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
+        clients1 = [cpu_seconds(p.pid) for p in started]
+        server1 = server_cpu_seconds(dsn)
+    finally:
+        for process in started:
+            stop(process)
+    client = (
+        None
+        if None in clients0 or None in clients1
+        else (sum(c or 0.0 for c in clients1) - sum(c or 0.0 for c in clients0)) * 1e6 / jobs
+    )
+    server = None if server0 is None or server1 is None else (server1 - server0) * 1e6 / jobs
+    return read_span(dsn, RAQUEL_SPAN, [queue]), client, server
+
+
+def run_graphile(dsn: str, jobs: int, concurrency: int, processes: int) -> Run:
+    """graphile-worker with its perfTest's settings (its CPU not measured)."""
+    return node_peers.drain_graphile(dsn, jobs, concurrency, "perftest", processes), None, None
+
+
+#: One configuration: (system, settings, shape, run on a fresh database's DSN, migrated).
+Config = tuple[str, str, str, Callable[[str], Run], bool]
+
+
+def configs(sizes: Sizes) -> list[Config]:
+    """The configurations of each round."""
+    jobs = sizes.peer_jobs * 5 // 2
+    baselines = [b for b in os.environ.get("RAQUEL_PG_BENCH_BASELINE", "").split(os.pathsep) if b]
+    for baseline in baselines:
+        shutil.rmtree(os.path.join(baseline, "bench"), ignore_errors=True)
+        shutil.copytree(ROOT / "bench", os.path.join(baseline, "bench"))
+    missing = node_peers.unavailable()
+    versions: list[str | None] = [None, *baselines]
+    runs: list[Config] = []
+    for concurrency, processes in SHAPES:
+        shape = shape_name(concurrency, processes)
+        each = f"{processes} processes x " if processes > 1 else ""
+        for durable in (False, True):
+            settings = f"{each}concurrency={concurrency}, prefetch={FAST_PREFETCH}" + (
+                "" if durable else f", {NON_DURABLE}"
+            )
+            for code in versions:
+                name = "raquel_pg" if code is None else f"raquel_pg (code of {os.path.basename(code.rstrip('/'))})"
+                runs.append(
+                    (
+                        name,
+                        settings,
+                        shape,
+                        partial(
+                            run_raquel,
+                            jobs=jobs,
+                            concurrency=concurrency,
+                            processes=processes,
+                            durable=durable,
+                            baseline=code,
+                        ),
+                        True,
+                    )
+                )
+        if missing is None:
+            runs.append(
+                (
+                    "graphile-worker",
+                    f"its perfTest: {each}concurrentJobs={concurrency}, localQueue 500, batched completions",
+                    shape,
+                    partial(run_graphile, jobs=jobs, concurrency=concurrency, processes=processes),
+                    False,
+                )
+            )
+    return runs
+
+
+def scenario_fast(server: Server, sizes: Sizes) -> Section:
+    """raquel_pg's fastest opt-in settings beside graphile-worker's perfTest, rounds interleaved, medians."""
+    rounds = 1 if sizes.name == "tiny" else int(os.environ.get("RAQUEL_PG_BENCH_FAST_ROUNDS", "3"))
+    runs = configs(sizes)
+    section = Section(
+        "Fast modes beside graphile-worker's perfTest (issue 23)",
+        f"{sizes.peer_jobs * 5 // 2:,} pre-enqueued no-op jobs per run, each run in a fresh database of the "
+        f"same server (tables ANALYZEd after the bulk enqueue); {rounds} rounds, the configurations taking "
+        "turns (order reversed every other round); jobs/s = jobs / (last durable success - first claim) "
+        "(graphile-worker: first handler start to its runOnce() returning, as scenario 5), median of the "
+        "rounds (min-max beside). raquel_pg: `bench.worker_proc e2e` processes (pools of 10 connections), "
+        f"`subscribe(queue, concurrency=N, prefetch={FAST_PREFETCH})`, successes batched (the default). "
+        "÷ graphile-worker: the median of the rounds' ratios at the same jobs in flight. CPU per job "
+        "(raquel_pg only): its worker processes' and their server processes' (read from /proc).",
+        [
+            "system",
+            "settings",
+            "in flight",
+            "jobs/s (median)",
+            "min-max",
+            "÷ graphile-worker perfTest",
+            "worker CPU µs/job",
+            "server CPU µs/job",
+        ],
+    )
+    results: list[list[Run | None]] = [[] for _ in runs]
+    for round_number in range(rounds):
+        order = list(range(len(runs)))
+        if round_number % 2:
+            order.reverse()
+        for i in order:
+            name, settings, shape, run, migrated = runs[i]
+            print(f"[bench] fast: round {round_number + 1}, {name} {settings}", file=sys.stderr, flush=True)
+            with server.database(name.split()[0].replace("_", "").replace("-", ""), migrated=migrated) as dsn:
+                results[i].append(run(dsn))
+    peer = {shape: got for (name, _, shape, _, _), got in zip(runs, results) if name == "graphile-worker"}
+    for (name, settings, shape, _, _), got in zip(runs, results):
+        done = [r for r in got if r is not None]
+        rates = [span.rate or 0.0 for span, _, _ in done]
+        clients = [c for _, c, _ in done if c is not None]
+        servers = [s for _, _, s in done if s is not None]
+        ratios = [
+            mine[0].rate / theirs[0].rate
+            for mine, theirs in zip(got, peer.get(shape, []))
+            if mine is not None and theirs is not None and mine[0].rate and theirs[0].rate
+        ]
+        median = statistics.median(rates) if rates else None
+        ratio = statistics.median(ratios) if ratios and name != "graphile-worker" else None
+        section.add(
+            name,
+            settings,
+            shape,
+            median,
+            f"{fmt(min(rates))}-{fmt(max(rates))}" if rates else "",
+            "" if ratio is None else f"{ratio:.2f}x",
+            statistics.median(clients) if clients else None,
+            statistics.median(servers) if servers else None,
+        )
+        section.figures[f"{name} {settings}"] = median
+        if ratio is not None:
+            section.figures[f"ratio {name} {settings}"] = ratio
+    return section
