@@ -339,6 +339,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
         priority: int | None = None,
         unique_keys: Iterable[str | None] | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: Connection[Any] | None = None,
     ) -> list[UUID]:
         """Adds one job per payload in one statement and returns their ids, in order.
@@ -350,6 +351,10 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
         after the other: a key repeated within the call makes one job (with
         ``'keep'`` from its first payload, with ``'replace'`` ending with its
         last payload) whose id every payload with that key gets back.
+
+        With tracing on (:mod:`raquel_pg.tracing`), one PRODUCER span covers
+        the call and every job stores its context, so each job's CONSUMER
+        span is its child.
 
         ``conn`` is used as in :meth:`enqueue`. Raises
         :class:`~raquel_pg.InvalidArgument` for bad input, having written
@@ -369,9 +374,17 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             priority,
             unique_keys,
             unique_mode,
+            timeout,
         )
-        rows = self._fetch("enqueue_many", args, conn, binary=True)
-        job_ids: list[UUID] = rows[0][0]
+        if not tracing.active():
+            rows = self._fetch("enqueue_many", args, conn, binary=True)
+            job_ids: list[UUID] = rows[0][0]
+            return job_ids
+        with tracing.enqueue_span(args["queue"], batch=True) as span:
+            args["trace_context"] = span.carrier
+            rows = self._fetch("enqueue_many", args, conn, binary=True)
+            job_ids = rows[0][0]
+            span.batch_size(len(job_ids))
         return job_ids
 
     @contextmanager

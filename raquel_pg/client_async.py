@@ -338,6 +338,7 @@ class AsyncRaquel(
         priority: int | None = None,
         unique_keys: Iterable[str | None] | None = None,
         unique_mode: Literal["keep", "replace"] | None = None,
+        timeout: timedelta | int | None = None,
         conn: AsyncConnection[Any] | None = None,
     ) -> list[UUID]:
         """Adds one job per payload in one statement and returns their ids, in order.
@@ -349,6 +350,10 @@ class AsyncRaquel(
         after the other: a key repeated within the call makes one job (with
         ``'keep'`` from its first payload, with ``'replace'`` ending with its
         last payload) whose id every payload with that key gets back.
+
+        With tracing on (:mod:`raquel_pg.tracing`), one PRODUCER span covers
+        the call and every job stores its context, so each job's CONSUMER
+        span is its child.
 
         ``conn`` is used as in :meth:`enqueue`. Raises
         :class:`~raquel_pg.InvalidArgument` for bad input, having written
@@ -368,9 +373,17 @@ class AsyncRaquel(
             priority,
             unique_keys,
             unique_mode,
+            timeout,
         )
-        rows = await self._fetch("enqueue_many", args, conn, binary=True)
-        job_ids: list[UUID] = rows[0][0]
+        if not tracing.active():
+            rows = await self._fetch("enqueue_many", args, conn, binary=True)
+            job_ids: list[UUID] = rows[0][0]
+            return job_ids
+        with tracing.enqueue_span(args["queue"], batch=True) as span:
+            args["trace_context"] = span.carrier
+            rows = await self._fetch("enqueue_many", args, conn, binary=True)
+            job_ids = rows[0][0]
+            span.batch_size(len(job_ids))
         return job_ids
 
     @asynccontextmanager

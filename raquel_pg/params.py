@@ -245,8 +245,11 @@ def enqueue_many_args(
     priority: int | None,
     unique_keys: Iterable[str | None] | None,
     unique_mode: str | None,
+    timeout: timedelta | int | None = None,
 ) -> dict[str, Any]:
     """The arguments of ``raquel_enqueue_many``, converted; None keeps a default.
+
+    ``trace_context`` is None here, as in :func:`enqueue_args`.
 
     Raises :class:`InvalidArgument` naming ``payloads`` or ``unique_keys`` when
     one is a str (a str is iterable, but surely not meant as one job per
@@ -265,6 +268,7 @@ def enqueue_many_args(
         priority,
         None,
         unique_mode,
+        timeout,
     )
     del args["payload"], args["unique_key"]
     if isinstance(payloads, (str, bytes)) or not isinstance(payloads, Iterable):

@@ -33,7 +33,8 @@ SELECT ARRAY(SELECT raquel.raquel_enqueue_many(
     max_retry_count => %(max_retry_count)s::integer, min_retry_delay => %(min_retry_delay)s::bigint,
     max_retry_delay => %(max_retry_delay)s::bigint, backoff_base => %(backoff_base)s::bigint,
     priority => %(priority)s::integer, unique_keys => %(unique_keys)s::text[],
-    unique_mode => %(unique_mode)s::text))
+    unique_mode => %(unique_mode)s::text, timeout => %(timeout)s::bigint,
+    trace_context => %(trace_context)s::text))
 
 -- name: complete_many
 -- The id arrays travel binary (b placeholders): dumping 1,000 pairs measured 0.4 ms

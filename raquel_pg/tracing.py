@@ -1,13 +1,15 @@
 """OpenTelemetry spans for enqueue and job execution (the optional ``otel`` extra).
 
 With OpenTelemetry in use, ``enqueue()`` makes a PRODUCER span
-``raquel enqueue <queue>`` and stores the propagation carrier of its context
-with the job (``raquel_jobs.trace_context``: a JSON object of strings, e.g.
-``{"traceparent": "00-...-...-01"}``); a worker makes a CONSUMER span
+``raquel enqueue <queue>`` (``enqueue_many()`` one ``raquel enqueue_many
+<queue>`` span for the call, with ``messaging.batch.message_count``) and
+stores the propagation carrier of its context with the job (each job):
+``raquel_jobs.trace_context``, a JSON object of strings, e.g.
+``{"traceparent": "00-...-...-01"}``. A worker makes a CONSUMER span
 ``raquel process <queue>`` per execution of the job, whose parent is that
 stored context (and which also links to it, as the messaging semantic
 conventions suggest for a message's creation context). A job stored without
-a trace context (enqueued from SQL, by ``enqueue_many``, or outside a trace)
+a trace context (enqueued from SQL or outside a trace)
 runs under a root span. Attributes follow the messaging conventions:
 ``messaging.system`` (``raquel_pg``), ``messaging.destination.name`` (the
 queue), ``messaging.message.id`` (the job id), ``messaging.operation.type``;
@@ -79,23 +81,26 @@ def _tracer() -> Tracer:
 
 
 @contextmanager
-def enqueue_span(queue: str) -> Iterator[EnqueueSpan]:
-    """The PRODUCER span of one enqueue, current for the block; call only when :func:`active`.
+def enqueue_span(queue: str, *, batch: bool = False) -> Iterator[EnqueueSpan]:
+    """The PRODUCER span of one enqueue (``batch``: of one ``enqueue_many``), current for the block.
 
-    The block reads :attr:`EnqueueSpan.carrier` (the trace context to store
-    with the job) and sets :meth:`EnqueueSpan.job_id`. An exception leaving
-    the block is recorded on the span (status ERROR) and re-raised.
+    Call only when :func:`active`. The block reads :attr:`EnqueueSpan.carrier`
+    (the trace context to store with the job, or with each job of the batch)
+    and sets :meth:`EnqueueSpan.job_id` (or :meth:`EnqueueSpan.batch_size`).
+    An exception leaving the block is recorded on the span (status ERROR) and
+    re-raised.
     """
     from opentelemetry import propagate, trace
 
+    operation = "enqueue_many" if batch else "enqueue"
     with _tracer().start_as_current_span(
-        f"raquel enqueue {queue}",
+        f"raquel {operation} {queue}",
         kind=trace.SpanKind.PRODUCER,
         attributes={
             "messaging.system": SYSTEM,
             "messaging.destination.name": queue,
             "messaging.operation.type": "send",
-            "messaging.operation.name": "enqueue",
+            "messaging.operation.name": operation,
         },
     ) as span:
         carrier: dict[str, str] = {}
@@ -114,6 +119,10 @@ class EnqueueSpan:
     def job_id(self, job_id: object) -> None:
         """Records the enqueued job's id as ``messaging.message.id``."""
         self._span.set_attribute("messaging.message.id", str(job_id))
+
+    def batch_size(self, count: int) -> None:
+        """Records how many jobs an ``enqueue_many`` enqueued as ``messaging.batch.message_count``."""
+        self._span.set_attribute("messaging.batch.message_count", count)
 
 
 @contextmanager

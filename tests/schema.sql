@@ -59,6 +59,13 @@ SELECT raquel.raquel_check_queue($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_check_queue(fn text, queue text) IS 'Internal: 22023 naming "queue" (and the calling function fn) unless queue is a queue name (non-empty, at most 1000 bytes).';
 
+CREATE FUNCTION public.raquel_check_trace_context(fn text, trace_context text) RETURNS void
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_check_trace_context (docs/security.md)
+SELECT raquel.raquel_check_trace_context($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
+
 CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
     LANGUAGE sql PARALLEL SAFE
     RETURN (floor((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric)))::bigint;
@@ -171,12 +178,12 @@ SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 
 COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
-CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
-SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)$_$;
+SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$_$;
 
-COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
+COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text, timeout bigint, trace_context text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue; timeout (ms) and trace_context are stored with every job.';
 
 CREATE FUNCTION public.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS raquel.raquel_jobs
     LANGUAGE sql
@@ -510,6 +517,41 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_check_queue(fn text, queue text) IS 'Internal: 22023 naming "queue" (and the calling function fn) unless queue is a queue name (non-empty, at most 1000 bytes).';
+
+CREATE FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_carrier jsonb;
+BEGIN
+    IF raquel_check_trace_context.trace_context IS NULL THEN
+        RETURN;
+    END IF;
+    IF octet_length(raquel_check_trace_context.trace_context) > 2048 THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            format('must be at most 2048 bytes, got %s', octet_length(raquel_check_trace_context.trace_context)));
+    END IF;
+    BEGIN
+        v_carrier := raquel_check_trace_context.trace_context::jsonb;
+    EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+        v_carrier := NULL;
+    END;
+    IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
+       OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
+    END IF;
+    IF v_carrier ? 'traceparent'
+       AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
+                   left(v_carrier->>'traceparent', 100)));
+    END IF;
+END;
+$_$;
+
+COMMENT ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
 
 CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
@@ -945,7 +987,7 @@ COMMENT ON FUNCTION raquel.raquel_drop_schedule(name text) IS 'Deletes schedule 
 CREATE FUNCTION raquel.raquel_enqueue_row(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
-    AS $_$
+    AS $$
 #variable_conflict use_column
 DECLARE
     v_limit     constant bigint := 4611686018427387903;  -- 2^62 - 1
@@ -954,10 +996,8 @@ DECLARE
     v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
     v_job       raquel_jobs;
-    v_carrier   jsonb;
 BEGIN
-    -- The rules of 0013_results, unchanged and in their order, behind one
-    -- guard. With every optional argument NULL only the queue's rules can
+    -- The rules, behind one guard. With every optional argument NULL only the queue's rules can
     -- refuse (the delays' defaults pass), so the guard asks just that; the
     -- 19 tests run when an optional argument is given or the queue is bad.
     -- PL/pgSQL prepares each expression it evaluates afresh in every
@@ -1047,34 +1087,11 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
-    -- trace_context (0012_trace_context): the carrier of the enqueuer's
-    -- trace, a JSON object of strings of at most 2048 bytes; a W3C
-    -- traceparent in it must be well formed. Behind a guard of its own, after
-    -- the other rules: a traced enqueue without other optional arguments
-    -- does not run the 19 tests above. Parsing malformed JSON raises, so it
-    -- is parsed in a block of its own (a subtransaction), entered only when a
-    -- trace_context is given.
+    -- trace_context: behind a guard of its own, after the other rules, so a
+    -- traced enqueue without other optional arguments does not run the 19
+    -- tests above.
     IF raquel_enqueue_row.trace_context IS NOT NULL THEN
-        IF octet_length(raquel_enqueue_row.trace_context) > 2048 THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                format('must be at most 2048 bytes, got %s', octet_length(raquel_enqueue_row.trace_context)));
-        END IF;
-        BEGIN
-            v_carrier := raquel_enqueue_row.trace_context::jsonb;
-        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-            v_carrier := NULL;
-        END;
-        IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
-           OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
-        END IF;
-        IF v_carrier ? 'traceparent'
-           AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
-                       left(v_carrier->>'traceparent', 100)));
-        END IF;
+        PERFORM raquel_check_trace_context('raquel_enqueue', raquel_enqueue_row.trace_context);
     END IF;
 
     -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
@@ -1130,7 +1147,7 @@ BEGIN
     END LOOP;
     RETURN v_job;
 END;
-$_$;
+$$;
 
 COMMENT ON FUNCTION raquel.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job with raquel_enqueue''s arguments, rules and errors (errors name raquel_enqueue) and returns its row as stored: the new job, or for unique_mode keep the job already holding the key. trace_context: the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes, else 22023). What raquel_enqueue and raquel_enqueue_job call.';
 
@@ -1159,7 +1176,7 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
-CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text) RETURNS SETOF uuid
+CREATE FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -1268,6 +1285,13 @@ BEGIN
     IF raquel_enqueue_many.unique_mode IS NOT NULL AND raquel_enqueue_many.unique_keys IS NULL THEN
         PERFORM raquel_invalid(v_fn, 'unique_mode', 'needs unique_keys');
     END IF;
+    IF raquel_enqueue_many.timeout <= 0 OR raquel_enqueue_many.timeout > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'timeout',
+            format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue_many.timeout));
+    END IF;
+    IF raquel_enqueue_many.trace_context IS NOT NULL THEN
+        PERFORM raquel_check_trace_context(v_fn, raquel_enqueue_many.trace_context);
+    END IF;
 
     -- Jobs without a key: the ids are drawn first (raquel_new_ids, once for
     -- the whole array), then one INSERT ... SELECT over both arrays, and the
@@ -1276,11 +1300,11 @@ BEGIN
         v_ids := raquel_new_ids(cardinality(raquel_enqueue_many.payloads));
         INSERT INTO raquel_jobs (
             id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-            backoff_base, enqueued_at, scheduled_at, priority)
+            backoff_base, enqueued_at, scheduled_at, priority, timeout, trace_context)
         SELECT u.id, raquel_enqueue_many.queue, u.payload, raquel_enqueue_many.max_age,
                raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-               v_priority
+               v_priority, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
         FROM unnest(v_ids, raquel_enqueue_many.payloads) AS u(id, payload);
         RETURN QUERY SELECT unnest(v_ids);
         RETURN;
@@ -1304,11 +1328,11 @@ BEGIN
             ), written AS (
                 INSERT INTO raquel_jobs AS j (
                     queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
                 SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
                        raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                        coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-                       v_priority, rep.k
+                       v_priority, rep.k, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
                 FROM rep
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
                 DO UPDATE SET
@@ -1317,7 +1341,8 @@ BEGIN
                     max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
                     enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
                     priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
-                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
+                    timeout = excluded.timeout, trace_context = excluded.trace_context
                 WHERE j.status IN ('queued', 'failed')
                 RETURNING j.unique_key, j.id
             )
@@ -1339,11 +1364,11 @@ BEGIN
             ), written AS (
                 INSERT INTO raquel_jobs AS j (
                     queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
                 SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
                        raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                        coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-                       v_priority, rep.k
+                       v_priority, rep.k, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
                 FROM rep
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
                 DO NOTHING
@@ -1371,11 +1396,11 @@ BEGIN
     ), inserted AS (
         INSERT INTO raquel_jobs (
             id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-            backoff_base, enqueued_at, scheduled_at, priority)
+            backoff_base, enqueued_at, scheduled_at, priority, timeout, trace_context)
         SELECT r.id, raquel_enqueue_many.queue, r.payload, raquel_enqueue_many.max_age,
                raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-               v_priority
+               v_priority, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
         FROM rows r WHERE r.k IS NULL
     )
     SELECT coalesce(r.id, m.id) FROM rows r
@@ -1384,7 +1409,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
+COMMENT ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text, timeout bigint, trace_context text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue; timeout (ms) and trace_context are stored with every job.';
 
 CREATE FUNCTION raquel.raquel_expire(queues text[] DEFAULT NULL::text[], now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3104,6 +3129,8 @@ REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 
 REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_check_trace_context(fn text, trace_context text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
@@ -3120,7 +3147,7 @@ REVOKE ALL ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint
 
 REVOKE ALL ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_enqueue_row(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
@@ -3190,6 +3217,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 
 REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
@@ -3208,7 +3237,7 @@ REVOKE ALL ON FUNCTION raquel.raquel_enqueue(queue text, payload text, at bigint
 
 REVOKE ALL ON FUNCTION raquel.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text, timeout bigint, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_expire(queues text[], now bigint) FROM PUBLIC;
 

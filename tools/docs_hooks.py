@@ -66,7 +66,17 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
             "raquel_tg_jobs__notify_update",
         ),
     ),
-    ("Helpers", ("raquel_now_ms", "raquel_ts", "raquel_clock", "raquel_invalid", "raquel_check_queue")),
+    (
+        "Helpers",
+        (
+            "raquel_now_ms",
+            "raquel_ts",
+            "raquel_clock",
+            "raquel_invalid",
+            "raquel_check_queue",
+            "raquel_check_trace_context",
+        ),
+    ),
     ("The engine schema", ("raquel_expose", "raquel_unexpose")),
 ]
 

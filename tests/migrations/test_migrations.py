@@ -122,6 +122,30 @@ def test_an_enqueuer_may_enqueue_through_each_enqueue_function(fresh: Conn) -> N
         assert fresh.execute("SELECT id, payload FROM raquel_jobs ORDER BY payload").fetchall() == list(zip(ids, "abc"))
 
 
+def test_enqueue_many_keeps_the_enqueuers_grant_when_0012_gives_it_timeout_and_trace_context(
+    fresh: Conn,
+) -> None:
+    # 0012_enqueue_many_options creates raquel_enqueue_many anew (its signature grows): the
+    # grants roles.sql gave the old one are carried over, and PUBLIC still has none.
+    migrate(fresh, [m for m in load_migrations() if m.version < 12])
+    with scratch_role(fresh, "enqueuer") as enqueuer:
+        grant_roles(fresh, enqueuer=enqueuer)
+        migrate(fresh)
+        fresh.execute(f'SET ROLE "{enqueuer}"'.encode())
+        try:
+            fresh.execute("SELECT raquel_enqueue_many('q', ARRAY['a', 'b'], timeout => 5000)").fetchall()
+        finally:
+            fresh.execute("RESET ROLE")
+        signature = "raquel.raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text, bigint, text)"
+        assert fresh.execute("SELECT has_function_privilege('public', %s, 'EXECUTE')", (signature,)).fetchone() == (
+            False,
+        )
+    assert fresh.execute("SELECT payload, timeout FROM raquel_jobs ORDER BY payload").fetchall() == [
+        ("a", 5000),
+        ("b", 5000),
+    ]
+
+
 def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> None:
     # Roles are granted (roles.sql) after the install; a later migration changes a column the
     # stand-in views read and replaces a function: the runner drops the stand-in views before

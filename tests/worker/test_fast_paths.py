@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -62,6 +63,21 @@ def test_enqueue_many_applies_every_option_to_every_job(conn: Conn) -> None:
     ]
 
 
+def test_enqueue_many_stores_the_timeout_and_trace_context_with_every_job(conn: Conn) -> None:
+    carrier = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+    enqueue_many(conn, ["a", "b"], timeout=30_000, trace_context=carrier)
+    assert conn.execute("SELECT payload, timeout, trace_context FROM raquel_jobs ORDER BY payload").fetchall() == [
+        ("a", 30_000, carrier),
+        ("b", 30_000, carrier),
+    ]
+
+
+def test_enqueue_many_replace_rewrites_the_timeout_and_trace_context(conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('q', 'old', unique_key => 'k', timeout => 1000, trace_context => '{}')")
+    enqueue_many(conn, ["new"], unique_keys=["k"], unique_mode="replace", timeout=2000)
+    assert conn.execute("SELECT payload, timeout, trace_context FROM raquel_jobs").fetchall() == [("new", 2000, None)]
+
+
 def test_enqueue_many_defaults_are_enqueues(conn: Conn) -> None:
     enqueue_many(conn, ["a"], now=T)
     conn.execute("SELECT raquel_enqueue('q', 'a', now => %s)", (T,))
@@ -94,6 +110,22 @@ def test_enqueue_many_of_an_empty_array_inserts_nothing(conn: Conn) -> None:
         ),
         ({"unique_keys": ["k", ""]}, "unique_keys", "must be a non-empty string of at most 1000 bytes, got 0 bytes"),
         ({"unique_keys": ["k"]}, "unique_keys", "must have as many elements as payloads (2), got 1"),
+        ({"timeout": 0}, "timeout", "must be > 0 and at most 4611686018427387903 ms, got 0"),
+        (
+            {"trace_context": '{"traceparent": 1}'},
+            "trace_context",
+            'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})',
+        ),
+        (
+            {"trace_context": "{"},
+            "trace_context",
+            'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})',
+        ),
+        (
+            {"trace_context": '{"traceparent": "01-x"}'},
+            "trace_context",
+            "traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got '01-x'",
+        ),
     ],
 )
 def test_enqueue_many_refuses_bad_arguments_and_writes_nothing(
@@ -302,6 +334,18 @@ def test_client_enqueue_many_names_the_bad_argument(rq: Raquel) -> None:
     with pytest.raises(InvalidArgument) as caught:
         rq.enqueue_many("q", ["a"], max_age=0)
     assert caught.value.argument == "max_age"
+    assert rq.count() == 0
+
+
+def test_client_enqueue_many_stores_the_timeout_with_every_job(rq: Raquel, conn: Conn) -> None:
+    rq.enqueue_many("q", ["a", "b"], timeout=timedelta(seconds=30))
+    assert conn.execute("SELECT timeout FROM raquel_jobs").fetchall() == [(30_000,), (30_000,)]
+
+
+def test_client_enqueue_many_refuses_a_timeout_that_is_not_positive(rq: Raquel) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        rq.enqueue_many("q", ["a"], timeout=0)
+    assert caught.value.argument == "timeout"
     assert rq.count() == 0
 
 

@@ -133,6 +133,24 @@ async def test_an_async_enqueue_and_execution_make_a_producer_span_and_a_consume
     assert stored_context(conn, job.id)["traceparent"].split("-")[1] == f"{consumer.context.trace_id:032x}"
 
 
+def test_enqueue_many_makes_one_producer_span_that_parents_every_jobs_consumer_span(
+    rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
+) -> None:
+    ids = rq.enqueue_many("emails", ["a", "b"])
+    [producer] = by_kind(exporter, SpanKind.PRODUCER)
+    assert producer.name == "raquel enqueue_many emails" and producer.attributes is not None
+    assert producer.attributes["messaging.batch.message_count"] == 2
+    assert producer.context is not None
+    for job_id in ids:
+        assert stored_context(conn, job_id)["traceparent"].split("-")[2] == f"{producer.context.span_id:016x}"
+    run_sync(rq, "emails", lambda job: None, lambda: len(by_kind(exporter, SpanKind.CONSUMER)) == 2)
+    consumers = by_kind(exporter, SpanKind.CONSUMER)
+    assert sorted(str(c.attributes["messaging.message.id"]) for c in consumers if c.attributes) == sorted(
+        str(i) for i in ids
+    )
+    assert all(c.parent is not None and c.parent.span_id == producer.context.span_id for c in consumers)
+
+
 def test_a_job_enqueued_from_sql_without_trace_context_runs_under_a_root_consumer_span(
     rq: Raquel, conn: Conn, exporter: InMemorySpanExporter
 ) -> None:
