@@ -106,7 +106,8 @@ CREATE TABLE raquel.raquel_jobs (
     trace_context raquel.raquel_trace_context,
     CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
     CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
-);
+)
+WITH (fillfactor='50');
 
 COMMENT ON TABLE raquel.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
 
@@ -3060,7 +3061,7 @@ ALTER TABLE ONLY public.raquel_migrations
     ADD CONSTRAINT raquel_migrations_pkey PRIMARY KEY (version);
 
 ALTER TABLE ONLY raquel.raquel_jobs
-    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id) WITH (fillfactor='50');
 
 ALTER TABLE ONLY raquel.raquel_queue_settings
     ADD CONSTRAINT raquel_queue_settings_pkey PRIMARY KEY (queue);

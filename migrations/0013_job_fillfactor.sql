@@ -1,0 +1,43 @@
+-- 0013_job_fillfactor: raquel_jobs leaves half of each heap page free for
+-- the next versions of its rows, and raquel_jobs_pkey half of each leaf page
+-- for the entries those versions add.
+--
+-- Guarantees: none change. Only where PostgreSQL puts a row's new version
+-- and how full it fills a page; every statement reads and writes the same
+-- rows. On a table migrated with rows in it, pages written from now on get
+-- the new fill (nothing is rewritten; VACUUM FULL or pg_repack would rewrite
+-- the old ones).
+--
+-- Why. A job is written three times: enqueued (INSERT), claimed (UPDATE of
+-- status, lease_expires_at, claim_id, claimed_by, claimed_at) and finished
+-- (UPDATE of status, finished_at, lease_expires_at, attempts, result). Both
+-- updates change indexed columns, so neither can be a HOT update, and a
+-- job's row is written as a new version each time. With the table's pages
+-- filled to the brim at enqueue (fillfactor 100, the default), no new
+-- version fits beside the old one: PostgreSQL puts it on another page (the
+-- table's end), and to do so WAL-logs a lock of the old version, then the
+-- whole new tuple with references to both pages. Kept on its page, the new
+-- version is WAL-logged as the bytes that differ from the old one (prefix and
+-- suffix left out), with no lock record, and the page it is on is already
+-- dirty. Half of a page holds the claimed version of every row of the other
+-- half (a claimed row is 40-70 bytes longer than a queued one), and once the
+-- claim commits the queued versions are dead and pruned, making room for the
+-- finished ones. The primary key gets a new entry at each non-HOT update;
+-- its leaves, filled to 90% by the enqueues, split at the claim (whose old
+-- versions are not dead yet, so bottom-up deletion cannot make room); at 50%
+-- they hold the claim's and the completion's entries until the old ones can
+-- be deleted.
+--
+-- Measured (bench/RESULTS.md, "Issue 23: server cost per job";
+-- `python -m bench.run --only servercost`: 20,000 no-op jobs drained by
+-- subscribe(concurrency=10 and 50, prefetch=500, durable_claims=False) after
+-- a CHECKPOINT, PostgreSQL 15, WAL of the run's database read with
+-- pg_walinspect): 1,014 -> 847-876 WAL bytes per job, the claim 610 -> 534
+-- (two lock records become one, the update record 207 -> ~180 bytes), the
+-- completion 397 -> 303 (its lock record gone, the update record 204 ->
+-- ~156); server CPU 19-20 -> 18-19 us per job. The table is no larger after
+-- a drain (its rows no longer move to the end: 951 pages for 20,000 drained
+-- jobs at 50 against 1,171 at 100).
+
+ALTER TABLE raquel_jobs SET (fillfactor = 50);
+ALTER INDEX raquel_jobs_pkey SET (fillfactor = 50);
