@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
                 for admin in admins.values():
                     admin.close()
     print(
-        f"| layout | enqueue_many of 10,000, jobs/s | enqueue() µs | enqueue() server CPU µs | claim of 10 from {args.backlog:,} waiting, µs | heap MB | pkey MB | ready indexes MB |"
+        "| layout | enqueue_many of 10,000, jobs/s | enqueue() µs | enqueue() server CPU µs | "
+        f"claim of 10 from {args.backlog:,} waiting, µs | heap MB | pkey MB | ready indexes MB |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for label, got in results.items():
