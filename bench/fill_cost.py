@@ -1,7 +1,7 @@
-"""What raquel_jobs' fillfactor (0013_job_fillfactor) costs where it could hurt, interleaved.
+"""What raquel_jobs' fillfactor (0014_job_fillfactor) costs where it could hurt, interleaved.
 
 ``python -m bench.fill_cost [--backlog 1000000] [--rounds 7]`` (same server rule as bench.run)
-migrates one database per layout (0013's, and the layouts named in LAYOUTS, each set by SQL
+migrates one database per layout (0014_job_fillfactor's, and the layouts named in LAYOUTS, each set by SQL
 after the migration) and, the layouts taking turns in every round (order reversed every other
 round), measures in each:
 
@@ -29,12 +29,12 @@ from raquel_pg import Raquel
 
 from .server import server
 
-#: Layouts compared: label -> SQL run after the migration (0013's layout needs none).
+#: Layouts compared: label -> SQL run after the migration (0014_job_fillfactor's layout needs none).
 LAYOUTS = {
-    "0013: fillfactor 50, pkey 50": "",
+    "0014: fillfactor 50, pkey 50": "",
     "fillfactor 70, pkey 90": "ALTER TABLE raquel.raquel_jobs SET (fillfactor = 70);"
     " ALTER INDEX raquel.raquel_jobs_pkey RESET (fillfactor)",
-    "before 0013: fillfactor 100, pkey 90": "ALTER TABLE raquel.raquel_jobs RESET (fillfactor);"
+    "before 0014: fillfactor 100, pkey 90": "ALTER TABLE raquel.raquel_jobs RESET (fillfactor);"
     " ALTER INDEX raquel.raquel_jobs_pkey RESET (fillfactor)",
 }
 

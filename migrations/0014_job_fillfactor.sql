@@ -1,4 +1,4 @@
--- 0013_job_fillfactor: raquel_jobs leaves half of each heap page free for
+-- 0014_job_fillfactor: raquel_jobs leaves half of each heap page free for
 -- the next versions of its rows, and raquel_jobs_pkey half of each leaf page
 -- for the entries those versions add.
 --
