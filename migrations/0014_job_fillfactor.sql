@@ -32,12 +32,22 @@
 -- `python -m bench.run --only servercost`: 20,000 no-op jobs drained by
 -- subscribe(concurrency=10 and 50, prefetch=500, durable_claims=False) after
 -- a CHECKPOINT, PostgreSQL 15, WAL of the run's database read with
--- pg_walinspect): 1,014 -> 847-876 WAL bytes per job, the claim 610 -> 534
--- (two lock records become one, the update record 207 -> ~180 bytes), the
--- completion 397 -> 303 (its lock record gone, the update record 204 ->
--- ~156); server CPU 19-20 -> 18-19 us per job. The table is no larger after
--- a drain (its rows no longer move to the end: 951 pages for 20,000 drained
--- jobs at 50 against 1,171 at 100).
+-- pg_walinspect, two interleaved runs): 1,013-1,014 -> 846-847 WAL bytes per
+-- job; the claim 610 -> 534 (1.97 -> 1.27 lock records per job, the update
+-- record 205 -> 183 bytes, no primary-key page splits), the completion 397
+-- -> 303 (its lock record gone, the update record 203 -> 156); server CPU
+-- 18.5-19.7 -> 18.0-19.0 us per job (the primary key's setting gives 14 of
+-- the 167 bytes and most of the CPU); a third run 16.6-16.7 -> 15.3-15.7.
+--
+-- What it trades (`python -m bench.fill_cost`, same server, interleaved):
+-- waiting jobs take twice the room. 1,000,000 waiting no-op jobs: heap 128 ->
+-- 260 MB, primary key 30 -> 54 MB. Finished jobs do not: a drained table is
+-- smaller (its rows no longer move to the table's end: 951 pages for 20,000
+-- drained jobs against 1,171). enqueue_many of 10,000 (204,065 against
+-- 204,719 jobs/s), a single enqueue (444 against 441 us, 241 against 242 us
+-- of server CPU) and a claim of 10 from 1,000,000 waiting jobs (799 against
+-- 774 us) are within the noise. A fill of 70 took 1.4x the heap for about
+-- half the WAL gain (927 bytes per job) and none of the CPU gain.
 
 ALTER TABLE raquel_jobs SET (fillfactor = 50);
 ALTER INDEX raquel_jobs_pkey SET (fillfactor = 50);
