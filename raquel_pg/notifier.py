@@ -19,7 +19,7 @@ import psycopg
 from psycopg import Connection
 
 from . import instrument
-from ._acompat import Event, cancel, join, spawn
+from ._acompat import Event, cancel, join, sleep, spawn
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -186,6 +186,9 @@ class Notifier:
                                 if instrument.observer is not None:
                                     instrument.observer.notified()
                                 self._heard(notify.channel, notify.payload)
+                                # Let the woken workers send their claims before
+                                # this task (thread) reads the connection again.
+                                sleep(0)
             except psycopg.Error as error:  # any failure: reconnect, never let the notifier die
                 if instrument.observer is not None:
                     instrument.observer.reconnecting()

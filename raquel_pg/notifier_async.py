@@ -16,7 +16,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from . import instrument
-from ._acompat import AEvent, acancel, ajoin, aspawn
+from ._acompat import AEvent, acancel, ajoin, asleep, aspawn
 from .queries import QUERIES
 
 if TYPE_CHECKING:
@@ -183,6 +183,9 @@ class AsyncNotifier:
                                 if instrument.observer is not None:
                                     instrument.observer.notified()
                                 self._heard(notify.channel, notify.payload)
+                                # Let the woken workers send their claims before
+                                # this task (thread) reads the connection again.
+                                await asleep(0)
             except psycopg.Error as error:  # any failure: reconnect, never let the notifier die
                 if instrument.observer is not None:
                     instrument.observer.reconnecting()

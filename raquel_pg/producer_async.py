@@ -59,7 +59,8 @@ class AsyncProducer:
     heard: :meth:`heard`, a stop), for the next ``scheduled_at`` it knows of
     (``raquel_next_due``), or ``poll_interval`` at most. A registration is
     refreshed once half its life is gone and is spent by the first
-    notification it causes (migration 0009). A claim that fails on a
+    notification it causes (migration 0008_notifications; :meth:`heard`
+    takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
     stops are handed back unstarted.
     """
@@ -105,10 +106,20 @@ class AsyncProducer:
         self._wake.set()
 
     def heard(self) -> None:
-        """A wake-up for our queues (the notifier's callback): wake; the registration is spent."""
+        """A wake-up for our queues (the notifier's callback): wake; the registration is spent.
+
+        The notifying producer deleted the registration as it notified
+        (0008_notifications), so there is none left to remove: a claim that
+        then fills every free slot makes no ``raquel_wait_end`` call (one
+        round trip less per woken job, and none between the claim and the
+        handler's start). A registration that survived (a producer that had
+        it locked rolled back, or the notifier reconnected) is consumed by the
+        next notification it causes, or lapses after its ttl.
+        """
         with self._lock:
             self._wakeups += 1
             self._registered_until = 0.0
+            self._registered = False
         self._wake.set()
 
     async def run(self) -> None:
@@ -181,7 +192,8 @@ class AsyncProducer:
         return 0.0
 
     async def unregister(self) -> None:
-        """Removes this worker's waiter registration, if it made one (``raquel_wait_end``); never raises."""
+        """Removes this worker's waiter registration, if it made one that no notification spent
+        (``raquel_wait_end``); never raises."""
         if not self._registered:
             return
         self._registered, self._registered_until = False, 0.0

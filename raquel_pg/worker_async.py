@@ -68,7 +68,8 @@ class AsyncWorker:
     drained (then claims once more, so no job slips between the two) and
     unregisters when a claim fills all its free slots and when it stops.
     A registration wakes the worker once: the notifying producer
-    consumes it, and the worker registers again when it next finds its
+    consumes it (so a worker woken by a notification has nothing to
+    unregister), and the worker registers again when it next finds its
     queues drained.
     When idle it also wakes at the next ``scheduled_at`` (or lease deadline)
     it knows of from ``raquel_next_due``, and at least every

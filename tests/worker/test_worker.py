@@ -77,6 +77,39 @@ def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(rq: Raquel, conn
     assert max(delays) < 1.0
 
 
+def test_a_worker_woken_by_a_notification_leaves_its_spent_registration_alone(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    # The enqueue that notified the worker deleted its registration (0008): the
+    # woken worker, its one slot filled by the claim, has nothing to unregister
+    # and makes no raquel_wait_end call before its handler runs.
+    ended: list[Any] = []
+    wait_end = rq.job_calls.wait_end
+
+    def counted_wait_end(worker: Any) -> None:
+        ended.append(worker)
+        wait_end(worker)
+
+    monkeypatch.setattr(rq.job_calls, "wait_end", counted_wait_end)
+    started: list[float] = []
+
+    @rq.subscribe("emails", poll_interval=60)
+    def handler(job: Job) -> None:
+        started.append(time.monotonic())
+
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: handler.listening)
+    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+    rq.enqueue("emails", "hi")
+    wait_until(lambda: bool(started))
+    # The enqueue consumed the registration before the handler ran; one now is
+    # the worker's next, made once idle again: past where it would have unregistered.
+    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+    assert ended == []
+    handler.stop()
+    join([run], 10)
+
+
 def test_a_worker_runs_a_delayed_job_when_it_is_due(rq: Raquel, conn: Conn) -> None:
     done: list[float] = []
 

@@ -74,6 +74,39 @@ async def test_a_worker_is_woken_by_notify_again_each_time_it_is_idle(arq: Async
     assert max(delays) < 1.0
 
 
+async def test_a_worker_woken_by_a_notification_leaves_its_spent_registration_alone(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    # The enqueue that notified the worker deleted its registration (0008): the
+    # woken worker, its one slot filled by the claim, has nothing to unregister
+    # and makes no raquel_wait_end call before its handler runs.
+    ended: list[Any] = []
+    wait_end = arq.job_calls.wait_end
+
+    async def counted_wait_end(worker: Any) -> None:
+        ended.append(worker)
+        await wait_end(worker)
+
+    monkeypatch.setattr(arq.job_calls, "wait_end", counted_wait_end)
+    started: list[float] = []
+
+    @arq.subscribe("emails", poll_interval=60)
+    async def handler(job: AsyncJob) -> None:
+        started.append(time.monotonic())
+
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: handler.listening)
+    await wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+    await arq.enqueue("emails", "hi")
+    await wait_until(lambda: bool(started))
+    # The enqueue consumed the registration before the handler ran; one now is
+    # the worker's next, made once idle again: past where it would have unregistered.
+    await wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+    assert ended == []
+    handler.stop()
+    await ajoin([run], 10)
+
+
 async def test_a_worker_runs_a_delayed_job_when_it_is_due(arq: AsyncRaquel, conn: Conn) -> None:
     done: list[float] = []
 
