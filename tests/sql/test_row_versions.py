@@ -2,10 +2,13 @@
 
 A claim and a completion both change indexed columns, so each writes a new
 version of the row (no HOT update). raquel_jobs keeps half of each page free
-at enqueue, so that version fits on the row's own page: WAL-logged as the
-bytes that changed, without a lock record or a second page. Measured on full
-pages: with the table's default fill (100) no claimed or finished version
-stayed on its page; with 50, 85% and 84% did (100-byte payloads).
+at enqueue, so the claimed version fits on the row's own page: WAL-logged as
+the bytes that changed, without a lock record or a second page. Measured on
+full pages: with the table's default fill (100) no claimed version stayed on
+its page; with 50, 85% did (100-byte payloads). The finished version fits
+there too once the queued versions are pruned, which a transaction open
+elsewhere in the database delays, so that is measured (scenario servercost),
+not tested.
 """
 
 from __future__ import annotations
@@ -40,17 +43,3 @@ def test_most_claimed_versions_stay_on_their_jobs_page(conn: Conn) -> None:
     )
     claimed = pages(conn)
     assert sum(enqueued[job] == claimed[job] for job in enqueued) >= JOBS * 2 // 3
-
-
-def test_most_finished_versions_stay_on_their_jobs_page(conn: Conn) -> None:
-    enqueued = enqueue_full_pages(conn)
-    rows = conn.execute(
-        "SELECT id, claim_id FROM raquel_claim(claim_as => 'host:1234', batch => %s)", [JOBS]
-    ).fetchall()
-    recorded = conn.execute(
-        "SELECT count(*) FILTER (WHERE recorded) FROM raquel_complete_many(%s, %s)",
-        [[row[0] for row in rows], [row[1] for row in rows]],
-    ).fetchone()
-    assert recorded == (JOBS,)
-    finished = pages(conn)
-    assert sum(enqueued[job] == finished[job] for job in enqueued) >= JOBS * 2 // 3
