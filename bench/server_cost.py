@@ -28,9 +28,11 @@ touches (the same start for both; ``FPI`` columns say how much of it that is).
 
 raquel_pg: ``AsyncRaquel(dsn)`` and ``subscribe(queue, concurrency=N,
 prefetch=500, durable_claims=False)`` (``batch_outcomes`` its default, True),
-in a process of its own. ``RAQUEL_PG_BENCH_VARIANTS="LABEL::SQL||LABEL::SQL"``
-adds raquel_pg rows that run that SQL in their database before the enqueue (to
-undo a migration under test, or to try a change), measured in the same rounds.
+in a process of its own, its queue's retention left unset (finished jobs kept) and set to 0
+(successes without a result deleted at once, as graphile-worker deletes every completed job).
+``RAQUEL_PG_BENCH_VARIANTS="LABEL::SQL||LABEL::SQL"`` adds raquel_pg rows that
+run that SQL (without ``||``) in their database before the enqueue (to undo a
+migration under test, or to try a change), measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -177,13 +179,21 @@ class WalWindow:
         self.conn.close()  # the temporary slot goes with the session
 
 
-def run_raquel(dsn: str, jobs: int, concurrency: int, setup_sql: str | None = None) -> Cost:
-    """Enqueues ``jobs`` jobs, ANALYZE, CHECKPOINT, then the fast-mode worker drains them."""
+def run_raquel(
+    dsn: str, jobs: int, concurrency: int, setup_sql: str | None = None, retention_zero: bool = False
+) -> Cost:
+    """Enqueues ``jobs`` jobs, ANALYZE, CHECKPOINT, then the fast-mode worker drains them.
+
+    ``retention_zero``: the queue's retention set to 0 first (its successes deleted at once:
+    no success rows are left to time, so jobs/s is n/a).
+    """
     queue = "bench"
     window = WalWindow(dsn)
     try:
         if setup_sql:
             window.conn.execute(setup_sql.encode())
+        if retention_zero:
+            window.conn.execute("SELECT raquel_set_retention(%s, '0')", [queue])
         window.conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         window.conn.execute("ANALYZE raquel_jobs")
         window.start()
@@ -239,6 +249,15 @@ def configs(sizes: Sizes) -> list[Config]:
     for n in IN_FLIGHT:
         settings = f"subscribe(concurrency={n}, prefetch=500, durable_claims=False)"
         runs.append(("raquel_pg", settings, n, partial(run_raquel, jobs=jobs, concurrency=n), True))
+        runs.append(
+            (
+                "raquel_pg",
+                f"{settings}, the queue's retention 0",
+                n,
+                partial(run_raquel, jobs=jobs, concurrency=n, retention_zero=True),
+                True,
+            )
+        )
         for label, _, sql in variants:
             runs.append(
                 (
