@@ -4,11 +4,11 @@
 -- (this first part); a success of a queue whose retention is 0 deletes the
 -- job instead of keeping it (the second part, below).
 --
--- Guarantees: none change. Only where PostgreSQL puts a row's new version
--- and how full it fills a page; every statement reads and writes the same
--- rows. On a table migrated with rows in it, pages written from now on get
--- the new fill (nothing is rewritten; VACUUM FULL or pg_repack would rewrite
--- the old ones).
+-- Guarantees (first part): none change. Only where PostgreSQL puts a new
+-- row version and how full it fills a page; every statement reads and
+-- writes the same rows. On a table migrated with rows in it, pages written
+-- from now on get the new fill (nothing is rewritten; VACUUM FULL or
+-- pg_repack would rewrite the old ones).
 --
 -- Why. A job is written three times: enqueued (INSERT), claimed (UPDATE of
 -- status, lease_expires_at, claim_id, claimed_by, claimed_at) and finished
