@@ -7,7 +7,8 @@ an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
 slot that prints ``<payload> <time.time() at handler start>`` per job.
 ``python -m bench.worker_proc default DSN QUEUE CONCURRENCY [KEY=VALUE ...]``:
 ``AsyncRaquel(dsn)`` and ``subscribe(queue, concurrency=CONCURRENCY)`` with
-the defaults, plus any worker option given as KEY=VALUE (an int, a float,
+the defaults (QUEUE may be several names joined by commas: one subscription
+to all of them), plus any worker option given as KEY=VALUE (an int, a float,
 True or False), until SIGTERM (issue 23's default-mode scenario).
 All print ``ready`` once their worker LISTENs. Behind a transaction pooler
 (the pooler scenario), two more flags after those: ``listen=DSN`` (the
@@ -77,7 +78,7 @@ async def run_default(dsn: str, queue: str, concurrency: int, options: dict[str,
     """Runs no-op jobs of ``queue`` with the default client and worker (plus ``options``) until SIGTERM."""
     async with AsyncRaquel(dsn) as rq:
 
-        @rq.subscribe(queue, concurrency=concurrency, **options)
+        @rq.subscribe(*queue.split(","), concurrency=concurrency, **options)
         async def noop(job: AsyncJob) -> None:
             return None
 
