@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench import default_mode, fast_mode, peer_wake, peers, pooler, results, scenarios  # noqa: E402
+from bench import default_mode, fast_mode, peer_wake, peers, pooler, results, scenarios, server_cost  # noqa: E402
 from bench.measure import SIZES, Section, Sizes  # noqa: E402
 from bench.report import render  # noqa: E402
 from bench.server import Server, server  # noqa: E402
@@ -37,6 +37,7 @@ SCENARIOS: dict[str, Scenario] = {
     "results": results.scenario_results,
     "default": default_mode.scenario_default,
     "fast": fast_mode.scenario_fast,
+    "servercost": server_cost.scenario_server_cost,
 }
 
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")

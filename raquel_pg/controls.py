@@ -113,8 +113,10 @@ class QueueControlCalls:
         ``keep`` (a timedelta or ms; None: keep forever, the default) counts
         from when a job finished (success, cancelled, expired, exhausted); older
         ones are deleted by :meth:`prune`, which the workers call in their
-        maintenance. Raises :class:`~raquel_pg.InvalidArgument` for a negative
-        ``keep`` or a bad queue name.
+        maintenance. A ``keep`` of 0 keeps no success without a result: such a
+        job, unless a result waiter watches it, is deleted by the statement
+        that records its success. Raises :class:`~raquel_pg.InvalidArgument`
+        for a negative ``keep`` or a bad queue name.
         """
         keep_ms = params.duration_ms(keep, "keep")
         if keep_ms is not None and keep_ms < 0:

@@ -106,7 +106,8 @@ CREATE TABLE raquel.raquel_jobs (
     trace_context raquel.raquel_trace_context,
     CONSTRAINT raquel_jobs_claim_check CHECK ((((status)::text <> 'claimed'::text) OR ((lease_expires_at IS NOT NULL) AND (claim_id IS NOT NULL)))),
     CONSTRAINT raquel_jobs_delays_check CHECK ((max_retry_delay >= (min_retry_delay)::bigint))
-);
+)
+WITH (fillfactor='50');
 
 COMMENT ON TABLE raquel.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
 
@@ -155,14 +156,14 @@ CREATE FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint DE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete (docs/security.md)
 SELECT raquel.raquel_complete($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still ''success''). Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint, results jsonb[] DEFAULT NULL::jsonb[]) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
 SELECT * FROM raquel.raquel_complete_many($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still recorded). Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE sql
@@ -450,6 +451,13 @@ CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
 SELECT raquel.raquel_wait_end($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE FUNCTION public.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) RETURNS record
+    LANGUAGE sql STABLE
+    AS $$-- raquel_pg stand-in: calls raquel.raquel_zero_retention (docs/security.md)
+SELECT raquel.raquel_zero_retention()$$;
+
+COMMENT ON FUNCTION public.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) IS 'The queues whose successes raquel_complete / raquel_complete_many delete at once (retention 0): queues (their own retention 0) and, when default_zero (the default retention is 0), every queue but kept (a retention of its own, not 0). Read-only.';
 
 CREATE FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) RETURNS uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1073,7 +1081,21 @@ DECLARE
     v_now    bigint := CASE WHEN raquel_complete.now IS NULL THEN raquel_now_ms()
                             ELSE raquel_clock('raquel_complete', raquel_complete.now) END;
     v_status text;
+    v_zero   record;
 BEGIN
+    IF raquel_complete.result IS NULL THEN
+        SELECT * INTO v_zero FROM raquel_zero_retention();
+        IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
+            DELETE FROM raquel_jobs j
+            WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
+              AND j.status = 'claimed'
+              AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
+              AND NOT EXISTS (SELECT FROM raquel_result_waiters w WHERE w.job_id = j.id);
+            IF FOUND THEN
+                RETURN 'success';
+            END IF;
+        END IF;
+    END IF;
     UPDATE raquel_jobs j SET
         status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL,
         result = raquel_complete.result
@@ -1084,7 +1106,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still ''success''). Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint, results jsonb[] DEFAULT NULL::jsonb[]) RETURNS TABLE(job_id uuid, recorded boolean)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1096,6 +1118,9 @@ CREATE FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], no
 DECLARE
     v_now bigint := CASE WHEN raquel_complete_many.now IS NULL THEN raquel_now_ms()
                          ELSE raquel_clock('raquel_complete_many', raquel_complete_many.now) END;
+    v_zero    record;
+    v_watched uuid[];
+    v_gone    bigint[] := '{}';
 BEGIN
     IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
        OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
@@ -1110,6 +1135,30 @@ BEGIN
             format('must be NULL or an array as long as job_ids (%s), got %s',
                    cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.results)));
     END IF;
+    SELECT * INTO v_zero FROM raquel_zero_retention();
+    IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
+        v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
+                           WHERE w.job_id = ANY (raquel_complete_many.job_ids));
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+                 WITH ORDINALITY AS p(job_id, claim_id, ord)
+            WHERE raquel_complete_many.results IS NULL
+               OR raquel_complete_many.results[p.ord::integer] IS NULL
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), gone AS (
+            DELETE FROM raquel_jobs j
+            USING firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+              AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
+              AND j.id <> ALL (v_watched)
+            RETURNING f.ord
+        )
+        SELECT coalesce(array_agg(gone.ord), '{}') INTO v_gone FROM gone;
+    END IF;
     IF raquel_complete_many.results IS NULL THEN
         RETURN QUERY
         WITH pairs AS (
@@ -1119,6 +1168,7 @@ BEGIN
         ), firsts AS (
             SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
             FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
@@ -1127,9 +1177,13 @@ BEGIN
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
             RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
         )
-        SELECT p.job_id, done.ord IS NOT NULL
-        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
         ORDER BY p.ord;
     ELSE
         RETURN QUERY
@@ -1142,6 +1196,7 @@ BEGIN
             SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
                    pairs.result, pairs.ord
             FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
@@ -1150,15 +1205,19 @@ BEGIN
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
             RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
         )
-        SELECT p.job_id, done.ord IS NOT NULL
-        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
         ORDER BY p.ord;
     END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still recorded). Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_drop_schedule(name text) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2801,7 +2860,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE (a success deleted at once, a prune): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
     LANGUAGE plpgsql
@@ -2965,6 +3024,18 @@ CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) RETURNS record
+    LANGUAGE sql STABLE
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ARRAY(SELECT s.queue::text FROM raquel_queue_settings s WHERE s.retention_ms = 0),
+           coalesce((SELECT d.retention_ms = 0 FROM raquel_retention_default d), false),
+           ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                 WHERE s.retention_ms IS NOT NULL AND s.retention_ms <> 0)
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) IS 'The queues whose successes raquel_complete / raquel_complete_many delete at once (retention 0): queues (their own retention 0) and, when default_zero (the default retention is 0), every queue but kept (a retention of its own, not 0). Read-only.';
 
 CREATE VIEW raquel.raquel_expired_leases AS
  SELECT id,
@@ -3293,7 +3364,7 @@ ALTER TABLE ONLY public.raquel_migrations
     ADD CONSTRAINT raquel_migrations_pkey PRIMARY KEY (version);
 
 ALTER TABLE ONLY raquel.raquel_jobs
-    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id) WITH (fillfactor='50');
 
 ALTER TABLE ONLY raquel.raquel_queue_settings
     ADD CONSTRAINT raquel_queue_settings_pkey PRIMARY KEY (queue);
@@ -3339,6 +3410,8 @@ CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs R
 CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs FOR EACH ROW WHEN ((((new.status)::text = ANY (ARRAY['queued'::text, 'failed'::text])) AND (((old.status)::text <> ALL (ARRAY['queued'::text, 'failed'::text])) OR (new.scheduled_at < old.scheduled_at)))) EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_update();
 
 CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF finished_at ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
+
+CREATE TRIGGER raquel_jobs_31_notify_results_deleted AFTER DELETE ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
 
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 
@@ -3446,6 +3519,8 @@ REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_
 
 REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
@@ -3541,3 +3616,5 @@ REVOKE ALL ON FUNCTION raquel.raquel_unexpose(install_schema text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_wait_end(worker uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) FROM PUBLIC;

@@ -9,6 +9,10 @@
 //       perfTest's batching settings); prints one JSON line {first, end, jobs}: epoch seconds of
 //       the first handler start and of runOnce()'s return (every completion committed), and the
 //       jobs this process ran. Its rows are deleted on completion, so nothing is left to read.
+//   node peer.mjs drain-graphile-held DSN CONCURRENCY default|perftest
+//       the same drain on a pool of this script's (the size graphile-worker would give its own),
+//       kept open after the JSON line until stdin closes: the harness reads the CPU of the
+//       server processes behind it before they exit (bench/server_cost.py).
 //   node peer.mjs work-pgboss DSN LOCAL_CONCURRENCY default|fast [BATCH]
 //       a pg-boss worker on queue "noop" until SIGTERM; prints "ready" once work() is registered.
 //   node peer.mjs wake-graphile DSN default|perftest  /  wake-pgboss DSN default|notify
@@ -113,6 +117,27 @@ async function drainGraphile(dsn, concurrency, mode) {
   console.log(JSON.stringify({ first, end: now(), jobs }));
 }
 
+async function drainGraphileHeld(dsn, concurrency, mode) {
+  let first = null;
+  let jobs = 0;
+  const taskList = {
+    noop: async () => {
+      if (first === null) first = now();
+      jobs += 1;
+    },
+  };
+  const preset = graphilePreset(dsn, concurrency, mode);
+  // graphile-worker's own pool for these settings: pg.Pool({connectionString, max: maxPoolSize}),
+  // maxPoolSize 10 unless the preset sets it.
+  const pgPool = new pg.Pool({ connectionString: dsn, max: preset.worker.maxPoolSize ?? 10 });
+  pgPool.on("error", (error) => console.error(error));
+  pgPool.on("connect", (client) => client.on("error", (error) => console.error(error)));
+  await graphile.runOnce({ preset, logger, taskList, pgPool });
+  console.log(JSON.stringify({ first, end: now(), jobs }));
+  for await (const _line of readline.createInterface({ input: process.stdin })) break;
+  await pgPool.end();
+}
+
 async function workPgboss(dsn, localConcurrency, mode, batch) {
   const boss = new PgBoss({ connectionString: dsn });
   boss.on("error", (error) => console.error(error));
@@ -171,6 +196,7 @@ async function main(argv) {
   switch (command) {
     case "prepare": return prepare(args[0], args[1], Number(args[2]));
     case "drain-graphile": return drainGraphile(args[0], Number(args[1]), args[2]);
+    case "drain-graphile-held": return drainGraphileHeld(args[0], Number(args[1]), args[2]);
     case "work-pgboss": return workPgboss(args[0], Number(args[1]), args[2], Number(args[3] || 1));
     case "wake-graphile": return wakeGraphile(args[0], args[1]);
     case "wake-pgboss": return wakePgboss(args[0], args[1]);
