@@ -40,7 +40,8 @@ $$;
 -- bytes, whose traceparent member (if any) is W3C trace context
 -- (00-<32 hex>-<16 hex>-<2 hex>); otherwise raises invalid_parameter_value
 -- (22023) naming trace_context, the message starting with fn (the function
--- the caller knows). NULL passes (no trace). Writes nothing.
+-- the caller knows). NULL passes (no trace). Reads and writes no table, so,
+-- as raquel_invalid, it runs with the caller's rights and PUBLIC may call it.
 -- Why a function: raquel_enqueue_row and raquel_enqueue_many store the same
 -- carrier under the same rule. Malformed JSON raises when parsed, so it is
 -- parsed in a block of its own (a subtransaction), entered only for a
@@ -80,7 +81,6 @@ END;
 $$;
 COMMENT ON FUNCTION raquel_check_trace_context(text, text) IS
     'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
-REVOKE EXECUTE ON FUNCTION raquel_check_trace_context(text, text) FROM PUBLIC;
 
 -- raquel_enqueue_row, as in 0004_enqueue (its guarantees are stated there),
 -- but for the trace-context rule, now raquel_check_trace_context's.

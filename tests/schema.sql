@@ -3435,8 +3435,6 @@ REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 
 REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_check_trace_context(fn text, trace_context text) FROM PUBLIC;
-
 REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
@@ -3526,8 +3524,6 @@ REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num inte
 REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigint, running boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
 
