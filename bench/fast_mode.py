@@ -2,20 +2,23 @@
 
 The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CPU each raquel_pg
 job costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
-successes batched (the default), with ``durable_claims=False`` and with durable claims, beside
-graphile-worker with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's
-4 processes x 24 shape. Each round drains the same number of pre-enqueued no-op jobs with every
-configuration, each in a fresh database of the same server (ANALYZEd after the bulk enqueue), the
-configurations taking turns (order reversed every other round); figures are the medians of the
-rounds, each ratio the median of the rounds' ratios (both measured in the same round). raquel_pg's
-workers run in processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so that
-their CPU, and that of their server processes, is read from /proc; graphile-worker's is not
-measured. raquel_pg's queue is paused while its processes start and resumed once all are ready (the
-resume's NOTIFY wakes them), so that they begin together; graphile-worker's processes start at once
-and its span begins at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows
-of another version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured
-against what it replaces in the same rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds
-(default 3; 1 at the tiny size).
+successes batched (the default), with ``durable_claims=False`` and with durable claims, and with
+``durable_claims=False`` on a queue whose retention is 0 (0014_job_writes: its successes are
+deleted at once, as graphile-worker deletes every completed job; that row's span is timed by the
+harness, from the resume to the poll, every 2 ms, that finds no job left), beside graphile-worker
+with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24
+shape. Each round drains the same number of pre-enqueued no-op jobs with every configuration, each
+in a fresh database of the same server (ANALYZEd after the bulk enqueue), the configurations taking
+turns (order reversed every other round); figures are the medians of the rounds, each ratio the
+median of the rounds' ratios (both measured in the same round). raquel_pg's workers run in
+processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so that their CPU, and
+that of their server processes, is read from /proc; graphile-worker's is not measured. raquel_pg's
+queue is paused while its processes start and resumed once all are ready (the resume's NOTIFY wakes
+them), so that they begin together; graphile-worker's processes start at once and its span begins
+at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another
+version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured against what it
+replaces in the same rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds (default 3; 1 at the
+tiny size).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import shutil
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -51,14 +55,25 @@ def shape_name(concurrency: int, processes: int) -> str:
     return str(concurrency) if processes == 1 else f"{processes} x {concurrency}"
 
 
-def run_raquel(dsn: str, jobs: int, concurrency: int, processes: int, durable: bool, baseline: str | None) -> Run:
+def run_raquel(
+    dsn: str,
+    jobs: int,
+    concurrency: int,
+    processes: int,
+    durable: bool,
+    baseline: str | None,
+    retention_zero: bool = False,
+) -> Run:
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with ``processes`` worker processes of
     ``concurrency`` slots and ``prefetch=FAST_PREFETCH`` each; the span and the CPU per job (the
     worker processes', and their server processes', from every worker's 'ready' to the last job
     done; the queue is paused until every process is ready). ``baseline``: a directory holding
-    another ``raquel_pg`` to run instead of this tree's."""
+    another ``raquel_pg`` to run instead of this tree's. ``retention_zero``: the queue's retention
+    set to 0 first (0014_job_writes: its successes are deleted at once, as graphile-worker's are)."""
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if retention_zero:
+            conn.execute("SELECT raquel_set_retention(%s, '0')", [queue])
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         conn.execute("ANALYZE raquel_jobs")
         # Paused while the processes start, so that all of them begin together (the first one
@@ -73,7 +88,17 @@ def run_raquel(dsn: str, jobs: int, concurrency: int, processes: int, durable: b
         server0 = server_cpu_seconds(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT raquel_resume_queue(%s)", [queue])
-        wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
+        resumed = time.time()
+        # Polled every 2 ms where the span is timed here (retention 0 deletes the rows it is read from).
+        wait_until(
+            dsn,
+            RAQUEL_LEFT,
+            [queue, queue],
+            lambda left: left == 0,
+            timeout=900,
+            interval=0.002 if retention_zero else 0.05,
+        )
+        drained = time.time()
         clients1 = [cpu_seconds(p.pid) for p in started]
         server1 = server_cpu_seconds(dsn)
     finally:
@@ -85,6 +110,10 @@ def run_raquel(dsn: str, jobs: int, concurrency: int, processes: int, durable: b
         else (sum(c or 0.0 for c in clients1) - sum(c or 0.0 for c in clients0)) * 1e6 / jobs
     )
     server = None if server0 is None or server1 is None else (server1 - server0) * 1e6 / jobs
+    if retention_zero:
+        # The successes are deleted: from the resume to the poll that found no job left (the last
+        # raquel_complete_many committed), as graphile-worker's span is timed in its processes.
+        return Span(resumed, [], done=jobs, last_success=drained), client, server
     return read_span(dsn, RAQUEL_SPAN, [queue]), client, server
 
 
@@ -110,11 +139,13 @@ def configs(sizes: Sizes) -> list[Config]:
     for concurrency, processes in SHAPES:
         shape = shape_name(concurrency, processes)
         each = f"{processes} processes x " if processes > 1 else ""
-        for durable in (False, True):
-            settings = f"{each}concurrency={concurrency}, prefetch={FAST_PREFETCH}" + (
-                "" if durable else f", {NON_DURABLE}"
+        for durable, retention_zero in ((False, False), (True, False), (False, True)):
+            settings = (
+                f"{each}concurrency={concurrency}, prefetch={FAST_PREFETCH}"
+                + ("" if durable else f", {NON_DURABLE}")
+                + (", the queue's retention 0" if retention_zero else "")
             )
-            for code in versions:
+            for code in versions if not retention_zero else [None]:
                 name = "raquel_pg" if code is None else f"raquel_pg (code of {os.path.basename(code.rstrip('/'))})"
                 runs.append(
                     (
@@ -128,6 +159,7 @@ def configs(sizes: Sizes) -> list[Config]:
                             processes=processes,
                             durable=durable,
                             baseline=code,
+                            retention_zero=retention_zero,
                         ),
                         True,
                     )
