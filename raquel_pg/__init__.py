@@ -23,9 +23,9 @@ from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
 from .model import JobRecord, QueueControls, QueueStats
 from .periodic import Schedule
+from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .results import EnqueuedJob
 from .results_async import AsyncEnqueuedJob
-from .raquel_tables import ImportRefused, ImportReport, legacy_id
 from .scheduler import Scheduler
 from .scheduler_async import AsyncScheduler
 from .subscriptions import Subscription

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -24,19 +24,19 @@ from psycopg import Connection, Cursor, pq
 from psycopg_pool import ConnectionPool
 
 from . import connect, params, tracing
+from .controls import QueueControlCalls
 from .errors import InvalidArgument, translate
 from .job import Job, JobCalls
+from .leases import LeaseKeeper
 from .migrate import migrate
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
 from .queries import QUERIES
-from .leases import LeaseKeeper
 from .raquel_calls import MIN_LEASE_MS, RaquelCalls
-from .controls import QueueControlCalls
 from .results import EnqueuedJob, Results
-from .tasks import Tasks
 from .schedules import Schedules
 from .subscriptions import Subscription, Subscriptions
+from .tasks import Tasks
 
 __all__ = ["Job", "Raquel"]
 

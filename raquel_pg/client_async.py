@@ -21,19 +21,19 @@ from psycopg import AsyncConnection, AsyncCursor, pq
 from psycopg_pool import AsyncConnectionPool
 
 from . import connect, params, tracing
+from .controls_async import AsyncQueueControlCalls
 from .errors import InvalidArgument, translate
 from .job_async import AsyncJob, AsyncJobCalls
+from .leases_async import AsyncLeaseKeeper
 from .migrate_async import migrate
 from .model import JobRecord, QueueStats
 from .notifier_async import AsyncNotifier
 from .queries import QUERIES
-from .leases_async import AsyncLeaseKeeper
 from .raquel_calls_async import MIN_LEASE_MS, AsyncRaquelCalls
-from .controls_async import AsyncQueueControlCalls
 from .results_async import AsyncEnqueuedJob, AsyncResults
-from .tasks_async import AsyncTasks
 from .schedules_async import AsyncSchedules
 from .subscriptions_async import AsyncSubscription, AsyncSubscriptions
+from .tasks_async import AsyncTasks
 
 __all__ = ["AsyncJob", "AsyncRaquel"]
 

@@ -34,9 +34,9 @@ import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import params
 import psycopg
 
+from . import params
 from ._acompat import Event, join, on_signals, spawn
 from .completer import Completer
 from .errors import InvalidArgument, RaquelError

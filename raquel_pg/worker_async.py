@@ -31,9 +31,9 @@ import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import params
 import psycopg
 
+from . import params
 from ._acompat import AEvent, ajoin, aon_signals, aspawn
 from .completer_async import AsyncCompleter
 from .errors import InvalidArgument, RaquelError

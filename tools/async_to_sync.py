@@ -7,9 +7,10 @@
 The async source is the single source of truth (as in psycopg): this script
 drops ``await``, turns ``async def/with/for`` into their plain forms, renames
 async names to their sync twins (tables below), keeps the ``else:`` branch
-of every ``if True:  # ASYNC`` block, then formats the result with ``ruff
-format`` (the project's settings), so the generated modules pass ``ruff format
---check`` as the hand-written ones do. Needs ruff (``pip install ruff``).
+of every ``if True:  # ASYNC`` block, then sorts its imports and formats it with
+ruff (``ruff check --select I --fix``, ``ruff format``; the project's settings), so
+the generated modules pass ``ruff check`` and ``ruff format --check`` as the
+hand-written ones do. Needs ruff (``pip install ruff``).
 """
 
 from __future__ import annotations
@@ -173,18 +174,21 @@ def convert(source: str, source_name: str) -> str:
 
 
 def formatted(text: str, target_name: str) -> str:
-    """``text`` as ``ruff format`` leaves it at ``target_name`` (settings from pyproject.toml)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", target_name, "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"ruff format failed on the generated {target_name}: {result.stderr.strip()}")
-    return result.stdout
+    """``text`` with its imports sorted (``ruff check --select I --fix``) and as ``ruff format`` leaves
+    it at ``target_name`` (settings from pyproject.toml)."""
+    for command in (["check", "--select", "I", "--fix", "--quiet"], ["format"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", target_name, "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"ruff {command[0]} failed on the generated {target_name}: {result.stderr.strip()}")
+        text = result.stdout
+    return text
 
 
 def main() -> int:

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from .. import embedded, migrate as migrations, roles
+from .. import embedded, roles
+from .. import migrate as migrations
 from ..schema import script
 from .common import UserError, configured_dsn, connect, print_json, resolve_dsn
 

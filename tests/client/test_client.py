@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from raquel_pg import Raquel, InvalidArgument, QueueStats
+from raquel_pg import InvalidArgument, QueueStats, Raquel
 
 Conn = psycopg.Connection[Any]
 

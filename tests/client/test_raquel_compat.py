@@ -33,7 +33,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
@@ -42,7 +42,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from raquel_pg import Job, Raquel, InvalidArgument, StopSubscription
+from raquel_pg import InvalidArgument, Job, Raquel, StopSubscription
 from raquel_pg._acompat import join, sleep, spawn
 from raquel_pg.roles import grant_roles
 

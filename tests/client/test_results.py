@@ -19,7 +19,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from raquel_pg import Raquel, ClaimLost, InvalidArgument, JobCancelled, JobFailed
+from raquel_pg import ClaimLost, InvalidArgument, JobCancelled, JobFailed, Raquel
 from raquel_pg._acompat import join, sleep, spawn
 
 Conn = psycopg.Connection[Any]

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import Job, Raquel, InvalidArgument
+from raquel_pg import InvalidArgument, Job, Raquel
 from raquel_pg._acompat import join, sleep, spawn
 
 Conn = psycopg.Connection[Any]

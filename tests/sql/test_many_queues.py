@@ -15,7 +15,6 @@ import psycopg
 import pytest
 
 from raquel_pg.migrate import migrate
-
 from tests.sql.test_skewed_plans import buffers, nested_plans
 
 T = 1_700_000_000_000  # 2023-11-14T22:13:20Z

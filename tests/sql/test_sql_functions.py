@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-
 from typing import Any
 from uuid import UUID
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import Job, Raquel, Worker, InvalidArgument, completer
+from raquel_pg import InvalidArgument, Job, Raquel, Worker, completer
 from raquel_pg._acompat import current, join, sleep, spawn
 
 Conn = psycopg.Connection[Any]
