@@ -6,17 +6,22 @@
 --
 --   enqueuer  may call raquel_enqueue, raquel_enqueue_row (what
 --             raquel_enqueue calls), raquel_enqueue_job and
---             raquel_enqueue_many, and nothing else: it cannot read, change
---             or delete any job, nor read the views or the schedules; it sees
---             only the row raquel_enqueue_row and raquel_enqueue_job answer
---             with (the job it enqueued, or for a unique_key kept, the job
---             holding that key).
+--             raquel_enqueue_many, and wait for a job's result
+--             (raquel_result, raquel_result_watch, raquel_result_unwatch:
+--             an application that enqueues a task and waits for its value),
+--             and nothing else: it cannot change or delete any job, nor read
+--             raquel_jobs, the views or the schedules; it sees only the row
+--             raquel_enqueue_row and raquel_enqueue_job answer with (the job
+--             it enqueued, or for a unique_key kept, the job holding that
+--             key) and the end (status, result, error, attempts,
+--             finished_at) of a job whose id it passes (an id it was given:
+--             74 of its bits are random).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats/jobs), settle a job by id and attempt number
 --             (raquel_attempt_claim), put any claimed job back as raquel's
---             unclaim does (raquel_unclaim), wait for a job's result
---             (raquel_result, raquel_result_watch, raquel_result_unwatch), ask a
+--             unclaim does (raquel_unclaim), wait for a job's result (as the
+--             enqueuer), ask a
 --             running job to stop (raquel_cancel(running => true)), run a
 --             scheduler: read raquel_schedules and fire due schedules
 --             (raquel_fire_schedules), and delete finished jobs past the
@@ -72,13 +77,14 @@ AS $$
 DECLARE
     -- What each role may call; a name the schema does not have (yet) is skipped.
     v_enqueuer_functions constant text[] := ARRAY['raquel_enqueue', 'raquel_enqueue_row', 'raquel_enqueue_job',
-                                                'raquel_enqueue_many'];
+                                                'raquel_enqueue_many', 'raquel_result',
+                                                'raquel_result_watch', 'raquel_result_unwatch'];
     v_worker_functions   constant text[] := v_enqueuer_functions || ARRAY[
         'raquel_claim', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
         'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
         'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim',
-        'raquel_result', 'raquel_result_watch', 'raquel_result_unwatch', 'raquel_prune'];
+        'raquel_prune'];
     -- Where the objects are (raquel; the install schema for an install older than the
     -- engine schema) and every schema to grant in.
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,6 +304,33 @@ def test_enqueuer_may_only_enqueue(dsn: str, conn: Conn, granted: dict[str, str]
     for statement in OPERATOR_ONLY:
         assert refused(enqueuer, statement), statement
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued'").fetchone()[0] == 2
+
+
+def test_enqueuer_may_wait_for_the_result_of_a_job_it_enqueued(dsn: str, conn: Conn, granted: dict[str, str]) -> None:
+    # An application that enqueues a task and waits for its value needs no more than the enqueuer
+    # role: raquel_result_watch registers the wait, the success NOTIFYs it, raquel_result reads it.
+    def run_once_watched() -> None:
+        with psycopg.connect(dsn, autocommit=True) as owner:
+            deadline = time.monotonic() + 30
+            while owner.execute("SELECT count(*) FROM raquel_result_waiters").fetchone() == (0,):
+                assert time.monotonic() < deadline, "the enqueuer never registered its wait"
+                time.sleep(0.01)
+            claimed = owner.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['q'])").fetchone()
+            owner.execute("SELECT raquel_complete(%s, %s, result => '42'::jsonb)", claimed)
+
+    with Raquel(as_role(dsn, granted["enqueuer"])) as rq:
+        job = rq.enqueue("q", "x")
+        worker = threading.Thread(target=run_once_watched)
+        worker.start()
+        try:
+            assert rq.result(job.id, timeout=30) == 42
+        finally:
+            worker.join(30)
+    assert conn.execute("SELECT status, result FROM raquel_jobs WHERE id = %s", (job.id,)).fetchone() == (
+        "success",
+        42,
+    )
+    assert conn.execute("SELECT count(*) FROM raquel_result_waiters").fetchone() == (0,)
 
 
 def test_worker_works_through_the_functions_only(dsn: str, conn: Conn, granted: dict[str, str]) -> None:
