@@ -152,7 +152,7 @@ SELECT status, finished, result, error FROM raquel.raquel_result(%(job_id)s::uui
 SELECT raquel.raquel_result_watch(%(job_id)s::uuid)
 
 -- name: result_unwatch
-SELECT raquel.raquel_result_unwatch(%(watch_id)s::bigint)
+SELECT raquel.raquel_result_unwatch(%(watch_id)s::bigint, %(job_id)s::uuid)
 
 -- name: expire
 SELECT raquel.raquel_expire(%(queues)s::text[])

@@ -131,7 +131,7 @@ class Results:
         finally:
             self._result_waiters_discard(job_id, woken)
             if watch_id is not None and not notified:
-                self._fetch("result_unwatch", {"watch_id": watch_id})
+                self._fetch("result_unwatch", {"watch_id": watch_id, "job_id": job_id})
 
     def _result_waiters_add(self, job_id: UUID, woken: Event) -> None:
         """Wakes ``woken`` when ``job_id``'s end is notified; subscribes the client to the results once."""

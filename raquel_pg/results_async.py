@@ -128,7 +128,7 @@ class AsyncResults:
         finally:
             self._result_waiters_discard(job_id, woken)
             if watch_id is not None and not notified:
-                await self._fetch("result_unwatch", {"watch_id": watch_id})
+                await self._fetch("result_unwatch", {"watch_id": watch_id, "job_id": job_id})
 
     def _result_waiters_add(self, job_id: UUID, woken: AEvent) -> None:
         """Wakes ``woken`` when ``job_id``'s end is notified; subscribes the client to the results once."""

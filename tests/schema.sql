@@ -340,12 +340,12 @@ SELECT * FROM raquel.raquel_result($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_result(job_id uuid) IS 'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
 
-CREATE FUNCTION public.raquel_result_unwatch(watch_id bigint) RETURNS boolean
+CREATE FUNCTION public.raquel_result_unwatch(watch_id bigint, job_id uuid) RETURNS boolean
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_result_unwatch (docs/security.md)
-SELECT raquel.raquel_result_unwatch($1)$_$;
+SELECT raquel.raquel_result_unwatch($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_result_unwatch(watch_id bigint) IS 'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
+COMMENT ON FUNCTION public.raquel_result_unwatch(watch_id bigint, job_id uuid) IS 'Deletes the result-wait registration watch_id of job job_id (a waiter that gave up); true if it was there, false if it was already served, never existed or is another job''s (nothing deleted).';
 
 CREATE FUNCTION public.raquel_result_watch(job_id uuid) RETURNS bigint
     LANGUAGE sql
@@ -2479,20 +2479,21 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_result(job_id uuid) IS 'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
 
-CREATE FUNCTION raquel.raquel_result_unwatch(watch_id bigint) RETURNS boolean
+CREATE FUNCTION raquel.raquel_result_unwatch(watch_id bigint, job_id uuid) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_found boolean;
 BEGIN
-    DELETE FROM raquel_result_waiters w WHERE w.id = raquel_result_unwatch.watch_id
+    DELETE FROM raquel_result_waiters w
+    WHERE w.id = raquel_result_unwatch.watch_id AND w.job_id = raquel_result_unwatch.job_id
     RETURNING true INTO v_found;
     RETURN coalesce(v_found, false);
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint) IS 'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
+COMMENT ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint, job_id uuid) IS 'Deletes the result-wait registration watch_id of job job_id (a waiter that gave up); true if it was there, false if it was already served, never existed or is another job''s (nothing deleted).';
 
 CREATE FUNCTION raquel.raquel_result_watch(job_id uuid) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3489,7 +3490,7 @@ REVOKE ALL ON FUNCTION public.raquel_rescue(queues text[], now bigint) FROM PUBL
 
 REVOKE ALL ON FUNCTION public.raquel_result(job_id uuid) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_result_unwatch(watch_id bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_result_unwatch(watch_id bigint, job_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_result_watch(job_id uuid) FROM PUBLIC;
 
@@ -3581,7 +3582,7 @@ REVOKE ALL ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) FROM PUBL
 
 REVOKE ALL ON FUNCTION raquel.raquel_result(job_id uuid) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_result_unwatch(watch_id bigint, job_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_result_watch(job_id uuid) FROM PUBLIC;
 

@@ -194,9 +194,18 @@ def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_job_to_
 def test_unwatch_deletes_one_registration(conn: Conn) -> None:
     job_id = enqueue(conn)
     watch = one(conn, "SELECT raquel_result_watch(%s)", job_id)
-    assert one(conn, "SELECT raquel_result_unwatch(%s)", watch) is True
-    assert one(conn, "SELECT raquel_result_unwatch(%s)", watch) is False
+    assert one(conn, "SELECT raquel_result_unwatch(%s, %s)", watch, job_id) is True
+    assert one(conn, "SELECT raquel_result_unwatch(%s, %s)", watch, job_id) is False
     refused(conn, "SELECT raquel_result_watch(NULL)", "job_id")
+
+
+def test_unwatch_leaves_a_registration_of_another_job_alone(conn: Conn) -> None:
+    # 0015_result_unwatch: registration ids are a sequence; only a caller naming the job too
+    # (an id it was given) may delete its registration.
+    job_id = enqueue(conn)
+    watch = one(conn, "SELECT raquel_result_watch(%s)", job_id)
+    assert one(conn, "SELECT raquel_result_unwatch(%s, %s)", watch, enqueue(conn)) is False
+    assert one(conn, "SELECT count(*) FROM raquel_result_waiters WHERE id = %s AND job_id = %s", watch, job_id) == 1
 
 
 def test_result_waits_for_a_transaction_finishing_the_job_so_no_end_is_missed(conn: Conn, dsn: str) -> None:
