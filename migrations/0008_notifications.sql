@@ -257,8 +257,16 @@ COMMENT ON FUNCTION raquel_result_watch(uuid) IS
 'Registers a wait for the job''s end (LISTEN raquel_results first, commit this, then read raquel_result): the statement that finishes the job sends NOTIFY raquel_results with the job id and deletes the registration. Returns the registration id for raquel_result_unwatch. 22023 naming job_id when NULL.';
 REVOKE EXECUTE ON FUNCTION raquel_result_watch(uuid) FROM PUBLIC;
 
--- Guarantees: deletes the registration watch_id; true if it was there.
-CREATE FUNCTION raquel_result_unwatch(watch_id bigint)
+-- Guarantees: deletes the registration watch_id if it is job_id's; true if
+-- it was there, false if it was already served, never existed or is another
+-- job's (then nothing is deleted).
+-- Why the job too: registration ids are a sequence, so with the id alone any
+-- role that may wait for results (the worker, and the enqueuer, which
+-- roles.sql grants it) could delete another client's registration by
+-- guessing its id; that client would then wait for a notification that never
+-- came, until its timeout. Naming the job too (74 of a job id's bits are
+-- random) limits it to the jobs whose ids the caller has.
+CREATE FUNCTION raquel_result_unwatch(watch_id bigint, job_id uuid)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -266,14 +274,15 @@ AS $$
 DECLARE
     v_found boolean;
 BEGIN
-    DELETE FROM raquel_result_waiters w WHERE w.id = raquel_result_unwatch.watch_id
+    DELETE FROM raquel_result_waiters w
+    WHERE w.id = raquel_result_unwatch.watch_id AND w.job_id = raquel_result_unwatch.job_id
     RETURNING true INTO v_found;
     RETURN coalesce(v_found, false);
 END;
 $$;
-COMMENT ON FUNCTION raquel_result_unwatch(bigint) IS
-'Deletes the result-wait registration watch_id (a waiter that gave up); true if it was there, false if it was already served or never existed.';
-REVOKE EXECUTE ON FUNCTION raquel_result_unwatch(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_result_unwatch(bigint, uuid) IS
+'Deletes the result-wait registration watch_id of job job_id (a waiter that gave up); true if it was there, false if it was already served, never existed or is another job''s (nothing deleted).';
+REVOKE EXECUTE ON FUNCTION raquel_result_unwatch(bigint, uuid) FROM PUBLIC;
 
 -- Guarantees: one row (status, result, error, attempts, finished_at) of the
 -- job, or no row when there is no such job. finished is true for success,

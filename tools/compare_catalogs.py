@@ -46,8 +46,8 @@ from raquel_pg.schema import LOCK_SQL, Migration, load_migrations  # noqa: E402
 
 #: The old chain, in order: (commit, path) pairs read with ``git show``; a path ending in "/"
 #: means every ``NNNN_*.sql`` file of that directory at that commit. fd83d60 is main before
-#: the fold (migrations 0001-0024); each delta folded in since is listed after it, at the
-#: commit of main where it landed.
+#: the fold (migrations 0001-0024); each delta folded in since is listed after it, at a
+#: commit of main where it is in its final form.
 OLD_CHAIN: list[tuple[str, str]] = [
     ("fd83d60", "migrations/"),
     ("af52d98", "migrations/0025_jit_off.sql"),
@@ -57,6 +57,7 @@ OLD_CHAIN: list[tuple[str, str]] = [
     ("30a1b07", "migrations/0015_queue_controls.sql"),
     ("30a1b07", "migrations/0016_results_trigger.sql"),
     ("55cf72a", "migrations/0012_trace_context.sql"),
+    ("6d4aad1", "migrations/0015_result_unwatch.sql"),
 ]
 
 #: The baseline's files are migrations 0001 to BASELINE_LAST; a later file in migrations/ is a

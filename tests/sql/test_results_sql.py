@@ -200,7 +200,7 @@ def test_unwatch_deletes_one_registration(conn: Conn) -> None:
 
 
 def test_unwatch_leaves_a_registration_of_another_job_alone(conn: Conn) -> None:
-    # 0015_result_unwatch: registration ids are a sequence; only a caller naming the job too
+    # raquel_result_unwatch (0008_notifications): registration ids are a sequence; only a caller naming the job too
     # (an id it was given) may delete its registration.
     job_id = enqueue(conn)
     watch = one(conn, "SELECT raquel_result_watch(%s)", job_id)
