@@ -3,7 +3,7 @@
 The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CPU each raquel_pg
 job costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
 successes batched (the default), with ``durable_claims=False`` and with durable claims, and with
-``durable_claims=False`` on a queue whose retention is 0 (0014_job_writes: its successes are
+``durable_claims=False`` on a queue whose retention is 0 (0007_outcomes: its successes are
 deleted at once, as graphile-worker deletes every completed job; that row's span is timed by the
 harness, from the resume to the poll, every 2 ms, that finds no job left), beside graphile-worker
 with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24
@@ -69,7 +69,7 @@ def run_raquel(
     worker processes', and their server processes', from every worker's 'ready' to the last job
     done; the queue is paused until every process is ready). ``baseline``: a directory holding
     another ``raquel_pg`` to run instead of this tree's. ``retention_zero``: the queue's retention
-    set to 0 first (0014_job_writes: its successes are deleted at once, as graphile-worker's are)."""
+    set to 0 first (0007_outcomes: its successes are deleted at once, as graphile-worker's are)."""
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
         if retention_zero:

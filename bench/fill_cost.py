@@ -1,7 +1,7 @@
-"""What raquel_jobs' fillfactor (0014_job_writes) costs where it could hurt, interleaved.
+"""What raquel_jobs' fillfactor (0003_tables) costs where it could hurt, interleaved.
 
 ``python -m bench.fill_cost [--backlog 1000000] [--rounds 7]`` (same server rule as bench.run)
-migrates one database per layout (0014_job_writes's, and the layouts named in LAYOUTS, each set by SQL
+migrates one database per layout (0003_tables', and the layouts named in LAYOUTS, each set by SQL
 after the migration) and, the layouts taking turns in every round (order reversed every other
 round), measures in each:
 
@@ -29,12 +29,12 @@ from raquel_pg import Raquel
 
 from .server import server
 
-#: Layouts compared: label -> SQL run after the migration (0014_job_writes's layout needs none).
+#: Layouts compared: label -> SQL run after the migration (0003_tables' layout needs none).
 LAYOUTS = {
-    "0014: fillfactor 50, pkey 50": "",
+    "the migrations: fillfactor 50, pkey 50": "",
     "fillfactor 70, pkey 90": "ALTER TABLE raquel.raquel_jobs SET (fillfactor = 70);"
     " ALTER INDEX raquel.raquel_jobs_pkey RESET (fillfactor)",
-    "before 0014: fillfactor 100, pkey 90": "ALTER TABLE raquel.raquel_jobs RESET (fillfactor);"
+    "defaults: fillfactor 100, pkey 90": "ALTER TABLE raquel.raquel_jobs RESET (fillfactor);"
     " ALTER INDEX raquel.raquel_jobs_pkey RESET (fillfactor)",
 }
 

@@ -92,8 +92,56 @@ REVOKE USAGE ON DOMAIN raquel_trace_context FROM PUBLIC;
 -- to the propagator as it was written, and the engine only checks it
 -- (raquel_enqueue_row); its domain bounds its length for a row written by
 -- hand.
+--
+-- fillfactor = 50, for the table and for its primary key: the table leaves
+-- half of each heap page free for the next versions of its rows, the primary
+-- key half of each leaf page for the entries those versions add. Guarantees:
+-- none depend on it; it decides only where PostgreSQL puts a new row version
+-- and how full it fills a page (every statement reads and writes the same
+-- rows).
+-- Why. A job is written three times: enqueued (INSERT), claimed (UPDATE of
+-- status, lease_expires_at, claim_id, claimed_by, claimed_at) and finished
+-- (UPDATE of status, finished_at, lease_expires_at, attempts, result). Both
+-- updates change indexed columns, so neither can be a HOT update, and a
+-- job's row is written as a new version each time. With pages filled to the
+-- brim at enqueue (fillfactor 100, the default), no new version fits beside
+-- the old one: PostgreSQL puts it on another page (the table's end), and to
+-- do so WAL-logs a lock of the old version, then the whole new tuple with
+-- references to both pages. Kept on its page, the new version is WAL-logged
+-- as the bytes that differ from the old one (prefix and suffix left out),
+-- with no lock record, and the page it is on is already dirty. Half of a
+-- page holds the claimed version of every row of the other half (a claimed
+-- row is 40-70 bytes longer than a queued one), and once the claim commits
+-- the queued versions are dead and pruned, making room for the finished
+-- ones. The primary key gets a new entry at each non-HOT update; its leaves,
+-- filled to 90% by the enqueues, would split at the claim (whose old
+-- versions are not dead yet, so bottom-up deletion cannot make room); at 50%
+-- they hold the claim's and the completion's entries until the old ones can
+-- be deleted.
+-- Measured (bench/RESULTS.md, "Issue 23: server cost per job";
+-- `python -m bench.run --only servercost`: 20,000 no-op jobs drained by
+-- subscribe(concurrency=10 and 50, prefetch=500, durable_claims=False) after
+-- a CHECKPOINT, PostgreSQL 15, WAL of the run's database read with
+-- pg_walinspect, two interleaved runs), fill 100 / pkey 90 against 50 / 50:
+-- 1,013-1,014 -> 846-847 WAL bytes per job; the claim 610 -> 534 (1.97 ->
+-- 1.27 lock records per job, the update record 205 -> 183 bytes, no
+-- primary-key page splits), the completion 397 -> 303 (its lock record gone,
+-- the update record 203 -> 156); server CPU 18.5-19.7 -> 18.0-19.0 us per job
+-- (the primary key's setting gives 14 of the 167 bytes and most of the CPU);
+-- a third run 16.6-16.7 -> 15.3-15.7.
+-- What it trades (`python -m bench.fill_cost`, same server, interleaved):
+-- waiting jobs take twice the room. 1,000,000 waiting no-op jobs: heap 128 ->
+-- 260 MB, primary key 30 -> 54 MB. Finished jobs do not: a drained table is
+-- smaller (its rows no longer move to the table's end: 951 pages for 20,000
+-- drained jobs against 1,171). enqueue_many of 10,000 (204,065 against
+-- 204,719 jobs/s), a single enqueue (444 against 441 us, 241 against 242 us
+-- of server CPU) and a claim of 10 from 1,000,000 waiting jobs (799 against
+-- 774 us) are within the noise. A fill of 70 took 1.4x the heap for about
+-- half the WAL gain (927 bytes per job) and none of the CPU gain. On a table
+-- that already holds rows, a changed fillfactor applies to the pages written
+-- from then on (VACUUM FULL or pg_repack rewrites the others).
 CREATE TABLE raquel_jobs (
-    id               uuid               PRIMARY KEY DEFAULT raquel_new_id(),
+    id               uuid               PRIMARY KEY WITH (fillfactor = 50) DEFAULT raquel_new_id(),
     queue            raquel_name        NOT NULL DEFAULT 'default'::text,
     payload          text,
     status           raquel_status      NOT NULL DEFAULT 'queued'::text,
@@ -121,7 +169,7 @@ CREATE TABLE raquel_jobs (
     CONSTRAINT raquel_jobs_delays_check CHECK (max_retry_delay >= min_retry_delay),
     CONSTRAINT raquel_jobs_claim_check CHECK (
         status <> 'claimed' OR (lease_expires_at IS NOT NULL AND claim_id IS NOT NULL))
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE raquel_jobs IS
     'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.';
 COMMENT ON COLUMN raquel_jobs.priority IS

@@ -18,8 +18,57 @@
 -- job 'cancelled' (never retried); a success still records success (the
 -- work was done).
 
+-- Successes of a queue that keeps no finished job are deleted at once.
+--
+-- Guarantees. A queue whose retention is 0 ms (raquel_set_retention(queue,
+-- '0'), or the default retention 0 and no retention of its own) keeps no
+-- finished success: raquel_complete and raquel_complete_many delete the job's
+-- row in the statement that records the success, instead of updating it to
+-- 'success', when the success stores no result (result NULL) and no result
+-- waiter is registered for the job (raquel_result_watch) when the statement
+-- reads the registrations; such a success is reported recorded as any other.
+-- Fencing is the same (only the current claim's claim_id, only a 'claimed'
+-- job: a stale outcome for a deleted job matches no row and is refused); a
+-- success with a result or a watched job is kept ('success' with its result,
+-- pruned later as any finished job); failures, cancellations and expiries are
+-- recorded as for any queue. A deleted success is not counted in
+-- raquel_queue_controls' pruned nor in raquel_throughput; reading it
+-- (raquel_result, get()) finds no such job. A result waiter registering while
+-- the deleting statement runs is told by NOTIFY raquel_results (the trigger
+-- raquel_jobs_31_notify_results_deleted, 0008_notifications) and then finds
+-- no such job: it never waits for nothing.
+--
+-- Why: a success kept writes a new row version (~156 WAL bytes), a
+-- primary-key entry and a history-index entry (72 + 64 bytes); deleting it
+-- writes one 54-byte record and no index entry. Measured beside
+-- graphile-worker, which deletes every completed job (bench/RESULTS.md,
+-- "Issue 23: server cost per job", run 4; 20,000 no-op jobs, fast mode, 10
+-- and 50 in flight), keeping against deleting the successes: 846-847 -> 597
+-- WAL bytes per job (graphile-worker 632-633), server CPU 16.35-16.49 ->
+-- 13.73-14.09 us (graphile-worker 14.43-14.95). Without a queue of retention
+-- 0 the functions read two small tables once per call and then run the
+-- update alone.
+
+-- The queues whose successes are deleted at once: queues (the ones with a
+-- retention 0 of their own) and, when default_zero, every queue but kept
+-- (those with a retention of their own that is not 0). None: queues is empty
+-- and default_zero false.
+CREATE FUNCTION raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[])
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT ARRAY(SELECT s.queue::text FROM raquel_queue_settings s WHERE s.retention_ms = 0),
+           coalesce((SELECT d.retention_ms = 0 FROM raquel_retention_default d), false),
+           ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                 WHERE s.retention_ms IS NOT NULL AND s.retention_ms <> 0)
+$$;
+COMMENT ON FUNCTION raquel_zero_retention() IS
+    'The queues whose successes raquel_complete / raquel_complete_many delete at once (retention 0): queues (their own retention 0) and, when default_zero (the default retention is 0), every queue but kept (a retention of its own, not 0). Read-only.';
+REVOKE EXECUTE ON FUNCTION raquel_zero_retention() FROM PUBLIC;
+
 -- Outcome: the job ran successfully. Status 'success', finished_at = now,
--- and result (what the handler returned, JSON) stored in the same UPDATE.
+-- and result (what the handler returned, JSON) stored in the same UPDATE; or,
+-- for a queue of retention 0, the job deleted (above).
 CREATE FUNCTION raquel_complete(job_id uuid, claim_id uuid, now bigint DEFAULT NULL, result jsonb DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -29,7 +78,21 @@ DECLARE
     v_now    bigint := CASE WHEN raquel_complete.now IS NULL THEN raquel_now_ms()
                             ELSE raquel_clock('raquel_complete', raquel_complete.now) END;
     v_status text;
+    v_zero   record;
 BEGIN
+    IF raquel_complete.result IS NULL THEN
+        SELECT * INTO v_zero FROM raquel_zero_retention();
+        IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
+            DELETE FROM raquel_jobs j
+            WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
+              AND j.status = 'claimed'
+              AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
+              AND NOT EXISTS (SELECT FROM raquel_result_waiters w WHERE w.job_id = j.id);
+            IF FOUND THEN
+                RETURN 'success';
+            END IF;
+        END IF;
+    END IF;
     UPDATE raquel_jobs j SET
         status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL,
         result = raquel_complete.result
@@ -40,7 +103,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) IS
-'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
+'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still ''success''). Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) FROM PUBLIC;
 
 -- Guarantees: for each pair (job_ids[i], claim_ids[i]) records 'success'
@@ -59,7 +122,10 @@ REVOKE EXECUTE ON FUNCTION raquel_complete(uuid, uuid, bigint, jsonb) FROM PUBLI
 -- window over the sorted pairs (batches of 500, PostgreSQL 18); the UPDATE
 -- alone with no answer to build takes 9.88. enable_seqscan = off and
 -- jit = off: see 0006_claim (1,000 pairs joined to a sequential scan took
--- 372 ms, 12.6 ms through the primary key).
+-- 372 ms, 12.6 ms through the primary key). A queue of retention 0 (above):
+-- the pairs whose success is deleted are deleted first (their positions
+-- kept), then the others are updated; a pair repeated is recorded once
+-- either way.
 CREATE FUNCTION raquel_complete_many(
     job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL, results jsonb[] DEFAULT NULL
 ) RETURNS TABLE (job_id uuid, recorded boolean)
@@ -72,6 +138,9 @@ AS $$
 DECLARE
     v_now bigint := CASE WHEN raquel_complete_many.now IS NULL THEN raquel_now_ms()
                          ELSE raquel_clock('raquel_complete_many', raquel_complete_many.now) END;
+    v_zero    record;
+    v_watched uuid[];
+    v_gone    bigint[] := '{}';
 BEGIN
     IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
        OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
@@ -86,6 +155,30 @@ BEGIN
             format('must be NULL or an array as long as job_ids (%s), got %s',
                    cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.results)));
     END IF;
+    SELECT * INTO v_zero FROM raquel_zero_retention();
+    IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
+        v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
+                           WHERE w.job_id = ANY (raquel_complete_many.job_ids));
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+                 WITH ORDINALITY AS p(job_id, claim_id, ord)
+            WHERE raquel_complete_many.results IS NULL
+               OR raquel_complete_many.results[p.ord::integer] IS NULL
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+            FROM pairs
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), gone AS (
+            DELETE FROM raquel_jobs j
+            USING firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+              AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
+              AND j.id <> ALL (v_watched)
+            RETURNING f.ord
+        )
+        SELECT coalesce(array_agg(gone.ord), '{}') INTO v_gone FROM gone;
+    END IF;
     IF raquel_complete_many.results IS NULL THEN
         RETURN QUERY
         WITH pairs AS (
@@ -95,6 +188,7 @@ BEGIN
         ), firsts AS (
             SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
             FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
@@ -103,9 +197,13 @@ BEGIN
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
             RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
         )
-        SELECT p.job_id, done.ord IS NOT NULL
-        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
         ORDER BY p.ord;
     ELSE
         RETURN QUERY
@@ -118,6 +216,7 @@ BEGIN
             SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
                    pairs.result, pairs.ord
             FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
@@ -126,15 +225,19 @@ BEGIN
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
             RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
         )
-        SELECT p.job_id, done.ord IS NOT NULL
-        FROM pairs p LEFT JOIN done ON done.ord = p.ord
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
         ORDER BY p.ord;
     END IF;
 END;
 $$;
 COMMENT ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint, jsonb[]) IS
-'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
+'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still recorded). Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 REVOKE EXECUTE ON FUNCTION raquel_complete_many(uuid[], uuid[], bigint, jsonb[]) FROM PUBLIC;
 
 -- Outcome: the attempt failed. Records error and error_trace. With

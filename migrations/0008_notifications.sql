@@ -364,9 +364,18 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_tg_jobs__notify_results() IS
-'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE (a success deleted at once, a prune): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
 REVOKE EXECUTE ON FUNCTION raquel_tg_jobs__notify_results() FROM PUBLIC;
 
 CREATE TRIGGER raquel_jobs_30_notify_results
     AFTER UPDATE OF finished_at ON raquel_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION raquel_tg_jobs__notify_results();
+
+-- A result waiter whose job a success deleted (a queue of retention 0,
+-- 0007_outcomes) or a prune removed is told as one whose job finished is:
+-- the trigger function serves every registration whose job is finished or
+-- gone. A statement trigger: one probe of the (usually empty) registrations
+-- per deleting statement (raquel_prune's batches included).
+CREATE TRIGGER raquel_jobs_31_notify_results_deleted
+    AFTER DELETE ON raquel_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION raquel_tg_jobs__notify_results();

@@ -1,4 +1,4 @@
-"""Where a job's new row versions go (0014_job_writes): beside the old ones, on the job's page.
+"""Where a job's new row versions go (0003_tables: fillfactor = 50): beside the old ones, on the job's page.
 
 A claim and a completion both change indexed columns, so each writes a new
 version of the row (no HOT update). raquel_jobs keeps half of each page free

@@ -1,4 +1,4 @@
-"""A queue whose retention is 0 keeps no success without a result (0014_job_writes).
+"""A queue whose retention is 0 keeps no success without a result (0007_outcomes).
 
 raquel_complete and raquel_complete_many delete such a job in the statement
 that records its success, unless a result waiter watches it; fenced as any
