@@ -2,8 +2,9 @@
 "1,000 queues listed explicitly: claim p50 within 1.5x of one queue").
 
 1. Claim latency. One database per case, each holding both claims: ``raquel_claim`` as migrated
-   and ``raquel_claim`` as 0006_claim.sql defines it (recreated beside it as
-   ``raquel_claim_before``, as ``bench.controls`` does). Cases: *spread N* (N = 1, 100, 1,000):
+   and ``raquel_claim`` as it was before the long-list branch (0006_claim.sql at BEFORE_COMMIT,
+   read from git history, recreated beside it as ``raquel_claim_before``, as ``bench.controls``
+   does). Cases: *spread N* (N = 1, 100, 1,000):
    the jobs spread evenly over N queues, the claim lists those N; *skewed 1,000*: the same 1,000
    listed queues holding few jobs each among a big unlisted queue's, enqueued interleaved (the
    listed ones about 4% of the waiting jobs at the start, fewer as they are claimed). Each
@@ -15,7 +16,7 @@
 2. Drain rate. ``AsyncRaquel(dsn)`` + ``subscribe(*queues, concurrency=10)`` with nothing else,
    in a process of its own (``bench.worker_proc default``), draining ``--jobs`` pre-enqueued no-op
    jobs (tables ANALYZEd), each drain in a fresh database; *before*: that database's
-   ``raquel_claim`` replaced by 0006_claim.sql's. Cases: 1 queue, 1,000 queues (jobs spread), and
+   ``raquel_claim`` and ``raquel_next_due`` replaced by BEFORE_COMMIT's. Cases: 1 queue, 1,000 queues (jobs spread), and
    1,000 listed queues among a big unlisted queue (skewed; the listed jobs drained). Rounds
    interleaved (order reversed every other round); rate = jobs / (last success - first claim).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,9 +47,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SKEW_RATIO = 25
 
 
+#: A commit of main whose 0006_claim.sql holds raquel_claim and raquel_next_due as they were before
+#: the long-list branch (raquel_claim_listed) and the claim's rescue of every queue; since the
+#: migrations were folded, 0006_claim.sql itself defines them with both.
+BEFORE_COMMIT = "6d4aad1"
+
+
 def sql_0006(function: str, name: str) -> str:
-    """``function`` as 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
-    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
+    """``function`` as BEFORE_COMMIT's 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:migrations/0006_claim.sql"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     start = text.index(f"CREATE FUNCTION {function}(")
     end = text.index("\n$$;\n", start) + len("\n$$;\n")
     body = text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
@@ -146,15 +159,14 @@ def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]
         )
 
     out = [
-        f"| claim of {batch} | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0013): p50 ms | ÷ 1 queue "
+        f"| claim of {batch} | list sent as | before: p50 ms | ÷ 1 queue | after: p50 ms | ÷ 1 queue "
         "| after ÷ before |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     out += [row(label, MODE_LABELS[m], CLAIM, m, functions) for m in modes for label, _, _ in cases]
     out += [
         "",
-        "| raquel_next_due | list sent as | before (0006): p50 ms | ÷ 1 queue | after (0013): p50 ms | ÷ 1 queue "
-        "| after ÷ before |",
+        "| raquel_next_due | list sent as | before: p50 ms | ÷ 1 queue | after: p50 ms | ÷ 1 queue | after ÷ before |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     nd = ("raquel_next_due_before", "raquel_next_due")
@@ -200,8 +212,8 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
             rates[label, before].append(drain(srv, listed, skewed, before, jobs))
             print(label, "before" if before else "after", f"{rates[label, before][-1]:,.0f}", file=sys.stderr)
     out = [
-        f"| default worker, concurrency 10, {jobs:,} jobs | before (0006): jobs/s | ÷ 1 queue "
-        "| after (0013): jobs/s | ÷ 1 queue | after ÷ before |",
+        f"| default worker, concurrency 10, {jobs:,} jobs | before: jobs/s | ÷ 1 queue "
+        "| after: jobs/s | ÷ 1 queue | after ÷ before |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     one = {b: statistics.median(rates["1 queue", b]) for b in (True, False)}
@@ -216,11 +228,12 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
 
 
 def claim_before_sweeps_sql() -> str:
-    """raquel_claim as 0013_many_queues defines it but with the rescue as 0006 made it: of the
-    queues asked for, whenever any queue's lease has run out."""
-    text = (ROOT / "migrations" / "0013_many_queues.sql").read_text(encoding="utf-8")
-    start = text.index("CREATE OR REPLACE FUNCTION raquel_claim(")
+    """raquel_claim as 0006_claim.sql defines it but with the rescue as BEFORE_COMMIT made it: of
+    the queues asked for, whenever any queue's lease has run out."""
+    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
+    start = text.index("CREATE FUNCTION raquel_claim(")
     body = text[start : text.index("\n$$;\n", start) + len("\n$$;\n")]
+    body = body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
     now = "PERFORM raquel_rescue(NULL, raquel_claim.now);"
     assert body.count(now) == 1
     return body.replace(now, "PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);")
@@ -230,22 +243,23 @@ WAKE_CLAIM = "SELECT count(*) FROM raquel.raquel_claim(ARRAY['w'], 'bench', 10)"
 
 
 def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
-    """The claim a woken worker makes (one waiting job, ten free slots: a short claim), 0013's
-    rescue against 0006's, each in a database of its own, calls alternating between the two; with
-    nothing to sweep, and with one lease run out in a queue nobody claims."""
+    """The claim a woken worker makes (one waiting job, ten free slots: a short claim), the rescue
+    of every queue (0006_claim.sql) against the rescue of the queues asked for, each in a database
+    of its own, calls alternating between the two; with nothing to sweep, and with one lease run
+    out in a queue nobody claims."""
     out = [
-        "| one-job claim (batch 10) | 0006's rescue: p50 ms | 0013's: p50 ms | ratio |",
+        "| one-job claim (batch 10) | rescue of the queues asked for: p50 ms | of every queue: p50 ms | ratio |",
         "|---|---:|---:|---:|",
     ]
     for case in ("nothing to sweep", "a lease run out in another queue"):
-        times: dict[str, list[float]] = {"0006": [], "0013": []}
+        times: dict[str, list[float]] = {"asked": [], "every": []}
         with srv.database("queues_sw_old") as old_dsn, srv.database("queues_sw_new") as new_dsn:
             conns = {
-                "0006": psycopg.connect(old_dsn, autocommit=True),
-                "0013": psycopg.connect(new_dsn, autocommit=True),
+                "asked": psycopg.connect(old_dsn, autocommit=True),
+                "every": psycopg.connect(new_dsn, autocommit=True),
             }
             try:
-                install(conns["0006"], claim_before_sweeps_sql())
+                install(conns["asked"], claim_before_sweeps_sql())
                 for conn in conns.values():
                     if case != "nothing to sweep":
                         conn.execute("SELECT raquel.raquel_enqueue('stale', 'x')")
@@ -253,7 +267,7 @@ def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
                         time.sleep(0.01)  # its lease (1 ms) runs out; nobody claims 'stale' again
                 for r in range(rounds + 1):
                     for _ in range(calls):
-                        for label in ("0006", "0013") if r % 2 == 0 else ("0013", "0006"):
+                        for label in ("asked", "every") if r % 2 == 0 else ("every", "asked"):
                             conn = conns[label]
                             conn.execute("SELECT raquel.raquel_enqueue('w', 'x')")
                             started = time.perf_counter()
@@ -263,8 +277,8 @@ def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
             finally:
                 for conn in conns.values():
                     conn.close()
-        old, new = (statistics.median(times[k]) for k in ("0006", "0013"))
-        out.append(f"| {case} ({len(times['0013'])} calls) | {old * 1e3:.3f} | {new * 1e3:.3f} | {new / old:.2f}x |")
+        old, new = (statistics.median(times[k]) for k in ("asked", "every"))
+        out.append(f"| {case} ({len(times['every'])} calls) | {old * 1e3:.3f} | {new * 1e3:.3f} | {new / old:.2f}x |")
     print("\n".join(out), file=sys.stderr, flush=True)
     return out
 

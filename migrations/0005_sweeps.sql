@@ -1,10 +1,10 @@
 -- 0005_sweeps: what happens to jobs nobody finished: waiting jobs past their
 -- max_age expire, claimed jobs whose lease ran out are rescued.
 --
--- Guarantees. No sweeper process is needed: raquel_claim runs both sweeps in
--- the queues it claims from (rescue when a probe finds a lease run out,
--- expiry after a short claim or at most once a second per connection), and
--- an operator may call them. Rows locked by a concurrent caller are skipped,
+-- Guarantees. No sweeper process is needed: raquel_claim runs both sweeps
+-- (rescue, of every queue, when a probe finds a lease run out; expiry, in the
+-- queues it claims from, after a short claim or at most once a second per
+-- connection), and an operator may call them. Rows locked by a concurrent caller are skipped,
 -- never waited for. Both are SECURITY DEFINER, not executable by PUBLIC.
 --
 -- Why the plan settings. Each runs with max_parallel_workers_per_gather = 0:

@@ -92,7 +92,7 @@ def test_queue_overview_agrees_with_raquel_stats(conn: Conn) -> None:
     for queue in ("a", "a", "b"):
         conn.execute("SELECT raquel_enqueue(%s, 'x', now => %s)", (queue, now - 1000))
     conn.execute("SELECT raquel_enqueue('a', 'later', delay => 60000)")
-    finished(conn, "c", "complete", now)  # first: its claim would rescue b's lost job (0013_many_queues)
+    finished(conn, "c", "complete", now)  # first: its claim would rescue b's lost job (every queue's)
     conn.execute("SELECT raquel_claim(ARRAY['b'], 'w1', lease => 1, now => %s)", (now - 900,))
     overview = conn.execute(
         "SELECT queue, queued + failed, ready, scheduled, running, lease_expired FROM raquel_queue_overview(%s)", (now,)

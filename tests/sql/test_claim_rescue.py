@@ -1,4 +1,4 @@
-"""The rescue a claim makes (0013_many_queues): when any lease has run out, every queue's lost
+"""The rescue a claim makes (raquel_claim, 0006_claim): when any lease has run out, every queue's lost
 jobs are put back, not only those of the queues asked for.
 
 Time is fixed through the functions' ``now`` argument: T is an arbitrary instant in ms.

@@ -1,4 +1,4 @@
-"""A claim of a long list of queues (0013_many_queues: more than 16 queues are claimed by
+"""A claim of a long list of queues (0006_claim: more than 16 queues are claimed by
 raquel_claim_listed, a walk of the all-queues index with a hashed membership test, cut short
 per level and then finished one index probe per queue).
 

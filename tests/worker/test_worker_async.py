@@ -126,7 +126,7 @@ async def test_a_worker_runs_a_delayed_job_when_it_is_due(arq: AsyncRaquel, conn
 
 
 async def test_a_worker_of_a_long_queue_list_runs_the_jobs_of_its_queues_only(arq: AsyncRaquel, conn: Conn) -> None:
-    # More than 16 queues: the claim walks them with raquel_claim_listed (0013_many_queues),
+    # More than 16 queues: the claim walks them with raquel_claim_listed (0006_claim),
     # and the worker sends its list, dumped once, with every claim and registration.
     queues = [f"q{i}" for i in range(40)]
     for name in [*queues[::13], "other"]:
