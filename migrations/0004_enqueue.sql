@@ -31,6 +31,53 @@
 -- dropped and created again, grants carried over); the client's enqueue query
 -- names raquel_enqueue_row.
 
+-- Guarantees: returns when trace_context is a trace propagation carrier the
+-- engine stores: a JSON object whose members are all strings, at most 2048
+-- bytes, whose traceparent member (if any) is W3C trace context
+-- (00-<32 hex>-<16 hex>-<2 hex>); otherwise raises invalid_parameter_value
+-- (22023) naming trace_context, the message starting with fn (the function
+-- the caller knows). NULL passes (no trace). Reads and writes no table, so,
+-- as raquel_invalid, it runs with the caller's rights and PUBLIC may call it.
+-- Why a function: raquel_enqueue_row and raquel_enqueue_many store the same
+-- carrier under the same rule, stated once here. Malformed JSON raises when
+-- parsed, so it is parsed in a block of its own (a subtransaction), entered
+-- only for a carrier that is given: the callers call this only then.
+CREATE FUNCTION raquel_check_trace_context(fn text, trace_context text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_carrier jsonb;
+BEGIN
+    IF raquel_check_trace_context.trace_context IS NULL THEN
+        RETURN;
+    END IF;
+    IF octet_length(raquel_check_trace_context.trace_context) > 2048 THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            format('must be at most 2048 bytes, got %s', octet_length(raquel_check_trace_context.trace_context)));
+    END IF;
+    BEGIN
+        v_carrier := raquel_check_trace_context.trace_context::jsonb;
+    EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+        v_carrier := NULL;
+    END;
+    IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
+       OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
+    END IF;
+    IF v_carrier ? 'traceparent'
+       AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+        PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
+            format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
+                   left(v_carrier->>'traceparent', 100)));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION raquel_check_trace_context(text, text) IS
+    'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
+
 -- Guarantees: inserts one queued job and returns its row as stored (the row
 -- the INSERT wrote), or for a unique_key the row of the job that now stands
 -- for this call (see the head of this file); or raises
@@ -44,14 +91,11 @@
 -- job: > 0 and at most 2^62 - 1, else 22023 naming timeout; unique_mode
 -- 'replace' rewrites it too. trace_context (NULL: enqueued outside a trace)
 -- is stored with the job, or refused with 22023 naming trace_context and
--- nothing written when it is over 2048 bytes, not a JSON object of strings,
--- or has a traceparent member that is not W3C trace context; unique_mode
--- 'replace' rewrites it with the other arguments. It has a guard of its own,
--- after the other rules, so a traced enqueue without other optional
--- arguments does not run the 19 tests; malformed JSON is parsed in a block of
--- its own (a subtransaction), entered only when a trace_context is given.
--- (raquel_enqueue_many takes no trace context: its jobs are stored without
--- one.)
+-- nothing written under raquel_check_trace_context's rule (over 2048 bytes,
+-- not a JSON object of strings, or a traceparent member that is not W3C
+-- trace context); unique_mode 'replace' rewrites it with the other
+-- arguments. It has a guard of its own, after the other rules, so a traced
+-- enqueue without other optional arguments does not run the 19 tests.
 -- Why one guard before the rules: with every optional argument NULL only the
 -- queue's rules can refuse (the delays' defaults pass), so the guard asks just
 -- that, and the 19 tests run only when an optional argument is given or the
@@ -91,10 +135,8 @@ DECLARE
     v_min_delay bigint := coalesce(raquel_enqueue_row.min_retry_delay, 1000);
     v_max_delay bigint := coalesce(raquel_enqueue_row.max_retry_delay, 43200000);
     v_job       raquel_jobs;
-    v_carrier   jsonb;
 BEGIN
-    -- The rules of 0013_results, unchanged and in their order, behind one
-    -- guard. With every optional argument NULL only the queue's rules can
+    -- The rules, behind one guard. With every optional argument NULL only the queue's rules can
     -- refuse (the delays' defaults pass), so the guard asks just that; the
     -- 19 tests run when an optional argument is given or the queue is bad.
     -- PL/pgSQL prepares each expression it evaluates afresh in every
@@ -184,34 +226,11 @@ BEGIN
             PERFORM raquel_invalid('raquel_enqueue', 'unique_mode', 'needs a unique_key');
         END IF;
     END IF;
-    -- trace_context (0012_trace_context): the carrier of the enqueuer's
-    -- trace, a JSON object of strings of at most 2048 bytes; a W3C
-    -- traceparent in it must be well formed. Behind a guard of its own, after
-    -- the other rules: a traced enqueue without other optional arguments
-    -- does not run the 19 tests above. Parsing malformed JSON raises, so it
-    -- is parsed in a block of its own (a subtransaction), entered only when a
-    -- trace_context is given.
+    -- trace_context: behind a guard of its own, after the other rules, so a
+    -- traced enqueue without other optional arguments does not run the 19
+    -- tests above.
     IF raquel_enqueue_row.trace_context IS NOT NULL THEN
-        IF octet_length(raquel_enqueue_row.trace_context) > 2048 THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                format('must be at most 2048 bytes, got %s', octet_length(raquel_enqueue_row.trace_context)));
-        END IF;
-        BEGIN
-            v_carrier := raquel_enqueue_row.trace_context::jsonb;
-        EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-            v_carrier := NULL;
-        END;
-        IF v_carrier IS NULL OR jsonb_typeof(v_carrier) <> 'object'
-           OR EXISTS (SELECT FROM jsonb_each(v_carrier) AS e WHERE jsonb_typeof(e.value) <> 'string') THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
-        END IF;
-        IF v_carrier ? 'traceparent'
-           AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
-            PERFORM raquel_invalid('raquel_enqueue', 'trace_context',
-                format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
-                       left(v_carrier->>'traceparent', 100)));
-        END IF;
+        PERFORM raquel_check_trace_context('raquel_enqueue', raquel_enqueue_row.trace_context);
     END IF;
 
     -- Each pass either inserts, or finds (and for 'replace' rewrites) the job
@@ -318,7 +337,10 @@ REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, in
 -- returns the jobs' ids in the order of payloads; or raises
 -- invalid_parameter_value naming the bad argument and writes nothing. The
 -- options, their defaults, their checks and their messages are
--- raquel_enqueue's; payloads must not be NULL (an empty array inserts nothing
+-- raquel_enqueue's: timeout (ms, NULL: none) is stored with every job, > 0
+-- and at most 2^62 - 1, else 22023 naming timeout; trace_context (NULL:
+-- none) is stored with every job under raquel_check_trace_context's rule
+-- (22023 naming trace_context); payloads must not be NULL (an empty array inserts nothing
 -- and returns no row). unique_keys (NULL: no key for any job) gives a key per
 -- payload, so it must have as many elements as payloads; a NULL element means
 -- no key for that job. Each keyed element behaves as raquel_enqueue(unique_key,
@@ -327,8 +349,8 @@ REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, in
 -- - 'keep' (or NULL): a key already held by an unfinished job gives that job's
 --   id back unchanged; a key repeated within the call makes one job, from its
 --   first element, and every element with that key returns its id.
--- - 'replace': a waiting job holding the key is rewritten (running ones are
---   kept); a key repeated within the call makes or rewrites one job, which
+-- - 'replace': a waiting job holding the key is rewritten, timeout and
+--   trace_context too (running ones are kept); a key repeated within the call makes or rewrites one job, which
 --   ends up with the arguments of the key's last element, and every element
 --   with that key returns its id.
 -- Why so: one statement for the whole array (one round trip, one plan, one
@@ -336,8 +358,12 @@ REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, in
 -- unique_keys the ids stay in a variable, the insert reads unnest(ids,
 -- payloads) and the answer is the id array: no materialized CTE of (id,
 -- payload, position), no second pass over it, no sort by position (44.2k ->
--- 40.4k instructions per job, callgrind, PostgreSQL 18).
+-- 40.4k instructions per job, callgrind, PostgreSQL 18). Why timeout and
+-- trace_context: code moving from a loop of enqueue() to enqueue_many()
+-- must keep its jobs' time limit and the enqueuer's trace
+-- (enqueue_many(timeout=...) and its PRODUCER span in the client).
 -- From psql: SELECT raquel_enqueue_many('emails', ARRAY['{"to": "a@b.c"}', '{"to": "d@e.f"}']);
+--            SELECT raquel_enqueue_many('emails', ARRAY['{"to": "a@b.c"}'], timeout => 30000);
 CREATE FUNCTION raquel_enqueue_many(
     queue           text,
     payloads        text[],
@@ -351,7 +377,9 @@ CREATE FUNCTION raquel_enqueue_many(
     now             bigint  DEFAULT NULL,
     priority        integer DEFAULT NULL,
     unique_keys     text[]  DEFAULT NULL,
-    unique_mode     text    DEFAULT NULL
+    unique_mode     text    DEFAULT NULL,
+    timeout         bigint  DEFAULT NULL,
+    trace_context   text    DEFAULT NULL
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -461,6 +489,13 @@ BEGIN
     IF raquel_enqueue_many.unique_mode IS NOT NULL AND raquel_enqueue_many.unique_keys IS NULL THEN
         PERFORM raquel_invalid(v_fn, 'unique_mode', 'needs unique_keys');
     END IF;
+    IF raquel_enqueue_many.timeout <= 0 OR raquel_enqueue_many.timeout > v_limit THEN
+        PERFORM raquel_invalid(v_fn, 'timeout',
+            format('must be > 0 and at most %s ms, got %s', v_limit, raquel_enqueue_many.timeout));
+    END IF;
+    IF raquel_enqueue_many.trace_context IS NOT NULL THEN
+        PERFORM raquel_check_trace_context(v_fn, raquel_enqueue_many.trace_context);
+    END IF;
 
     -- Jobs without a key: the ids are drawn first (raquel_new_ids, once for
     -- the whole array), then one INSERT ... SELECT over both arrays, and the
@@ -469,11 +504,11 @@ BEGIN
         v_ids := raquel_new_ids(cardinality(raquel_enqueue_many.payloads));
         INSERT INTO raquel_jobs (
             id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-            backoff_base, enqueued_at, scheduled_at, priority)
+            backoff_base, enqueued_at, scheduled_at, priority, timeout, trace_context)
         SELECT u.id, raquel_enqueue_many.queue, u.payload, raquel_enqueue_many.max_age,
                raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-               v_priority
+               v_priority, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
         FROM unnest(v_ids, raquel_enqueue_many.payloads) AS u(id, payload);
         RETURN QUERY SELECT unnest(v_ids);
         RETURN;
@@ -497,11 +532,11 @@ BEGIN
             ), written AS (
                 INSERT INTO raquel_jobs AS j (
                     queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
                 SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
                        raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                        coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-                       v_priority, rep.k
+                       v_priority, rep.k, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
                 FROM rep
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
                 DO UPDATE SET
@@ -510,7 +545,8 @@ BEGIN
                     max_retry_delay = excluded.max_retry_delay, backoff_base = excluded.backoff_base,
                     enqueued_at = excluded.enqueued_at, scheduled_at = excluded.scheduled_at,
                     priority = excluded.priority, status = 'queued', attempts = 0, error = NULL,
-                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+                    error_trace = NULL, claimed_by = NULL, claimed_at = NULL, finished_at = NULL,
+                    timeout = excluded.timeout, trace_context = excluded.trace_context
                 WHERE j.status IN ('queued', 'failed')
                 RETURNING j.unique_key, j.id
             )
@@ -532,11 +568,11 @@ BEGIN
             ), written AS (
                 INSERT INTO raquel_jobs AS j (
                     queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-                    backoff_base, enqueued_at, scheduled_at, priority, unique_key)
+                    backoff_base, enqueued_at, scheduled_at, priority, unique_key, timeout, trace_context)
                 SELECT raquel_enqueue_many.queue, rep.payload, raquel_enqueue_many.max_age,
                        raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                        coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-                       v_priority, rep.k
+                       v_priority, rep.k, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
                 FROM rep
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status IN ('queued', 'failed', 'claimed')
                 DO NOTHING
@@ -564,11 +600,11 @@ BEGIN
     ), inserted AS (
         INSERT INTO raquel_jobs (
             id, queue, payload, max_age, max_retry_count, min_retry_delay, max_retry_delay,
-            backoff_base, enqueued_at, scheduled_at, priority)
+            backoff_base, enqueued_at, scheduled_at, priority, timeout, trace_context)
         SELECT r.id, raquel_enqueue_many.queue, r.payload, raquel_enqueue_many.max_age,
                raquel_enqueue_many.max_retry_count, v_min_delay, v_max_delay, v_backoff, v_now,
                coalesce(raquel_enqueue_many.at, v_now) + coalesce(raquel_enqueue_many.delay, 0),
-               v_priority
+               v_priority, raquel_enqueue_many.timeout, raquel_enqueue_many.trace_context
         FROM rows r WHERE r.k IS NULL
     )
     SELECT coalesce(r.id, m.id) FROM rows r
@@ -576,9 +612,9 @@ BEGIN
     ORDER BY r.ord;
 END;
 $$;
-COMMENT ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text) IS
-    'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue.';
-REVOKE EXECUTE ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text) FROM PUBLIC;
+COMMENT ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text, bigint, text) IS
+    'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue; timeout (ms) and trace_context are stored with every job.';
+REVOKE EXECUTE ON FUNCTION raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text, bigint, text) FROM PUBLIC;
 
 -- Guarantees: enqueues as raquel_enqueue (same arguments but now, timeout and
 -- trace_context included, same rules, same errors) and returns the job's row,

@@ -40,6 +40,12 @@
 -- for the duration of the call (nested calls and triggers included). A
 -- function restated later with enable_seqscan = off must keep jit = off
 -- (tests/sql/test_skewed_plans.py checks the catalog).
+--
+-- Comments inside the bodies of raquel_claim and raquel_next_due that name
+-- 0013_many_queues name the delta, folded into this file before the first
+-- release, that made the change they explain (the long-list branch, the
+-- rescue of every queue); the bodies are kept as that delta left them, so
+-- the catalog is the one the deltas built.
 
 -- Guarantees: claims up to "batch" ready jobs of the given queues (NULL: all
 -- queues) and returns them, each 'claimed' by this call alone under one new

@@ -57,6 +57,7 @@ OLD_CHAIN: list[tuple[str, str]] = [
     ("30a1b07", "migrations/0015_queue_controls.sql"),
     ("30a1b07", "migrations/0016_results_trigger.sql"),
     ("55cf72a", "migrations/0012_trace_context.sql"),
+    ("6d4aad1", "migrations/0012_enqueue_many_options.sql"),
     ("6d4aad1", "migrations/0013_many_queues.sql"),
     ("6d4aad1", "migrations/0014_job_writes.sql"),
     ("6d4aad1", "migrations/0015_result_unwatch.sql"),

@@ -122,27 +122,35 @@ def test_an_enqueuer_may_enqueue_through_each_enqueue_function(fresh: Conn) -> N
         assert fresh.execute("SELECT id, payload FROM raquel_jobs ORDER BY payload").fetchall() == list(zip(ids, "abc"))
 
 
-def test_enqueue_many_keeps_the_enqueuers_grant_when_0012_gives_it_timeout_and_trace_context(
-    fresh: Conn,
-) -> None:
-    # 0012_enqueue_many_options creates raquel_enqueue_many anew (its signature grows): the
-    # grants roles.sql gave the old one are carried over, and PUBLIC still has none.
-    migrate(fresh, [m for m in load_migrations() if m.version < 12])
+def test_an_enqueuer_may_call_enqueue_many_with_timeout_and_trace_context(fresh: Conn) -> None:
+    # raquel_enqueue_many has one signature (0004_enqueue), timeout and trace_context included:
+    # roles.sql grants it to the enqueuer, and PUBLIC has no EXECUTE on it.
+    migrate(fresh)
+    signature = (
+        "raquel.raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint,"
+        " bigint, integer, text[], text, bigint, text)"
+    )
+    assert fresh.execute(
+        "SELECT array_agg(p.oid) = ARRAY[%s::regprocedure::oid] FROM pg_proc p"
+        " WHERE p.proname = 'raquel_enqueue_many' AND p.pronamespace = 'raquel'::regnamespace",
+        (signature,),
+    ).fetchone() == (True,)
+    carrier = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
     with scratch_role(fresh, "enqueuer") as enqueuer:
         grant_roles(fresh, enqueuer=enqueuer)
-        migrate(fresh)
         fresh.execute(f'SET ROLE "{enqueuer}"'.encode())
         try:
-            fresh.execute("SELECT raquel_enqueue_many('q', ARRAY['a', 'b'], timeout => 5000)").fetchall()
+            fresh.execute(
+                "SELECT raquel_enqueue_many('q', ARRAY['a', 'b'], timeout => 5000, trace_context => %s)", (carrier,)
+            ).fetchall()
         finally:
             fresh.execute("RESET ROLE")
-        signature = "raquel.raquel_enqueue_many(text, text[], bigint, bigint, bigint, integer, bigint, bigint, bigint, bigint, integer, text[], text, bigint, text)"
         assert fresh.execute("SELECT has_function_privilege('public', %s, 'EXECUTE')", (signature,)).fetchone() == (
             False,
         )
-    assert fresh.execute("SELECT payload, timeout FROM raquel_jobs ORDER BY payload").fetchall() == [
-        ("a", 5000),
-        ("b", 5000),
+    assert fresh.execute("SELECT payload, timeout, trace_context FROM raquel_jobs ORDER BY payload").fetchall() == [
+        ("a", 5000, carrier),
+        ("b", 5000, carrier),
     ]
 
 
