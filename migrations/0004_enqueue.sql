@@ -340,19 +340,19 @@ REVOKE EXECUTE ON FUNCTION raquel_enqueue(text, text, bigint, bigint, bigint, in
 -- raquel_enqueue's: timeout (ms, NULL: none) is stored with every job, > 0
 -- and at most 2^62 - 1, else 22023 naming timeout; trace_context (NULL:
 -- none) is stored with every job under raquel_check_trace_context's rule
--- (22023 naming trace_context); payloads must not be NULL (an empty array inserts nothing
--- and returns no row). unique_keys (NULL: no key for any job) gives a key per
--- payload, so it must have as many elements as payloads; a NULL element means
--- no key for that job. Each keyed element behaves as raquel_enqueue(unique_key,
--- unique_mode) would, and the call as those calls made one after the other in
--- array order:
+-- (22023 naming trace_context); payloads must not be NULL (an empty array
+-- inserts nothing and returns no row). unique_keys (NULL: no key for any job)
+-- gives a key per payload, so it must have as many elements as payloads; a
+-- NULL element means no key for that job. Each keyed element behaves as
+-- raquel_enqueue(unique_key, unique_mode) would, and the call as those calls
+-- made one after the other in array order:
 -- - 'keep' (or NULL): a key already held by an unfinished job gives that job's
 --   id back unchanged; a key repeated within the call makes one job, from its
 --   first element, and every element with that key returns its id.
 -- - 'replace': a waiting job holding the key is rewritten, timeout and
---   trace_context too (running ones are kept); a key repeated within the call makes or rewrites one job, which
---   ends up with the arguments of the key's last element, and every element
---   with that key returns its id.
+--   trace_context too (running ones are kept); a key repeated within the
+--   call makes or rewrites one job, which ends up with the arguments of the
+--   key's last element, and every element with that key returns its id.
 -- Why so: one statement for the whole array (one round trip, one plan, one
 -- NOTIFY per statement), the ids drawn by one raquel_new_ids call. Without
 -- unique_keys the ids stay in a variable, the insert reads unnest(ids,
