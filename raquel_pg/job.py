@@ -57,7 +57,7 @@ class Buffer(Protocol):
     """Where a worker's successes wait to be recorded together (the batching completer)."""
 
     def add(self, job: Job) -> bool:
-        """Takes the success of ``job`` (True), or declines (False: record it at once)."""
+        """Takes the success of ``job`` (True), or declines (False: record it at once); never blocks."""
         ...
 
 
@@ -419,8 +419,12 @@ class JobCalls:
             )
             recorded = [False] * len(jobs)
         self.leases.discard_many(jobs)
+        quiet = instrument.observer is None and not logger.isEnabledFor(logging.INFO)
         for job, done in zip(jobs, recorded):
-            if done:
+            if done and quiet:  # what _recorded does when nothing observes or logs it
+                job.status = params.SUCCESS
+                job.attempts += 1
+            elif done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
                 logger.warning(
@@ -488,6 +492,18 @@ class Outcome:
 
     def __enter__(self) -> Job:
         return self._job
+
+    def buffered(self) -> bool:
+        """The block ended normally and the job's success was handed to the batcher: True, and the
+        block is over; else False (nothing done: ``__exit__(None, None, None)`` records the outcome).
+
+        The executor's path for the common case (issue 23): a batched success
+        costs no coroutine.
+        """
+        job = self._job
+        if job._settled or self._batcher is None:
+            return False
+        return self._batcher.add(job)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
         """Records the outcome (see :meth:`JobCalls.process`); True (swallowed) after a failure."""

@@ -53,8 +53,8 @@ class AsyncFetch(Protocol):
 class AsyncBuffer(Protocol):
     """Where a worker's successes wait to be recorded together (the batching completer)."""
 
-    async def add(self, job: AsyncJob) -> bool:
-        """Takes the success of ``job`` (True), or declines (False: record it at once)."""
+    def add(self, job: AsyncJob) -> bool:
+        """Takes the success of ``job`` (True), or declines (False: record it at once); never blocks."""
         ...
 
 
@@ -420,8 +420,12 @@ class AsyncJobCalls:
             )
             recorded = [False] * len(jobs)
         self.leases.discard_many(jobs)
+        quiet = instrument.observer is None and not logger.isEnabledFor(logging.INFO)
         for job, done in zip(jobs, recorded):
-            if done:
+            if done and quiet:  # what _recorded does when nothing observes or logs it
+                job.status = params.SUCCESS
+                job.attempts += 1
+            elif done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
                 logger.warning(
@@ -490,6 +494,18 @@ class AsyncOutcome:
     async def __aenter__(self) -> AsyncJob:
         return self._job
 
+    def buffered(self) -> bool:
+        """The block ended normally and the job's success was handed to the batcher: True, and the
+        block is over; else False (nothing done: ``__aexit__(None, None, None)`` records the outcome).
+
+        The executor's path for the common case (issue 23): a batched success
+        costs no coroutine.
+        """
+        job = self._job
+        if job._settled or self._batcher is None:
+            return False
+        return self._batcher.add(job)
+
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
         """Records the outcome (see :meth:`AsyncJobCalls.process`); True (swallowed) after a failure."""
         job = self._job
@@ -498,7 +514,7 @@ class AsyncOutcome:
             if error is None:
                 if not job._settled:
                     if self._batcher is not None:
-                        batched = await self._batcher.add(job)
+                        batched = self._batcher.add(job)
                     if not batched:
                         if job._result_text is None:
                             await job._settle("complete")
