@@ -395,7 +395,7 @@ class JobCalls:
                 sleep(delay)
                 delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
                 retried = True
-        recorded: list[bool] = [row[1] for row in rows]
+        recorded: list[bool] = [row[0] for row in rows]
         if retried:
             for i, job in enumerate(jobs):
                 if not recorded[i]:
