@@ -27,6 +27,7 @@ from ._acompat import asleep
 from .errors import RaquelError, StopSubscription
 from .job_controls_async import AsyncJobControls
 from .model import JobRecord
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -372,7 +373,10 @@ class AsyncJobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {
+            "job_ids": UUIDArray([j.id for j in jobs]),
+            "claim_ids": UUIDArray([j.claim_id for j in jobs]),
+        }
         query = "complete_many"
         if any(j._result_text is not None for j in jobs):  # results, in the same statement
             query = "complete_many_results"

@@ -18,6 +18,7 @@ from uuid import UUID
 import psycopg
 
 from ._acompat import Event, join, spawn
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from .client import Job, Raquel
@@ -104,8 +105,8 @@ class LeaseKeeper:
             rows = self._rq._fetch(
                 "renew_leases",
                 {
-                    "job_ids": [j.id for j in held],
-                    "claim_ids": [j.claim_id for j in held],
+                    "job_ids": UUIDArray([j.id for j in held]),
+                    "claim_ids": UUIDArray([j.claim_id for j in held]),
                     "lease": lease_ms,
                 },
             )

@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 
 from ._acompat import AEvent, ajoin, aspawn
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
@@ -101,8 +102,8 @@ class AsyncLeaseKeeper:
             rows = await self._rq._fetch(
                 "renew_leases",
                 {
-                    "job_ids": [j.id for j in held],
-                    "claim_ids": [j.claim_id for j in held],
+                    "job_ids": UUIDArray([j.id for j in held]),
+                    "claim_ids": UUIDArray([j.claim_id for j in held]),
                     "lease": lease_ms,
                 },
             )
