@@ -107,7 +107,7 @@ class Job(JobControls, JobRecord):
     def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float) -> Job:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
         as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_row(row)
+        job = cls.from_claim_row(row)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at

@@ -106,7 +106,7 @@ class AsyncJob(AsyncJobControls, JobRecord):
     ) -> AsyncJob:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
         as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_row(row)
+        job = cls.from_claim_row(row)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at
