@@ -6,12 +6,12 @@
 -- current claim (claim_id fence, status 'claimed'); a pair repeated is
 -- recorded once, and reported recorded at its first position only; a
 -- success of a queue whose retention is 0, for a job no result waiter
--- watches, deletes the job (0014_job_writes); the rows come back in input
--- order. A call with results (results not NULL) runs 0014's statements
--- unchanged.
+-- watches, deletes the job (as 0007_outcomes defines it); the rows come back
+-- in input order. A call with results (results not NULL) runs the statements
+-- of 0007_outcomes' function unchanged.
 --
--- Why. 0014's function first picked each pair's first position (DISTINCT ON:
--- a sort of the batch), excluded the deleted positions with `<> ALL` (a
+-- Why. 0007_outcomes' function first picked each pair's first position
+-- (DISTINCT ON: a sort of the batch), excluded the deleted positions with `<> ALL` (a
 -- comparison of every pair with every deleted one: 65,025 for a batch of 255
 -- deleted jobs), ran the UPDATE even when the DELETE had taken every job (a
 -- primary-key probe per pair, for nothing), and joined the outcome with the
@@ -116,7 +116,7 @@ BEGIN
         ORDER BY p.ord;
         RETURN;
     END IF;
-    -- With results: 0014_job_writes' statements, unchanged.
+    -- With results: 0007_outcomes' statements, unchanged.
     IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
         v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
                            WHERE w.job_id = ANY (raquel_complete_many.job_ids));

@@ -1197,7 +1197,7 @@ BEGIN
         ORDER BY p.ord;
         RETURN;
     END IF;
-    -- With results: 0014_job_writes' statements, unchanged.
+    -- With results: 0007_outcomes' statements, unchanged.
     IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
         v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
                            WHERE w.job_id = ANY (raquel_complete_many.job_ids));
