@@ -17,8 +17,9 @@ queue is paused while its processes start and resumed once all are ready (the re
 them), so that they begin together; graphile-worker's processes start at once and its span begins
 at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another
 version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured against what it
-replaces in the same rounds; ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds (default 3; 1 at the
-tiny size).
+replaces in the same rounds, ``RAQUEL_PG_BENCH_BASELINE_SQL`` run in each baseline's database first (to
+undo a migration under test, as in scenario ``default``); ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the
+rounds (default 3; 1 at the tiny size).
 """
 
 from __future__ import annotations
@@ -63,15 +64,19 @@ def run_raquel(
     durable: bool,
     baseline: str | None,
     retention_zero: bool = False,
+    setup_sql: str | None = None,
 ) -> Run:
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with ``processes`` worker processes of
     ``concurrency`` slots and ``prefetch=FAST_PREFETCH`` each; the span and the CPU per job (the
     worker processes', and their server processes', from every worker's 'ready' to the last job
     done; the queue is paused until every process is ready). ``baseline``: a directory holding
     another ``raquel_pg`` to run instead of this tree's. ``retention_zero``: the queue's retention
-    set to 0 first (0007_outcomes: its successes are deleted at once, as graphile-worker's are)."""
+    set to 0 first (0007_outcomes: its successes are deleted at once, as graphile-worker's are).
+    ``setup_sql``: run in the database first (a baseline's: to undo a migration under test)."""
     queue = "bench"
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if setup_sql:
+            conn.execute(setup_sql.encode())
         if retention_zero:
             conn.execute("SELECT raquel_set_retention(%s, '0')", [queue])
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
@@ -130,6 +135,7 @@ def configs(sizes: Sizes) -> list[Config]:
     """The configurations of each round."""
     jobs = sizes.peer_jobs * 5 // 2
     baselines = [b for b in os.environ.get("RAQUEL_PG_BENCH_BASELINE", "").split(os.pathsep) if b]
+    baseline_sql = os.environ.get("RAQUEL_PG_BENCH_BASELINE_SQL") or None
     for baseline in baselines:
         shutil.rmtree(os.path.join(baseline, "bench"), ignore_errors=True)
         shutil.copytree(ROOT / "bench", os.path.join(baseline, "bench"))
@@ -145,7 +151,7 @@ def configs(sizes: Sizes) -> list[Config]:
                 + ("" if durable else f", {NON_DURABLE}")
                 + (", the queue's retention 0" if retention_zero else "")
             )
-            for code in versions if not retention_zero else [None]:
+            for code in versions:
                 name = "raquel_pg" if code is None else f"raquel_pg (code of {os.path.basename(code.rstrip('/'))})"
                 runs.append(
                     (
@@ -160,6 +166,7 @@ def configs(sizes: Sizes) -> list[Config]:
                             durable=durable,
                             baseline=code,
                             retention_zero=retention_zero,
+                            setup_sql=None if code is None else baseline_sql,
                         ),
                         True,
                     )

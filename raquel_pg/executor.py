@@ -100,8 +100,10 @@ class Executor:
         self._on_finished = finished
         self._on_stop = stop
         self._timeout_ms = timeout_ms
-        # Jobs claimed and not finished (started or not), by id.
-        self._jobs: dict[UUID, Job] = {}
+        # Jobs claimed and not finished (started or not), by id(job): a UUID's
+        # hash is computed in Python (see LeaseKeeper); the dict holds the
+        # job, so its id() is not reused while it is there.
+        self._jobs: dict[int, Job] = {}
         self._checking: Any = None  # the task (thread) reading missed cancel requests
         # The runners: claimed jobs not yet started, the wake-up events of the
         # runners waiting for one, and the runner called and not yet there.
@@ -135,7 +137,7 @@ class Executor:
         if not jobs:
             return
         with self._lock:
-            self._jobs.update((job.id, job) for job in jobs)
+            self._jobs.update([(id(job), job) for job in jobs])
             self._switched = False
             self._ready.extend(jobs)
             self._call_runner()
@@ -187,6 +189,7 @@ class Executor:
         worker began to stop is handed back instead of run.
         """
         fresh = contextvars.copy_context()
+        task = current()
         try:
             while True:
                 with self._lock:
@@ -206,7 +209,7 @@ class Executor:
                 if self._stopping.is_set():
                     self.hand_back([job])
                     continue
-                self.execute(job)
+                self.execute(job, task)
                 if self._switch:
                     sleep(0)  # the producer claims now (see _finished)
                 if contextvars.copy_context() != fresh:
@@ -218,22 +221,34 @@ class Executor:
                     self._called = None
                 self._call_runner()
 
-    def execute(self, job: Job) -> None:
+    def execute(self, job: Job, task: Any = None) -> None:
         """Runs one job: its handler inside the completer's outcome block; frees its slot after.
 
         Never raises an Exception (an outcome that cannot be recorded is
         logged; the job is rescued when its lease runs out). A cancellation
         (async: the worker's grace period ran out, or its task was cancelled)
         reaches the handler where it awaits; the completer hands the job back
-        and the cancellation propagates, ending the runner.
+        and the cancellation propagates, ending the runner. ``task``: the
+        task (thread) running it, when the caller knows it.
         """
         try:
             if tracing.active():
                 self._execute_traced(job)
             else:
-                with self._completer.outcome(job):
+                # The completer's outcome block, entered by hand (issue 23: no
+                # coroutine for its entry, none for a batched success's exit).
+                outcome = self._completer.outcome(job)
+                try:
+                    value = self._call(job, task)
+                except BaseException as error:
+                    if not outcome.__exit__(type(error), error, error.__traceback__):
+                        raise
+                else:
                     # What the handler returns is recorded with the success as the block ends.
-                    job._result_text = _result_text(job, self._call(job))
+                    if value is not None:
+                        job._result_text = _result_text(job, value)
+                    if not outcome.buffered():
+                        outcome.__exit__(None, None, None)
         except StopSubscription:
             logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
             self._on_stop()
@@ -263,7 +278,7 @@ class Executor:
             finally:
                 span.finished(job.status, job.error)
 
-    def _call(self, job: Job) -> Any:
+    def _call(self, job: Job, task: Any = None) -> Any:
         """Runs the handler on ``job`` within its timeout; returns what it returned.
 
         Raises TimeoutError("timed out after N ms") or JobCancelled when the
@@ -318,7 +333,7 @@ class Executor:
         except ValueError:  # not a job id: not one of ours
             return
         with self._lock:
-            job = self._jobs.get(key)
+            job = next((job for job in self._jobs.values() if job.id == key), None)
         if job is None:
             return
         logger.info("job %s (queue %s): cancel requested", job.id, job.queue)
@@ -341,7 +356,7 @@ class Executor:
     def _finished(self, job: Job) -> None:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
-            self._jobs.pop(job.id, None)
+            self._jobs.pop(id(job), None)
             due = self._capacity - len(self._jobs) >= self._refill
             if due and self._switch_at_refill and not self._switched:
                 self._switch = self._switched = True

@@ -98,8 +98,10 @@ class AsyncExecutor:
         self._on_finished = finished
         self._on_stop = stop
         self._timeout_ms = timeout_ms
-        # Jobs claimed and not finished (started or not), by id.
-        self._jobs: dict[UUID, AsyncJob] = {}
+        # Jobs claimed and not finished (started or not), by id(job): a UUID's
+        # hash is computed in Python (see AsyncLeaseKeeper); the dict holds the
+        # job, so its id() is not reused while it is there.
+        self._jobs: dict[int, AsyncJob] = {}
         self._checking: Any = None  # the task (thread) reading missed cancel requests
         # The runners: claimed jobs not yet started, the wake-up events of the
         # runners waiting for one, and the runner called and not yet there.
@@ -133,7 +135,7 @@ class AsyncExecutor:
         if not jobs:
             return
         with self._lock:
-            self._jobs.update((job.id, job) for job in jobs)
+            self._jobs.update([(id(job), job) for job in jobs])
             self._switched = False
             self._ready.extend(jobs)
             self._call_runner()
@@ -185,6 +187,7 @@ class AsyncExecutor:
         worker began to stop is handed back instead of run.
         """
         fresh = contextvars.copy_context()
+        task = acurrent()
         try:
             while True:
                 with self._lock:
@@ -204,7 +207,7 @@ class AsyncExecutor:
                 if self._stopping.is_set():
                     await self.hand_back([job])
                     continue
-                await self.execute(job)
+                await self.execute(job, task)
                 if self._switch:
                     await asleep(0)  # the producer claims now (see _finished)
                 if contextvars.copy_context() != fresh:
@@ -216,22 +219,34 @@ class AsyncExecutor:
                     self._called = None
                 self._call_runner()
 
-    async def execute(self, job: AsyncJob) -> None:
+    async def execute(self, job: AsyncJob, task: Any = None) -> None:
         """Runs one job: its handler inside the completer's outcome block; frees its slot after.
 
         Never raises an Exception (an outcome that cannot be recorded is
         logged; the job is rescued when its lease runs out). A cancellation
         (async: the worker's grace period ran out, or its task was cancelled)
         reaches the handler where it awaits; the completer hands the job back
-        and the cancellation propagates, ending the runner.
+        and the cancellation propagates, ending the runner. ``task``: the
+        task (thread) running it, when the caller knows it.
         """
         try:
             if tracing.active():
                 await self._execute_traced(job)
             else:
-                async with self._completer.outcome(job):
+                # The completer's outcome block, entered by hand (issue 23: no
+                # coroutine for its entry, none for a batched success's exit).
+                outcome = self._completer.outcome(job)
+                try:
+                    value = await self._call(job, task)
+                except BaseException as error:
+                    if not await outcome.__aexit__(type(error), error, error.__traceback__):
+                        raise
+                else:
                     # What the handler returns is recorded with the success as the block ends.
-                    job._result_text = _result_text(job, await self._call(job))
+                    if value is not None:
+                        job._result_text = _result_text(job, value)
+                    if not outcome.buffered():
+                        await outcome.__aexit__(None, None, None)
         except StopSubscription:
             logger.info("job %s (queue %s): StopSubscription, stopping", job.id, job.queue)
             self._on_stop()
@@ -261,7 +276,7 @@ class AsyncExecutor:
             finally:
                 span.finished(job.status, job.error)
 
-    async def _call(self, job: AsyncJob) -> Any:
+    async def _call(self, job: AsyncJob, task: Any = None) -> Any:
         """Runs the handler on ``job`` within its timeout; returns what it returned.
 
         Raises TimeoutError("timed out after N ms") or JobCancelled when the
@@ -276,8 +291,9 @@ class AsyncExecutor:
                 # job); a cancel request cancels this task where the handler awaits
                 # (stop_job), and that cancellation, or its being swallowed, is the
                 # job's JobCancelled, as a Timeout scope would make it.
-                task = asyncio.current_task()
-                assert task is not None
+                if task is None:
+                    task = asyncio.current_task()
+                    assert task is not None
                 cancelling = task.cancelling()
                 job._scope = task
                 try:
@@ -366,7 +382,7 @@ class AsyncExecutor:
         except ValueError:  # not a job id: not one of ours
             return
         with self._lock:
-            job = self._jobs.get(key)
+            job = next((job for job in self._jobs.values() if job.id == key), None)
         if job is None:
             return
         logger.info("job %s (queue %s): cancel requested", job.id, job.queue)
@@ -397,7 +413,7 @@ class AsyncExecutor:
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
-            self._jobs.pop(job.id, None)
+            self._jobs.pop(id(job), None)
             due = self._capacity - len(self._jobs) >= self._refill
             if due and self._switch_at_refill and not self._switched:
                 self._switch = self._switched = True

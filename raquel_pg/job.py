@@ -30,6 +30,7 @@ from ._acompat import sleep
 from .errors import RaquelError, StopSubscription
 from .job_controls import JobControls
 from .model import JobRecord
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -57,7 +58,7 @@ class Buffer(Protocol):
     """Where a worker's successes wait to be recorded together (the batching completer)."""
 
     def add(self, job: Job) -> bool:
-        """Takes the success of ``job`` (True), or declines (False: record it at once)."""
+        """Takes the success of ``job`` (True), or declines (False: record it at once); never blocks."""
         ...
 
 
@@ -106,7 +107,7 @@ class Job(JobControls, JobRecord):
     def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float) -> Job:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
         as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_row(row)
+        job = cls.from_claim_row(row)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at
@@ -371,7 +372,10 @@ class JobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {
+            "job_ids": UUIDArray([j.id for j in jobs]),
+            "claim_ids": UUIDArray([j.claim_id for j in jobs]),
+        }
         query = "complete_many"
         if any(j._result_text is not None for j in jobs):  # results, in the same statement
             query = "complete_many_results"
@@ -395,7 +399,7 @@ class JobCalls:
                 sleep(delay)
                 delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
                 retried = True
-        recorded: list[bool] = [row[1] for row in rows]
+        recorded: list[bool] = [row[0] for row in rows]
         if retried:
             for i, job in enumerate(jobs):
                 if not recorded[i]:
@@ -419,8 +423,12 @@ class JobCalls:
             )
             recorded = [False] * len(jobs)
         self.leases.discard_many(jobs)
+        quiet = instrument.observer is None and not logger.isEnabledFor(logging.INFO)
         for job, done in zip(jobs, recorded):
-            if done:
+            if done and quiet:  # what _recorded does when nothing observes or logs it
+                job.status = params.SUCCESS
+                job.attempts += 1
+            elif done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
                 logger.warning(
@@ -488,6 +496,18 @@ class Outcome:
 
     def __enter__(self) -> Job:
         return self._job
+
+    def buffered(self) -> bool:
+        """The block ended normally and the job's success was handed to the batcher: True, and the
+        block is over; else False (nothing done: ``__exit__(None, None, None)`` records the outcome).
+
+        The executor's path for the common case (issue 23): a batched success
+        costs no coroutine.
+        """
+        job = self._job
+        if job._settled or self._batcher is None:
+            return False
+        return self._batcher.add(job)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
         """Records the outcome (see :meth:`JobCalls.process`); True (swallowed) after a failure."""

@@ -27,6 +27,7 @@ from ._acompat import asleep
 from .errors import RaquelError, StopSubscription
 from .job_controls_async import AsyncJobControls
 from .model import JobRecord
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -53,8 +54,8 @@ class AsyncFetch(Protocol):
 class AsyncBuffer(Protocol):
     """Where a worker's successes wait to be recorded together (the batching completer)."""
 
-    async def add(self, job: AsyncJob) -> bool:
-        """Takes the success of ``job`` (True), or declines (False: record it at once)."""
+    def add(self, job: AsyncJob) -> bool:
+        """Takes the success of ``job`` (True), or declines (False: record it at once); never blocks."""
         ...
 
 
@@ -105,7 +106,7 @@ class AsyncJob(AsyncJobControls, JobRecord):
     ) -> AsyncJob:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
         as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_row(row)
+        job = cls.from_claim_row(row)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at
@@ -372,7 +373,10 @@ class AsyncJobCalls:
         recorded is checked against its row (``raquel_claim_outcome``): an
         attempt whose reply was lost may have recorded it.
         """
-        args: dict[str, Any] = {"job_ids": [j.id for j in jobs], "claim_ids": [j.claim_id for j in jobs]}
+        args: dict[str, Any] = {
+            "job_ids": UUIDArray([j.id for j in jobs]),
+            "claim_ids": UUIDArray([j.claim_id for j in jobs]),
+        }
         query = "complete_many"
         if any(j._result_text is not None for j in jobs):  # results, in the same statement
             query = "complete_many_results"
@@ -396,7 +400,7 @@ class AsyncJobCalls:
                 await asleep(delay)
                 delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
                 retried = True
-        recorded: list[bool] = [row[1] for row in rows]
+        recorded: list[bool] = [row[0] for row in rows]
         if retried:
             for i, job in enumerate(jobs):
                 if not recorded[i]:
@@ -420,8 +424,12 @@ class AsyncJobCalls:
             )
             recorded = [False] * len(jobs)
         self.leases.discard_many(jobs)
+        quiet = instrument.observer is None and not logger.isEnabledFor(logging.INFO)
         for job, done in zip(jobs, recorded):
-            if done:
+            if done and quiet:  # what _recorded does when nothing observes or logs it
+                job.status = params.SUCCESS
+                job.attempts += 1
+            elif done:
                 job._recorded("complete", params.SUCCESS, {})
             else:
                 logger.warning(
@@ -490,6 +498,18 @@ class AsyncOutcome:
     async def __aenter__(self) -> AsyncJob:
         return self._job
 
+    def buffered(self) -> bool:
+        """The block ended normally and the job's success was handed to the batcher: True, and the
+        block is over; else False (nothing done: ``__aexit__(None, None, None)`` records the outcome).
+
+        The executor's path for the common case (issue 23): a batched success
+        costs no coroutine.
+        """
+        job = self._job
+        if job._settled or self._batcher is None:
+            return False
+        return self._batcher.add(job)
+
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
         """Records the outcome (see :meth:`AsyncJobCalls.process`); True (swallowed) after a failure."""
         job = self._job
@@ -498,7 +518,7 @@ class AsyncOutcome:
             if error is None:
                 if not job._settled:
                     if self._batcher is not None:
-                        batched = await self._batcher.add(job)
+                        batched = self._batcher.add(job)
                     if not batched:
                         if job._result_text is None:
                             await job._settle("complete")

@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 
 from ._acompat import AEvent, ajoin, aspawn
+from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
     from .client_async import AsyncJob, AsyncRaquel
@@ -35,7 +36,10 @@ class AsyncLeaseKeeper:
 
     def __init__(self, rq: AsyncRaquel) -> None:
         self._rq = rq
-        self._held: dict[UUID, AsyncJob] = {}
+        # Keyed by id(job), not job.id: a UUID's hash is computed in Python
+        # at each lookup (issue 23: five per job cost a worker ~1 us a job);
+        # the dict holds the job, so its id() is not reused while held.
+        self._held: dict[int, AsyncJob] = {}
         self._wake = AEvent()
         self._closed = False
         self._waiting_ms = rq.lease_ms
@@ -43,7 +47,7 @@ class AsyncLeaseKeeper:
         self._start_lock = threading.Lock()
 
     def add(self, job: AsyncJob) -> None:
-        self._held[job.id] = job
+        self._held[id(job)] = job
         if job._lease_ms < self._waiting_ms:
             self._wake.set()  # renew on this job's shorter schedule from now on
         with self._start_lock:
@@ -54,9 +58,7 @@ class AsyncLeaseKeeper:
         """:meth:`add` for each of ``jobs``, in one call: the jobs of one claim, which share a lease."""
         if not jobs:
             return
-        held = self._held
-        for job in jobs:
-            held[job.id] = job
+        self._held.update([(id(job), job) for job in jobs])
         if jobs[0]._lease_ms < self._waiting_ms:
             self._wake.set()  # renew on the shorter schedule from now on
         with self._start_lock:
@@ -65,18 +67,17 @@ class AsyncLeaseKeeper:
 
     def discard_many(self, jobs: list[AsyncJob]) -> None:
         """:meth:`discard` for each of ``jobs`` (a batch of recorded successes), in one call."""
-        held = self._held
+        pop = self._held.pop
         for job in jobs:
-            if held.get(job.id) is job:
-                del held[job.id]
+            pop(id(job), None)
 
     def discard(self, job: AsyncJob) -> None:
-        if self._held.get(job.id) is job:
-            del self._held[job.id]
+        self._held.pop(id(job), None)
 
     def drop(self, job_id: UUID) -> None:
         """Stops renewing the job with this id (settled by id, or unclaimed)."""
-        self._held.pop(job_id, None)
+        for key in [key for key, job in self._held.items() if job.id == job_id]:
+            del self._held[key]
 
     async def _run(self) -> None:
         while True:
@@ -101,8 +102,8 @@ class AsyncLeaseKeeper:
             rows = await self._rq._fetch(
                 "renew_leases",
                 {
-                    "job_ids": [j.id for j in held],
-                    "claim_ids": [j.claim_id for j in held],
+                    "job_ids": UUIDArray([j.id for j in held]),
+                    "claim_ids": UUIDArray([j.claim_id for j in held]),
                     "lease": lease_ms,
                 },
             )
@@ -113,8 +114,7 @@ class AsyncLeaseKeeper:
         for job in held:
             if job.id in renewed:
                 job._lease_deadline = sent_at + lease_ms / 1000
-            elif self._held.get(job.id) is job:
-                del self._held[job.id]
+            elif self._held.pop(id(job), None) is not None:
                 # A settled job's outcome is being recorded (a batched
                 # success waiting for its flush, or one recorded while this
                 # renewal was in flight): its renewal is refused because it

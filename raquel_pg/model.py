@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Self
@@ -120,6 +121,26 @@ class JobRecord:
         if len(values) > _WIDTH:  # a claim's row: JOB_COLUMNS, then trace_context
             return cls(*values[:_WIDTH], trace_context=values[_WIDTH])
         return cls(*values)
+
+    @classmethod
+    def from_claim_row(cls, row: tuple[Any, ...]) -> Self:
+        """:meth:`from_row` for a worker's claimed row (:data:`JOB_COLUMNS`, then ``trace_context``).
+
+        The same record, built with no intermediate list (issue 23: 1.44 ->
+        1.05 us per row); the positions are :data:`JOB_COLUMNS`' (the
+        timestamps :data:`_TIMESTAMPS`; ``test_from_claim_row_is_from_row``
+        holds the two together).
+        """
+        dt: Callable[[int | None], Any] = params.to_datetime  # NOT NULL columns give datetimes
+        try:
+            return cls(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                dt(row[9]), dt(row[10]), row[11], row[12], row[13], row[14],
+                dt(row[15]), dt(row[16]), dt(row[17]), row[18], row[19], row[20], row[21], row[22],
+                trace_context=row[23],
+            )  # fmt: skip
+        except OverflowError:
+            return cls._clamped(row)
 
     @classmethod
     def _clamped(cls, row: tuple[Any, ...]) -> Self:

@@ -19,6 +19,24 @@ def test_the_record_fields_follow_the_columns_read_back() -> None:
     assert names == ["raw_payload" if column == "payload" else column for column in JOB_COLUMNS]
 
 
+def test_from_claim_row_is_from_row() -> None:
+    # A worker's claimed row (JOB_COLUMNS, then trace_context) is built by position: every column a
+    # value of its own, so that a field read from another column's position shows.
+    row: list[Any] = [f"value of {column}" for column in JOB_COLUMNS] + ['{"traceparent": "t"}']
+    for index, column in enumerate(JOB_COLUMNS):
+        if column.endswith("_at"):
+            row[index] = 1_700_000_000_000 + index
+    claimed = JobRecord.from_claim_row(tuple(row))
+    assert claimed == JobRecord.from_row(tuple(row))
+    assert claimed.trace_context == '{"traceparent": "t"}' and claimed.out_of_range is None
+    # A time outside datetime's range: clamped and listed, as from_row does.
+    row[JOB_COLUMNS.index("finished_at")] = 400_000_000_000_000
+    clamped = JobRecord.from_claim_row(tuple(row))
+    assert clamped == JobRecord.from_row(tuple(row))
+    assert clamped.out_of_range == {"finished_at": 400_000_000_000_000}
+    assert clamped.trace_context == '{"traceparent": "t"}'
+
+
 def as_raquel_reads_it(text: str) -> Any:
     try:
         return json.loads(text)
