@@ -1,28 +1,42 @@
--- 0016_claim_probes: the common claim in one statement (issue 23's
--- wake-up goal: commit -> handler start p50 <= 1 ms, p99 <= 3 ms).
+-- 0016_claim_probes: the claim's probes in one statement (issue 23's wake-up
+-- goal: commit -> handler start p50 <= 1 ms, p99 <= 3 ms; the one-job claim
+-- of a woken worker is most of that path).
 --
--- Guarantees: 0006_claim's raquel_claim, as 0013_many_queues restated it
--- (header and guarantees there), unchanged: each job to one claim, highest
--- priority then oldest scheduled_at first, never past max_age, never
--- scheduled after before, rescue of lost leases before the claim, queue
--- controls (paused, max_running, per_second), the expiry sweep, durable,
--- the arguments' checks (22023 naming the argument), one new claim_id per
--- call. What changes is how the common claim is read.
+-- Guarantees: 0006_claim's raquel_claim (header and guarantees there),
+-- unchanged: each job to one claim, highest priority then oldest
+-- scheduled_at first (jobs not yet due at a higher priority never hold
+-- back ready ones), never past max_age, never scheduled after before,
+-- every queue's lost leases rescued before the claim, queue controls
+-- (paused, max_running, per_second), the expiry sweep, durable, the
+-- arguments' checks (22023 naming the argument), one new claim_id per call.
+-- What changes is how many statements and expressions a claim runs.
 --
--- Measured reason (PostgreSQL 15, 2 cores, bench/RESULTS.md, "Issue 23: the
--- claim in one statement"): a woken worker's one-job claim made four
--- statements (the rescue probe, the queue-controls probe, the priority-level
--- probe and the claim's UPDATE), each a query of its own inside the
--- function (its executor started and ended, a snapshot taken), plus some
--- twenty expressions, each prepared again in every transaction. The rescue
--- and queue-controls probes and the level probe become init plans of the
--- claim's UPDATE: one statement when a claim of one queue or of all queues
--- finds no lease run out and none of its queues paused or limited. Any
--- other claim, and whatever the statement left of the batch, goes through
--- the code as before (rescue, queue controls, level by level), so a claim
--- the guards turn away pays one statement more than before.
+-- Measured reason (PostgreSQL 15, the shared 2-core machine; bench/RESULTS.md,
+-- "Issue 23: the claim's probes in one statement"): a woken worker's
+-- one-job claim ran four queries inside the function (the rescue's probe of
+-- the oldest lease, the read of the paused or limited queues, the probe of
+-- the highest priority level, the claim's UPDATE), each with its executor
+-- started and ended, and some twenty PL/pgSQL expressions, each prepared
+-- again in every transaction (a claim is a transaction of its own). The
+-- three probes are now one statement (two statements for a claim of one
+-- queue or of all queues, three for a longer list, where it was four and
+-- more), the arguments are checked in one expression while they pass, and
+-- durable => false sets synchronous_commit by an assignment (an
+-- expression) rather than PERFORM (a query). The gain is small: 1-3% of
+-- the claim's round trip and of its backend CPU (medians of interleaved
+-- calls of this function and 0006_claim's in one database). A function
+-- with none of the claim's checks, probes or sweeps (one UPDATE) still
+-- took about 45 us more than the same UPDATE as a prepared statement, and
+-- about 100 us less backend CPU than this claim after 15 ms idle: the
+-- PL/pgSQL call itself and the three probes' index reads are what remains.
+-- Tried and not kept: the three probes as init plans of the claim's UPDATE,
+-- with the code as before only when they turned it away or it came back
+-- short (one statement for the woken worker's claim): 20-35 us quicker for
+-- a one-job claim, but 40-70 us slower for a claim that finds nothing (the
+-- UPDATE's executor is started for nothing before the code as before
+-- runs), which a worker makes twice per job when it then waits.
 
--- raquel_claim, restated: 0013_many_queues's, with its three probes in one
+-- raquel_claim, restated: 0006_claim's, with its three probes in one
 -- statement and its arguments checked in one expression while they pass.
 CREATE OR REPLACE FUNCTION raquel_claim(
     queues   text[]  DEFAULT NULL,
@@ -107,7 +121,7 @@ BEGIN
     -- that they check it as the claim did; after a rescue on the real clock,
     -- the claim reads the clock again, so the jobs just rescued (scheduled
     -- at the rescue's now) are claimable by this call.
-    -- 0016_claim_probes: this probe, the queue controls' read of the
+    -- Since claim_probes (issue 23): this probe, the queue controls' read of the
     -- paused or limited queues (below) and, for one queue or all queues, the
     -- probe of the highest priority among the waiting jobs (the claim's
     -- first level, below) are one statement, each an init plan of it: a

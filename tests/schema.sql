@@ -643,7 +643,7 @@ BEGIN
     -- that they check it as the claim did; after a rescue on the real clock,
     -- the claim reads the clock again, so the jobs just rescued (scheduled
     -- at the rescue's now) are claimable by this call.
-    -- 0016_claim_probes: this probe, the queue controls' read of the
+    -- Since claim_probes (issue 23): this probe, the queue controls' read of the
     -- paused or limited queues (below) and, for one queue or all queues, the
     -- probe of the highest priority among the waiting jobs (the claim's
     -- first level, below) are one statement, each an init plan of it: a

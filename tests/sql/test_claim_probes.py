@@ -1,6 +1,7 @@
-"""The claim's probes in one statement (0016_claim_probes): the rescue's probe of the oldest
-lease, the read of the paused or limited queues and the first priority level are read together
-before anything is claimed; these are the paths where that first level must be read again.
+"""The claim's probes in one statement (migration claim_probes, issue 23): the rescue's probe of
+the oldest lease, the read of the paused or limited queues and the first priority level are read
+together before anything is claimed; these are the paths where that first level must be read
+again, and the expiry of a list the queue controls trimmed.
 
 Time is fixed through the functions' ``now`` argument: T is an arbitrary instant in ms.
 """
