@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.sql.test_skewed_plans import plan_notices
+
 T = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -68,3 +70,27 @@ def test_a_short_claim_of_one_queue_expires_only_that_queue(conn: Conn) -> None:
     enqueue(conn, "b", "b-old", max_age=1000)
     conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['a'], 'w', 1, 60000, %s)", (T + 5000,))
     assert status_by_payload(conn) == {"a-old": ("expired", None), "b-old": ("queued", None)}
+
+
+@pytest.mark.parametrize(
+    ("queues", "level_index"),
+    [(None, "raquel_jobs_ready_priority_idx"), (["q"], "raquel_jobs_ready_queue_priority_idx")],
+    ids=["all", "one"],
+)
+def test_a_claim_with_nothing_to_rescue_or_hold_back_runs_the_probe_and_the_update(
+    conn: Conn, queues: list[str] | None, level_index: str
+) -> None:
+    enqueue(conn, "q", "first")
+    enqueue(conn, "q", "second")
+    claim = "SELECT count(*) FROM raquel_claim(%s, 'w', 1, 60000, %s)"
+    conn.execute(claim, (queues, T))  # its expiry check (once a second) done at T
+    statement = psycopg.ClientCursor(conn).mogrify(claim, (queues, T))
+    # The claim's own statements (the calls of raquel_claim, the test's and
+    # the stand-in's of the test schema, are left out).
+    nested = [plan for plan in plan_notices(conn, statement) if "Function Scan on raquel_claim" not in plan]
+    assert len(nested) == 2, nested
+    probe, update = nested
+    for index in ("raquel_jobs_lease_idx", "raquel_queue_settings_controlled_idx", level_index):
+        assert index in probe
+    assert "Update on raquel_jobs" in update
+    assert status_by_payload(conn) == {"first": ("claimed", "w"), "second": ("claimed", "w")}
