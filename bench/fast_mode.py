@@ -19,7 +19,9 @@ at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows 
 version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured against what it
 replaces in the same rounds, ``RAQUEL_PG_BENCH_BASELINE_SQL`` run in each baseline's database first (to
 undo a migration under test, as in scenario ``default``); ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the
-rounds (default 3; 1 at the tiny size).
+rounds (default 3; 1 at the tiny size). ``RAQUEL_PG_BENCH_FAST_SETTINGS=nondurable,durable,retention0``
+keeps only the named settings (default: all three), ``RAQUEL_PG_BENCH_FAST_SHAPES=10,50,4x24`` only the
+named shapes (default: all three), for a shorter run.
 """
 
 from __future__ import annotations
@@ -141,11 +143,20 @@ def configs(sizes: Sizes) -> list[Config]:
         shutil.copytree(ROOT / "bench", os.path.join(baseline, "bench"))
     missing = node_peers.unavailable()
     versions: list[str | None] = [None, *baselines]
+    wanted = os.environ.get("RAQUEL_PG_BENCH_FAST_SETTINGS", "nondurable,durable,retention0").split(",")
+    settings_kept = [
+        flags
+        for name, flags in (("nondurable", (False, False)), ("durable", (True, False)), ("retention0", (False, True)))
+        if name in wanted
+    ]
+    shapes_wanted = os.environ.get("RAQUEL_PG_BENCH_FAST_SHAPES", "10,50,4x24").replace(" ", "").split(",")
     runs: list[Config] = []
     for concurrency, processes in SHAPES:
         shape = shape_name(concurrency, processes)
+        if shape.replace(" ", "") not in shapes_wanted:
+            continue
         each = f"{processes} processes x " if processes > 1 else ""
-        for durable, retention_zero in ((False, False), (True, False), (False, True)):
+        for durable, retention_zero in settings_kept:
             settings = (
                 f"{each}concurrency={concurrency}, prefetch={FAST_PREFETCH}"
                 + ("" if durable else f", {NON_DURABLE}")

@@ -34,6 +34,11 @@ Handler = Callable[["Job"], Any]
 
 logger = logging.getLogger("raquel_pg.worker")
 
+#: A runner lets the event loop run (a switch of task) after this many jobs in
+#: a row that did not wait: the claim's reply and the batcher's flush are read
+#: and sent meanwhile, not only once no job is left (issue 23).
+YIELD_EVERY = 32
+
 
 class Executor:
     """Runs ``handler(job)`` for each job it is given, up to ``concurrency`` at once.
@@ -190,6 +195,7 @@ class Executor:
         """
         fresh = contextvars.copy_context()
         task = current()
+        ran = 0  # jobs run since this runner last let the loop run
         try:
             while True:
                 with self._lock:
@@ -210,8 +216,10 @@ class Executor:
                     self.hand_back([job])
                     continue
                 self.execute(job, task)
-                if self._switch:
-                    sleep(0)  # the producer claims now (see _finished)
+                ran += 1
+                if self._switch or ran >= YIELD_EVERY:
+                    ran = 0
+                    sleep(0)  # the producer claims now (see _finished), I/O is read
                 if contextvars.copy_context() != fresh:
                     return
         finally:
