@@ -90,9 +90,13 @@ class Executor:
         self._stopping = stopping
         self._concurrency = concurrency
         self._capacity = concurrency + prefetch
-        # The refill mark: claim again once this many jobs are free (half the
-        # prefetch; 1 without one, so that each freed slot is claimed for).
-        self._refill = max(1, prefetch // 2)
+        # The refill mark: claim again once this many jobs are free (a quarter
+        # of the prefetch, as up to two claims are in flight: see the
+        # producer; 1 without one, so that each freed slot is claimed for).
+        self._refill = max(1, prefetch // 4)
+        # Slots reserved by the claims in flight (reserve()): free() does not
+        # count them, so that two claims never ask for the same slots.
+        self._reserved = 0
         # With a prefetch, once the refill mark is reached the runners let the
         # producer send its claim at once (a switch of task after each job,
         # until the producer asks free()), so that the claim runs while the
@@ -124,24 +128,47 @@ class Executor:
         return len(self._jobs)
 
     def free(self) -> int:
-        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones, or 0 while
-        fewer than the refill mark are free.
+        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones and the
+        slots reserved by claims in flight, or 0 while fewer than the refill mark are free.
 
-        The refill mark is half the prefetch (1 without one): a worker with a
-        prefetch claims once half of it is gone, in claims of at least that
-        many, rather than at each freed slot, and the jobs still held keep its
-        runners busy meanwhile. A runner without a job means more than
-        ``prefetch`` free, so it is always claimed for.
+        The refill mark is a quarter of the prefetch (1 without one): a worker
+        with a prefetch claims once a quarter of it is gone, in claims of at
+        least that many, rather than at each freed slot, and the jobs still
+        held keep its runners busy meanwhile. A runner without a job means
+        more than ``prefetch`` free, so it is always claimed for.
         """
         self._switch = False  # the producer runs: the runners need not let it
-        free = self._capacity - len(self._jobs)
+        free = self._capacity - len(self._jobs) - self._reserved
         return free if free >= self._refill else 0
 
-    def start(self, jobs: list[Job]) -> None:
-        """Hands claimed jobs to the runners; never blocks."""
+    def reserve(self) -> int:
+        """:meth:`free`, those slots reserved for the claim about to be sent (0: none).
+
+        The claim's jobs take them with :meth:`start` (``reserved=``), or
+        :meth:`unreserve` gives them back; until then no other claim asks for
+        them, so that the jobs held never exceed ``concurrency + prefetch``.
+        """
+        with self._lock:
+            free = self.free()
+            if free:
+                self._reserved += free
+                self._switched = False  # the next mark lets the next claim go at once too
+            return free
+
+    def unreserve(self, reserved: int) -> None:
+        """Gives back slots reserved for a claim whose jobs will not come (see :meth:`reserve`)."""
+        with self._lock:
+            self._reserved -= reserved
+
+    def start(self, jobs: list[Job], reserved: int = 0) -> None:
+        """Hands claimed jobs to the runners; never blocks. ``reserved``: the slots the claim had
+        reserved (:meth:`reserve`), given back as its jobs take theirs."""
         if not jobs:
+            if reserved:
+                self.unreserve(reserved)
             return
         with self._lock:
+            self._reserved -= reserved
             self._jobs.update([(id(job), job) for job in jobs])
             self._switched = False
             self._ready.extend(jobs)
@@ -365,7 +392,7 @@ class Executor:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
             self._jobs.pop(id(job), None)
-            due = self._capacity - len(self._jobs) >= self._refill
+            due = self._capacity - len(self._jobs) - self._reserved >= self._refill
             if due and self._switch_at_refill and not self._switched:
                 self._switch = self._switched = True
         if due:

@@ -226,6 +226,7 @@ class Worker:
             durable=durable_claims,
             lease_ms=lease_ms,
             poll_interval=self.poll_interval,
+            second_claim=prefetch > 0,
         )
 
     @property
