@@ -230,6 +230,9 @@ def scenario_fast(server: Server, sizes: Sizes) -> Section:
             print(f"[bench] fast: round {round_number + 1}, {name} {settings}", file=sys.stderr, flush=True)
             with server.database(name.split()[0].replace("_", "").replace("-", ""), migrated=migrated) as dsn:
                 results[i].append(run(dsn))
+            last = results[i][-1]
+            rate = last[0].rate if last is not None else None
+            print(f"[bench] fast: round {round_number + 1} rate {fmt(rate)} jobs/s", file=sys.stderr, flush=True)
     peer = {shape: got for (name, _, shape, _, _), got in zip(runs, results) if name == "graphile-worker"}
     for (name, settings, shape, _, _), got in zip(runs, results):
         done = [r for r in got if r is not None]

@@ -53,8 +53,10 @@ class Executor:
     a slot frees (the producer's wake-up), ``stop()`` when a handler raised
     :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
-    With a prefetch, the jobs held are refilled once half the prefetch is
-    gone (see :meth:`free`), and ``finished()`` is called only then.
+    With a prefetch, the jobs held are refilled once a quarter of the prefetch
+    is gone (see :meth:`free`), and ``finished()`` is called only then; the
+    producer reserves the slots of each claim it sends (:meth:`reserve`), so
+    that its two claims in flight never ask for the same ones.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
 

@@ -58,8 +58,9 @@ class AsyncSlots(Protocol):
 class AsyncProducer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
-    A claim asks for exactly the free slots (``slots.free()``: with a
-    prefetch, only once half of it is free), so no claimed job waits for a
+    A claim asks for exactly the free slots, which it reserves
+    (``slots.reserve()``: with a prefetch, only once a quarter of it is
+    free), so no claimed job waits for a
     slot while its lease runs beyond what the prefetch allows, and goes
     straight to ``slots.start``. A claim that filled every free slot is
     followed by the next claim as soon as ``slots.free()`` is not 0 again (no
@@ -72,7 +73,9 @@ class AsyncProducer:
     notification it causes (migration 0008_notifications; :meth:`heard`
     takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
-    stops are handed back unstarted.
+    stops are handed back unstarted. With ``second_claim`` (a worker with a
+    prefetch) a second claim can be in flight beside this loop's while there
+    is a backlog (:meth:`_run_second`).
     """
 
     def __init__(
