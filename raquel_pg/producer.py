@@ -125,6 +125,7 @@ class Producer:
         self._second_claim = second_claim
         self._backlog = False
         self._second_wake = Event()
+        self._ended = False  # run() returned (a stop, an error, a cancellation): the second claim ends too
 
     def wake(self) -> None:
         """Ends the current wait: a slot freed, or the worker stops. Never blocks."""
@@ -154,6 +155,7 @@ class Producer:
         try:
             self._run()
         finally:
+            self._ended = True
             self._second_wake.set()
             if second is not None:
                 join([second], None)
@@ -211,7 +213,7 @@ class Producer:
         two never hold more than the prefetch allows; jobs claimed as the
         worker stops are handed back unstarted.
         """
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._ended:
             self._second_wake.clear()
             free = self._slots.reserve() if self._backlog else 0
             if free == 0:
@@ -219,7 +221,7 @@ class Producer:
                 continue
             try:
                 jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms)
-            except psycopg.OperationalError as error:
+            except psycopg.Error as error:  # run()'s own next claim retries, or raises it
                 self._slots.unreserve(free)
                 logger.warning("claim failed (%s)", error)
                 self._backlog = False
@@ -228,7 +230,7 @@ class Producer:
             except BaseException:
                 self._slots.unreserve(free)
                 raise
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self._ended:
                 self._slots.unreserve(free)
                 self._slots.hand_back(jobs)
                 return
