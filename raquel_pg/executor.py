@@ -53,8 +53,8 @@ class Executor:
     a slot frees (the producer's wake-up), ``stop()`` when a handler raised
     :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
-    With a prefetch, the jobs held are refilled once a quarter of the prefetch
-    is gone (see :meth:`free`), and ``finished()`` is called only then; the
+    With a prefetch, the jobs held are refilled once half the prefetch is
+    gone (see :meth:`free`), and ``finished()`` is called only then; the
     producer reserves the slots of each claim it sends (:meth:`reserve`), so
     that its two claims in flight never ask for the same ones.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
@@ -92,10 +92,11 @@ class Executor:
         self._stopping = stopping
         self._concurrency = concurrency
         self._capacity = concurrency + prefetch
-        # The refill mark: claim again once this many jobs are free (a quarter
-        # of the prefetch, as up to two claims are in flight: see the
-        # producer; 1 without one, so that each freed slot is claimed for).
-        self._refill = max(1, prefetch // 4)
+        # The refill mark: claim again once this many jobs are free (half the
+        # prefetch; 1 without one, so that each freed slot is claimed for). A
+        # second claim in flight (see the producer) goes once as many more are
+        # free beyond the first claim's reserved slots.
+        self._refill = max(1, prefetch // 2)
         # Slots reserved by the claims in flight (reserve()): free() does not
         # count them, so that two claims never ask for the same slots.
         self._reserved = 0
@@ -133,11 +134,13 @@ class Executor:
         """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones and the
         slots reserved by claims in flight, or 0 while fewer than the refill mark are free.
 
-        The refill mark is a quarter of the prefetch (1 without one): a worker
-        with a prefetch claims once a quarter of it is gone, in claims of at
-        least that many, rather than at each freed slot, and the jobs still
-        held keep its runners busy meanwhile. A runner without a job means
-        more than ``prefetch`` free, so it is always claimed for.
+        The refill mark is half the prefetch (1 without one): a worker with a
+        prefetch claims once half of it is gone, in claims of at least that
+        many, rather than at each freed slot, and the jobs still held keep its
+        runners busy meanwhile; a second claim goes only once half of it is
+        free again beyond the first claim's reserved slots (the first is
+        late). A runner without a job means more than ``prefetch`` free, so it
+        is always claimed for.
         """
         self._switch = False  # the producer runs: the runners need not let it
         free = self._capacity - len(self._jobs) - self._reserved

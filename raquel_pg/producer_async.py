@@ -59,7 +59,7 @@ class AsyncProducer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
     A claim asks for exactly the free slots, which it reserves
-    (``slots.reserve()``: with a prefetch, only once a quarter of it is
+    (``slots.reserve()``: with a prefetch, only once half of it is
     free), so no claimed job waits for a
     slot while its lease runs beyond what the prefetch allows, and goes
     straight to ``slots.start``. A claim that filled every free slot is

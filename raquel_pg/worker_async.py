@@ -85,12 +85,12 @@ class AsyncWorker:
     running jobs, so that the next jobs are there when a slot frees (no round
     trip between two jobs, and claims of up to ``concurrency + P``); they are
     handed back (``queued``, no attempt counted) when the worker stops. It
-    claims again once a quarter of the prefetch is free, not at each freed
-    slot: one claim of at least P/4 jobs, sent at once (the runners let the
-    producer run) so that it runs while the jobs still held run, and while
-    there is a backlog a second one once another quarter is free (two claims
-    in flight, each for the slots it reserved: never more than
-    ``concurrency + P`` jobs held). A
+    claims again once half the prefetch is free, not at each freed slot: one
+    claim of at least P/2 jobs, sent at once (the runners let the producer
+    run) so that it runs while the jobs still held run, and, while there is a
+    backlog, a second one if half the prefetch is free again before the first
+    came back (two claims in flight, each for the slots it reserved: never
+    more than ``concurrency + P`` jobs held). A
     prefetched job waits for a slot instead of going to another, idle worker:
     keep ``prefetch`` for short jobs. Jobs run on
     runners (:meth:`_run_jobs`): up to ``concurrency`` of them, started as

@@ -319,11 +319,11 @@ async def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the
     ]
 
 
-async def test_prefetch_claims_again_once_a_quarter_of_it_is_free(arq: AsyncRaquel, conn: Conn) -> None:
+async def test_prefetch_claims_again_once_half_of_it_is_free(arq: AsyncRaquel, conn: Conn) -> None:
     allowed = [0]  # jobs the handler may finish so far
     finished = [0]
 
-    @arq.subscribe("q", concurrency=1, prefetch=8, batch_outcomes=False, grace_period=10)
+    @arq.subscribe("q", concurrency=1, prefetch=4, batch_outcomes=False, grace_period=10)
     async def handler(job: AsyncJob) -> None:
         while finished[0] >= allowed[0]:
             await asleep(0.005)
@@ -334,18 +334,18 @@ async def test_prefetch_claims_again_once_a_quarter_of_it_is_free(arq: AsyncRaqu
 
     await arq.enqueue_many("q", list(range(20)))
     run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: handler.running == 9)  # concurrency + prefetch
+    await wait_until(lambda: handler.running == 5)  # concurrency + prefetch
     allowed[0] = 1
-    await wait_until(lambda: handler.running == 8)
+    await wait_until(lambda: handler.running == 4)
     await asleep(0.3)  # time for a wrongful claim of the one free slot
     after_one = taken()
     allowed[0] = 2
-    await wait_until(lambda: taken() == 11)  # two free (a quarter of the prefetch): one claim of two
+    await wait_until(lambda: taken() == 7)  # two free (half the prefetch): one claim of two
     handler.stop()
     allowed[0] = 20
     await ajoin([run], 10)
-    assert after_one == 9
-    # The third job was running at stop and finished; the eight held were handed back.
+    assert after_one == 5
+    # The third job was running at stop and finished; the four held were handed back.
     assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
         ("queued", 17),
         ("success", 3),
@@ -379,25 +379,24 @@ async def test_prefetch_two_claims_in_flight_keep_the_bound_and_stop_hands_both_
     with psycopg.connect(dsn) as locker:
         # Every claim now waits for this lock: the claims in flight can be counted.
         locker.execute("LOCK TABLE raquel_jobs IN ACCESS EXCLUSIVE MODE")
-        allowed[0] = 2
-        await wait_until(lambda: claims_waiting() == 1)  # a quarter of the prefetch free: a claim of two
         allowed[0] = 4
-        await wait_until(lambda: claims_waiting() == 2)  # two more free: the second claim in flight
-        allowed[0] = 6
-        await wait_until(lambda: finished[0] == 6)
-        # Two more free, but both claims are in flight: their four slots stay reserved, no third
-        # claim goes, and the worker stops with both in flight.
-        assert handler.running == 3 and claims_waiting() == 2
+        await wait_until(lambda: claims_waiting() == 1)  # half the prefetch free: a claim of four
+        allowed[0] = 8
+        await wait_until(lambda: claims_waiting() == 2)  # four more free, the first late: the second claim
+        await wait_until(lambda: finished[0] == 8)
+        # Both claims are in flight: their eight slots stay reserved (one job held, none free), no
+        # third claim goes, and the worker stops with both in flight.
+        assert handler.running == 1 and claims_waiting() == 2
         handler.stop()
         locker.rollback()  # the claims go through, then hand back what they got
     allowed[0] = 40
     await ajoin([run], 10)
     assert held() == 0
-    # Six finished before the stop, the one running then finished; every other job, the two
-    # claims' four among them, is queued again with no attempt counted.
+    # Eight finished before the stop, the one running then finished; every other job, the two
+    # claims' eight among them, is queued again with no attempt counted.
     assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
-        ("queued", 0, 33),
-        ("success", 1, 7),
+        ("queued", 0, 31),
+        ("success", 1, 9),
     ]
 
 
