@@ -55,7 +55,7 @@ async def drain(jobs: int, concurrency: int, profile: bool) -> float:
             return batch
         if query.startswith("complete_many"):
             # Both the row's first and second column say recorded: read back as (recorded,) since
-            # 0012_complete_many_lean's client change, (job_id, recorded) before it.
+            # the client's change of issue 23, (job_id, recorded) before it.
             return [(True, True)] * len(args["job_ids"])
         if query == "renew_leases":
             return [(job_id,) for job_id in args["job_ids"]]

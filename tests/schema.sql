@@ -1173,11 +1173,6 @@ DECLARE
     v_zero    record;
     v_watched uuid[];
     v_gone    bigint[] := '{}';
-    v_n       integer := coalesce(cardinality(raquel_complete_many.job_ids), 0);
-    v_ids     uuid[] := '{}';
-    v_claims  uuid[] := '{}';
-    v_more    uuid[];
-    v_more_c  uuid[];
 BEGIN
     IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
        OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
@@ -1193,63 +1188,6 @@ BEGIN
                    cardinality(raquel_complete_many.job_ids), cardinality(raquel_complete_many.results)));
     END IF;
     SELECT * INTO v_zero FROM raquel_zero_retention();
-    IF raquel_complete_many.results IS NULL THEN
-        -- Successes without a result: deleted (retention 0), then the rest updated.
-        IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
-            v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
-                               WHERE w.job_id = ANY (raquel_complete_many.job_ids));
-            WITH gone AS (
-                DELETE FROM raquel_jobs j
-                USING unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids) AS p(job_id, claim_id)
-                WHERE j.id = p.job_id AND j.claim_id = p.claim_id AND j.status = 'claimed'
-                  AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
-                  AND j.id <> ALL (v_watched)
-                RETURNING j.id, j.claim_id
-            )
-            SELECT coalesce(array_agg(gone.id), '{}'), coalesce(array_agg(gone.claim_id), '{}')
-            INTO v_ids, v_claims FROM gone;
-        END IF;
-        IF cardinality(v_ids) < v_n THEN
-            WITH done AS (
-                UPDATE raquel_jobs j SET
-                    status = 'success', attempts = j.attempts + 1, finished_at = v_now,
-                    lease_expires_at = NULL, result = NULL
-                FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids) AS p(job_id, claim_id)
-                WHERE j.id = p.job_id AND j.claim_id = p.claim_id AND j.status = 'claimed'
-                RETURNING j.id, j.claim_id
-            )
-            SELECT coalesce(array_agg(done.id), '{}'), coalesce(array_agg(done.claim_id), '{}')
-            INTO v_more, v_more_c FROM done;
-            v_ids := v_ids || v_more;
-            v_claims := v_claims || v_more_c;
-        END IF;
-        IF cardinality(v_ids) = v_n THEN
-            -- Every pair recorded, each job once: no pair was repeated or refused.
-            RETURN QUERY SELECT p.job_id, true FROM unnest(raquel_complete_many.job_ids) AS p(job_id);
-            RETURN;
-        END IF;
-        -- Some pair repeated or refused: recorded at the first position of each recorded pair.
-        RETURN QUERY
-        WITH pairs AS (
-            SELECT p.job_id, p.claim_id, p.ord
-            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
-                 WITH ORDINALITY AS p(job_id, claim_id, ord)
-        ), firsts AS (
-            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
-            FROM pairs
-            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
-        ), ok AS (
-            SELECT f.ord
-            FROM firsts f
-            JOIN unnest(v_ids, v_claims) AS r(job_id, claim_id)
-              ON r.job_id = f.job_id AND r.claim_id = f.claim_id
-        )
-        SELECT p.job_id, ok.ord IS NOT NULL
-        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
-        ORDER BY p.ord;
-        RETURN;
-    END IF;
-    -- With results: 0007_outcomes' statements, unchanged.
     IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
         v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
                            WHERE w.job_id = ANY (raquel_complete_many.job_ids));
@@ -1257,7 +1195,8 @@ BEGIN
             SELECT p.job_id, p.claim_id, p.ord
             FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
                  WITH ORDINALITY AS p(job_id, claim_id, ord)
-            WHERE raquel_complete_many.results[p.ord::integer] IS NULL
+            WHERE raquel_complete_many.results IS NULL
+               OR raquel_complete_many.results[p.ord::integer] IS NULL
         ), firsts AS (
             SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
             FROM pairs
@@ -1272,33 +1211,61 @@ BEGIN
         )
         SELECT coalesce(array_agg(gone.ord), '{}') INTO v_gone FROM gone;
     END IF;
-    RETURN QUERY
-    WITH pairs AS (
-        SELECT p.job_id, p.claim_id, p.result, p.ord
-        FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids,
-                    raquel_complete_many.results)
-             WITH ORDINALITY AS p(job_id, claim_id, result, ord)
-    ), firsts AS (
-        SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
-               pairs.result, pairs.ord
-        FROM pairs
-        WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
-        ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
-    ), done AS (
-        UPDATE raquel_jobs j SET
-            status = 'success', attempts = j.attempts + 1, finished_at = v_now,
-            lease_expires_at = NULL, result = f.result
-        FROM firsts f
-        WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
-        RETURNING f.ord
-    ), ok AS (
-        SELECT done.ord FROM done
-        UNION ALL
-        SELECT g.ord FROM unnest(v_gone) AS g(ord)
-    )
-    SELECT p.job_id, ok.ord IS NOT NULL
-    FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
-    ORDER BY p.ord;
+    IF raquel_complete_many.results IS NULL THEN
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
+                 WITH ORDINALITY AS p(job_id, claim_id, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id, pairs.ord
+            FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = NULL
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
+        )
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
+        ORDER BY p.ord;
+    ELSE
+        RETURN QUERY
+        WITH pairs AS (
+            SELECT p.job_id, p.claim_id, p.result, p.ord
+            FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids,
+                        raquel_complete_many.results)
+                 WITH ORDINALITY AS p(job_id, claim_id, result, ord)
+        ), firsts AS (
+            SELECT DISTINCT ON (pairs.job_id, pairs.claim_id) pairs.job_id, pairs.claim_id,
+                   pairs.result, pairs.ord
+            FROM pairs
+            WHERE cardinality(v_gone) = 0 OR pairs.ord <> ALL (v_gone)
+            ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
+        ), done AS (
+            UPDATE raquel_jobs j SET
+                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                lease_expires_at = NULL, result = f.result
+            FROM firsts f
+            WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
+            RETURNING f.ord
+        ), ok AS (
+            SELECT done.ord FROM done
+            UNION ALL
+            SELECT g.ord FROM unnest(v_gone) AS g(ord)
+        )
+        SELECT p.job_id, ok.ord IS NOT NULL
+        FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
+        ORDER BY p.ord;
+    END IF;
 END;
 $$;
 

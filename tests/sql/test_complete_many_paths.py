@@ -1,9 +1,12 @@
-"""raquel_complete_many's paths for successes without a result (0012_complete_many_lean).
+"""raquel_complete_many's report for successes without a result (0007_outcomes).
 
-Every pair recorded gives (job_id, true) per row with no further work; a
-repeated or refused pair sends the report down the exact path (the first
-position of each recorded pair); the UPDATE runs only for pairs a retention-0
-DELETE left. Each test asserts on the rows as well as on the report.
+Every pair recorded gives (job_id, true) per row; a repeated or refused pair is
+reported at the first position of each recorded pair only; with retention 0 the
+pairs a DELETE took are reported recorded and the rest updated. Each test
+asserts on the rows as well as on the report. (Written for a leaner variant of
+the function, 0012_complete_many_lean, which was measured and reverted before
+release: its joins planned badly for large batches; these answers are the
+function's either way.)
 """
 
 from __future__ import annotations

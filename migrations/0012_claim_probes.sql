@@ -1,4 +1,4 @@
--- 0013_claim_probes: the claim's probes in one statement (issue 23's wake-up
+-- 0012_claim_probes: the claim's probes in one statement (issue 23's wake-up
 -- goal: commit -> handler start p50 <= 1 ms, p99 <= 3 ms; the one-job claim
 -- of a woken worker is most of that path).
 --
