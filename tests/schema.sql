@@ -2409,9 +2409,17 @@ BEGIN
             format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
                    v_now, raquel_renew_leases.lease));
     END IF;
+    -- The pairs, each once, are joined to the table: the planner estimates
+    -- them as a few hundred groups, so it probes the primary key per pair
+    -- whatever the statistics say of 'claimed' (see the header).
     RETURN QUERY
+    WITH held AS (
+        SELECT DISTINCT ON (h.id, h.claim_id) h.id, h.claim_id
+        FROM unnest(raquel_renew_leases.job_ids, raquel_renew_leases.claim_ids) AS h(id, claim_id)
+        ORDER BY h.id, h.claim_id
+    )
     UPDATE raquel_jobs j SET lease_expires_at = v_now + raquel_renew_leases.lease
-    FROM unnest(raquel_renew_leases.job_ids, raquel_renew_leases.claim_ids) AS held(id, claim_id)
+    FROM held
     WHERE j.id = held.id AND j.claim_id = held.claim_id AND j.status = 'claimed'
     RETURNING j.id;
 END;
