@@ -34,11 +34,6 @@ Handler = Callable[["Job"], Any]
 
 logger = logging.getLogger("raquel_pg.worker")
 
-#: A runner lets the event loop run (a switch of task) after this many jobs in
-#: a row that did not wait: the claim's reply and the batcher's flush are read
-#: and sent meanwhile, not only once no job is left (issue 23).
-YIELD_EVERY = 32
-
 
 class Executor:
     """Runs ``handler(job)`` for each job it is given, up to ``concurrency`` at once.
@@ -54,9 +49,7 @@ class Executor:
     :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
     With a prefetch, the jobs held are refilled once half the prefetch is
-    gone (see :meth:`free`), and ``finished()`` is called only then; the
-    producer reserves the slots of each claim it sends (:meth:`reserve`), so
-    that its two claims in flight never ask for the same ones.
+    gone (see :meth:`free`), and ``finished()`` is called only then.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
 
@@ -93,13 +86,8 @@ class Executor:
         self._concurrency = concurrency
         self._capacity = concurrency + prefetch
         # The refill mark: claim again once this many jobs are free (half the
-        # prefetch; 1 without one, so that each freed slot is claimed for). A
-        # second claim in flight (see the producer) goes once as many more are
-        # free beyond the first claim's reserved slots.
+        # prefetch; 1 without one, so that each freed slot is claimed for).
         self._refill = max(1, prefetch // 2)
-        # Slots reserved by the claims in flight (reserve()): free() does not
-        # count them, so that two claims never ask for the same slots.
-        self._reserved = 0
         # With a prefetch, once the refill mark is reached the runners let the
         # producer send its claim at once (a switch of task after each job,
         # until the producer asks free()), so that the claim runs while the
@@ -131,49 +119,24 @@ class Executor:
         return len(self._jobs)
 
     def free(self) -> int:
-        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones and the
-        slots reserved by claims in flight, or 0 while fewer than the refill mark are free.
+        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones, or 0 while
+        fewer than the refill mark are free.
 
         The refill mark is half the prefetch (1 without one): a worker with a
         prefetch claims once half of it is gone, in claims of at least that
         many, rather than at each freed slot, and the jobs still held keep its
-        runners busy meanwhile; a second claim goes only once half of it is
-        free again beyond the first claim's reserved slots (the first is
-        late). A runner without a job means more than ``prefetch`` free, so it
-        is always claimed for.
+        runners busy meanwhile. A runner without a job means more than
+        ``prefetch`` free, so it is always claimed for.
         """
         self._switch = False  # the producer runs: the runners need not let it
-        free = self._capacity - len(self._jobs) - self._reserved
+        free = self._capacity - len(self._jobs)
         return free if free >= self._refill else 0
 
-    def reserve(self) -> int:
-        """:meth:`free`, those slots reserved for the claim about to be sent (0: none).
-
-        The claim's jobs take them with :meth:`start` (``reserved=``), or
-        :meth:`unreserve` gives them back; until then no other claim asks for
-        them, so that the jobs held never exceed ``concurrency + prefetch``.
-        """
-        with self._lock:
-            free = self.free()
-            if free:
-                self._reserved += free
-                self._switched = False  # the next mark lets the next claim go at once too
-            return free
-
-    def unreserve(self, reserved: int) -> None:
-        """Gives back slots reserved for a claim whose jobs will not come (see :meth:`reserve`)."""
-        with self._lock:
-            self._reserved -= reserved
-
-    def start(self, jobs: list[Job], reserved: int = 0) -> None:
-        """Hands claimed jobs to the runners; never blocks. ``reserved``: the slots the claim had
-        reserved (:meth:`reserve`), given back as its jobs take theirs."""
+    def start(self, jobs: list[Job]) -> None:
+        """Hands claimed jobs to the runners; never blocks."""
         if not jobs:
-            if reserved:
-                self.unreserve(reserved)
             return
         with self._lock:
-            self._reserved -= reserved
             self._jobs.update([(id(job), job) for job in jobs])
             self._switched = False
             self._ready.extend(jobs)
@@ -227,7 +190,6 @@ class Executor:
         """
         fresh = contextvars.copy_context()
         task = current()
-        ran = 0  # jobs run since this runner last let the loop run
         try:
             while True:
                 with self._lock:
@@ -248,10 +210,8 @@ class Executor:
                     self.hand_back([job])
                     continue
                 self.execute(job, task)
-                ran += 1
-                if self._switch or ran >= YIELD_EVERY:
-                    ran = 0
-                    sleep(0)  # the producer claims now (see _finished), I/O is read
+                if self._switch:
+                    sleep(0)  # the producer claims now (see _finished)
                 if contextvars.copy_context() != fresh:
                     return
         finally:
@@ -397,7 +357,7 @@ class Executor:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
             self._jobs.pop(id(job), None)
-            due = self._capacity - len(self._jobs) - self._reserved >= self._refill
+            due = self._capacity - len(self._jobs) >= self._refill
             if due and self._switch_at_refill and not self._switched:
                 self._switch = self._switched = True
         if due:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import psycopg
 
 from . import params
-from ._acompat import Event, join, spawn
+from ._acompat import Event
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -41,16 +41,8 @@ class Slots(Protocol):
         """How many jobs to claim now (0: none until a wake-up says more slots freed)."""
         ...
 
-    def reserve(self) -> int:
-        """:meth:`free`, those slots reserved for the claim about to be sent (0: none)."""
-        ...
-
-    def unreserve(self, reserved: int) -> None:
-        """Gives back slots reserved for a claim whose jobs will not come."""
-        ...
-
-    def start(self, jobs: list[Job], reserved: int = 0) -> None:
-        """Takes claimed jobs to run (``reserved``: the slots reserved for them); never blocks, never raises."""
+    def start(self, jobs: list[Job]) -> None:
+        """Takes claimed jobs to run; never blocks, never raises."""
         ...
 
     def hand_back(self, jobs: list[Job]) -> None:
@@ -61,9 +53,8 @@ class Slots(Protocol):
 class Producer:
     """Claims up to the free slots of ``slots`` at a time, until ``stopping`` is set.
 
-    A claim asks for exactly the free slots, which it reserves
-    (``slots.reserve()``: with a prefetch, only once half of it is
-    free), so no claimed job waits for a
+    A claim asks for exactly the free slots (``slots.free()``: with a
+    prefetch, only once half of it is free), so no claimed job waits for a
     slot while its lease runs beyond what the prefetch allows, and goes
     straight to ``slots.start``. A claim that filled every free slot is
     followed by the next claim as soon as ``slots.free()`` is not 0 again (no
@@ -76,9 +67,7 @@ class Producer:
     notification it causes (migration 0008_notifications; :meth:`heard`
     takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
-    stops are handed back unstarted. With ``second_claim`` (a worker with a
-    prefetch) a second claim can be in flight beside this loop's while there
-    is a backlog (:meth:`_run_second`).
+    stops are handed back unstarted.
     """
 
     def __init__(
@@ -92,7 +81,6 @@ class Producer:
         durable: bool,
         lease_ms: int | None,
         poll_interval: float,
-        second_claim: bool = False,
     ) -> None:
         self._calls = calls
         self._slots = slots
@@ -119,18 +107,10 @@ class Producer:
         self._race_delay = RACE_DELAY
         self._wake = Event()
         self._lock = threading.Lock()
-        # The second claim in flight (second_claim: with a prefetch): a task
-        # that claims only while there is a backlog (the last claim of either
-        # filled its slots), each claim for the slots it reserved.
-        self._second_claim = second_claim
-        self._backlog = False
-        self._second_wake = Event()
-        self._ended = False  # run() returned (a stop, an error, a cancellation): the second claim ends too
 
     def wake(self) -> None:
         """Ends the current wait: a slot freed, or the worker stops. Never blocks."""
         self._wake.set()
-        self._second_wake.set()
 
     def heard(self) -> None:
         """A wake-up for our queues (the notifier's callback): wake; the registration is spent.
@@ -150,24 +130,14 @@ class Producer:
         self._wake.set()
 
     def run(self) -> None:
-        """Claims and waits until ``stopping`` is set; the claims in flight then are handed back."""
-        second = spawn(self._run_second, name="raquel-second-claim") if self._second_claim else None
-        try:
-            self._run()
-        finally:
-            self._ended = True
-            self._second_wake.set()
-            if second is not None:
-                join([second], None)
-
-    def _run(self) -> None:
+        """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
         error_delay = 0.1
         while not self._stopping.is_set():
             # Clear before claiming: a notification that arrives from here on
             # is for a job this claim may miss, so it must wake the wait below.
             self._wake.clear()
             timeout = self._poll_interval
-            free = self._slots.reserve()
+            free = self._slots.free()
             if free > 0:
                 claimed = False
                 try:
@@ -177,67 +147,22 @@ class Producer:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
                     jobs, timeout = [], error_delay
                     error_delay = min(error_delay * 2, MAX_RECONNECT_DELAY)
-                except BaseException:
-                    self._slots.unreserve(free)
-                    raise
                 if self._stopping.is_set():
-                    self._slots.unreserve(free)
                     self._slots.hand_back(jobs)
                     break
                 # Start what was claimed before anything else can fail: a
                 # claimed job that is never started would sit with its lease
                 # renewed and never run.
-                self._slots.start(jobs, free)
+                self._slots.start(jobs)
                 if jobs and len(jobs) == free:
-                    if not self._backlog:
-                        self._backlog = True
-                        self._second_wake.set()
                     self.unregister()  # backlog: claim again, no notifications needed
                     continue
-                self._backlog = False
                 if claimed:
                     wait = self._register()
                     if wait == 0.0:
                         continue  # just registered: one more claim sees what was not notified
                     timeout = self._until_due(timeout) if wait is None else min(wait, timeout)
             self._wake.wait_timeout(timeout)
-
-    def _run_second(self) -> None:
-        """The second claim in flight: while there is a backlog, claims the slots freed beside :meth:`_run`'s claim.
-
-        It claims only while the last claim (its own or :meth:`_run`'s) filled
-        every slot it asked for: a claim that comes back short, or fails, ends
-        the backlog and leaves finding the queues drained (the waiter
-        registration, ``raquel_next_due``) to :meth:`_run`, which it wakes.
-        Each claim is for the slots it reserved (``slots.reserve()``), so the
-        two never hold more than the prefetch allows; jobs claimed as the
-        worker stops are handed back unstarted.
-        """
-        while not self._stopping.is_set() and not self._ended:
-            self._second_wake.clear()
-            free = self._slots.reserve() if self._backlog else 0
-            if free == 0:
-                self._second_wake.wait_timeout(None)
-                continue
-            try:
-                jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms)
-            except psycopg.Error as error:  # run()'s own next claim retries, or raises it
-                self._slots.unreserve(free)
-                logger.warning("claim failed (%s)", error)
-                self._backlog = False
-                self._wake.set()
-                continue
-            except BaseException:
-                self._slots.unreserve(free)
-                raise
-            if self._stopping.is_set() or self._ended:
-                self._slots.unreserve(free)
-                self._slots.hand_back(jobs)
-                return
-            self._slots.start(jobs, free)
-            if len(jobs) < free:
-                self._backlog = False
-                self._wake.set()  # _run claims next, and registers if it finds the queues drained
 
     def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

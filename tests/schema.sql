@@ -585,34 +585,26 @@ DECLARE
     v_count integer;
     v_claim uuid := gen_random_uuid();
     -- Queue controls
-    v_asked  text[];                         -- the queues asked for, when the controls change
-                                             -- raquel_claim.queues (the expiry's)
+    v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
     v_held   text[];                         -- of those, the paused or limited ones
-    v_skip   text[];                         -- left out of the all-queues claim (NULL: none)
+    v_skip   text[] := '{}';                 -- left out of the all-queues claim
     v_ctl    record;
     v_allow  integer;
     v_tokens double precision;
-    v_oldest bigint;                         -- the oldest lease's end (the rescue's probe)
-    v_set    text;
 BEGIN
-    -- The arguments' checks, in one expression while they all pass (each
-    -- expression of a function is prepared again in every transaction).
-    IF (raquel_claim.batch >= 1 AND raquel_claim.lease > 0 AND raquel_claim.lease <= 253402214399999 - v_now
-        AND raquel_claim.durable IS NOT NULL) IS NOT TRUE THEN
-        IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
-            PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
-        END IF;
-        IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
-            PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
-        END IF;
-        IF raquel_claim.lease > 253402214399999 - v_now THEN
-            PERFORM raquel_invalid('raquel_claim', 'lease',
-                format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
-                       v_now, raquel_claim.lease));
-        END IF;
-        IF raquel_claim.durable IS NULL THEN
-            PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
-        END IF;
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    END IF;
+    IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+    END IF;
+    IF raquel_claim.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_claim', 'lease',
+            format('now + lease must be at most 253402214399999 ms (9999-12-30 UTC), got %s + %s',
+                   v_now, raquel_claim.lease));
+    END IF;
+    IF raquel_claim.durable IS NULL THEN
+        PERFORM raquel_invalid('raquel_claim', 'durable', 'must be true or false, got NULL');
     END IF;
     IF NOT raquel_claim.durable THEN
         -- Only a transaction that has written nothing yet: its earlier writes
@@ -621,8 +613,7 @@ BEGIN
             PERFORM raquel_invalid('raquel_claim', 'durable',
                 'false needs a transaction of its own (this one has already written)');
         END IF;
-        -- An assignment rather than PERFORM: an expression, not a query.
-        v_set := set_config('synchronous_commit', 'off', true);
+        PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
 
     -- Rescue only when the oldest lease has run out: min() over
@@ -632,7 +623,7 @@ BEGIN
     -- index scan, which marks the entries of finished claims dead as it
     -- passes them.
     -- The probe reads every queue's leases, so the rescue takes every
-    -- queue's lost jobs (since the many-queues work of issue 23): when it took only the queues
+    -- queue's lost jobs (0013_many_queues): when it took only the queues
     -- asked for, one lease run out in a queue nobody claimed made every
     -- claim of the other queues call raquel_rescue for nothing until someone
     -- claimed that queue: a woken worker's one-job claim measured 0.496 ->
@@ -643,51 +634,10 @@ BEGIN
     -- that they check it as the claim did; after a rescue on the real clock,
     -- the claim reads the clock again, so the jobs just rescued (scheduled
     -- at the rescue's now) are claimable by this call.
-    -- Since claim_probes (issue 23): this probe, the queue controls' read of the
-    -- paused or limited queues (below) and, for one queue or all queues, the
-    -- probe of the highest priority among the waiting jobs (the claim's
-    -- first level, below) are one statement, each an init plan of it: a
-    -- claim of one queue or of all queues with no lease run out and none of
-    -- its queues controlled makes two statements (this one and the claim's
-    -- UPDATE), where it made four. Its plan is the three probes' plans as
-    -- they were.
-    IF raquel_claim.queues IS NULL THEN
-        SELECT (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'),
-               ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
-                     WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL),
-               (SELECT j.priority FROM raquel_jobs j
-                WHERE j.status IN ('queued', 'failed')
-                ORDER BY j.priority DESC LIMIT 1)
-        INTO v_oldest, v_held, v_level;
-    ELSIF cardinality(raquel_claim.queues) = 1 THEN
-        SELECT (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'),
-               ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
-                     WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL),
-               (SELECT j.priority FROM raquel_jobs j
-                WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
-                ORDER BY j.priority DESC LIMIT 1)
-        INTO v_oldest, v_held, v_level;
-    ELSE
-        SELECT (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed'),
-               ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
-                     WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL)
-        INTO v_oldest, v_held;
-    END IF;
-    IF v_oldest <= v_now THEN
+    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
         PERFORM raquel_rescue(NULL, raquel_claim.now);
         IF raquel_claim.now IS NULL THEN
             v_now := raquel_now_ms();
-        END IF;
-        -- The jobs rescued may be of a higher priority: the first level
-        -- again (the claim of several queues probes its own).
-        IF raquel_claim.queues IS NULL THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.status IN ('queued', 'failed')
-                        ORDER BY j.priority DESC LIMIT 1);
-        ELSIF cardinality(raquel_claim.queues) = 1 THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
-                        ORDER BY j.priority DESC LIMIT 1);
         END IF;
     END IF;
     -- The lease's end never passes the last time of the range (a clock read
@@ -697,12 +647,15 @@ BEGIN
     v_upto := CASE WHEN raquel_claim.before < v_now THEN raquel_claim.before ELSE v_now END;
 
     -- Queue controls -- begin ----------------------------------------
-    -- v_held: the queues that are paused or limited, read with the rescue's
-    -- probe above (raquel_queue_settings_controlled_idx, which holds those
-    -- queues only). That read filters by no claim's queues: one that did
-    -- would be planned again at every call, its custom plan looking
-    -- cheaper. When no queue is controlled, this block ends here and the
-    -- claim below is 0006_claim's.
+    -- The queues that are paused or limited: a read of
+    -- raquel_queue_settings_controlled_idx, which holds those queues only.
+    -- The statement takes no parameter, so its plan is made once per
+    -- session and kept (one that filtered by this claim's queues would be
+    -- planned again at every call, its custom plan looking cheaper). When
+    -- no queue is controlled, this block ends here and the claim below is
+    -- 0006_claim's.
+    v_held := ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
+                    WHERE s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL);
     IF cardinality(v_held) > 0 AND raquel_claim.queues IS NOT NULL THEN
         -- Only those among the queues asked for.
         v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
@@ -771,16 +724,8 @@ BEGIN
         IF raquel_claim.queues IS NULL THEN
             v_skip := v_held;
         ELSE
-            v_asked := raquel_claim.queues;
             raquel_claim.queues := ARRAY(SELECT q.name FROM unnest(raquel_claim.queues) AS q(name)
                                          WHERE q.name <> ALL (v_held));
-            IF cardinality(raquel_claim.queues) = 1 THEN
-                -- One queue left of several: the claim of one queue below
-                -- takes its first level from here, not from the probe.
-                v_level := (SELECT j.priority FROM raquel_jobs j
-                            WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
-                            ORDER BY j.priority DESC LIMIT 1);
-            END IF;
         END IF;
     END IF;
     -- Queue controls -- end ------------------------------------------
@@ -816,7 +761,9 @@ BEGIN
                         ORDER BY j.priority DESC LIMIT 1);
         END LOOP;
     ELSIF raquel_claim.queues IS NULL THEN
-        -- The first level: the probe's (above).
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
         WHILE v_level IS NOT NULL LOOP
             RETURN QUERY
             WITH picked AS MATERIALIZED (
@@ -841,8 +788,9 @@ BEGIN
                         ORDER BY j.priority DESC LIMIT 1);
         END LOOP;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
-        -- The first level: the probe's, or the controls' when they left
-        -- one queue of several (above).
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
         WHILE v_level IS NOT NULL LOOP
             RETURN QUERY
             WITH picked AS MATERIALIZED (
@@ -868,7 +816,7 @@ BEGIN
                         ORDER BY j.priority DESC LIMIT 1);
         END LOOP;
     ELSIF cardinality(raquel_claim.queues) > 16 THEN
-        -- A long list (more than 16 queues): by raquel_claim_listed, which walks
+        -- A long list (0013_many_queues): by raquel_claim_listed, which walks
         -- the all-queues index with generic plans.
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,
                                                        v_now, v_upto, v_until, v_claim);
@@ -914,14 +862,14 @@ BEGIN
     -- per connection (raquel.expired_at, a session setting), so that claims
     -- under a backlog do not pay for it each time. (Queue controls: over every queue
     -- asked for, v_asked, paused and limited ones included.)
-    -- Tried with the many-queues work and not kept: calling raquel_expire only when
+    -- Tried in 0013_many_queues and not kept: calling raquel_expire only when
     -- a probe of raquel_jobs_expiry_idx found a job past its max_age. The
     -- one-job claim of a woken worker measured 0.468 -> 0.480 ms and 0.458
     -- -> 0.449 ms (medians of 1,000 and 2,000 alternating calls, PostgreSQL
     -- 15): the nested call costs about what the probe does.
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
-        PERFORM raquel_expire(CASE WHEN v_asked IS NULL THEN raquel_claim.queues ELSE v_asked END, raquel_claim.now);
+        PERFORM raquel_expire(v_asked, raquel_claim.now);
         PERFORM set_config('raquel.expired_at', v_now::text, false);
     END IF;
 END;

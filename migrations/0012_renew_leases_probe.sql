@@ -1,4 +1,4 @@
--- 0013_renew_leases_probe: raquel_renew_leases reaches each held job by one
+-- 0012_renew_leases_probe: raquel_renew_leases reaches each held job by one
 -- primary-key probe, whatever the statistics say.
 --
 -- Guarantees: 0006_claim's raquel_renew_leases, unchanged (extends the leases
