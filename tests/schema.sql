@@ -1,4 +1,4 @@
--- PostgreSQL 18: pg_dump --schema-only of a freshly migrated database, normalised. Regenerate: python tools/schema_snapshot.py
+-- PostgreSQL 15: pg_dump --schema-only of a freshly migrated database, normalised. Regenerate: python tools/schema_snapshot.py
 CREATE SCHEMA raquel;
 
 COMMENT ON SCHEMA raquel IS 'raquel_pg''s engine: only its owner may create objects here (docs/security.md).';
@@ -571,7 +571,9 @@ COMMENT ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context tex
 CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
+    SET enable_sort TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     SET jit TO 'off'
     AS $$
@@ -696,10 +698,10 @@ BEGIN
                 RETURN QUERY
                 WITH picked AS MATERIALIZED (
                     SELECT j.ctid FROM raquel_jobs j
-                    WHERE j.queue = v_ctl.queue
+                    WHERE j.queue >= v_ctl.queue AND j.queue <= v_ctl.queue
                       AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                       AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                    ORDER BY j.priority DESC, j.scheduled_at
+                    ORDER BY j.queue, j.priority DESC, j.scheduled_at
                     LIMIT v_allow
                     FOR UPDATE SKIP LOCKED
                 )
@@ -789,16 +791,16 @@ BEGIN
         END LOOP;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
-                    WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
-                    ORDER BY j.priority DESC LIMIT 1);
+                    WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                    ORDER BY j.queue, j.priority DESC LIMIT 1);
         WHILE v_level IS NOT NULL LOOP
             RETURN QUERY
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
-                WHERE j.queue = raquel_claim.queues[1] AND j.priority = v_level
+                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
                   AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                   AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                ORDER BY j.scheduled_at
+                ORDER BY j.queue, j.scheduled_at
                 LIMIT v_left
                 FOR UPDATE SKIP LOCKED
             )
@@ -811,13 +813,14 @@ BEGIN
             v_left := v_left - v_count;
             EXIT WHEN v_left = 0;
             v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = raquel_claim.queues[1] AND j.status IN ('queued', 'failed')
+                        WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
                           AND j.priority < v_level
-                        ORDER BY j.priority DESC LIMIT 1);
+                        ORDER BY j.queue, j.priority DESC LIMIT 1);
         END LOOP;
     ELSIF cardinality(raquel_claim.queues) > 16 THEN
         -- A long list (0013_many_queues): by raquel_claim_listed, which walks
         -- the all-queues index with generic plans.
+        PERFORM set_config('enable_sort', 'on', true);
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,
                                                        v_now, v_upto, v_until, v_claim);
         GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -826,9 +829,14 @@ BEGIN
         -- One probe per queue: the highest level among them.
         v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
                     CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
-                                        WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
-                                        ORDER BY j.priority DESC LIMIT 1) AS top);
+                                        WHERE j.queue >= q.name AND j.queue <= q.name
+                                          AND j.status IN ('queued', 'failed')
+                                        ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
         WHILE v_level IS NOT NULL LOOP
+            -- This statement alone is planned at each call, on the
+            -- statistics, sorts allowed: which index serves several queues
+            -- best depends on how their jobs lie among the others'.
+            PERFORM set_config('plan_cache_mode', 'auto', true), set_config('enable_sort', 'on', true);
             RETURN QUERY
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
@@ -845,13 +853,14 @@ BEGIN
             FROM picked WHERE j.ctid = picked.ctid
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
+            PERFORM set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_sort', 'off', true);
             v_left := v_left - v_count;
             EXIT WHEN v_left = 0;
             v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
                         CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
-                                            WHERE j.queue = q.name AND j.status IN ('queued', 'failed')
-                                              AND j.priority < v_level
-                                            ORDER BY j.priority DESC LIMIT 1) AS top);
+                                            WHERE j.queue >= q.name AND j.queue <= q.name
+                                              AND j.status IN ('queued', 'failed') AND j.priority < v_level
+                                            ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
         END LOOP;
     END IF;
 
@@ -3047,58 +3056,58 @@ $$;
 COMMENT ON FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) IS 'The queues whose successes raquel_complete / raquel_complete_many delete at once (retention 0): queues (their own retention 0) and, when default_zero (the default retention is 0), every queue but kept (a retention of its own, not 0). Read-only.';
 
 CREATE VIEW raquel.raquel_expired_leases AS
- SELECT id,
-    queue,
-    claimed_by,
-    attempts,
-    raquel.raquel_ts(claimed_at) AS claimed,
-    raquel.raquel_ts(lease_expires_at) AS lease_expired,
-    (((raquel.raquel_now_ms() - lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
+ SELECT j.id,
+    j.queue,
+    j.claimed_by,
+    j.attempts,
+    raquel.raquel_ts(j.claimed_at) AS claimed,
+    raquel.raquel_ts(j.lease_expires_at) AS lease_expired,
+    (((raquel.raquel_now_ms() - j.lease_expires_at))::double precision * '00:00:00.001'::interval) AS expired_for
    FROM raquel.raquel_jobs j
-  WHERE (((status)::text = 'claimed'::text) AND (lease_expires_at <= raquel.raquel_now_ms()))
-  ORDER BY lease_expires_at, id;
+  WHERE (((j.status)::text = 'claimed'::text) AND (j.lease_expires_at <= raquel.raquel_now_ms()))
+  ORDER BY j.lease_expires_at, j.id;
 
 COMMENT ON VIEW raquel.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).';
 
 CREATE VIEW public.raquel_expired_leases AS
- SELECT id,
-    queue,
-    claimed_by,
-    attempts,
-    claimed,
-    lease_expired,
-    expired_for
+ SELECT raquel_expired_leases.id,
+    raquel_expired_leases.queue,
+    raquel_expired_leases.claimed_by,
+    raquel_expired_leases.attempts,
+    raquel_expired_leases.claimed,
+    raquel_expired_leases.lease_expired,
+    raquel_expired_leases.expired_for
    FROM raquel.raquel_expired_leases;
 
 COMMENT ON VIEW public.raquel_expired_leases IS 'Claimed jobs whose lease ran out: their worker died or hangs. The next claim on their queue rescues them (one failed attempt).
 raquel_pg stand-in: the columns of raquel.raquel_expired_leases (docs/security.md).';
 
 CREATE VIEW public.raquel_jobs AS
- SELECT id,
-    queue,
-    payload,
-    status,
-    max_age,
-    max_retry_count,
-    min_retry_delay,
-    max_retry_delay,
-    backoff_base,
-    enqueued_at,
-    scheduled_at,
-    attempts,
-    error,
-    error_trace,
-    claimed_by,
-    claimed_at,
-    finished_at,
-    lease_expires_at,
-    claim_id,
-    priority,
-    unique_key,
-    result,
-    timeout,
-    cancel_claim_id,
-    trace_context
+ SELECT raquel_jobs.id,
+    raquel_jobs.queue,
+    raquel_jobs.payload,
+    raquel_jobs.status,
+    raquel_jobs.max_age,
+    raquel_jobs.max_retry_count,
+    raquel_jobs.min_retry_delay,
+    raquel_jobs.max_retry_delay,
+    raquel_jobs.backoff_base,
+    raquel_jobs.enqueued_at,
+    raquel_jobs.scheduled_at,
+    raquel_jobs.attempts,
+    raquel_jobs.error,
+    raquel_jobs.error_trace,
+    raquel_jobs.claimed_by,
+    raquel_jobs.claimed_at,
+    raquel_jobs.finished_at,
+    raquel_jobs.lease_expires_at,
+    raquel_jobs.claim_id,
+    raquel_jobs.priority,
+    raquel_jobs.unique_key,
+    raquel_jobs.result,
+    raquel_jobs.timeout,
+    raquel_jobs.cancel_claim_id,
+    raquel_jobs.trace_context
    FROM raquel.raquel_jobs;
 
 COMMENT ON VIEW public.raquel_jobs IS 'raquel_pg jobs, one row per job, with raquel''s columns and meanings plus lease_expires_at and claim_id. Times are ms since the epoch (raquel_ts(ms) reads one as timestamptz). Change rows through the raquel_* functions; one-column rules are domains, the two that span columns are CHECK constraints.
@@ -3114,36 +3123,36 @@ CREATE TABLE public.raquel_migrations (
 COMMENT ON TABLE public.raquel_migrations IS 'raquel_pg migrations applied to this schema: version, name, SHA-256 checksum of the file and when it was applied. Written by raquel-pg migrate; an applied migration whose file changed is refused.';
 
 CREATE VIEW raquel.raquel_problem_jobs AS
- SELECT id,
-    queue,
-    status,
-    attempts,
-    max_retry_count,
-    error,
-    raquel.raquel_ts(finished_at) AS finished,
-    raquel.raquel_ts(enqueued_at) AS enqueued,
+ SELECT j.id,
+    j.queue,
+    j.status,
+    j.attempts,
+    j.max_retry_count,
+    j.error,
+    raquel.raquel_ts(j.finished_at) AS finished,
+    raquel.raquel_ts(j.enqueued_at) AS enqueued,
         CASE
-            WHEN ((status)::text = 'failed'::text) THEN raquel.raquel_ts(scheduled_at)
+            WHEN ((j.status)::text = 'failed'::text) THEN raquel.raquel_ts(j.scheduled_at)
             ELSE NULL::timestamp with time zone
         END AS next_attempt,
-    claimed_by AS last_worker
+    j.claimed_by AS last_worker
    FROM raquel.raquel_jobs j
-  WHERE ((status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
-  ORDER BY finished_at DESC NULLS LAST, id;
+  WHERE ((j.status)::text = ANY (ARRAY['failed'::text, 'exhausted'::text, 'expired'::text]))
+  ORDER BY j.finished_at DESC NULLS LAST, j.id;
 
 COMMENT ON VIEW raquel.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.';
 
 CREATE VIEW public.raquel_problem_jobs AS
- SELECT id,
-    queue,
-    status,
-    attempts,
-    max_retry_count,
-    error,
-    finished,
-    enqueued,
-    next_attempt,
-    last_worker
+ SELECT raquel_problem_jobs.id,
+    raquel_problem_jobs.queue,
+    raquel_problem_jobs.status,
+    raquel_problem_jobs.attempts,
+    raquel_problem_jobs.max_retry_count,
+    raquel_problem_jobs.error,
+    raquel_problem_jobs.finished,
+    raquel_problem_jobs.enqueued,
+    raquel_problem_jobs.next_attempt,
+    raquel_problem_jobs.last_worker
    FROM raquel.raquel_problem_jobs;
 
 COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.
@@ -3166,14 +3175,14 @@ CREATE TABLE raquel.raquel_queue_settings (
 COMMENT ON TABLE raquel.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.';
 
 CREATE VIEW public.raquel_queue_settings AS
- SELECT queue,
-    paused,
-    max_running,
-    per_second,
-    tokens,
-    tokens_at,
-    retention_ms,
-    pruned
+ SELECT raquel_queue_settings.queue,
+    raquel_queue_settings.paused,
+    raquel_queue_settings.max_running,
+    raquel_queue_settings.per_second,
+    raquel_queue_settings.tokens,
+    raquel_queue_settings.tokens_at,
+    raquel_queue_settings.retention_ms,
+    raquel_queue_settings.pruned
    FROM raquel.raquel_queue_settings;
 
 COMMENT ON VIEW public.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.
@@ -3202,22 +3211,22 @@ CREATE VIEW raquel.raquel_queue_stats AS
 COMMENT ON VIEW raquel.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker), oldest_ready_age (interval, NULL when nothing is ready), and its controls: paused, max_running, per_second (NULL: no limit). The same numbers as raquel_stats().';
 
 CREATE VIEW public.raquel_queue_stats AS
- SELECT queue,
-    total,
-    queued,
-    claimed,
-    success,
-    failed,
-    cancelled,
-    expired,
-    exhausted,
-    ready,
-    scheduled,
-    lease_expired,
-    oldest_ready_age,
-    paused,
-    max_running,
-    per_second
+ SELECT raquel_queue_stats.queue,
+    raquel_queue_stats.total,
+    raquel_queue_stats.queued,
+    raquel_queue_stats.claimed,
+    raquel_queue_stats.success,
+    raquel_queue_stats.failed,
+    raquel_queue_stats.cancelled,
+    raquel_queue_stats.expired,
+    raquel_queue_stats.exhausted,
+    raquel_queue_stats.ready,
+    raquel_queue_stats.scheduled,
+    raquel_queue_stats.lease_expired,
+    raquel_queue_stats.oldest_ready_age,
+    raquel_queue_stats.paused,
+    raquel_queue_stats.max_running,
+    raquel_queue_stats.per_second
    FROM raquel.raquel_queue_stats;
 
 COMMENT ON VIEW public.raquel_queue_stats IS 'One row per queue: counts by status, ready (claimable now), scheduled (due later), lease_expired (claimed, lease run out: a dead or hung worker), oldest_ready_age (interval, NULL when nothing is ready), and its controls: paused, max_running, per_second (NULL: no limit). The same numbers as raquel_stats().
@@ -3232,9 +3241,9 @@ CREATE UNLOGGED TABLE raquel.raquel_result_waiters (
 COMMENT ON TABLE raquel.raquel_result_waiters IS 'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.';
 
 CREATE VIEW public.raquel_result_waiters AS
- SELECT id,
-    job_id,
-    registered_at
+ SELECT raquel_result_waiters.id,
+    raquel_result_waiters.job_id,
+    raquel_result_waiters.registered_at
    FROM raquel.raquel_result_waiters;
 
 COMMENT ON VIEW public.raquel_result_waiters IS 'raquel_pg clients waiting on LISTEN raquel_results for a job to finish (UNLOGGED): one row per registration (raquel_result_watch), deleted by the notification it causes (trigger raquel_jobs_30_notify_results) or by raquel_result_unwatch.
@@ -3250,8 +3259,8 @@ CREATE TABLE raquel.raquel_retention_default (
 COMMENT ON TABLE raquel.raquel_retention_default IS 'raquel_pg: the retention of finished jobs of queues without their own (one row; NULL keeps them forever, the default). Set by raquel_set_retention(NULL, ...).';
 
 CREATE VIEW public.raquel_retention_default AS
- SELECT single,
-    retention_ms
+ SELECT raquel_retention_default.single,
+    raquel_retention_default.retention_ms
    FROM raquel.raquel_retention_default;
 
 COMMENT ON VIEW public.raquel_retention_default IS 'raquel_pg: the retention of finished jobs of queues without their own (one row; NULL keeps them forever, the default). Set by raquel_set_retention(NULL, ...).
@@ -3280,18 +3289,18 @@ CREATE TABLE raquel.raquel_schedules (
 COMMENT ON TABLE raquel.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().';
 
 CREATE VIEW public.raquel_schedules AS
- SELECT name,
-    queue,
-    payload,
-    cron,
-    every,
-    priority,
-    max_age,
-    max_retry_count,
-    next_run_at,
-    last_run_at,
-    last_job_id,
-    created_at
+ SELECT raquel_schedules.name,
+    raquel_schedules.queue,
+    raquel_schedules.payload,
+    raquel_schedules.cron,
+    raquel_schedules.every,
+    raquel_schedules.priority,
+    raquel_schedules.max_age,
+    raquel_schedules.max_retry_count,
+    raquel_schedules.next_run_at,
+    raquel_schedules.last_run_at,
+    raquel_schedules.last_job_id,
+    raquel_schedules.created_at
    FROM raquel.raquel_schedules;
 
 COMMENT ON VIEW public.raquel_schedules IS 'raquel_pg periodic jobs: one job per tick. Change with raquel_set_schedule() / raquel_drop_schedule().
@@ -3307,10 +3316,10 @@ CREATE TABLE raquel.raquel_throughput_minutes (
 COMMENT ON TABLE raquel.raquel_throughput_minutes IS 'raquel_pg: finished jobs per closed minute, kept by raquel_throughput(); derived, safe to truncate.';
 
 CREATE VIEW public.raquel_throughput_minutes AS
- SELECT minute,
-    queue,
-    status,
-    jobs
+ SELECT raquel_throughput_minutes.minute,
+    raquel_throughput_minutes.queue,
+    raquel_throughput_minutes.status,
+    raquel_throughput_minutes.jobs
    FROM raquel.raquel_throughput_minutes;
 
 COMMENT ON VIEW public.raquel_throughput_minutes IS 'raquel_pg: finished jobs per closed minute, kept by raquel_throughput(); derived, safe to truncate.
@@ -3325,8 +3334,8 @@ CREATE TABLE raquel.raquel_throughput_state (
 COMMENT ON TABLE raquel.raquel_throughput_state IS 'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.';
 
 CREATE VIEW public.raquel_throughput_state AS
- SELECT single,
-    kept_until
+ SELECT raquel_throughput_state.single,
+    raquel_throughput_state.kept_until
    FROM raquel.raquel_throughput_state;
 
 COMMENT ON VIEW public.raquel_throughput_state IS 'raquel_pg: one row, kept_until (ms since the epoch, exclusive): the minutes before it are counted in raquel_throughput_minutes. Written only by raquel_throughput(); derived, safe to reset to 0 with the minutes truncated.
@@ -3342,10 +3351,10 @@ CREATE UNLOGGED TABLE raquel.raquel_waiters (
 COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
 
 CREATE VIEW public.raquel_waiters AS
- SELECT worker,
-    queues,
-    expires_at,
-    registration
+ SELECT raquel_waiters.worker,
+    raquel_waiters.queues,
+    raquel_waiters.expires_at,
+    raquel_waiters.registration
    FROM raquel.raquel_waiters;
 
 COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.

@@ -91,6 +91,17 @@ def test_a_worker_woken_by_a_notification_leaves_its_spent_registration_alone(
         wait_end(worker)
 
     monkeypatch.setattr(rq.job_calls, "wait_end", counted_wait_end)
+    # Asked once the worker has registered and made its one more claim (an
+    # enqueue seen by that claim would find the registration not yet known spent).
+    asked_due: list[Any] = []
+    next_due = rq.job_calls.next_due
+
+    def counted_next_due(queues: Any) -> Any:
+        due = next_due(queues)
+        asked_due.append(queues)
+        return due
+
+    monkeypatch.setattr(rq.job_calls, "next_due", counted_next_due)
     started: list[float] = []
 
     @rq.subscribe("emails", poll_interval=60)
@@ -99,7 +110,7 @@ def test_a_worker_woken_by_a_notification_leaves_its_spent_registration_alone(
 
     run = spawn(handler.run, name="worker")
     wait_until(lambda: handler.listening)
-    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (1,))
+    wait_until(lambda: bool(asked_due))
     rq.enqueue("emails", "hi")
     wait_until(lambda: bool(started))
     # The enqueue consumed the registration before the handler ran; one now is
