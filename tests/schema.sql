@@ -3044,13 +3044,16 @@ $$;
 COMMENT ON FUNCTION raquel.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
 
 CREATE FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) RETURNS record
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
+BEGIN
     SELECT ARRAY(SELECT s.queue::text FROM raquel_queue_settings s WHERE s.retention_ms = 0),
            coalesce((SELECT d.retention_ms = 0 FROM raquel_retention_default d), false),
            ARRAY(SELECT s.queue::text FROM raquel_queue_settings s
                  WHERE s.retention_ms IS NOT NULL AND s.retention_ms <> 0)
+    INTO raquel_zero_retention.queues, raquel_zero_retention.default_zero, raquel_zero_retention.kept;
+END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) IS 'The queues whose successes raquel_complete / raquel_complete_many delete at once (retention 0): queues (their own retention 0) and, when default_zero (the default retention is 0), every queue but kept (a retention of its own, not 0). Read-only.';
