@@ -625,7 +625,7 @@ BEGIN
     -- index scan, which marks the entries of finished claims dead as it
     -- passes them.
     -- The probe reads every queue's leases, so the rescue takes every
-    -- queue's lost jobs (0013_many_queues): when it took only the queues
+    -- queue's lost jobs (issue 23, many queues): when it took only the queues
     -- asked for, one lease run out in a queue nobody claimed made every
     -- claim of the other queues call raquel_rescue for nothing until someone
     -- claimed that queue: a woken worker's one-job claim measured 0.496 ->
@@ -817,51 +817,14 @@ BEGIN
                           AND j.priority < v_level
                         ORDER BY j.queue, j.priority DESC LIMIT 1);
         END LOOP;
-    ELSIF cardinality(raquel_claim.queues) > 16 THEN
-        -- A long list (0013_many_queues): by raquel_claim_listed, which walks
-        -- the all-queues index with generic plans.
+    ELSIF cardinality(raquel_claim.queues) > 1 THEN
+        -- Several queues: by raquel_claim_listed (see this file's header), which
+        -- walks the all-queues index with generic plans of its own, sorts allowed.
         PERFORM set_config('enable_sort', 'on', true);
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,
                                                        v_now, v_upto, v_until, v_claim);
         GET DIAGNOSTICS v_count = ROW_COUNT;
         v_left := v_left - v_count;
-    ELSE
-        -- One probe per queue: the highest level among them.
-        v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
-                    CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
-                                        WHERE j.queue >= q.name AND j.queue <= q.name
-                                          AND j.status IN ('queued', 'failed')
-                                        ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
-        WHILE v_level IS NOT NULL LOOP
-            -- This statement alone is planned at each call, on the
-            -- statistics, sorts allowed: which index serves several queues
-            -- best depends on how their jobs lie among the others'.
-            PERFORM set_config('plan_cache_mode', 'auto', true), set_config('enable_sort', 'on', true);
-            RETURN QUERY
-            WITH picked AS MATERIALIZED (
-                SELECT j.ctid FROM raquel_jobs j
-                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
-                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                ORDER BY j.scheduled_at
-                LIMIT v_left
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE raquel_jobs j SET
-                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-                lease_expires_at = v_until, claim_id = v_claim
-            FROM picked WHERE j.ctid = picked.ctid
-            RETURNING j.*;
-            GET DIAGNOSTICS v_count = ROW_COUNT;
-            PERFORM set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_sort', 'off', true);
-            v_left := v_left - v_count;
-            EXIT WHEN v_left = 0;
-            v_level := (SELECT max(top.priority) FROM unnest(raquel_claim.queues) AS q(name)
-                        CROSS JOIN LATERAL (SELECT j.priority FROM raquel_jobs j
-                                            WHERE j.queue >= q.name AND j.queue <= q.name
-                                              AND j.status IN ('queued', 'failed') AND j.priority < v_level
-                                            ORDER BY j.queue, j.priority DESC LIMIT 1) AS top);
-        END LOOP;
     END IF;
 
     -- Expiry. The claim above never hands out a job past its max_age; marking
@@ -871,7 +834,7 @@ BEGIN
     -- per connection (raquel.expired_at, a session setting), so that claims
     -- under a backlog do not pay for it each time. (Queue controls: over every queue
     -- asked for, v_asked, paused and limited ones included.)
-    -- Tried in 0013_many_queues and not kept: calling raquel_expire only when
+    -- Tried for many queues (issue 23) and not kept: calling raquel_expire only when
     -- a probe of raquel_jobs_expiry_idx found a job past its max_age. The
     -- one-job claim of a woken worker measured 0.468 -> 0.480 ms and 0.458
     -- -> 0.449 ms (medians of 1,000 and 2,000 alternating calls, PostgreSQL

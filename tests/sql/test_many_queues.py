@@ -1,5 +1,5 @@
-"""A claim of a long list of queues (0006_claim: more than 16 queues are claimed by
-raquel_claim_listed, a walk of the all-queues index with a hashed membership test, cut short
+"""A claim of a list of queues (0006_claim: more than 16 queues, since 0013_claim_generic_plans two or
+more, are claimed by raquel_claim_listed, a walk of the all-queues index with a hashed membership test, cut short
 per level and then finished one index probe per queue).
 
 Time is fixed through the functions' ``now`` argument: T is an arbitrary instant in ms.
@@ -20,7 +20,7 @@ from tests.sql.test_skewed_plans import buffers, nested_plans
 T = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-#: A long list: past raquel_claim's 16 queues.
+#: A long list (past the 16 queues that 0006 claimed with statements of its own).
 LONG = [f"l{i}" for i in range(40)]
 
 
