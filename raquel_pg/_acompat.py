@@ -61,6 +61,20 @@ def acurrent() -> asyncio.Task[Any] | None:
     return asyncio.current_task()
 
 
+def araise_if_cancelled() -> None:
+    """Raises ``CancelledError`` when the running task was asked to stop and the request got lost.
+
+    On Python 3.11 ``asyncio.wait_for``, which psycopg_pool uses to wait for a
+    free connection, can swallow a cancellation that arrives as the wait ends:
+    the task goes on with its cancel request counted (``cancelling()``) and
+    nothing raised. A loop that runs until cancelled calls this before it
+    waits again, so such a task still ends.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 asleep = asyncio.sleep
 
 
@@ -118,6 +132,10 @@ def cancel(threads: Iterable[threading.Thread]) -> bool:
 def current() -> threading.Thread:
     """The running thread."""
     return threading.current_thread()
+
+
+def raise_if_cancelled() -> None:
+    """Threads are never cancelled: does nothing."""
 
 
 sleep = time.sleep

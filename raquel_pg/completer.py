@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from ._acompat import Event, join, spawn
+from ._acompat import Event, join, raise_if_cancelled, spawn
 
 if TYPE_CHECKING:
     from .job import Job, JobCalls, Outcome
@@ -69,6 +69,7 @@ class OutcomeBatcher:
 
     def _run(self) -> None:
         while not self._closed:
+            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             self._added.wait_timeout(None)
             self._full.wait_timeout(OUTCOME_FLUSH_INTERVAL)
             self._added.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from ._acompat import AEvent, ajoin, aspawn
+from ._acompat import AEvent, ajoin, araise_if_cancelled, aspawn
 
 if TYPE_CHECKING:
     from .job_async import AsyncJob, AsyncJobCalls, AsyncOutcome
@@ -66,6 +66,7 @@ class AsyncOutcomeBatcher:
 
     async def _run(self) -> None:
         while not self._closed:
+            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             await self._added.wait_timeout(None)
             await self._full.wait_timeout(OUTCOME_FLUSH_INTERVAL)
             self._added.clear()

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import psycopg
 
-from ._acompat import Event, join, spawn
+from ._acompat import Event, join, raise_if_cancelled, spawn
 from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while True:
+            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             self._waiting_ms = min([j._lease_ms for j in list(self._held.values())] + [self._rq.lease_ms])
             woken = self._wake.wait_timeout(self._waiting_ms / 3000)
             if self._closed:

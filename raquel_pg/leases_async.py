@@ -14,7 +14,7 @@ from uuid import UUID
 
 import psycopg
 
-from ._acompat import AEvent, ajoin, aspawn
+from ._acompat import AEvent, ajoin, araise_if_cancelled, aspawn
 from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class AsyncLeaseKeeper:
 
     async def _run(self) -> None:
         while True:
+            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             self._waiting_ms = min([j._lease_ms for j in list(self._held.values())] + [self._rq.lease_ms])
             woken = await self._wake.wait_timeout(self._waiting_ms / 3000)
             if self._closed:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import psycopg
 
 from . import params
-from ._acompat import Event
+from ._acompat import Event, raise_if_cancelled
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ class Producer:
         """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
         error_delay = 0.1
         while not self._stopping.is_set():
+            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             # Clear before claiming: a notification that arrives from here on
             # is for a job this claim may miss, so it must wake the wait below.
             self._wake.clear()
@@ -162,6 +163,7 @@ class Producer:
                     if wait == 0.0:
                         continue  # just registered: one more claim sees what was not notified
                     timeout = self._until_due(timeout) if wait is None else min(wait, timeout)
+            raise_if_cancelled()
             self._wake.wait_timeout(timeout)
 
     def _register(self) -> float | None:

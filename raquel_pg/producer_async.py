@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import psycopg
 
 from . import params
-from ._acompat import AEvent
+from ._acompat import AEvent, araise_if_cancelled
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class AsyncProducer:
         """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
         error_delay = 0.1
         while not self._stopping.is_set():
+            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
             # Clear before claiming: a notification that arrives from here on
             # is for a job this claim may miss, so it must wake the wait below.
             self._wake.clear()
@@ -161,6 +162,7 @@ class AsyncProducer:
                     if wait == 0.0:
                         continue  # just registered: one more claim sees what was not notified
                     timeout = await self._until_due(timeout) if wait is None else min(wait, timeout)
+            araise_if_cancelled()
             await self._wake.wait_timeout(timeout)
 
     async def _register(self) -> float | None:

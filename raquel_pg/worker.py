@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from . import params
-from ._acompat import Event, join, on_signals, spawn
+from ._acompat import Event, join, on_signals, raise_if_cancelled, spawn
 from .completer import Completer
 from .errors import InvalidArgument, RaquelError
 from .executor import Executor, Handler
@@ -305,7 +305,10 @@ class Worker:
         sweep tried again at the next interval: it never stops the worker.
         """
         delay = random.uniform(0.1, 1.0) * interval
-        while not self._stopping.wait_timeout(delay):
+        while True:
+            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            if self._stopping.wait_timeout(delay):
+                return
             delay = interval
             try:
                 pruned = self.rq.prune()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from . import params
-from ._acompat import AEvent, ajoin, aon_signals, aspawn
+from ._acompat import AEvent, ajoin, aon_signals, araise_if_cancelled, aspawn
 from .completer_async import AsyncCompleter
 from .errors import InvalidArgument, RaquelError
 from .executor_async import AsyncExecutor, AsyncHandler
@@ -307,7 +307,10 @@ class AsyncWorker:
         sweep tried again at the next interval: it never stops the worker.
         """
         delay = random.uniform(0.1, 1.0) * interval
-        while not await self._stopping.wait_timeout(delay):
+        while True:
+            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            if await self._stopping.wait_timeout(delay):
+                return
             delay = interval
             try:
                 pruned = await self.rq.prune()

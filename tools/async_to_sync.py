@@ -95,6 +95,7 @@ RENAMES = {
     "ajoin": "join",
     "acancel": "cancel",
     "acurrent": "current",
+    "araise_if_cancelled": "raise_if_cancelled",
     "asleep": "sleep",
     "acall_later": "call_later",
     "aon_signals": "on_signals",
