@@ -31,7 +31,10 @@
 --   custom plans (1,548 buffers, statistics taken on an empty table).
 -- - A limited queue (queue controls): named as a range (queue >= name AND
 --   queue <= name) with the index's order, as raquel_claim_listed does; its
---   claim reads the queue across its levels anyway.
+--   claim reads the queue across its levels anyway. Its count of running
+--   jobs (max_running) names the lease, so that it reads
+--   raquel_jobs_lease_idx: 0006's count had no index to use and read the
+--   whole table (a sequential scan, finished jobs included) at each claim.
 -- - Several queues (two or more; 0006 did so above 16): raquel_claim_listed,
 --   whose plans are generic and made the same way (its header). 0006's own
 --   statements for 2 to 16 queues took the all-queues index, custom-planned
@@ -169,10 +172,14 @@ BEGIN
             v_allow := v_left;
             IF v_ctl.max_running IS NOT NULL THEN
                 -- Its running jobs, read after the lock (a statement of its
-                -- own: a new snapshot), over raquel_jobs_lease_idx.
+                -- own: a new snapshot), over raquel_jobs_lease_idx: a claimed
+                -- job always has a lease (raquel_jobs_claim_check), and naming
+                -- it lets the planner use that partial index (0006's count,
+                -- without it, read the whole table at each claim).
                 v_allow := least(v_allow, v_ctl.max_running - (
                     SELECT count(*) FROM raquel_jobs j
-                    WHERE j.status = 'claimed' AND j.queue = v_ctl.queue)::integer);
+                    WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed'
+                      AND j.queue = v_ctl.queue)::integer);
             END IF;
             IF v_ctl.per_second IS NOT NULL THEN
                 -- The bucket refilled since tokens_at, up to its size.
