@@ -1935,7 +1935,7 @@ DECLARE
     v_due    bigint;
     v_ctl    record;
     v_at     bigint;
-    v_level  integer;  -- 0013_many_queues: a long list
+    v_level  integer;  -- issue 23, many queues: a long list
     v_listed boolean;
     v_seen   bigint;
 BEGIN
@@ -1955,7 +1955,8 @@ BEGIN
             FROM raquel_queue_settings s WHERE s.queue = ANY (v_held) AND NOT s.paused
         LOOP
             IF v_ctl.max_running IS NOT NULL AND v_ctl.max_running <= (
-                   SELECT count(*) FROM raquel_jobs j WHERE j.status = 'claimed' AND j.queue = v_ctl.queue) THEN
+                   SELECT count(*) FROM raquel_jobs j
+                   WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed' AND j.queue = v_ctl.queue) THEN
                 -- Full: not before a slot frees (a lease running out, at the latest).
                 v_at := (SELECT min(j.lease_expires_at) FROM raquel_jobs j
                          WHERE j.status = 'claimed' AND j.queue = v_ctl.queue);
@@ -2012,7 +2013,7 @@ BEGIN
             ) AS due));
     END IF;
     IF cardinality(v_queues) > 16 THEN
-        -- A long list (0013_many_queues): the lease deadlines of its claimed
+        -- A long list (issue 23, many queues): the lease deadlines of its claimed
         -- jobs (raquel_jobs_lease_idx in deadline order, a hashed membership
         -- test: the IS TRUE keeps it a filter, so min() still reads the
         -- index from its start), then level by level over the all-queues

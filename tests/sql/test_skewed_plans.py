@@ -112,6 +112,20 @@ def test_a_claim_of_a_queue_with_max_running_counts_its_running_jobs_over_the_le
     assert "Seq Scan on raquel_jobs" not in plans
 
 
+def test_next_due_of_a_queue_with_max_running_counts_its_running_jobs_over_the_lease_index(
+    skewed: psycopg.Connection[Any],
+) -> None:
+    # 0006's count read the whole table at each call (0015_next_due_running_count).
+    skewed.execute("SELECT raquel_set_queue_limits('limited', max_running => 100)")
+    try:
+        plans = nested_plans(skewed, "SELECT raquel_next_due(ARRAY['limited'])")
+    finally:
+        skewed.execute("SELECT raquel_set_queue_limits('limited')")
+    assert "count(*)" in plans
+    assert "raquel_jobs_lease_idx" in plans
+    assert "Seq Scan on raquel_jobs" not in plans
+
+
 def test_a_claim_planned_on_an_empty_table_does_not_walk_the_queues_that_came_later(make_database: Any) -> None:
     # A worker that starts before its first job plans its claim on an empty
     # table, and keeps the plan for the session (0013_claim_generic_plans).
