@@ -67,8 +67,9 @@ def araise_if_cancelled() -> None:
     On Python 3.11 ``asyncio.wait_for``, which psycopg_pool uses to wait for a
     free connection, can swallow a cancellation that arrives as the wait ends:
     the task goes on with its cancel request counted (``cancelling()``) and
-    nothing raised. A loop that runs until cancelled calls this before it
-    waits again, so such a task still ends.
+    nothing raised. The worker's loops that run until cancelled (producer,
+    success batcher, lease keeper, maintenance) call this before they wait
+    again, so such a task still ends.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():

@@ -69,7 +69,7 @@ class OutcomeBatcher:
 
     def _run(self) -> None:
         while not self._closed:
-            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            raise_if_cancelled()
             self._added.wait_timeout(None)
             self._full.wait_timeout(OUTCOME_FLUSH_INTERVAL)
             self._added.clear()

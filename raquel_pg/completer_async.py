@@ -66,7 +66,7 @@ class AsyncOutcomeBatcher:
 
     async def _run(self) -> None:
         while not self._closed:
-            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            araise_if_cancelled()
             await self._added.wait_timeout(None)
             await self._full.wait_timeout(OUTCOME_FLUSH_INTERVAL)
             self._added.clear()

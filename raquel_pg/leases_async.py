@@ -81,7 +81,7 @@ class AsyncLeaseKeeper:
 
     async def _run(self) -> None:
         while True:
-            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            araise_if_cancelled()
             self._waiting_ms = min([j._lease_ms for j in list(self._held.values())] + [self._rq.lease_ms])
             woken = await self._wake.wait_timeout(self._waiting_ms / 3000)
             if self._closed:

@@ -133,7 +133,7 @@ class Producer:
         """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
         error_delay = 0.1
         while not self._stopping.is_set():
-            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            raise_if_cancelled()
             # Clear before claiming: a notification that arrives from here on
             # is for a job this claim may miss, so it must wake the wait below.
             self._wake.clear()

@@ -306,7 +306,7 @@ class Worker:
         """
         delay = random.uniform(0.1, 1.0) * interval
         while True:
-            raise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            raise_if_cancelled()
             if self._stopping.wait_timeout(delay):
                 return
             delay = interval

@@ -308,7 +308,7 @@ class AsyncWorker:
         """
         delay = random.uniform(0.1, 1.0) * interval
         while True:
-            araise_if_cancelled()  # a cancellation lost in a wait for a pooled connection
+            araise_if_cancelled()
             if await self._stopping.wait_timeout(delay):
                 return
             delay = interval
