@@ -593,6 +593,12 @@ DECLARE
     v_ctl    record;
     v_allow  integer;
     v_tokens double precision;
+    -- All queues but the held ones (0016_claim_past_held_backlogs)
+    v_walk   integer := greatest(256, 16 * raquel_claim.batch);
+    v_need   integer;
+    v_cands  tid[];
+    v_seen   bigint;
+    v_capped boolean := false;
 BEGIN
     IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
         PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
@@ -737,35 +743,96 @@ BEGIN
     -- Queue controls -- end ------------------------------------------
 
     IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
-        -- Queue controls: every queue but the paused and limited ones (their
-        -- own statement, so that the claim of all queues below keeps its plan).
+        -- Queue controls: every queue but the held ones (paused, limited),
+        -- without reading the held queues' backlogs (0016_claim_past_held_backlogs).
+        -- Level by level over the all-queues index, as raquel_claim_listed
+        -- walks for a list: the first v_need jobs of queues not held among
+        -- the level's first v_walk ready jobs (row v_walk comes back too when
+        -- the walk reached it: cut short). When v_walk held jobs come first,
+        -- the queues that are not held are named (one probe of the queue
+        -- index each) and raquel_claim_listed claims from them by their own
+        -- index ranges.
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
-        WHILE v_level IS NOT NULL LOOP
-            RETURN QUERY
-            WITH picked AS MATERIALIZED (
-                SELECT j.ctid FROM raquel_jobs j
-                WHERE j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
-                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                  AND j.queue <> ALL (v_skip)
-                ORDER BY j.scheduled_at
-                LIMIT v_left
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE raquel_jobs j SET
-                status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
-                lease_expires_at = v_until, claim_id = v_claim
-            FROM picked WHERE j.ctid = picked.ctid
-            RETURNING j.*;
-            GET DIAGNOSTICS v_count = ROW_COUNT;
-            v_left := v_left - v_count;
+        WHILE v_level IS NOT NULL AND NOT v_capped LOOP
+            v_need := v_left;
+            LOOP
+                SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.kept), '{}'), coalesce(max(w.n), 0)
+                INTO v_cands, v_seen
+                FROM (SELECT r.ctid, r.kept, r.n
+                      FROM (SELECT j.ctid, j.queue <> ALL (v_skip) AS kept,
+                                   row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                            FROM raquel_jobs j
+                            WHERE j.priority = v_level
+                              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                            ORDER BY j.scheduled_at
+                            LIMIT v_walk) AS r
+                      WHERE r.kept OR r.n = v_walk
+                      LIMIT v_need) AS w;
+                IF cardinality(v_cands) > 0 THEN
+                    RETURN QUERY
+                    WITH picked AS MATERIALIZED (
+                        SELECT j.ctid FROM raquel_jobs j
+                        WHERE j.ctid = ANY (v_cands)
+                          AND j.queue <> ALL (v_skip) AND j.priority = v_level
+                          AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                        ORDER BY j.scheduled_at
+                        LIMIT v_left
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE raquel_jobs j SET
+                        status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                        lease_expires_at = v_until, claim_id = v_claim
+                    FROM picked WHERE j.ctid = picked.ctid
+                    RETURNING j.*;
+                    GET DIAGNOSTICS v_count = ROW_COUNT;
+                    v_left := v_left - v_count;
+                    EXIT WHEN v_left = 0;
+                END IF;
+                IF cardinality(v_cands) >= v_need AND v_need < v_walk THEN
+                    -- Enough candidates, but other claims took some: read further.
+                    v_need := least(v_need * 2, v_walk);
+                ELSIF v_seen >= v_walk THEN
+                    v_capped := true;  -- held jobs first: by the queues not held, below
+                    EXIT;
+                ELSE
+                    EXIT;  -- every ready job of this level seen: the next level
+                END IF;
+            END LOOP;
             EXIT WHEN v_left = 0;
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
-                        ORDER BY j.priority DESC LIMIT 1);
+            IF NOT v_capped THEN
+                v_level := (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                            ORDER BY j.priority DESC LIMIT 1);
+            END IF;
         END LOOP;
+        IF v_capped THEN
+            -- The queues with a waiting job, each found by one probe of
+            -- raquel_jobs_ready_queue_priority_idx past the one before (a held
+            -- queue's backlog is stepped over, not read), less the held ones.
+            raquel_claim.queues := ARRAY(
+                WITH RECURSIVE ready(queue) AS (
+                    (SELECT j.queue::text FROM raquel_jobs j
+                     WHERE j.status IN ('queued', 'failed')
+                     ORDER BY j.queue LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT j.queue::text FROM raquel_jobs j
+                            WHERE j.status IN ('queued', 'failed') AND j.queue > r.queue
+                            ORDER BY j.queue LIMIT 1)
+                    FROM ready r WHERE r.queue IS NOT NULL
+                )
+                SELECT r.queue FROM ready r WHERE r.queue IS NOT NULL AND r.queue <> ALL (v_skip));
+            IF cardinality(raquel_claim.queues) > 0 THEN
+                PERFORM set_config('enable_sort', 'on', true);
+                RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as,
+                                                               v_left, v_now, v_upto, v_until, v_claim);
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                v_left := v_left - v_count;
+            END IF;
+        END IF;
     ELSIF raquel_claim.queues IS NULL THEN
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
@@ -1989,6 +2056,59 @@ BEGIN
         END LOOP;
     END IF;
 
+    IF v_queues IS NULL AND cardinality(v_skip) > 0 THEN
+        -- All queues but the held ones, without reading the held queues'
+        -- backlogs (0016_claim_past_held_backlogs): the lease deadlines of the
+        -- others' claimed jobs, then level by level the first waiting job of
+        -- a queue not held among the level's first 256 (raquel_claim's walk);
+        -- when 256 held jobs come first, the queues that are not held are
+        -- named (one probe of the queue index each, raquel_claim's way) and
+        -- probed one by one, as for a long list.
+        v_due := least(v_due, (SELECT min(j.lease_expires_at) FROM raquel_jobs j
+                               WHERE j.status = 'claimed' AND j.queue <> ALL (v_skip)));
+        v_level := (SELECT j.priority FROM raquel_jobs j
+                    WHERE j.status IN ('queued', 'failed')
+                    ORDER BY j.priority DESC LIMIT 1);
+        WHILE v_level IS NOT NULL LOOP
+            SELECT w.scheduled_at, w.kept, w.n INTO v_at, v_listed, v_seen
+            FROM (SELECT j.scheduled_at, j.queue <> ALL (v_skip) AS kept,
+                         row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                  FROM raquel_jobs j
+                  WHERE j.priority = v_level AND j.status IN ('queued', 'failed')
+                  ORDER BY j.scheduled_at
+                  LIMIT 256) AS w
+            WHERE w.kept OR w.n = 256
+            LIMIT 1;
+            IF FOUND AND NOT v_listed THEN
+                IF v_queues IS NULL THEN
+                    v_queues := ARRAY(
+                        WITH RECURSIVE ready(queue) AS (
+                            (SELECT j.queue::text FROM raquel_jobs j
+                             WHERE j.status IN ('queued', 'failed')
+                             ORDER BY j.queue LIMIT 1)
+                            UNION ALL
+                            SELECT (SELECT j.queue::text FROM raquel_jobs j
+                                    WHERE j.status IN ('queued', 'failed') AND j.queue > r.queue
+                                    ORDER BY j.queue LIMIT 1)
+                            FROM ready r WHERE r.queue IS NOT NULL
+                        )
+                        SELECT r.queue FROM ready r WHERE r.queue IS NOT NULL AND r.queue <> ALL (v_skip));
+                END IF;
+                v_at := (SELECT min(h.scheduled_at) FROM unnest(v_queues) AS q(name)
+                         CROSS JOIN LATERAL (SELECT j.scheduled_at FROM raquel_jobs j
+                                             WHERE j.queue >= q.name AND j.queue <= q.name
+                                               AND j.priority = v_level AND j.status IN ('queued', 'failed')
+                                             ORDER BY j.queue, j.scheduled_at LIMIT 1) AS h);
+            ELSIF NOT FOUND THEN
+                v_at := NULL;
+            END IF;
+            v_due := least(v_due, v_at);
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                        ORDER BY j.priority DESC LIMIT 1);
+        END LOOP;
+        RETURN v_due;
+    END IF;
     IF v_queues IS NULL THEN
         RETURN least(v_due, (
             WITH RECURSIVE levels(priority) AS (

@@ -95,6 +95,62 @@ def test_a_claim_of_two_rare_queues_does_not_walk_the_big_one(make_database: Any
     assert touched <= 2 * MAX_BUFFERS
 
 
+@pytest.fixture
+def held_first(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
+    """A fresh database: BIG ready jobs of queue 'held', then 100 of 'other', analyzed."""
+    dsn: str = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("SELECT count(*) FROM raquel_enqueue_many('held', array_fill('x'::text, ARRAY[%s]))", [BIG])
+        conn.execute("SELECT count(*) FROM raquel_enqueue_many('other', array_fill('x'::text, ARRAY[100]))")
+        conn.execute("ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
+        yield conn
+
+
+def claimed_queues(conn: psycopg.Connection[Any]) -> set[str]:
+    """The queues of the claimed jobs."""
+    return {queue for (queue,) in conn.execute("SELECT DISTINCT queue FROM raquel_jobs WHERE status = 'claimed'")}
+
+
+def test_a_claim_of_all_queues_does_not_walk_a_paused_queues_backlog(held_first: psycopg.Connection[Any]) -> None:
+    # 0013's claim of all queues read the paused queue's ready jobs one by one
+    # to reach the others' (57 ms a claim beside 200,000 paused jobs, 2.2 ms
+    # since 0016_claim_past_held_backlogs).
+    held_first.execute("SELECT raquel_pause_queue('held')")
+    touched = buffers(held_first, "SELECT * FROM raquel_claim(NULL, 'w', 5, 60000)")
+    assert touched <= MAX_BUFFERS
+    assert claimed_queues(held_first) == {"other"}
+
+
+def test_a_claim_of_all_queues_does_not_walk_a_limited_queues_backlog(held_first: psycopg.Connection[Any]) -> None:
+    # A queue with max_running is held too: claimed on its own first, then
+    # left out of the claim of the others.
+    held_first.execute("SELECT raquel_set_queue_limits('held', max_running => 2)")
+    touched = buffers(held_first, "SELECT * FROM raquel_claim(NULL, 'w', 5, 60000)")
+    assert touched <= MAX_BUFFERS
+    count = held_first.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed' AND queue = 'held'")
+    assert count.fetchone() == (2,)
+
+
+def test_a_claim_of_all_queues_beside_a_paused_backlog_takes_the_highest_priority_first(
+    held_first: psycopg.Connection[Any],
+) -> None:
+    held_first.execute("SELECT raquel_pause_queue('held')")
+    held_first.execute("SELECT count(*) FROM raquel_enqueue_many('urgent', ARRAY['x', 'y'], priority => 5)")
+    rows = held_first.execute("SELECT queue FROM raquel_claim(NULL, 'w', 3, 60000)").fetchall()
+    assert sorted(queue for (queue,) in rows) == ["other", "urgent", "urgent"]
+
+
+def test_next_due_of_all_queues_does_not_walk_a_paused_queues_backlog(held_first: psycopg.Connection[Any]) -> None:
+    held_first.execute("SELECT raquel_pause_queue('held')")
+    touched = buffers(held_first, "SELECT raquel_next_due(NULL)")
+    assert touched <= MAX_BUFFERS
+    due = held_first.execute(
+        "SELECT raquel_next_due(NULL) = (SELECT min(scheduled_at) FROM raquel_jobs WHERE queue = 'other')"
+    ).fetchone()
+    assert due == (True,)
+
+
 def test_a_claim_of_a_queue_with_max_running_counts_its_running_jobs_over_the_lease_index(
     skewed: psycopg.Connection[Any],
 ) -> None:
