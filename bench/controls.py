@@ -10,6 +10,11 @@
 2. The limits' accuracy under load: worker processes (``raquel-pg worker``) on a queue with
    max_running, the claimed jobs sampled as they run; then on a queue with per_second, the
    claims counted over every one-second window of their claimed_at.
+3. A claim of all queues (of 10) and ``raquel_next_due(NULL)`` beside a paused queue's backlog,
+   enqueued before the other queue's jobs or after them: today's functions against those
+   before 0016_claim_past_held_backlogs (0013's raquel_claim and 0015's raquel_next_due,
+   recreated from those files as ``raquel_claim_0013`` and ``raquel_next_due_0015``), calls
+   interleaved by rounds, medians of the rounds' medians.
 
 Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.controls``. It prints
 Markdown to paste into bench/RESULTS.md.
@@ -35,12 +40,18 @@ from .server import server
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def function_sql(migration: str, name: str, renamed: str) -> str:
+    """Function ``name`` as migration file ``migration`` creates it, renamed ``renamed``."""
+    text = (ROOT / "migrations" / migration).read_text(encoding="utf-8")
+    start = re.search(rf"CREATE (OR REPLACE )?FUNCTION {name}\(", text)
+    assert start is not None, (migration, name)
+    end = text.index("\n$$;\n", start.start()) + len("\n$$;\n")
+    return re.sub(rf"\b{name}\b", renamed, text[start.start() : end])
+
+
 def old_claim_sql() -> str:
     """raquel_claim as 0006_claim.sql creates it (before the queue controls), renamed raquel_claim_before."""
-    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
-    start = text.index("CREATE FUNCTION raquel_claim(")
-    end = text.index("\n$$;\n", start) + len("\n$$;\n")
-    return re.sub(r"\braquel_claim\b", "raquel_claim_before", text[start:end])
+    return function_sql("0006_claim.sql", "raquel_claim", "raquel_claim_before")
 
 
 def fill(conn: psycopg.Connection[Any], jobs: int) -> None:
@@ -255,20 +266,78 @@ def accuracy(dsn: str, processes: int, concurrency: int) -> list[str]:
     return out
 
 
+#: Part 3: the other queue's jobs, the calls per round and per function, the statements.
+OTHER_JOBS = 20_000
+HELD_CALLS = 50
+HELD_STATEMENTS = {
+    "claim of all queues, 10 jobs": "SELECT count(*) FROM raquel.{claim}(NULL, 'w', 10, 60000)",
+    "raquel_next_due(NULL)": "SELECT raquel.{next_due}(NULL)",
+}
+
+
+def held_backlog(dsn: str, rounds: int, held_jobs: int) -> list[str]:
+    """The Markdown table of part 3."""
+    out = [
+        "| paused backlog | call | before 0016: ms | 0016: ms | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    versions = {"before": ("raquel_claim_0013", "raquel_next_due_0015"), "0016": ("raquel_claim", "raquel_next_due")}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
+        for migration, name, renamed in (
+            ("0013_claim_generic_plans.sql", "raquel_claim", "raquel_claim_0013"),
+            ("0015_next_due_running_count.sql", "raquel_next_due", "raquel_next_due_0015"),
+        ):
+            conn.execute(function_sql(migration, name, renamed).encode())
+        conn.execute("RESET search_path")
+        for placement in ("enqueued before the others", "enqueued after the others"):
+            conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_queue_settings")
+            order = [("held", held_jobs), ("other", OTHER_JOBS)]
+            for queue, jobs in order if placement.endswith("before the others") else reversed(order):
+                conn.execute(
+                    "SELECT count(*) FROM raquel.raquel_enqueue_many(%s, array_fill('x'::text, ARRAY[%s]))",
+                    (queue, jobs),
+                )
+            conn.execute("VACUUM ANALYZE raquel.raquel_jobs")
+            conn.execute("SELECT raquel.raquel_pause_queue('held')")
+            times: dict[tuple[str, str], list[float]] = {(v, s): [] for v in versions for s in HELD_STATEMENTS}
+            for r in range(rounds + 1):
+                for version in list(versions) if r % 2 == 0 else list(reversed(versions)):
+                    claim, next_due = versions[version]
+                    for label, statement in HELD_STATEMENTS.items():
+                        query = statement.format(claim=claim, next_due=next_due).encode()
+                        each = []
+                        for _ in range(HELD_CALLS):
+                            started = time.perf_counter()
+                            conn.execute(query).fetchall()
+                            each.append(time.perf_counter() - started)
+                        if r > 0:  # round 0 warms up: each function planned once in this session
+                            times[(version, label)].append(statistics.median(each) * 1000)
+            for label in HELD_STATEMENTS:
+                old, new = (statistics.median(times[(v, label)]) for v in versions)
+                out.append(f"| {held_jobs:,} jobs {placement} | {label} | {old:.2f} | {new:.2f} | {new / old:.3f} |")
+                print(out[-1], file=sys.stderr, flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.controls", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per figure (default 7)")
     parser.add_argument("--jobs", type=int, default=2000, help="claims per round (default 2000)")
     parser.add_argument("--processes", type=int, default=4, help="worker processes for part 2 (default 4)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrency of each (default 4)")
-    parser.add_argument("--skip-cost", action="store_true", help="part 2 only")
-    parser.add_argument("--skip-accuracy", action="store_true", help="part 1 only")
+    parser.add_argument("--skip-cost", action="store_true", help="leave part 1 out")
+    parser.add_argument("--skip-accuracy", action="store_true", help="leave part 2 out")
+    parser.add_argument("--skip-held", action="store_true", help="leave part 3 out")
+    parser.add_argument("--held-jobs", type=int, default=200_000, help="the paused backlog of part 3 (default 200,000)")
     args = parser.parse_args()
     with server() as srv:
         with srv.database("controls") as dsn:
             lines = [] if args.skip_cost else claim_cost(dsn, args.rounds, args.jobs)
             if not args.skip_accuracy:
                 lines += ["", *accuracy(dsn, args.processes, args.concurrency)]
+            if not args.skip_held:
+                lines += ["", *held_backlog(dsn, args.rounds, args.held_jobs)]
     print("\n".join(lines))
 
 

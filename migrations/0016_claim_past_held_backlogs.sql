@@ -13,10 +13,11 @@
 -- order, so a held queue's waiting jobs that come first in that order were
 -- read one by one at every claim, and raquel_next_due read them again after
 -- each short claim. Pausing a queue with a backlog made every all-queues
--- worker pay for the backlog: beside 200,000 paused jobs enqueued before
--- 20,000 others, a claim of 10 took 57.7 ms and raquel_next_due 38.6 ms
--- (medians of 4 alternating rounds of 50 calls); a queue with max_running
--- and a backlog did the same, permanently.
+-- worker pay for the backlog, and a queue with max_running and a backlog
+-- did so for good: beside 200,000 paused jobs enqueued before 20,000
+-- others, a claim of 10 took 58-59 ms and raquel_next_due 40-49 ms
+-- (python -m bench.controls, part 3: two runs of 7 alternating rounds of
+-- 50 calls, medians).
 --
 -- Now both walk at most 256 of a level's waiting jobs (16 per job asked
 -- for, when more), as raquel_claim_listed does for a list. When that many
@@ -24,12 +25,16 @@
 -- of raquel_jobs_ready_queue_priority_idx per queue with a waiting job,
 -- each stepping over a held queue's backlog in one probe) and read those
 -- by their own index ranges: the claim through raquel_claim_listed, the
--- due time by one probe per queue. The same rounds: 1.25 ms a claim, 0.47
--- ms a raquel_next_due. With the held queue's jobs enqueued after the
--- others' (no walk to save), a claim pays the candidates' statement: 1.09
--- -> 1.25 ms; raquel_next_due 0.44 -> 0.40 ms. A claim of named queues, or
--- of all queues with none held, runs as in 0013. Naming the queues costs
--- a probe per queue with a waiting job, paid only when a walk was cut short.
+-- due time by one probe per queue. The same runs: 1.34-1.38 ms a claim,
+-- 0.51-0.68 ms a raquel_next_due; with the held jobs enqueued after the
+-- others' (no walk to save), 0.73-0.90 -> 0.85 ms a claim and 0.30-0.31 ->
+-- 0.30-0.34 ms a raquel_next_due. The jobs the walk found are locked by
+-- their ctids in walk order: a scan of the all-queues index filtered on
+-- them read on through the backlog behind them when other claims held
+-- some (1,552 buffers against 84, test_skewed_plans). A claim of named
+-- queues, or of all queues with none held, runs as in 0013. Naming the
+-- queues costs a probe per queue with a waiting job, paid only when a walk
+-- was cut short.
 
 CREATE OR REPLACE FUNCTION raquel_claim(
     queues   text[]  DEFAULT NULL,
@@ -243,16 +248,19 @@ BEGIN
                       WHERE r.kept OR r.n = v_walk
                       LIMIT v_need) AS w;
                 IF cardinality(v_cands) > 0 THEN
+                    -- The candidates by their ctids, in walk order: a scan of the
+                    -- all-queues index filtered on them would read on past the
+                    -- walk when other claims hold some of them locked.
                     RETURN QUERY
                     WITH picked AS MATERIALIZED (
-                        SELECT j.ctid FROM raquel_jobs j
-                        WHERE j.ctid = ANY (v_cands)
-                          AND j.queue <> ALL (v_skip) AND j.priority = v_level
+                        SELECT j.ctid FROM unnest(v_cands) WITH ORDINALITY AS c(ctid, n)
+                        JOIN raquel_jobs j ON j.ctid = c.ctid
+                        WHERE j.queue <> ALL (v_skip) AND j.priority = v_level
                           AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                           AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                        ORDER BY j.scheduled_at
+                        ORDER BY c.n
                         LIMIT v_left
-                        FOR UPDATE SKIP LOCKED
+                        FOR UPDATE OF j SKIP LOCKED
                     )
                     UPDATE raquel_jobs j SET
                         status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,

@@ -772,16 +772,19 @@ BEGIN
                       WHERE r.kept OR r.n = v_walk
                       LIMIT v_need) AS w;
                 IF cardinality(v_cands) > 0 THEN
+                    -- The candidates by their ctids, in walk order: a scan of the
+                    -- all-queues index filtered on them would read on past the
+                    -- walk when other claims hold some of them locked.
                     RETURN QUERY
                     WITH picked AS MATERIALIZED (
-                        SELECT j.ctid FROM raquel_jobs j
-                        WHERE j.ctid = ANY (v_cands)
-                          AND j.queue <> ALL (v_skip) AND j.priority = v_level
+                        SELECT j.ctid FROM unnest(v_cands) WITH ORDINALITY AS c(ctid, n)
+                        JOIN raquel_jobs j ON j.ctid = c.ctid
+                        WHERE j.queue <> ALL (v_skip) AND j.priority = v_level
                           AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
                           AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                        ORDER BY j.scheduled_at
+                        ORDER BY c.n
                         LIMIT v_left
-                        FOR UPDATE SKIP LOCKED
+                        FOR UPDATE OF j SKIP LOCKED
                     )
                     UPDATE raquel_jobs j SET
                         status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
