@@ -837,10 +837,12 @@ BEGIN
             END IF;
         END IF;
     ELSIF raquel_claim.queues IS NULL THEN
+        -- The highest level by its own statements (most claims need no other),
+        -- then the others in one (0017_claim_levels_in_one_statement).
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
-        WHILE v_level IS NOT NULL LOOP
+        IF v_level IS NOT NULL THEN
             RETURN QUERY
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
@@ -858,16 +860,53 @@ BEGIN
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
             v_left := v_left - v_count;
-            EXIT WHEN v_left = 0;
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
-                        ORDER BY j.priority DESC LIMIT 1);
-        END LOOP;
+            IF v_left > 0 THEN
+                v_level := (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.status IN ('queued', 'failed') AND j.priority < v_level
+                            ORDER BY j.priority DESC LIMIT 1);
+                IF v_level IS NOT NULL THEN
+                    -- A second level: it and every level below in one statement
+                    -- (0017_claim_levels_in_one_statement), each next level found
+                    -- by one probe of the index past the one before (a recursive
+                    -- union, read only as far as the claim needs), each level's due
+                    -- jobs oldest first, the scan stopping at its first job not due.
+                    RETURN QUERY
+                    WITH RECURSIVE levels(priority) AS (
+                        SELECT v_level
+                        UNION ALL
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.status IN ('queued', 'failed') AND j.priority < l.priority
+                                ORDER BY j.priority DESC LIMIT 1)
+                        FROM levels l WHERE l.priority IS NOT NULL
+                    ), picked AS MATERIALIZED (
+                        SELECT c.ctid FROM levels l
+                        CROSS JOIN LATERAL (SELECT j.ctid FROM raquel_jobs j
+                                            WHERE j.priority = l.priority
+                                              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                                              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                                            ORDER BY j.scheduled_at
+                                            LIMIT v_left
+                                            FOR UPDATE OF j SKIP LOCKED) AS c
+                        WHERE l.priority IS NOT NULL
+                        LIMIT v_left
+                    )
+                    UPDATE raquel_jobs j SET
+                        status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                        lease_expires_at = v_until, claim_id = v_claim
+                    FROM picked WHERE j.ctid = picked.ctid
+                    RETURNING j.*;
+                    GET DIAGNOSTICS v_count = ROW_COUNT;
+                    v_left := v_left - v_count;
+                END IF;
+            END IF;
+        END IF;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
+        -- The highest level by its own statements (most claims need no other),
+        -- then the others in one (0017_claim_levels_in_one_statement).
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
                     ORDER BY j.queue, j.priority DESC LIMIT 1);
-        WHILE v_level IS NOT NULL LOOP
+        IF v_level IS NOT NULL THEN
             RETURN QUERY
             WITH picked AS MATERIALIZED (
                 SELECT j.ctid FROM raquel_jobs j
@@ -885,12 +924,48 @@ BEGIN
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
             v_left := v_left - v_count;
-            EXIT WHEN v_left = 0;
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                          AND j.priority < v_level
-                        ORDER BY j.queue, j.priority DESC LIMIT 1);
-        END LOOP;
+            IF v_left > 0 THEN
+                v_level := (SELECT j.priority FROM raquel_jobs j
+                            WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                              AND j.priority < v_level
+                            ORDER BY j.queue, j.priority DESC LIMIT 1);
+                IF v_level IS NOT NULL THEN
+                    -- A second level: it and every level below in one statement
+                    -- (0017_claim_levels_in_one_statement), each next level found
+                    -- by one probe of the index past the one before (a recursive
+                    -- union, read only as far as the claim needs), each level's due
+                    -- jobs oldest first, the scan stopping at its first job not due.
+                    RETURN QUERY
+                    WITH RECURSIVE levels(priority) AS (
+                        SELECT v_level
+                        UNION ALL
+                        SELECT (SELECT j.priority FROM raquel_jobs j
+                                WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                                  AND j.priority < l.priority
+                                ORDER BY j.queue, j.priority DESC LIMIT 1)
+                        FROM levels l WHERE l.priority IS NOT NULL
+                    ), picked AS MATERIALIZED (
+                        SELECT c.ctid FROM levels l
+                        CROSS JOIN LATERAL (SELECT j.ctid FROM raquel_jobs j
+                                            WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = l.priority
+                                              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
+                                              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+                                            ORDER BY j.queue, j.scheduled_at
+                                            LIMIT v_left
+                                            FOR UPDATE OF j SKIP LOCKED) AS c
+                        WHERE l.priority IS NOT NULL
+                        LIMIT v_left
+                    )
+                    UPDATE raquel_jobs j SET
+                        status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
+                        lease_expires_at = v_until, claim_id = v_claim
+                    FROM picked WHERE j.ctid = picked.ctid
+                    RETURNING j.*;
+                    GET DIAGNOSTICS v_count = ROW_COUNT;
+                    v_left := v_left - v_count;
+                END IF;
+            END IF;
+        END IF;
     ELSIF cardinality(raquel_claim.queues) > 1 THEN
         -- Several queues: by raquel_claim_listed (see this file's header), which
         -- walks the all-queues index with generic plans of its own, sorts allowed.

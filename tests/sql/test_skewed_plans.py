@@ -263,6 +263,33 @@ def plan_notices(conn: psycopg.Connection[Any], statement: str) -> list[str]:
     return notices
 
 
+@pytest.fixture
+def many_levels(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
+    """A fresh database: 40 levels of queue 'q' (priorities 41-80) holding only jobs due in an
+    hour, above 20 due jobs each of its own priority (1-20), analyzed."""
+    dsn: str = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute(
+            "SELECT count(raquel_enqueue('q', 'x', delay => 3600000, priority => g)) FROM generate_series(41, 80) g"
+        )
+        conn.execute("SELECT count(raquel_enqueue('q', 'x', priority => g)) FROM generate_series(1, 20) g")
+        conn.execute("ANALYZE raquel.raquel_jobs")  # the table: raquel_jobs here is its stand-in view
+        yield conn
+
+
+@pytest.mark.parametrize("queues", ["ARRAY['q']", "NULL"])
+def test_a_claim_reads_its_priority_levels_in_one_statement(many_levels: psycopg.Connection[Any], queues: str) -> None:
+    # Before 0017_claim_levels_in_one_statement each level took two statements
+    # of its own (its probe, its claim): auto_explain reported 104 statements
+    # for this claim of 10 jobs below 40 levels of delayed jobs, 8 since.
+    statement = f"SELECT priority FROM raquel_claim({queues}, 'w', 10, 60000)"
+    claimed = many_levels.execute(statement).fetchall()
+    assert sorted(p for (p,) in claimed) == list(range(11, 21))  # the highest due levels
+    notices = plan_notices(many_levels, statement)
+    assert len(notices) < 12
+
+
 @pytest.fixture(scope="module")
 def all_queued(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
     """A database with 20,000 ready jobs, analyzed while all of them were queued."""
