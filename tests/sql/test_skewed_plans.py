@@ -279,7 +279,9 @@ def many_levels(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.mark.parametrize("queues", ["ARRAY['q']", "NULL"])
-def test_a_claim_reads_its_priority_levels_in_one_statement(many_levels: psycopg.Connection[Any], queues: str) -> None:
+def test_a_claim_does_not_take_two_statements_per_priority_level(
+    many_levels: psycopg.Connection[Any], queues: str
+) -> None:
     # Before 0017_claim_levels_in_one_statement each level took two statements
     # of its own (its probe, its claim): auto_explain reported 104 statements
     # for this claim of 10 jobs below 40 levels of delayed jobs, 8 since.
