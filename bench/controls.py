@@ -278,10 +278,10 @@ HELD_STATEMENTS = {
 def held_backlog(dsn: str, rounds: int, held_jobs: int) -> list[str]:
     """The Markdown table of part 3."""
     out = [
-        "| paused backlog | call | before 0016: ms | 0016: ms | ratio |",
+        "| paused backlog | call | before 0016: ms | today: ms | ratio |",
         "|---|---|---:|---:|---:|",
     ]
-    versions = {"before": ("raquel_claim_0013", "raquel_next_due_0015"), "0016": ("raquel_claim", "raquel_next_due")}
+    versions = {"before": ("raquel_claim_0013", "raquel_next_due_0015"), "today": ("raquel_claim", "raquel_next_due")}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET search_path = raquel, pg_catalog, pg_temp")
         for migration, name, renamed in (
