@@ -80,7 +80,7 @@ def timed(conn: psycopg.Connection[Any], query: bytes, calls: int) -> float:
 def levels(dsn: str, rounds: int, calls: int) -> list[str]:
     """The Markdown table."""
     out = [
-        "| case | queues | 0016: ms | 0017: ms | ratio |",
+        "| case | queues | 0016: ms | today: ms | ratio |",
         "|---|---|---:|---:|---:|",
     ]
     with psycopg.connect(dsn, autocommit=True) as setup, psycopg.connect(dsn, autocommit=True) as conn:
