@@ -12,7 +12,7 @@
    claims counted over every one-second window of their claimed_at.
 3. A claim of all queues (of 10) and ``raquel_next_due(NULL)`` beside a paused queue's backlog,
    enqueued before the other queue's jobs or after them: today's functions against those
-   before 0016_claim_past_held_backlogs (0013's raquel_claim and 0015's raquel_next_due,
+   before 0016_claim_walks (0013's raquel_claim and 0015's raquel_next_due,
    recreated from those files as ``raquel_claim_0013`` and ``raquel_next_due_0015``), calls
    interleaved by rounds, medians of the rounds' medians.
 

@@ -1,15 +1,15 @@
-"""``python -m bench.levels``: claims across priority levels (issue 23, 0017_claim_levels_in_one_statement).
+"""``python -m bench.levels``: claims across priority levels (issue 23, 0016_claim_walks).
 
-A claim takes the highest priority level's due jobs first, then the next level's. Before 0017 it
-read each level with two statements of its own (the level's probe, then its claim), so a queue
+A claim takes the highest priority level's due jobs first, then the next level's. Before
+0016_claim_walks it read each level with two statements of its own (the level's probe, then its claim), so a queue
 whose jobs have many priorities (a score, a deadline) paid two statements per level a claim
 reached, and a level holding only jobs not yet due (retries waiting for their backoff, delayed
 jobs) cost those two statements at every claim. This script times today's ``raquel_claim``
-against 0016's (recreated from migrations/0016_claim_past_held_backlogs.sql beside it as
-``raquel_claim_0016``) in one database, one case at a time: the table emptied and filled with the
-case's jobs (then ANALYZEd), one untimed call per function (its statements planned again), then
-``--calls`` timed claims (a prepared statement, autocommit, ``durable => false``); rounds
-interleaved, the order alternating, medians of the rounds' medians.
+against 0013's (recreated from migrations/0013_claim_generic_plans.sql beside it as
+``raquel_claim_0013``; its levels are read as before 0016) in one database, one case at a time:
+the table emptied and filled with the case's jobs (then ANALYZEd), one untimed call per function
+(its statements planned again), then ``--calls`` timed claims (a prepared statement, autocommit,
+``durable => false``); rounds interleaved, the order alternating, medians of the rounds' medians.
 
 Cases, one queue named or all queues (NULL): 6,000 jobs each of its own priority; 6,000 jobs of
 one priority; 1,000 levels each holding one job due in an hour above 1,000 due jobs of priority
@@ -55,7 +55,7 @@ CASES = [
     ("nothing to claim; claims of 10", "empty", 10),
 ]
 
-FUNCTIONS = ("raquel_claim_0016", "raquel_claim")
+FUNCTIONS = ("raquel_claim_0013", "raquel_claim")
 
 
 def refill(conn: psycopg.Connection[Any], fill: str) -> None:
@@ -80,12 +80,12 @@ def timed(conn: psycopg.Connection[Any], query: bytes, calls: int) -> float:
 def levels(dsn: str, rounds: int, calls: int) -> list[str]:
     """The Markdown table."""
     out = [
-        "| case | queues | 0016: ms | today: ms | ratio |",
+        "| case | queues | 0013: ms | today: ms | ratio |",
         "|---|---|---:|---:|---:|",
     ]
     with psycopg.connect(dsn, autocommit=True) as setup, psycopg.connect(dsn, autocommit=True) as conn:
         setup.execute("SET search_path = raquel, pg_catalog, pg_temp")
-        setup.execute(function_sql("0016_claim_past_held_backlogs.sql", "raquel_claim", "raquel_claim_0016").encode())
+        setup.execute(function_sql("0013_claim_generic_plans.sql", "raquel_claim", "raquel_claim_0013").encode())
         setup.execute("RESET search_path")
         for label, fill, batch in CASES:
             for queues in ("ARRAY['q']", "NULL"):

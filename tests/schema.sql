@@ -593,7 +593,7 @@ DECLARE
     v_ctl    record;
     v_allow  integer;
     v_tokens double precision;
-    -- All queues but the held ones (0016_claim_past_held_backlogs)
+    -- All queues but the held ones (0016_claim_walks)
     v_walk   integer := greatest(256, 16 * raquel_claim.batch);
     v_need   integer;
     v_cands  tid[];
@@ -744,7 +744,7 @@ BEGIN
 
     IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
         -- Queue controls: every queue but the held ones (paused, limited),
-        -- without reading the held queues' backlogs (0016_claim_past_held_backlogs).
+        -- without reading the held queues' backlogs (0016_claim_walks).
         -- Level by level over the all-queues index, as raquel_claim_listed
         -- walks for a list: the first v_need jobs of queues not held among
         -- the level's first v_walk ready jobs (row v_walk comes back too when
@@ -838,7 +838,7 @@ BEGIN
         END IF;
     ELSIF raquel_claim.queues IS NULL THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0017_claim_levels_in_one_statement).
+        -- then the others in one (0016_claim_walks).
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
@@ -866,7 +866,7 @@ BEGIN
                             ORDER BY j.priority DESC LIMIT 1);
                 IF v_level IS NOT NULL THEN
                     -- A second level: it and every level below in one statement
-                    -- (0017_claim_levels_in_one_statement), each next level found
+                    -- (0016_claim_walks), each next level found
                     -- by one probe of the index past the one before (a recursive
                     -- union, read only as far as the claim needs), each level's due
                     -- jobs oldest first, the scan stopping at its first job not due.
@@ -902,7 +902,7 @@ BEGIN
         END IF;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0017_claim_levels_in_one_statement).
+        -- then the others in one (0016_claim_walks).
         v_level := (SELECT j.priority FROM raquel_jobs j
                     WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
                     ORDER BY j.queue, j.priority DESC LIMIT 1);
@@ -931,7 +931,7 @@ BEGIN
                             ORDER BY j.queue, j.priority DESC LIMIT 1);
                 IF v_level IS NOT NULL THEN
                     -- A second level: it and every level below in one statement
-                    -- (0017_claim_levels_in_one_statement), each next level found
+                    -- (0016_claim_walks), each next level found
                     -- by one probe of the index past the one before (a recursive
                     -- union, read only as far as the claim needs), each level's due
                     -- jobs oldest first, the scan stopping at its first job not due.
@@ -2136,7 +2136,7 @@ BEGIN
 
     IF v_queues IS NULL AND cardinality(v_skip) > 0 THEN
         -- All queues but the held ones, without reading the held queues'
-        -- backlogs (0016_claim_past_held_backlogs): the lease deadlines of the
+        -- backlogs (0016_claim_walks): the lease deadlines of the
         -- others' claimed jobs, then level by level the first waiting job of
         -- a queue not held among the level's first 256 (raquel_claim's walk);
         -- when 256 held jobs come first, the queues that are not held are

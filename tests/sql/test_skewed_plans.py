@@ -115,7 +115,7 @@ def claimed_queues(conn: psycopg.Connection[Any]) -> set[str]:
 def test_a_claim_of_all_queues_does_not_walk_a_paused_queues_backlog(held_first: psycopg.Connection[Any]) -> None:
     # 0013's claim of all queues read the paused queue's ready jobs one by one
     # to reach the others' (58-59 ms a claim beside 200,000 paused jobs,
-    # 1.3-1.4 ms since 0016_claim_past_held_backlogs).
+    # 1.3-1.4 ms since 0016_claim_walks).
     held_first.execute("SELECT raquel_pause_queue('held')")
     touched = buffers(held_first, "SELECT * FROM raquel_claim(NULL, 'w', 5, 60000)")
     assert touched <= MAX_BUFFERS
@@ -282,7 +282,7 @@ def many_levels(make_database: Any) -> Iterator[psycopg.Connection[Any]]:
 def test_a_claim_does_not_take_two_statements_per_priority_level(
     many_levels: psycopg.Connection[Any], queues: str
 ) -> None:
-    # Before 0017_claim_levels_in_one_statement each level took two statements
+    # Before 0016_claim_walks each level took two statements
     # of its own (its probe, its claim): auto_explain reported 104 statements
     # for this claim of 10 jobs below 40 levels of delayed jobs, 8 since.
     statement = f"SELECT priority FROM raquel_claim({queues}, 'w', 10, 60000)"
