@@ -1258,8 +1258,13 @@ BEGIN
     END IF;
     SELECT * INTO v_zero FROM raquel_zero_retention();
     IF cardinality(v_zero.queues) > 0 OR v_zero.default_zero THEN
-        v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
-                           WHERE w.job_id = ANY (raquel_complete_many.job_ids));
+        -- The watched jobs are looked for only when someone waits for a result.
+        IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+            v_watched := ARRAY(SELECT w.job_id FROM raquel_result_waiters w
+                               WHERE w.job_id = ANY (raquel_complete_many.job_ids));
+        ELSE
+            v_watched := '{}';
+        END IF;
         WITH pairs AS (
             SELECT p.job_id, p.claim_id, p.ord
             FROM unnest(raquel_complete_many.job_ids, raquel_complete_many.claim_ids)
@@ -1279,6 +1284,14 @@ BEGIN
             RETURNING f.ord
         )
         SELECT coalesce(array_agg(gone.ord), '{}') INTO v_gone FROM gone;
+        IF cardinality(v_gone) = cardinality(raquel_complete_many.job_ids) THEN
+            -- Every pair deleted (so none repeated): every pair recorded.
+            RETURN QUERY
+            SELECT p.job_id, true
+            FROM unnest(raquel_complete_many.job_ids) WITH ORDINALITY AS p(job_id, ord)
+            ORDER BY p.ord;
+            RETURN;
+        END IF;
     END IF;
     IF raquel_complete_many.results IS NULL THEN
         RETURN QUERY

@@ -325,6 +325,23 @@ def test_a_batch_of_outcomes_reaches_its_jobs_by_primary_key(all_queued: psycopg
     assert "Seq Scan on raquel_jobs" not in plans
 
 
+def test_a_batch_of_successes_deleted_whole_runs_no_update(all_queued: psycopg.Connection[Any]) -> None:
+    # Retention 0: the DELETE took every pair, so the function answers from it
+    # (0017_complete_many_deleted_whole). Before, the UPDATE of the pairs left
+    # over still ran, comparing every pair with every deleted one.
+    all_queued.execute("SELECT raquel_set_retention('gone', '0')")
+    all_queued.execute("SELECT count(*) FROM raquel_enqueue_many('gone', array_fill('x'::text, ARRAY[300]))")
+    rows = all_queued.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['gone'], 'w', 300)").fetchall()
+    ids, claims = [r[0] for r in rows], [r[1] for r in rows]
+    statement = psycopg.ClientCursor(all_queued).mogrify(
+        "SELECT bool_and(recorded), count(*) FROM raquel_complete_many(%s, %s)", [ids, claims]
+    )
+    plans = nested_plans(all_queued, statement)
+    assert "Delete on raquel_jobs" in plans
+    assert "Update on raquel_jobs" not in plans
+    assert all_queued.execute("SELECT count(*) FROM raquel_jobs WHERE queue = 'gone'").fetchone() == (0,)
+
+
 def test_a_large_claim_updates_the_rows_it_locked_by_their_ctid(all_queued: psycopg.Connection[Any]) -> None:
     # 0011: not a hash join over a sequential scan; 0017: not one primary-key
     # descent per job either, but a TID scan of the rows the CTE locked.
