@@ -124,23 +124,23 @@ COMMENT ON COLUMN raquel.raquel_jobs.cancel_claim_id IS 'The claim whose cancell
 COMMENT ON COLUMN raquel.raquel_jobs.trace_context IS 'The enqueuer''s trace context (a JSON object of strings, e.g. {"traceparent": "00-...-...-01"}, at most 2048 bytes), set at enqueue (raquel_enqueue(..., trace_context =>)); a worker with OpenTelemetry parents its span for the job on it. NULL: enqueued outside a trace.';
 
 CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
-    LANGUAGE sql ROWS 1
+    LANGUAGE plpgsql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
-SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7); END$_$;
 
 COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
 
 CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
-    LANGUAGE sql ROWS 1
+    LANGUAGE plpgsql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
-SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7); END$_$;
 
 COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_outcome (docs/security.md)
-SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_outcome($1, $2); END$_$;
 
 COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
@@ -159,9 +159,9 @@ SELECT raquel.raquel_complete($1, $2, $3, $4)$_$;
 COMMENT ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) IS 'Records the success of the claimed job, fenced by claim_id, with result (JSON, NULL for none) stored in the same UPDATE; returns ''success'', or NULL (nothing written) when the claim is no longer current. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still ''success''). Called inside a handler''s own transaction it commits or rolls back with the handler''s writes (exactly once for work in the same database). now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint DEFAULT NULL::bigint, results jsonb[] DEFAULT NULL::jsonb[]) RETURNS TABLE(job_id uuid, recorded boolean)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_complete_many (docs/security.md)
-SELECT * FROM raquel.raquel_complete_many($1, $2, $3, $4)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_complete_many($1, $2, $3, $4); END$_$;
 
 COMMENT ON FUNCTION public.raquel_complete_many(job_ids uuid[], claim_ids uuid[], now bigint, results jsonb[]) IS 'Records the success of many claimed jobs in one statement, each fenced by its claim_id and with its result (results: NULL, or one JSON value or NULL per pair) in the same UPDATE; returns (job_id, recorded) per pair in input order, a pair repeated is recorded once. A success without a result of a queue whose retention is 0 (raquel_set_retention), for a job no result waiter watches, deletes the job instead (still recorded). Arrays of different lengths: 22023 naming claim_ids or results. now only from a role that may update raquel_jobs.';
 
@@ -180,16 +180,16 @@ SELECT raquel.raquel_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 
 COMMENT ON FUNCTION public.raquel_enqueue(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues one job and returns its id: scheduled at coalesce(at, now) + coalesce(delay, 0); unique_key/unique_mode keep or replace the unfinished job holding the key; timeout (ms) limits each attempt; trace_context stores the enqueuer''s trace carrier (a JSON object of strings, at most 2048 bytes) for the worker''s span. now only from a role that may update raquel_jobs (else 42501). Bad arguments: 22023 naming the argument, nothing written. The id of raquel_enqueue_row: callers need EXECUTE on both.';
 
 CREATE FUNCTION public.raquel_enqueue_job(queue text DEFAULT 'default'::text, payload text DEFAULT NULL::text, at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF raquel.raquel_jobs
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_job (docs/security.md)
-SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14); END$_$;
 
 COMMENT ON FUNCTION public.raquel_enqueue_job(queue text, payload text, at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, priority integer, unique_key text, unique_mode text, timeout bigint, trace_context text) IS 'Enqueues a job exactly as raquel_enqueue (same arguments but now, timeout and trace_context included; same rules and errors) and returns its row in the same call: for unique_mode keep, the row of the job already holding the key. raquel_enqueue_row''s row as a set.';
 
 CREATE FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint DEFAULT NULL::bigint, delay bigint DEFAULT NULL::bigint, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, min_retry_delay bigint DEFAULT NULL::bigint, max_retry_delay bigint DEFAULT NULL::bigint, backoff_base bigint DEFAULT NULL::bigint, now bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, unique_keys text[] DEFAULT NULL::text[], unique_mode text DEFAULT NULL::text, timeout bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text) RETURNS SETOF uuid
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_enqueue_many (docs/security.md)
-SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15); END$_$;
 
 COMMENT ON FUNCTION public.raquel_enqueue_many(queue text, payloads text[], at bigint, delay bigint, max_age bigint, max_retry_count integer, min_retry_delay bigint, max_retry_delay bigint, backoff_base bigint, now bigint, priority integer, unique_keys text[], unique_mode text, timeout bigint, trace_context text) IS 'One job per payload, ids in the payloads'' order, or 22023 naming the bad argument and nothing written. Rules of raquel_enqueue; timeout (ms) and trace_context are stored with every job.';
 
@@ -215,9 +215,9 @@ SELECT raquel.raquel_fail($1, $2, $3, $4, $5)$_$;
 COMMENT ON FUNCTION public.raquel_fail(job_id uuid, claim_id uuid, error text, error_trace text, now bigint) IS 'Records a failed attempt of the claimed job, fenced by claim_id: exhausted after attempt max_retry_count + 1, else failed and due again at now + the retry delay (at most the time range''s end); cancelled (never retried) when the cancellation of this claim was requested. Returns the new status, or NULL when the claim is no longer current. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint DEFAULT NULL::bigint) RETURNS TABLE(name text, job_id uuid)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
-SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4); END$_$;
 
 COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
@@ -285,16 +285,16 @@ SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$-- raquel_pg stand-in: calls raquel.raquel_queue_controls (docs/security.md)
-SELECT * FROM raquel.raquel_queue_controls()$$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_queue_controls(); END$$;
 
 COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_queue_overview (docs/security.md)
-SELECT * FROM raquel.raquel_queue_overview($1)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_queue_overview($1); END$_$;
 
 COMMENT ON FUNCTION public.raquel_queue_overview(now bigint) IS 'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
 
@@ -313,9 +313,9 @@ SELECT raquel.raquel_release($1, $2)$_$;
 COMMENT ON FUNCTION public.raquel_release(job_id uuid, claim_id uuid) IS 'Hands a claimed job back untouched, as if never claimed: queued, claim cleared, scheduled_at unchanged, no attempt counted. For jobs a worker claimed but did not run (shutdown, cancellation). Fenced: NULL and no change unless still claimed under claim_id.';
 
 CREATE FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint) RETURNS SETOF uuid
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_renew_leases (docs/security.md)
-SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_renew_leases($1, $2, $3, $4); END$_$;
 
 COMMENT ON FUNCTION public.raquel_renew_leases(job_ids uuid[], claim_ids uuid[], lease bigint, now bigint) IS 'Extends the leases of the (job_ids[i], claim_ids[i]) still held to now + lease; returns the ids renewed. Arrays of different lengths: 22023 naming claim_ids.';
 
@@ -334,9 +334,9 @@ SELECT raquel.raquel_rescue($1, $2)$_$;
 COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_result (docs/security.md)
-SELECT * FROM raquel.raquel_result($1)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_result($1); END$_$;
 
 COMMENT ON FUNCTION public.raquel_result(job_id uuid) IS 'The job''s status, whether it is finished (success, exhausted, expired, cancelled), its result (JSON stored with the success), error, attempts and finished_at; no row when there is no such job. Waits for a transaction changing the job at that moment, so that with raquel_result_watch no end is missed. 22023 naming job_id when NULL.';
 
@@ -411,16 +411,16 @@ SELECT raquel.raquel_set_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)$_$;
 COMMENT ON FUNCTION public.raquel_set_schedule(name text, queue text, payload text, cron text, every bigint, first_run_at bigint, priority integer, max_age bigint, max_retry_count integer, now bigint) IS 'Creates or updates a schedule; returns its next_run_at. first_run_at within 0001-01-02 .. 9999-12-30 UTC, every and max_age <= 2^62 - 1 ms (else 22023 naming the argument).';
 
 CREATE FUNCTION public.raquel_stats(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, total bigint, queued bigint, claimed bigint, success bigint, failed bigint, cancelled bigint, expired bigint, exhausted bigint, ready bigint, scheduled bigint, lease_expired bigint, oldest_ready_age_ms bigint)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_stats (docs/security.md)
-SELECT * FROM raquel.raquel_stats($1)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_stats($1); END$_$;
 
 COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
 CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_throughput (docs/security.md)
-SELECT * FROM raquel.raquel_throughput($1, $2)$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_throughput($1, $2); END$_$;
 
 COMMENT ON FUNCTION public.raquel_throughput(since bigint, now bigint) IS 'Jobs finished per minute, queue and final status since "since" (within two days); closed minutes are counted once and kept. "now" only from roles that may update raquel_jobs.';
 
@@ -1903,13 +1903,19 @@ BEGIN
                      AND pg_get_function_result(s.oid) <> r.result) THEN
             EXECUTE format('DROP FUNCTION %I.%I(%s)', raquel_expose.install_schema, r.proname, r.identity);
         END IF;
+        -- One value: an SQL function, which the planner inlines. A set: PL/pgSQL,
+        -- which plans its call once per session (an SQL function returning a
+        -- set is not inlined, and PostgreSQL before 18 planned its body anew at
+        -- every call: 0018_standins_plpgsql).
         EXECUTE format(
-            'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql %s %s PARALLEL %s %s AS %L',
-            raquel_expose.install_schema, r.proname, r.args, r.result, r.volatility, r.strictness,
+            'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE %s %s %s PARALLEL %s %s AS %L',
+            raquel_expose.install_schema, r.proname, r.args, r.result,
+            CASE WHEN r.proretset THEN 'plpgsql' ELSE 'sql' END, r.volatility, r.strictness,
             r.parallel, r.rows,
             format(E'-- raquel_pg stand-in: calls raquel.%I (docs/security.md)\n%s',
                    r.proname,
-                   CASE WHEN r.proretset THEN format('SELECT * FROM raquel.%I(%s)', r.proname, coalesce(v_args, ''))
+                   CASE WHEN r.proretset
+                        THEN format('BEGIN RETURN QUERY SELECT * FROM raquel.%I(%s); END', r.proname, coalesce(v_args, ''))
                         ELSE format('SELECT raquel.%I(%s)', r.proname, coalesce(v_args, '')) END));
         EXECUTE format('COMMENT ON FUNCTION %I.%I(%s) IS %L',
                        raquel_expose.install_schema, r.proname, r.identity, r.comment);
@@ -1948,7 +1954,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, an SQL function with the same signature whose body is the schema-qualified call for every raquel_* function, a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, a function with the same signature whose body is the schema-qualified call for every raquel_* function (SQL when it returns one value, PL/pgSQL when it returns a set), a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
