@@ -14,8 +14,8 @@
 -- whose every pair the DELETE took (the fast mode's, each pair once) returns
 -- there; any other batch runs both statements as before. And the jobs a
 -- result waiter watches are looked for only when raquel_result_waiters holds
--- a row (one probe of an unlogged table, usually empty), not with a scan of
--- it per pair.
+-- a row (one probe of an unlogged table, usually empty), not by matching its
+-- rows against every pair at every call.
 --
 -- Server CPU per job of a batch of 250 successes, retention 0, read from the
 -- backend's /proc/PID/schedstat around each call (3 runs of 200 claims of 250

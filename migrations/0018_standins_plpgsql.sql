@@ -1,12 +1,14 @@
--- 0018_standins_plpgsql: the install schema's stand-ins of the functions
--- that return a set are PL/pgSQL.
+-- 0018_standins_plpgsql: the install schema's stand-ins of the volatile
+-- functions that return a set are PL/pgSQL.
 --
 -- Guarantees: 0001_engine_schema's raquel_expose, unchanged (which stand-ins
 -- it makes, their signatures, results, volatility, strictness, privileges
 -- and comments, the refusal of engine objects bound outside raquel and
--- pg_catalog), but for the language of the stand-ins that return a set:
--- PL/pgSQL, whose body is RETURN QUERY SELECT * FROM raquel.<name>($1, ...).
--- Stand-ins of functions returning one value stay SQL (inlined). Either way a
+-- pg_catalog), but for the language of the stand-ins of volatile functions
+-- that return a set (raquel_claim, raquel_complete_many, raquel_enqueue_many,
+-- ...): PL/pgSQL, whose body is RETURN QUERY SELECT * FROM raquel.<name>($1,
+-- ...). The others stay SQL, which the planner inlines (a function returning
+-- one value; a STABLE one returning a set, such as raquel_stats). Either way a
 -- stand-in is SECURITY INVOKER and names nothing but its engine function,
 -- qualified.
 --
@@ -99,19 +101,21 @@ BEGIN
                      AND pg_get_function_result(s.oid) <> r.result) THEN
             EXECUTE format('DROP FUNCTION %I.%I(%s)', raquel_expose.install_schema, r.proname, r.identity);
         END IF;
-        -- One value: an SQL function, which the planner inlines. A set: PL/pgSQL,
-        -- which plans its call once per session (an SQL function returning a
-        -- set is not inlined, and PostgreSQL before 18 planned its body anew at
-        -- every call: 0018_standins_plpgsql).
+        -- A volatile function returning a set: PL/pgSQL, which plans its call
+        -- once per session (such an SQL function is not inlined, and
+        -- PostgreSQL before 18 planned its body anew at every call:
+        -- 0018_standins_plpgsql). Any other: SQL, which the planner inlines.
         EXECUTE format(
             'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE %s %s %s PARALLEL %s %s AS %L',
             raquel_expose.install_schema, r.proname, r.args, r.result,
-            CASE WHEN r.proretset THEN 'plpgsql' ELSE 'sql' END, r.volatility, r.strictness,
+            CASE WHEN r.proretset AND r.volatility = 'VOLATILE' THEN 'plpgsql' ELSE 'sql' END,
+            r.volatility, r.strictness,
             r.parallel, r.rows,
             format(E'-- raquel_pg stand-in: calls raquel.%I (docs/security.md)\n%s',
                    r.proname,
-                   CASE WHEN r.proretset
+                   CASE WHEN r.proretset AND r.volatility = 'VOLATILE'
                         THEN format('BEGIN RETURN QUERY SELECT * FROM raquel.%I(%s); END', r.proname, coalesce(v_args, ''))
+                        WHEN r.proretset THEN format('SELECT * FROM raquel.%I(%s)', r.proname, coalesce(v_args, ''))
                         ELSE format('SELECT raquel.%I(%s)', r.proname, coalesce(v_args, '')) END));
         EXECUTE format('COMMENT ON FUNCTION %I.%I(%s) IS %L',
                        raquel_expose.install_schema, r.proname, r.identity, r.comment);
@@ -150,4 +154,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_expose(text) IS
-    'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, a function with the same signature whose body is the schema-qualified call for every raquel_* function (SQL when it returns one value, PL/pgSQL when it returns a set), a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+    'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, a function with the same signature whose body is the schema-qualified call for every raquel_* function (PL/pgSQL for a volatile function returning a set, else SQL), a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';

@@ -138,9 +138,9 @@ BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, 
 COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_outcome (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_outcome($1, $2); END$_$;
+SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
@@ -285,16 +285,16 @@ SELECT raquel.raquel_purge($1, $2, $3, $4)$_$;
 COMMENT ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than older_than, oldest first; returns how many. older_than must be a finite interval >= 0 (else 22023 naming it).';
 
 CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused boolean, max_running integer, per_second double precision, retention_ms bigint, pruned bigint)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     AS $$-- raquel_pg stand-in: calls raquel.raquel_queue_controls (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_queue_controls(); END$$;
+SELECT * FROM raquel.raquel_queue_controls()$$;
 
 COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_queue_overview (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_queue_overview($1); END$_$;
+SELECT * FROM raquel.raquel_queue_overview($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_queue_overview(now bigint) IS 'Per queue with waiting or claimed jobs: queued, failed, ready, scheduled, running, lease_expired, oldest_ready_age_ms, read from the partial indexes only. "now" only from roles that may update raquel_jobs.';
 
@@ -1903,19 +1903,21 @@ BEGIN
                      AND pg_get_function_result(s.oid) <> r.result) THEN
             EXECUTE format('DROP FUNCTION %I.%I(%s)', raquel_expose.install_schema, r.proname, r.identity);
         END IF;
-        -- One value: an SQL function, which the planner inlines. A set: PL/pgSQL,
-        -- which plans its call once per session (an SQL function returning a
-        -- set is not inlined, and PostgreSQL before 18 planned its body anew at
-        -- every call: 0018_standins_plpgsql).
+        -- A volatile function returning a set: PL/pgSQL, which plans its call
+        -- once per session (such an SQL function is not inlined, and
+        -- PostgreSQL before 18 planned its body anew at every call:
+        -- 0018_standins_plpgsql). Any other: SQL, which the planner inlines.
         EXECUTE format(
             'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE %s %s %s PARALLEL %s %s AS %L',
             raquel_expose.install_schema, r.proname, r.args, r.result,
-            CASE WHEN r.proretset THEN 'plpgsql' ELSE 'sql' END, r.volatility, r.strictness,
+            CASE WHEN r.proretset AND r.volatility = 'VOLATILE' THEN 'plpgsql' ELSE 'sql' END,
+            r.volatility, r.strictness,
             r.parallel, r.rows,
             format(E'-- raquel_pg stand-in: calls raquel.%I (docs/security.md)\n%s',
                    r.proname,
-                   CASE WHEN r.proretset
+                   CASE WHEN r.proretset AND r.volatility = 'VOLATILE'
                         THEN format('BEGIN RETURN QUERY SELECT * FROM raquel.%I(%s); END', r.proname, coalesce(v_args, ''))
+                        WHEN r.proretset THEN format('SELECT * FROM raquel.%I(%s)', r.proname, coalesce(v_args, ''))
                         ELSE format('SELECT raquel.%I(%s)', r.proname, coalesce(v_args, '')) END));
         EXECUTE format('COMMENT ON FUNCTION %I.%I(%s) IS %L',
                        raquel_expose.install_schema, r.proname, r.identity, r.comment);
@@ -1954,7 +1956,7 @@ BEGIN
 END;
 $_$;
 
-COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, a function with the same signature whose body is the schema-qualified call for every raquel_* function (SQL when it returns one value, PL/pgSQL when it returns a set), a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
+COMMENT ON FUNCTION raquel.raquel_expose(install_schema text) IS 'For the migration runner (after each migration, as the owner): makes the install schema''s stand-ins match schema raquel, a function with the same signature whose body is the schema-qualified call for every raquel_* function (PL/pgSQL for a volatile function returning a set, else SQL), a view of all columns for every raquel_* table or view, each with the engine object''s privileges and comment; drops stand-ins whose engine object is gone. First refuses when an object of schema raquel is bound to a function or operator outside raquel and pg_catalog. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_fail(job_id uuid, claim_id uuid, error text DEFAULT NULL::text, error_trace text DEFAULT NULL::text, now bigint DEFAULT NULL::bigint) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER

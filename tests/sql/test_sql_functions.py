@@ -651,15 +651,17 @@ def test_only_the_rules_that_span_columns_are_table_constraints(conn: Conn) -> N
     assert checks == [("raquel_jobs_claim_check",), ("raquel_jobs_delays_check",)]
 
 
-def test_stand_ins_returning_a_set_are_plpgsql_and_the_others_sql(conn: Conn) -> None:
-    # 0018_standins_plpgsql: an SQL function returning a set is never inlined,
-    # and PostgreSQL before 18 planned its body at every call (a one-job claim
-    # through it 468 us against 402 as PL/pgSQL); one returning a value is
+def test_stand_ins_of_volatile_set_returning_functions_are_plpgsql_and_the_others_sql(conn: Conn) -> None:
+    # 0018_standins_plpgsql: an SQL function returning a set is not inlined when
+    # volatile, and PostgreSQL before 18 planned its body at every call (a
+    # one-job claim through it 468 us against 402 as PL/pgSQL); the others are
     # inlined as SQL.
     rows = conn.execute(
-        "SELECT p.proname, p.proretset, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+        "SELECT p.proname, p.proretset AND p.provolatile = 'v', l.lanname"
+        " FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
         " WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'raquel\\_%'"
         " AND p.prosrc LIKE '-- raquel_pg stand-in%'"
     ).fetchall()
-    assert {"raquel_claim", "raquel_enqueue", "raquel_complete_many"} <= {name for name, _, _ in rows}
-    assert [(name, lang) for name, sets, lang in rows if lang != ("plpgsql" if sets else "sql")] == []
+    assert {"raquel_claim", "raquel_enqueue", "raquel_stats"} <= {name for name, _, _ in rows}
+    assert [(name, lang) for name, planned, lang in rows if lang != ("plpgsql" if planned else "sql")] == []
+    assert {name for name, planned, _ in rows if planned} >= {"raquel_claim", "raquel_complete_many"}
