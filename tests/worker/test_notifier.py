@@ -45,6 +45,8 @@ def recorder(rq: Raquel, queue: str, started: dict[str, list[float]]) -> Worker:
 
 
 def test_the_workers_of_a_client_share_one_listen_connection_and_each_hears_its_queues(rq: Raquel, conn: Conn) -> None:
+    # An earlier test's LISTEN backend may still be exiting after its client closed.
+    wait_until(lambda: listeners(conn) == 0)
     started: dict[str, list[float]] = {}
     workers = [recorder(rq, f"q{n}", started) for n in range(20)]
     runs = [spawn(w.run, name=f"worker {n}") for n, w in enumerate(workers)]

@@ -44,6 +44,8 @@ def recorder(arq: AsyncRaquel, queue: str, started: dict[str, list[float]]) -> A
 async def test_the_workers_of_a_client_share_one_listen_connection_and_each_hears_its_queues(
     arq: AsyncRaquel, conn: Conn
 ) -> None:
+    # An earlier test's LISTEN backend may still be exiting after its client closed.
+    await wait_until(lambda: listeners(conn) == 0)
     started: dict[str, list[float]] = {}
     workers = [recorder(arq, f"q{n}", started) for n in range(20)]
     runs = [aspawn(w.run, name=f"worker {n}") for n, w in enumerate(workers)]
