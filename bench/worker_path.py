@@ -63,6 +63,7 @@ async def drain(jobs: int, concurrency: int, profile: bool) -> float:
 
     class Notifier:
         listening = True
+        backend_pid = None  # no hand-offs (0019_handoff)
 
         def subscribe(self, *args: Any) -> None:
             pass

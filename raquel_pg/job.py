@@ -319,6 +319,23 @@ class JobCalls:
             },
             binary=True,
         )
+        return self._hold(rows, sent_at, lease)
+
+    def take(self, handed: list[tuple[UUID, UUID]], lease_ms: int | None = None) -> list[Job]:
+        """Takes the jobs handed to this worker, ``(job id, claim id)`` pairs (``raquel_take``, one call each),
+        and returns those still handed to it that can run, their leases kept (as :meth:`claim`).
+
+        A pair whose job was rescued, released or cancelled meanwhile gives nothing.
+        """
+        lease = self.lease_ms if lease_ms is None else lease_ms
+        sent_at = time.monotonic()
+        rows: list[tuple[Any, ...]] = []
+        for job_id, claim_id in handed:
+            rows += self.fetch("take", {"job_id": job_id, "claim_id": claim_id, "lease": lease}, binary=True)
+        return self._hold(rows, sent_at, lease)
+
+    def _hold(self, rows: list[tuple[Any, ...]], sent_at: float, lease: int) -> list[Job]:
+        """The claimed ``rows`` as jobs whose leases the client keeps; those it cannot decode are set aside."""
         received_at = time.monotonic()
         jobs = [Job._bind(self, row, sent_at, lease, received_at) for row in rows]
         runnable = [job for job in jobs if job.out_of_range is None]
@@ -345,12 +362,36 @@ class JobCalls:
                     error,
                 )
 
-    def wait_begin(self, worker: UUID, queues: list[str] | None, ttl_ms: int) -> bool:
+    def wait_begin(
+        self,
+        worker: UUID,
+        queues: list[str] | None,
+        ttl_ms: int,
+        *,
+        handoff: tuple[str, int, int] | None = None,
+    ) -> bool:
         """Registers ``worker`` as waiting on ``queues`` for ``ttl_ms`` (``raquel_wait_begin``).
 
-        True when made with no producer in flight (see Producer).
+        ``handoff``: ``(claim_as, lease_ms, listener_pid)``, to accept jobs
+        handed to it (migration 0019_handoff; ``listener_pid`` is the backend
+        pid of the connection that LISTENs). True when made with no producer
+        in flight (see Producer).
         """
-        rows = self.fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
+        if handoff is None:
+            rows = self.fetch("wait_begin", {"worker": worker, "queues": queues, "ttl_ms": ttl_ms})
+        else:
+            claim_as, lease, listener_pid = handoff
+            rows = self.fetch(
+                "wait_begin_handoff",
+                {
+                    "worker": worker,
+                    "queues": queues,
+                    "ttl_ms": ttl_ms,
+                    "claim_as": claim_as,
+                    "lease": lease,
+                    "listener_pid": listener_pid,
+                },
+            )
         confirmed: bool = rows[0][0]
         return confirmed
 

@@ -55,6 +55,7 @@ class _Listening:
         self.stop = Event()
         self.task: Any = None
         self.hears = False
+        self.backend_pid: int | None = None
 
 
 class Notifier:
@@ -68,7 +69,9 @@ class Notifier:
     task (thread, in the sync client): callbacks must be quick and not block.
     :meth:`subscribe_payloads` does the same for ``raquel_results`` (result
     waiters) and ``raquel_cancel`` (workers running a job whose cancellation
-    is requested), whose payload is a job id: the callback gets the payload.
+    is requested), whose payload is a job id, and ``raquel_handoff`` (jobs
+    handed to an idle worker, '<worker> <job id> <claim id>'): the callback
+    gets the payload.
 
     Each time the connection (re)starts LISTENing it proves that notifications
     reach it: it sends itself one through the client's pool (``pg_notify``
@@ -97,6 +100,16 @@ class Notifier:
         current = self._current
         return current is not None and current.hears
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server backend pid of the LISTEN connection while :attr:`listening`, else None.
+
+        A worker registers it to accept hand-offs (migration 0019_handoff): the
+        enqueue hands a job only to a worker whose LISTEN backend is alive.
+        """
+        current = self._current
+        return current.backend_pid if current is not None and current.hears else None
+
     def subscribe(self, key: object, queues: list[str] | None, heard: Callable[[], None]) -> None:
         """Calls ``heard()`` for each notification of one of ``queues`` (None: any) until unsubscribed.
 
@@ -109,7 +122,7 @@ class Notifier:
     def subscribe_payloads(self, key: object, channel: str, heard: Callable[[str | None], None]) -> None:
         """Calls ``heard(payload)`` for each notification on ``channel`` until unsubscribed.
 
-        ``channel`` is ``"raquel_results"`` or ``"raquel_cancel"``. ``heard(None)``
+        ``channel`` is ``"raquel_results"``, ``"raquel_cancel"`` or ``"raquel_handoff"``. ``heard(None)``
         is called each time the connection starts hearing (a notification may
         have been missed before): the subscriber checks again what it waits
         for. Starts the LISTEN connection if this is the first subscriber.
@@ -173,8 +186,10 @@ class Notifier:
                     conn.execute(QUERIES["listen_probe"])
                     conn.execute(QUERIES["listen_results"])
                     conn.execute(QUERIES["listen_cancel"])
+                    conn.execute(QUERIES["listen_handoff"])
                     conn.execute(QUERIES["listen"])
                     if self._probe(conn):
+                        current.backend_pid = conn.pgconn.backend_pid
                         current.hears = True
                         delay = 0.1
                         # Catch up with what came while not listening; a

@@ -52,6 +52,7 @@ class _Listening:
         self.stop = AEvent()
         self.task: Any = None
         self.hears = False
+        self.backend_pid: int | None = None
 
 
 class AsyncNotifier:
@@ -65,7 +66,9 @@ class AsyncNotifier:
     task (thread, in the sync client): callbacks must be quick and not block.
     :meth:`subscribe_payloads` does the same for ``raquel_results`` (result
     waiters) and ``raquel_cancel`` (workers running a job whose cancellation
-    is requested), whose payload is a job id: the callback gets the payload.
+    is requested), whose payload is a job id, and ``raquel_handoff`` (jobs
+    handed to an idle worker, '<worker> <job id> <claim id>'): the callback
+    gets the payload.
 
     Each time the connection (re)starts LISTENing it proves that notifications
     reach it: it sends itself one through the client's pool (``pg_notify``
@@ -94,6 +97,16 @@ class AsyncNotifier:
         current = self._current
         return current is not None and current.hears
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server backend pid of the LISTEN connection while :attr:`listening`, else None.
+
+        A worker registers it to accept hand-offs (migration 0019_handoff): the
+        enqueue hands a job only to a worker whose LISTEN backend is alive.
+        """
+        current = self._current
+        return current.backend_pid if current is not None and current.hears else None
+
     def subscribe(self, key: object, queues: list[str] | None, heard: Callable[[], None]) -> None:
         """Calls ``heard()`` for each notification of one of ``queues`` (None: any) until unsubscribed.
 
@@ -106,7 +119,7 @@ class AsyncNotifier:
     def subscribe_payloads(self, key: object, channel: str, heard: Callable[[str | None], None]) -> None:
         """Calls ``heard(payload)`` for each notification on ``channel`` until unsubscribed.
 
-        ``channel`` is ``"raquel_results"`` or ``"raquel_cancel"``. ``heard(None)``
+        ``channel`` is ``"raquel_results"``, ``"raquel_cancel"`` or ``"raquel_handoff"``. ``heard(None)``
         is called each time the connection starts hearing (a notification may
         have been missed before): the subscriber checks again what it waits
         for. Starts the LISTEN connection if this is the first subscriber.
@@ -170,8 +183,10 @@ class AsyncNotifier:
                     await conn.execute(QUERIES["listen_probe"])
                     await conn.execute(QUERIES["listen_results"])
                     await conn.execute(QUERIES["listen_cancel"])
+                    await conn.execute(QUERIES["listen_handoff"])
                     await conn.execute(QUERIES["listen"])
                     if await self._probe(conn):
+                        current.backend_pid = conn.pgconn.backend_pid
                         current.hears = True
                         delay = 0.1
                         # Catch up with what came while not listening; a

@@ -19,6 +19,7 @@ import psycopg
 
 from . import params
 from ._acompat import Event, raise_if_cancelled
+from .errors import NotMigrated
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -68,6 +69,15 @@ class Producer:
     takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
     stops are handed back unstarted.
+
+    While the client's LISTEN connection hears, the registration accepts
+    hand-offs (migration 0019_handoff): the enqueue of a lone ready job
+    claims it for this worker at its commit and names it in a notification
+    (:meth:`handed`); the producer then takes it (``raquel_take``: one round
+    trip whose commit does not wait for a WAL flush) instead of claiming.
+    A handed job it cannot take (a connection error) or that comes as it
+    stops is not run: it goes back to the queue, uncounted, when its lease
+    runs out (or at once, handed back, when it stops).
     """
 
     def __init__(
@@ -107,6 +117,11 @@ class Producer:
         self._race_delay = RACE_DELAY
         self._wake = Event()
         self._lock = threading.Lock()
+        # Jobs handed to this worker (job id, claim id), not yet taken; and
+        # whether to offer hand-offs (off once the role may not, or the schema
+        # cannot).
+        self._handed: list[tuple[uuid.UUID, uuid.UUID]] = []
+        self._handoff = True
 
     def wake(self) -> None:
         """Ends the current wait: a slot freed, or the worker stops. Never blocks."""
@@ -129,6 +144,47 @@ class Producer:
             self._registered = False
         self._wake.set()
 
+    def handed(self, payload: str | None) -> None:
+        """A job handed to a worker (the notifier's ``raquel_handoff`` callback): if to this one,
+        keep it to take, wake; the registration is spent. Never blocks."""
+        if payload is None:  # the connection (re)started hearing: nothing to catch up with here
+            return
+        worker, _, rest = payload.partition(" ")
+        if worker != str(self._waiter_id):
+            return
+        job_id, _, claim_id = rest.partition(" ")
+        try:
+            pair = (uuid.UUID(job_id), uuid.UUID(claim_id))
+        except ValueError:  # not sent by 0019_handoff's trigger (a NOTIFY by hand)
+            logger.warning("ignored a raquel_handoff notification that names no job and claim: %r", payload)
+            return
+        with self._lock:
+            self._handed.append(pair)
+            self._wakeups += 1
+            self._registered_until = 0.0
+            self._registered = False
+        self._wake.set()
+
+    def _take_handed(self) -> None:
+        """Takes the jobs handed to this worker and starts them (hands them back when stopping)."""
+        with self._lock:
+            handed, self._handed = self._handed, []
+        if not handed:
+            return
+        try:
+            jobs = self._calls.take(handed, lease_ms=self._lease_ms)
+        except psycopg.Error as error:  # never let the worker die on it
+            logger.warning(
+                "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
+                len(handed),
+                error,
+            )
+            return
+        if self._stopping.is_set():
+            self._slots.hand_back(jobs)
+        else:
+            self._slots.start(jobs)
+
     def run(self) -> None:
         """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
         error_delay = 0.1
@@ -137,6 +193,7 @@ class Producer:
             # Clear before claiming: a notification that arrives from here on
             # is for a job this claim may miss, so it must wake the wait below.
             self._wake.clear()
+            self._take_handed()
             timeout = self._poll_interval
             free = self._slots.free()
             if free > 0:
@@ -179,9 +236,22 @@ class Producer:
         if self._registered_until - time.monotonic() > self._waiter_ttl / 2:
             return None
         sent_at, wakeups = time.monotonic(), self._wakeups
+        listener_pid = self._calls.notifier.backend_pid if self._handoff else None
+        handoff = (
+            None if listener_pid is None else (self._claim_as, self._lease_ms or self._calls.lease_ms, listener_pid)
+        )
         try:
             self._registered = True
-            confirmed = self._calls.wait_begin(self._waiter_id, self._queues, int(self._waiter_ttl * 1000))
+            try:
+                confirmed = self._calls.wait_begin(
+                    self._waiter_id, self._queues, int(self._waiter_ttl * 1000), handoff=handoff
+                )
+            except (psycopg.errors.InsufficientPrivilege, NotMigrated) as error:
+                if handoff is None:
+                    raise
+                logger.warning("this worker takes no hand-offs (%s): it claims after each notification", error)
+                self._handoff = False
+                confirmed = self._calls.wait_begin(self._waiter_id, self._queues, int(self._waiter_ttl * 1000))
         except psycopg.OperationalError as error:
             logger.warning("could not register as waiting (%s)", error)
             self._registered_until = 0.0
@@ -200,7 +270,18 @@ class Producer:
 
     def unregister(self) -> None:
         """Removes this worker's waiter registration, if it made one that no notification spent
-        (``raquel_wait_end``); never raises."""
+        (``raquel_wait_end``); never raises. Once stopping, also hands back the jobs handed to it
+        that it has not taken (those whose notification is still to come go back when their lease
+        runs out)."""
+        self._end_registration()
+        if self._stopping.is_set():
+            try:
+                self._take_handed()  # stopping: taken to be handed back at once
+            except psycopg.Error as error:
+                logger.warning("could not hand back the jobs handed to this worker (%s)", error)
+
+    def _end_registration(self) -> None:
+        """``raquel_wait_end`` if this worker made a registration that no notification spent."""
         if not self._registered:
             return
         self._registered, self._registered_until = False, 0.0

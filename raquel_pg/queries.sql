@@ -51,6 +51,17 @@ SELECT recorded FROM raquel.raquel_complete_many(%(job_ids)b::uuid[], %(claim_id
 -- name: wait_begin
 SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint)
 
+-- name: wait_begin_handoff
+SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s::bigint, %(claim_as)s::text,
+                                %(lease)s::bigint, %(listener_pid)s::integer)
+
+-- name: take
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout,
+       trace_context
+FROM raquel.raquel_take(job_id => %(job_id)s::uuid, claim_id => %(claim_id)s::uuid, lease => %(lease)s::bigint)
+
 -- name: wait_end
 SELECT raquel.raquel_wait_end(%(worker)s::uuid)
 
@@ -196,6 +207,10 @@ LISTEN raquel_results
 -- name: listen_cancel
 -- Cancel requests for running jobs (issue 25): the payload is the job's id.
 LISTEN raquel_cancel
+
+-- name: listen_handoff
+-- Jobs handed to an idle worker (0019_handoff): '<worker> <job id> <claim_id>'.
+LISTEN raquel_handoff
 
 -- name: probe
 -- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =

@@ -273,6 +273,7 @@ class Worker:
         restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
+        self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
         self._subscribed = True
         self._completer.open()
         maintainer = (
@@ -294,6 +295,7 @@ class Worker:
                 if maintainer is not None:
                     join([maintainer], None)
                 self._producer.unregister()
+                self._calls.notifier.unsubscribe(self._producer)  # hand-offs heard until unregistered
                 self._completer.close()
                 if restore is not None:
                     restore()

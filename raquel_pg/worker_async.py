@@ -275,6 +275,7 @@ class AsyncWorker:
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
+        self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
         self._subscribed = True
         self._completer.open()
         maintainer = (
@@ -296,6 +297,7 @@ class AsyncWorker:
                 if maintainer is not None:
                     await ajoin([maintainer], None)
                 await self._producer.unregister()
+                await self._calls.notifier.unsubscribe(self._producer)  # hand-offs heard until unregistered
                 await self._completer.close()
                 if restore is not None:
                     restore()

@@ -331,7 +331,7 @@ CREATE FUNCTION public.raquel_rescue(queues text[] DEFAULT NULL::text[], now big
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_rescue (docs/security.md)
 SELECT raquel.raquel_rescue($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; a job handed to a worker that never took it (claimed_at NULL, 0019_handoff) goes back queued (or cancelled) with no attempt counted. Returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
     LANGUAGE plpgsql
@@ -417,6 +417,13 @@ BEGIN RETURN QUERY SELECT * FROM raquel.raquel_stats($1); END$_$;
 
 COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
+CREATE FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE plpgsql ROWS 1
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_take (docs/security.md)
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_take($1, $2, $3); END$_$;
+
+COMMENT ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint) IS 'Takes a job handed to this worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id and not yet taken, sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, or lease not > 0.';
+
 CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE plpgsql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_throughput (docs/security.md)
@@ -444,6 +451,13 @@ CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigi
 SELECT raquel.raquel_wait_begin($1, $2, $3)$_$;
 
 COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) RETURNS boolean
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_begin (docs/security.md)
+SELECT raquel.raquel_wait_begin($1, $2, $3, $4, $5, $6)$_$;
+
+COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
 
 CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
     LANGUAGE sql
@@ -2622,10 +2636,23 @@ CREATE FUNCTION raquel.raquel_rescue(queues text[] DEFAULT NULL::text[], now big
     SET max_parallel_workers_per_gather TO '0'
     AS $$
 DECLARE
-    v_now   bigint := CASE WHEN raquel_rescue.now IS NULL THEN raquel_now_ms()
-                           ELSE raquel_clock('raquel_rescue', raquel_rescue.now) END;
-    v_count integer;
+    v_now    bigint := CASE WHEN raquel_rescue.now IS NULL THEN raquel_now_ms()
+                            ELSE raquel_clock('raquel_rescue', raquel_rescue.now) END;
+    v_handed integer;
+    v_count  integer;
 BEGIN
+    WITH lost AS (
+        SELECT j.id FROM raquel_jobs j
+        WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now AND j.claimed_at IS NULL
+          AND (raquel_rescue.queues IS NULL OR j.queue = ANY (raquel_rescue.queues))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE raquel_jobs j SET
+        status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled' ELSE 'queued' END,
+        finished_at = CASE WHEN j.cancel_claim_id = j.claim_id THEN v_now END,
+        claimed_by = NULL, lease_expires_at = NULL
+    FROM lost WHERE j.id = lost.id;
+    GET DIAGNOSTICS v_handed = ROW_COUNT;
     WITH lost AS (
         SELECT j.id FROM raquel_jobs j
         WHERE j.status = 'claimed' AND j.lease_expires_at <= v_now
@@ -2645,11 +2672,11 @@ BEGIN
         lease_expires_at = NULL
     FROM lost WHERE j.id = lost.id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
+    RETURN v_handed + v_count;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_rescue(queues text[], now bigint) IS 'Every claimed job (of queues, NULL: all) whose lease ran out counts one failed attempt: failed and claimable at once, exhausted after max_retry_count retries, or cancelled when its claim''s cancellation was requested; a job handed to a worker that never took it (claimed_at NULL, 0019_handoff) goes back queued (or cancelled) with no attempt counted. Returns how many. Locked rows are skipped. now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_result(job_id uuid) RETURNS TABLE(status text, finished boolean, result jsonb, error text, attempts integer, finished_at bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3010,6 +3037,36 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
+CREATE FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000) RETURNS SETOF raquel.raquel_jobs
+    LANGUAGE plpgsql SECURITY DEFINER ROWS 1
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now bigint := raquel_now_ms();
+BEGIN
+    IF raquel_take.job_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_take', 'job_id', 'must not be NULL');
+    END IF;
+    IF raquel_take.claim_id IS NULL THEN
+        PERFORM raquel_invalid('raquel_take', 'claim_id', 'must not be NULL');
+    END IF;
+    IF raquel_take.lease IS NULL OR raquel_take.lease <= 0 OR raquel_take.lease > 253402214399999 - v_now THEN
+        PERFORM raquel_invalid('raquel_take', 'lease',
+            format('must be > 0 ms (and now + lease within the time range), got %s', raquel_take.lease));
+    END IF;
+    IF pg_current_xact_id_if_assigned() IS NULL THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+    RETURN QUERY
+    UPDATE raquel_jobs j SET claimed_at = v_now, lease_expires_at = v_now + raquel_take.lease
+    WHERE j.id = raquel_take.job_id AND j.claim_id = raquel_take.claim_id
+      AND j.status = 'claimed' AND j.claimed_at IS NULL
+    RETURNING j.*;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) IS 'Takes a job handed to this worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id and not yet taken, sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, or lease not > 0.';
+
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -3018,11 +3075,35 @@ DECLARE
     v_now bigint := raquel_now_ms();
     v_read_committed boolean := current_setting('transaction_isolation') = 'read committed';
     v_queues text[];
+    v_job record;
 BEGIN
     IF v_read_committed THEN
         PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
         IF NOT EXISTS (SELECT FROM raquel_waiters w WHERE w.expires_at > v_now) THEN
             RETURN NULL;
+        END IF;
+        -- The hand-off: one ready job, inserted alone.
+        IF (SELECT count(*) FROM (SELECT FROM raquel_new_jobs LIMIT 2) AS n) = 1 THEN
+            SELECT n.id, n.queue INTO v_job FROM raquel_new_jobs n
+            WHERE n.status = 'queued' AND n.scheduled_at <= v_now
+              AND (n.max_age IS NULL OR n.enqueued_at + n.max_age > v_now)
+              AND NOT EXISTS (SELECT FROM raquel_queue_settings s
+                              WHERE s.queue = n.queue
+                                AND (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL));
+            IF FOUND THEN
+                UPDATE raquel_waiters w SET expires_at = 0, handed_job = v_job.id
+                WHERE w.registration = (
+                    SELECT x.registration FROM raquel_waiters x
+                    WHERE x.expires_at > v_now AND x.listener_pid IS NOT NULL
+                      AND (x.queues IS NULL OR v_job.queue = ANY (x.queues))
+                      AND EXISTS (SELECT FROM pg_stat_get_activity(x.listener_pid))
+                    ORDER BY x.registration
+                    LIMIT 1
+                    FOR UPDATE SKIP LOCKED);
+                IF FOUND THEN
+                    RETURN NULL;  -- claimed for that worker at commit (raquel_tg_waiters__hand_off)
+                END IF;
+            END IF;
         END IF;
     END IF;
     SELECT array_agg(r.queue) INTO v_queues
@@ -3038,7 +3119,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits; a lone ready job is instead handed to an idle worker that accepts hand-offs (0019_handoff: its registration taken now, the job claimed for it at commit).';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_results() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3080,6 +3161,38 @@ END;
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
+
+CREATE FUNCTION raquel.raquel_tg_waiters__hand_off() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now   bigint := raquel_now_ms();
+    v_claim uuid := gen_random_uuid();
+BEGIN
+    UPDATE raquel_jobs j SET
+        status = 'claimed', claimed_by = NEW.claim_as, claimed_at = NULL,
+        lease_expires_at = v_now + NEW.lease_ms, claim_id = v_claim
+    WHERE j.id = NEW.handed_job
+      AND j.status = 'queued' AND j.scheduled_at <= v_now
+      AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
+      AND NOT EXISTS (SELECT FROM raquel_queue_settings s
+                      WHERE s.queue = j.queue
+                        AND (s.paused OR s.max_running IS NOT NULL OR s.per_second IS NOT NULL));
+    IF FOUND THEN
+        PERFORM pg_notify('raquel_handoff', format('%s %s %s', NEW.worker, NEW.handed_job, v_claim));
+        DELETE FROM raquel_waiters w WHERE w.registration = NEW.registration;
+    ELSE
+        -- Nobody can claim the job now (gone, claimed, not due, expired, or its
+        -- queue held): the registration stands again, as if never taken.
+        UPDATE raquel_waiters w SET expires_at = OLD.expires_at, handed_job = NULL
+        WHERE w.registration = NEW.registration;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_tg_waiters__hand_off() IS 'Deferred constraint trigger after a registration of raquel_waiters is taken for a hand-off (0019_handoff): at commit, claims the job for its worker (claimed_at NULL until raquel_take), sends NOTIFY raquel_handoff ''<worker> <job id> <claim_id>'' and deletes the registration; when the job is no longer claimable, gives the registration back as it was.';
 
 CREATE FUNCTION raquel.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3187,6 +3300,16 @@ $$;
 COMMENT ON FUNCTION raquel.raquel_unexpose(install_schema text) IS 'For the migration runner (before each migration but the first, as the owner): drops the install schema''s stand-in views (not the functions), each unless another object depends on it, so that a migration may change the engine tables'' columns; raquel_expose makes them again. Not executable by PUBLIC.';
 
 CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT raquel_wait_begin(raquel_wait_begin.worker, raquel_wait_begin.queues, raquel_wait_begin.ttl_ms,
+                             NULL::text, NULL::bigint, NULL::integer)
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+
+CREATE FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -3202,18 +3325,28 @@ BEGIN
         PERFORM raquel_invalid('raquel_wait_begin', 'ttl_ms',
             format('must be > 0 and at most 4611686018427387903 ms, got %s', raquel_wait_begin.ttl_ms));
     END IF;
+    IF raquel_wait_begin.listener_pid IS NOT NULL
+       AND (raquel_wait_begin.lease_ms IS NULL OR raquel_wait_begin.lease_ms <= 0
+            OR raquel_wait_begin.lease_ms > 253402214399999 - v_now) THEN
+        PERFORM raquel_invalid('raquel_wait_begin', 'lease_ms',
+            format('must be > 0 ms (and now + lease_ms within the time range) when listener_pid is given, got %s',
+                   raquel_wait_begin.lease_ms));
+    END IF;
     DELETE FROM raquel_waiters w
     WHERE w.registration IN (
         SELECT x.registration FROM raquel_waiters x
         WHERE x.worker = raquel_wait_begin.worker OR x.expires_at <= v_now
         FOR UPDATE SKIP LOCKED);
-    INSERT INTO raquel_waiters (worker, queues, expires_at)
-    VALUES (raquel_wait_begin.worker, raquel_wait_begin.queues, v_now + raquel_wait_begin.ttl_ms);
+    INSERT INTO raquel_waiters (worker, queues, expires_at, claim_as, lease_ms, listener_pid)
+    VALUES (raquel_wait_begin.worker, raquel_wait_begin.queues, v_now + raquel_wait_begin.ttl_ms,
+            raquel_wait_begin.claim_as,
+            CASE WHEN raquel_wait_begin.listener_pid IS NOT NULL THEN raquel_wait_begin.lease_ms END,
+            raquel_wait_begin.listener_pid);
     RETURN pg_try_advisory_xact_lock(7021557117354893312);  -- the raquel wake-up lock
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) IS 'Registers worker as idle, waiting for jobs of queues (NULL: all) for ttl_ms, so producers NOTIFY raquel_jobs for them; the registration is consumed by the first notification it causes. Returns false while a producer that may have missed the registration is still open (claim again shortly instead of waiting). Never waits for a lock. 22023 for a NULL worker or ttl_ms not > 0.';
+COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
 
 CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
@@ -3535,19 +3668,31 @@ CREATE UNLOGGED TABLE raquel.raquel_waiters (
     worker uuid NOT NULL,
     queues text[],
     expires_at bigint NOT NULL,
-    registration bigint NOT NULL
+    registration bigint NOT NULL,
+    claim_as text,
+    lease_ms bigint,
+    listener_pid integer,
+    handed_job uuid
 );
 
-COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
+COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes, or by the hand-off of a job (handed_job, 0019_handoff). Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
+
+COMMENT ON COLUMN raquel.raquel_waiters.listener_pid IS 'The backend pid of the worker''s LISTEN connection when it accepts hand-offs (NULL: notifications only); a hand-off needs that backend alive.';
+
+COMMENT ON COLUMN raquel.raquel_waiters.handed_job IS 'The job an enqueue is handing to this worker, claimed for it when that enqueue commits (the registration is then deleted).';
 
 CREATE VIEW public.raquel_waiters AS
  SELECT raquel_waiters.worker,
     raquel_waiters.queues,
     raquel_waiters.expires_at,
-    raquel_waiters.registration
+    raquel_waiters.registration,
+    raquel_waiters.claim_as,
+    raquel_waiters.lease_ms,
+    raquel_waiters.listener_pid,
+    raquel_waiters.handed_job
    FROM raquel.raquel_waiters;
 
-COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes. Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
+COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes, or by the hand-off of a job (handed_job, 0019_handoff). Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
 raquel_pg stand-in: the columns of raquel.raquel_waiters (docs/security.md).';
 
 ALTER TABLE raquel.raquel_result_waiters ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -3620,6 +3765,8 @@ CREATE TRIGGER raquel_jobs_20_notify_update AFTER UPDATE ON raquel.raquel_jobs F
 CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF finished_at ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
 
 CREATE TRIGGER raquel_jobs_31_notify_results_deleted AFTER DELETE ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
+
+CREATE CONSTRAINT TRIGGER raquel_waiters_10_hand_off AFTER UPDATE OF handed_job ON raquel.raquel_waiters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.handed_job IS NOT NULL)) EXECUTE FUNCTION raquel.raquel_tg_waiters__hand_off();
 
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 
@@ -3717,11 +3864,15 @@ REVOKE ALL ON FUNCTION public.raquel_set_schedule(name text, queue text, payload
 
 REVOKE ALL ON FUNCTION public.raquel_stats(now bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_unclaim(job_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
 
@@ -3809,6 +3960,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload
 
 REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_results() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
@@ -3818,6 +3971,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_unclaim(job_id uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION raquel.raquel_unexpose(install_schema text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_wait_end(worker uuid) FROM PUBLIC;
 

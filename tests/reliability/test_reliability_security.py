@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import subprocess
 import threading
 import time
@@ -15,7 +16,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from raquel_pg import Raquel, embedded
+from raquel_pg import Job, Raquel, embedded
+from raquel_pg._acompat import join, spawn
 from raquel_pg.roles import grant_roles
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -343,6 +345,52 @@ def test_worker_works_through_the_functions_only(dsn: str, conn: Conn, granted: 
 
     for statement in OPERATOR_ONLY:
         assert refused(worker, statement), statement
+
+
+def run_one_job_as(worker_dsn: str, owner: Conn, caplog: pytest.LogCaptureFixture) -> Any:
+    """Runs a sync worker of queue q as ``worker_dsn`` until the job the owner enqueues once it
+    waits has run; returns that job's waiter registration's listener_pid (None: no hand-off)."""
+    caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
+    with Raquel(worker_dsn) as rq:
+
+        @rq.subscribe("q", poll_interval=60)
+        def handler(job: Job) -> None:
+            pass
+
+        run = spawn(handler.run, name="worker")
+        deadline = time.monotonic() + 30
+        while (registered := owner.execute("SELECT listener_pid FROM raquel_waiters").fetchall()) == []:
+            assert time.monotonic() < deadline, "the worker never registered as waiting"
+            time.sleep(0.01)
+        job_id = owner.execute("SELECT raquel_enqueue('q')").fetchone()[0]
+        while owner.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() != ("success",):
+            assert time.monotonic() < deadline, "the job did not run"
+            time.sleep(0.01)
+        handler.stop()
+        join([run], 30)
+    return registered[0][0]
+
+
+def test_a_worker_role_is_handed_jobs(
+    dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog) is not None
+    assert "hand-offs" not in caplog.text
+
+
+def test_a_worker_role_granted_before_the_hand_off_claims_as_before(
+    dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `raquel-pg grant --worker` gave before 0019_handoff: neither raquel_take nor the new
+    # raquel_wait_begin form, in the engine schema or the install schema.
+    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+        conn.execute(
+            f'REVOKE EXECUTE ON FUNCTION "{schema}".raquel_take(uuid, uuid, bigint),'
+            f' "{schema}".raquel_wait_begin(uuid, text[], bigint, text, bigint, integer)'
+            f' FROM "{granted["worker"]}"'.encode()
+        )
+    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog) is None
+    assert caplog.text.count("takes no hand-offs") == 1
 
 
 def test_worker_may_run_a_scheduler_but_not_declare_schedules(

@@ -116,3 +116,47 @@ async def test_a_direct_listen_connection_is_heard_and_says_nothing(
     await ajoin([run], 10)
     assert not handler.listening
     assert caplog.records == []
+
+
+async def test_an_idle_worker_is_handed_the_job_its_enqueue_commits_and_runs_it_once(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    started: dict[str, list[float]] = {}
+    worker = recorder(arq, "q", started)
+    run = aspawn(worker.run, name="worker")
+    await wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
+    )
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        watcher.execute("LISTEN raquel_handoff")
+        job_id = conn.execute("SELECT raquel_enqueue('q', 'hi')").fetchone()[0]  # type: ignore[index]
+        await wait_until(lambda: len(started.get("q", [])) == 1)
+        handed = [n.payload.split()[1] for n in watcher.notifies(timeout=1, stop_after=1)]
+    assert handed == [str(job_id)]
+    await wait_until(
+        lambda: conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", [job_id]).fetchone() == ("success",)
+    )
+    assert conn.execute(
+        "SELECT attempts, claimed_at IS NOT NULL FROM raquel_jobs WHERE id = %s", [job_id]
+    ).fetchone() == (
+        1,
+        True,
+    )
+    worker.stop()
+    await ajoin([run], 10)
+    assert started["q"] and len(started["q"]) == 1
+
+
+async def test_a_hand_off_notification_sent_by_hand_with_no_job_is_ignored(arq: AsyncRaquel, conn: Conn) -> None:
+    started: dict[str, list[float]] = {}
+    worker = recorder(arq, "q", started)
+    run = aspawn(worker.run, name="worker")
+    await wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
+    )
+    waiter = conn.execute("SELECT worker FROM raquel_waiters").fetchone()[0]  # type: ignore[index]
+    conn.execute("SELECT pg_notify('raquel_handoff', %s)", [f"{waiter} not-a-job"])
+    conn.execute("SELECT raquel_enqueue('q')")
+    await wait_until(lambda: len(started.get("q", [])) == 1)
+    worker.stop()
+    await ajoin([run], 10)
