@@ -6,25 +6,29 @@
 -- may be handed a job: when one statement inserts one job that is ready now
 -- (queued, scheduled_at <= now, not past its max_age) in a READ COMMITTED
 -- transaction, and a live registration of that worker wants the job's queue,
--- the job's queue is neither paused nor limited (max_running, per_second),
--- and the worker's LISTEN backend is alive, then the transaction takes that
--- registration and, at its commit, claims the job for that worker (claimed,
--- claimed_by its claim_as, claimed_at NULL: handed, not yet taken; a lease
--- of its lease_ms from the commit; a new claim_id) and sends NOTIFY
--- raquel_handoff with payload '<worker> <job id> <claim_id>'. No other
--- notification is sent for that job. The worker then takes it with
--- raquel_take (claimed_at set, lease renewed) and runs it as any claimed job.
--- Every other insert and every other isolation level notify as
--- 0008_notifications does. When the job is no longer queued and ready at the
--- commit (cancelled, deleted, rescheduled, its queue paused meanwhile), the
--- registration is given back as it was and nothing is sent.
+-- and the job's queue is neither paused nor limited (max_running,
+-- per_second), then the transaction takes that registration and, at its
+-- commit, if the worker's LISTEN session is alive (it holds the raquel
+-- listener lock, an advisory lock keyed by its pid), claims the job for that
+-- worker (claimed, claimed_by its claim_as, claimed_at NULL: handed, not yet
+-- taken; a lease of its lease_ms from the commit; a new claim_id) and sends
+-- NOTIFY raquel_handoff with payload '<worker> <job id> <claim_id>'. No
+-- other notification is sent for that job. The worker then takes it with
+-- raquel_take (claimed_at set, lease renewed) and runs it as any claimed
+-- job. Every other insert and every other isolation level notify as
+-- 0008_notifications does. When the job is no longer queued and ready at
+-- the commit (cancelled, deleted, rescheduled, its queue paused meanwhile),
+-- the registration is given back as it was and nothing is sent. When the
+-- worker's LISTEN session is gone at the commit (killed, or stopped while
+-- this transaction held its registration), the registration is deleted and
+-- the job's queue notified as 0008's producers do.
 --
 -- What a hand-off never does: run a job twice, or lose one. The claim is
 -- made in the enqueue's transaction, so the job is never claimable by anyone
 -- else between its commit and the worker's take; every later outcome is
 -- fenced by claim_id as for any claim. A handed job the worker never takes
--- (it was killed, or stopped, between its registration and the
--- notification) keeps its lease; when the lease runs out, raquel_rescue puts
+-- (it was killed, or stopped, between the commit and the notification's
+-- arrival) keeps its lease; when the lease runs out, raquel_rescue puts
 -- it back as queued with no attempt counted (claimed_at NULL tells it was
 -- never taken), and any worker claims it.
 --
@@ -64,7 +68,11 @@ COMMENT ON COLUMN raquel_waiters.handed_job IS
 -- by the enqueue that makes it, and announced by NOTIFY raquel_handoff
 -- '<worker> <job id> <claim_id>' (this file's header). listener_pid must be
 -- the backend pid of the connection on which the worker LISTENs on
--- raquel_handoff. Raises invalid_parameter_value for a NULL worker, a ttl_ms
+-- raquel_handoff, and that session must hold the raquel listener lock,
+-- pg_advisory_lock(1903257711, pg_backend_pid()), for as long as it listens:
+-- an enqueue hands a job only to a worker whose session holds it at the
+-- enqueue's commit (one lock probe; a session that is gone, or another that
+-- reused its pid, does not hold it). Raises invalid_parameter_value for a NULL worker, a ttl_ms
 -- not > 0, or, with a listener_pid, a lease_ms not > 0.
 CREATE FUNCTION raquel_wait_begin(
     worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer
@@ -105,7 +113,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_wait_begin(uuid, text[], bigint, text, bigint, integer) IS
-    'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
+    'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection, which holds pg_advisory_lock(1903257711, pg_backend_pid()) while it listens) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
 REVOKE EXECUTE ON FUNCTION raquel_wait_begin(uuid, text[], bigint, text, bigint, integer) FROM PUBLIC;
 
 -- The three-argument form: the same registration, without hand-offs (one body).
@@ -215,10 +223,10 @@ COMMENT ON FUNCTION raquel_rescue(text[], bigint) IS
 
 -- The insert trigger (0008_notifications), with the hand-off: when one ready
 -- job was inserted in READ COMMITTED and a live registration that accepts
--- hand-offs wants its queue (its LISTEN backend alive, the queue neither
--- paused nor limited), that registration is taken for the job (expires_at 0,
--- handed_job) and the job is left to the deferred trigger below; nothing is
--- notified for it now. Otherwise as 0008's.
+-- hand-offs wants its queue (the queue neither paused nor limited), the
+-- oldest such registration is taken for the job (expires_at 0, handed_job)
+-- and the job is left to the deferred trigger below; nothing is notified for
+-- it now. Otherwise as 0008's.
 CREATE OR REPLACE FUNCTION raquel_tg_jobs__notify_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -248,7 +256,6 @@ BEGIN
                     SELECT x.registration FROM raquel_waiters x
                     WHERE x.expires_at > v_now AND x.listener_pid IS NOT NULL
                       AND (x.queues IS NULL OR v_job.queue = ANY (x.queues))
-                      AND EXISTS (SELECT FROM pg_stat_get_activity(x.listener_pid))
                     ORDER BY x.registration
                     LIMIT 1
                     FOR UPDATE SKIP LOCKED);
@@ -274,8 +281,12 @@ COMMENT ON FUNCTION raquel_tg_jobs__notify_insert() IS
     'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits; a lone ready job is instead handed to an idle worker that accepts hand-offs (0019_handoff: its registration taken now, the job claimed for it at commit).';
 
 -- Guarantees: at the commit of the transaction that took a registration for
--- a hand-off (handed_job set), claims that job for the registration's worker
--- when it is still queued and ready and its queue neither paused nor limited:
+-- a hand-off (handed_job set), when the worker's LISTEN session is gone (it
+-- no longer holds the raquel listener lock of its pid), deletes the
+-- registration and notifies the job's queue as a producer does
+-- (raquel_notify_ready) if the job is ready. Else claims that job for the
+-- registration's worker when it is still queued and ready and its queue
+-- neither paused nor limited:
 -- status claimed, claimed_by its claim_as, claimed_at NULL (not yet taken),
 -- a lease of its lease_ms from now, a new claim_id; then NOTIFY
 -- raquel_handoff '<worker> <job id> <claim_id>', and deletes the registration.
@@ -289,7 +300,22 @@ AS $$
 DECLARE
     v_now   bigint := raquel_now_ms();
     v_claim uuid := gen_random_uuid();
+    v_queue text;
 BEGIN
+    -- The worker's LISTEN session holds the raquel listener lock for its pid
+    -- while it lives (raquel_wait_begin): if this shared try gets it, the
+    -- worker is gone (its lock released with its session) or never held it.
+    IF pg_try_advisory_xact_lock_shared(1903257711, NEW.listener_pid) THEN
+        -- Its worker is gone (killed, or stopped while this transaction held
+        -- its registration): wake another idle worker of the queue the usual way.
+        DELETE FROM raquel_waiters w WHERE w.registration = NEW.registration;
+        SELECT j.queue INTO v_queue FROM raquel_jobs j
+        WHERE j.id = NEW.handed_job AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now;
+        IF FOUND THEN
+            PERFORM raquel_notify_ready(ARRAY[v_queue]);
+        END IF;
+        RETURN NULL;
+    END IF;
     UPDATE raquel_jobs j SET
         status = 'claimed', claimed_by = NEW.claim_as, claimed_at = NULL,
         lease_expires_at = v_now + NEW.lease_ms, claim_id = v_claim
@@ -312,7 +338,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_tg_waiters__hand_off() IS
-    'Deferred constraint trigger after a registration of raquel_waiters is taken for a hand-off (0019_handoff): at commit, claims the job for its worker (claimed_at NULL until raquel_take), sends NOTIFY raquel_handoff ''<worker> <job id> <claim_id>'' and deletes the registration; when the job is no longer claimable, gives the registration back as it was.';
+    'Deferred constraint trigger after a registration of raquel_waiters is taken for a hand-off (0019_handoff): at commit, claims the job for its worker (claimed_at NULL until raquel_take), sends NOTIFY raquel_handoff ''<worker> <job id> <claim_id>'' and deletes the registration; when the job is no longer claimable, gives the registration back as it was; when the worker''s LISTEN session is gone (no longer holding the raquel listener lock of its pid), deletes the registration and notifies the job''s queue the usual way.';
 
 CREATE CONSTRAINT TRIGGER raquel_waiters_10_hand_off
     AFTER UPDATE OF handed_job ON raquel_waiters

@@ -187,6 +187,7 @@ class Notifier:
                     conn.execute(QUERIES["listen_results"])
                     conn.execute(QUERIES["listen_cancel"])
                     conn.execute(QUERIES["listen_handoff"])
+                    conn.execute(QUERIES["listen_alive"])
                     conn.execute(QUERIES["listen"])
                     if self._probe(conn):
                         current.backend_pid = conn.pgconn.backend_pid

@@ -184,6 +184,7 @@ class AsyncNotifier:
                     await conn.execute(QUERIES["listen_results"])
                     await conn.execute(QUERIES["listen_cancel"])
                     await conn.execute(QUERIES["listen_handoff"])
+                    await conn.execute(QUERIES["listen_alive"])
                     await conn.execute(QUERIES["listen"])
                     if await self._probe(conn):
                         current.backend_pid = conn.pgconn.backend_pid

@@ -212,6 +212,11 @@ LISTEN raquel_cancel
 -- Jobs handed to an idle worker (0019_handoff): '<worker> <job id> <claim_id>'.
 LISTEN raquel_handoff
 
+-- name: listen_alive
+-- The raquel listener lock (0019_handoff), held by the LISTEN session for its
+-- life: an enqueue hands a job to a worker only while its session holds it.
+SELECT pg_advisory_lock(1903257711, pg_backend_pid())
+
 -- name: probe
 -- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =
 -- transaction) never delivers it to a LISTEN made through the pooler.

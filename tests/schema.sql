@@ -457,7 +457,7 @@ CREATE FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigi
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_wait_begin (docs/security.md)
 SELECT raquel.raquel_wait_begin($1, $2, $3, $4, $5, $6)$_$;
 
-COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
+COMMENT ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection, which holds pg_advisory_lock(1903257711, pg_backend_pid()) while it listens) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
 
 CREATE FUNCTION public.raquel_wait_end(worker uuid) RETURNS boolean
     LANGUAGE sql
@@ -3096,7 +3096,6 @@ BEGIN
                     SELECT x.registration FROM raquel_waiters x
                     WHERE x.expires_at > v_now AND x.listener_pid IS NOT NULL
                       AND (x.queues IS NULL OR v_job.queue = ANY (x.queues))
-                      AND EXISTS (SELECT FROM pg_stat_get_activity(x.listener_pid))
                     ORDER BY x.registration
                     LIMIT 1
                     FOR UPDATE SKIP LOCKED);
@@ -3169,7 +3168,22 @@ CREATE FUNCTION raquel.raquel_tg_waiters__hand_off() RETURNS trigger
 DECLARE
     v_now   bigint := raquel_now_ms();
     v_claim uuid := gen_random_uuid();
+    v_queue text;
 BEGIN
+    -- The worker's LISTEN session holds the raquel listener lock for its pid
+    -- while it lives (raquel_wait_begin): if this shared try gets it, the
+    -- worker is gone (its lock released with its session) or never held it.
+    IF pg_try_advisory_xact_lock_shared(1903257711, NEW.listener_pid) THEN
+        -- Its worker is gone (killed, or stopped while this transaction held
+        -- its registration): wake another idle worker of the queue the usual way.
+        DELETE FROM raquel_waiters w WHERE w.registration = NEW.registration;
+        SELECT j.queue INTO v_queue FROM raquel_jobs j
+        WHERE j.id = NEW.handed_job AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_now;
+        IF FOUND THEN
+            PERFORM raquel_notify_ready(ARRAY[v_queue]);
+        END IF;
+        RETURN NULL;
+    END IF;
     UPDATE raquel_jobs j SET
         status = 'claimed', claimed_by = NEW.claim_as, claimed_at = NULL,
         lease_expires_at = v_now + NEW.lease_ms, claim_id = v_claim
@@ -3192,7 +3206,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_waiters__hand_off() IS 'Deferred constraint trigger after a registration of raquel_waiters is taken for a hand-off (0019_handoff): at commit, claims the job for its worker (claimed_at NULL until raquel_take), sends NOTIFY raquel_handoff ''<worker> <job id> <claim_id>'' and deletes the registration; when the job is no longer claimable, gives the registration back as it was.';
+COMMENT ON FUNCTION raquel.raquel_tg_waiters__hand_off() IS 'Deferred constraint trigger after a registration of raquel_waiters is taken for a hand-off (0019_handoff): at commit, claims the job for its worker (claimed_at NULL until raquel_take), sends NOTIFY raquel_handoff ''<worker> <job id> <claim_id>'' and deletes the registration; when the job is no longer claimable, gives the registration back as it was; when the worker''s LISTEN session is gone (no longer holding the raquel listener lock of its pid), deletes the registration and notifies the job''s queue the usual way.';
 
 CREATE FUNCTION raquel.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3346,7 +3360,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
+COMMENT ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) IS 'Registers worker as idle, as raquel_wait_begin(worker, queues, ttl_ms); with a listener_pid (the backend pid of its LISTEN connection, which holds pg_advisory_lock(1903257711, pg_backend_pid()) while it listens) it also accepts hand-offs: the enqueue of a job of its queues may claim it for the worker as claim_as with a lease of lease_ms at commit and NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''; take it with raquel_take. Never waits for a lock. 22023 for a NULL worker, ttl_ms not > 0, or lease_ms not > 0 with a listener_pid.';
 
 CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER

@@ -30,10 +30,11 @@ def job(conn: Conn, job_id: UUID) -> dict[str, Any]:
 
 @pytest.fixture
 def listener(dsn: str) -> Iterator[Conn]:
-    """The worker's LISTEN connection: hears hand-offs and queue notifications."""
+    """The worker's LISTEN connection: hears hand-offs and queue notifications, holds the listener lock."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("LISTEN raquel_handoff")
         conn.execute("LISTEN raquel_jobs")
+        conn.execute("SELECT pg_advisory_lock(1903257711, pg_backend_pid())")  # alive while it listens
         yield conn
 
 
@@ -114,9 +115,20 @@ def test_no_hand_off_when_the_workers_listen_backend_is_gone(dsn: str, conn: Con
         assert time.monotonic() < deadline, "the closed connection's backend stays"
         time.sleep(0.01)
     register(conn, gone_pid, ["q"])
+    one(conn, "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['q'], 600000)")  # another worker, waiting
     job_id = one(conn, "SELECT raquel_enqueue('q')")
     assert job(conn, job_id)["status"] == "queued"
-    assert heard(listener) == [("raquel_jobs", "q")]  # the usual notification instead
+    assert heard(listener) == [("raquel_jobs", "q")]  # the usual notification, for the other worker
+    assert one(conn, "SELECT count(*) FROM raquel_waiters") == 0  # the gone worker's, and the one notified
+
+
+def test_no_hand_off_to_a_session_that_does_not_hold_the_listener_lock(dsn: str, conn: Conn, listener: Conn) -> None:
+    with psycopg.connect(dsn, autocommit=True) as unlocked:  # alive, LISTENing, without the lock
+        unlocked.execute("LISTEN raquel_handoff")
+        register(conn, unlocked.info.backend_pid, ["q"])
+        job_id = one(conn, "SELECT raquel_enqueue('q')")
+        assert job(conn, job_id)["status"] == "queued"
+        assert [n.channel for n in unlocked.notifies(timeout=0.2)] == []
 
 
 @pytest.mark.parametrize(

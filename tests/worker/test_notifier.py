@@ -159,3 +159,28 @@ def test_a_hand_off_notification_sent_by_hand_with_no_job_is_ignored(rq: Raquel,
     wait_until(lambda: len(started.get("q", [])) == 1)
     worker.stop()
     join([run], 10)
+
+
+def test_a_worker_that_stops_while_an_enqueue_holds_its_registration_is_not_handed_that_job(
+    rq: Raquel, conn: Conn, dsn: str
+) -> None:
+    started: dict[str, list[float]] = {}
+    worker = recorder(rq, "q", started)
+    run = spawn(worker.run, name="worker")
+    wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
+    )
+    listener_pid = conn.execute("SELECT listener_pid FROM raquel_waiters").fetchone()[0]  # type: ignore[index]
+    with psycopg.connect(dsn) as producer:  # its transaction stays open across the stop, then commits
+        job_id = producer.execute("SELECT raquel_enqueue('q')").fetchone()[0]  # type: ignore[index]
+        worker.stop()
+        join([run], 10)
+        wait_until(
+            lambda: (
+                conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [listener_pid]).fetchone() == (0,)
+            )
+        )
+    row = conn.execute("SELECT status, attempts, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
+    assert row == ("queued", 0, None)
+    assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
+    assert "q" not in started
