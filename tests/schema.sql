@@ -3170,7 +3170,7 @@ DECLARE
     v_claim uuid := gen_random_uuid();
     v_queue text;
 BEGIN
-    -- The worker's LISTEN session holds the raquel listener lock for its pid
+    -- The worker's listening session holds the raquel listener lock for its pid
     -- while it lives (raquel_wait_begin): if this shared try gets it, the
     -- worker is gone (its lock released with its session) or never held it.
     IF pg_try_advisory_xact_lock_shared(1903257711, NEW.listener_pid) THEN
