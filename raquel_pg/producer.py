@@ -123,6 +123,12 @@ class Producer:
         self._handed: list[tuple[uuid.UUID, uuid.UUID]] = []
         self._handoff = True
 
+    @property
+    def waiter_id(self) -> uuid.UUID:
+        """The id this worker registers under as waiting (``raquel_waiters.worker``), and that
+        names it in a hand-off's notification."""
+        return self._waiter_id
+
     def wake(self) -> None:
         """Ends the current wait: a slot freed, or the worker stops. Never blocks."""
         self._wake.set()

@@ -17,7 +17,9 @@ import psycopg
 import pytest
 
 from raquel_pg import Job, Raquel, Worker, notifier
-from raquel_pg._acompat import join, sleep, spawn
+from raquel_pg._acompat import Event, join, sleep, spawn
+from raquel_pg.job import JobCalls
+from raquel_pg.producer import Producer
 
 Conn = psycopg.Connection[Any]
 
@@ -184,3 +186,44 @@ def test_a_worker_that_stops_while_an_enqueue_holds_its_registration_is_not_hand
     assert row == ("queued", 0, None)
     assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
     assert "q" not in started
+
+
+class ReleasingSlots:
+    """A producer's slots that start nothing: what it starts is kept, what it hands back is released."""
+
+    def __init__(self, calls: JobCalls) -> None:
+        self.calls = calls
+        self.started: list[Job] = []
+
+    def free(self) -> int:
+        return 1
+
+    def start(self, jobs: list[Job]) -> None:
+        self.started += jobs
+
+    def hand_back(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self.calls.release(job)
+
+
+def test_a_stopping_producer_hands_back_at_once_a_job_handed_to_it(rq: Raquel, conn: Conn, dsn: str) -> None:
+    stopping = Event()
+    slots = ReleasingSlots(rq.job_calls)
+    producer = Producer(
+        rq.job_calls, slots, stopping, queues=["q"], claim_as="w1", durable=True, lease_ms=60_000, poll_interval=60
+    )
+    with psycopg.connect(dsn, autocommit=True) as listening:  # plays the producer's LISTEN session
+        listening.execute("LISTEN raquel_handoff")
+        listening.execute("SELECT pg_advisory_lock(1903257711, pg_backend_pid())")
+        conn.execute(
+            "SELECT raquel_wait_begin(%s, ARRAY['q'], 600000, 'w1', 60000, %s)",
+            [producer.waiter_id, listening.info.backend_pid],
+        )
+        job_id = conn.execute("SELECT raquel_enqueue('q')").fetchone()[0]  # type: ignore[index]
+        payloads = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
+    stopping.set()
+    producer.handed(payloads[0])  # heard as the worker stops
+    producer.unregister()
+    assert slots.started == []
+    row = conn.execute("SELECT status, attempts, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
+    assert row == ("queued", 0, None)

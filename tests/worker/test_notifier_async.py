@@ -14,7 +14,9 @@ import psycopg
 import pytest
 
 from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, notifier_async
-from raquel_pg._acompat import ajoin, asleep, aspawn
+from raquel_pg._acompat import AEvent, ajoin, asleep, aspawn
+from raquel_pg.job_async import AsyncJobCalls
+from raquel_pg.producer_async import AsyncProducer
 
 Conn = psycopg.Connection[Any]
 
@@ -185,3 +187,46 @@ async def test_a_worker_that_stops_while_an_enqueue_holds_its_registration_is_no
     assert row == ("queued", 0, None)
     assert conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,)
     assert "q" not in started
+
+
+class ReleasingSlots:
+    """A producer's slots that start nothing: what it starts is kept, what it hands back is released."""
+
+    def __init__(self, calls: AsyncJobCalls) -> None:
+        self.calls = calls
+        self.started: list[AsyncJob] = []
+
+    def free(self) -> int:
+        return 1
+
+    def start(self, jobs: list[AsyncJob]) -> None:
+        self.started += jobs
+
+    async def hand_back(self, jobs: list[AsyncJob]) -> None:
+        for job in jobs:
+            await self.calls.release(job)
+
+
+async def test_a_stopping_producer_hands_back_at_once_a_job_handed_to_it(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    stopping = AEvent()
+    slots = ReleasingSlots(arq.job_calls)
+    producer = AsyncProducer(
+        arq.job_calls, slots, stopping, queues=["q"], claim_as="w1", durable=True, lease_ms=60_000, poll_interval=60
+    )
+    with psycopg.connect(dsn, autocommit=True) as listening:  # plays the producer's LISTEN session
+        listening.execute("LISTEN raquel_handoff")
+        listening.execute("SELECT pg_advisory_lock(1903257711, pg_backend_pid())")
+        conn.execute(
+            "SELECT raquel_wait_begin(%s, ARRAY['q'], 600000, 'w1', 60000, %s)",
+            [producer.waiter_id, listening.info.backend_pid],
+        )
+        job_id = conn.execute("SELECT raquel_enqueue('q')").fetchone()[0]  # type: ignore[index]
+        payloads = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
+    stopping.set()
+    producer.handed(payloads[0])  # heard as the worker stops
+    await producer.unregister()
+    assert slots.started == []
+    row = conn.execute("SELECT status, attempts, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
+    assert row == ("queued", 0, None)
