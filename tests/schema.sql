@@ -3691,7 +3691,7 @@ CREATE UNLOGGED TABLE raquel.raquel_waiters (
 
 COMMENT ON TABLE raquel.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes, or by the hand-off of a job (handed_job, 0019_handoff). Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.';
 
-COMMENT ON COLUMN raquel.raquel_waiters.listener_pid IS 'The backend pid of the worker''s LISTEN connection when it accepts hand-offs (NULL: notifications only); a hand-off needs that backend alive.';
+COMMENT ON COLUMN raquel.raquel_waiters.listener_pid IS 'The backend pid of the worker''s LISTEN connection when it accepts hand-offs (NULL: notifications only); a hand-off needs that session to hold the raquel listener lock, pg_advisory_lock(1903257711, pid), at the enqueue''s commit.';
 
 COMMENT ON COLUMN raquel.raquel_waiters.handed_job IS 'The job an enqueue is handing to this worker, claimed for it when that enqueue commits (the registration is then deleted).';
 
