@@ -11,21 +11,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from tests.sql.test_sql_functions import job, one
+
 Conn = psycopg.Connection[Any]
 LEASE = 30_000
-
-
-def one(conn: Conn, sql: str, *args: Any) -> Any:
-    row = conn.execute(sql.encode(), args or None).fetchone()
-    assert row is not None
-    return row[0]
-
-
-def job(conn: Conn, job_id: UUID) -> dict[str, Any]:
-    cur = conn.execute("SELECT * FROM raquel_jobs WHERE id = %s", (job_id,))
-    row = cur.fetchone()
-    assert row is not None and cur.description is not None
-    return dict(zip([c.name for c in cur.description], row))
 
 
 @pytest.fixture

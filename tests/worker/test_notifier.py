@@ -119,15 +119,21 @@ def test_a_direct_listen_connection_is_heard_and_says_nothing(rq: Raquel, caplog
     assert caplog.records == []
 
 
-def test_an_idle_worker_is_handed_the_job_its_enqueue_commits_and_runs_it_once(
-    rq: Raquel, conn: Conn, dsn: str
-) -> None:
-    started: dict[str, list[float]] = {}
+def idle_worker(rq: Raquel, conn: Conn, started: dict[str, list[float]]) -> tuple[Worker, Any]:
+    """A recorder of queue q, running (the task or thread returned), once registered to accept hand-offs."""
     worker = recorder(rq, "q", started)
     run = spawn(worker.run, name="worker")
     wait_until(
         lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
     )
+    return worker, run
+
+
+def test_an_idle_worker_is_handed_the_job_its_enqueue_commits_and_runs_it_once(
+    rq: Raquel, conn: Conn, dsn: str
+) -> None:
+    started: dict[str, list[float]] = {}
+    worker, run = idle_worker(rq, conn, started)
     with psycopg.connect(dsn, autocommit=True) as watcher:
         watcher.execute("LISTEN raquel_handoff")
         job_id = conn.execute("SELECT raquel_enqueue('q', 'hi')").fetchone()[0]  # type: ignore[index]
@@ -150,11 +156,7 @@ def test_an_idle_worker_is_handed_the_job_its_enqueue_commits_and_runs_it_once(
 
 def test_a_hand_off_notification_sent_by_hand_with_no_job_is_ignored(rq: Raquel, conn: Conn) -> None:
     started: dict[str, list[float]] = {}
-    worker = recorder(rq, "q", started)
-    run = spawn(worker.run, name="worker")
-    wait_until(
-        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
-    )
+    worker, run = idle_worker(rq, conn, started)
     waiter = conn.execute("SELECT worker FROM raquel_waiters").fetchone()[0]  # type: ignore[index]
     conn.execute("SELECT pg_notify('raquel_handoff', %s)", [f"{waiter} not-a-job"])
     conn.execute("SELECT raquel_enqueue('q')")
@@ -167,11 +169,7 @@ def test_a_worker_that_stops_while_an_enqueue_holds_its_registration_is_not_hand
     rq: Raquel, conn: Conn, dsn: str
 ) -> None:
     started: dict[str, list[float]] = {}
-    worker = recorder(rq, "q", started)
-    run = spawn(worker.run, name="worker")
-    wait_until(
-        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
-    )
+    worker, run = idle_worker(rq, conn, started)
     listener_pid = conn.execute("SELECT listener_pid FROM raquel_waiters").fetchone()[0]  # type: ignore[index]
     with psycopg.connect(dsn) as producer:  # its transaction stays open across the stop, then commits
         job_id = producer.execute("SELECT raquel_enqueue('q')").fetchone()[0]  # type: ignore[index]
