@@ -15,6 +15,12 @@
    before 0016_claim_walks (0013's raquel_claim and 0015's raquel_next_due,
    recreated from those files as ``raquel_claim_0013`` and ``raquel_next_due_0015``), calls
    interleaved by rounds, medians of the rounds' medians.
+4. A queue with max_running = 1 drained by worker processes with their defaults (``raquel-pg
+   worker``: successes batched): the drain with 0020_notify_freed's triggers (a job of a queue
+   at its max_running that ends wakes the workers waiting for it) and with them disabled in the
+   same database (as before 0020), rounds interleaved (the order alternating), medians. The
+   queue is paused while the workers start; the drain is timed on the server's clock, from the
+   resume to the last success.
 
 Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.controls``. It prints
 Markdown to paste into bench/RESULTS.md.
@@ -320,6 +326,52 @@ def held_backlog(dsn: str, rounds: int, held_jobs: int) -> list[str]:
     return out
 
 
+#: Part 4: 0020_notify_freed's triggers, enabled or not.
+FREED_TRIGGERS = ("raquel_jobs_40_notify_freed", "raquel_jobs_41_notify_freed_deleted")
+
+
+def limited_drain(dsn: str, rounds: int, processes: int, concurrency: int, jobs: int) -> list[str]:
+    """The Markdown table of part 4."""
+    spans: dict[bool, list[float]] = {True: [], False: []}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for round_no in range(rounds):
+            for woken in (True, False) if round_no % 2 == 0 else (False, True):
+                conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_queue_settings")
+                for trigger in FREED_TRIGGERS:
+                    action = "ENABLE" if woken else "DISABLE"
+                    conn.execute(f"ALTER TABLE raquel.raquel_jobs {action} TRIGGER {trigger}".encode())
+                conn.execute("SELECT raquel.raquel_set_queue_limits('serial', max_running => 1)")
+                conn.execute("SELECT raquel.raquel_pause_queue('serial')")
+                conn.execute("SELECT raquel.raquel_enqueue('serial', '0') FROM generate_series(1, %s)", (jobs,))
+                workers = start_workers(dsn, "serial", processes, concurrency)
+                try:
+                    deadline = time.monotonic() + 60
+                    while conn.execute("SELECT count(*) FROM raquel.raquel_waiters").fetchone() != (processes,):
+                        assert time.monotonic() < deadline, "the workers did not start"
+                        time.sleep(0.02)
+                    row = conn.execute("SELECT raquel.raquel_now_ms(), raquel.raquel_resume_queue('serial')").fetchone()
+                    assert row is not None
+                    wait_done(conn, "serial", jobs, time.monotonic() + 600)
+                finally:
+                    stop_workers(workers)
+                last = conn.execute("SELECT max(finished_at) FROM raquel.raquel_jobs WHERE queue = 'serial'").fetchone()
+                assert last is not None
+                spans[woken].append((last[0] - row[0]) / 1000)
+                took = spans[woken][-1]
+                print(f"[controls] part 4, round {round_no + 1}, woken={woken}: {took:.2f} s", file=sys.stderr)
+        for trigger in FREED_TRIGGERS:
+            conn.execute(f"ALTER TABLE raquel.raquel_jobs ENABLE TRIGGER {trigger}".encode())
+    out = [
+        f"| max_running = 1, {jobs} no-op jobs, {processes} worker processes x concurrency {concurrency} "
+        "(defaults: successes batched) | drain s (median) | per round |",
+        "|---|---|---|",
+    ]
+    for woken, label in ((True, "0020's triggers enabled"), (False, "disabled (as before 0020)")):
+        cells = " / ".join(f"{span:.2f}" for span in spans[woken])
+        out.append(f"| {label} | {statistics.median(spans[woken]):.2f} | {cells} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.controls", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per figure (default 7)")
@@ -330,6 +382,8 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true", help="leave part 2 out")
     parser.add_argument("--skip-held", action="store_true", help="leave part 3 out")
     parser.add_argument("--held-jobs", type=int, default=200_000, help="the paused backlog of part 3 (default 200,000)")
+    parser.add_argument("--skip-limited", action="store_true", help="leave part 4 out")
+    parser.add_argument("--limited-jobs", type=int, default=20, help="the jobs of part 4 (default 20)")
     args = parser.parse_args()
     with server() as srv:
         with srv.database("controls") as dsn:
@@ -338,6 +392,9 @@ def main() -> None:
                 lines += ["", *accuracy(dsn, args.processes, args.concurrency)]
             if not args.skip_held:
                 lines += ["", *held_backlog(dsn, args.rounds, args.held_jobs)]
+            if not args.skip_limited:
+                rounds = min(args.rounds, 3)  # a round without the triggers takes ~2 s a job
+                lines += ["", *limited_drain(dsn, rounds, 2, args.concurrency, args.limited_jobs)]
     print("\n".join(lines))
 
 

@@ -140,7 +140,8 @@ class Worker:
     Queue controls (the queue_controls migration) are enforced by the
     engine's claim: a paused queue gives no job, a limited one no more than
     its limits allow, and the worker then sleeps until ``raquel_next_due``
-    says a claim can succeed (a resume or a raised limit wakes it by NOTIFY).
+    says a claim can succeed (a resume, a raised limit, or a job of a queue
+    held at its max_running ending wakes it by NOTIFY).
     Its maintenance (every ``maintenance_interval`` seconds; None: none)
     deletes finished jobs past their retention
     (:meth:`~raquel_pg.Raquel.prune`: one sweep at a time across all

@@ -3067,6 +3067,50 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) IS 'Takes a job handed to this worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id and not yet taken, sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, or lease not > 0.';
 
+CREATE FUNCTION raquel.raquel_tg_jobs__notify_freed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_now    bigint;
+    v_queues text[];
+BEGIN
+    IF NOT EXISTS (SELECT FROM raquel_queue_settings s
+                   WHERE s.max_running IS NOT NULL AND NOT s.paused) THEN
+        RETURN NULL;
+    END IF;
+    v_now := raquel_now_ms();
+    PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+    -- The queues some worker waits for first (two small tables), so that
+    -- the jobs are read only when a wake-up may be due.
+    v_queues := ARRAY(
+        SELECT s.queue::text FROM raquel_queue_settings s
+        WHERE s.max_running IS NOT NULL AND NOT s.paused
+          AND EXISTS (SELECT FROM raquel_waiters w
+                      WHERE w.expires_at > v_now AND (w.queues IS NULL OR s.queue = ANY (w.queues))));
+    IF cardinality(v_queues) = 0 THEN
+        RETURN NULL;
+    END IF;
+    -- Of those, the ones below their max_running with a job ready now (the
+    -- count as raquel_claim makes it, over the lease index).
+    v_queues := ARRAY(
+        SELECT s.queue::text FROM raquel_queue_settings s
+        WHERE s.queue = ANY (v_queues)
+          AND s.max_running > (SELECT count(*) FROM raquel_jobs j
+                               WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed'
+                                 AND j.queue = s.queue)
+          AND EXISTS (SELECT FROM raquel_jobs j
+                      WHERE j.queue = s.queue AND j.status IN ('queued', 'failed')
+                        AND j.scheduled_at <= v_now));
+    IF cardinality(v_queues) > 0 THEN
+        PERFORM raquel_notify_ready(v_queues);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_freed() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE: every queue with a max_running, not paused, below it in claimed jobs, with a job ready now and a live waiter registration goes to raquel_notify_ready (NOTIFY raquel_jobs), so a worker held by the limit claims when a slot frees. With no max_running set anywhere, one probe of raquel_queue_settings.';
+
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -3780,6 +3824,10 @@ CREATE TRIGGER raquel_jobs_30_notify_results AFTER UPDATE OF finished_at ON raqu
 
 CREATE TRIGGER raquel_jobs_31_notify_results_deleted AFTER DELETE ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_results();
 
+CREATE TRIGGER raquel_jobs_40_notify_freed AFTER UPDATE OF finished_at ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_freed();
+
+CREATE TRIGGER raquel_jobs_41_notify_freed_deleted AFTER DELETE ON raquel.raquel_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_freed();
+
 CREATE CONSTRAINT TRIGGER raquel_waiters_10_hand_off AFTER UPDATE OF handed_job ON raquel.raquel_waiters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.handed_job IS NOT NULL)) EXECUTE FUNCTION raquel.raquel_tg_waiters__hand_off();
 
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
@@ -3975,6 +4023,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload
 REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_freed() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_results() FROM PUBLIC;
 

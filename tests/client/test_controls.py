@@ -104,6 +104,22 @@ def test_a_worker_never_runs_more_than_max_running(rq: Raquel, conn: Conn) -> No
     assert most[0] == 2
 
 
+def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(rq: Raquel, conn: Conn) -> None:
+    rq.set_queue_limits("a", max_running=1)
+    rq.enqueue_many("a", ["x"] * 10)
+
+    @rq.subscribe("a", poll_interval=60)  # successes batched (the default); no polling to fall back on
+    def handler(job: Job) -> None:
+        pass
+
+    run = spawn(handler.run, name="worker")
+    # Not woken when a batch records a success, it ran one job every 2 s.
+    wait_until(lambda: count(conn, "a", "success") == 10, timeout=5)
+    handler.stop()
+    join([run], 10)
+    assert count(conn, "a", "queued") == 0
+
+
 def test_a_worker_held_by_per_second_sleeps_until_its_next_token(rq: Raquel, conn: Conn) -> None:
     rq.set_queue_limits("a", per_second=5)  # a bucket of one token, one every 200 ms
     rq.enqueue_many("a", ["x"] * 3)

@@ -101,6 +101,24 @@ async def test_a_worker_never_runs_more_than_max_running(arq: AsyncRaquel, conn:
     assert most[0] == 2
 
 
+async def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    await arq.set_queue_limits("a", max_running=1)
+    await arq.enqueue_many("a", ["x"] * 10)
+
+    @arq.subscribe("a", poll_interval=60)  # successes batched (the default); no polling to fall back on
+    async def handler(job: AsyncJob) -> None:
+        pass
+
+    run = aspawn(handler.run, name="worker")
+    # Not woken when a batch records a success, it ran one job every 2 s.
+    await wait_until(lambda: count(conn, "a", "success") == 10, timeout=5)
+    handler.stop()
+    await ajoin([run], 10)
+    assert count(conn, "a", "queued") == 0
+
+
 async def test_a_worker_held_by_per_second_sleeps_until_its_next_token(arq: AsyncRaquel, conn: Conn) -> None:
     await arq.set_queue_limits("a", per_second=5)  # a bucket of one token, one every 200 ms
     await arq.enqueue_many("a", ["x"] * 3)

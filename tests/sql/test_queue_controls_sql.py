@@ -137,6 +137,54 @@ def test_a_limited_queue_does_not_limit_the_other_queues_of_a_claim(conn: Conn) 
     assert sorted(claim(conn, ["a", "b"], batch=10)) == ["a"] + ["b"] * 5
 
 
+def test_a_job_ending_in_a_full_queue_wakes_a_worker_waiting_for_it(conn: Conn, dsn: str) -> None:
+    enqueue(conn, "a", 2)
+    conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['a'])").fetchone()  # type: ignore[misc]
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN raquel_jobs")
+        listener.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")
+        conn.execute("SELECT raquel_complete(%s, %s)", (job_id, claim_id))
+        heard = [n.payload for n in listener.notifies(timeout=2.0, stop_after=1)]
+    assert heard == ["a"]
+    assert one(conn, "SELECT count(*) FROM raquel_waiters") == 0
+
+
+def test_a_success_deleted_at_once_frees_the_slot_of_a_waiting_worker(conn: Conn, dsn: str) -> None:
+    enqueue(conn, "a", 2)
+    conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
+    conn.execute("SELECT raquel_set_retention('a', '0 seconds')")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['a'])").fetchone()  # type: ignore[misc]
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN raquel_jobs")
+        listener.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")
+        conn.execute("SELECT raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[])", (job_id, claim_id))
+        heard = [n.payload for n in listener.notifies(timeout=2.0, stop_after=1)]
+    assert heard == ["a"]
+    assert count(conn, "a", "success") == 0
+
+
+def test_a_job_ending_in_another_queue_leaves_a_worker_held_by_max_running_waiting(conn: Conn) -> None:
+    enqueue(conn, "a", 2)
+    enqueue(conn, "b")
+    conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
+    assert claim(conn, ["a", "b"]) == ["a", "b"]
+    b_id, b_claim = conn.execute("SELECT id, claim_id FROM raquel_jobs WHERE queue = 'b'").fetchone()  # type: ignore[misc]
+    conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")
+    conn.execute("SELECT raquel_complete(%s, %s)", (b_id, b_claim))
+    assert one(conn, "SELECT count(*) FROM raquel_waiters") == 1  # not notified: 'a' is still full
+
+
+def test_a_job_ending_in_a_paused_limited_queue_wakes_nobody(conn: Conn) -> None:
+    enqueue(conn, "a", 2)
+    conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['a'])").fetchone()  # type: ignore[misc]
+    conn.execute("SELECT raquel_pause_queue('a')")
+    conn.execute("SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['a'], 600000)")
+    conn.execute("SELECT raquel_complete(%s, %s)", (job_id, claim_id))
+    assert one(conn, "SELECT count(*) FROM raquel_waiters") == 1
+
+
 def test_max_running_holds_under_concurrent_claims(conn: Conn, dsn: str) -> None:
     enqueue(conn, "a", 50)
     conn.execute("SELECT raquel_set_queue_limits('a', max_running => 3)")
