@@ -20,7 +20,10 @@
    at its max_running that ends wakes the workers waiting for it) and with them disabled in the
    same database (as before 0020), rounds interleaved (the order alternating), medians. The
    queue is paused while the workers start; the drain is timed on the server's clock, from the
-   resume to the last success.
+   resume to the last success. Then what the triggers cost a statement that ends a job: 2,000
+   claimed jobs completed one ``raquel_complete`` each inside a DO block, timed by the server's
+   clock, triggers enabled or disabled, with no max_running set or with one on another queue
+   (nobody waiting), rounds interleaved, medians.
 
 Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.controls``. It prints
 Markdown to paste into bench/RESULTS.md.
@@ -361,6 +364,7 @@ def limited_drain(dsn: str, rounds: int, processes: int, concurrency: int, jobs:
                 print(f"[controls] part 4, round {round_no + 1}, woken={woken}: {took:.2f} s", file=sys.stderr)
         for trigger in FREED_TRIGGERS:
             conn.execute(f"ALTER TABLE raquel.raquel_jobs ENABLE TRIGGER {trigger}".encode())
+        costs = freed_trigger_cost(conn, rounds * 2)
     out = [
         f"| max_running = 1, {jobs} no-op jobs, {processes} worker processes x concurrency {concurrency} "
         "(defaults: successes batched) | drain s (median) | per round |",
@@ -369,7 +373,45 @@ def limited_drain(dsn: str, rounds: int, processes: int, concurrency: int, jobs:
     for woken, label in ((True, "0020's triggers enabled"), (False, "disabled (as before 0020)")):
         cells = " / ".join(f"{span:.2f}" for span in spans[woken])
         out.append(f"| {label} | {statistics.median(spans[woken]):.2f} | {cells} |")
+    out += ["", "| one `raquel_complete` in a DO loop of 2,000 | µs (median) | per round |", "|---|---|---|"]
+    for (woken, limited), values in costs.items():
+        label = ("triggers enabled" if woken else "triggers disabled") + (
+            ", a max_running on another queue" if limited else ", no max_running anywhere"
+        )
+        cells = " / ".join(f"{value:.1f}" for value in values)
+        out.append(f"| {label} | {statistics.median(values):.1f} | {cells} |")
     return out
+
+
+def freed_trigger_cost(conn: psycopg.Connection[Any], rounds: int) -> dict[tuple[bool, bool], list[float]]:
+    """Part 4's second table: µs per raquel_complete call, by (triggers enabled, a limited queue exists)."""
+    calls = 2000
+    costs: dict[tuple[bool, bool], list[float]] = {}
+    notes: list[str] = []
+    conn.add_notice_handler(lambda diagnostic: notes.append(diagnostic.message_primary or ""))
+    for round_no in range(rounds):
+        keys = [(True, False), (False, False), (True, True), (False, True)]
+        for woken, limited in keys if round_no % 2 == 0 else keys[::-1]:
+            conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_queue_settings")
+            if limited:
+                conn.execute("SELECT raquel.raquel_set_queue_limits('other', max_running => 5)")
+            for trigger in FREED_TRIGGERS:
+                action = "ENABLE" if woken else "DISABLE"
+                conn.execute(f"ALTER TABLE raquel.raquel_jobs {action} TRIGGER {trigger}".encode())
+            conn.execute("SELECT raquel.raquel_enqueue('q', '0') FROM generate_series(1, %s)", (calls,))
+            conn.execute("SELECT count(*) FROM raquel.raquel_claim(ARRAY['q'], 'w', %s, 600000)", (calls,))
+            conn.execute(
+                """DO $$ DECLARE r record; t0 timestamptz := clock_timestamp(); BEGIN
+                     FOR r IN SELECT id, claim_id FROM raquel.raquel_jobs WHERE status = 'claimed' LOOP
+                       PERFORM raquel.raquel_complete(r.id, r.claim_id);
+                     END LOOP;
+                     RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0) * 1e6;
+                   END $$"""
+            )
+            costs.setdefault((woken, limited), []).append(float(notes[-1]) / calls)
+    for trigger in FREED_TRIGGERS:
+        conn.execute(f"ALTER TABLE raquel.raquel_jobs ENABLE TRIGGER {trigger}".encode())
+    return costs
 
 
 def main() -> None:
