@@ -187,10 +187,11 @@ class Notifier:
                     conn.execute(QUERIES["listen_results"])
                     conn.execute(QUERIES["listen_cancel"])
                     conn.execute(QUERIES["listen_handoff"])
-                    conn.execute(QUERIES["listen_alive"])
+                    locked = conn.execute(QUERIES["listen_alive"])
+                    alive = locked.fetchone()
                     conn.execute(QUERIES["listen"])
                     if self._probe(conn):
-                        current.backend_pid = conn.pgconn.backend_pid
+                        current.backend_pid = None if alive is None else int(alive[0])
                         current.hears = True
                         delay = 0.1
                         # Catch up with what came while not listening; a

@@ -184,10 +184,11 @@ class AsyncNotifier:
                     await conn.execute(QUERIES["listen_results"])
                     await conn.execute(QUERIES["listen_cancel"])
                     await conn.execute(QUERIES["listen_handoff"])
-                    await conn.execute(QUERIES["listen_alive"])
+                    locked = await conn.execute(QUERIES["listen_alive"])
+                    alive = await locked.fetchone()
                     await conn.execute(QUERIES["listen"])
                     if await self._probe(conn):
-                        current.backend_pid = conn.pgconn.backend_pid
+                        current.backend_pid = None if alive is None else int(alive[0])
                         current.hears = True
                         delay = 0.1
                         # Catch up with what came while not listening; a

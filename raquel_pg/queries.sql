@@ -215,7 +215,9 @@ LISTEN raquel_handoff
 -- name: listen_alive
 -- The raquel listener lock (0019_handoff), held by the LISTEN session for its
 -- life: an enqueue hands a job to a worker only while its session holds it.
-SELECT pg_advisory_lock(1903257711, pg_backend_pid())
+-- Returns the server's pid of that session, which the worker registers: the
+-- client's (libpq's BackendKeyData) is a made-up one behind a pooler.
+SELECT pg_backend_pid() FROM pg_advisory_lock(1903257711, pg_backend_pid())
 
 -- name: probe
 -- Sent through the pool: a transaction pooler (PgBouncer, pool_mode =

@@ -178,6 +178,29 @@ def pgbouncer_port(server_dsn: str) -> Iterator[int]:
         yield pgbouncer.port_of(pooled)
 
 
+@pytest.fixture(scope="session")
+def pgbouncer_session_port(server_dsn: str) -> Iterator[int]:
+    """A real PgBouncer in ``pool_mode = session`` (which carries LISTEN) in front of the test server; its port.
+
+    Skips as :func:`pgbouncer_port` does.
+    """
+    from bench import pgbouncer
+
+    reason = pgbouncer.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgbouncer.running(server_dsn, pool_mode="session", pool_size=10) as pooled:
+        yield pgbouncer.port_of(pooled)
+
+
+@pytest.fixture
+def session_pooled_dsn(dsn: str, pgbouncer_session_port: int) -> str:
+    """The test database (emptied as ``dsn`` is) through the session-mode PgBouncer."""
+    from bench import pgbouncer
+
+    return pgbouncer.through(dsn, pgbouncer_session_port)
+
+
 @pytest.fixture
 def pooled_dsn(dsn: str, pgbouncer_port: int) -> str:
     """The test database (emptied as ``dsn`` is) through the PgBouncer."""
