@@ -31,7 +31,8 @@ class AsyncOutcomeBatcher:
     """Records a worker's successes in batches, one ``raquel_complete_many`` call each.
 
     A success waits for the flush at most ``OUTCOME_FLUSH_INTERVAL`` seconds
-    (sooner once ``OUTCOME_BATCH_SIZE`` wait), plus the call's own time, and
+    (sooner once ``OUTCOME_BATCH_SIZE`` wait, or when the worker goes idle:
+    :meth:`AsyncCompleter.idle`), plus the call's own time, and
     its job's lease is renewed until the flush has recorded it, so another
     worker cannot rescue it meanwhile; if the lease is lost all the same, the
     fenced call records nothing for that job (logged). A flush that fails
@@ -122,6 +123,14 @@ class AsyncCompleter:
         BaseException after handing the job back.
         """
         return self._calls.process(job, self._batcher, self._raise_stop)
+
+    async def idle(self) -> None:
+        """The worker has nothing to run and found nothing to claim: no other success is coming
+        soon, so the batched ones are recorded now (one call, waited for) rather than after
+        ``OUTCOME_FLUSH_INTERVAL``: a result is not late by it, and a slot of a queue at its
+        max_running is free for the producer's next claim. Never raises a database error."""
+        if self._batcher is not None:
+            await self._batcher.flush()
 
     async def close(self) -> None:
         """Flushes the batched successes and stops the batcher (when batched); waits for it."""

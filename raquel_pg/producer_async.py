@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import psycopg
@@ -34,6 +35,11 @@ RACE_DELAY = 0.005
 
 class AsyncSlots(Protocol):
     """Where the producer's claims go: the executor."""
+
+    @property
+    def running(self) -> int:
+        """How many of its jobs are unfinished (running, or held to run)."""
+        ...
 
     def free(self) -> int:
         """How many jobs to claim now (0: none until a wake-up says more slots freed)."""
@@ -63,7 +69,9 @@ class AsyncProducer:
     (``raquel_next_due``), or ``poll_interval`` at most. A registration is
     refreshed once half its life is gone and is spent by the first
     notification it causes (migration 0008_notifications; :meth:`heard`
-    takes it as gone, and :meth:`unregister` then calls nothing). A claim that fails on a
+    takes it as gone, and :meth:`unregister` then calls nothing). A short claim
+    that leaves ``slots`` with no unfinished job awaits ``idle()`` before it
+    registers (the worker's completer records its batched successes then). A claim that fails on a
     connection error is retried with backoff; jobs claimed as the worker
     stops are handed back unstarted.
 
@@ -88,8 +96,10 @@ class AsyncProducer:
         durable: bool,
         lease_ms: int | None,
         poll_interval: float,
+        idle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._calls = calls
+        self._idle = idle
         self._slots = slots
         self._stopping = stopping
         # Sent with every claim, wait_begin and next_due: dumped once (a
@@ -221,6 +231,10 @@ class AsyncProducer:
                     await self.unregister()  # backlog: claim again, no notifications needed
                     continue
                 if claimed:
+                    if self._idle is not None and self._slots.running == 0:
+                        # Nothing runs, nothing to claim: record what is held back before
+                        # registering, whose next claim then sees the slots it freed.
+                        await self._idle()
                     wait = await self._register()
                     if wait == 0.0:
                         continue  # just registered: one more claim sees what was not notified

@@ -227,6 +227,7 @@ class Worker:
             durable=durable_claims,
             lease_ms=lease_ms,
             poll_interval=self.poll_interval,
+            idle=self._completer.idle,
         )
 
     @property

@@ -229,6 +229,7 @@ class AsyncWorker:
             durable=durable_claims,
             lease_ms=lease_ms,
             poll_interval=self.poll_interval,
+            idle=self._completer.idle,
         )
 
     @property

@@ -124,6 +124,7 @@ RENAMES = {
 PHRASES = {
     "from collections.abc import Awaitable, Callable": "from collections.abc import Callable",
     "Awaitable[Any]": "Any",
+    "Awaitable[None]": "None",
     "a coroutine function taking the job": "a function taking the job",
     "import asyncio\nimport contextvars\n": "import contextvars\n",  # the executor's: its handlers' timeouts
 }

@@ -193,6 +193,10 @@ class ReleasingSlots:
         self.calls = calls
         self.started: list[Job] = []
 
+    @property
+    def running(self) -> int:
+        return len(self.started)
+
     def free(self) -> int:
         return 1
 

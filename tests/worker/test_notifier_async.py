@@ -194,6 +194,10 @@ class ReleasingSlots:
         self.calls = calls
         self.started: list[AsyncJob] = []
 
+    @property
+    def running(self) -> int:
+        return len(self.started)
+
     def free(self) -> int:
         return 1
 

@@ -436,34 +436,42 @@ def test_durable_claims_must_be_a_bool(rq: Raquel) -> None:
 
 def buffering_worker(
     rq: Raquel, monkeypatch: Any, *, fails: bool = False, **options: Any
-) -> tuple[Worker, Any, Any, list[bool]]:
+) -> tuple[Worker, Any, Any, list[bool], list[bool]]:
     """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
-    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job
+    while a job enqueued before it runs until ``release[0]`` is set (a worker with nothing
+    to run would flush at once).
 
-    Returns the worker, its run handle, the job's id and the list its handler
-    appends to (it raises after appending when ``fails``).
+    Returns the worker, its run handle, the job's id, the list its handler
+    appends to (it raises after appending when ``fails``) and ``release``.
     """
     monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
-
-    settings = {"batch_outcomes": True} | options
+    release = [False]
+    settings = {"batch_outcomes": True, "concurrency": 2} | options
     if settings["batch_outcomes"] is None:
         del settings["batch_outcomes"]
 
     @rq.subscribe("q", **settings)
     def handler(job: Job) -> None:
+        if job.payload == "busy":
+            while not release[0]:
+                sleep(0.01)
+            return
         done.append(True)
         if fails:
             raise ValueError("nope")
 
+    rq.enqueue("q", "busy")
     job_id = (rq.enqueue("q")).id
-    return handler, spawn(handler.run, name="worker"), job_id, done
+    return handler, spawn(handler.run, name="worker"), job_id, done, release
 
 
 def test_a_worker_batches_its_successes_by_default(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch, batch_outcomes=None)
-    wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch, batch_outcomes=None)
+    wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert status == ("claimed",)  # buffered, waiting for the (held) flush
@@ -473,18 +481,20 @@ def test_a_worker_batches_its_successes_by_default(rq: Raquel, conn: Conn, monke
 def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
     rq: Raquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch, batch_outcomes=False)
-    wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch, batch_outcomes=False)
+    wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert status == ("success",)
 
 
 def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
-    wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch)
+    wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert status == ("claimed",)
@@ -494,8 +504,27 @@ def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(rq: Raquel, 
     )
 
 
+def test_a_worker_with_nothing_else_to_run_records_its_batched_success_at_once(
+    rq: Raquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(completer, "OUTCOME_FLUSH_INTERVAL", 60.0)
+
+    @rq.subscribe("q")  # successes batched (the default)
+    def handler(job: Job) -> None:
+        pass
+
+    job_id = (rq.enqueue("q")).id
+    run = spawn(handler.run, name="worker")
+    # Not held for the flush interval: no other job runs and the queue is empty.
+    wait_until(
+        lambda: conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+    )
+    handler.stop()
+    join([run], 10)
+
+
 def test_a_buffered_success_keeps_its_lease_renewed(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
 
@@ -507,6 +536,7 @@ def test_a_buffered_success_keeps_its_lease_renewed(rq: Raquel, conn: Conn, monk
 
     wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert row[0] == "claimed" and row[1] > first + 1000
@@ -514,10 +544,11 @@ def test_a_buffered_success_keeps_its_lease_renewed(rq: Raquel, conn: Conn, monk
 
 
 def test_a_buffered_success_is_fenced_by_its_claim(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch)
     wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
     conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
@@ -528,9 +559,10 @@ def test_a_buffered_success_is_fenced_by_its_claim(rq: Raquel, conn: Conn, monke
 
 
 def test_batched_outcomes_still_record_a_failure_at_once(rq: Raquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = buffering_worker(rq, monkeypatch, fails=True)
-    wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = buffering_worker(rq, monkeypatch, fails=True)
+    wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     join([run], 10)
     assert status == ("failed",)

@@ -439,34 +439,42 @@ async def test_durable_claims_must_be_a_bool(arq: AsyncRaquel) -> None:
 
 async def buffering_worker(
     arq: AsyncRaquel, monkeypatch: Any, *, fails: bool = False, **options: Any
-) -> tuple[AsyncWorker, Any, Any, list[bool]]:
+) -> tuple[AsyncWorker, Any, Any, list[bool], list[bool]]:
     """A worker on queue 'q' (``options``: subscribe()'s; batch_outcomes=True unless given,
-    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job.
+    None: left to subscribe()'s default) whose flush waits 60 s, started on one new job
+    while a job enqueued before it runs until ``release[0]`` is set (a worker with nothing
+    to run would flush at once).
 
-    Returns the worker, its run handle, the job's id and the list its handler
-    appends to (it raises after appending when ``fails``).
+    Returns the worker, its run handle, the job's id, the list its handler
+    appends to (it raises after appending when ``fails``) and ``release``.
     """
     monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
     done: list[bool] = []
-
-    settings = {"batch_outcomes": True} | options
+    release = [False]
+    settings = {"batch_outcomes": True, "concurrency": 2} | options
     if settings["batch_outcomes"] is None:
         del settings["batch_outcomes"]
 
     @arq.subscribe("q", **settings)
     async def handler(job: AsyncJob) -> None:
+        if job.payload == "busy":
+            while not release[0]:
+                await asleep(0.01)
+            return
         done.append(True)
         if fails:
             raise ValueError("nope")
 
+    await arq.enqueue("q", "busy")
     job_id = (await arq.enqueue("q")).id
-    return handler, aspawn(handler.run, name="worker"), job_id, done
+    return handler, aspawn(handler.run, name="worker"), job_id, done, release
 
 
 async def test_a_worker_batches_its_successes_by_default(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, batch_outcomes=None)
-    await wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch, batch_outcomes=None)
+    await wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert status == ("claimed",)  # buffered, waiting for the (held) flush
@@ -476,9 +484,10 @@ async def test_a_worker_batches_its_successes_by_default(arq: AsyncRaquel, conn:
 async def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
     arq: AsyncRaquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, batch_outcomes=False)
-    await wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch, batch_outcomes=False)
+    await wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert status == ("success",)
@@ -487,9 +496,10 @@ async def test_batch_outcomes_false_records_each_success_before_the_slot_frees(
 async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
     arq: AsyncRaquel, conn: Conn, monkeypatch: Any
 ) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
-    await wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch)
+    await wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert status == ("claimed",)
@@ -499,8 +509,27 @@ async def test_batched_successes_wait_for_the_flush_and_stop_flushes_them(
     )
 
 
+async def test_a_worker_with_nothing_else_to_run_records_its_batched_success_at_once(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(completer_async, "OUTCOME_FLUSH_INTERVAL", 60.0)
+
+    @arq.subscribe("q")  # successes batched (the default)
+    async def handler(job: AsyncJob) -> None:
+        pass
+
+    job_id = (await arq.enqueue("q")).id
+    run = aspawn(handler.run, name="worker")
+    # Not held for the flush interval: no other job runs and the queue is empty.
+    await wait_until(
+        lambda: conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == ("success",)
+    )
+    handler.stop()
+    await ajoin([run], 10)
+
+
 async def test_a_buffered_success_keeps_its_lease_renewed(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     first = conn.execute("SELECT lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()[0]
 
@@ -512,6 +541,7 @@ async def test_a_buffered_success_keeps_its_lease_renewed(arq: AsyncRaquel, conn
 
     await wait_until(renewed, timeout=10)
     row = conn.execute("SELECT status, lease_expires_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert row[0] == "claimed" and row[1] > first + 1000
@@ -519,10 +549,11 @@ async def test_a_buffered_success_keeps_its_lease_renewed(arq: AsyncRaquel, conn
 
 
 async def test_a_buffered_success_is_fenced_by_its_claim(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch)
     await wait_until(lambda: bool(done))
     # As if the lease had run out and another worker had claimed the job.
     conn.execute("UPDATE raquel_jobs SET claim_id = gen_random_uuid(), claimed_by = 'other' WHERE id = %s", (job_id,))
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert conn.execute("SELECT status, claimed_by, attempts FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
@@ -533,9 +564,10 @@ async def test_a_buffered_success_is_fenced_by_its_claim(arq: AsyncRaquel, conn:
 
 
 async def test_batched_outcomes_still_record_a_failure_at_once(arq: AsyncRaquel, conn: Conn, monkeypatch: Any) -> None:
-    handler, run, job_id, done = await buffering_worker(arq, monkeypatch, fails=True)
-    await wait_until(lambda: bool(done) and handler.running == 0)
+    handler, run, job_id, done, release = await buffering_worker(arq, monkeypatch, fails=True)
+    await wait_until(lambda: bool(done) and handler.running == 1)
     status = conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone()
+    release[0] = True
     handler.stop()
     await ajoin([run], 10)
     assert status == ("failed",)
