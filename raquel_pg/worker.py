@@ -292,11 +292,14 @@ class Worker:
             try:
                 self._subscribed = False
                 self._calls.notifier.unsubscribe(self)
+                # No longer waiting: no enqueue may hand this worker a job while its
+                # running jobs finish (the grace period).
+                self._producer.unregister()
                 self._executor.shutdown(grace_period, self._aborting)
             finally:
                 if maintainer is not None:
                     join([maintainer], None)
-                self._producer.unregister()
+                self._producer.unregister()  # hands back what was handed meanwhile
                 self._calls.notifier.unsubscribe(self._producer)  # hand-offs heard until unregistered
                 self._completer.close()
                 if restore is not None:

@@ -294,11 +294,14 @@ class AsyncWorker:
             try:
                 self._subscribed = False
                 await self._calls.notifier.unsubscribe(self)
+                # No longer waiting: no enqueue may hand this worker a job while its
+                # running jobs finish (the grace period).
+                await self._producer.unregister()
                 await self._executor.shutdown(grace_period, self._aborting)
             finally:
                 if maintainer is not None:
                     await ajoin([maintainer], None)
-                await self._producer.unregister()
+                await self._producer.unregister()  # hands back what was handed meanwhile
                 await self._calls.notifier.unsubscribe(self._producer)  # hand-offs heard until unregistered
                 await self._completer.close()
                 if restore is not None:

@@ -186,6 +186,30 @@ def test_a_worker_that_stops_while_an_enqueue_holds_its_registration_is_not_hand
     assert "q" not in started
 
 
+def test_a_stopping_worker_ends_its_registration_before_its_running_jobs_finish(rq: Raquel, conn: Conn) -> None:
+    release = [False]
+
+    @rq.subscribe("q", concurrency=2, poll_interval=60)
+    def handler(job: Job) -> None:
+        while not release[0]:
+            sleep(0.01)
+
+    conn.execute("SELECT raquel_enqueue('q', 'long')")
+    run = spawn(handler.run, name="worker")
+    # One job running, one slot free: registered to be handed the next job.
+    wait_until(
+        lambda: conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone() == (1,)
+    )
+    handler.stop()
+    wait_until(lambda: conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() == (0,))
+    job_id = conn.execute("SELECT raquel_enqueue('q', 'after the stop')").fetchone()[0]  # type: ignore[index]
+    state = conn.execute("SELECT status, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
+    assert handler.running == 1  # still in its grace period
+    release[0] = True
+    join([run], 10)
+    assert state == ("queued", None)  # not handed to the stopping worker, left for another
+
+
 class ReleasingSlots:
     """A producer's slots that start nothing: what it starts is kept, what it hands back is released."""
 
