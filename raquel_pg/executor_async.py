@@ -116,6 +116,10 @@ class AsyncExecutor:
         """How many jobs are claimed and not finished (started or about to be)."""
         return len(self._jobs)
 
+    def full(self) -> bool:
+        """Whether every runner has a job: one more would wait for a slot."""
+        return len(self._jobs) >= self._concurrency
+
     def free(self) -> int:
         """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones, or 0 while
         fewer than the refill mark are free.

@@ -41,6 +41,10 @@ class AsyncSlots(Protocol):
         """How many of its jobs are unfinished (running, or held to run)."""
         ...
 
+    def full(self) -> bool:
+        """Whether every runner has a job (one more would wait)."""
+        ...
+
     def free(self) -> int:
         """How many jobs to claim now (0: none until a wake-up says more slots freed)."""
         ...
@@ -179,7 +183,9 @@ class AsyncProducer:
         self._wake.set()
 
     async def _take_handed(self) -> None:
-        """Takes the jobs handed to this worker and starts them (hands them back when stopping)."""
+        """Takes the jobs handed to this worker and starts them; hands them back when stopping, or
+        when every runner has a job (the worker became busy after the enqueue took its
+        registration: an idle worker is told of the job handed back)."""
         with self._lock:
             handed, self._handed = self._handed, []
         if not handed:
@@ -193,7 +199,7 @@ class AsyncProducer:
                 error,
             )
             return
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self._slots.full():
             await self._slots.hand_back(jobs)
         else:
             self._slots.start(jobs)

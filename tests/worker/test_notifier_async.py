@@ -213,6 +213,39 @@ async def test_a_stopping_worker_ends_its_registration_before_its_running_jobs_f
     assert state == ("queued", None)  # not handed to the stopping worker, left for another
 
 
+async def test_a_job_handed_to_a_worker_that_became_busy_meanwhile_is_handed_back(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    release = [False]
+    ran: list[str] = []
+
+    @arq.subscribe("q", poll_interval=60)
+    async def handler(job: AsyncJob) -> None:
+        ran.append(job.payload)
+        while job.payload == "long" and not release[0]:
+            await asleep(0.01)
+
+    run = aspawn(handler.run, name="worker")
+    registered = "SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL"
+    await wait_until(lambda: conn.execute(registered).fetchone() == (1,))
+    with psycopg.connect(dsn) as producer:  # its enqueue takes the registration; it commits later
+        job_id = producer.execute("SELECT raquel_enqueue('q', 'handed')").fetchone()[0]  # type: ignore[index]
+        conn.execute("SELECT raquel_enqueue_many('q', ARRAY['long', 'later'])")  # the worker wakes, takes 'long'
+        await wait_until(lambda: ran == ["long"])
+    # Handed at that commit to a worker whose one slot is busy: given back to the queue at once.
+    await wait_until(
+        lambda: (
+            conn.execute("SELECT status, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
+            == ("queued", None)
+        )
+    )
+    release[0] = True
+    await wait_until(lambda: sorted(ran) == ["handed", "later", "long"])
+    handler.stop()
+    await ajoin([run], 10)
+    assert conn.execute("SELECT attempts FROM raquel_jobs WHERE id = %s", [job_id]).fetchone() == (1,)
+
+
 class ReleasingSlots:
     """A producer's slots that start nothing: what it starts is kept, what it hands back is released."""
 
@@ -223,6 +256,9 @@ class ReleasingSlots:
     @property
     def running(self) -> int:
         return len(self.started)
+
+    def full(self) -> bool:
+        return False
 
     def free(self) -> int:
         return 1
