@@ -466,6 +466,13 @@ SELECT raquel.raquel_wait_end($1)$_$;
 
 COMMENT ON FUNCTION public.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
 
+CREATE FUNCTION public.raquel_waits_past(queue text, at bigint) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_waits_past (docs/security.md)
+SELECT raquel.raquel_waits_past($1, $2)$_$;
+
+COMMENT ON FUNCTION public.raquel_waits_past(queue text, at bigint) IS 'Internal (the notification triggers): whether a live waiter registration for queue expires after at, i.e. a worker may be asleep past a job due then.';
+
 CREATE FUNCTION public.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) RETURNS record
     LANGUAGE sql STABLE
     AS $$-- raquel_pg stand-in: calls raquel.raquel_zero_retention (docs/security.md)
@@ -3091,8 +3098,9 @@ BEGIN
     IF cardinality(v_queues) = 0 THEN
         RETURN NULL;
     END IF;
-    -- Of those, the ones below their max_running with a job ready now (the
-    -- count as raquel_claim makes it, over the lease index).
+    -- Of those, the ones below their max_running (the count as raquel_claim
+    -- makes it, over the lease index) holding a waiting job: due now, it can
+    -- be claimed; due later, the waiter reads raquel_next_due again.
     v_queues := ARRAY(
         SELECT s.queue::text FROM raquel_queue_settings s
         WHERE s.queue = ANY (v_queues)
@@ -3100,8 +3108,7 @@ BEGIN
                                WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed'
                                  AND j.queue = s.queue)
           AND EXISTS (SELECT FROM raquel_jobs j
-                      WHERE j.queue = s.queue AND j.status IN ('queued', 'failed')
-                        AND j.scheduled_at <= v_now));
+                      WHERE j.queue = s.queue AND j.status IN ('queued', 'failed')));
     IF cardinality(v_queues) > 0 THEN
         PERFORM raquel_notify_ready(v_queues);
     END IF;
@@ -3109,7 +3116,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_freed() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE: every queue with a max_running, not paused, below it in claimed jobs, with a job ready now and a live waiter registration goes to raquel_notify_ready (NOTIFY raquel_jobs), so a worker held by the limit claims when a slot frees. With no max_running set anywhere, one probe of raquel_queue_settings.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_freed() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE: every queue with a max_running, not paused, below it in claimed jobs, with a waiting job (due now or later) and a live waiter registration goes to raquel_notify_ready (NOTIFY raquel_jobs), so a worker held by the limit claims, or reads raquel_next_due again, when a slot frees. With no max_running set anywhere, one probe of raquel_queue_settings.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3150,11 +3157,15 @@ BEGIN
         END IF;
     END IF;
     SELECT array_agg(r.queue) INTO v_queues
-    FROM (SELECT DISTINCT n.queue FROM raquel_new_jobs n
-          WHERE n.status IN ('queued', 'failed') AND n.scheduled_at <= v_now) AS r
-    WHERE NOT v_read_committed
-       OR EXISTS (SELECT FROM raquel_waiters w
-                  WHERE w.expires_at > v_now AND (w.queues IS NULL OR r.queue = ANY (w.queues)));
+    FROM (SELECT n.queue, bool_or(n.scheduled_at <= v_now) AS ready,
+                 min(n.scheduled_at) FILTER (WHERE n.scheduled_at > v_now) AS due
+          FROM raquel_new_jobs n
+          WHERE n.status IN ('queued', 'failed')
+          GROUP BY n.queue) AS r
+    WHERE (r.ready AND (NOT v_read_committed
+                        OR EXISTS (SELECT FROM raquel_waiters w
+                                   WHERE w.expires_at > v_now AND (w.queues IS NULL OR r.queue = ANY (w.queues)))))
+       OR (r.due IS NOT NULL AND raquel_waits_past(r.queue, r.due));
     IF v_queues IS NOT NULL THEN
         PERFORM raquel_notify_ready(v_queues);
     END IF;
@@ -3162,7 +3173,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits; a lone ready job is instead handed to an idle worker that accepts hand-offs (0019_handoff: its registration taken now, the job claimed for it at commit).';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_insert() IS 'Statement trigger after INSERT on raquel_jobs: one notification per distinct queue that got a ready job, only when an idle worker registered for it waits, or that got a job due later when a waiting worker''s registration outlives its due time (0021_notify_scheduled: that worker then reads raquel_next_due again); a lone ready job is instead handed to an idle worker that accepts hand-offs (0019_handoff: its registration taken now, the job claimed for it at commit).';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_results() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3198,12 +3209,19 @@ CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
 BEGIN
     IF NEW.scheduled_at <= raquel_now_ms() THEN
         PERFORM raquel_notify_ready(ARRAY[NEW.queue]);
+        RETURN NULL;
+    END IF;
+    IF current_setting('transaction_isolation') = 'read committed' THEN
+        PERFORM pg_advisory_xact_lock_shared(7021557117354893312);  -- the raquel wake-up lock
+    END IF;
+    IF raquel_waits_past(NEW.queue, NEW.scheduled_at) THEN
+        PERFORM raquel_notify_ready(ARRAY[NEW.queue]);
     END IF;
     RETURN NULL;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state ready now (reject, immediate reschedule, rescue, retry) and an idle worker waits for its queue.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_update() IS 'Row trigger after UPDATE on raquel_jobs (its WHEN clause is evaluated in C): notifies when a job comes back to a waiting state (reject, reschedule, rescue, retry) or is moved earlier, and an idle worker waits for its queue: at once when it is due now, and when it is due later if a waiting worker''s registration outlives that time (0021_notify_scheduled).';
 
 CREATE FUNCTION raquel.raquel_tg_waiters__hand_off() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3420,6 +3438,17 @@ CREATE FUNCTION raquel.raquel_wait_end(worker uuid) RETURNS boolean
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_wait_end(worker uuid) IS 'Removes worker''s registrations (rows a producer is consuming are skipped, never waited for); returns whether it deleted any.';
+
+CREATE FUNCTION raquel.raquel_waits_past(queue text, at bigint) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT FROM raquel_waiters w
+                   WHERE w.expires_at > raquel_waits_past.at
+                     AND (w.queues IS NULL OR raquel_waits_past.queue = ANY (w.queues)));
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_waits_past(queue text, at bigint) IS 'Internal (the notification triggers): whether a live waiter registration for queue expires after at, i.e. a worker may be asleep past a job due then.';
 
 CREATE FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -3938,6 +3967,8 @@ REVOKE ALL ON FUNCTION public.raquel_wait_begin(worker uuid, queues text[], ttl_
 
 REVOKE ALL ON FUNCTION public.raquel_wait_end(worker uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_waits_past(queue text, at bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_attempt_claim(job_id uuid, attempt_num integer) FROM PUBLIC;
@@ -4039,5 +4070,7 @@ REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_
 REVOKE ALL ON FUNCTION raquel.raquel_wait_begin(worker uuid, queues text[], ttl_ms bigint, claim_as text, lease_ms bigint, listener_pid integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_wait_end(worker uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_waits_past(queue text, at bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_zero_retention(OUT queues text[], OUT default_zero boolean, OUT kept text[]) FROM PUBLIC;

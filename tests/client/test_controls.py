@@ -120,6 +120,28 @@ def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorde
     assert count(conn, "a", "queued") == 0
 
 
+def test_a_job_enqueued_with_a_delay_while_the_worker_sleeps_starts_when_due(rq: Raquel, conn: Conn) -> None:
+    started: list[float] = []
+
+    @rq.subscribe("a", poll_interval=60)  # no polling: only the delayed job's notification can wake it
+    def handler(job: Job) -> None:
+        started.append(time.monotonic())
+
+    run = spawn(handler.run, name="worker")
+    # Asleep: registered, and it has asked raquel_next_due when to wake (nothing due: its poll_interval).
+    asked = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle'"
+        " AND query LIKE '%raquel_next_due%'"
+    )
+    wait_until(lambda: waiting_workers(conn) == 1 and conn.execute(asked).fetchone() == (1,))
+    enqueued = time.monotonic()
+    rq.enqueue("a", "x", delay=300)
+    wait_until(lambda: bool(started), timeout=5)
+    handler.stop()
+    join([run], 10)
+    assert started[0] - enqueued >= 0.29  # when due, not before
+
+
 def test_a_worker_held_by_per_second_sleeps_until_its_next_token(rq: Raquel, conn: Conn) -> None:
     rq.set_queue_limits("a", per_second=5)  # a bucket of one token, one every 200 ms
     rq.enqueue_many("a", ["x"] * 3)

@@ -119,6 +119,30 @@ async def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_r
     assert count(conn, "a", "queued") == 0
 
 
+async def test_a_job_enqueued_with_a_delay_while_the_worker_sleeps_starts_when_due(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    started: list[float] = []
+
+    @arq.subscribe("a", poll_interval=60)  # no polling: only the delayed job's notification can wake it
+    async def handler(job: AsyncJob) -> None:
+        started.append(time.monotonic())
+
+    run = aspawn(handler.run, name="worker")
+    # Asleep: registered, and it has asked raquel_next_due when to wake (nothing due: its poll_interval).
+    asked = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle'"
+        " AND query LIKE '%raquel_next_due%'"
+    )
+    await wait_until(lambda: waiting_workers(conn) == 1 and conn.execute(asked).fetchone() == (1,))
+    enqueued = time.monotonic()
+    await arq.enqueue("a", "x", delay=300)
+    await wait_until(lambda: bool(started), timeout=5)
+    handler.stop()
+    await ajoin([run], 10)
+    assert started[0] - enqueued >= 0.29  # when due, not before
+
+
 async def test_a_worker_held_by_per_second_sleeps_until_its_next_token(arq: AsyncRaquel, conn: Conn) -> None:
     await arq.set_queue_limits("a", per_second=5)  # a bucket of one token, one every 200 ms
     await arq.enqueue_many("a", ["x"] * 3)
