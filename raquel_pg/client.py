@@ -73,6 +73,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
     Use as ``with Raquel(dsn) as rq:`` or call :meth:`close`.
     """
 
+    DEFAULT = params.DEFAULT_QUEUE  # the queue enqueue() uses when none is named, as raquel's
     QUEUED = params.QUEUED
     CLAIMED = params.CLAIMED
     SUCCESS = params.SUCCESS

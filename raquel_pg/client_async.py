@@ -72,6 +72,7 @@ class AsyncRaquel(
     Use as ``async with AsyncRaquel(dsn) as rq:`` or call :meth:`close`.
     """
 
+    DEFAULT = params.DEFAULT_QUEUE  # the queue enqueue() uses when none is named, as raquel's
     QUEUED = params.QUEUED
     CLAIMED = params.CLAIMED
     SUCCESS = params.SUCCESS

@@ -54,16 +54,23 @@ CHANNEL = "raquel_jobs"
 def timestamp_ms(value: datetime | int | None, argument: str) -> int | None:
     """A point in time as ms since the Unix epoch, within :data:`TIME_RANGE`.
 
-    ``datetime``: a naive one is taken as UTC (as raquel does); ``int``: already
-    ms since epoch. Raises :class:`InvalidArgument` for anything else and for a
-    time outside :data:`TIME_RANGE` (0001-01-02 to 9999-12-30 UTC), before any
-    SQL runs: the SQL functions refuse the same times.
+    ``datetime``: a naive one is local time, as ``datetime.timestamp()`` and
+    raquel read it (``datetime.now() + timedelta(hours=1)`` is an hour from now
+    on any host); ``int``: already ms since epoch. Raises
+    :class:`InvalidArgument` for anything else and for a time outside
+    :data:`TIME_RANGE` (0001-01-02 to 9999-12-30 UTC), before any SQL runs:
+    the SQL functions refuse the same times.
     """
     if value is None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            try:
+                value = value.astimezone()
+            except (OverflowError, ValueError, OSError):  # local time past datetime's range
+                raise InvalidArgument(
+                    argument, f"{argument}: {value!r} is not a time within datetime's range"
+                ) from None
         ms = (value - EPOCH) // timedelta(milliseconds=1)
     elif isinstance(value, int) and not isinstance(value, bool):
         ms = value

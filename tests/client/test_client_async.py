@@ -103,9 +103,25 @@ async def test_enqueue_at_a_datetime_plus_a_timedelta(arq: AsyncRaquel, conn: Co
     assert job["scheduled_at"] == int(at.timestamp() * 1000) + 2000
 
 
-async def test_enqueue_takes_a_naive_datetime_as_utc_and_ints_as_ms(arq: AsyncRaquel, conn: Conn) -> None:
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The process's local time zone is America/New_York (UTC-5 in January) for the test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_enqueue_takes_a_naive_datetime_as_local_time_as_raquel_does(
+    arq: AsyncRaquel, conn: Conn, new_york: Any
+) -> None:
+    # raquel converts with datetime.timestamp(): datetime.now() + timedelta(...) means from now, on any host.
     naive = row(conn, (await arq.enqueue("q", at=datetime(2030, 1, 1))).id)
-    assert naive["scheduled_at"] == int(datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    assert naive["scheduled_at"] == int(datetime(2030, 1, 1, 5, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+async def test_enqueue_takes_ints_as_ms(arq: AsyncRaquel, conn: Conn) -> None:
     job = row(
         conn,
         (

@@ -96,7 +96,7 @@ def claim_when_due(rq: Raquel, *queues: str, **kwargs: Any) -> Job:
 def test_job_enqueued(rq: Raquel) -> None:
     rq.enqueue(payload={"foo": "bar"})
     job = (rq.jobs())[0]
-    assert job.queue == "default"
+    assert job.queue == "default" == rq.DEFAULT
     assert job.payload == {"foo": "bar"}
     assert job.status == rq.QUEUED
     assert job.max_age is None and job.max_retry_count is None

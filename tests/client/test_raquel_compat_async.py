@@ -93,7 +93,7 @@ async def claim_when_due(arq: AsyncRaquel, *queues: str, **kwargs: Any) -> Async
 async def test_job_enqueued(arq: AsyncRaquel) -> None:
     await arq.enqueue(payload={"foo": "bar"})
     job = (await arq.jobs())[0]
-    assert job.queue == "default"
+    assert job.queue == "default" == arq.DEFAULT
     assert job.payload == {"foo": "bar"}
     assert job.status == arq.QUEUED
     assert job.max_age is None and job.max_retry_count is None
