@@ -187,12 +187,12 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class QueueControls:
-    """What an operator set for one queue (``raquel_queue_controls()``, the queue_controls migration).
+    """What an operator set for one queue (``raquel_queue_controls()``, migration 0009_operations).
 
     ``queue`` None is the row of the default retention (the queues without their own).
     ``max_running`` / ``per_second`` None: no such limit; ``retention`` None: the default
-    (for the default's row: keep forever); ``pruned``: finished jobs of the queue that
-    ``raquel_prune`` deleted (None on the default's row).
+    (for the default's row: keep forever), ``timedelta.max``: kept forever; ``pruned``:
+    finished jobs of the queue that ``raquel_prune`` deleted (None on the default's row).
     """
 
     queue: str | None
@@ -211,5 +211,7 @@ class QueueControls:
             try:
                 retention = timedelta(milliseconds=retention_ms)
             except OverflowError:  # set from SQL beyond timedelta's range
+                retention = timedelta.max
+            if retention_ms >= params.RETENTION_FOREVER_MS:
                 retention = timedelta.max
         return cls(queue, paused, max_running, per_second, retention, pruned)

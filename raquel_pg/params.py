@@ -38,6 +38,9 @@ DEFAULT_QUEUE = "default"
 TIME_MIN_MS = -62135510400000
 TIME_MAX_MS = 253402214399999
 TIME_RANGE = range(TIME_MIN_MS, TIME_MAX_MS + 1)
+#: A queue's retention meaning "kept forever" (0022_retention_forever): 10,000 years, longer than
+#: :data:`TIME_RANGE`, so no finished job is ever past it. NULL is "the default's".
+RETENTION_FOREVER_MS = 315_576_000_000_000
 #: Durations in ms: at most 2**62 - 1 either way (the SQL functions take no longer one
 #: and refuse negative ones with their own message).
 DURATION_RANGE = range(-(2**62 - 1), 2**62)

@@ -226,7 +226,7 @@ SELECT pg_notify('raquel_probe', %(token)s::text)
 
 -- Operations (the raquel-pg CLI): calls to the functions of 0009_operations.
 
--- With each queue's controls (queue_controls migration): a paused or limited queue is listed even with no jobs.
+-- With each queue's controls (migration 0009_operations): a paused or limited queue is listed even with no jobs.
 -- name: ops_stats
 SELECT coalesce(s.queue, c.queue) AS queue, coalesce(s.total, 0) AS total,
        coalesce(s.queued, 0) AS queued, coalesce(s.claimed, 0) AS claimed,
@@ -479,7 +479,7 @@ FROM (SELECT (SELECT s.id FROM scanned s ORDER BY s.id LIMIT 1) AS scanned_to,
 LEFT JOIN matched m ON true
 ORDER BY m.id DESC
 
--- The queues paused or limited (queue_controls migration), for the queues table.
+-- The queues paused or limited (migration 0009_operations), for the queues table.
 -- name: dash_controls
 SELECT k.queue, k.paused, k.max_running, k.per_second
 FROM raquel.raquel_queue_controls() k
@@ -501,7 +501,7 @@ SELECT EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespa
        EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'raquel'::regnamespace
                AND p.proname = 'raquel_resume_queue' AND has_function_privilege(p.oid, 'EXECUTE'))
 
--- Queue controls (the queue_controls migration): pause/resume, limits, retention.
+-- Queue controls (migration 0009_operations): pause/resume, limits, retention.
 
 -- name: pause_queue
 SELECT raquel.raquel_pause_queue(%(queue)s::text)

@@ -15,7 +15,7 @@ from typing import Any
 from .durations import format_ms
 from .model import JOB_COLUMNS, JobRecord
 
-#: Columns of ``raquel_stats()`` then the queue's controls (queue_controls migration), in order; also the keys of
+#: Columns of ``raquel_stats()`` then the queue's controls (migration 0009_operations), in order; also the keys of
 #: each queue in ``stats --json``.
 STATS_COLUMNS = (
     "queue",

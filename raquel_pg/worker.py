@@ -137,7 +137,7 @@ class Worker:
     handler is cancelled, a plain function sees ``job.cancel_requested``
     (see :class:`~raquel_pg.executor.Executor`).
 
-    Queue controls (the queue_controls migration) are enforced by the
+    Queue controls (migration 0009_operations) are enforced by the
     engine's claim: a paused queue gives no job, a limited one no more than
     its limits allow, and the worker then sleeps until ``raquel_next_due``
     says a claim can succeed (a resume, a raised limit, or a job of a queue

@@ -289,7 +289,7 @@ CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused 
     AS $$-- raquel_pg stand-in: calls raquel.raquel_queue_controls (docs/security.md)
 SELECT * FROM raquel.raquel_queue_controls()$$;
 
-COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
+COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default; 315576000000000: forever), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql STABLE
@@ -401,7 +401,7 @@ CREATE FUNCTION public.raquel_set_retention(queue text, keep interval) RETURNS v
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_retention (docs/security.md)
 SELECT raquel.raquel_set_retention($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
+COMMENT ON FUNCTION public.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default), for a queue whatever the default (stored as retention_ms 315576000000000, 0022_retention_forever). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
 
 CREATE FUNCTION public.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE sql
@@ -2477,7 +2477,7 @@ CREATE FUNCTION raquel.raquel_queue_controls() RETURNS TABLE(queue text, paused 
     ORDER BY c.queue NULLS LAST
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
+COMMENT ON FUNCTION raquel.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default; 315576000000000: forever), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
 CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -2914,13 +2914,14 @@ BEGIN
     IF raquel_set_retention.queue IS NULL THEN
         UPDATE raquel_retention_default SET retention_ms = v_ms;
     ELSE
+        v_ms := coalesce(v_ms, 315576000000000);  -- forever: longer than the time range
         INSERT INTO raquel_queue_settings AS s (queue, retention_ms) VALUES (raquel_set_retention.queue, v_ms)
         ON CONFLICT ON CONSTRAINT raquel_queue_settings_pkey DO UPDATE SET retention_ms = excluded.retention_ms;
     END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
+COMMENT ON FUNCTION raquel.raquel_set_retention(queue text, keep interval) IS 'Keeps the finished jobs (success, cancelled, expired, exhausted) of queue (NULL: of every queue without its own setting) for keep after they finished; older ones are deleted by raquel_prune (and the workers'' maintenance). keep NULL keeps them forever (the default), for a queue whatever the default (stored as retention_ms 315576000000000, 0022_retention_forever). 22023 naming keep for a negative or infinite interval, naming queue for a bad name.';
 
 CREATE FUNCTION raquel.raquel_set_schedule(name text, queue text, payload text DEFAULT NULL::text, cron text DEFAULT NULL::text, every bigint DEFAULT NULL::bigint, first_run_at bigint DEFAULT NULL::bigint, priority integer DEFAULT NULL::integer, max_age bigint DEFAULT NULL::bigint, max_retry_count integer DEFAULT NULL::integer, now bigint DEFAULT NULL::bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3582,7 +3583,7 @@ CREATE TABLE raquel.raquel_queue_settings (
     CONSTRAINT raquel_queue_settings_retention_ms_check CHECK ((retention_ms >= 0))
 );
 
-COMMENT ON TABLE raquel.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.';
+COMMENT ON TABLE raquel.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default; 315576000000000: forever, 0022_retention_forever) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.';
 
 CREATE VIEW public.raquel_queue_settings AS
  SELECT raquel_queue_settings.queue,
@@ -3595,7 +3596,7 @@ CREATE VIEW public.raquel_queue_settings AS
     raquel_queue_settings.pruned
    FROM raquel.raquel_queue_settings;
 
-COMMENT ON VIEW public.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.
+COMMENT ON VIEW public.raquel_queue_settings IS 'raquel_pg per-queue controls: paused, max_running (claimed jobs at once), per_second (claims started per second, a token bucket: tokens as of tokens_at), retention_ms (finished jobs kept; NULL: the default; 315576000000000: forever, 0022_retention_forever) and pruned (finished jobs raquel_prune deleted). Change it through raquel_pause_queue, raquel_resume_queue, raquel_set_queue_limits and raquel_set_retention.
 raquel_pg stand-in: the columns of raquel.raquel_queue_settings (docs/security.md).';
 
 CREATE VIEW raquel.raquel_queue_stats AS

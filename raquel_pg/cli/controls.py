@@ -1,4 +1,4 @@
-"""The commands that steer whole queues (the queue_controls migration): pause, resume, limits, retention,
+"""The commands that steer whole queues (migration 0009_operations): pause, resume, limits, retention,
 prune, and controls (what is set).
 
 Each is one call of the engine's function, so it holds for every worker on every host; a bad
@@ -11,7 +11,7 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
-from .. import render
+from .. import params, render
 from ..durations import format_ms, parse_duration
 from .common import connect, fetch, print_json
 
@@ -114,7 +114,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
             "default"
             if retention_ms is None and queue is not None
             else "forever"
-            if retention_ms is None
+            if retention_ms is None or retention_ms >= params.RETENTION_FOREVER_MS
             else format_ms(retention_ms),
             "-" if pruned is None else str(pruned),
         ]

@@ -37,7 +37,7 @@ PURGE_BUDGET = 5.0
 @dataclass
 class QueueRow:
     """One queue on the queues page: live numbers, what finished in the last hour, and its
-    controls (the queue_controls migration): paused, and its limits (None: no such limit)."""
+    controls (migration 0009_operations): paused, and its limits (None: no such limit)."""
 
     name: str
     queued: int = 0

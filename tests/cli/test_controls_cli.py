@@ -85,7 +85,8 @@ def test_retention_sets_the_default(cli: Run, conn: Conn) -> None:
 def test_retention_forever_of_one_queue(cli: Run, conn: Conn) -> None:
     cli("retention", "1h", "--queue", "emails")
     cli("retention", "forever", "--queue", "emails")
-    assert controls(conn) == [("emails", False, None, None, None)]
+    assert controls(conn) == [("emails", False, None, None, 315_576_000_000_000)]  # longer than the time range
+    assert "forever" in cli("controls").stdout.splitlines()[-1]
 
 
 def test_retention_with_a_bad_duration_is_a_one_line_error(cli: Run, conn: Conn) -> None:

@@ -183,6 +183,14 @@ def test_queue_controls_show_pause_limits_and_retention(rq: Raquel) -> None:
     assert (default.queue, default.retention) == (None, timedelta(days=7))
 
 
+def test_a_queue_kept_forever_shows_timedelta_max_beside_a_default(rq: Raquel) -> None:
+    rq.set_retention(None, timedelta(days=30))
+    rq.set_retention("audit", None)
+    audit, default = rq.queue_controls()
+    assert (audit.queue, audit.retention) == ("audit", timedelta.max)
+    assert (default.queue, default.retention) == (None, timedelta(days=30))
+
+
 def finish(rq: Raquel, queue: str, n: int) -> None:
     rq.enqueue_many(queue, ["x"] * n)
     for _ in range(n):

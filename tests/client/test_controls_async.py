@@ -184,6 +184,14 @@ async def test_queue_controls_show_pause_limits_and_retention(arq: AsyncRaquel) 
     assert (default.queue, default.retention) == (None, timedelta(days=7))
 
 
+async def test_a_queue_kept_forever_shows_timedelta_max_beside_a_default(arq: AsyncRaquel) -> None:
+    await arq.set_retention(None, timedelta(days=30))
+    await arq.set_retention("audit", None)
+    audit, default = await arq.queue_controls()
+    assert (audit.queue, audit.retention) == ("audit", timedelta.max)
+    assert (default.queue, default.retention) == (None, timedelta(days=30))
+
+
 async def finish(arq: AsyncRaquel, queue: str, n: int) -> None:
     await arq.enqueue_many(queue, ["x"] * n)
     for _ in range(n):

@@ -331,6 +331,24 @@ def test_a_queues_retention_overrides_the_default(conn: Conn) -> None:
     assert (count(conn, "a", "success"), count(conn, "b", "success")) == (0, 2)
 
 
+def test_a_queue_kept_forever_is_not_pruned_by_the_default_retention(conn: Conn) -> None:
+    finished(conn, "audit", 2, T - 86_400_000 * 40)
+    finished(conn, "other", 2, T - 86_400_000 * 40)
+    conn.execute("SELECT raquel_set_retention(NULL, '30 days')")
+    conn.execute("SELECT raquel_set_retention('audit', NULL)")
+    assert one(conn, "SELECT raquel_prune(now => %s)", T) == 2
+    assert (count(conn, "audit", "success"), count(conn, "other", "success")) == (2, 0)
+
+
+def test_a_queue_kept_forever_keeps_its_successes_under_a_default_of_zero(conn: Conn) -> None:
+    conn.execute("SELECT raquel_set_retention(NULL, '0 seconds')")
+    conn.execute("SELECT raquel_set_retention('audit', NULL)")
+    conn.execute("SELECT raquel_enqueue('audit', 'x')")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['audit'])").fetchone()  # type: ignore[misc]
+    conn.execute("SELECT raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[])", (job_id, claim_id))
+    assert count(conn, "audit", "success") == 1
+
+
 def test_prune_deletes_at_most_a_batch(conn: Conn) -> None:
     finished(conn, "a", 5, T - 7_200_000)
     conn.execute("SELECT raquel_set_retention('a', '1 hour')")
