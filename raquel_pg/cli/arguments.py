@@ -142,7 +142,11 @@ def parser() -> argparse.ArgumentParser:
 
     e = command("enqueue", "add a job; prints its id")
     e.add_argument("queue")
-    e.add_argument("payload", nargs="?", help="stored as given (JSON text is returned decoded)")
+    e.add_argument(
+        "payload",
+        nargs="?",
+        help="stored as given (a worker's job.payload is JSON text decoded; --json prints it as stored)",
+    )
     e.add_argument("--delay", help="run after this long (7d, 1h30m, 500ms)")
     e.add_argument("--at", help="run at this time (ISO 8601; naive = UTC)")
     e.add_argument("--max-age", help="expire if not started within this long of enqueue")
