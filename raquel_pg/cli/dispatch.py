@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from ..errors import RaquelError
+from ..errors import InvalidArgument, RaquelError
 from . import controls, database, monitor, operator, worker
 from .arguments import parser
 
@@ -46,7 +46,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``raquel-pg`` with ``argv`` (default: sys.argv); returns the exit status."""
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(words)
     try:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
@@ -63,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         psycopg.errors.InvalidSchemaName,
     ) as error:  # schema raquel (0001_engine_schema) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
+    except InvalidArgument as error:
+        _fail(args, _naming_the_flag(words, error))
     except (RaquelError, psycopg.Error, ValueError) as error:
         _fail(args, _first_line(error))
     except KeyboardInterrupt:
@@ -73,6 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _naming_the_flag(words: Sequence[str], error: InvalidArgument) -> str:
+    """The error's first line, led by the option the user typed for the refused argument.
+
+    An argument the engine refuses is named as its SQL parameter (``max_retry_count``); the
+    user typed ``--max-retry-count``.
+    """
+    flag = "--" + error.argument.replace("_", "-")
+    if any(word == flag or word.startswith(flag + "=") for word in words):
+        return f"{flag}: {_first_line(error)}"
+    return _first_line(error)
 
 
 def _fail(args: argparse.Namespace, message: str) -> None:

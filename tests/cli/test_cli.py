@@ -146,6 +146,12 @@ def test_enqueue_at_schedules_at_that_time(cli: Run, conn: Conn) -> None:
     assert status_of(conn, UUID(job["id"])) == "queued"
 
 
+def test_an_argument_the_engine_refuses_is_named_by_the_option_typed(cli: Run, conn: Conn) -> None:
+    error = one_line_error(cli("enqueue", "q", "x", "--max-retry-count", "-1"))
+    assert error.startswith("raquel-pg enqueue: --max-retry-count: "), error
+    assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone() == (0,)
+
+
 def test_enqueue_with_a_bad_duration_is_a_one_line_error(cli: Run, conn: Conn) -> None:
     line = one_line_error(cli("enqueue", "q", "x", "--delay", "soon"))
     assert "--delay" in line and "'soon'" in line
