@@ -270,6 +270,6 @@ def parser() -> argparse.ArgumentParser:
     mt.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mt.add_argument("--port", type=int, default=9187, help="port (default 9187)")
 
-    q = command("psql", "open psql on the configured database (arguments after -- go to psql)")
+    q = command("psql", "open psql on the configured database (everything after psql goes to psql)")
     q.add_argument("psql_args", nargs=argparse.REMAINDER)
     return root

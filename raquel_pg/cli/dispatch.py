@@ -47,7 +47,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``raquel-pg`` with ``argv`` (default: sys.argv); returns the exit status."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(words)
+    args, unknown = parser().parse_known_args(words)
+    if args.command == "psql":  # everything after it is psql's, options included (-c ...)
+        args.psql_args = words[words.index("psql") + 1 :]
+    elif unknown:
+        parser().parse_args(words)  # argparse's own message and exit status 2
     try:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit

@@ -442,6 +442,13 @@ def test_psql_runs_on_the_configured_database(cli: Run, conn: Conn) -> None:
     assert (result.returncode, result.stdout) == (0, "1\n")
 
 
+def test_psql_takes_psql_options_without_a_double_dash(cli: Run, conn: Conn) -> None:
+    enqueue(conn, "emails")
+    result = cli("psql", "-c", "SELECT queue FROM raquel_jobs")
+    assert result.returncode == 0, result.stderr
+    assert "emails" in result.stdout
+
+
 def test_psql_falls_back_to_the_embedded_wheels_psql(dsn: str) -> None:
     env = {**clean_env(), "PATH": "/nonexistent"}  # no system psql on the PATH
     result = subprocess.run(
