@@ -36,6 +36,17 @@ def refuse_async_handler(handler: Callable[..., Any]) -> None:
         )
 
 
+def refuse_async_task(name: str, function: Callable[..., Any]) -> None:
+    """Raises TypeError when a sync client's worker would run task ``name`` whose function is a
+    coroutine function: each of its jobs would fail at every attempt, so the worker is refused
+    when made (enqueuing such a task from a sync client stays fine)."""
+    if is_async_handler(function):
+        raise TypeError(
+            f"task {name!r} is a coroutine function (async def): a sync worker cannot run it; register it "
+            "on an AsyncRaquel (raquel-pg worker --tasks then runs the async worker), or make it a plain function"
+        )
+
+
 def refuse_awaitable(result: Any, handler: Callable[..., Any]) -> None:
     """Raises TypeError when a sync handler returned an awaitable (the job did not run).
 

@@ -267,6 +267,10 @@ class Tasks:
         registry = dict(self.tasks) if tasks is None else {t.name: t for t in tasks}
         if not registry:
             raise InvalidArgument("tasks", "tasks: no task registered (decorate functions with @rq.task)")
+        from .handlers import refuse_async_task
+
+        for task in registry.values():
+            refuse_async_task(task.name, task.function)
         if not queues:
             queues = tuple(sorted({t.queue for t in registry.values()}))
         return Worker(cast("Raquel", self), TaskRunner(registry), queues, **options)

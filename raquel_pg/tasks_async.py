@@ -277,6 +277,13 @@ class AsyncTasks:
         registry = dict(self.tasks) if tasks is None else {t.name: t for t in tasks}
         if not registry:
             raise InvalidArgument("tasks", "tasks: no task registered (decorate functions with @rq.task)")
+        if True:  # ASYNC
+            pass  # a coroutine function is awaited, a plain one runs in a thread (AsyncTask.run)
+        else:
+            from .handlers import refuse_async_task
+
+            for task in registry.values():
+                refuse_async_task(task.name, task.function)
         if not queues:
             queues = tuple(sorted({t.queue for t in registry.values()}))
         return AsyncWorker(cast("AsyncRaquel", self), AsyncTaskRunner(registry), queues, **options)

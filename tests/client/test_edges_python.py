@@ -190,6 +190,16 @@ def test_a_sync_worker_refuses_a_coroutine_function(rq: Raquel) -> None:
         rq.subscribe("q")(handler)  # type: ignore[arg-type]
 
 
+def test_a_sync_clients_worker_refuses_a_coroutine_task(rq: Raquel) -> None:
+    @rq.task(queue="q")
+    async def notify(user: int) -> None:
+        pass
+
+    notify.enqueue(7)  # enqueuing it is fine: an async worker elsewhere may run it
+    with pytest.raises(TypeError, match="notify' is a coroutine function"):
+        rq.worker("q")
+
+
 def test_a_sync_handler_returning_an_awaitable_fails_the_job(rq: Raquel, conn: Conn) -> None:
     async def later() -> None:
         pass
