@@ -5,10 +5,12 @@
 -- raquel_jobs.finished_at: a success, a failure, a reschedule, a
 -- cancellation, a rescue, an expiry) or deletes them (a success of a queue of
 -- retention 0, a prune, a DELETE by hand), every queue with a max_running
--- that is not paused, has fewer claimed jobs than its max_running and a job
--- ready now is passed to raquel_notify_ready (0008_notifications): NOTIFY
--- raquel_jobs with the queue's name when a live registration wants it, that
--- registration consumed. With no such queue setting it costs one probe of
+-- that is not paused, has fewer claimed jobs than its max_running and a
+-- waiting job (due now, or later: the woken worker then reads raquel_next_due
+-- again, having slept until a lease deadline while the queue was full) is
+-- passed to raquel_notify_ready (0008_notifications): NOTIFY raquel_jobs with
+-- the queue's name when a live registration wants it, that registration
+-- consumed. With no such queue setting it costs one probe of
 -- raquel_queue_settings per statement; without a live registration for a
 -- limited queue, that probe and the wake-up lock.
 --
@@ -24,7 +26,9 @@
 -- max_running = 1, 20 no-op jobs): 38.2 s to drain, one job every 2.0 s
 -- (the poll_interval); with batch_outcomes=False 0.05 s. A worker of another
 -- process waiting on the queue was likewise left to its poll_interval when a
--- slot freed.
+-- slot freed. And a slot that freed while the queue's next job was due 300 ms
+-- later: that job started at 1,711-1,723 ms (a probe, 2026-12-06), the waiting
+-- worker having last read the full queue's lease deadline.
 --
 -- No lost wake-up: the trigger takes the wake-up lock shared (as an enqueue
 -- does) before it reads raquel_waiters, so a worker registering meanwhile
@@ -34,8 +38,9 @@
 
 -- Guarantees: see the migration header. A statement trigger: one call per
 -- statement, however many rows it ended. The queues it passes on are those
--- whose claim can succeed now as far as max_running goes (a per_second limit
--- may still make the woken worker wait for its next token).
+-- whose claim can succeed as far as max_running goes, now or when their next
+-- job is due (a per_second limit may still make the woken worker wait for its
+-- next token).
 CREATE FUNCTION raquel_tg_jobs__notify_freed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -60,8 +65,9 @@ BEGIN
     IF cardinality(v_queues) = 0 THEN
         RETURN NULL;
     END IF;
-    -- Of those, the ones below their max_running with a job ready now (the
-    -- count as raquel_claim makes it, over the lease index).
+    -- Of those, the ones below their max_running (the count as raquel_claim
+    -- makes it, over the lease index) holding a waiting job: due now, it can
+    -- be claimed; due later, the waiter reads raquel_next_due again.
     v_queues := ARRAY(
         SELECT s.queue::text FROM raquel_queue_settings s
         WHERE s.queue = ANY (v_queues)
@@ -69,8 +75,7 @@ BEGIN
                                WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed'
                                  AND j.queue = s.queue)
           AND EXISTS (SELECT FROM raquel_jobs j
-                      WHERE j.queue = s.queue AND j.status IN ('queued', 'failed')
-                        AND j.scheduled_at <= v_now));
+                      WHERE j.queue = s.queue AND j.status IN ('queued', 'failed')));
     IF cardinality(v_queues) > 0 THEN
         PERFORM raquel_notify_ready(v_queues);
     END IF;
@@ -78,7 +83,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION raquel_tg_jobs__notify_freed() IS
-'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE: every queue with a max_running, not paused, below it in claimed jobs, with a job ready now and a live waiter registration goes to raquel_notify_ready (NOTIFY raquel_jobs), so a worker held by the limit claims when a slot frees. With no max_running set anywhere, one probe of raquel_queue_settings.';
+'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE: every queue with a max_running, not paused, below it in claimed jobs, with a waiting job (due now or later) and a live waiter registration goes to raquel_notify_ready (NOTIFY raquel_jobs), so a worker held by the limit claims, or reads raquel_next_due again, when a slot frees. With no max_running set anywhere, one probe of raquel_queue_settings.';
 REVOKE EXECUTE ON FUNCTION raquel_tg_jobs__notify_freed() FROM PUBLIC;
 
 CREATE TRIGGER raquel_jobs_40_notify_freed

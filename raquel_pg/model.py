@@ -208,10 +208,7 @@ class QueueControls:
         queue, paused, max_running, per_second, retention_ms, pruned = row
         retention = None
         if retention_ms is not None:
-            try:
-                retention = timedelta(milliseconds=retention_ms)
-            except OverflowError:  # set from SQL beyond timedelta's range
-                retention = timedelta.max
-            if retention_ms >= params.RETENTION_FOREVER_MS:
-                retention = timedelta.max
+            # Forever (0022_retention_forever), or set from SQL beyond timedelta's range: timedelta.max.
+            forever = retention_ms >= params.RETENTION_FOREVER_MS
+            retention = timedelta.max if forever else timedelta(milliseconds=retention_ms)
         return cls(queue, paused, max_running, per_second, retention, pruned)
