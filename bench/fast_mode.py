@@ -4,8 +4,9 @@ The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CP
 job costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
 successes batched (the default), with ``durable_claims=False`` and with durable claims, and with
 ``durable_claims=False`` on a queue whose retention is 0 (0007_outcomes: its successes are
-deleted at once, as graphile-worker deletes every completed job; that row's span is timed by the
-harness, from the resume to the poll, every 2 ms, that finds no job left), beside graphile-worker
+deleted at once, as graphile-worker deletes every completed job; that row's span is timed from the
+resume to the last statement that deleted jobs, whose time a statement trigger of the benchmark's
+own appends to an unlogged table: see :data:`DELETES_TIMED`), beside graphile-worker
 with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24
 shape. Each round drains the same number of pre-enqueued no-op jobs with every configuration, each
 in a fresh database of the same server (ANALYZEd after the bulk enqueue), the configurations taking
@@ -48,6 +49,26 @@ from .workers import ROOT, spawn, stop
 #: (jobs in flight per process, processes): 10 and 50 in one process, graphile-worker's 4 x 24.
 SHAPES = ((10, 1), (50, 1), (GRAPHILE_JOBS, GRAPHILE_PROCESSES))
 
+#: Run in a retention-0 drain's database before its jobs are enqueued: each statement that deletes
+#: jobs appends its time to an unlogged table (no index, no row shared between the worker
+#: processes, so no lock between their completions), and the drain ends at the latest. The harness
+#: used to time that drain by polling ``RAQUEL_LEFT`` every 2 ms instead: a query every 2.4 ms took
+#: about a fifth of a core from the drain it timed on a 2-core machine (bench/RESULTS.md, "The
+#: retention-0 drain's timing"), while graphile-worker's drains are timed in its own processes.
+DELETES_TIMED = """
+CREATE UNLOGGED TABLE public.bench_deletes (at timestamptz NOT NULL);
+CREATE FUNCTION public.bench_deletes_time() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.bench_deletes VALUES (clock_timestamp());
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_deletes_time AFTER DELETE ON raquel.raquel_jobs FOR EACH STATEMENT
+    EXECUTE FUNCTION public.bench_deletes_time();
+"""
+
+#: When the last statement that deleted jobs ran (epoch s), after a retention-0 drain.
+LAST_DELETE = "SELECT extract(epoch FROM max(at)) FROM public.bench_deletes"
+
 #: A drain: its span, and the CPU (us per job) of the worker processes and of their server
 #: processes (None when not measured).
 Run = tuple[Span, float | None, float | None]
@@ -81,6 +102,7 @@ def run_raquel(
             conn.execute(setup_sql.encode())
         if retention_zero:
             conn.execute("SELECT raquel_set_retention(%s, '0')", [queue])
+            conn.execute(DELETES_TIMED.encode())
         conn.execute("SELECT count(raquel_enqueue(%s, 'x')) FROM generate_series(1, %s)", [queue, jobs])
         conn.execute("ANALYZE raquel_jobs")
         # Paused while the processes start, so that all of them begin together (the first one
@@ -96,16 +118,7 @@ def run_raquel(
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT raquel_resume_queue(%s)", [queue])
         resumed = time.time()
-        # Polled every 2 ms where the span is timed here (retention 0 deletes the rows it is read from).
-        wait_until(
-            dsn,
-            RAQUEL_LEFT,
-            [queue, queue],
-            lambda left: left == 0,
-            timeout=900,
-            interval=0.002 if retention_zero else 0.05,
-        )
-        drained = time.time()
+        wait_until(dsn, RAQUEL_LEFT, [queue, queue], lambda left: left == 0, timeout=900)
         clients1 = [cpu_seconds(p.pid) for p in started]
         server1 = server_cpu_seconds(dsn)
     finally:
@@ -118,9 +131,12 @@ def run_raquel(
     )
     server = None if server0 is None or server1 is None else (server1 - server0) * 1e6 / jobs
     if retention_zero:
-        # The successes are deleted: from the resume to the poll that found no job left (the last
-        # raquel_complete_many committed), as graphile-worker's span is timed in its processes.
-        return Span(resumed, [], done=jobs, last_success=drained), client, server
+        # The successes are deleted: from the resume to the last statement that deleted jobs (the
+        # last raquel_complete_many), as graphile-worker's span is timed in its processes.
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(LAST_DELETE).fetchone()
+        assert row is not None and row[0] is not None, "no job was deleted"
+        return Span(resumed, [], done=jobs, last_success=float(row[0])), client, server
     return read_span(dsn, RAQUEL_SPAN, [queue]), client, server
 
 
