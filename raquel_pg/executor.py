@@ -92,7 +92,9 @@ class Executor:
         # producer send its claim at once (a switch of task after each job,
         # until the producer asks free()), so that the claim runs while the
         # jobs still held run, not after them; once per claim (rearmed when
-        # the claimed jobs come).
+        # the claimed jobs come), and never while a claim is in flight: the
+        # producer, busy with it, would not run sooner (a switch after each
+        # job of a claim's round trip cost a turn of the event loop per job).
         self._switch_at_refill = prefetch > 0
         self._switch = False
         self._switched = False
@@ -134,7 +136,10 @@ class Executor:
         """
         self._switch = False  # the producer runs: the runners need not let it
         free = self._capacity - len(self._jobs)
-        return free if free >= self._refill else 0
+        if free < self._refill:
+            return 0
+        self._switched = True  # a claim goes now: no switch for the producer until its jobs come
+        return free
 
     def start(self, jobs: list[Job]) -> None:
         """Hands claimed jobs to the runners; never blocks."""
