@@ -5,9 +5,9 @@ The database comes from ``--dsn``, else ``RAQUEL_PG_DSN``, else
 ``./.raquel_pg/pgdata`` (the ``raquel-pg[embedded]`` extra). Behind a
 transaction pooler, ``--no-prepared-statements`` and (for workers)
 ``--listen-dsn`` (else ``RAQUEL_PG_LISTEN_DSN``): see docs/deploying.md. A user mistake
-(bad DSN, unknown job id, bad duration) prints one line on stderr and exits
+(bad DSN, a job id ``show`` does not find, bad duration) prints one line on stderr and exits
 with status 2, never a traceback; a command that could not do what was asked
-(a job not retried or not cancelled) exits with status 1. Every read command
+(a job not retried or not cancelled, an unknown id included) exits with status 1. Every read command
 takes ``--json``.
 
 The modules: ``arguments`` (the argparse parser), ``dispatch`` (``main``: runs a
