@@ -3,20 +3,30 @@
 Each pending migration runs in its own transaction holding an advisory lock,
 so concurrent deploys serialize and never apply one twice; a migration whose
 file changed after it was applied is refused by name (see ``schema.py``).
+A migration waits for a table lock at most ``lock_timeout`` (1 s by default)
+before it is rolled back and tried again, so that a long transaction of the
+application never stops the queue's traffic behind a waiting migration.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 
+from ._acompat import asleep
 from .errors import MigrationError
 from .schema import (
     BOOKKEEPING_SQL,
+    LOCK_ATTEMPTS,
+    LOCK_PAUSES,
     LOCK_SQL,
+    LOCK_TIMEOUT_MS,
+    LOCK_TIMEOUT_SQL,
+    LONG_TRANSACTIONS_SQL,
     RECORD_SQL,
     SEARCH_PATH_SQL,
     Migration,
@@ -62,39 +72,80 @@ async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
     return [MigrationState(m, done[m.version][2] if m.version in done else None) for m in load_migrations()]
 
 
-async def migrate(conn: AsyncConnection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
+async def migrate(
+    conn: AsyncConnection[Any],
+    migrations: list[Migration] | None = None,
+    *,
+    lock_timeout: timedelta | None = timedelta(milliseconds=LOCK_TIMEOUT_MS),
+) -> list[Migration]:
     """Applies the pending migrations in order and returns those this call applied.
 
     ``migrations`` defaults to the package's own (:func:`~raquel_pg.schema.load_migrations`).
-    Running it on an up-to-date database is a no-op. Raises
-    :class:`~raquel_pg.MigrationError` when an applied migration's file changed
-    or the database is newer than this raquel_pg; a failing migration is
-    rolled back whole and its error propagates.
+    Running it on an up-to-date database is a no-op. A migration that changes
+    a table or view waits for its lock; while it waits, every claim, outcome
+    and enqueue that needs the table waits behind it. So a statement that
+    waited ``lock_timeout`` (default 1 s; None or zero: as long as it takes)
+    rolls its migration back, and the migration is tried again after a pause
+    (1, 2, 4, 8 s; 5 attempts in all). Blocks meanwhile. Raises
+    :class:`~raquel_pg.MigrationError` when an applied migration's file changed,
+    the database is newer than this raquel_pg, or every attempt timed out
+    (naming the oldest open transactions; the migrations before it stay
+    applied); a failing migration is rolled back whole and its error propagates.
     """
     cursor = await conn.execute("SELECT current_schema()")
     row = await cursor.fetchone()
     if row is None or row[0] is None:
         raise MigrationError("no schema to install into: no schema of the search_path exists")
+    timeout_ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
     async with conn.transaction():
         await conn.execute(LOCK_SQL)
         await conn.execute(SEARCH_PATH_SQL)
         await conn.execute(BOOKKEEPING_SQL)
     applied_now: list[Migration] = []
     for migration in await pending_migrations(conn, migrations):
-        async with conn.transaction():
-            await conn.execute(LOCK_SQL)
-            cursor = await conn.execute(
-                "SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,)
-            )
-            if await cursor.fetchone() is not None:
-                continue  # a concurrent deploy applied it while we waited for the lock
-            # Recorded first, under the caller's search_path (raquel_migrations
-            # stays in the install schema); the whole transaction commits or not.
-            await conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
-            for statement in before(migration):
-                await conn.execute(statement)
-            await conn.execute(migration.sql.encode(), prepare=False)
-            for statement in after(migration):
-                await conn.execute(statement)
-        applied_now.append(migration)
+        for attempt in range(1, LOCK_ATTEMPTS + 1):
+            try:
+                if await _apply(conn, migration, timeout_ms):
+                    applied_now.append(migration)
+                break
+            except psycopg.errors.LockNotAvailable:
+                if attempt == LOCK_ATTEMPTS:
+                    raise MigrationError(await _lock_refusal(conn, migration, timeout_ms)) from None
+                await asleep(LOCK_PAUSES[attempt - 1])
     return applied_now
+
+
+async def _apply(conn: AsyncConnection[Any], migration: Migration, timeout_ms: int) -> bool:
+    """Applies one migration in a transaction of its own; False when a concurrent deploy applied it
+    first. Raises LockNotAvailable (rolled back) when a statement waited ``timeout_ms`` for a lock."""
+    async with conn.transaction():
+        await conn.execute(LOCK_SQL)
+        cursor = await conn.execute("SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
+        if await cursor.fetchone() is not None:
+            return False  # a concurrent deploy applied it while we waited for the lock
+        if timeout_ms:
+            await conn.execute(LOCK_TIMEOUT_SQL, (f"{timeout_ms}ms",))
+        # Recorded first, under the caller's search_path (raquel_migrations
+        # stays in the install schema); the whole transaction commits or not.
+        await conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
+        for statement in before(migration):
+            await conn.execute(statement)
+        await conn.execute(migration.sql.encode(), prepare=False)
+        for statement in after(migration):
+            await conn.execute(statement)
+    return True
+
+
+async def _lock_refusal(conn: AsyncConnection[Any], migration: Migration, timeout_ms: int) -> str:
+    """The error of a migration whose every attempt waited its lock timeout: the oldest open transactions named."""
+    cursor = await conn.execute(LONG_TRANSACTIONS_SQL, (timeout_ms / 1000,))
+    holders = "; ".join(
+        f"pid {pid} ({user}, {state}, open {seconds} s: {query!r})"
+        for pid, user, state, seconds, query in await cursor.fetchall()
+    )
+    return (
+        f"{migration.filename}: not applied: its statements waited {timeout_ms} ms for a table lock "
+        f"{LOCK_ATTEMPTS} times (the queue's traffic waits behind such a wait, so migrate gives up instead); "
+        f"the oldest open transactions: {holders or 'none now'}. End the long transaction and run migrate "
+        "again, or give it more time (--lock-timeout; 0 waits as long as it takes)"
+    )

@@ -24,6 +24,27 @@ _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 125762840913260
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
 
+#: How long a migration's statement waits for a lock on a table or view by default (ms): while
+#: it waits, every claim, outcome and enqueue that needs that table queues behind it, so a
+#: migration blocked by a long transaction would stop the queue. Past it, the migration's
+#: transaction is rolled back and tried again, LOCK_ATTEMPTS times in all (LOCK_PAUSES between).
+LOCK_TIMEOUT_MS = 1000
+LOCK_ATTEMPTS = 5
+LOCK_PAUSES = (1.0, 2.0, 4.0, 8.0)
+#: Set in each migration's transaction once the advisory lock is held (that wait is not limited:
+#: it is another deploy's migration, which is not a stall of the queue).
+LOCK_TIMEOUT_SQL = "SELECT set_config('lock_timeout', %s, true)"
+#: The oldest open transactions of this database that began before the migration's lock wait:
+#: named in the error when every attempt timed out.
+LONG_TRANSACTIONS_SQL = """\
+SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''),
+       extract(epoch FROM now() - a.xact_start)::bigint, left(coalesce(a.query, ''), 80)
+FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+  AND a.xact_start < now() - make_interval(secs => %s)
+ORDER BY a.xact_start
+LIMIT 3"""
+
 #: The install schema's search_path (its first existing schema, then pg_temp):
 #: raquel_migrations is created and written there, before each migration's SQL.
 SEARCH_PATH_SQL = "SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true)"

@@ -64,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     mode = m.add_mutually_exclusive_group()
     mode.add_argument("--sql", action="store_true", help="print the pending migrations as a psql script")
     mode.add_argument("--status", action="store_true", help="list applied and pending migrations")
+    m.add_argument(
+        "--lock-timeout",
+        default="1s",
+        metavar="D",
+        help="how long a migration waits for a table lock before it is rolled back and tried again, "
+        "5 times in all (the queue's traffic waits behind such a wait; default 1s; 0: as long as it takes)",
+    )
 
     d = command("demo", "run the demo on the embedded server: migrate, enqueue from SQL and Python, work, print stats")
     d.add_argument(

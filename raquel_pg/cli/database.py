@@ -10,11 +10,13 @@ from pathlib import Path
 
 from .. import embedded, roles
 from .. import migrate as migrations
+from ..durations import parse_duration
 from ..schema import script
 from .common import UserError, configured_dsn, connect, print_json, resolve_dsn
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    lock_timeout = None if args.lock_timeout == "0" else parse_duration(args.lock_timeout, "--lock-timeout")
     with connect(args) as conn:
         if args.status:
             for state in migrations.status(conn):
@@ -24,7 +26,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if args.sql:
             sys.stdout.write(script(migrations.pending_migrations(conn)))
             return 0
-        applied = migrations.migrate(conn)
+        applied = migrations.migrate(conn, lock_timeout=lock_timeout)
     if applied:
         for m in applied:
             print(f"applied {m.filename}")

@@ -118,6 +118,22 @@ def test_migrate_applies_every_migration_to_a_new_database(cli: Run, make_databa
     assert result.stdout.splitlines()[:2] == [f"applied {m.filename}" for m in load_migrations()[:2]]
 
 
+def test_migrate_without_a_lock_timeout_applies_every_migration(cli: Run, make_database: Any) -> None:
+    fresh = make_database()
+    result = cli("migrate", "--lock-timeout", "0", dsn_=fresh)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == len(load_migrations())
+
+
+def test_migrate_refuses_a_lock_timeout_that_is_not_a_duration(cli: Run, make_database: Any) -> None:
+    fresh = make_database()
+    result = cli("migrate", "--lock-timeout", "soon", dsn_=fresh)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("raquel-pg migrate: --lock-timeout: 'soon' is not a duration")
+    with psycopg.connect(fresh) as conn:
+        assert conn.execute("SELECT to_regclass('raquel_migrations')").fetchone() == (None,)
+
+
 # --- enqueue -----------------------------------------------------------------------
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +252,83 @@ def test_migration_files_must_be_numbered_without_gaps(tmp_path: Path, names: li
         (tmp_path / name).write_text("SELECT 1;")
     with pytest.raises(MigrationError, match=message):
         load_migrations(tmp_path)
+
+
+#: A later migration that needs a lock on raquel_jobs which an open enqueue's transaction holds.
+INDEXED = "CREATE INDEX raquel_jobs_probe_idx ON raquel_jobs (claimed_by)"
+
+
+@contextmanager
+def open_enqueue(dsn: str) -> Iterator[tuple[Conn, int]]:
+    """A transaction that enqueued and stays open (the application's long transaction), and its pid."""
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("SELECT raquel_enqueue('q', 'x')")
+        pid = blocker.execute("SELECT pg_backend_pid()").fetchone()
+        assert pid is not None
+        yield blocker, pid[0]
+        blocker.rollback()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def lock_waits(conn: Conn, pid: int) -> bool:
+    row = conn.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_migration_blocked_by_a_long_transaction_gives_up_and_names_it(
+    fresh: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a migration waits for a table lock, every claim and enqueue waits behind it: so it
+    # waits at most lock_timeout per attempt, and names the transaction in its way.
+    import raquel_pg.migrate
+
+    monkeypatch.setattr(raquel_pg.migrate, "LOCK_PAUSES", (0.0, 0.0, 0.0, 0.0))
+    migrate(fresh)
+    later = [*load_migrations(), Migration(len(load_migrations()) + 1, "indexed", INDEXED)]
+    dsn = fresh.info.dsn
+    with open_enqueue(dsn) as (_, blocker_pid):
+        with pytest.raises(MigrationError, match=rf"\d{{4}}_indexed.sql: not applied: .* pid {blocker_pid} "):
+            migrate(fresh, later, lock_timeout=timedelta(milliseconds=50))
+    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
+    assert fresh.execute("SELECT to_regclass('raquel.raquel_jobs_probe_idx')").fetchone() == (None,)
+
+
+def test_a_migration_tries_again_once_the_long_transaction_ends(fresh: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    import raquel_pg.migrate
+
+    monkeypatch.setattr(raquel_pg.migrate, "LOCK_PAUSES", (0.5, 0.5, 0.5, 0.5))
+    migrate(fresh)
+    later = [*load_migrations(), Migration(len(load_migrations()) + 1, "indexed", INDEXED)]
+    results: list[Any] = []
+    with open_enqueue(fresh.info.dsn) as (blocker, _), psycopg.connect(fresh.info.dsn, autocommit=True) as deployer:
+        deploy_pid = deployer.info.backend_pid
+        deploy = threading.Thread(
+            target=lambda: results.append(migrate(deployer, later, lock_timeout=timedelta(milliseconds=100)))
+        )
+        deploy.start()
+        wait_for(lambda: lock_waits(fresh, deploy_pid))  # the first attempt waits for the lock ...
+        wait_for(lambda: not lock_waits(fresh, deploy_pid))  # ... gives up, and pauses
+        blocker.commit()
+        deploy.join(timeout=30)
+    assert [m.name for m in results[0]] == ["indexed"]
+    assert fresh.execute("SELECT to_regclass('raquel.raquel_jobs_probe_idx')").fetchone() is not None
+
+
+def test_a_migration_without_a_lock_timeout_waits_for_the_long_transaction(fresh: Conn) -> None:
+    migrate(fresh)
+    later = [*load_migrations(), Migration(len(load_migrations()) + 1, "indexed", INDEXED)]
+    results: list[Any] = []
+    with open_enqueue(fresh.info.dsn) as (blocker, _), psycopg.connect(fresh.info.dsn, autocommit=True) as deployer:
+        deploy_pid = deployer.info.backend_pid
+        deploy = threading.Thread(target=lambda: results.append(migrate(deployer, later, lock_timeout=None)))
+        deploy.start()
+        wait_for(lambda: lock_waits(fresh, deploy_pid))
+        blocker.commit()
+        deploy.join(timeout=30)
+    assert [m.name for m in results[0]] == ["indexed"]
