@@ -274,7 +274,11 @@ class AsyncProducer:
             except (psycopg.errors.InsufficientPrivilege, NotMigrated) as error:
                 if handoff is None:
                     raise
-                logger.warning("this worker takes no hand-offs (%s): it claims after each notification", error)
+                logger.warning(
+                    "this worker takes no hand-offs (%s): it claims after each notification; once the database "
+                    "is migrated and its role granted them (raquel-pg grant --worker), restart it to take them",
+                    error,
+                )
                 self._handoff = False
                 confirmed = await self._calls.wait_begin(self._waiter_id, self._queues, int(self._waiter_ttl * 1000))
         except psycopg.OperationalError as error:
