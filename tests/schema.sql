@@ -763,7 +763,13 @@ BEGIN
     END IF;
     -- Queue controls -- end ------------------------------------------
 
-    IF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
+    IF v_left = 0 THEN
+        -- The limited queues' claims filled the batch (0023_claim_batch_filled):
+        -- nothing is left to claim from the others. (The walks below read
+        -- v_left jobs at a time and read further while they found as many:
+        -- with none asked for, they never stopped.)
+        NULL;
+    ELSIF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
         -- Queue controls: every queue but the held ones (paused, limited),
         -- without reading the held queues' backlogs (0016_claim_walks).
         -- Level by level over the all-queues index, as raquel_claim_listed

@@ -104,6 +104,23 @@ def test_a_worker_never_runs_more_than_max_running(rq: Raquel, conn: Conn) -> No
     assert most[0] == 2
 
 
+def test_a_worker_of_every_queue_beside_a_limited_queue_runs_every_job(rq: Raquel, conn: Conn) -> None:
+    # One slot: each claim is of one job, which the limited queue's own claim may take whole
+    # (0023: the claim of the other queues then spun for ever).
+    rq.set_queue_limits("a", max_running=1)
+    rq.enqueue_many("a", ["x"] * 3)
+    rq.enqueue_many("b", ["x"] * 3)
+
+    @rq.subscribe(poll_interval=60)
+    def handler(job: Job) -> None:
+        pass
+
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: count(conn, "a", "success") + count(conn, "b", "success") == 6, timeout=10)
+    handler.stop()
+    join([run], 10)
+
+
 def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(rq: Raquel, conn: Conn) -> None:
     rq.set_queue_limits("a", max_running=1)
     rq.enqueue_many("a", ["x"] * 10)

@@ -101,6 +101,23 @@ async def test_a_worker_never_runs_more_than_max_running(arq: AsyncRaquel, conn:
     assert most[0] == 2
 
 
+async def test_a_worker_of_every_queue_beside_a_limited_queue_runs_every_job(arq: AsyncRaquel, conn: Conn) -> None:
+    # One slot: each claim is of one job, which the limited queue's own claim may take whole
+    # (0023: the claim of the other queues then spun for ever).
+    await arq.set_queue_limits("a", max_running=1)
+    await arq.enqueue_many("a", ["x"] * 3)
+    await arq.enqueue_many("b", ["x"] * 3)
+
+    @arq.subscribe(poll_interval=60)
+    async def handler(job: AsyncJob) -> None:
+        pass
+
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: count(conn, "a", "success") + count(conn, "b", "success") == 6, timeout=10)
+    handler.stop()
+    await ajoin([run], 10)
+
+
 async def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(
     arq: AsyncRaquel, conn: Conn
 ) -> None:

@@ -137,6 +137,19 @@ def test_a_limited_queue_does_not_limit_the_other_queues_of_a_claim(conn: Conn) 
     assert sorted(claim(conn, ["a", "b"], batch=10)) == ["a"] + ["b"] * 5
 
 
+@pytest.mark.parametrize("queues", [None, ["a", "b", "c"]], ids=["all queues", "three named"])
+def test_a_claim_that_a_limited_queue_fills_returns_at_once(conn: Conn, queues: list[str] | None) -> None:
+    # The limited queue's own claim takes the whole batch; the other queues' claim then has
+    # nothing to take (0023: it spun for ever, holding the limited queue's settings row).
+    enqueue(conn, "a", 2)
+    enqueue(conn, "b", 2)
+    enqueue(conn, "c", 2)
+    conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
+    conn.execute("SET statement_timeout = '5s'")
+    assert claim(conn, queues, batch=1) == ["a"]
+    assert claim(conn, queues, batch=1) in (["b"], ["c"])
+
+
 def test_a_job_ending_in_a_full_queue_wakes_a_worker_waiting_for_it(conn: Conn, dsn: str) -> None:
     enqueue(conn, "a", 2)
     conn.execute("SELECT raquel_set_queue_limits('a', max_running => 1)")
