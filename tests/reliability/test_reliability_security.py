@@ -347,9 +347,12 @@ def test_worker_works_through_the_functions_only(dsn: str, conn: Conn, granted: 
         assert refused(worker, statement), statement
 
 
-def run_one_job_as(worker_dsn: str, owner: Conn, caplog: pytest.LogCaptureFixture) -> Any:
+def run_one_job_as(worker_dsn: str, owner: Conn, caplog: pytest.LogCaptureFixture, *, handed: bool) -> Any:
     """Runs a sync worker of queue q as ``worker_dsn`` until the job the owner enqueues once it
-    waits has run; returns that job's waiter registration's listener_pid (None: no hand-off)."""
+    waits has run; returns that job's waiter registration's listener_pid (None: no hand-off).
+
+    ``handed``: wait for a registration that takes hand-offs (one made once the worker's LISTEN
+    connection is up; a worker registers before that too, with none), else for any."""
     caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
     with Raquel(worker_dsn) as rq:
 
@@ -359,7 +362,8 @@ def run_one_job_as(worker_dsn: str, owner: Conn, caplog: pytest.LogCaptureFixtur
 
         run = spawn(handler.run, name="worker")
         deadline = time.monotonic() + 30
-        while (registered := owner.execute("SELECT listener_pid FROM raquel_waiters").fetchall()) == []:
+        waiting = "SELECT listener_pid FROM raquel_waiters" + (" WHERE listener_pid IS NOT NULL" if handed else "")
+        while (registered := owner.execute(waiting.encode()).fetchall()) == []:
             assert time.monotonic() < deadline, "the worker never registered as waiting"
             time.sleep(0.01)
         job_id = owner.execute("SELECT raquel_enqueue('q')").fetchone()[0]
@@ -374,7 +378,7 @@ def run_one_job_as(worker_dsn: str, owner: Conn, caplog: pytest.LogCaptureFixtur
 def test_a_worker_role_is_handed_jobs(
     dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog) is not None
+    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog, handed=True) is not None
     assert "hand-offs" not in caplog.text
 
 
@@ -389,7 +393,7 @@ def test_a_worker_role_granted_before_the_hand_off_claims_as_before(
             f' "{schema}".raquel_wait_begin(uuid, text[], bigint, text, bigint, integer)'
             f' FROM "{granted["worker"]}"'.encode()
         )
-    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog) is None
+    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog, handed=False) is None
     assert caplog.text.count("takes no hand-offs") == 1
 
 
