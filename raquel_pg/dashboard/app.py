@@ -33,7 +33,7 @@ from starlette.templating import Jinja2Templates
 
 from .. import params
 from ..durations import parse_duration
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotMigrated, translate
 from ..metrics import queue_registry
 from . import data
 from .data import NO_PRIVILEGES, WINDOWS, Privileges, Store
@@ -257,6 +257,16 @@ async def _unavailable(request: Request, error: Exception) -> Response:
     return PlainTextResponse(f"503: the database did not answer: {first}\n", 503)
 
 
+async def _missing(request: Request, error: Exception) -> Response:
+    """A raquel_pg table, function or schema that is not there: the database is not migrated (503)."""
+    assert isinstance(error, psycopg.Error)
+    answer = translate(error)
+    if isinstance(answer, NotMigrated):
+        return PlainTextResponse(f"503: {answer}\n", 503)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PlainTextResponse(f"500: {first}\n", 500)
+
+
 async def _forbidden(request: Request, error: Exception) -> Response:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return PlainTextResponse(
@@ -305,6 +315,9 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
             InvalidArgument: _bad_request,
             psycopg.OperationalError: _unavailable,
             psycopg.errors.InsufficientPrivilege: _forbidden,
+            psycopg.errors.UndefinedFunction: _missing,
+            psycopg.errors.UndefinedTable: _missing,
+            psycopg.errors.InvalidSchemaName: _missing,
         },
     )
     app.state.dashboard = board

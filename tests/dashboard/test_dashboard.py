@@ -372,6 +372,13 @@ def test_a_role_that_may_not_read_the_queue_gets_a_403_saying_what_to_grant(conn
         conn.execute(f'DROP ROLE "{role}"'.encode())
 
 
+def test_a_database_never_migrated_gets_a_503_saying_to_migrate(make_database: Any) -> None:
+    with running_dashboard(make_database()) as base:
+        for path in ("/", "/jobs", "/api/throughput"):
+            answer = request(base, "GET", path)
+            assert answer.status == 503 and "(run: raquel-pg migrate, or create_all())" in answer.text, path
+
+
 # --- access token ---------------------------------------------------------------
 
 
