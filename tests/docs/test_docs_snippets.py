@@ -14,18 +14,18 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-import raquel_pg
 from raquel_pg import AsyncWorker, Raquel, Worker
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLACEHOLDER_DSN = "postgresql://postgres@localhost/app"
+#: A page's SQLAlchemy URL of the same database: its engine connects to the test database.
+SQLALCHEMY_PLACEHOLDER = "postgresql+psycopg://postgres@localhost/app"
 BLOCK = re.compile(r"(?:^(<!-- snippet: not run[^>]*-->)\n)?^```python\n(.*?)^```$", flags=re.MULTILINE | re.DOTALL)
 RUN_FOR = 0.5  # seconds a worker's run() lasts in these tests
 
@@ -75,23 +75,14 @@ def test_python_snippets_of_the_page_run(
     page: Path, dsn: str, conn: psycopg.Connection[Any], stopping_runs: None
 ) -> None:
     import sqlalchemy
-    from sqlalchemy.orm import Session
 
     conn.execute("CREATE TABLE IF NOT EXISTS orders (id integer PRIMARY KEY, email text)")
     conn.execute("TRUNCATE orders, raquel.raquel_schedules")
-    engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
     namespace: dict[str, Any] = {
         "__name__": "docs_snippet",
         "dsn": dsn,
         "do_work": do_work,
         "ready_for": lambda p: True,
-        "timedelta": timedelta,
-        "threading": threading,
-        "psycopg": psycopg,
-        "raquel_pg": raquel_pg,
-        "sqlalchemy": sqlalchemy,
-        "Session": Session,
-        "engine": engine,
     }
     original = None
     try:
@@ -101,14 +92,17 @@ def test_python_snippets_of_the_page_run(
                 if marker:
                     continue
                 before = namespace.get("main")
-                source = code.replace(PLACEHOLDER_DSN, dsn)
+                source = code.replace(
+                    f'"{SQLALCHEMY_PLACEHOLDER}"', f'"postgresql+psycopg://", creator=lambda: psycopg.connect({dsn!r})'
+                ).replace(PLACEHOLDER_DSN, dsn)
                 exec(compile(source, f"{page.relative_to(DOCS.parent)} block {number}", "exec"), namespace)
                 main = namespace.get("main")
-                if main is not before and asyncio.iscoroutinefunction(main):
+                if main is not before and asyncio.iscoroutinefunction(main) and "asyncio.run(main())" not in code:
                     asyncio.run(main())
     finally:
         for value in namespace.values():
             if isinstance(value, Raquel) and value is not original:
                 value.close()
-        engine.dispose()
+            if isinstance(value, sqlalchemy.Engine):
+                value.dispose()
         conn.execute("DROP TABLE IF EXISTS orders")
