@@ -252,7 +252,7 @@ class AsyncRaquel(
         e.g. one returned by :meth:`get`) enqueues a copy of it: its queue,
         payload, schedule, max_age, retry options and priority, each replaced
         by the argument given here (not its unique_key, status or history).
-        ``at`` (datetime, naive = UTC, or ms since epoch) and ``delay``
+        ``at`` (datetime, naive = local time as ``datetime.timestamp()`` reads it, or ms since epoch) and ``delay``
         (timedelta or ms) schedule it: at ``at`` + ``delay``, by default now.
         ``max_age`` (from enqueue) expires it if not started in time;
         ``max_retry_count`` caps the retries after the first attempt; the retry

@@ -80,7 +80,7 @@ class AsyncRaquelCalls:
         takes the job over that long after the last renewal. None or 0
         (raquel's "take over at once") keep the client's ``lease``; other
         values below 30 ms become 30 ms. ``before`` (a datetime, naive =
-        UTC, or ms since epoch) takes only a job scheduled at or before it
+        local time as ``datetime.timestamp()`` reads it, or ms since epoch) takes only a job scheduled at or before it
         (and, as always, not after now). Raises
         :class:`~raquel_pg.InvalidArgument` for bad input.
         """
