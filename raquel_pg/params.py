@@ -343,28 +343,36 @@ def seconds(value: float | timedelta, argument: str) -> float:
     return result
 
 
-def unencodable(args: dict[str, Any]) -> InvalidArgument | None:
-    """The error naming the argument of ``args`` that holds text UTF-8 cannot encode, if one does.
+def unencodable(args: dict[str, Any], encoding: str = "utf-8") -> InvalidArgument | None:
+    """The error naming the argument of ``args`` that holds text ``encoding`` cannot encode, if one does.
 
+    ``encoding``: the connection's client encoding (``conn.info.encoding``).
     A lone surrogate (``"\\ud800"``, e.g. from ``os.fsdecode``) is a valid
-    Python str that no PostgreSQL text can hold. The clients call this only
-    after psycopg refused to send ``args`` (it costs nothing on the way in).
+    Python str that no PostgreSQL text can hold; a database in another
+    encoding than UTF-8 (LATIN1, say) cannot hold the characters outside it.
+    The clients call this only after psycopg refused to send ``args`` (it
+    costs nothing on the way in).
     """
     for argument, value in args.items():
         values = value if isinstance(value, list) else [value]
         for text in values:
-            if isinstance(text, str) and not _encodes(text):
+            if isinstance(text, str) and not _encodes(text, "utf-8"):
                 return InvalidArgument(
                     argument,
                     f"{argument}: text holding a lone surrogate ({text.encode('utf-8', 'backslashreplace')[:40]!r}) "
                     "cannot be stored (PostgreSQL text is UTF-8)",
                 )
+            if isinstance(text, str) and not _encodes(text, encoding):
+                return InvalidArgument(
+                    argument,
+                    f"{argument}: {text[:40]!r} holds characters this database's encoding ({encoding}) cannot store",
+                )
     return None
 
 
-def _encodes(text: str) -> bool:
+def _encodes(text: str, encoding: str = "utf-8") -> bool:
     try:
-        text.encode("utf-8")
+        text.encode(encoding)
     except UnicodeEncodeError:
         return False
     return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 import psycopg
+from psycopg.abc import AdaptContext
 from psycopg.adapt import Buffer, Dumper
 from psycopg.pq import Format
 
@@ -34,29 +35,36 @@ class FixedTextArray(TextArray):
     A worker sends its queue list with every claim: psycopg's list dumper
     took 0.36 ms to dump 1,000 names at each call (bench/queues.py), the
     claim itself ~1 ms. Changing the list after it was first sent is not
-    supported (the old form would still be sent).
+    supported (the old form would still be sent). The form is kept with the
+    encoding it was made in.
     """
 
-    binary: bytes | None = None
+    binary: tuple[str, bytes] | None = None
 
 
 class TextArrayBinaryDumper(Dumper):
-    """Dumps a :class:`TextArray`: header, then each element's length and UTF-8 bytes."""
+    """Dumps a :class:`TextArray`: header, then each element's length and bytes in the connection's
+    client encoding (PostgreSQL reads binary text in it, as psycopg's own str dumper writes it)."""
 
     format = Format.BINARY
     oid = _TEXT_ARRAY_OID
 
+    def __init__(self, cls: type, context: AdaptContext | None = None) -> None:
+        super().__init__(cls, context)
+        self._encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
+
     def dump(self, obj: TextArray) -> Buffer:
-        """The array's binary form (raises ``UnicodeEncodeError`` for a lone surrogate)."""
+        """The array's binary form (raises ``UnicodeEncodeError`` for a lone surrogate, or a character
+        the connection's encoding cannot hold)."""
         if isinstance(obj, FixedTextArray):
-            if obj.binary is None:
-                obj.binary = bytes(_binary(obj))
-            return obj.binary
-        return _binary(obj)
+            if obj.binary is None or obj.binary[0] != self._encoding:
+                obj.binary = (self._encoding, bytes(_binary(obj, self._encoding)))
+            return obj.binary[1]
+        return _binary(obj, self._encoding)
 
 
-def _binary(obj: TextArray) -> Buffer:
-    """The binary form of ``obj``: header, then each element's length and UTF-8 bytes."""
+def _binary(obj: TextArray, encoding: str) -> Buffer:
+    """The binary form of ``obj``: header, then each element's length and bytes in ``encoding``."""
     if not obj:
         return _EMPTY
     parts = [b""]
@@ -67,7 +75,7 @@ def _binary(obj: TextArray) -> Buffer:
             append(_NULL)
             has_nulls = 1
         else:
-            data = item.encode()
+            data = item.encode(encoding)
             append(_LENGTH(len(data)))
             append(data)
     parts[0] = _HEADER.pack(1, has_nulls, _TEXT_OID, len(obj), 1)

@@ -69,8 +69,8 @@ def fetch(
         cursor = conn.execute(QUERIES[query], values)
     except psycopg.errors.InvalidParameterValue as error:
         raise translate(error) from None
-    except UnicodeEncodeError:  # a lone surrogate in an argument: nothing was sent
-        unencodable = params.unencodable(values or {})
+    except UnicodeEncodeError:  # a lone surrogate, or a character the database cannot store: nothing was sent
+        unencodable = params.unencodable(values or {}, conn.info.encoding)
         if unencodable is None:
             raise
         raise unencodable from None

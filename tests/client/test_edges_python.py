@@ -16,6 +16,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from raquel_pg import (
     AsyncJob,
@@ -444,6 +445,48 @@ async def test_async_a_lone_surrogate_is_an_invalid_argument(arq: AsyncRaquel, c
     with pytest.raises(InvalidArgument) as refused:
         await arq.enqueue_many("q", ["a"], unique_keys=["\udc00"])
     assert refused.value.argument == "unique_keys"
+    assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 0
+
+
+def latin1(dsn: str) -> str:
+    """``dsn`` with the client encoding LATIN1 (PGCLIENTENCODING, or a database created in it)."""
+    return make_conninfo(dsn, client_encoding="LATIN1")
+
+
+def test_enqueue_many_in_a_latin1_client_stores_the_text_it_was_given(dsn: str, conn: Conn) -> None:
+    with Raquel(latin1(dsn)) as rq:
+        rq.enqueue_many("q", ["café", "naïve"])
+    assert sorted(r[0] for r in conn.execute("SELECT payload FROM raquel_jobs")) == ["café", "naïve"]
+
+
+def test_a_worker_in_a_latin1_client_takes_the_jobs_of_an_accented_queue(dsn: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('fïlé', 'x')")
+    with Raquel(latin1(dsn)) as rq:
+
+        @rq.subscribe("fïlé", poll_interval=0.05)
+        def handler(job: Job) -> None:
+            pass
+
+        run = spawn(handler.run, name="worker")
+        wait_for(lambda: conn.execute("SELECT status FROM raquel_jobs").fetchone() == ("success",))
+        handler.stop()
+        run.join(10)
+
+
+@pytest.mark.parametrize(
+    ("argument", "call"), [("payload", "enqueue"), ("payloads", "enqueue_many"), ("queue", "queue")]
+)
+def test_text_a_latin1_client_cannot_send_is_an_invalid_argument(
+    dsn: str, conn: Conn, argument: str, call: str
+) -> None:
+    with Raquel(latin1(dsn)) as rq, pytest.raises(InvalidArgument) as refused:
+        if call == "enqueue":
+            rq.enqueue("q", "hi 🎉")
+        elif call == "enqueue_many":
+            rq.enqueue_many("q", ["fine", "hi 🎉"])
+        else:
+            rq.enqueue("q🎉", "x")
+    assert refused.value.argument == argument and "(iso8859-1) cannot store" in str(refused.value)
     assert conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()[0] == 0
 
 
