@@ -128,7 +128,11 @@ def worker_metrics() -> Iterator[tuple[WorkerMetrics, CollectorRegistry]]:
 
 
 def waiting(conn: Conn) -> bool:
-    return conn.execute("SELECT count(*) FROM raquel_waiters").fetchone() != (0,)
+    """Whether a worker waits, registered to take hand-offs (it registers before its LISTEN
+    connection is up too, and then again once it is: a job enqueued in between may be handed to
+    the second registration while the worker is busy, and handed back, a release counted)."""
+    row = conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone()
+    return row != (0,)
 
 
 def listener_pids(conn: Conn) -> list[int]:
