@@ -129,8 +129,7 @@ def worker_metrics() -> Iterator[tuple[WorkerMetrics, CollectorRegistry]]:
 
 def waiting(conn: Conn) -> bool:
     """Whether a worker waits, registered to take hand-offs (it registers before its LISTEN
-    connection is up too, and then again once it is: a job enqueued in between may be handed to
-    the second registration while the worker is busy, and handed back, a release counted)."""
+    connection is up too, without a listener)."""
     row = conn.execute("SELECT count(*) FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchone()
     return row != (0,)
 
@@ -148,9 +147,15 @@ def check_worker_samples(registry: CollectorRegistry) -> None:
     got = samples(generate_latest(registry).decode())
     assert got[("raquel_worker_jobs_total", (("outcome", "complete"), ("queue", "emails"), ("status", "success")))] == 1
     assert got[("raquel_worker_jobs_total", (("outcome", "fail"), ("queue", "emails"), ("status", "exhausted")))] == 1
-    assert got[("raquel_worker_job_duration_seconds_count", (("queue", "emails"),))] == 2
+    # A job handed to the worker while it runs the other is handed back (a release, an outcome
+    # with its duration) and claimed again (a second batch entry): a race of the two enqueues.
+    released = got.get(
+        ("raquel_worker_jobs_total", (("outcome", "release"), ("queue", "emails"), ("status", "queued"))), 0
+    )
+    assert released in (0, 1)
+    assert got[("raquel_worker_job_duration_seconds_count", (("queue", "emails"),))] == 2 + released
     assert got[("raquel_worker_claim_batch_size_count", ())] >= 2
-    assert got[("raquel_worker_claim_batch_size_sum", ())] == 2
+    assert got[("raquel_worker_claim_batch_size_sum", ())] == 2 + released
     assert got[("raquel_worker_notifications_total", ())] >= 1
     assert got[("raquel_worker_reconnects_total", ())] == 1
 
