@@ -224,6 +224,8 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             unencodable = params.unencodable(args or {}, encoding)
             if unencodable is None:
                 raise
+            if args is not None and unencodable.argument in params.ESCAPED_WHEN_UNENCODABLE:
+                return self._fetch(query, params.escaped(args, encoding), conn, binary=binary)
             raise unencodable from None
 
     def create_all(self) -> None:

@@ -223,6 +223,8 @@ class AsyncRaquel(
             unencodable = params.unencodable(args or {}, encoding)
             if unencodable is None:
                 raise
+            if args is not None and unencodable.argument in params.ESCAPED_WHEN_UNENCODABLE:
+                return await self._fetch(query, params.escaped(args, encoding), conn, binary=binary)
             raise unencodable from None
 
     async def create_all(self) -> None:

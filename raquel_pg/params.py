@@ -378,6 +378,23 @@ def _encodes(text: str, encoding: str = "utf-8") -> bool:
     return True
 
 
+#: The arguments whose text is stored escaped (``\\U0001f389``) when the database's encoding cannot
+#: hold it, instead of refused: a failure's message and trace, so that a failure is recorded
+#: whatever its exception says.
+ESCAPED_WHEN_UNENCODABLE = ("error", "error_trace")
+
+
+def escaped(args: dict[str, Any], encoding: str) -> dict[str, Any]:
+    """``args`` with the texts of :data:`ESCAPED_WHEN_UNENCODABLE` made storable in ``encoding``
+    (each character it cannot hold as a backslash escape)."""
+    return {
+        name: value.encode(encoding, "backslashreplace").decode(encoding)
+        if name in ESCAPED_WHEN_UNENCODABLE and isinstance(value, str)
+        else value
+        for name, value in args.items()
+    }
+
+
 def storable_text(text: str | None) -> str | None:
     """``text`` made storable in PostgreSQL text: NUL as ``\\x00``, a lone surrogate as ``\\udXXX``."""
     if text is None or (text.isascii() and "\x00" not in text):

@@ -473,6 +473,22 @@ def test_a_worker_in_a_latin1_client_takes_the_jobs_of_an_accented_queue(dsn: st
         run.join(10)
 
 
+def test_a_failure_a_latin1_client_cannot_send_as_is_is_recorded_escaped(dsn: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('q', 'x', max_retry_count => 0)")
+    with Raquel(latin1(dsn)) as rq:
+
+        @rq.subscribe("q", poll_interval=0.05)
+        def handler(job: Job) -> None:
+            raise ValueError("boom 🎉")
+
+        run = spawn(handler.run, name="worker")
+        wait_for(lambda: conn.execute("SELECT status FROM raquel_jobs").fetchone() == ("exhausted",))
+        handler.stop()
+        run.join(10)
+    error, trace = conn.execute("SELECT error, error_trace FROM raquel_jobs").fetchone()
+    assert error == "boom \\U0001f389" and "ValueError: boom \\U0001f389" in trace
+
+
 @pytest.mark.parametrize(
     ("argument", "call"), [("payload", "enqueue"), ("payloads", "enqueue_many"), ("queue", "queue")]
 )
