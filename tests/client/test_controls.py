@@ -118,7 +118,7 @@ def test_a_worker_of_every_queue_beside_a_limited_queue_runs_every_job(rq: Raque
     run = spawn(handler.run, name="worker")
     wait_until(lambda: count(conn, "a", "success") + count(conn, "b", "success") == 6, timeout=10)
     handler.stop()
-    join([run], 10)
+    assert join([run], 10) == 0  # stopped
 
 
 def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(rq: Raquel, conn: Conn) -> None:

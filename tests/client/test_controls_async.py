@@ -115,7 +115,7 @@ async def test_a_worker_of_every_queue_beside_a_limited_queue_runs_every_job(arq
     run = aspawn(handler.run, name="worker")
     await wait_until(lambda: count(conn, "a", "success") + count(conn, "b", "success") == 6, timeout=10)
     handler.stop()
-    await ajoin([run], 10)
+    assert await ajoin([run], 10) == 0  # stopped
 
 
 async def test_a_worker_held_by_max_running_claims_once_its_batched_success_is_recorded(
