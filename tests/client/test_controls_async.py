@@ -147,11 +147,13 @@ async def test_a_job_enqueued_with_a_delay_while_the_worker_sleeps_starts_when_d
 
     run = aspawn(handler.run, name="worker")
     # Asleep: registered, and it has asked raquel_next_due when to wake (nothing due: its poll_interval).
+    # (It may have asked twice, on two pooled connections: once more after the wake-up its LISTEN
+    # connection makes when it comes up; CI on PostgreSQL 15 saw two.)
     asked = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle'"
         " AND query LIKE '%raquel_next_due%'"
     )
-    await wait_until(lambda: waiting_workers(conn) == 1 and conn.execute(asked).fetchone() == (1,))
+    await wait_until(lambda: waiting_workers(conn) == 1 and conn.execute(asked).fetchone() != (0,))
     enqueued = time.monotonic()
     await arq.enqueue("a", "x", delay=300)
     await wait_until(lambda: bool(started), timeout=5)
