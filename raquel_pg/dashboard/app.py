@@ -252,8 +252,14 @@ async def _bad_request(request: Request, error: Exception) -> Response:
     return PlainTextResponse(f"400: {error}\n", 400)
 
 
+def _first_line(error: Exception) -> str:
+    """The error's message, its first line (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 async def _unavailable(request: Request, error: Exception) -> Response:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = _first_line(error)
     return PlainTextResponse(f"503: the database did not answer: {first}\n", 503)
 
 
@@ -263,12 +269,12 @@ async def _missing(request: Request, error: Exception) -> Response:
     answer = translate(error)
     if isinstance(answer, NotMigrated):
         return PlainTextResponse(f"503: {answer}\n", 503)
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = _first_line(error)
     return PlainTextResponse(f"500: {first}\n", 500)
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = _first_line(error)
     return PlainTextResponse(
         f"403: the dashboard's database role may not read this: {first}\n(a read-only dashboard role "
         "needs SELECT on raquel.raquel_jobs and EXECUTE on raquel.raquel_queue_overview and "
