@@ -49,7 +49,10 @@ class Executor:
     :class:`~raquel_pg.StopSubscription`. Up to ``prefetch`` more jobs than
     ``concurrency`` may be given to it (:meth:`free`): they wait for a runner.
     With a prefetch, the jobs held are refilled once half the prefetch is
-    gone (see :meth:`free`), and ``finished()`` is called only then.
+    gone (see :meth:`free`), and ``finished()`` is called only then; each
+    claim reserves the slots it asks for (:meth:`free`, then
+    :meth:`unreserve` when it comes back), so that two claims in flight
+    never ask for the same ones.
     Once ``stopping`` is set, a job not yet started is handed back (``queued``, no attempt counted) instead
     of run.
 
@@ -88,13 +91,15 @@ class Executor:
         # The refill mark: claim again once this many jobs are free (half the
         # prefetch; 1 without one, so that each freed slot is claimed for).
         self._refill = max(1, prefetch // 2)
+        # Slots reserved by the claims in flight (free() to unreserve()): not
+        # free, so that a second claim never asks for the first one's slots.
+        self._reserved = 0
         # With a prefetch, once the refill mark is reached the runners let the
         # producer send its claim at once (a switch of task after each job,
-        # until the producer asks free()), so that the claim runs while the
-        # jobs still held run, not after them; once per claim (rearmed when
-        # the claimed jobs come), and never while a claim is in flight: the
-        # producer, busy with it, would not run sooner (a switch after each
-        # job of a claim's round trip cost a turn of the event loop per job).
+        # until a claim asks free()), so that the claim runs while the jobs
+        # still held run, not after them; once per mark reached (free()
+        # reserves the slots it returns, so the mark is reached again only
+        # once as many more are free: the second claim's turn, see the producer).
         self._switch_at_refill = prefetch > 0
         self._switch = False
         self._switched = False
@@ -125,27 +130,45 @@ class Executor:
         return len(self._jobs) >= self._concurrency
 
     def free(self) -> int:
-        """How many jobs to claim now: ``concurrency + prefetch`` less the unfinished ones, or 0 while
-        fewer than the refill mark are free.
+        """How many jobs to claim now, reserved for that claim: ``concurrency + prefetch`` less the
+        unfinished jobs and the slots other claims in flight reserved, or 0 while fewer than the
+        refill mark are free.
 
         The refill mark is half the prefetch (1 without one): a worker with a
         prefetch claims once half of it is gone, in claims of at least that
         many, rather than at each freed slot, and the jobs still held keep its
         runners busy meanwhile. A runner without a job means more than
-        ``prefetch`` free, so it is always claimed for.
+        ``prefetch`` free, so it is always claimed for. The slots returned stay
+        reserved until the claim comes back (:meth:`start` with ``reserved``,
+        or :meth:`unreserve`), so that the jobs held and claimed never exceed
+        ``concurrency + prefetch``.
         """
         self._switch = False  # the producer runs: the runners need not let it
-        free = self._capacity - len(self._jobs)
-        if free < self._refill:
-            return 0
-        self._switched = True  # a claim goes now: no switch for the producer until its jobs come
+        with self._lock:
+            free = self._capacity - len(self._jobs) - self._reserved
+            if free < self._refill:
+                return 0
+            self._reserved += free
+            # The slots just reserved are not free: the mark is reached again only once as many
+            # more are (the claim is late: the second claim's turn), so the switch is armed again.
+            self._switched = False
         return free
 
-    def start(self, jobs: list[Job]) -> None:
-        """Hands claimed jobs to the runners; never blocks."""
+    def unreserve(self, reserved: int) -> None:
+        """Gives back the slots :meth:`free` reserved for a claim whose jobs will not start; never blocks."""
+        with self._lock:
+            self._reserved -= reserved
+
+    def start(self, jobs: list[Job], reserved: int = 0) -> None:
+        """Hands claimed jobs to the runners; never blocks. ``reserved``: the slots :meth:`free`
+        reserved for the claim, given back as its jobs take theirs (in one step, so that no other
+        claim counts them free meanwhile)."""
         if not jobs:
+            if reserved:
+                self.unreserve(reserved)
             return
         with self._lock:
+            self._reserved -= reserved
             self._jobs.update([(id(job), job) for job in jobs])
             self._switched = False
             self._ready.extend(jobs)
@@ -366,7 +389,7 @@ class Executor:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""
         with self._lock:
             self._jobs.pop(id(job), None)
-            due = self._capacity - len(self._jobs) >= self._refill
+            due = self._capacity - len(self._jobs) - self._reserved >= self._refill
             if due and self._switch_at_refill and not self._switched:
                 self._switch = self._switched = True
         if due:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import psycopg
 
 from . import params
-from ._acompat import AEvent, araise_if_cancelled
+from ._acompat import AEvent, ajoin, araise_if_cancelled, aspawn
 from .errors import NotMigrated
 from .textarray import FixedTextArray
 
@@ -46,11 +46,15 @@ class AsyncSlots(Protocol):
         ...
 
     def free(self) -> int:
-        """How many jobs to claim now (0: none until a wake-up says more slots freed)."""
+        """How many jobs to claim now, reserved for that claim (0: none until a wake-up says more slots freed)."""
         ...
 
-    def start(self, jobs: list[AsyncJob]) -> None:
-        """Takes claimed jobs to run; never blocks, never raises."""
+    def unreserve(self, reserved: int) -> None:
+        """Gives back the slots reserved for a claim whose jobs will not be started."""
+        ...
+
+    def start(self, jobs: list[AsyncJob], reserved: int = 0) -> None:
+        """Takes claimed jobs to run (``reserved``: the slots reserved for them); never blocks, never raises."""
         ...
 
     async def hand_back(self, jobs: list[AsyncJob]) -> None:
@@ -87,6 +91,11 @@ class AsyncProducer:
     A handed job it cannot take (a connection error) or that comes as it
     stops is not run: it goes back to the queue, uncounted, when its lease
     runs out (or at once, handed back, when it stops).
+
+    With ``second_claim`` (a worker with a prefetch), a second claim may be in
+    flight beside this loop's while there is a backlog (:meth:`_claim_beside`):
+    each claim is for the slots it reserved (``slots.free()``), so the two
+    never hold more than the prefetch allows.
     """
 
     def __init__(
@@ -101,6 +110,7 @@ class AsyncProducer:
         lease_ms: int | None,
         poll_interval: float,
         idle: Callable[[], Awaitable[None]] | None = None,
+        second_claim: bool = False,
     ) -> None:
         self._calls = calls
         self._idle = idle
@@ -133,6 +143,13 @@ class AsyncProducer:
         # cannot).
         self._handed: list[tuple[uuid.UUID, uuid.UUID]] = []
         self._handoff = True
+        # The second claim (second_claim): claims only while this loop's claim
+        # is in flight and the last claim filled every slot it asked for.
+        self._second_claim = second_claim
+        self._claiming = False
+        self._backlog = False
+        self._second_wake = AEvent()
+        self._ended = False  # run() is returning: the second claim ends too
 
     @property
     def waiter_id(self) -> uuid.UUID:
@@ -143,6 +160,8 @@ class AsyncProducer:
     def wake(self) -> None:
         """Ends the current wait: a slot freed, or the worker stops. Never blocks."""
         self._wake.set()
+        if self._claiming:
+            self._second_wake.set()
 
     def heard(self) -> None:
         """A wake-up for our queues (the notifier's callback): wake; the registration is spent.
@@ -205,7 +224,18 @@ class AsyncProducer:
             self._slots.start(jobs)
 
     async def run(self) -> None:
-        """Claims and waits until ``stopping`` is set; the claim in flight then is handed back."""
+        """Claims and waits until ``stopping`` is set; the claims in flight then are handed back."""
+        second = aspawn(self._claim_beside, name="raquel-second-claim") if self._second_claim else None
+        try:
+            await self._run()
+        finally:
+            self._ended = True
+            self._second_wake.set()
+            if second is not None:
+                await ajoin([second], None)
+
+    async def _run(self) -> None:
+        """:meth:`run`'s loop: claims, or waits."""
         error_delay = 0.1
         while not self._stopping.is_set():
             araise_if_cancelled()
@@ -217,6 +247,7 @@ class AsyncProducer:
             free = self._slots.free()
             if free > 0:
                 claimed = False
+                self._claiming = True
                 try:
                     jobs = await self._calls.claim(
                         self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms
@@ -226,14 +257,21 @@ class AsyncProducer:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
                     jobs, timeout = [], error_delay
                     error_delay = min(error_delay * 2, MAX_RECONNECT_DELAY)
+                except BaseException:
+                    self._slots.unreserve(free)
+                    raise
+                finally:
+                    self._claiming = False
                 if self._stopping.is_set():
+                    self._slots.unreserve(free)
                     await self._slots.hand_back(jobs)
                     break
                 # Start what was claimed before anything else can fail: a
                 # claimed job that is never started would sit with its lease
                 # renewed and never run.
-                self._slots.start(jobs)
-                if jobs and len(jobs) == free:
+                self._slots.start(jobs, free)
+                self._backlog = len(jobs) == free
+                if self._backlog:
                     await self.unregister()  # backlog: claim again, no notifications needed
                     continue
                 if claimed:
@@ -247,6 +285,46 @@ class AsyncProducer:
                     timeout = await self._until_due(timeout) if wait is None else min(wait, timeout)
             araise_if_cancelled()
             await self._wake.wait_timeout(timeout)
+
+    async def _claim_beside(self) -> None:
+        """The second claim (``second_claim``): claims the slots freed while :meth:`_run`'s claim is in flight.
+
+        A claim of P/2 jobs may take longer than the worker takes to run the
+        P/2 it still holds (no-op jobs, both cores busy): the second claim
+        then goes once the refill mark is reached again beyond the first
+        claim's reserved slots, on another pooled connection. It claims only
+        while there is a backlog (the last claim filled every slot it asked
+        for): a claim that comes back short, or fails, ends it and wakes
+        :meth:`_run`, which finds the queues drained (and registers), retries
+        or raises. Jobs claimed as the worker stops are handed back unstarted.
+        """
+        while not self._ended:
+            self._second_wake.clear()
+            free = self._slots.free() if self._claiming and self._backlog and not self._stopping.is_set() else 0
+            if free == 0:
+                await self._second_wake.wait_timeout(None)
+                continue
+            try:
+                jobs = await self._calls.claim(
+                    self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms
+                )
+            except psycopg.Error as error:  # _run()'s next claim retries it, or raises it
+                self._slots.unreserve(free)
+                logger.warning("claim failed (%s)", error)
+                self._backlog = False
+                self._wake.set()
+                continue
+            except BaseException:
+                self._slots.unreserve(free)
+                raise
+            if self._stopping.is_set() or self._ended:
+                self._slots.unreserve(free)
+                await self._slots.hand_back(jobs)
+                return
+            self._slots.start(jobs, free)
+            if len(jobs) < free:
+                self._backlog = False
+                self._wake.set()  # _run() claims next, and registers if it finds the queues drained
 
     async def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

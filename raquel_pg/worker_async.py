@@ -87,7 +87,10 @@ class AsyncWorker:
     handed back (``queued``, no attempt counted) when the worker stops. It
     claims again once half the prefetch is free, not at each freed slot: one
     claim of at least P/2 jobs, sent at once (the runners let the producer
-    run) so that it runs while the jobs still held run. A
+    run) so that it runs while the jobs still held run, and, while there is a
+    backlog, a second one if half the prefetch is free again before the first
+    came back (two claims in flight, each for the slots it reserved: never
+    more than ``concurrency + P`` jobs held). A
     prefetched job waits for a slot instead of going to another, idle worker:
     keep ``prefetch`` for short jobs. Jobs run on
     runners (:meth:`_run_jobs`): up to ``concurrency`` of them, started as
@@ -230,6 +233,7 @@ class AsyncWorker:
             lease_ms=lease_ms,
             poll_interval=self.poll_interval,
             idle=self._completer.idle,
+            second_claim=prefetch > 0,
         )
 
     @property

@@ -364,6 +364,54 @@ def test_prefetch_claims_again_once_half_of_it_is_free(rq: Raquel, conn: Conn) -
     ]
 
 
+def test_prefetch_two_claims_in_flight_keep_the_bound_and_stop_hands_both_back(
+    rq: Raquel, conn: Conn, dsn: str
+) -> None:
+    allowed = [0]  # jobs the handler may finish so far
+    finished = [0]
+
+    @rq.subscribe("q", concurrency=1, prefetch=8, grace_period=10)
+    def handler(job: Job) -> None:
+        while finished[0] >= allowed[0]:
+            sleep(0.005)
+        finished[0] += 1
+
+    def claims_waiting() -> int:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%raquel_claim%'"
+        ).fetchone()[0]
+
+    def held() -> int:
+        return conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone()[0]
+
+    rq.enqueue_many("q", list(range(40)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: handler.running == 9)  # concurrency + prefetch: a claim that filled its slots
+    with psycopg.connect(dsn) as locker:
+        # Every claim now waits for this lock: the claims in flight can be counted.
+        locker.execute("LOCK TABLE raquel_jobs IN ACCESS EXCLUSIVE MODE")
+        allowed[0] = 4
+        wait_until(lambda: claims_waiting() == 1)  # half the prefetch free: a claim of four
+        allowed[0] = 8
+        wait_until(lambda: claims_waiting() == 2)  # four more free, the first late: the second claim
+        wait_until(lambda: finished[0] == 8)
+        # Both claims are in flight: their eight slots stay reserved (one job held, none free), no
+        # third claim goes, and the worker stops with both in flight.
+        assert handler.running == 1 and claims_waiting() == 2
+        handler.stop()
+        locker.rollback()  # the claims go through, then hand back what they got
+    allowed[0] = 40
+    join([run], 10)
+    assert held() == 0
+    # Eight finished before the stop, the one running then finished; every other job, the two
+    # claims' eight among them, is queued again with no attempt counted.
+    assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
+        ("queued", 0, 31),
+        ("success", 1, 9),
+    ]
+
+
 def test_prefetch_must_be_an_int_of_at_least_zero(rq: Raquel) -> None:
     with pytest.raises(InvalidArgument, match="prefetch"):
         rq.subscribe("q", prefetch=-1)(lambda job: None)
