@@ -1,7 +1,7 @@
 """A worker process for the reliability tests (run as a script, not collected by pytest).
 
     python tests/reliability/reliability_worker.py DSN QUEUE [--async] [--lease MS] [--concurrency N]
-                                               [--grace S] [--sleep S] [--pool N]
+                                               [--prefetch P] [--grace S] [--sleep S] [--pool N]
     python tests/reliability/reliability_worker.py DSN QUEUE --produce N [--batch B] [--pace S]
 
 Runs a worker with ``handle_signals=True`` until it is stopped. The handler
@@ -56,9 +56,9 @@ def run_sync(args: argparse.Namespace) -> None:
                 conn.execute(RECORD, (job.id, os.getpid()))
             time.sleep(_sleep_for(job, args.sleep))
 
-        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace, poll_interval=0.5)(
-            handler
-        )
+        worker = rq.subscribe(
+            args.queue, concurrency=args.concurrency, prefetch=args.prefetch, grace_period=args.grace, poll_interval=0.5
+        )(handler)
         _announce_when_listening(worker)
         worker.run(handle_signals=True)
 
@@ -73,9 +73,9 @@ async def run_async(args: argparse.Namespace) -> None:
             if delay:
                 await asyncio.sleep(delay)
 
-        worker = rq.subscribe(args.queue, concurrency=args.concurrency, grace_period=args.grace, poll_interval=0.5)(
-            handler
-        )
+        worker = rq.subscribe(
+            args.queue, concurrency=args.concurrency, prefetch=args.prefetch, grace_period=args.grace, poll_interval=0.5
+        )(handler)
         _announce_when_listening(worker)
         await worker.run(handle_signals=True)
 
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--async", dest="use_async", action="store_true")
     parser.add_argument("--lease", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--prefetch", type=int, default=0)
     parser.add_argument("--grace", type=float, default=30.0)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pool", type=int, default=4, help="connections per process")

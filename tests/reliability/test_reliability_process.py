@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
-from raquel_pg import Raquel
+from raquel_pg import Raquel, completer_async
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 LEASE_MS = 1000
@@ -134,3 +135,70 @@ def test_second_signal_hands_back_async_jobs_at_once(runs: Conn, spawn_worker: A
 
     assert worker.wait(5) == 0
     assert runs.execute("SELECT status, attempts FROM raquel_jobs").fetchone() == ("queued", 0)
+
+
+# --- 3. a prefetching worker stopped or killed mid-drain -----------------------
+
+#: The drains below: quick jobs, and a worker whose claims (at least PREFETCH / 2 jobs, a second
+#: one beside a late one while there is a backlog) keep up to CONCURRENCY + PREFETCH jobs claimed.
+DRAIN_JOBS, DRAIN_CONCURRENCY, DRAIN_PREFETCH = 2000, 4, 40
+
+#: At most how many successes a worker holds in its buffer: OUTCOME_BATCH_SIZE waiting, and a
+#: batch as large in its flush.
+BUFFERED = 2 * completer_async.OUTCOME_BATCH_SIZE
+
+
+def start_draining(runs: Conn, spawn_worker: Any, *options: str) -> Any:
+    """Enqueues DRAIN_JOBS quick jobs, starts a prefetching worker, returns it once 300 have run."""
+    runs.execute("SELECT count(raquel_enqueue('q', '{\"sleep\": 0}')) FROM generate_series(1, %s)", (DRAIN_JOBS,))
+    worker = spawn_worker(
+        "q",
+        *("--concurrency", str(DRAIN_CONCURRENCY), "--prefetch", str(DRAIN_PREFETCH), "--lease", str(LEASE_MS)),
+        *options,
+    )
+    wait_for(runs, "SELECT count(*) >= 300 FROM raquel_test_runs", True)
+    return worker
+
+
+@pytest.mark.parametrize("options", [(), ("--async",)], ids=["sync", "async"])
+def test_sigterm_mid_drain_hands_back_the_prefetched_jobs(runs: Conn, spawn_worker: Any, options: Any) -> None:
+    worker = start_draining(runs, spawn_worker, *options)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+
+    # Each job that ran succeeded, once; the others, its prefetched jobs and its claims in flight
+    # among them, are queued again with no attempt counted; none is left claimed.
+    ran, runs_made = runs.execute("SELECT count(DISTINCT job_id), count(*) FROM raquel_test_runs").fetchone()
+    assert ran == runs_made
+    statuses = runs.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall()
+    assert statuses == [("queued", 0, DRAIN_JOBS - ran), ("success", 1, ran)]
+    assert runs.execute(
+        "SELECT count(*) FROM raquel_test_runs r JOIN raquel_jobs j ON j.id = r.job_id WHERE j.status <> 'success'"
+    ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("options", [(), ("--async",)], ids=["sync", "async"])
+def test_kill_mid_drain_reruns_only_what_the_worker_held(runs: Conn, spawn_worker: Any, options: Any) -> None:
+    doomed = start_draining(runs, spawn_worker, *options)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    spawn_worker("q", "--concurrency", str(DRAIN_CONCURRENCY), "--lease", str(LEASE_MS), *options)
+
+    wait_for(runs, "SELECT count(*) FROM raquel_jobs WHERE status = 'success'", DRAIN_JOBS, timeout=60)
+    # Every job ran and succeeded once; a job ran twice only when the killed worker held it
+    # (claimed: running, prefetched or in a claim in flight; or its success still buffered).
+    assert runs.execute(
+        "SELECT count(*) FROM raquel_jobs j WHERE NOT EXISTS (SELECT FROM raquel_test_runs r WHERE r.job_id = j.id)"
+    ).fetchone() == (0,)
+    twice = runs.execute(
+        "SELECT count(*) FILTER (WHERE n = 2), count(*) FILTER (WHERE n > 2)"
+        " FROM (SELECT count(*) AS n FROM raquel_test_runs GROUP BY job_id) AS r"
+    ).fetchone()
+    print(f"jobs run twice after kill -9: {twice[0]}")
+    assert twice[1] == 0
+    assert twice[0] <= DRAIN_CONCURRENCY + DRAIN_PREFETCH + BUFFERED
+    assert runs.execute(
+        "SELECT count(*) FROM (SELECT job_id FROM raquel_test_runs GROUP BY 1 HAVING count(*) = 2) AS t"
+        " WHERE NOT EXISTS (SELECT FROM raquel_test_runs r WHERE r.job_id = t.job_id AND r.pid = %s)",
+        (doomed.pid,),
+    ).fetchone() == (0,)
