@@ -27,7 +27,7 @@ import psycopg
 
 from . import instrument, params
 from ._acompat import sleep
-from .errors import RaquelError, StopSubscription
+from .errors import JobCancelled, RaquelError, StopSubscription
 from .job_controls import JobControls
 from .model import JobRecord
 from .uuidarray import UUIDArray
@@ -566,9 +566,16 @@ class Outcome:
                             job._settle("complete_result", result=job._result_text)
                 return False
             if isinstance(error, Exception):
-                logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
+                stopped = isinstance(error, JobCancelled)  # a stop asked for: cancelled, or failed after a timeout
+                if not stopped:
+                    logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
                 if not job._settled:
                     job.fail(error)
+                if stopped:
+                    if job.status == "cancelled":
+                        logger.info("job %s (queue %s) cancelled: %s", job.id, job.queue, error)
+                    else:
+                        logger.warning("job %s (queue %s) failed: %r", job.id, job.queue, error)
                 if self._raise_stop:
                     raise StopSubscription from error
                 return True

@@ -8,6 +8,7 @@ async handlers cancelled mid-await are in tests/worker/test_tasks_async_only.py.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -113,7 +114,10 @@ async def test_a_job_naming_an_unknown_task_fails_saying_so(arq: AsyncRaquel, co
     assert "not a task job" in status(conn, not_a_task.id)[2]
 
 
-async def test_a_running_job_cancelled_from_psql_ends_cancelled(arq: AsyncRaquel, conn: Conn) -> None:
+async def test_a_running_job_cancelled_from_psql_ends_cancelled(
+    arq: AsyncRaquel, conn: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="raquel_pg")
     started = threading.Event()
 
     def handler(job: AsyncJob) -> None:
@@ -131,6 +135,10 @@ async def test_a_running_job_cancelled_from_psql_ends_cancelled(arq: AsyncRaquel
         await until(lambda: status(conn, job.id)[0] == "cancelled")
         print(f"\ncancel request -> cancelled: {(time.monotonic() - asked) * 1000:.1f} ms")
     assert status(conn, job.id)[2:] == ("cancelled by request", 1)
+    # Logged as cancelled, not as a handler's failure.
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if str(job.id) in r.getMessage()]
+    assert [m for level, m in said if level == "INFO" and m.startswith(f"job {job.id} (queue q) cancelled: ")]
+    assert not [message for level, message in said if level == "WARNING"]
 
 
 async def test_a_job_past_its_timeout_fails_timed_out_and_is_retried(arq: AsyncRaquel, conn: Conn) -> None:
