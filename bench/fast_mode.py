@@ -1,29 +1,29 @@
 """Scenario ``fast`` (issue 23): raquel_pg's fastest opt-in settings beside graphile-worker's perfTest.
 
-The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CPU each raquel_pg
-job costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
+The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CPU each raquel_pg job
+costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
 successes batched (the default), with ``durable_claims=False`` and with durable claims, and with
-``durable_claims=False`` on a queue whose retention is 0 (0007_outcomes: its successes are
-deleted at once, as graphile-worker deletes every completed job; that row's span is timed from the
-resume to the last statement that deleted jobs, whose time a statement trigger of the benchmark's
-own appends to an unlogged table: see :data:`DELETES_TIMED`), beside graphile-worker
-with its perfTest's settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24
-shape. Each round drains the same number of pre-enqueued no-op jobs with every configuration, each
-in a fresh database of the same server (ANALYZEd after the bulk enqueue), the configurations taking
-turns (order reversed every other round); figures are the medians of the rounds, each ratio the
-median of the rounds' ratios (both measured in the same round). raquel_pg's workers run in
-processes of their own (``bench.worker_proc e2e``, pools of 10 connections), so that their CPU, and
-that of their server processes, is read from /proc; graphile-worker's is not measured. raquel_pg's
-queue is paused while its processes start and resumed once all are ready (the resume's NOTIFY wakes
-them), so that they begin together; graphile-worker's processes start at once and its span begins
-at its first handler start. ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another
-version's ``raquel_pg`` (as in scenario ``default``), so that a change is measured against what it
-replaces in the same rounds, ``RAQUEL_PG_BENCH_BASELINE_SQL`` run in each baseline's database first (to
-undo a migration under test, as in scenario ``default``); ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the
-rounds (default 3; 1 at the tiny size). ``RAQUEL_PG_BENCH_FAST_SETTINGS=nondurable,durable,retention0``
-keeps only the named settings (default: all three), ``RAQUEL_PG_BENCH_FAST_SHAPES=10,50,4x24`` only the
-named shapes (default: all three), for a shorter run.
-"""
+``durable_claims=False`` on a queue whose retention is 0 (0007_outcomes: its successes are deleted
+at once, as graphile-worker deletes every completed job; that row's span is timed from the resume to
+the last statement that deleted jobs, whose time a statement trigger of the benchmark's own appends
+to an unlogged table: see :data:`DELETES_TIMED`), beside graphile-worker with its perfTest's
+settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24 shape. Each round
+drains the same number of pre-enqueued no-op jobs with every configuration, each in a fresh database
+of the same server (ANALYZEd after the bulk enqueue), the configurations taking turns (order
+reversed every other round); figures are the medians of the rounds, each ratio the median of the
+rounds' ratios (both measured in the same round). raquel_pg's workers run in processes of their own
+(``bench.worker_proc e2e``, pools of 10 connections), so that their CPU, and that of their server
+processes, is read from /proc; graphile-worker's is not measured. raquel_pg's queue is paused while
+its processes start and resumed once all are ready (the resume's NOTIFY wakes them), so that they
+begin together; graphile-worker's processes load, then are started together
+(bench.node_peers.drain_graphile), and its span begins at its first handler start.
+``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another version's ``raquel_pg`` (as in
+scenario ``default``), so that a change is measured against what it replaces in the same rounds,
+``RAQUEL_PG_BENCH_BASELINE_SQL`` run in each baseline's database first (to undo a migration under
+test, as in scenario ``default``); ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds (default 3; 1 at
+the tiny size). ``RAQUEL_PG_BENCH_FAST_SETTINGS=nondurable,durable,retention0`` keeps only the named
+settings (default: all three), ``RAQUEL_PG_BENCH_FAST_SHAPES=10,50,4x24`` only the named shapes
+(default: all three), for a shorter run."""
 
 from __future__ import annotations
 

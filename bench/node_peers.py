@@ -133,17 +133,34 @@ def prepare(system: str, dsn: str, jobs: int) -> None:
 
 def drain_graphile(dsn: str, jobs: int, concurrency: int, mode: str, processes: int = 1) -> Span:
     """``jobs`` no-op jobs drained by ``processes`` graphile-worker ``runOnce()`` processes of
-    ``concurrency`` jobs each; ``mode``: 'default' or 'perftest' (its perfTest's settings)."""
+    ``concurrency`` jobs each; ``mode``: 'default' or 'perftest' (its perfTest's settings).
+
+    The processes load, say 'ready', and are then told to start together (a line on stdin), as
+    raquel_pg's worker processes start on a resumed queue: started as they loaded, the first began
+    0.12-0.28 s before the last, and four processes drained 50,000 jobs at 37,646 jobs/s against
+    51,334 for 200,000 (bench/RESULTS.md, "graphile-worker's processes started together")."""
     prepare("graphile", dsn, jobs)
     started = [
         subprocess.Popen(
             ["node", str(SCRIPT), "drain-graphile", url(dsn), str(concurrency), mode],
             cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(processes)
     ]
+    for process in started:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "ready":
+            for other in started:
+                other.kill()
+            raise RuntimeError(f"graphile-worker drain did not start: {line!r}")
+    for process in started:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     reports = []
     for process in started:
         out, _ = process.communicate(timeout=900)

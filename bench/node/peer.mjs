@@ -6,7 +6,9 @@
 //       then prints "done". The harness ANALYZEs the database afterwards.
 //   node peer.mjs drain-graphile DSN CONCURRENCY default|perftest
 //       graphile-worker's runOnce() with concurrentJobs=CONCURRENCY (defaults otherwise, or its
-//       perfTest's batching settings); prints one JSON line {first, end, jobs}: epoch seconds of
+//       perfTest's batching settings), started once a line comes on stdin (it prints "ready" once
+//       loaded, so that the harness starts several processes together, as raquel_pg's worker
+//       processes start on a resumed queue); then prints one JSON line {first, end, jobs}: epoch seconds of
 //       the first handler start and of runOnce()'s return (every completion committed), and the
 //       jobs this process ran. Its rows are deleted on completion, so nothing is left to read.
 //   node peer.mjs drain-graphile-held DSN CONCURRENCY default|perftest
@@ -113,7 +115,10 @@ async function drainGraphile(dsn, concurrency, mode) {
       jobs += 1;
     },
   };
-  await graphile.runOnce({ preset: graphilePreset(dsn, concurrency, mode), logger, taskList });
+  const preset = graphilePreset(dsn, concurrency, mode);
+  console.log("ready");
+  for await (const _line of readline.createInterface({ input: process.stdin })) break;
+  await graphile.runOnce({ preset, logger, taskList });
   console.log(JSON.stringify({ first, end: now(), jobs }));
 }
 
