@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
         default="1s",
         metavar="D",
         help="how long a migration waits for a table lock before it is rolled back and tried again, "
-        "5 times in all (the queue's traffic waits behind such a wait; default 1s; 0: as long as it takes)",
+        "5 times in all (the queue's traffic waits behind such a wait; default 1s; 0: as long as it takes); "
+        "with --sql, the script's limit (past it psql stops, that migration rolled back)",
     )
 
     d = command("demo", "run the demo on the embedded server: migrate, enqueue from SQL and Python, work, print stats")

@@ -24,7 +24,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 print(f"{state.migration.filename:40} {when}")
             return 0
         if args.sql:
-            sys.stdout.write(script(migrations.pending_migrations(conn)))
+            limit = None if lock_timeout is None else max(1, round(lock_timeout.total_seconds() * 1000))
+            sys.stdout.write(script(migrations.pending_migrations(conn), lock_timeout_ms=limit))
             return 0
         applied = migrations.migrate(conn, lock_timeout=lock_timeout)
     if applied:

@@ -332,3 +332,26 @@ def test_a_migration_without_a_lock_timeout_waits_for_the_long_transaction(fresh
         blocker.commit()
         deploy.join(timeout=30)
     assert [m.name for m in results[0]] == ["indexed"]
+
+
+def test_the_psql_script_gives_up_on_a_table_lock_after_its_lock_timeout(make_database: Any) -> None:
+    psql = embedded.bin_path("psql")
+    if psql is None:
+        pytest.skip("no psql on this machine")
+    dsn = make_database()
+    indexed = Migration(len(load_migrations()) + 1, "indexed", INDEXED + ";")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+        with open_enqueue(dsn):
+            done = subprocess.run(
+                [psql, dsn, "-X", "-q"], input=script([indexed], lock_timeout_ms=50), text=True, capture_output=True
+            )
+        assert done.returncode != 0
+        assert "canceling statement due to lock timeout" in done.stderr
+        assert [r[0] for r in recorded(conn)] == [m.version for m in load_migrations()]  # nothing of it applied
+        assert conn.execute("SELECT to_regclass('raquel.raquel_jobs_probe_idx')").fetchone() == (None,)
+
+
+def test_the_psql_script_without_a_lock_timeout_sets_none() -> None:
+    assert "lock_timeout" not in script(load_migrations(), lock_timeout_ms=None)
+    assert script(load_migrations()).count("set_config('lock_timeout', '1000ms', true)") == len(load_migrations())
