@@ -68,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         psycopg.errors.InvalidSchemaName,
     ) as error:  # schema raquel (0001_engine_schema) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
+    except psycopg.errors.InsufficientPrivilege as error:  # a role granted less (roles.sql)
+        _fail(
+            args,
+            f"{_first_line(error)} (this role was not granted it: the operator role may run every command; "
+            "as the owner, run: raquel-pg grant --operator ROLE)",
+        )
     except InvalidArgument as error:
         _fail(args, _naming_the_flag(words, error))
     except (RaquelError, psycopg.Error, ValueError) as error:

@@ -625,7 +625,10 @@ def test_grant_gives_each_role_its_privileges(cli: Run, dsn: str, conn: Conn, ne
 
     enqueuer, operator = as_role(dsn, new_roles["enqueuer"]), as_role(dsn, new_roles["operator"])
     assert cli("enqueue", "q", dsn_=enqueuer).returncode == 0
-    assert "permission denied" in one_line_error(cli("stats", dsn_=enqueuer))
+    assert one_line_error(cli("stats", dsn_=enqueuer)) == (
+        "raquel-pg stats: permission denied for function raquel_stats (this role was not granted it: the operator "
+        "role may run every command; as the owner, run: raquel-pg grant --operator ROLE)"
+    )
     assert "permission denied" in one_line_error(cli("purge", "--older-than", "1d", dsn_=enqueuer))
     stats = cli("stats", "--json", dsn_=operator)
     assert stats.returncode == 0, stats.stderr
