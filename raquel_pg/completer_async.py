@@ -32,7 +32,8 @@ class AsyncOutcomeBatcher:
 
     A success waits for the flush at most ``OUTCOME_FLUSH_INTERVAL`` seconds
     (sooner once ``OUTCOME_BATCH_SIZE`` wait, or when the worker goes idle:
-    :meth:`AsyncCompleter.idle`), plus the call's own time, and
+    :meth:`AsyncCompleter.idle`), plus the call's own time (the successes
+    added while a call runs go in the next, which can then be larger), and
     its job's lease is renewed until the flush has recorded it, so another
     worker cannot rescue it meanwhile; if the lease is lost all the same, the
     fenced call records nothing for that job (logged). A flush that fails

@@ -105,7 +105,8 @@ class AsyncWorker:
     function (TypeError, when made) and records a job whose handler returned
     an awaitable as failed, never as a success. Successes are recorded in
     batches (:class:`~raquel_pg.completer_async.AsyncOutcomeBatcher`: one
-    ``raquel_complete_many`` call for up to 100, at most a few ms late, leases
+    ``raquel_complete_many`` call once 100 wait or 5 ms after the first, the
+    successes of the jobs that end while a call runs in the next, leases
     renewed until recorded, flushed on stop), and a crash before a flush runs
     those jobs again (at-least-once, as a crash while they run does); every
     other outcome is recorded at once. ``batch_outcomes=False`` records each

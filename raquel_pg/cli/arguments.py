@@ -112,6 +112,19 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--all-queues", action="store_true", help="work every queue")
     w.add_argument("--concurrency", "-c", type=int, default=1, help="jobs run at once (default 1)")
     w.add_argument(
+        "--prefetch",
+        type=int,
+        default=0,
+        metavar="P",
+        help="claim up to P jobs ahead of the free slots, for many short jobs (default 0; see the fast-paths guide)",
+    )
+    w.add_argument(
+        "--no-durable-claims",
+        dest="durable_claims",
+        action="store_false",
+        help="claims commit without waiting for the WAL flush (a server crash may run a job twice; fast-paths guide)",
+    )
+    w.add_argument(
         "--async",
         dest="use_async",
         action="store_true",

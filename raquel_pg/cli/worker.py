@@ -133,8 +133,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def worker_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The worker's options from the command line (concurrency, grace period, timeout)."""
-    options: dict[str, Any] = {"concurrency": args.concurrency, "grace_period": args.grace_period}
+    """The worker's options from the command line (concurrency, prefetch, durable claims, grace period, timeout)."""
+    options: dict[str, Any] = {
+        "concurrency": args.concurrency,
+        "prefetch": args.prefetch,
+        "durable_claims": args.durable_claims,
+        "grace_period": args.grace_period,
+    }
     if args.timeout:
         options["timeout"] = parse_duration(args.timeout, "--timeout")
     return options

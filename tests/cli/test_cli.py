@@ -547,6 +547,28 @@ def test_worker_on_sigterm_lets_the_running_job_finish(dsn: str, conn: Conn, tmp
     assert status_of(conn, job_id) == "success"
 
 
+def test_worker_prefetch_claims_ahead_and_sigterm_hands_the_rest_back(dsn: str, conn: Conn, tmp_path: Path) -> None:
+    jobs = [enqueue(conn, "pf", "0.2") for _ in range(30)]
+    worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "pf", "--prefetch", "10", "--no-durable-claims")
+    claimed = "SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'"
+    wait_for(lambda: conn.execute(claimed).fetchone() == (11,))  # one running, ten held
+    worker.send_signal(signal.SIGTERM)
+    _, log = worker.communicate(timeout=30)
+    assert worker.returncode == 0, log
+    done = sum(status_of(conn, job) == "success" for job in jobs)
+    assert conn.execute(claimed).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued' AND attempts = 0").fetchone() == (
+        30 - done,
+    )
+
+
+def test_worker_with_a_negative_prefetch_is_a_one_line_error(dsn: str, tmp_path: Path) -> None:
+    worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "pf", "--prefetch", "-1")
+    _, log = worker.communicate(timeout=30)
+    assert worker.returncode == 2
+    assert log.strip() == "raquel-pg worker: --prefetch: prefetch: must be an int >= 0, got -1"
+
+
 def test_async_worker_runs_a_coroutine_handler(dsn: str, conn: Conn, tmp_path: Path) -> None:
     jobs = [enqueue(conn, "a", "0.2") for _ in range(3)]
     worker = start_worker(dsn, tmp_path, "handlers:ahandle", "-q", "a", "--async", "--concurrency", "3")
