@@ -193,12 +193,19 @@ def pgbouncer_session_port(server_dsn: str) -> Iterator[int]:
         yield pgbouncer.port_of(pooled)
 
 
+#: The application_name of the tests' connections through PgBouncer, which its server connections
+#: take: a server connection idle in the pool after a LISTEN sent through it still shows
+#: ``LISTEN raquel_jobs`` in pg_stat_activity, and the tests that count a client's listeners leave
+#: those out by this name.
+POOLED_APPLICATION = "raquel_pg tests via pgbouncer"
+
+
 @pytest.fixture
 def session_pooled_dsn(dsn: str, pgbouncer_session_port: int) -> str:
     """The test database (emptied as ``dsn`` is) through the session-mode PgBouncer."""
     from bench import pgbouncer
 
-    return pgbouncer.through(dsn, pgbouncer_session_port)
+    return make_conninfo(pgbouncer.through(dsn, pgbouncer_session_port), application_name=POOLED_APPLICATION)
 
 
 @pytest.fixture
@@ -206,4 +213,4 @@ def pooled_dsn(dsn: str, pgbouncer_port: int) -> str:
     """The test database (emptied as ``dsn`` is) through the PgBouncer."""
     from bench import pgbouncer
 
-    return pgbouncer.through(dsn, pgbouncer_port)
+    return make_conninfo(pgbouncer.through(dsn, pgbouncer_port), application_name=POOLED_APPLICATION)
