@@ -167,7 +167,7 @@ def test_sigterm_mid_drain_hands_back_the_prefetched_jobs(runs: Conn, spawn_work
     ran, runs_made = runs.execute("SELECT count(DISTINCT job_id), count(*) FROM raquel_test_runs").fetchone()
     assert ran == runs_made
     statuses = runs.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall()
-    assert statuses == [("queued", 0, DRAIN_JOBS - ran), ("success", 1, ran)]
+    assert statuses == [("queued", 0, DRAIN_JOBS - ran)] * (ran < DRAIN_JOBS) + [("success", 1, ran)]
     assert runs.execute(
         "SELECT count(*) FROM raquel_test_runs r JOIN raquel_jobs j ON j.id = r.job_id WHERE j.status <> 'success'"
     ).fetchone() == (0,)
