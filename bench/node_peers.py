@@ -25,7 +25,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from .measure import Span, read_span, wait_until
-from .workers import ROOT, stop
+from .workers import ROOT, await_ready, stop
 
 #: Where the Node peers live and are installed.
 NODE_DIR = ROOT / "bench" / "node"
@@ -150,13 +150,7 @@ def drain_graphile(dsn: str, jobs: int, concurrency: int, mode: str, processes: 
         )
         for _ in range(processes)
     ]
-    for process in started:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if line.strip() != "ready":
-            for other in started:
-                other.kill()
-            raise RuntimeError(f"graphile-worker drain did not start: {line!r}")
+    await_ready(started, "graphile-worker drain")
     for process in started:
         assert process.stdin is not None
         process.stdin.write("go\n")

@@ -88,14 +88,20 @@ def spawn(*args: str, count: int = 1, cwd: Path = ROOT) -> list[subprocess.Popen
         subprocess.Popen([sys.executable, "-m", "bench.worker_proc", *args], cwd=cwd, stdout=subprocess.PIPE, text=True)
         for _ in range(count)
     ]
+    await_ready(started, "benchmark worker")
+    return started
+
+
+def await_ready(started: list[subprocess.Popen[str]], what: str) -> None:
+    """Waits for the 'ready' line of each of ``started``; kills them all and raises RuntimeError
+    (naming ``what``) when one prints anything else."""
     for process in started:
         assert process.stdout is not None
         line = process.stdout.readline()
         if line.strip() != "ready":
             for other in started:
                 other.kill()
-            raise RuntimeError(f"benchmark worker did not start: {line!r}")
-    return started
+            raise RuntimeError(f"{what} did not start: {line!r}")
 
 
 def stop(process: subprocess.Popen[str]) -> None:

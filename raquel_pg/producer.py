@@ -252,7 +252,7 @@ class Producer:
                 claimed = False
                 self._claiming = True
                 try:
-                    jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms)
+                    jobs = self._claim(free)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -306,7 +306,7 @@ class Producer:
                 self._second_wake.wait_timeout(None)
                 continue
             try:
-                jobs = self._calls.claim(self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms)
+                jobs = self._claim(free)
             except psycopg.Error as error:  # _run()'s next claim retries it, or raises it
                 self._slots.unreserve(free)
                 logger.warning("claim failed (%s)", error)
@@ -324,6 +324,10 @@ class Producer:
             if len(jobs) < free:
                 self._backlog = False
                 self._wake.set()  # _run() claims next, and registers if it finds the queues drained
+
+    def _claim(self, batch: int) -> list[Job]:
+        """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability."""
+        return self._calls.claim(self._queues, self._claim_as, batch, self._durable, lease_ms=self._lease_ms)
 
     def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

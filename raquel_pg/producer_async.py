@@ -249,9 +249,7 @@ class AsyncProducer:
                 claimed = False
                 self._claiming = True
                 try:
-                    jobs = await self._calls.claim(
-                        self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms
-                    )
+                    jobs = await self._claim(free)
                     claimed, error_delay = True, 0.1
                 except psycopg.OperationalError as error:
                     logger.warning("claim failed (%s); retrying in %.1fs", error, error_delay)
@@ -305,9 +303,7 @@ class AsyncProducer:
                 await self._second_wake.wait_timeout(None)
                 continue
             try:
-                jobs = await self._calls.claim(
-                    self._queues, self._claim_as, free, self._durable, lease_ms=self._lease_ms
-                )
+                jobs = await self._claim(free)
             except psycopg.Error as error:  # _run()'s next claim retries it, or raises it
                 self._slots.unreserve(free)
                 logger.warning("claim failed (%s)", error)
@@ -325,6 +321,10 @@ class AsyncProducer:
             if len(jobs) < free:
                 self._backlog = False
                 self._wake.set()  # _run() claims next, and registers if it finds the queues drained
+
+    async def _claim(self, batch: int) -> list[AsyncJob]:
+        """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability."""
+        return await self._calls.claim(self._queues, self._claim_as, batch, self._durable, lease_ms=self._lease_ms)
 
     async def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.
