@@ -23,10 +23,12 @@ scenario ``default``), so that a change is measured against what it replaces in 
 test, as in scenario ``default``); ``RAQUEL_PG_BENCH_FAST_ROUNDS`` sets the rounds (default 3; 1 at
 the tiny size). ``RAQUEL_PG_BENCH_FAST_SETTINGS=nondurable,durable,retention0`` keeps only the named
 settings (default: all three), ``RAQUEL_PG_BENCH_FAST_SHAPES=10,50,4x24`` only the named shapes
-(default: all three), for a shorter run."""
+(default: all three), for a shorter run; ``RAQUEL_PG_BENCH_FAST_PREFETCH=500,1000`` the prefetches
+tried (default: :data:`~bench.peers.FAST_PREFETCH`), a row each."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import statistics
@@ -88,9 +90,10 @@ def run_raquel(
     baseline: str | None,
     retention_zero: bool = False,
     setup_sql: str | None = None,
+    prefetch: int = FAST_PREFETCH,
 ) -> Run:
     """Enqueues ``jobs`` jobs (then ANALYZE), drains them with ``processes`` worker processes of
-    ``concurrency`` slots and ``prefetch=FAST_PREFETCH`` each; the span and the CPU per job (the
+    ``concurrency`` slots and ``prefetch`` each; the span and the CPU per job (the
     worker processes', and their server processes', from every worker's 'ready' to the last job
     done; the queue is paused until every process is ready). ``baseline``: a directory holding
     another ``raquel_pg`` to run instead of this tree's. ``retention_zero``: the queue's retention
@@ -108,7 +111,7 @@ def run_raquel(
         # Paused while the processes start, so that all of them begin together (the first one
         # ready would otherwise drain much of the queue alone) and their CPU is read from there.
         conn.execute("SELECT raquel_pause_queue(%s)", [queue])
-    flags = ["batch", f"prefetch={FAST_PREFETCH}"] + ([] if durable else ["nondurable"])
+    flags = ["batch", f"prefetch={prefetch}"] + ([] if durable else ["nondurable"])
     started = spawn(
         "e2e", dsn, queue, str(concurrency), *flags, count=processes, cwd=Path(baseline) if baseline else ROOT
     )
@@ -165,6 +168,7 @@ def configs(sizes: Sizes) -> list[Config]:
         for name, flags in (("nondurable", (False, False)), ("durable", (True, False)), ("retention0", (False, True)))
         if name in wanted
     ]
+    prefetches = [int(p) for p in os.environ.get("RAQUEL_PG_BENCH_FAST_PREFETCH", str(FAST_PREFETCH)).split(",")]
     shapes_wanted = os.environ.get("RAQUEL_PG_BENCH_FAST_SHAPES", "10,50,4x24").replace(" ", "").split(",")
     runs: list[Config] = []
     for concurrency, processes in SHAPES:
@@ -172,9 +176,9 @@ def configs(sizes: Sizes) -> list[Config]:
         if shape.replace(" ", "") not in shapes_wanted:
             continue
         each = f"{processes} processes x " if processes > 1 else ""
-        for durable, retention_zero in settings_kept:
+        for (durable, retention_zero), prefetch in itertools.product(settings_kept, prefetches):
             settings = (
-                f"{each}concurrency={concurrency}, prefetch={FAST_PREFETCH}"
+                f"{each}concurrency={concurrency}, prefetch={prefetch}"
                 + ("" if durable else f", {NON_DURABLE}")
                 + (", the queue's retention 0" if retention_zero else "")
             )
@@ -194,6 +198,7 @@ def configs(sizes: Sizes) -> list[Config]:
                             baseline=code,
                             retention_zero=retention_zero,
                             setup_sql=None if code is None else baseline_sql,
+                            prefetch=prefetch,
                         ),
                         True,
                     )
