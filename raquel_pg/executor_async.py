@@ -20,6 +20,7 @@ import psycopg
 
 from . import params, tracing
 from ._acompat import AEvent, acall_later, acancel, acurrent, ajoin, asleep, aspawn
+from .completer_async import OUTCOME_BACKLOG
 from .errors import InvalidArgument, JobCancelled, StopSubscription
 from .handlers import refuse_awaitable, run_in_thread
 
@@ -101,6 +102,10 @@ class AsyncExecutor:
         self._switch_at_refill = prefetch > 0
         self._switch = False
         self._switched = False
+        # Successes waiting to be recorded beyond this many hold claims back
+        # (free()); flushed() lets the producer claim again.
+        self._backlog_limit = max(OUTCOME_BACKLOG, self._capacity)
+        self._held_back = False
         self._in_thread = in_thread
         self._on_finished = finished
         self._on_stop = stop
@@ -140,10 +145,21 @@ class AsyncExecutor:
         reserved until the claim comes back (:meth:`start` with ``reserved``,
         or :meth:`unreserve`), so that the jobs held and claimed never exceed
         ``concurrency + prefetch``.
+
+        Successes not yet recorded (the completer's batch) beyond
+        ``max(OUTCOME_BACKLOG, concurrency + prefetch)`` count as held slots:
+        while a flush is held up, the worker stops claiming (its runners
+        finish what they hold), so that its claimed rows never exceed
+        ``concurrency + prefetch`` plus that limit; :meth:`flushed` wakes the
+        producer once a flush returns.
         """
         self._switch = False  # the producer runs: the runners need not let it
         with self._lock:
             free = self._capacity - len(self._jobs) - self._reserved
+            excess = self._completer.pending() - self._backlog_limit
+            if excess > 0:
+                free -= excess
+                self._held_back = free < self._refill
             if free < self._refill:
                 return 0
             self._reserved += free
@@ -151,6 +167,14 @@ class AsyncExecutor:
             # more are (the claim is late: the second claim's turn), so the switch is armed again.
             self._switched = False
         return free
+
+    def flushed(self) -> None:
+        """The completer recorded a batch of successes: if they held claims back (:meth:`free`),
+        the producer claims again. Never blocks."""
+        with self._lock:
+            held_back, self._held_back = self._held_back, False
+        if held_back:
+            self._on_finished()
 
     def unreserve(self, reserved: int) -> None:
         """Gives back the slots :meth:`free` reserved for a claim whose jobs will not start; never blocks."""

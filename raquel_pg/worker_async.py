@@ -108,7 +108,9 @@ class AsyncWorker:
     ``raquel_complete_many`` call once 100 wait or 5 ms after the first, the
     successes of the jobs that end while a call runs in the next, leases
     renewed until recorded, flushed on stop), and a crash before a flush runs
-    those jobs again (at-least-once, as a crash while they run does); every
+    those jobs again (at-least-once, as a crash while they run does); while
+    more than ``OUTCOME_BACKLOG`` (5,000, or ``concurrency + prefetch`` when
+    more) wait to be recorded, the worker claims nothing more. Every
     other outcome is recorded at once. ``batch_outcomes=False`` records each
     success at once too.
     Claims are durable (their commit waits for the WAL flush) unless
@@ -284,7 +286,7 @@ class AsyncWorker:
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
         self._subscribed = True
-        self._completer.open()
+        self._completer.open(flushed=self._executor.flushed)
         maintainer = (
             None
             if self.maintenance_interval is None

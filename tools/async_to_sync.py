@@ -46,6 +46,7 @@ MODULES = {
     "raquel_pg/job_controls_async.py": "raquel_pg/job_controls.py",
     "tests/client/test_results_async.py": "tests/client/test_results.py",
     "tests/worker/test_tasks_worker_async.py": "tests/worker/test_tasks_worker.py",
+    "tests/worker/test_outcome_backlog_async.py": "tests/worker/test_outcome_backlog.py",
     "raquel_pg/job_async.py": "raquel_pg/job.py",
     "raquel_pg/producer_async.py": "raquel_pg/producer.py",
     "raquel_pg/executor_async.py": "raquel_pg/executor.py",
