@@ -28,7 +28,7 @@ from .controls import QueueControlCalls
 from .errors import InvalidArgument, translate
 from .job import Job, JobCalls
 from .leases import LeaseKeeper
-from .migrate import migrate
+from .migrate import migrate, up_to_date
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
 from .queries import QUERIES
@@ -229,9 +229,15 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             raise unencodable from None
 
     def create_all(self) -> None:
-        """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""
+        """Applies pending migrations (raquel's ``create_all``); a no-op when up to date.
+
+        Any granted role may call it at an application's start (the no-op
+        reads ``raquel_migrations`` only, wherever it is); applying a pending
+        migration needs the owner (see :func:`~raquel_pg.migrate.migrate`).
+        """
         with self.connection() as conn:
-            migrate(conn)
+            if not up_to_date(conn):
+                migrate(conn)
 
     def enqueue(
         self,

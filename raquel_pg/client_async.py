@@ -25,7 +25,7 @@ from .controls_async import AsyncQueueControlCalls
 from .errors import InvalidArgument, translate
 from .job_async import AsyncJob, AsyncJobCalls
 from .leases_async import AsyncLeaseKeeper
-from .migrate_async import migrate
+from .migrate_async import migrate, up_to_date
 from .model import JobRecord, QueueStats
 from .notifier_async import AsyncNotifier
 from .queries import QUERIES
@@ -228,9 +228,15 @@ class AsyncRaquel(
             raise unencodable from None
 
     async def create_all(self) -> None:
-        """Applies pending migrations (raquel's ``create_all``); a no-op when up to date."""
+        """Applies pending migrations (raquel's ``create_all``); a no-op when up to date.
+
+        Any granted role may call it at an application's start (the no-op
+        reads ``raquel_migrations`` only, wherever it is); applying a pending
+        migration needs the owner (see :func:`~raquel_pg.migrate_async.migrate`).
+        """
         async with self.connection() as conn:
-            await migrate(conn)
+            if not await up_to_date(conn):
+                await migrate(conn)
 
     async def enqueue(
         self,

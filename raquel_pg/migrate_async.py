@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from ._acompat import asleep
 from .errors import MigrationError
@@ -28,6 +28,7 @@ from .schema import (
     LOCK_TIMEOUT_SQL,
     LONG_TRANSACTIONS_SQL,
     RECORD_SQL,
+    RECORDED_IN_SQL,
     SEARCH_PATH_SQL,
     Migration,
     after,
@@ -46,13 +47,28 @@ class MigrationState:
     applied_at: datetime | None
 
 
+async def _recorded_in(conn: AsyncConnection[Any]) -> tuple[str, bool] | None:
+    """Where the migrations are recorded: the schema of ``raquel_migrations`` and whether it is
+    the one this session's search_path finds; None when the database has none.
+
+    Off the search_path, the only ``raquel_migrations`` table of the database is taken (a role
+    granted the queue, with the install schema not on its search_path: it calls the engine
+    schema-qualified); with several, none is.
+    """
+    cursor = await conn.execute(RECORDED_IN_SQL)
+    row = await cursor.fetchone()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
 async def applied(conn: AsyncConnection[Any]) -> dict[int, tuple[str, str, datetime]]:
     """The migrations recorded in the database: version -> (name, checksum, applied_at)."""
-    cursor = await conn.execute("SELECT to_regclass('raquel_migrations') IS NOT NULL")
-    row = await cursor.fetchone()
-    if row is None or not row[0]:
+    where = await _recorded_in(conn)
+    if where is None:
         return {}
-    cursor = await conn.execute("SELECT version, name, checksum, applied_at FROM raquel_migrations")
+    query = sql.SQL("SELECT version, name, checksum, applied_at FROM {}.raquel_migrations").format(
+        sql.Identifier(where[0])
+    )
+    cursor = await conn.execute(query)
     return {r[0]: (r[1], r[2], r[3]) for r in await cursor.fetchall()}
 
 
@@ -63,6 +79,17 @@ async def pending_migrations(conn: AsyncConnection[Any], migrations: list[Migrat
     done = {v: (name, checksum) for v, (name, checksum, _) in (await applied(conn)).items()}
     check_applied(migrations, done)
     return pending(migrations, done)
+
+
+async def up_to_date(conn: AsyncConnection[Any]) -> bool:
+    """Whether every migration of this raquel_pg is applied; raises MigrationError when an applied
+    one's file changed.
+
+    Reads ``raquel_migrations`` where the search_path finds it, else where
+    the database has its only one: every granted role may read it, with or
+    without the install schema on its search_path.
+    """
+    return not await pending_migrations(conn)
 
 
 async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
@@ -81,7 +108,12 @@ async def migrate(
     """Applies the pending migrations in order and returns those this call applied.
 
     ``migrations`` defaults to the package's own (:func:`~raquel_pg.schema.load_migrations`).
-    Running it on an up-to-date database is a no-op. A migration that changes
+    Running it on an up-to-date database is a no-op that needs no privilege
+    beyond reading ``raquel_migrations`` (only the owner can apply a pending
+    migration); it installs into the first schema of the search_path, and
+    refuses (MigrationError) when raquel_pg is installed in a schema the
+    search_path does not find (see :func:`up_to_date` for a role without
+    it). A migration that changes
     a table or view waits for its lock; while it waits, every claim, outcome
     and enqueue that needs the table waits behind it. So a statement that
     waited ``lock_timeout`` (default 1 s; None or zero: as long as it takes)
@@ -96,6 +128,15 @@ async def migrate(
     row = await cursor.fetchone()
     if row is None or row[0] is None:
         raise MigrationError("no schema to install into: no schema of the search_path exists")
+    where = await _recorded_in(conn)
+    if where is not None and not where[1]:
+        raise MigrationError(
+            f"raquel_pg is installed in schema {where[0]!r}, which this role's search_path does not find "
+            f"(its current schema is {row[0]!r}; a database holds one install): run migrate as the owner with "
+            f"{where[0]!r} first on the search_path (docs/deploying.md)"
+        )
+    if where is not None and not await pending_migrations(conn, migrations):
+        return []  # up to date: nothing is created, so a role that may not create is fine
     timeout_ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
     async with conn.transaction():
         await conn.execute(LOCK_SQL)

@@ -15,7 +15,8 @@
 --             it enqueued, or for a unique_key kept, the job holding that
 --             key) and the end (status, result, error, attempts,
 --             finished_at) of a job whose id it passes (an id it was given:
---             74 of its bits are random).
+--             74 of its bits are random), and read raquel_migrations (as
+--             every role: create_all() finds the database up to date there).
 --   worker    may enqueue, claim, renew leases, record outcomes (fenced by
 --             claim_id), learn when the next job is due, read raquel_jobs
 --             (get/count/stats/jobs), settle a job by id and attempt number
@@ -90,10 +91,18 @@ DECLARE
     v_engine  text := CASE WHEN to_regnamespace('raquel') IS NOT NULL THEN 'raquel' ELSE schema_name END;
     v_schemas text[] := ARRAY(SELECT DISTINCT unnest(ARRAY[schema_name, v_engine]));
     v_schema  text;
+    v_owner   oid;
 BEGIN
     IF to_regclass(format('%I.raquel_jobs', schema_name)) IS NULL THEN
         RAISE EXCEPTION 'raquel_grant_roles: no raquel_jobs table in schema %: run the migrations first',
             schema_name USING ERRCODE = 'invalid_parameter_value', COLUMN = 'schema_name';
+    END IF;
+    -- Only the owner (or a member of it, or a superuser) can grant: anyone
+    -- else's GRANT would only warn "no privileges were granted".
+    v_owner := (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = v_engine);
+    IF NOT pg_has_role(current_user, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'raquel_grant_roles: permission denied: % does not own raquel_pg''s objects (schema % is %''s)',
+            current_user, v_engine, pg_get_userbyid(v_owner) USING ERRCODE = 'insufficient_privilege';
     END IF;
     FOREACH v_schema IN ARRAY v_schemas LOOP
         IF enqueuer_role IS NOT NULL THEN
@@ -132,8 +141,14 @@ BEGIN
                   AND p.proname NOT IN ('raquel_expose', 'raquel_unexpose'));
         END IF;
     END LOOP;
-    IF operator_role IS NOT NULL THEN
-        EXECUTE format('GRANT SELECT ON %I.raquel_migrations TO %I', schema_name, operator_role);
+    -- Every role reads raquel_migrations: create_all() at an application's
+    -- start finds the database up to date there, whatever the role.
+    IF num_nonnulls(enqueuer_role, worker_role, operator_role) > 0 THEN
+        EXECUTE (
+            SELECT format('GRANT SELECT ON %I.raquel_migrations TO %s', schema_name,
+                          string_agg(format('%I', r.name), ', '))
+            FROM unnest(ARRAY[enqueuer_role, worker_role, operator_role]) AS r(name)
+            WHERE r.name IS NOT NULL);
     END IF;
 END;
 $$;

@@ -184,16 +184,25 @@ def test_a_later_migration_keeps_the_jobs_and_the_roles_grants(fresh: Conn) -> N
 
 
 def test_a_second_install_schema_in_one_database_is_refused(fresh: Conn) -> None:
-    # Schema raquel is shared by every install schema of a database: the first migration
-    # refuses to install the engine a second time, and records nothing there.
+    # Schema raquel is shared by every install schema of a database: the runner refuses to
+    # install it again, naming the install schema, and creates nothing in the other schema.
+    migrate(fresh)
+    fresh.execute("CREATE SCHEMA other")
+    fresh.execute("SET search_path = other")
+    with pytest.raises(MigrationError, match="installed in schema 'public'.* a database holds one install"):
+        migrate(fresh)
+    fresh.execute("RESET search_path")
+    assert fresh.execute("SELECT to_regclass('other.raquel_migrations')").fetchone() == (None,)
+    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
+
+
+def test_the_engine_refuses_a_second_install_whatever_runs_the_migration(fresh: Conn) -> None:
+    # The same refusal by 0001_engine_schema itself (a script run by psql, another runner).
     migrate(fresh)
     fresh.execute("CREATE SCHEMA other")
     fresh.execute("SET search_path = other")
     with pytest.raises(psycopg.errors.RaiseException, match="can be installed once per database"):
-        migrate(fresh)
-    fresh.execute("RESET search_path")
-    assert fresh.execute("SELECT count(*) FROM other.raquel_migrations").fetchone() == (0,)
-    assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
+        fresh.execute(load_migrations()[0].sql.encode())
 
 
 def test_a_failing_migration_is_rolled_back_whole(fresh: Conn) -> None:

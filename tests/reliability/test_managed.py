@@ -20,8 +20,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from raquel_pg import Raquel
-from raquel_pg.migrate import migrate
+from raquel_pg import MigrationError, Raquel
+from raquel_pg.migrate import migrate, pending_migrations, status, up_to_date
 from raquel_pg.roles import grant_roles
 from raquel_pg.schema import load_migrations
 
@@ -77,3 +77,46 @@ def test_an_owner_without_superuser_migrates_and_grants_and_a_worker_role_works(
             assert claimed is not None and claimed.id == job.id
         done = rq.get(job.id)
         assert done is not None and done.status == "success"
+
+
+def migrated(fresh: tuple[str, dict[str, str]]) -> str:
+    """``fresh`` migrated by its owner (install schema queue), its worker role granted; the DSN."""
+    dsn, roles = fresh
+    with psycopg.connect(as_role(dsn, roles["owner"], "queue"), autocommit=True) as owner:
+        migrate(owner)
+        grant_roles(owner, worker=roles["worker"], schema="queue")
+    return dsn
+
+
+def test_create_all_of_a_granted_role_is_a_no_op_on_an_up_to_date_database(
+    fresh: tuple[str, dict[str, str]],
+) -> None:
+    # An application calling create_all() at start-up as a role that may not create anything, the
+    # install schema not on its search_path (the roles need none: the client qualifies its calls).
+    dsn = migrated(fresh)
+    with Raquel(as_role(dsn, fresh[1]["worker"]), prepared_statements=False) as rq:
+        rq.create_all()
+        assert rq.enqueue("q").status == "queued"
+
+
+def test_a_role_without_the_install_schema_on_its_search_path_reads_the_migrations_applied(
+    fresh: tuple[str, dict[str, str]],
+) -> None:
+    dsn = migrated(fresh)
+    with psycopg.connect(as_role(dsn, fresh[1]["worker"]), autocommit=True) as worker:
+        assert worker.execute("SELECT current_schema()").fetchone() == ("public",)
+        assert up_to_date(worker)
+        assert all(state.applied_at is not None for state in status(worker))
+        assert pending_migrations(worker) == []
+
+
+def test_a_pending_migration_off_the_search_path_names_the_install_schema(
+    fresh: tuple[str, dict[str, str]],
+) -> None:
+    dsn, roles = fresh
+    with psycopg.connect(as_role(dsn, roles["owner"], "queue"), autocommit=True) as owner:
+        migrate(owner, load_migrations()[:-1])
+    with psycopg.connect(as_role(dsn, roles["owner"]), autocommit=True) as owner:  # search_path: public
+        with pytest.raises(MigrationError, match="installed in schema 'queue'"):
+            migrate(owner)
+        assert owner.execute("SELECT to_regclass('public.raquel_migrations')").fetchone() == (None,)

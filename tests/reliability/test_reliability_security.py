@@ -288,7 +288,6 @@ OPERATOR_ONLY = (
     "INSERT INTO raquel_jobs (queue) VALUES ('q')",
     "UPDATE raquel_schedules SET next_run_at = 0",
     "DELETE FROM raquel_schedules",
-    "SELECT * FROM raquel_migrations",
 )
 
 
@@ -306,6 +305,17 @@ def test_enqueuer_may_only_enqueue(dsn: str, conn: Conn, granted: dict[str, str]
     for statement in OPERATOR_ONLY:
         assert refused(enqueuer, statement), statement
     assert conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'queued'").fetchone()[0] == 2
+
+
+def test_every_role_may_read_the_migrations_applied_and_create_all_is_a_no_op_for_it(
+    dsn: str, granted: dict[str, str]
+) -> None:
+    # An application calls create_all() at start-up with its own role: on an up-to-date database
+    # it only reads raquel_migrations.
+    for role in (granted["enqueuer"], granted["worker"], granted["operator"]):
+        assert not refused(as_role(dsn, role), "SELECT count(*) FROM raquel_migrations"), role
+        with Raquel(as_role(dsn, role)) as rq:
+            rq.create_all()
 
 
 def test_enqueuer_may_wait_for_the_result_of_a_job_it_enqueued(dsn: str, conn: Conn, granted: dict[str, str]) -> None:
