@@ -1,7 +1,8 @@
 """Durations and times as people type them on the command line (no I/O).
 
 A duration is one or more ``<number><unit>`` parts, units ``ms``, ``s``,
-``m``, ``h``, ``d``, ``w``: ``7d``, ``90s``, ``1h30m``, ``500ms``, ``1.5h``. A
+``m``, ``h``, ``d``, ``w``: ``7d``, ``90s``, ``1h30m``, ``500ms``, ``1.5h``;
+``0`` needs no unit. A
 time is ISO 8601 (``2026-11-23T12:00:00Z``; naive means UTC) or a duration
 meaning that long ago where that makes sense (``--since 1h``).
 """
@@ -22,6 +23,7 @@ _UNITS = {
     "w": timedelta(weeks=1),
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_ZERO = re.compile(r"0+(?:\.0+)?")
 
 
 def parse_duration(text: str, argument: str = "duration") -> timedelta:
@@ -31,6 +33,8 @@ def parse_duration(text: str, argument: str = "duration") -> timedelta:
     a duration, and for one longer than a timedelta holds (999,999,999 days).
     """
     compact = text.strip().replace(" ", "")
+    if _ZERO.fullmatch(compact):  # "retention 0": zero in any unit
+        return timedelta()
     position, total = 0, timedelta()
     for match in _PART.finditer(compact):
         if match.start() != position:

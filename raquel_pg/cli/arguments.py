@@ -205,8 +205,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--all", action="store_true", help="every matching job of every queue")
     json_flag(r)
 
-    c = command("cancel", "cancel waiting (queued/failed) jobs; a running job is never cancelled")
+    c = command("cancel", "cancel waiting (queued/failed) jobs; with --running, ask running ones to stop too")
     c.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    c.add_argument(
+        "--running",
+        action="store_true",
+        help="also a claimed job: its worker is told to stop it (NOTIFY), and it ends cancelled",
+    )
     json_flag(c)
 
     p = command("purge", "delete finished jobs older than an age, in short batches")

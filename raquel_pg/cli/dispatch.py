@@ -44,6 +44,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+#: The commands only the owner of raquel_pg's objects may run (docs/operations/roles.md).
+OWNER_COMMANDS = frozenset({"migrate", "grant"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``raquel-pg`` with ``argv`` (default: sys.argv); returns the exit status."""
     words = sys.argv[1:] if argv is None else list(argv)
@@ -69,11 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:  # schema raquel (0001_engine_schema) missing
         _fail(args, f"{_first_line(error)} (is the database migrated? run: raquel-pg migrate)")
     except psycopg.errors.InsufficientPrivilege as error:  # a role granted less (roles.sql)
-        _fail(
-            args,
-            f"{_first_line(error)} (this role was not granted it: the operator role may run every command; "
-            "as the owner, run: raquel-pg grant --operator ROLE)",
-        )
+        if args.command in OWNER_COMMANDS:
+            hint = "migrate and grant run as the owner of raquel_pg's objects: give the owner's --dsn"
+        else:
+            hint = (
+                "this role was not granted it: the operator role may run every command but migrate and grant; "
+                "as the owner, run: raquel-pg grant --operator ROLE"
+            )
+        _fail(args, f"{_first_line(error)} ({hint})")
     except InvalidArgument as error:
         _fail(args, _naming_the_flag(words, error))
     except (RaquelError, psycopg.Error, ValueError) as error:

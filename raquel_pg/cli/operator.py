@@ -124,14 +124,36 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """``cancel``: waiting jobs cancelled at once; with ``--running``, a claimed one's worker asked to stop it
+    (``raquel_cancel(running => true)``). Status 0 when every job was cancelled or asked to stop, else 1."""
     results = []
     with connect(args) as conn:
         for text in args.job_ids:
             job_id = parse_job_id(text)
-            cancelled = fetch(conn, "cancel", {"job_id": job_id, "claim_id": None})[0][0] is not None
-            reason = None if cancelled else _why_not(conn, job_id, "cancelled", ("queued", "failed"))
-            results.append({"id": str(job_id), "cancelled": cancelled, "reason": reason})
-    return _report(results, "cancelled", args.json)
+            if args.running:
+                done = fetch(conn, "cancel_running", {"job_id": job_id})[0][0]
+            else:
+                done = fetch(conn, "cancel", {"job_id": job_id, "claim_id": None})[0][0]
+            allowed = ("queued", "failed", "claimed") if args.running else ("queued", "failed")
+            results.append(
+                {
+                    "id": str(job_id),
+                    "cancelled": done == "cancelled",
+                    "cancel_requested": done == "cancel_requested",
+                    "reason": None if done else _why_not(conn, job_id, "cancelled", allowed),
+                }
+            )
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            if r["cancelled"]:
+                print(f"cancelled {r['id']}")
+            elif r["cancel_requested"]:
+                print(f"cancel requested {r['id']} (running: its worker stops it, and it ends cancelled)")
+            else:
+                print(f"not cancelled {r['id']}: {r['reason']}", file=sys.stderr)
+    return 0 if all(r["cancelled"] or r["cancel_requested"] for r in results) else 1
 
 
 def _why_not(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID, verb: str, allowed: Sequence[str]) -> str:
@@ -142,6 +164,11 @@ def _why_not(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID, verb: str,
         return (
             f"it is claimed by {job.claimed_by or '(unnamed)'} whose lease expired at "
             f"{render.iso(job.lease_expires_at)}; the next claim on queue {job.queue} rescues it"
+        )
+    if job.status == params.CLAIMED and verb == "cancelled":
+        return (
+            f"it is claimed by {job.claimed_by or '(unnamed)'} and running; "
+            "a running job is not cancelled out from under its worker (--running asks its worker to stop it)"
         )
     if job.status == params.CLAIMED:
         return (

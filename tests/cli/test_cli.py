@@ -371,8 +371,28 @@ def test_cancel_refuses_a_running_job_and_says_so(cli: Run, conn: Conn) -> None:
     result = cli("cancel", str(row[0]), "--json")
     assert result.returncode == 1
     [outcome] = json.loads(result.stdout)
-    assert outcome["cancelled"] is False and "claimed by worker-7 and running" in outcome["reason"]
+    assert outcome["cancelled"] is False and outcome["cancel_requested"] is False
+    assert "claimed by worker-7 and running" in outcome["reason"] and "--running" in outcome["reason"]
     assert status_of(conn, row[0]) == "claimed"
+
+
+def test_cancel_running_asks_the_worker_of_a_claimed_job_to_stop_it(cli: Run, conn: Conn) -> None:
+    enqueue(conn)
+    waiting = enqueue(conn)
+    row = conn.execute("SELECT id, claim_id FROM raquel_claim(NULL, 'worker-7')").fetchone()
+    assert row is not None and row[0] != waiting
+    result = cli("cancel", "--running", str(row[0]), str(waiting))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"cancel requested {row[0]} (running: its worker stops it, and it ends cancelled)",
+        f"cancelled {waiting}",
+    ]
+    # The claim is marked (its worker hears NOTIFY raquel_cancel); its failure then ends it cancelled.
+    assert conn.execute("SELECT cancel_claim_id = claim_id FROM raquel_jobs WHERE id = %s", (row[0],)).fetchone() == (
+        True,
+    )
+    conn.execute("SELECT raquel_fail(%s, %s, 'stopped')", row)
+    assert (status_of(conn, row[0]), status_of(conn, waiting)) == ("cancelled", "cancelled")
 
 
 # --- purge ----------------------------------------------------------------------------------------
@@ -649,7 +669,10 @@ def test_grant_gives_each_role_its_privileges(cli: Run, dsn: str, conn: Conn, ne
     assert cli("enqueue", "q", dsn_=enqueuer).returncode == 0
     assert one_line_error(cli("stats", dsn_=enqueuer)) == (
         "raquel-pg stats: permission denied for function raquel_stats (this role was not granted it: the operator "
-        "role may run every command; as the owner, run: raquel-pg grant --operator ROLE)"
+        "role may run every command but migrate and grant; as the owner, run: raquel-pg grant --operator ROLE)"
+    )
+    assert one_line_error(cli("grant", "--worker", new_roles["worker"], dsn_=operator)).endswith(
+        "(migrate and grant run as the owner of raquel_pg's objects: give the owner's --dsn)"
     )
     assert "permission denied" in one_line_error(cli("purge", "--older-than", "1d", dsn_=enqueuer))
     stats = cli("stats", "--json", dsn_=operator)

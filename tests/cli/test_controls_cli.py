@@ -89,6 +89,13 @@ def test_retention_forever_of_one_queue(cli: Run, conn: Conn) -> None:
     assert "forever" in cli("controls").stdout.splitlines()[-1]
 
 
+def test_retention_zero_of_one_queue(cli: Run, conn: Conn) -> None:
+    # As rq.set_retention("pings", 0) and the guides write it: its successes are deleted at once.
+    result = cli("retention", "0", "--queue", "pings")
+    assert result.returncode == 0, result.stderr
+    assert controls(conn) == [("pings", False, None, None, 0)]
+
+
 def test_retention_with_a_bad_duration_is_a_one_line_error(cli: Run, conn: Conn) -> None:
     assert "KEEP" in one_line_error(cli("retention", "1week"))
 
