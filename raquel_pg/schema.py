@@ -79,11 +79,12 @@ RECORD_SQL = "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s
 
 #: The schema of raquel_migrations and whether the search_path finds it: the search_path's, else
 #: the database's only one (NULL when none, or several, off the search_path).
-RECORDED_IN_SQL = """SELECT coalesce(
+RECORDED_IN_SQL = r"""
+SELECT coalesce(
            (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.oid = to_regclass('raquel_migrations')),
            (SELECT min(n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relname = 'raquel_migrations' AND c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+            WHERE c.relname = 'raquel_migrations' AND c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_temp\_%'
             HAVING count(*) = 1)),
        to_regclass('raquel_migrations') IS NOT NULL"""
 
