@@ -21,6 +21,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import Connection, Cursor, pq
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from . import connect, params, tracing
@@ -200,7 +201,13 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
         used = conn  # the connection the query went to (its encoding read only after a refusal)
         try:
             if conn is not None:
-                cursor = conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
+                # A cursor of psycopg's own class with tuple rows, whatever the connection's
+                # factories: Django's connections make client-side-binding cursors (which refuse
+                # binary results), and a dict_row factory would break reading the rows.
+                if not isinstance(conn, Connection):
+                    raise InvalidArgument("conn", f"conn: expected a psycopg Connection, got {conn!r}")
+                cursor = Cursor(conn, row_factory=tuple_row)
+                cursor.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
             with self.connection() as pooled:
                 kept = self._cursors.get(pooled)

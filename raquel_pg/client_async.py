@@ -18,6 +18,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, pq
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from . import connect, params, tracing
@@ -199,7 +200,13 @@ class AsyncRaquel(
         used = conn  # the connection the query went to (its encoding read only after a refusal)
         try:
             if conn is not None:
-                cursor = await conn.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
+                # A cursor of psycopg's own class with tuple rows, whatever the connection's
+                # factories: Django's connections make client-side-binding cursors (which refuse
+                # binary results), and a dict_row factory would break reading the rows.
+                if not isinstance(conn, AsyncConnection):
+                    raise InvalidArgument("conn", f"conn: expected a psycopg AsyncConnection, got {conn!r}")
+                cursor = AsyncCursor(conn, row_factory=tuple_row)
+                await cursor.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
             async with self.connection() as pooled:
                 kept = self._cursors.get(pooled)

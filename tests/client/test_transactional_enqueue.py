@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from raquel_pg import AsyncRaquel, InvalidArgument, Raquel
 
@@ -126,3 +127,52 @@ def test_sqlalchemy_session(rq: Raquel, dsn: str, conn: psycopg.Connection[Any],
             raise RuntimeError("rolled back")
     assert counts(conn) == (1, 1)
     engine.dispose()
+
+
+def test_a_connection_with_client_side_binding_and_dict_rows_takes_the_enqueue(
+    rq: Raquel, dsn: str, conn: psycopg.Connection[Any], orders: None
+) -> None:
+    # Django's psycopg connections make client-side-binding cursors (ClientCursor) by default,
+    # which refuse binary results; an application may also give its connection dict rows.
+    with psycopg.connect(dsn, cursor_factory=psycopg.ClientCursor, row_factory=dict_row) as tx:
+        tx.execute("INSERT INTO orders VALUES (1, 'a@b.c')")
+        job = rq.enqueue("emails", {"order": 1}, conn=tx)
+        many = rq.enqueue_many("emails", ["x", "y"], conn=tx)
+        tx.commit()
+    assert counts(conn) == (1, 3)
+    assert job.status == "queued" and len(many) == 2
+
+
+async def test_an_async_connection_with_client_side_binding_and_dict_rows_takes_the_enqueue(
+    arq: AsyncRaquel, dsn: str, conn: psycopg.Connection[Any], orders: None
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        dsn, cursor_factory=psycopg.AsyncClientCursor, row_factory=dict_row
+    ) as tx:
+        await tx.execute("INSERT INTO orders VALUES (1, 'a@b.c')")
+        job = await arq.enqueue("emails", {"order": 1}, conn=tx)
+        many = await arq.enqueue_many("emails", ["x", "y"], conn=tx)
+        await tx.commit()
+    assert counts(conn) == (1, 3)
+    assert job.status == "queued" and len(many) == 2
+
+
+async def test_a_connection_of_the_other_kind_is_refused_before_anything_is_written(
+    rq: Raquel, arq: AsyncRaquel, dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as sync_conn:
+        with pytest.raises(InvalidArgument, match="conn: expected a psycopg AsyncConnection") as refused:
+            await arq.enqueue("emails", "x", conn=sync_conn)  # type: ignore[arg-type]
+        assert refused.value.argument == "conn"
+        with pytest.raises(InvalidArgument, match="conn: expected a psycopg AsyncConnection"):
+            await arq.enqueue_many("emails", ["x"], conn=sync_conn)  # type: ignore[arg-type]
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as async_conn:
+        with pytest.raises(InvalidArgument, match="conn: expected a psycopg Connection"):
+            rq.enqueue("emails", "x", conn=async_conn)  # type: ignore[arg-type]
+    assert counts_jobs(conn) == 0
+
+
+def counts_jobs(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM raquel_jobs").fetchone()
+    assert row is not None
+    return int(row[0])
