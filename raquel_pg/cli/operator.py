@@ -165,15 +165,11 @@ def _why_not(conn: psycopg.Connection[tuple[Any, ...]], job_id: UUID, verb: str,
             f"it is claimed by {job.claimed_by or '(unnamed)'} whose lease expired at "
             f"{render.iso(job.lease_expires_at)}; the next claim on queue {job.queue} rescues it"
         )
-    if job.status == params.CLAIMED and verb == "cancelled":
-        return (
-            f"it is claimed by {job.claimed_by or '(unnamed)'} and running; "
-            "a running job is not cancelled out from under its worker (--running asks its worker to stop it)"
-        )
     if job.status == params.CLAIMED:
+        hint = " (--running asks its worker to stop it)" if verb == "cancelled" else ""
         return (
             f"it is claimed by {job.claimed_by or '(unnamed)'} and running; "
-            f"a running job is not {verb} out from under its worker"
+            f"a running job is not {verb} out from under its worker{hint}"
         )
     return f"it is {job.status}; only {', '.join(allowed)} jobs can be {verb}"
 
