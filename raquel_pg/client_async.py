@@ -449,13 +449,15 @@ class AsyncRaquel(
         Returns False, changing nothing, when the job is missing or finished.
         Raises :class:`~raquel_pg.InvalidArgument` when ``priority`` is not an int.
         """
-        rows = await self._fetch("set_priority", {"job_id": job_id, "priority": params.count(priority, "priority")})
+        rows = await self._fetch(
+            "set_priority", {"job_id": params.job_id(job_id), "priority": params.count(priority, "priority")}
+        )
         changed: bool = rows[0][0]
         return changed
 
     async def get(self, job_id: UUID | str) -> JobRecord | None:
         """The job with this id, or None."""
-        rows = await self._fetch("get", {"job_id": job_id})
+        rows = await self._fetch("get", {"job_id": params.job_id(job_id)})
         return JobRecord.from_row(rows[0]) if rows else None
 
     async def queues(self) -> list[str]:

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 from .errors import InvalidArgument
 from .textarray import TextArray
@@ -112,6 +113,19 @@ def count(value: int | None, argument: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return _in_range(value, INTEGER_RANGE, argument)
     raise InvalidArgument(argument, f"{argument}: expected an int, got {value!r}")
+
+
+def job_id(value: UUID | str, argument: str = "job_id") -> UUID:
+    """A job id: a UUID, or its text in any form ``uuid.UUID`` reads. Raises :class:`InvalidArgument` otherwise
+    (None, another type, text that is not a UUID), before anything is sent."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidArgument(argument, f"{argument}: expected a UUID or its text, got {value!r}")
 
 
 def _in_range(value: int, allowed: range, argument: str) -> int:

@@ -109,8 +109,9 @@ class RaquelCalls:
         False, writing nothing, when the job is not claimed. The holder's
         later outcome is refused (its claim is no longer current).
         """
+        job_id = params.job_id(job_id)
         rows = self._fetch("unclaim", {"job_id": job_id})
-        self._leases.drop(UUID(str(job_id)))
+        self._leases.drop(job_id)
         unclaimed: bool = rows[0][0]
         return unclaimed
 
@@ -168,10 +169,11 @@ class RaquelCalls:
     def _by_attempt(self, query: str, job_id: UUID | str, attempt_num: int, args: dict[str, Any]) -> bool:
         if not isinstance(attempt_num, int) or isinstance(attempt_num, bool) or attempt_num < 1:
             raise InvalidArgument("attempt_num", f"attempt_num: must be an int >= 1, got {attempt_num!r}")
+        job_id = params.job_id(job_id)
         rows = self._fetch(query, {"job_id": job_id, "attempt_num": attempt_num, **args})
         if rows[0][0] is None:
             return False
-        self._leases.drop(UUID(str(job_id)))
+        self._leases.drop(job_id)
         return True
 
     def cancel(self, job_id: UUID | str, *, running: bool = False) -> bool:
@@ -193,7 +195,7 @@ class RaquelCalls:
         """
         if not isinstance(running, bool):
             raise InvalidArgument("running", f"running: expected a bool, got {running!r}")
-        rows = self._fetch("cancel_running" if running else "cancel_waiting", {"job_id": job_id})
+        rows = self._fetch("cancel_running" if running else "cancel_waiting", {"job_id": params.job_id(job_id)})
         return rows[0][0] is not None
 
     def jobs(self, *queues: str) -> list[JobRecord]:

@@ -99,7 +99,7 @@ class AsyncResults:
         """
         seconds = timeout_seconds(timeout)
         deadline = None if seconds is None else time.monotonic() + seconds
-        job_id = UUID(str(job_id))
+        job_id = params.job_id(job_id)
         row = await self._result_row(job_id)
         if row[1]:
             return job_outcome(job_id, row)

@@ -350,6 +350,41 @@ def test_get_shows_priority_and_unique_key(rq: Raquel) -> None:
     assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
 
 
+#: Every call that takes a job id, with the id in place of ``job_id``.
+BY_JOB_ID = {
+    "get": lambda rq, job_id: rq.get(job_id),
+    "cancel": lambda rq, job_id: rq.cancel(job_id),
+    "cancel running": lambda rq, job_id: rq.cancel(job_id, running=True),
+    "set_priority": lambda rq, job_id: rq.set_priority(job_id, 1),
+    "unclaim": lambda rq, job_id: rq.unclaim(job_id),
+    "resolve": lambda rq, job_id: rq.resolve(job_id, 1),
+    "reject": lambda rq, job_id: rq.reject(job_id, 1),
+    "fail": lambda rq, job_id: rq.fail(job_id, 1, "boom"),
+    "result": lambda rq, job_id: rq.result(job_id, timeout=0.1),
+}
+
+
+@pytest.mark.parametrize("call", sorted(BY_JOB_ID))
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", 12345, None, b"0" * 16])
+def test_a_call_given_something_else_than_a_job_id_names_job_id_and_writes_nothing(
+    rq: Raquel, conn: Conn, call: str, bad_id: Any
+) -> None:
+    job_id = (rq.enqueue("q", 1)).id
+    before = row(conn, job_id)
+    with pytest.raises(InvalidArgument) as raised:
+        BY_JOB_ID[call](rq, bad_id)
+    assert raised.value.argument == "job_id"
+    assert "job_id" in str(raised.value)
+    assert row(conn, job_id) == before and count(conn) == 1
+
+
+def test_a_job_id_may_be_given_as_text_in_any_form_uuid_reads(rq: Raquel) -> None:
+    job_id = (rq.enqueue("q", 1)).id
+    for text in (str(job_id), job_id.hex, str(job_id).upper(), "{" + str(job_id) + "}"):
+        job = rq.get(text)
+        assert job is not None and job.id == job_id
+
+
 def test_a_claimed_job_shows_its_priority(rq: Raquel) -> None:
     rq.enqueue("q", 1, priority=3)
     with rq.dequeue("q") as job:

@@ -349,6 +349,41 @@ async def test_get_shows_priority_and_unique_key(arq: AsyncRaquel) -> None:
     assert keyed is not None and (keyed.priority, keyed.unique_key) == (5, "report:7")
 
 
+#: Every call that takes a job id, with the id in place of ``job_id``.
+BY_JOB_ID = {
+    "get": lambda arq, job_id: arq.get(job_id),
+    "cancel": lambda arq, job_id: arq.cancel(job_id),
+    "cancel running": lambda arq, job_id: arq.cancel(job_id, running=True),
+    "set_priority": lambda arq, job_id: arq.set_priority(job_id, 1),
+    "unclaim": lambda arq, job_id: arq.unclaim(job_id),
+    "resolve": lambda arq, job_id: arq.resolve(job_id, 1),
+    "reject": lambda arq, job_id: arq.reject(job_id, 1),
+    "fail": lambda arq, job_id: arq.fail(job_id, 1, "boom"),
+    "result": lambda arq, job_id: arq.result(job_id, timeout=0.1),
+}
+
+
+@pytest.mark.parametrize("call", sorted(BY_JOB_ID))
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", 12345, None, b"0" * 16])
+async def test_a_call_given_something_else_than_a_job_id_names_job_id_and_writes_nothing(
+    arq: AsyncRaquel, conn: Conn, call: str, bad_id: Any
+) -> None:
+    job_id = (await arq.enqueue("q", 1)).id
+    before = row(conn, job_id)
+    with pytest.raises(InvalidArgument) as raised:
+        await BY_JOB_ID[call](arq, bad_id)
+    assert raised.value.argument == "job_id"
+    assert "job_id" in str(raised.value)
+    assert row(conn, job_id) == before and count(conn) == 1
+
+
+async def test_a_job_id_may_be_given_as_text_in_any_form_uuid_reads(arq: AsyncRaquel) -> None:
+    job_id = (await arq.enqueue("q", 1)).id
+    for text in (str(job_id), job_id.hex, str(job_id).upper(), "{" + str(job_id) + "}"):
+        job = await arq.get(text)
+        assert job is not None and job.id == job_id
+
+
 async def test_a_claimed_job_shows_its_priority(arq: AsyncRaquel) -> None:
     await arq.enqueue("q", 1, priority=3)
     async with arq.dequeue("q") as job:
