@@ -287,7 +287,9 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     d.add_argument(
-        "--read-only", action="store_true", help="no actions: retry, cancel and purge are hidden and refused"
+        "--read-only",
+        action="store_true",
+        help="no actions: retry, cancel, purge, pause and resume are hidden and refused",
     )
     d.add_argument("--token", help="every request must carry it (default $RAQUEL_PG_DASHBOARD_TOKEN)")
     d.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

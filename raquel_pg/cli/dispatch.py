@@ -102,9 +102,12 @@ def _naming_the_flag(words: Sequence[str], error: InvalidArgument) -> str:
     user typed ``--max-retry-count``.
     """
     flag = "--" + error.argument.replace("_", "-")
+    text = _first_line(error)
     if any(word == flag or word.startswith(flag + "=") for word in words):
-        return f"{flag}: {_first_line(error)}"
-    return _first_line(error)
+        for named in (f"{flag}: ", f"{error.argument}: "):  # the message's own name for it, once is enough
+            text = text.removeprefix(named)
+        return f"{flag}: {text}"
+    return text
 
 
 def _fail(args: argparse.Namespace, message: str) -> None:

@@ -26,13 +26,19 @@ def serve(
     """Serves the dashboard of ``dsn`` on ``host:port`` until interrupted (blocks).
 
     Bound to an address other than loopback, it needs ``token`` (every
-    request must then carry it): InvalidArgument otherwise.
+    request must then carry it): InvalidArgument otherwise. Connects once
+    first, so that a DSN it cannot reach raises ``psycopg.OperationalError``
+    before anything is served.
     """
+    import psycopg
     import uvicorn
 
     if not is_loopback(host) and not token:
         raise InvalidArgument(
             "token",
-            f"--token: required when the dashboard listens on {host} (anything but 127.0.0.1, ::1 or localhost)",
+            f"token: required when the dashboard listens on {host} (anything but 127.0.0.1, ::1 or localhost; "
+            "raquel-pg dashboard takes it as --token or RAQUEL_PG_DASHBOARD_TOKEN)",
         )
+    with psycopg.connect(dsn, connect_timeout=10):
+        pass
     uvicorn.run(create_app(dsn, read_only=read_only, token=token), host=host, port=port, log_level=log_level)

@@ -37,7 +37,7 @@ from ..errors import InvalidArgument, NotMigrated, translate
 from ..metrics import queue_registry
 from . import data
 from .data import NO_PRIVILEGES, WINDOWS, Privileges, Store
-from .security import Csrf, TokenGuard
+from .security import Csrf, LoopbackHostGuard, TokenGuard
 
 HERE = Path(__file__).parent
 #: Jobs per page of the jobs list.
@@ -67,7 +67,9 @@ def _when(moment: datetime | None) -> str:
 
 
 def _between(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
+    """The time from ``start`` to ``end``; "–" when either is unknown or ``end`` comes first (a job
+    failed and scheduled again after its last claim)."""
+    if start is None or end is None or end < start:
         return "–"
     return _age(int((end - start) / timedelta(milliseconds=1)))
 
@@ -188,33 +190,36 @@ class Dashboard:
     async def retry(self, request: Request) -> Response:
         await self._form(request, "retry")
         job_id = _uuid(request.path_params["job_id"])
-        done = await self.store.retry(job_id)
-        return _back(
-            f"/jobs/{job_id}",
-            "retried: queued to run now"
-            if done
-            else "not retried: only failed, exhausted, expired or cancelled jobs can be",
-        )
+        if await self.store.retry(job_id):
+            return _back(f"/jobs/{job_id}", "retried: queued to run now")
+        why = await self._why_not(job_id)
+        return _back(f"/jobs/{job_id}", f"not retried: {why}; only failed, exhausted, expired or cancelled jobs can be")
 
     async def cancel(self, request: Request) -> Response:
         await self._form(request, "cancel")
         job_id = _uuid(request.path_params["job_id"])
-        done = await self.store.cancel(job_id)
-        return _back(
-            f"/jobs/{job_id}", "cancelled" if done else "not cancelled: only waiting (queued or failed) jobs can be"
-        )
+        if await self.store.cancel(job_id):
+            return _back(f"/jobs/{job_id}", "cancelled")
+        why = await self._why_not(job_id)
+        return _back(f"/jobs/{job_id}", f"not cancelled: {why}; only waiting (queued or failed) jobs can be")
+
+    async def _why_not(self, job_id: UUID) -> str:
+        """Why an action on the job changed nothing: its status now (a worker may have claimed it
+        meanwhile), or that there is no such job."""
+        job = await self.store.job(job_id)
+        if job is None:
+            return "there is no such job"
+        return "a worker is running it (claimed)" if job.status == "claimed" else f"it is {job.status}"
 
     async def pause(self, request: Request) -> Response:
-        await self._form(request, "pause")
-        queue = request.path_params["queue"]
+        queue = _queue(await self._form(request, "pause"))
         done = await self.store.pause(queue)
         return _back(
             "/", f"paused {queue}: claims skip it, running jobs finish" if done else f"{queue} was paused already"
         )
 
     async def resume(self, request: Request) -> Response:
-        await self._form(request, "pause")
-        queue = request.path_params["queue"]
+        queue = _queue(await self._form(request, "pause"))
         done = await self.store.resume(queue)
         return _back("/", f"resumed {queue}: its waiting workers were woken" if done else f"{queue} was not paused")
 
@@ -235,6 +240,15 @@ def _window(request: Request) -> str:
     if window not in WINDOWS:
         raise HTTPException(400, f"window: must be one of {', '.join(WINDOWS)}")
     return window
+
+
+def _queue(form: dict[str, str]) -> str:
+    """The queue an action's form names (a field, not the path: any name, ``/`` and ``..`` included,
+    reaches the server as written)."""
+    queue = form.get("queue")
+    if not queue:
+        raise HTTPException(400, "queue: the form names no queue")
+    return queue
 
 
 def _uuid(text: str) -> UUID:
@@ -277,8 +291,8 @@ async def _forbidden(request: Request, error: Exception) -> Response:
     first = _first_line(error)
     return PlainTextResponse(
         f"403: the dashboard's database role may not read this: {first}\n(a read-only dashboard role "
-        "needs SELECT on raquel.raquel_jobs and EXECUTE on raquel.raquel_queue_overview and "
-        "raquel.raquel_throughput: "
+        "needs SELECT on raquel.raquel_jobs and EXECUTE on raquel.raquel_queue_overview, "
+        "raquel.raquel_queue_controls and raquel.raquel_throughput: "
         "see docs/dashboard.md, Roles)\n",
         403,
     )
@@ -288,7 +302,9 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
     """The dashboard of the queue in ``dsn``, as an ASGI app (serve it with uvicorn).
 
     ``read_only``: no actions at all. ``token``: every request must carry it
-    (see :mod:`.security`). The connection pool opens when the app starts.
+    (see :mod:`.security`); without one, only requests addressed to a loopback
+    name (``Host``: localhost, 127.0.0.1, ::1) are answered. The connection pool
+    opens when the app starts.
     """
     board = Dashboard(dsn, read_only=read_only)
 
@@ -308,8 +324,8 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
         Route("/jobs/{job_id}", board.job_page),
         Route("/jobs/{job_id}/retry", board.retry, methods=["POST"]),
         Route("/jobs/{job_id}/cancel", board.cancel, methods=["POST"]),
-        Route("/queues/{queue:path}/pause", board.pause, methods=["POST"]),
-        Route("/queues/{queue:path}/resume", board.resume, methods=["POST"]),
+        Route("/queues/pause", board.pause, methods=["POST"]),
+        Route("/queues/resume", board.resume, methods=["POST"]),
         Route("/purge", board.purge, methods=["POST"]),
         Route("/metrics", board.metrics_page),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
@@ -319,6 +335,7 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
         lifespan=lifespan,
         exception_handlers={
             InvalidArgument: _bad_request,
+            psycopg.DataError: _bad_request,  # a value PostgreSQL cannot take (a NUL byte)
             psycopg.OperationalError: _unavailable,
             psycopg.errors.InsufficientPrivilege: _forbidden,
             psycopg.errors.UndefinedFunction: _missing,
@@ -329,4 +346,6 @@ def create_app(dsn: str, *, read_only: bool = False, token: str | None = None) -
     app.state.dashboard = board
     if token:
         app.add_middleware(TokenGuard, token=token)
+    else:
+        app.add_middleware(LoopbackHostGuard)
     return app

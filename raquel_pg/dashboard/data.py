@@ -32,6 +32,8 @@ WINDOWS = {"hour": (3_600_000, 60_000), "day": (86_400_000, 900_000)}
 ERROR_SCAN = 5000
 #: How long one purge request may go on deleting batches.
 PURGE_BUDGET = 5.0
+#: How long a request waits for a pooled connection (the live table refreshes every 5 s).
+CONNECTION_WAIT = 5.0
 
 
 @dataclass
@@ -144,8 +146,12 @@ class Store:
         await self.pool.close()
 
     async def fetch(self, name: str, values: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Rows of the query ``name``; a raquel_* argument error becomes InvalidArgument."""
-        async with self.pool.connection() as conn:
+        """Rows of the query ``name``; a raquel_* argument error becomes InvalidArgument.
+
+        Waits at most :data:`CONNECTION_WAIT` seconds for a connection (psycopg_pool's
+        PoolTimeout, an OperationalError, when the database is gone: the page answers 503).
+        """
+        async with self.pool.connection(timeout=CONNECTION_WAIT) as conn:
             try:
                 cursor = await conn.execute(QUERIES[name], values)
             except psycopg.errors.InvalidParameterValue as error:
@@ -168,11 +174,7 @@ class Store:
         for _, queue, status, jobs in await self.fetch("dash_throughput", {"since": since}):
             row = rows.get(queue) or rows.setdefault(queue, QueueRow(queue))
             row.finished_hour[status] = row.finished_hour.get(status, 0) + jobs
-        try:
-            controls = await self.fetch("dash_controls")
-        except psycopg.errors.InsufficientPrivilege:  # a role that may not read them: none shown
-            controls = []
-        for queue, paused, max_running, per_second in controls:
+        for queue, paused, max_running, per_second in await self.fetch("dash_controls"):
             row = rows.get(queue) or rows.setdefault(queue, QueueRow(queue))
             row.paused, row.max_running, row.per_second = paused, max_running, per_second
         return [rows[name] for name in sorted(rows)]

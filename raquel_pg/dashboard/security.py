@@ -1,4 +1,5 @@
-"""The dashboard's two guards: the access token (every request) and the CSRF token (every action).
+"""The dashboard's guards: the access token or, without one, the loopback Host (every request), and
+the CSRF token (every action).
 
 Access token: when the dashboard has one (required when it is bound to an
 address other than loopback), every request must carry it, as
@@ -6,6 +7,12 @@ address other than loopback), every request must carry it, as
 as ``?token=<token>`` in a page's address, which sets the cookie (HttpOnly,
 SameSite=Strict) and redirects to the same address without it. Anything else
 gets 401. Tokens are compared in constant time.
+
+Loopback Host: a dashboard without a token (it then listens on loopback only)
+answers only requests whose ``Host`` is a loopback name (localhost,
+127.0.0.0/8, ::1), else 421. A page of another site whose name its owner made
+resolve to 127.0.0.1 (DNS rebinding) is then same-origin with nothing here:
+it can neither read a page (and the CSRF token in it) nor act.
 
 CSRF: each dashboard process draws a random token; every form carries it in
 a hidden field, and an action is refused (403) unless its form sends it back
@@ -75,6 +82,32 @@ class TokenGuard:
                 401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        await response(scope, receive, send)
+
+
+class LoopbackHostGuard:
+    """ASGI middleware: answers only requests addressed to a loopback name (see the module)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = HTTPConnection(scope).headers.get("host", "")
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:  # an unbalanced bracket, a bad port
+            name = ""
+        if is_loopback(name):
+            await self.app(scope, receive, send)
+            return
+        response = PlainTextResponse(
+            f"421: this dashboard answers only requests addressed to localhost, 127.0.0.1 or ::1, not {host!r} "
+            "(behind a proxy or on another address, give it a --token)\n",
+            421,
+        )
         await response(scope, receive, send)
 
 

@@ -586,7 +586,7 @@ def test_worker_with_a_negative_prefetch_is_a_one_line_error(dsn: str, tmp_path:
     worker = start_worker(dsn, tmp_path, "handlers:handle", "-q", "pf", "--prefetch", "-1")
     _, log = worker.communicate(timeout=30)
     assert worker.returncode == 2
-    assert log.strip() == "raquel-pg worker: --prefetch: prefetch: must be an int >= 0, got -1"
+    assert log.strip() == "raquel-pg worker: --prefetch: must be an int >= 0, got -1"
 
 
 def test_async_worker_runs_a_coroutine_handler(dsn: str, conn: Conn, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 pytest.importorskip("starlette", reason="the dashboard extra is not installed")
 
-from dashboard_support import csrf_of, finished, request, running_dashboard  # noqa: E402
+from dashboard_support import csrf_of, finished, free_port, request, running_dashboard  # noqa: E402
 
 from raquel_pg import InvalidArgument  # noqa: E402
 from raquel_pg.dashboard import serve  # noqa: E402
@@ -56,7 +56,8 @@ def viewer(conn: Conn, dsn: str) -> Iterator[str]:
     conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
     conn.execute(f'GRANT SELECT ON raquel.raquel_jobs TO "{role}"'.encode())
     conn.execute(
-        f'GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview, raquel.raquel_throughput TO "{role}"'.encode()
+        f"GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview, raquel.raquel_queue_controls, "
+        f'raquel.raquel_throughput TO "{role}"'.encode()
     )
     yield make_conninfo(dsn, options=f"-c role={role}")
     conn.execute(f'DROP OWNED BY "{role}"'.encode())
@@ -217,6 +218,20 @@ def test_job_page_shows_payload_timings_error_and_trace(board: str, conn: Conn) 
         assert f"<dt>{label}</dt>" in page
 
 
+def test_a_job_failed_and_due_again_shows_no_wait(board: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('emails', 'x', min_retry_delay => 3600000, max_retry_delay => 3600000)")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['emails'], 'w1')").fetchone()  # type: ignore[misc]
+    conn.execute("SELECT raquel_fail(%s, %s, 'boom')", (job_id, claim_id))
+    page = request(board, "GET", f"/jobs/{job_id}").text
+    assert "<dt>Waited</dt><dd>– (scheduled to claimed)</dd>" in page
+
+
+def test_a_nul_byte_in_a_filter_is_a_400(board: str) -> None:
+    for path in ("/jobs?queue=a%00b", "/jobs?error=a%00b", "/api/throughput?window=hour&queue=a%00b"):
+        answer = request(board, "GET", path)
+        assert answer.status == 400 and "NUL" in answer.text, path
+
+
 def test_unknown_job_is_404_and_a_bad_id_400(board: str) -> None:
     assert request(board, "GET", f"/jobs/{uuid.uuid4()}").status == 404
     assert request(board, "GET", "/jobs/nope").status == 400
@@ -240,11 +255,43 @@ def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(board: 
     assert status_of(conn, job_id) == "exhausted"
 
 
+def test_without_a_token_a_request_addressed_to_another_name_is_refused(board: str, conn: Conn) -> None:
+    # DNS rebinding: another site's name made to resolve to 127.0.0.1; its page sends its own Host.
+    rebound = {"Host": "rebind.attacker.example:8080"}
+    page = request(board, "GET", "/", headers=rebound)
+    assert page.status == 421 and 'name="csrf-token"' not in page.text
+    token = csrf_of(request(board, "GET", "/").text)
+    form = {"csrf": token, "queue": "emails"}
+    answer = request(
+        board, "POST", "/queues/pause", form, headers={**rebound, "Origin": "http://rebind.attacker.example:8080"}
+    )
+    assert answer.status == 421 and paused(conn, "emails") is None
+    for host in ("localhost:8080", "127.0.0.1:8080", "[::1]:8080"):
+        assert request(board, "GET", "/", headers={"Host": host}).status == 200, host
+
+
+def test_with_a_token_any_name_is_answered(dsn: str) -> None:
+    with running_dashboard(dsn, token="s3cret") as base:
+        answer = request(base, "GET", "/", headers={"Host": "dash.example.com", "Authorization": "Bearer s3cret"})
+        assert answer.status == 200
+
+
 def test_an_action_from_another_origin_is_refused(board: str, conn: Conn) -> None:
     job_id = finished(conn, "emails", "fail", now_ms(conn))
     token = csrf_of(request(board, "GET", f"/jobs/{job_id}").text)
     answer = request(board, "POST", f"/jobs/{job_id}/retry", {"csrf": token}, headers={"Origin": "http://evil.example"})
     assert answer.status == 403 and status_of(conn, job_id) == "exhausted"
+
+
+def test_a_cancel_that_changed_nothing_says_why(board: str, conn: Conn) -> None:
+    job_id = conn.execute("SELECT raquel_enqueue('emails', 'x')").fetchone()[0]  # type: ignore[index]
+    page = request(board, "GET", f"/jobs/{job_id}").text
+    conn.execute("SELECT raquel_claim(ARRAY['emails'], 'w1')")  # a worker claims it after the page was read
+    answer = request(board, "POST", f"/jobs/{job_id}/cancel", {"csrf": csrf_of(page)})
+    assert "not+cancelled%3A+a+worker+is+running+it" in answer.headers["location"]
+    answer = request(board, "POST", f"/jobs/{uuid.uuid4()}/cancel", {"csrf": csrf_of(page)})
+    assert "there+is+no+such+job" in answer.headers["location"]
+    assert status_of(conn, job_id) == "claimed"
 
 
 def test_cancel_cancels_a_waiting_job(board: str, conn: Conn) -> None:
@@ -279,8 +326,9 @@ def paused(conn: Conn, queue: str) -> bool | None:
 def test_the_pause_button_pauses_the_queue(board: str, conn: Conn) -> None:
     conn.execute("SELECT raquel_enqueue('emails', 'x')")
     page = request(board, "GET", "/").text
-    assert 'action="/queues/emails/pause"' in page
-    answer = request(board, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)})
+    row = page.split('data-queue="emails"')[1].split("</tr>")[0]
+    assert 'action="/queues/pause"' in row and '<input type="hidden" name="queue" value="emails">' in row
+    answer = request(board, "POST", "/queues/pause", {"csrf": csrf_of(page), "queue": "emails"})
     assert answer.status == 303 and "paused+emails" in answer.headers["location"]
     assert paused(conn, "emails") is True
 
@@ -288,13 +336,13 @@ def test_the_pause_button_pauses_the_queue(board: str, conn: Conn) -> None:
 def test_a_paused_queue_shows_paused_with_a_resume_button(board: str, conn: Conn) -> None:
     conn.execute("SELECT raquel_pause_queue('idle')")  # no job: listed for its pause
     row = request(board, "GET", "/fragments/queues").text.split('data-queue="idle"')[1].split("</tr>")[0]
-    assert '<span class="paused">paused</span>' in row and 'action="/queues/idle/resume"' in row
+    assert '<span class="paused">paused</span>' in row and 'action="/queues/resume"' in row
 
 
 def test_the_resume_button_resumes_the_queue(board: str, conn: Conn) -> None:
     conn.execute("SELECT raquel_pause_queue('emails')")
     token = csrf_of(request(board, "GET", "/").text)
-    answer = request(board, "POST", "/queues/emails/resume", {"csrf": token})
+    answer = request(board, "POST", "/queues/resume", {"csrf": token, "queue": "emails"})
     assert answer.status == 303 and "resumed+emails" in answer.headers["location"]
     assert paused(conn, "emails") is False
 
@@ -305,8 +353,28 @@ def test_the_queues_table_shows_a_queues_limits(board: str, conn: Conn) -> None:
     assert "max 4" in row and "2.5/s" in row
 
 
+def test_a_queue_named_like_a_path_is_paused_by_its_own_button_and_no_other(board: str, conn: Conn) -> None:
+    for queue in ("victim/../work", "work", ".."):
+        conn.execute("SELECT raquel_enqueue(%s, 'x')", (queue,))
+    page = request(board, "GET", "/").text
+    row = page.split('data-queue="victim/../work"')[1].split("</tr>")[0]
+    action = row.split('action="')[1].split('"')[0]
+    queue = row.split('name="queue" value="')[1].split('"')[0]
+    assert (action, queue) == ("/queues/pause", "victim/../work")
+    assert request(board, "POST", action, {"csrf": csrf_of(page), "queue": queue}).status == 303
+    assert [paused(conn, q) for q in ("victim/../work", "work", "..")] == [True, None, None]
+    assert request(board, "POST", "/queues/pause", {"csrf": csrf_of(page), "queue": ".."}).status == 303
+    assert paused(conn, "..") is True
+
+
+def test_a_pause_naming_no_queue_is_a_400(board: str) -> None:
+    page = request(board, "GET", "/").text
+    answer = request(board, "POST", "/queues/pause", {"csrf": csrf_of(page)})
+    assert answer.status == 400 and "queue" in answer.text
+
+
 def test_pause_without_the_csrf_token_is_refused(board: str, conn: Conn) -> None:
-    assert request(board, "POST", "/queues/emails/pause", {"csrf": "forged"}).status == 403
+    assert request(board, "POST", "/queues/pause", {"csrf": "forged", "queue": "emails"}).status == 403
     assert paused(conn, "emails") is None
 
 
@@ -319,7 +387,7 @@ def test_read_only_mode_hides_and_refuses_every_action(dsn: str, conn: Conn) -> 
         assert 'id="purge"' not in home and "/pause" not in home
         answer = request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)})
         assert answer.status == 403 and "read-only" in answer.text
-        assert request(base, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)}).status == 403
+        assert request(base, "POST", "/queues/pause", {"csrf": csrf_of(page), "queue": "emails"}).status == 403
     assert status_of(conn, job_id) == "exhausted"
     assert paused(conn, "emails") is None
 
@@ -335,7 +403,7 @@ def test_a_role_without_write_privileges_sees_no_action_and_is_refused(viewer: s
         answer = request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)})
         assert answer.status == 403 and "may not retry" in answer.text
         assert "/pause" not in home.text
-        answer = request(base, "POST", "/queues/emails/pause", {"csrf": csrf_of(page)})
+        answer = request(base, "POST", "/queues/pause", {"csrf": csrf_of(page), "queue": "emails"})
         assert answer.status == 403 and "may not pause queues" in answer.text
     assert status_of(conn, job_id) == "exhausted"
 
@@ -351,7 +419,7 @@ def test_the_operator_role_from_grant_may_do_everything(conn: Conn, dsn: str) ->
         with running_dashboard(make_conninfo(dsn, options=f"-c role={role}")) as base:
             home = request(base, "GET", "/")
             assert f"role {role}" in home.text and 'id="purge"' in home.text
-            assert 'action="/queues/emails/pause"' in home.text
+            assert 'action="/queues/pause"' in home.text
             page = request(base, "GET", f"/jobs/{job_id}").text
             assert 'id="retry"' in page
             assert request(base, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)}).status == 303
@@ -397,7 +465,7 @@ def test_with_a_token_every_request_needs_it(dsn: str) -> None:
 
 
 def test_listening_beyond_loopback_requires_a_token(dsn: str) -> None:
-    with pytest.raises(InvalidArgument, match="--token"):
+    with pytest.raises(InvalidArgument, match="token: required"):
         serve(dsn, host="0.0.0.0", port=1)
 
 
@@ -409,7 +477,27 @@ def test_the_cli_says_so_in_one_line(dsn: str) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "--token: required when the dashboard listens on 0.0.0.0" in result.stderr
+    assert "raquel-pg dashboard: token: required when the dashboard listens on 0.0.0.0" in result.stderr
+    assert "takes it as --token or RAQUEL_PG_DASHBOARD_TOKEN" in result.stderr
+    given = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "dashboard", "--host", "0.0.0.0", "--token", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert given.returncode == 2 and "raquel-pg dashboard: --token: required when" in given.stderr
+
+
+def test_a_dsn_it_cannot_reach_is_one_line_and_status_2(dsn: str) -> None:
+    unreachable = make_conninfo(dsn, host="127.0.0.1", port=str(free_port()), connect_timeout="5")
+    result = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", unreachable, "dashboard", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("raquel-pg dashboard: ") and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_without_the_extra_the_cli_names_the_extra_to_install(dsn: str, tmp_path: Any) -> None:
