@@ -64,7 +64,7 @@ CREATE FUNCTION public.raquel_check_trace_context(fn text, trace_context text) R
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_check_trace_context (docs/security.md)
 SELECT raquel.raquel_check_trace_context($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
+COMMENT ON FUNCTION public.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a valid W3C traceparent if it has one: not version ff, no trace id or parent id of zeros only); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
 
 CREATE FUNCTION raquel.raquel_now_ms() RETURNS bigint
     LANGUAGE sql PARALLEL SAFE
@@ -128,7 +128,7 @@ CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
 BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written.';
 
 CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
@@ -494,7 +494,7 @@ BEGIN
     END IF;
     RETURN (SELECT j.claim_id FROM raquel_jobs j
             WHERE j.id = raquel_attempt_claim.job_id AND j.status = 'claimed'
-              AND j.attempts + 1 = raquel_attempt_claim.attempt_num);
+              AND j.attempts::bigint + 1 = raquel_attempt_claim.attempt_num);
 END;
 $$;
 
@@ -526,7 +526,7 @@ BEGIN
         END IF;
     ELSE
         UPDATE raquel_jobs j SET
-            status = 'cancelled', attempts = j.attempts + 1, finished_at = v_now,
+            status = 'cancelled', attempts = least(j.attempts, 2147483646) + 1, finished_at = v_now,
             lease_expires_at = NULL
         WHERE j.id = raquel_cancel.job_id AND j.claim_id = raquel_cancel.claim_id
           AND j.status = 'claimed'
@@ -560,6 +560,7 @@ CREATE FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) R
     AS $_$
 DECLARE
     v_carrier jsonb;
+    v_parent  text;
 BEGIN
     IF raquel_check_trace_context.trace_context IS NULL THEN
         RETURN;
@@ -578,16 +579,20 @@ BEGIN
         PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
             'must be a JSON object of strings (a propagation carrier, e.g. {"traceparent": "00-<32 hex>-<16 hex>-01"})');
     END IF;
-    IF v_carrier ? 'traceparent'
-       AND v_carrier->>'traceparent' !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' THEN
+    v_parent := v_carrier->>'traceparent';
+    IF v_parent IS NOT NULL
+       AND (v_parent !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+            OR left(v_parent, 2) = 'ff'
+            OR substr(v_parent, 4, 32) = repeat('0', 32)
+            OR substr(v_parent, 37, 16) = repeat('0', 16)) THEN
         PERFORM raquel_invalid(raquel_check_trace_context.fn, 'trace_context',
-            format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got %L',
-                   left(v_carrier->>'traceparent', 100)));
+            format('traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>; version ff and ids of zeros only are invalid), got %L',
+                   left(v_parent, 100)));
     END IF;
 END;
 $_$;
 
-COMMENT ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a W3C traceparent if it has one); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
+COMMENT ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a valid W3C traceparent if it has one: not version ff, no trace id or parent id of zeros only); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
 
 CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
@@ -615,17 +620,19 @@ DECLARE
     v_allow  integer;
     v_tokens double precision;
     -- All queues but the held ones (0016_claim_walks)
-    v_walk   integer := greatest(256, 16 * raquel_claim.batch);
+    v_walk   integer;  -- set once batch is checked (16 * batch fits an integer then)
     v_need   integer;
     v_cands  tid[];
     v_seen   bigint;
     v_capped boolean := false;
 BEGIN
-    IF raquel_claim.batch IS NULL OR raquel_claim.batch < 1 THEN
-        PERFORM raquel_invalid('raquel_claim', 'batch', format('must be >= 1, got %s', raquel_claim.batch));
+    IF raquel_claim.batch IS NULL OR raquel_claim.batch NOT BETWEEN 1 AND 134217727 THEN
+        PERFORM raquel_invalid('raquel_claim', 'batch',
+            format('must be between 1 and 134217727, got %s', coalesce(raquel_claim.batch::text, 'NULL')));
     END IF;
     IF raquel_claim.lease IS NULL OR raquel_claim.lease <= 0 THEN
-        PERFORM raquel_invalid('raquel_claim', 'lease', format('must be > 0 ms, got %s', raquel_claim.lease));
+        PERFORM raquel_invalid('raquel_claim', 'lease',
+            format('must be > 0 ms, got %s', coalesce(raquel_claim.lease::text, 'NULL')));
     END IF;
     IF raquel_claim.lease > 253402214399999 - v_now THEN
         PERFORM raquel_invalid('raquel_claim', 'lease',
@@ -644,6 +651,8 @@ BEGIN
         END IF;
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
+    -- How far a walk of one priority level reads (0016_claim_walks).
+    v_walk := greatest(256, 16 * raquel_claim.batch);
 
     -- Rescue only when the oldest lease has run out: min() over
     -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
@@ -1023,7 +1032,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range.';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written.';
 
 CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
@@ -1245,7 +1254,7 @@ BEGIN
         END IF;
     END IF;
     UPDATE raquel_jobs j SET
-        status = 'success', attempts = j.attempts + 1, finished_at = v_now, lease_expires_at = NULL,
+        status = 'success', attempts = least(j.attempts, 2147483646) + 1, finished_at = v_now, lease_expires_at = NULL,
         result = raquel_complete.result
     WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
       AND j.status = 'claimed'
@@ -1333,7 +1342,7 @@ BEGIN
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
-                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                status = 'success', attempts = least(j.attempts, 2147483646) + 1, finished_at = v_now,
                 lease_expires_at = NULL, result = NULL
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
@@ -1361,7 +1370,7 @@ BEGIN
             ORDER BY pairs.job_id, pairs.claim_id, pairs.ord
         ), done AS (
             UPDATE raquel_jobs j SET
-                status = 'success', attempts = j.attempts + 1, finished_at = v_now,
+                status = 'success', attempts = least(j.attempts, 2147483646) + 1, finished_at = v_now,
                 lease_expires_at = NULL, result = f.result
             FROM firsts f
             WHERE j.id = f.job_id AND j.claim_id = f.claim_id AND j.status = 'claimed'
@@ -1995,14 +2004,14 @@ DECLARE
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
-        attempts = j.attempts + 1,
+        attempts = least(j.attempts, 2147483646) + 1,
         status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
-                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      WHEN j.max_retry_count IS NOT NULL AND least(j.attempts, 2147483646) + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
         scheduled_at = CASE WHEN j.cancel_claim_id = j.claim_id
-                              OR (j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count)
+                              OR (j.max_retry_count IS NOT NULL AND least(j.attempts, 2147483646) + 1 > j.max_retry_count)
                             THEN j.scheduled_at
-                            ELSE v_now + least(raquel_retry_delay(j.attempts + 1, j.backoff_base,
+                            ELSE v_now + least(raquel_retry_delay(least(j.attempts, 2147483646) + 1, j.backoff_base,
                                                                   j.min_retry_delay, j.max_retry_delay),
                                                253402214399999 - v_now) END,
         error = raquel_fail.error,
@@ -2527,7 +2536,7 @@ DECLARE
     v_status text;
 BEGIN
     UPDATE raquel_jobs j SET
-        status = 'queued', attempts = j.attempts + 1,
+        status = 'queued', attempts = least(j.attempts, 2147483646) + 1,
         claimed_by = NULL, claimed_at = NULL, lease_expires_at = NULL
     WHERE j.id = raquel_reject.job_id AND j.claim_id = raquel_reject.claim_id AND j.status = 'claimed'
     RETURNING j.status INTO v_status;
@@ -2628,7 +2637,7 @@ BEGIN
     END IF;
     UPDATE raquel_jobs j SET
         status = 'queued',
-        attempts = j.attempts + 1,
+        attempts = least(j.attempts, 2147483646) + 1,
         scheduled_at = CASE WHEN raquel_reschedule.at IS NULL AND raquel_reschedule.delay IS NULL
                             THEN v_now + least(j.min_retry_delay, 253402214399999 - v_now)
                             ELSE coalesce(raquel_reschedule.at, v_now) + coalesce(raquel_reschedule.delay, 0) END,
@@ -2673,9 +2682,9 @@ BEGIN
         FOR UPDATE SKIP LOCKED
     )
     UPDATE raquel_jobs j SET
-        attempts = j.attempts + 1,
+        attempts = least(j.attempts, 2147483646) + 1,
         status = CASE WHEN j.cancel_claim_id = j.claim_id THEN 'cancelled'
-                      WHEN j.max_retry_count IS NOT NULL AND j.attempts + 1 > j.max_retry_count
+                      WHEN j.max_retry_count IS NOT NULL AND least(j.attempts, 2147483646) + 1 > j.max_retry_count
                       THEN 'exhausted' ELSE 'failed' END,
         error = format('lease expired at %s: worker %s stopped renewing its claim',
                        j.lease_expires_at, coalesce(j.claimed_by, '(unnamed)')),

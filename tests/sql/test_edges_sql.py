@@ -435,6 +435,97 @@ def test_renew_leases_refuses_arrays_of_different_lengths(
     assert conn.execute("SELECT lease_expires_at FROM raquel_jobs").fetchone() == (T + 60000,)
 
 
+INT_MAX = 2**31 - 1
+
+
+def hand_written(conn: Conn, attempts: int, payload: str = "x") -> uuid.UUID:
+    """A job written from psql with this attempts count, due at T."""
+    row = conn.execute(
+        f"INSERT INTO raquel_jobs (queue, payload, attempts, scheduled_at) VALUES ('q', %s, %s, {T}) RETURNING id",
+        (payload, attempts),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_a_lease_run_out_on_a_job_at_integers_largest_attempts_stops_no_claim(conn: Conn) -> None:
+    job = hand_written(conn, INT_MAX, "poison")
+    conn.execute(f"SELECT raquel_claim(ARRAY['q'], 'w', 1, 1, {T})")
+    conn.execute(f"SELECT raquel_enqueue('q', 'y', now => {T})")
+    # Its lease has run out: the next claim rescues it (failed, to run again), then claims both.
+    claimed = conn.execute(f"SELECT payload FROM raquel_claim(ARRAY['q'], 'w', 2, now => {T + 10})").fetchall()
+    assert sorted(claimed) == [("poison",), ("y",)]
+    assert conn.execute("SELECT attempts, error FROM raquel_jobs WHERE id = %s", (job,)).fetchone() == (
+        INT_MAX,
+        "lease expired at 1700000000001: worker w stopped renewing its claim",
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        ("SELECT raquel_complete(%(id)s, %(claim)s)", "success"),
+        ("SELECT raquel_complete_many(ARRAY[%(id)s]::uuid[], ARRAY[%(claim)s]::uuid[])", "success"),
+        ("SELECT raquel_fail(%(id)s, %(claim)s, 'boom')", "failed"),
+        ("SELECT raquel_reject(%(id)s, %(claim)s)", "queued"),
+        ("SELECT raquel_reschedule(%(id)s, %(claim)s)", "queued"),
+    ],
+)
+@pytest.mark.parametrize("attempts", [INT_MAX - 1, INT_MAX])
+def test_an_outcome_of_a_job_at_the_top_of_attempts_is_recorded(
+    conn: Conn, outcome: str, status: str, attempts: int
+) -> None:
+    job = hand_written(conn, attempts)
+    claim = conn.execute(f"SELECT claim_id FROM raquel_claim(ARRAY['q'], 'w', now => {T})").fetchone()[0]  # type: ignore[index]
+    conn.execute(outcome.encode(), {"id": job, "claim": claim})
+    assert conn.execute("SELECT status, attempts FROM raquel_jobs WHERE id = %s", (job,)).fetchone() == (
+        status,
+        INT_MAX,
+    )
+
+
+def test_the_running_attempt_of_a_job_at_integers_largest_attempts_is_no_error(conn: Conn) -> None:
+    job = hand_written(conn, INT_MAX)
+    conn.execute(f"SELECT raquel_claim(ARRAY['q'], 'w', now => {T})")
+    assert conn.execute("SELECT raquel_attempt_claim(%s, %s)", (job, INT_MAX)).fetchone() == (None,)
+
+
+@pytest.mark.parametrize("batch", [134217728, 2**31 - 1, 0, None])
+def test_claim_refuses_a_batch_outside_its_range_naming_it(conn: Conn, batch: int | None) -> None:
+    conn.execute(f"SELECT raquel_enqueue('q', 'x', now => {T})")
+    message = refused_naming(conn, "batch", f"SELECT raquel_claim(ARRAY['q'], 'w', %s, now => {T})", (batch,))
+    assert message.endswith(f"must be between 1 and 134217727, got {'NULL' if batch is None else batch}")
+    assert conn.execute("SELECT status FROM raquel_jobs").fetchall() == [("queued",)]
+
+
+def test_claim_takes_the_largest_batch(conn: Conn) -> None:
+    conn.execute(f"SELECT raquel_enqueue('q', 'x', now => {T})")
+    rows = conn.execute(f"SELECT payload FROM raquel_claim(NULL, 'w', 134217727, now => {T})").fetchall()
+    assert rows == [("x",)]
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # version ff
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # a trace id of zeros
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # a parent id of zeros
+    ],
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        "raquel_enqueue('q', 'x', trace_context => %s)",
+        "raquel_enqueue_many('q', ARRAY['x'], trace_context => %s)",
+    ],
+)
+def test_enqueue_refuses_a_traceparent_w3c_calls_invalid(conn: Conn, traceparent: str, call: str) -> None:
+    carrier = f'{{"traceparent": "{traceparent}"}}'
+    message = refused_naming(conn, "trace_context", f"SELECT {call}", (carrier,))
+    assert "version ff and ids of zeros only are invalid" in message
+    assert job_rows(conn) == []
+
+
 # --- 4. raquel_claim(before =>) ----------------------------------------------------------
 
 

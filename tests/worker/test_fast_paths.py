@@ -124,7 +124,8 @@ def test_enqueue_many_of_an_empty_array_inserts_nothing(conn: Conn) -> None:
         (
             {"trace_context": '{"traceparent": "01-x"}'},
             "trace_context",
-            "traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>), got '01-x'",
+            "traceparent must be W3C trace context (00-<32 hex>-<16 hex>-<2 hex>; version ff and ids of zeros"
+            " only are invalid), got '01-x'",
         ),
     ],
 )
