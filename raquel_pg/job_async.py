@@ -449,21 +449,48 @@ class AsyncJobCalls:
                     recorded[i] = bool(ended) and ended[0][0] == params.SUCCESS
         return recorded
 
+    async def _complete_alone(self, job: AsyncJob) -> bool:
+        """:meth:`complete_many` of ``job`` alone: whether it was recorded (an error is logged, False)."""
+        try:
+            return (await self.complete_many([job]))[0]
+        except psycopg.Error as error:
+            self._not_recorded(job, error)
+            return False
+
+    @staticmethod
+    def _not_recorded(job: AsyncJob, error: psycopg.Error) -> None:
+        logger.warning(
+            "job %s (queue %s): success not recorded (%s); it runs again once its lease runs out",
+            job.id,
+            job.queue,
+            error,
+        )
+
     async def record_successes(self, jobs: list[AsyncJob]) -> None:
         """Records the buffered successes of ``jobs`` (one :meth:`complete_many` call) and settles them.
 
         Never raises a database error: a call that fails (after its retries)
         is logged and leaves those jobs to be rescued when their leases run
-        out, and run again (at-least-once). Each job stops being renewed; a
+        out, and run again (at-least-once). A call the database refuses for
+        another reason than the connection (one row it will not take: a
+        trigger of the user's, say) is made again for each job on its own, so
+        that only the refused ones are left. Each job stops being renewed; a
         job whose claim is no longer current is logged, not recorded.
         """
         try:
             recorded = await self.complete_many(jobs)
-        except psycopg.Error as error:
+        except psycopg.OperationalError as error:
             logger.warning(
                 "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
             )
             recorded = [False] * len(jobs)
+        except psycopg.Error as error:  # refused by the database: each job on its own
+            if len(jobs) == 1:
+                self._not_recorded(jobs[0], error)
+                recorded = [False]
+            else:
+                logger.warning("recording %d successes together failed (%s); recording each alone", len(jobs), error)
+                recorded = [await self._complete_alone(job) for job in jobs]
         self.leases.discard_many(jobs)
         quiet = instrument.observer is None and not logger.isEnabledFor(logging.INFO)
         for job, done in zip(jobs, recorded):

@@ -1,4 +1,5 @@
-"""A worker whose batched successes cannot be recorded stops claiming (the outcome backlog).
+"""A worker whose batched successes cannot be recorded stops claiming (the outcome backlog), and a
+success the database refuses costs only its own job.
 
 Written once, for both clients: tests/worker/test_outcome_backlog.py (generated from the async file by
 tools/async_to_sync.py) runs the same tests against the sync client. The handler is a plain function (a
@@ -65,3 +66,34 @@ async def test_a_flush_held_up_stops_the_claims_at_the_backlog_limit_and_its_ret
         await until(lambda: counts(conn) == {"success": 201})
         handler.stop()
         await ajoin([run], 10)
+
+
+async def test_a_success_the_database_refuses_leaves_the_others_of_its_batch_recorded(dsn: str, conn: Conn) -> None:
+    # A trigger of the user's that refuses one job's success: the batch that holds it fails whole.
+    conn.execute(
+        "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'poison refused'; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON raquel.raquel_jobs FOR EACH ROW "
+        "WHEN (NEW.payload = 'poison' AND NEW.status = 'success') EXECUTE FUNCTION public.refuse_poison()"
+    )
+    try:
+        async with AsyncRaquel(dsn) as arq:
+            poison = (await arq.enqueue("q", "poison")).id
+            await arq.enqueue_many("q", ["ok"] * 30)
+            ran: list[str] = []
+
+            @arq.subscribe("q", concurrency=4, prefetch=40)  # one claim takes them all: one batch or a few
+            def handler(job: AsyncJob) -> None:
+                ran.append(job.payload)
+
+            run = aspawn(handler.run, name="worker")
+            await until(lambda: counts(conn).get("success", 0) == 30)
+            assert conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (poison,)).fetchone() == ("claimed",)
+            assert sorted(ran) == ["ok"] * 30 + ["poison"]
+            handler.stop()
+            await ajoin([run], 10)
+    finally:
+        conn.execute("DROP TRIGGER refuse_poison ON raquel.raquel_jobs")
+        conn.execute("DROP FUNCTION public.refuse_poison()")
