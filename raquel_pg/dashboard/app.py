@@ -99,7 +99,7 @@ class Dashboard:
                 "csrf": self.csrf.token,
                 "allowed": allowed,
                 "read_only": self.read_only,
-                "notice": request.query_params.get("notice"),
+                "notice": self.csrf.signed(request.query_params.get("notice"), request.query_params.get("sig")),
                 **context,
             },
         )
@@ -191,17 +191,23 @@ class Dashboard:
         await self._form(request, "retry")
         job_id = _uuid(request.path_params["job_id"])
         if await self.store.retry(job_id):
-            return _back(f"/jobs/{job_id}", "retried: queued to run now")
+            return self._back(f"/jobs/{job_id}", "retried: queued to run now")
         why = await self._why_not(job_id)
-        return _back(f"/jobs/{job_id}", f"not retried: {why}; only failed, exhausted, expired or cancelled jobs can be")
+        return self._back(
+            f"/jobs/{job_id}", f"not retried: {why}; only failed, exhausted, expired or cancelled jobs can be"
+        )
 
     async def cancel(self, request: Request) -> Response:
         await self._form(request, "cancel")
         job_id = _uuid(request.path_params["job_id"])
         if await self.store.cancel(job_id):
-            return _back(f"/jobs/{job_id}", "cancelled")
+            return self._back(f"/jobs/{job_id}", "cancelled")
         why = await self._why_not(job_id)
-        return _back(f"/jobs/{job_id}", f"not cancelled: {why}; only waiting (queued or failed) jobs can be")
+        return self._back(f"/jobs/{job_id}", f"not cancelled: {why}; only waiting (queued or failed) jobs can be")
+
+    def _back(self, path: str, notice: str) -> Response:
+        """The redirect after an action to ``path``, whose page shows ``notice`` (signed: see .security)."""
+        return RedirectResponse(f"{path}?{urlencode({'notice': notice, 'sig': self.csrf.sign(notice)})}", 303)
 
     async def _why_not(self, job_id: UUID) -> str:
         """Why an action on the job changed nothing: its status now (a worker may have claimed it
@@ -214,14 +220,16 @@ class Dashboard:
     async def pause(self, request: Request) -> Response:
         queue = _queue(await self._form(request, "pause"))
         done = await self.store.pause(queue)
-        return _back(
+        return self._back(
             "/", f"paused {queue}: claims skip it, running jobs finish" if done else f"{queue} was paused already"
         )
 
     async def resume(self, request: Request) -> Response:
         queue = _queue(await self._form(request, "pause"))
         done = await self.store.resume(queue)
-        return _back("/", f"resumed {queue}: its waiting workers were woken" if done else f"{queue} was not paused")
+        return self._back(
+            "/", f"resumed {queue}: its waiting workers were woken" if done else f"{queue} was not paused"
+        )
 
     async def purge(self, request: Request) -> Response:
         form = await self._form(request, "purge")
@@ -232,7 +240,9 @@ class Dashboard:
             raise InvalidArgument("status", f"status: must be one of {', '.join(PURGEABLE)}")
         purged, finished = await self.store.purge(older_than, statuses)
         more = "" if finished else " (more remain: purge again)"
-        return _back("/", f"purged {purged} {'/'.join(statuses)} jobs finished over {form.get('older_than')} ago{more}")
+        return self._back(
+            "/", f"purged {purged} {'/'.join(statuses)} jobs finished over {form.get('older_than')} ago{more}"
+        )
 
 
 def _window(request: Request) -> str:
@@ -256,10 +266,6 @@ def _uuid(text: str) -> UUID:
         return UUID(text)
     except ValueError:
         raise HTTPException(400, f"{text!r} is not a job id (a UUID)") from None
-
-
-def _back(path: str, notice: str) -> Response:
-    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", 303)
 
 
 async def _bad_request(request: Request, error: Exception) -> Response:

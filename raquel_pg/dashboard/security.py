@@ -18,11 +18,13 @@ CSRF: each dashboard process draws a random token; every form carries it in
 a hidden field, and an action is refused (403) unless its form sends it back
 and, when the browser says where the request comes from (Origin), that is
 this dashboard. Another site's page cannot read the token, so it cannot
-forge an action.
+forge an action. The notice an action redirects to (``?notice=...``) is signed
+with the same secret: a link that carries a notice of its own making shows none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import secrets
@@ -116,6 +118,14 @@ class Csrf:
 
     def __init__(self) -> None:
         self.token = secrets.token_urlsafe(32)
+
+    def sign(self, notice: str) -> str:
+        """The signature of a notice this dashboard shows after an action."""
+        return hmac.new(self.token.encode(), notice.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def signed(self, notice: str | None, signature: str | None) -> str | None:
+        """``notice`` when ``signature`` is this dashboard's for it, else None (nothing to show)."""
+        return notice if notice is not None and same(signature, self.sign(notice)) else None
 
     def check(self, request: Request, form_token: str | None) -> str | None:
         """None when ``request`` may act, else why not."""

