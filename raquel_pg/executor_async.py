@@ -114,7 +114,8 @@ class AsyncExecutor:
         # hash is computed in Python (see AsyncLeaseKeeper); the dict holds the
         # job, so its id() is not reused while it is there.
         self._jobs: dict[int, AsyncJob] = {}
-        self._checking: Any = None  # the task (thread) reading missed cancel requests
+        self._checking: Any = None  # the task (thread) reading the cancel requests
+        self._check_again = False  # a request heard while it reads: it reads once more
         # The runners: claimed jobs not yet started, the wake-up events of the
         # runners waiting for one, and the runner called and not yet there.
         self._runners: list[Any] = []
@@ -421,22 +422,33 @@ class AsyncExecutor:
         )
 
     def stop_job(self, job_id: str | None) -> None:
-        """A cancel request (NOTIFY raquel_cancel, payload: the job's id) for one of this worker's jobs.
+        """A cancel request heard (NOTIFY raquel_cancel, payload: the job's id); never blocks.
 
-        The job is marked (``job.cancel_requested``) and an async handler is
-        cancelled at once; a job not started yet is not run. Ignores other
-        ids. None (the notifier (re)connected: a request may have been missed)
-        reads the cancel requests of this worker's jobs from the database.
+        The notification is only a hint: any role that may connect can send
+        one. For one of this worker's jobs, the database is read
+        (:meth:`_check_cancel_requests`), and a job whose current claim was
+        asked to stop (``raquel_cancel(..., running => true)``) is stopped:
+        marked (``job.cancel_requested``), an async handler cancelled at once,
+        a job not started yet not run. Other ids are ignored. None (the
+        notifier (re)connected: a request may have been missed) reads the
+        requests of every job this worker holds.
         """
-        if job_id is None:
-            with self._lock:
-                if self._jobs and self._checking is None:
-                    self._checking = aspawn(self._check_cancel_requests, name="raquel-cancel-check")
-            return
-        try:
-            key = UUID(job_id)
-        except ValueError:  # not a job id: not one of ours
-            return
+        if job_id is not None:
+            try:
+                key = UUID(job_id)
+            except ValueError:  # not a job id: not one of ours
+                return
+        with self._lock:
+            if not self._jobs or (job_id is not None and all(job.id != key for job in self._jobs.values())):
+                return
+            if self._checking is not None:
+                self._check_again = True  # the read in flight may have begun before the request
+                return
+            self._checking = aspawn(self._check_cancel_requests, name="raquel-cancel-check")
+
+    def _stop_requested(self, job_id: str) -> None:
+        """Stops the job ``job_id`` (text), whose cancellation the database says was requested, if held."""
+        key = UUID(job_id)
         with self._lock:
             job = next((job for job in self._jobs.values() if job.id == key), None)
         if job is None:
@@ -454,17 +466,25 @@ class AsyncExecutor:
             pass  # a thread cannot be interrupted: the job sees cancel_requested
 
     async def _check_cancel_requests(self) -> None:
-        """Stops the jobs of this worker whose cancellation was requested (read from the database)."""
+        """Stops the jobs of this worker whose cancellation was requested (read from the database),
+        reading again while requests were heard during a read."""
+        ended = False
         try:
-            with self._lock:
-                ids = [job.id for job in self._jobs.values()]
-            for job_id in await self._calls.cancel_requests(ids):
-                self.stop_job(job_id)
+            while not ended:
+                with self._lock:
+                    self._check_again = False
+                    ids = [job.id for job in self._jobs.values()]
+                for job_id in await self._calls.cancel_requests(ids):
+                    self._stop_requested(job_id)
+                with self._lock:  # ends only with no request heard since the read began
+                    if not self._check_again:
+                        self._checking, ended = None, True
         except psycopg.Error as error:
             logger.warning("could not read the cancel requests of running jobs (%s)", error)
         finally:
-            with self._lock:
-                self._checking = None
+            if not ended:
+                with self._lock:
+                    self._checking = None
 
     def _finished(self, job: AsyncJob) -> None:
         """Frees the job's slot and tells the producer once the refill mark is reached (see :meth:`free`)."""

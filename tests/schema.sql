@@ -219,7 +219,7 @@ CREATE FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_fire_schedules (docs/security.md)
 BEGIN RETURN QUERY SELECT * FROM raquel.raquel_fire_schedules($1, $2, $3, $4); END$_$;
 
-COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. An interval schedule moves to its next tick after now (its next_run_ats[i] is ignored), a cron schedule to next_run_ats[i] (the caller evaluates cron). ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE sql IMMUTABLE
@@ -2068,14 +2068,16 @@ BEGIN
 
     -- An interval schedule's next tick, capped at the range's end: computed
     -- so that no step can overflow bigint (every <= 2^62 - 1; the CASEs
-    -- also keep a larger every, written by hand, from overflowing).
+    -- also keep a larger every, written by hand, from overflowing), whatever
+    -- the caller passed (0025_role_limits). A cron schedule's is the caller's.
     RETURN QUERY
     WITH advanced AS (
         UPDATE raquel_schedules s SET
-            next_run_at = coalesce(d.next, CASE
+            next_run_at = CASE
+                WHEN s.every IS NULL THEN d.next
                 WHEN d.tick IS NULL THEN v_now + least(s.every, 253402214399999 - v_now)
                 WHEN s.every > 253402214399999 - d.tick THEN 253402214399999
-                ELSE least(d.tick + s.every * ((v_now - d.tick) / s.every + 1), 253402214399999) END),
+                ELSE least(d.tick + s.every * ((v_now - d.tick) / s.every + 1), 253402214399999) END,
             last_run_at = coalesce(d.tick, s.last_run_at),
             last_job_id = CASE WHEN d.tick IS NULL THEN s.last_job_id ELSE (raquel_new_ids(1))[1] END
         FROM unnest(raquel_fire_schedules.names, raquel_fire_schedules.ticks,
@@ -2095,7 +2097,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_fire_schedules(names text[], ticks bigint[], next_run_ats bigint[], now bigint) IS 'Fires each schedule whose next_run_at still equals ticks[i]: one job per tick, at most once. An interval schedule moves to its next tick after now (its next_run_ats[i] is ignored), a cron schedule to next_run_ats[i] (the caller evaluates cron). ticks and next_run_ats within the time range; now only from a role that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_invalid(p_function text, p_argument text, p_problem text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -4073,7 +4075,13 @@ REVOKE ALL ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigi
 
 REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_freed() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_insert() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_results() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_update() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_tg_waiters__hand_off() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
 

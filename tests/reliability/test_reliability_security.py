@@ -119,6 +119,18 @@ def test_every_function_on_the_queue_is_security_definer_and_not_public(conn: Co
             assert definer and not public, name
 
 
+def test_no_trigger_function_may_be_executed_by_public(conn: Conn) -> None:
+    # A trigger function another role could execute, it could attach to a table of its own and
+    # feed rows of its making (SECURITY DEFINER ones then act as the owner: 0025).
+    triggers = conn.execute(
+        "SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p"
+        " WHERE p.proname LIKE 'raquel\\_%' AND p.pronamespace = 'raquel'::regnamespace"
+        "   AND p.prorettype = 'trigger'::regtype"
+    ).fetchall()
+    assert {name for name, _ in triggers} >= {"raquel_tg_jobs__notify_insert", "raquel_tg_waiters__hand_off"}
+    assert [name for name, public in triggers if public] == []
+
+
 def builds_a_string(node: ast.AST) -> bool:
     """Whether an expression formats or concatenates: an f-string, +, % or .format()."""
     return any(
@@ -458,6 +470,21 @@ def test_operator_may_use_the_views_functions_and_schedules(
 
 def test_role_without_grants_cannot_call_the_queue(dsn: str, roles: dict[str, str]) -> None:
     assert refused(as_role(dsn, roles["nobody"]), "SELECT raquel_enqueue('q')")
+
+
+@pytest.mark.parametrize("function", ["raquel_tg_waiters__hand_off", "raquel_tg_jobs__notify_insert"])
+def test_no_role_may_attach_an_engine_trigger_function_to_a_table_of_its_own(
+    dsn: str, conn: Conn, granted: dict[str, str], function: str
+) -> None:
+    # The security probe's attack: a temporary table shaped like the engine's, whose rows the
+    # SECURITY DEFINER trigger function would then act on as the owner.
+    for role in granted.values():
+        with psycopg.connect(as_role(dsn, role), autocommit=True) as attacker:
+            attacker.execute("CREATE TEMP TABLE fake (id uuid)")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                attacker.execute(
+                    f"CREATE TRIGGER t AFTER UPDATE ON fake FOR EACH ROW EXECUTE FUNCTION raquel.{function}()".encode()
+                )
 
 
 def test_roles_sql_runs_from_psql(dsn: str, conn: Conn, roles: dict[str, str]) -> None:

@@ -358,6 +358,20 @@ def test_a_worker_cannot_fire_schedules_early_or_move_them(
     assert job_rows(conn) == []
 
 
+def test_a_worker_cannot_move_an_interval_schedules_next_tick(
+    dsn: str, conn: Conn, no_schedules: str, roles: dict[str, str]
+) -> None:
+    tick = conn.execute("SELECT raquel_set_schedule('s', 'q', every => 3600000)").fetchone()[0]
+    conn.execute("UPDATE raquel.raquel_schedules SET next_run_at = raquel_now_ms() - 1000 WHERE name = 's'")
+    due = conn.execute("SELECT next_run_at FROM raquel_schedules").fetchone()[0]
+    with psycopg.connect(as_role(dsn, roles["worker"]), autocommit=True) as worker:
+        worker.execute(
+            "SELECT * FROM raquel_fire_schedules(ARRAY['s'], ARRAY[%s]::bigint[], ARRAY[%s]::bigint[])", (due, MAX)
+        )
+    assert conn.execute("SELECT next_run_at FROM raquel_schedules").fetchone() == (due + 3600000,)
+    assert len(job_rows(conn)) == 1 and tick is not None
+
+
 def test_an_enqueuer_cannot_backdate_a_job(dsn: str, conn: Conn, roles: dict[str, str]) -> None:
     refused_now(as_role(dsn, roles["enqueuer"]), "SELECT raquel_enqueue('q', now => 0)")
     assert job_rows(conn) == []

@@ -140,6 +140,32 @@ def test_a_running_job_cancelled_from_psql_ends_cancelled(
     assert not [message for level, message in said if level == "WARNING"]
 
 
+def test_a_cancel_notification_sent_by_hand_does_not_stop_a_job(rq: Raquel, conn: Conn) -> None:
+    # Any role that may connect can NOTIFY raquel_cancel: the worker stops a job only when the
+    # database says its claim was asked to stop.
+    started = {"forged": threading.Event(), "asked": threading.Event()}
+    release = threading.Event()
+
+    def handler(job: Job) -> None:
+        started[job.payload].set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (job.payload == "forged" and release.is_set()):
+            job.raise_if_cancel_requested()
+            time.sleep(0.01)
+
+    forged = rq.enqueue("q", "forged")
+    asked = rq.enqueue("q", "asked")
+    with running(rq.subscribe("q", concurrency=2)(handler)):
+        until(lambda: all(event.is_set() for event in started.values()))
+        conn.execute("SELECT pg_notify('raquel_cancel', %s)", (str(forged.id),))
+        # A real request after it: once it has stopped its job, the forged one was heard too.
+        conn.execute("SELECT raquel_cancel(%s, running => true)", (asked.id,))
+        until(lambda: status(conn, asked.id)[0] == "cancelled")
+        release.set()
+        until(lambda: status(conn, forged.id)[0] == "success")
+    assert status(conn, forged.id)[2:] == (None, 1)
+
+
 def test_a_job_past_its_timeout_fails_timed_out_and_is_retried(rq: Raquel, conn: Conn) -> None:
     def handler(job: Job) -> None:
         while not job.cancel_requested:

@@ -141,6 +141,32 @@ async def test_a_running_job_cancelled_from_psql_ends_cancelled(
     assert not [message for level, message in said if level == "WARNING"]
 
 
+async def test_a_cancel_notification_sent_by_hand_does_not_stop_a_job(arq: AsyncRaquel, conn: Conn) -> None:
+    # Any role that may connect can NOTIFY raquel_cancel: the worker stops a job only when the
+    # database says its claim was asked to stop.
+    started = {"forged": threading.Event(), "asked": threading.Event()}
+    release = threading.Event()
+
+    def handler(job: AsyncJob) -> None:
+        started[job.payload].set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (job.payload == "forged" and release.is_set()):
+            job.raise_if_cancel_requested()
+            time.sleep(0.01)
+
+    forged = await arq.enqueue("q", "forged")
+    asked = await arq.enqueue("q", "asked")
+    async with running(arq.subscribe("q", concurrency=2)(handler)):
+        await until(lambda: all(event.is_set() for event in started.values()))
+        conn.execute("SELECT pg_notify('raquel_cancel', %s)", (str(forged.id),))
+        # A real request after it: once it has stopped its job, the forged one was heard too.
+        conn.execute("SELECT raquel_cancel(%s, running => true)", (asked.id,))
+        await until(lambda: status(conn, asked.id)[0] == "cancelled")
+        release.set()
+        await until(lambda: status(conn, forged.id)[0] == "success")
+    assert status(conn, forged.id)[2:] == (None, 1)
+
+
 async def test_a_job_past_its_timeout_fails_timed_out_and_is_retried(arq: AsyncRaquel, conn: Conn) -> None:
     def handler(job: AsyncJob) -> None:
         while not job.cancel_requested:
