@@ -21,12 +21,13 @@ import psycopg
 from psycopg import Connection, sql
 
 from ._acompat import sleep
-from .errors import MigrationError
+from .errors import InvalidArgument, MigrationError
 from .schema import (
     BOOKKEEPING_SQL,
     LOCK_ATTEMPTS,
     LOCK_PAUSES,
     LOCK_SQL,
+    LOCK_TIMEOUT_MAX_MS,
     LOCK_TIMEOUT_MS,
     LOCK_TIMEOUT_SQL,
     LONG_TRANSACTIONS_SQL,
@@ -78,10 +79,8 @@ def applied(conn: Connection[Any]) -> dict[int, tuple[str, str, datetime]]:
 def pending_migrations(conn: Connection[Any], migrations: list[Migration] | None = None) -> list[Migration]:
     """The migrations this database still needs (of ``migrations``, default: the package's),
     after checking the applied ones."""
-    migrations = load_migrations() if migrations is None else migrations
     done = {v: (name, checksum) for v, (name, checksum, _) in (applied(conn)).items()}
-    check_applied(migrations, done)
-    return pending(migrations, done)
+    return pending_migrations_of(done, migrations)
 
 
 def up_to_date(conn: Connection[Any]) -> bool:
@@ -95,11 +94,85 @@ def up_to_date(conn: Connection[Any]) -> bool:
     return not pending_migrations(conn)
 
 
+def schema_warning(conn: Connection[Any]) -> str | None:
+    """One line when the database's migrations are not this raquel_pg's, else None; never raises.
+
+    Behind (migrations pending): a function this version calls may be
+    missing (``NotMigrated``) or, worse, an older one may mean something else
+    (0022_retention_forever's "forever"): run ``raquel-pg migrate``. Ahead (a
+    migration this version does not know), or an applied file changed: as
+    ``migrate`` says (old code beside a newer schema is the usual state while
+    a deploy rolls out). Not installed, or not readable: None (the calls say so).
+    """
+    try:
+        done = {v: (name, checksum) for v, (name, checksum, _) in (applied(conn)).items()}
+        if not done:
+            return None
+        missing = pending_migrations_of(done)
+    except MigrationError as error:
+        return str(error)
+    except psycopg.Error:
+        return None
+    if not missing:
+        return None
+    return (
+        f"the database is behind this raquel_pg: {len(missing)} migration(s) pending, from "
+        f"{missing[0].filename}; run raquel-pg migrate (docs/deploying.md: migrate first, then roll the code)"
+    )
+
+
+def pending_migrations_of(
+    done: dict[int, tuple[str, str]], migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """The migrations (default: the package's) not in ``done`` (version -> (name, checksum)), after
+    checking those applied (MigrationError)."""
+    migrations = load_migrations() if migrations is None else migrations
+    check_applied(migrations, done)
+    return pending(migrations, done)
+
+
 def status(conn: Connection[Any]) -> list[MigrationState]:
     """Every known migration with its applied time (None when pending)."""
     done = applied(conn)
     check_applied(load_migrations(), {v: (n, c) for v, (n, c, _) in done.items()})
     return [MigrationState(m, done[m.version][2] if m.version in done else None) for m in load_migrations()]
+
+
+def check_install_schema(conn: Connection[Any]) -> bool:
+    """Whether raquel_pg is installed (``raquel_migrations`` found), checked to be where this session
+    would install and record migrations: its current schema (the first existing schema of its
+    search_path). Raises MigrationError when there is no such schema, or raquel_pg is installed in
+    another one (a database holds one install). Reads only.
+    """
+    cursor = conn.execute("SELECT current_schema()")
+    row = cursor.fetchone()
+    if row is None or row[0] is None:
+        raise MigrationError("no schema to install into: no schema of the search_path exists")
+    where = _recorded_in(conn)
+    if where is not None and not where[1]:
+        raise MigrationError(
+            f"raquel_pg is installed in schema {where[0]!r}, which this role's search_path does not find "
+            f"(its current schema is {row[0]!r}; a database holds one install): run migrate as the owner with "
+            f"{where[0]!r} first on the search_path (docs/deploying.md)"
+        )
+    if where is not None and where[0] != row[0]:
+        raise MigrationError(
+            f"raquel_pg is installed in schema {where[0]!r}, not in this session's current schema {row[0]!r} "
+            f"(the first existing schema of its search_path, where migrate records and installs; a database "
+            f"holds one install): run migrate as the owner with {where[0]!r} first on the search_path "
+            "(docs/deploying.md)"
+        )
+    return where is not None
+
+
+def lock_timeout_ms(lock_timeout: timedelta | None) -> int:
+    """``lock_timeout`` in ms (0: no limit, for None and zero); InvalidArgument past PostgreSQL's limit."""
+    ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
+    if ms > LOCK_TIMEOUT_MAX_MS:
+        raise InvalidArgument(
+            "lock_timeout", f"lock_timeout: at most {LOCK_TIMEOUT_MAX_MS} ms (PostgreSQL's limit), got {ms} ms"
+        )
+    return ms
 
 
 def migrate(
@@ -114,12 +187,13 @@ def migrate(
     Running it on an up-to-date database is a no-op that needs no privilege
     beyond reading ``raquel_migrations`` (only the owner can apply a pending
     migration); it installs into the first schema of the search_path, and
-    refuses (MigrationError) when raquel_pg is installed in a schema the
-    search_path does not find (see :func:`up_to_date` for a role without
-    it). A migration that changes
+    refuses (MigrationError), writing nothing, when raquel_pg is installed in
+    another schema (:func:`check_install_schema`; see :func:`up_to_date` for a
+    role without the install schema on its search_path). A migration that changes
     a table or view waits for its lock; while it waits, every claim, outcome
     and enqueue that needs the table waits behind it. So a statement that
-    waited ``lock_timeout`` (default 1 s; None or zero: as long as it takes)
+    waited ``lock_timeout`` (default 1 s; None or zero: as long as it takes, whatever
+    lock_timeout the role or database sets; at most 2147483647 ms, else InvalidArgument)
     rolls its migration back, and the migration is tried again after a pause
     (1, 2, 4, 8 s; 5 attempts in all). Blocks meanwhile. Raises
     :class:`~raquel_pg.MigrationError` when an applied migration's file changed,
@@ -127,20 +201,9 @@ def migrate(
     (naming the oldest open transactions; the migrations before it stay
     applied); a failing migration is rolled back whole and its error propagates.
     """
-    cursor = conn.execute("SELECT current_schema()")
-    row = cursor.fetchone()
-    if row is None or row[0] is None:
-        raise MigrationError("no schema to install into: no schema of the search_path exists")
-    where = _recorded_in(conn)
-    if where is not None and not where[1]:
-        raise MigrationError(
-            f"raquel_pg is installed in schema {where[0]!r}, which this role's search_path does not find "
-            f"(its current schema is {row[0]!r}; a database holds one install): run migrate as the owner with "
-            f"{where[0]!r} first on the search_path (docs/deploying.md)"
-        )
-    if where is not None and not pending_migrations(conn, migrations):
+    timeout_ms = lock_timeout_ms(lock_timeout)
+    if check_install_schema(conn) and not pending_migrations(conn, migrations):
         return []  # up to date: nothing is created, so a role that may not create is fine
-    timeout_ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
     with conn.transaction():
         conn.execute(LOCK_SQL)
         conn.execute(SEARCH_PATH_SQL)
@@ -167,8 +230,8 @@ def _apply(conn: Connection[Any], migration: Migration, timeout_ms: int) -> bool
         cursor = conn.execute("SELECT checksum FROM raquel_migrations WHERE version = %s", (migration.version,))
         if cursor.fetchone() is not None:
             return False  # a concurrent deploy applied it while we waited for the lock
-        if timeout_ms:
-            conn.execute(LOCK_TIMEOUT_SQL, (f"{timeout_ms}ms",))
+        # Set even when 0 (no limit): a role's or database's own lock_timeout would apply.
+        conn.execute(LOCK_TIMEOUT_SQL, (f"{timeout_ms}ms",))
         # Recorded first, under the caller's search_path (raquel_migrations
         # stays in the install schema); the whole transaction commits or not.
         conn.execute(RECORD_SQL, (migration.version, migration.name, migration.checksum))
@@ -183,13 +246,19 @@ def _apply(conn: Connection[Any], migration: Migration, timeout_ms: int) -> bool
 def _lock_refusal(conn: Connection[Any], migration: Migration, timeout_ms: int) -> str:
     """The error of a migration whose every attempt waited its lock timeout: the oldest open transactions named."""
     cursor = conn.execute(LONG_TRANSACTIONS_SQL, (timeout_ms / 1000,))
+    rows = cursor.fetchall()
     holders = "; ".join(
         f"pid {pid} ({user}, {state}, open {seconds} s: {query!r})"
-        for pid, user, state, seconds, query in cursor.fetchall()
+        if state is not None
+        else f"pid {pid} ({user}; its state is hidden from this role)"
+        for pid, user, state, seconds, query in rows
     )
+    hidden = any(state is None for _, _, state, _, _ in rows)
     return (
         f"{migration.filename}: not applied: its statements waited {timeout_ms} ms for a table lock "
         f"{LOCK_ATTEMPTS} times (the queue's traffic waits behind such a wait, so migrate gives up instead); "
-        f"the oldest open transactions: {holders or 'none now'}. End the long transaction and run migrate "
-        "again, or give it more time (--lock-timeout; 0 waits as long as it takes)"
+        f"the sessions holding the queue's tables or the oldest open transactions: {holders or 'none now'}"
+        f"{' (a superuser or a member of pg_read_all_stats sees what they run)' if hidden else ''}. "
+        "End the long transaction and run migrate again, or give it more time (--lock-timeout; 0 waits "
+        "as long as it takes)"
     )

@@ -42,6 +42,7 @@ from .completer import Completer
 from .errors import InvalidArgument, RaquelError
 from .executor import Executor, Handler
 from .handlers import is_async_handler, refuse_async_handler
+from .migrate import schema_warning
 from .producer import Producer
 
 if TYPE_CHECKING:
@@ -280,6 +281,7 @@ class Worker:
         thread (ValueError otherwise).
         """
         restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
+        self._warn_if_schema_differs()
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
@@ -311,6 +313,16 @@ class Worker:
                 self._completer.close()
                 if restore is not None:
                     restore()
+
+    def _warn_if_schema_differs(self) -> None:
+        """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
+        try:
+            with self.rq.connection() as conn:
+                warning = schema_warning(conn)
+        except psycopg.Error:  # the claims will say what is wrong with the database
+            return
+        if warning is not None:
+            logger.warning("%s", warning)
 
     def _maintain(self, interval: float) -> None:
         """The maintenance: deletes finished jobs past their retention every ``interval`` seconds.

@@ -39,6 +39,7 @@ from .completer_async import AsyncCompleter
 from .errors import InvalidArgument, RaquelError
 from .executor_async import AsyncExecutor, AsyncHandler
 from .handlers import is_async_handler, refuse_async_handler
+from .migrate_async import schema_warning
 from .producer_async import AsyncProducer
 
 if TYPE_CHECKING:
@@ -282,6 +283,7 @@ class AsyncWorker:
         thread (ValueError otherwise).
         """
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
+        await self._warn_if_schema_differs()
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
@@ -313,6 +315,16 @@ class AsyncWorker:
                 await self._completer.close()
                 if restore is not None:
                     restore()
+
+    async def _warn_if_schema_differs(self) -> None:
+        """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
+        try:
+            async with self.rq.connection() as conn:
+                warning = await schema_warning(conn)
+        except psycopg.Error:  # the claims will say what is wrong with the database
+            return
+        if warning is not None:
+            logger.warning("%s", warning)
 
     async def _maintain(self, interval: float) -> None:
         """The maintenance: deletes finished jobs past their retention every ``interval`` seconds.

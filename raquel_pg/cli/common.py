@@ -18,6 +18,7 @@ import psycopg
 
 from .. import embedded, params
 from ..errors import RaquelError, translate
+from ..migrate import schema_warning
 from ..model import JobRecord
 from ..queries import QUERIES
 
@@ -49,11 +50,26 @@ def resolve_dsn(dsn: str | None, *, announce: bool = True) -> str:
     return url
 
 
+#: The commands that do not warn when the database's migrations are not this raquel-pg's.
+NO_SCHEMA_WARNING = frozenset({"migrate", "grant", "import-raquel"})
+
+
 def connect(args: argparse.Namespace) -> psycopg.Connection[tuple[Any, ...]]:
-    """An autocommit connection to the command's database (no prepared statements if asked)."""
+    """An autocommit connection to the command's database (no prepared statements if asked).
+
+    Prints a warning on stderr when the database is behind this raquel-pg, or ahead of it
+    (:func:`~raquel_pg.migrate.schema_warning`), but for the commands that manage the schema.
+    """
+    dsn = resolve_dsn(args.dsn)
     if args.no_prepared_statements:
-        return psycopg.connect(resolve_dsn(args.dsn), autocommit=True, prepare_threshold=None)
-    return psycopg.connect(resolve_dsn(args.dsn), autocommit=True)
+        conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+    else:
+        conn = psycopg.connect(dsn, autocommit=True)
+    if args.command not in NO_SCHEMA_WARNING:
+        warning = schema_warning(conn)
+        if warning is not None:
+            print(f"raquel-pg {args.command}: warning: {warning}", file=sys.stderr)
+    return conn
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:

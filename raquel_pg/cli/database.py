@@ -7,16 +7,21 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from .. import embedded, roles
 from .. import migrate as migrations
 from ..durations import parse_duration
-from ..schema import script
+from ..errors import RaquelError
+from ..schema import Migration, script
 from .common import UserError, configured_dsn, connect, print_json, resolve_dsn
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    lock_timeout = None if args.lock_timeout == "0" else parse_duration(args.lock_timeout, "--lock-timeout")
+    lock_timeout = parse_duration(args.lock_timeout, "--lock-timeout")
+    limit = migrations.lock_timeout_ms(lock_timeout)  # 0 (any zero): no limit
     with connect(args) as conn:
         if args.status:
             for state in migrations.status(conn):
@@ -24,16 +29,32 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 print(f"{state.migration.filename:40} {when}")
             return 0
         if args.sql:
-            limit = None if lock_timeout is None else max(1, round(lock_timeout.total_seconds() * 1000))
-            sys.stdout.write(script(migrations.pending_migrations(conn), lock_timeout_ms=limit))
+            migrations.check_install_schema(conn)  # as migrate: the script would record into its current schema
+            sys.stdout.write(script(migrations.pending_migrations(conn), lock_timeout_ms=limit or None))
             return 0
-        applied = migrations.migrate(conn, lock_timeout=lock_timeout)
+        pending = migrations.pending_migrations(conn)
+        try:
+            applied = migrations.migrate(conn, lock_timeout=lock_timeout)
+        except Exception:
+            _print_applied(conn, pending)  # those before the one that failed stay applied: say so
+            raise
     if applied:
         for m in applied:
             print(f"applied {m.filename}")
     else:
         print("database is up to date")
     return 0
+
+
+def _print_applied(conn: psycopg.Connection[Any], pending: list[Migration]) -> None:
+    """Prints "applied <file>" for each of ``pending`` that is applied now (after a migrate that failed)."""
+    try:
+        still = {m.version for m in migrations.pending_migrations(conn)}
+    except (psycopg.Error, RaquelError):  # the error being reported matters more than this list
+        return
+    for m in pending:
+        if m.version not in still:
+            print(f"applied {m.filename}")
 
 
 def cmd_import_raquel(args: argparse.Namespace) -> int:

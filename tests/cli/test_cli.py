@@ -125,6 +125,44 @@ def test_migrate_without_a_lock_timeout_applies_every_migration(cli: Run, make_d
     assert len(result.stdout.splitlines()) == len(load_migrations())
 
 
+@pytest.mark.parametrize("zero", ["0", "0s", "0ms", "00"])
+def test_migrate_sql_with_any_zero_lock_timeout_sets_no_limit(cli: Run, make_database: Any, zero: str) -> None:
+    result = cli("migrate", "--sql", "--lock-timeout", zero, dsn_=make_database())
+    assert result.returncode == 0
+    assert result.stdout.count("set_config('lock_timeout', '0', true)") == len(load_migrations())
+    assert "'1ms'" not in result.stdout
+
+
+def test_migrate_refuses_a_lock_timeout_past_postgresqls_limit(cli: Run, make_database: Any) -> None:
+    fresh = make_database()
+    for command in (("migrate",), ("migrate", "--sql")):
+        result = cli(*command, "--lock-timeout", "30d", dsn_=fresh)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "raquel-pg migrate: --lock-timeout: at most 2147483647 ms (PostgreSQL's limit), got 2592000000 ms"
+        )
+    with psycopg.connect(fresh) as conn:
+        assert conn.execute("SELECT to_regclass('raquel_migrations')").fetchone() == (None,)
+
+
+def test_a_command_on_a_database_behind_this_raquel_pg_warns(cli: Run, conn: Any) -> None:
+    last = load_migrations()[-1]
+    conn.execute("DELETE FROM raquel_migrations WHERE version = %s", (last.version,))
+    try:
+        result = cli("stats")
+        assert result.returncode == 0
+        assert result.stderr == (
+            "raquel-pg stats: warning: the database is behind this raquel_pg: 1 migration(s) pending, from "
+            f"{last.filename}; run raquel-pg migrate (docs/deploying.md: migrate first, then roll the code)\n"
+        )
+    finally:
+        conn.execute(
+            "INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+            (last.version, last.name, last.checksum),
+        )
+    assert cli("stats").stderr == ""
+
+
 def test_migrate_refuses_a_lock_timeout_that_is_not_a_duration(cli: Run, make_database: Any) -> None:
     fresh = make_database()
     result = cli("migrate", "--lock-timeout", "soon", dsn_=fresh)

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from raquel_pg import MigrationError, embedded
-from raquel_pg.migrate import migrate, pending_migrations, status
+from raquel_pg import InvalidArgument, MigrationError, Raquel, embedded
+from raquel_pg.migrate import check_install_schema, migrate, pending_migrations, schema_warning, status
 from raquel_pg.roles import grant_roles
-from raquel_pg.schema import Migration, load_migrations, script
+from raquel_pg.schema import LONG_TRANSACTIONS_SQL, Migration, load_migrations, script
 
 Conn = psycopg.Connection[Any]
 
@@ -196,6 +196,68 @@ def test_a_second_install_schema_in_one_database_is_refused(fresh: Conn) -> None
     assert [r[0] for r in recorded(fresh)] == [m.version for m in load_migrations()]
 
 
+def test_a_search_path_that_finds_the_install_after_another_schema_is_refused_and_nothing_created(
+    fresh: Conn,
+) -> None:
+    # migrate records and installs into the current schema (the search_path's first): with the
+    # install schema later on the path it would create a second, empty raquel_migrations there.
+    migrate(fresh)
+    fresh.execute("CREATE SCHEMA other")
+    fresh.execute("SET search_path = other, public")
+    with pytest.raises(MigrationError, match="installed in schema 'public', not in this session's current schema"):
+        migrate(fresh)
+    with pytest.raises(MigrationError, match="installed in schema 'public', not in this session's current schema"):
+        check_install_schema(fresh)
+    fresh.execute("RESET search_path")
+    assert fresh.execute("SELECT to_regclass('other.raquel_migrations')").fetchone() == (None,)
+
+
+def test_a_lock_timeout_past_postgresqls_limit_is_refused_naming_it(fresh: Conn) -> None:
+    with pytest.raises(InvalidArgument, match="lock_timeout: at most 2147483647 ms") as refused:
+        migrate(fresh, lock_timeout=timedelta(days=30))
+    assert refused.value.argument == "lock_timeout"
+    assert fresh.execute("SELECT to_regclass('raquel_migrations')").fetchone() == (None,)
+
+
+def test_the_sessions_holding_the_queue_are_named_to_a_role_that_may_not_see_their_details(fresh: Conn) -> None:
+    # A managed database's owner is no superuser: pg_stat_activity hides other roles' state,
+    # start and query from it, and pg_locks still names the session in its way.
+    migrate(fresh)
+    role = f"raquel_test_owner_{uuid.uuid4().hex[:8]}"
+    fresh.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    try:
+        with open_enqueue(fresh.info.dsn) as (_, blocker_pid):
+            with psycopg.connect(fresh.info.dsn, autocommit=True, options=f"-c role={role}") as owner:
+                rows = owner.execute(LONG_TRANSACTIONS_SQL, (3600,)).fetchall()
+        assert [(pid, state) for pid, _, state, _, _ in rows] == [(blocker_pid, None)]
+    finally:
+        fresh.execute(f'DROP ROLE "{role}"'.encode())
+
+
+def test_schema_warning_says_when_the_database_is_behind_or_ahead(fresh: Conn) -> None:
+    assert schema_warning(fresh) is None  # not installed: the calls say so
+    migrate(fresh)
+    assert schema_warning(fresh) is None
+    last = load_migrations()[-1]
+    fresh.execute("DELETE FROM raquel_migrations WHERE version = %s", (last.version,))
+    assert schema_warning(fresh) == (
+        f"the database is behind this raquel_pg: 1 migration(s) pending, from {last.filename}; "
+        "run raquel-pg migrate (docs/deploying.md: migrate first, then roll the code)"
+    )
+    fresh.execute("INSERT INTO raquel_migrations (version, name, checksum) VALUES (%s, 'later', 'x')", (999,))
+    assert "which this raquel_pg does not know" in (schema_warning(fresh) or "")
+
+
+def test_a_worker_on_a_database_behind_warns_at_start(fresh: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    migrate(fresh)
+    fresh.execute("DELETE FROM raquel_migrations WHERE version = %s", (load_migrations()[-1].version,))
+    with Raquel(fresh.info.dsn) as rq:
+        worker = rq.subscribe("q")(lambda job: None)
+        worker.stop()  # run() returns at once, after its start
+        worker.run()
+    assert [r.getMessage() for r in caplog.records if "is behind this raquel_pg" in r.getMessage()]
+
+
 def test_the_engine_refuses_a_second_install_whatever_runs_the_migration(fresh: Conn) -> None:
     # The same refusal by 0001_engine_schema itself (a script run by psql, another runner).
     migrate(fresh)
@@ -334,6 +396,7 @@ def test_a_migration_without_a_lock_timeout_waits_for_the_long_transaction(fresh
     later = [*load_migrations(), Migration(len(load_migrations()) + 1, "indexed", INDEXED)]
     results: list[Any] = []
     with open_enqueue(fresh.info.dsn) as (blocker, _), psycopg.connect(fresh.info.dsn, autocommit=True) as deployer:
+        deployer.execute("SET lock_timeout = '50ms'")  # a role's or database's own: no limit overrides it
         deploy_pid = deployer.info.backend_pid
         deploy = threading.Thread(target=lambda: results.append(migrate(deployer, later, lock_timeout=None)))
         deploy.start()
@@ -361,6 +424,7 @@ def test_the_psql_script_gives_up_on_a_table_lock_after_its_lock_timeout(make_da
         assert conn.execute("SELECT to_regclass('raquel.raquel_jobs_probe_idx')").fetchone() == (None,)
 
 
-def test_the_psql_script_without_a_lock_timeout_sets_none() -> None:
-    assert "lock_timeout" not in script(load_migrations(), lock_timeout_ms=None)
+def test_the_psql_script_without_a_lock_timeout_sets_none_over_the_roles_own() -> None:
+    unlimited = script(load_migrations(), lock_timeout_ms=None)
+    assert unlimited.count("set_config('lock_timeout', '0', true)") == len(load_migrations())
     assert script(load_migrations()).count("set_config('lock_timeout', '1000ms', true)") == len(load_migrations())
