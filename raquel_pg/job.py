@@ -470,20 +470,21 @@ class JobCalls:
 
         Never raises a database error: a call that fails (after its retries)
         is logged and leaves those jobs to be rescued when their leases run
-        out, and run again (at-least-once). A call the database refuses for
-        another reason than the connection (one row it will not take: a
-        trigger of the user's, say) is made again for each job on its own, so
-        that only the refused ones are left. Each job stops being renewed; a
+        out, and run again (at-least-once). A call the database refuses for a
+        row's sake (a data or constraint error, a trigger of the user's that
+        raises), rather than for the connection or a missing grant or
+        function, is made again for each job on its own, so that only the
+        refused ones are left. Each job stops being renewed; a
         job whose claim is no longer current is logged, not recorded.
         """
         try:
             recorded = self.complete_many(jobs)
-        except psycopg.OperationalError as error:
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as error:  # the connection, a grant: all alike
             logger.warning(
                 "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
             )
             recorded = [False] * len(jobs)
-        except psycopg.Error as error:  # refused by the database: each job on its own
+        except psycopg.Error as error:  # a row refused (data, a constraint, a trigger): each job on its own
             if len(jobs) == 1:
                 self._not_recorded(jobs[0], error)
                 recorded = [False]
