@@ -263,6 +263,16 @@ class Job(JobControls, JobRecord):
         return status
 
 
+#: Errors of a raquel_complete_many call that no job of its batch would escape on its own.
+ALL_ALIKE = (
+    psycopg.OperationalError,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.InvalidSchemaName,
+)
+
+
 class JobCalls:
     """The database calls a worker's parts make, over the client's pool (internal interface).
 
@@ -479,7 +489,7 @@ class JobCalls:
         """
         try:
             recorded = self.complete_many(jobs)
-        except (psycopg.OperationalError, psycopg.ProgrammingError) as error:  # the connection, a grant: all alike
+        except ALL_ALIKE as error:  # the connection, a grant, the schema: every job alike
             logger.warning(
                 "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
             )

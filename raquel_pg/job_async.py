@@ -264,6 +264,16 @@ class AsyncJob(AsyncJobControls, JobRecord):
         return status
 
 
+#: Errors of a raquel_complete_many call that no job of its batch would escape on its own.
+ALL_ALIKE = (
+    psycopg.OperationalError,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.InvalidSchemaName,
+)
+
+
 class AsyncJobCalls:
     """The database calls a worker's parts make, over the client's pool (internal interface).
 
@@ -480,7 +490,7 @@ class AsyncJobCalls:
         """
         try:
             recorded = await self.complete_many(jobs)
-        except (psycopg.OperationalError, psycopg.ProgrammingError) as error:  # the connection, a grant: all alike
+        except ALL_ALIKE as error:  # the connection, a grant, the schema: every job alike
             logger.warning(
                 "%d successes not recorded (%s); those jobs run again once their leases run out", len(jobs), error
             )
