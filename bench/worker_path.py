@@ -81,6 +81,9 @@ async def drain(jobs: int, concurrency: int, profile: bool) -> float:
         async def prune(self) -> int:
             return 0
 
+        async def schema_warning(self) -> None:
+            return None
+
     client: Any = Client()
     leases = AsyncLeaseKeeper(client)
     client.job_calls = AsyncJobCalls(fetch, leases, Notifier(), 60000)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from .controls import QueueControlCalls
 from .errors import InvalidArgument, translate
 from .job import Job, JobCalls
 from .leases import LeaseKeeper
-from .migrate import migrate, up_to_date
+from .migrate import migrate, schema_warning, up_to_date
 from .model import JobRecord, QueueStats
 from .notifier import Notifier
 from .queries import QUERIES
@@ -245,6 +245,16 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
         with self.connection() as conn:
             if not up_to_date(conn):
                 migrate(conn)
+
+    def schema_warning(self) -> str | None:
+        """One line when the database's migrations are not this raquel_pg's (behind it, or ahead of
+        it: see :func:`~raquel_pg.migrate.schema_warning`), else None. Never raises: a database
+        it cannot reach or read gives None. A worker logs it when it starts."""
+        try:
+            with self.connection() as conn:
+                return schema_warning(conn)
+        except psycopg.Error:
+            return None
 
     def enqueue(
         self,

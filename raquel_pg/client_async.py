@@ -26,7 +26,7 @@ from .controls_async import AsyncQueueControlCalls
 from .errors import InvalidArgument, translate
 from .job_async import AsyncJob, AsyncJobCalls
 from .leases_async import AsyncLeaseKeeper
-from .migrate_async import migrate, up_to_date
+from .migrate_async import migrate, schema_warning, up_to_date
 from .model import JobRecord, QueueStats
 from .notifier_async import AsyncNotifier
 from .queries import QUERIES
@@ -244,6 +244,16 @@ class AsyncRaquel(
         async with self.connection() as conn:
             if not await up_to_date(conn):
                 await migrate(conn)
+
+    async def schema_warning(self) -> str | None:
+        """One line when the database's migrations are not this raquel_pg's (behind it, or ahead of
+        it: see :func:`~raquel_pg.migrate_async.schema_warning`), else None. Never raises: a database
+        it cannot reach or read gives None. A worker logs it when it starts."""
+        try:
+            async with self.connection() as conn:
+                return await schema_warning(conn)
+        except psycopg.Error:
+            return None
 
     async def enqueue(
         self,

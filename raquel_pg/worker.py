@@ -42,7 +42,6 @@ from .completer import Completer
 from .errors import InvalidArgument, RaquelError
 from .executor import Executor, Handler
 from .handlers import is_async_handler, refuse_async_handler
-from .migrate import schema_warning
 from .producer import Producer
 
 if TYPE_CHECKING:
@@ -316,11 +315,7 @@ class Worker:
 
     def _warn_if_schema_differs(self) -> None:
         """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
-        try:
-            with self.rq.connection() as conn:
-                warning = schema_warning(conn)
-        except psycopg.Error:  # the claims will say what is wrong with the database
-            return
+        warning = self.rq.schema_warning()
         if warning is not None:
             logger.warning("%s", warning)
 

@@ -39,7 +39,6 @@ from .completer_async import AsyncCompleter
 from .errors import InvalidArgument, RaquelError
 from .executor_async import AsyncExecutor, AsyncHandler
 from .handlers import is_async_handler, refuse_async_handler
-from .migrate_async import schema_warning
 from .producer_async import AsyncProducer
 
 if TYPE_CHECKING:
@@ -318,11 +317,7 @@ class AsyncWorker:
 
     async def _warn_if_schema_differs(self) -> None:
         """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
-        try:
-            async with self.rq.connection() as conn:
-                warning = await schema_warning(conn)
-        except psycopg.Error:  # the claims will say what is wrong with the database
-            return
+        warning = await self.rq.schema_warning()
         if warning is not None:
             logger.warning("%s", warning)
 
