@@ -29,7 +29,7 @@ from . import instrument, params
 from ._acompat import sleep
 from .errors import JobCancelled, RaquelError, StopSubscription
 from .job_controls import JobControls
-from .model import JobRecord
+from .model import JOB_COLUMNS, JobRecord
 from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
@@ -263,6 +263,15 @@ class Job(JobControls, JobRecord):
         return status
 
 
+_PRIORITY = JOB_COLUMNS.index("priority")
+_SCHEDULED_AT = JOB_COLUMNS.index("scheduled_at")
+
+
+def claim_order(row: tuple[Any, ...]) -> tuple[int, int]:
+    """The order a claim's rows run in: highest ``priority`` first, then oldest ``scheduled_at``."""
+    return (-row[_PRIORITY], row[_SCHEDULED_AT])
+
+
 #: Errors of a raquel_complete_many call that no job of its batch would escape on its own.
 ALL_ALIKE = (
     psycopg.OperationalError,
@@ -310,7 +319,8 @@ class JobCalls:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.
 
-        The lease is ``lease_ms`` (default: the client's), renewed from now on.
+        The jobs come highest priority first, then oldest scheduled first. The
+        lease is ``lease_ms`` (default: the client's), renewed from now on.
         A claimed row the client cannot decode is not returned: its attempt is
         recorded as failed with the reason (logged as an error), so that one
         bad row costs neither the worker nor the other jobs of the batch.
@@ -329,6 +339,7 @@ class JobCalls:
             },
             binary=True,
         )
+        rows.sort(key=claim_order)  # the engine returns a level's rows in no particular order (0024)
         return self._hold(rows, sent_at, lease)
 
     def take(self, handed: list[tuple[UUID, UUID]], lease_ms: int | None = None) -> list[Job]:

@@ -26,7 +26,7 @@ from . import instrument, params
 from ._acompat import asleep
 from .errors import JobCancelled, RaquelError, StopSubscription
 from .job_controls_async import AsyncJobControls
-from .model import JobRecord
+from .model import JOB_COLUMNS, JobRecord
 from .uuidarray import UUIDArray
 
 if TYPE_CHECKING:
@@ -264,6 +264,15 @@ class AsyncJob(AsyncJobControls, JobRecord):
         return status
 
 
+_PRIORITY = JOB_COLUMNS.index("priority")
+_SCHEDULED_AT = JOB_COLUMNS.index("scheduled_at")
+
+
+def claim_order(row: tuple[Any, ...]) -> tuple[int, int]:
+    """The order a claim's rows run in: highest ``priority`` first, then oldest ``scheduled_at``."""
+    return (-row[_PRIORITY], row[_SCHEDULED_AT])
+
+
 #: Errors of a raquel_complete_many call that no job of its batch would escape on its own.
 ALL_ALIKE = (
     psycopg.OperationalError,
@@ -311,7 +320,8 @@ class AsyncJobCalls:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.
 
-        The lease is ``lease_ms`` (default: the client's), renewed from now on.
+        The jobs come highest priority first, then oldest scheduled first. The
+        lease is ``lease_ms`` (default: the client's), renewed from now on.
         A claimed row the client cannot decode is not returned: its attempt is
         recorded as failed with the reason (logged as an error), so that one
         bad row costs neither the worker nor the other jobs of the batch.
@@ -330,6 +340,7 @@ class AsyncJobCalls:
             },
             binary=True,
         )
+        rows.sort(key=claim_order)  # the engine returns a level's rows in no particular order (0024)
         return await self._hold(rows, sent_at, lease)
 
     async def take(self, handed: list[tuple[UUID, UUID]], lease_ms: int | None = None) -> list[AsyncJob]:

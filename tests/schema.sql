@@ -128,7 +128,7 @@ CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
 BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written.';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
 
 CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
@@ -879,20 +879,19 @@ BEGIN
                     WHERE j.status IN ('queued', 'failed')
                     ORDER BY j.priority DESC LIMIT 1);
         IF v_level IS NOT NULL THEN
+            -- The level's jobs by their ctids (see the header, 4).
             RETURN QUERY
-            WITH picked AS MATERIALIZED (
-                SELECT j.ctid FROM raquel_jobs j
-                WHERE j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
-                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                ORDER BY j.scheduled_at
-                LIMIT v_left
-                FOR UPDATE SKIP LOCKED
-            )
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
                 lease_expires_at = v_until, claim_id = v_claim
-            FROM picked WHERE j.ctid = picked.ctid
+            WHERE j.ctid = ANY (ARRAY(
+                SELECT p.ctid FROM raquel_jobs p
+                WHERE p.priority = v_level
+                  AND p.status IN ('queued', 'failed') AND p.scheduled_at <= v_upto
+                  AND (p.max_age IS NULL OR p.enqueued_at + p.max_age > v_now)
+                ORDER BY p.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED))
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
             v_left := v_left - v_count;
@@ -943,20 +942,19 @@ BEGIN
                     WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
                     ORDER BY j.queue, j.priority DESC LIMIT 1);
         IF v_level IS NOT NULL THEN
+            -- The level's jobs by their ctids (see the header, 4).
             RETURN QUERY
-            WITH picked AS MATERIALIZED (
-                SELECT j.ctid FROM raquel_jobs j
-                WHERE j.queue = ANY (raquel_claim.queues) AND j.priority = v_level
-                  AND j.status IN ('queued', 'failed') AND j.scheduled_at <= v_upto
-                  AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > v_now)
-                ORDER BY j.queue, j.scheduled_at
-                LIMIT v_left
-                FOR UPDATE SKIP LOCKED
-            )
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
                 lease_expires_at = v_until, claim_id = v_claim
-            FROM picked WHERE j.ctid = picked.ctid
+            WHERE j.ctid = ANY (ARRAY(
+                SELECT p.ctid FROM raquel_jobs p
+                WHERE p.queue = ANY (raquel_claim.queues) AND p.priority = v_level
+                  AND p.status IN ('queued', 'failed') AND p.scheduled_at <= v_upto
+                  AND (p.max_age IS NULL OR p.enqueued_at + p.max_age > v_now)
+                ORDER BY p.queue, p.scheduled_at
+                LIMIT v_left
+                FOR UPDATE SKIP LOCKED))
             RETURNING j.*;
             GET DIAGNOSTICS v_count = ROW_COUNT;
             v_left := v_left - v_count;
@@ -1032,7 +1030,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written.';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
 
 CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
