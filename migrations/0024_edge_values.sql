@@ -1,8 +1,8 @@
 -- 0024_edge_values: values at the edges of their types no longer stop the
--- queue or reach a worker's trace.
+-- queue or reach a worker's trace; and a cheaper claim (4).
 --
--- Found by a user-style probe of the guides (2026-12-07), each written from
--- psql or passed to an SQL function:
+-- 1-3 were found by a user-style probe of the guides (2026-12-07), each
+-- written from psql or passed to an SQL function:
 --
 -- 1. attempts. A row written by hand with attempts = 2147483647 (integer's
 --    largest) could never be recorded: every outcome adds one attempt, so
