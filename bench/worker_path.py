@@ -81,7 +81,7 @@ async def drain(jobs: int, concurrency: int, profile: bool) -> float:
         async def prune(self) -> int:
             return 0
 
-        async def schema_warning(self) -> None:
+        async def schema_warning(self, timeout: float = 5.0) -> None:
             return None
 
     client: Any = Client()

@@ -164,12 +164,13 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             self._pool.close()
 
     @contextmanager
-    def connection(self) -> Iterator[Connection[Any]]:
-        """A connection from the pool, for as long as the block lasts."""
+    def connection(self, timeout: float | None = None) -> Iterator[Connection[Any]]:
+        """A connection from the pool, for as long as the block lasts; waits for one at most
+        ``timeout`` seconds (None: the pool's own, 30 s by default), then psycopg_pool's PoolTimeout."""
         if self._owns_pool and not self._opened:
             self._opened = True
             self._pool.open()
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=timeout) as conn:
             yield conn
 
     def _listen_connection(self) -> Connection[Any]:
@@ -246,12 +247,13 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
             if not up_to_date(conn):
                 migrate(conn)
 
-    def schema_warning(self) -> str | None:
+    def schema_warning(self, timeout: float = 5.0) -> str | None:
         """One line when the database's migrations are not this raquel_pg's (behind it, or ahead of
         it: see :func:`~raquel_pg.migrate.schema_warning`), else None. Never raises: a database
-        it cannot reach or read gives None. A worker logs it when it starts."""
+        it cannot reach within ``timeout`` seconds, or read, gives None. A worker logs it when it
+        starts (waiting at most 1 s for it)."""
         try:
-            with self.connection() as conn:
+            with self.connection(timeout=timeout) as conn:
                 return schema_warning(conn)
         except psycopg.Error:
             return None

@@ -163,12 +163,13 @@ class AsyncRaquel(
             await self._pool.close()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """A connection from the pool, for as long as the block lasts."""
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection from the pool, for as long as the block lasts; waits for one at most
+        ``timeout`` seconds (None: the pool's own, 30 s by default), then psycopg_pool's PoolTimeout."""
         if self._owns_pool and not self._opened:
             self._opened = True
             await self._pool.open()
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=timeout) as conn:
             yield conn
 
     async def _listen_connection(self) -> AsyncConnection[Any]:
@@ -245,12 +246,13 @@ class AsyncRaquel(
             if not await up_to_date(conn):
                 await migrate(conn)
 
-    async def schema_warning(self) -> str | None:
+    async def schema_warning(self, timeout: float = 5.0) -> str | None:
         """One line when the database's migrations are not this raquel_pg's (behind it, or ahead of
         it: see :func:`~raquel_pg.migrate_async.schema_warning`), else None. Never raises: a database
-        it cannot reach or read gives None. A worker logs it when it starts."""
+        it cannot reach within ``timeout`` seconds, or read, gives None. A worker logs it when it
+        starts (waiting at most 1 s for it)."""
         try:
-            async with self.connection() as conn:
+            async with self.connection(timeout=timeout) as conn:
                 return await schema_warning(conn)
         except psycopg.Error:
             return None

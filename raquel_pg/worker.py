@@ -280,7 +280,6 @@ class Worker:
         thread (ValueError otherwise).
         """
         restore = on_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
-        self._warn_if_schema_differs()
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
@@ -293,6 +292,7 @@ class Worker:
         )
         grace_period = 0.0
         try:
+            self._warn_if_schema_differs()
             self._producer.run()
             grace_period = self.grace_period
         finally:
@@ -315,7 +315,7 @@ class Worker:
 
     def _warn_if_schema_differs(self) -> None:
         """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
-        warning = self.rq.schema_warning()
+        warning = self.rq.schema_warning(timeout=1.0)  # a database down: the claims retry
         if warning is not None:
             logger.warning("%s", warning)
 

@@ -282,7 +282,6 @@ class AsyncWorker:
         thread (ValueError otherwise).
         """
         restore = aon_signals(STOP_SIGNALS, self._on_signal) if handle_signals else None
-        await self._warn_if_schema_differs()
         self._calls.notifier.subscribe(self, self.queues, self._producer.heard)
         self._calls.notifier.subscribe_payloads(self, "raquel_cancel", self._executor.stop_job)
         self._calls.notifier.subscribe_payloads(self._producer, "raquel_handoff", self._producer.handed)
@@ -295,6 +294,7 @@ class AsyncWorker:
         )
         grace_period = 0.0
         try:
+            await self._warn_if_schema_differs()
             await self._producer.run()
             grace_period = self.grace_period
         finally:
@@ -317,7 +317,7 @@ class AsyncWorker:
 
     async def _warn_if_schema_differs(self) -> None:
         """Logs a warning when the database's migrations are not this raquel_pg's (behind, or ahead)."""
-        warning = await self.rq.schema_warning()
+        warning = await self.rq.schema_warning(timeout=1.0)  # a database down: the claims retry
         if warning is not None:
             logger.warning("%s", warning)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -256,6 +257,18 @@ def test_a_worker_on_a_database_behind_warns_at_start(fresh: Conn, caplog: pytes
         worker.stop()  # run() returns at once, after its start
         worker.run()
     assert [r.getMessage() for r in caplog.records if "is behind this raquel_pg" in r.getMessage()]
+
+
+def test_a_worker_started_with_its_database_down_waits_at_most_a_second_for_the_schema_check() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with Raquel(f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=2") as rq:
+        worker = rq.subscribe("q")(lambda job: None)
+        worker.stop()  # run() returns once started: its schema check waits for no connection long
+        worker.run()
+    assert time.monotonic() - started < 10  # the pool's own wait is 30 s
 
 
 def test_the_engine_refuses_a_second_install_whatever_runs_the_migration(fresh: Conn) -> None:
