@@ -18,13 +18,12 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from ._acompat import asleep
-from .errors import InvalidArgument, MigrationError
+from .errors import MigrationError
 from .schema import (
     BOOKKEEPING_SQL,
     LOCK_ATTEMPTS,
     LOCK_PAUSES,
     LOCK_SQL,
-    LOCK_TIMEOUT_MAX_MS,
     LOCK_TIMEOUT_MS,
     LOCK_TIMEOUT_SQL,
     LONG_TRANSACTIONS_SQL,
@@ -36,7 +35,8 @@ from .schema import (
     before,
     check_applied,
     load_migrations,
-    pending,
+    lock_timeout_ms,
+    pending_migrations_of,
 )
 
 
@@ -118,16 +118,6 @@ async def schema_warning(conn: AsyncConnection[Any]) -> str | None:
     )
 
 
-def pending_migrations_of(
-    done: dict[int, tuple[str, str]], migrations: list[Migration] | None = None
-) -> list[Migration]:
-    """The migrations (default: the package's) not in ``done`` (version -> (name, checksum)), after
-    checking those applied (MigrationError)."""
-    migrations = load_migrations() if migrations is None else migrations
-    check_applied(migrations, done)
-    return pending(migrations, done)
-
-
 async def status(conn: AsyncConnection[Any]) -> list[MigrationState]:
     """Every known migration with its applied time (None when pending)."""
     done = await applied(conn)
@@ -160,16 +150,6 @@ async def check_install_schema(conn: AsyncConnection[Any]) -> bool:
             "(docs/deploying.md)"
         )
     return where is not None
-
-
-def lock_timeout_ms(lock_timeout: timedelta | None) -> int:
-    """``lock_timeout`` in ms (0: no limit, for None and zero); InvalidArgument past PostgreSQL's limit."""
-    ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
-    if ms > LOCK_TIMEOUT_MAX_MS:
-        raise InvalidArgument(
-            "lock_timeout", f"lock_timeout: at most {LOCK_TIMEOUT_MAX_MS} ms (PostgreSQL's limit), got {ms} ms"
-        )
-    return ms
 
 
 async def migrate(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import LiteralString
 
-from .errors import MigrationError
+from .errors import InvalidArgument, MigrationError
 
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -183,6 +184,26 @@ def check_applied(migrations: list[Migration], applied: dict[int, tuple[str, str
 def pending(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
     """The migrations not yet applied, in order."""
     return [m for m in migrations if m.version not in applied]
+
+
+def pending_migrations_of(
+    done: dict[int, tuple[str, str]], migrations: list[Migration] | None = None
+) -> list[Migration]:
+    """The migrations (default: the package's) not in ``done`` (version -> (name, checksum)), after
+    checking those applied (MigrationError)."""
+    migrations = load_migrations() if migrations is None else migrations
+    check_applied(migrations, done)
+    return pending(migrations, done)
+
+
+def lock_timeout_ms(lock_timeout: timedelta | None) -> int:
+    """``lock_timeout`` in ms (0: no limit, for None and zero); InvalidArgument past PostgreSQL's limit."""
+    ms = 0 if lock_timeout is None else max(0, int(lock_timeout.total_seconds() * 1000))
+    if ms > LOCK_TIMEOUT_MAX_MS:
+        raise InvalidArgument(
+            "lock_timeout", f"lock_timeout: at most {LOCK_TIMEOUT_MAX_MS} ms (PostgreSQL's limit), got {ms} ms"
+        )
+    return ms
 
 
 def script(migrations: list[Migration], lock_timeout_ms: int | None = LOCK_TIMEOUT_MS) -> str:

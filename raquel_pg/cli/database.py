@@ -15,13 +15,13 @@ from .. import embedded, roles
 from .. import migrate as migrations
 from ..durations import parse_duration
 from ..errors import RaquelError
-from ..schema import Migration, script
+from ..schema import Migration, lock_timeout_ms, script
 from .common import UserError, configured_dsn, connect, print_json, resolve_dsn
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     lock_timeout = parse_duration(args.lock_timeout, "--lock-timeout")
-    limit = migrations.lock_timeout_ms(lock_timeout)  # 0 (any zero): no limit
+    limit = lock_timeout_ms(lock_timeout)  # 0 (any zero): no limit
     with connect(args) as conn:
         if args.status:
             for state in migrations.status(conn):
