@@ -25,11 +25,11 @@ from .errors import MigrationError
 from .schema import (
     BOOKKEEPING_SQL,
     LOCK_ATTEMPTS,
+    LOCK_HOLDERS_SQL,
     LOCK_PAUSES,
     LOCK_SQL,
     LOCK_TIMEOUT_MS,
     LOCK_TIMEOUT_SQL,
-    LONG_TRANSACTIONS_SQL,
     RECORD_SQL,
     RECORDED_IN_SQL,
     SEARCH_PATH_SQL,
@@ -224,8 +224,9 @@ def _apply(conn: Connection[Any], migration: Migration, timeout_ms: int) -> bool
 
 
 def _lock_refusal(conn: Connection[Any], migration: Migration, timeout_ms: int) -> str:
-    """The error of a migration whose every attempt waited its lock timeout: the oldest open transactions named."""
-    cursor = conn.execute(LONG_TRANSACTIONS_SQL, (timeout_ms / 1000,))
+    """The error of a migration whose every attempt waited its lock timeout: the sessions in its way named
+    (LOCK_HOLDERS_SQL)."""
+    cursor = conn.execute(LOCK_HOLDERS_SQL, (timeout_ms / 1000,))
     rows = cursor.fetchall()
     holders = "; ".join(
         f"pid {pid} ({user}, {state}, open {seconds} s: {query!r})"

@@ -22,11 +22,11 @@ from .errors import MigrationError
 from .schema import (
     BOOKKEEPING_SQL,
     LOCK_ATTEMPTS,
+    LOCK_HOLDERS_SQL,
     LOCK_PAUSES,
     LOCK_SQL,
     LOCK_TIMEOUT_MS,
     LOCK_TIMEOUT_SQL,
-    LONG_TRANSACTIONS_SQL,
     RECORD_SQL,
     RECORDED_IN_SQL,
     SEARCH_PATH_SQL,
@@ -221,8 +221,9 @@ async def _apply(conn: AsyncConnection[Any], migration: Migration, timeout_ms: i
 
 
 async def _lock_refusal(conn: AsyncConnection[Any], migration: Migration, timeout_ms: int) -> str:
-    """The error of a migration whose every attempt waited its lock timeout: the oldest open transactions named."""
-    cursor = await conn.execute(LONG_TRANSACTIONS_SQL, (timeout_ms / 1000,))
+    """The error of a migration whose every attempt waited its lock timeout: the sessions in its way named
+    (LOCK_HOLDERS_SQL)."""
+    cursor = await conn.execute(LOCK_HOLDERS_SQL, (timeout_ms / 1000,))
     rows = await cursor.fetchall()
     holders = "; ".join(
         f"pid {pid} ({user}, {state}, open {seconds} s: {query!r})"

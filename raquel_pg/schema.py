@@ -40,7 +40,7 @@ LOCK_TIMEOUT_SQL = "SELECT set_config('lock_timeout', %s, true)"
 #: first: named in the error when every attempt timed out. pg_stat_activity hides another
 #: role's state, start and query from a role that is not a superuser or in pg_read_all_stats
 #: (then NULL: the pid and user still name the session).
-LONG_TRANSACTIONS_SQL = r"""
+LOCK_HOLDERS_SQL = r"""
 SELECT a.pid, coalesce(a.usename, ''), a.state,
        extract(epoch FROM now() - a.xact_start)::bigint, left(a.query, 80)
 FROM pg_stat_activity a

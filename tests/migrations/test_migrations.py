@@ -19,7 +19,7 @@ import pytest
 from raquel_pg import InvalidArgument, MigrationError, Raquel, embedded
 from raquel_pg.migrate import check_install_schema, migrate, pending_migrations, schema_warning, status
 from raquel_pg.roles import grant_roles
-from raquel_pg.schema import LONG_TRANSACTIONS_SQL, Migration, load_migrations, script
+from raquel_pg.schema import LOCK_HOLDERS_SQL, Migration, load_migrations, script
 
 Conn = psycopg.Connection[Any]
 
@@ -229,7 +229,7 @@ def test_the_sessions_holding_the_queue_are_named_to_a_role_that_may_not_see_the
     try:
         with open_enqueue(fresh.info.dsn) as (_, blocker_pid):
             with psycopg.connect(fresh.info.dsn, autocommit=True, options=f"-c role={role}") as owner:
-                rows = owner.execute(LONG_TRANSACTIONS_SQL, (3600,)).fetchall()
+                rows = owner.execute(LOCK_HOLDERS_SQL, (3600,)).fetchall()
         assert [(pid, state) for pid, _, state, _, _ in rows] == [(blocker_pid, None)]
     finally:
         fresh.execute(f'DROP ROLE "{role}"'.encode())
