@@ -359,13 +359,13 @@ class JobCalls:
         """The claimed ``rows`` as jobs whose leases the client keeps; those it cannot decode are set aside."""
         received_at = time.monotonic()
         jobs = [Job._bind(self, row, sent_at, lease, received_at) for row in rows]
-        runnable = [job for job in jobs if job.out_of_range is None]
+        runnable = [job for job in jobs if job.decodable()]
         self.leases.add_many(runnable)
         observer = instrument.observer
         if observer is not None:
             observer.claimed(len(jobs))
         if len(runnable) < len(jobs):
-            self._set_aside([job for job in jobs if job.out_of_range is not None])
+            self._set_aside([job for job in jobs if not job.decodable()])
         return runnable
 
     def _set_aside(self, jobs: list[Job]) -> None:

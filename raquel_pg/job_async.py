@@ -360,13 +360,13 @@ class AsyncJobCalls:
         """The claimed ``rows`` as jobs whose leases the client keeps; those it cannot decode are set aside."""
         received_at = time.monotonic()
         jobs = [AsyncJob._bind(self, row, sent_at, lease, received_at) for row in rows]
-        runnable = [job for job in jobs if job.out_of_range is None]
+        runnable = [job for job in jobs if job.decodable()]
         self.leases.add_many(runnable)
         observer = instrument.observer
         if observer is not None:
             observer.claimed(len(jobs))
         if len(runnable) < len(jobs):
-            await self._set_aside([job for job in jobs if job.out_of_range is not None])
+            await self._set_aside([job for job in jobs if not job.decodable()])
         return runnable
 
     async def _set_aside(self, jobs: list[AsyncJob]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -62,8 +63,13 @@ class JobRecord:
     column after :data:`JOB_COLUMNS`; elsewhere None).
     ``out_of_range``: None, or the stored ms of the times outside datetime's
     range (years 1-9999, possible only in rows written around the client),
-    by column; those columns then hold datetime's nearest end. A worker never
-    runs such a job: it records a failure saying so.
+    by column; those columns then hold datetime's nearest end.
+    ``payload_too_deep``: True when the payload is JSON nested deeper than
+    Python's json module reads (the interpreter's recursion limit, ~1,000
+    levels; PostgreSQL stores such text, and ``raquel_enqueue`` accepts it):
+    ``payload`` then holds the stored text. A worker never runs a job of
+    either kind: it records a failed attempt saying why (:meth:`undecodable`).
+    A claimed job's ``result`` is None (it has not succeeded).
 
     As raquel's ``Job``, it can be built by hand as a template for
     ``enqueue(payload=job)``: ``Job(queue="ingest", payload=1)``; every field
@@ -98,10 +104,14 @@ class JobRecord:
     payload: Any = field(default=_UNSET, repr=False, kw_only=True)
     trace_context: str | None = field(default=None, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
+    payload_too_deep: bool = field(init=False, repr=False, default=False)
 
     def __post_init__(self) -> None:
         if self.payload is _UNSET:
-            self.payload = params.decode_payload(self.raw_payload)
+            try:
+                self.payload = params.decode_payload(self.raw_payload)
+            except RecursionError:  # JSON nested deeper than Python's recursion limit
+                self.payload, self.payload_too_deep = self.raw_payload, True
         elif self.raw_payload is None:
             self.raw_payload = params.encode_payload(self.payload)
 
@@ -159,15 +169,26 @@ class JobRecord:
         record.out_of_range = out_of_range
         return record
 
+    def decodable(self) -> bool:
+        """Whether a worker can run this job as stored (:meth:`undecodable` is None), without building the reason."""
+        return self.out_of_range is None and not self.payload_too_deep
+
     def undecodable(self) -> str | None:
-        """Why this job cannot be run as stored (times outside datetime's range), or None."""
-        if not self.out_of_range:
-            return None
-        times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
-        return (
-            f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
-            "datetime (years 1-9999); the row was written around the raquel functions"
-        )
+        """Why this job cannot be run as stored (times outside datetime's range, a payload nested
+        too deeply), or None."""
+        reasons = []
+        if self.out_of_range:
+            times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
+            reasons.append(
+                f"the row cannot be decoded: {times} since the epoch is outside the range of Python's "
+                "datetime (years 1-9999); the row was written around the raquel functions"
+            )
+        if self.payload_too_deep:
+            reasons.append(
+                "the payload cannot be decoded: it is JSON nested deeper than Python's json module "
+                f"reads (the interpreter's recursion limit, {sys.getrecursionlimit()})"
+            )
+        return "; ".join(reasons) or None
 
 
 @dataclass(frozen=True)

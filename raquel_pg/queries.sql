@@ -58,7 +58,7 @@ SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s
 -- name: take
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, NULL::jsonb AS result, timeout,
        trace_context
 FROM raquel.raquel_take(job_id => %(job_id)s::uuid, claim_id => %(claim_id)s::uuid, lease => %(lease)s::bigint)
 
@@ -69,9 +69,12 @@ SELECT raquel.raquel_wait_end(%(worker)s::uuid)
 SELECT raquel.raquel_set_priority(%(job_id)s::uuid, %(priority)s::integer)
 
 -- name: claim
+-- A claimed job has not succeeded: its result is NULL, whatever a row written
+-- by hand holds (a jsonb nested too deeply for Python's json would fail the
+-- fetch of the whole claim, its jobs claimed).
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
-       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, result, timeout,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, NULL::jsonb AS result, timeout,
        trace_context
 FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s::text,
                          batch => %(batch)s::integer, lease => %(lease)s::bigint,

@@ -193,7 +193,7 @@ def _carrier(trace_context: str | None) -> dict[str, str] | None:
         return None
     try:
         value: Any = json.loads(trace_context)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply (a row written by hand)
         return None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         return None

@@ -140,6 +140,78 @@ async def test_async_dequeue_records_an_undecodable_row_as_failed_and_yields_non
     assert status_of(conn, bad) == "exhausted"
 
 
+#: Valid JSON that Python's json module cannot read: nested far deeper than the recursion limit.
+TOO_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_sync_worker_sets_aside_a_payload_nested_too_deeply_and_runs_the_rest_of_its_batch(
+    rq: Raquel, conn: Conn
+) -> None:
+    deep = enqueue(conn, "q", TOO_DEEP, max_retry_count=0)  # raquel_enqueue stores any text
+    good = [enqueue(conn, "q", str(i)) for i in range(3)]
+    ran: list[UUID] = []
+
+    @rq.subscribe("q", concurrency=4)
+    def handler(job: Job) -> None:
+        ran.append(job.id)
+
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, deep) == "exhausted")
+    alive = thread.is_alive()
+    handler.stop()
+    thread.join(10)
+    assert alive and sorted(ran) == sorted(good)
+    status, attempts, error, _ = row_of(conn, deep)
+    assert (status, attempts) == ("exhausted", 1)
+    assert "the payload cannot be decoded: it is JSON nested deeper" in error
+
+
+async def test_an_async_worker_sets_aside_a_payload_nested_too_deeply_and_runs_the_rest_of_its_batch(
+    arq: AsyncRaquel, conn: Conn
+) -> None:
+    deep = enqueue(conn, "q", TOO_DEEP, max_retry_count=0)
+    good = [enqueue(conn, "q", str(i)) for i in range(3)]
+    ran: list[UUID] = []
+
+    @arq.subscribe("q", concurrency=4)
+    async def handler(job: AsyncJob) -> None:
+        ran.append(job.id)
+
+    run = aspawn(handler.run, name="worker")
+    await await_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, deep) == "exhausted")
+    alive = not run.done()
+    handler.stop()
+    await ajoin([run], 10)
+    assert alive and sorted(ran) == sorted(good)
+    assert "nested deeper than Python's json module reads" in row_of(conn, deep)[2]
+
+
+async def test_a_claimed_job_has_no_result_whatever_its_row_holds(arq: AsyncRaquel, conn: Conn) -> None:
+    # A result jsonb nested too deeply for Python's json, written by hand on a waiting job:
+    # reading it would have failed the fetch of the whole claim.
+    job_id = enqueue(conn, "q", "x")
+    deep_result = "[" * 5_000 + "]" * 5_000  # deeper than Python reads, within PostgreSQL's stack depth
+    conn.execute("UPDATE raquel_jobs SET result = %s::jsonb WHERE id = %s", (deep_result, job_id))
+    results: list[Any] = []
+
+    @arq.subscribe("q")
+    async def handler(job: AsyncJob) -> None:
+        results.append(job.result)
+
+    run = aspawn(handler.run, name="worker")
+    await await_for(lambda: status_of(conn, job_id) == "success")
+    handler.stop()
+    await ajoin([run], 10)
+    assert results == [None]
+
+
+def test_get_shows_a_payload_nested_too_deeply_as_its_text(rq: Raquel, conn: Conn) -> None:
+    deep = enqueue(conn, "q", TOO_DEEP)
+    job = rq.get(deep)
+    assert job is not None and job.payload_too_deep and job.payload == TOO_DEEP == job.raw_payload
+    assert "nested deeper" in (job.undecodable() or "") and not job.decodable()
+
+
 def test_get_shows_an_undecodable_row_with_its_out_of_range_times(rq: Raquel, conn: Conn) -> None:
     bad = bad_row(conn, column="finished_at", ms=AFTER_YEAR_9999)
     job = rq.get(bad)
