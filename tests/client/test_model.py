@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from raquel_pg.model import JOB_COLUMNS, JobRecord
 from raquel_pg.params import decode_payload
@@ -85,3 +87,27 @@ def test_a_payload_reads_back_as_json_or_as_its_text(text: str) -> None:
 @pytest.mark.parametrize("text", [None, ""])
 def test_a_null_or_empty_payload_reads_back_as_none(text: str | None) -> None:
     assert decode_payload(text) is None
+
+
+#: JSON values, dumped as text, with or without whitespace or other text around them.
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+_around = st.sampled_from(["", " ", "\n", "\t ", "x", "]", "\x0c", "\ufeff"])
+
+
+@given(before=_around, value=_json_values, after=_around)
+def test_a_json_value_with_anything_around_it_reads_back_as_json_loads_reads_it(
+    before: str, value: Any, after: str
+) -> None:
+    text = before + json.dumps(value) + after
+    decoded, expected = decode_payload(text), as_raquel_reads_it(text)
+    assert decoded == expected or json.dumps(decoded) == json.dumps(expected)  # NaN is not NaN
+
+
+@given(st.text())
+def test_any_text_reads_back_as_json_loads_reads_it(text: str) -> None:
+    decoded, expected = decode_payload(text), (as_raquel_reads_it(text) if text else None)
+    assert decoded == expected or json.dumps(decoded) == json.dumps(expected)
