@@ -143,8 +143,12 @@ sleep = time.sleep
 
 
 def call_later(seconds: float, callback: Callable[..., None], *args: Any) -> threading.Timer:
-    """Calls ``callback(*args)`` in a daemon thread after ``seconds``; ``.cancel()`` the result to undo."""
-    timer = threading.Timer(seconds, callback, args)
+    """Calls ``callback(*args)`` in a daemon thread after ``seconds``; ``.cancel()`` the result to undo.
+
+    ``seconds`` beyond ``threading.TIMEOUT_MAX`` (~292 years) waits that long instead: a longer wait
+    raised OverflowError in the timer's thread (a job's ``timeout`` may be up to 2^62 ms).
+    """
+    timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX), callback, args)
     timer.daemon = True
     timer.start()
     return timer

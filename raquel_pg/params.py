@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import numbers
+import re
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -270,7 +271,34 @@ def encode_result(value: Any) -> str | None:
         raise InvalidArgument("result", "result: nested too deeply to be serialized as JSON") from None
     if "\\u0000" in text:
         raise InvalidArgument("result", "result: PostgreSQL jsonb cannot hold NUL (\\u0000) characters")
+    if "\\ud" in text and _lone_surrogate(text):
+        raise InvalidArgument(
+            "result", "result: text holding a lone surrogate cannot be stored (PostgreSQL jsonb is UTF-8)"
+        )
     return text
+
+
+#: An escape of JSON text: \uXXXX, or a backslash and the character it escapes.
+_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Whether JSON ``text`` escapes a UTF-16 surrogate that is not half of an adjacent pair (which
+    ``json.dumps`` writes for a str holding one, ``os.fsdecode``'s for a name that is not UTF-8,
+    say, and jsonb refuses)."""
+    high_end = -1  # where the escape of a high surrogate waiting for its low half ends
+    for escape in _JSON_ESCAPE.finditer(text):
+        code = escape.group(1)
+        unit = int(code[1:], 16) if len(code) == 5 else -1
+        if high_end >= 0:
+            if escape.start() != high_end or not 0xDC00 <= unit <= 0xDFFF:
+                return True
+            high_end = -1
+        elif 0xD800 <= unit <= 0xDBFF:
+            high_end = escape.end()
+        elif 0xDC00 <= unit <= 0xDFFF:
+            return True
+    return high_end >= 0
 
 
 def enqueue_many_args(

@@ -205,6 +205,25 @@ async def test_a_claimed_job_has_no_result_whatever_its_row_holds(arq: AsyncRaqu
     assert results == [None]
 
 
+def test_a_sync_worker_runs_a_job_whose_timeout_is_the_largest_sql_takes(
+    rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2^62 - 1 ms: beyond what a threading.Timer waits, whose thread raised OverflowError.
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook_args: raised.append(hook_args.exc_value))
+    job_id = enqueue(conn, "q", "x", timeout=4611686018427387903)
+
+    @rq.subscribe("q")
+    def handler(job: Job) -> None:
+        pass
+
+    thread = spawn(handler.run, name="worker")
+    wait_for(lambda: status_of(conn, job_id) == "success")
+    handler.stop()
+    thread.join(10)
+    assert raised == []
+
+
 def test_get_shows_a_payload_nested_too_deeply_as_its_text(rq: Raquel, conn: Conn) -> None:
     deep = enqueue(conn, "q", TOO_DEEP)
     job = rq.get(deep)

@@ -126,12 +126,13 @@ def test_result_of_an_unknown_job_or_bad_timeout_is_refused(rq: Raquel) -> None:
     assert negative.value.argument == "timeout"
 
 
-def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(rq: Raquel, conn: Conn) -> None:
+@pytest.mark.parametrize("result", [{1, 2}, "report-\udcff.pdf"], ids=["not json", "lone surrogate"])
+def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(rq: Raquel, conn: Conn, result: Any) -> None:
     rq.enqueue("q", 1)
     job = rq.claim("q")
     assert job is not None
     with pytest.raises(InvalidArgument) as refused:
-        job.complete({1, 2})
+        job.complete(result)
     assert refused.value.argument == "result"
     assert row(conn, job.id)["status"] == "claimed"
 

@@ -123,12 +123,15 @@ async def test_result_of_an_unknown_job_or_bad_timeout_is_refused(arq: AsyncRaqu
     assert negative.value.argument == "timeout"
 
 
-async def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(arq: AsyncRaquel, conn: Conn) -> None:
+@pytest.mark.parametrize("result", [{1, 2}, "report-\udcff.pdf"], ids=["not json", "lone surrogate"])
+async def test_a_result_that_is_not_json_is_refused_and_nothing_recorded(
+    arq: AsyncRaquel, conn: Conn, result: Any
+) -> None:
     await arq.enqueue("q", 1)
     job = await arq.claim("q")
     assert job is not None
     with pytest.raises(InvalidArgument) as refused:
-        await job.complete({1, 2})
+        await job.complete(result)
     assert refused.value.argument == "result"
     assert row(conn, job.id)["status"] == "claimed"
 

@@ -74,6 +74,19 @@ async def test_a_return_value_that_is_not_json_is_not_stored_and_the_success_sta
     assert status(conn, job.id)[:2] == ("success", None)
 
 
+@pytest.mark.parametrize("batch_outcomes", [False, True])
+async def test_a_return_value_holding_a_lone_surrogate_is_not_stored_and_the_success_stands(
+    arq: AsyncRaquel, conn: Conn, batch_outcomes: bool
+) -> None:
+    # As os.fsdecode gives for a file name that is not UTF-8: json.dumps escapes it, jsonb refuses
+    # it, and the success was refused with it (the job ran again at each lease's end).
+    worker = arq.subscribe("q", batch_outcomes=batch_outcomes)(lambda job: "report-\udcff.pdf")
+    job = await arq.enqueue("q", 1)
+    async with running(worker):
+        assert await job.wait(timeout=15) is None
+    assert status(conn, job.id)[:2] == ("success", None)
+
+
 async def test_a_worker_runs_registered_tasks(arq: AsyncRaquel, conn: Conn) -> None:
     @arq.task(queue="math", name="add")
     def add(a: int, b: int = 0) -> int:
