@@ -373,7 +373,7 @@ CREATE FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint,
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_retry_delay (docs/security.md)
 SELECT raquel.raquel_retry_delay($1, $2, $3, $4)$_$;
 
-COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+COMMENT ON FUNCTION public.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults), then to [0, 2^62] ms. Pure; never overflows, whatever a row holds.';
 
 CREATE FUNCTION public.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
@@ -2809,17 +2809,17 @@ CREATE FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint,
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT least(
+    SELECT greatest(0::float8, least(4611686018427387904::float8,
         raquel_retry_delay.max_retry_delay::float8,
         greatest(
             raquel_retry_delay.min_retry_delay::float8,
             raquel_retry_delay.backoff_base::float8
                 * power(2::float8, least(greatest(raquel_retry_delay.attempts - 1, 0), 62))
         )
-    )::bigint
+    ))::bigint
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults). Pure; never overflows.';
+COMMENT ON FUNCTION raquel.raquel_retry_delay(attempts integer, backoff_base bigint, min_retry_delay bigint, max_retry_delay bigint) IS 'The wait after a job''s n-th failed attempt: backoff_base * 2^(n-1) clamped to [min_retry_delay, max_retry_delay] (1 s, 2 s, 4 s, ... up to 12 h with the defaults), then to [0, 2^62] ms. Pure; never overflows, whatever a row holds.';
 
 CREATE FUNCTION raquel.raquel_retry_jobs(queue text DEFAULT NULL::text, statuses text[] DEFAULT NULL::text[], since timestamp with time zone DEFAULT NULL::timestamp with time zone, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER

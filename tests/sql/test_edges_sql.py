@@ -153,6 +153,35 @@ def test_a_retry_delay_past_the_range_is_capped_at_its_end(conn: Conn, rq: Raque
     assert record is not None and record.scheduled_at.year == 9999
 
 
+def test_a_failure_of_a_row_holding_the_largest_delays_is_recorded(conn: Conn, rq: Raquel) -> None:
+    # Written by hand: raquel_enqueue takes at most 2^62 - 1. The delay, computed in float8, rounded
+    # up to 2^63 and its cast failed every raquel_fail of the job (0026_retry_delay_range).
+    job, claim = claimed_job(conn)
+    conn.execute(
+        "UPDATE raquel_jobs SET min_retry_delay = %(max)s, max_retry_delay = %(max)s, backoff_base = %(max)s",
+        {"max": BIGINT_MAX},
+    )
+    assert conn.execute("SELECT raquel_fail(%s, %s, 'boom')", (job, claim)).fetchone() == ("failed",)
+    assert conn.execute("SELECT scheduled_at FROM raquel_jobs").fetchone() == (MAX,)
+
+
+@pytest.mark.parametrize(
+    ("backoff_base", "min_retry_delay", "max_retry_delay", "delay"),
+    [
+        (BIGINT_MAX, BIGINT_MAX, BIGINT_MAX, 2**62),
+        (BIGINT_MAX - 511, BIGINT_MAX - 511, BIGINT_MAX - 511, 2**62),
+        (BIGINT_MIN, BIGINT_MIN, BIGINT_MIN, 0),
+        (1000, -5000, -1000, 0),
+    ],
+)
+def test_the_retry_delay_stays_within_0_and_2_to_the_62(
+    conn: Conn, backoff_base: int, min_retry_delay: int, max_retry_delay: int, delay: int
+) -> None:
+    assert conn.execute(
+        "SELECT raquel_retry_delay(3, %s, %s, %s)", (backoff_base, min_retry_delay, max_retry_delay)
+    ).fetchone() == (delay,)
+
+
 @pytest.mark.parametrize("lease", [2**63 - 1, MAX])
 def test_claim_refuses_a_lease_running_past_the_range(conn: Conn, lease: int) -> None:
     conn.execute("SELECT raquel_enqueue('q')")
