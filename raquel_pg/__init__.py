@@ -21,6 +21,7 @@ from .errors import (
 )
 from .importer import import_raquel
 from .importer_async import import_raquel as import_raquel_async
+from .jsonvalues import UnreadableJSON
 from .model import JobRecord, QueueControls, QueueStats
 from .periodic import Schedule
 from .raquel_tables import ImportRefused, ImportReport, legacy_id
@@ -69,6 +70,7 @@ __all__ = [
     "StopSubscription",
     "Subscription",
     "Task",
+    "UnreadableJSON",
     "Worker",
     "import_raquel",
     "import_raquel_async",

@@ -28,6 +28,7 @@ from . import connect, params, tracing
 from .controls import QueueControlCalls
 from .errors import InvalidArgument, translate
 from .job import Job, JobCalls
+from .jsonvalues import read_unreadable_as_text
 from .leases import LeaseKeeper
 from .migrate import migrate, schema_warning, up_to_date
 from .model import JobRecord, QueueStats
@@ -208,6 +209,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
                 if not isinstance(conn, Connection):
                     raise InvalidArgument("conn", f"conn: expected a psycopg Connection, got {conn!r}")
                 cursor = Cursor(conn, row_factory=tuple_row)
+                read_unreadable_as_text(cursor)
                 cursor.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return cursor.fetchall() if _has_rows(cursor.pgresult) else []
             with self.connection() as pooled:
@@ -217,6 +219,7 @@ class Raquel(RaquelCalls, Subscriptions, Schedules, Results, Tasks, QueueControl
                         if known.closed:  # closed by the pool: broken, or past its max_lifetime
                             self._cursors.pop(known, None)
                     kept = self._cursors[pooled] = pooled.cursor()
+                    read_unreadable_as_text(kept)
                 used = pooled
                 kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return kept.fetchall() if _has_rows(kept.pgresult) else []

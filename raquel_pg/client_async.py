@@ -25,6 +25,7 @@ from . import connect, params, tracing
 from .controls_async import AsyncQueueControlCalls
 from .errors import InvalidArgument, translate
 from .job_async import AsyncJob, AsyncJobCalls
+from .jsonvalues import read_unreadable_as_text
 from .leases_async import AsyncLeaseKeeper
 from .migrate_async import migrate, schema_warning, up_to_date
 from .model import JobRecord, QueueStats
@@ -207,6 +208,7 @@ class AsyncRaquel(
                 if not isinstance(conn, AsyncConnection):
                     raise InvalidArgument("conn", f"conn: expected a psycopg AsyncConnection, got {conn!r}")
                 cursor = AsyncCursor(conn, row_factory=tuple_row)
+                read_unreadable_as_text(cursor)
                 await cursor.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await cursor.fetchall() if _has_rows(cursor.pgresult) else []
             async with self.connection() as pooled:
@@ -216,6 +218,7 @@ class AsyncRaquel(
                         if known.closed:  # closed by the pool: broken, or past its max_lifetime
                             self._cursors.pop(known, None)
                     kept = self._cursors[pooled] = pooled.cursor()
+                    read_unreadable_as_text(kept)
                 used = pooled
                 await kept.execute(QUERIES[query], args, prepare=self._prepare, binary=binary)
                 return await kept.fetchall() if _has_rows(kept.pgresult) else []

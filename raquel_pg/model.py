@@ -69,7 +69,10 @@ class JobRecord:
     levels; PostgreSQL stores such text, and ``raquel_enqueue`` accepts it):
     ``payload`` then holds the stored text. A worker never runs a job of
     either kind: it records a failed attempt saying why (:meth:`undecodable`).
-    A claimed job's ``result`` is None (it has not succeeded).
+    A claimed job's ``result`` is None (it has not succeeded). A stored
+    result Python's json cannot decode (nested deeper than its recursion
+    limit, an int of more than 4,300 digits) reads as
+    :class:`~raquel_pg.UnreadableJSON`, its text.
 
     As raquel's ``Job``, it can be built by hand as a template for
     ``enqueue(payload=job)``: ``Job(queue="ingest", payload=1)``; every field

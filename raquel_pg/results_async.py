@@ -22,7 +22,8 @@ from uuid import UUID
 
 from . import params
 from ._acompat import AEvent
-from .errors import InvalidArgument, JobFailed
+from .errors import InvalidArgument, JobFailed, RaquelError
+from .jsonvalues import UnreadableJSON
 from .model import JobRecord
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def job_outcome(job_id: object, row: tuple[Any, ...]) -> Any:
     """The value of a finished job's row of ``raquel_result``: its result, or :class:`JobFailed`."""
     status, _finished, result, error = row
     if status == params.SUCCESS:
+        if isinstance(result, UnreadableJSON):
+            raise RaquelError(f"job {job_id}: its result cannot be decoded: {result.reason}")
         return result
     raise JobFailed(job_id, status, error)
 
@@ -87,8 +90,10 @@ class AsyncResults:
         ``status`` and ``error``) when the job ended exhausted, expired or
         cancelled; ``TimeoutError`` when it has not finished after
         ``timeout`` (seconds, or a timedelta); :class:`~raquel_pg.InvalidArgument`
-        when there is no such job. A 'failed' job (to be retried) is not
-        finished: the wait goes on.
+        when there is no such job; :class:`~raquel_pg.RaquelError` when the
+        stored result is JSON Python cannot decode (written by hand, nested
+        deeper than its recursion limit, say). A 'failed' job (to be
+        retried) is not finished: the wait goes on.
 
         The wait is a notification (``NOTIFY raquel_results``, sent only for
         jobs someone waits on) heard on the client's LISTEN connection, then

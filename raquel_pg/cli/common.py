@@ -18,6 +18,7 @@ import psycopg
 
 from .. import embedded, params
 from ..errors import RaquelError, translate
+from ..jsonvalues import read_unreadable_as_text
 from ..migrate import schema_warning
 from ..model import JobRecord
 from ..queries import QUERIES
@@ -65,6 +66,7 @@ def connect(args: argparse.Namespace) -> psycopg.Connection[tuple[Any, ...]]:
         conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
     else:
         conn = psycopg.connect(dsn, autocommit=True)
+    read_unreadable_as_text(conn)  # a job whose result Python cannot decode is shown as its text
     if args.command not in NO_SCHEMA_WARNING:
         warning = schema_warning(conn)
         if warning is not None:

@@ -17,10 +17,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from .. import params
 from ..errors import translate
+from ..jsonvalues import read_unreadable_as_text
 from ..model import JobRecord
 from ..queries import QUERIES
 
@@ -126,6 +128,11 @@ class Privileges:
 NO_PRIVILEGES = Privileges(False, False, False, "", False)
 
 
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    """A new pooled connection: JSON Python cannot decode reads as its text (a job page shows it)."""
+    read_unreadable_as_text(conn)
+
+
 class Store:
     """The dashboard's database: an async pool of up to ``max_size`` connections to ``dsn``."""
 
@@ -137,6 +144,7 @@ class Store:
             open=False,
             name="raquel-dashboard",
             kwargs={"autocommit": True, "prepare_threshold": None},
+            configure=_configure,
         )
 
     async def open(self) -> None:

@@ -63,6 +63,17 @@ def bad_job(conn: Conn) -> UUID:
     return job_id
 
 
+def test_jobs_and_show_show_a_result_python_cannot_decode(cli: Run, conn: Conn) -> None:
+    # Stored through raquel_complete: an int of 5,000 digits, past Python's limit on reading ints.
+    job_id = enqueue(conn, "q", "x")
+    claim_id = conn.execute("SELECT claim_id FROM raquel_claim(ARRAY['q'])").fetchone()[0]  # type: ignore[index]
+    conn.execute("SELECT raquel_complete(%s, %s, result => %s::jsonb)", (job_id, claim_id, "9" * 5_000))
+    listed = cli("jobs")
+    assert listed.returncode == 0 and str(job_id) in listed.stdout, listed.stderr
+    shown = cli("show", str(job_id))
+    assert shown.returncode == 0 and "9" * 5_000 in shown.stdout, shown.stderr
+
+
 def test_jobs_and_show_show_an_undecodable_row(cli: Run, bad_job: UUID) -> None:
     listed = cli("jobs")
     assert listed.returncode == 0 and str(bad_job) in listed.stdout, listed.stderr

@@ -26,6 +26,7 @@ from raquel_pg import (
     NotMigrated,
     Raquel,
     RaquelError,
+    UnreadableJSON,
     params,
 )
 from raquel_pg._acompat import ajoin, aspawn, spawn
@@ -222,6 +223,36 @@ def test_a_sync_worker_runs_a_job_whose_timeout_is_the_largest_sql_takes(
     handler.stop()
     thread.join(10)
     assert raised == []
+
+
+#: Results jsonb stores and Python's json cannot decode, stored through raquel_complete (no row
+#: written around the functions): nested deeper than the recursion limit, an int of 5,000 digits.
+UNREADABLE_RESULTS = ["[" * 5_000 + "]" * 5_000, "9" * 5_000]
+
+
+def succeeded_with(conn: Conn, result: str) -> UUID:
+    job_id = enqueue(conn, "q", "x")
+    claim_id = conn.execute("SELECT claim_id FROM raquel_claim(ARRAY['q'])").fetchone()[0]  # type: ignore[index]
+    conn.execute("SELECT raquel_complete(%s, %s, result => %s::jsonb)", (job_id, claim_id, result))
+    return job_id
+
+
+@pytest.mark.parametrize("result", UNREADABLE_RESULTS, ids=["deep", "digits"])
+def test_get_shows_a_result_python_cannot_decode_as_its_text(rq: Raquel, conn: Conn, result: str) -> None:
+    job = rq.get(succeeded_with(conn, result))
+    assert job is not None and job.status == "success"
+    assert isinstance(job.result, UnreadableJSON) and job.result == result  # its stored text
+    assert job.result.reason
+
+
+@pytest.mark.parametrize("result", UNREADABLE_RESULTS, ids=["deep", "digits"])
+async def test_result_of_a_job_whose_result_python_cannot_decode_raises_saying_so(
+    arq: AsyncRaquel, conn: Conn, result: str
+) -> None:
+    job_id = succeeded_with(conn, result)
+    with pytest.raises(RaquelError, match="its result cannot be decoded"):
+        await arq.result(job_id, timeout=5)
+    assert (await arq.get(job_id)) is not None  # the reader beside it still reads the job
 
 
 def test_get_shows_a_payload_nested_too_deeply_as_its_text(rq: Raquel, conn: Conn) -> None:

@@ -219,6 +219,15 @@ def test_job_page_shows_payload_timings_error_and_trace(board: str, conn: Conn) 
         assert f"<dt>{label}</dt>" in page
 
 
+def test_job_page_shows_a_result_python_cannot_decode_as_its_text(board: str, conn: Conn) -> None:
+    # jsonb nested 5,000 deep, stored through raquel_complete: deeper than Python's json reads.
+    conn.execute("SELECT raquel_enqueue('emails', 'x')")
+    job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['emails'], 'w1')").fetchone()  # type: ignore[misc]
+    conn.execute("SELECT raquel_complete(%s, %s, result => %s::jsonb)", (job_id, claim_id, "[" * 5_000 + "]" * 5_000))
+    response = request(board, "GET", f"/jobs/{job_id}")
+    assert response.status == 200 and "[[[[" in response.text
+
+
 def test_a_job_failed_and_due_again_shows_no_wait(board: str, conn: Conn) -> None:
     conn.execute("SELECT raquel_enqueue('emails', 'x', min_retry_delay => 3600000, max_retry_delay => 3600000)")
     job_id, claim_id = conn.execute("SELECT id, claim_id FROM raquel_claim(ARRAY['emails'], 'w1')").fetchone()  # type: ignore[misc]
