@@ -37,6 +37,19 @@ STATS_COLUMNS = (
 )
 
 
+#: Control characters a terminal acts on (C0, DEL, C1), as escapes: an error message's ANSI
+#: sequence could retitle an operator's terminal or rewrite what it shows. Newline and tab are
+#: kept where text spans lines (an error trace).
+_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if code not in (0x09, 0x0A)}
+_CONTROLS_IN_A_LINE = {**_CONTROLS, 0x09: "\\t", 0x0A: "\\n"}
+
+
+def shown(text: str, *, lines: bool = False) -> str:
+    """``text`` with every control character a terminal would act on escaped (``\\x1b``); newlines
+    and tabs kept with ``lines``, else escaped too."""
+    return text.translate(_CONTROLS if lines else _CONTROLS_IN_A_LINE)
+
+
 def iso(moment: datetime | None) -> str | None:
     """An aware datetime as ``2026-11-23T12:00:00.123Z`` (None stays None)."""
     if moment is None:
@@ -132,14 +145,15 @@ def job_details(job: JobRecord) -> str:
     width = max(len(k) for k in data)
     if data.get("result") is not None:  # the handler's value, shown as the JSON it is stored as
         data["result"] = json.dumps(data["result"])
-    lines = [f"{key:<{width}}  {'-' if value is None else value}" for key, value in data.items()]
+    lines = [f"{key:<{width}}  {'-' if value is None else shown(str(value))}" for key, value in data.items()]
     if trace:
-        lines += ["error_trace:", trace.rstrip()]
+        lines += ["error_trace:", shown(trace.rstrip(), lines=True)]
     return "\n".join(lines)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain text table, columns left-aligned, numbers right-aligned."""
+    """A plain text table, columns left-aligned, numbers right-aligned; control characters escaped."""
+    rows = [[shown(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     numeric = [all(r[i].isdigit() for r in rows) for i in range(len(headers))]
 

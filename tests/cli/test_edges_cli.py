@@ -74,6 +74,21 @@ def test_jobs_and_show_show_a_result_python_cannot_decode(cli: Run, conn: Conn) 
     assert shown.returncode == 0 and "9" * 5_000 in shown.stdout, shown.stderr
 
 
+def test_jobs_and_show_escape_the_control_characters_of_an_error(cli: Run, conn: Conn) -> None:
+    # An exception's message may carry what a user sent: escape sequences would reach the
+    # operator's terminal (this one retitles the window, then clears the screen).
+    job_id = enqueue(conn, "q\x1b[31m", "x")
+    claim_id = conn.execute("SELECT claim_id FROM raquel_claim(ARRAY['q\x1b[31m'])").fetchone()[0]  # type: ignore[index]
+    error = "bad\x1b]0;owned\x07\x1b[2J"
+    conn.execute("SELECT raquel_fail(%s, %s, %s, %s)", (job_id, claim_id, error, "Traceback\n\tline\x1b[2J\n"))
+    listed, shown = cli("jobs"), cli("show", str(job_id))
+    assert listed.returncode == 0 and shown.returncode == 0, listed.stderr + shown.stderr
+    for output in (listed.stdout, shown.stdout):
+        assert "\x1b" not in output and "\x07" not in output
+    assert "bad\\x1b]0;owned\\x07\\x1b[2J" in listed.stdout and "q\\x1b[31m" in listed.stdout
+    assert "Traceback\n\tline\\x1b[2J" in shown.stdout  # a trace keeps its lines and tabs
+
+
 def test_jobs_and_show_show_an_undecodable_row(cli: Run, bad_job: UUID) -> None:
     listed = cli("jobs")
     assert listed.returncode == 0 and str(bad_job) in listed.stdout, listed.stderr
