@@ -654,12 +654,13 @@ BEGIN
     -- How far a walk of one priority level reads (0016_claim_walks).
     v_walk := greatest(256, 16 * raquel_claim.batch);
 
-    -- Rescue only when the oldest lease has run out: min() over
-    -- raquel_jobs_lease_idx, a plan the planner keeps whatever its
-    -- statistics say (an EXISTS probe let it pick a sequential scan on a
-    -- table never analyzed). status is read from the row, so this is a plain
-    -- index scan, which marks the entries of finished claims dead as it
-    -- passes them.
+    -- Rescue only when a lease has run out: the first entry of
+    -- raquel_jobs_lease_idx at or before now (0027_claim_probes: an index
+    -- range, which reads no entry of a lease still running; min() read the
+    -- entries of the claims just finished one by one, each a heap visit).
+    -- ORDER BY ... LIMIT 1 keeps it a plain index scan that stops at its
+    -- first live row (an EXISTS got a bitmap scan, which reads every
+    -- expired lease; this function rules out sequential scans).
     -- The probe reads every queue's leases, so the rescue takes every
     -- queue's lost jobs (issue 23, many queues): when it took only the queues
     -- asked for, one lease run out in a queue nobody claimed made every
@@ -672,7 +673,9 @@ BEGIN
     -- that they check it as the claim did; after a rescue on the real clock,
     -- the claim reads the clock again, so the jobs just rescued (scheduled
     -- at the rescue's now) are claimable by this call.
-    IF (SELECT min(j.lease_expires_at) FROM raquel_jobs j WHERE j.status = 'claimed') <= v_now THEN
+    IF (SELECT j.lease_expires_at FROM raquel_jobs j
+        WHERE j.lease_expires_at <= v_now AND j.status = 'claimed'
+        ORDER BY j.lease_expires_at LIMIT 1) IS NOT NULL THEN
         PERFORM raquel_rescue(NULL, raquel_claim.now);
         IF raquel_claim.now IS NULL THEN
             v_now := raquel_now_ms();
@@ -874,10 +877,20 @@ BEGIN
         END IF;
     ELSIF raquel_claim.queues IS NULL THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks).
-        v_level := (SELECT j.priority FROM raquel_jobs j
-                    WHERE j.status IN ('queued', 'failed')
-                    ORDER BY j.priority DESC LIMIT 1);
+        -- then the others in one (0016_claim_walks). Level 0 unless a ready
+        -- job is above it (0027_claim_probes: an index range that holds no
+        -- entry when no job has a priority above 0, where the highest level's
+        -- probe read the entries of the claims just made, each a heap visit).
+        -- When level 0 holds no ready job, its claim takes none and the
+        -- levels below are probed as after any level.
+        IF EXISTS (SELECT FROM raquel_jobs j
+                   WHERE j.status IN ('queued', 'failed') AND j.priority > 0) THEN
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.status IN ('queued', 'failed')
+                        ORDER BY j.priority DESC LIMIT 1);
+        ELSE
+            v_level := 0;
+        END IF;
         IF v_level IS NOT NULL THEN
             -- The level's jobs by their ctids (see the header, 4).
             RETURN QUERY
@@ -937,10 +950,17 @@ BEGIN
         END IF;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks).
-        v_level := (SELECT j.priority FROM raquel_jobs j
-                    WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                    ORDER BY j.queue, j.priority DESC LIMIT 1);
+        -- then the others in one (0016_claim_walks). Level 0 unless a ready
+        -- job of the queue is above it, as for every queue above.
+        IF EXISTS (SELECT FROM raquel_jobs j
+                   WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                     AND j.priority > 0) THEN
+            v_level := (SELECT j.priority FROM raquel_jobs j
+                        WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                        ORDER BY j.queue, j.priority DESC LIMIT 1);
+        ELSE
+            v_level := 0;
+        END IF;
         IF v_level IS NOT NULL THEN
             -- The level's jobs by their ctids (see the header, 4).
             RETURN QUERY

@@ -49,6 +49,31 @@ def test_claim_takes_highest_priority_then_oldest(conn: psycopg.Connection[Any],
     assert sorted(claim_payloads(conn, queues, 10)) == ["low-old", "mid-new"]
 
 
+@pytest.mark.parametrize("queues", [None, ["q"], ["q", "other"]], ids=["all", "one", "several"])
+def test_claim_takes_the_highest_level_below_0_when_no_job_is_at_0(
+    conn: psycopg.Connection[Any], queues: list[str] | None
+) -> None:
+    # A claim starts at level 0 unless a job is above it (0027_claim_probes): level 0 empty, the
+    # levels below are found as after any level.
+    for payload, priority in [("lowest", -5), ("low", -1)]:
+        conn.execute("SELECT raquel_enqueue('q', %s, priority => %s, now => %s)", (payload, priority, T - 1000))
+    assert claim_payloads(conn, queues, 1) == ["low"]
+    assert claim_payloads(conn, queues, 1) == ["lowest"]
+    assert claim_payloads(conn, queues, 1) == []
+
+
+@pytest.mark.parametrize("queues", [None, ["q"], ["q", "other"]], ids=["all", "one", "several"])
+def test_a_job_above_0_enqueued_between_claims_is_claimed_first(
+    conn: psycopg.Connection[Any], queues: list[str] | None
+) -> None:
+    for payload in ["a", "b"]:
+        conn.execute("SELECT raquel_enqueue('q', %s, now => %s)", (payload, T - 1000))
+    assert claim_payloads(conn, queues, 1) == ["a"]
+    conn.execute("SELECT raquel_enqueue('q', 'urgent', priority => 3, now => %s)", (T - 10,))
+    assert claim_payloads(conn, queues, 1) == ["urgent"]
+    assert claim_payloads(conn, queues, 1) == ["b"]
+
+
 def test_a_worker_runs_a_claims_jobs_highest_priority_then_oldest_first(rq: Raquel) -> None:
     # Enqueued so that their order on disk is not the claim's: the client sorts a claim's rows.
     for payload, priority, delay in [

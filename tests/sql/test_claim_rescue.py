@@ -23,3 +23,13 @@ def test_a_claim_of_one_queue_rescues_a_lost_job_of_another(conn: Conn) -> None:
     conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['a'], 'dead', 1, 1000, %s)", (T,))
     conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['b'], 'w', 1, 60000, %s)", (T + 5000,))
     assert status_of(conn, "a") == ["failed"]  # its lease ran out: claimable again
+
+
+def test_a_claim_rescues_a_lease_that_runs_out_at_its_now_and_not_one_a_ms_later(conn: Conn) -> None:
+    # The rescue probe reads the leases at or before now (0027_claim_probes).
+    for queue, lease in [("ends-now", 5000), ("ends-later", 5001)]:
+        conn.execute("SELECT raquel_enqueue(%s, 'x', now => %s)", (queue, T))
+        conn.execute("SELECT count(*) FROM raquel_claim(ARRAY[%s], 'dead', 1, %s, %s)", (queue, lease, T))
+    conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['other'], 'w', 1, 60000, %s)", (T + 5000,))
+    assert status_of(conn, "ends-now") == ["failed"]
+    assert status_of(conn, "ends-later") == ["claimed"]
