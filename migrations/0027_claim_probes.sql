@@ -10,28 +10,36 @@
 --    claimed: past the entries of every job finished since (their rows
 --    deleted or no longer claimed), each a heap visit until an index scan
 --    could mark it dead. Now it reads the range of leases at or before now,
---    which holds no entry while no lease has run out (a lease is now + 60 s
---    by default), and rescues when it finds one, as before.
+--    and rescues when it finds a claimed job there, as before. That range
+--    holds no entry of a lease still running (a lease is now + 60 s by
+--    default): only lost jobs' and, about a lease after they finished, the
+--    entries of finished jobs that no scan has marked dead yet, each read
+--    once (this probe marks them).
 -- 2. The highest level's probe, the first ready job in priority order, read
 --    the ready index from the start of the queue's range up to its first
 --    live entry: past the entries of the jobs claimed in the last
 --    milliseconds (their old row versions, not yet dead to every
---    transaction), each a heap visit. Now a claim starts at level 0 unless
---    a ready job is above it: a probe of the range priority > 0, which holds
---    no entry when no job has a higher priority. When one does, the highest
---    level is probed as before; when level 0 holds no ready job, its claim
---    takes none and the levels below are found as after any level.
+--    transaction), each a heap visit. Now the probe reads only the range
+--    priority > 0 of the index, in the index's order (so that no plan made
+--    on other statistics reads another index): its first live entry is the
+--    highest level, and with no job above 0 the range holds no entry (only
+--    the entries of such jobs claimed lately, until a scan marks them dead)
+--    and the claim starts at level 0. When level 0 holds no ready job, its
+--    claim takes none and the levels below are found as after any level.
 --
 -- In a fast-mode drain of 400,000 jobs (4 processes x 24, bench/RESULTS.md,
 -- 2026-12-07) the two probes read ~500 and ~300 index entries a claim of
 -- ~250 jobs; auto_explain showed the level probe with 1,541 heap fetches
 -- and the rescue probe up to 311 buffers (1.4 ms) in one claim. Which jobs
--- a claim takes, and when it rescues, are unchanged. Fast-mode drains, 10
--- interleaved rounds: 10 in flight 1.032x the code before (10 of 10 rounds;
--- the server's CPU 11.2 -> 10.6 us a job), 4 x 24 1.008x (5 of 10). A claim
--- that finds nothing now runs three statements (the probe, level 0's claim,
--- the probe of the levels below) instead of one: a one-job claim of an empty
--- queue 336 -> 367 us, one that finds its job 537 -> 529 us.
+-- a claim takes, and when it rescues, are unchanged (among jobs of equal
+-- priority and scheduled_at, which is taken first was never defined and may
+-- differ). Fast-mode drains, 10 interleaved rounds, against 0024's
+-- raquel_claim: 1.045x, 1.034x and 1.041x at 10, 50 and 4 x 24 in flight
+-- (paired medians; 10, 10 and 8 rounds of 10 won), the server's CPU 0.4-0.6
+-- us a job less. A claim that finds nothing now runs three statements (the
+-- probe, level 0's claim, the probe of the levels below) instead of one: a
+-- one-job claim of an empty queue 321 -> 349 us; one that finds its job
+-- 524 -> 508 us.
 
 -- Guarantees: as 0024_edge_values' raquel_claim (see its header and
 -- 0016_claim_walks'), with the two probes above.
@@ -326,22 +334,17 @@ BEGIN
         END IF;
     ELSIF raquel_claim.queues IS NULL THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks). Level 0 unless a ready
-        -- job is above it (0027_claim_probes: an index range that holds no
-        -- entry when no job has a priority above 0, where the highest level's
-        -- probe read the entries of the claims just made, each a heap visit).
-        -- When level 0 holds no ready job, its claim takes none and the
-        -- levels below are probed as after any level.
-        IF EXISTS (SELECT FROM raquel_jobs j
-                   WHERE j.status IN ('queued', 'failed') AND j.priority > 0) THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.status IN ('queued', 'failed')
-                        ORDER BY j.priority DESC LIMIT 1);
-        ELSE
-            v_level := 0;
-        END IF;
+        -- then the others in one (0016_claim_walks). The highest level above
+        -- 0, else 0 (0027_claim_probes: the range priority > 0 holds no entry
+        -- when no job has a priority above 0, where the highest level's probe
+        -- read the entries of the claims just made, each a heap visit). When
+        -- level 0 holds no ready job, its claim takes none and the levels
+        -- below are probed as after any level.
+        v_level := coalesce((SELECT j.priority FROM raquel_jobs j
+                             WHERE j.status IN ('queued', 'failed') AND j.priority > 0
+                             ORDER BY j.priority DESC LIMIT 1), 0);
         IF v_level IS NOT NULL THEN
-            -- The level's jobs by their ctids (see the header, 4).
+            -- The level's jobs by their ctids (0024_edge_values' header, 4).
             RETURN QUERY
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
@@ -399,19 +402,14 @@ BEGIN
         END IF;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks). Level 0 unless a ready
-        -- job of the queue is above it, as for every queue above.
-        IF EXISTS (SELECT FROM raquel_jobs j
-                   WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                     AND j.priority > 0) THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                        ORDER BY j.queue, j.priority DESC LIMIT 1);
-        ELSE
-            v_level := 0;
-        END IF;
+        -- then the others in one (0016_claim_walks). The highest level above
+        -- 0, else 0, as for every queue above.
+        v_level := coalesce((SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                               AND j.priority > 0
+                             ORDER BY j.queue, j.priority DESC LIMIT 1), 0);
         IF v_level IS NOT NULL THEN
-            -- The level's jobs by their ctids (see the header, 4).
+            -- The level's jobs by their ctids (0024_edge_values' header, 4).
             RETURN QUERY
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
@@ -470,7 +468,7 @@ BEGIN
             END IF;
         END IF;
     ELSIF cardinality(raquel_claim.queues) > 1 THEN
-        -- Several queues: by raquel_claim_listed (see this file's header), which
+        -- Several queues: by raquel_claim_listed (0013_claim_generic_plans' header), which
         -- walks the all-queues index with generic plans of its own, sorts allowed.
         PERFORM set_config('enable_sort', 'on', true);
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,

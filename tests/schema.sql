@@ -877,22 +877,17 @@ BEGIN
         END IF;
     ELSIF raquel_claim.queues IS NULL THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks). Level 0 unless a ready
-        -- job is above it (0027_claim_probes: an index range that holds no
-        -- entry when no job has a priority above 0, where the highest level's
-        -- probe read the entries of the claims just made, each a heap visit).
-        -- When level 0 holds no ready job, its claim takes none and the
-        -- levels below are probed as after any level.
-        IF EXISTS (SELECT FROM raquel_jobs j
-                   WHERE j.status IN ('queued', 'failed') AND j.priority > 0) THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.status IN ('queued', 'failed')
-                        ORDER BY j.priority DESC LIMIT 1);
-        ELSE
-            v_level := 0;
-        END IF;
+        -- then the others in one (0016_claim_walks). The highest level above
+        -- 0, else 0 (0027_claim_probes: the range priority > 0 holds no entry
+        -- when no job has a priority above 0, where the highest level's probe
+        -- read the entries of the claims just made, each a heap visit). When
+        -- level 0 holds no ready job, its claim takes none and the levels
+        -- below are probed as after any level.
+        v_level := coalesce((SELECT j.priority FROM raquel_jobs j
+                             WHERE j.status IN ('queued', 'failed') AND j.priority > 0
+                             ORDER BY j.priority DESC LIMIT 1), 0);
         IF v_level IS NOT NULL THEN
-            -- The level's jobs by their ctids (see the header, 4).
+            -- The level's jobs by their ctids (0024_edge_values' header, 4).
             RETURN QUERY
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
@@ -950,19 +945,14 @@ BEGIN
         END IF;
     ELSIF cardinality(raquel_claim.queues) = 1 THEN
         -- The highest level by its own statements (most claims need no other),
-        -- then the others in one (0016_claim_walks). Level 0 unless a ready
-        -- job of the queue is above it, as for every queue above.
-        IF EXISTS (SELECT FROM raquel_jobs j
-                   WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                     AND j.priority > 0) THEN
-            v_level := (SELECT j.priority FROM raquel_jobs j
-                        WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
-                        ORDER BY j.queue, j.priority DESC LIMIT 1);
-        ELSE
-            v_level := 0;
-        END IF;
+        -- then the others in one (0016_claim_walks). The highest level above
+        -- 0, else 0, as for every queue above.
+        v_level := coalesce((SELECT j.priority FROM raquel_jobs j
+                             WHERE j.queue = ANY (raquel_claim.queues) AND j.status IN ('queued', 'failed')
+                               AND j.priority > 0
+                             ORDER BY j.queue, j.priority DESC LIMIT 1), 0);
         IF v_level IS NOT NULL THEN
-            -- The level's jobs by their ctids (see the header, 4).
+            -- The level's jobs by their ctids (0024_edge_values' header, 4).
             RETURN QUERY
             UPDATE raquel_jobs j SET
                 status = 'claimed', claimed_by = raquel_claim.claim_as, claimed_at = v_now,
@@ -1021,7 +1011,7 @@ BEGIN
             END IF;
         END IF;
     ELSIF cardinality(raquel_claim.queues) > 1 THEN
-        -- Several queues: by raquel_claim_listed (see this file's header), which
+        -- Several queues: by raquel_claim_listed (0013_claim_generic_plans' header), which
         -- walks the all-queues index with generic plans of its own, sorts allowed.
         PERFORM set_config('enable_sort', 'on', true);
         RETURN QUERY SELECT * FROM raquel_claim_listed(raquel_claim.queues, raquel_claim.claim_as, v_left,

@@ -218,6 +218,22 @@ def test_a_claim_planned_on_an_empty_table_does_not_walk_the_queues_that_came_la
     assert touched <= MAX_BUFFERS
 
 
+def test_a_claim_planned_on_an_empty_table_does_not_walk_a_higher_level_of_another_queue(make_database: Any) -> None:
+    # The probe for a level above 0 (0027_claim_probes) keeps to the queue's index range, whatever
+    # the statistics of the table it was planned on.
+    dsn: str = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as other:
+        migrate(conn)
+        for _ in range(8):
+            conn.execute("SELECT * FROM raquel_claim(ARRAY['small'], 'w', 1, 60000)")
+        other.execute(
+            "SELECT count(*) FROM raquel_enqueue_many('big', array_fill('x'::text, ARRAY[%s]), priority => 5)", [BIG]
+        )
+        other.execute("SELECT count(*) FROM raquel_enqueue_many('small', array_fill('x'::text, ARRAY[100]))")
+        touched = buffers(conn, "SELECT * FROM raquel_claim(ARRAY['small'], 'w', 5, 60000)", times=1)
+    assert touched <= MAX_BUFFERS
+
+
 def test_a_claim_of_several_queues_leaves_the_session_planner_settings_as_they_were(
     skewed: psycopg.Connection[Any],
 ) -> None:
