@@ -39,7 +39,10 @@
 -- us a job less. A claim that finds nothing now runs three statements (the
 -- probe, level 0's claim, the probe of the levels below) instead of one: a
 -- one-job claim of an empty queue 321 -> 349 us; one that finds its job
--- 524 -> 508 us.
+-- 524 -> 508 us. And since claims no longer mark the lease entries of
+-- finished jobs dead, the first raquel_next_due of a worker going idle after
+-- a burst reads them (its min(lease_expires_at) marks them): 10.2 ms after
+-- 100,000 jobs claimed and finished within the lease, against 1.5 ms.
 
 -- Guarantees: as 0024_edge_values' raquel_claim (see its header and
 -- 0016_claim_walks'), with the two probes above.
