@@ -426,6 +426,13 @@ class JobCalls:
         due: int | None = rows[0][0]
         return due
 
+    def claimers(self, queues: list[str] | None, other_than: str) -> int:
+        """How many workers other than ``other_than`` hold claimed jobs of ``queues`` (``raquel_claimers``:
+        among the newest leases)."""
+        rows = self.fetch("claimers", {"queues": queues, "other_than": other_than})
+        count: int = rows[0][0]
+        return count
+
     def complete_many(self, jobs: list[Job]) -> list[bool]:
         """Records the success of ``jobs`` in one fenced call; per job, whether it was recorded.
 

@@ -83,6 +83,9 @@ FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s:
 -- name: next_due
 SELECT raquel.raquel_next_due(%(queues)s::text[])
 
+-- name: claimers
+SELECT raquel.raquel_claimers(%(queues)s::text[], %(other_than)s::text)
+
 -- name: renew_leases
 SELECT raquel.raquel_renew_leases(%(job_ids)b::uuid[], %(claim_ids)b::uuid[], %(lease)s::bigint)
 

@@ -144,6 +144,13 @@ SELECT * FROM raquel.raquel_claim_outcome($1, $2)$_$;
 
 COMMENT ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
 
+CREATE FUNCTION public.raquel_claimers(queues text[] DEFAULT NULL::text[], other_than text DEFAULT NULL::text, sample integer DEFAULT 1000) RETURNS integer
+    LANGUAGE sql STABLE
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_claimers (docs/security.md)
+SELECT raquel.raquel_claimers($1, $2, $3)$_$;
+
+COMMENT ON FUNCTION public.raquel_claimers(queues text[], other_than text, sample integer) IS 'How many workers (distinct claimed_by) other than other_than hold claimed jobs of queues (NULL: any queue) among the sample newest leases of every queue. Reads at most sample claimed jobs; never waits for a lock. A worker with a prefetch keeps a second claim in flight only while this is 0 (0028_claimers). 22023 for a sample not between 1 and 1000000.';
+
 CREATE FUNCTION public.raquel_clock(p_function text, p_now bigint) RETURNS bigint
     LANGUAGE sql STABLE
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_clock (docs/security.md)
@@ -1213,6 +1220,32 @@ CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS 
 $$;
 
 COMMENT ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) IS 'Read-only: when claim claim_id of job job_id has ended, the status and error that claim''s outcome (or the rescue that ended it) left; no row while the claim still runs or when it is not the job''s last claim. Workers call it after an outcome whose reply was lost, to learn whether it committed.';
+
+CREATE FUNCTION raquel.raquel_claimers(queues text[] DEFAULT NULL::text[], other_than text DEFAULT NULL::text, sample integer DEFAULT 1000) RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET max_parallel_workers_per_gather TO '0'
+    AS $$
+BEGIN
+    IF raquel_claimers.sample IS NULL OR raquel_claimers.sample NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM raquel_invalid('raquel_claimers', 'sample',
+            format('must be between 1 and 1000000, got %s', coalesce(raquel_claimers.sample::text, 'NULL')));
+    END IF;
+    -- The newest leases over raquel_jobs_lease_idx, read backwards: a claim's
+    -- jobs share its lease's end, so the sample spans the last claims of every
+    -- worker still claiming (and the jobs whose leases were renewed last).
+    RETURN (SELECT count(DISTINCT s.claimed_by)
+            FROM (SELECT j.claimed_by, j.queue FROM raquel_jobs j
+                  WHERE j.lease_expires_at IS NOT NULL AND j.status = 'claimed'
+                  ORDER BY j.lease_expires_at DESC
+                  LIMIT raquel_claimers.sample) AS s
+            WHERE s.claimed_by IS DISTINCT FROM raquel_claimers.other_than
+              AND (raquel_claimers.queues IS NULL OR s.queue = ANY (raquel_claimers.queues)));
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_claimers(queues text[], other_than text, sample integer) IS 'How many workers (distinct claimed_by) other than other_than hold claimed jobs of queues (NULL: any queue) among the sample newest leases of every queue. Reads at most sample claimed jobs; never waits for a lock. A worker with a prefetch keeps a second claim in flight only while this is 0 (0028_claimers). 22023 for a sample not between 1 and 1000000.';
 
 CREATE FUNCTION raquel.raquel_clock(p_function text, p_now bigint) RETURNS bigint
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -3913,6 +3946,8 @@ REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, 
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_claimers(queues text[], other_than text, sample integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_complete(job_id uuid, claim_id uuid, now bigint, result jsonb) FROM PUBLIC;
@@ -4008,6 +4043,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch i
 REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_claimers(queues text[], other_than text, sample integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_clock(p_function text, p_now bigint) FROM PUBLIC;
 

@@ -197,6 +197,7 @@ def exercise(conn: Conn, q: str) -> list[str]:
         run("SELECT @raquel_retry(%s::uuid)", ids[1])
         run("SELECT @raquel_set_priority(%s::uuid, 3::integer)", ids[4])
     run("SELECT @raquel_next_due(ARRAY['hq']::text[])")
+    run("SELECT @raquel_claimers(ARRAY['hq']::text[], 'w'::text)")
     worker = uuid.uuid4()
     run("SELECT @raquel_wait_begin(%s::uuid, ARRAY['hq']::text[], 1000::bigint)", worker)
     run("SELECT @raquel_wait_end(%s::uuid)", worker)
@@ -308,7 +309,7 @@ def test_planted_objects_never_run_as_the_owner(hostile: dict[str, str], planted
             assert owner_name not in markers(conn), (kind, markers(conn))
         # What each role was granted ran (and so did the definer functions behind it).
         assert not [e for e in refused if "raquel_enqueue(" in e and kind != "plain"], refused
-        assert not [e for e in refused if "raquel_claim(" in e and kind in ("worker", "operator")], refused
+        assert not [e for e in refused if "raquel_claim" in e and kind in ("worker", "operator")], refused
         assert not [e for e in refused if kind == "operator"], refused
     assert canary(hostile["owner"]) == []
 

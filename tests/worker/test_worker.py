@@ -10,15 +10,19 @@ tools/async_to_sync.py) runs the same tests against the sync client.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from raquel_pg import InvalidArgument, Job, Raquel, Worker, completer
+from raquel_pg import InvalidArgument, Job, Raquel, Worker, completer, producer
 from raquel_pg._acompat import current, join, sleep, spawn
+from raquel_pg.roles import grant_roles
 
 Conn = psycopg.Connection[Any]
 
@@ -364,51 +368,142 @@ def test_prefetch_claims_again_once_half_of_it_is_free(rq: Raquel, conn: Conn) -
     ]
 
 
+def claims_waiting(conn: Conn) -> int:
+    """The raquel_claim calls waiting for a lock (a LOCK TABLE of the test's)."""
+    return conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%raquel_claim(%'"
+    ).fetchone()[0]
+
+
+class LateClaims:
+    """A worker with ``concurrency=1, prefetch=8`` on 40 jobs of 'q', whose handler finishes a job only
+    once ``allowed`` says so, and claims held up by a lock on raquel_jobs (plain reads are not)."""
+
+    def __init__(self, rq: Raquel, conn: Conn, dsn: str) -> None:
+        self.conn, self.dsn = conn, dsn
+        self.allowed = 0  # jobs the handler may finish so far
+        self.finished = 0
+
+        @rq.subscribe("q", concurrency=1, prefetch=8, grace_period=10)
+        def handler(job: Job) -> None:
+            while self.finished >= self.allowed:
+                sleep(0.005)
+            self.finished += 1
+
+        self.worker = handler
+
+    def start(self, rq: Raquel) -> Any:
+        """Enqueues the jobs and runs the worker until its first claim filled its slots."""
+        rq.enqueue_many("q", list(range(40)))
+        run = spawn(self.worker.run, name="worker")
+        wait_until(lambda: self.worker.running == 9)  # concurrency + prefetch
+        return run
+
+    def hold_until_late(self) -> None:
+        """With claims held up (``LOCK TABLE raquel_jobs IN EXCLUSIVE MODE``): lets the worker send
+        a claim (half the prefetch free), then run four more jobs, so that the claim is late."""
+        self.allowed += 4
+        wait_until(lambda: claims_waiting(self.conn) == 1)  # half the prefetch free: a claim of four
+        self.allowed += 4
+        wait_until(lambda: self.finished == self.allowed)  # four more free: the claim is late
+
+    def one_late_claim(self) -> None:
+        """One late claim, then waits for the worker to hold concurrency + prefetch jobs again: once
+        back, that claim's call read which workers claim 'q' (raquel_claimers) on its connection."""
+        with psycopg.connect(self.dsn) as locker:
+            locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+            self.hold_until_late()
+        wait_until(lambda: self.worker.running == 9 and claims_waiting(self.conn) == 0)
+
+
 def test_prefetch_two_claims_in_flight_keep_the_bound_and_stop_hands_both_back(
-    rq: Raquel, conn: Conn, dsn: str
+    rq: Raquel, conn: Conn, dsn: str, monkeypatch: Any
 ) -> None:
-    allowed = [0]  # jobs the handler may finish so far
-    finished = [0]
-
-    @rq.subscribe("q", concurrency=1, prefetch=8, grace_period=10)
-    def handler(job: Job) -> None:
-        while finished[0] >= allowed[0]:
-            sleep(0.005)
-        finished[0] += 1
-
-    def claims_waiting() -> int:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%raquel_claim%'"
-        ).fetchone()[0]
-
-    def held() -> int:
-        return conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone()[0]
-
-    rq.enqueue_many("q", list(range(40)))
-    run = spawn(handler.run, name="worker")
-    wait_until(lambda: handler.running == 9)  # concurrency + prefetch: a claim that filled its slots
+    monkeypatch.setattr(producer, "CLAIMERS_READING_STANDS", 3600.0)
+    late = LateClaims(rq, conn, dsn)
+    run = late.start(rq)
+    late.one_late_claim()  # the worker reads that nobody else claims 'q'
     with psycopg.connect(dsn) as locker:
-        # Every claim now waits for this lock: the claims in flight can be counted.
-        locker.execute("LOCK TABLE raquel_jobs IN ACCESS EXCLUSIVE MODE")
-        allowed[0] = 4
-        wait_until(lambda: claims_waiting() == 1)  # half the prefetch free: a claim of four
-        allowed[0] = 8
-        wait_until(lambda: claims_waiting() == 2)  # four more free, the first late: the second claim
-        wait_until(lambda: finished[0] == 8)
+        locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+        late.hold_until_late()
+        wait_until(lambda: claims_waiting(conn) == 2)  # the second claim
         # Both claims are in flight: their eight slots stay reserved (one job held, none free), no
         # third claim goes, and the worker stops with both in flight.
-        assert handler.running == 1 and claims_waiting() == 2
-        handler.stop()
+        assert late.worker.running == 1 and claims_waiting(conn) == 2
+        late.worker.stop()
         locker.rollback()  # the claims go through, then hand back what they got
-    allowed[0] = 40
+    late.allowed = 40
     join([run], 10)
-    assert held() == 0
-    # Eight finished before the stop, the one running then finished; every other job, the two
+    # Sixteen finished before the stop, the one running then finished; every other job, the two
     # claims' eight among them, is queued again with no attempt counted.
     assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
-        ("queued", 0, 31),
-        ("success", 1, 9),
+        ("queued", 0, 23),
+        ("success", 1, 17),
+    ]
+
+
+def test_prefetch_keeps_one_claim_in_flight_while_another_worker_holds_jobs_of_its_queue(
+    rq: Raquel, conn: Conn, dsn: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(producer, "CLAIMERS_READING_STANDS", 3600.0)
+    conn.execute("SELECT raquel_enqueue('q', 'x')")
+    conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['q'], 'another worker', 1)")
+    late = LateClaims(rq, conn, dsn)
+    run = late.start(rq)
+    late.one_late_claim()  # the worker reads that another worker claims 'q'
+    with psycopg.connect(dsn) as locker:
+        locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+        late.hold_until_late()
+        sleep(0.3)  # time for a wrongful second claim
+        assert late.worker.running == 1 and claims_waiting(conn) == 1
+        late.worker.stop()
+        locker.rollback()
+    late.allowed = 40
+    join([run], 10)
+    # The late claim's four jobs handed back; the other worker's job still its own.
+    assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("claimed", 1),
+        ("queued", 23),
+        ("success", 17),
+    ]
+    assert conn.execute("SELECT claimed_by FROM raquel_jobs WHERE status = 'claimed'").fetchall() == [
+        ("another worker",)
+    ]
+
+
+def test_prefetch_keeps_two_claims_in_flight_for_a_role_not_granted_raquel_claimers(
+    conn: Conn, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `raquel-pg grant --worker` gave before 0028_claimers, in the engine and install schemas.
+    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    grant_roles(conn, worker=role)
+    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+        conn.execute(
+            f'REVOKE EXECUTE ON FUNCTION "{schema}".raquel_claimers(text[], text, integer) FROM "{role}"'.encode()
+        )
+    caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
+    try:
+        with Raquel(make_conninfo(dsn, options=f"-c role={role}")) as rq:
+            late = LateClaims(rq, conn, dsn)
+            run = late.start(rq)
+            late.one_late_claim()  # its reading refused: it claims as before
+            with psycopg.connect(dsn) as locker:
+                locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+                late.hold_until_late()
+                wait_until(lambda: claims_waiting(conn) == 2)  # the second claim
+                late.worker.stop()
+                locker.rollback()
+            late.allowed = 40
+            join([run], 10)
+    finally:
+        conn.execute(f'DROP OWNED BY "{role}"'.encode())
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+    assert caplog.text.count("granted raquel_claimers") == 1
+    assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("queued", 23),
+        ("success", 17),
     ]
 
 

@@ -7,15 +7,19 @@ tools/async_to_sync.py) runs the same tests against the sync client.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, completer_async
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, InvalidArgument, completer_async, producer_async
 from raquel_pg._acompat import acurrent, ajoin, asleep, aspawn
+from raquel_pg.roles import grant_roles
 
 Conn = psycopg.Connection[Any]
 
@@ -363,51 +367,142 @@ async def test_prefetch_claims_again_once_half_of_it_is_free(arq: AsyncRaquel, c
     ]
 
 
+def claims_waiting(conn: Conn) -> int:
+    """The raquel_claim calls waiting for a lock (a LOCK TABLE of the test's)."""
+    return conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%raquel_claim(%'"
+    ).fetchone()[0]
+
+
+class LateClaims:
+    """A worker with ``concurrency=1, prefetch=8`` on 40 jobs of 'q', whose handler finishes a job only
+    once ``allowed`` says so, and claims held up by a lock on raquel_jobs (plain reads are not)."""
+
+    def __init__(self, arq: AsyncRaquel, conn: Conn, dsn: str) -> None:
+        self.conn, self.dsn = conn, dsn
+        self.allowed = 0  # jobs the handler may finish so far
+        self.finished = 0
+
+        @arq.subscribe("q", concurrency=1, prefetch=8, grace_period=10)
+        async def handler(job: AsyncJob) -> None:
+            while self.finished >= self.allowed:
+                await asleep(0.005)
+            self.finished += 1
+
+        self.worker = handler
+
+    async def start(self, arq: AsyncRaquel) -> Any:
+        """Enqueues the jobs and runs the worker until its first claim filled its slots."""
+        await arq.enqueue_many("q", list(range(40)))
+        run = aspawn(self.worker.run, name="worker")
+        await wait_until(lambda: self.worker.running == 9)  # concurrency + prefetch
+        return run
+
+    async def hold_until_late(self) -> None:
+        """With claims held up (``LOCK TABLE raquel_jobs IN EXCLUSIVE MODE``): lets the worker send
+        a claim (half the prefetch free), then run four more jobs, so that the claim is late."""
+        self.allowed += 4
+        await wait_until(lambda: claims_waiting(self.conn) == 1)  # half the prefetch free: a claim of four
+        self.allowed += 4
+        await wait_until(lambda: self.finished == self.allowed)  # four more free: the claim is late
+
+    async def one_late_claim(self) -> None:
+        """One late claim, then waits for the worker to hold concurrency + prefetch jobs again: once
+        back, that claim's call read which workers claim 'q' (raquel_claimers) on its connection."""
+        with psycopg.connect(self.dsn) as locker:
+            locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+            await self.hold_until_late()
+        await wait_until(lambda: self.worker.running == 9 and claims_waiting(self.conn) == 0)
+
+
 async def test_prefetch_two_claims_in_flight_keep_the_bound_and_stop_hands_both_back(
-    arq: AsyncRaquel, conn: Conn, dsn: str
+    arq: AsyncRaquel, conn: Conn, dsn: str, monkeypatch: Any
 ) -> None:
-    allowed = [0]  # jobs the handler may finish so far
-    finished = [0]
-
-    @arq.subscribe("q", concurrency=1, prefetch=8, grace_period=10)
-    async def handler(job: AsyncJob) -> None:
-        while finished[0] >= allowed[0]:
-            await asleep(0.005)
-        finished[0] += 1
-
-    def claims_waiting() -> int:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%raquel_claim%'"
-        ).fetchone()[0]
-
-    def held() -> int:
-        return conn.execute("SELECT count(*) FROM raquel_jobs WHERE status = 'claimed'").fetchone()[0]
-
-    await arq.enqueue_many("q", list(range(40)))
-    run = aspawn(handler.run, name="worker")
-    await wait_until(lambda: handler.running == 9)  # concurrency + prefetch: a claim that filled its slots
+    monkeypatch.setattr(producer_async, "CLAIMERS_READING_STANDS", 3600.0)
+    late = LateClaims(arq, conn, dsn)
+    run = await late.start(arq)
+    await late.one_late_claim()  # the worker reads that nobody else claims 'q'
     with psycopg.connect(dsn) as locker:
-        # Every claim now waits for this lock: the claims in flight can be counted.
-        locker.execute("LOCK TABLE raquel_jobs IN ACCESS EXCLUSIVE MODE")
-        allowed[0] = 4
-        await wait_until(lambda: claims_waiting() == 1)  # half the prefetch free: a claim of four
-        allowed[0] = 8
-        await wait_until(lambda: claims_waiting() == 2)  # four more free, the first late: the second claim
-        await wait_until(lambda: finished[0] == 8)
+        locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+        await late.hold_until_late()
+        await wait_until(lambda: claims_waiting(conn) == 2)  # the second claim
         # Both claims are in flight: their eight slots stay reserved (one job held, none free), no
         # third claim goes, and the worker stops with both in flight.
-        assert handler.running == 1 and claims_waiting() == 2
-        handler.stop()
+        assert late.worker.running == 1 and claims_waiting(conn) == 2
+        late.worker.stop()
         locker.rollback()  # the claims go through, then hand back what they got
-    allowed[0] = 40
+    late.allowed = 40
     await ajoin([run], 10)
-    assert held() == 0
-    # Eight finished before the stop, the one running then finished; every other job, the two
+    # Sixteen finished before the stop, the one running then finished; every other job, the two
     # claims' eight among them, is queued again with no attempt counted.
     assert conn.execute("SELECT status, attempts, count(*) FROM raquel_jobs GROUP BY 1, 2 ORDER BY 1").fetchall() == [
-        ("queued", 0, 31),
-        ("success", 1, 9),
+        ("queued", 0, 23),
+        ("success", 1, 17),
+    ]
+
+
+async def test_prefetch_keeps_one_claim_in_flight_while_another_worker_holds_jobs_of_its_queue(
+    arq: AsyncRaquel, conn: Conn, dsn: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(producer_async, "CLAIMERS_READING_STANDS", 3600.0)
+    conn.execute("SELECT raquel_enqueue('q', 'x')")
+    conn.execute("SELECT count(*) FROM raquel_claim(ARRAY['q'], 'another worker', 1)")
+    late = LateClaims(arq, conn, dsn)
+    run = await late.start(arq)
+    await late.one_late_claim()  # the worker reads that another worker claims 'q'
+    with psycopg.connect(dsn) as locker:
+        locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+        await late.hold_until_late()
+        await asleep(0.3)  # time for a wrongful second claim
+        assert late.worker.running == 1 and claims_waiting(conn) == 1
+        late.worker.stop()
+        locker.rollback()
+    late.allowed = 40
+    await ajoin([run], 10)
+    # The late claim's four jobs handed back; the other worker's job still its own.
+    assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("claimed", 1),
+        ("queued", 23),
+        ("success", 17),
+    ]
+    assert conn.execute("SELECT claimed_by FROM raquel_jobs WHERE status = 'claimed'").fetchall() == [
+        ("another worker",)
+    ]
+
+
+async def test_prefetch_keeps_two_claims_in_flight_for_a_role_not_granted_raquel_claimers(
+    conn: Conn, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What `raquel-pg grant --worker` gave before 0028_claimers, in the engine and install schemas.
+    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    grant_roles(conn, worker=role)
+    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+        conn.execute(
+            f'REVOKE EXECUTE ON FUNCTION "{schema}".raquel_claimers(text[], text, integer) FROM "{role}"'.encode()
+        )
+    caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
+    try:
+        async with AsyncRaquel(make_conninfo(dsn, options=f"-c role={role}")) as arq:
+            late = LateClaims(arq, conn, dsn)
+            run = await late.start(arq)
+            await late.one_late_claim()  # its reading refused: it claims as before
+            with psycopg.connect(dsn) as locker:
+                locker.execute("LOCK TABLE raquel_jobs IN EXCLUSIVE MODE")
+                await late.hold_until_late()
+                await wait_until(lambda: claims_waiting(conn) == 2)  # the second claim
+                late.worker.stop()
+                locker.rollback()
+            late.allowed = 40
+            await ajoin([run], 10)
+    finally:
+        conn.execute(f'DROP OWNED BY "{role}"'.encode())
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+    assert caplog.text.count("granted raquel_claimers") == 1
+    assert conn.execute("SELECT status, count(*) FROM raquel_jobs GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("queued", 23),
+        ("success", 17),
     ]
 
 
