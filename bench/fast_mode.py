@@ -76,6 +76,11 @@ LAST_DELETE = "SELECT extract(epoch FROM max(at)) FROM public.bench_deletes"
 Run = tuple[Span, float | None, float | None]
 
 
+#: The fastest settings (docs/guides/fast-paths.md, "The fastest settings"): issue 23's fast-mode
+#: goal is read on them (bench/report.py), graphile-worker deleting its finished jobs too.
+FASTEST = f"prefetch={FAST_PREFETCH}, {NON_DURABLE}, the queue's retention 0"
+
+
 def shape_name(concurrency: int, processes: int) -> str:
     """How a shape is shown: '10', or '4 x 24'."""
     return str(concurrency) if processes == 1 else f"{processes} x {concurrency}"
@@ -280,4 +285,6 @@ def scenario_fast(server: Server, sizes: Sizes) -> Section:
         section.figures[f"{name} {settings}"] = median
         if ratio is not None:
             section.figures[f"ratio {name} {settings}"] = ratio
+            if name == "raquel_pg" and settings.endswith(FASTEST):
+                section.figures[f"ratio fastest graphile-worker @{shape}"] = ratio
     return section
