@@ -358,9 +358,10 @@ class AsyncProducer:
         a reading that stands :data:`CLAIMERS_READING_STANDS` seconds. Never raises a database
         error: a schema without the function, or a role not granted it, counts as none for good; a
         failed reading keeps the last one."""
-        self._read_claimers = False
         try:
             others = await self._calls.claimers(self._queues, self._claim_as)
+            self._shared = others > 0
+            self._shared_until = time.monotonic() + CLAIMERS_READING_STANDS
         except (psycopg.errors.InsufficientPrivilege, NotMigrated) as error:
             logger.warning(
                 "this worker sends its second claims whoever else claims its queues (%s); once the database is "
@@ -369,13 +370,12 @@ class AsyncProducer:
                 error,
             )
             self._shared, self._shared_until = False, float("inf")
-            return
         except psycopg.Error as error:
             logger.warning("could not read which workers claim this worker's queues (%s)", error)
             self._shared_until = time.monotonic() + CLAIMERS_READING_STANDS
-            return
-        self._shared = others > 0
-        self._shared_until = time.monotonic() + CLAIMERS_READING_STANDS
+        finally:
+            # Cleared once the reading stands: jobs that finished meanwhile found it stale and asked again.
+            self._read_claimers = False
 
     async def _claim(self, batch: int) -> list[AsyncJob]:
         """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability."""
