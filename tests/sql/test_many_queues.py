@@ -1,6 +1,6 @@
 """A claim of a list of queues (0006_claim: more than 16 queues, since 0013_claim_generic_plans two or
-more, are claimed by raquel_claim_listed, a walk of the all-queues index with a hashed membership test, cut short
-per level and then finished one index probe per queue).
+more, are claimed by raquel_claim_listed, a walk of the all-queues index keeping the listed queues' jobs by a hash
+join (0029_claim_listed_hash_join), cut short per level and then finished one index probe per queue).
 
 Time is fixed through the functions' ``now`` argument: T is an arbitrary instant in ms.
 """
@@ -56,6 +56,14 @@ def test_a_long_list_claims_only_its_queues(conn: Conn) -> None:
     taken = claim(conn, LONG)
     assert sorted(q for q, _, _ in taken) == [LONG[30], LONG[30], LONG[7], LONG[7], LONG[7]]
     assert count(conn, "queued", "other") == 5
+
+
+def test_a_long_list_naming_a_queue_twice_claims_each_job_once_and_fills_the_batch(conn: Conn) -> None:
+    enqueue(conn, LONG[3], 6, now=T - 10)
+    enqueue(conn, LONG[5], 2)
+    taken = claim(conn, [LONG[3], *LONG, LONG[3], LONG[5]], batch=7)
+    assert sorted(q for q, _, _ in taken) == [LONG[3]] * 6 + [LONG[5]]
+    assert count(conn, "claimed") == 7
 
 
 def test_a_long_list_claims_the_highest_priority_then_the_oldest_first(conn: Conn) -> None:
@@ -150,7 +158,7 @@ def test_a_long_list_of_rare_queues_does_not_walk_the_big_one(skewed: Conn) -> N
     assert touched <= 600
 
 
-def test_a_long_list_walks_the_all_queues_index_with_generic_hashed_plans(skewed: Conn) -> None:
+def test_a_long_list_walks_the_all_queues_index_with_generic_plans_hashing_the_names(skewed: Conn) -> None:
     for queue in LONG:
         skewed.execute("SELECT raquel_enqueue(%s, 'x', priority => 7)", (queue,))
     for _ in range(6):  # past the point where a cached plan may turn generic
@@ -159,13 +167,15 @@ def test_a_long_list_walks_the_all_queues_index_with_generic_hashed_plans(skewed
         skewed.execute("LOAD 'auto_explain'")
     except psycopg.Error as error:
         pytest.skip(f"auto_explain not available: {error}")
-    skewed.execute("SET auto_explain.log_verbose = on")  # shows the membership test's hashing
+    skewed.execute("SET auto_explain.log_verbose = on")
     try:
         plans = nested_plans(skewed, f"SELECT count(*) FROM raquel_claim(ARRAY{LONG!r}, 'w', 1, 60000)")
     finally:
         skewed.execute("RESET auto_explain.log_verbose")
     assert "Index Scan using raquel_jobs_ready_priority_idx" in plans
-    assert "hashed SubPlan" in plans
+    assert "Hash Left Join" in plans  # the walk, probing a hash table of the names
+    assert "Function Scan on pg_catalog.unnest l" in plans
+    assert "Nested Loop Left Join" not in plans  # which would compare each row with every name
     assert "Seq Scan on raquel_jobs" not in plans
     assert "ANY ('{l0," not in plans  # the list is a parameter: no plan made with the names as a constant
 
