@@ -135,7 +135,7 @@ CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch i
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
 BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -1054,6 +1054,8 @@ CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch i
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
+    SET enable_nestloop TO 'off'
+    SET enable_mergejoin TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     SET jit TO 'off'
     AS $$
@@ -1081,9 +1083,12 @@ BEGIN
             SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
                    coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
             INTO v_cands, v_names, v_seen
-            FROM (SELECT r.ctid, r.queue, r.listed, r.n
+            -- The listed queues are the inner side of a hash join (the
+            -- function's settings leave no other join): a hash table of the
+            -- names built once per statement, which the walk, its outer side,
+            -- probes row by row in its own order.
+            FROM (SELECT r.ctid, r.queue, l.name IS NOT NULL AS listed, r.n
                   FROM (SELECT j.ctid, j.queue::text AS queue,
-                               j.queue IN (SELECT unnest(raquel_claim_listed.queues)) AS listed,
                                row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
                         FROM raquel_jobs j
                         WHERE j.priority = v_level
@@ -1091,7 +1096,8 @@ BEGIN
                           AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                         ORDER BY j.scheduled_at
                         LIMIT v_walk) AS r
-                  WHERE r.listed OR r.n = v_walk
+                  LEFT JOIN unnest(raquel_claim_listed.queues) AS l(name) ON l.name = r.queue
+                  WHERE l.name IS NOT NULL OR r.n = v_walk
                   LIMIT v_need) AS w;
             IF cardinality(v_cands) > 0 THEN
                 RETURN QUERY
@@ -1208,7 +1214,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index with a hashed membership test, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
