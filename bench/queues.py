@@ -21,6 +21,10 @@
    1,000 listed queues among a big unlisted queue (skewed; the listed jobs drained). Rounds
    interleaved (order reversed every other round); rate = jobs / (last success - first claim).
 
+3. ``--sweeps``: the one-job claim's rescue of every queue against the queues asked for.
+4. ``--walk``: the long list's walk as migrated (0029: a hash join) against 0006's (a hashed
+   subplan), each in a database of its own beside a one-queue database, claims alternating.
+
 Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.queues``. It prints
 Markdown to paste into bench/RESULTS.md.
 """
@@ -289,6 +293,63 @@ def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
     return out
 
 
+def listed_0006_sql() -> str:
+    """raquel_claim_listed as 0006_claim.sql defines it (its walk's hashed subplan), as CREATE OR REPLACE."""
+    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
+    start = text.index("CREATE FUNCTION raquel_claim_listed(")
+    body = text[start : text.index("\n$$;\n", start) + len("\n$$;\n")]
+    return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+def walk_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
+    """Part 4 (``--walk``): the long list's walk as migrated against 0006's, interleaved.
+
+    Three databases: one queue's jobs, and two holding the same jobs spread over 1,000 queues, one
+    with ``raquel_claim_listed`` as migrated and one with 0006's. Claims of ``batch`` (durable, a
+    lease of an hour, the list binary and built once) alternate call by call across the three,
+    the order reversed every other round; one round unmeasured first.
+    """
+    labels = ("one queue", "1,000 listed queues, as migrated", "1,000 listed queues, 0006's walk")
+    jobs = (rounds + 1) * calls * batch
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    per_round: dict[str, list[float]] = {label: [] for label in labels}
+    with srv.database("walk_1") as d1, srv.database("walk_new") as dnew, srv.database("walk_old") as dold:
+        conns = {
+            label: psycopg.connect(dsn, autocommit=True) for label, dsn in zip(labels, (d1, dnew, dold), strict=True)
+        }
+        lists = {labels[0]: FixedTextArray(names(1)), labels[1]: FixedTextArray(names(1000))}
+        lists[labels[2]] = lists[labels[1]]
+        try:
+            install(conns[labels[2]], listed_0006_sql())
+            for label, listed in zip(labels, (1, 1000, 1000), strict=True):
+                fill(conns[label], listed, jobs, skewed=False)
+            for r in range(rounds + 1):
+                this_round: dict[str, list[float]] = {label: [] for label in labels}
+                for _ in range(calls):
+                    for label in labels if r % 2 else reversed(labels):
+                        started = time.perf_counter()
+                        conns[label].execute(
+                            CLAIM.format(fn="raquel_claim").encode(), (lists[label], batch), prepare=True
+                        )
+                        this_round[label].append(time.perf_counter() - started)
+                if r:
+                    for label in labels:
+                        times[label] += this_round[label]
+                        per_round[label].append(statistics.median(this_round[label]))
+        finally:
+            for conn in conns.values():
+                conn.close()
+    one = statistics.median(times[labels[0]])
+    out = [f"| claim of {batch} | p50 ms | ÷ one queue |", "|---|---:|---:|"]
+    out += [
+        f"| {label} | {statistics.median(times[label]) * 1e3:.3f} | {statistics.median(times[label]) / one:.2f}x |"
+        for label in labels
+    ]
+    ratios = [old / new for new, old in zip(per_round[labels[1]], per_round[labels[2]], strict=True)]
+    out += ["", "0006's walk ÷ as migrated, per round: " + ", ".join(f"{x:.3f}" for x in ratios)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.queues", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of part 1 (default 5)")
@@ -298,10 +359,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per drain (default 20,000)")
     parser.add_argument("--skip-drain", action="store_true", help="part 1 only")
     parser.add_argument("--sweeps", action="store_true", help="only the one-job claim's rescue (part 3)")
+    parser.add_argument("--walk", action="store_true", help="only the long list's walk against 0006's (part 4)")
     args = parser.parse_args()
     with server() as srv:
         if args.sweeps:
             print("\n".join(sweep_latency(srv, args.rounds, args.calls)))
+            return
+        if args.walk:
+            print("\n".join(walk_latency(srv, args.rounds, args.calls, args.batch)))
             return
         lines = claim_latency(srv, args.rounds, args.calls, args.batch)
         if not args.skip_drain:
