@@ -22,8 +22,9 @@
    interleaved (order reversed every other round); rate = jobs / (last success - first claim).
 
 3. ``--sweeps``: the one-job claim's rescue of every queue against the queues asked for.
-4. ``--walk``: the long list's walk as migrated (0029: a hash join) against 0006's (a hashed
-   subplan), each in a database of its own beside a one-queue database, claims alternating.
+4. ``--walk``: a claim of 1,000 listed queues with the names sent (0029's walk, a hash join), by a
+   registered list (0030_queue_lists), and with the names sent to 0006's walk (a hashed subplan),
+   each in a database of its own beside a one-queue database, claims alternating.
 
 Run it under the shared lock: ``flock /work/wt/bench.lock python -m bench.queues``. It prints
 Markdown to paste into bench/RESULTS.md.
@@ -42,6 +43,8 @@ from typing import Any
 
 import psycopg
 
+from raquel_pg.migrate import migrate
+from raquel_pg.schema import load_migrations
 from raquel_pg.textarray import FixedTextArray
 
 from .default_mode import default_worker
@@ -185,7 +188,10 @@ def claim_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]
     return out
 
 
-MODE_LABELS = {"list": "a Python list (dumped per call)", "binary": "binary, built once: the worker's way"}
+MODE_LABELS = {
+    "list": "a Python list (dumped per call)",
+    "binary": "binary, built once (up to 16 queues, the worker's way)",
+}
 
 
 SPAN_ALL = """
@@ -301,36 +307,62 @@ def listed_0006_sql() -> str:
     return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
-def walk_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
-    """Part 4 (``--walk``): the long list's walk as migrated against 0006's, interleaved.
+#: ``--walk``'s claim by a registered list (0030_queue_lists).
+CLAIM_LIST = (
+    "SELECT count(*) FROM raquel.raquel_claim(claim_as => 'bench', batch => %s, lease => 3600000, queue_list => %s)"
+)
 
-    Three databases: one queue's jobs, and two holding the same jobs spread over 1,000 queues, one
-    with ``raquel_claim_listed`` as migrated and one with 0006's. Claims of ``batch`` (durable, a
-    lease of an hour, the list binary and built once) alternate call by call across the three,
-    the order reversed every other round; one round unmeasured first.
+
+def walk_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
+    """Part 4 (``--walk``): a claim of 1,000 listed queues three ways, interleaved with one queue's.
+
+    Four databases: one queue's jobs, and three holding the same jobs spread over 1,000 queues:
+    claimed with the names sent (as migrated: 0029's walk, a hash join), by a registered list
+    (0030_queue_lists: an index probe of its members per job read), and with the names sent to
+    0006's walk (a hashed subplan; that database migrated up to 0029, whose ``raquel_claim`` calls
+    it). Claims of ``batch`` (durable, a lease of an hour, the names binary and built once)
+    alternate call by call across the four, the order reversed every other round; one round
+    unmeasured first.
     """
-    labels = ("one queue", "1,000 listed queues, as migrated", "1,000 listed queues, 0006's walk")
+    labels = (
+        "one queue",
+        "1,000 listed queues, names sent",
+        "1,000 listed queues, registered list",
+        "1,000 listed queues, names sent, 0006's walk",
+    )
     jobs = (rounds + 1) * calls * batch
     times: dict[str, list[float]] = {label: [] for label in labels}
     per_round: dict[str, list[float]] = {label: [] for label in labels}
-    with srv.database("walk_1") as d1, srv.database("walk_new") as dnew, srv.database("walk_old") as dold:
+    with (
+        srv.database("walk_1") as d1,
+        srv.database("walk_names") as dnames,
+        srv.database("walk_list") as dlist,
+        srv.database("walk_old", migrated=False) as dold,
+    ):
         conns = {
-            label: psycopg.connect(dsn, autocommit=True) for label, dsn in zip(labels, (d1, dnew, dold), strict=True)
+            label: psycopg.connect(dsn, autocommit=True)
+            for label, dsn in zip(labels, (d1, dnames, dlist, dold), strict=True)
         }
-        lists = {labels[0]: FixedTextArray(names(1)), labels[1]: FixedTextArray(names(1000))}
-        lists[labels[2]] = lists[labels[1]]
         try:
-            install(conns[labels[2]], listed_0006_sql())
-            for label, listed in zip(labels, (1, 1000, 1000), strict=True):
+            migrate(conns[labels[3]], [m for m in load_migrations() if m.version <= 29])
+            install(conns[labels[3]], listed_0006_sql())
+            for label, listed in zip(labels, (1, 1000, 1000, 1000), strict=True):
                 fill(conns[label], listed, jobs, skewed=False)
+            row = conns[labels[2]].execute("SELECT raquel.raquel_queue_list(%s)", (names(1000),)).fetchone()
+            assert row is not None
+            calls_of: dict[str, tuple[str, tuple[Any, ...]]] = {
+                labels[0]: (CLAIM.format(fn="raquel_claim"), (FixedTextArray(names(1)), batch)),
+                labels[1]: (CLAIM.format(fn="raquel_claim"), (FixedTextArray(names(1000)), batch)),
+                labels[2]: (CLAIM_LIST, (batch, row[0])),
+                labels[3]: (CLAIM.format(fn="raquel_claim"), (FixedTextArray(names(1000)), batch)),
+            }
             for r in range(rounds + 1):
                 this_round: dict[str, list[float]] = {label: [] for label in labels}
                 for _ in range(calls):
                     for label in labels if r % 2 else reversed(labels):
+                        statement, args = calls_of[label]
                         started = time.perf_counter()
-                        conns[label].execute(
-                            CLAIM.format(fn="raquel_claim").encode(), (lists[label], batch), prepare=True
-                        )
+                        conns[label].execute(statement.encode(), args, prepare=True)
                         this_round[label].append(time.perf_counter() - started)
                 if r:
                     for label in labels:
@@ -345,8 +377,9 @@ def walk_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
         f"| {label} | {statistics.median(times[label]) * 1e3:.3f} | {statistics.median(times[label]) / one:.2f}x |"
         for label in labels
     ]
-    ratios = [old / new for new, old in zip(per_round[labels[1]], per_round[labels[2]], strict=True)]
-    out += ["", "0006's walk ÷ as migrated, per round: " + ", ".join(f"{x:.3f}" for x in ratios)]
+    for label in labels[1:]:
+        ratios = [x / o for x, o in zip(per_round[label], per_round[labels[0]], strict=True)]
+        out.append(f"\n{label} ÷ one queue, per round: " + ", ".join(f"{x:.2f}" for x in ratios))
     return out
 
 

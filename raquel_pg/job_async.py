@@ -316,9 +316,14 @@ class AsyncJobCalls:
         *,
         before: int | None = None,
         lease_ms: int | None = None,
+        queue_list: int | None = None,
     ) -> list[AsyncJob]:
         """Claims up to ``batch`` ready jobs (scheduled at or before ``before`` ms, when given) and
         returns those that can run, their leases kept.
+
+        The jobs are of ``queues`` (None: every queue), or, given ``queue_list`` (``queues`` None),
+        of the list registered under that id (:meth:`queue_list`; ``InvalidArgument`` naming
+        ``queue_list`` when no list has it).
 
         The jobs come highest priority first, then oldest scheduled first. The
         lease is ``lease_ms`` (default: the client's), renewed from now on.
@@ -329,9 +334,10 @@ class AsyncJobCalls:
         lease = self.lease_ms if lease_ms is None else lease_ms
         sent_at = time.monotonic()
         rows = await self.fetch(
-            "claim",
+            "claim" if queue_list is None else "claim_list",
             {
                 "queues": queues,
+                "queue_list": queue_list,
                 "claim_as": claim_as,
                 "batch": batch,
                 "lease": lease,
@@ -426,6 +432,13 @@ class AsyncJobCalls:
         rows = await self.fetch("next_due", {"queues": queues})
         due: int | None = rows[0][0]
         return due
+
+    async def queue_list(self, queues: list[str]) -> int:
+        """The id of the registered list of ``queues`` (``raquel_queue_list``: registered at the first
+        call; the same names in any order give the same id)."""
+        rows = await self.fetch("queue_list", {"queues": queues})
+        list_id: int = rows[0][0]
+        return list_id
 
     async def claimers(self, queues: list[str] | None, other_than: str) -> int:
         """How many workers other than ``other_than`` hold claimed jobs of ``queues`` (``raquel_claimers``:

@@ -17,7 +17,7 @@ import psycopg
 
 from . import params
 from ._acompat import AEvent, ajoin, araise_if_cancelled, aspawn
-from .errors import NotMigrated
+from .errors import InvalidArgument, NotMigrated
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ RACE_DELAY = 0.005
 #: How long a reading of the other workers claiming this worker's queues
 #: (``raquel_claimers``) stands, in seconds.
 CLAIMERS_READING_STANDS = 1.0
+
+#: A worker of more queues than this registers its list once (``raquel_queue_list``, 0030_queue_lists)
+#: and claims by the list's id, instead of sending the names with every claim.
+REGISTER_LISTS_OVER = 16
 
 
 class AsyncSlots(Protocol):
@@ -124,6 +128,10 @@ class AsyncProducer:
         # Sent with every claim, wait_begin and next_due: dumped once (a
         # list of 1,000 names cost psycopg 0.5 ms a call), never changed.
         self._queues = None if queues is None else cast("list[str]", FixedTextArray(queues))
+        # A long list's id (raquel_queue_list), registered at the first claim; the claims then
+        # send the id alone. Not wanted once the role may not register it or the schema cannot.
+        self._queue_list: int | None = None
+        self._list_wanted = queues is not None and len(queues) > REGISTER_LISTS_OVER
         self._claim_as = claim_as
         self._durable = durable
         self._lease_ms = lease_ms
@@ -378,8 +386,39 @@ class AsyncProducer:
             self._read_claimers = False
 
     async def _claim(self, batch: int) -> list[AsyncJob]:
-        """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability."""
+        """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability: by
+        the id of its registered list when it has more than :data:`REGISTER_LISTS_OVER` queues (registered
+        at the first claim), else by their names."""
+        if self._list_wanted and self._queue_list is None:
+            await self._register_list()
+        if self._queue_list is not None:
+            try:
+                return await self._calls.claim(
+                    None, self._claim_as, batch, self._durable, lease_ms=self._lease_ms, queue_list=self._queue_list
+                )
+            except InvalidArgument as error:
+                if error.argument != "queue_list":
+                    raise
+                # Deleted by hand: nothing was claimed. Claim by the names, register again next time.
+                logger.warning("this worker's list of queues is gone (%s); registering it again", error)
+                self._queue_list = None
         return await self._calls.claim(self._queues, self._claim_as, batch, self._durable, lease_ms=self._lease_ms)
+
+    async def _register_list(self) -> None:
+        """Registers this worker's list of queues (``raquel_queue_list``) and keeps its id. A schema
+        without the function, a role not granted it, or a name it refuses: the worker sends the names
+        with every claim from then on, with one warning. A connection error is raised (the claim's)."""
+        assert self._queues is not None
+        try:
+            self._queue_list = await self._calls.queue_list(self._queues)
+        except (psycopg.errors.InsufficientPrivilege, NotMigrated, InvalidArgument) as error:
+            logger.warning(
+                "this worker sends its %d queue names with every claim (%s); once the database is migrated and "
+                "its role granted raquel_queue_list (raquel-pg grant --worker), restart it to register them once",
+                len(self._queues),
+                error,
+            )
+            self._list_wanted = False
 
     async def _register(self) -> float | None:
         """Registers this worker as waiting (``raquel_wait_begin``) unless it is already.

@@ -80,6 +80,19 @@ FROM raquel.raquel_claim(queues => %(queues)s::text[], claim_as => %(claim_as)s:
                          batch => %(batch)s::integer, lease => %(lease)s::bigint,
                          durable => %(durable)s::boolean, before => %(before)s::bigint)
 
+-- name: claim_list
+-- As claim, of a list registered by raquel_queue_list (0030_queue_lists).
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, NULL::jsonb AS result, timeout,
+       trace_context
+FROM raquel.raquel_claim(queue_list => %(queue_list)s::bigint, claim_as => %(claim_as)s::text,
+                         batch => %(batch)s::integer, lease => %(lease)s::bigint,
+                         durable => %(durable)s::boolean, before => %(before)s::bigint)
+
+-- name: queue_list
+SELECT raquel.raquel_queue_list(%(queues)s::text[])
+
 -- name: next_due
 SELECT raquel.raquel_next_due(%(queues)s::text[])
 

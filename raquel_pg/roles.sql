@@ -81,8 +81,8 @@ DECLARE
                                                 'raquel_enqueue_many', 'raquel_result',
                                                 'raquel_result_watch', 'raquel_result_unwatch'];
     v_worker_functions   constant text[] := v_enqueuer_functions || ARRAY[
-        'raquel_claim', 'raquel_claimers', 'raquel_next_due', 'raquel_renew_leases', 'raquel_complete',
-        'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
+        'raquel_claim', 'raquel_claimers', 'raquel_queue_list', 'raquel_next_due', 'raquel_renew_leases',
+        'raquel_complete', 'raquel_complete_many', 'raquel_wait_begin', 'raquel_wait_end', 'raquel_fail',
         'raquel_reschedule', 'raquel_reject', 'raquel_release', 'raquel_cancel',
         'raquel_claim_outcome', 'raquel_fire_schedules', 'raquel_attempt_claim', 'raquel_unclaim', 'raquel_take',
         'raquel_prune'];

@@ -77,11 +77,14 @@ def migrated_dsn(make_database: object) -> str:
 
 @pytest.fixture
 def dsn(migrated_dsn: str) -> str:
-    """The migrated database with an empty jobs table, no registered waiter and no queue controls."""
+    """The migrated database with an empty jobs table, no registered waiter, no queue controls and no
+    registered list of queues."""
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE raquel.raquel_jobs, raquel.raquel_waiters, raquel.raquel_result_waiters")
         # Queue controls (pause, limits, retention) of an earlier test.
         conn.execute("TRUNCATE raquel.raquel_queue_settings")
+        # Registered lists of queues (0030_queue_lists).
+        conn.execute("TRUNCATE raquel.raquel_queue_lists, raquel.raquel_queue_list_members")
         conn.execute("UPDATE raquel.raquel_retention_default SET retention_ms = NULL")
     return migrated_dsn
 

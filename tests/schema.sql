@@ -123,19 +123,19 @@ COMMENT ON COLUMN raquel.raquel_jobs.cancel_claim_id IS 'The claim whose cancell
 
 COMMENT ON COLUMN raquel.raquel_jobs.trace_context IS 'The enqueuer''s trace context (a JSON object of strings, e.g. {"traceparent": "00-...-...-01"}, at most 2048 bytes), set at enqueue (raquel_enqueue(..., trace_context =>)); a worker with OpenTelemetry parents its span for the job on it. NULL: enqueued outside a trace.';
 
-CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint, queue_list bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7); END$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim($1, $2, $3, $4, $5, $6, $7, $8); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
+COMMENT ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint, queue_list bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, of the queues given (queues, or a list registered by raquel_queue_list given as queue_list, not both; neither: every queue), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
 
-CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7); END$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7, $8); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -297,6 +297,13 @@ CREATE FUNCTION public.raquel_queue_controls() RETURNS TABLE(queue text, paused 
 SELECT * FROM raquel.raquel_queue_controls()$$;
 
 COMMENT ON FUNCTION public.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default; 315576000000000: forever), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
+
+CREATE FUNCTION public.raquel_queue_list(queues text[]) RETURNS bigint
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_queue_list (docs/security.md)
+SELECT raquel.raquel_queue_list($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql STABLE
@@ -601,7 +608,7 @@ $_$;
 
 COMMENT ON FUNCTION raquel.raquel_check_trace_context(fn text, trace_context text) IS 'Returns when trace_context is NULL or a storable trace carrier (a JSON object of strings, at most 2048 bytes, a valid W3C traceparent if it has one: not version ff, no trace id or parent id of zeros only); else 22023 naming trace_context, the message naming fn. Writes nothing. The rule raquel_enqueue_row and raquel_enqueue_many apply.';
 
-CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_claim(queues text[] DEFAULT NULL::text[], claim_as text DEFAULT NULL::text, batch integer DEFAULT 1, lease bigint DEFAULT 60000, now bigint DEFAULT NULL::bigint, durable boolean DEFAULT true, before bigint DEFAULT NULL::bigint, queue_list bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
@@ -620,7 +627,7 @@ DECLARE
     v_count integer;
     v_claim uuid := gen_random_uuid();
     -- Queue controls
-    v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's)
+    v_asked  text[] := raquel_claim.queues;  -- the queues asked for (the expiry's; a list's: when needed)
     v_held   text[];                         -- of those, the paused or limited ones
     v_skip   text[] := '{}';                 -- left out of the all-queues claim
     v_ctl    record;
@@ -657,6 +664,17 @@ BEGIN
                 'false needs a transaction of its own (this one has already written)');
         END IF;
         PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
+    -- A registered list of queues (raquel_queue_list), instead of queues.
+    IF raquel_claim.queue_list IS NOT NULL THEN
+        IF raquel_claim.queues IS NOT NULL THEN
+            PERFORM raquel_invalid('raquel_claim', 'queue_list',
+                'give queues or queue_list, not both');
+        END IF;
+        IF NOT EXISTS (SELECT FROM raquel_queue_lists l WHERE l.id = raquel_claim.queue_list) THEN
+            PERFORM raquel_invalid('raquel_claim', 'queue_list',
+                format('no queue list %s (register the list with raquel_queue_list(queues))', raquel_claim.queue_list));
+        END IF;
     END IF;
     -- How far a walk of one priority level reads (0016_claim_walks).
     v_walk := greatest(256, 16 * raquel_claim.batch);
@@ -708,6 +726,11 @@ BEGIN
         -- Only those among the queues asked for.
         v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
                         WHERE q.name = ANY (raquel_claim.queues));
+    ELSIF cardinality(v_held) > 0 AND raquel_claim.queue_list IS NOT NULL THEN
+        -- Only those of the list.
+        v_held := ARRAY(SELECT q.name FROM unnest(v_held) AS q(name)
+                        WHERE EXISTS (SELECT FROM raquel_queue_list_members m
+                                      WHERE m.list_id = raquel_claim.queue_list AND m.queue = q.name));
     END IF;
     IF cardinality(v_held) > 0 THEN
         -- Each limited queue that is not paused is claimed here on its own,
@@ -773,7 +796,15 @@ BEGIN
         END LOOP;
         -- The claim below takes the other queues: paused and limited ones
         -- left out of the list, or (all queues) skipped by its filter.
-        IF raquel_claim.queues IS NULL THEN
+        IF raquel_claim.queue_list IS NOT NULL THEN
+            -- A list: its names but the held ones, claimed as a list sent
+            -- with the call (the held queues' settings make such claims rare).
+            raquel_claim.queues := ARRAY(SELECT m.queue FROM raquel_queue_list_members m
+                                         WHERE m.list_id = raquel_claim.queue_list AND m.queue <> ALL (v_held));
+            v_asked := ARRAY(SELECT m.queue FROM raquel_queue_list_members m
+                             WHERE m.list_id = raquel_claim.queue_list);
+            raquel_claim.queue_list := NULL;
+        ELSIF raquel_claim.queues IS NULL THEN
             v_skip := v_held;
         ELSE
             raquel_claim.queues := ARRAY(SELECT q.name FROM unnest(raquel_claim.queues) AS q(name)
@@ -788,6 +819,14 @@ BEGIN
         -- v_left jobs at a time and read further while they found as many:
         -- with none asked for, they never stopped.)
         NULL;
+    ELSIF raquel_claim.queue_list IS NOT NULL THEN
+        -- A registered list (0030_queue_lists): by raquel_claim_listed, which
+        -- tests each job it walks by an index probe of the list's members.
+        PERFORM set_config('enable_sort', 'on', true);
+        RETURN QUERY SELECT * FROM raquel_claim_listed(NULL, raquel_claim.claim_as, v_left, v_now, v_upto,
+                                                       v_until, v_claim, raquel_claim.queue_list);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
     ELSIF raquel_claim.queues IS NULL AND cardinality(v_skip) > 0 THEN
         -- Queue controls: every queue but the held ones (paused, limited),
         -- without reading the held queues' backlogs (0016_claim_walks).
@@ -1041,15 +1080,19 @@ BEGIN
     -- 15): the nested call costs about what the probe does.
     IF v_left > 0 OR v_now - coalesce(nullif(current_setting('raquel.expired_at', true), '')::bigint, 0)
                      NOT BETWEEN 0 AND 999 THEN
+        IF raquel_claim.queue_list IS NOT NULL THEN
+            v_asked := ARRAY(SELECT m.queue FROM raquel_queue_list_members m
+                             WHERE m.list_id = raquel_claim.queue_list);
+        END IF;
         PERFORM raquel_expire(v_asked, raquel_claim.now);
         PERFORM set_config('raquel.expired_at', v_now::text, false);
     END IF;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
+COMMENT ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint, queue_list bigint) IS 'Claims up to batch (1 .. 134217727) ready jobs (scheduled at or before now, and before when given), the highest priority then the oldest first, of the queues given (queues, or a list registered by raquel_queue_list given as queue_list, not both; neither: every queue), each to this call alone, under one new claim_id and a lease of lease ms; never a job of a paused queue, never more claimed jobs of a queue than its max_running, and a queue''s claims take its per_second tokens (raquel_set_queue_limits; limited queues first, then the others). now only from a role that may update raquel_jobs (else 42501); now + lease within the time range. Bad arguments: 22023 naming them, nothing written. The rows come back in no particular order (the clients sort them by priority, then scheduled_at).';
 
-CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint DEFAULT NULL::bigint) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
@@ -1080,25 +1123,57 @@ BEGIN
             -- The first v_need jobs of the listed queues among the level's
             -- first v_walk ready jobs; row v_walk comes back too (seen =
             -- v_walk) when the walk reached it: cut short.
-            SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
-                   coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
-            INTO v_cands, v_names, v_seen
-            -- The listed queues are the inner side of a hash join (the
-            -- function's settings leave no other join): a hash table of the
-            -- names built once per statement, which the walk, its outer side,
-            -- probes row by row in its own order.
-            FROM (SELECT r.ctid, r.queue, l.name IS NOT NULL AS listed, r.n
-                  FROM (SELECT j.ctid, j.queue::text AS queue,
-                               row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
-                        FROM raquel_jobs j
-                        WHERE j.priority = v_level
-                          AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
-                          AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
-                        ORDER BY j.scheduled_at
-                        LIMIT v_walk) AS r
-                  LEFT JOIN unnest(raquel_claim_listed.queues) AS l(name) ON l.name = r.queue
-                  WHERE l.name IS NOT NULL OR r.n = v_walk
-                  LIMIT v_need) AS w;
+            IF raquel_claim_listed.queue_list IS NULL THEN
+                SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
+                       coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
+                INTO v_cands, v_names, v_seen
+                -- The listed queues are the inner side of a hash join (the
+                -- function's settings leave no other join): a hash table of the
+                -- names built once per statement, which the walk, its outer side,
+                -- probes row by row in its own order.
+                FROM (SELECT r.ctid, r.queue, l.name IS NOT NULL AS listed, r.n
+                      FROM (SELECT j.ctid, j.queue::text AS queue,
+                                   row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                            FROM raquel_jobs j
+                            WHERE j.priority = v_level
+                              AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
+                              AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
+                            ORDER BY j.scheduled_at
+                            LIMIT v_walk) AS r
+                      LEFT JOIN unnest(raquel_claim_listed.queues) AS l(name) ON l.name = r.queue
+                      WHERE l.name IS NOT NULL OR r.n = v_walk
+                      LIMIT v_need) AS w;
+            ELSE
+                SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
+                       coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
+                INTO v_cands, v_names, v_seen
+                -- Each row's queue looked up in the list's members: an index
+                -- probe (a scalar subquery, which is never hashed) for each of
+                -- the first 32 rows, then, when the walk goes on (the listed
+                -- queues rare among the others' jobs), a hash table of the
+                -- members, built once at the 33rd row. OFFSET 0 keeps r a
+                -- subquery of its own: pulled up, its test would be run twice a
+                -- row (in the filter and in the output).
+                FROM (SELECT r.ctid, r.queue, r.listed, r.n
+                      FROM (SELECT s.ctid, s.queue, s.n,
+                                   CASE WHEN s.n <= 32
+                                        THEN (SELECT true FROM raquel_queue_list_members m
+                                              WHERE m.list_id = raquel_claim_listed.queue_list AND m.queue = s.queue
+                                              LIMIT 1) IS NOT NULL
+                                        ELSE s.queue IN (SELECT m.queue FROM raquel_queue_list_members m
+                                                         WHERE m.list_id = raquel_claim_listed.queue_list) END AS listed
+                            FROM (SELECT j.ctid, j.queue::text AS queue,
+                                         row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
+                                  FROM raquel_jobs j
+                                  WHERE j.priority = v_level
+                                    AND j.status IN ('queued', 'failed') AND j.scheduled_at <= raquel_claim_listed.upto
+                                    AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
+                                  ORDER BY j.scheduled_at
+                                  LIMIT v_walk) AS s
+                            OFFSET 0) AS r
+                      WHERE r.listed OR r.n = v_walk
+                      LIMIT v_need) AS w;
+            END IF;
             IF cardinality(v_cands) > 0 THEN
                 RETURN QUERY
                 WITH picked AS MATERIALIZED (
@@ -1151,6 +1226,11 @@ BEGIN
     -- v_level itself (where the walk stopped), with no probe of each
     -- queue's highest level first: that probe cost as much as the claim's
     -- own reading (1,000 index probes).
+    IF v_capped AND raquel_claim_listed.queue_list IS NOT NULL THEN
+        -- A registered list: its names, as a list sent with the call.
+        raquel_claim_listed.queues := ARRAY(SELECT m.queue FROM raquel_queue_list_members m
+                                            WHERE m.list_id = raquel_claim_listed.queue_list);
+    END IF;
     WHILE v_capped AND v_level IS NOT NULL LOOP
         v_need := v_left;
         LOOP
@@ -1214,7 +1294,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -2543,6 +2623,50 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_queue_controls() IS 'Per queue with a setting: paused, max_running, per_second, retention_ms (NULL: the default; 315576000000000: forever), pruned (finished jobs raquel_prune deleted), by queue; then, when a default retention is set, a row with queue NULL carrying it. Read-only.';
 
+CREATE FUNCTION raquel.raquel_queue_list(queues text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_names  text[];
+    v_digest bytea;
+    v_id     bigint;
+BEGIN
+    IF raquel_queue_list.queues IS NULL OR cardinality(raquel_queue_list.queues) = 0 THEN
+        PERFORM raquel_invalid('raquel_queue_list', 'queues',
+            format('must name at least one queue, got %s', coalesce(raquel_queue_list.queues::text, 'NULL')));
+    END IF;
+    IF EXISTS (SELECT FROM unnest(raquel_queue_list.queues) AS q(name)
+               WHERE q.name IS NULL OR q.name = '' OR octet_length(q.name) > 1000) THEN
+        PERFORM raquel_invalid('raquel_queue_list', 'queues',
+            'each queue name must be non-empty text of at most 1000 bytes (got NULL, an empty name or a longer one)');
+    END IF;
+    v_names := ARRAY(SELECT d.name FROM (SELECT DISTINCT q.name FROM unnest(raquel_queue_list.queues) AS q(name)) AS d
+                     ORDER BY d.name COLLATE "C");
+    v_digest := sha256(convert_to(
+        (SELECT string_agg(octet_length(n.name)::text || ':' || n.name, '' ORDER BY n.i)
+         FROM unnest(v_names) WITH ORDINALITY AS n(name, i)), 'UTF8'));
+    INSERT INTO raquel_queue_lists (digest, size, registered_at)
+    VALUES (v_digest, cardinality(v_names), raquel_now_ms())
+    ON CONFLICT (digest) DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        -- Registered before (or by a transaction that committed while this
+        -- one waited for it).
+        v_id := (SELECT l.id FROM raquel_queue_lists l WHERE l.digest = v_digest);
+        IF v_id IS NULL THEN
+            RAISE EXCEPTION 'raquel_queue_list: the list was registered by a transaction this one cannot see yet'
+                USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+        END IF;
+        RETURN v_id;
+    END IF;
+    INSERT INTO raquel_queue_list_members (list_id, queue) SELECT v_id, n.name FROM unnest(v_names) AS n(name);
+    RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
+
 CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -3633,6 +3757,40 @@ CREATE VIEW public.raquel_problem_jobs AS
 COMMENT ON VIEW public.raquel_problem_jobs IS 'Failed, exhausted and expired jobs with their last error and attempts, newest first; finished as timestamptz.
 raquel_pg stand-in: the columns of raquel.raquel_problem_jobs (docs/security.md).';
 
+CREATE TABLE raquel.raquel_queue_list_members (
+    list_id bigint NOT NULL,
+    queue raquel.raquel_name NOT NULL
+);
+
+COMMENT ON TABLE raquel.raquel_queue_list_members IS 'The queues of each list of raquel_queue_lists; a claim of a list looks the queue of each job it reads up here.';
+
+CREATE VIEW public.raquel_queue_list_members AS
+ SELECT raquel_queue_list_members.list_id,
+    raquel_queue_list_members.queue
+   FROM raquel.raquel_queue_list_members;
+
+COMMENT ON VIEW public.raquel_queue_list_members IS 'The queues of each list of raquel_queue_lists; a claim of a list looks the queue of each job it reads up here.
+raquel_pg stand-in: the columns of raquel.raquel_queue_list_members (docs/security.md).';
+
+CREATE TABLE raquel.raquel_queue_lists (
+    id bigint NOT NULL,
+    digest bytea NOT NULL,
+    size integer NOT NULL,
+    registered_at bigint NOT NULL
+);
+
+COMMENT ON TABLE raquel.raquel_queue_lists IS 'Lists of queues registered by raquel_queue_list: one row per distinct list (digest: SHA-256 of its names, sorted and deduplicated, each prefixed by its length in bytes); raquel_claim(queue_list => id) claims from one.';
+
+CREATE VIEW public.raquel_queue_lists AS
+ SELECT raquel_queue_lists.id,
+    raquel_queue_lists.digest,
+    raquel_queue_lists.size,
+    raquel_queue_lists.registered_at
+   FROM raquel.raquel_queue_lists;
+
+COMMENT ON VIEW public.raquel_queue_lists IS 'Lists of queues registered by raquel_queue_list: one row per distinct list (digest: SHA-256 of its names, sorted and deduplicated, each prefixed by its length in bytes); raquel_claim(queue_list => id) claims from one.
+raquel_pg stand-in: the columns of raquel.raquel_queue_lists (docs/security.md).';
+
 CREATE TABLE raquel.raquel_queue_settings (
     queue raquel.raquel_name NOT NULL,
     paused boolean DEFAULT false NOT NULL,
@@ -3847,6 +4005,15 @@ CREATE VIEW public.raquel_waiters AS
 COMMENT ON VIEW public.raquel_waiters IS 'raquel_pg idle workers waiting on LISTEN raquel_jobs (UNLOGGED): one row per registration, consumed by the first NOTIFY it causes, or by the hand-off of a job (handed_job, 0019_handoff). Written by raquel_wait_begin / raquel_wait_end and the enqueue triggers only.
 raquel_pg stand-in: the columns of raquel.raquel_waiters (docs/security.md).';
 
+ALTER TABLE raquel.raquel_queue_lists ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME raquel.raquel_queue_lists_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE raquel.raquel_result_waiters ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME raquel.raquel_result_waiters_id_seq
     START WITH 1
@@ -3870,6 +4037,15 @@ ALTER TABLE ONLY public.raquel_migrations
 
 ALTER TABLE ONLY raquel.raquel_jobs
     ADD CONSTRAINT raquel_jobs_pkey PRIMARY KEY (id) WITH (fillfactor='50');
+
+ALTER TABLE ONLY raquel.raquel_queue_list_members
+    ADD CONSTRAINT raquel_queue_list_members_pkey PRIMARY KEY (list_id, queue);
+
+ALTER TABLE ONLY raquel.raquel_queue_lists
+    ADD CONSTRAINT raquel_queue_lists_digest_key UNIQUE (digest);
+
+ALTER TABLE ONLY raquel.raquel_queue_lists
+    ADD CONSTRAINT raquel_queue_lists_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY raquel.raquel_queue_settings
     ADD CONSTRAINT raquel_queue_settings_pkey PRIMARY KEY (queue);
@@ -3924,6 +4100,9 @@ CREATE TRIGGER raquel_jobs_41_notify_freed_deleted AFTER DELETE ON raquel.raquel
 
 CREATE CONSTRAINT TRIGGER raquel_waiters_10_hand_off AFTER UPDATE OF handed_job ON raquel.raquel_waiters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.handed_job IS NOT NULL)) EXECUTE FUNCTION raquel.raquel_tg_waiters__hand_off();
 
+ALTER TABLE ONLY raquel.raquel_queue_list_members
+    ADD CONSTRAINT raquel_queue_list_members_list_id_fkey FOREIGN KEY (list_id) REFERENCES raquel.raquel_queue_lists(id) ON DELETE CASCADE;
+
 GRANT USAGE ON SCHEMA raquel TO PUBLIC;
 
 REVOKE ALL ON TYPE raquel.raquel_delay FROM PUBLIC;
@@ -3946,9 +4125,9 @@ REVOKE ALL ON FUNCTION public.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 
 REVOKE ALL ON FUNCTION public.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint, queue_list bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
@@ -3987,6 +4166,8 @@ REVOKE ALL ON FUNCTION public.raquel_prune(batch_size integer, now bigint) FROM 
 REVOKE ALL ON FUNCTION public.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_queue_controls() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.raquel_queue_list(queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_queue_overview(now bigint) FROM PUBLIC;
 
@@ -4044,9 +4225,9 @@ REVOKE ALL ON FUNCTION raquel.raquel_cancel(job_id uuid, claim_id uuid, now bigi
 
 REVOKE ALL ON FUNCTION raquel.raquel_check_queue(fn text, queue text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_claim(queues text[], claim_as text, batch integer, lease bigint, now bigint, durable boolean, before bigint, queue_list bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) FROM PUBLIC;
 
@@ -4087,6 +4268,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_prune(batch_size integer, now bigint) FROM 
 REVOKE ALL ON FUNCTION raquel.raquel_purge(older_than interval, statuses text[], batch_size integer, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_queue_controls() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_queue_list(queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_queue_overview(now bigint) FROM PUBLIC;
 

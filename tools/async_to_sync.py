@@ -47,6 +47,7 @@ MODULES = {
     "tests/client/test_results_async.py": "tests/client/test_results.py",
     "tests/worker/test_tasks_worker_async.py": "tests/worker/test_tasks_worker.py",
     "tests/worker/test_outcome_backlog_async.py": "tests/worker/test_outcome_backlog.py",
+    "tests/worker/test_queue_lists_worker_async.py": "tests/worker/test_queue_lists_worker.py",
     "raquel_pg/job_async.py": "raquel_pg/job.py",
     "raquel_pg/producer_async.py": "raquel_pg/producer.py",
     "raquel_pg/executor_async.py": "raquel_pg/executor.py",

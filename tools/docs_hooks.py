@@ -28,7 +28,18 @@ SNAPSHOT = ROOT / "tests" / "schema.sql"
 #: Sections of the SQL reference, in order; a function in none of them lands in "Other".
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Enqueue", ("raquel_enqueue", "raquel_enqueue_job", "raquel_enqueue_many", "raquel_new_id", "raquel_new_ids")),
-    ("Claim and leases", ("raquel_claim", "raquel_next_due", "raquel_renew_leases", "raquel_rescue", "raquel_expire")),
+    (
+        "Claim and leases",
+        (
+            "raquel_claim",
+            "raquel_queue_list",
+            "raquel_claimers",
+            "raquel_next_due",
+            "raquel_renew_leases",
+            "raquel_rescue",
+            "raquel_expire",
+        ),
+    ),
     (
         "Outcomes",
         (

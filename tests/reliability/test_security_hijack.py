@@ -198,6 +198,9 @@ def exercise(conn: Conn, q: str) -> list[str]:
         run("SELECT @raquel_set_priority(%s::uuid, 3::integer)", ids[4])
     run("SELECT @raquel_next_due(ARRAY['hq']::text[])")
     run("SELECT @raquel_claimers(ARRAY['hq']::text[], 'w'::text)")
+    run(
+        "SELECT count(*) FROM @raquel_claim(claim_as => 'w'::text, queue_list => @raquel_queue_list(ARRAY['hq', 'hq2']::text[]))"
+    )
     worker = uuid.uuid4()
     run("SELECT @raquel_wait_begin(%s::uuid, ARRAY['hq']::text[], 1000::bigint)", worker)
     run("SELECT @raquel_wait_end(%s::uuid)", worker)

@@ -8,7 +8,7 @@ Time is fixed through the functions' ``now`` argument: T is an arbitrary instant
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -32,12 +32,35 @@ def enqueue(conn: Conn, queue: str, n: int = 1, *, now: int = T, **options: Any)
     )
 
 
-def claim(conn: Conn, queues: list[str], batch: int = 10, now: int = T) -> list[tuple[str, int, int]]:
-    """(queue, priority, scheduled_at) of the jobs one claim took, in the order returned."""
+#: A claim of a list of queues: (queue, priority, scheduled_at) of the jobs it took, in the order returned.
+Claim = Callable[..., list[tuple[str, int, int]]]
+
+
+def claim_by_names(conn: Conn, queues: list[str], batch: int = 10, now: int = T) -> list[tuple[str, int, int]]:
+    """A claim of ``queues``, the names sent with it."""
     rows = conn.execute(
         "SELECT queue, priority, scheduled_at FROM raquel_claim(%s, 'w', %s, 60000, %s)", (queues, batch, now)
     ).fetchall()
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def claim_by_list(conn: Conn, queues: list[str], batch: int = 10, now: int = T) -> list[tuple[str, int, int]]:
+    """A claim of ``queues`` registered as a list first (raquel_queue_list, 0030_queue_lists), by its id."""
+    row = conn.execute("SELECT raquel_queue_list(%s)", (queues,)).fetchone()
+    assert row is not None
+    rows = conn.execute(
+        "SELECT queue, priority, scheduled_at FROM raquel_claim(claim_as => 'w', batch => %s, lease => 60000,"
+        " now => %s, queue_list => %s)",
+        (batch, now, row[0]),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+@pytest.fixture(params=[claim_by_names, claim_by_list], ids=["names", "registered list"])
+def claim(request: pytest.FixtureRequest) -> Claim:
+    """Each long-list test runs twice: the list sent by its names, and registered first."""
+    fn: Claim = request.param
+    return fn
 
 
 def count(conn: Conn, status: str, queue: str | None = None) -> int:
@@ -49,7 +72,7 @@ def count(conn: Conn, status: str, queue: str | None = None) -> int:
     return int(row[0])
 
 
-def test_a_long_list_claims_only_its_queues(conn: Conn) -> None:
+def test_a_long_list_claims_only_its_queues(conn: Conn, claim: Claim) -> None:
     enqueue(conn, "other", 5)
     enqueue(conn, LONG[7], 3)
     enqueue(conn, LONG[30], 2)
@@ -58,7 +81,7 @@ def test_a_long_list_claims_only_its_queues(conn: Conn) -> None:
     assert count(conn, "queued", "other") == 5
 
 
-def test_a_long_list_naming_a_queue_twice_claims_each_job_once_and_fills_the_batch(conn: Conn) -> None:
+def test_a_long_list_naming_a_queue_twice_claims_each_job_once_and_fills_the_batch(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[3], 6, now=T - 10)
     enqueue(conn, LONG[5], 2)
     taken = claim(conn, [LONG[3], *LONG, LONG[3], LONG[5]], batch=7)
@@ -66,7 +89,7 @@ def test_a_long_list_naming_a_queue_twice_claims_each_job_once_and_fills_the_bat
     assert count(conn, "claimed") == 7
 
 
-def test_a_long_list_claims_the_highest_priority_then_the_oldest_first(conn: Conn) -> None:
+def test_a_long_list_claims_the_highest_priority_then_the_oldest_first(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[1], 2, now=T - 3000, priority=0)
     enqueue(conn, LONG[2], 1, now=T - 2000, priority=5)
     enqueue(conn, LONG[3], 1, now=T - 1000, priority=5)
@@ -76,13 +99,13 @@ def test_a_long_list_claims_the_highest_priority_then_the_oldest_first(conn: Con
     assert [(q, p) for q, p, _ in taken] == [(LONG[2], 5), (LONG[3], 5), (LONG[1], 0), (LONG[1], 0)]
 
 
-def test_a_long_list_is_not_held_up_by_jobs_not_yet_due_at_a_higher_priority(conn: Conn) -> None:
+def test_a_long_list_is_not_held_up_by_jobs_not_yet_due_at_a_higher_priority(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[0], 3, priority=9, delay=3_600_000)
     enqueue(conn, LONG[1], 2, priority=1)
     assert [q for q, _, _ in claim(conn, LONG)] == [LONG[1], LONG[1]]
 
 
-def test_a_long_list_skips_jobs_another_claim_holds(dsn: str, conn: Conn) -> None:
+def test_a_long_list_skips_jobs_another_claim_holds(dsn: str, conn: Conn, claim: Claim) -> None:
     for i in range(6):
         enqueue(conn, LONG[i], 1, now=T - 1000 + i)
     with psycopg.connect(dsn) as other:  # a transaction left open: its claim's locks held
@@ -94,14 +117,14 @@ def test_a_long_list_skips_jobs_another_claim_holds(dsn: str, conn: Conn) -> Non
     assert count(conn, "queued") == 2
 
 
-def test_a_long_list_never_claims_a_job_past_its_max_age(conn: Conn) -> None:
+def test_a_long_list_never_claims_a_job_past_its_max_age(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[0], 2, now=T - 10_000, max_age=5_000)
     enqueue(conn, LONG[1], 1)
     assert [q for q, _, _ in claim(conn, LONG)] == [LONG[1]]
     assert count(conn, "expired", LONG[0]) == 2  # a short claim expires what it passed over
 
 
-def test_a_long_list_takes_nothing_from_a_paused_queue(conn: Conn) -> None:
+def test_a_long_list_takes_nothing_from_a_paused_queue(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[0], 3)
     enqueue(conn, LONG[1], 2)
     conn.execute("SELECT raquel_pause_queue(%s)", (LONG[0],))
@@ -109,7 +132,7 @@ def test_a_long_list_takes_nothing_from_a_paused_queue(conn: Conn) -> None:
     assert count(conn, "queued", LONG[0]) == 3
 
 
-def test_a_long_list_keeps_a_queue_within_its_max_running(conn: Conn) -> None:
+def test_a_long_list_keeps_a_queue_within_its_max_running(conn: Conn, claim: Claim) -> None:
     enqueue(conn, LONG[0], 5, now=T - 1000)
     enqueue(conn, LONG[1], 2)
     conn.execute("SELECT raquel_set_queue_limits(%s, max_running => 2)", (LONG[0],))
@@ -118,7 +141,7 @@ def test_a_long_list_keeps_a_queue_within_its_max_running(conn: Conn) -> None:
     assert claim(conn, LONG) == []  # LONG[0] is at its limit, LONG[1] drained
 
 
-def test_a_long_list_of_rare_queues_finds_their_jobs_past_the_walk(conn: Conn) -> None:
+def test_a_long_list_of_rare_queues_finds_their_jobs_past_the_walk(conn: Conn, claim: Claim) -> None:
     # The walk reads at most 256 jobs of a level; the rest is found one probe per queue.
     enqueue(conn, "other", 600, now=T - 10_000)
     enqueue(conn, LONG[5], 2, now=T - 1000, priority=0)
@@ -130,7 +153,7 @@ def test_a_long_list_of_rare_queues_finds_their_jobs_past_the_walk(conn: Conn) -
     assert count(conn, "queued", "other") == 1200
 
 
-def test_a_long_list_claims_a_job_moved_into_it_and_not_one_moved_out(conn: Conn) -> None:
+def test_a_long_list_claims_a_job_moved_into_it_and_not_one_moved_out(conn: Conn, claim: Claim) -> None:
     # A re-enqueue under the same unique key can move a waiting job to another queue.
     enqueue(conn, "other", 1, unique_key="k1")
     enqueue(conn, LONG[0], 1, unique_key="k2")
@@ -158,6 +181,33 @@ def test_a_long_list_of_rare_queues_does_not_walk_the_big_one(skewed: Conn) -> N
     assert touched <= 600
 
 
+def test_a_registered_list_of_rare_queues_does_not_walk_the_big_one(skewed: Conn) -> None:
+    for queue in LONG:
+        skewed.execute("SELECT raquel_enqueue(%s, 'x')", (queue,))
+    row = skewed.execute("SELECT raquel_queue_list(%s)", (LONG,)).fetchone()
+    assert row is not None
+    touched = buffers(skewed, f"SELECT * FROM raquel_claim(claim_as => 'w', batch => 2, queue_list => {row[0]})")
+    assert touched <= 600
+
+
+def test_a_registered_list_looks_each_walked_job_up_by_an_index_probe(skewed: Conn) -> None:
+    for queue in LONG:
+        skewed.execute("SELECT raquel_enqueue(%s, 'x', priority => 8)", (queue,))
+    row = skewed.execute("SELECT raquel_queue_list(%s)", (LONG,)).fetchone()
+    assert row is not None
+    statement = f"SELECT count(*) FROM raquel_claim(claim_as => 'w', batch => 1, queue_list => {row[0]})"
+    for _ in range(6):  # past the point where a cached plan may turn generic
+        skewed.execute(statement)
+    try:
+        skewed.execute("LOAD 'auto_explain'")
+    except psycopg.Error as error:
+        pytest.skip(f"auto_explain not available: {error}")
+    plans = nested_plans(skewed, statement)
+    assert "Index Scan using raquel_jobs_ready_priority_idx" in plans
+    assert "Index Only Scan using raquel_queue_list_members_pkey" in plans
+    assert "Seq Scan" not in plans
+
+
 def test_a_long_list_walks_the_all_queues_index_with_generic_plans_hashing_the_names(skewed: Conn) -> None:
     for queue in LONG:
         skewed.execute("SELECT raquel_enqueue(%s, 'x', priority => 7)", (queue,))
@@ -183,7 +233,7 @@ def test_a_long_list_walks_the_all_queues_index_with_generic_plans_hashing_the_n
 def test_the_long_list_claim_keeps_generic_plans_and_the_claims_settings(skewed: Conn) -> None:
     row = skewed.execute(
         "SELECT proconfig, prosecdef FROM pg_proc"
-        " WHERE oid = 'raquel.raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid)'::regprocedure",
+        " WHERE oid = 'raquel.raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid, bigint)'::regprocedure",
     ).fetchone()
     assert row is not None
     config, definer = row
@@ -191,7 +241,7 @@ def test_the_long_list_claim_keeps_generic_plans_and_the_claims_settings(skewed:
     assert {"enable_seqscan=off", "jit=off"} <= set(config)
     assert not definer  # called by raquel_claim only, as its owner
     grants = skewed.execute(
-        "SELECT has_function_privilege('public', 'raquel.raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid)',"
+        "SELECT has_function_privilege('public', 'raquel.raquel_claim_listed(text[], text, integer, bigint, bigint, bigint, uuid, bigint)',"
         " 'EXECUTE')"
     ).fetchone()
     assert grants == (False,)
@@ -218,7 +268,7 @@ def test_next_due_of_a_long_list_is_its_earliest_job_whatever_the_others_hold(co
 def test_next_due_of_a_long_list_counts_its_claimed_jobs_lease_deadlines(conn: Conn) -> None:
     enqueue(conn, LONG[1], 1, now=T)
     enqueue(conn, LONG[2], 1, at=T + 90_000)
-    claim(conn, LONG, batch=1)  # a lease of 60,000 ms from T
+    claim_by_names(conn, LONG, batch=1)  # a lease of 60,000 ms from T
     assert next_due(conn, LONG) == T + 60_000
 
 
