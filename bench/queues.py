@@ -16,10 +16,11 @@
    Medians of all timed calls (a warm-up round first, not counted).
 2. Drain rate. ``AsyncRaquel(dsn)`` + ``subscribe(*queues, concurrency=10)`` with nothing else,
    in a process of its own (``bench.worker_proc default``), draining ``--jobs`` pre-enqueued no-op
-   jobs (tables ANALYZEd), each drain in a fresh database; *before*: that database's
-   ``raquel_claim`` and ``raquel_next_due`` replaced by BEFORE_COMMIT's. Cases: 1 queue, 1,000 queues (jobs spread), and
-   1,000 listed queues among a big unlisted queue (skewed; the listed jobs drained). Rounds
-   interleaved (order reversed every other round); rate = jobs / (last success - first claim).
+   jobs (tables ANALYZEd), each drain in a fresh database; *before*: that database migrated up to
+   0029 and its ``raquel_claim`` and ``raquel_next_due`` replaced by BEFORE_COMMIT's. Cases: 1
+   queue, 1,000 queues (jobs spread), and 1,000 listed queues among a big unlisted queue (skewed;
+   the listed jobs drained). Rounds interleaved (order reversed every other round); rate = jobs /
+   (last success - first claim).
 
 3. ``--sweeps``: the one-job claim's rescue of every queue against the queues asked for.
 4. ``--walk``: a claim of 1,000 listed queues with the names sent (0029's walk, a hash join), by a
@@ -205,9 +206,12 @@ SELECT (EXISTS (SELECT FROM raquel_jobs WHERE queue <> 'big' AND status IN ('que
 
 def drain(srv: Server, listed: int, skewed: bool, before: bool, jobs: int) -> float:
     """One drain in a fresh database; jobs/s."""
-    with srv.database("queues_drain") as dsn:
+    with srv.database("queues_drain", migrated=not before) as dsn:
         with psycopg.connect(dsn, autocommit=True) as conn:
             if before:
+                # Up to 0029: 0030 gave raquel_claim another argument, so 0006's would be another function
+                # beside it, not a replacement. (The worker then sends its names, with one warning.)
+                migrate(conn, [m for m in load_migrations() if m.version <= 29])
                 install(conn, sql_0006("raquel_claim", "raquel_claim"))
                 install(conn, sql_0006("raquel_next_due", "raquel_next_due"))
             fill(conn, listed, jobs, skewed)
