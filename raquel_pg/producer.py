@@ -128,8 +128,9 @@ class Producer:
         self._idle = idle
         self._slots = slots
         self._stopping = stopping
-        # Sent with every claim, wait_begin and next_due: dumped once (a
-        # list of 1,000 names cost psycopg 0.5 ms a call), never changed.
+        # Sent with every claim (but a long list's: registered once, below),
+        # wait_begin and next_due: dumped once (a list of 1,000 names cost
+        # psycopg 0.5 ms a call), never changed.
         self._queues = None if queues is None else cast("list[str]", FixedTextArray(queues))
         # A long list's id (raquel_queue_list), registered at the first claim; the claims then
         # send the id alone. Not wanted once the role may not register it or the schema cannot.
