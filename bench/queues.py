@@ -23,7 +23,7 @@
    (last success - first claim).
 
 3. ``--sweeps``: the one-job claim's rescue of every queue against the queues asked for.
-4. ``--walk``: a claim of 1,000 listed queues with the names sent (0029's walk, a hash join), by a
+4. ``--walk``: a claim of 1,000 listed queues with the names sent (as migrated), by a
    registered list (0030_queue_lists), and with the names sent to 0006's walk (a hashed subplan),
    each in a database of its own beside a one-queue database, claims alternating.
 
@@ -321,7 +321,7 @@ def walk_latency(srv: Server, rounds: int, calls: int, batch: int) -> list[str]:
     """Part 4 (``--walk``): a claim of 1,000 listed queues three ways, interleaved with one queue's.
 
     Four databases: one queue's jobs, and three holding the same jobs spread over 1,000 queues:
-    claimed with the names sent (as migrated: 0029's walk, a hash join), by a registered list
+    claimed with the names sent (as migrated: since 0031, 0006's hashed subplan again), by a registered list
     (0030_queue_lists: an index probe of its members per job read), and with the names sent to
     0006's walk (a hashed subplan; that database migrated up to 0029, whose ``raquel_claim`` calls
     it). Claims of ``batch`` (durable, a lease of an hour, the names binary and built once)

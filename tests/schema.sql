@@ -135,7 +135,7 @@ CREATE FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch i
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_claim_listed (docs/security.md)
 BEGIN RETURN QUERY SELECT * FROM raquel.raquel_claim_listed($1, $2, $3, $4, $5, $6, $7, $8); END$_$;
 
-COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION public.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hashed membership test (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION public.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE
@@ -1097,8 +1097,6 @@ CREATE FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch i
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
-    SET enable_nestloop TO 'off'
-    SET enable_mergejoin TO 'off'
     SET max_parallel_workers_per_gather TO '0'
     SET jit TO 'off'
     AS $$
@@ -1127,12 +1125,13 @@ BEGIN
                 SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
                        coalesce(array_agg(w.queue) FILTER (WHERE w.listed), '{}'), coalesce(max(w.n), 0)
                 INTO v_cands, v_names, v_seen
-                -- The listed queues are the inner side of a hash join (the
-                -- function's settings leave no other join): a hash table of the
-                -- names built once per statement, which the walk, its outer side,
-                -- probes row by row in its own order.
-                FROM (SELECT r.ctid, r.queue, l.name IS NOT NULL AS listed, r.n
+                -- A hashed subplan (0006's): a hash table of the names built
+                -- once per statement, probed by the walk's rows in their own
+                -- order (0029's hash join gave no such order; see this file's
+                -- header).
+                FROM (SELECT r.ctid, r.queue, r.listed, r.n
                       FROM (SELECT j.ctid, j.queue::text AS queue,
+                                   j.queue IN (SELECT unnest(raquel_claim_listed.queues)) AS listed,
                                    row_number() OVER (ORDER BY j.scheduled_at ROWS UNBOUNDED PRECEDING) AS n
                             FROM raquel_jobs j
                             WHERE j.priority = v_level
@@ -1140,8 +1139,7 @@ BEGIN
                               AND (j.max_age IS NULL OR j.enqueued_at + j.max_age > raquel_claim_listed.claimed_at)
                             ORDER BY j.scheduled_at
                             LIMIT v_walk) AS r
-                      LEFT JOIN unnest(raquel_claim_listed.queues) AS l(name) ON l.name = r.queue
-                      WHERE l.name IS NOT NULL OR r.n = v_walk
+                      WHERE r.listed OR r.n = v_walk
                       LIMIT v_need) AS w;
             ELSE
                 SELECT coalesce(array_agg(w.ctid) FILTER (WHERE w.listed), '{}'),
@@ -1294,7 +1292,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hash join (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
+COMMENT ON FUNCTION raquel.raquel_claim_listed(queues text[], claim_as text, batch integer, claimed_at bigint, upto bigint, until bigint, claim uuid, queue_list bigint) IS 'Internal (raquel_claim, for a long list of queues): claims up to batch ready jobs of the queues listed (queues, or the registered list queue_list) (scheduled_at <= upto, not past max_age at claimed_at), highest priority then oldest first, each to this call alone, as claim with lease_expires_at until; walks the all-queues index keeping the listed queues'' jobs by a hashed membership test (a hash table of the names built once per statement), or, for a registered list, by an index probe of its members for each of the first 32 jobs, at most 256 (or 16 per job asked for) jobs per level, then one index probe per queue.';
 
 CREATE FUNCTION raquel.raquel_claim_outcome(job_id uuid, claim_id uuid) RETURNS TABLE(status text, error text)
     LANGUAGE sql STABLE SECURITY DEFINER
