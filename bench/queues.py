@@ -64,6 +64,13 @@ SKEW_RATIO = 25
 BEFORE_COMMIT = "6d4aad1"
 
 
+def create_or_replace(text: str, function: str) -> str:
+    """``function``'s CREATE FUNCTION statement in the migration ``text``, as CREATE OR REPLACE."""
+    start = text.index(f"CREATE FUNCTION {function}(")
+    end = text.index("\n$$;\n", start) + len("\n$$;\n")
+    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
 def sql_0006(function: str, name: str) -> str:
     """``function`` as BEFORE_COMMIT's 0006_claim.sql creates it, named ``name``, as CREATE OR REPLACE."""
     text = subprocess.run(
@@ -72,10 +79,7 @@ def sql_0006(function: str, name: str) -> str:
         text=True,
         check=True,
     ).stdout
-    start = text.index(f"CREATE FUNCTION {function}(")
-    end = text.index("\n$$;\n", start) + len("\n$$;\n")
-    body = text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-    return re.sub(rf"\b{function}\b", name, body)
+    return re.sub(rf"\b{function}\b", name, create_or_replace(text, function))
 
 
 def install(conn: psycopg.Connection[Any], sql: str) -> None:
@@ -250,10 +254,7 @@ def drain_rates(srv: Server, rounds: int, jobs: int) -> list[str]:
 def claim_before_sweeps_sql() -> str:
     """raquel_claim as 0006_claim.sql defines it but with the rescue as BEFORE_COMMIT made it: of
     the queues asked for, whenever any queue's lease has run out."""
-    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
-    start = text.index("CREATE FUNCTION raquel_claim(")
-    body = text[start : text.index("\n$$;\n", start) + len("\n$$;\n")]
-    body = body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    body = create_or_replace((ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8"), "raquel_claim")
     now = "PERFORM raquel_rescue(NULL, raquel_claim.now);"
     assert body.count(now) == 1
     return body.replace(now, "PERFORM raquel_rescue(raquel_claim.queues, raquel_claim.now);")
@@ -305,10 +306,9 @@ def sweep_latency(srv: Server, rounds: int, calls: int) -> list[str]:
 
 def listed_0006_sql() -> str:
     """raquel_claim_listed as 0006_claim.sql defines it (its walk's hashed subplan), as CREATE OR REPLACE."""
-    text = (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8")
-    start = text.index("CREATE FUNCTION raquel_claim_listed(")
-    body = text[start : text.index("\n$$;\n", start) + len("\n$$;\n")]
-    return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return create_or_replace(
+        (ROOT / "migrations" / "0006_claim.sql").read_text(encoding="utf-8"), "raquel_claim_listed"
+    )
 
 
 #: ``--walk``'s claim by a registered list (0030_queue_lists).
