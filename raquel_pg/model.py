@@ -67,8 +67,11 @@ class JobRecord:
     ``payload_too_deep``: True when the payload is JSON nested deeper than
     Python's json module reads (the interpreter's recursion limit, ~1,000
     levels; PostgreSQL stores such text, and ``raquel_enqueue`` accepts it):
-    ``payload`` then holds the stored text. A worker never runs a job of
-    either kind: it records a failed attempt saying why (:meth:`undecodable`).
+    ``payload`` then holds the stored text. ``payload_unreadable``: None, or
+    why Python cannot read the payload, valid JSON otherwise (an integer of
+    more than 4,300 digits, Python's limit on converting text to int);
+    ``payload`` then holds the stored text too. A worker never runs a job of
+    these kinds: it records a failed attempt saying why (:meth:`undecodable`).
     A claimed job's ``result`` is None (it has not succeeded). A stored
     result Python's json cannot decode (nested deeper than its recursion
     limit, an int of more than 4,300 digits) reads as
@@ -108,6 +111,7 @@ class JobRecord:
     trace_context: str | None = field(default=None, repr=False, kw_only=True)
     out_of_range: dict[str, int] | None = field(init=False, repr=False, default=None)
     payload_too_deep: bool = field(init=False, repr=False, default=False)
+    payload_unreadable: str | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.payload is _UNSET:
@@ -115,6 +119,8 @@ class JobRecord:
                 self.payload = params.decode_payload(self.raw_payload)
             except RecursionError:  # JSON nested deeper than Python's recursion limit
                 self.payload, self.payload_too_deep = self.raw_payload, True
+            except ValueError as error:  # JSON Python cannot read (an integer's digits)
+                self.payload, self.payload_unreadable = self.raw_payload, str(error)
         elif self.raw_payload is None:
             self.raw_payload = params.encode_payload(self.payload)
 
@@ -174,11 +180,11 @@ class JobRecord:
 
     def decodable(self) -> bool:
         """Whether a worker can run this job as stored (:meth:`undecodable` is None), without building the reason."""
-        return self.out_of_range is None and not self.payload_too_deep
+        return self.out_of_range is None and not self.payload_too_deep and self.payload_unreadable is None
 
     def undecodable(self) -> str | None:
         """Why this job cannot be run as stored (times outside datetime's range, a payload nested
-        too deeply), or None."""
+        too deeply or holding an integer longer than Python converts), or None."""
         reasons = []
         if self.out_of_range:
             times = ", ".join(f"{column} = {ms} ms" for column, ms in self.out_of_range.items())
@@ -191,6 +197,8 @@ class JobRecord:
                 "the payload cannot be decoded: it is JSON nested deeper than Python's json module "
                 f"reads (the interpreter's recursion limit, {sys.getrecursionlimit()})"
             )
+        if self.payload_unreadable is not None:
+            reasons.append(f"the payload cannot be decoded: it is JSON Python cannot read ({self.payload_unreadable})")
         return "; ".join(reasons) or None
 
 

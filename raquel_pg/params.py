@@ -180,7 +180,10 @@ def decode_payload(text: str | None) -> Any:
     for that whitespace and a method call or two, 1.4-2 us of the 2.0-2.5 it
     took for ``1`` or a small object (issue 23: every claimed job's payload is
     read). Raises RecursionError for JSON nested deeper than the interpreter's
-    recursion limit, as ``json.loads`` does.
+    recursion limit, as ``json.loads`` does, and ValueError for JSON holding an
+    integer of more digits than Python converts (``sys.get_int_max_str_digits()``,
+    4,300 by default): valid JSON that Python cannot read is not text to hand
+    a handler in its place.
     """
     if not text:
         return None
@@ -189,13 +192,27 @@ def decode_payload(text: str | None) -> Any:
     if text[0] in _JSON_SPACE or text[-1] in _JSON_SPACE:
         try:
             return json.loads(text)
-        except ValueError:
-            return text
+        except ValueError as error:
+            return _not_json(text, error)
     try:
         value, end = _scan_once(text, 0)
-    except (StopIteration, ValueError):  # no JSON value at the start, or a malformed one
+    except StopIteration:  # no JSON value at the start
         return text
+    except ValueError as error:  # a malformed value, or one Python cannot read
+        return _not_json(text, error)
     return value if end == len(text) else text  # text after the value: not JSON
+
+
+def _not_json(text: str, error: ValueError) -> str:
+    """``text``, which ``error`` (raised reading it as JSON) says is not JSON; raises ``error`` again
+    when the text is JSON all the same, with an integer longer than Python converts."""
+    if not isinstance(error, json.JSONDecodeError):
+        try:
+            json.loads(text, parse_int=str)  # the integers left as their digits
+        except ValueError:
+            return text
+        raise error
+    return text
 
 
 def queue_name(queue: str, argument: str = "queue") -> str:

@@ -59,7 +59,12 @@ class Schedule:
 
     @property
     def payload(self) -> Any:
-        return params.decode_payload(self.raw_payload)
+        """The payload decoded as a job's is; JSON Python cannot read (nested too deeply, an integer
+        longer than it converts) gives the stored text."""
+        try:
+            return params.decode_payload(self.raw_payload)
+        except (RecursionError, ValueError):
+            return self.raw_payload
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Schedule:

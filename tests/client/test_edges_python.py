@@ -143,12 +143,24 @@ async def test_async_dequeue_records_an_undecodable_row_as_failed_and_yields_non
 
 #: Valid JSON that Python's json module cannot read: nested far deeper than the recursion limit.
 TOO_DEEP = "[" * 100_000 + "]" * 100_000
+#: Valid JSON that Python's json module cannot read: an integer past its 4,300 digits.
+TOO_LONG = "[" + "7" * 5_000 + "]"
+#: Each such payload, and what the failed attempt it is set aside with says.
+UNREADABLE = pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (TOO_DEEP, "the payload cannot be decoded: it is JSON nested deeper than Python's json module reads"),
+        (TOO_LONG, "the payload cannot be decoded: it is JSON Python cannot read (Exceeds the limit (4300 digits)"),
+    ],
+    ids=["nested too deeply", "an integer of 5,000 digits"],
+)
 
 
-def test_a_sync_worker_sets_aside_a_payload_nested_too_deeply_and_runs_the_rest_of_its_batch(
-    rq: Raquel, conn: Conn
+@UNREADABLE
+def test_a_sync_worker_sets_aside_a_payload_python_cannot_read_and_runs_the_rest_of_its_batch(
+    rq: Raquel, conn: Conn, payload: str, reason: str
 ) -> None:
-    deep = enqueue(conn, "q", TOO_DEEP, max_retry_count=0)  # raquel_enqueue stores any text
+    bad = enqueue(conn, "q", payload, max_retry_count=0)  # raquel_enqueue stores any text
     good = [enqueue(conn, "q", str(i)) for i in range(3)]
     ran: list[UUID] = []
 
@@ -157,20 +169,21 @@ def test_a_sync_worker_sets_aside_a_payload_nested_too_deeply_and_runs_the_rest_
         ran.append(job.id)
 
     thread = spawn(handler.run, name="worker")
-    wait_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, deep) == "exhausted")
+    wait_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, bad) == "exhausted")
     alive = thread.is_alive()
     handler.stop()
     thread.join(10)
     assert alive and sorted(ran) == sorted(good)
-    status, attempts, error, _ = row_of(conn, deep)
+    status, attempts, error, _ = row_of(conn, bad)
     assert (status, attempts) == ("exhausted", 1)
-    assert "the payload cannot be decoded: it is JSON nested deeper" in error
+    assert reason in error
 
 
-async def test_an_async_worker_sets_aside_a_payload_nested_too_deeply_and_runs_the_rest_of_its_batch(
-    arq: AsyncRaquel, conn: Conn
+@UNREADABLE
+async def test_an_async_worker_sets_aside_a_payload_python_cannot_read_and_runs_the_rest_of_its_batch(
+    arq: AsyncRaquel, conn: Conn, payload: str, reason: str
 ) -> None:
-    deep = enqueue(conn, "q", TOO_DEEP, max_retry_count=0)
+    bad = enqueue(conn, "q", payload, max_retry_count=0)
     good = [enqueue(conn, "q", str(i)) for i in range(3)]
     ran: list[UUID] = []
 
@@ -179,12 +192,12 @@ async def test_an_async_worker_sets_aside_a_payload_nested_too_deeply_and_runs_t
         ran.append(job.id)
 
     run = aspawn(handler.run, name="worker")
-    await await_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, deep) == "exhausted")
+    await await_for(lambda: all(status_of(conn, j) == "success" for j in good) and status_of(conn, bad) == "exhausted")
     alive = not run.done()
     handler.stop()
     await ajoin([run], 10)
     assert alive and sorted(ran) == sorted(good)
-    assert "nested deeper than Python's json module reads" in row_of(conn, deep)[2]
+    assert reason in row_of(conn, bad)[2]
 
 
 async def test_a_claimed_job_has_no_result_whatever_its_row_holds(arq: AsyncRaquel, conn: Conn) -> None:
@@ -260,6 +273,18 @@ def test_get_shows_a_payload_nested_too_deeply_as_its_text(rq: Raquel, conn: Con
     job = rq.get(deep)
     assert job is not None and job.payload_too_deep and job.payload == TOO_DEEP == job.raw_payload
     assert "nested deeper" in (job.undecodable() or "") and not job.decodable()
+
+
+def test_get_shows_a_payload_holding_an_integer_python_cannot_convert_as_its_text(rq: Raquel, conn: Conn) -> None:
+    job = rq.get(enqueue(conn, "q", TOO_LONG))
+    assert job is not None and job.payload == TOO_LONG == job.raw_payload and not job.payload_too_deep
+    assert job.payload_unreadable is not None and "4300 digits" in job.payload_unreadable
+    assert "JSON Python cannot read" in (job.undecodable() or "") and not job.decodable()
+
+
+def test_a_payload_of_digits_followed_by_text_is_text() -> None:
+    # Not JSON (text after the number): a text payload, however long its number.
+    assert Job(raw_payload="7" * 5_000 + " apples").payload == "7" * 5_000 + " apples"
 
 
 def test_get_shows_an_undecodable_row_with_its_out_of_range_times(rq: Raquel, conn: Conn) -> None:
