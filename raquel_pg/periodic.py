@@ -134,14 +134,14 @@ def schedule_args(
     return args
 
 
-def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any], list[str]]:
-    """The arguments of ``raquel_fire_schedules`` for due schedules, and the names left out.
+def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The arguments of ``raquel_fire_schedules`` for due schedules, and those left out.
 
     ``due`` rows are (name, cron, next_run_at) as read at ``now_ms``. Each
     schedule fires its tick ``next_run_at`` (None: only sets the first tick)
     and moves to its first cron tick after ``now_ms``; interval schedules get
     None, which the SQL function computes. A schedule whose cron expression
-    croniter refuses (one set from psql) is left out and its name returned.
+    croniter refuses (one set from psql) is left out and returned, as (name, cron).
     The arguments hold no ``now``: the caller adds its own (None: the SQL
     function reads the database clock; the engine lets only a role that
     may update raquel_jobs pass one).
@@ -149,14 +149,14 @@ def plan_ticks(due: list[tuple[Any, ...]], now_ms: int) -> tuple[dict[str, Any],
     names: list[str] = []
     ticks: list[int | None] = []
     nexts: list[int | None] = []
-    invalid: list[str] = []
+    invalid: list[tuple[str, str]] = []
     for name, cron, next_run_at in due:
         following = None
         if cron is not None:
             try:
                 following = next_cron_tick(cron, now_ms)
             except InvalidArgument:
-                invalid.append(name)
+                invalid.append((name, cron))
                 continue
         names.append(name)
         ticks.append(next_run_at)

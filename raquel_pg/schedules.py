@@ -30,6 +30,10 @@ logger = logging.getLogger("raquel_pg")
 class Schedules:
     """The client's periodic-job calls, over its ``_fetch``."""
 
+    #: The schedules left out of the last run of :meth:`run_schedules` for an invalid cron
+    #: expression, as (name, cron): each is warned about once while it stays so.
+    _invalid_crons: frozenset[tuple[str, str]] = frozenset()
+
     if TYPE_CHECKING:
 
         def _fetch(
@@ -89,7 +93,9 @@ class Schedules:
         exactly one call (a compare-and-set on the schedule's next_run_at, in
         the statement that enqueues). Missed ticks (nobody ran schedules for a
         while) give one job, for the oldest missed tick; the schedule then
-        moves to its first tick after now. ``now`` (default: the database
+        moves to its first tick after now. A schedule whose cron expression
+        is invalid (one set from SQL) is left out, and a warning logged the
+        first time a call of this client finds it so. ``now`` (default: the database
         clock) is for tests and replays: only a role that may update
         raquel_jobs may pass it (migration 0002_clock_and_ids); without it the jobs are
         fired on the database clock.
@@ -101,10 +107,14 @@ class Schedules:
             return []
         args, invalid = periodic.plan_ticks(due, rows[0][0])
         args["now"] = now_ms
-        for name in invalid:
+        for name, cron in sorted(set(invalid) - self._invalid_crons):
             logger.warning(
-                "schedule %s: its cron expression is invalid; fix it with raquel_set_schedule() or drop it", name
+                "schedule %s: its cron expression %r is invalid; it is left out of every run until it is "
+                "fixed with raquel_set_schedule() or dropped (warned once by this client)",
+                name,
+                cron,
             )
+        self._invalid_crons = frozenset(invalid)
         if not args["names"]:
             return []
         return [row[0] for row in self._fetch("fire_schedules", args)]

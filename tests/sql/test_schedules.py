@@ -170,6 +170,19 @@ def test_an_invalid_cron_set_from_sql_is_skipped(
     assert state(conn, "broken") == (T, None)
 
 
+def test_an_invalid_cron_is_warned_about_once_until_it_changes(
+    rq: Raquel, conn: psycopg.Connection[Any], no_schedules: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A scheduler runs the schedules at every poll: the broken one used to be warned about each time.
+    conn.execute("SELECT raquel_set_schedule('broken', 'q', cron => 'not cron', first_run_at => %s)", (T,))
+    for step in range(3):
+        rq.run_schedules(now=T + step * 1000)
+    assert caplog.text.count("schedule broken") == 1
+    conn.execute("UPDATE raquel_schedules SET cron = 'still not cron' WHERE name = 'broken'")
+    rq.run_schedules(now=T + 4000)
+    assert caplog.text.count("schedule broken") == 2 and "'still not cron'" in caplog.text
+
+
 async def test_async_run_schedules(arq: AsyncRaquel, conn: psycopg.Connection[Any], no_schedules: str) -> None:
     await arq.schedule("tick", "q", every=1000, first_run_at=T)
     assert len(await arq.run_schedules(now=T)) == 1
