@@ -460,12 +460,14 @@ GROUP BY 1, 2
 SELECT raquel.raquel_now_ms()
 
 -- Jobs newest first (ids are time-ordered, 0002_clock_and_ids), a page at a time: the next
--- page starts below the last id shown (keyset).
+-- page starts below the last id shown (keyset). statuses: any of them (NULL: any status);
+-- finished_after: finished at or after it (ms; the queues table's counts of the last hour).
 -- name: dash_jobs
 SELECT id, queue, status, attempts, error, enqueued_at, scheduled_at, finished_at, priority
 FROM raquel.raquel_jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
+  AND (%(finished_after)s::bigint IS NULL OR finished_at >= %(finished_after)s::bigint)
   AND (%(before)s::uuid IS NULL OR id < %(before)s::uuid)
 ORDER BY id DESC
 LIMIT %(limit)s::integer
@@ -486,7 +488,8 @@ WITH scanned AS MATERIALIZED (
 ), matched AS (
     SELECT s.* FROM scanned s
     WHERE (%(queue)s::text IS NULL OR s.queue = %(queue)s::text)
-      AND (%(status)s::text IS NULL OR s.status = %(status)s::text)
+      AND (%(statuses)s::text[] IS NULL OR s.status = ANY (%(statuses)s::text[]))
+      AND (%(finished_after)s::bigint IS NULL OR s.finished_at >= %(finished_after)s::bigint)
       AND strpos(lower(s.error), lower(%(error)s::text)) > 0
     ORDER BY s.id DESC
     LIMIT %(limit)s::integer

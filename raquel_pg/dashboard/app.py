@@ -118,38 +118,50 @@ class Dashboard:
         return JSONResponse(await self.store.throughput(_window(request), queue))
 
     async def jobs_page(self, request: Request) -> Response:
+        """The jobs list: ``queue``, ``status`` (repeatable: any of them), ``error`` (text in the error)
+        and ``finished_within`` (a duration: finished that long ago or since; the queues table links
+        its counts of the last hour here) filter it; ``before`` pages it."""
         q = request.query_params
         queue = q.get("queue") or None
-        status = q.get("status") or None
+        statuses = tuple(s for s in q.getlist("status") if s)
         error = q.get("error") or None
-        if status is not None and status not in params.STATUSES:
-            raise HTTPException(400, f"status: must be one of {', '.join(params.STATUSES)}")
+        within = q.get("finished_within") or None
+        for status in statuses:
+            if status not in params.STATUSES:
+                raise HTTPException(400, f"status: must be one of {', '.join(params.STATUSES)}")
+        finished_after = None
+        if within is not None:
+            try:
+                span = parse_duration(within, "finished_within") / timedelta(milliseconds=1)
+                finished_after = await self.store.now_ms() - int(span)
+            except InvalidArgument as refused:
+                raise HTTPException(400, str(refused)) from None
         before_text = q.get("before")
         before = _uuid(before_text) if before_text else None
-        filters = {k: v for k, v in (("queue", queue), ("status", status), ("error", error)) if v}
+        given = (("queue", [queue]), ("status", statuses), ("error", [error]), ("finished_within", [within]))
+        query = [(name, value) for name, values in given for value in values if value]
+        filters = data.JobFilters(queue, statuses, finished_after)
         searched: int | None = None
         if error is None:
-            jobs = await self.store.jobs(queue=queue, status=status, before=before, limit=PAGE_SIZE + 1)
+            jobs = await self.store.jobs(filters, before=before, limit=PAGE_SIZE + 1)
             resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else None
         else:
-            found = await self.store.search_errors(
-                error, queue=queue, status=status, before=before, limit=PAGE_SIZE + 1
-            )
+            found = await self.store.search_errors(error, filters, before=before, limit=PAGE_SIZE + 1)
             jobs, searched = found.jobs, found.scanned
             resume = jobs[PAGE_SIZE - 1].id if len(jobs) > PAGE_SIZE else found.resume
         jobs = jobs[:PAGE_SIZE]
-        older = f"/jobs?{urlencode({**filters, 'before': resume})}" if resume else None
+        older = f"/jobs?{urlencode([*query, ('before', str(resume))])}" if resume else None
         return self.page(
             request,
             "jobs.html",
             await self.allowed(),
             jobs=jobs,
-            filters=filters,
+            filters={"queue": queue, "status": statuses, "error": error, "finished_within": within},
             older=older,
             searched=searched,
             page_size=PAGE_SIZE,
             error_scan=data.ERROR_SCAN,
-            first=f"/jobs?{urlencode(filters)}" if before else None,
+            first=f"/jobs?{urlencode(query)}" if before else None,
         )
 
     async def job_page(self, request: Request) -> Response:

@@ -84,6 +84,20 @@ class JobSummary:
     priority: int
 
 
+@dataclass(frozen=True)
+class JobFilters:
+    """What the jobs list keeps: a queue (None: any), any of ``statuses`` (empty: any status), and
+    jobs finished at or after ``finished_after`` (ms since the epoch; None: finished or not)."""
+
+    queue: str | None = None
+    statuses: tuple[str, ...] = ()
+    finished_after: int | None = None
+
+    def args(self) -> dict[str, Any]:
+        """The filters as the ``dash_jobs`` queries take them."""
+        return {"queue": self.queue, "statuses": list(self.statuses) or None, "finished_after": self.finished_after}
+
+
 def _summary(row: tuple[Any, ...]) -> JobSummary:
     return JobSummary(
         row[0],
@@ -216,22 +230,21 @@ class Store:
         labels = [datetime.fromtimestamp((first + i * bucket) / 1000, timezone.utc).isoformat() for i in range(count)]
         return {"window": window, "bucket_seconds": bucket // 1000, "labels": labels, **series}
 
-    async def jobs(self, *, queue: str | None, status: str | None, before: UUID | None, limit: int) -> list[JobSummary]:
-        """A page of jobs, newest first, below ``before`` (an id) when given."""
-        rows = await self.fetch("dash_jobs", {"queue": queue, "status": status, "before": before, "limit": limit})
+    async def jobs(self, filters: JobFilters, *, before: UUID | None, limit: int) -> list[JobSummary]:
+        """A page of the jobs ``filters`` keeps, newest first, below ``before`` (an id) when given."""
+        rows = await self.fetch("dash_jobs", {**filters.args(), "before": before, "limit": limit})
         return [_summary(r) for r in rows]
 
-    async def search_errors(
-        self, text: str, *, queue: str | None, status: str | None, before: UUID | None, limit: int
-    ) -> ErrorSearch:
-        """Up to ``limit`` jobs whose error contains ``text`` (any case), newest first, below ``before``.
+    async def search_errors(self, text: str, filters: JobFilters, *, before: UUID | None, limit: int) -> ErrorSearch:
+        """Up to ``limit`` jobs ``filters`` keeps whose error contains ``text`` (any case), newest first,
+        below ``before``.
 
         Reads at most :data:`ERROR_SCAN` jobs that have an error, so that a
         page answers in bounded time however many there are: see ErrorSearch.
         """
         rows = await self.fetch(
             "dash_jobs_error",
-            {"error": text, "queue": queue, "status": status, "before": before, "limit": limit, "scan": ERROR_SCAN},
+            {**filters.args(), "error": text, "before": before, "limit": limit, "scan": ERROR_SCAN},
         )
         scanned_to, scanned = rows[0][9], rows[0][10]
         jobs = [_summary(r) for r in rows if r[0] is not None]

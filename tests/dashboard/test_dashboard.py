@@ -169,6 +169,32 @@ def test_jobs_list_filters_by_queue_status_and_error_text(board: str, conn: Conn
     assert str(other) not in page and str(good) not in page and str(elsewhere) not in page
 
 
+def test_the_failed_count_of_the_last_hour_links_to_the_jobs_it_counts(board: str, conn: Conn) -> None:
+    now = now_ms(conn)
+    exhausted = finished(conn, "emails", "fail", now)
+    long_ago = finished(conn, "emails", "fail", now - 2 * 3600_000)
+    succeeded = finished(conn, "emails", "complete", now)
+    elsewhere = finished(conn, "reports", "fail", now)
+    conn.execute("SELECT raquel_enqueue('emails', 'x', max_age => 1000, now => %s)", (now - 5000,))
+    expired = conn.execute("SELECT id FROM raquel_jobs WHERE queue = 'emails' AND status = 'queued'").fetchone()
+    conn.execute("SELECT raquel_expire(ARRAY['emails'], %s)", (now,))
+    assert expired is not None and status_of(conn, expired[0]) == "expired"
+    row = request(board, "GET", "/").text.split('data-queue="emails"')[1].split("</tr>")[0]
+    cell = row.split('<td class="n bad">')[1].split("</td>")[0]
+    link = cell.split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert cell.split(">")[1].split("<")[0] == "2"  # the count: one exhausted, one expired
+    page = request(board, "GET", link).text
+    listed = {part.split('"')[0] for part in page.split('<a href="/jobs/')[1:]}
+    assert listed == {str(exhausted), str(expired[0])}
+    assert str(long_ago) not in listed and str(succeeded) not in listed and str(elsewhere) not in listed
+    assert 'id="view"' in page and "exhausted or expired" in page
+
+
+def test_a_bad_finished_within_is_a_400_naming_it(board: str) -> None:
+    page = request(board, "GET", "/jobs?finished_within=soon")
+    assert page.status == 400 and "finished_within" in page.text
+
+
 def test_error_search_reads_a_bounded_slice_per_page_and_resumes_below_it(
     board: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
