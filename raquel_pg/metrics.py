@@ -4,11 +4,13 @@ Needs ``prometheus_client`` (the ``raquel-pg[metrics]`` or
 ``raquel-pg[dashboard]`` extra); importing this module without it raises
 ImportError.
 
-:class:`QueueCollector` answers each scrape with one call of
-``raquel_stats()`` (exact counts of every status: one pass over the jobs
-table, about 250 ms beside 1M finished jobs), or, when the role may not call
-it, of ``raquel_queue_overview()`` (0011_dashboard: waiting and running jobs only, read
-from the partial indexes). It serves ``raquel-pg metrics`` and the
+:class:`QueueCollector` answers each scrape by reading
+``raquel_queue_overview()`` (0011_dashboard: waiting and running jobs, read
+from the partial indexes) and ``raquel_queue_controls()``, and counts the
+finished jobs with ``raquel_stats()`` (one pass over the jobs table, about
+250 ms beside 1M finished jobs) at most once every :data:`FINISHED_EVERY`
+seconds; a role that may not call ``raquel_stats()`` gets the waiting and
+running jobs only. It serves ``raquel-pg metrics`` and the
 dashboard's ``/metrics``. :class:`WorkerMetrics` is an
 :class:`~raquel_pg.instrument.Observer` counting what one worker process does
 (``raquel-pg worker --metrics-port``).
@@ -16,6 +18,8 @@ dashboard's ``/metrics``. :class:`WorkerMetrics` is an
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +37,14 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 BATCH_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
+#: Seconds between two counts of the finished jobs (:class:`QueueCollector`): each is a pass over
+#: the whole table (about 250 ms beside 1M jobs), where the waiting and running jobs are read
+#: from partial indexes at every scrape.
+FINISHED_EVERY = 60.0
+#: The statuses a job ends in, counted every ``finished_every`` seconds.
+FINISHED = ("success", "cancelled", "expired", "exhausted")
+
+
 class QueueCollector(Collector):
     """Gauges of every queue, read from ``dsn`` at each scrape (a short-lived connection).
 
@@ -40,10 +52,24 @@ class QueueCollector(Collector):
     lease-expired, oldest-ready-age and paused gauges (see docs/dashboard.md). A
     database that cannot be reached yields ``raquel_up 0`` and nothing else,
     instead of failing the scrape.
+
+    The waiting and running jobs are counted at every scrape
+    (``raquel_queue_overview()``: partial indexes). The finished statuses
+    (success, cancelled, expired, exhausted) take ``raquel_stats()``, one pass
+    over the whole table: it runs at the first scrape and then at most once
+    every ``finished_every`` seconds, and the scrapes in between report the
+    finished counts as last counted. A role that may not call
+    ``raquel_stats()`` gets the waiting and running statuses only.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, finished_every: float = FINISHED_EVERY) -> None:
         self.dsn = dsn
+        self.finished_every = finished_every
+        # The finished counts of each queue and when they were counted (time.monotonic()); the
+        # lock keeps two scrapes at once (threads of the HTTP server) from both counting.
+        self._finished: dict[str, dict[str, int]] = {}
+        self._counted_at: float | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("raquel_up", "1 when the queue's database answered this scrape, else 0")
@@ -88,29 +114,50 @@ class QueueCollector(Collector):
             yield paused
 
     def _read(self) -> tuple[list[dict[str, Any]], bool]:
-        """The queues' rows and whether they count every status (raquel_stats) or not (overview)."""
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            try:
-                cursor = conn.execute(QUERIES["ops_stats"])
-                names = [c.name for c in cursor.description or ()]
-                rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        """The queues' rows and whether they count every status (else waiting and running ones only)."""
+        with self._lock, psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+            now = time.monotonic()
+            if self._counted_at is not None and now - self._counted_at < self.finished_every:
+                rows = _rows(conn, "dash_overview")
+                controls = {row["queue"]: row for row in _rows(conn, "dash_controls")}
+                for queue in sorted((set(self._finished) | set(controls)) - {row["queue"] for row in rows}):
+                    rows.append(dict.fromkeys(_LIVE, 0) | {"queue": queue, "oldest_ready_age_ms": None})
                 for row in rows:
-                    row["running"] = row["claimed"]
+                    row["claimed"] = row["running"]
+                    row["paused"] = controls.get(row["queue"], {}).get("paused", False)
+                    row.update(self._finished.get(row["queue"], dict.fromkeys(FINISHED, 0)))
                 return rows, True
+            try:
+                rows = _rows(conn, "ops_stats")
             except psycopg.errors.InsufficientPrivilege:
                 pass
-            cursor = conn.execute(QUERIES["dash_overview"])
-            names = [c.name for c in cursor.description or ()]
-            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+            else:
+                for row in rows:
+                    row["running"] = row["claimed"]
+                self._finished = {row["queue"]: {status: row[status] for status in FINISHED} for row in rows}
+                self._counted_at = now
+                return rows, True
+            rows = _rows(conn, "dash_overview")
             for row in rows:
                 row["claimed"] = row["running"]
             return rows, False
 
 
-def queue_registry(dsn: str) -> CollectorRegistry:
+#: The overview's counts of a queue, 0 for a queue it does not list.
+_LIVE = ("queued", "failed", "ready", "scheduled", "running", "lease_expired")
+
+
+def _rows(conn: psycopg.Connection[Any], query: str) -> list[dict[str, Any]]:
+    """The rows of one query of ``queries.sql``, as dicts by column name."""
+    cursor = conn.execute(QUERIES[query])
+    names = [c.name for c in cursor.description or ()]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def queue_registry(dsn: str, finished_every: float = FINISHED_EVERY) -> CollectorRegistry:
     """A registry holding only a :class:`QueueCollector` of ``dsn``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(dsn))
+    registry.register(QueueCollector(dsn, finished_every))
     return registry
 
 

@@ -297,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
     mt = command("metrics", "serve the queues' Prometheus metrics (the metrics extra)")
     mt.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mt.add_argument("--port", type=int, default=9187, help="port (default 9187)")
+    mt.add_argument(
+        "--finished-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="count the finished jobs (a pass over the whole table) at most this often; the scrapes "
+        "in between report them as last counted (default 60)",
+    )
 
     q = command("psql", "open psql on the configured database (everything after psql goes to psql)")
     q.add_argument("psql_args", nargs=argparse.REMAINDER)

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from ..errors import InvalidArgument
 from .common import require_extra, resolve_dsn
 
 
@@ -33,7 +34,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from ..metrics import queue_registry
 
     dsn = resolve_dsn(args.dsn)
-    start_http_server(args.port, addr=args.host, registry=queue_registry(dsn))  # a daemon thread
+    if not args.finished_every >= 0:  # NaN too
+        raise InvalidArgument("finished_every", f"finished_every: must be >= 0 seconds, got {args.finished_every}")
+    registry = queue_registry(dsn, args.finished_every)
+    start_http_server(args.port, addr=args.host, registry=registry)  # a daemon thread
     print(f"raquel-pg metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr, flush=True)
     try:
         while True:

@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 prometheus_client = pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
@@ -74,6 +76,67 @@ def test_a_paused_queue_scrapes_as_paused(dsn: str, conn: Conn) -> None:
     got = samples(generate_latest(queue_registry(dsn)).decode())
     assert got[("raquel_queue_paused", (("queue", "emails"),))] == 1
     assert got[("raquel_queue_paused", (("queue", "reports"),))] == 0
+
+
+def scrape(registry: CollectorRegistry) -> Samples:
+    return samples(generate_latest(registry).decode())
+
+
+def jobs_gauge(got: Samples, queue: str, status: str) -> float:
+    return got[("raquel_queue_jobs", (("queue", queue), ("status", status)))]
+
+
+def test_finished_jobs_are_counted_at_most_once_per_interval_and_live_ones_at_every_scrape(
+    dsn: str, conn: Conn
+) -> None:
+    a_busy_queue(conn)
+    registry = queue_registry(dsn, finished_every=3600)
+    assert jobs_gauge(scrape(registry), "emails", "success") == 0  # the first scrape counts them
+    conn.execute(
+        "SELECT raquel_complete(id, claim_id) FROM raquel_claim(ARRAY['emails'], 'w2', batch => 2)"
+    )  # two waiting jobs finish: a live change and a finished one
+    conn.execute("SELECT raquel_pause_queue('reports')")
+    got = scrape(registry)
+    assert jobs_gauge(got, "emails", "queued") == 1 and jobs_gauge(got, "emails", "claimed") == 1
+    assert got[("raquel_queue_ready_jobs", (("queue", "emails"),))] == 0
+    assert got[("raquel_queue_paused", (("queue", "reports"),))] == 1
+    assert jobs_gauge(got, "emails", "success") == 0  # as last counted
+    assert jobs_gauge(scrape(queue_registry(dsn, finished_every=0)), "emails", "success") == 2
+
+
+def test_a_queue_with_only_finished_jobs_keeps_its_counts_between_two_counts(dsn: str, conn: Conn) -> None:
+    conn.execute("SELECT raquel_enqueue('done', 'x')")
+    conn.execute("SELECT raquel_complete(id, claim_id) FROM raquel_claim(ARRAY['done'], 'w')")
+    registry = queue_registry(dsn, finished_every=3600)
+    first, second = scrape(registry), scrape(registry)
+    assert jobs_gauge(first, "done", "success") == jobs_gauge(second, "done", "success") == 1
+    assert jobs_gauge(second, "done", "queued") == 0
+
+
+def test_a_role_that_may_not_count_every_status_gets_the_waiting_and_running_ones(dsn: str, conn: Conn) -> None:
+    role = f"raquel_test_metrics_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+    conn.execute(f'GRANT EXECUTE ON FUNCTION raquel.raquel_queue_overview TO "{role}"'.encode())
+    try:
+        a_busy_queue(conn)
+        registry = queue_registry(make_conninfo(dsn, options=f"-c role={role}"), finished_every=0)
+        got = scrape(registry)
+        assert jobs_gauge(got, "emails", "queued") == 3 and jobs_gauge(got, "emails", "claimed") == 1
+        assert ("raquel_queue_jobs", (("queue", "emails"), ("status", "success"))) not in got
+        assert jobs_gauge(scrape(registry), "emails", "queued") == 3  # and again: it never counted
+    finally:
+        conn.execute(f'DROP OWNED BY "{role}"'.encode())
+        conn.execute(f'DROP ROLE "{role}"'.encode())
+
+
+def test_metrics_refuses_a_negative_finished_every(dsn: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "raquel_pg", "--dsn", dsn, "metrics", "--finished-every", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--finished-every: must be >= 0 seconds" in done.stderr
 
 
 def test_an_unreachable_database_scrapes_as_down(dsn: str) -> None:
