@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import psycopg
 
 from . import params
-from ._acompat import Event, join, raise_if_cancelled, spawn
+from ._acompat import Event, join, raise_if_cancelled, sleep, spawn
 from .errors import InvalidArgument, NotMigrated
 from .textarray import FixedTextArray
 
@@ -97,11 +97,12 @@ class Producer:
     While the client's LISTEN connection hears, the registration accepts
     hand-offs (migration 0019_handoff): the enqueue of a lone ready job
     claims it for this worker at its commit and names it in a notification
-    (:meth:`handed`); the producer then takes it (``raquel_take``: one round
-    trip whose commit does not wait for a WAL flush) instead of claiming.
-    A handed job it cannot take (a connection error) or that comes as it
-    stops is not run: it goes back to the queue, uncounted, when its lease
-    runs out (or at once, handed back, when it stops).
+    (:meth:`handed`); the producer then reads it, starts it and takes it as it
+    runs (``JobCalls.take``: a read, then ``raquel_take``, whose commit
+    does not wait for a WAL flush) instead of claiming. A handed job it cannot
+    read or take (a connection error) or that comes as it stops is not run:
+    it goes back to the queue, uncounted, when its lease runs out (or at
+    once, handed back, when it stops).
 
     With ``second_claim`` (a worker with a prefetch), a second claim may be in
     flight beside this loop's while there is a backlog and no other worker
@@ -225,15 +226,16 @@ class Producer:
         self._wake.set()
 
     def _take_handed(self) -> None:
-        """Takes the jobs handed to this worker and starts them; hands them back when stopping, or
-        when every runner has a job (the worker became busy after the enqueue took its
-        registration: an idle worker is told of the job handed back)."""
+        """Starts the jobs handed to this worker, then takes those read untaken
+        (``JobCalls.take``, ``take_started``); hands them back when stopping, or when every
+        runner has a job (the worker became busy after the enqueue took its registration: an idle
+        worker is told of the job handed back)."""
         with self._lock:
             handed, self._handed = self._handed, []
         if not handed:
             return
         try:
-            jobs = self._calls.take(handed, lease_ms=self._lease_ms)
+            jobs = self._calls.take(handed, lease_ms=self._lease_ms, claim_as=self._claim_as, queues=self._queues)
         except psycopg.Error as error:  # never let the worker die on it
             logger.warning(
                 "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
@@ -245,6 +247,8 @@ class Producer:
             self._slots.hand_back(jobs)
         else:
             self._slots.start(jobs)
+            sleep(0)  # the runner starts the job before it is taken (JobCalls.take)
+            self._calls.take_started(jobs)
 
     def run(self) -> None:
         """Claims and waits until ``stopping`` is set; the claims in flight then are handed back."""

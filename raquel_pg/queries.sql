@@ -62,6 +62,22 @@ SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, ma
        trace_context
 FROM raquel.raquel_take(job_id => %(job_id)s::uuid, claim_id => %(claim_id)s::uuid, lease => %(lease)s::bigint)
 
+-- name: handed
+-- A job handed to this worker (0019_handoff), read without taking it: its row
+-- while it is still claimed under claim_id for this worker (claimed_by its
+-- claim_as, a queue of its own) and not yet taken, claimed_at the time it is
+-- read (raquel_take sets it so), then how many ms of its lease are left. A
+-- read, not a write: the worker starts the job at once and takes it (take) as
+-- the job runs (the producer's _take_handed). The worker role reads
+-- raquel_jobs (raquel_grant_roles).
+SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
+       backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
+       raquel.raquel_now_ms() AS claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key,
+       NULL::jsonb AS result, timeout, trace_context, lease_expires_at - raquel.raquel_now_ms() AS lease_left
+FROM raquel.raquel_jobs
+WHERE id = %(job_id)s::uuid AND claim_id = %(claim_id)s::uuid AND status = 'claimed' AND claimed_at IS NULL
+  AND claimed_by = %(claim_as)s::text AND (%(queues)s::text[] IS NULL OR queue = ANY (%(queues)s::text[]))
+
 -- name: wait_end
 SELECT raquel.raquel_wait_end(%(worker)s::uuid)
 

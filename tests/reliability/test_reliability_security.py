@@ -404,6 +404,17 @@ def test_a_worker_role_is_handed_jobs(
     assert "hand-offs" not in caplog.text
 
 
+def test_a_worker_role_that_may_not_read_the_jobs_takes_each_handed_job_before_starting_it(
+    dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A role given the functions but not `raquel-pg grant --worker`'s SELECT on raquel_jobs: the
+    # worker cannot read a handed job to start it before taking it (the handed query).
+    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+        conn.execute(f'REVOKE SELECT ON "{schema}".raquel_jobs FROM "{granted["worker"]}"'.encode())
+    assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog, handed=True) is not None
+    assert caplog.text.count("takes each job handed to it before starting it") == 1
+
+
 def test_a_worker_role_granted_before_the_hand_off_claims_as_before(
     dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

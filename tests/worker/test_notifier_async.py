@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -297,3 +298,99 @@ async def test_a_stopping_producer_hands_back_at_once_a_job_handed_to_it(
     assert slots.started == []
     row = conn.execute("SELECT status, attempts, claimed_by FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()
     assert row == ("queued", 0, None)
+
+
+async def handed_pair(conn: Conn, listening: Conn, lease_ms: int = 60_000) -> tuple[Any, Any]:
+    """A job of queue q handed to a worker whose LISTEN session is ``listening`` (it takes the
+    listener lock here): its (job id, claim id), as the raquel_handoff notification names them."""
+    listening.execute("LISTEN raquel_handoff")
+    listening.execute("SELECT pg_advisory_lock(1903257711, pg_backend_pid())")
+    conn.execute(
+        "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['q'], 600000, 'w1', %s, %s)",
+        [lease_ms, listening.info.backend_pid],
+    )
+    conn.execute("SELECT raquel_enqueue('q')")
+    (payload,) = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
+    _, job_id, claim_id = payload.split()
+    return uuid.UUID(job_id), uuid.UUID(claim_id)
+
+
+TAKEN = "SELECT claimed_at IS NOT NULL, lease_expires_at - raquel_now_ms() FROM raquel_jobs WHERE id = %s"
+
+
+async def test_a_handed_job_is_read_to_start_at_once_and_taken_once_started(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        conn.execute("UPDATE raquel_jobs SET lease_expires_at = raquel_now_ms() + 40000 WHERE id = %s", [job_id])
+        (job,) = await arq.job_calls.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
+        assert (job.id, job.status, job._untaken) == (job_id, "claimed", True)
+        assert conn.execute(TAKEN, [job_id]).fetchone()[0] is False  # read, not taken: nothing written
+        await arq.job_calls.take_started([job])
+    taken, lease_left = conn.execute(TAKEN, [job_id]).fetchone()  # type: ignore[misc]
+    assert taken and lease_left > 50_000  # taken, the lease renewed from the take
+    assert job._untaken is False
+
+
+async def test_a_handed_job_with_less_than_half_its_lease_left_is_taken_before_it_starts(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        conn.execute("UPDATE raquel_jobs SET lease_expires_at = raquel_now_ms() + 20000 WHERE id = %s", [job_id])
+        (job,) = await arq.job_calls.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
+    assert job._untaken is False
+    taken, lease_left = conn.execute(TAKEN, [job_id]).fetchone()  # type: ignore[misc]
+    assert taken and lease_left > 50_000
+
+
+async def test_taking_a_started_job_whose_success_is_recorded_writes_and_logs_nothing(
+    arq: AsyncRaquel, conn: Conn, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        (job,) = await arq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+    assert await job.complete()
+    await arq.job_calls.take_started([job])
+    assert conn.execute("SELECT status, attempts, claimed_at FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()[
+        :2
+    ] == ("success", 1)
+    assert "handed" not in caplog.text
+
+
+async def test_taking_a_started_job_released_meanwhile_by_someone_else_is_logged(
+    arq: AsyncRaquel, conn: Conn, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        (job,) = await arq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+    conn.execute("SELECT raquel_release(%s, %s)", [job_id, claim_id])
+    await arq.job_calls.take_started([job])
+    assert conn.execute("SELECT status, claimed_at FROM raquel_jobs WHERE id = %s", [job_id]).fetchone() == (
+        "queued",
+        None,
+    )
+    assert "no longer handed to this worker as it started" in caplog.text
+
+
+@pytest.mark.parametrize(("claim_as", "queues"), [("w2", ["q"]), ("w1", ["other"])])
+async def test_a_notification_naming_a_job_handed_to_another_worker_gives_nothing(
+    arq: AsyncRaquel, conn: Conn, dsn: str, claim_as: str, queues: list[str]
+) -> None:
+    # Sent by hand with the pair of a genuine hand-off to w1 of queue q: read, never started.
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        assert await arq.job_calls.take([(job_id, claim_id)], claim_as=claim_as, queues=queues) == []
+    assert conn.execute(TAKEN, [job_id]).fetchone()[0] is False
+
+
+async def test_a_client_takes_a_hand_off_once_whatever_the_notifications_naming_it(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        job_id, claim_id = await handed_pair(conn, listening)
+        first = await arq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+        again = await arq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+    assert [job.id for job in first] == [job_id]
+    assert again == []
