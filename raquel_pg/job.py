@@ -430,7 +430,7 @@ class JobCalls:
         set, the lease renewed from now): a worker that dies while running one then counts its attempt,
         as for any claim (raquel_rescue puts a handed job never taken back without one).
 
-        Never raises a database error. A job not taken because its outcome was already recorded is
+        Never raises an Exception. A job not taken because its outcome was already recorded is
         done; one the call could not take (logged) keeps its claim, renewed and fenced as any, but a
         death of the worker would not count its attempt; one no longer handed to this worker although
         unsettled (released or rescued meanwhile by someone else) is logged: its outcome will be refused.
@@ -444,7 +444,7 @@ class JobCalls:
                 rows = self.fetch(
                     "take", {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms}, binary=True
                 )
-            except psycopg.Error as error:
+            except Exception as error:  # the job runs on its claim all the same: never let the worker die on it
                 logger.warning("job %s (queue %s): could not mark it taken (%s)", job.id, job.queue, error)
                 continue
             if rows:
