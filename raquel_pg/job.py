@@ -384,7 +384,7 @@ class JobCalls:
         sent_at = time.monotonic()
         taken: list[tuple[Any, ...]] = []
         read: list[tuple[Any, ...]] = []
-        left_ms: list[int] = []
+        left_ms: dict[UUID, int] = {}  # of the jobs read, by id: the ms left of their leases
         for job_id, claim_id in handed:
             if (job_id, claim_id) in self._handed_pairs:
                 continue  # a notification naming a hand-off this client has taken: sent by hand
@@ -395,15 +395,15 @@ class JobCalls:
             row = None if claim_as is None else self._read_handed({**pair, "claim_as": claim_as, "queues": queues})
             if row is not None and row[-1] * 2 >= lease:
                 read.append(row[:-1])
-                left_ms.append(row[-1])
+                left_ms[job_id] = row[-1]
             elif row is not None or claim_as is None or not self._reads_handed:
                 taken += self.fetch("take", pair, binary=True)
         jobs = self._hold(taken, sent_at, lease)
         if read:
             untaken = self._hold(read, sent_at, lease)
-            for job, left in zip(untaken, left_ms):
+            for job in untaken:  # (those that could not be decoded were set aside)
                 job._untaken = True
-                job._lease_deadline = sent_at + left / 1000
+                job._lease_deadline = sent_at + left_ms[job.id] / 1000
             jobs += untaken
         return jobs
 

@@ -385,7 +385,7 @@ class AsyncJobCalls:
         sent_at = time.monotonic()
         taken: list[tuple[Any, ...]] = []
         read: list[tuple[Any, ...]] = []
-        left_ms: list[int] = []
+        left_ms: dict[UUID, int] = {}  # of the jobs read, by id: the ms left of their leases
         for job_id, claim_id in handed:
             if (job_id, claim_id) in self._handed_pairs:
                 continue  # a notification naming a hand-off this client has taken: sent by hand
@@ -398,15 +398,15 @@ class AsyncJobCalls:
             )
             if row is not None and row[-1] * 2 >= lease:
                 read.append(row[:-1])
-                left_ms.append(row[-1])
+                left_ms[job_id] = row[-1]
             elif row is not None or claim_as is None or not self._reads_handed:
                 taken += await self.fetch("take", pair, binary=True)
         jobs = await self._hold(taken, sent_at, lease)
         if read:
             untaken = await self._hold(read, sent_at, lease)
-            for job, left in zip(untaken, left_ms):
+            for job in untaken:  # (those that could not be decoded were set aside)
                 job._untaken = True
-                job._lease_deadline = sent_at + left / 1000
+                job._lease_deadline = sent_at + left_ms[job.id] / 1000
             jobs += untaken
         return jobs
 

@@ -300,18 +300,18 @@ async def test_a_stopping_producer_hands_back_at_once_a_job_handed_to_it(
     assert row == ("queued", 0, None)
 
 
-async def handed_pair(conn: Conn, listening: Conn, lease_ms: int = 60_000) -> tuple[Any, Any]:
-    """A job of queue q handed to a worker whose LISTEN session is ``listening`` (it takes the
-    listener lock here): its (job id, claim id), as the raquel_handoff notification names them."""
+async def handed_pair(conn: Conn, listening: Conn, lease_ms: int = 60_000, payload: str = "") -> tuple[Any, Any]:
+    """A job of queue q (``payload``) handed to a worker whose LISTEN session is ``listening`` (it
+    takes the listener lock here): its (job id, claim id), as the raquel_handoff notification names them."""
     listening.execute("LISTEN raquel_handoff")
     listening.execute("SELECT pg_advisory_lock(1903257711, pg_backend_pid())")
     conn.execute(
         "SELECT raquel_wait_begin(gen_random_uuid(), ARRAY['q'], 600000, 'w1', %s, %s)",
         [lease_ms, listening.info.backend_pid],
     )
-    conn.execute("SELECT raquel_enqueue('q')")
-    (payload,) = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
-    _, job_id, claim_id = payload.split()
+    conn.execute("SELECT raquel_enqueue('q', %s)", [payload])
+    (handoff,) = [n.payload for n in listening.notifies(timeout=5, stop_after=1)]
+    _, job_id, claim_id = handoff.split()
     return uuid.UUID(job_id), uuid.UUID(claim_id)
 
 
@@ -394,3 +394,15 @@ async def test_a_client_takes_a_hand_off_once_whatever_the_notifications_naming_
         again = await arq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
     assert [job.id for job in first] == [job_id]
     assert again == []
+
+
+async def test_a_handed_job_whose_payload_cannot_be_decoded_is_set_aside_beside_the_others(
+    arq: AsyncRaquel, conn: Conn, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as listening:
+        bad = await handed_pair(conn, listening, payload="[" * 5_000 + "]" * 5_000)
+        good = await handed_pair(conn, listening)
+        jobs = await arq.job_calls.take([bad, good], claim_as="w1", queues=["q"])
+    assert [(job.id, job._untaken) for job in jobs] == [(good[0], True)]
+    row = conn.execute("SELECT status, attempts, error FROM raquel_jobs WHERE id = %s", [bad[0]]).fetchone()
+    assert row is not None and row[:2] == ("failed", 1) and "nested deeper" in row[2]
