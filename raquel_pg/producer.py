@@ -43,6 +43,10 @@ CLAIMERS_READING_STANDS = 1.0
 #: and claims by the list's id, instead of sending the names with every claim.
 REGISTER_LISTS_OVER = 16
 
+#: A registered list is registered again (marked in use) after this many seconds: ``raquel_prune``
+#: deletes the lists unused for 7 days (0032_queue_list_pruning).
+REGISTER_LIST_AGAIN_AFTER = 3600.0
+
 
 class Slots(Protocol):
     """Where the producer's claims go: the executor."""
@@ -137,6 +141,7 @@ class Producer:
         # send the id alone. Not wanted once the role may not register it or the schema cannot.
         self._queue_list: int | None = None
         self._list_wanted = queues is not None and len(queues) > REGISTER_LISTS_OVER
+        self._list_registered_at = 0.0  # time.monotonic() of the last registration
         self._claim_as = claim_as
         self._durable = durable
         self._lease_ms = lease_ms
@@ -396,8 +401,11 @@ class Producer:
     def _claim(self, batch: int) -> list[Job]:
         """One claim of up to ``batch`` jobs of this worker's queues, with its lease and durability: by
         the id of its registered list when it has more than :data:`REGISTER_LISTS_OVER` queues (registered
-        at the first claim), else by their names."""
-        if self._list_wanted and self._queue_list is None:
+        at the first claim, and again every :data:`REGISTER_LIST_AGAIN_AFTER` seconds, so that
+        ``raquel_prune`` keeps it), else by their names."""
+        if self._list_wanted and (
+            self._queue_list is None or time.monotonic() - self._list_registered_at >= REGISTER_LIST_AGAIN_AFTER
+        ):
             self._register_list()
         if self._queue_list is not None:
             try:
@@ -419,6 +427,7 @@ class Producer:
         assert self._queues is not None
         try:
             self._queue_list = self._calls.queue_list(self._queues)
+            self._list_registered_at = time.monotonic()
         except (psycopg.errors.InsufficientPrivilege, NotMigrated, InvalidArgument) as error:
             logger.warning(
                 "this worker sends its %d queue names with every claim (%s); once the database is migrated and "

@@ -282,7 +282,7 @@ CREATE FUNCTION public.raquel_prune(batch_size integer DEFAULT 1000, now bigint 
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_prune (docs/security.md)
 SELECT raquel.raquel_prune($1, $2)$_$;
 
-COMMENT ON FUNCTION public.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
+COMMENT ON FUNCTION public.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). First, whatever the retention, deletes the registered lists of queues (raquel_queue_list) unused for 7 days. 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
 
 CREATE FUNCTION public.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE sql
@@ -303,7 +303,7 @@ CREATE FUNCTION public.raquel_queue_list(queues text[]) RETURNS bigint
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_queue_list (docs/security.md)
 SELECT raquel.raquel_queue_list($1)$_$;
 
-COMMENT ON FUNCTION public.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
+COMMENT ON FUNCTION public.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. A call for a list registered before marks it in use (used_at, written at most once an hour); raquel_prune deletes the lists unused for 7 days. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
 
 CREATE FUNCTION public.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE sql STABLE
@@ -2526,6 +2526,9 @@ BEGIN
         PERFORM raquel_invalid('raquel_prune', 'batch_size',
             format('must be >= 1, got %s', coalesce(raquel_prune.batch_size::text, 'NULL')));
     END IF;
+    -- Lists of queues no worker registered for 7 days: a running worker
+    -- registers its list every hour, so these are gone workers' lists.
+    DELETE FROM raquel_queue_lists l WHERE l.used_at < v_now - 604800000;
     -- The shortest retention in force: no job finished after now - v_least
     -- is old enough, so the scan of raquel_jobs_finished_idx stops there.
     v_least := least(v_default, (SELECT min(s.retention_ms) FROM raquel_queue_settings s));
@@ -2559,7 +2562,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
+COMMENT ON FUNCTION raquel.raquel_prune(batch_size integer, now bigint) IS 'Deletes at most batch_size finished jobs older than their queue''s retention (raquel_set_retention; else the default), oldest first; returns how many and adds them to the queue''s pruned count. 0 when no retention is set; NULL, nothing done, while another transaction prunes (one sweep at a time). First, whatever the retention, deletes the registered lists of queues (raquel_queue_list) unused for 7 days. 22023 naming batch_size when it is below 1. "now" only from roles that may update raquel_jobs.';
 
 CREATE FUNCTION raquel.raquel_purge(older_than interval, statuses text[] DEFAULT NULL::text[], batch_size integer DEFAULT 1000, now bigint DEFAULT NULL::bigint) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2626,6 +2629,7 @@ CREATE FUNCTION raquel.raquel_queue_list(queues text[]) RETURNS bigint
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    v_now    bigint := raquel_now_ms();
     v_names  text[];
     v_digest bytea;
     v_id     bigint;
@@ -2644,13 +2648,15 @@ BEGIN
     v_digest := sha256(convert_to(
         (SELECT string_agg(octet_length(n.name)::text || ':' || n.name, '' ORDER BY n.i)
          FROM unnest(v_names) WITH ORDINALITY AS n(name, i)), 'UTF8'));
-    INSERT INTO raquel_queue_lists (digest, size, registered_at)
-    VALUES (v_digest, cardinality(v_names), raquel_now_ms())
+    INSERT INTO raquel_queue_lists (digest, size, registered_at, used_at)
+    VALUES (v_digest, cardinality(v_names), v_now, v_now)
     ON CONFLICT (digest) DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NULL THEN
         -- Registered before (or by a transaction that committed while this
-        -- one waited for it).
+        -- one waited for it): in use again.
+        UPDATE raquel_queue_lists l SET used_at = v_now
+        WHERE l.digest = v_digest AND l.used_at < v_now - 3600000;
         v_id := (SELECT l.id FROM raquel_queue_lists l WHERE l.digest = v_digest);
         IF v_id IS NULL THEN
             RAISE EXCEPTION 'raquel_queue_list: the list was registered by a transaction this one cannot see yet'
@@ -2663,7 +2669,7 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
+COMMENT ON FUNCTION raquel.raquel_queue_list(queues text[]) IS 'The id of the list of these queues (order and repetitions do not matter), registered at the first call: raquel_claim(queue_list => id) claims from it without sending the names. A call for a list registered before marks it in use (used_at, written at most once an hour); raquel_prune deletes the lists unused for 7 days. 22023 naming queues for NULL, an empty list, a NULL name, or a name empty or longer than 1000 bytes.';
 
 CREATE FUNCTION raquel.raquel_queue_overview(now bigint DEFAULT NULL::bigint) RETURNS TABLE(queue text, queued bigint, failed bigint, ready bigint, scheduled bigint, running bigint, lease_expired bigint, oldest_ready_age_ms bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -3774,16 +3780,20 @@ CREATE TABLE raquel.raquel_queue_lists (
     id bigint NOT NULL,
     digest bytea NOT NULL,
     size integer NOT NULL,
-    registered_at bigint NOT NULL
+    registered_at bigint NOT NULL,
+    used_at bigint NOT NULL
 );
 
 COMMENT ON TABLE raquel.raquel_queue_lists IS 'Lists of queues registered by raquel_queue_list: one row per distinct list (digest: SHA-256 of its names, sorted and deduplicated, each prefixed by its length in bytes); raquel_claim(queue_list => id) claims from one.';
+
+COMMENT ON COLUMN raquel.raquel_queue_lists.used_at IS 'When a worker last registered the list (ms since the epoch): raquel_queue_list writes it at most once an hour, and a running worker registers its list every hour; raquel_prune deletes the lists unused for 7 days.';
 
 CREATE VIEW public.raquel_queue_lists AS
  SELECT raquel_queue_lists.id,
     raquel_queue_lists.digest,
     raquel_queue_lists.size,
-    raquel_queue_lists.registered_at
+    raquel_queue_lists.registered_at,
+    raquel_queue_lists.used_at
    FROM raquel.raquel_queue_lists;
 
 COMMENT ON VIEW public.raquel_queue_lists IS 'Lists of queues registered by raquel_queue_list: one row per distinct list (digest: SHA-256 of its names, sorted and deduplicated, each prefixed by its length in bytes); raquel_claim(queue_list => id) claims from one.

@@ -114,3 +114,27 @@ def test_a_role_granted_raquel_claim_before_0030_may_still_claim(make_database: 
             conn.execute("RESET ROLE")
             conn.execute(f'DROP OWNED BY "{role}"'.encode())
             conn.execute(f'DROP ROLE "{role}"'.encode())
+
+
+DAY_MS = 86_400_000
+
+
+def test_prune_deletes_the_lists_unused_for_7_days_with_their_members_and_keeps_the_others(conn: Conn) -> None:
+    old = register(conn, ["a", "b"])
+    recent = register(conn, ["c"])
+    conn.execute("UPDATE raquel_queue_lists SET used_at = raquel_now_ms() - 8 * %s WHERE id = %s", (DAY_MS, old))
+    conn.execute("UPDATE raquel_queue_lists SET used_at = raquel_now_ms() - 6 * %s WHERE id = %s", (DAY_MS, recent))
+    assert conn.execute("SELECT raquel_prune()").fetchone() == (0,)  # no retention set: no job counted
+    assert [row[0] for row in conn.execute("SELECT id FROM raquel_queue_lists")] == [recent]
+    assert lists(conn) == [(1, 1, 1)]
+
+
+def test_registering_a_list_again_marks_it_in_use_once_an_hour_at_most(conn: Conn) -> None:
+    list_id = register(conn, ["a", "b"])
+    used = "SELECT raquel_now_ms() - used_at FROM raquel_queue_lists WHERE id = %s"
+    conn.execute("UPDATE raquel_queue_lists SET used_at = used_at - 30 * 60000 WHERE id = %s", (list_id,))
+    assert register(conn, ["b", "a"]) == list_id
+    assert conn.execute(used, (list_id,)).fetchone()[0] >= 30 * 60000  # type: ignore[index]  # within the hour: unchanged
+    conn.execute("UPDATE raquel_queue_lists SET used_at = used_at - 31 * 60000 WHERE id = %s", (list_id,))
+    assert register(conn, ["a", "b"]) == list_id
+    assert conn.execute(used, (list_id,)).fetchone()[0] < 60000  # type: ignore[index]

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker
+from raquel_pg import AsyncJob, AsyncRaquel, AsyncWorker, producer_async
 from raquel_pg._acompat import ajoin, asleep, aspawn
 from raquel_pg.producer_async import REGISTER_LISTS_OVER
 from raquel_pg.roles import grant_roles
@@ -116,3 +116,18 @@ async def test_a_worker_of_a_long_list_sends_the_names_for_a_role_not_granted_ra
         conn.execute(f'DROP ROLE "{role}"'.encode())
     assert caplog.text.count("granted raquel_queue_list") == 1
     assert lists(conn) == []
+
+
+async def test_a_running_worker_registers_its_list_again_every_hour_so_that_prune_keeps_it(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(producer_async, "REGISTER_LIST_AGAIN_AFTER", 0.0)  # an hour gone at every claim
+    conn.execute("SELECT raquel_queue_list(%s)", (QUEUES,))
+    # Unused for 2 hours, as far as the database knows: the worker's next registration marks it in use.
+    conn.execute("UPDATE raquel_queue_lists SET used_at = used_at - 7200000")
+    await run_until(
+        arq,
+        conn,
+        lambda c: c.execute("SELECT raquel_now_ms() - used_at < 3600000 FROM raquel_queue_lists").fetchone() == (True,),
+    )
+    assert len(lists(conn)) == 1
