@@ -28,6 +28,7 @@ import psycopg
 from . import instrument, params
 from ._acompat import sleep
 from .errors import JobCancelled, RaquelError, StopSubscription
+from .handoffs import Handoffs
 from .job_controls import JobControls
 from .model import JOB_COLUMNS, JobRecord
 from .uuidarray import UUIDArray
@@ -77,9 +78,6 @@ OUTCOME_STATUSES = {
 #: Longest wait between two attempts of an outcome call.
 MAX_OUTCOME_RETRY_DELAY = 1.0
 
-#: How many of the last hand-offs a client remembers, so that it takes none twice (JobCalls.take).
-HANDED_PAIRS_KEPT = 1024
-
 
 class Job(JobControls, JobRecord):
     """A job claimed through :class:`Raquel`, with the raquel outcome methods.
@@ -105,9 +103,6 @@ class Job(JobControls, JobRecord):
     #: cancel request cancels (then ``_interrupted``).
     _scope: Any = None
     _interrupted: bool = False
-    #: A job handed to this worker (0019_handoff) and returned by :meth:`JobCalls.take` before
-    #: it was taken: the producer starts it, then takes it (:meth:`JobCalls.take_started`).
-    _untaken: bool = False
 
     @classmethod
     def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float) -> Job:
@@ -311,10 +306,8 @@ class JobCalls:
         self.notifier = notifier
         #: The client's lease (ms), the default of every claim.
         self.lease_ms = lease_ms
-        #: Whether this client's role reads the jobs handed to it (:meth:`take`) before taking them.
-        self._reads_handed = True
-        #: The hand-offs this client was given last (job id, claim id), oldest first: each is taken once.
-        self._handed_pairs: dict[tuple[UUID, UUID], None] = {}
+        #: The jobs handed to this client's idle workers (0019_handoff): read, started, then taken.
+        self.handoffs = Handoffs(self)
 
     def claim(
         self,
@@ -356,111 +349,20 @@ class JobCalls:
             binary=True,
         )
         rows.sort(key=claim_order)  # the engine returns a level's rows in no particular order (0024)
-        return self._hold(rows, sent_at, lease)
+        return self.hold(rows, sent_at, lease)
 
-    def take(
-        self,
-        handed: list[tuple[UUID, UUID]],
-        lease_ms: int | None = None,
-        *,
-        claim_as: str | None = None,
-        queues: list[str] | None = None,
+    def hold(
+        self, rows: list[tuple[Any, ...]], sent_at: float, lease: int, leases_left: dict[UUID, int] | None = None
     ) -> list[Job]:
-        """The jobs handed to this worker, ``(job id, claim id)`` pairs, still handed to it and able to
-        run, their leases kept (as :meth:`claim`); a pair whose job was rescued, released or cancelled
-        meanwhile gives nothing, and so does a pair this client was given before (a hand-off is taken
-        once). One call per pair.
-
-        Given ``claim_as`` (the worker's), each job is read first (the ``handed`` query: a SELECT, no
-        write, so no commit to wait for; only a job claimed as ``claim_as``, of ``queues`` when given):
-        one with at least half its lease left is returned untaken (``job._untaken``), for the caller
-        to start and then take as it runs (:meth:`take_started`): the wake-up's round trip is a read
-        (issue 23: a woken worker's handler started 0.81-0.92 ms after the enqueue's commit at the
-        median, against 1.06 ms taking first; bench/RESULTS.md). One with less left, every job when
-        ``claim_as`` is None, and every job of a role that may not read raquel_jobs (one warning) is
-        taken first (``raquel_take``: claimed_at set, its lease renewed from now).
-        """
-        lease = self.lease_ms if lease_ms is None else lease_ms
-        sent_at = time.monotonic()
-        taken: list[tuple[Any, ...]] = []
-        read: list[tuple[Any, ...]] = []
-        left_ms: dict[UUID, int] = {}  # of the jobs read, by id: the ms left of their leases
-        for job_id, claim_id in handed:
-            if (job_id, claim_id) in self._handed_pairs:
-                continue  # a notification naming a hand-off this client has taken: sent by hand
-            self._handed_pairs[(job_id, claim_id)] = None
-            if len(self._handed_pairs) > HANDED_PAIRS_KEPT:
-                del self._handed_pairs[next(iter(self._handed_pairs))]
-            pair = {"job_id": job_id, "claim_id": claim_id, "lease": lease}
-            row = None if claim_as is None else self._read_handed({**pair, "claim_as": claim_as, "queues": queues})
-            if row is not None and row[-1] * 2 >= lease:
-                read.append(row[:-1])
-                left_ms[job_id] = row[-1]
-            elif row is not None or claim_as is None or not self._reads_handed:
-                taken += self.fetch("take", pair, binary=True)
-        jobs = self._hold(taken, sent_at, lease)
-        if read:
-            untaken = self._hold(read, sent_at, lease)
-            for job in untaken:  # (those that could not be decoded were set aside)
-                job._untaken = True
-                job._lease_deadline = sent_at + left_ms[job.id] / 1000
-            jobs += untaken
-        return jobs
-
-    def _read_handed(self, pair: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The row of a handed job (the ``handed`` query) and then the ms left of its lease; None when
-        it is no longer handed to this worker, or when this client's role may not read raquel_jobs
-        (then never again: :attr:`_reads_handed`, one warning)."""
-        if not self._reads_handed:
-            return None
-        try:
-            rows = self.fetch("handed", pair, binary=True)
-        except psycopg.errors.InsufficientPrivilege as error:
-            self._reads_handed = False
-            logger.warning(
-                "this worker takes each job handed to it before starting it (%s): grant its role SELECT on "
-                "raquel_jobs (raquel-pg grant --worker) and restart it to start them sooner",
-                error,
-            )
-            return None
-        return rows[0] if rows else None
-
-    def take_started(self, jobs: list[Job]) -> None:
-        """Takes the jobs :meth:`take` returned untaken, once they started (``raquel_take``: claimed_at
-        set, the lease renewed from now): a worker that dies while running one then counts its attempt,
-        as for any claim (raquel_rescue puts a handed job never taken back without one).
-
-        Never raises an Exception. A job not taken because its outcome was already recorded is
-        done; one the call could not take (logged) keeps its claim, renewed and fenced as any, but a
-        death of the worker would not count its attempt; one no longer handed to this worker although
-        unsettled (released or rescued meanwhile by someone else) is logged: its outcome will be refused.
-        """
-        for job in jobs:
-            if not job._untaken:
-                continue
-            job._untaken = False
-            sent_at = time.monotonic()
-            try:
-                rows = self.fetch(
-                    "take", {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms}, binary=True
-                )
-            except Exception as error:  # the job runs on its claim all the same: never let the worker die on it
-                logger.warning("job %s (queue %s): could not mark it taken (%s)", job.id, job.queue, error)
-                continue
-            if rows:
-                job._lease_deadline = sent_at + job._lease_ms / 1000
-            elif not job._settled:
-                logger.warning(
-                    "job %s (queue %s): no longer handed to this worker as it started (released or rescued "
-                    "meanwhile); its outcome will be refused",
-                    job.id,
-                    job.queue,
-                )
-
-    def _hold(self, rows: list[tuple[Any, ...]], sent_at: float, lease: int) -> list[Job]:
-        """The claimed ``rows`` as jobs whose leases the client keeps; those it cannot decode are set aside."""
+        """The claimed ``rows`` (claimed with ``lease`` ms, sent at ``sent_at``: time.monotonic()) as jobs whose
+        leases the client keeps; those it cannot decode are set aside (a failed attempt each, logged).
+        ``leases_left``: by job id, the ms each job's lease had left at ``sent_at`` (jobs read while
+        handed, :mod:`raquel_pg.handoffs`), else the whole ``lease``."""
         received_at = time.monotonic()
         jobs = [Job._bind(self, row, sent_at, lease, received_at) for row in rows]
+        if leases_left is not None:
+            for job in jobs:
+                job._lease_deadline = sent_at + leases_left[job.id] / 1000
         runnable = [job for job in jobs if job.decodable()]
         self.leases.add_many(runnable)
         observer = instrument.observer
@@ -469,6 +371,23 @@ class JobCalls:
         if len(runnable) < len(jobs):
             self._set_aside([job for job in jobs if not job.decodable()])
         return runnable
+
+    def take_started(self, job: Job) -> None:
+        """Takes a job read while handed to this worker and started since (``raquel_take``: claimed_at set,
+        its lease renewed from now; :mod:`raquel_pg.handoffs`). A job no longer handed to it
+        although unsettled (released or rescued meanwhile by someone else) is logged: its outcome will
+        be refused; one whose outcome was recorded already is done. Raises what the call raises."""
+        sent_at = time.monotonic()
+        rows = self.fetch("take", {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms}, binary=True)
+        if rows:
+            job._lease_deadline = sent_at + job._lease_ms / 1000
+        elif not job._settled:
+            logger.warning(
+                "job %s (queue %s): no longer handed to this worker as it started (released or rescued "
+                "meanwhile); its outcome will be refused",
+                job.id,
+                job.queue,
+            )
 
     def _set_aside(self, jobs: list[Job]) -> None:
         """Records a failed attempt for each claimed job that cannot be run as stored."""

@@ -102,7 +102,7 @@ class Producer:
     hand-offs (migration 0019_handoff): the enqueue of a lone ready job
     claims it for this worker at its commit and names it in a notification
     (:meth:`handed`); the producer then reads it, starts it and takes it as it
-    runs (``JobCalls.take``: a read, then ``raquel_take``, whose commit
+    runs (:class:`~raquel_pg.handoffs.Handoffs`: a read, then ``raquel_take``, whose commit
     does not wait for a WAL flush) instead of claiming. A handed job it cannot
     read or take (a connection error) or that comes as it stops is not run:
     it goes back to the queue, uncounted, when its lease runs out (or at
@@ -232,7 +232,7 @@ class Producer:
 
     def _take_handed(self) -> None:
         """Starts the jobs handed to this worker, then takes those read untaken
-        (``JobCalls.take``, ``take_started``); hands them back when stopping, or when every
+        (``Handoffs.take``, ``take_started``); hands them back when stopping, or when every
         runner has a job (the worker became busy after the enqueue took its registration: an idle
         worker is told of the job handed back)."""
         with self._lock:
@@ -240,7 +240,7 @@ class Producer:
         if not handed:
             return
         try:
-            jobs = self._calls.take(handed, lease_ms=self._lease_ms, claim_as=self._claim_as, queues=self._queues)
+            jobs = self._calls.handoffs.take(handed, self._lease_ms, claim_as=self._claim_as, queues=self._queues)
         except psycopg.Error as error:  # never let the worker die on it
             logger.warning(
                 "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
@@ -249,11 +249,12 @@ class Producer:
             )
             return
         if self._stopping.is_set() or self._slots.full():
+            self._calls.handoffs.forget(jobs)
             self._slots.hand_back(jobs)
         else:
             self._slots.start(jobs)
-            sleep(0)  # the runner starts the job before it is taken (JobCalls.take)
-            self._calls.take_started(jobs)
+            sleep(0)  # the runner starts the job before it is taken (Handoffs)
+            self._calls.handoffs.take_started(jobs)
 
     def run(self) -> None:
         """Claims and waits until ``stopping`` is set; the claims in flight then are handed back."""

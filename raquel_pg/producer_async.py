@@ -99,7 +99,7 @@ class AsyncProducer:
     hand-offs (migration 0019_handoff): the enqueue of a lone ready job
     claims it for this worker at its commit and names it in a notification
     (:meth:`handed`); the producer then reads it, starts it and takes it as it
-    runs (``AsyncJobCalls.take``: a read, then ``raquel_take``, whose commit
+    runs (:class:`~raquel_pg.handoffs_async.AsyncHandoffs`: a read, then ``raquel_take``, whose commit
     does not wait for a WAL flush) instead of claiming. A handed job it cannot
     read or take (a connection error) or that comes as it stops is not run:
     it goes back to the queue, uncounted, when its lease runs out (or at
@@ -229,7 +229,7 @@ class AsyncProducer:
 
     async def _take_handed(self) -> None:
         """Starts the jobs handed to this worker, then takes those read untaken
-        (``AsyncJobCalls.take``, ``take_started``); hands them back when stopping, or when every
+        (``AsyncHandoffs.take``, ``take_started``); hands them back when stopping, or when every
         runner has a job (the worker became busy after the enqueue took its registration: an idle
         worker is told of the job handed back)."""
         with self._lock:
@@ -237,7 +237,7 @@ class AsyncProducer:
         if not handed:
             return
         try:
-            jobs = await self._calls.take(handed, lease_ms=self._lease_ms, claim_as=self._claim_as, queues=self._queues)
+            jobs = await self._calls.handoffs.take(handed, self._lease_ms, claim_as=self._claim_as, queues=self._queues)
         except psycopg.Error as error:  # never let the worker die on it
             logger.warning(
                 "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
@@ -246,11 +246,12 @@ class AsyncProducer:
             )
             return
         if self._stopping.is_set() or self._slots.full():
+            self._calls.handoffs.forget(jobs)
             await self._slots.hand_back(jobs)
         else:
             self._slots.start(jobs)
-            await asleep(0)  # the runner starts the job before it is taken (AsyncJobCalls.take)
-            await self._calls.take_started(jobs)
+            await asleep(0)  # the runner starts the job before it is taken (AsyncHandoffs)
+            await self._calls.handoffs.take_started(jobs)
 
     async def run(self) -> None:
         """Claims and waits until ``stopping`` is set; the claims in flight then are handed back."""

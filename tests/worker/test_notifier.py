@@ -315,13 +315,12 @@ def test_a_handed_job_is_read_to_start_at_once_and_taken_once_started(rq: Raquel
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
         conn.execute("UPDATE raquel_jobs SET lease_expires_at = raquel_now_ms() + 40000 WHERE id = %s", [job_id])
-        (job,) = rq.job_calls.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
-        assert (job.id, job.status, job._untaken) == (job_id, "claimed", True)
+        (job,) = rq.job_calls.handoffs.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
+        assert (job.id, job.status) == (job_id, "claimed")
         assert conn.execute(TAKEN, [job_id]).fetchone()[0] is False  # read, not taken: nothing written
-        rq.job_calls.take_started([job])
+        rq.job_calls.handoffs.take_started([job])
     taken, lease_left = conn.execute(TAKEN, [job_id]).fetchone()  # type: ignore[misc]
     assert taken and lease_left > 50_000  # taken, the lease renewed from the take
-    assert job._untaken is False
 
 
 def test_a_handed_job_with_less_than_half_its_lease_left_is_taken_before_it_starts(
@@ -330,9 +329,8 @@ def test_a_handed_job_with_less_than_half_its_lease_left_is_taken_before_it_star
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
         conn.execute("UPDATE raquel_jobs SET lease_expires_at = raquel_now_ms() + 20000 WHERE id = %s", [job_id])
-        (job,) = rq.job_calls.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
-    assert job._untaken is False
-    taken, lease_left = conn.execute(TAKEN, [job_id]).fetchone()  # type: ignore[misc]
+        (job,) = rq.job_calls.handoffs.take([(job_id, claim_id)], lease_ms=60_000, claim_as="w1", queues=["q"])
+    taken, lease_left = conn.execute(TAKEN, [job_id]).fetchone()  # type: ignore[misc]  # before it starts
     assert taken and lease_left > 50_000
 
 
@@ -341,9 +339,9 @@ def test_taking_a_started_job_whose_success_is_recorded_writes_and_logs_nothing(
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
-        (job,) = rq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+        (job,) = rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
     assert job.complete()
-    rq.job_calls.take_started([job])
+    rq.job_calls.handoffs.take_started([job])
     assert conn.execute("SELECT status, attempts, claimed_at FROM raquel_jobs WHERE id = %s", [job_id]).fetchone()[
         :2
     ] == ("success", 1)
@@ -355,9 +353,9 @@ def test_taking_a_started_job_released_meanwhile_by_someone_else_is_logged(
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
-        (job,) = rq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+        (job,) = rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
     conn.execute("SELECT raquel_release(%s, %s)", [job_id, claim_id])
-    rq.job_calls.take_started([job])
+    rq.job_calls.handoffs.take_started([job])
     assert conn.execute("SELECT status, claimed_at FROM raquel_jobs WHERE id = %s", [job_id]).fetchone() == (
         "queued",
         None,
@@ -372,15 +370,15 @@ def test_a_notification_naming_a_job_handed_to_another_worker_gives_nothing(
     # Sent by hand with the pair of a genuine hand-off to w1 of queue q: read, never started.
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
-        assert rq.job_calls.take([(job_id, claim_id)], claim_as=claim_as, queues=queues) == []
+        assert rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as=claim_as, queues=queues) == []
     assert conn.execute(TAKEN, [job_id]).fetchone()[0] is False
 
 
 def test_a_client_takes_a_hand_off_once_whatever_the_notifications_naming_it(rq: Raquel, conn: Conn, dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as listening:
         job_id, claim_id = handed_pair(conn, listening)
-        first = rq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
-        again = rq.job_calls.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+        first = rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
+        again = rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as="w1", queues=["q"])
     assert [job.id for job in first] == [job_id]
     assert again == []
 
@@ -391,7 +389,8 @@ def test_a_handed_job_whose_payload_cannot_be_decoded_is_set_aside_beside_the_ot
     with psycopg.connect(dsn, autocommit=True) as listening:
         bad = handed_pair(conn, listening, payload="[" * 5_000 + "]" * 5_000)
         good = handed_pair(conn, listening)
-        jobs = rq.job_calls.take([bad, good], claim_as="w1", queues=["q"])
-    assert [(job.id, job._untaken) for job in jobs] == [(good[0], True)]
+        jobs = rq.job_calls.handoffs.take([bad, good], claim_as="w1", queues=["q"])
+    assert [job.id for job in jobs] == [good[0]]
+    assert conn.execute(TAKEN, [good[0]]).fetchone()[0] is False  # read, to start before it is taken
     row = conn.execute("SELECT status, attempts, error FROM raquel_jobs WHERE id = %s", [bad[0]]).fetchone()
     assert row is not None and row[:2] == ("failed", 1) and "nested deeper" in row[2]
