@@ -43,8 +43,9 @@ class Handoffs:
     0.81-0.92 ms after the enqueue's commit at the median, against 1.06 ms
     taking first; bench/RESULTS.md). One with less left, and every job of a
     role that may not read raquel_jobs (one warning), is taken first
-    (``raquel_take``: claimed_at set, its lease renewed from now). The client
-    takes each hand-off once, whatever the notifications naming it.
+    (``raquel_take``: claimed_at set, its lease renewed from now; only a job
+    handed to that worker, of its queues: 0033_take_checks). The client takes
+    each hand-off once, whatever the notifications naming it.
     """
 
     def __init__(self, calls: JobCalls) -> None:
@@ -80,8 +81,8 @@ class Handoffs:
             self._pairs[(job_id, claim_id)] = None
             if len(self._pairs) > HANDED_PAIRS_KEPT:
                 del self._pairs[next(iter(self._pairs))]
-            pair = {"job_id": job_id, "claim_id": claim_id, "lease": lease}
-            row = self._read({**pair, "claim_as": claim_as, "queues": queues})
+            pair = {"job_id": job_id, "claim_id": claim_id, "lease": lease, "claim_as": claim_as, "queues": queues}
+            row = self._read(pair)
             if row is not None and row[-1] * 2 >= lease:
                 read.append(row[:-1])
                 left_ms[job_id] = row[-1]

@@ -378,7 +378,11 @@ class JobCalls:
         although unsettled (released or rescued meanwhile by someone else) is logged: its outcome will
         be refused; one whose outcome was recorded already is done. Raises what the call raises."""
         sent_at = time.monotonic()
-        rows = self.fetch("take", {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms}, binary=True)
+        rows = self.fetch(
+            "take",
+            {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms, "claim_as": None, "queues": None},
+            binary=True,
+        )
         if rows:
             job._lease_deadline = sent_at + job._lease_ms / 1000
         elif not job._settled:

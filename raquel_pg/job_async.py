@@ -380,7 +380,9 @@ class AsyncJobCalls:
         be refused; one whose outcome was recorded already is done. Raises what the call raises."""
         sent_at = time.monotonic()
         rows = await self.fetch(
-            "take", {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms}, binary=True
+            "take",
+            {"job_id": job.id, "claim_id": job.claim_id, "lease": job._lease_ms, "claim_as": None, "queues": None},
+            binary=True,
         )
         if rows:
             job._lease_deadline = sent_at + job._lease_ms / 1000

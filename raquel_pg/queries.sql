@@ -56,11 +56,15 @@ SELECT raquel.raquel_wait_begin(%(worker)s::uuid, %(queues)s::text[], %(ttl_ms)s
                                 %(lease)s::bigint, %(listener_pid)s::integer)
 
 -- name: take
+-- A handed job taken (0019_handoff): claimed_at set, its lease renewed. Given
+-- claim_as and queues (0033_take_checks), only a job handed to that worker of
+-- those queues; a job read while handed (handed) passes NULL: checked then.
 SELECT id, queue, payload, status, max_age, max_retry_count, min_retry_delay, max_retry_delay,
        backoff_base, enqueued_at, scheduled_at, attempts, error, error_trace, claimed_by,
        claimed_at, finished_at, lease_expires_at, claim_id, priority, unique_key, NULL::jsonb AS result, timeout,
        trace_context
-FROM raquel.raquel_take(job_id => %(job_id)s::uuid, claim_id => %(claim_id)s::uuid, lease => %(lease)s::bigint)
+FROM raquel.raquel_take(job_id => %(job_id)s::uuid, claim_id => %(claim_id)s::uuid, lease => %(lease)s::bigint,
+                        claim_as => %(claim_as)s::text, queues => %(queues)s::text[])
 
 -- name: handed
 -- A job handed to this worker (0019_handoff), read without taking it: its row

@@ -431,12 +431,12 @@ BEGIN RETURN QUERY SELECT * FROM raquel.raquel_stats($1); END$_$;
 
 COMMENT ON FUNCTION public.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
-CREATE FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000, claim_as text DEFAULT NULL::text, queues text[] DEFAULT NULL::text[]) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql ROWS 1
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_take (docs/security.md)
-BEGIN RETURN QUERY SELECT * FROM raquel.raquel_take($1, $2, $3); END$_$;
+BEGIN RETURN QUERY SELECT * FROM raquel.raquel_take($1, $2, $3, $4, $5); END$_$;
 
-COMMENT ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint) IS 'Takes a job handed to this worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id and not yet taken, sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, or lease not > 0.';
+COMMENT ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint, claim_as text, queues text[]) IS 'Takes a job handed to a worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id, not yet taken, claimed by claim_as (when given) and of one of queues (when given), sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, lease not > 0, an empty claim_as or an empty queues.';
 
 CREATE FUNCTION public.raquel_throughput(since bigint, now bigint DEFAULT NULL::bigint) RETURNS TABLE(minute bigint, queue text, status text, jobs bigint)
     LANGUAGE plpgsql
@@ -3237,7 +3237,7 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_stats(now bigint) IS 'One row per queue: counts by status, ready, scheduled, lease_expired, oldest_ready_age_ms. Never fails on the times rows hold.';
 
-CREATE FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000) RETURNS SETOF raquel.raquel_jobs
+CREATE FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint DEFAULT 60000, claim_as text DEFAULT NULL::text, queues text[] DEFAULT NULL::text[]) RETURNS SETOF raquel.raquel_jobs
     LANGUAGE plpgsql SECURITY DEFINER ROWS 1
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
@@ -3254,6 +3254,12 @@ BEGIN
         PERFORM raquel_invalid('raquel_take', 'lease',
             format('must be > 0 ms (and now + lease within the time range), got %s', raquel_take.lease));
     END IF;
+    IF raquel_take.claim_as = '' THEN
+        PERFORM raquel_invalid('raquel_take', 'claim_as', 'must not be empty (NULL: any worker)');
+    END IF;
+    IF cardinality(raquel_take.queues) = 0 THEN
+        PERFORM raquel_invalid('raquel_take', 'queues', 'must name at least one queue (NULL: any queue)');
+    END IF;
     IF pg_current_xact_id_if_assigned() IS NULL THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
@@ -3261,11 +3267,13 @@ BEGIN
     UPDATE raquel_jobs j SET claimed_at = v_now, lease_expires_at = v_now + raquel_take.lease
     WHERE j.id = raquel_take.job_id AND j.claim_id = raquel_take.claim_id
       AND j.status = 'claimed' AND j.claimed_at IS NULL
+      AND (raquel_take.claim_as IS NULL OR j.claimed_by = raquel_take.claim_as)
+      AND (raquel_take.queues IS NULL OR j.queue = ANY (raquel_take.queues))
     RETURNING j.*;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) IS 'Takes a job handed to this worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id and not yet taken, sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, or lease not > 0.';
+COMMENT ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint, claim_as text, queues text[]) IS 'Takes a job handed to a worker (NOTIFY raquel_handoff ''<worker> <job id> <claim_id>''): when still claimed under claim_id, not yet taken, claimed by claim_as (when given) and of one of queues (when given), sets claimed_at, renews its lease to lease ms from now and returns its row; else no row, nothing changed. Its commit does not wait for the WAL flush when the transaction wrote nothing before (the claim is already durable). 22023 for a NULL job_id or claim_id, lease not > 0, an empty claim_as or an empty queues.';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_freed() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4211,7 +4219,7 @@ REVOKE ALL ON FUNCTION public.raquel_set_schedule(name text, queue text, payload
 
 REVOKE ALL ON FUNCTION public.raquel_stats(now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.raquel_take(job_id uuid, claim_id uuid, lease bigint, claim_as text, queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_throughput(since bigint, now bigint) FROM PUBLIC;
 
@@ -4313,7 +4321,7 @@ REVOKE ALL ON FUNCTION raquel.raquel_set_schedule(name text, queue text, payload
 
 REVOKE ALL ON FUNCTION raquel.raquel_stats(now bigint) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION raquel.raquel_take(job_id uuid, claim_id uuid, lease bigint, claim_as text, queues text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_tg_jobs__notify_freed() FROM PUBLIC;
 

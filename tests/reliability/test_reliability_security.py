@@ -19,6 +19,7 @@ from psycopg.conninfo import make_conninfo
 from raquel_pg import Job, Raquel, embedded
 from raquel_pg._acompat import join, spawn
 from raquel_pg.roles import grant_roles
+from tests.worker.test_notifier import handed_pair
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 PACKAGE = Path(__file__).resolve().parents[2] / "raquel_pg"
@@ -404,15 +405,35 @@ def test_a_worker_role_is_handed_jobs(
     assert "hand-offs" not in caplog.text
 
 
+def revoke_reading_the_jobs(conn: Conn, role: str) -> None:
+    """Leaves ``role`` the functions but not `raquel-pg grant --worker`'s SELECT on raquel_jobs: its
+    worker cannot read a handed job to start it before taking it (the handed query)."""
+    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+        conn.execute(f'REVOKE SELECT ON "{schema}".raquel_jobs FROM "{role}"'.encode())
+
+
 def test_a_worker_role_that_may_not_read_the_jobs_takes_each_handed_job_before_starting_it(
     dsn: str, conn: Conn, granted: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A role given the functions but not `raquel-pg grant --worker`'s SELECT on raquel_jobs: the
-    # worker cannot read a handed job to start it before taking it (the handed query).
-    for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
-        conn.execute(f'REVOKE SELECT ON "{schema}".raquel_jobs FROM "{granted["worker"]}"'.encode())
+    revoke_reading_the_jobs(conn, granted["worker"])
     assert run_one_job_as(as_role(dsn, granted["worker"]), conn, caplog, handed=True) is not None
     assert caplog.text.count("takes each job handed to it before starting it") == 1
+
+
+@pytest.mark.parametrize(("claim_as", "queues"), [("w2", ["q"]), ("w1", ["other"])])
+def test_a_worker_role_that_may_not_read_the_jobs_takes_no_job_handed_to_another_worker(
+    dsn: str, conn: Conn, granted: dict[str, str], claim_as: str, queues: list[str]
+) -> None:
+    # A notification sent by hand naming a genuine hand-off to worker w1 of queue q: the worker that
+    # takes first (raquel_take given its claim_as and queues, 0033_take_checks) takes nothing.
+    revoke_reading_the_jobs(conn, granted["worker"])
+    with psycopg.connect(dsn, autocommit=True) as listening, Raquel(as_role(dsn, granted["worker"])) as rq:
+        job_id, claim_id = handed_pair(conn, listening)
+        assert rq.job_calls.handoffs.take([(job_id, claim_id)], claim_as=claim_as, queues=queues) == []
+    assert conn.execute("SELECT status, claimed_at FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() == (
+        "claimed",
+        None,
+    )
 
 
 def test_a_worker_role_granted_before_the_hand_off_claims_as_before(
@@ -422,7 +443,7 @@ def test_a_worker_role_granted_before_the_hand_off_claims_as_before(
     # raquel_wait_begin form, in the engine schema or the install schema.
     for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
         conn.execute(
-            f'REVOKE EXECUTE ON FUNCTION "{schema}".raquel_take(uuid, uuid, bigint),'
+            f'REVOKE EXECUTE ON FUNCTION "{schema}".raquel_take(uuid, uuid, bigint, text, text[]),'
             f' "{schema}".raquel_wait_begin(uuid, text[], bigint, text, bigint, integer)'
             f' FROM "{granted["worker"]}"'.encode()
         )

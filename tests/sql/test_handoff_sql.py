@@ -11,6 +11,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from raquel_pg.migrate import migrate
+from raquel_pg.roles import grant_roles
+from raquel_pg.schema import load_migrations
 from tests.sql.test_sql_functions import job, one
 
 Conn = psycopg.Connection[Any]
@@ -68,6 +71,51 @@ def test_take_returns_nothing_for_another_claim_or_a_job_claimed_the_usual_way(c
     claim_id = one(conn, "SELECT claim_id FROM raquel_claim(ARRAY['q'], 'w2')")
     assert conn.execute("SELECT * FROM raquel_take(%s, %s)", (claimed, claim_id)).fetchall() == []
     assert job(conn, handed)["claimed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("claim_as", "queues", "taken"),
+    [
+        ("w1", ["q"], True),
+        ("w1", ["other", "q"], True),
+        ("w1", None, True),
+        (None, ["q"], True),
+        ("w2", ["q"], False),  # handed to another worker
+        ("w1", ["other"], False),  # of a queue this worker does not run
+        ("w2", None, False),
+    ],
+)
+def test_take_given_claim_as_or_queues_takes_only_a_job_handed_to_that_worker_of_those_queues(
+    conn: Conn, listener: Conn, claim_as: str | None, queues: list[str] | None, taken: bool
+) -> None:
+    # 0033_take_checks: a notification sent by hand naming another worker's hand-off takes nothing.
+    register(conn, listener.info.backend_pid)  # as claim_as 'w1'
+    job_id = one(conn, "SELECT raquel_enqueue('q')")
+    claim_id = job(conn, job_id)["claim_id"]
+    rows = conn.execute(
+        "SELECT id FROM raquel_take(%s, %s, claim_as => %s, queues => %s)", (job_id, claim_id, claim_as, queues)
+    ).fetchall()
+    assert rows == ([(job_id,)] if taken else [])
+    assert (job(conn, job_id)["claimed_at"] is not None) == taken
+
+
+def test_a_role_granted_raquel_take_before_0033_may_still_take(make_database: Any) -> None:
+    # 0033 replaces raquel_take (two new arguments): its grants are carried over.
+    dsn: str = make_database()
+    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn, [m for m in load_migrations() if m.version < 33])
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+        try:
+            grant_roles(conn, worker=role)
+            migrate(conn)
+            conn.execute(f'SET ROLE "{role}"'.encode())
+            taken = conn.execute("SELECT * FROM raquel.raquel_take(gen_random_uuid(), gen_random_uuid())").fetchall()
+            assert taken == []
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f'DROP OWNED BY "{role}"'.encode())
+            conn.execute(f'DROP ROLE "{role}"'.encode())
 
 
 def test_a_job_cancelled_in_its_enqueues_transaction_is_not_handed_and_the_registration_stands(
@@ -193,6 +241,8 @@ def test_rescue_counts_the_attempt_of_a_handed_job_that_was_taken(conn: Conn, li
         ("SELECT raquel_take(NULL, gen_random_uuid())", "job_id"),
         ("SELECT raquel_take(gen_random_uuid(), NULL)", "claim_id"),
         ("SELECT raquel_take(gen_random_uuid(), gen_random_uuid(), 0)", "lease"),
+        ("SELECT raquel_take(gen_random_uuid(), gen_random_uuid(), claim_as => '')", "claim_as"),
+        ("SELECT raquel_take(gen_random_uuid(), gen_random_uuid(), queues => '{}')", "queues"),
     ],
 )
 def test_bad_hand_off_arguments_are_refused_naming_them_and_write_nothing(conn: Conn, sql: str, argument: str) -> None:
