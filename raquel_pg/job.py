@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -77,6 +78,28 @@ OUTCOME_STATUSES = {
 
 #: Longest wait between two attempts of an outcome call.
 MAX_OUTCOME_RETRY_DELAY = 1.0
+
+#: A call's rows.
+Rows = list[tuple[Any, ...]]
+
+
+def retried_while_leased(call: Callable[[], Rows], deadline: float, what: Callable[[], str]) -> tuple[Rows, bool]:
+    """The rows of ``call()`` (an outcome call, fenced: once one attempt committed, the others change nothing)
+    and whether it was retried. A connection error is retried with backoff (from 50 ms, doubling, at
+    most :data:`MAX_OUTCOME_RETRY_DELAY`) while ``time.monotonic()`` stays before ``deadline`` (the
+    leases', as far as this process knows), then raised; each retry is logged, ``what()`` naming the call."""
+    delay = 0.05
+    retried = False
+    while True:
+        try:
+            return call(), retried
+        except psycopg.OperationalError as error:
+            if time.monotonic() + delay >= deadline:
+                raise
+            logger.warning("%s failed (%s); retrying in %.2fs while the lease lasts", what(), error, delay)
+            sleep(delay)
+            delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
+            retried = True
 
 
 class Job(JobControls, JobRecord):
@@ -226,26 +249,11 @@ class Job(JobControls, JobRecord):
         returned. When the lease may have run out, the error is raised: the
         job is then rescued and run again (at-least-once).
         """
-        delay = 0.05
-        retried = False
-        while True:
-            try:
-                rows = self._calls.fetch(outcome, args)
-                break
-            except psycopg.OperationalError as error:
-                if time.monotonic() + delay >= self._lease_deadline:
-                    raise
-                logger.warning(
-                    "job %s (queue %s): %s failed (%s); retrying in %.2fs while the lease lasts",
-                    self.id,
-                    self.queue,
-                    outcome,
-                    error,
-                    delay,
-                )
-                sleep(delay)
-                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
-                retried = True
+        rows, retried = retried_while_leased(
+            lambda: self._calls.fetch(outcome, args),
+            self._lease_deadline,
+            lambda: f"job {self.id} (queue {self.queue}): {outcome}",
+        )
         status: str | None = rows[0][0]
         if status is None and retried:
             ended = self._calls.fetch("claim_outcome", {"job_id": self.id, "claim_id": self.claim_id})
@@ -287,8 +295,10 @@ class JobCalls:
     """The database calls a worker's parts make, over the client's pool (internal interface).
 
     Made by the client (``Raquel.job_calls``) and handed to every worker:
-    the producer claims (:meth:`claim`) and registers as waiting
-    (:meth:`wait_begin`, :meth:`wait_end`, :meth:`next_due`, :attr:`notifier`);
+    the producer claims (:meth:`claim`), registers as waiting
+    (:meth:`wait_begin`, :meth:`wait_end`, :meth:`next_due`, :attr:`notifier`)
+    and gets the jobs handed to it (:attr:`handoffs`, which holds them with
+    :meth:`hold` and takes them with :meth:`take_started`);
     the executor runs a job inside :meth:`process`, which records its outcome,
     and hands back jobs it will not run (:meth:`release`); the batching
     completer records successes together (:meth:`mark_buffered`,
@@ -481,25 +491,11 @@ class JobCalls:
         if any(j._result_text is not None for j in jobs):  # results, in the same statement
             query = "complete_many_results"
             args["results"] = [j._result_text for j in jobs]
-        deadline = min(j._lease_deadline for j in jobs)
-        delay = 0.05
-        retried = False
-        while True:
-            try:
-                rows = self.fetch(query, args)
-                break
-            except psycopg.OperationalError as error:
-                if time.monotonic() + delay >= deadline:
-                    raise
-                logger.warning(
-                    "recording %d successes failed (%s); retrying in %.2fs while the leases last",
-                    len(jobs),
-                    error,
-                    delay,
-                )
-                sleep(delay)
-                delay = min(delay * 2, MAX_OUTCOME_RETRY_DELAY)
-                retried = True
+        rows, retried = retried_while_leased(
+            lambda: self.fetch(query, args),
+            min(j._lease_deadline for j in jobs),
+            lambda: f"recording {len(jobs)} successes",
+        )
         recorded: list[bool] = [row[0] for row in rows]
         if retried:
             for i, job in enumerate(jobs):

@@ -130,6 +130,7 @@ PHRASES = {
     "from collections.abc import Awaitable, Callable": "from collections.abc import Callable",
     "Awaitable[Any]": "Any",
     "Awaitable[None]": "None",
+    "Awaitable[Rows]": "Rows",
     "a coroutine function taking the job": "a function taking the job",
     "import asyncio\nimport contextvars\n": "import contextvars\n",  # the executor's: its handlers' timeouts
 }
