@@ -20,7 +20,7 @@ import psycopg
 
 from . import params
 from ._acompat import Event, join, raise_if_cancelled, sleep, spawn
-from .errors import InvalidArgument, NotMigrated
+from .errors import InvalidArgument, NotMigrated, RaquelError
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class Producer:
             return
         try:
             jobs = self._calls.handoffs.take(handed, self._lease_ms, claim_as=self._claim_as, queues=self._queues)
-        except psycopg.Error as error:  # never let the worker die on it
+        except (psycopg.Error, RaquelError) as error:  # never let the worker die on it (NotMigrated: a schema behind)
             logger.warning(
                 "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
                 len(handed),

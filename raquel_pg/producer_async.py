@@ -17,7 +17,7 @@ import psycopg
 
 from . import params
 from ._acompat import AEvent, ajoin, araise_if_cancelled, asleep, aspawn
-from .errors import InvalidArgument, NotMigrated
+from .errors import InvalidArgument, NotMigrated, RaquelError
 from .textarray import FixedTextArray
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class AsyncProducer:
             return
         try:
             jobs = await self._calls.handoffs.take(handed, self._lease_ms, claim_as=self._claim_as, queues=self._queues)
-        except psycopg.Error as error:  # never let the worker die on it
+        except (psycopg.Error, RaquelError) as error:  # never let the worker die on it (NotMigrated: a schema behind)
             logger.warning(
                 "could not take %d job(s) handed to this worker (%s); they are queued again when their lease runs out",
                 len(handed),

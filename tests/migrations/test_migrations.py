@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import threading
@@ -15,8 +16,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from raquel_pg import InvalidArgument, MigrationError, Raquel, embedded
+from raquel_pg._acompat import join, spawn
 from raquel_pg.migrate import check_install_schema, migrate, pending_migrations, schema_warning, status
 from raquel_pg.roles import grant_roles
 from raquel_pg.schema import LOCK_HOLDERS_SQL, Migration, load_migrations, script
@@ -257,6 +260,43 @@ def test_a_worker_on_a_database_behind_warns_at_start(fresh: Conn, caplog: pytes
         worker.stop()  # run() returns at once, after its start
         worker.run()
     assert [r.getMessage() for r in caplog.records if "is behind this raquel_pg" in r.getMessage()]
+
+
+def test_a_worker_on_a_database_behind_0033_that_takes_handed_jobs_first_stays_up_and_runs_them(
+    make_database: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A new worker before `raquel-pg migrate` (docs/deploying.md: migrate first), its role without
+    # SELECT on raquel_jobs: it takes each handed job first, with 0033's raquel_take, missing here.
+    # It says so and stays up; the job goes back when its lease runs out and is claimed and run.
+    caplog.set_level(logging.WARNING, logger="raquel_pg.worker")
+    dsn = make_database()
+    role = f"raquel_test_worker_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn, [m for m in load_migrations() if m.version < 33])
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN'.encode())
+        try:
+            grant_roles(conn, worker=role)
+            for schema in ("raquel", conn.execute("SELECT current_schema()").fetchone()[0]):
+                conn.execute(f'REVOKE SELECT ON "{schema}".raquel_jobs FROM "{role}"'.encode())
+            with Raquel(make_conninfo(dsn, options=f"-c role={role}"), lease=timedelta(seconds=1)) as rq:
+                worker = rq.subscribe("q", poll_interval=0.2)(lambda job: None)
+                run = spawn(worker.run, name="worker")
+                deadline = time.monotonic() + 30
+                while not conn.execute("SELECT FROM raquel_waiters WHERE listener_pid IS NOT NULL").fetchall():
+                    assert time.monotonic() < deadline, "the worker never registered for hand-offs"
+                    time.sleep(0.01)
+                job_id = conn.execute("SELECT raquel_enqueue('q')").fetchone()[0]
+                while conn.execute("SELECT status FROM raquel_jobs WHERE id = %s", (job_id,)).fetchone() != (
+                    "success",
+                ):
+                    assert time.monotonic() < deadline, "the handed job never ran"
+                    time.sleep(0.01)
+                worker.stop()
+                join([run], 30)
+        finally:
+            conn.execute(f'DROP OWNED BY "{role}"'.encode())
+            conn.execute(f'DROP ROLE "{role}"'.encode())
+    assert any("could not take 1 job(s) handed to this worker" in r.getMessage() for r in caplog.records)
 
 
 def test_a_worker_started_with_its_database_down_waits_at_most_a_second_for_the_schema_check() -> None:
