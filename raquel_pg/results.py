@@ -113,7 +113,8 @@ class Results:
             return job_outcome(job_id, row)
         woken = Event()
         watch_id: int | None = None
-        notified = False
+        heard = False  # the job's end was notified since the registration
+        served = False
         self._result_waiters_add(job_id, woken)
         try:
             while True:
@@ -121,10 +122,13 @@ class Results:
                     # Registered only once the LISTEN is proved: the
                     # notification it causes cannot be missed.
                     watch_id = (self._fetch("result_watch", {"job_id": job_id}))[0][0]
+                heard = heard or (watch_id is not None and woken.is_set())
                 woken.clear()
                 row = self._result_row(job_id)
                 if row[1]:
-                    notified = True  # a finished job's registration is served by the trigger
+                    # Heard: the statement that ended the job deleted the registration. Else the job
+                    # may have ended before it was registered: it is deleted below (0034_results_served).
+                    served = heard or woken.is_set()
                     return job_outcome(job_id, row)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -135,7 +139,7 @@ class Results:
                 woken.wait_timeout(wait)
         finally:
             self._result_waiters_discard(job_id, woken)
-            if watch_id is not None and not notified:
+            if watch_id is not None and not served:
                 self._fetch("result_unwatch", {"watch_id": watch_id, "job_id": job_id})
 
     def _result_waiters_add(self, job_id: UUID, woken: Event) -> None:

@@ -396,6 +396,13 @@ SELECT raquel.raquel_retry_jobs($1, $2, $3, $4)$_$;
 
 COMMENT ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
+CREATE FUNCTION public.raquel_serve_results(job_ids uuid[]) RETURNS integer
+    LANGUAGE sql
+    AS $_$-- raquel_pg stand-in: calls raquel.raquel_serve_results (docs/security.md)
+SELECT raquel.raquel_serve_results($1)$_$;
+
+COMMENT ON FUNCTION public.raquel_serve_results(job_ids uuid[]) IS 'Internal (raquel_complete, raquel_complete_many, raquel_fail, and the trigger raquel_jobs_30_notify_results for every registered job): NOTIFY raquel_results once per job among job_ids that is finished or gone and has registered result waiters, deleting those registrations (by the index on raquel_result_waiters.job_id). Returns the jobs notified.';
+
 CREATE FUNCTION public.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE sql
     AS $_$-- raquel_pg stand-in: calls raquel.raquel_set_priority (docs/security.md)
@@ -1364,6 +1371,8 @@ DECLARE
                             ELSE raquel_clock('raquel_complete', raquel_complete.now) END;
     v_status text;
     v_zero   record;
+    -- this call serves its jobs' result waiters (raquel_serve_results), not the trigger
+    v_served text := set_config('raquel.results_served', 'on', true);
 BEGIN
     IF raquel_complete.result IS NULL THEN
         SELECT * INTO v_zero FROM raquel_zero_retention();
@@ -1374,6 +1383,10 @@ BEGIN
               AND (j.queue = ANY (v_zero.queues) OR (v_zero.default_zero AND j.queue <> ALL (v_zero.kept)))
               AND NOT EXISTS (SELECT FROM raquel_result_waiters w WHERE w.job_id = j.id);
             IF FOUND THEN
+                v_served := set_config('raquel.results_served', '', true);
+                IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+                    PERFORM raquel_serve_results(ARRAY[raquel_complete.job_id]);
+                END IF;
                 RETURN 'success';
             END IF;
         END IF;
@@ -1384,6 +1397,10 @@ BEGIN
     WHERE j.id = raquel_complete.job_id AND j.claim_id = raquel_complete.claim_id
       AND j.status = 'claimed'
     RETURNING j.status INTO v_status;
+    v_served := set_config('raquel.results_served', '', true);
+    IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+        PERFORM raquel_serve_results(ARRAY[raquel_complete.job_id]);
+    END IF;
     RETURN v_status;
 END;
 $$;
@@ -1403,6 +1420,8 @@ DECLARE
     v_zero    record;
     v_watched uuid[];
     v_gone    bigint[] := '{}';
+    -- this call serves its jobs' result waiters (raquel_serve_results), not the trigger
+    v_served text := set_config('raquel.results_served', 'on', true);
 BEGIN
     IF raquel_complete_many.job_ids IS NULL OR raquel_complete_many.claim_ids IS NULL
        OR coalesce(cardinality(raquel_complete_many.job_ids), 0)
@@ -1451,6 +1470,10 @@ BEGIN
             SELECT p.job_id, true
             FROM unnest(raquel_complete_many.job_ids) WITH ORDINALITY AS p(job_id, ord)
             ORDER BY p.ord;
+            v_served := set_config('raquel.results_served', '', true);
+            IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+                PERFORM raquel_serve_results(raquel_complete_many.job_ids);
+            END IF;
             RETURN;
         END IF;
     END IF;
@@ -1508,6 +1531,10 @@ BEGIN
         SELECT p.job_id, ok.ord IS NOT NULL
         FROM pairs p LEFT JOIN ok ON ok.ord = p.ord
         ORDER BY p.ord;
+    END IF;
+    v_served := set_config('raquel.results_served', '', true);
+    IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+        PERFORM raquel_serve_results(raquel_complete_many.job_ids);
     END IF;
 END;
 $$;
@@ -2127,6 +2154,8 @@ DECLARE
     v_now    bigint := CASE WHEN raquel_fail.now IS NULL THEN raquel_now_ms()
                             ELSE raquel_clock('raquel_fail', raquel_fail.now) END;
     v_status text;
+    -- this call serves its jobs' result waiters (raquel_serve_results), not the trigger
+    v_served text := set_config('raquel.results_served', 'on', true);
 BEGIN
     UPDATE raquel_jobs j SET
         attempts = least(j.attempts, 2147483646) + 1,
@@ -2145,6 +2174,10 @@ BEGIN
         lease_expires_at = NULL
     WHERE j.id = raquel_fail.job_id AND j.claim_id = raquel_fail.claim_id AND j.status = 'claimed'
     RETURNING j.status INTO v_status;
+    v_served := set_config('raquel.results_served', '', true);
+    IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+        PERFORM raquel_serve_results(ARRAY[raquel_fail.job_id]);
+    END IF;
     RETURN v_status;
 END;
 $$;
@@ -3037,6 +3070,31 @@ $$;
 
 COMMENT ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) IS 'raquel_retry for every job matching the filters; returns how many. since must be finite (else 22023 naming since).';
 
+CREATE FUNCTION raquel.raquel_serve_results(job_ids uuid[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH served AS (
+        DELETE FROM raquel_result_waiters w
+        WHERE w.id IN (SELECT w2.id FROM raquel_result_waiters w2
+                       LEFT JOIN raquel_jobs j ON j.id = w2.job_id
+                       WHERE w2.job_id = ANY (raquel_serve_results.job_ids)
+                         AND (j.id IS NULL OR j.status IN ('success', 'exhausted', 'expired', 'cancelled'))
+                       FOR UPDATE OF w2 SKIP LOCKED)
+        RETURNING w.job_id
+    )
+    SELECT count(pg_notify('raquel_results', s.job_id::text))
+    INTO v_count
+    FROM (SELECT DISTINCT served.job_id FROM served) AS s;
+    RETURN v_count;
+END;
+$$;
+
+COMMENT ON FUNCTION raquel.raquel_serve_results(job_ids uuid[]) IS 'Internal (raquel_complete, raquel_complete_many, raquel_fail, and the trigger raquel_jobs_30_notify_results for every registered job): NOTIFY raquel_results once per job among job_ids that is finished or gone and has registered result waiters, deleting those registrations (by the index on raquel_result_waiters.job_id). Returns the jobs notified.';
+
 CREATE FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
@@ -3380,28 +3438,18 @@ CREATE FUNCTION raquel.raquel_tg_jobs__notify_results() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'raquel', 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_count bigint;
 BEGIN
-    IF NOT EXISTS (SELECT FROM raquel_result_waiters) THEN
-        RETURN NULL;
+    IF current_setting('raquel.results_served', true) = 'on' THEN
+        RETURN NULL;  -- raquel_complete, raquel_complete_many or raquel_fail: it serves its own jobs' waiters
     END IF;
-    WITH served AS (
-        DELETE FROM raquel_result_waiters w
-        WHERE w.id IN (SELECT w2.id FROM raquel_result_waiters w2
-                       LEFT JOIN raquel_jobs j ON j.id = w2.job_id
-                       WHERE j.id IS NULL OR j.status IN ('success', 'exhausted', 'expired', 'cancelled')
-                       FOR UPDATE OF w2 SKIP LOCKED)
-        RETURNING w.job_id
-    )
-    SELECT count(pg_notify('raquel_results', s.job_id::text))
-    INTO v_count
-    FROM (SELECT DISTINCT served.job_id FROM served) AS s;
+    IF EXISTS (SELECT FROM raquel_result_waiters) THEN
+        PERFORM raquel_serve_results(ARRAY(SELECT DISTINCT w.job_id FROM raquel_result_waiters w));
+    END IF;
     RETURN NULL;
 END;
 $$;
 
-COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE (a success deleted at once, a prune): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table.';
+COMMENT ON FUNCTION raquel.raquel_tg_jobs__notify_results() IS 'Statement trigger after UPDATE OF finished_at on raquel_jobs (every statement that ends a job sets it; claims do not) and after DELETE (a success deleted at once, a prune): NOTIFY raquel_results with the job id for every registered result waiter whose job is finished or gone, deleting those registrations; with no registration, one probe of an empty table. Skips the statements of raquel_complete, raquel_complete_many and raquel_fail (raquel.results_served on), which serve their own jobs'' waiters (raquel_serve_results).';
 
 CREATE FUNCTION raquel.raquel_tg_jobs__notify_update() RETURNS trigger
     LANGUAGE plpgsql
@@ -4100,6 +4148,8 @@ CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON raquel.raquel_jobs USING btree
 
 CREATE INDEX raquel_queue_settings_controlled_idx ON raquel.raquel_queue_settings USING btree (queue) WHERE (paused OR (max_running IS NOT NULL) OR (per_second IS NOT NULL));
 
+CREATE INDEX raquel_result_waiters_job_id ON raquel.raquel_result_waiters USING btree (job_id);
+
 CREATE INDEX raquel_waiters_worker_idx ON raquel.raquel_waiters USING btree (worker);
 
 CREATE TRIGGER raquel_jobs_10_notify_insert AFTER INSERT ON raquel.raquel_jobs REFERENCING NEW TABLE AS raquel_new_jobs FOR EACH STATEMENT EXECUTE FUNCTION raquel.raquel_tg_jobs__notify_insert();
@@ -4209,6 +4259,8 @@ REVOKE ALL ON FUNCTION public.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.raquel_serve_results(job_ids uuid[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.raquel_set_queue_limits(queue text, max_running integer, per_second double precision, now bigint) FROM PUBLIC;
@@ -4310,6 +4362,8 @@ REVOKE ALL ON FUNCTION raquel.raquel_resume_queue(queue text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION raquel.raquel_retry(job_id uuid, now bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_retry_jobs(queue text, statuses text[], since timestamp with time zone, now bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION raquel.raquel_serve_results(job_ids uuid[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION raquel.raquel_set_priority(job_id uuid, priority integer) FROM PUBLIC;
 

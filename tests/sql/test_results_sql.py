@@ -191,6 +191,53 @@ def test_a_registration_for_a_finished_or_gone_job_is_served_by_the_next_job_to_
     assert one(conn, "SELECT count(*) FROM raquel_result_waiters") == 0
 
 
+OUTCOME_CALLS = {
+    "raquel_complete": "SELECT raquel_complete(%s, %s)",
+    "raquel_complete_many": "SELECT count(*) FROM raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[])",
+    "raquel_fail": "SELECT raquel_fail(%s, %s, 'boom')",
+}
+
+
+@pytest.mark.parametrize("call", sorted(OUTCOME_CALLS))
+def test_an_outcome_call_serves_its_own_jobs_waiters_and_leaves_the_others_to_the_trigger(
+    conn: Conn, dsn: str, call: str
+) -> None:
+    # 0034_results_served: the outcome calls look up only their jobs' registrations (an index),
+    # not every registered job; a registration made after its job ended waits for the trigger.
+    done = enqueue(conn)
+    [(jid, cid)] = claim(conn)
+    one(conn, "SELECT raquel_complete(%s, %s)", jid, cid)
+    job_id = enqueue(conn, max_retry_count=0)  # a failure exhausts it: finished
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN raquel_results")
+        one(conn, "SELECT raquel_result_watch(%s)", done)
+        one(conn, "SELECT raquel_result_watch(%s)", job_id)
+        [(jid, cid)] = claim(conn)
+        one(conn, OUTCOME_CALLS[call], jid, cid)
+        assert heard(listener) == [("raquel_results", str(job_id))]
+        assert conn.execute("SELECT job_id FROM raquel_result_waiters").fetchall() == [(done,)]
+        one(conn, "SELECT raquel_cancel(%s)", enqueue(conn))  # a statement the trigger serves
+        assert heard(listener) == [("raquel_results", str(done))]
+    assert one(conn, "SELECT count(*) FROM raquel_result_waiters") == 0
+
+
+def test_a_job_ended_by_hand_after_an_outcome_call_in_the_same_transaction_is_served(conn: Conn, dsn: str) -> None:
+    first, second = enqueue(conn), enqueue(conn)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN raquel_results")
+        for job_id in (first, second):
+            one(conn, "SELECT raquel_result_watch(%s)", job_id)
+        [(jid, cid)] = claim(conn)
+        with conn.transaction():
+            conn.execute("SELECT count(*) FROM raquel_complete_many(ARRAY[%s]::uuid[], ARRAY[%s]::uuid[])", (jid, cid))
+            conn.execute(
+                "UPDATE raquel.raquel_jobs SET status = 'cancelled', finished_at = raquel_now_ms() WHERE id = %s",
+                (second,),
+            )
+        assert sorted(heard(listener)) == sorted([("raquel_results", str(first)), ("raquel_results", str(second))])
+    assert one(conn, "SELECT count(*) FROM raquel_result_waiters") == 0
+
+
 def test_unwatch_deletes_one_registration(conn: Conn) -> None:
     job_id = enqueue(conn)
     watch = one(conn, "SELECT raquel_result_watch(%s)", job_id)
