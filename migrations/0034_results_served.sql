@@ -26,7 +26,7 @@
 -- raquel.results_served itself only delays the wake-ups its own statements
 -- made by hand would cause, until the next statement the trigger serves.
 
-CREATE INDEX raquel_result_waiters_job_id ON raquel_result_waiters (job_id);
+CREATE INDEX raquel_result_waiters_job_id_idx ON raquel_result_waiters (job_id);
 
 -- Guarantees: sends NOTIFY raquel_results once per job among job_ids that is
 -- finished (success, exhausted, expired, cancelled) or gone and has a

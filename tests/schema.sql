@@ -4148,7 +4148,7 @@ CREATE UNIQUE INDEX raquel_jobs_unique_key_idx ON raquel.raquel_jobs USING btree
 
 CREATE INDEX raquel_queue_settings_controlled_idx ON raquel.raquel_queue_settings USING btree (queue) WHERE (paused OR (max_running IS NOT NULL) OR (per_second IS NOT NULL));
 
-CREATE INDEX raquel_result_waiters_job_id ON raquel.raquel_result_waiters USING btree (job_id);
+CREATE INDEX raquel_result_waiters_job_id_idx ON raquel.raquel_result_waiters USING btree (job_id);
 
 CREATE INDEX raquel_waiters_worker_idx ON raquel.raquel_waiters USING btree (worker);
 
