@@ -4,9 +4,9 @@ The fast-mode rows of scenario 5b that issue 23's goal names, alone, with the CP
 costs: raquel_pg with ``prefetch=500`` (the analogue of graphile-worker's local queue of 500),
 successes batched (the default), with ``durable_claims=False`` and with durable claims, and with
 ``durable_claims=False`` on a queue whose retention is 0 (0007_outcomes: its successes are deleted
-at once, as graphile-worker deletes every completed job; that row's span is timed from the resume to
-the last statement that deleted jobs, whose time a statement trigger of the benchmark's own appends
-to an unlogged table: see :data:`DELETES_TIMED`), beside graphile-worker with its perfTest's
+at once, as graphile-worker deletes every completed job; that row's span ends at the last
+statement that deleted jobs, whose time a statement trigger of the benchmark's own appends to an
+unlogged table: see :data:`DELETES_TIMED`), beside graphile-worker with its perfTest's
 settings, at 10 and 50 jobs in flight and in graphile-worker's 4 processes x 24 shape. Each round
 drains the same number of pre-enqueued no-op jobs with every configuration, each in a fresh database
 of the same server (ANALYZEd after the bulk enqueue), the configurations taking turns (order
@@ -16,7 +16,10 @@ rounds' ratios (both measured in the same round). raquel_pg's workers run in pro
 processes, is read from /proc; graphile-worker's is not measured. raquel_pg's queue is paused while
 its processes start and resumed once all are ready (the resume's NOTIFY wakes them), so that they
 begin together; graphile-worker's processes load, then are started together
-(bench.node_peers.drain_graphile), and its span begins at its first handler start.
+(bench.node_peers.drain_graphile). Every system's span begins at its first handler start, in its
+worker processes (raquel_pg's report it as they stop: ``bench.worker_proc e2e``), so that neither
+counts the first fetch (it counted raquel_pg's before 2026-12-07's ninth pass: the resume's
+wake-up and first claim, 8-18 ms of a 0.65 s drain at 4 x 24).
 ``RAQUEL_PG_BENCH_BASELINE=DIR[:DIR...]`` adds rows of another version's ``raquel_pg`` (as in
 scenario ``default``), so that a change is measured against what it replaces in the same rounds,
 ``RAQUEL_PG_BENCH_BASELINE_SQL`` run in each baseline's database first (to undo a migration under
@@ -35,6 +38,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -46,7 +50,7 @@ from .measure import Section, Sizes, Span, fmt, read_span, wait_until
 from .peers import FAST_PREFETCH, GRAPHILE_JOBS, GRAPHILE_PROCESSES, NON_DURABLE
 from .scenarios import RAQUEL_LEFT, RAQUEL_SPAN
 from .server import Server
-from .workers import ROOT, spawn, stop
+from .workers import ROOT, first_handler_start, spawn, stop
 
 #: (jobs in flight per process, processes): 10 and 50 in one process, graphile-worker's 4 x 24.
 SHAPES = ((10, 1), (50, 1), (GRAPHILE_JOBS, GRAPHILE_PROCESSES))
@@ -138,14 +142,18 @@ def run_raquel(
         else (sum(c or 0.0 for c in clients1) - sum(c or 0.0 for c in clients0)) * 1e6 / jobs
     )
     server = None if server0 is None or server1 is None else (server1 - server0) * 1e6 / jobs
+    # The span begins at the first handler start, as graphile-worker's (a worker that does not
+    # report it, a baseline's older bench.worker_proc: at the resume, or the first claim).
+    firsts = [first for first in map(first_handler_start, started) if first is not None]
     if retention_zero:
-        # The successes are deleted: from the resume to the last statement that deleted jobs (the
-        # last raquel_complete_many), as graphile-worker's span is timed in its processes.
+        # The successes are deleted: to the last statement that deleted jobs (the last
+        # raquel_complete_many), as graphile-worker's span is timed in its processes.
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute(LAST_DELETE).fetchone()
         assert row is not None and row[0] is not None, "no job was deleted"
-        return Span(resumed, [], done=jobs, last_success=float(row[0])), client, server
-    return read_span(dsn, RAQUEL_SPAN, [queue]), client, server
+        return Span(min(firsts, default=resumed), [], done=jobs, last_success=float(row[0])), client, server
+    span = read_span(dsn, RAQUEL_SPAN, [queue])
+    return (replace(span, first_claim=min(firsts)) if firsts else span), client, server
 
 
 def run_graphile(dsn: str, jobs: int, concurrency: int, processes: int) -> Run:
@@ -229,8 +237,9 @@ def scenario_fast(server: Server, sizes: Sizes) -> Section:
         "Fast modes beside graphile-worker's perfTest (issue 23)",
         f"{sizes.peer_jobs * 5 // 2:,} pre-enqueued no-op jobs per run, each run in a fresh database of the "
         f"same server (tables ANALYZEd after the bulk enqueue); {rounds} rounds, the configurations taking "
-        "turns (order reversed every other round); jobs/s = jobs / (last durable success - first claim) "
-        "(graphile-worker: first handler start to its runOnce() returning, as scenario 5), median of the "
+        "turns (order reversed every other round); jobs/s = jobs / (last durable success - first handler "
+        "start, in the worker processes) (graphile-worker: to its runOnce() returning, as scenario 5; "
+        "raquel_pg with retention 0: to its last statement that deleted jobs), median of the "
         "rounds (min-max beside). raquel_pg: `bench.worker_proc e2e` processes (pools of 10 connections), "
         f"`subscribe(queue, concurrency=N, prefetch={FAST_PREFETCH})`, successes batched (the default). "
         "÷ graphile-worker: the median of the rounds' ratios at the same jobs in flight. CPU per job "

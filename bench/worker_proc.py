@@ -1,7 +1,8 @@
 """A raquel_pg worker in a process of its own, started by the benchmark.
 
 ``python -m bench.worker_proc e2e DSN QUEUE CONCURRENCY [batch] [nondurable] [prefetch=N]``:
-an AsyncWorker with no-op jobs until SIGTERM (``batch``: batch_outcomes=True;
+an AsyncWorker with no-op jobs until SIGTERM, then prints ``first <epoch s>`` (its first handler
+start; ``first none``) (``batch``: batch_outcomes=True;
 ``nondurable``: durable_claims=False; ``prefetch=N``: prefetch=N), its pool at most 10 connections.
 ``python -m bench.worker_proc wake DSN QUEUE async|sync``: a worker with one
 slot that prints ``<payload> <time.time() at handler start>`` per job.
@@ -53,17 +54,21 @@ async def run_e2e(
     options: dict[str, Any],
     prefetch: int = 0,
 ) -> None:
-    """Runs no-op jobs of ``queue`` until SIGTERM."""
+    """Runs no-op jobs of ``queue`` until SIGTERM, then prints ``first <epoch s>``: when its first
+    handler started (``first none`` when none did)."""
+    first: list[float] = []
     async with AsyncRaquel(dsn, pool_size=min(concurrency, 10), **options) as rq:
 
         @rq.subscribe(
             queue, concurrency=concurrency, batch_outcomes=batched, durable_claims=durable_claims, prefetch=prefetch
         )
         async def noop(job: AsyncJob) -> None:
-            return None
+            if not first:
+                first.append(time.time())
 
         _announce_when_listening(noop)
         await noop.run(handle_signals=True)
+    print(f"first {first[0] if first else 'none'}", flush=True)
 
 
 def worker_options(flags: list[str]) -> dict[str, Any]:

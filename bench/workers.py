@@ -104,6 +104,17 @@ def await_ready(started: list[subprocess.Popen[str]], what: str) -> None:
             raise RuntimeError(f"{what} did not start: {line!r}")
 
 
+def first_handler_start(process: subprocess.Popen[str]) -> float | None:
+    """When a stopped ``bench.worker_proc e2e`` process's first handler started (epoch s, its
+    ``first`` line), or None (no job ran, or a worker that does not print it)."""
+    assert process.stdout is not None
+    for line in process.stdout.read().splitlines():
+        word, _, value = line.partition(" ")
+        if word == "first" and value != "none":
+            return float(value)
+    return None
+
+
 def stop(process: subprocess.Popen[str]) -> None:
     """SIGTERM (the worker's graceful stop), then waits; kills it after 30 s."""
     process.send_signal(signal.SIGTERM)
