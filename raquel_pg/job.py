@@ -128,10 +128,19 @@ class Job(JobControls, JobRecord):
     _interrupted: bool = False
 
     @classmethod
-    def _bind(cls, calls: JobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float) -> Job:
+    def _bind(
+        cls,
+        calls: JobCalls,
+        row: tuple[Any, ...],
+        sent_at: float,
+        lease_ms: int,
+        received_at: float,
+        claim: tuple[Any, ...] | None = None,
+    ) -> Job:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
-        as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_claim_row(row)
+        as of ``received_at`` (time.monotonic(), once per claim); ``claim``: as
+        :meth:`~raquel_pg.model.JobRecord.from_claim_row`'s."""
+        job = cls.from_claim_row(row, claim)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at
@@ -274,6 +283,7 @@ class Job(JobControls, JobRecord):
 
 _PRIORITY = JOB_COLUMNS.index("priority")
 _SCHEDULED_AT = JOB_COLUMNS.index("scheduled_at")
+_CLAIM_ID = JOB_COLUMNS.index("claim_id")
 
 
 def claim_order(row: tuple[Any, ...]) -> tuple[int, int]:
@@ -358,18 +368,27 @@ class JobCalls:
             },
             binary=True,
         )
+        # The one row that carries the claim's shared values (queries.sql, claim): the first as sent.
+        claim = next((row for row in rows if row[_CLAIM_ID] is not None), None)
         rows.sort(key=claim_order)  # the engine returns a level's rows in no particular order (0024)
-        return self.hold(rows, sent_at, lease)
+        return self.hold(rows, sent_at, lease, claim=claim)
 
     def hold(
-        self, rows: list[tuple[Any, ...]], sent_at: float, lease: int, leases_left: dict[UUID, int] | None = None
+        self,
+        rows: list[tuple[Any, ...]],
+        sent_at: float,
+        lease: int,
+        leases_left: dict[UUID, int] | None = None,
+        claim: tuple[Any, ...] | None = None,
     ) -> list[Job]:
         """The claimed ``rows`` (claimed with ``lease`` ms, sent at ``sent_at``: time.monotonic()) as jobs whose
         leases the client keeps; those it cannot decode are set aside (a failed attempt each, logged).
         ``leases_left``: by job id, the ms each job's lease had left at ``sent_at`` (jobs read while
-        handed, :mod:`raquel_pg.handoffs`), else the whole ``lease``."""
+        handed, :mod:`raquel_pg.handoffs`), else the whole ``lease``. ``claim``: the row of a
+        ``claim`` query's result that carries the values its rows share
+        (:meth:`~raquel_pg.model.JobRecord.from_claim_row`), else None: each row's own."""
         received_at = time.monotonic()
-        jobs = [Job._bind(self, row, sent_at, lease, received_at) for row in rows]
+        jobs = [Job._bind(self, row, sent_at, lease, received_at, claim) for row in rows]
         if leases_left is not None:
             for job in jobs:
                 job._lease_deadline = sent_at + leases_left[job.id] / 1000

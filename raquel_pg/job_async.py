@@ -128,11 +128,18 @@ class AsyncJob(AsyncJobControls, JobRecord):
 
     @classmethod
     def _bind(
-        cls, calls: AsyncJobCalls, row: tuple[Any, ...], sent_at: float, lease_ms: int, received_at: float
+        cls,
+        calls: AsyncJobCalls,
+        row: tuple[Any, ...],
+        sent_at: float,
+        lease_ms: int,
+        received_at: float,
+        claim: tuple[Any, ...] | None = None,
     ) -> AsyncJob:
         """The job of a claimed row: its lease from ``sent_at`` (when the claim was sent), claimed
-        as of ``received_at`` (time.monotonic(), once per claim)."""
-        job = cls.from_claim_row(row)
+        as of ``received_at`` (time.monotonic(), once per claim); ``claim``: as
+        :meth:`~raquel_pg.model.JobRecord.from_claim_row`'s."""
+        job = cls.from_claim_row(row, claim)
         job._calls = calls
         job._settled = False
         job._claimed_monotonic = received_at
@@ -277,6 +284,7 @@ class AsyncJob(AsyncJobControls, JobRecord):
 
 _PRIORITY = JOB_COLUMNS.index("priority")
 _SCHEDULED_AT = JOB_COLUMNS.index("scheduled_at")
+_CLAIM_ID = JOB_COLUMNS.index("claim_id")
 
 
 def claim_order(row: tuple[Any, ...]) -> tuple[int, int]:
@@ -361,18 +369,27 @@ class AsyncJobCalls:
             },
             binary=True,
         )
+        # The one row that carries the claim's shared values (queries.sql, claim): the first as sent.
+        claim = next((row for row in rows if row[_CLAIM_ID] is not None), None)
         rows.sort(key=claim_order)  # the engine returns a level's rows in no particular order (0024)
-        return await self.hold(rows, sent_at, lease)
+        return await self.hold(rows, sent_at, lease, claim=claim)
 
     async def hold(
-        self, rows: list[tuple[Any, ...]], sent_at: float, lease: int, leases_left: dict[UUID, int] | None = None
+        self,
+        rows: list[tuple[Any, ...]],
+        sent_at: float,
+        lease: int,
+        leases_left: dict[UUID, int] | None = None,
+        claim: tuple[Any, ...] | None = None,
     ) -> list[AsyncJob]:
         """The claimed ``rows`` (claimed with ``lease`` ms, sent at ``sent_at``: time.monotonic()) as jobs whose
         leases the client keeps; those it cannot decode are set aside (a failed attempt each, logged).
         ``leases_left``: by job id, the ms each job's lease had left at ``sent_at`` (jobs read while
-        handed, :mod:`raquel_pg.handoffs_async`), else the whole ``lease``."""
+        handed, :mod:`raquel_pg.handoffs_async`), else the whole ``lease``. ``claim``: the row of a
+        ``claim`` query's result that carries the values its rows share
+        (:meth:`~raquel_pg.model.JobRecord.from_claim_row`), else None: each row's own."""
         received_at = time.monotonic()
-        jobs = [AsyncJob._bind(self, row, sent_at, lease, received_at) for row in rows]
+        jobs = [AsyncJob._bind(self, row, sent_at, lease, received_at, claim) for row in rows]
         if leases_left is not None:
             for job in jobs:
                 job._lease_deadline = sent_at + leases_left[job.id] / 1000

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raquel_pg.model import JOB_COLUMNS, JobRecord
+from raquel_pg.model import CLAIM_WIDE, JOB_COLUMNS, JobRecord
 from raquel_pg.params import decode_payload
 
 
@@ -37,6 +37,29 @@ def test_from_claim_row_is_from_row() -> None:
     assert clamped == JobRecord.from_row(tuple(row))
     assert clamped.out_of_range == {"finished_at": 400_000_000_000_000}
     assert clamped.trace_context == '{"traceparent": "t"}'
+
+
+def test_from_claim_row_reads_the_claims_shared_values_from_the_row_carrying_them() -> None:
+    # The claim query sends status, claimed_by, claimed_at, lease_expires_at and claim_id in one
+    # row of a claim (CLAIM_WIDE), the others' NULL: built with that row, a row reads them from it.
+    carrying: list[Any] = [f"claim's {column}" for column in JOB_COLUMNS] + [None]
+    row: list[Any] = [f"row's {column}" for column in JOB_COLUMNS] + [None]
+    for values in (carrying, row):
+        for index, column in enumerate(JOB_COLUMNS):
+            if column.endswith("_at"):
+                values[index] = 1_700_000_000_000 + index + (0 if values is row else 1000)
+    for index in CLAIM_WIDE:
+        row[index] = None
+    expected = list(row)
+    for index in CLAIM_WIDE:
+        expected[index] = carrying[index]
+    assert JobRecord.from_claim_row(tuple(row), tuple(carrying)) == JobRecord.from_row(tuple(expected))
+    # A time outside datetime's range, in the row or in the claim's values: clamped and listed.
+    for values, column in ((row, "finished_at"), (carrying, "lease_expires_at")):
+        values[JOB_COLUMNS.index(column)] = expected[JOB_COLUMNS.index(column)] = 400_000_000_000_000
+        clamped = JobRecord.from_claim_row(tuple(row), tuple(carrying))
+        assert clamped == JobRecord.from_row(tuple(expected))
+        assert column in (clamped.out_of_range or {})
 
 
 def as_raquel_reads_it(text: str) -> Any:

@@ -308,6 +308,35 @@ def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(rq: Raquel,
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+def test_every_job_of_one_claim_shows_its_claim_as_stored(rq: Raquel, conn: Conn) -> None:
+    # The claim query sends the values its rows share (status, claimed_by, claimed_at,
+    # lease_expires_at, claim_id) in one row only: each job must still show its own row's.
+    seen: dict[uuid.UUID, list[Any]] = {}
+    release = [False]
+
+    @rq.subscribe("q", concurrency=5, claim_as="worker-7")
+    def handler(job: Job) -> None:
+        seen[job.id] = [job.status, job.claimed_by, job.claimed_at, job.lease_expires_at, job.claim_id]
+        while not release[0]:
+            sleep(0.01)
+
+    rq.enqueue_many("q", list(range(5)))
+    run = spawn(handler.run, name="worker")
+    wait_until(lambda: len(seen) == 5)
+    stored = {
+        job_id: rest
+        for job_id, *rest in conn.execute(
+            "SELECT id, status, claimed_by, raquel_ts(claimed_at), raquel_ts(lease_expires_at), claim_id"
+            " FROM raquel_jobs"
+        ).fetchall()
+    }
+    release[0] = True
+    handler.stop()
+    join([run], 10)
+    assert seen == stored
+    assert len({shown[-1] for shown in seen.values()}) == 1  # one claim: five rows, one carrying its values
+
+
 def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(rq: Raquel, conn: Conn) -> None:
     release = [False]
     running = [0, 0]  # now, most at once

@@ -305,6 +305,35 @@ async def test_the_worker_claims_all_free_slots_in_one_call_and_never_more(arq: 
     assert [count for _, count in claims] == [3]  # one call (one claimed_at), three jobs
 
 
+async def test_every_job_of_one_claim_shows_its_claim_as_stored(arq: AsyncRaquel, conn: Conn) -> None:
+    # The claim query sends the values its rows share (status, claimed_by, claimed_at,
+    # lease_expires_at, claim_id) in one row only: each job must still show its own row's.
+    seen: dict[uuid.UUID, list[Any]] = {}
+    release = [False]
+
+    @arq.subscribe("q", concurrency=5, claim_as="worker-7")
+    async def handler(job: AsyncJob) -> None:
+        seen[job.id] = [job.status, job.claimed_by, job.claimed_at, job.lease_expires_at, job.claim_id]
+        while not release[0]:
+            await asleep(0.01)
+
+    await arq.enqueue_many("q", list(range(5)))
+    run = aspawn(handler.run, name="worker")
+    await wait_until(lambda: len(seen) == 5)
+    stored = {
+        job_id: rest
+        for job_id, *rest in conn.execute(
+            "SELECT id, status, claimed_by, raquel_ts(claimed_at), raquel_ts(lease_expires_at), claim_id"
+            " FROM raquel_jobs"
+        ).fetchall()
+    }
+    release[0] = True
+    handler.stop()
+    await ajoin([run], 10)
+    assert seen == stored
+    assert len({shown[-1] for shown in seen.values()}) == 1  # one claim: five rows, one carrying its values
+
+
 async def test_prefetch_claims_ahead_runs_concurrency_at_once_and_stop_hands_the_rest_back(
     arq: AsyncRaquel, conn: Conn
 ) -> None:
