@@ -120,7 +120,9 @@ class Results:
             while True:
                 if watch_id is None and self._notifier.listening:
                     # Registered only once the LISTEN is proved: the
-                    # notification it causes cannot be missed.
+                    # notification it causes cannot be missed. A wake-up
+                    # before it (the LISTEN's start) is not its job's end.
+                    woken.clear()
                     watch_id = (self._fetch("result_watch", {"job_id": job_id}))[0][0]
                 heard = heard or (watch_id is not None and woken.is_set())
                 woken.clear()

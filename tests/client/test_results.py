@@ -90,6 +90,27 @@ def test_result_waits_for_the_job_to_finish(rq: Raquel, conn: Conn) -> None:
     assert conn.execute(WATCHED).fetchone() == (0,)
 
 
+def test_result_of_a_job_ending_before_its_registration_leaves_no_registration(
+    rq: Raquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The job ends after result() first read it unfinished and before its registration is
+    # inserted: no statement serves that registration (0034_results_served). result() reads the
+    # job finished without having heard of it, and deletes the registration itself.
+    enqueued = rq.enqueue("q", 1)
+    job = rq.claim("q")
+    assert job is not None
+    fetch = rq._fetch
+
+    def fetch_ending_the_job_first(query: str, *args: Any, **kwargs: Any) -> Any:
+        if query == "result_watch":
+            job.complete(7)
+        return fetch(query, *args, **kwargs)
+
+    monkeypatch.setattr(rq, "_fetch", fetch_ending_the_job_first)
+    assert rq.result(enqueued.id, timeout=30) == 7
+    assert conn.execute(WATCHED).fetchone() == (0,)
+
+
 def test_result_raises_timeout_error_and_unregisters(rq: Raquel, conn: Conn) -> None:
     enqueued = rq.enqueue("q", 1)
     started = time.monotonic()

@@ -87,6 +87,27 @@ async def test_result_waits_for_the_job_to_finish(arq: AsyncRaquel, conn: Conn) 
     assert conn.execute(WATCHED).fetchone() == (0,)
 
 
+async def test_result_of_a_job_ending_before_its_registration_leaves_no_registration(
+    arq: AsyncRaquel, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The job ends after result() first read it unfinished and before its registration is
+    # inserted: no statement serves that registration (0034_results_served). result() reads the
+    # job finished without having heard of it, and deletes the registration itself.
+    enqueued = await arq.enqueue("q", 1)
+    job = await arq.claim("q")
+    assert job is not None
+    fetch = arq._fetch
+
+    async def fetch_ending_the_job_first(query: str, *args: Any, **kwargs: Any) -> Any:
+        if query == "result_watch":
+            await job.complete(7)
+        return await fetch(query, *args, **kwargs)
+
+    monkeypatch.setattr(arq, "_fetch", fetch_ending_the_job_first)
+    assert await arq.result(enqueued.id, timeout=30) == 7
+    assert conn.execute(WATCHED).fetchone() == (0,)
+
+
 async def test_result_raises_timeout_error_and_unregisters(arq: AsyncRaquel, conn: Conn) -> None:
     enqueued = await arq.enqueue("q", 1)
     started = time.monotonic()
